@@ -1,0 +1,75 @@
+"""A weight-free embedder: statistics of the log-mel spectrogram.
+
+Needs no download, is deterministic and fast; it is the offline default and
+the baseline every pretrained model is compared with.
+"""
+
+from __future__ import annotations
+
+import torch
+import torchaudio
+
+from audio_embed.embedders.base import Embedder
+
+__all__ = ["LogMelEmbedder"]
+
+
+class LogMelEmbedder(Embedder):
+    """Per-band statistics of a log-mel spectrogram.
+
+    For each of ``n_mels`` bands: the mean, standard deviation and maximum of
+    the log-mel energy over the window, and the mean absolute frame-to-frame
+    difference (how much the band fluctuates). ``dim = 4 * n_mels``.
+
+    Args:
+        n_mels: mel bands (64 by default, 50 Hz to 8 kHz).
+        n_fft: FFT size in samples (512 = 32 ms at 16 kHz).
+        hop_length: frame step in samples (160 = 10 ms).
+    """
+
+    name = "LOGMEL"
+    STATS = ("mean", "std", "max", "delta")
+
+    def __init__(
+        self,
+        n_mels: int = 64,
+        n_fft: int = 512,
+        hop_length: int = 160,
+        f_min: float = 50.0,
+        f_max: float = 8000.0,
+        device: str | torch.device | None = None,
+    ) -> None:
+        self.n_mels = n_mels
+        self.hop_length = hop_length
+        self.dim = len(self.STATS) * n_mels
+        self.min_samples = n_fft
+        self.melspec = torchaudio.transforms.MelSpectrogram(
+            sample_rate=self.sample_rate,
+            n_fft=n_fft,
+            hop_length=hop_length,
+            f_min=f_min,
+            f_max=f_max,
+            n_mels=n_mels,
+            power=2.0,
+            center=False,
+        )
+        self.to(device or "cpu")
+
+    def frames(self, waveforms: torch.Tensor) -> torch.Tensor:
+        """Log-mel frames ``[B, T, n_mels]`` (natural log, floored at 1e-10)."""
+        return torch.log(self.melspec(waveforms).clamp_min(1e-10)).transpose(1, 2)
+
+    @staticmethod
+    def statistics(frames: torch.Tensor) -> torch.Tensor:
+        """Pool log-mel frames ``[B, T, M]`` into ``[B, 4 * M]`` statistics."""
+        mean = frames.mean(dim=1)
+        std = frames.std(dim=1, unbiased=False)
+        peak = frames.amax(dim=1)
+        if frames.shape[1] > 1:
+            delta = (frames[:, 1:] - frames[:, :-1]).abs().mean(dim=1)
+        else:
+            delta = torch.zeros_like(mean)
+        return torch.cat([mean, std, peak, delta], dim=-1)
+
+    def _embed_batch(self, waveforms: torch.Tensor) -> torch.Tensor:
+        return self.statistics(self.frames(waveforms))

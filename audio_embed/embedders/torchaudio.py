@@ -1,0 +1,156 @@
+"""wav2vec 2.0, HuBERT and WavLM encoders from :mod:`torchaudio.pipelines`.
+
+A torchaudio bundle is data (checkpoint path, architecture parameters, sample
+rate); :class:`TorchaudioEmbedder` builds the architecture from it and loads
+the official weights: from the bundle (downloaded once into the torch hub
+cache on a connected machine) or from a local checkpoint file offline.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from audio_embed.embedders.base import LayeredEmbedder, default_device
+from audio_embed.errors import CheckpointError, UnknownEmbedderError
+
+__all__ = ["TORCHAUDIO_BUNDLES", "TorchaudioEmbedder", "bundle_cache_path"]
+
+#: Registry name -> (torchaudio.pipelines attribute, dim, blocks, licence).
+TORCHAUDIO_BUNDLES: dict[str, tuple[str, int, int, str]] = {
+    "WAV2VEC2_BASE": ("WAV2VEC2_BASE", 768, 12, "MIT (fairseq)"),
+    "WAV2VEC2_LARGE": ("WAV2VEC2_LARGE", 1024, 24, "MIT (fairseq)"),
+    "WAV2VEC2_LARGE_LV60K": ("WAV2VEC2_LARGE_LV60K", 1024, 24, "MIT (fairseq)"),
+    "WAV2VEC2_XLSR53": ("WAV2VEC2_XLSR53", 1024, 24, "MIT (fairseq)"),
+    "HUBERT_BASE": ("HUBERT_BASE", 768, 12, "MIT (fairseq)"),
+    "HUBERT_LARGE": ("HUBERT_LARGE", 1024, 24, "MIT (fairseq)"),
+    "HUBERT_XLARGE": ("HUBERT_XLARGE", 1280, 48, "MIT (fairseq)"),
+    "WAVLM_BASE": ("WAVLM_BASE", 768, 12, "MIT (microsoft/unilm)"),
+    "WAVLM_BASE_PLUS": ("WAVLM_BASE_PLUS", 768, 12, "MIT (microsoft/unilm)"),
+    "WAVLM_LARGE": ("WAVLM_LARGE", 1024, 24, "MIT (microsoft/unilm)"),
+}
+
+
+def _bundle(bundle_name: str) -> Any:
+    import torchaudio.pipelines
+
+    bundle = getattr(torchaudio.pipelines, bundle_name, None)
+    if bundle is None or not hasattr(bundle, "_params"):
+        raise UnknownEmbedderError(
+            f"torchaudio.pipelines has no wav2vec2-family bundle named {bundle_name!r}. "
+            f"Known: {', '.join(sorted(TORCHAUDIO_BUNDLES))}."
+        )
+    return bundle
+
+
+def bundle_cache_path(bundle_name: str) -> Path:
+    """Where torch hub caches the bundle's checkpoint (it may not exist yet)."""
+    bundle = _bundle(bundle_name)
+    return Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(bundle._path)
+
+
+def _build_architecture(bundle: Any) -> torch.nn.Module:
+    from torchaudio.models import wav2vec2_model, wavlm_model
+
+    params = dict(bundle._params)
+    if getattr(bundle, "_model_type", "") == "WavLM":
+        return wavlm_model(**params)
+    return wav2vec2_model(**params)
+
+
+def _load_checkpoint(bundle: Any, checkpoint: str | os.PathLike[str]) -> torch.nn.Module:
+    path = Path(checkpoint).expanduser()
+    if not path.is_file():
+        raise CheckpointError(f"Checkpoint file not found: {path}")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise CheckpointError(f"{path}: not a loadable torch checkpoint ({exc}).") from exc
+    if isinstance(state, dict) and "model" in state and isinstance(state["model"], dict):
+        state = state["model"]
+    if not isinstance(state, dict):
+        raise CheckpointError(f"{path}: expected a state dict, found {type(state).__name__}.")
+    model = _build_architecture(bundle)
+    result = model.load_state_dict(state, strict=False)
+    if result.missing_keys or result.unexpected_keys:
+        raise CheckpointError(
+            f"{path} does not fit the {bundle._path} architecture: "
+            f"{len(result.missing_keys)} missing keys (e.g. {result.missing_keys[:3]}), "
+            f"{len(result.unexpected_keys)} unexpected keys (e.g. {result.unexpected_keys[:3]})."
+        )
+    return model
+
+
+class TorchaudioEmbedder(LayeredEmbedder):
+    """A wav2vec2-family encoder (wav2vec 2.0, HuBERT, WavLM) from torchaudio.
+
+    Args:
+        bundle: name of a :mod:`torchaudio.pipelines` bundle, e.g. ``"HUBERT_BASE"``.
+        checkpoint: a local state-dict file to load instead of downloading
+            (what ``torch.save(bundle.get_model().state_dict(), path)`` writes,
+            or the file in the torch hub cache).
+        model: an already built ``torchaudio.models.Wav2Vec2Model`` (tests use
+            tiny random-weight ones); overrides ``bundle`` weights.
+        device: where to run; CUDA when present by default.
+        normalize_waveform: zero-mean unit-variance input per waveform, as the
+            bundle was trained with (the LV60K / XLSR / large HuBERT models).
+            Defaults to the bundle's own setting.
+
+    The embedding is the mean over time of the encoder output (``model(x)``).
+    For the pre-LayerNorm large models that output has the final LayerNorm
+    applied; :meth:`hidden_states` returns the raw block outputs.
+    """
+
+    def __init__(
+        self,
+        bundle: str = "HUBERT_BASE",
+        *,
+        checkpoint: str | os.PathLike[str] | None = None,
+        model: torch.nn.Module | None = None,
+        device: str | torch.device | None = None,
+        normalize_waveform: bool | None = None,
+        name: str | None = None,
+    ) -> None:
+        self.bundle_name = bundle.upper()
+        self.name = name or self.bundle_name
+        if model is None:
+            spec = _bundle(self.bundle_name)
+            if checkpoint is not None:
+                model = _load_checkpoint(spec, checkpoint)
+            else:
+                try:
+                    loaded = spec.get_model()
+                    # unwrap torchaudio's input-normalising wrapper; we normalise ourselves
+                    model = getattr(loaded, "model", loaded)
+                except Exception as exc:
+                    raise CheckpointError(
+                        f"Could not load the {self.bundle_name} weights ({exc}). On a machine "
+                        "without network access, pass checkpoint=<path to the .pth file>."
+                    ) from exc
+            if normalize_waveform is None:
+                normalize_waveform = bool(getattr(spec, "_normalize_waveform", False))
+            self.sample_rate = int(spec.sample_rate)
+        self.normalize_waveform = bool(normalize_waveform)
+        self.model = model.eval()
+        self.num_layers = len(self.model.encoder.transformer.layers)
+        self.dim = int(self.model.encoder.transformer.layers[0].final_layer_norm.normalized_shape[0])
+        self.to(device or default_device())
+
+    def _normalize(self, waveforms: torch.Tensor) -> torch.Tensor:
+        if not self.normalize_waveform:
+            return waveforms
+        # Per waveform, as fairseq normalises each utterance. (torchaudio's wrapper
+        # normalises the whole batch tensor jointly, which makes an embedding depend
+        # on its batch neighbours.)
+        return torch.nn.functional.layer_norm(waveforms, waveforms.shape[-1:])
+
+    def _embed_batch(self, waveforms: torch.Tensor) -> torch.Tensor:
+        features, _ = self.model(self._normalize(waveforms))
+        return features.mean(dim=1)
+
+    def _hidden_states(self, waveforms: torch.Tensor, num_layers: int) -> list[torch.Tensor]:
+        states, _ = self.model.extract_features(self._normalize(waveforms), num_layers=num_layers)
+        return list(states)
