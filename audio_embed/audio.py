@@ -22,7 +22,6 @@ import torch
 from attrs import frozen
 
 from audio_embed.errors import (
-
     AudioFileNotFoundError,
     CorruptAudioError,
     EmptyAudioError,
@@ -101,7 +100,7 @@ def _ffmpeg_reason(exc: BaseException) -> str:
 
 def _audio_stream(p: Path, container: av.container.InputContainer) -> av.audio.stream.AudioStream:
     if not container.streams.audio:
-        kinds = sorted({s.type for s in container.streams}) or ["none"]
+        kinds: list[str] = sorted({str(s.type) for s in container.streams}) or ["none"]
         raise NoAudioStreamError(
             p, f"the file has no audio stream (streams found: {', '.join(kinds)})"
         )
@@ -236,7 +235,5 @@ def resample(audio: np.ndarray, orig_sr: int, new_sr: int) -> np.ndarray:
     import torchaudio.functional as AF
 
     tensor = torch.from_numpy(np.ascontiguousarray(audio, dtype=np.float32))
-    return AF.resample(tensor, int(orig_sr), int(new_sr)).numpy()
-
-
-
+    out: np.ndarray = AF.resample(tensor, int(orig_sr), int(new_sr)).numpy()
+    return out

@@ -62,6 +62,10 @@ def quartile_layers(num_layers: int) -> tuple[int, ...]:
     return (n // 4, n // 2, 3 * n // 4, n)
 
 
+def _upper(name: str) -> str:
+    return str(name).strip().upper()
+
+
 @frozen(kw_only=True)
 class EmbedderSpec:
     """What the registry knows about one named embedder, without building it.
@@ -81,7 +85,7 @@ class EmbedderSpec:
             machine now (in a cache or at a local path), without downloading.
     """
 
-    name: str = field(converter=str.upper)
+    name: str = field(converter=_upper)
     factory: Callable[..., Embedder]
     dim: int
     num_layers: int | None = None
@@ -124,7 +128,9 @@ def register_embedder(spec: EmbedderSpec, *, overwrite: bool = False) -> Embedde
             f"register {spec.name[: -len(ML_SUFFIX)]!r} with num_layers set instead."
         )
     if spec.dim <= 0:
-        raise AudioEmbedError(f"The 'dim' of EmbedderSpec {spec.name!r} must be > 0. Got {spec.dim}.")
+        raise AudioEmbedError(
+            f"The 'dim' of EmbedderSpec {spec.name!r} must be > 0. Got {spec.dim}."
+        )
     with _LOCK:
         if spec.name in _REGISTRY and not overwrite and _REGISTRY[spec.name] != spec:
             raise AudioEmbedError(

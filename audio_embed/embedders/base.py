@@ -133,7 +133,9 @@ class Embedder(abc.ABC):
         return out.detach().float().cpu()
 
     @final
-    def _prepare(self, waveforms: torch.Tensor | np.ndarray, sample_rate: int | None) -> torch.Tensor:
+    def _prepare(
+        self, waveforms: torch.Tensor | np.ndarray, sample_rate: int | None
+    ) -> torch.Tensor:
         owner = type(self).__name__
         if sample_rate is not None and int(sample_rate) != self.sample_rate:
             raise InvalidInputError(

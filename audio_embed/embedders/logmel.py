@@ -56,8 +56,12 @@ class LogMelEmbedder(Embedder):
         self.to(device or "cpu")
 
     def frames(self, waveforms: torch.Tensor) -> torch.Tensor:
-        """Log-mel frames ``[B, T, n_mels]`` (natural log, floored at 1e-10)."""
-        return torch.log(self.melspec(waveforms).clamp_min(1e-10)).transpose(1, 2)
+        """Log-mel frames ``[B, T, n_mels]``: natural log of mel power + 1e-4.
+
+        The offset keeps empty bands from measuring numerical noise (int16
+        quantisation alone is far below it).
+        """
+        return torch.log(self.melspec(waveforms) + 1e-4).transpose(1, 2)
 
     @staticmethod
     def statistics(frames: torch.Tensor) -> torch.Tensor:

@@ -49,16 +49,17 @@ def _bundle(bundle_name: str) -> Any:
 def bundle_cache_path(bundle_name: str) -> Path:
     """Where torch hub caches the bundle's checkpoint (it may not exist yet)."""
     bundle = _bundle(bundle_name)
-    return Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(bundle._path)
+    filename: str = os.path.basename(bundle._path)
+    return Path(torch.hub.get_dir()) / "checkpoints" / filename
 
 
 def _build_architecture(bundle: Any) -> torch.nn.Module:
     from torchaudio.models import wav2vec2_model, wavlm_model
 
     params = dict(bundle._params)
-    if getattr(bundle, "_model_type", "") == "WavLM":
-        return wavlm_model(**params)
-    return wav2vec2_model(**params)
+    factory = wavlm_model if getattr(bundle, "_model_type", "") == "WavLM" else wav2vec2_model
+    model: torch.nn.Module = factory(**params)
+    return model
 
 
 def _load_checkpoint(bundle: Any, checkpoint: str | os.PathLike[str]) -> torch.nn.Module:
@@ -134,9 +135,10 @@ class TorchaudioEmbedder(LayeredEmbedder):
                 normalize_waveform = bool(getattr(spec, "_normalize_waveform", False))
             self.sample_rate = int(spec.sample_rate)
         self.normalize_waveform = bool(normalize_waveform)
-        self.model = model.eval()
-        self.num_layers = len(self.model.encoder.transformer.layers)
-        self.dim = int(self.model.encoder.transformer.layers[0].final_layer_norm.normalized_shape[0])
+        arch: Any = model.eval()
+        self.model = arch
+        self.num_layers = len(arch.encoder.transformer.layers)
+        self.dim = int(arch.encoder.transformer.layers[0].final_layer_norm.normalized_shape[0])
         self.to(device or default_device())
 
     def _normalize(self, waveforms: torch.Tensor) -> torch.Tensor:
@@ -148,7 +150,7 @@ class TorchaudioEmbedder(LayeredEmbedder):
         return torch.nn.functional.layer_norm(waveforms, waveforms.shape[-1:])
 
     def _embed_batch(self, waveforms: torch.Tensor) -> torch.Tensor:
-        features, _ = self.model(self._normalize(waveforms))
+        features: torch.Tensor = self.model(self._normalize(waveforms))[0]
         return features.mean(dim=1)
 
     def _hidden_states(self, waveforms: torch.Tensor, num_layers: int) -> list[torch.Tensor]:

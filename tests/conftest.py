@@ -1,0 +1,101 @@
+"""Shared fixtures: synthetic audio files and a guard that no test touches the network."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+
+SR = 16000
+
+
+@pytest.fixture(autouse=True)
+def no_network(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Fail any test that opens a non-local connection (no downloads in tests)."""
+    real_connect = socket.socket.connect
+
+    def guarded(self: socket.socket, address: object) -> object:
+        host = address[0] if isinstance(address, tuple) else address
+        if (
+            isinstance(host, str)
+            and host not in ("127.0.0.1", "localhost", "::1")
+            and "/" not in host
+        ):
+            raise RuntimeError(f"test tried to reach the network: {address!r}")
+        return real_connect(self, address)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(socket.socket, "connect", guarded)
+
+
+def tone(freq: float, seconds: float, sr: int = SR, amp: float = 0.3) -> np.ndarray:
+    t = np.arange(round(seconds * sr)) / sr
+    return (amp * np.sin(2 * np.pi * freq * t)).astype(np.float32)
+
+
+def write_media(path: Path, audio: np.ndarray, sr: int, *, video: bool = False) -> Path:
+    """Write mono or [channels, N] float audio with PyAV, codec chosen by extension."""
+    audio = np.atleast_2d(np.asarray(audio, dtype=np.float32))
+    channels = audio.shape[0]
+    layout = {1: "mono", 2: "stereo", 6: "5.1"}[channels]
+    ext = path.suffix.lower()
+    codec, fmt = {
+        ".wav": ("pcm_s16le", "s16"),
+        ".flac": ("flac", "s16"),
+        ".ogg": ("libopus", "flt"),
+        ".mp3": ("libmp3lame", "fltp"),
+        ".mp4": ("aac", "fltp"),
+        ".m4a": ("aac", "fltp"),
+        ".mkv": ("aac", "fltp"),
+        ".mov": ("aac", "fltp"),
+        ".webm": ("libopus", "flt"),
+    }[ext]
+    with av.open(str(path), "w") as out:
+        if video:
+            vs = out.add_stream("mpeg4" if ext != ".webm" else "libvpx", rate=5)
+            vs.width, vs.height, vs.pix_fmt = 32, 32, "yuv420p"
+        stream = out.add_stream(codec, rate=sr if codec != "libopus" else 48000, layout=layout)
+        if codec == "libopus" and sr != 48000:  # opus runs at 48 kHz only
+            from audio_embed.audio import resample
+
+            audio = resample(audio, sr, 48000)
+            sr = 48000
+        frame_len = 1024
+        pts = 0
+        if fmt == "s16":
+            data = (np.clip(audio, -1, 1) * 32767).astype(np.int16)
+        else:
+            data = audio
+        for start in range(0, data.shape[1], frame_len):
+            block = data[:, start : start + frame_len]
+            if fmt in ("s16", "flt"):
+                arr = np.ascontiguousarray(block.T.reshape(1, -1))
+            else:
+                arr = np.ascontiguousarray(block)
+            frame = av.AudioFrame.from_ndarray(arr, format=fmt, layout=layout)
+            frame.sample_rate = sr
+            frame.pts = pts
+            pts += block.shape[1]
+            for packet in stream.encode(frame):
+                out.mux(packet)
+        for packet in stream.encode(None):
+            out.mux(packet)
+        if video:
+            n_frames = max(1, int(data.shape[1] / sr * 5))
+            for i in range(n_frames):
+                img = np.full((32, 32, 3), (i * 7) % 255, dtype=np.uint8)
+                vf = av.VideoFrame.from_ndarray(img, format="rgb24")
+                vf.pts = i
+                for packet in vs.encode(vf):
+                    out.mux(packet)
+            for packet in vs.encode(None):
+                out.mux(packet)
+    return path
+
+
+@pytest.fixture
+def tone_file(tmp_path: Path) -> Iterator[Path]:
+    yield write_media(tmp_path / "tone.wav", tone(440.0, 3.0), SR)
