@@ -24,7 +24,7 @@ Adding a model::
 from __future__ import annotations
 
 import abc
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import final
 
 import numpy as np
@@ -152,6 +152,45 @@ class Embedder(abc.ABC):
     @abc.abstractmethod
     def _embed_batch(self, waveforms: torch.Tensor) -> torch.Tensor:
         """Embed a validated float32 ``[B, N]`` batch on :attr:`device`. Returns ``[B, dim]``."""
+
+    def cache_id(self) -> str:
+        """A string that changes whenever this embedder's output would change.
+
+        The embedding cache keys entries with it. The default is the name and
+        dimension; subclasses with settings that change the output (a checkpoint,
+        a pooling mode) add them.
+        """
+        return f"{self.name}:{self.dim}"
+
+    def embed_windows(
+        self,
+        audio: np.ndarray,
+        starts: np.ndarray,
+        window: float,
+        *,
+        batch_size: int = 16,
+        on_batch: Callable[[int], None] | None = None,
+    ) -> np.ndarray:
+        """Embed windows of ``window`` seconds starting at ``starts`` (seconds) in ``audio``.
+
+        ``audio`` is mono at :attr:`sample_rate`. A window reaching past the
+        end of ``audio`` is zero-padded. Returns float32 ``[len(starts), dim]``.
+        ``on_batch(n)`` is called after each batch of ``n`` windows (progress,
+        cancellation).
+        """
+        length = round(window * self.sample_rate)
+        out = np.empty((len(starts), self.dim), dtype=np.float32)
+        for lo in range(0, len(starts), batch_size):
+            chunk = starts[lo : lo + batch_size]
+            batch = np.zeros((len(chunk), length), dtype=np.float32)
+            for i, start in enumerate(chunk):
+                a = round(float(start) * self.sample_rate)
+                piece = audio[a : a + length]
+                batch[i, : len(piece)] = piece
+            out[lo : lo + len(chunk)] = self.embed(batch).numpy()
+            if on_batch is not None:
+                on_batch(len(chunk))
+        return out
 
     def to(self, device: str | torch.device) -> Embedder:
         """Move the model to ``device`` and return ``self``."""

@@ -6,6 +6,9 @@ the baseline every pretrained model is compared with.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
+import numpy as np
 import torch
 import torchaudio
 
@@ -77,3 +80,43 @@ class LogMelEmbedder(Embedder):
 
     def _embed_batch(self, waveforms: torch.Tensor) -> torch.Tensor:
         return self.statistics(self.frames(waveforms))
+
+    def embed_windows(
+        self,
+        audio: np.ndarray,
+        starts: np.ndarray,
+        window: float,
+        *,
+        batch_size: int = 16,
+        on_batch: Callable[[int], None] | None = None,
+    ) -> np.ndarray:
+        """Compute the log-mel frames of ``audio`` once and pool them per window.
+
+        Exactly equal to embedding each window on its own whenever the window
+        starts on a frame boundary (a multiple of 10 ms); other starts are
+        embedded one by one.
+        """
+        length = max(round(window * self.sample_rate), self.min_samples)
+        first = np.round(np.asarray(starts, dtype=np.float64) * self.sample_rate).astype(np.int64)
+        aligned = first % self.hop_length == 0
+        out = np.empty((len(starts), self.dim), dtype=np.float32)
+        if (~aligned).any():
+            out[~aligned] = super().embed_windows(
+                audio, starts[~aligned], window, batch_size=batch_size
+            )
+        if aligned.any():
+            need = int(first[aligned].max()) + length
+            padded = np.zeros(max(need, len(audio)), dtype=np.float32)
+            padded[: len(audio)] = audio
+            n_frames = (length - self.melspec.spectrogram.n_fft) // self.hop_length + 1
+            with torch.inference_mode():
+                frames = self.frames(self._prepare(padded, None))[0]
+                idx = torch.from_numpy(first[aligned] // self.hop_length)
+                rows = []
+                for lo in range(0, len(idx), batch_size):
+                    sel = idx[lo : lo + batch_size, None] + torch.arange(n_frames)[None, :]
+                    rows.append(self.statistics(frames[sel]))
+                    if on_batch is not None:
+                        on_batch(len(sel))
+            out[aligned] = torch.cat(rows).float().cpu().numpy()
+        return out

@@ -84,6 +84,9 @@ class MultiLayerEmbedder(Embedder):
         self.device = self.base.device
         return self
 
+    def cache_id(self) -> str:
+        return f"{self.base.cache_id()}:layers={','.join(map(str, self.layers))}"
+
     def _embed_batch(self, waveforms: torch.Tensor) -> torch.Tensor:
         states = self.base._hidden_states(waveforms, max(self.layers))
         return torch.cat([self.base.pool(states[k - 1]) for k in self.layers], dim=-1)

@@ -1,0 +1,142 @@
+"""An on-disk cache of sliding-window embeddings, so a re-scan never decodes.
+
+An entry is keyed by the file's identity (resolved path, size, mtime in ns),
+the embedder's :meth:`~audio_embed.Embedder.cache_id`, the window settings and
+the cache format version. Entries are ``.npz`` files written atomically
+(temporary file, then rename): a crash or a full disk never leaves a partial
+entry under a real name. An unreadable or corrupt entry is recomputed with a
+warning; an unwritable cache directory only costs a warning.
+
+Location: ``$AUDIO_EMBED_CACHE_DIR`` when set, else the platform's user cache
+directory (``~/.cache/audio_embed/embeddings`` on Linux), or the ``directory``
+argument.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import tempfile
+import zipfile
+from pathlib import Path
+
+import numpy as np
+from attrs import frozen
+
+__all__ = ["CACHE_ENV", "CACHE_FORMAT_VERSION", "CachedEmbeddings", "EmbeddingCache"]
+
+log = logging.getLogger(__name__)
+
+CACHE_ENV = "AUDIO_EMBED_CACHE_DIR"
+CACHE_FORMAT_VERSION = 1
+
+
+@frozen
+class CachedEmbeddings:
+    """Sliding-window embeddings of one file."""
+
+    starts: np.ndarray
+    embeddings: np.ndarray
+    duration: float
+
+
+def default_cache_dir() -> Path:
+    env = os.environ.get(CACHE_ENV)
+    if env:
+        return Path(env).expanduser()
+    from platformdirs import user_cache_dir
+
+    return Path(user_cache_dir("audio_embed")) / "embeddings"
+
+
+class EmbeddingCache:
+    """Sliding-window embeddings on disk, one ``.npz`` per (file, settings)."""
+
+    def __init__(self, directory: str | os.PathLike[str] | None = None) -> None:
+        self.directory = Path(directory).expanduser() if directory else default_cache_dir()
+        self._warned_unwritable = False
+
+    def key(self, path: str | os.PathLike[str], settings: dict[str, object]) -> str | None:
+        """The entry name for ``path`` with ``settings``, or None if the file is gone."""
+        try:
+            p = Path(path).resolve()
+            st = p.stat()
+        except OSError:
+            return None
+        identity = {
+            "path": str(p),
+            "size": st.st_size,
+            "mtime_ns": st.st_mtime_ns,
+            "format": CACHE_FORMAT_VERSION,
+            **settings,
+        }
+        blob = json.dumps(identity, sort_keys=True, default=str).encode()
+        return hashlib.sha256(blob).hexdigest()[:32]
+
+    def _file(self, key: str) -> Path:
+        return self.directory / f"{key}.npz"
+
+    def get(self, key: str | None) -> CachedEmbeddings | None:
+        """The cached entry, or None (missing, unreadable or corrupt: with a warning)."""
+        if key is None:
+            return None
+        path = self._file(key)
+        if not path.exists():
+            return None
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                entry = CachedEmbeddings(
+                    starts=np.asarray(data["starts"], dtype=np.float64),
+                    embeddings=np.asarray(data["embeddings"], dtype=np.float32),
+                    duration=float(data["duration"]),
+                )
+            if entry.embeddings.ndim != 2 or len(entry.starts) != len(entry.embeddings):
+                raise ValueError("inconsistent shapes")
+            return entry
+        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as exc:
+            log.warning("Embedding cache entry %s is unreadable (%s); recomputing it.", path, exc)
+            return None
+
+    def put(self, key: str | None, entry: CachedEmbeddings) -> bool:
+        """Store ``entry`` atomically. Returns False (and warns once) when it cannot."""
+        if key is None:
+            return False
+        target = self._file(key)
+        tmp: str | None = None
+        try:
+            self.directory.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".npz", dir=self.directory)
+            with os.fdopen(fd, "wb") as fh:
+                np.savez(
+                    fh,
+                    starts=entry.starts,
+                    embeddings=entry.embeddings,
+                    duration=np.float64(entry.duration),
+                )
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, target)
+            tmp = None
+            return True
+        except OSError as exc:
+            if not self._warned_unwritable:
+                log.warning(
+                    "Cannot write the embedding cache in %s (%s); continuing without it.",
+                    self.directory,
+                    exc,
+                )
+                self._warned_unwritable = True
+            return False
+        finally:
+            if tmp is not None:
+                Path(tmp).unlink(missing_ok=True)
+
+    def clear(self) -> int:
+        """Delete every entry; returns how many were removed."""
+        n = 0
+        for f in self.directory.glob("*.npz"):
+            f.unlink(missing_ok=True)
+            n += 1
+        return n

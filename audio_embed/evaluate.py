@@ -1,0 +1,160 @@
+"""Detection quality: event precision / recall / F1, window ROC AUC, calibration.
+
+A labelled target event is *found* when a detection overlaps it; a detection
+that overlaps no target event is a *false positive*. A window is labelled
+positive when it overlaps a target event.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import os
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+from attrs import frozen
+
+from audio_embed.errors import MarkerError
+from audio_embed.scanner import Detection, ScanResult
+
+__all__ = ["Evaluation", "LabelledEvent", "evaluate", "read_labels"]
+
+
+@frozen
+class LabelledEvent:
+    """One row of a labels CSV (``split,file,onset,offset,label``)."""
+
+    file: str
+    onset: float
+    offset: float
+    label: str
+    split: str = ""
+
+
+def read_labels(path: str | os.PathLike[str]) -> list[LabelledEvent]:
+    """Read a labels CSV with columns ``file,onset,offset,label`` (and optionally ``split``)."""
+    p = Path(path)
+    try:
+        with p.open(newline="", encoding="utf-8-sig") as fh:
+            rows = list(csv.DictReader(fh))
+    except OSError as exc:
+        raise MarkerError(f"Cannot read labels file {p}: {exc}") from exc
+    out = []
+    for n, row in enumerate(rows, start=2):
+        try:
+            onset, offset = float(row["onset"]), float(row["offset"])
+            if not (math.isfinite(onset) and math.isfinite(offset)) or offset < onset:
+                raise ValueError("onset/offset must be finite with offset >= onset")
+            out.append(
+                LabelledEvent(
+                    file=row["file"],
+                    onset=onset,
+                    offset=offset,
+                    label=row["label"],
+                    split=row.get("split") or "",
+                )
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise MarkerError(f"{p}, line {n}: bad label row {row!r} ({exc}).") from exc
+    return out
+
+
+@frozen
+class Evaluation:
+    """Scores of a scanner on labelled recordings."""
+
+    n_events: int
+    n_found: int
+    n_detections: int
+    n_false_positives: int
+    precision: float
+    recall: float
+    f1: float
+    window_auc: float
+    window_ap: float
+    brier: float
+    ece: float
+    minutes: float
+
+    @property
+    def false_positives_per_minute(self) -> float:
+        return self.n_false_positives / self.minutes if self.minutes else 0.0
+
+    def as_dict(self) -> dict[str, float]:
+        from attrs import asdict
+
+        d = asdict(self)
+        d["false_positives_per_minute"] = self.false_positives_per_minute
+        return d
+
+
+def _overlaps(a0: float, a1: float, b0: float, b1: float) -> bool:
+    return a0 < b1 and b0 < a1
+
+
+def expected_calibration_error(y: np.ndarray, p: np.ndarray, bins: int = 10) -> float:
+    """Weighted mean |accuracy - confidence| over equal-width probability bins."""
+    if len(y) == 0:
+        return float("nan")
+    edges = np.linspace(0.0, 1.0, bins + 1)
+    idx = np.clip(np.digitize(p, edges[1:-1]), 0, bins - 1)
+    err = 0.0
+    for b in range(bins):
+        m = idx == b
+        if m.any():
+            err += m.mean() * abs(float(y[m].mean()) - float(p[m].mean()))
+    return float(err)
+
+
+def evaluate(
+    results: Mapping[str, ScanResult],
+    events: Mapping[str, Sequence[tuple[float, float]]],
+    threshold: float | None = None,
+) -> Evaluation:
+    """Score ``results`` (keyed by file) against target ``events`` (same keys)."""
+    from sklearn.metrics import average_precision_score, roc_auc_score
+
+    n_events = n_found = n_det = n_fp = 0
+    ys: list[np.ndarray] = []
+    ps: list[np.ndarray] = []
+    minutes = 0.0
+    for key, result in results.items():
+        targets = list(events.get(key, ()))
+        dets: Iterable[Detection] = result.detections(threshold)
+        dets = list(dets)
+        n_events += len(targets)
+        n_found += sum(any(_overlaps(d.start, d.end, a, b) for d in dets) for a, b in targets)
+        n_det += len(dets)
+        n_fp += sum(not any(_overlaps(d.start, d.end, a, b) for a, b in targets) for d in dets)
+        ends = result.starts + result.window
+        y = np.array(
+            [
+                any(_overlaps(s, e, a, b) for a, b in targets)
+                for s, e in zip(result.starts, ends, strict=True)
+            ]
+        )
+        ys.append(y.astype(int))
+        ps.append(result.probabilities)
+        minutes += result.duration / 60.0
+    y_all = np.concatenate(ys) if ys else np.zeros(0, int)
+    p_all = np.concatenate(ps) if ps else np.zeros(0)
+    both = len(np.unique(y_all)) == 2
+    precision = (n_det - n_fp) / n_det if n_det else 0.0
+    recall = n_found / n_events if n_events else 0.0
+    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    return Evaluation(
+        n_events=n_events,
+        n_found=n_found,
+        n_detections=n_det,
+        n_false_positives=n_fp,
+        precision=precision,
+        recall=recall,
+        f1=f1,
+        window_auc=float(roc_auc_score(y_all, p_all)) if both else float("nan"),
+        window_ap=float(average_precision_score(y_all, p_all)) if both else float("nan"),
+        brier=float(np.mean((p_all - y_all) ** 2)) if len(y_all) else float("nan"),
+        ece=expected_calibration_error(y_all, p_all),
+        minutes=minutes,
+    )

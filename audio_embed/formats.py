@@ -1,0 +1,236 @@
+"""Reading markers and writing detections in the formats people already use.
+
+Markers: ``file,time,kind`` CSV; Audacity label tracks (``start\\tend\\tlabel``)
+and Raven selection tables, where the label / annotation names the kind.
+
+Detections: CSV and JSON (file, start, end, peak, score), Audacity label
+tracks and Raven selection tables. Every writer writes atomically: a
+temporary file, then a rename, so an interrupted run leaves no partial file.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import os
+import tempfile
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Literal
+
+from audio_embed.errors import MarkerError
+from audio_embed.scanner import Detection
+from audio_embed.windows import MARKER_KINDS, Markers
+
+__all__ = [
+    "FORMAT_SUFFIXES",
+    "OutputFormat",
+    "atomic_write_text",
+    "format_detections",
+    "read_audacity_labels",
+    "read_markers",
+    "read_raven_table",
+    "write_detections",
+    "write_markers",
+]
+
+OutputFormat = Literal["csv", "json", "audacity", "raven"]
+FORMAT_SUFFIXES: dict[str, str] = {
+    "csv": ".csv",
+    "json": ".json",
+    "audacity": ".txt",
+    "raven": ".selections.txt",
+}
+_KIND_ALIASES = {
+    "positive": "positive",
+    "pos": "positive",
+    "p": "positive",
+    "target": "positive",
+    "yes": "positive",
+    "1": "positive",
+    "soft": "soft",
+    "maybe": "soft",
+    "ambiguous": "soft",
+    "?": "soft",
+    "negative": "negative",
+    "neg": "negative",
+    "n": "negative",
+    "no": "negative",
+    "0": "negative",
+}
+
+
+def _kind(value: str, where: str) -> str:
+    kind = _KIND_ALIASES.get(value.strip().lower())
+    if kind is None:
+        raise MarkerError(
+            f"{where}: unknown marker kind {value!r}; use positive, soft or negative."
+        )
+    return kind
+
+
+def _time(value: str, where: str) -> float:
+    try:
+        t = float(value)
+    except (TypeError, ValueError):
+        raise MarkerError(f"{where}: {value!r} is not a time in seconds.") from None
+    if not math.isfinite(t) or t < 0:
+        raise MarkerError(f"{where}: marker time must be a finite number >= 0. Got {value!r}.")
+    return t
+
+
+def _collect(rows: Iterable[tuple[str, float, str]]) -> dict[str, Markers]:
+    grouped: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
+    for file, t, kind in rows:
+        grouped[file][kind].append(t)
+    return {f: Markers(**{k: tuple(v) for k, v in kinds.items()}) for f, kinds in grouped.items()}
+
+
+def read_markers(
+    path: str | os.PathLike[str], *, base: str | os.PathLike[str] | None = None
+) -> dict[str, Markers]:
+    """Read a ``file,time,kind`` CSV into ``{file: Markers}``.
+
+    Relative file names are resolved against ``base`` (default: the CSV's
+    folder). A missing ``kind`` column means every row is positive.
+    """
+    p = Path(path)
+    root = Path(base) if base is not None else p.parent
+    try:
+        text = p.read_text(encoding="utf-8-sig")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise MarkerError(f"Cannot read markers file {p}: {exc}") from exc
+    reader = csv.DictReader(io.StringIO(text))
+    fields = {f.strip().lower() for f in reader.fieldnames or []}
+    if not {"file", "time"} <= fields:
+        raise MarkerError(
+            f"{p}: a markers CSV needs the columns file,time[,kind]. Found: "
+            f"{', '.join(sorted(fields)) or 'none'}."
+        )
+    rows = []
+    for n, raw in enumerate(reader, start=2):
+        row = {(k or "").strip().lower(): (v or "").strip() for k, v in raw.items()}
+        where = f"{p}, line {n}"
+        if not row.get("file"):
+            raise MarkerError(f"{where}: the file column is empty.")
+        file = str((root / row["file"]) if not Path(row["file"]).is_absolute() else row["file"])
+        rows.append((file, _time(row["time"], where), _kind(row.get("kind") or "positive", where)))
+    return _collect(rows)
+
+
+def read_audacity_labels(path: str | os.PathLike[str], audio: str) -> dict[str, Markers]:
+    """Read an Audacity label track (``start\\tend\\tlabel``) marking ``audio``.
+
+    The marker time is the label's midpoint; the label text names the kind
+    (a label that is not a kind name counts as positive).
+    """
+    p = Path(path)
+    rows = []
+    for n, line in enumerate(p.read_text(encoding="utf-8-sig").splitlines(), start=1):
+        if not line.strip() or line.startswith("\\"):  # "\\" lines hold frequency ranges
+            continue
+        parts = line.split("\t")
+        where = f"{p}, line {n}"
+        if len(parts) < 2:
+            raise MarkerError(f"{where}: expected start<TAB>end<TAB>label.")
+        start, end = _time(parts[0], where), _time(parts[1], where)
+        label = parts[2].strip() if len(parts) > 2 else ""
+        kind = _KIND_ALIASES.get(label.lower(), "positive")
+        rows.append((audio, (start + end) / 2.0, kind))
+    return _collect(rows)
+
+
+def read_raven_table(path: str | os.PathLike[str], audio: str) -> dict[str, Markers]:
+    """Read a Raven selection table marking ``audio``.
+
+    The marker time is the selection's midpoint; the kind comes from a column
+    named ``Annotation``, ``Label`` or ``Kind`` when present (positive otherwise).
+    """
+    p = Path(path)
+    reader = csv.DictReader(io.StringIO(p.read_text(encoding="utf-8-sig")), delimiter="\t")
+    rows = []
+    for n, row in enumerate(reader, start=2):
+        where = f"{p}, line {n}"
+        if "Begin Time (s)" not in row or "End Time (s)" not in row:
+            raise MarkerError(f"{p}: not a Raven selection table (no Begin/End Time (s) columns).")
+        start, end = _time(row["Begin Time (s)"], where), _time(row["End Time (s)"], where)
+        label = next((row[c] for c in ("Annotation", "Label", "Kind") if row.get(c)), "")
+        rows.append((audio, (start + end) / 2.0, _KIND_ALIASES.get(label.lower(), "positive")))
+    return _collect(rows)
+
+
+def write_markers(path: str | os.PathLike[str], markers: dict[str, Markers]) -> Path:
+    """Write ``{file: Markers}`` as a ``file,time,kind`` CSV (inverse of :func:`read_markers`)."""
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(["file", "time", "kind"])
+    for file in sorted(markers):
+        for kind in MARKER_KINDS:
+            for t in getattr(markers[file], kind):
+                w.writerow([file, repr(float(t)), kind])
+    return atomic_write_text(path, buf.getvalue())
+
+
+def format_detections(
+    detections: Sequence[Detection], fmt: OutputFormat, *, file: str = "", label: str = "target"
+) -> str:
+    """Detections as text in ``fmt`` (see :data:`FORMAT_SUFFIXES`)."""
+    if fmt == "csv":
+        buf = io.StringIO()
+        w = csv.writer(buf, lineterminator="\n")
+        w.writerow(["file", "start", "end", "peak", "score"])
+        for d in detections:
+            w.writerow([file, f"{d.start:.3f}", f"{d.end:.3f}", f"{d.peak:.3f}", f"{d.score:.4f}"])
+        return buf.getvalue()
+    if fmt == "json":
+        items = [
+            {"file": file, "start": d.start, "end": d.end, "peak": d.peak, "score": d.score}
+            for d in detections
+        ]
+        return json.dumps(items, indent=2) + "\n"
+    if fmt == "audacity":
+        return "".join(f"{d.start:.6f}\t{d.end:.6f}\t{label} {d.score:.2f}\n" for d in detections)
+    if fmt == "raven":
+        head = (
+            "Selection\tView\tChannel\tBegin Time (s)\tEnd Time (s)\tLow Freq (Hz)\t"
+            "High Freq (Hz)\tAnnotation\tScore\n"
+        )
+        body = "".join(
+            f"{i}\tSpectrogram 1\t1\t{d.start:.6f}\t{d.end:.6f}\t0.0\t8000.0\t"
+            f"{label}\t{d.score:.4f}\n"
+            for i, d in enumerate(detections, start=1)
+        )
+        return head + body
+    raise ValueError(f"Unknown output format {fmt!r}; use csv, json, audacity or raven.")
+
+
+def atomic_write_text(path: str | os.PathLike[str], text: str) -> Path:
+    """Write ``text`` to ``path`` via a temporary file and a rename (all or nothing)."""
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=target.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return target
+
+
+def write_detections(
+    path: str | os.PathLike[str],
+    detections: Sequence[Detection],
+    fmt: OutputFormat,
+    *,
+    file: str = "",
+    label: str = "target",
+) -> Path:
+    """Write detections to ``path`` in ``fmt``, atomically."""
+    return atomic_write_text(path, format_detections(detections, fmt, file=file, label=label))

@@ -1,0 +1,249 @@
+"""Window strategies and marker labelling.
+
+A *window* is a stretch of ``window`` seconds starting at a time ``start``.
+Strategies return window start times as float64 arrays (seconds):
+
+* :class:`SlidingWindows` tiles a whole recording (scanning, and the
+  per-recording normalisation statistics).
+* :class:`TargetedWindows` picks labelled training windows around the moments
+  a person marked (:class:`Markers`).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Iterable
+from typing import Literal
+
+import numpy as np
+from attrs import field, frozen
+
+from audio_embed.errors import InvalidInputError, MarkerError
+
+__all__ = [
+    "LabelledWindows",
+    "MarkerKind",
+    "Markers",
+    "SlidingWindows",
+    "TargetedWindows",
+]
+
+log = logging.getLogger(__name__)
+
+MarkerKind = Literal["positive", "soft", "negative"]
+MARKER_KINDS: tuple[MarkerKind, ...] = ("positive", "soft", "negative")
+_EPS = 1e-6
+
+
+def _check_positive(owner: str, name: str, value: float) -> float:
+    value = float(value)
+    if not math.isfinite(value) or value <= 0:
+        raise InvalidInputError(
+            f"The {name!r} parameter of {owner} must be > 0. Got {value!r} instead."
+        )
+    return value
+
+
+def _times(values: Iterable[float]) -> tuple[float, ...]:
+    out = set()
+    for v in values:
+        t = float(v)
+        if not math.isfinite(t):
+            raise MarkerError(f"Marker times must be finite numbers of seconds. Got {v!r}.")
+        if t < 0:
+            raise MarkerError(f"Marker times must be >= 0 seconds. Got {t!r}.")
+        out.add(t)
+    return tuple(sorted(out))
+
+
+@frozen
+class Markers:
+    """The moments marked in one recording, in seconds from its start.
+
+    ``positive``: the target sound is there. ``soft``: ambiguous (never used
+    as a negative, never as a positive). ``negative``: explicitly not the
+    target. Duplicates are merged; NaN, infinite or negative times raise
+    :class:`MarkerError`.
+    """
+
+    positive: tuple[float, ...] = field(default=(), converter=_times)
+    soft: tuple[float, ...] = field(default=(), converter=_times)
+    negative: tuple[float, ...] = field(default=(), converter=_times)
+
+    @property
+    def all(self) -> tuple[float, ...]:
+        """Every marked time, whatever its kind, sorted."""
+        return tuple(sorted(self.positive + self.soft + self.negative))
+
+    def __len__(self) -> int:
+        return len(self.positive) + len(self.soft) + len(self.negative)
+
+    def within(self, duration: float) -> Markers:
+        """The markers that fall inside a recording of ``duration`` seconds.
+
+        Markers beyond the end are dropped with a warning (they usually mean
+        the wrong file or a time in the wrong unit).
+        """
+        kept = {
+            kind: tuple(t for t in getattr(self, kind) if t <= duration + _EPS)
+            for kind in MARKER_KINDS
+        }
+        dropped = len(self) - sum(len(v) for v in kept.values())
+        if dropped:
+            log.warning(
+                "%d marker(s) lie beyond the end of the recording (%.1f s) and were ignored",
+                dropped,
+                duration,
+            )
+        return Markers(**kept)
+
+
+@frozen
+class LabelledWindows:
+    """Training windows: start times and labels (1 = target, 0 = not)."""
+
+    starts: np.ndarray
+    labels: np.ndarray
+
+    @property
+    def n_positive(self) -> int:
+        return int(self.labels.sum())
+
+    @property
+    def n_negative(self) -> int:
+        return int(len(self.labels) - self.labels.sum())
+
+
+@frozen
+class SlidingWindows:
+    """Windows of ``window`` seconds every ``hop`` seconds over a whole recording.
+
+    Starts are 0, hop, 2·hop, … while the window fits; when that leaves a tail
+    uncovered, one more window is aligned to the end of the file. A recording
+    shorter than one window gets exactly one window starting at 0; the
+    embedders see it zero-padded at the end to the window length.
+
+    ``encoding`` says how windows reach the encoder: ``"per_window"`` encodes
+    each window on its own; ``"shared"`` encodes each stretch of audio once
+    and pools the frames inside each window (layered models only; others fall
+    back to per-window).
+    """
+
+    window: float = 8.0
+    hop: float = 1.0
+    encoding: Literal["per_window", "shared"] = "per_window"
+
+    def __attrs_post_init__(self) -> None:
+        _check_positive("SlidingWindows", "window", self.window)
+        _check_positive("SlidingWindows", "hop", self.hop)
+        if self.encoding not in ("per_window", "shared"):
+            raise InvalidInputError(
+                "The 'encoding' parameter of SlidingWindows must be 'per_window' or "
+                f"'shared'. Got {self.encoding!r} instead."
+            )
+
+    def starts(self, duration: float) -> np.ndarray:
+        """Window start times, in seconds, for a recording of ``duration`` seconds."""
+        if duration <= self.window + _EPS:
+            return np.zeros(1)
+        n = math.floor((duration - self.window) / self.hop + _EPS) + 1
+        starts = np.arange(n, dtype=np.float64) * self.hop
+        if starts[-1] + self.window < duration - _EPS:
+            starts = np.append(starts, duration - self.window)
+        return starts
+
+
+@frozen
+class TargetedWindows:
+    """Labelled training windows around the marked moments.
+
+    ``labelling="targeted"`` (the original application's rules, exactly):
+
+    * positive windows start at every whole second within ±``tolerance`` of a
+      positive marker (and inside the file);
+    * manual negatives likewise around negative markers, minus the positives
+      (and minus the windows around soft markers, which are never negatives);
+    * automatic negatives every ``neg_stride`` seconds whose start is farther
+      than ``neg_margin`` from every marker (none when ``neg_margin <= 0`` or
+      when there are no markers);
+    * windows within tolerance of nothing and closer than ``neg_margin`` are
+      ambiguous and dropped.
+
+    ``labelling="overlap"``: the windows of a ``hop``-second sliding grid; a
+    window is positive when a positive marker lies inside it, widened by
+    ``tolerance`` seconds on both sides; negative when no marker of any kind
+    lies within ``neg_margin`` seconds of it, or when it holds a negative
+    marker and no positive or soft one; otherwise it is dropped.
+    """
+
+    window: float = 8.0
+    tolerance: float = 12.0
+    neg_margin: float = 120.0
+    neg_stride: float = 4.0
+    labelling: Literal["targeted", "overlap"] = "targeted"
+    hop: float = 1.0
+
+    def __attrs_post_init__(self) -> None:
+        _check_positive("TargetedWindows", "window", self.window)
+        _check_positive("TargetedWindows", "neg_stride", self.neg_stride)
+        _check_positive("TargetedWindows", "hop", self.hop)
+        if not math.isfinite(self.tolerance) or self.tolerance < 0:
+            raise InvalidInputError(
+                "The 'tolerance' parameter of TargetedWindows must be >= 0. "
+                f"Got {self.tolerance!r} instead."
+            )
+        if self.labelling not in ("targeted", "overlap"):
+            raise InvalidInputError(
+                "The 'labelling' parameter of TargetedWindows must be 'targeted' or "
+                f"'overlap'. Got {self.labelling!r} instead."
+            )
+
+    def windows(self, duration: float, markers: Markers) -> LabelledWindows:
+        """Labelled window starts for a recording of ``duration`` seconds."""
+        markers = markers.within(duration)
+        last = max(duration - self.window, 0.0)
+        if self.labelling == "overlap":
+            return self._overlap(duration, markers)
+        pos = self._around(markers.positive, last)
+        soft = self._around(markers.soft, last)
+        neg = self._around(markers.negative, last) - pos - soft
+        marked = np.asarray(markers.all)
+        if self.neg_margin > 0 and marked.size:
+            grid = np.arange(0.0, last + _EPS, self.neg_stride)
+            far = np.abs(grid[:, None] - marked[None, :]).min(axis=1) > self.neg_margin
+            neg |= {round(float(s), 6) for s in grid[far]} - pos - soft
+        starts = np.array(sorted(pos) + sorted(neg), dtype=np.float64)
+        labels = np.array([1] * len(pos) + [0] * len(neg), dtype=np.int64)
+        order = np.argsort(starts, kind="stable")
+        return LabelledWindows(starts=starts[order], labels=labels[order])
+
+    def _around(self, times: tuple[float, ...], last: float) -> set[float]:
+        starts: set[float] = set()
+        for t in times:
+            lo = max(math.ceil(t - self.tolerance - _EPS), 0)
+            hi = min(math.floor(t + self.tolerance + _EPS), math.floor(last + _EPS))
+            starts.update(float(s) for s in range(lo, hi + 1))
+        return starts
+
+    def _overlap(self, duration: float, markers: Markers) -> LabelledWindows:
+        starts = SlidingWindows(self.window, self.hop).starts(duration)
+        ends = starts + self.window
+
+        def holds(times: tuple[float, ...], slack: float) -> np.ndarray:
+            if not times:
+                return np.zeros(len(starts), dtype=bool)
+            t = np.asarray(times)[None, :]
+            inside = (t >= starts[:, None] - slack) & (t <= ends[:, None] + slack)
+            return np.asarray(inside.any(axis=1))
+
+        pos = holds(markers.positive, self.tolerance)
+        soft = holds(markers.soft, self.tolerance)
+        manual_neg = holds(markers.negative, 0.0) & ~pos & ~soft
+        if self.neg_margin > 0 and len(markers):
+            auto_neg = ~holds(markers.all, self.neg_margin)
+        else:
+            auto_neg = np.zeros(len(starts), dtype=bool)
+        neg = (manual_neg | auto_neg) & ~pos
+        keep = pos | neg
+        return LabelledWindows(starts=starts[keep], labels=pos[keep].astype(np.int64))
