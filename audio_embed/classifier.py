@@ -148,8 +148,8 @@ class CalibratedClassifier(ClassifierMixin, BaseEstimator):  # type: ignore[misc
         """Probabilities ``[n, 2]`` of the classes in ``classes_`` order."""
         check_is_fitted(self)
         X = validate_data(self, X, reset=False, dtype=np.float64)
-        proba: np.ndarray = self.estimator_.predict_proba(X)
-        return np.clip(proba, 0.0, 1.0)
+        proba: np.ndarray = np.clip(self.estimator_.predict_proba(X), 0.0, 1.0)
+        return proba
 
     def predict(self, X: Any) -> np.ndarray:
         proba = self.predict_proba(X)
