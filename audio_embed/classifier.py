@@ -12,7 +12,7 @@ from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
-from sklearn.utils.multiclass import type_of_target
+from sklearn.utils.multiclass import check_classification_targets, type_of_target
 from sklearn.utils.validation import check_is_fitted, check_X_y, validate_data
 
 from audio_embed.errors import TrainingDataError
@@ -88,10 +88,12 @@ class CalibratedClassifier(ClassifierMixin, BaseEstimator):  # type: ignore[misc
             )
         X, y = check_X_y(X, y, dtype=np.float64)
         validate_data(self, X, reset=True, skip_check_array=True)
-        kind = type_of_target(y)
-        if kind not in ("binary", "unknown") and len(np.unique(y)) > 2:
+        check_classification_targets(y)
+        y_type = type_of_target(y, input_name="y", raise_unknown=True)
+        if y_type != "binary":
             raise ValueError(
-                f"CalibratedClassifier is a binary classifier; got {len(np.unique(y))} classes."
+                "Only binary classification is supported. The type of the target "
+                f"is {y_type} ({len(np.unique(y))} classes)."
             )
         classes, y_idx = np.unique(y, return_inverse=True)
         if len(classes) < 2:

@@ -291,6 +291,8 @@ class Scanner:
         rest = final[n_done:]
         if rest.size:
             embed(rest)
+        if cancel is not None:
+            cancel.check()
         starts = np.concatenate(starts_done)
         if not np.allclose(starts, final, atol=1e-6):  # the streamed grid must be the grid
             raise AssertionError("internal error: streamed window grid differs from the grid")

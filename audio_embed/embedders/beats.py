@@ -810,12 +810,16 @@ def load_beats_checkpoint(checkpoint: str | os.PathLike[str]) -> BEATsModel:
     return model.float().eval()
 
 
+def _describe(value: object) -> str:
+    return str(tuple(value.shape)) if isinstance(value, Tensor) else type(value).__name__
+
+
 def _check_state_dict(model: nn.Module, state: Mapping[str, Any], path: Path) -> None:
     expected = model.state_dict()
     missing = [k for k in expected if k not in state]
     unexpected = [k for k in state if k not in expected]
     wrong = [
-        f"{k} {tuple(state[k].shape)} (expected {tuple(v.shape)})"
+        f"{k} {_describe(state[k])} (expected {tuple(v.shape)})"
         for k, v in expected.items()
         if k in state and (not isinstance(state[k], Tensor) or state[k].shape != v.shape)
     ]

@@ -1,0 +1,131 @@
+"""A folder of trained scanners, by profile and embedder, with version history.
+
+Layout::
+
+    DIR/profile_EMBEDDER.scanner                     the current version
+    DIR/versions/profile_EMBEDDER/20261124T101500123456.scanner   earlier ones
+
+Saving a scanner under a name that exists first moves the current file into
+``versions/`` (stamped with its modification time, UTC), so nothing is lost;
+:meth:`ScannerStore.restore` brings an earlier version back (keeping the one it
+replaces as a version too).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+from datetime import datetime, timezone
+from pathlib import Path
+
+from attrs import frozen
+
+from audio_embed.errors import InvalidInputError, ScannerFileError
+from audio_embed.scanner import Scanner
+
+__all__ = ["ScannerStore", "StoredScanner"]
+
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9.-]*$")
+SUFFIX = ".scanner"
+
+
+@frozen
+class StoredScanner:
+    """One entry of :meth:`ScannerStore.list`."""
+
+    profile: str
+    embedder: str
+    path: Path
+    versions: tuple[str, ...]
+
+
+class ScannerStore:
+    """Keep trained scanners in ``directory`` as ``profile_EMBEDDER`` with history."""
+
+    def __init__(self, directory: str | os.PathLike[str]) -> None:
+        self.directory = Path(directory)
+
+    @staticmethod
+    def _key(profile: str, embedder: str) -> str:
+        if not _NAME.match(profile):
+            raise InvalidInputError(
+                f"A profile name may hold letters, digits, '.' and '-' only. Got {profile!r}."
+            )
+        return f"{profile}_{embedder.upper()}"
+
+    def path(self, profile: str, embedder: str) -> Path:
+        return self.directory / f"{self._key(profile, embedder)}{SUFFIX}"
+
+    def _versions_dir(self, profile: str, embedder: str) -> Path:
+        return self.directory / "versions" / self._key(profile, embedder)
+
+    def _archive(self, current: Path, profile: str, embedder: str) -> None:
+        vdir = self._versions_dir(profile, embedder)
+        vdir.mkdir(parents=True, exist_ok=True)
+        stamp = datetime.fromtimestamp(current.stat().st_mtime, tz=timezone.utc)
+        name = stamp.strftime("%Y%m%dT%H%M%S%f")
+        target = vdir / f"{name}{SUFFIX}"
+        n = 1
+        while target.exists():
+            target = vdir / f"{name}-{n}{SUFFIX}"
+            n += 1
+        shutil.copy2(current, target)
+
+    def save(self, scanner: Scanner, profile: str) -> Path:
+        """Save ``scanner`` as the current version of ``profile``; returns its path."""
+        path = self.path(profile, scanner.embedder.name)
+        if path.exists():
+            self._archive(path, profile, scanner.embedder.name)
+        return scanner.save(path)
+
+    def load(self, profile: str, embedder: str, **kwargs: object) -> Scanner:
+        """Load the current version (``kwargs`` go to :meth:`Scanner.load`)."""
+        path = self.path(profile, embedder)
+        if not path.exists():
+            known = ", ".join(f"{e.profile} ({e.embedder})" for e in self.list()) or "none"
+            raise ScannerFileError(
+                f"No scanner for profile {profile!r} with {embedder.upper()} in "
+                f"{self.directory}. Stored: {known}."
+            )
+        return Scanner.load(path, **kwargs)  # type: ignore[arg-type]
+
+    def versions(self, profile: str, embedder: str) -> list[str]:
+        """Earlier versions, oldest first (names to pass to :meth:`restore`)."""
+        vdir = self._versions_dir(profile, embedder)
+        return sorted(p.name[: -len(SUFFIX)] for p in vdir.glob(f"*{SUFFIX}"))
+
+    def restore(self, profile: str, embedder: str, version: str) -> Path:
+        """Make ``version`` current again; the current one is kept as a version."""
+        source = self._versions_dir(profile, embedder) / f"{version}{SUFFIX}"
+        if not source.is_file():
+            raise ScannerFileError(
+                f"No version {version!r} of {self._key(profile, embedder)}; "
+                f"known: {', '.join(self.versions(profile, embedder)) or 'none'}."
+            )
+        Scanner.read_metadata(source)  # refuse to restore a damaged file
+        current = self.path(profile, embedder)
+        if current.exists():
+            self._archive(current, profile, embedder)
+        tmp = current.with_name(f".tmp-{current.name}")
+        shutil.copy2(source, tmp)
+        os.replace(tmp, current)
+        return current
+
+    def list(self) -> list[StoredScanner]:
+        """Every current scanner in the store."""
+        out = []
+        for p in sorted(self.directory.glob(f"*{SUFFIX}")):
+            stem = p.name[: -len(SUFFIX)]
+            profile, _, embedder = stem.rpartition("_")
+            if not profile:
+                continue
+            # embedder names hold underscores too: split where the stored metadata says
+            try:
+                name = str(Scanner.read_metadata(p)["embedder"]["name"])
+            except ScannerFileError:
+                continue
+            if stem.endswith("_" + name):
+                profile, embedder = stem[: -len(name) - 1], name
+            out.append(StoredScanner(profile, embedder, p, tuple(self.versions(profile, embedder))))
+        return out

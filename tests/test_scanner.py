@@ -1,0 +1,268 @@
+"""Scanner end to end with LOGMEL on synthesised recordings; persistence; cache; store."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import zipfile
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from sklearn.exceptions import NotFittedError
+
+import audio_embed.scanner as scanner_mod
+from audio_embed import Cancelled, LogMelEmbedder, ScannerFileError, TrainingDataError, load_audio
+from audio_embed.cache import EmbeddingCache
+from audio_embed.demo import DemoSet, make_demo_set
+from audio_embed.evaluate import evaluate, read_labels
+from audio_embed.formats import read_markers
+from audio_embed.progress import CancelToken, ProgressEvent
+from audio_embed.scanner import Detection, Recording, Scanner, fuse_windows
+from audio_embed.store import ScannerStore
+from audio_embed.windows import Markers, TargetedWindows
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory) -> DemoSet:
+    return make_demo_set(tmp_path_factory.mktemp("demo"), n_train=3, n_test=2, seconds=90, seed=1)
+
+
+@pytest.fixture(scope="module")
+def trained(demo: DemoSet) -> Scanner:
+    scanner = Scanner(LogMelEmbedder())
+    return scanner.fit([Recording(f, m) for f, m in read_markers(demo.markers_csv).items()])
+
+
+def test_finds_held_out_targets(demo: DemoSet, trained: Scanner) -> None:
+    events: dict[str, list[tuple[float, float]]] = defaultdict(list)
+    for ev in read_labels(demo.labels_csv):
+        if ev.split == "test" and ev.label == "horn":
+            events[str(demo.root / ev.file)].append((ev.onset, ev.offset))
+    results = {str(f): trained.scan(f) for f in demo.test_files}
+    score = evaluate(results, events)
+    assert score.n_events == 10
+    assert score.recall >= 0.9
+    assert score.false_positives_per_minute <= 1.0
+    assert score.window_auc > 0.9
+
+
+def test_scan_result_shape(demo: DemoSet, trained: Scanner) -> None:
+    result = trained.scan(demo.test_files[0])
+    assert result.duration == pytest.approx(90.0)
+    np.testing.assert_array_equal(result.starts, np.arange(0.0, 83.0))
+    assert np.all((result.probabilities >= 0) & (result.probabilities <= 1))
+    for d in result.detections():
+        assert d.start <= d.peak <= d.end and d.score >= 0.3
+
+
+def test_array_input_at_another_rate_matches_file(demo: DemoSet, trained: Scanner) -> None:
+    from audio_embed import resample
+
+    audio = load_audio(demo.test_files[0])
+    direct = trained.scan(audio, sample_rate=16000)
+    np.testing.assert_allclose(direct.probabilities, trained.scan(demo.test_files[0]).probabilities)
+    other = trained.scan(resample(audio, 16000, 44100), sample_rate=44100)
+    assert len(other.starts) == len(direct.starts)
+    assert np.corrcoef(other.probabilities, direct.probabilities)[0, 1] > 0.9
+    with pytest.raises(ValueError, match="sample_rate"):
+        trained.scan(audio)
+
+
+def test_save_load_round_trip(tmp_path: Path, demo: DemoSet, trained: Scanner) -> None:
+    path = trained.save(tmp_path / "horn.scanner")
+    meta = Scanner.read_metadata(path)
+    assert meta["embedder"]["name"] == "LOGMEL" and meta["feature_dim"] == 256
+    assert meta["scan_windows"] == {"window": 8.0, "hop": 1.0, "encoding": "per_window"}
+    assert meta["library_version"] and meta["training_summary"]["windows_positive"] > 0
+    loaded = Scanner.load(path)  # the embedder comes from the registry by name
+    a = trained.scan(demo.test_files[1]).probabilities
+    np.testing.assert_array_equal(loaded.scan(demo.test_files[1]).probabilities, a)
+    assert not list(tmp_path.glob(".tmp-*"))
+
+
+def test_load_refuses_another_embedder(tmp_path: Path, trained: Scanner) -> None:
+    path = trained.save(tmp_path / "horn.scanner")
+    other = LogMelEmbedder(n_mels=32)
+    with pytest.raises(ScannerFileError, match="256 features"):
+        Scanner.load(path, embedder=other)
+
+
+def test_load_refuses_truncated_and_foreign_files(tmp_path: Path, trained: Scanner) -> None:
+    path = trained.save(tmp_path / "horn.scanner")
+    data = path.read_bytes()
+    (tmp_path / "cut.scanner").write_bytes(data[: len(data) // 2])
+    with pytest.raises(ScannerFileError, match="truncated or corrupt"):
+        Scanner.load(tmp_path / "cut.scanner")
+    (tmp_path / "text.scanner").write_text("hello")
+    with pytest.raises(ScannerFileError):
+        Scanner.load(tmp_path / "text.scanner")
+    with pytest.raises(ScannerFileError, match="not found"):
+        Scanner.load(tmp_path / "missing.scanner")
+
+
+def _rewrite(path: Path, out: Path, payload: bytes) -> None:
+    with zipfile.ZipFile(path) as zf:
+        meta = zf.read("scanner.json")
+    with zipfile.ZipFile(out, "w") as zf:
+        zf.writestr("scanner.json", meta)
+        zf.writestr("classifier.skops", payload)
+
+
+def test_crafted_scanner_file_is_refused_and_nothing_runs(tmp_path: Path, trained: Scanner) -> None:
+    import pickle
+
+    import skops.io
+
+    path = trained.save(tmp_path / "horn.scanner")
+    flag = tmp_path / "pwned"
+    # 1. a skops payload that would call os.system when loaded with trust
+    evil = skops.io.dumps({"clf": trained.classifier, "hook": __import__("os").system})
+    _rewrite(path, tmp_path / "evil.scanner", evil)
+    with pytest.raises(ScannerFileError, match="refusing to load") as info:
+        Scanner.load(tmp_path / "evil.scanner")
+    assert "system" in str(info.value)
+
+    # 2. a classic pickle exploit in place of the skops part
+    class Exploit:
+        def __reduce__(self) -> tuple[object, tuple[str]]:
+            return (__import__("os").system, (f"touch {flag}",))
+
+    _rewrite(path, tmp_path / "pickle.scanner", pickle.dumps(Exploit()))
+    with pytest.raises(ScannerFileError):
+        Scanner.load(tmp_path / "pickle.scanner")
+    assert not flag.exists()
+
+
+def test_cache_hit_does_not_decode(
+    tmp_path: Path, demo: DemoSet, trained: Scanner, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    scanner = Scanner.load(
+        trained.save(tmp_path / "s.scanner"), cache=EmbeddingCache(tmp_path / "c")
+    )
+    first = scanner.scan(demo.test_files[0])
+    assert len(list((tmp_path / "c").glob("*.npz"))) == 1
+
+    def no_decoding(*_a: object, **_k: object) -> None:
+        raise AssertionError("decoded although cached")
+
+    monkeypatch.setattr(scanner_mod, "stream_audio", no_decoding)
+    monkeypatch.setattr(scanner_mod, "load_audio", no_decoding)
+    np.testing.assert_array_equal(
+        scanner.scan(demo.test_files[0]).probabilities, first.probabilities
+    )
+
+
+def test_corrupt_cache_entry_is_recomputed(
+    tmp_path: Path, demo: DemoSet, trained: Scanner, caplog: pytest.LogCaptureFixture
+) -> None:
+    cache = EmbeddingCache(tmp_path / "c")
+    scanner = Scanner.load(trained.save(tmp_path / "s.scanner"), cache=cache)
+    first = scanner.scan(demo.test_files[0])
+    (entry,) = (tmp_path / "c").glob("*.npz")
+    entry.write_bytes(b"garbage")
+    again = scanner.scan(demo.test_files[0])
+    np.testing.assert_array_equal(again.probabilities, first.probabilities)
+    assert "unreadable" in caplog.text
+
+
+def test_cancel_leaves_no_cache_entry(tmp_path: Path, demo: DemoSet, trained: Scanner) -> None:
+    scanner = Scanner.load(
+        trained.save(tmp_path / "s.scanner"), cache=EmbeddingCache(tmp_path / "c")
+    )
+    token = CancelToken()
+    seen: list[ProgressEvent] = []
+
+    def progress(ev: ProgressEvent) -> None:
+        seen.append(ev)
+        token.cancel()
+
+    with pytest.raises(Cancelled):
+        scanner.scan(demo.test_files[0], progress=progress, cancel=token)
+    assert seen and not list((tmp_path / "c").glob("*"))
+
+
+def test_fit_reports_progress_and_summary(demo: DemoSet) -> None:
+    events: list[ProgressEvent] = []
+    recs = [Recording(f, m) for f, m in read_markers(demo.markers_csv).items()]
+    scanner = Scanner(LogMelEmbedder()).fit(recs[:1], progress=events.append)
+    assert any(e.stage == "train-files" and e.done == e.total == 1 for e in events)
+    summary = scanner.training_summary
+    assert (
+        summary is not None
+        and summary["windows_positive"] > 0
+        and summary["files"][0]["negative"] > 0
+    )
+
+
+def test_one_class_training_is_a_clear_error(demo: DemoSet) -> None:
+    with pytest.raises(TrainingDataError, match="only one class"):
+        # original rules: every window of a 90 s file is within 120 s of the marker
+        Scanner(LogMelEmbedder(), train_windows=TargetedWindows.original()).fit(
+            [Recording(demo.train_files[0], Markers(positive=[45.0]))]
+        )
+    with pytest.raises(TrainingDataError, match="at least one recording"):
+        Scanner(LogMelEmbedder()).fit([])
+
+
+def test_scan_before_fit() -> None:
+    with pytest.raises(NotFittedError):
+        Scanner(LogMelEmbedder()).scan(np.zeros(16000, np.float32), sample_rate=16000)
+
+
+def test_store_keeps_versions(tmp_path: Path, trained: Scanner) -> None:
+    store = ScannerStore(tmp_path / "store")
+    first = store.save(trained, "horn")
+    assert first.name == "horn_LOGMEL.scanner"
+    meta_v1 = json.loads(zipfile.ZipFile(first).read("scanner.json"))
+    trained.threshold = 0.5
+    try:
+        store.save(trained, "horn")
+    finally:
+        trained.threshold = 0.3
+    (version,) = store.versions("horn", "LOGMEL")
+    assert store.load("horn", "LOGMEL").threshold == 0.5
+    store.restore("horn", "LOGMEL", version)
+    assert store.load("horn", "LOGMEL").threshold == meta_v1["threshold"] == 0.3
+    assert len(store.versions("horn", "LOGMEL")) == 2
+    (entry,) = store.list()
+    assert (entry.profile, entry.embedder) == ("horn", "LOGMEL")
+    with pytest.raises(ScannerFileError, match="No scanner"):
+        store.load("bird", "LOGMEL")
+
+
+def test_fuse_windows_merges_touching_and_overlapping() -> None:
+    starts = np.array([0.0, 1.0, 2.0, 10.0, 18.0, 30.0])
+    probs = np.array([0.5, 0.9, 0.2, 0.4, 0.6, 0.1])
+    dets = fuse_windows(starts, probs, 8.0, 0.3)
+    # 0-8 and 1-9 overlap; 10-18 and 18-26 touch; 9-10 is a gap
+    assert dets == [Detection(0.0, 9.0, 0.9, 5.0), Detection(10.0, 26.0, 0.6, 22.0)]
+    assert fuse_windows(starts, probs, 4.0, 0.3, duration=20.0) == [
+        Detection(0.0, 5.0, 0.9, 3.0),
+        Detection(10.0, 14.0, 0.4, 12.0),
+        Detection(18.0, 20.0, 0.6, 19.0),
+    ]
+
+
+@given(
+    probs=st.lists(st.floats(0, 1), min_size=1, max_size=60),
+    window=st.floats(0.5, 10),
+    hop=st.floats(0.25, 10),
+    threshold=st.floats(0, 1),
+)
+def test_fused_detections_never_overlap_and_cover_hits(
+    probs: list[float], window: float, hop: float, threshold: float
+) -> None:
+    starts = np.arange(len(probs)) * hop
+    p = np.asarray(probs)
+    dets = fuse_windows(starts, p, window, threshold)
+    for a, b in itertools.pairwise(dets):
+        assert a.end < b.start
+    for s, prob in zip(starts, p, strict=True):
+        if prob >= threshold:
+            assert any(d.start <= s and s + window <= d.end + 1e-9 for d in dets)
+    for d in dets:
+        assert d.score >= threshold

@@ -1,0 +1,131 @@
+"""Window strategies and marker labelling, edge cases included."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from audio_embed.errors import InvalidInputError, MarkerError
+from audio_embed.windows import Markers, SlidingWindows, TargetedWindows
+
+
+def test_sliding_grid_and_end_alignment() -> None:
+    sw = SlidingWindows(8.0, 1.0)
+    np.testing.assert_array_equal(sw.starts(10.0), [0.0, 1.0, 2.0])
+    # 10.5 s: the grid stops at 2 (2 + 8 = 10 < 10.5), one more window is aligned to the end
+    np.testing.assert_allclose(sw.starts(10.5), [0.0, 1.0, 2.0, 2.5])
+    np.testing.assert_allclose(SlidingWindows(4.0, 3.0).starts(12.0), [0.0, 3.0, 6.0, 8.0])
+
+
+@pytest.mark.parametrize("duration", [0.01, 3.0, 8.0])
+def test_short_file_gets_exactly_one_window(duration: float) -> None:
+    np.testing.assert_array_equal(SlidingWindows(8.0, 1.0).starts(duration), [0.0])
+
+
+@pytest.mark.parametrize(
+    ("window", "hop"), [(0.0, 1.0), (-8.0, 1.0), (8.0, 0.0), (8.0, -1.0), (8.0, math.nan)]
+)
+def test_non_positive_window_or_hop(window: float, hop: float) -> None:
+    with pytest.raises(InvalidInputError, match="must be > 0"):
+        SlidingWindows(window, hop)
+
+
+@given(
+    duration=st.floats(0.05, 600.0),
+    window=st.floats(0.5, 20.0),
+    hop=st.floats(0.1, 20.0),
+)
+def test_sliding_windows_cover_the_recording(duration: float, window: float, hop: float) -> None:
+    starts = SlidingWindows(window, hop).starts(duration)
+    assert starts[0] == 0.0
+    assert np.all(np.diff(starts) > 0)
+    assert starts[-1] + window >= duration - 1e-6  # the end is covered
+    assert np.all(starts >= 0) and np.all(starts <= max(duration - window, 0.0) + 1e-6)
+    if hop <= window:  # no gaps: each window starts before the previous one ends
+        assert np.all(starts[1:] <= starts[:-1] + window + 1e-9)
+
+
+def test_markers_validation_and_dedup() -> None:
+    m = Markers(positive=[5.0, 5.0, 1.0], soft=[3], negative=[])
+    assert m.positive == (1.0, 5.0) and m.all == (1.0, 3.0, 5.0)
+    for bad in (-1.0, math.nan, math.inf):
+        with pytest.raises(MarkerError):
+            Markers(positive=[bad])
+
+
+def test_markers_beyond_the_end_are_dropped_with_a_warning(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    m = Markers(positive=[10.0, 500.0])
+    assert m.within(100.0).positive == (10.0,)
+    assert "beyond the end" in caplog.text
+
+
+def test_targeted_original_rules() -> None:
+    tw = TargetedWindows(window=8.0, tolerance=2.0, neg_margin=10.0, labelling="targeted")
+    lw = tw.windows(60.0, Markers(positive=[20.5], negative=[40.0]))
+    pos = lw.starts[lw.labels == 1]
+    neg = lw.starts[lw.labels == 0]
+    np.testing.assert_array_equal(pos, [19.0, 20.0, 21.0, 22.0])  # whole seconds within ±2
+    # manual negatives around 40 (38..42) plus automatic ones on the 4 s grid (starts up to
+    # 60 - 8 = 52) farther than 10 s from every marker
+    expected_auto = [s for s in np.arange(0, 52.1, 4) if min(abs(s - 20.5), abs(s - 40)) > 10]
+    assert set(neg) == set([38.0, 39.0, 40.0, 41.0, 42.0]) | set(expected_auto)
+    assert not set(pos) & set(neg)
+
+
+def test_targeted_positive_windows_stay_inside_the_file() -> None:
+    tw = TargetedWindows(tolerance=12.0, neg_margin=0, labelling="targeted")
+    lw = tw.windows(30.0, Markers(positive=[3.0, 29.0]))
+    assert lw.starts.min() == 0.0 and lw.starts.max() == 22.0  # last start = 30 - 8
+    assert lw.n_negative == 0  # neg_margin <= 0: no automatic negatives
+
+
+def test_targeted_soft_markers_are_never_negative() -> None:
+    tw = TargetedWindows(tolerance=1.0, neg_margin=5.0, neg_stride=1.0, labelling="targeted")
+    lw = tw.windows(100.0, Markers(positive=[10.0], soft=[50.0], negative=[50.0]))
+    neg = set(lw.starts[lw.labels == 0])
+    assert not neg & {49.0, 50.0, 51.0}
+    assert all(abs(s - 50.0) > 5 for s in neg)
+
+
+def test_no_markers_give_no_windows() -> None:
+    lw = TargetedWindows().windows(100.0, Markers())
+    assert len(lw.starts) == 0
+
+
+def test_overlap_labelling() -> None:
+    tw = TargetedWindows(window=8.0, tolerance=0.0, neg_margin=4.0, labelling="overlap")
+    lw = tw.windows(60.0, Markers(positive=[20.0]))
+    pos = lw.starts[lw.labels == 1]
+    np.testing.assert_array_equal(pos, np.arange(12.0, 21.0))  # windows holding t=20
+    neg = lw.starts[lw.labels == 0]
+    # negatives: no marker within 4 s of the window [s, s + 8]
+    assert all(s + 8 < 16.0 or s > 24.0 for s in neg)
+    assert {0.0, 7.0, 25.0, 52.0} <= set(neg)
+
+
+def test_bad_targeted_parameters() -> None:
+    with pytest.raises(InvalidInputError, match="tolerance"):
+        TargetedWindows(tolerance=-1)
+    with pytest.raises(InvalidInputError, match="labelling"):
+        TargetedWindows(labelling="nearest")  # type: ignore[arg-type]
+
+
+def test_original_settings() -> None:
+    tw = TargetedWindows.original()
+    assert (tw.tolerance, tw.neg_margin, tw.neg_stride, tw.labelling) == (
+        12.0,
+        120.0,
+        4.0,
+        "targeted",
+    )
+    lw = tw.windows(300.0, Markers(positive=[150.0]))
+    assert lw.n_positive == 25  # 138..162
+    # automatic negatives start more than 120 s from the marker: < 30 or > 270 (up to 292)
+    expected = {float(s) for s in range(0, 30, 4)} | {float(s) for s in range(272, 293, 4)}
+    assert set(lw.starts[lw.labels == 0]) == expected
