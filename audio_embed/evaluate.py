@@ -77,16 +77,27 @@ class Evaluation:
     brier: float
     ece: float
     minutes: float
+    flagged_minutes: float = 0.0
 
     @property
     def false_positives_per_minute(self) -> float:
         return self.n_false_positives / self.minutes if self.minutes else 0.0
+
+    @property
+    def flagged_fraction(self) -> float:
+        """Share of the audio covered by detections: 1.0 means "everything is the target".
+
+        Event F1 alone rewards a few huge detections (one region covering a whole
+        file finds every event with no false positive); read it with this.
+        """
+        return self.flagged_minutes / self.minutes if self.minutes else 0.0
 
     def as_dict(self) -> dict[str, float]:
         from attrs import asdict
 
         d = asdict(self)
         d["false_positives_per_minute"] = self.false_positives_per_minute
+        d["flagged_fraction"] = self.flagged_fraction
         return d
 
 
@@ -119,7 +130,7 @@ def evaluate(
     n_events = n_found = n_det = n_fp = 0
     ys: list[np.ndarray] = []
     ps: list[np.ndarray] = []
-    minutes = 0.0
+    minutes = flagged = 0.0
     for key, result in results.items():
         targets = list(events.get(key, ()))
         dets: Iterable[Detection] = result.detections(threshold)
@@ -127,6 +138,7 @@ def evaluate(
         n_events += len(targets)
         n_found += sum(any(_overlaps(d.start, d.end, a, b) for d in dets) for a, b in targets)
         n_det += len(dets)
+        flagged += sum(d.end - d.start for d in dets) / 60.0
         n_fp += sum(not any(_overlaps(d.start, d.end, a, b) for a, b in targets) for d in dets)
         ends = result.starts + result.window
         y = np.array(
@@ -157,4 +169,5 @@ def evaluate(
         brier=float(np.mean((p_all - y_all) ** 2)) if len(y_all) else float("nan"),
         ece=expected_calibration_error(y_all, p_all),
         minutes=minutes,
+        flagged_minutes=flagged,
     )

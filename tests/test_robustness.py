@@ -1,0 +1,220 @@
+"""Hard to break: bad inputs, faults and untrusted files (one test per row of the
+README's "Errors and limits" table that is not covered next to its feature)."""
+
+from __future__ import annotations
+
+import math
+import tracemalloc
+import wave
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import SR, tone, write_media
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from audio_embed import (
+    CorruptAudioError,
+    EmptyAudioError,
+    InvalidInputError,
+    LogMelEmbedder,
+    MarkerError,
+    load_audio,
+    stream_audio,
+)
+from audio_embed.cache import CachedEmbeddings, EmbeddingCache
+from audio_embed.classifier import CalibratedClassifier
+from audio_embed.demo import write_wav
+from audio_embed.formats import atomic_write_text, read_markers, write_markers
+from audio_embed.windows import Markers
+
+# ---------------------------------------------------------------- audio
+
+
+def test_zero_length_stream(tmp_path: Path) -> None:
+    path = tmp_path / "zero.wav"
+    with wave.open(str(path), "wb") as fh:
+        fh.setnchannels(1)
+        fh.setsampwidth(2)
+        fh.setframerate(SR)
+    with pytest.raises(EmptyAudioError, match="no samples"):
+        load_audio(path)
+
+
+def test_corrupt_header(tmp_path: Path) -> None:
+    good = write_media(tmp_path / "good.wav", tone(440.0, 1.0), SR).read_bytes()
+    bad = tmp_path / "bad.wav"
+    bad.write_bytes(b"RIFX\x00\x00\x00\x00JUNKJUNK" + good[16:])
+    with pytest.raises(CorruptAudioError, match="bad.wav"):
+        load_audio(bad)
+
+
+def test_truncated_mp4(tmp_path: Path) -> None:
+    full = write_media(tmp_path / "full.mp4", tone(440.0, 4.0, 44100), 44100, video=True)
+    cut = tmp_path / "cut.mp4"
+    cut.write_bytes(full.read_bytes()[: full.stat().st_size // 2])
+    with pytest.raises(CorruptAudioError, match="cut.mp4"):
+        load_audio(cut)
+
+
+def test_silent_audio_scans_without_nan(tmp_path: Path) -> None:
+    emb = LogMelEmbedder()
+    out = emb.embed_windows(np.zeros(20 * SR, np.float32), np.arange(0.0, 13.0), 8.0)
+    assert np.isfinite(out).all()
+
+
+def test_an_hour_is_streamed_in_bounded_memory(tmp_path: Path) -> None:
+    path = tmp_path / "hour.wav"
+    rng = np.random.default_rng(0)
+    minute = (0.05 * rng.standard_normal(60 * SR)).astype(np.float32)
+    with wave.open(str(path), "wb") as fh:  # write an hour without holding it in memory
+        fh.setnchannels(1)
+        fh.setsampwidth(2)
+        fh.setframerate(SR)
+        pcm = (minute * 32767).astype("<i2").tobytes()
+        for _ in range(60):
+            fh.writeframes(pcm)
+    tracemalloc.start()
+    total = 0
+    try:
+        for block in stream_audio(path, block_seconds=60.0):
+            total += len(block)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert total == 3600 * SR
+    # the decoded hour is 230 MB as float32; streaming holds about one block (3.8 MB)
+    assert peak < 40 * 1024 * 1024
+
+
+def test_arrays_with_nan_inf_and_int16() -> None:
+    emb = LogMelEmbedder()
+    x = tone(440.0, 1.0)
+    for bad in (np.nan, np.inf, -np.inf):
+        y = x.copy()
+        y[100] = bad
+        with pytest.raises(InvalidInputError, match="NaN or infinite"):
+            emb.embed(y)
+    assert emb.embed((x * 32767).astype(np.int16)).shape == (1, 256)
+
+
+# ---------------------------------------------------------------- markers
+
+
+def test_marker_csv_errors(tmp_path: Path) -> None:
+    for body, match in [
+        ("file,time,kind\na.wav,-3,positive\n", ">= 0"),
+        ("file,time,kind\na.wav,nan,positive\n", "finite"),
+        ("file,time,kind\na.wav,abc,positive\n", "not a time"),
+        ("file,time,kind\na.wav,3,sometimes\n", "unknown marker kind"),
+        ("name,seconds\na.wav,3\n", "file,time"),
+    ]:
+        (tmp_path / "m.csv").write_text(body)
+        with pytest.raises(MarkerError, match=match):
+            read_markers(tmp_path / "m.csv")
+
+
+def test_duplicate_markers_are_merged(tmp_path: Path) -> None:
+    (tmp_path / "m.csv").write_text("file,time,kind\na.wav,3,positive\na.wav,3.0,positive\n")
+    (markers,) = read_markers(tmp_path / "m.csv").values()
+    assert markers.positive == (3.0,)
+
+
+times = st.lists(st.floats(0, 1e5, allow_nan=False, allow_infinity=False), max_size=8)
+
+
+@settings(suppress_health_check=[HealthCheck.function_scoped_fixture], max_examples=50)
+@given(pos=times, soft=times, neg=times, name=st.sampled_from(["a.wav", "dir/b c.mp4", "ü,x.flac"]))
+def test_markers_csv_round_trips(
+    tmp_path: Path, pos: list[float], soft: list[float], neg: list[float], name: str
+) -> None:
+    original = {str(tmp_path / name): Markers(pos, soft, neg)}
+    if not len(original[str(tmp_path / name)]):
+        return
+    write_markers(tmp_path / "m.csv", original)
+    assert read_markers(tmp_path / "m.csv") == original
+
+
+# ---------------------------------------------------------------- classifier
+
+
+@settings(max_examples=20, deadline=None)
+@given(seed=st.integers(0, 10_000), n_pos=st.integers(2, 30), n_neg=st.integers(2, 60))
+def test_probabilities_stay_in_unit_interval(seed: int, n_pos: int, n_neg: int) -> None:
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(n_pos + n_neg, 4))
+    y = np.array([1] * n_pos + [0] * n_neg)
+    clf = CalibratedClassifier().fit(x, y)
+    p = clf.predict_proba(rng.normal(scale=10, size=(50, 4)))
+    assert np.all((p >= 0) & (p <= 1)) and np.allclose(p.sum(axis=1), 1)
+
+
+# ---------------------------------------------------------------- faults
+
+
+def _entry(n: int = 5) -> CachedEmbeddings:
+    return CachedEmbeddings(np.arange(float(n)), np.ones((n, 3), np.float32), float(n + 7))
+
+
+def test_cache_directory_not_writable(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    blocker = tmp_path / "not-a-dir"
+    blocker.write_text("a file where the cache directory should be")
+    cache = EmbeddingCache(blocker / "cache")
+    audio = write_media(tmp_path / "a.wav", tone(300.0, 1.0), SR)
+    key = cache.key(audio, {"embedder": "X"})
+    assert cache.put(key, _entry()) is False
+    assert "Cannot write the embedding cache" in caplog.text
+    assert cache.get(key) is None
+
+
+def test_write_error_midway_keeps_previous_cache_entry(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cache = EmbeddingCache(tmp_path / "cache")
+    audio = write_media(tmp_path / "a.wav", tone(300.0, 1.0), SR)
+    key = cache.key(audio, {"embedder": "X"})
+    assert cache.put(key, _entry(5))
+
+    def failing_savez(fh: object, **arrays: object) -> None:
+        fh.write(b"PK\x03\x04 half an archive")  # type: ignore[attr-defined]
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(np, "savez", failing_savez)
+    assert cache.put(key, _entry(9)) is False
+    monkeypatch.undo()
+    entry = cache.get(key)
+    assert entry is not None and len(entry.starts) == 5
+    assert [p.name for p in (tmp_path / "cache").iterdir()] == [f"{key}.npz"]
+
+
+def test_write_error_midway_keeps_previous_output(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import os
+
+    target = tmp_path / "out" / "result.csv"
+    atomic_write_text(target, "file,start\nold,1\n")
+    real_fsync = os.fsync
+
+    def failing_fsync(fd: int) -> None:
+        raise OSError(5, "I/O error")
+
+    monkeypatch.setattr(os, "fsync", failing_fsync)
+    with pytest.raises(OSError, match="I/O error"):
+        atomic_write_text(target, "file,start\nnew,2\n")
+    monkeypatch.setattr(os, "fsync", real_fsync)
+    assert target.read_text() == "file,start\nold,1\n"
+    assert [p.name for p in target.parent.iterdir()] == ["result.csv"]
+
+
+def test_marker_times_beyond_the_end_do_not_break_training(tmp_path: Path) -> None:
+    from audio_embed.scanner import Recording, Scanner
+
+    path = tmp_path / "a.wav"
+    audio = 0.01 * np.random.default_rng(0).standard_normal(40 * SR).astype(np.float32)
+    audio[10 * SR : 11 * SR] += tone(800.0, 1.0)
+    write_wav(path, audio, SR)
+    scanner = Scanner(LogMelEmbedder()).fit([Recording(path, Markers(positive=[10.5, 999.0]))])
+    assert scanner.training_summary is not None
+    assert math.isclose(scanner.scan(path).duration, 40.0)
