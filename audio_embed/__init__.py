@@ -9,6 +9,8 @@ from audio_embed.audio import (
     resample,
     stream_audio,
 )
+from audio_embed.cache import EmbeddingCache
+from audio_embed.classifier import CalibratedClassifier
 from audio_embed.embedders import (
     Embedder,
     LayeredEmbedder,
@@ -31,6 +33,8 @@ from audio_embed.errors import (
     TrainingDataError,
     UnknownEmbedderError,
 )
+from audio_embed.formats import read_markers, write_detections
+from audio_embed.progress import CancelToken, ProgressEvent
 from audio_embed.registry import (
     EmbedderSpec,
     create_embedder,
@@ -39,27 +43,61 @@ from audio_embed.registry import (
     list_embedders,
     register_embedder,
 )
+from audio_embed.scanner import Detection, Recording, Scanner, ScanResult
+from audio_embed.store import ScannerStore
+from audio_embed.windows import Markers, SlidingWindows, TargetedWindows
 
 __version__ = "0.1.0"
 
+_LAZY = {
+    "ASTEmbedder": "audio_embed.embedders.ast",
+    "BEATsEmbedder": "audio_embed.embedders.beats",
+    "EATEmbedder": "audio_embed.embedders.eat",
+}
+
+
+def __getattr__(name: str) -> object:
+    """Import the heavy model backends (transformers…) only when asked for."""
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'audio_embed' has no attribute {name!r}")
+
+
 __all__ = [
+    "ASTEmbedder",
     "AudioDecodeError",
     "AudioEmbedError",
     "AudioFileNotFoundError",
     "AudioInfo",
+    "BEATsEmbedder",
+    "CalibratedClassifier",
+    "CancelToken",
     "Cancelled",
     "CheckpointError",
     "CorruptAudioError",
+    "Detection",
+    "EATEmbedder",
     "Embedder",
     "EmbedderSpec",
+    "EmbeddingCache",
     "EmptyAudioError",
     "InvalidInputError",
     "LayeredEmbedder",
     "LogMelEmbedder",
     "MarkerError",
+    "Markers",
     "MultiLayerEmbedder",
     "NoAudioStreamError",
+    "ProgressEvent",
+    "Recording",
+    "ScanResult",
+    "Scanner",
     "ScannerFileError",
+    "ScannerStore",
+    "SlidingWindows",
+    "TargetedWindows",
     "TorchaudioEmbedder",
     "TrainingDataError",
     "UnknownEmbedderError",
@@ -70,7 +108,9 @@ __all__ = [
     "list_embedders",
     "load_audio",
     "probe_audio",
+    "read_markers",
     "register_embedder",
     "resample",
     "stream_audio",
+    "write_detections",
 ]
