@@ -1,0 +1,643 @@
+"""The ``audio-embed`` command, through its real entry points.
+
+A few tests run ``python -m audio_embed`` in a subprocess (demo, a batch with a
+corrupt file, an unknown model); the rest call :func:`audio_embed.cli.main`
+in-process, which is much faster. One scanner is trained once per module on a
+small synthetic set (LOGMEL everywhere: no weights, no network).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from audio_embed.cli import main
+from audio_embed.demo import DemoSet, make_demo_set
+
+RAVEN_HEADER = [
+    "Selection",
+    "View",
+    "Channel",
+    "Begin Time (s)",
+    "End Time (s)",
+    "Low Freq (Hz)",
+    "High Freq (Hz)",
+    "Annotation",
+    "Score",
+]
+
+
+@pytest.fixture(scope="module")
+def cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("cache")
+
+
+@pytest.fixture(autouse=True)
+def _private_cache(monkeypatch: pytest.MonkeyPatch, cache_dir: Path) -> None:
+    """Never write to the user's cache, and share embeddings between tests."""
+    monkeypatch.setenv("AUDIO_EMBED_CACHE_DIR", str(cache_dir))
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory) -> DemoSet:
+    return make_demo_set(
+        tmp_path_factory.mktemp("demo"),
+        n_train=2,
+        n_test=2,
+        seconds=60,
+        targets_per_file=2,
+        distractors_per_file=5,
+    )
+
+
+@pytest.fixture(scope="module")
+def scanner_file(demo: DemoSet, cache_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("scanner") / "horn.scanner"
+    rc = main(
+        [
+            "train",
+            "--markers",
+            str(demo.markers_csv),
+            "--model",
+            "LOGMEL",
+            "--out",
+            str(out),
+            "--threads",
+            "1",
+            "--cache-dir",
+            str(cache_dir),
+            "--quiet",
+        ]
+    )
+    assert rc == 0 and out.is_file()
+    return out
+
+
+def run_cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    capsys.readouterr()
+    rc = main(list(args))
+    captured = capsys.readouterr()
+    return rc, captured.out, captured.err
+
+
+def run_module(*args: str, cwd: Path, cache: Path) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "AUDIO_EMBED_CACHE_DIR": str(cache)}
+    return subprocess.run(
+        [sys.executable, "-m", "audio_embed", *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+def assert_one_line_error(err: str, *fragments: str) -> None:
+    assert "Traceback" not in err
+    lines = [line for line in err.splitlines() if line.startswith("audio-embed: error:")]
+    assert len(lines) == 1, err
+    for fragment in fragments:
+        assert fragment in lines[0], err
+
+
+# ---------------------------------------------------------------------------- subprocess
+
+
+def test_demo_runs_end_to_end(tmp_path: Path, cache_dir: Path) -> None:
+    proc = run_module(
+        "demo", "demo-out", "--seconds", "60", "--n-train", "2", "--n-test", "1", "--no-plot",
+        cwd=tmp_path,
+        cache=cache_dir,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    root = tmp_path / "demo-out"
+    assert (root / "demo.scanner").is_file()
+    assert (root / "results" / "test_00.csv").is_file()
+    assert (root / "results" / "detections.csv").is_file()
+    report = json.loads((root / "evaluation.json").read_text())
+    assert report["target"] == "horn" and 0.0 <= report["recall"] <= 1.0
+    out = proc.stdout
+    assert "Windows per class" in out and "Precision" in out
+    assert "audio-embed train --markers demo-out/markers.csv --model LOGMEL" in out
+    assert "audio-embed scan my.scanner" in out
+    assert "Traceback" not in proc.stderr
+
+
+def test_scan_batch_with_corrupt_file(
+    tmp_path: Path, demo: DemoSet, scanner_file: Path, cache_dir: Path
+) -> None:
+    inputs = tmp_path / "inputs"
+    (inputs / "sub").mkdir(parents=True)
+    shutil.copy(demo.test_files[0], inputs / "good.wav")
+    shutil.copy(demo.test_files[1], inputs / "sub" / "other.wav")
+    (inputs / "broken.wav").write_bytes(b"RIFF\x00\x01garbage" * 50)
+    (inputs / "notes.txt").write_text("not audio")  # not a media file: ignored
+    out = tmp_path / "out"
+    proc = run_module(
+        "scan", str(scanner_file), str(inputs), "--out", str(out), "--threads", "1",
+        cwd=tmp_path,
+        cache=cache_dir,
+    )  # fmt: skip
+    assert proc.returncode == 1
+    assert "Traceback" not in proc.stderr
+    assert "broken.wav" in proc.stderr and "1 of 3 input(s) failed" in proc.stderr
+    assert (out / "good.csv").is_file()
+    assert (out / "sub" / "other.csv").is_file()
+    assert not (out / "broken.csv").exists()
+    with (out / "detections.csv").open(newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    assert {Path(r["file"]).name for r in rows} <= {"good.wav", "other.wav"}
+    assert not list(out.rglob(".tmp-*"))
+
+
+def test_unknown_model_is_a_one_line_usage_error(tmp_path: Path, cache_dir: Path) -> None:
+    proc = run_module(
+        "embed", "x.wav", "--model", "HUBRT_BASE", "--out", "e.npz", cwd=tmp_path, cache=cache_dir
+    )
+    assert proc.returncode == 2
+    assert_one_line_error(proc.stderr, "Unknown embedder 'HUBRT_BASE'", "HUBERT_BASE")
+    assert not (tmp_path / "e.npz").exists()
+
+
+# ---------------------------------------------------------------------------- models
+
+
+def test_models_table(capsys: pytest.CaptureFixture[str]) -> None:
+    rc, out, _ = run_cli(capsys, "models")
+    assert rc == 0
+    lines = out.splitlines()
+    assert lines[0].split() == ["NAME", "DIM", "LAYERS", "WEIGHTS", "LICENCE", "SOURCE"]
+    rows = {line.split()[0]: line.split() for line in lines[1:] if line.strip()}
+    assert rows["LOGMEL"][1:4] == ["256", "-", "yes"]
+    assert rows["HUBERT_BASE_ML"][1:3] == ["3072", "3,6,9,12"]
+    assert rows["HUBERT_BASE"][1:3] == ["768", "12"]
+    assert "torchaudio.pipelines.HUBERT_BASE" in " ".join(rows["HUBERT_BASE"])
+
+
+def test_models_pattern_and_json(capsys: pytest.CaptureFixture[str]) -> None:
+    rc, out, _ = run_cli(capsys, "models", "hubert_base*", "--json")
+    assert rc == 0
+    rows = json.loads(out)
+    assert [r["name"] for r in rows] == ["HUBERT_BASE", "HUBERT_BASE_ML"]
+    assert rows[1]["dim"] == 3072 and isinstance(rows[1]["available"], bool)
+    rc, _, err = run_cli(capsys, "models", "NOTHING*")
+    assert rc == 1 and "no embedder matches" in err
+
+
+# ---------------------------------------------------------------------------- embed
+
+
+def test_embed_writes_npz_without_pickle(
+    tmp_path: Path, demo: DemoSet, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "emb.npz"
+    files = [str(f) for f in demo.test_files]
+    rc, stdout, _ = run_cli(
+        capsys, "embed", *files, "--model", "LOGMEL", "--out", str(out), "--hop", "2"
+    )
+    assert rc == 0, stdout
+    with np.load(out, allow_pickle=False) as data:
+        assert list(data["files"]) == files
+        assert str(data["model"]) == "LOGMEL" and float(data["hop"]) == 2.0
+        for i in range(len(files)):
+            starts, emb = data[f"{i}/starts"], data[f"{i}/embeddings"]
+            assert emb.shape == (len(starts), 256) and emb.dtype == np.float32
+            assert np.allclose(np.diff(starts)[:-1], 2.0)
+            assert float(data[f"{i}/duration"]) == pytest.approx(60.0)
+
+
+def test_embed_skips_a_bad_file(
+    tmp_path: Path, demo: DemoSet, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bad = tmp_path / "empty.wav"
+    bad.write_bytes(b"")
+    out = tmp_path / "emb.npz"
+    rc, _, err = run_cli(
+        capsys, "embed", str(bad), str(demo.test_files[0]), "--model", "LOGMEL", "--out", str(out)
+    )
+    assert rc == 1 and "empty.wav" in err and "Traceback" not in err
+    with np.load(out, allow_pickle=False) as data:
+        assert list(data["files"]) == [str(demo.test_files[0])]
+        assert data["0/embeddings"].shape[1] == 256
+
+
+def test_embed_rejects_non_npz(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    rc, _, err = run_cli(capsys, "embed", "a.wav", "--model", "LOGMEL", "--out", "x.csv")
+    assert rc == 2
+    assert_one_line_error(err, ".npz")
+
+
+# ---------------------------------------------------------------------------- train
+
+
+def test_train_prints_summary(
+    tmp_path: Path, demo: DemoSet, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "s.scanner"
+    rc, stdout, _ = run_cli(
+        capsys,
+        "train", "--markers", str(demo.markers_csv), "--model", "logmel", "--out", str(out),
+        "--classifier", "logreg", "--labelling", "targeted", "--neg-margin", "20",
+    )  # fmt: skip
+    assert rc == 0
+    assert "Windows per class:" in stdout and "positive" in stdout and "negative" in stdout
+    assert "LogisticRegression" in stdout and "calibration" in stdout
+    assert "labelling targeted (tolerance 12 s, negative margin 20 s)" in stdout
+    assert out.is_file()
+
+
+def test_train_from_audacity_and_raven_labels(
+    tmp_path: Path, demo: DemoSet, capsys: pytest.CaptureFixture[str]
+) -> None:
+    rows = list(csv.DictReader(demo.labels_csv.open()))
+    train = [r for r in rows if r["split"] == "train"]
+    rec_a, rec_b = tmp_path / "a.wav", tmp_path / "elsewhere" / "b.wav"
+    rec_b.parent.mkdir()
+    shutil.copy(demo.train_files[0], rec_a)
+    shutil.copy(demo.train_files[1], rec_b)
+    # Audacity labels next to a.wav (same stem); horns are positives, the rest negatives
+    lines = [
+        f"{r['onset']}\t{r['offset']}\t{'horn' if r['label'] == 'horn' else 'negative'}"
+        for r in train
+        if r["file"] == "train/train_00.wav"
+    ]
+    (tmp_path / "a.txt").write_text("\n".join(lines) + "\n")
+    # a Raven table for b.wav, elsewhere: named with --audio
+    raven = tmp_path / "b.Table.1.selections.txt"
+    body = [
+        f"{i}\tSpectrogram 1\t1\t{r['onset']}\t{r['offset']}\t0\t8000\t"
+        f"{'positive' if r['label'] == 'horn' else 'neg'}"
+        for i, r in enumerate((r for r in train if r["file"] == "train/train_01.wav"), 1)
+    ]
+    raven.write_text("\t".join(RAVEN_HEADER[:-1]) + "\n" + "\n".join(body) + "\n")
+    out = tmp_path / "labels.scanner"
+    rc, stdout, err = run_cli(
+        capsys,
+        "train", "--markers", str(tmp_path / "a.txt"), "--markers", str(raven),
+        "--audio", str(rec_b), "--model", "LOGMEL", "--out", str(out), "--classifier", "logreg",
+    )  # fmt: skip
+    assert rc == 0, err
+    assert "a.wav" in stdout and "b.wav" in stdout and out.is_file()
+
+
+def test_label_file_without_its_recording(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "lonely.txt").write_text("1.0\t2.0\thorn\n")
+    rc, _, err = run_cli(
+        capsys, "train", "--markers", str(tmp_path / "lonely.txt"), "--model", "LOGMEL",
+        "--out", str(tmp_path / "x.scanner"),
+    )  # fmt: skip
+    assert rc == 1
+    assert_one_line_error(err, "lonely.txt", "--audio")
+
+
+@pytest.mark.parametrize(
+    ("content", "fragment"),
+    [
+        ("file,time,kind\ntrain/train_00.wav,abc,positive\n", "line 2"),
+        ("file,time,kind\ntrain/train_00.wav,3.0,sometimes\n", "unknown marker kind"),
+        ("name,when\nx.wav,1\n", "needs the columns"),
+        ("file,time,kind\nmissing.wav,3.0,positive\n", "do not exist"),
+    ],
+)
+def test_bad_markers(
+    tmp_path: Path,
+    demo: DemoSet,
+    capsys: pytest.CaptureFixture[str],
+    content: str,
+    fragment: str,
+) -> None:
+    markers = demo.root / f"bad-{abs(hash(content))}.csv"
+    markers.write_text(content)
+    rc, _, err = run_cli(
+        capsys, "train", "--markers", str(markers), "--model", "LOGMEL",
+        "--out", str(tmp_path / "x.scanner"),
+    )  # fmt: skip
+    assert rc == 1
+    assert_one_line_error(err, fragment)
+    assert not (tmp_path / "x.scanner").exists()
+
+
+def test_one_class_only_is_a_training_data_error(
+    tmp_path: Path, demo: DemoSet, capsys: pytest.CaptureFixture[str]
+) -> None:
+    markers = demo.root / "dense.csv"
+    times = "\n".join(f"train/train_00.wav,{t},positive" for t in range(0, 60, 5))
+    markers.write_text("file,time,kind\n" + times + "\n")
+    rc, _, err = run_cli(
+        capsys, "train", "--markers", str(markers), "--model", "LOGMEL",
+        "--out", str(tmp_path / "x.scanner"),
+    )  # fmt: skip
+    assert rc == 1
+    assert_one_line_error(err, "only one class")
+
+
+def test_verbose_shows_the_traceback(
+    tmp_path: Path, demo: DemoSet, capsys: pytest.CaptureFixture[str]
+) -> None:
+    rc, _, err = run_cli(
+        capsys, "train", "--markers", str(tmp_path / "none.csv"), "--model", "LOGMEL",
+        "--out", str(tmp_path / "x.scanner"), "--verbose",
+    )  # fmt: skip
+    assert rc == 1 and "Traceback" in err and "audio-embed: error:" in err
+
+
+# ---------------------------------------------------------------------------- scan
+
+
+@pytest.mark.parametrize("fmt", ["csv", "json", "audacity", "raven"])
+def test_scan_formats(
+    tmp_path: Path,
+    demo: DemoSet,
+    scanner_file: Path,
+    capsys: pytest.CaptureFixture[str],
+    fmt: str,
+) -> None:
+    out = tmp_path / "out"
+    files = [str(f) for f in demo.test_files]
+    rc, _, err = run_cli(
+        capsys, "scan", str(scanner_file), *files, "--out", str(out), "--format", fmt,
+        "--label", "horn", "--threshold", "0.2",
+    )  # fmt: skip
+    assert rc == 0, err
+    suffix = {"csv": ".csv", "json": ".json", "audacity": ".txt", "raven": ".selections.txt"}
+    n_total = 0
+    for f in demo.test_files:
+        text = (out / (f.stem + suffix[fmt])).read_text()
+        if fmt == "csv":
+            rows = list(csv.DictReader(text.splitlines()))
+            assert text.splitlines()[0] == "file,start,end,peak,score"
+            spans = [(float(r["start"]), float(r["end"]), float(r["score"])) for r in rows]
+            assert all(r["file"] == str(f) for r in rows)
+        elif fmt == "json":
+            items = json.loads(text)
+            assert all(set(d) == {"file", "start", "end", "peak", "score"} for d in items)
+            spans = [(d["start"], d["end"], d["score"]) for d in items]
+        elif fmt == "audacity":
+            cols = [line.split("\t") for line in text.splitlines()]
+            assert all(len(c) == 3 and c[2].startswith("horn ") for c in cols)
+            spans = [(float(c[0]), float(c[1]), float(c[2].split()[1])) for c in cols]
+        else:
+            rows = list(csv.DictReader(text.splitlines(), delimiter="\t"))
+            assert text.splitlines()[0].split("\t") == RAVEN_HEADER
+            assert [int(r["Selection"]) for r in rows] == list(range(1, len(rows) + 1))
+            assert all(r["Annotation"] == "horn" for r in rows)
+            spans = [
+                (float(r["Begin Time (s)"]), float(r["End Time (s)"]), float(r["Score"]))
+                for r in rows
+            ]
+        assert all(0 <= s < e <= 60.0 + 1e-6 and 0.2 <= p <= 1.0 for s, e, p in spans)
+        n_total += len(spans)
+    assert n_total > 0
+    with (out / "detections.csv").open(newline="") as fh:
+        combined = list(csv.DictReader(fh))
+    assert len(combined) == n_total
+
+
+def test_scan_skip_existing(
+    tmp_path: Path, demo: DemoSet, scanner_file: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "out"
+    files = [str(f) for f in demo.test_files]
+    assert run_cli(capsys, "scan", str(scanner_file), *files, "--out", str(out))[0] == 0
+    first = out / "test_00.csv"
+    first.write_text("file,start,end,peak,score\nmarker,1.000,2.000,1.500,0.9000\n")
+    (out / "test_01.csv").unlink()
+    rc, stdout, _ = run_cli(
+        capsys, "scan", str(scanner_file), *files, "--out", str(out), "--skip-existing"
+    )
+    assert rc == 0
+    assert "result exists, skipped" in stdout
+    assert first.read_text().count("marker") == 1  # not rewritten
+    assert (out / "test_01.csv").is_file()  # scanned again
+    combined = (out / "detections.csv").read_text()
+    assert "1.000,2.000,1.500,0.9000" in combined  # the kept result is in the combined CSV
+    rc, _, _ = run_cli(capsys, "scan", str(scanner_file), *files, "--out", str(out))
+    assert rc == 0 and "marker" not in first.read_text()  # without the flag: rewritten
+
+
+def test_scan_name_collisions(
+    tmp_path: Path, demo: DemoSet, scanner_file: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    shutil.copy(demo.test_files[0], tmp_path / "detections.wav")
+    shutil.copy(demo.test_files[0], tmp_path / "take.wav")
+    shutil.copy(demo.test_files[1], tmp_path / "take.flac.wav")
+    shutil.copy(demo.test_files[1], tmp_path / "take.mp4.wav")
+    out = tmp_path / "out"
+    names = ["detections.wav", "take.wav", "take.flac.wav", "take.mp4.wav"]
+    rc, _, err = run_cli(
+        capsys, "scan", str(scanner_file), *(str(tmp_path / n) for n in names), "--out", str(out)
+    )
+    assert rc == 0, err
+    written = sorted(p.name for p in out.iterdir())
+    assert written == [
+        "detections.csv",
+        "detections.wav.csv",
+        "take.csv",
+        "take.flac.csv",
+        "take.mp4.csv",
+    ]
+
+
+def test_scan_store_profile(
+    tmp_path: Path, demo: DemoSet, capsys: pytest.CaptureFixture[str]
+) -> None:
+    store = tmp_path / "store"
+    rc, _, err = run_cli(
+        capsys, "train", "--markers", str(demo.markers_csv), "--model", "LOGMEL",
+        "--store", str(store), "--profile", "horn", "--classifier", "logreg",
+    )  # fmt: skip
+    assert rc == 0, err
+    assert (store / "horn_LOGMEL.scanner").is_file()
+    out = tmp_path / "out"
+    rc, _, err = run_cli(
+        capsys, "scan", "--store", str(store), "--profile", "horn", "--model", "logmel",
+        str(demo.test_files[0]), "--out", str(out), "--format", "audacity", "--threshold", "0.1",
+    )  # fmt: skip
+    assert rc == 0, err
+    labels = (out / "test_00.txt").read_text().splitlines()
+    assert labels and all(line.split("\t")[2].startswith("horn ") for line in labels)
+    # --model may be left out when the profile has one scanner
+    rc, _, err = run_cli(
+        capsys, "scan", "--store", str(store), "--profile", "horn",
+        str(demo.test_files[1]), "--out", str(out),
+    )  # fmt: skip
+    assert rc == 0, err
+    rc, _, err = run_cli(
+        capsys, "scan", "--store", str(store), "--profile", "owl", "--model", "LOGMEL",
+        str(demo.test_files[1]), "--out", str(out),
+    )  # fmt: skip
+    assert rc == 1
+    assert_one_line_error(err, "No scanner for profile 'owl'")
+
+
+def test_scanner_for_another_model(
+    tmp_path: Path,
+    demo: DemoSet,
+    scanner_file: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from audio_embed import registry
+    from audio_embed.embedders import LogMelEmbedder
+
+    class SmallMel(LogMelEmbedder):
+        name = "SMALLMEL"
+
+    registry.list_embedders()  # load the built-ins before adding one for this test
+    spec = registry.EmbedderSpec(
+        name="SMALLMEL", factory=lambda **kw: SmallMel(n_mels=32, **kw), dim=128
+    )
+    monkeypatch.setitem(registry._REGISTRY, "SMALLMEL", spec)
+    rc, _, err = run_cli(
+        capsys, "scan", str(scanner_file), str(demo.test_files[0]), "--model", "SMALLMEL",
+        "--out", str(tmp_path / "out"),
+    )  # fmt: skip
+    assert rc == 1
+    assert_one_line_error(err, "trained with embedder LOGMEL", "SMALLMEL")
+
+
+def test_damaged_or_missing_scanner(
+    tmp_path: Path, demo: DemoSet, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bad = tmp_path / "bad.scanner"
+    bad.write_bytes(b"PK\x03\x04 not really a zip")
+    for scanner, fragment in ((bad, "not a readable scanner"), (tmp_path / "no.scanner", "not")):
+        rc, _, err = run_cli(
+            capsys, "scan", str(scanner), str(demo.test_files[0]), "--out", str(tmp_path / "o")
+        )
+        assert rc == 1
+        assert_one_line_error(err, fragment)
+    assert not (tmp_path / "o").exists()
+
+
+def test_ctrl_c_stops_cleanly(
+    tmp_path: Path,
+    demo: DemoSet,
+    scanner_file: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from audio_embed.scanner import Scanner
+
+    real_scan = Scanner.scan
+    calls: list[Path] = []
+
+    def scan_then_interrupt(self: Scanner, source: Path, **kwargs: object) -> object:
+        calls.append(source)
+        if len(calls) == 2:  # Ctrl-C while the second file is being scanned
+            signal.raise_signal(signal.SIGINT)
+        return real_scan(self, source, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(Scanner, "scan", scan_then_interrupt)
+    out = tmp_path / "out"
+    files = [str(f) for f in demo.test_files]
+    rc, _, err = run_cli(capsys, "scan", str(scanner_file), *files, "--out", str(out), "--no-cache")
+    assert rc == 130
+    assert_one_line_error(err, "cancelled")
+    assert (out / "test_00.csv").is_file()  # finished before Ctrl-C: complete
+    assert not (out / "test_01.csv").exists()
+    assert not (out / "detections.csv").exists()
+    assert not list(out.rglob(".tmp-*"))
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # restored
+
+
+# ---------------------------------------------------------------------------- evaluate
+
+
+def test_evaluate_json(
+    demo: DemoSet, scanner_file: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    rc, out, err = run_cli(
+        capsys, "evaluate", str(scanner_file), "--labels", str(demo.labels_csv),
+        "--target", "horn", "--split", "test", "--json",
+    )  # fmt: skip
+    assert rc == 0, err
+    report = json.loads(out)
+    assert report["n_events"] == 4 and report["files"] == 2 and report["split"] == "test"
+    for key in ("precision", "recall", "f1", "window_auc", "window_ap", "brier", "ece"):
+        assert 0.0 <= report[key] <= 1.0, key
+    assert report["window_auc"] > 0.7
+    assert report["minutes"] == pytest.approx(2.0)
+    assert [f["file"] for f in report["per_file"]] == ["test/test_00.wav", "test/test_01.wav"]
+    assert sum(f["n_found"] for f in report["per_file"]) == report["n_found"]
+
+
+def test_evaluate_text_and_plot(
+    tmp_path: Path, demo: DemoSet, scanner_file: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    pytest.importorskip("matplotlib")
+    plots = tmp_path / "plots"
+    rc, out, err = run_cli(
+        capsys, "evaluate", str(scanner_file), "--labels", str(demo.labels_csv),
+        "--target", "horn", "--split", "test", "--plot", str(plots), "--threshold", "0.5",
+    )  # fmt: skip
+    assert rc == 0, err
+    for word in ("Precision", "Recall", "F1", "ROC AUC", "Brier", "calibration error"):
+        assert word in out
+    assert "threshold 0.5" in out
+    pngs = sorted(plots.rglob("*.png"))
+    assert [p.name for p in pngs] == ["test_00.png", "test_01.png"]
+    assert all(p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for p in pngs)
+
+
+def test_evaluate_unknown_target_or_split(
+    demo: DemoSet, scanner_file: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    base = ["evaluate", str(scanner_file), "--labels", str(demo.labels_csv)]
+    rc, _, err = run_cli(capsys, *base, "--target", "wolf")
+    assert rc == 2
+    assert_one_line_error(err, "'wolf'", "horn", "other")
+    rc, _, err = run_cli(capsys, *base, "--target", "horn", "--split", "dev")
+    assert rc == 2
+    assert_one_line_error(err, "'dev'", "'test'")
+
+
+# ---------------------------------------------------------------------------- usage
+
+
+def test_help_and_usage_errors(capsys: pytest.CaptureFixture[str]) -> None:
+    rc, out, _ = run_cli(capsys, "scan", "--help")
+    assert rc == 0 and "--skip-existing" in out and "detections.csv" in out
+    rc, _, err = run_cli(capsys)
+    assert rc == 2 and "COMMAND" in err
+    rc, _, err = run_cli(capsys, "scan", "x.scanner", "a.wav", "--out", "o", "--threshold", "2")
+    assert rc == 2 and "must be in [0, 1]" in err
+    rc, _, err = run_cli(capsys, "scan", "only-one-path", "--out", "o")
+    assert rc == 2
+    assert_one_line_error(err, "SCANNER FILES_OR_DIRS")
+
+
+@pytest.fixture
+def no_matplotlib(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util,
+        "find_spec",
+        lambda name, *a: None if name == "matplotlib" else real(name, *a),
+    )
+    yield
+
+
+def test_plot_without_matplotlib(
+    demo: DemoSet, scanner_file: Path, capsys: pytest.CaptureFixture[str], no_matplotlib: None
+) -> None:
+    rc, _, err = run_cli(
+        capsys, "evaluate", str(scanner_file), "--labels", str(demo.labels_csv),
+        "--target", "horn", "--plot", "plots",
+    )  # fmt: skip
+    assert rc == 2
+    assert_one_line_error(err, "matplotlib", "pip install")
