@@ -149,7 +149,9 @@ class CalibratedClassifier(ClassifierMixin, BaseEstimator):  # type: ignore[misc
         with _single_threaded():
             model.fit(Xs, ys)
         self.estimator_ = model
+        final = base.steps[-1][1] if hasattr(base, "steps") else base
         self.summary_ = {
+            "estimator": type(final).__name__,
             "n_positive": int(n_pos),
             "n_negative": int(n_neg),
             "n_negative_available": int((y_idx == 0).sum()),

@@ -429,7 +429,7 @@ def _scan_each(
 
 
 def _cmd_models(run: Run) -> int:
-    from audio_embed.registry import ML_SUFFIX, get_spec, list_embedders, quartile_layers
+    from audio_embed.registry import get_spec, list_embedders
 
     names = list_embedders(run.args.pattern)
     if not names:
@@ -438,10 +438,8 @@ def _cmd_models(run: Run) -> int:
     rows = []
     for name in names:
         spec = get_spec(name)
-        layers: int | str | None = spec.num_layers
-        if name.endswith(ML_SUFFIX):  # a multi-layer variant: the blocks it concatenates
-            base = get_spec(name[: -len(ML_SUFFIX)])
-            layers = ",".join(map(str, quartile_layers(base.num_layers or 0)))
+        # a multi-layer variant shows the blocks it concatenates
+        layers = ",".join(map(str, spec.layers)) if spec.layers else spec.num_layers
         rows.append(
             {
                 "name": spec.name,
@@ -655,10 +653,7 @@ def _read_marker_files(args: argparse.Namespace) -> dict[str, Markers]:
         else:
             rec = pairs.get(path) or _audio_next_to(path)
             reader = read_audacity_labels if kind == "audacity" else read_raven_table
-            try:
-                read = reader(path, str(rec))
-            except (OSError, UnicodeDecodeError) as exc:
-                raise MarkerError(f"Cannot read {path}: {exc}") from exc
+            read = reader(path, str(rec))
         for file, m in read.items():
             for k in MARKER_KINDS:
                 merged[file][k].extend(getattr(m, k))
@@ -737,16 +732,6 @@ def _fit(run: Run, scanner: Scanner, markers: dict[str, Markers]) -> None:
     run.cancel.check()  # Ctrl-C during the classifier fit: save nothing
 
 
-def _estimator_name(classifier: Any) -> str:
-    est = getattr(classifier, "estimator", None)
-    if est is None:
-        return "HistGradientBoostingClassifier"
-    steps = getattr(est, "steps", None)
-    if steps:
-        est = steps[-1][1]
-    return type(est).__name__
-
-
 def _print_training(run: Run, scanner: Scanner, root: Path | None = None) -> None:
     s = scanner.training_summary or {}
     tw, sw = scanner.train_windows, scanner.scan_windows
@@ -769,7 +754,7 @@ def _print_training(run: Run, scanner: Scanner, root: Path | None = None) -> Non
     if used_neg is not None and avail is not None and used_neg != avail:
         run.echo(f"  the classifier used {used_neg} of the {avail} negatives (subsampled).")
     run.echo(
-        f"Classifier: {_estimator_name(scanner.classifier)}; "
+        f"Classifier: {scanner.classifier.summary_['estimator']}; "
         f"calibration: {s.get('classifier_calibration_note', 'n/a')}."
     )
     run.echo(f"Default detection threshold: {scanner.threshold:g}.")

@@ -16,6 +16,8 @@ from pathlib import Path
 import numpy as np
 from attrs import frozen
 
+from audio_embed.errors import InvalidInputError
+
 __all__ = ["DemoSet", "horn", "make_demo_set", "synth_recording", "write_wav"]
 
 SR = 16000
@@ -65,12 +67,18 @@ def synth_recording(
     seconds: float, n_targets: int, n_distractors: int, rng: np.random.Generator
 ) -> tuple[np.ndarray, list[tuple[float, float]], list[tuple[float, float]]]:
     """One recording: audio, target (onset, offset) events and distractor events."""
+    slots_available = np.arange(2, int(seconds) - 3, 4)
+    if n_targets + n_distractors > len(slots_available):
+        raise InvalidInputError(
+            f"A {seconds:g} s demo recording has room for {len(slots_available)} events (one "
+            f"per 4 s); asked for {n_targets} targets and {n_distractors} distractors."
+        )
     n = int(seconds * SR)
     # a slowly fluctuating, slightly low-passed noise floor
     noise = np.convolve(rng.standard_normal(n), np.ones(4) / 4, mode="same")
     level = 0.02 * (1 + 0.5 * np.sin(2 * np.pi * np.arange(n) / (SR * rng.uniform(20, 60))))
     audio: np.ndarray = (noise * level).astype(np.float32)
-    slots = np.sort(rng.choice(np.arange(2, int(seconds) - 3, 4), n_targets + n_distractors, False))
+    slots = np.sort(rng.choice(slots_available, n_targets + n_distractors, replace=False))
     kinds = rng.permutation([1] * n_targets + [0] * n_distractors)
     targets: list[tuple[float, float]] = []
     others: list[tuple[float, float]] = []

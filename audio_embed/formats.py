@@ -82,6 +82,13 @@ def _time(value: str, where: str) -> float:
     return t
 
 
+def _read_text(p: Path) -> str:
+    try:
+        return p.read_text(encoding="utf-8-sig")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise MarkerError(f"Cannot read markers file {p}: {exc}") from exc
+
+
 def _collect(rows: Iterable[tuple[str, float, str]]) -> dict[str, Markers]:
     grouped: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
     for file, t, kind in rows:
@@ -99,11 +106,7 @@ def read_markers(
     """
     p = Path(path)
     root = Path(base) if base is not None else p.parent
-    try:
-        text = p.read_text(encoding="utf-8-sig")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise MarkerError(f"Cannot read markers file {p}: {exc}") from exc
-    reader = csv.DictReader(io.StringIO(text))
+    reader = csv.DictReader(io.StringIO(_read_text(p)))
     fields = {f.strip().lower() for f in reader.fieldnames or []}
     if not {"file", "time"} <= fields:
         raise MarkerError(
@@ -129,7 +132,7 @@ def read_audacity_labels(path: str | os.PathLike[str], audio: str) -> dict[str, 
     """
     p = Path(path)
     rows = []
-    for n, line in enumerate(p.read_text(encoding="utf-8-sig").splitlines(), start=1):
+    for n, line in enumerate(_read_text(p).splitlines(), start=1):
         if not line.strip() or line.startswith("\\"):  # "\\" lines hold frequency ranges
             continue
         parts = line.split("\t")
@@ -150,7 +153,7 @@ def read_raven_table(path: str | os.PathLike[str], audio: str) -> dict[str, Mark
     named ``Annotation``, ``Label`` or ``Kind`` when present (positive otherwise).
     """
     p = Path(path)
-    reader = csv.DictReader(io.StringIO(p.read_text(encoding="utf-8-sig")), delimiter="\t")
+    reader = csv.DictReader(io.StringIO(_read_text(p)), delimiter="\t")
     rows = []
     for n, row in enumerate(reader, start=2):
         where = f"{p}, line {n}"

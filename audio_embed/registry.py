@@ -83,6 +83,7 @@ class EmbedderSpec:
         description: one line for ``audio-embed models``.
         weights_available: optional check that the weights are on this
             machine now (in a cache or at a local path), without downloading.
+        layers: for a multi-layer variant, the 1-based blocks it concatenates.
     """
 
     name: str = field(converter=_upper)
@@ -94,6 +95,7 @@ class EmbedderSpec:
     license: str = ""
     description: str = ""
     weights_available: Callable[[], bool] | None = field(default=None, eq=False)
+    layers: tuple[int, ...] | None = None
 
     @property
     def layered(self) -> bool:
@@ -180,6 +182,7 @@ def _ml_spec(base: EmbedderSpec) -> EmbedderSpec:
         license=base.license,
         description=f"{base.name}, mean-pooled blocks {', '.join(map(str, layers))} concatenated",
         weights_available=base.weights_available,
+        layers=layers,
     )
 
 
