@@ -18,12 +18,13 @@ import hashlib
 import json
 import logging
 import os
-import tempfile
 import zipfile
 from pathlib import Path
 
 import numpy as np
 from attrs import frozen
+
+from audio_embed._io import atomic_writer
 
 __all__ = ["CACHE_ENV", "CACHE_FORMAT_VERSION", "CachedEmbeddings", "EmbeddingCache"]
 
@@ -103,22 +104,14 @@ class EmbeddingCache:
         """Store ``entry`` atomically. Returns False (and warns once) when it cannot."""
         if key is None:
             return False
-        target = self._file(key)
-        tmp: str | None = None
         try:
-            self.directory.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".npz", dir=self.directory)
-            with os.fdopen(fd, "wb") as fh:
+            with atomic_writer(self._file(key)) as fh:
                 np.savez(
                     fh,
                     starts=entry.starts,
                     embeddings=entry.embeddings,
                     duration=np.float64(entry.duration),
                 )
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, target)
-            tmp = None
             return True
         except OSError as exc:
             if not self._warned_unwritable:
@@ -129,9 +122,6 @@ class EmbeddingCache:
                 )
                 self._warned_unwritable = True
             return False
-        finally:
-            if tmp is not None:
-                Path(tmp).unlink(missing_ok=True)
 
     def clear(self) -> int:
         """Delete every entry; returns how many were removed."""

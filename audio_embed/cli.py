@@ -28,7 +28,6 @@ import os
 import shlex
 import signal
 import sys
-import tempfile
 import threading
 import time
 import traceback
@@ -41,6 +40,7 @@ from typing import TYPE_CHECKING, Any, TextIO, cast
 import attrs
 import numpy as np
 
+from audio_embed._io import atomic_writer
 from audio_embed.errors import (
     AudioEmbedError,
     Cancelled,
@@ -543,26 +543,13 @@ def _cmd_embed(run: Run) -> int:
         window=np.float64(args.window),
         hop=np.float64(args.hop),
     )
-    _atomic_savez(out, arrays)
+    with atomic_writer(out) as fh:
+        np.savez(fh, **arrays)
     run.echo(f"Wrote {len(files)} file(s) to {out} (keys: files, <i>/starts, <i>/embeddings).")
     if failed:
         run.warn(f"{len(failed)} of {len(failed) + len(files)} input(s) failed.")
         return EXIT_FAILURE
     return 0
-
-
-def _atomic_savez(path: Path, arrays: dict[str, Any]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".npz", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            np.savez(fh, **arrays)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 # ---------------------------------------------------------------------------- train
@@ -1079,15 +1066,8 @@ def plot_result(
     ]
     ax.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, -0.22), fontsize=7, ncol=5)
     fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".png", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fig.savefig(fh, format="png")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_writer(path) as fh:
+        fig.savefig(fh, format="png")
     return path
 
 

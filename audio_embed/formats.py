@@ -15,12 +15,12 @@ import io
 import json
 import math
 import os
-import tempfile
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Literal
 
+from audio_embed._io import atomic_writer
 from audio_embed.errors import MarkerError
 from audio_embed.scanner import Detection
 from audio_embed.windows import MARKER_KINDS, Markers
@@ -212,19 +212,9 @@ def format_detections(
 
 def atomic_write_text(path: str | os.PathLike[str], text: str) -> Path:
     """Write ``text`` to ``path`` via a temporary file and a rename (all or nothing)."""
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=target.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return target
+    with atomic_writer(path, text=True) as fh:
+        fh.write(text)
+    return Path(path)
 
 
 def write_detections(

@@ -21,6 +21,7 @@ from pathlib import Path
 
 from attrs import frozen
 
+from audio_embed._io import atomic_writer
 from audio_embed.errors import InvalidInputError, ScannerFileError
 from audio_embed.scanner import Scanner
 
@@ -107,9 +108,8 @@ class ScannerStore:
         current = self.path(profile, embedder)
         if current.exists():
             self._archive(current, profile, embedder)
-        tmp = current.with_name(f".tmp-{current.name}")
-        shutil.copy2(source, tmp)
-        os.replace(tmp, current)
+        with atomic_writer(current) as fh:
+            fh.write(source.read_bytes())
         return current
 
     def list(self) -> list[StoredScanner]:

@@ -218,3 +218,14 @@ def test_marker_times_beyond_the_end_do_not_break_training(tmp_path: Path) -> No
     scanner = Scanner(LogMelEmbedder()).fit([Recording(path, Markers(positive=[10.5, 999.0]))])
     assert scanner.training_summary is not None
     assert math.isclose(scanner.scan(path).duration, 40.0)
+
+
+def test_outputs_get_ordinary_permissions(tmp_path: Path) -> None:
+    import os
+
+    mask = os.umask(0o022)
+    try:
+        path = atomic_write_text(tmp_path / "r.csv", "x\n")
+    finally:
+        os.umask(mask)
+    assert path.stat().st_mode & 0o777 == 0o644  # not mkstemp's owner-only 0o600
