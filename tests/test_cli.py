@@ -160,6 +160,35 @@ def test_scan_batch_with_corrupt_file(
     assert not list(out.rglob(".tmp-*"))
 
 
+def test_twenty_file_batch_with_two_corrupt_files(
+    tmp_path: Path,
+    demo: DemoSet,
+    scanner_file: Path,
+    cache_dir: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from audio_embed import load_audio
+    from audio_embed.demo import write_wav
+
+    audio = load_audio(demo.test_files[0])
+    inputs = tmp_path / "batch"
+    inputs.mkdir()
+    for i in range(18):
+        write_wav(inputs / f"rec_{i:02d}.wav", audio[i * 16000 : (i + 20) * 16000], 16000)
+    (inputs / "text.wav").write_text("a text file named .wav\n" * 20)
+    mp4 = (inputs / "rec_00.wav").read_bytes()
+    (inputs / "truncated.mp4").write_bytes(b"\x00\x00\x00\x18ftypmp42" + mp4[:2000])
+    out = tmp_path / "out"
+    rc = main(["scan", str(scanner_file), str(inputs), "--out", str(out), "--quiet",
+               "--threads", "1", "--cache-dir", str(cache_dir)])  # fmt: skip
+    err = capsys.readouterr().err
+    assert rc == 1
+    assert len(list(out.glob("rec_*.csv"))) == 18
+    assert "text.wav" in err and "truncated.mp4" in err and "2 of 20 input(s) failed" in err
+    assert "Traceback" not in err
+    assert not list(out.glob(".tmp-*"))
+
+
 def test_unknown_model_is_a_one_line_usage_error(tmp_path: Path, cache_dir: Path) -> None:
     proc = run_module(
         "embed", "x.wav", "--model", "HUBRT_BASE", "--out", "e.npz", cwd=tmp_path, cache=cache_dir
