@@ -163,3 +163,13 @@ def test_load_failure_is_a_checkpoint_error(
 def test_missing_local_directory_is_a_checkpoint_error(tmp_path: Path) -> None:
     with pytest.raises(CheckpointError):
         ASTEmbedder(tmp_path / "missing", device="cpu")
+
+
+def test_windows_longer_than_the_model_input_are_cut_with_a_warning(
+    embedder: ASTEmbedder, caplog: pytest.LogCaptureFixture
+) -> None:
+    emb = embedder
+    frames = int(emb.feature_extractor.max_length)
+    long = torch.randn(1, (frames + 50) * 160 + 400) * 0.1
+    assert emb.embed(long).shape == (1, emb.dim)
+    assert "longer windows" in caplog.text

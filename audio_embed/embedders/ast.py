@@ -27,6 +27,7 @@ that, also offline (set ``HF_HUB_OFFLINE=1``).
 
 from __future__ import annotations
 
+import logging
 import os
 from typing import TYPE_CHECKING, Any, cast
 
@@ -39,6 +40,8 @@ if TYPE_CHECKING:
     from transformers import ASTFeatureExtractor, ASTModel
 
 __all__ = ["DEFAULT_AST_CHECKPOINT", "ASTEmbedder"]
+
+log = logging.getLogger(__name__)
 
 #: The Hugging Face Hub checkpoint the ``AST`` registry entry loads.
 DEFAULT_AST_CHECKPOINT = "MIT/ast-finetuned-audioset-10-10-0.4593"
@@ -157,6 +160,7 @@ class ASTEmbedder(LayeredEmbedder):
         self.sample_rate = int(feature_extractor.sampling_rate)
         self.dim = int(config.hidden_size)
         self.num_layers = len(_blocks(self.model))
+        self._warned_cut = False
         self.to(device or default_device())
 
     def features(self, waveforms: torch.Tensor) -> torch.Tensor:
@@ -166,6 +170,17 @@ class ASTEmbedder(LayeredEmbedder):
         goes through it in one call and comes back as one tensor on :attr:`device`.
         """
         array = waveforms.detach().float().cpu().numpy()
+        max_frames = int(self.feature_extractor.max_length)
+        frames = (array.shape[1] - 400) // 160 + 1  # Kaldi fbank: 25 ms frames every 10 ms
+        if frames > max_frames and not self._warned_cut:
+            self._warned_cut = True
+            log.warning(
+                "AST sees at most %d frames (%.2f s); longer windows (%.2f s) are cut to "
+                "that length, as its feature extractor does. Use a shorter window.",
+                max_frames,
+                (max_frames - 1) * 0.01 + 0.025,
+                array.shape[1] / self.sample_rate,
+            )
         out = self.feature_extractor(
             list(array), sampling_rate=self.sample_rate, return_tensors="pt"
         )
