@@ -24,7 +24,13 @@ from audio_embed.audio import load_audio, resample, stream_audio
 from audio_embed.cache import CachedEmbeddings, EmbeddingCache
 from audio_embed.classifier import CalibratedClassifier
 from audio_embed.embedders.base import Embedder, as_waveform_batch
-from audio_embed.errors import InvalidInputError, ScannerFileError, TrainingDataError
+from audio_embed.errors import (
+    AudioDecodeError,
+    AudioEmbedError,
+    InvalidInputError,
+    ScannerFileError,
+    TrainingDataError,
+)
 from audio_embed.progress import CancelToken, ProgressCallback, ProgressEvent, prefetch
 from audio_embed.windows import Markers, SlidingWindows, TargetedWindows
 
@@ -154,7 +160,8 @@ class Scanner:
             training statistics over the targeted windows only (scan still
             uses the sliding windows). ``"none"``.
         cache: an :class:`EmbeddingCache`, or None for no caching.
-        batch_size: windows per encoder call.
+        batch_size: windows per encoder call; None (default) sizes batches
+            from the device's free memory (:meth:`Embedder.auto_batch_size`).
         threshold: default detection threshold of :meth:`ScanResult.detections`.
     """
 
@@ -164,7 +171,7 @@ class Scanner:
     train_windows: TargetedWindows = field(factory=TargetedWindows)
     normalization: Normalization = "recording"
     cache: EmbeddingCache | None = None
-    batch_size: int = 16
+    batch_size: int | None = None
     threshold: float = 0.3
     training_summary: dict[str, Any] | None = field(default=None, init=False)
 
@@ -179,8 +186,10 @@ class Scanner:
                 "The 'normalization' parameter of Scanner must be 'recording', 'targeted' "
                 f"or 'none'. Got {self.normalization!r} instead."
             )
-        if self.batch_size < 1:
-            raise InvalidInputError(f"The 'batch_size' must be >= 1. Got {self.batch_size}.")
+        if self.batch_size is not None and self.batch_size < 1:
+            raise InvalidInputError(
+                f"The 'batch_size' must be >= 1, or None for automatic. Got {self.batch_size}."
+            )
 
     @classmethod
     def from_name(
@@ -194,14 +203,21 @@ class Scanner:
     # ------------------------------------------------------------------ embedding
 
     def _settings(self) -> dict[str, object]:
-        return {
+        settings: dict[str, object] = {
             "embedder": self.embedder.cache_id(),
             "window": self.scan_windows.window,
             "hop": self.scan_windows.hop,
             "encoding": self.scan_windows.encoding,
         }
+        if self.scan_windows.encoding == "shared":
+            shared = self.embedder.shared_settings()
+            if shared:
+                settings["shared"] = shared
+        if self.embedder.autocast_dtype is not None and self.embedder.device.type == "cuda":
+            settings["autocast"] = str(self.embedder.autocast_dtype)
+        return settings
 
-    def _blocks(self, source: Source, sample_rate: int | None) -> Iterator[np.ndarray]:
+    def _raw_blocks(self, source: Source, sample_rate: int | None) -> Iterator[np.ndarray]:
         sr = self.embedder.sample_rate
         if isinstance(source, np.ndarray):
             if sample_rate is None:
@@ -212,7 +228,81 @@ class Scanner:
             audio = resample(audio, int(sample_rate), sr)
             step = round(BLOCK_SECONDS * sr)
             return iter([audio[i : i + step] for i in range(0, max(len(audio), 1), step)])
-        return prefetch(stream_audio(source, sr, BLOCK_SECONDS), depth=2)
+        return stream_audio(source, sr, BLOCK_SECONDS)
+
+    def _decode_all(
+        self, jobs: list[tuple[int, Source, int | None]]
+    ) -> Iterator[tuple[int, np.ndarray | Exception | None]]:
+        """``(i, block)`` for every block of every job, ``(i, error)`` when a file
+        cannot be decoded, then ``(i, None)`` at the end of each file."""
+        for i, source, rate in jobs:
+            try:
+                for block in self._raw_blocks(source, rate):
+                    yield i, block
+            except (AudioDecodeError, InvalidInputError) as exc:
+                yield i, exc
+            yield i, None
+
+    def _cache_key(self, source: Source) -> str | None:
+        if self.cache is None or isinstance(source, np.ndarray):
+            return None
+        return self.cache.key(source, self._settings())
+
+    def _cached(self, key: str | None) -> CachedEmbeddings | None:
+        if self.cache is None or key is None:
+            return None
+        hit = self.cache.get(key)
+        if hit is not None and hit.embeddings.shape[1] == self.embedder.dim:
+            return hit
+        return None
+
+    def _embeddings_many(
+        self,
+        sources: list[tuple[Source, int | None]],
+        progress: ProgressCallback | None,
+        cancel: CancelToken | None,
+    ) -> Iterator[tuple[int, CachedEmbeddings | AudioEmbedError]]:
+        """Sliding-window embeddings of several sources, in order.
+
+        Cache hits are never decoded. The others are decoded one after the
+        other in one background thread, at most two blocks ahead of the
+        embedder, so the next file is already being decoded while the current
+        one's last blocks are embedded; memory stays bounded by a few blocks.
+        A file that cannot be decoded yields its error instead of embeddings.
+        """
+        keys = [self._cache_key(src) for src, _ in sources]
+        hits = {i: hit for i, key in enumerate(keys) if (hit := self._cached(key)) is not None}
+        jobs = [(i, src, rate) for i, (src, rate) in enumerate(sources) if i not in hits]
+        items = prefetch(self._decode_all(jobs), depth=2) if jobs else iter(())
+
+        def blocks(i: int) -> Iterator[np.ndarray]:
+            for j, item in items:
+                if j < i:  # what is left of a file given up on
+                    continue
+                if item is None:
+                    return
+                if isinstance(item, Exception):
+                    raise item
+                yield item
+
+        try:
+            for i, (source, _rate) in enumerate(sources):
+                if i in hits:
+                    yield i, hits[i]
+                    continue
+                label = "<array>" if isinstance(source, np.ndarray) else str(source)
+                try:
+                    entry = self._stream_sliding(blocks(i), label, progress, cancel)
+                except (AudioDecodeError, InvalidInputError) as exc:
+                    yield i, exc
+                    continue
+                if self.cache is not None and keys[i] is not None:
+                    self.cache.put(keys[i], entry)
+                yield i, entry
+        finally:
+            close = getattr(items, "close", None)
+            if close is not None:
+                close()
 
     def sliding_embeddings(
         self,
@@ -227,28 +317,46 @@ class Scanner:
         Decodes in blocks in a background thread while the previous block is
         embedded; memory stays bounded by a block plus a window.
         """
-        key = None
-        if self.cache is not None and not isinstance(source, np.ndarray):
-            key = self.cache.key(source, self._settings())
-            hit = self.cache.get(key)
-            if hit is not None and hit.embeddings.shape[1] == self.embedder.dim:
-                return hit
-        entry = self._stream_sliding(source, sample_rate, progress, cancel)
-        if self.cache is not None and key is not None:
-            self.cache.put(key, entry)
-        return entry
+        for _, entry in self._embeddings_many([(source, sample_rate)], progress, cancel):
+            if isinstance(entry, Exception):
+                raise entry
+            return entry
+        raise AssertionError("unreachable")
+
+    def sliding_embeddings_many(
+        self,
+        sources: Iterable[str | os.PathLike[str]],
+        *,
+        progress: ProgressCallback | None = None,
+        cancel: CancelToken | None = None,
+    ) -> Iterator[tuple[str, CachedEmbeddings | AudioEmbedError]]:
+        """:meth:`sliding_embeddings` of several files, decoding the next file while
+        the current one is embedded.
+
+        Yields ``(path, embeddings)`` in order, or ``(path, error)`` for a file
+        that cannot be decoded (an :class:`AudioDecodeError`; the other files
+        are still processed). Cancellation raises.
+        """
+        paths = [str(p) for p in sources]
+        for i, entry in self._embeddings_many([(p, None) for p in paths], progress, cancel):
+            yield paths[i], entry
 
     def _stream_sliding(
         self,
-        source: Source,
-        sample_rate: int | None,
+        blocks: Iterable[np.ndarray],
+        label: str,
         progress: ProgressCallback | None,
         cancel: CancelToken | None,
     ) -> CachedEmbeddings:
         sr = self.embedder.sample_rate
         sw = self.scan_windows
         win = round(sw.window * sr)
-        label = "<array>" if isinstance(source, np.ndarray) else str(source)
+        # Shared encoding reads `context` seconds beyond each window: keep that much
+        # audio on both sides of a block boundary so streaming never changes a vector.
+        context = 0.0
+        if sw.encoding == "shared":
+            context = float(self.embedder.shared_settings().get("context", 0.0))
+        margin = round(context * sr)
         buf = np.zeros(0, dtype=np.float32)
         offset = 0  # sample index of buf[0]
         total = 0
@@ -262,7 +370,12 @@ class Scanner:
             rel = starts - offset / sr
             embs.append(
                 self.embedder.embed_windows(
-                    buf, rel, sw.window, batch_size=self.batch_size, on_batch=_tick
+                    buf,
+                    rel,
+                    sw.window,
+                    batch_size=self.batch_size,
+                    on_batch=_tick,
+                    encoding=sw.encoding,
                 )
             )
             starts_done.append(starts)
@@ -273,16 +386,16 @@ class Scanner:
             if cancel is not None:
                 cancel.check()
 
-        for block in self._blocks(source, sample_rate):
+        for block in blocks:
             buf = np.concatenate([buf, block]) if buf.size else block
             total += len(block)
             ks = []
-            while round(next_k * sw.hop * sr) + win <= total:
+            while round(next_k * sw.hop * sr) + win + margin <= total:
                 ks.append(next_k)
                 next_k += 1
             if ks:
                 embed(np.asarray(ks, dtype=np.float64) * sw.hop)
-            keep_from = max(min(round(next_k * sw.hop * sr), total - win), offset)
+            keep_from = max(min(round(next_k * sw.hop * sr), total - win) - margin, offset)
             buf = buf[keep_from - offset :]
             offset = keep_from
         duration = total / sr
@@ -310,14 +423,8 @@ class Scanner:
     # ------------------------------------------------------------------ training
 
     def _training_windows(
-        self,
-        rec: Recording,
-        progress: ProgressCallback | None,
-        cancel: CancelToken | None,
+        self, rec: Recording, entry: CachedEmbeddings
     ) -> tuple[np.ndarray, np.ndarray]:
-        entry = self.sliding_embeddings(
-            rec.source, sample_rate=rec.sample_rate, progress=progress, cancel=cancel
-        )
         labelled = self.train_windows.windows(entry.duration, rec.markers)
         x = np.empty((len(labelled.starts), self.embedder.dim), dtype=np.float32)
         idx = np.searchsorted(entry.starts, labelled.starts - 1e-6)
@@ -339,6 +446,7 @@ class Scanner:
                 labelled.starts[~found],
                 self.train_windows.window,
                 batch_size=self.batch_size,
+                encoding=self.scan_windows.encoding,
             )
         if self.normalization == "recording":
             x = self._zscore(x, entry.embeddings)
@@ -364,8 +472,15 @@ class Scanner:
         if not recs:
             raise TrainingDataError("fit() needs at least one recording with markers.")
         xs, ys, per_file = [], [], []
-        for i, rec in enumerate(recs):
-            x, y = self._training_windows(rec, progress, cancel)
+        # The next file is decoded while the current one is embedded.
+        entries = self._embeddings_many(
+            [(rec.source, rec.sample_rate) for rec in recs], progress, cancel
+        )
+        for i, entry in entries:
+            if isinstance(entry, Exception):
+                raise entry
+            rec = recs[i]
+            x, y = self._training_windows(rec, entry)
             xs.append(x)
             ys.append(y)
             per_file.append(
@@ -408,13 +523,35 @@ class Scanner:
         cancel: CancelToken | None = None,
     ) -> ScanResult:
         """Score every sliding window of a file (or an array with ``sample_rate``)."""
+        self._check_fitted()
+        entry = self.sliding_embeddings(
+            source, sample_rate=sample_rate, progress=progress, cancel=cancel
+        )
+        return self._score(source, entry)
+
+    def scan_many(
+        self,
+        sources: Iterable[str | os.PathLike[str]],
+        *,
+        progress: ProgressCallback | None = None,
+        cancel: CancelToken | None = None,
+    ) -> Iterator[tuple[str, ScanResult | AudioEmbedError]]:
+        """:meth:`scan` several files, decoding the next file while the current one is embedded.
+
+        Yields ``(path, result)`` in order, or ``(path, error)`` for a file that
+        cannot be decoded (the others are still scanned). Cancellation raises.
+        """
+        self._check_fitted()
+        for path, entry in self.sliding_embeddings_many(sources, progress=progress, cancel=cancel):
+            yield path, entry if isinstance(entry, Exception) else self._score(path, entry)
+
+    def _check_fitted(self) -> None:
         if not self.is_fitted:
             from sklearn.exceptions import NotFittedError
 
             raise NotFittedError("This Scanner is not trained yet; call fit() or Scanner.load().")
-        entry = self.sliding_embeddings(
-            source, sample_rate=sample_rate, progress=progress, cancel=cancel
-        )
+
+    def _score(self, source: Source, entry: CachedEmbeddings) -> ScanResult:
         x = entry.embeddings
         if self.normalization != "none":
             x = self._zscore(x, x)
@@ -532,7 +669,7 @@ class Scanner:
             train_windows=TargetedWindows(**tw),
             normalization=meta["normalization"],
             cache=cache,
-            batch_size=int(meta.get("batch_size", 16)),
+            batch_size=None if meta.get("batch_size") is None else int(meta["batch_size"]),
             threshold=float(meta["threshold"]),
         )
         scanner.training_summary = meta.get("training_summary")

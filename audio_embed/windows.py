@@ -124,15 +124,17 @@ class SlidingWindows:
     shorter than one window gets exactly one window starting at 0; the
     embedders see it zero-padded at the end to the window length.
 
-    ``encoding`` says how windows reach the encoder: ``"per_window"`` encodes
-    each window on its own; ``"shared"`` encodes each stretch of audio once
-    and pools the frames inside each window (layered models only; others fall
-    back to per-window).
+    ``encoding`` says how windows reach the encoder: ``"shared"`` (default)
+    encodes each stretch of audio once and pools the frames inside each window
+    (layered models with frame hooks; log-mel statistics are shared and exact
+    anyway; other models fall back to per-window); ``"per_window"`` encodes
+    each window on its own, as the original application did. Shared is 6-7x
+    faster at 8 s / 1 s with HuBERT-base-sized models (see the README).
     """
 
     window: float = 8.0
     hop: float = 1.0
-    encoding: Literal["per_window", "shared"] = "per_window"
+    encoding: Literal["per_window", "shared"] = "shared"
 
     def __attrs_post_init__(self) -> None:
         _check_positive("SlidingWindows", "window", self.window)

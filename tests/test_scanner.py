@@ -76,7 +76,7 @@ def test_save_load_round_trip(tmp_path: Path, demo: DemoSet, trained: Scanner) -
     path = trained.save(tmp_path / "horn.scanner")
     meta = Scanner.read_metadata(path)
     assert meta["embedder"]["name"] == "LOGMEL" and meta["feature_dim"] == 256
-    assert meta["scan_windows"] == {"window": 8.0, "hop": 1.0, "encoding": "per_window"}
+    assert meta["scan_windows"] == {"window": 8.0, "hop": 1.0, "encoding": "shared"}
     assert meta["library_version"] and meta["training_summary"]["windows_positive"] > 0
     loaded = Scanner.load(path)  # the embedder comes from the registry by name
     a = trained.scan(demo.test_files[1]).probabilities

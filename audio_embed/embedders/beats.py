@@ -47,7 +47,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from audio_embed.embedders.base import LayeredEmbedder, default_device
+from audio_embed.embedders.base import FrameGeometry, LayeredEmbedder, default_device
 from audio_embed.errors import CheckpointError, InvalidInputError
 
 __all__ = [
@@ -863,6 +863,9 @@ class BEATsEmbedder(LayeredEmbedder):
 
     name = "BEATS"
     source: ClassVar[str] = OFFICIAL_PAGE
+    #: Shorter segments than the default: the gated relative-position bias is
+    #: computed densely, so attention grows faster with length than in wav2vec2.
+    shared_chunk = 12.0
 
     def __init__(
         self,
@@ -952,3 +955,22 @@ class BEATsEmbedder(LayeredEmbedder):
     def _embed_batch(self, waveforms: Tensor) -> Tensor:
         out = self.model.extract_features(self._fbank(waveforms), predict=False)
         return self.pool(out.features)
+
+    def frame_geometry(self) -> FrameGeometry:
+        """One frame per time patch: 16 fbank frames (hop 2560 samples, field 2800)."""
+        fe, patch = self.feature_extractor, self.model.cfg.input_patch_size
+        return FrameGeometry(
+            hop=patch * fe.frame_shift, field=fe.frame_length + (patch - 1) * fe.frame_shift
+        )
+
+    def _frame_states(self, waveforms: Tensor, layers: tuple[int, ...] | None) -> list[Tensor]:
+        """Tokens averaged over the frequency patches of each time patch (time-major order).
+
+        The mean of these over a window's time patches is the mean over all its
+        tokens, which is what :meth:`pool` computes.
+        """
+        depth = None if layers is None else max(layers)
+        out = self.model.extract_features(self._fbank(waveforms), num_layers=depth, predict=False)
+        picked = [out.features] if layers is None else [out.hidden_states[k] for k in layers]
+        freq = self.feature_extractor.num_mel_bins // self.model.cfg.input_patch_size
+        return [s.reshape(s.shape[0], -1, freq, s.shape[-1]).mean(dim=2) for s in picked]

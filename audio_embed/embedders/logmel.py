@@ -12,7 +12,7 @@ import numpy as np
 import torch
 import torchaudio
 
-from audio_embed.embedders.base import Embedder
+from audio_embed.embedders.base import Embedder, Encoding, _check_encoding
 
 __all__ = ["LogMelEmbedder"]
 
@@ -87,22 +87,27 @@ class LogMelEmbedder(Embedder):
         starts: np.ndarray,
         window: float,
         *,
-        batch_size: int = 16,
+        batch_size: int | None = None,
         on_batch: Callable[[int], None] | None = None,
+        encoding: Encoding = "per_window",
     ) -> np.ndarray:
         """Compute the log-mel frames of ``audio`` once and pool them per window.
 
         Exactly equal to embedding each window on its own whenever the window
         starts on a frame boundary (a multiple of 10 ms); other starts are
-        embedded one by one.
+        embedded one by one. ``encoding`` makes no difference: the frames are
+        local, so this is already shared and exact.
         """
+        _check_encoding(encoding, type(self).__name__)
+        if batch_size is None:
+            batch_size = 256
         length = max(round(window * self.sample_rate), self.min_samples)
         first = np.round(np.asarray(starts, dtype=np.float64) * self.sample_rate).astype(np.int64)
         aligned = first % self.hop_length == 0
         out = np.empty((len(starts), self.dim), dtype=np.float32)
         if (~aligned).any():
-            out[~aligned] = super().embed_windows(
-                audio, starts[~aligned], window, batch_size=batch_size
+            out[~aligned] = self._embed_each_window(
+                audio, starts[~aligned], window, batch_size, None
             )
         if aligned.any():
             need = int(first[aligned].max()) + length

@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Literal
 
+import numpy as np
 import torch
 
-from audio_embed.embedders.base import Embedder, LayeredEmbedder
+from audio_embed.embedders.base import (
+    Embedder,
+    Encoding,
+    LayeredEmbedder,
+    _check_encoding,
+    shared_embed_windows,
+)
 from audio_embed.errors import InvalidInputError
 
 __all__ = ["MultiLayerEmbedder", "resolve_layers"]
@@ -53,7 +60,9 @@ def resolve_layers(
 class MultiLayerEmbedder(Embedder):
     """Concatenate the time-averaged outputs of several blocks of a layered model.
 
-    Runs only the blocks it needs (up to the deepest selected one).
+    Runs only the blocks it needs (up to the deepest selected one). Shared
+    encoding (``embed_windows(..., encoding="shared")``) uses the base model's
+    frame hooks with the selected blocks, so ``_ML`` variants are shared too.
 
     Args:
         base: any :class:`LayeredEmbedder`.
@@ -78,11 +87,43 @@ class MultiLayerEmbedder(Embedder):
         self.min_samples = base.min_samples
         self.dim = base.dim * len(self.layers)
         self.device = base.device
+        self.activation_bytes_per_second = base.activation_bytes_per_second
 
     def to(self, device: str | torch.device) -> MultiLayerEmbedder:
         self.base.to(device)
         self.device = self.base.device
         return self
+
+    @property
+    def autocast_dtype(self) -> torch.dtype | None:
+        """The base model's (setting it sets the base model's)."""
+        return self.base.autocast_dtype
+
+    @autocast_dtype.setter
+    def autocast_dtype(self, value: torch.dtype | None) -> None:
+        self.base.autocast_dtype = value
+
+    def shared_settings(self) -> dict[str, float]:
+        return self.base.shared_settings()
+
+    def embed_windows(
+        self,
+        audio: np.ndarray,
+        starts: np.ndarray,
+        window: float,
+        *,
+        batch_size: int | None = None,
+        on_batch: Callable[[int], None] | None = None,
+        encoding: Encoding = "per_window",
+    ) -> np.ndarray:
+        _check_encoding(encoding, type(self).__name__)
+        if encoding == "shared":
+            out = shared_embed_windows(
+                self, self.base, self.layers, audio, starts, window, batch_size, on_batch
+            )
+            if out is not None:
+                return out
+        return self._embed_each_window(audio, starts, window, batch_size, on_batch)
 
     def cache_id(self) -> str:
         return f"{self.base.cache_id()}:layers={','.join(map(str, self.layers))}"

@@ -14,7 +14,7 @@ from typing import Any
 
 import torch
 
-from audio_embed.embedders.base import LayeredEmbedder, default_device
+from audio_embed.embedders.base import FrameGeometry, LayeredEmbedder, default_device
 from audio_embed.errors import CheckpointError, UnknownEmbedderError
 
 __all__ = ["TORCHAUDIO_BUNDLES", "TorchaudioEmbedder", "bundle_cache_path"]
@@ -103,7 +103,18 @@ class TorchaudioEmbedder(LayeredEmbedder):
     The embedding is the mean over time of the encoder output (``model(x)``).
     For the pre-LayerNorm large models that output has the final LayerNorm
     applied; :meth:`hidden_states` returns the raw block outputs.
+
+    Shared-context encoding is supported: frames every 320 samples (20 ms),
+    each seeing 400 samples, from the convolutional front end's kernels and
+    strides. The front end is not local in per-window mode for any released
+    bundle: the base models' first convolution is followed by a GroupNorm over
+    time (statistics of the whole input), and the large models normalise each
+    waveform (``normalize_waveform``) before it. Shared segments are normalised
+    per segment.
     """
+
+    #: The front end's first activations: 512 channels at 3.2 kHz, a few alive at once.
+    activation_bytes_per_second = 24 * 1024 * 1024
 
     def __init__(
         self,
@@ -156,3 +167,81 @@ class TorchaudioEmbedder(LayeredEmbedder):
     def _hidden_states(self, waveforms: torch.Tensor, num_layers: int) -> list[torch.Tensor]:
         states, _ = self.model.extract_features(self._normalize(waveforms), num_layers=num_layers)
         return list(states)
+
+    def frame_geometry(self) -> FrameGeometry:
+        """Hop and receptive field of the convolutional front end (320 and 400 samples)."""
+        hop, field = 1, 1
+        for block in self.model.feature_extractor.conv_layers:
+            kernel, stride = int(block.conv.kernel_size[0]), int(block.conv.stride[0])
+            field += (kernel - 1) * hop
+            hop *= stride
+        return FrameGeometry(hop=hop, field=field)
+
+    def _frame_states(
+        self, waveforms: torch.Tensor, layers: tuple[int, ...] | None
+    ) -> list[torch.Tensor]:
+        features = self.front_end(self._normalize(waveforms))
+        if layers is None:
+            out: torch.Tensor = self.model.encoder(features, None)
+            if getattr(self.model, "aux", None) is not None:
+                out = self.model.aux(out)
+            return [out]
+        states = self.model.encoder.extract_features(features, None, max(layers))
+        return [states[k - 1] for k in layers]
+
+    def front_end(self, waveforms: torch.Tensor, piece_frames: int = 32) -> torch.Tensor:
+        """The convolutional front end (``model.feature_extractor``), ``piece_frames`` at a time.
+
+        Returns ``[B, frames, channels]`` like ``model.feature_extractor``, up to
+        float rounding, but never holds the 512-channel, 3.2 kHz activations of
+        the whole input (160 MB for 24 s; small pieces are also faster, as they
+        stay in the CPU caches): every layer is a valid convolution,
+        so a stretch of output frames needs only its own receptive field. The
+        base models' GroupNorm over time (first layer) gets its per-channel
+        statistics from a first pass over the first convolution alone.
+        """
+        layers = list(self.model.feature_extractor.conv_layers)
+        first = layers[0]
+        norm = first.layer_norm
+        if isinstance(norm, torch.nn.GroupNorm) and norm.num_groups != norm.num_channels:
+            features: torch.Tensor = self.model.feature_extractor(waveforms, None)[0]
+            return features  # statistics over channel groups: not worth a special case
+        hop, field = self.frame_geometry()[:2]
+        batch, n = waveforms.shape
+        total = (n - field) // hop + 1
+        x = waveforms.unsqueeze(1)
+        kernel, stride = int(first.conv.kernel_size[0]), int(first.conv.stride[0])
+        scale = shift = None
+        if isinstance(norm, torch.nn.GroupNorm):
+            first_frames = (n - kernel) // stride + 1
+            step = piece_frames * (hop // stride)
+            sums = torch.zeros(batch, norm.num_channels, dtype=torch.float64, device=x.device)
+            squares = torch.zeros_like(sums)
+            for a in range(0, first_frames, step):
+                b = min(first_frames, a + step)
+                y = first.conv(x[..., a * stride : (b - 1) * stride + kernel]).double()
+                sums += y.sum(-1)
+                squares += y.square().sum(-1)
+            mean = sums / first_frames
+            var = (squares / first_frames - mean.square()).clamp_min(0.0)
+            rstd = torch.rsqrt(var + norm.eps)
+            weight = norm.weight.double() if norm.weight is not None else 1.0
+            bias = norm.bias.double() if norm.bias is not None else 0.0
+            scale = (rstd * weight).to(x.dtype)[..., None]
+            shift = (bias - mean * rstd * weight).to(x.dtype)[..., None]
+        out: torch.Tensor | None = None
+        for f0 in range(0, total, piece_frames):
+            f1 = min(total, f0 + piece_frames)
+            y = first.conv(x[..., f0 * hop : (f1 - 1) * hop + field])
+            if scale is not None and shift is not None:
+                y = torch.addcmul(shift, y, scale)
+            elif norm is not None:
+                y = norm(y)
+            y = torch.nn.functional.gelu(y)
+            for layer in layers[1:]:
+                y, _ = layer(y, None)
+            if out is None:
+                out = y.new_empty(batch, total, y.shape[1])
+            out[:, f0:f1] = y.transpose(1, 2)
+        assert out is not None
+        return out

@@ -1,0 +1,108 @@
+"""Options, shared fixtures and the results table of the speed benchmarks.
+
+Run (not part of the test suite: ``tests/`` is the default test path)::
+
+    .venv/bin/pytest benchmarks --benchmark-enable -s [--recording-seconds 600]
+
+Every speed comparison is measured back to back in one process; the table at
+the end (also written to ``.benchmarks/scan_speed.json``) reports ratios.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+RESULTS: dict[str, list[dict[str, Any]]] = {}
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("audio_embed benchmarks")
+    group.addoption(
+        "--recording-seconds",
+        type=float,
+        default=float(os.environ.get("AUDIO_EMBED_BENCH_SECONDS", 600)),
+        help="length of the scanned recording (default 600 s, or $AUDIO_EMBED_BENCH_SECONDS)",
+    )
+    group.addoption(
+        "--bench-models",
+        default=os.environ.get("AUDIO_EMBED_BENCH_MODELS", ""),
+        help="comma-separated models to benchmark (default: all)",
+    )
+    group.addoption(
+        "--repeats",
+        type=int,
+        default=1,
+        help="scan each model this many times with each method and keep the best (default 1)",
+    )
+    group.addoption(
+        "--train-seconds",
+        type=float,
+        default=60.0,
+        help="length of each of the 4 training files (default 60 s)",
+    )
+    group.addoption(
+        "--memory-minutes",
+        type=float,
+        default=60.0,
+        help="length of the file scanned for peak memory (default 60 minutes)",
+    )
+    group.addoption(
+        "--memory-models",
+        default="HUBERT_BASE,LOGMEL",
+        help="models whose peak memory is measured (default HUBERT_BASE,LOGMEL)",
+    )
+
+
+def selected(config: pytest.Config, name: str) -> bool:
+    wanted = [m.strip().upper() for m in str(config.getoption("--bench-models")).split(",")]
+    return not any(wanted) or name in wanted
+
+
+def record(table: str, row: dict[str, Any]) -> None:
+    RESULTS.setdefault(table, []).append(row)
+
+
+@pytest.fixture(scope="session")
+def recording(tmp_path_factory: pytest.TempPathFactory, pytestconfig: pytest.Config) -> Path:
+    from models import write_recording
+
+    seconds = float(pytestconfig.getoption("--recording-seconds"))
+    return write_recording(tmp_path_factory.mktemp("rec") / "recording.wav", seconds)
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}" if abs(value) < 1e4 else f"{value:.0f}"
+    return str(value)
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    if not RESULTS:
+        return
+    write = terminalreporter.write_line
+    write("")
+    write(
+        f"audio_embed benchmarks — {platform.processor() or platform.machine()}, "
+        f"{torch.get_num_threads()} torch threads, torch {torch.__version__}"
+    )
+    for table, rows in RESULTS.items():
+        write("")
+        write(f"### {table}")
+        columns = list(dict.fromkeys(k for row in rows for k in row))
+        write("| " + " | ".join(columns) + " |")
+        write("|" + "---|" * len(columns))
+        for row in rows:
+            write("| " + " | ".join(_fmt(row.get(c, "")) for c in columns) + " |")
+    out = Path(".benchmarks")
+    out.mkdir(exist_ok=True)
+    (out / "scan_speed.json").write_text(json.dumps(RESULTS, indent=2, default=str))

@@ -1,0 +1,270 @@
+"""Shared-context sliding windows: each stretch of audio encoded once, frames pooled per window."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from conftest import SR
+from tiny_models import tiny_wav2vec2, tiny_wavlm
+
+import audio_embed.scanner as scanner_mod
+from audio_embed import (
+    AudioDecodeError,
+    InvalidInputError,
+    LayeredEmbedder,
+    LogMelEmbedder,
+    MultiLayerEmbedder,
+    TorchaudioEmbedder,
+)
+from audio_embed.cache import EmbeddingCache
+from audio_embed.demo import make_demo_set
+from audio_embed.embedders.base import FrameGeometry
+from audio_embed.embedders.beats import BEATsEmbedder, load_beats_checkpoint
+from audio_embed.formats import read_markers
+from audio_embed.scanner import Recording, Scanner, ScanResult
+from audio_embed.windows import SlidingWindows, TargetedWindows
+
+DATA = Path(__file__).parent / "data"
+
+
+def _w2v2() -> LayeredEmbedder:
+    return TorchaudioEmbedder(model=tiny_wav2vec2(layers=4), device="cpu")
+
+
+def _wavlm() -> LayeredEmbedder:
+    return TorchaudioEmbedder(model=tiny_wavlm(), device="cpu")
+
+
+def _beats() -> LayeredEmbedder:
+    return BEATsEmbedder(model=load_beats_checkpoint(DATA / "beats_tiny.pt"), device="cpu")
+
+
+FACTORIES = {"wav2vec2": _w2v2, "wavlm": _wavlm, "beats": _beats}
+
+
+@pytest.fixture(scope="module")
+def audio() -> np.ndarray:
+    rng = np.random.default_rng(0)
+    t = np.arange(40 * SR) / SR
+    chirps = 0.2 * np.sin(2 * np.pi * (300 + 40 * t) * t) * (np.sin(2 * np.pi * 0.3 * t) > 0)
+    return (0.05 * rng.standard_normal(len(t)) + chirps).astype(np.float32)
+
+
+def cosine(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    out: np.ndarray = (a * b).sum(1) / np.linalg.norm(a, axis=1) / np.linalg.norm(b, axis=1)
+    return out
+
+
+@pytest.mark.parametrize("name", FACTORIES)
+def test_exact_when_segments_are_the_windows(name: str, audio: np.ndarray) -> None:
+    embedder = FACTORIES[name]()
+    embedder.shared_chunk, embedder.shared_context = 8.0, 0.0
+    starts = np.arange(0.0, 33.0, 8.0)
+    per_window = embedder.embed_windows(audio, starts, 8.0)
+    shared = embedder.embed_windows(audio, starts, 8.0, encoding="shared")
+    np.testing.assert_allclose(shared, per_window, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("name", FACTORIES)
+def test_shared_is_close_to_per_window(name: str, audio: np.ndarray) -> None:
+    embedder = FACTORIES[name]()
+    starts = SlidingWindows(8.0, 1.0).starts(len(audio) / SR)
+    per_window = embedder.embed_windows(audio, starts, 8.0)
+    shared = embedder.embed_windows(audio, starts, 8.0, encoding="shared")
+    assert shared.shape == per_window.shape and shared.dtype == np.float32
+    assert cosine(shared, per_window).min() > 0.99
+
+
+@pytest.mark.parametrize("name", FACTORIES)
+def test_multilayer_is_shared_with_its_blocks(name: str, audio: np.ndarray) -> None:
+    base = FACTORIES[name]()
+    ml = MultiLayerEmbedder(base, layers=[1, -1])
+    starts = np.arange(0.0, 20.0, 1.0)
+    shared = ml.embed_windows(audio, starts, 8.0, encoding="shared")
+    per_window = ml.embed_windows(audio, starts, 8.0)
+    assert shared.shape == per_window.shape == (len(starts), 2 * base.dim)
+    for k in range(2):
+        block = slice(k * base.dim, (k + 1) * base.dim)
+        assert cosine(shared[:, block], per_window[:, block]).min() > 0.99
+    # the last block (post-LN models: the encoder output) is the plain embedding
+    last = MultiLayerEmbedder(base, layers=[-1]).embed_windows(
+        audio, starts, 8.0, encoding="shared"
+    )
+    plain = base.embed_windows(audio, starts, 8.0, encoding="shared")
+    np.testing.assert_allclose(last, plain, rtol=1e-4, atol=1e-5)
+
+
+def test_frame_geometry_of_the_front_ends() -> None:
+    assert _w2v2().frame_geometry() == FrameGeometry(hop=320, field=400)
+    assert _beats().frame_geometry() == FrameGeometry(hop=2560, field=2800)
+    e = _w2v2()
+    for n in (400, 719, 720, 16000):
+        (states,) = e._frame_states(torch.zeros(1, n), None)
+        assert states.shape[1] == (n - 400) // 320 + 1
+
+
+@pytest.mark.parametrize("layer_norm_first", [False, True], ids=["group-norm", "layer-norm"])
+def test_front_end_in_pieces_equals_the_whole(layer_norm_first: bool) -> None:
+    embedder = TorchaudioEmbedder(
+        model=tiny_wav2vec2(layers=2, layer_norm_first=layer_norm_first), device="cpu"
+    )
+    x = 0.1 * torch.randn(2, 3 * SR + 123, generator=torch.Generator().manual_seed(1))
+    with torch.inference_mode():
+        whole = embedder.model.feature_extractor(x, None)[0]
+        pieces = embedder.front_end(x, piece_frames=7)
+    torch.testing.assert_close(pieces, whole, rtol=1e-4, atol=1e-6)
+
+
+def test_short_audio_pools_the_frames_it_has(audio: np.ndarray) -> None:
+    embedder = _w2v2()
+    short = audio[: 3 * SR]
+    shared = embedder.embed_windows(short, np.zeros(1), 8.0, encoding="shared")
+    whole = embedder.embed(short).numpy()  # the 3 s alone, no zero padding
+    assert cosine(shared, whole)[0] > 0.999
+    # shorter than one receptive field: encoded alone, zero-padded, as per window
+    tiny = audio[:300]
+    np.testing.assert_array_equal(
+        embedder.embed_windows(tiny, np.zeros(1), 8.0, encoding="shared"),
+        embedder.embed_windows(tiny, np.zeros(1), 8.0),
+    )
+
+
+class _NoHooks(LayeredEmbedder):
+    """A layered model without the shared-encoding hooks."""
+
+    name = "NO_HOOKS"
+    dim = 4
+    num_layers = 4
+
+    def _hidden_states(self, waveforms: torch.Tensor, num_layers: int) -> list[torch.Tensor]:
+        x = waveforms.unfold(1, 400, 320)[..., :4]
+        return [x * (k + 1) for k in range(num_layers)]
+
+
+@pytest.mark.parametrize("embedder", [_NoHooks(), LogMelEmbedder()], ids=["no-hooks", "logmel"])
+def test_models_without_shared_encoding_fall_back(
+    embedder: LayeredEmbedder | LogMelEmbedder, audio: np.ndarray
+) -> None:
+    starts = np.arange(0.0, 30.0, 1.0)
+    np.testing.assert_array_equal(
+        embedder.embed_windows(audio, starts, 8.0, encoding="shared"),
+        embedder.embed_windows(audio, starts, 8.0),
+    )
+    assert embedder.shared_settings() == {}
+    if isinstance(embedder, LayeredEmbedder):
+        ml = MultiLayerEmbedder(embedder, layers=[2, 4])
+        np.testing.assert_array_equal(
+            ml.embed_windows(audio, starts, 8.0, encoding="shared"),
+            ml.embed_windows(audio, starts, 8.0),
+        )
+
+
+def test_unknown_encoding_is_refused(audio: np.ndarray) -> None:
+    for embedder in (_w2v2(), LogMelEmbedder(), MultiLayerEmbedder(_w2v2(), layers=2)):
+        with pytest.raises(InvalidInputError, match="'encoding'"):
+            embedder.embed_windows(audio, np.zeros(1), 8.0, encoding="both")  # type: ignore[arg-type]
+
+
+def test_progress_counts_every_window_once(audio: np.ndarray) -> None:
+    embedder = _w2v2()
+    embedder.shared_chunk = 5.0
+    seen: list[int] = []
+    starts = np.arange(0.0, 32.5, 0.5)
+    embedder.embed_windows(audio, starts, 8.0, encoding="shared", on_batch=seen.append)
+    assert sum(seen) == len(starts) and len(seen) > 1
+
+
+def test_batch_size_does_not_change_the_vectors(audio: np.ndarray) -> None:
+    embedder = _w2v2()
+    embedder.shared_chunk = 5.0
+    starts = np.arange(0.0, 30.0, 1.0)
+    one = embedder.embed_windows(audio, starts, 8.0, encoding="shared", batch_size=1)
+    many = embedder.embed_windows(audio, starts, 8.0, encoding="shared", batch_size=64)
+    np.testing.assert_allclose(one, many, rtol=1e-4, atol=1e-5)
+    assert embedder.auto_batch_size(8.0) >= 1
+
+
+# ---------------------------------------------------------------------------- scanner
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory) -> object:
+    return make_demo_set(
+        tmp_path_factory.mktemp("demo"),
+        n_train=2,
+        n_test=2,
+        seconds=30,
+        targets_per_file=1,
+        distractors_per_file=3,
+        seed=3,
+    )
+
+
+def _scanner(encoding: str, cache: EmbeddingCache | None = None) -> Scanner:
+    return Scanner(
+        _w2v2(),
+        scan_windows=SlidingWindows(4.0, 1.0, encoding),  # type: ignore[arg-type]
+        train_windows=TargetedWindows(4.0, neg_margin=2.0),
+        cache=cache,
+    )
+
+
+def test_streamed_shared_vectors_match_one_call(
+    audio: np.ndarray, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    scanner = _scanner("shared")
+    monkeypatch.setattr(scanner_mod, "BLOCK_SECONDS", 7.0)
+    streamed = scanner.sliding_embeddings(audio, sample_rate=SR)
+    whole = scanner.embedder.embed_windows(audio, streamed.starts, 4.0, encoding="shared")
+    # Segments are cut differently (block by block), so not bit for bit.
+    assert cosine(streamed.embeddings, whole).min() > 0.99
+    per_window = scanner.embedder.embed_windows(audio, streamed.starts, 4.0)
+    assert cosine(streamed.embeddings, per_window).min() > 0.99
+
+
+def test_scanner_end_to_end_shared(demo: object, tmp_path: Path) -> None:
+    markers = read_markers(demo.markers_csv)  # type: ignore[attr-defined]
+    cache = EmbeddingCache(tmp_path / "cache")
+    scanner = _scanner("shared", cache).fit([Recording(f, m) for f, m in markers.items()])
+    results = list(scanner.scan_many(demo.test_files))  # type: ignore[attr-defined]
+    assert [p for p, _ in results] == [str(f) for f in demo.test_files]  # type: ignore[attr-defined]
+    for _, result in results:
+        assert not isinstance(result, Exception)
+        np.testing.assert_array_equal(result.starts, np.arange(0.0, 27.0))
+        assert np.all((result.probabilities >= 0) & (result.probabilities <= 1))
+    # per-window and shared vectors are cached apart
+    per_window = _scanner("per_window", cache)
+    assert per_window._settings() != scanner._settings()
+    assert scanner._settings()["shared"] == {"chunk": 20.0, "context": 2.0}
+    saved = Scanner.load(scanner.save(tmp_path / "s.scanner"), embedder=_w2v2())
+    assert saved.scan_windows.encoding == "shared" and saved.batch_size is None
+
+
+def test_scan_many_reports_a_bad_file_and_goes_on(
+    demo: object, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    markers = read_markers(demo.markers_csv)  # type: ignore[attr-defined]
+    scanner = Scanner(
+        LogMelEmbedder(),
+        scan_windows=SlidingWindows(8.0, 1.0, "shared"),
+        cache=EmbeddingCache(tmp_path / "cache"),
+    )
+    scanner.fit([Recording(f, m) for f, m in markers.items()])
+    bad = tmp_path / "bad.wav"
+    bad.write_bytes(b"RIFF0000WAVEfmt garbage" * 10)
+    good = [str(f) for f in demo.test_files]  # type: ignore[attr-defined]
+    out = dict(scanner.scan_many([good[0], bad, good[1]]))
+    assert list(out) == [good[0], str(bad), good[1]]
+    assert isinstance(out[str(bad)], AudioDecodeError)
+    first = {f: out[f] for f in good}
+
+    def no_decoding(*_a: object, **_k: object) -> None:
+        raise AssertionError("decoded although cached")
+
+    monkeypatch.setattr(scanner_mod, "stream_audio", no_decoding)
+    for path, result in scanner.scan_many(good):
+        assert isinstance(result, ScanResult)
+        np.testing.assert_array_equal(result.probabilities, first[path].probabilities)  # type: ignore[union-attr]
