@@ -27,6 +27,7 @@ from audio_embed.embedders.base import Embedder, as_waveform_batch
 from audio_embed.errors import (
     AudioDecodeError,
     AudioEmbedError,
+    AudioFileNotFoundError,
     InvalidInputError,
     ScannerFileError,
     TrainingDataError,
@@ -471,6 +472,17 @@ class Scanner:
         recs = [_as_recording(r) for r in recordings]
         if not recs:
             raise TrainingDataError("fit() needs at least one recording with markers.")
+        missing = [
+            str(r.source)
+            for r in recs
+            if not isinstance(r.source, np.ndarray) and not Path(r.source).is_file()
+        ]
+        if missing:  # say so before any work, not after embedding the others
+            raise AudioFileNotFoundError(
+                missing[0],
+                f"no such file; {len(missing)} of the {len(recs)} training recordings are "
+                f"missing: {', '.join(missing[:5])}{' …' if len(missing) > 5 else ''}",
+            )
         xs, ys, per_file = [], [], []
         # The next file is decoded while the current one is embedded.
         entries = self._embeddings_many(
@@ -499,6 +511,8 @@ class Scanner:
         if cancel is not None:
             cancel.check()
         classifier.fit(X, y)
+        if cancel is not None:  # a cancel during the fit leaves the scanner unchanged
+            cancel.check()
         self.classifier = classifier
         self.training_summary = {
             "files": per_file,

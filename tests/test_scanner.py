@@ -266,3 +266,20 @@ def test_fused_detections_never_overlap_and_cover_hits(
             assert any(d.start <= s and s + window <= d.end + 1e-9 for d in dets)
     for d in dets:
         assert d.score >= threshold
+
+
+def test_missing_training_files_are_reported_before_any_work(
+    demo: DemoSet, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from audio_embed import AudioFileNotFoundError
+
+    def no_decoding(*_a: object, **_k: object) -> None:
+        raise AssertionError("decoded although a training file is missing")
+
+    monkeypatch.setattr(scanner_mod, "stream_audio", no_decoding)
+    recs = [
+        Recording(demo.train_files[0], Markers(positive=[10.0])),
+        Recording(demo.root / "gone.wav", Markers(positive=[5.0])),
+    ]
+    with pytest.raises(AudioFileNotFoundError, match="1 of the 2 training recordings"):
+        Scanner(LogMelEmbedder()).fit(recs)
