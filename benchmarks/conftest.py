@@ -69,7 +69,12 @@ def selected(config: pytest.Config, name: str) -> bool:
 
 
 def record(table: str, row: dict[str, Any]) -> None:
+    """Add a row to a results table (also appended to ``.benchmarks/rows.jsonl`` at once)."""
     RESULTS.setdefault(table, []).append(row)
+    out = Path(".benchmarks")
+    out.mkdir(exist_ok=True)
+    with (out / "rows.jsonl").open("a") as fh:
+        fh.write(json.dumps({"table": table, **row}, default=str) + "\n")
 
 
 @pytest.fixture(scope="session")
