@@ -498,7 +498,7 @@ def _cmd_embed(run: Run) -> int:
         scan_windows=SlidingWindows(args.window, args.hop, args.encoding),
         train_windows=TargetedWindows(args.window),
         cache=_cache(args),
-        batch_size=args.batch_size or 16,
+        batch_size=args.batch_size,
     )
     inputs, missing = _collect_inputs(args.files)
     failed = [item for item, _ in missing]
@@ -784,7 +784,7 @@ def _cmd_train(run: Run) -> int:
         train_windows=_train_windows(args),
         normalization=args.normalization,
         cache=_cache(args),
-        batch_size=args.batch_size or 16,
+        batch_size=args.batch_size,
         threshold=args.threshold,
     )
     _fit(run, scanner, markers)
@@ -1374,7 +1374,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--batch-size",
         type=_positive_int,
         metavar="N",
-        help="windows per model call (default: 16, or the scanner's)",
+        help="windows per model call (default: sized automatically from memory)",
     )
 
     cache_opts = argparse.ArgumentParser(add_help=False)
@@ -1398,9 +1398,9 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument(
         "--encoding",
         choices=("per_window", "shared"),
-        default="per_window",
+        default="shared",
         help="encode each window alone, or each stretch once and pool frames per window "
-        "(layered models only)",
+        "(layered models with frame hooks; default: shared)",
     )
 
     scanner_src = argparse.ArgumentParser(add_help=False)
