@@ -346,9 +346,23 @@ class Embedder(abc.ABC):
         hooks, see :class:`LayeredEmbedder`); embedders without it ignore it.
         """
         _check_encoding(encoding, type(self).__name__)
+        if encoding == "shared":
+            out = self._embed_shared(audio, starts, window, batch_size, on_batch)
+            if out is not None:
+                return out
         return self._embed_each_window(audio, starts, window, batch_size, on_batch)
 
-    @final
+    def _embed_shared(
+        self,
+        audio: np.ndarray,
+        starts: np.ndarray,
+        window: float,
+        batch_size: int | None,
+        on_batch: Callable[[int], None] | None,
+    ) -> np.ndarray | None:
+        """Shared-context window vectors, or None to fall back to per-window (the default)."""
+        return None
+
     def _embed_each_window(
         self,
         audio: np.ndarray,
@@ -433,24 +447,15 @@ class LayeredEmbedder(Embedder):
             return {}
         return {"chunk": float(self.shared_chunk), "context": float(self.shared_context)}
 
-    def embed_windows(
+    def _embed_shared(
         self,
         audio: np.ndarray,
         starts: np.ndarray,
         window: float,
-        *,
-        batch_size: int | None = None,
-        on_batch: Callable[[int], None] | None = None,
-        encoding: Encoding = "per_window",
-    ) -> np.ndarray:
-        _check_encoding(encoding, type(self).__name__)
-        if encoding == "shared":
-            out = shared_embed_windows(
-                self, self, None, audio, starts, window, batch_size, on_batch
-            )
-            if out is not None:
-                return out
-        return self._embed_each_window(audio, starts, window, batch_size, on_batch)
+        batch_size: int | None,
+        on_batch: Callable[[int], None] | None,
+    ) -> np.ndarray | None:
+        return shared_embed_windows(self, self, None, audio, starts, window, batch_size, on_batch)
 
     @final
     def hidden_states(

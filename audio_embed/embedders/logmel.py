@@ -12,7 +12,7 @@ import numpy as np
 import torch
 import torchaudio
 
-from audio_embed.embedders.base import Embedder, Encoding, _check_encoding
+from audio_embed.embedders.base import Embedder
 
 __all__ = ["LogMelEmbedder"]
 
@@ -81,24 +81,21 @@ class LogMelEmbedder(Embedder):
     def _embed_batch(self, waveforms: torch.Tensor) -> torch.Tensor:
         return self.statistics(self.frames(waveforms))
 
-    def embed_windows(
+    def _embed_each_window(
         self,
         audio: np.ndarray,
         starts: np.ndarray,
         window: float,
-        *,
-        batch_size: int | None = None,
-        on_batch: Callable[[int], None] | None = None,
-        encoding: Encoding = "per_window",
+        batch_size: int | None,
+        on_batch: Callable[[int], None] | None,
     ) -> np.ndarray:
         """Compute the log-mel frames of ``audio`` once and pool them per window.
 
         Exactly equal to embedding each window on its own whenever the window
         starts on a frame boundary (a multiple of 10 ms); other starts are
-        embedded one by one. ``encoding`` makes no difference: the frames are
-        local, so this is already shared and exact.
+        embedded one by one. Both encodings come here: the frames are local,
+        so this is already shared and exact.
         """
-        _check_encoding(encoding, type(self).__name__)
         if batch_size is None:
             batch_size = 256
         length = max(round(window * self.sample_rate), self.min_samples)
@@ -106,7 +103,7 @@ class LogMelEmbedder(Embedder):
         aligned = first % self.hop_length == 0
         out = np.empty((len(starts), self.dim), dtype=np.float32)
         if (~aligned).any():
-            out[~aligned] = self._embed_each_window(
+            out[~aligned] = super()._embed_each_window(
                 audio, starts[~aligned], window, batch_size, None
             )
         if aligned.any():

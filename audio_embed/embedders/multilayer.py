@@ -10,9 +10,7 @@ import torch
 
 from audio_embed.embedders.base import (
     Embedder,
-    Encoding,
     LayeredEmbedder,
-    _check_encoding,
     shared_embed_windows,
 )
 from audio_embed.errors import InvalidInputError
@@ -106,24 +104,17 @@ class MultiLayerEmbedder(Embedder):
     def shared_settings(self) -> dict[str, float]:
         return self.base.shared_settings()
 
-    def embed_windows(
+    def _embed_shared(
         self,
         audio: np.ndarray,
         starts: np.ndarray,
         window: float,
-        *,
-        batch_size: int | None = None,
-        on_batch: Callable[[int], None] | None = None,
-        encoding: Encoding = "per_window",
-    ) -> np.ndarray:
-        _check_encoding(encoding, type(self).__name__)
-        if encoding == "shared":
-            out = shared_embed_windows(
-                self, self.base, self.layers, audio, starts, window, batch_size, on_batch
-            )
-            if out is not None:
-                return out
-        return self._embed_each_window(audio, starts, window, batch_size, on_batch)
+        batch_size: int | None,
+        on_batch: Callable[[int], None] | None,
+    ) -> np.ndarray | None:
+        return shared_embed_windows(
+            self, self.base, self.layers, audio, starts, window, batch_size, on_batch
+        )
 
     def cache_id(self) -> str:
         return f"{self.base.cache_id()}:layers={','.join(map(str, self.layers))}"
