@@ -674,6 +674,17 @@ class Scanner:
                 f"it cannot be used with {embedder.name} ({embedder.dim} features). Scan with "
                 f"the same embedder, or train a new scanner for {embedder.name}."
             )
+        saved_id = want.get("cache_id")
+        if saved_id and saved_id != embedder.cache_id():
+            log.warning(
+                "%s was trained with other weights or settings of %s (fingerprint %s; this "
+                "embedder's is %s): its scores may be meaningless. Load the checkpoint it "
+                "was trained with, or train it again.",
+                p,
+                embedder.name,
+                saved_id,
+                embedder.cache_id(),
+            )
         classifier = _load_classifier(p, payload)
         sw, tw = meta["scan_windows"], meta["train_windows"]
         scanner = cls(

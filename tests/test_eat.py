@@ -277,6 +277,19 @@ def test_multilayer_slices_are_pooled_blocks(tiny_embedder: EATEmbedder) -> None
     torch.testing.assert_close(vectors[:, 64:], tiny_embedder.embed(waves))
 
 
+def test_cache_id_follows_pooling_and_length() -> None:
+    ids = {
+        EATEmbedder(TINY, device="cpu", **kwargs).cache_id()  # type: ignore[arg-type]
+        for kwargs in (
+            {},
+            {"pooling": "cls"},
+            {"target_length": None},
+            {"target_length": 64},
+        )
+    }
+    assert len(ids) == 4
+
+
 def test_invalid_pooling() -> None:
     with pytest.raises(InvalidInputError, match="pooling"):
         EATEmbedder(TINY, device="cpu", pooling="max")  # type: ignore[arg-type]

@@ -167,6 +167,26 @@ def test_normalize_waveform_is_per_row(waves: torch.Tensor) -> None:
     torch.testing.assert_close(scaled, together, atol=1e-4, rtol=1e-3)
 
 
+def test_cache_id_tells_weights_and_settings_apart() -> None:
+    """The embedding cache must never hand one model's vectors to another."""
+
+    def make(seed: int = 0, **kwargs: object) -> TorchaudioEmbedder:
+        model = tiny_wav2vec2(layers=2, seed=seed)
+        return TorchaudioEmbedder("HUBERT_BASE", model=model, device="cpu", **kwargs)  # type: ignore[arg-type]
+
+    same, other_seed = make().cache_id(), make(seed=1).cache_id()
+    assert same == make().cache_id() != other_seed
+    assert same.startswith("HUBERT_BASE:32:")
+    assert make(normalize_waveform=True).cache_id() != make(normalize_waveform=False).cache_id()
+    tuned = make()
+    with torch.no_grad():  # a fine-tuned copy: the last value of one weight matrix differs
+        tuned.model.encoder.transformer.layers[1].feed_forward.output_dense.weight[-1, -1] += 0.5
+    assert tuned.cache_id() != same
+    assert LogMelEmbedder().cache_id() != LogMelEmbedder(n_mels=32).cache_id()
+    ml = MultiLayerEmbedder(make(), layers=[1])
+    assert ml.cache_id() == same + ":layers=1"
+
+
 def test_local_checkpoint_loading(tmp_path: Path) -> None:
     import torchaudio
 

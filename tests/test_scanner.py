@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from hypothesis import given
 from hypothesis import strategies as st
 from sklearn.exceptions import NotFittedError
@@ -89,6 +90,20 @@ def test_load_refuses_another_embedder(tmp_path: Path, trained: Scanner) -> None
     other = LogMelEmbedder(n_mels=32)
     with pytest.raises(ScannerFileError, match="256 features"):
         Scanner.load(path, embedder=other)
+
+
+def test_load_warns_when_the_weights_differ(
+    tmp_path: Path, trained: Scanner, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Same name and size, other weights (another checkpoint): loads, with a warning."""
+    path = trained.save(tmp_path / "horn.scanner")
+    Scanner.load(path, embedder=LogMelEmbedder())
+    assert "other weights" not in caplog.text
+    other = LogMelEmbedder()
+    with torch.no_grad():
+        other.melspec.mel_scale.fb.mul_(2.0)
+    Scanner.load(path, embedder=other)
+    assert "was trained with other weights or settings of LOGMEL" in caplog.text
 
 
 def test_load_refuses_truncated_and_foreign_files(tmp_path: Path, trained: Scanner) -> None:

@@ -21,8 +21,10 @@ from audio_embed import (
 )
 from audio_embed.cache import EmbeddingCache
 from audio_embed.demo import make_demo_set
+from audio_embed.embedders.ast import ASTEmbedder
 from audio_embed.embedders.base import FrameGeometry
 from audio_embed.embedders.beats import BEATsEmbedder, load_beats_checkpoint
+from audio_embed.embedders.eat import EATEmbedder
 from audio_embed.formats import read_markers
 from audio_embed.scanner import Recording, Scanner, ScanResult
 from audio_embed.windows import SlidingWindows, TargetedWindows
@@ -268,3 +270,156 @@ def test_scan_many_reports_a_bad_file_and_goes_on(
     for path, result in scanner.scan_many(good):
         assert isinstance(result, ScanResult)
         np.testing.assert_array_equal(result.probabilities, first[path].probabilities)  # type: ignore[union-attr]
+
+
+# ------------------------------------------------- spectrogram transformers (EAT, AST)
+
+
+def _tiny_ast() -> ASTEmbedder:
+    from transformers import ASTConfig, ASTModel
+
+    torch.manual_seed(0)
+    config = ASTConfig(
+        hidden_size=32,
+        num_hidden_layers=3,
+        num_attention_heads=4,
+        intermediate_size=64,
+        max_length=100,  # 1 s: shared segments must fit the positional table
+        num_mel_bins=32,
+    )
+    return ASTEmbedder(model=ASTModel(config).eval(), device="cpu")
+
+
+def _tiny_eat(**kwargs: object) -> EATEmbedder:
+    return EATEmbedder(DATA / "eat_tiny", device="cpu", **kwargs)  # type: ignore[arg-type]
+
+
+def _without_token_mixing(embedder: LayeredEmbedder, names: tuple[str, ...]) -> LayeredEmbedder:
+    """Zero the attention output and MLP output projections: every block is then a
+    per-token map, so a frame depends on its own receptive field only."""
+    zeroed = 0
+    with torch.no_grad():
+        for name, param in embedder.model.named_parameters():  # type: ignore[attr-defined]
+            if any(part in name for part in names):
+                param.zero_()
+                zeroed += 1
+    assert zeroed >= 4 * int(embedder.num_layers or 0)
+    return embedder
+
+
+SPECTROGRAM = {
+    "eat": lambda: _without_token_mixing(_tiny_eat(), ("attn.proj.", "mlp.fc2.")),
+    "ast": lambda: _without_token_mixing(
+        _tiny_ast(), ("attention.o_proj.", "mlp.fc2.", "attention.output.dense.", "output.dense.")
+    ),
+}
+
+
+@pytest.mark.parametrize("name", SPECTROGRAM)
+def test_frames_are_in_time_order_with_their_receptive_fields(name: str) -> None:
+    """Frame t of _frame_states sees samples [t·hop, t·hop + field) and nothing else:
+    changing the audio from sample p on leaves exactly the frames that end by p."""
+    embedder = SPECTROGRAM[name]()
+    geometry = embedder.frame_geometry()
+    assert geometry is not None
+    hop, field = geometry.hop, geometry.field
+    n = field + 5 * hop
+    x = 0.1 * torch.randn(1, n, generator=torch.Generator().manual_seed(0))
+    (before,) = embedder._frame_states(x, None)
+    assert before.shape[1] >= (n - field) // hop + 1 == 6  # AST also returns padded steps
+    for p in (field + hop, field + 3 * hop + hop // 2):
+        y = x.clone()
+        y[0, p:] += 0.2
+        unchanged = (p - field) // hop + 1  # the frames with t·hop + field <= p
+        for layers in (None, (1, int(embedder.num_layers or 0))):
+            a_states, b_states = (
+                embedder._frame_states(x, layers),
+                embedder._frame_states(y, layers),
+            )
+            for a, b in zip(a_states, b_states, strict=True):
+                torch.testing.assert_close(a[:, :unchanged], b[:, :unchanged])
+                assert not torch.allclose(a[:, unchanged], b[:, unchanged])
+
+
+def test_eat_shared_window_is_its_segment_cut_to_whole_patches(audio: np.ndarray) -> None:
+    """Segments = windows (no context): a window's vector is the mean of the frame
+    tokens of its own audio cut to whole 16-frame patches — embed() of that audio."""
+    embedder = _tiny_eat(target_length=None)
+    hop = 2560
+    window = 8 * hop  # 1.28 s: 126 fbank frames, cut to 112 (7 patches)
+    embedder.shared_chunk, embedder.shared_context = window / SR, 0.0
+    starts = np.arange(0, 10) * window / SR
+    shared = embedder.embed_windows(audio, starts, window / SR, encoding="shared")
+    cut = 400 + (7 * 16 - 1) * 160  # samples giving exactly 112 frames
+    alone = np.stack(
+        [embedder.embed(audio[round(s * SR) : round(s * SR) + cut]).numpy()[0] for s in starts]
+    )
+    np.testing.assert_allclose(shared, alone, rtol=1e-4, atol=1e-5)
+    ml = MultiLayerEmbedder(embedder, layers="all")
+    np.testing.assert_allclose(
+        ml.embed_windows(audio, starts, window / SR, encoding="shared")[:, -embedder.dim :],
+        alone,
+        rtol=1e-4,
+        atol=1e-5,
+    )
+
+
+def test_ast_shared_window_pools_its_patch_tokens(audio: np.ndarray) -> None:
+    """Segments = windows (no context): a window's vector is the mean over the patch
+    tokens (frequency-major, f·T + t) whose time step lies inside the window, taken
+    from last_hidden_state: the CLS / distillation tokens and padded steps are left out."""
+    embedder = _tiny_ast()
+    window = 0.8  # 78 fbank frames of the model's 100; 7 whole time steps
+    embedder.shared_chunk, embedder.shared_context = window, 0.0
+    starts = np.arange(0, 10) * window
+    shared = embedder.embed_windows(audio, starts, window, encoding="shared")
+    freq, time = 2, 9  # (32 - 16) // 10 + 1, (100 - 16) // 10 + 1
+    inside = (round(window * SR) - 2800) // 1600 + 1
+    tokens = [2 + f * time + t for f in range(freq) for t in range(inside)]
+    for i, s in enumerate(starts):
+        piece = audio[round(s * SR) : round((s + window) * SR)]
+        with torch.no_grad():
+            last = embedder.model.layernorm(embedder.hidden_states(piece)[-1])
+        np.testing.assert_allclose(shared[i], last[0, tokens].mean(0).numpy(), rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("name", ["eat", "ast"])
+def test_shared_windows_may_be_longer_than_the_positional_table(
+    name: str, audio: np.ndarray, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Per window, EAT refuses and AST cuts inputs longer than their positional
+    tables (tiny models: 2.56 s and 1 s); shared encoding pools the frames of
+    segments that fit, so any window length works."""
+    embedder = _tiny_eat(target_length=None) if name == "eat" else _tiny_ast()
+    starts = np.arange(0.0, 20.0, 2.0)
+    shared = embedder.embed_windows(audio, starts, 4.0, encoding="shared")
+    assert shared.shape == (len(starts), embedder.dim) and np.isfinite(shared).all()
+    assert "longer windows" not in caplog.text
+    # segments never exceed the table: the model saw no input it would refuse or cut
+    geometry = embedder.frame_geometry()
+    assert geometry is not None and geometry.max_samples is not None
+    if name == "eat":
+        with pytest.raises(InvalidInputError, match="at most 256 frames"):
+            embedder.embed_windows(audio, starts, 4.0)
+
+
+def test_eat_cls_pooling_falls_back_to_per_window(audio: np.ndarray) -> None:
+    embedder = _tiny_eat(target_length=None, pooling="cls")
+    assert embedder.frame_geometry() is None and embedder.shared_settings() == {}
+    starts = np.arange(0.0, 10.0, 1.0)
+    np.testing.assert_array_equal(
+        embedder.embed_windows(audio, starts, 2.0, encoding="shared"),
+        embedder.embed_windows(audio, starts, 2.0),
+    )
+
+
+@pytest.mark.parametrize("name", ["eat", "ast"])
+def test_spectrogram_shared_is_close_to_per_window(name: str, audio: np.ndarray) -> None:
+    """Not equal (other position codes, no padding, more context), but close."""
+    embedder = _tiny_eat(target_length=None) if name == "eat" else _tiny_ast()
+    window = 2.0 if name == "eat" else 0.8
+    starts = SlidingWindows(window, 0.16 if name == "eat" else 0.1).starts(len(audio) / SR)
+    per_window = embedder.embed_windows(audio, starts, window)
+    shared = embedder.embed_windows(audio, starts, window, encoding="shared")
+    assert shared.shape == per_window.shape
+    assert cosine(shared, per_window).mean() > 0.9

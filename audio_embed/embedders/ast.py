@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 import torch
 
-from audio_embed.embedders.base import LayeredEmbedder, default_device
+from audio_embed.embedders.base import FrameGeometry, LayeredEmbedder, default_device
 from audio_embed.errors import CheckpointError, InvalidInputError
 
 if TYPE_CHECKING:
@@ -163,6 +163,9 @@ class ASTEmbedder(LayeredEmbedder):
         self._warned_cut = False
         self.to(device or default_device())
 
+    def _output_settings(self) -> dict[str, object]:
+        return {"features": self.feature_extractor.to_dict()}
+
     def features(self, waveforms: torch.Tensor) -> torch.Tensor:
         """Model input ``[B, max_length, num_mel_bins]`` for a ``[B, N]`` batch.
 
@@ -203,3 +206,43 @@ class ASTEmbedder(LayeredEmbedder):
         last = self._run_blocks(waveforms, int(self.num_layers or 0))[-1]
         normed = cast(torch.Tensor, self.model.layernorm(last))  # = last_hidden_state
         return normed.mean(dim=1)
+
+    def _patch_grid(self) -> tuple[int, int]:
+        """Patches along frequency and time of one (padded) input: 12 × 101 for AudioSet AST."""
+        config: Any = self.model.config
+        freq = (int(config.num_mel_bins) - int(config.patch_size)) // int(config.frequency_stride)
+        time = (int(config.max_length) - int(config.patch_size)) // int(config.time_stride)
+        return freq + 1, time + 1
+
+    def frame_geometry(self) -> FrameGeometry:
+        """One frame per time step of the patch grid: ``time_stride`` fbank frames apart
+        (hop 1600 samples, field 2800 for AudioSet AST); at most ``max_length``
+        frames (10.24 s) per input, the positional table's size."""
+        config: Any = self.model.config
+        hop, length = 160, 400  # Kaldi fbank: 25 ms frames every 10 ms
+        return FrameGeometry(
+            hop=int(config.time_stride) * hop,
+            field=length + (int(config.patch_size) - 1) * hop,
+            max_samples=length + (int(config.max_length) - 1) * hop + hop - 1,
+        )
+
+    def _frame_states(
+        self, waveforms: torch.Tensor, layers: tuple[int, ...] | None
+    ) -> list[torch.Tensor]:
+        """Patch tokens averaged over frequency, one per time step (CLS and
+        distillation tokens dropped); the encoder output gets the final LayerNorm,
+        as ``last_hidden_state`` does. Tokens are frequency-major (``f · T + t``).
+
+        Inputs shorter than ``max_length`` frames are zero-padded by the feature
+        extractor, as in per-window mode; the frames past the input's own are
+        not pooled (see :meth:`frame_geometry`).
+        """
+        depth = int(self.num_layers or 0) if layers is None else max(layers)
+        states = self._run_blocks(waveforms, depth)
+        picked = (
+            [cast(torch.Tensor, self.model.layernorm(states[-1]))]
+            if layers is None
+            else [states[k - 1] for k in layers]
+        )
+        freq, time = self._patch_grid()
+        return [s[:, 2:].reshape(s.shape[0], freq, time, s.shape[-1]).mean(dim=1) for s in picked]

@@ -38,7 +38,9 @@ from __future__ import annotations
 
 import abc
 import contextlib
+import hashlib
 import itertools
+import json
 import logging
 import math
 import os
@@ -235,6 +237,8 @@ class Embedder(abc.ABC):
     #: Rough peak activation memory of one forward pass, in bytes per second of
     #: input audio (sizes automatic batches, see :meth:`auto_batch_size`).
     activation_bytes_per_second: int = 8 * 1024 * 1024
+    #: Digest of the weights, computed by the first :meth:`cache_id` call.
+    _weights_digest: str | None = None
 
     def autocast(self) -> contextlib.AbstractContextManager[object]:
         """The ``torch.autocast`` context for :attr:`autocast_dtype` on CUDA, else a no-op."""
@@ -317,11 +321,29 @@ class Embedder(abc.ABC):
     def cache_id(self) -> str:
         """A string that changes whenever this embedder's output would change.
 
-        The embedding cache keys entries with it. The default is the name and
-        dimension; subclasses with settings that change the output (a checkpoint,
-        a pooling mode) add them.
+        The embedding cache keys entries with it: the name, the dimension and a
+        fingerprint of :meth:`_output_settings` and of the weights of every torch
+        module the embedder owns (each tensor's name, shape, first values and
+        sum), so two checkpoints, two random seeds or two pooling modes never
+        share cache entries. The weights are read once, on the first call.
         """
-        return f"{self.name}:{self.dim}"
+        weights = self._weights_digest
+        if weights is None:
+            digest = hashlib.sha256()
+            with torch.no_grad():
+                for module in self._modules():
+                    for key, tensor in module.state_dict().items():
+                        values = tensor.detach().flatten().double().cpu()
+                        digest.update(f"{key}{tuple(tensor.shape)}{values.sum().item()!r}".encode())
+                        digest.update(values[:64].numpy().tobytes())
+            weights = self._weights_digest = digest.hexdigest()
+        settings = json.dumps(self._output_settings(), sort_keys=True, default=str)
+        fingerprint = hashlib.sha256((settings + weights).encode()).hexdigest()
+        return f"{self.name}:{self.dim}:{fingerprint[:16]}"
+
+    def _output_settings(self) -> dict[str, object]:
+        """Settings besides the weights that change the vectors (for :meth:`cache_id`)."""
+        return {}
 
     def embed_windows(
         self,

@@ -34,7 +34,6 @@ implemented: the model is for inference. Dropout is applied in ``train()`` mode.
 
 from __future__ import annotations
 
-import hashlib
 import math
 import os
 import urllib.parse
@@ -900,7 +899,6 @@ class BEATsEmbedder(LayeredEmbedder):
         self.num_layers = cfg.encoder_layers
         self.sample_rate = self.feature_extractor.sample_rate
         self.min_samples = self.feature_extractor.min_samples(cfg.input_patch_size)
-        self._cache_id: str | None = None
         self.to(device or default_device())
 
     @classmethod
@@ -927,21 +925,8 @@ class BEATsEmbedder(LayeredEmbedder):
     def config(self) -> BEATsConfig:
         return self.model.cfg
 
-    def cache_id(self) -> str:
-        """Name, dimension and a fingerprint of the weights and fbank settings.
-
-        The fingerprint hashes every tensor's name, shape and first values, so
-        two checkpoints (or two random seeds) never share cache entries.
-        """
-        if self._cache_id is None:
-            digest = hashlib.sha256(repr(self.feature_extractor).encode())
-            with torch.no_grad():
-                for key, tensor in self.model.state_dict().items():
-                    digest.update(f"{key}{tuple(tensor.shape)}".encode())
-                    head = tensor.detach().flatten()[:64].float().cpu().numpy()
-                    digest.update(head.tobytes())
-            self._cache_id = f"{self.name}:{self.dim}:{digest.hexdigest()[:16]}"
-        return self._cache_id
+    def _output_settings(self) -> dict[str, object]:
+        return {"fbank": repr(self.feature_extractor)}
 
     def _fbank(self, waveforms: Tensor) -> Tensor:
         return self.feature_extractor(waveforms)

@@ -52,7 +52,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from audio_embed.embedders.base import LayeredEmbedder, default_device
+from audio_embed.embedders.base import FrameGeometry, LayeredEmbedder, default_device
 from audio_embed.errors import CheckpointError, InvalidInputError
 
 __all__ = [
@@ -554,8 +554,12 @@ class EATFeatureExtractor:
             return self.target_length
         return max(1, math.ceil(natural / self.multiple_of)) * self.multiple_of
 
-    def __call__(self, waveforms: torch.Tensor) -> torch.Tensor:
-        """Normalised model input ``[B, 1, T, num_mel_bins]`` for ``[B, N]`` (or ``[N]``) audio."""
+    def __call__(self, waveforms: torch.Tensor, *, frames: int | None = None) -> torch.Tensor:
+        """Normalised model input ``[B, 1, T, num_mel_bins]`` for ``[B, N]`` (or ``[N]``) audio.
+
+        ``frames`` overrides :meth:`frames_for`: the fbank is zero-padded or cut
+        to exactly that many frames (shared encoding cuts to whole patches).
+        """
         if waveforms.ndim == 1:
             waveforms = waveforms.unsqueeze(0)
         if waveforms.ndim != 2:
@@ -563,7 +567,7 @@ class EATFeatureExtractor:
                 f"EATFeatureExtractor expects waveforms of shape [batch, samples]. "
                 f"Got shape {tuple(waveforms.shape)} instead."
             )
-        length = self.frames_for(int(waveforms.shape[1]))
+        length = self.frames_for(int(waveforms.shape[1])) if frames is None else int(frames)
         out = waveforms.new_zeros((waveforms.shape[0], 1, length, self.num_mel_bins))
         for i, waveform in enumerate(waveforms):
             fb = self.fbank(waveform)[:length]
@@ -654,6 +658,9 @@ class EATEmbedder(LayeredEmbedder):
                 model = EATModel(config)
         return cls(model=model, device=device, pooling=pooling, target_length=target_length)
 
+    def _output_settings(self) -> dict[str, object]:
+        return {"pooling": self.pooling, "fbank": repr(self.feature_extractor)}
+
     def pool(self, state: torch.Tensor) -> torch.Tensor:
         """Mean of the frame tokens (CLS left out), or the CLS token for ``pooling="cls"``."""
         if self.pooling == "cls":
@@ -663,3 +670,37 @@ class EATEmbedder(LayeredEmbedder):
     def _hidden_states(self, waveforms: torch.Tensor, num_layers: int) -> list[torch.Tensor]:
         mel = self.feature_extractor(waveforms)
         return self.model.hidden_states(mel, num_layers)
+
+    def frame_geometry(self) -> FrameGeometry | None:
+        """One frame per time patch: 16 fbank frames (hop 2560 samples, field 2800).
+
+        None with ``pooling="cls"``: a CLS token cannot be pooled per window.
+        ``max_samples`` is the longest input the positional table covers.
+        """
+        if self.pooling == "cls":
+            return None
+        patch, hop, length = self.model.config.patch_size, 160, 400
+        return FrameGeometry(
+            hop=patch * hop,
+            field=length + (patch - 1) * hop,
+            max_samples=length + (self.model.config.max_frames - 1) * hop + hop - 1,
+        )
+
+    def _frame_states(
+        self, waveforms: torch.Tensor, layers: tuple[int, ...] | None
+    ) -> list[torch.Tensor]:
+        """Patch tokens averaged over frequency, one per time patch (CLS dropped).
+
+        The fbank is cut to whole patches instead of padded, so no token sees
+        padding; the mean over a window's time patches is the mean over its
+        frame tokens, which is what :meth:`pool` computes.
+        """
+        config = self.model.config
+        natural = 1 + (int(waveforms.shape[1]) - 400) // 160
+        whole = natural // config.patch_size * config.patch_size
+        states = self.model.hidden_states(
+            self.feature_extractor(waveforms, frames=whole), None if layers is None else max(layers)
+        )
+        picked = [states[-1]] if layers is None else [states[k - 1] for k in layers]
+        freq = config.freq_patches
+        return [s[:, 1:].reshape(s.shape[0], -1, freq, s.shape[-1]).mean(dim=2) for s in picked]

@@ -152,6 +152,9 @@ class TorchaudioEmbedder(LayeredEmbedder):
         self.dim = int(arch.encoder.transformer.layers[0].final_layer_norm.normalized_shape[0])
         self.to(device or default_device())
 
+    def _output_settings(self) -> dict[str, object]:
+        return {"normalize_waveform": self.normalize_waveform}
+
     def _normalize(self, waveforms: torch.Tensor) -> torch.Tensor:
         if not self.normalize_waveform:
             return waveforms
