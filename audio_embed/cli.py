@@ -35,7 +35,7 @@ from collections import defaultdict
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TextIO, cast
+from typing import TYPE_CHECKING, Any, TextIO, TypeVar, cast
 
 import attrs
 import numpy as np
@@ -50,6 +50,8 @@ from audio_embed.errors import (
     UnknownEmbedderError,
 )
 from audio_embed.progress import CancelToken, ProgressCallback, ProgressEvent
+
+T = TypeVar("T")
 
 if TYPE_CHECKING:  # the heavy modules are imported by the commands that need them
     from audio_embed.cache import EmbeddingCache
@@ -397,32 +399,51 @@ def _describe_error(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"
 
 
-def _scan_each(
-    run: Run, scanner: Scanner, inputs: Sequence[Input], desc: str = "scan"
-) -> Iterator[tuple[Input, ScanResult | None, str | None]]:
-    """Scan every input; yields ``(input, result, None)`` or ``(input, None, reason)``.
+def _each(
+    run: Run,
+    inputs: Sequence[Input],
+    many: Callable[..., Iterator[tuple[str, T | AudioEmbedError]]],
+    desc: str,
+) -> Iterator[tuple[Input, T | None, str | None]]:
+    """Run ``many`` (``Scanner.scan_many`` or ``Scanner.sliding_embeddings_many``)
+    over every input; yields ``(input, result, None)`` or ``(input, None, reason)``.
 
-    A file that fails is reported on stderr and skipped; Ctrl-C stops everything.
+    ``many`` decodes the next file in the background while the current one is
+    embedded. A file that fails is reported on stderr and skipped, and the
+    others go on (an unexpected error stops ``many``, which is restarted after
+    the file it was working on); Ctrl-C stops everything.
     """
-    bar = run.file_bar(len(inputs), desc)
+    progress = _Progress(run, len(inputs), desc)
+    remaining = list(inputs)
     try:
-        for inp in inputs:
-            run.cancel.check()
+        while remaining:
             try:
-                with run.seconds_bar(inp.path, desc) as progress:
-                    result = scanner.scan(inp.path, progress=progress, cancel=run.cancel)
+                for _path, result in many(
+                    [inp.path for inp in remaining],
+                    progress=progress if run.show_progress else None,
+                    cancel=run.cancel,
+                ):
+                    inp = remaining.pop(0)
+                    progress.file_done()
+                    if isinstance(result, Exception):
+                        yield inp, None, _skip(run, inp, result, desc)
+                    else:
+                        yield inp, result, None
             except Cancelled:
                 raise
             except Exception as exc:  # a bad file must not lose the others' work
-                reason = _describe_error(exc)
-                log.info("Scanning %s failed", inp.path, exc_info=True)
-                run.warn(f"skipped {inp.path}: {reason}")
-                yield inp, None, reason
-            else:
-                yield inp, result, None
-            bar.update(1)
+                inp = remaining.pop(0)
+                progress.file_done()
+                yield inp, None, _skip(run, inp, exc, desc)
     finally:
-        bar.close()
+        progress.close()
+
+
+def _skip(run: Run, inp: Input, exc: BaseException, desc: str) -> str:
+    reason = _describe_error(exc)
+    log.info("%s %s failed", desc.capitalize(), inp.path, exc_info=exc)
+    run.warn(f"skipped {inp.path}: {reason}")
+    return reason
 
 
 # ---------------------------------------------------------------------------- models
@@ -506,34 +527,19 @@ def _cmd_embed(run: Run) -> int:
         run.warn(f"skipped {item}: {reason}")
     arrays: dict[str, Any] = {}
     files: list[str] = []
-    bar = run.file_bar(len(inputs), "embed")
-    try:
-        for inp in inputs:
-            run.cancel.check()
-            try:
-                with run.seconds_bar(inp.path, "embed") as progress:
-                    entry = scanner.sliding_embeddings(
-                        inp.path, progress=progress, cancel=run.cancel
-                    )
-            except Cancelled:
-                raise
-            except Exception as exc:
-                log.info("Embedding %s failed", inp.path, exc_info=True)
-                run.warn(f"skipped {inp.path}: {_describe_error(exc)}")
-                failed.append(str(inp.path))
-            else:
-                i = len(files)
-                files.append(str(inp.path))
-                arrays[f"{i}/starts"] = np.asarray(entry.starts, dtype=np.float64)
-                arrays[f"{i}/embeddings"] = np.asarray(entry.embeddings, dtype=np.float32)
-                arrays[f"{i}/duration"] = np.float64(entry.duration)
-                run.echo(
-                    f"{inp.path}: {len(entry.starts)} windows × {entry.embeddings.shape[1]} "
-                    f"({entry.duration:.1f} s)"
-                )
-            bar.update(1)
-    finally:
-        bar.close()
+    for inp, entry, _reason in _each(run, inputs, scanner.sliding_embeddings_many, "embed"):
+        if entry is None:
+            failed.append(str(inp.path))
+            continue
+        i = len(files)
+        files.append(str(inp.path))
+        arrays[f"{i}/starts"] = np.asarray(entry.starts, dtype=np.float64)
+        arrays[f"{i}/embeddings"] = np.asarray(entry.embeddings, dtype=np.float32)
+        arrays[f"{i}/duration"] = np.float64(entry.duration)
+        run.echo(
+            f"{inp.path}: {len(entry.starts)} windows × {entry.embeddings.shape[1]} "
+            f"({entry.duration:.1f} s)"
+        )
     run.cancel.check()
     if not files:
         raise AudioEmbedError("No file could be embedded; nothing was written.")
@@ -674,12 +680,14 @@ def _train_windows(args: argparse.Namespace) -> Any:
     return attrs.evolve(tw, **changes) if changes else tw
 
 
-class _TrainProgress:
-    """Routes the ProgressEvents of ``Scanner.fit`` to a file bar and per-file bars."""
+class _Progress:
+    """Routes a long call's ProgressEvents to a bar over files and a bar over the
+    seconds of the file being embedded (no bars when progress is off)."""
 
-    def __init__(self, run: Run, n_files: int) -> None:
+    def __init__(self, run: Run, n_files: int, desc: str) -> None:
         self.run = run
-        self.files = run.file_bar(n_files, "train")
+        self.desc = desc
+        self.files = run.file_bar(n_files, desc)
         self.source: str | None = None
         self.bar: Any = None
         self.callback: ProgressCallback | None = None
@@ -691,10 +699,16 @@ class _TrainProgress:
         if event.source != self.source:
             self._close_file()
             self.source = event.source
-            self.bar = self.run.seconds_bar(Path(event.source), "embed")
+            stage = "embed" if self.desc == "train" else self.desc
+            self.bar = self.run.seconds_bar(Path(event.source), stage)
             self.callback = self.bar.__enter__()
         if self.callback is not None:
             self.callback(event)
+
+    def file_done(self) -> None:
+        self._close_file()
+        self.source = None
+        self.files.update(1)
 
     def _close_file(self) -> None:
         if self.bar is not None:
@@ -710,7 +724,7 @@ def _fit(run: Run, scanner: Scanner, markers: dict[str, Markers]) -> None:
     from audio_embed.scanner import Recording
 
     recs = [Recording(f, m) for f, m in sorted(markers.items())]
-    progress = _TrainProgress(run, len(recs)) if run.show_progress else None
+    progress = _Progress(run, len(recs), "train") if run.show_progress else None
     try:
         scanner.fit(recs, progress=progress, cancel=run.cancel)
     finally:
@@ -887,7 +901,7 @@ def scan_to_folder(
                 run.warn(f"{target} is unreadable ({exc}); scanning {inp.path} again.")
         todo.append(inp)
     n_det = 0
-    for inp, result, _reason in _scan_each(run, scanner, todo):
+    for inp, result, _reason in _each(run, todo, scanner.scan_many, "scan"):
         if result is None:
             failed += 1
             continue
@@ -1142,7 +1156,7 @@ def _cmd_evaluate(run: Run) -> int:
     results: dict[str, ScanResult] = {}
     failed: list[str] = []
     inputs = [Input(p, Path(p.name)) for p in files]
-    for inp, result, _reason in _scan_each(run, scanner, inputs, desc="evaluate"):
+    for inp, result, _reason in _each(run, inputs, scanner.scan_many, "evaluate"):
         if result is None:
             failed.append(str(inp.path))
         else:

@@ -189,6 +189,43 @@ def test_twenty_file_batch_with_two_corrupt_files(
     assert not list(out.glob(".tmp-*"))
 
 
+def test_an_unexpected_error_skips_one_file_and_the_batch_goes_on(
+    tmp_path: Path,
+    demo: DemoSet,
+    scanner_file: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Files are scanned in one stream (the next decoded while the current one is
+    embedded); an error nobody planned for in one file restarts the stream after it."""
+    from audio_embed.scanner import Scanner
+
+    real_stream = Scanner._stream_sliding
+    labels: list[str] = []
+
+    def fail_on_second(self: Scanner, blocks: object, label: str, *args: object) -> object:
+        labels.append(label)
+        if len(labels) == 2:
+            raise RuntimeError("out of memory (simulated)")
+        return real_stream(self, blocks, label, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(Scanner, "_stream_sliding", fail_on_second)
+    third = tmp_path / "third.wav"
+    shutil.copy(demo.test_files[0], third)
+    files = [str(f) for f in demo.test_files[:2]] + [str(third)]
+    out = tmp_path / "out"
+    rc, _, err = run_cli(capsys, "scan", str(scanner_file), *files, "--out", str(out), "--no-cache")
+    assert rc == 1
+    assert labels == files  # each file embedded once, in order, the failed one included
+    assert f"skipped {files[1]}: RuntimeError: out of memory (simulated)" in err
+    assert "1 of 3 input(s) failed" in err and "Traceback" not in err
+    assert sorted(p.name for p in out.glob("*.csv")) == [
+        "detections.csv",
+        "test_00.csv",
+        "third.csv",
+    ]
+
+
 def test_unknown_model_is_a_one_line_usage_error(tmp_path: Path, cache_dir: Path) -> None:
     proc = run_module(
         "embed", "x.wav", "--model", "HUBRT_BASE", "--out", "e.npz", cwd=tmp_path, cache=cache_dir
@@ -560,16 +597,16 @@ def test_ctrl_c_stops_cleanly(
 ) -> None:
     from audio_embed.scanner import Scanner
 
-    real_scan = Scanner.scan
-    calls: list[Path] = []
+    real_stream = Scanner._stream_sliding
+    calls: list[str] = []
 
-    def scan_then_interrupt(self: Scanner, source: Path, **kwargs: object) -> object:
-        calls.append(source)
-        if len(calls) == 2:  # Ctrl-C while the second file is being scanned
+    def stream_then_interrupt(self: Scanner, blocks: object, label: str, *args: object) -> object:
+        calls.append(label)
+        if len(calls) == 2:  # Ctrl-C while the second file is being embedded
             signal.raise_signal(signal.SIGINT)
-        return real_scan(self, source, **kwargs)  # type: ignore[arg-type]
+        return real_stream(self, blocks, label, *args)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(Scanner, "scan", scan_then_interrupt)
+    monkeypatch.setattr(Scanner, "_stream_sliding", stream_then_interrupt)
     out = tmp_path / "out"
     files = [str(f) for f in demo.test_files]
     rc, _, err = run_cli(capsys, "scan", str(scanner_file), *files, "--out", str(out), "--no-cache")
