@@ -63,7 +63,7 @@ def test_scan_throughput(
     cos = (a * b).sum(1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1) + 1e-12)
     row = {
         "model": name,
-        "ours": "shared" if embedder.shared_settings() else "per-window (no hook yet)",
+        "ours": "shared" if embedder.shared_settings() else "per-window (no frame hooks)",
         "original_x_rt": seconds / orig_wall,
         "ours_x_rt": seconds / ours_wall,
         "speedup_wall": orig_wall / ours_wall,

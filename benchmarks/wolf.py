@@ -4,6 +4,12 @@ Build it once:
     python ../shared/soundscapes.py --spec ../shared/soundscape-wolf.json --out wolf-bench --video 2
 Then:
     python benchmarks/wolf.py wolf-bench --model LOGMEL [--variants]
+    python benchmarks/wolf.py wolf-bench --model HUBERT_BASE --random-weights --encoding shared
+
+``--random-weights`` builds the real-size architecture with random weights
+(benchmarks/models.py) instead of loading the checkpoint: its detection
+quality means nothing on its own, but comparing ``--encoding shared`` with
+``--encoding per_window`` on it shows what shared encoding changes.
 """
 
 from __future__ import annotations
@@ -41,6 +47,7 @@ def run(
     bench: Path,
     model: str,
     cache: EmbeddingCache,
+    random_weights: bool = False,
     encoding: str = "per_window",
     labelling: str = "overlap",
     normalization: str = "recording",
@@ -49,7 +56,12 @@ def run(
     neg_margin: float | None = None,
     threshold: float = 0.3,
 ) -> dict[str, Any]:
-    embedder = create_embedder(model)
+    if random_weights:
+        from models import MODELS
+
+        embedder = MODELS[model]()
+    else:
+        embedder = create_embedder(model)
     if tolerance is None:
         tolerance = 12.0 if labelling == "targeted" else 0.0
     if neg_margin is None:
@@ -78,7 +90,11 @@ def run(
             if ev.label == "wolf":
                 events[key].append((ev.onset, ev.offset))
     t0 = time.perf_counter()
-    results = {f: scanner.scan(f) for f in sorted(files)}
+    results = {}
+    for path, result in scanner.scan_many(sorted(files)):
+        if isinstance(result, Exception):
+            raise result
+        results[path] = result
     scan_s = time.perf_counter() - t0
     ev = evaluate(results, events)
     out = {k: round(v, 4) for k, v in ev.as_dict().items()}
@@ -95,7 +111,8 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("bench", type=Path)
     ap.add_argument("--model", default="LOGMEL")
-    ap.add_argument("--encoding", default="per_window")
+    ap.add_argument("--encoding", default="per_window", choices=["per_window", "shared"])
+    ap.add_argument("--random-weights", action="store_true", help="real-size model, random weights")
     ap.add_argument("--variants", action="store_true", help="run every variant")
     ap.add_argument("--cache", type=Path, default=Path(".benchmarks/wolf-cache"))
     args = ap.parse_args(argv)
@@ -104,10 +121,20 @@ def main(argv: list[str] | None = None) -> int:
     names = list(VARIANTS) if args.variants else ["default"]
     for name in names:
         try:
-            res = run(args.bench, args.model, cache, args.encoding, **VARIANTS[name])
+            res = run(
+                args.bench,
+                args.model,
+                cache,
+                args.random_weights,
+                args.encoding,
+                **VARIANTS[name],
+            )
         except TrainingDataError as exc:
             res = {"error": str(exc)}
-        print(json.dumps({"variant": name, "model": args.model, **res}), flush=True)
+        row = {"variant": name, "model": args.model, "encoding": args.encoding, **res}
+        if args.random_weights:
+            row["weights"] = "random"
+        print(json.dumps(row), flush=True)
     return 0
 
 
