@@ -601,6 +601,10 @@ class EATEmbedder(LayeredEmbedder):
     """
 
     name = "EAT"
+    #: Shared encoding: 6 s cores with 2 s of context on each side, so a segment
+    #: (10 s) stays within the 10.24 s clips EAT was trained on and no token gets
+    #: a position code it never saw in training.
+    shared_chunk = 6.0
 
     def __init__(
         self,
