@@ -48,7 +48,8 @@ log = logging.getLogger(__name__)
 
 Normalization = Literal["recording", "targeted", "none"]
 SCANNER_FORMAT = "audio_embed.scanner"
-SCANNER_FORMAT_VERSION = 1
+#: 2: ``embedder.cache_id`` fingerprints the weights (checked at load; 1 is still read).
+SCANNER_FORMAT_VERSION = 2
 STD_FLOOR = 1e-6
 #: Seconds of audio decoded per streamed block.
 BLOCK_SECONDS = 120.0
@@ -675,7 +676,7 @@ class Scanner:
                 f"the same embedder, or train a new scanner for {embedder.name}."
             )
         saved_id = want.get("cache_id")
-        if saved_id and saved_id != embedder.cache_id():
+        if int(meta.get("format_version", 1)) >= 2 and saved_id != embedder.cache_id():
             log.warning(
                 "%s was trained with other weights or settings of %s (fingerprint %s; this "
                 "embedder's is %s): its scores may be meaningless. Load the checkpoint it "

@@ -104,6 +104,18 @@ def test_load_warns_when_the_weights_differ(
         other.melspec.mel_scale.fb.mul_(2.0)
     Scanner.load(path, embedder=other)
     assert "was trained with other weights or settings of LOGMEL" in caplog.text
+    # files of format 1 held no weight fingerprint: nothing to check, no warning
+    caplog.clear()
+    with zipfile.ZipFile(path) as zf:
+        meta = json.loads(zf.read("scanner.json"))
+        payload = zf.read("classifier.skops")
+    meta["format_version"], meta["embedder"]["cache_id"] = 1, "LOGMEL:256"
+    old = tmp_path / "old.scanner"
+    with zipfile.ZipFile(old, "w") as zf:
+        zf.writestr("scanner.json", json.dumps(meta))
+        zf.writestr("classifier.skops", payload)
+    Scanner.load(old, embedder=other)
+    assert "other weights" not in caplog.text
 
 
 def test_load_refuses_truncated_and_foreign_files(tmp_path: Path, trained: Scanner) -> None:

@@ -333,9 +333,9 @@ class Embedder(abc.ABC):
             with torch.no_grad():
                 for module in self._modules():
                     for key, tensor in module.state_dict().items():
-                        values = tensor.detach().flatten().double().cpu()
+                        values = tensor.detach().flatten().double()
                         digest.update(f"{key}{tuple(tensor.shape)}{values.sum().item()!r}".encode())
-                        digest.update(values[:64].numpy().tobytes())
+                        digest.update(values[:64].cpu().numpy().tobytes())
             weights = self._weights_digest = digest.hexdigest()
         settings = json.dumps(self._output_settings(), sort_keys=True, default=str)
         fingerprint = hashlib.sha256((settings + weights).encode()).hexdigest()
