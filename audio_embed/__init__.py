@@ -2,22 +2,8 @@
 
 from __future__ import annotations
 
-from audio_embed.audio import (
-    AudioInfo,
-    load_audio,
-    probe_audio,
-    resample,
-    stream_audio,
-)
-from audio_embed.cache import EmbeddingCache
-from audio_embed.classifier import CalibratedClassifier
-from audio_embed.embedders import (
-    Embedder,
-    LayeredEmbedder,
-    LogMelEmbedder,
-    MultiLayerEmbedder,
-    TorchaudioEmbedder,
-)
+from typing import TYPE_CHECKING
+
 from audio_embed.errors import (
     AudioDecodeError,
     AudioEmbedError,
@@ -33,36 +19,89 @@ from audio_embed.errors import (
     TrainingDataError,
     UnknownEmbedderError,
 )
-from audio_embed.formats import read_markers, write_detections
 from audio_embed.progress import CancelToken, ProgressEvent
-from audio_embed.registry import (
-    EmbedderSpec,
-    create_embedder,
-    embed_dim,
-    get_spec,
-    list_embedders,
-    register_embedder,
-)
-from audio_embed.scanner import Detection, Recording, Scanner, ScanResult
-from audio_embed.store import ScannerStore
-from audio_embed.windows import Markers, SlidingWindows, TargetedWindows
+
+if TYPE_CHECKING:  # imported on first use (see __getattr__), so the CLI starts fast
+    from audio_embed.audio import AudioInfo, load_audio, probe_audio, resample, stream_audio
+    from audio_embed.cache import EmbeddingCache
+    from audio_embed.classifier import CalibratedClassifier
+    from audio_embed.embedders import (
+        Embedder,
+        LayeredEmbedder,
+        LogMelEmbedder,
+        MultiLayerEmbedder,
+        TorchaudioEmbedder,
+    )
+    from audio_embed.embedders.ast import ASTEmbedder
+    from audio_embed.embedders.beats import BEATsEmbedder
+    from audio_embed.embedders.eat import EATEmbedder
+    from audio_embed.formats import read_markers, write_detections
+    from audio_embed.registry import (
+        EmbedderSpec,
+        create_embedder,
+        embed_dim,
+        get_spec,
+        list_embedders,
+        register_embedder,
+    )
+    from audio_embed.scanner import Detection, Recording, Scanner, ScanResult
+    from audio_embed.store import ScannerStore
+    from audio_embed.windows import Markers, SlidingWindows, TargetedWindows
 
 __version__ = "0.1.0"
 
+#: Where each lazily imported name lives. torch, scikit-learn and the model
+#: backends load on first use of a name that needs them, not on ``import audio_embed``.
 _LAZY = {
+    **dict.fromkeys(
+        ["AudioInfo", "load_audio", "probe_audio", "resample", "stream_audio"], "audio_embed.audio"
+    ),
+    "EmbeddingCache": "audio_embed.cache",
+    "CalibratedClassifier": "audio_embed.classifier",
+    **dict.fromkeys(
+        [
+            "Embedder",
+            "LayeredEmbedder",
+            "LogMelEmbedder",
+            "MultiLayerEmbedder",
+            "TorchaudioEmbedder",
+        ],
+        "audio_embed.embedders",
+    ),
     "ASTEmbedder": "audio_embed.embedders.ast",
     "BEATsEmbedder": "audio_embed.embedders.beats",
     "EATEmbedder": "audio_embed.embedders.eat",
+    **dict.fromkeys(["read_markers", "write_detections"], "audio_embed.formats"),
+    **dict.fromkeys(
+        [
+            "EmbedderSpec",
+            "create_embedder",
+            "embed_dim",
+            "get_spec",
+            "list_embedders",
+            "register_embedder",
+        ],
+        "audio_embed.registry",
+    ),
+    **dict.fromkeys(["Detection", "Recording", "Scanner", "ScanResult"], "audio_embed.scanner"),
+    "ScannerStore": "audio_embed.store",
+    **dict.fromkeys(["Markers", "SlidingWindows", "TargetedWindows"], "audio_embed.windows"),
 }
 
 
 def __getattr__(name: str) -> object:
-    """Import the heavy model backends (transformers…) only when asked for."""
+    """Import a public name's module on first use (PEP 562) and keep the name."""
     if name in _LAZY:
         import importlib
 
-        return getattr(importlib.import_module(_LAZY[name]), name)
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
     raise AttributeError(f"module 'audio_embed' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))
 
 
 __all__ = [
