@@ -48,7 +48,7 @@ def run(
     model: str,
     cache: EmbeddingCache,
     random_weights: bool = False,
-    encoding: str = "per_window",
+    encoding: str = "shared",
     labelling: str = "overlap",
     normalization: str = "recording",
     classifier: str = "hgb",
@@ -111,7 +111,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("bench", type=Path)
     ap.add_argument("--model", default="LOGMEL")
-    ap.add_argument("--encoding", default="per_window", choices=["per_window", "shared"])
+    ap.add_argument("--encoding", default="shared", choices=["per_window", "shared"])
     ap.add_argument("--random-weights", action="store_true", help="real-size model, random weights")
     ap.add_argument("--variants", action="store_true", help="run every variant")
     ap.add_argument("--cache", type=Path, default=Path(".benchmarks/wolf-cache"))
