@@ -1,10 +1,12 @@
-"""Detection quality on the real-sound wolf benchmark from ../shared.
+r"""Detection quality on the real-sound wolf benchmark from ../shared.
 
 Build it once:
-    python ../shared/soundscapes.py --spec ../shared/soundscape-wolf.json --out wolf-bench --video 2
+    .venv/bin/python ../shared/soundscapes.py --spec ../shared/soundscape-wolf.json \
+        --out wolf-bench --video 2
 Then:
-    python benchmarks/wolf.py wolf-bench --model LOGMEL [--variants]
-    python benchmarks/wolf.py wolf-bench --model HUBERT_BASE --random-weights --encoding shared
+    .venv/bin/python benchmarks/wolf.py wolf-bench --model LOGMEL [--variants]
+    .venv/bin/python benchmarks/wolf.py wolf-bench --model HUBERT_BASE --random-weights \
+        --encoding shared
 
 ``--random-weights`` builds the real-size architecture with random weights
 (benchmarks/models.py) instead of loading the checkpoint: its detection
