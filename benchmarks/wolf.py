@@ -110,7 +110,9 @@ def run(
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__)
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("bench", type=Path)
     ap.add_argument("--model", default="LOGMEL")
     ap.add_argument("--encoding", default="shared", choices=["per_window", "shared"])
