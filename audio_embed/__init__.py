@@ -50,43 +50,36 @@ if TYPE_CHECKING:  # imported on first use (see __getattr__), so the CLI starts 
 
 __version__ = "0.1.0"
 
-#: Where each lazily imported name lives. torch, scikit-learn and the model
+#: The modules behind the lazily imported names: torch, scikit-learn and the model
 #: backends load on first use of a name that needs them, not on ``import audio_embed``.
-_LAZY = {
-    **dict.fromkeys(
-        ["AudioInfo", "load_audio", "probe_audio", "resample", "stream_audio"], "audio_embed.audio"
+_LAZY_MODULES = {
+    "audio_embed.audio": ("AudioInfo", "load_audio", "probe_audio", "resample", "stream_audio"),
+    "audio_embed.cache": ("EmbeddingCache",),
+    "audio_embed.classifier": ("CalibratedClassifier",),
+    "audio_embed.embedders": (
+        "Embedder",
+        "LayeredEmbedder",
+        "LogMelEmbedder",
+        "MultiLayerEmbedder",
+        "TorchaudioEmbedder",
     ),
-    "EmbeddingCache": "audio_embed.cache",
-    "CalibratedClassifier": "audio_embed.classifier",
-    **dict.fromkeys(
-        [
-            "Embedder",
-            "LayeredEmbedder",
-            "LogMelEmbedder",
-            "MultiLayerEmbedder",
-            "TorchaudioEmbedder",
-        ],
-        "audio_embed.embedders",
+    "audio_embed.embedders.ast": ("ASTEmbedder",),
+    "audio_embed.embedders.beats": ("BEATsEmbedder",),
+    "audio_embed.embedders.eat": ("EATEmbedder",),
+    "audio_embed.formats": ("read_markers", "write_detections"),
+    "audio_embed.registry": (
+        "EmbedderSpec",
+        "create_embedder",
+        "embed_dim",
+        "get_spec",
+        "list_embedders",
+        "register_embedder",
     ),
-    "ASTEmbedder": "audio_embed.embedders.ast",
-    "BEATsEmbedder": "audio_embed.embedders.beats",
-    "EATEmbedder": "audio_embed.embedders.eat",
-    **dict.fromkeys(["read_markers", "write_detections"], "audio_embed.formats"),
-    **dict.fromkeys(
-        [
-            "EmbedderSpec",
-            "create_embedder",
-            "embed_dim",
-            "get_spec",
-            "list_embedders",
-            "register_embedder",
-        ],
-        "audio_embed.registry",
-    ),
-    **dict.fromkeys(["Detection", "Recording", "Scanner", "ScanResult"], "audio_embed.scanner"),
-    "ScannerStore": "audio_embed.store",
-    **dict.fromkeys(["Markers", "SlidingWindows", "TargetedWindows"], "audio_embed.windows"),
+    "audio_embed.scanner": ("Detection", "Recording", "Scanner", "ScanResult"),
+    "audio_embed.store": ("ScannerStore",),
+    "audio_embed.windows": ("Markers", "SlidingWindows", "TargetedWindows"),
 }
+_LAZY = {name: module for module, names in _LAZY_MODULES.items() for name in names}
 
 
 def __getattr__(name: str) -> object:
