@@ -279,7 +279,9 @@ def test_embed_is_mean_of_frame_tokens(
     tiny_embedder: EATEmbedder, preproc: dict[str, np.ndarray]
 ) -> None:
     vector = tiny_embedder.embed(preproc["waveform"], sample_rate=16000)
-    expected = preproc["features"][:, 1:].mean(axis=1)
+    # 63 fbank frames padded to 64: 3 whole time patches of the input's own (× 8 frequency
+    # patches); the fourth is mostly padding and is not a frame.
+    expected = preproc["features"][:, 1 : 1 + 3 * 8].mean(axis=1)
     assert vector.shape == (1, 64)
     assert_scaled_close(vector, expected, 1e-4, "mean of frame tokens")
 
@@ -322,7 +324,7 @@ def test_multilayer_slices_are_pooled_blocks(tiny_embedder: EATEmbedder) -> None
     assert (multi.name, multi.dim) == ("EAT_ML", 128)
     vectors = multi.embed(waves)
     states = tiny_embedder.hidden_states(waves)
-    for i, state in enumerate(states):
+    for i, state in enumerate(states):  # 98 frames cut to 64: 4 time patches × 8 frequency
         torch.testing.assert_close(vectors[:, 64 * i : 64 * (i + 1)], state[:, 1:].mean(dim=1))
     torch.testing.assert_close(vectors[:, 64:], tiny_embedder.embed(waves))
 
