@@ -323,8 +323,9 @@ def create_embedder(
     if device is not None:
         kwargs["device"] = device
     embedder = spec.factory(**kwargs)
-    custom_layers = spec.layers is not None and "layers" in settings
-    if embedder.dim != spec.dim and not custom_layers:
+    # another checkpoint of the family (or custom layers) may have another size
+    default = checkpoint is None and "model" not in settings and "layers" not in settings
+    if embedder.dim != spec.dim and default:
         raise AudioEmbedError(
             f"Embedder {spec.name!r} was registered with dim {spec.dim} but its model "
             f"produces {embedder.dim}; fix the spec or the checkpoint."

@@ -103,7 +103,7 @@ def test_load_refuses_other_weights_unless_allowed(
     other = LogMelEmbedder()
     with torch.no_grad():
         other.melspec.mel_scale.fb.mul_(2.0)
-    with pytest.raises(ScannerFileError, match="weights.fingerprint: saved"):
+    with pytest.raises(ScannerFileError, match=r"weights\.fingerprint: saved"):
         Scanner.load(path, embedder=other)
     Scanner.load(path, embedder=other, allow_mismatch=True)
     assert "other weights of LOGMEL" in caplog.text

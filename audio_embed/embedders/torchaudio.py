@@ -189,7 +189,10 @@ class TorchaudioEmbedder(LayeredEmbedder):
         features = self.front_end(self._normalize(waveforms))
         states = self.model.encoder.extract_features(features, None, max(picked))
         transformer = self.model.encoder.transformer
-        final = transformer.layer_norm if transformer.layer_norm_first else None
+        # Pre-LN blocks: the encoder ends with a LayerNorm (torchaudio's Transformer
+        # flags this as ``layer_norm_first=False``: its norm is last, the blocks' first).
+        pre_ln = bool(transformer.layers[-1].layer_norm_first)
+        final = transformer.layer_norm if pre_ln else None
         return [
             final(states[k - 1]) if final is not None and k == depth else states[k - 1]
             for k in picked
