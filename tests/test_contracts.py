@@ -411,3 +411,28 @@ def test_targeted_windows_take_their_hop_from_the_scan_windows() -> None:
     )
     assert explicit.train_windows.hop == 2.0
     assert TargetedWindows().hop is None  # alone: a 1 s grid
+
+
+def test_evaluate_names_results_and_labels_that_do_not_match(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from audio_embed.errors import MarkerError
+    from audio_embed.evaluate import evaluate
+    from audio_embed.scanner import ScanResult
+
+    result = ScanResult(
+        source="rec.wav",
+        starts=np.arange(5.0),
+        probabilities=np.array([0.1, 0.9, 0.9, 0.1, 0.1]),
+        window=1.0,
+        duration=5.0,
+        threshold=0.5,
+    )
+    events = {"other/rec.wav": [(1.0, 3.0)]}
+    evaluate({"rec.wav": result}, events)
+    assert "other/rec.wav" in caplog.text and "have no labels (rec.wav)" in caplog.text
+    with pytest.raises(MarkerError, match="1 labelled file"):
+        evaluate({"rec.wav": result}, events, unmatched="error")
+    caplog.clear()
+    assert evaluate({"rec.wav": result}, {"rec.wav": [(1.0, 3.0)]}).recall == 1.0
+    assert "evaluate:" not in caplog.text
