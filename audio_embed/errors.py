@@ -18,6 +18,7 @@ __all__ = [
     "CheckpointError",
     "CorruptAudioError",
     "EmptyAudioError",
+    "IndexFileError",
     "InvalidInputError",
     "MarkerError",
     "NoAudioStreamError",
@@ -85,3 +86,8 @@ class ScannerFileError(AudioEmbedError):
 
 class Cancelled(AudioEmbedError):
     """A long call stopped because its cancellation token was set."""
+
+
+class IndexFileError(AudioEmbedError):
+    """An embedding index is unreadable, damaged, of another format, or made with
+    another embedder."""

@@ -1,0 +1,167 @@
+r"""Which ANN library the index uses: USearch or FAISS, measured on the same vectors.
+
+    .venv/bin/python benchmarks/ann_choice.py --n 100000 [--only usearch-hnsw] [--threads 2]
+
+For each candidate: build time (adding every vector), mean latency of one
+single-vector query (one thread), recall@10 against exact cosine search, and
+the size of the saved index. Vectors: benchmarks/search_data.py (clustered,
+768-d, float16, L2-normalised). One JSON line per candidate on stdout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from search_data import clustered, exact_top, queries, recall_at
+
+Search = Callable[[np.ndarray, int], np.ndarray]
+
+
+def usearch_hnsw(data: np.ndarray, threads: int, ef: int) -> tuple[Search, Callable[[], Any]]:
+    from usearch.index import Index
+
+    index = Index(
+        ndim=data.shape[1],
+        metric="ip",
+        dtype="f16",
+        connectivity=16,
+        expansion_add=128,
+        expansion_search=ef,
+    )
+    step = 50_000
+    for lo in range(0, len(data), step):
+        index.add(
+            np.arange(lo, lo + len(data[lo : lo + step])), data[lo : lo + step], threads=threads
+        )
+
+    def search(q: np.ndarray, k: int) -> np.ndarray:
+        return np.atleast_2d(np.asarray(index.search(q, k, threads=1).keys))
+
+    return search, index
+
+
+def faiss_hnsw(data: np.ndarray, threads: int, ef: int) -> tuple[Search, Callable[[], Any]]:
+    import faiss
+
+    faiss.omp_set_num_threads(threads)
+    index = faiss.IndexHNSWFlat(data.shape[1], 32, faiss.METRIC_INNER_PRODUCT)
+    index.hnsw.efConstruction = 128
+    step = 50_000
+    for lo in range(0, len(data), step):
+        index.add(data[lo : lo + step].astype(np.float32))
+    index.hnsw.efSearch = ef
+
+    def search(q: np.ndarray, k: int) -> np.ndarray:
+        faiss.omp_set_num_threads(1)
+        return index.search(q, k)[1]
+
+    return search, index
+
+
+def faiss_ivf(data: np.ndarray, threads: int, nprobe: int) -> tuple[Search, Callable[[], Any]]:
+    import faiss
+
+    faiss.omp_set_num_threads(threads)
+    nlist = int(4 * np.sqrt(len(data)))
+    quant = faiss.IndexFlatIP(data.shape[1])
+    index = faiss.IndexIVFScalarQuantizer(
+        quant, data.shape[1], nlist, faiss.ScalarQuantizer.QT_fp16, faiss.METRIC_INNER_PRODUCT
+    )
+    rng = np.random.default_rng(0)
+    sample = data[rng.choice(len(data), min(len(data), 40 * nlist), replace=False)]
+    index.train(sample.astype(np.float32))
+    step = 50_000
+    for lo in range(0, len(data), step):
+        index.add(data[lo : lo + step].astype(np.float32))
+    index.nprobe = nprobe
+
+    def search(q: np.ndarray, k: int) -> np.ndarray:
+        faiss.omp_set_num_threads(1)
+        return index.search(q, k)[1]
+
+    return search, index
+
+
+def saved_size(name: str, index: Any) -> int:
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "ann"
+        if name.startswith("usearch"):
+            index.save(str(path))
+        else:
+            import faiss
+
+            faiss.write_index(index, str(path))
+        return path.stat().st_size
+
+
+CANDIDATES = {
+    "usearch-hnsw-f16-ef64": lambda d, t: usearch_hnsw(d, t, 64),
+    "usearch-hnsw-f16-ef128": lambda d, t: usearch_hnsw(d, t, 128),
+    "faiss-hnsw32-f32-ef64": lambda d, t: faiss_hnsw(d, t, 64),
+    "faiss-hnsw32-f32-ef128": lambda d, t: faiss_hnsw(d, t, 128),
+    "faiss-ivf-fp16-nprobe16": lambda d, t: faiss_ivf(d, t, 16),
+    "faiss-ivf-fp16-nprobe64": lambda d, t: faiss_ivf(d, t, 64),
+}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--n", type=int, default=100_000)
+    ap.add_argument("--dim", type=int, default=768)
+    ap.add_argument("--queries", type=int, default=200)
+    ap.add_argument("--threads", type=int, default=2, help="threads for building")
+    ap.add_argument("--only", default="", help="comma-separated candidates")
+    args = ap.parse_args()
+    t0 = time.perf_counter()
+    data = clustered(args.n, args.dim)
+    q = queries(data, args.queries)
+    truth = exact_top(data, q, 10)
+    t_exact = time.perf_counter()
+    exact_top(data, q[:20], 10)
+    exact_ms = (time.perf_counter() - t_exact) / 20 * 1000
+    print(
+        json.dumps(
+            {
+                "n": args.n,
+                "data_s": round(time.perf_counter() - t0, 1),
+                "exact_numpy_ms_per_query_batched20": round(exact_ms, 2),
+                "cpus": os.cpu_count(),
+            }
+        ),
+        flush=True,
+    )
+    only = [c for c in args.only.split(",") if c]
+    for name, make in CANDIDATES.items():
+        if only and name not in only:
+            continue
+        t = time.perf_counter()
+        search, index = make(data, args.threads)
+        build = time.perf_counter() - t
+        print(json.dumps({"candidate": name, "build_s": round(build, 1)}), flush=True)
+        search(q[:5], 10)  # warm
+        t = time.perf_counter()
+        found = np.stack([search(q[i : i + 1], 10)[0] for i in range(len(q))])
+        latency = (time.perf_counter() - t) / len(q)
+        row = {
+            "candidate": name,
+            "n": args.n,
+            "build_s": round(build, 1),
+            "build_threads": args.threads,
+            "latency_ms": round(latency * 1000, 3),
+            "recall@10": round(recall_at(found, truth), 4),
+            "saved_mb": round(saved_size(name, index) / 2**20, 1),
+        }
+        print(json.dumps(row), flush=True)
+        del index, search
+
+
+if __name__ == "__main__":
+    main()
