@@ -14,7 +14,7 @@ Layout of ``ARCHIVE.idx`` (a directory)::
                          first row, window count, window starts (float64 blob)
     vectors-g.npy        unit vectors, float16 [windows, dim] (no pickle)
     norms-g.npy          their lengths before unit scaling, float32 [windows]
-    ann-g.usearch        the HNSW graph (USearch's own format, see _ann.py)
+    ann-g.faiss          the nearest-neighbour index (FAISS's own format, see _ann.py)
 
 A vector is the window's embedding z-scored with the mean and standard
 deviation of all the windows of its recording (exactly what a scanner with
@@ -147,29 +147,32 @@ def merge_windows(
     window: float,
     durations: Sequence[float],
 ) -> list[Hit]:
-    """Merge candidate windows that overlap or touch in the same file into hits, best first."""
-    by_file: dict[str, list[int]] = {}
-    for i, f in enumerate(files):
-        by_file.setdefault(f, []).append(i)
-    hits: list[Hit] = []
-    for f, idx in by_file.items():
-        idx.sort(key=lambda i: float(starts[i]))
-        cur: list[Any] | None = None  # start, end, peak, score, row
-        for i in idx:
-            s = float(starts[i])
-            e = min(s + window, max(float(durations[i]), s))
-            if cur is not None and s <= cur[1] + _EPS:
-                cur[1] = max(cur[1], e)
-                if scores[i] > cur[3]:
-                    cur[2], cur[3], cur[4] = (s + e) / 2.0, float(scores[i]), int(rows[i])
-                continue
-            if cur is not None:
-                hits.append(Hit(f, *cur))
-            cur = [s, e, (s + e) / 2.0, float(scores[i]), int(rows[i])]
-        if cur is not None:
-            hits.append(Hit(f, *cur))
-    hits.sort(key=lambda h: (-h.score, h.file, h.start))
-    return hits
+    """Candidate windows → one hit per occurrence, best first (non-maximum suppression).
+
+    In order of score, a window that overlaps no hit of its file starts a new
+    hit; one that overlaps the best window of exactly one hit widens that hit
+    (unless the widened hit would overlap another); any other is dropped. Hits
+    of one file never overlap, and a hit spans at most its best window plus
+    the overlapping windows around it, whatever the number of candidates.
+    """
+    per_file: dict[str, list[list[Any]]] = {}  # start, end, peak, score, row, best start
+    for i in np.argsort(-np.asarray(scores), kind="stable"):
+        f, s = files[i], float(starts[i])
+        e = min(s + window, max(float(durations[i]), s))
+        hits = per_file.setdefault(f, [])
+        owners = [h for h in hits if s < h[1] - _EPS and e > h[0] + _EPS]
+        if not owners:
+            hits.append([s, e, (s + e) / 2.0, float(scores[i]), int(rows[i]), s])
+            continue
+        h = owners[0]
+        if len(owners) > 1 or abs(s - h[5]) >= window - _EPS:
+            continue
+        lo, hi = min(h[0], s), max(h[1], e)
+        if not any(o is not h and lo < o[1] - _EPS and hi > o[0] + _EPS for o in hits):
+            h[0], h[1] = lo, hi
+    out = [Hit(f, *h[:5]) for f, hits in per_file.items() for h in hits]
+    out.sort(key=lambda h: (-h.score, h.file, h.start))
+    return out
 
 
 class EmbeddingIndex:
@@ -198,7 +201,6 @@ class EmbeddingIndex:
         self._unit: np.ndarray = np.zeros((0, self.dim), np.float16)
         self._norms: np.ndarray = np.zeros(0, np.float32)
         self._ann: AnnIndex | None = None
-        self._ann_writable = False
         self._load_data()
 
     # ------------------------------------------------------------------ create / open
@@ -493,9 +495,16 @@ class EmbeddingIndex:
         only_appended = len(keep) == len(self._files)
         ann: AnnIndex | None = None
         if only_appended and len(self._files) and appended_from == len(self):
-            ann = self._load_ann(writable=True)
-            ann.add(appended_from, unit_all[appended_from:])
-        self._commit(files, starts, unit_all, norms_all, ann)
+            ann = self._load_ann()
+            if ann.needs_rebuild(len(unit_all)):
+                ann = None
+            else:
+                ann.add(appended_from, unit_all[appended_from:])
+        try:
+            self._commit(files, starts, unit_all, norms_all, ann)
+        except BaseException:
+            self._ann = None  # it may hold the vectors that were not committed
+            raise
 
     # ------------------------------------------------------------------ storage
 
@@ -514,14 +523,13 @@ class EmbeddingIndex:
         old = int(self.manifest["generation"])
         gen = old + 1
         if ann is None:
-            ann = AnnIndex(self.dim, self.manifest["ann"]["params"])
-            ann.add(0, unit)
+            ann = AnnIndex.build(self.dim, unit, self.manifest["ann"]["params"])
         with atomic_writer(self._gen_file("vectors", gen, ".npy")) as fh:
             np.save(fh, np.ascontiguousarray(unit), allow_pickle=False)
         with atomic_writer(self._gen_file("norms", gen, ".npy")) as fh:
             np.save(fh, norms.astype(np.float32), allow_pickle=False)
         write_sqlite(self._gen_file("meta", gen, ".sqlite"), files, starts)
-        ann_path = self._gen_file("ann", gen, ".usearch")
+        ann_path = self._gen_file("ann", gen, ".faiss")
         tmp = ann_path.with_name(".tmp-" + ann_path.name)
         try:
             ann.save(tmp)
@@ -533,12 +541,14 @@ class EmbeddingIndex:
             **manifest["ann"],
             "file": ann_path.name,
             "size": ann_path.stat().st_size,
+            "kind": ann.kind,
+            "trained_on": ann.trained_on,
         }
         with atomic_writer(self.path / MANIFEST, text=True) as fh:
             fh.write(json.dumps(manifest, indent=2))
         self.manifest = manifest
         self._files, self._starts, self._unit, self._norms = files, starts, unit, norms
-        self._ann, self._ann_writable = ann, True
+        self._ann = ann
         for f in self.path.iterdir():  # the previous generation, and leftovers of crashes
             stem, _, rest = f.name.partition("-")
             if stem in ("vectors", "norms", "meta", "ann") and not rest.startswith(f"{gen}."):
@@ -564,15 +574,16 @@ class EmbeddingIndex:
             )
         self._files, self._starts, self._unit, self._norms = files, starts, unit, norms
 
-    def _load_ann(self, *, writable: bool = False) -> AnnIndex:
-        if self._ann is not None and (self._ann_writable or not writable):
+    def _load_ann(self) -> AnnIndex:
+        if self._ann is not None:
             return self._ann
         info = self.manifest["ann"]
         path = self.path / str(info.get("file", ""))
         if not path.is_file() or path.stat().st_size != int(info.get("size", -1)):
             raise IndexFileError(f"{self.path}: the nearest-neighbour graph is missing or damaged.")
-        self._ann = AnnIndex.load(path, self.dim, len(self), info["params"], view=not writable)
-        self._ann_writable = writable
+        self._ann = AnnIndex.load(
+            path, self.dim, len(self), info["params"], int(info.get("trained_on", 0))
+        )
         return self._ann
 
     # ------------------------------------------------------------------ search

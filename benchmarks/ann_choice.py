@@ -22,51 +22,46 @@ from typing import Any
 import numpy as np
 from search_data import clustered, exact_top, queries, recall_at
 
-Search = Callable[[np.ndarray, int], np.ndarray]
+Search = Callable[[np.ndarray, int, int], np.ndarray]
 
 
-def usearch_hnsw(data: np.ndarray, threads: int, ef: int) -> tuple[Search, Callable[[], Any]]:
+def usearch_hnsw(data: np.ndarray, threads: int, ef_add: int) -> tuple[Search, Any]:
     from usearch.index import Index
 
     index = Index(
-        ndim=data.shape[1],
-        metric="ip",
-        dtype="f16",
-        connectivity=16,
-        expansion_add=128,
-        expansion_search=ef,
+        ndim=data.shape[1], metric="ip", dtype="f16", connectivity=16, expansion_add=ef_add
     )
     step = 50_000
     for lo in range(0, len(data), step):
-        index.add(
-            np.arange(lo, lo + len(data[lo : lo + step])), data[lo : lo + step], threads=threads
-        )
+        chunk = data[lo : lo + step]
+        index.add(np.arange(lo, lo + len(chunk)), chunk, threads=threads)
 
-    def search(q: np.ndarray, k: int) -> np.ndarray:
+    def search(q: np.ndarray, k: int, ef: int) -> np.ndarray:
+        index.expansion_search = ef
         return np.atleast_2d(np.asarray(index.search(q, k, threads=1).keys))
 
     return search, index
 
 
-def faiss_hnsw(data: np.ndarray, threads: int, ef: int) -> tuple[Search, Callable[[], Any]]:
+def faiss_hnsw(data: np.ndarray, threads: int, ef_add: int) -> tuple[Search, Any]:
     import faiss
 
     faiss.omp_set_num_threads(threads)
     index = faiss.IndexHNSWFlat(data.shape[1], 32, faiss.METRIC_INNER_PRODUCT)
-    index.hnsw.efConstruction = 128
+    index.hnsw.efConstruction = ef_add
     step = 50_000
     for lo in range(0, len(data), step):
         index.add(data[lo : lo + step].astype(np.float32))
-    index.hnsw.efSearch = ef
 
-    def search(q: np.ndarray, k: int) -> np.ndarray:
+    def search(q: np.ndarray, k: int, ef: int) -> np.ndarray:
         faiss.omp_set_num_threads(1)
+        index.hnsw.efSearch = ef
         return index.search(q, k)[1]
 
     return search, index
 
 
-def faiss_ivf(data: np.ndarray, threads: int, nprobe: int) -> tuple[Search, Callable[[], Any]]:
+def faiss_ivf(data: np.ndarray, threads: int, _unused: int) -> tuple[Search, Any]:
     import faiss
 
     faiss.omp_set_num_threads(threads)
@@ -81,10 +76,10 @@ def faiss_ivf(data: np.ndarray, threads: int, nprobe: int) -> tuple[Search, Call
     step = 50_000
     for lo in range(0, len(data), step):
         index.add(data[lo : lo + step].astype(np.float32))
-    index.nprobe = nprobe
 
-    def search(q: np.ndarray, k: int) -> np.ndarray:
+    def search(q: np.ndarray, k: int, nprobe: int) -> np.ndarray:
         faiss.omp_set_num_threads(1)
+        index.nprobe = nprobe
         return index.search(q, k)[1]
 
     return search, index
@@ -102,13 +97,14 @@ def saved_size(name: str, index: Any) -> int:
         return path.stat().st_size
 
 
-CANDIDATES = {
-    "usearch-hnsw-f16-ef64": lambda d, t: usearch_hnsw(d, t, 64),
-    "usearch-hnsw-f16-ef128": lambda d, t: usearch_hnsw(d, t, 128),
-    "faiss-hnsw32-f32-ef64": lambda d, t: faiss_hnsw(d, t, 64),
-    "faiss-hnsw32-f32-ef128": lambda d, t: faiss_hnsw(d, t, 128),
-    "faiss-ivf-fp16-nprobe16": lambda d, t: faiss_ivf(d, t, 16),
-    "faiss-ivf-fp16-nprobe64": lambda d, t: faiss_ivf(d, t, 64),
+#: name: (builder, build setting, search settings: ef for HNSW, nprobe for IVF)
+CANDIDATES: dict[
+    str, tuple[Callable[[np.ndarray, int, int], tuple[Search, Any]], int, list[int]]
+] = {
+    "usearch-hnsw16-f16-add128": (usearch_hnsw, 128, [64, 128]),
+    "usearch-hnsw16-f16-add32": (usearch_hnsw, 32, [64, 128]),
+    "faiss-hnsw32-f32-add128": (faiss_hnsw, 128, [64, 128]),
+    "faiss-ivf-fp16": (faiss_ivf, 0, [16, 64]),
 }
 
 
@@ -119,10 +115,12 @@ def main() -> None:
     ap.add_argument("--queries", type=int, default=200)
     ap.add_argument("--threads", type=int, default=2, help="threads for building")
     ap.add_argument("--only", default="", help="comma-separated candidates")
+    ap.add_argument("--spread", type=float, default=1.0, help="cluster spread")
+    ap.add_argument("--noise", type=float, default=1.0, help="query noise (relative norm)")
     args = ap.parse_args()
     t0 = time.perf_counter()
-    data = clustered(args.n, args.dim)
-    q = queries(data, args.queries)
+    data = clustered(args.n, args.dim, spread=args.spread, n_clusters=max(10, args.n // 1000))
+    q = queries(data, args.queries, noise=args.noise)
     truth = exact_top(data, q, 10)
     t_exact = time.perf_counter()
     exact_top(data, q[:20], 10)
@@ -139,27 +137,30 @@ def main() -> None:
         flush=True,
     )
     only = [c for c in args.only.split(",") if c]
-    for name, make in CANDIDATES.items():
+    for name, (make, setting, search_settings) in CANDIDATES.items():
         if only and name not in only:
             continue
         t = time.perf_counter()
-        search, index = make(data, args.threads)
+        search, index = make(data, args.threads, setting)
         build = time.perf_counter() - t
         print(json.dumps({"candidate": name, "build_s": round(build, 1)}), flush=True)
-        search(q[:5], 10)  # warm
-        t = time.perf_counter()
-        found = np.stack([search(q[i : i + 1], 10)[0] for i in range(len(q))])
-        latency = (time.perf_counter() - t) / len(q)
-        row = {
-            "candidate": name,
-            "n": args.n,
-            "build_s": round(build, 1),
-            "build_threads": args.threads,
-            "latency_ms": round(latency * 1000, 3),
-            "recall@10": round(recall_at(found, truth), 4),
-            "saved_mb": round(saved_size(name, index) / 2**20, 1),
-        }
-        print(json.dumps(row), flush=True)
+        size = round(saved_size(name, index) / 2**20, 1)
+        for param in search_settings:
+            search(q[:5], 10, param)  # warm
+            t = time.perf_counter()
+            found = np.stack([search(q[i : i + 1], 10, param)[0] for i in range(len(q))])
+            latency = (time.perf_counter() - t) / len(q)
+            row = {
+                "candidate": name,
+                "search_setting": param,
+                "n": args.n,
+                "build_s": round(build, 1),
+                "build_threads": args.threads,
+                "latency_ms": round(latency * 1000, 3),
+                "recall@10": round(recall_at(found, truth), 4),
+                "saved_mb": size,
+            }
+            print(json.dumps(row), flush=True)
         del index, search
 
 

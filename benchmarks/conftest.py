@@ -57,6 +57,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="length of the file scanned for peak memory (default 60 minutes)",
     )
     group.addoption(
+        "--search-sizes",
+        default="100000",
+        help="comma-separated numbers of 768-d vectors for the ANN search benchmark "
+        "(default 100000; 1000000 builds a graph for a long time on a small machine)",
+    )
+    group.addoption(
         "--memory-models",
         default="HUBERT_BASE,LOGMEL",
         help="models whose peak memory is measured (default HUBERT_BASE,LOGMEL)",

@@ -15,6 +15,7 @@ from audio_embed.cli.options import (
     cache_options,
     common_options,
     model_options,
+    positive_int,
     probability,
     scanner_source_options,
 )
@@ -81,6 +82,19 @@ def add_parser(subparsers: Subparsers) -> argparse.ArgumentParser:
     p.add_argument(
         "--skip-existing", action="store_true", help="skip inputs whose result file exists"
     )
+    g = p.add_argument_group("suggestions (active learning)")
+    g.add_argument(
+        "--suggest",
+        type=positive_int,
+        metavar="N",
+        help="also list the N windows the scanner is least sure about (probability nearest "
+        "the threshold, spread over files): the ones to mark next",
+    )
+    g.add_argument(
+        "--markers-out",
+        metavar="FILE.csv",
+        help="with --suggest: write them as a markers CSV with an empty kind to fill",
+    )
     return p
 
 
@@ -101,7 +115,9 @@ def run(run: Run) -> int:
     scanner, _name = load_scanner(run, cache=make_cache(args))
     apply_overrides(scanner, args)
     label = args.label or (args.profile if args.store is not None else "target")
-    rc, _report = scan_and_print(
+    if args.markers_out and not args.suggest:
+        raise UsageError("--markers-out goes with --suggest N.")
+    rc, report = scan_and_print(
         run,
         scanner,
         items,
@@ -110,7 +126,17 @@ def run(run: Run) -> int:
         label=label,
         threshold=args.threshold,
         skip_existing=args.skip_existing,
+        keep_results=bool(args.suggest),
     )
+    if args.suggest:
+        from audio_embed.cli.search import print_suggestions
+        from audio_embed.review import suggest_windows, write_review_markers
+
+        threshold = scanner.threshold if args.threshold is None else args.threshold
+        picks = suggest_windows(report.results().values(), args.suggest, threshold=threshold)
+        print_suggestions(run, picks, threshold)
+        if args.markers_out:
+            run.echo(f"Markers to review: {write_review_markers(args.markers_out, picks)}")
     return rc
 
 
