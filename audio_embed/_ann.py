@@ -40,6 +40,16 @@ DEFAULT_ANN_PARAMS: dict[str, int] = {
 _ADD_CHUNK = 50_000
 
 
+def _faiss() -> Any:
+    try:
+        import faiss
+    except ImportError as exc:
+        raise ImportError(
+            "Searching an index needs FAISS: pip install 'audio_embed[search]' (faiss-cpu)."
+        ) from exc
+    return faiss
+
+
 class AnnIndex:
     """A FAISS index over unit vectors; keys are the index's row numbers (0, 1, …)."""
 
@@ -59,8 +69,7 @@ class AnnIndex:
     @classmethod
     def build(cls, dim: int, vectors: np.ndarray, params: dict[str, int] | None = None) -> AnnIndex:
         """An index over ``vectors`` (keys 0…n-1), flat or IVF by their number."""
-        import faiss
-
+        faiss = _faiss()
         p = {**DEFAULT_ANN_PARAMS, **(params or {})}
         n = len(vectors)
         sq = faiss.ScalarQuantizer.QT_fp16
@@ -110,17 +119,14 @@ class AnnIndex:
         return keys[0][ok].astype(np.int64), scores[0][ok].astype(np.float32)
 
     def save(self, path: Path) -> None:
-        import faiss
-
-        faiss.write_index(self._index, str(path))
+        _faiss().write_index(self._index, str(path))
 
     @classmethod
     def load(
         cls, path: Path, dim: int, count: int, params: dict[str, int], trained_on: int
     ) -> AnnIndex:
         """Read a saved index after checking that it is one, of ``dim`` and ``count``."""
-        import faiss
-
+        faiss = _faiss()
         index: Any
         try:
             index = faiss.read_index(str(path))
