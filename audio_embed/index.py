@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from attrs import define, field, frozen
+from attrs import define, field
 
 from audio_embed._ann import ANN_LIBRARY, AnnIndex
 from audio_embed._index_store import (
@@ -53,6 +53,7 @@ from audio_embed._io import atomic_writer
 from audio_embed.cache import CachedEmbeddings, EmbeddingCache
 from audio_embed.embedders.base import Embedder
 from audio_embed.errors import IndexFileError, InvalidInputError
+from audio_embed.hits import Example, Hit, merge_windows, nearest_centre
 from audio_embed.progress import CancelToken, ProgressCallback
 from audio_embed.scanner import STD_FLOOR, Scanner
 from audio_embed.windows import SlidingWindows, TargetedWindows
@@ -69,47 +70,6 @@ __all__ = [
 ]
 
 _EPS = 1e-6
-
-
-@frozen
-class Example:
-    """A moment to search for: ``time`` seconds into ``source``.
-
-    The example is the sliding window whose centre is nearest ``time``.
-    """
-
-    source: str
-    time: float
-
-    @classmethod
-    def parse(cls, text: str) -> Example:
-        """``"rec.wav:12.5"`` → ``Example("rec.wav", 12.5)`` (the last colon splits)."""
-        path, sep, t = text.rpartition(":")
-        try:
-            value = float(t)
-        except ValueError:
-            value = math.nan
-        if not sep or not path or not math.isfinite(value) or value < 0:
-            raise InvalidInputError(
-                f"An example is FILE:SECONDS, e.g. rec.wav:12.5. Got {text!r} instead."
-            )
-        return cls(path, value)
-
-
-@frozen
-class Hit:
-    """One search result: neighbouring windows of one occurrence, merged.
-
-    ``start``/``end`` in seconds; ``peak`` the centre of the best window,
-    ``score`` its similarity to the query; ``row`` that window's row.
-    """
-
-    file: str
-    start: float
-    end: float
-    peak: float
-    score: float
-    row: int
 
 
 @define
@@ -136,42 +96,6 @@ def recording_zscore(embeddings: np.ndarray) -> np.ndarray:
     mean = embeddings.mean(axis=0)
     std = np.maximum(embeddings.std(axis=0), STD_FLOOR)
     out: np.ndarray = ((embeddings - mean) / std).astype(np.float32)
-    return out
-
-
-def merge_windows(
-    files: Sequence[str],
-    starts: np.ndarray,
-    scores: np.ndarray,
-    rows: np.ndarray,
-    window: float,
-    durations: Sequence[float],
-) -> list[Hit]:
-    """Candidate windows → one hit per occurrence, best first (non-maximum suppression).
-
-    In order of score, a window that overlaps no hit of its file starts a new
-    hit; one that overlaps the best window of exactly one hit widens that hit
-    (unless the widened hit would overlap another); any other is dropped. Hits
-    of one file never overlap, and a hit spans at most its best window plus
-    the overlapping windows around it, whatever the number of candidates.
-    """
-    per_file: dict[str, list[list[Any]]] = {}  # start, end, peak, score, row, best start
-    for i in np.argsort(-np.asarray(scores), kind="stable"):
-        f, s = files[i], float(starts[i])
-        e = min(s + window, max(float(durations[i]), s))
-        hits = per_file.setdefault(f, [])
-        owners = [h for h in hits if s < h[1] - _EPS and e > h[0] + _EPS]
-        if not owners:
-            hits.append([s, e, (s + e) / 2.0, float(scores[i]), int(rows[i]), s])
-            continue
-        h = owners[0]
-        if len(owners) > 1 or abs(s - h[5]) >= window - _EPS:
-            continue
-        lo, hi = min(h[0], s), max(h[1], e)
-        if not any(o is not h and lo < o[1] - _EPS and hi > o[0] + _EPS for o in hits):
-            h[0], h[1] = lo, hi
-    out = [Hit(f, *h[:5]) for f, hits in per_file.items() for h in hits]
-    out.sort(key=lambda h: (-h.score, h.file, h.start))
     return out
 
 
@@ -385,7 +309,7 @@ class EmbeddingIndex:
 
     def nearest_row(self, file: IndexedFile, time: float) -> int:
         """The row of ``file`` whose window centre is nearest ``time``."""
-        return file.first_row + _nearest_centre(
+        return file.first_row + nearest_centre(
             self.starts(file), self.windows.window, file.duration, time, file.path
         )
 
@@ -603,7 +527,7 @@ class EmbeddingIndex:
                 stored: np.ndarray = self.unit_vectors(np.array([row]))[0]
                 return stored
         emb = self.scanner().sliding_embeddings(p)
-        i = _nearest_centre(emb.starts, self.windows.window, emb.duration, example.time, str(p))
+        i = nearest_centre(emb.starts, self.windows.window, emb.duration, example.time, str(p))
         unit, _ = unit_rows(recording_zscore(emb.embeddings)[i : i + 1])
         out: np.ndarray = unit[0]
         return out
@@ -678,16 +602,3 @@ class EmbeddingIndex:
             if len(hits) >= top or k >= len(self):
                 return hits[:top]
             k *= 4
-
-
-def _nearest_centre(
-    starts: np.ndarray, window: float, duration: float, time: float, label: str
-) -> int:
-    if not math.isfinite(time) or time < 0 or time > duration + _EPS:
-        raise InvalidInputError(
-            f"{label}: the example time {time!r} s lies outside the recording "
-            f"(0 to {duration:.3f} s)."
-        )
-    ends = np.minimum(starts + window, max(duration, 0.0))
-    centres = (starts + np.maximum(ends, starts)) / 2.0
-    return int(np.argmin(np.abs(centres - time)))
