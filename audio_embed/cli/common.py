@@ -151,6 +151,3 @@ def _skip(run: Run, inp: Input, exc: BaseException, desc: str) -> str:
     log.info("%s %s failed", desc.capitalize(), inp.path, exc_info=exc)
     run.warn(f"skipped {inp.path}: {reason}")
     return reason
-
-
-# ---------------------------------------------------------------------------- models
