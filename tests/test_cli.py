@@ -744,3 +744,20 @@ def test_allow_mismatch_reaches_scanner_load_or_is_refused(
     assert len(seen) == 2  # refused before loading
     rc, out, _ = run_cli(capsys, "evaluate", "--help")
     assert rc == 0 and "--allow-mismatch" in out
+
+
+def test_progress_bars_count_files_on_a_terminal(
+    tmp_path: Path,
+    demo: DemoSet,
+    scanner_file: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
+    files = [str(f) for f in demo.test_files]
+    scan = ["scan", str(scanner_file), *files, "--out", str(tmp_path), "--no-cache"]
+    rc, out, err = run_cli(capsys, *scan)
+    assert rc == 0
+    assert "scan: 100%" in err and "2/2" in err  # the file bar learnt its total
+    assert f"scan {demo.test_files[1].name}" in err  # a seconds bar per file
+    assert out.count("detection(s) ->") == 2
