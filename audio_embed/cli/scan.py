@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import argparse
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -22,8 +22,9 @@ from audio_embed.cli.options import (
 from audio_embed.cli.session import EXIT_FAILURE, PROG, Progress, Run, UsageError
 
 if TYPE_CHECKING:
+    from audio_embed.errors import AudioEmbedError
     from audio_embed.formats import OutputFormat
-    from audio_embed.scanner import Scanner
+    from audio_embed.scanner import Scanner, ScanResult
 
 __all__ = ["add_parser", "run", "scan_and_print"]
 
@@ -151,9 +152,11 @@ def scan_and_print(
     threshold: float | None,
     skip_existing: bool = False,
     keep_results: bool = False,
+    many: Callable[..., Iterator[tuple[str, ScanResult | AudioEmbedError]]] | None = None,
 ) -> tuple[int, BatchReport]:
-    """:func:`audio_embed.batch.scan_to_folder`, a line per file as it finishes and a
-    summary; returns the exit code and the report."""
+    """:func:`audio_embed.batch.scan_to_folder` (``many``: another runner than
+    ``scanner.scan_many``), a line per file as it finishes and a summary; returns
+    the exit code and the report."""
     progress = Progress(run, 0, "scan") if run.show_progress else None
     try:
         report = scan_to_folder(
@@ -168,6 +171,7 @@ def scan_and_print(
             progress=progress,
             cancel=run.cancel,
             on_file=lambda outcome: _print_outcome(run, outcome),
+            many=many,
         )
     finally:
         if progress is not None:
