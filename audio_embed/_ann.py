@@ -31,7 +31,7 @@ __all__ = ["ANN_LIBRARY", "DEFAULT_ANN_PARAMS", "AnnIndex"]
 
 ANN_LIBRARY = "faiss"
 DEFAULT_ANN_PARAMS: dict[str, int] = {
-    "flat_below": 20_000,
+    "flat_below": 25_000,
     "lists_per_sqrt": 4,
     "nprobe": 64,
     "retrain_growth": 4,

@@ -17,7 +17,7 @@ with Ctrl-C. Errors are one line, ``audio-embed: error: …``; ``--verbose``
 adds the traceback.
 
 Layout: one module per command (``models``, ``embed``, ``train``, ``scan``,
-``evaluate``, ``demo``), each with ``add_parser(subparsers)`` returning its
+``evaluate``, ``index``, ``search``, ``demo``), each with ``add_parser(subparsers)`` returning its
 parser and ``run(run) -> int``; :data:`COMMANDS` lists them once, in help
 order. ``session`` holds the :class:`~audio_embed.cli.session.Run` a command
 gets, exit codes and error text; ``options`` the shared option groups and
