@@ -1,0 +1,622 @@
+"""Scan and embed many files on Ray: a local Ray on this machine, or a cluster.
+
+A Ray Data pipeline over the list of input files: each file is decoded in a
+CPU task (the same streaming decoder as a local scan), then embedded and
+classified in a pool of actors that each build the model once (one GPU per
+actor when the cluster has GPUs, CPU slots otherwise). The driver receives the
+results as they finish and writes each file's output atomically, so a result
+file is either complete or absent, and ``skip_existing`` resumes a run.
+
+The scanner travels to the workers as the bytes of its saved file (the same
+safe zip of JSON + skops that :meth:`Scanner.save` writes); workers rebuild it
+with :meth:`Scanner.load`. No model, closure or classifier is pickled.
+
+Fault tolerance: a file that cannot be decoded or scored is reported (one
+line, the reason) and the others finish. An actor that dies (a killed process,
+a lost node) is restarted by Ray and its file is retried (``max_restarts``,
+``max_task_retries``). Results do not depend on the number of workers or the
+order in which files finish: each file is scored by the same code path as a
+local :meth:`Scanner.scan` of its decoded waveform.
+
+Needs the optional extra: ``pip install "audio_embed[ray]"``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import pickle
+import sys
+import tempfile
+import time
+import warnings
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any, Literal, cast
+
+import numpy as np
+from attrs import define, field, frozen
+
+from audio_embed.errors import AudioEmbedError, Cancelled, InvalidInputError
+from audio_embed.progress import CancelToken
+
+__all__ = [
+    "DatasetReport",
+    "FileFailure",
+    "RayOptions",
+    "embed_dataset",
+    "ray_results",
+    "ray_session",
+    "scan_dataset",
+    "scan_results",
+]
+
+log = logging.getLogger(__name__)
+
+Task = Literal["scan", "embed"]
+
+#: When set on the workers, ``<value>`` names a file; while it exists, the first
+#: worker call that removes it kills its own process (fault-injection for tests).
+CRASH_ONCE_ENV = "AUDIO_EMBED_RAY_CRASH_ONCE"
+#: Seconds of audio the decode tasks read per block (as the local scan does).
+DECODE_BLOCK_SECONDS = 120.0
+#: Retries of a file whose worker process died (killed, out of memory, node lost)
+#: before it is reported as failed; the worker itself is always restarted.
+TASK_RETRIES = 3
+
+
+def _require_ray() -> Any:
+    try:
+        import ray
+    except ImportError as exc:  # pragma: no cover - depends on the environment
+        raise InvalidInputError(
+            "Running on Ray needs the 'ray' package: pip install \"audio_embed[ray]\"."
+        ) from exc
+    return ray
+
+
+@frozen
+class FileFailure:
+    """One input that produced no result, and why (one line)."""
+
+    path: str
+    reason: str
+
+
+@define
+class DatasetReport:
+    """What a distributed run did: files done, skipped (result existed) and failed."""
+
+    done: list[str] = field(factory=list)
+    skipped: list[str] = field(factory=list)
+    failed: list[FileFailure] = field(factory=list)
+    outputs: dict[str, Path] = field(factory=dict)
+    audio_seconds: float = 0.0
+    wall_seconds: float = 0.0
+
+    @property
+    def exit_code(self) -> int:
+        """1 when any input failed, else 0 (as the local scan)."""
+        return 1 if self.failed else 0
+
+    def summary(self) -> str:
+        """One line: counts, audio hours and speed."""
+        speed = self.audio_seconds / self.wall_seconds if self.wall_seconds > 0 else 0.0
+        return (
+            f"{len(self.done)} done, {len(self.skipped)} skipped (result exists), "
+            f"{len(self.failed)} failed; {self.audio_seconds / 3600:.2f} h of audio in "
+            f"{self.wall_seconds:.1f} s ({speed:.0f}× real time)"
+        )
+
+
+@frozen
+class RayOptions:
+    """Where and how wide to run.
+
+    Args:
+        address: a Ray cluster to join (``"auto"``, ``"ray://host:10001"``…);
+            None: ``$RAY_ADDRESS`` when set, else a local Ray started for the run
+            (and shut down after it). An already initialised Ray is used as is.
+        workers: model actors; None: one per GPU, or one per CPU without GPUs.
+        threads: torch threads per CPU actor; None: CPUs / workers (at least 1).
+        gpus_per_worker: None: 1 when the cluster has GPUs, else 0.
+        num_cpus: CPUs of a local Ray (None: all); ignored when joining a cluster.
+        object_store_memory: bytes of a local Ray's object store (None: Ray's default).
+        embedder_kwargs: passed to the embedder factory on each worker (e.g. a
+            local ``checkpoint`` path every node can read, ``device``).
+        embedder_factory: instead of the registry, a picklable module-level
+            function ``() -> Embedder`` each worker calls once (a model with
+            custom weights). It is pickled by reference, never a model.
+    """
+
+    address: str | None = None
+    workers: int | None = None
+    threads: int | None = None
+    gpus_per_worker: float | None = None
+    num_cpus: int | None = None
+    object_store_memory: int | None = None
+    embedder_kwargs: Mapping[str, Any] = field(factory=dict)
+    embedder_factory: Callable[[], Any] | None = None
+
+
+# ---------------------------------------------------------------------------- session
+
+
+@contextlib.contextmanager
+def ray_session(options: RayOptions | None = None) -> Iterator[None]:
+    """Ray for the duration of the block.
+
+    An initialised Ray is used as is and left running. Otherwise this joins
+    ``options.address`` (or ``$RAY_ADDRESS``), or starts a local Ray without the
+    dashboard and without worker logs on the driver's terminal, and shuts it
+    down at the end (its session files under ``/tmp/ray`` are Ray's to clean).
+    """
+    ray = _require_ray()
+    opts = options or RayOptions()
+    if ray.is_initialized():
+        yield
+        return
+    common: dict[str, Any] = {
+        "include_dashboard": False,
+        "log_to_driver": False,
+        "configure_logging": False,
+    }
+    address = opts.address or os.environ.get("RAY_ADDRESS") or None
+    if address:
+        ray.init(address=address, **common)
+    else:
+        ray.init(
+            num_cpus=opts.num_cpus,
+            object_store_memory=opts.object_store_memory,
+            **common,
+        )
+    try:
+        yield
+    finally:
+        ray.shutdown()
+
+
+def _plan(opts: RayOptions) -> dict[str, Any]:
+    """Actor count and resources from the cluster's resources."""
+    ray = _require_ray()
+    res = ray.cluster_resources()
+    cpus = float(res.get("CPU", 1.0))
+    gpus = float(res.get("GPU", 0.0))
+    per_gpu = opts.gpus_per_worker if opts.gpus_per_worker is not None else (1.0 if gpus else 0.0)
+    if opts.workers is not None and opts.workers < 1:
+        raise InvalidInputError(f"The 'workers' must be >= 1. Got {opts.workers} instead.")
+    if per_gpu > 0:
+        workers = opts.workers or max(1, int(gpus // per_gpu))
+        return {
+            "workers": workers,
+            "actor": {"num_gpus": per_gpu, "num_cpus": 1.0},
+            "decode_cpus": 1.0,
+            "threads": opts.threads or 1,
+            "device": "cuda",
+        }
+    workers = opts.workers or max(1, int(cpus))
+    # Leave half a CPU to the decode tasks so they can always be scheduled.
+    decode_cpus = 0.5 if cpus > 0.5 else cpus / 2
+    actor_cpus = min(1.0, (cpus - decode_cpus) / workers)
+    threads = opts.threads or max(1, int(cpus) // workers)
+    return {
+        "workers": workers,
+        "actor": {"num_cpus": actor_cpus},
+        "decode_cpus": decode_cpus,
+        "threads": threads,
+        "device": None,
+    }
+
+
+# ---------------------------------------------------------------------------- workers
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, AudioEmbedError):
+        return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    return f"{type(exc).__name__}: {exc}".splitlines()[0]
+
+
+def _decode_row(row: dict[str, Any], sample_rate: int) -> dict[str, Any]:
+    """Ray Data task: one file → its whole waveform (float32 bytes), or the reason it failed."""
+    from audio_embed.audio import stream_audio
+
+    out = {"index": row["index"], "path": row["path"], "audio": b"", "error": ""}
+    try:
+        blocks = list(stream_audio(row["path"], sample_rate, DECODE_BLOCK_SECONDS))
+        audio = np.concatenate(blocks) if blocks else np.zeros(0, np.float32)
+        out["audio"] = np.ascontiguousarray(audio, dtype=np.float32).tobytes()
+    except Exception as exc:  # a bad file is reported, never fatal to the run
+        out["error"] = _describe(exc)
+    return out
+
+
+def _maybe_crash_for_test() -> None:
+    marker = os.environ.get(CRASH_ONCE_ENV)
+    if not marker:
+        return
+    try:
+        os.unlink(marker)  # only one process wins the unlink
+    except FileNotFoundError:
+        return
+    os._exit(17)
+
+
+class _ModelWorker:
+    """A Ray Data actor: builds the scanner once, then scores (or embeds) one file per call."""
+
+    def __init__(self, job: dict[str, Any]) -> None:
+        import torch
+
+        torch.set_num_threads(int(job["threads"]))
+        self.task: Task = job["task"]
+        self.sample_rate = int(job["sample_rate"])
+        self.scanner = _build_scanner(job)
+
+    def __call__(self, row: dict[str, Any]) -> dict[str, Any]:
+        _maybe_crash_for_test()
+        out = {"index": row["index"], "path": row["path"], "error": row["error"], "payload": b""}
+        out["seconds"] = len(row["audio"]) / 4 / self.sample_rate
+        if row["error"]:
+            return out
+        audio = np.frombuffer(row["audio"], dtype=np.float32)
+        try:
+            result: Any
+            if self.task == "scan":
+                result = self.scanner.scan(audio, sample_rate=self.sample_rate)
+                result.source = str(row["path"])
+            else:
+                result = self.scanner.sliding_embeddings(audio, sample_rate=self.sample_rate)
+            # Transport between the driver and its own workers (what Ray does anyway).
+            out["payload"] = pickle.dumps(result, protocol=pickle.HIGHEST_PROTOCOL)
+        except Exception as exc:  # one file's failure must not lose the others'
+            out["error"] = _describe(exc)
+        return out
+
+
+def _build_scanner(job: dict[str, Any]) -> Any:
+    """On a worker: the scanner from its file bytes, or a fresh one for embedding."""
+    from audio_embed.scanner import Scanner
+
+    kwargs = dict(job["embedder_kwargs"])
+    if job.get("device") and "device" not in kwargs:
+        kwargs["device"] = job["device"]
+    factory = job.get("embedder_factory")
+    embedder = factory() if factory is not None else None
+    if job.get("scanner_bytes") is not None:
+        with tempfile.TemporaryDirectory(prefix="audio_embed-") as tmp:
+            path = Path(tmp) / "job.scanner"
+            path.write_bytes(job["scanner_bytes"])
+            if embedder is not None:
+                return Scanner.load(path, embedder=embedder, **job["load_kwargs"])
+            return Scanner.load(path, embedder_kwargs=kwargs, **job["load_kwargs"])
+    from audio_embed.registry import create_embedder
+    from audio_embed.windows import SlidingWindows, TargetedWindows
+
+    if embedder is None:
+        embedder = create_embedder(job["model"], **kwargs)
+    w = job["windows"]
+    return Scanner(
+        embedder,
+        scan_windows=SlidingWindows(w["window"], w["hop"], w["encoding"]),
+        train_windows=TargetedWindows(w["window"]),
+        batch_size=job["batch_size"],
+    )
+
+
+# ---------------------------------------------------------------------------- driver
+
+
+def _scanner_bytes(scanner: Any) -> tuple[bytes, int]:
+    """The saved-file bytes of a scanner (or of the file at a path) and its sample rate."""
+    from audio_embed.scanner import Scanner
+
+    if isinstance(scanner, Scanner):
+        with tempfile.TemporaryDirectory(prefix="audio_embed-") as tmp:
+            path = scanner.save(Path(tmp) / "job.scanner")
+            return path.read_bytes(), int(scanner.embedder.sample_rate)
+    path = Path(os.fspath(scanner))
+    Scanner.read_metadata(path)  # a missing or damaged file fails here, before Ray starts
+    return path.read_bytes(), 16000
+
+
+class _Bar:
+    """One tqdm bar over files, with the audio hours done and the speed as postfix."""
+
+    def __init__(self, total: int, desc: str, enabled: bool | None) -> None:
+        from tqdm.auto import tqdm
+
+        self.start = time.monotonic()
+        self.seconds = 0.0
+        disable = not sys.stderr.isatty() if enabled is None else not enabled
+        self.bar = tqdm(total=total, desc=desc, unit="file", disable=disable)
+
+    def update(self, seconds: float) -> None:
+        self.seconds += seconds
+        elapsed = max(time.monotonic() - self.start, 1e-9)
+        self.bar.set_postfix_str(
+            f"{self.seconds / 3600:.2f} h audio, {self.seconds / elapsed:.0f}× real time",
+            refresh=False,
+        )
+        self.bar.update(1)
+
+    def close(self) -> None:
+        self.bar.close()
+
+
+def ray_results(
+    job: dict[str, Any],
+    paths: Sequence[str | os.PathLike[str]],
+    *,
+    options: RayOptions | None = None,
+    progress: bool | None = None,
+    cancel: CancelToken | None = None,
+    desc: str = "ray",
+) -> Iterator[tuple[str, Any, float]]:
+    """Run ``job`` over ``paths`` on Ray; yields ``(path, result | FileFailure, seconds)``
+    as files finish (in no particular order).
+
+    ``job`` is built by :func:`scan_results` / :func:`embed_dataset`; most
+    callers want those. Starts (or joins) Ray for the duration of the iteration.
+    """
+    ray = _require_ray()
+    opts = options or RayOptions()
+    items: list[dict[str, Any]] = [{"index": i, "path": str(p)} for i, p in enumerate(paths)]
+    if not items:
+        return
+    with ray_session(opts):
+        plan = _plan(opts)
+        ctx = ray.data.DataContext.get_current()
+        saved = (ctx.enable_progress_bars, ctx.print_on_execution_start, ctx.max_errored_blocks)
+        ctx.enable_progress_bars = False  # ours is the one bar
+        ctx.print_on_execution_start = False
+        # A file whose worker died more than TASK_RETRIES times must not stop the others.
+        ctx.max_errored_blocks = -1
+        full = {
+            **job,
+            "threads": plan["threads"],
+            "device": plan["device"],
+            "embedder_kwargs": dict(opts.embedder_kwargs),
+            "embedder_factory": opts.embedder_factory,
+        }
+        ds = ray.data.from_items(items, override_num_blocks=len(items))
+        ds = ds.map(
+            _decode_row,
+            fn_kwargs={"sample_rate": int(job["sample_rate"])},
+            num_cpus=plan["decode_cpus"],
+        )
+        with warnings.catch_warnings():
+            # Ray Data has no named parameter for the retries of an actor's tasks yet.
+            warnings.simplefilter("ignore", DeprecationWarning)
+            ds = ds.map(
+                _ModelWorker,
+                fn_constructor_kwargs={"job": full},
+                compute=ray.data.ActorPoolStrategy(size=plan["workers"]),
+                max_restarts=-1,  # a lost actor is always replaced (Ray Data's default) ...
+                max_task_retries=TASK_RETRIES,  # ... but a file that kills it is given up
+                **plan["actor"],
+            )
+        bar = _Bar(len(items), desc, progress)
+        seen: set[str] = set()
+        try:
+            for row in ds.iter_rows():
+                if cancel is not None:
+                    cancel.check()
+                seconds = float(row["seconds"])
+                bar.update(seconds)
+                path = str(row["path"])
+                seen.add(path)
+                if row["error"]:
+                    yield path, FileFailure(path, str(row["error"])), seconds
+                else:
+                    yield path, pickle.loads(row["payload"]), seconds
+            for lost in (str(item["path"]) for item in items if item["path"] not in seen):
+                # Ray gave up on this row: its worker died on every try.
+                bar.update(0.0)
+                reason = (
+                    f"its worker process died {TASK_RETRIES + 1} times while processing it "
+                    "(out of memory? a crash in a decoder or the model?)"
+                )
+                yield lost, FileFailure(lost, reason), 0.0
+        finally:
+            bar.close()
+            ctx.enable_progress_bars, ctx.print_on_execution_start, ctx.max_errored_blocks = saved
+
+
+def _scan_job(scanner: Any, load_kwargs: Mapping[str, Any] | None) -> dict[str, Any]:
+    data, sample_rate = _scanner_bytes(scanner)
+    return {
+        "task": "scan",
+        "scanner_bytes": data,
+        "load_kwargs": dict(load_kwargs or {}),
+        "sample_rate": sample_rate,
+    }
+
+
+def scan_results(
+    scanner: Any,
+    inputs: Sequence[str | os.PathLike[str]],
+    *,
+    options: RayOptions | None = None,
+    progress: bool | None = None,
+    cancel: CancelToken | None = None,
+    load_kwargs: Mapping[str, Any] | None = None,
+) -> tuple[dict[str, Any], list[FileFailure]]:
+    """Scan ``inputs`` on Ray; returns ``{path: ScanResult}`` (in input order) and the failures.
+
+    ``scanner`` is a trained :class:`Scanner` or the path of a saved one.
+    This is what ``evaluate --ray`` scans with.
+    """
+    job = _scan_job(scanner, load_kwargs)
+    got: dict[str, Any] = {}
+    failed: list[FileFailure] = []
+    for path, result, _s in ray_results(
+        job, inputs, options=options, progress=progress, cancel=cancel, desc="scan (ray)"
+    ):
+        if isinstance(result, FileFailure):
+            failed.append(result)
+        else:
+            got[path] = result
+    order = [str(p) for p in inputs]
+    return {p: got[p] for p in order if p in got}, failed
+
+
+def _default_outputs(
+    inputs: Sequence[str | os.PathLike[str]], out_dir: Path, suffix: str
+) -> dict[str, Path]:
+    """``out_dir/<name><suffix>`` per input, unique (``a.wav`` and ``a.mp4`` keep full names)."""
+    from collections import Counter
+
+    stems = Counter(Path(p).stem for p in inputs)
+    out: dict[str, Path] = {}
+    taken: set[Path] = set()
+    for p in inputs:
+        name = Path(p).stem if stems[Path(p).stem] == 1 else Path(p).name
+        target, n = out_dir / f"{name}{suffix}", 2
+        while target in taken:
+            target = out_dir / f"{name}-{n}{suffix}"
+            n += 1
+        taken.add(target)
+        out[str(p)] = target
+    return out
+
+
+def scan_dataset(
+    scanner: Any,
+    inputs: Sequence[str | os.PathLike[str]],
+    out_dir: str | os.PathLike[str],
+    *,
+    fmt: str = "csv",
+    label: str = "target",
+    threshold: float | None = None,
+    skip_existing: bool = False,
+    outputs: Mapping[str, Path] | None = None,
+    options: RayOptions | None = None,
+    progress: bool | None = None,
+    cancel: CancelToken | None = None,
+    load_kwargs: Mapping[str, Any] | None = None,
+    on_result: Callable[[str, Any], None] | None = None,
+) -> DatasetReport:
+    """Scan ``inputs`` on Ray and write one detections file per input into ``out_dir``.
+
+    ``scanner``: a trained :class:`Scanner` or the path of a saved one.
+    ``outputs`` maps an input to its result file (default ``out_dir/<stem><suffix>``).
+    Each result is written atomically as it arrives; with ``skip_existing`` an
+    input whose result file exists is not sent to Ray at all. ``on_result`` is
+    called on the driver with each ``(path, ScanResult)``.
+    """
+    from audio_embed.formats import FORMAT_SUFFIXES, OutputFormat, write_detections
+
+    if fmt not in FORMAT_SUFFIXES:
+        raise InvalidInputError(
+            f"The 'fmt' must be one of {', '.join(FORMAT_SUFFIXES)}. Got {fmt!r} instead."
+        )
+    if threshold is not None and not 0.0 <= threshold <= 1.0:
+        raise InvalidInputError(f"The 'threshold' must be in [0, 1]. Got {threshold!r} instead.")
+    paths = [str(p) for p in inputs]
+    targets = dict(outputs) if outputs is not None else {}
+    for p, t in _default_outputs(paths, Path(out_dir), FORMAT_SUFFIXES[fmt]).items():
+        targets.setdefault(p, t)
+    report = DatasetReport()
+    todo = []
+    for p in paths:
+        if skip_existing and Path(targets[p]).exists():
+            report.skipped.append(p)
+            report.outputs[p] = Path(targets[p])
+        else:
+            todo.append(p)
+    started = time.monotonic()
+    if todo:
+        job = _scan_job(scanner, load_kwargs)
+        for path, result, seconds in ray_results(
+            job, todo, options=options, progress=progress, cancel=cancel, desc="scan (ray)"
+        ):
+            if isinstance(result, FileFailure):
+                report.failed.append(result)
+                log.warning("skipped %s: %s", path, result.reason)
+                continue
+            dets = result.detections(threshold)
+            write_detections(targets[path], dets, cast(OutputFormat, fmt), file=path, label=label)
+            report.done.append(path)
+            report.outputs[path] = Path(targets[path])
+            report.audio_seconds += seconds
+            if on_result is not None:
+                on_result(path, result)
+    report.wall_seconds = time.monotonic() - started
+    return report
+
+
+def embed_dataset(
+    model: str,
+    inputs: Sequence[str | os.PathLike[str]],
+    out_dir: str | os.PathLike[str] | None = None,
+    *,
+    window: float = 1.0,
+    hop: float = 0.5,
+    encoding: str = "shared",
+    batch_size: int | None = None,
+    skip_existing: bool = False,
+    outputs: Mapping[str, Path] | None = None,
+    options: RayOptions | None = None,
+    progress: bool | None = None,
+    cancel: CancelToken | None = None,
+    on_result: Callable[[str, Any], None] | None = None,
+) -> DatasetReport:
+    """Sliding-window embeddings of ``inputs`` with the registered embedder ``model``, on Ray.
+
+    With ``out_dir``, each file's embeddings are written atomically to
+    ``out_dir/<stem>.npz`` (arrays ``starts``, ``embeddings``, ``duration``, as
+    the embedding cache stores them); ``on_result`` receives each
+    ``(path, CachedEmbeddings)`` on the driver either way.
+    """
+    from audio_embed._io import atomic_writer
+    from audio_embed.windows import SlidingWindows
+
+    SlidingWindows(window, hop, encoding)  # type: ignore[arg-type]  # validates here
+    paths = [str(p) for p in inputs]
+    targets: dict[str, Path] = {}
+    if out_dir is not None:
+        targets = {**_default_outputs(paths, Path(out_dir), ".npz"), **dict(outputs or {})}
+    report = DatasetReport()
+    todo = []
+    for p in paths:
+        if skip_existing and p in targets and Path(targets[p]).exists():
+            report.skipped.append(p)
+            report.outputs[p] = Path(targets[p])
+        else:
+            todo.append(p)
+    job = {
+        "task": "embed",
+        "model": model,
+        "windows": {"window": window, "hop": hop, "encoding": encoding},
+        "batch_size": batch_size,
+        "scanner_bytes": None,
+        "load_kwargs": {},
+        "sample_rate": 16000,
+    }
+    started = time.monotonic()
+    for path, entry, seconds in ray_results(
+        job, todo, options=options, progress=progress, cancel=cancel, desc="embed (ray)"
+    ):
+        if isinstance(entry, FileFailure):
+            report.failed.append(entry)
+            log.warning("skipped %s: %s", path, entry.reason)
+            continue
+        if path in targets:
+            with atomic_writer(targets[path]) as fh:
+                np.savez(
+                    fh,
+                    starts=entry.starts,
+                    embeddings=entry.embeddings,
+                    duration=np.float64(entry.duration),
+                )
+            report.outputs[path] = Path(targets[path])
+        report.done.append(path)
+        report.audio_seconds += seconds
+        if on_result is not None:
+            on_result(path, entry)
+    report.wall_seconds = time.monotonic() - started
+    if cancel is not None and cancel.cancelled:
+        raise Cancelled("The operation was cancelled.")
+    return report
