@@ -31,22 +31,27 @@ import sys
 import tempfile
 import time
 import warnings
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Literal, cast
+from typing import TYPE_CHECKING, Any, Literal, cast
 
 import numpy as np
 from attrs import define, field, frozen
 
-from audio_embed.errors import AudioEmbedError, Cancelled, InvalidInputError
-from audio_embed.progress import CancelToken
+from audio_embed.errors import AudioEmbedError, InvalidInputError
+from audio_embed.progress import CancelToken, ProgressCallback
+
+if TYPE_CHECKING:
+    from audio_embed.cache import CachedEmbeddings
+    from audio_embed.scanner import ScanResult
 
 __all__ = [
     "DatasetReport",
+    "FileFailedError",
     "FileFailure",
     "RayOptions",
+    "RayScanner",
     "embed_dataset",
-    "ray_results",
     "ray_session",
     "scan_dataset",
     "scan_results",
@@ -308,19 +313,6 @@ def _build_scanner(job: dict[str, Any]) -> Any:
 # ---------------------------------------------------------------------------- driver
 
 
-def _scanner_bytes(scanner: Any) -> tuple[bytes, int]:
-    """The saved-file bytes of a scanner (or of the file at a path) and its sample rate."""
-    from audio_embed.scanner import Scanner
-
-    if isinstance(scanner, Scanner):
-        with tempfile.TemporaryDirectory(prefix="audio_embed-") as tmp:
-            path = scanner.save(Path(tmp) / "job.scanner")
-            return path.read_bytes(), int(scanner.embedder.sample_rate)
-    path = Path(os.fspath(scanner))
-    Scanner.read_metadata(path)  # a missing or damaged file fails here, before Ray starts
-    return path.read_bytes(), 16000
-
-
 class _Bar:
     """One tqdm bar over files, with the audio hours done and the speed as postfix."""
 
@@ -345,7 +337,7 @@ class _Bar:
         self.bar.close()
 
 
-def ray_results(
+def _run_on_ray(
     job: dict[str, Any],
     paths: Sequence[str | os.PathLike[str]],
     *,
@@ -355,11 +347,7 @@ def ray_results(
     desc: str = "ray",
 ) -> Iterator[tuple[str, Any, float]]:
     """Run ``job`` over ``paths`` on Ray; yields ``(path, result | FileFailure, seconds)``
-    as files finish (in no particular order).
-
-    ``job`` is built by :func:`scan_results` / :func:`embed_dataset`; most
-    callers want those. Starts (or joins) Ray for the duration of the iteration.
-    """
+    as files finish (in no particular order). Starts (or joins) Ray for the iteration."""
     ray = _require_ray()
     opts = options or RayOptions()
     items: list[dict[str, Any]] = [{"index": i, "path": str(p)} for i, p in enumerate(paths)]
@@ -424,14 +412,151 @@ def ray_results(
             ctx.enable_progress_bars, ctx.print_on_execution_start, ctx.max_errored_blocks = saved
 
 
-def _scan_job(scanner: Any, load_kwargs: Mapping[str, Any] | None) -> dict[str, Any]:
-    data, sample_rate = _scanner_bytes(scanner)
-    return {
-        "task": "scan",
-        "scanner_bytes": data,
-        "load_kwargs": dict(load_kwargs or {}),
-        "sample_rate": sample_rate,
-    }
+class FileFailedError(AudioEmbedError):
+    """A file that produced no result on Ray; ``reason`` is one line (as the local scan's)."""
+
+    def __init__(self, path: str, reason: str) -> None:
+        self.path = path
+        self.reason = reason
+        super().__init__(reason)
+
+
+class RayScanner:
+    """A :class:`Scanner`-shaped runner on Ray: :meth:`scan_many` and
+    :meth:`sliding_embeddings_many` yield ``(path, result)`` or ``(path, error)``
+    as the local methods do, so code written for a scanner (a batch loop)
+    runs on Ray unchanged.
+
+    Results come as files finish, in no particular order; ``ordered=True``
+    yields them in input order instead (holding early results back).
+    Build one with :meth:`from_scanner` or :meth:`for_embedding`.
+    """
+
+    def __init__(
+        self,
+        job: Mapping[str, Any],
+        options: RayOptions | None = None,
+        *,
+        ordered: bool = False,
+        progress_bar: bool | None = None,
+    ) -> None:
+        self.job = dict(job)
+        self.options = options or RayOptions()
+        self.ordered = ordered
+        self.progress_bar = progress_bar
+        #: Seconds of audio processed by the last call, per path.
+        self.seconds: dict[str, float] = {}
+
+    @classmethod
+    def from_scanner(
+        cls,
+        scanner: Any,
+        options: RayOptions | None = None,
+        *,
+        load_kwargs: Mapping[str, Any] | None = None,
+        ordered: bool = False,
+        progress_bar: bool | None = None,
+    ) -> RayScanner:
+        """Ship a trained :class:`Scanner` (or the path of a saved one) as its file's bytes.
+
+        ``load_kwargs`` go to :meth:`Scanner.load` on each worker.
+        """
+        from audio_embed.scanner import Scanner
+
+        if isinstance(scanner, Scanner):
+            with tempfile.TemporaryDirectory(prefix="audio_embed-") as tmp:
+                data = scanner.save(Path(tmp) / "job.scanner").read_bytes()
+            sample_rate = int(scanner.embedder.sample_rate)
+        else:
+            path = Path(os.fspath(scanner))
+            Scanner.read_metadata(path)  # a missing or damaged file fails here, not on Ray
+            data, sample_rate = path.read_bytes(), 16000
+        job: dict[str, Any] = {
+            "scanner_bytes": data,
+            "load_kwargs": dict(load_kwargs or {}),
+            "sample_rate": sample_rate,
+        }
+        return cls(job, options, ordered=ordered, progress_bar=progress_bar)
+
+    @classmethod
+    def for_embedding(
+        cls,
+        model: str,
+        options: RayOptions | None = None,
+        *,
+        window: float = 1.0,
+        hop: float = 0.5,
+        encoding: str = "shared",
+        batch_size: int | None = None,
+        ordered: bool = False,
+        progress_bar: bool | None = None,
+    ) -> RayScanner:
+        """Sliding-window embeddings with the registered embedder ``model`` (no classifier)."""
+        from audio_embed.windows import SlidingWindows
+
+        SlidingWindows(window, hop, encoding)  # type: ignore[arg-type]  # validates here
+        job = {
+            "scanner_bytes": None,
+            "model": model,
+            "windows": {"window": window, "hop": hop, "encoding": encoding},
+            "batch_size": batch_size,
+            "load_kwargs": {},
+            "sample_rate": 16000,
+        }
+        return cls(job, options, ordered=ordered, progress_bar=progress_bar)
+
+    def _many(
+        self,
+        task: Task,
+        sources: Iterable[str | os.PathLike[str]],
+        cancel: CancelToken | None,
+    ) -> Iterator[tuple[str, Any]]:
+        paths = [str(p) for p in sources]
+        self.seconds = {}
+        held: dict[str, Any] = {}
+        next_i = 0
+        desc = f"{task} (ray)"
+        rows = _run_on_ray(
+            {**self.job, "task": task},
+            paths,
+            options=self.options,
+            progress=self.progress_bar,
+            cancel=cancel,
+            desc=desc,
+        )
+        for path, result, seconds in rows:
+            self.seconds[path] = seconds
+            if isinstance(result, FileFailure):
+                result = FileFailedError(result.path, result.reason)
+            if not self.ordered:
+                yield path, result
+                continue
+            held[path] = result
+            while next_i < len(paths) and paths[next_i] in held:
+                yield paths[next_i], held.pop(paths[next_i])
+                next_i += 1
+
+    def scan_many(
+        self,
+        sources: Iterable[str | os.PathLike[str]],
+        *,
+        progress: ProgressCallback | None = None,
+        cancel: CancelToken | None = None,
+    ) -> Iterator[tuple[str, ScanResult | AudioEmbedError]]:
+        """As :meth:`Scanner.scan_many`, on Ray (``progress`` is unused: one bar from here)."""
+        if self.job.get("scanner_bytes") is None:
+            raise InvalidInputError("This RayScanner only embeds; build it with from_scanner().")
+        yield from self._many("scan", sources, cancel)
+
+    def sliding_embeddings_many(
+        self,
+        sources: Iterable[str | os.PathLike[str]],
+        *,
+        progress: ProgressCallback | None = None,
+        cancel: CancelToken | None = None,
+    ) -> Iterator[tuple[str, CachedEmbeddings | AudioEmbedError]]:
+        """As :meth:`Scanner.sliding_embeddings_many`, on Ray."""
+        yield from self._many("embed", sources, cancel)
 
 
 def scan_results(
@@ -442,24 +567,22 @@ def scan_results(
     progress: bool | None = None,
     cancel: CancelToken | None = None,
     load_kwargs: Mapping[str, Any] | None = None,
-) -> tuple[dict[str, Any], list[FileFailure]]:
+) -> tuple[dict[str, ScanResult], list[FileFailure]]:
     """Scan ``inputs`` on Ray; returns ``{path: ScanResult}`` (in input order) and the failures.
 
     ``scanner`` is a trained :class:`Scanner` or the path of a saved one.
-    This is what ``evaluate --ray`` scans with.
     """
-    job = _scan_job(scanner, load_kwargs)
-    got: dict[str, Any] = {}
+    runner = RayScanner.from_scanner(
+        scanner, options, load_kwargs=load_kwargs, ordered=True, progress_bar=progress
+    )
+    got: dict[str, ScanResult] = {}
     failed: list[FileFailure] = []
-    for path, result, _s in ray_results(
-        job, inputs, options=options, progress=progress, cancel=cancel, desc="scan (ray)"
-    ):
-        if isinstance(result, FileFailure):
-            failed.append(result)
+    for path, result in runner.scan_many(inputs, cancel=cancel):
+        if isinstance(result, Exception):
+            failed.append(FileFailure(path, str(result)))
         else:
             got[path] = result
-    order = [str(p) for p in inputs]
-    return {p: got[p] for p in order if p in got}, failed
+    return got, failed
 
 
 def _default_outputs(
@@ -527,22 +650,21 @@ def scan_dataset(
         else:
             todo.append(p)
     started = time.monotonic()
-    if todo:
-        job = _scan_job(scanner, load_kwargs)
-        for path, result, seconds in ray_results(
-            job, todo, options=options, progress=progress, cancel=cancel, desc="scan (ray)"
-        ):
-            if isinstance(result, FileFailure):
-                report.failed.append(result)
-                log.warning("skipped %s: %s", path, result.reason)
-                continue
-            dets = result.detections(threshold)
-            write_detections(targets[path], dets, cast(OutputFormat, fmt), file=path, label=label)
-            report.done.append(path)
-            report.outputs[path] = Path(targets[path])
-            report.audio_seconds += seconds
-            if on_result is not None:
-                on_result(path, result)
+    runner = RayScanner.from_scanner(
+        scanner, options, load_kwargs=load_kwargs, progress_bar=progress
+    )
+    for path, result in runner.scan_many(todo, cancel=cancel) if todo else ():
+        if isinstance(result, Exception):
+            report.failed.append(FileFailure(path, str(result)))
+            log.warning("skipped %s: %s", path, result)
+            continue
+        dets = result.detections(threshold)
+        write_detections(targets[path], dets, cast(OutputFormat, fmt), file=path, label=label)
+        report.done.append(path)
+        report.outputs[path] = Path(targets[path])
+        report.audio_seconds += runner.seconds.get(path, 0.0)
+        if on_result is not None:
+            on_result(path, result)
     report.wall_seconds = time.monotonic() - started
     return report
 
@@ -571,9 +693,7 @@ def embed_dataset(
     ``(path, CachedEmbeddings)`` on the driver either way.
     """
     from audio_embed._io import atomic_writer
-    from audio_embed.windows import SlidingWindows
 
-    SlidingWindows(window, hop, encoding)  # type: ignore[arg-type]  # validates here
     paths = [str(p) for p in inputs]
     targets: dict[str, Path] = {}
     if out_dir is not None:
@@ -586,22 +706,20 @@ def embed_dataset(
             report.outputs[p] = Path(targets[p])
         else:
             todo.append(p)
-    job = {
-        "task": "embed",
-        "model": model,
-        "windows": {"window": window, "hop": hop, "encoding": encoding},
-        "batch_size": batch_size,
-        "scanner_bytes": None,
-        "load_kwargs": {},
-        "sample_rate": 16000,
-    }
+    runner = RayScanner.for_embedding(
+        model,
+        options,
+        window=window,
+        hop=hop,
+        encoding=encoding,
+        batch_size=batch_size,
+        progress_bar=progress,
+    )
     started = time.monotonic()
-    for path, entry, seconds in ray_results(
-        job, todo, options=options, progress=progress, cancel=cancel, desc="embed (ray)"
-    ):
-        if isinstance(entry, FileFailure):
-            report.failed.append(entry)
-            log.warning("skipped %s: %s", path, entry.reason)
+    for path, entry in runner.sliding_embeddings_many(todo, cancel=cancel) if todo else ():
+        if isinstance(entry, Exception):
+            report.failed.append(FileFailure(path, str(entry)))
+            log.warning("skipped %s: %s", path, entry)
             continue
         if path in targets:
             with atomic_writer(targets[path]) as fh:
@@ -613,10 +731,8 @@ def embed_dataset(
                 )
             report.outputs[path] = Path(targets[path])
         report.done.append(path)
-        report.audio_seconds += seconds
+        report.audio_seconds += runner.seconds.get(path, 0.0)
         if on_result is not None:
             on_result(path, entry)
     report.wall_seconds = time.monotonic() - started
-    if cancel is not None and cancel.cancelled:
-        raise Cancelled("The operation was cancelled.")
     return report
