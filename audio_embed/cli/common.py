@@ -9,9 +9,9 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from audio_embed.batch import Input
+from audio_embed.batch import Input, run_many
 from audio_embed.cli.session import Progress, Run, UsageError, describe_error, log
-from audio_embed.errors import AudioEmbedError, Cancelled, ScannerFileError
+from audio_embed.errors import AudioEmbedError, ScannerFileError
 
 if TYPE_CHECKING:  # the heavy modules are imported by the commands that need them
     from audio_embed.cache import EmbeddingCache
@@ -117,38 +117,19 @@ def each(
     many: Callable[..., Iterator[tuple[str, T | AudioEmbedError]]],
     desc: str,
 ) -> Iterator[tuple[Input, T | None, str | None]]:
-    """Run ``many`` (``Scanner.scan_many`` or ``Scanner.sliding_embeddings_many``)
-    over every input; yields ``(input, result, None)`` or ``(input, None, reason)``.
-
-    ``many`` decodes the next file in the background while the current one is
-    embedded. A file that fails is reported on stderr and skipped, and the
-    others go on (an unexpected error stops ``many``, which is restarted after
-    the file it was working on); Ctrl-C stops everything.
-    """
-    progress = Progress(run, len(inputs), desc)
-    remaining = list(inputs)
+    """:func:`audio_embed.batch.run_many` with progress bars; yields
+    ``(input, result, None)`` or ``(input, None, reason)``, and reports each file
+    that fails on stderr (the others go on; Ctrl-C stops everything)."""
+    progress = Progress(run, len(inputs), desc) if run.show_progress else None
     try:
-        while remaining:
-            try:
-                for _path, result in many(
-                    [inp.path for inp in remaining],
-                    progress=progress if run.show_progress else None,
-                    cancel=run.cancel,
-                ):
-                    inp = remaining.pop(0)
-                    progress.file_done()
-                    if isinstance(result, Exception):
-                        yield inp, None, _skip(run, inp, result, desc)
-                    else:
-                        yield inp, result, None
-            except Cancelled:
-                raise
-            except Exception as exc:  # a bad file must not lose the others' work
-                inp = remaining.pop(0)
-                progress.file_done()
-                yield inp, None, _skip(run, inp, exc, desc)
+        for inp, result in run_many(many, inputs, progress=progress, cancel=run.cancel):
+            if isinstance(result, Exception):
+                yield inp, None, _skip(run, inp, result, desc)
+            else:
+                yield inp, result, None
     finally:
-        progress.close()
+        if progress is not None:
+            progress.close()
 
 
 def _skip(run: Run, inp: Input, exc: BaseException, desc: str) -> str:

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from audio_embed.cli.common import embedder_from_args
-from audio_embed.cli.evaluate import evaluate_results, events_from_labels
+from audio_embed.cli.evaluate import show_report
 from audio_embed.cli.options import (
     Formatter,
     Subparsers,
@@ -19,19 +19,19 @@ from audio_embed.cli.options import (
     positive_float,
     positive_int,
 )
-from audio_embed.cli.scan import scan_to_folder
+from audio_embed.cli.scan import scan_and_print
 from audio_embed.cli.session import PROG, Run, UsageError
 from audio_embed.cli.train import fit, print_training
 
 if TYPE_CHECKING:
-    from audio_embed.scanner import ScanResult
+    from audio_embed.demo import DemoSet
+    from audio_embed.scanner import Scanner, ScanResult
 
 __all__ = ["add_parser", "run"]
 
 
 def add_parser(subparsers: Subparsers) -> argparse.ArgumentParser:
     """The ``demo`` subcommand."""
-    # demo
     p = subparsers.add_parser(
         "demo",
         parents=[common_options(threads=1)],
@@ -66,13 +66,42 @@ def demo_events(seconds: float) -> tuple[int, int]:
 
 
 def run(run: Run) -> int:
-    from audio_embed.demo import make_demo_set
-    from audio_embed.formats import atomic_write_text, read_markers
-    from audio_embed.scanner import Scanner
-
     args = run.args
     root = Path(args.dir)
     t0 = time.perf_counter()
+    demo = _make_set(run, root)
+    scanner = _train(run, root, demo.markers_csv)
+    run.echo()
+    run.echo("3. Scanning the test recordings:")
+    run.indent = "   "
+    rc, batch = scan_and_print(
+        run,
+        scanner,
+        [str(f) for f in demo.test_files],
+        root / "results",
+        fmt="csv",
+        label="horn",
+        threshold=scanner.threshold,
+        keep_results=True,
+    )
+    run.indent = ""
+    run.echo()
+    run.echo("4. Evaluating against the labels (split 'test', target 'horn'):")
+    run.indent = "   "
+    plot_dir = None
+    if not args.no_plot and importlib.util.find_spec("matplotlib") is not None:
+        plot_dir = root / "plots"
+    _evaluate(run, root, demo.labels_csv, batch.results(), scanner.threshold, plot_dir)
+    run.indent = ""
+    run.echo(f"\nDone in {time.perf_counter() - t0:.0f} s.")
+    run.echo(_next_steps(root, plot_dir is not None))
+    return rc
+
+
+def _make_set(run: Run, root: Path) -> DemoSet:
+    from audio_embed.demo import make_demo_set
+
+    args = run.args
     targets, distractors = demo_events(args.seconds)
     demo = make_demo_set(
         root,
@@ -90,63 +119,54 @@ def run(run: Run) -> int:
         f"   {demo.markers_csv.name}: one marker per horn in the training files (file,time,kind)"
         f"\n   {demo.labels_csv.name}: every event of every file (split,file,onset,offset,label)"
     )
+    return demo
+
+
+def _train(run: Run, root: Path, markers_csv: Path) -> Scanner:
+    from audio_embed.formats import read_markers
+    from audio_embed.scanner import Scanner
+
     run.echo()
     run.echo("2. Training a LOGMEL scanner on the markers:")
-    scanner = Scanner(embedder_from_args("LOGMEL", args))
-    fit(run, scanner, read_markers(demo.markers_csv))
+    scanner = Scanner(embedder_from_args("LOGMEL", run.args))
+    fit(run, scanner, read_markers(markers_csv))
     scanner_path = scanner.save(root / "demo.scanner")
     run.indent = "   "
     print_training(run, scanner, root=root)
     run.echo(f"Saved: {scanner_path}")
     run.indent = ""
-    run.echo()
-    run.echo("3. Scanning the test recordings:")
-    run.indent = "   "
-    results: dict[str, ScanResult] = {}
-    rc = scan_to_folder(
-        run,
-        scanner,
-        [str(f) for f in demo.test_files],
-        root / "results",
-        fmt="csv",
-        label="horn",
-        threshold=scanner.threshold,
-        results=results,
-    )
-    run.indent = ""
-    run.echo()
-    run.echo("4. Evaluating against the labels (split 'test', target 'horn'):")
-    run.indent = "   "
-    _files, events, every = events_from_labels(demo.labels_csv, "test", "horn")
-    plot_dir = None
-    if not args.no_plot and importlib.util.find_spec("matplotlib") is not None:
-        plot_dir = root / "plots"
-    report = evaluate_results(
-        run,
-        results,
-        events,
-        every,
-        target="horn",
-        threshold=scanner.threshold,
-        root=root,
-        plot_dir=plot_dir,
-    )
-    atomic_write_text(root / "evaluation.json", json.dumps(report, indent=2) + "\n")
+    return scanner
+
+
+def _evaluate(
+    run: Run,
+    root: Path,
+    labels_csv: Path,
+    results: dict[str, ScanResult],
+    threshold: float,
+    plot_dir: Path | None,
+) -> None:
+    from audio_embed.evaluation import evaluate_results, read_labelled_set
+    from audio_embed.formats import atomic_write_text
+
+    labelled = read_labelled_set(labels_csv, "horn", split="test")
+    report = evaluate_results(results, labelled, threshold=threshold)
+    data = show_report(run, report, results, labelled, plot_dir=plot_dir)
+    atomic_write_text(root / "evaluation.json", json.dumps(data, indent=2) + "\n")
     run.echo(f"Metrics: {root / 'evaluation.json'}")
-    run.indent = ""
-    run.echo(f"\nDone in {time.perf_counter() - t0:.0f} s.")
+
+
+def _next_steps(root: Path, plots: bool) -> str:
     q = shlex.quote
     r = str(root)
-    run.echo(
+    return (
         "\nThe same steps as commands:\n"
         f"  {PROG} train --markers {q(r + '/markers.csv')} --model LOGMEL "
         f"--out {q(r + '/demo.scanner')}\n"
         f"  {PROG} scan {q(r + '/demo.scanner')} {q(r + '/test')} --label horn "
         f"--out {q(r + '/results')}\n"
         f"  {PROG} evaluate {q(r + '/demo.scanner')} --labels {q(r + '/labels.csv')} "
-        "--target horn --split test"
-        + (f" --plot {q(r + '/plots')}" if plot_dir is not None else "")
-        + "\n"
+        "--target horn --split test" + (f" --plot {q(r + '/plots')}" if plots else "") + "\n"
         "\nWith your own recordings:\n"
         "  1. Mark a few moments of the target sound: a CSV with the columns file,time,kind\n"
         "     (seconds; kind positive, negative or soft) like markers.csv above, or Audacity\n"
@@ -161,7 +181,3 @@ def run(run: Run) -> int:
         "     (split,file,onset,offset,label), then\n"
         f"     {PROG} evaluate my.scanner --labels labels.csv --target LABEL --plot plots/"
     )
-    return rc
-
-
-# ---------------------------------------------------------------------------- parser

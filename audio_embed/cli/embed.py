@@ -27,7 +27,6 @@ __all__ = ["add_parser", "run"]
 
 def add_parser(subparsers: Subparsers) -> argparse.ArgumentParser:
     """The ``embed`` subcommand."""
-    # embed
     p = subparsers.add_parser(
         "embed",
         parents=[common_options(), window_options(), model_options(), cache_options()],

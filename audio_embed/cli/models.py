@@ -13,7 +13,6 @@ __all__ = ["add_parser", "run"]
 
 def add_parser(subparsers: Subparsers) -> argparse.ArgumentParser:
     """The ``models`` subcommand."""
-    # models
     p = subparsers.add_parser(
         "models",
         parents=[common_options()],

@@ -3,16 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import csv
-import io
-import json
-import math
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING
 
-from audio_embed.batch import collect_inputs, output_paths
-from audio_embed.cli.common import apply_overrides, each, load_scanner, make_cache
+from audio_embed.batch import COMBINED_CSV, BatchReport, FileOutcome, scan_to_folder
+from audio_embed.cli.common import apply_overrides, load_scanner, make_cache
 from audio_embed.cli.options import (
     Formatter,
     Subparsers,
@@ -22,19 +18,17 @@ from audio_embed.cli.options import (
     probability,
     scanner_source_options,
 )
-from audio_embed.cli.session import EXIT_FAILURE, PROG, Run, UsageError
+from audio_embed.cli.session import EXIT_FAILURE, PROG, Progress, Run, UsageError
 
 if TYPE_CHECKING:
-    from audio_embed.scanner import Scanner, ScanResult
+    from audio_embed.formats import OutputFormat
+    from audio_embed.scanner import Scanner
 
-__all__ = ["COMBINED_CSV", "add_parser", "run", "scan_to_folder"]
-
-COMBINED_CSV = "detections.csv"
+__all__ = ["add_parser", "run", "scan_and_print"]
 
 
 def add_parser(subparsers: Subparsers) -> argparse.ArgumentParser:
     """The ``scan`` subcommand."""
-    # scan
     p = subparsers.add_parser(
         "scan",
         parents=[common_options(), scanner_source_options(), model_options(), cache_options()],
@@ -90,29 +84,6 @@ def add_parser(subparsers: Subparsers) -> argparse.ArgumentParser:
     return p
 
 
-def _read_back(path: Path, fmt: str) -> list[tuple[float, float, float | None, float]]:
-    """Detections from a result file this command wrote earlier (for --skip-existing)."""
-    text = path.read_text(encoding="utf-8")
-    rows: list[tuple[float, float, float | None, float]] = []
-    if fmt == "csv":
-        for r in csv.DictReader(io.StringIO(text)):
-            rows.append((float(r["start"]), float(r["end"]), float(r["peak"]), float(r["score"])))
-    elif fmt == "json":
-        for d in json.loads(text):
-            rows.append((float(d["start"]), float(d["end"]), float(d["peak"]), float(d["score"])))
-    elif fmt == "audacity":
-        for line in text.splitlines():
-            parts = line.split("\t")
-            if len(parts) >= 3:
-                rows.append((float(parts[0]), float(parts[1]), None, float(parts[2].split()[-1])))
-    else:
-        for r in csv.DictReader(io.StringIO(text), delimiter="\t"):
-            rows.append(
-                (float(r["Begin Time (s)"]), float(r["End Time (s)"]), None, float(r["Score"]))
-            )
-    return rows
-
-
 def run(run: Run) -> int:
     args = run.args
     items = list(args.paths)
@@ -130,94 +101,75 @@ def run(run: Run) -> int:
     scanner, _name = load_scanner(run, cache=make_cache(args))
     apply_overrides(scanner, args)
     label = args.label or (args.profile if args.store is not None else "target")
-    threshold = scanner.threshold if args.threshold is None else args.threshold
-    n = scan_to_folder(
+    rc, _report = scan_and_print(
         run,
         scanner,
         items,
         Path(args.out),
         fmt=args.format,
         label=label,
-        threshold=threshold,
+        threshold=args.threshold,
         skip_existing=args.skip_existing,
     )
-    return n
+    return rc
 
 
-def scan_to_folder(
+def scan_and_print(
     run: Run,
     scanner: Scanner,
     items: Sequence[str],
     out_dir: Path,
     *,
-    fmt: str,
+    fmt: OutputFormat,
     label: str,
-    threshold: float,
+    threshold: float | None,
     skip_existing: bool = False,
-    results: dict[str, ScanResult] | None = None,
-) -> int:
-    """Scan files and folders into ``out_dir``; returns the exit code."""
-    from audio_embed.formats import FORMAT_SUFFIXES, OutputFormat, format_detections
-    from audio_embed.formats import write_detections as write
-
-    inputs, missing = collect_inputs(items)
-    for item, reason in missing:
-        run.warn(f"skipped {item}: {reason}")
-    suffix = FORMAT_SUFFIXES[fmt]
-    targets = output_paths(inputs, out_dir, suffix, reserved=(COMBINED_CSV,))
-    todo, combined, failed = [], {}, len(missing)
-    for inp in inputs:
-        target = targets[inp.path]
-        if skip_existing and target.exists():
-            try:
-                combined[inp.path] = _read_back(target, fmt)
-                run.echo(f"{inp.path}: result exists, skipped ({target})")
-                continue
-            except (OSError, ValueError, KeyError, IndexError) as exc:
-                run.warn(f"{target} is unreadable ({exc}); scanning {inp.path} again.")
-        todo.append(inp)
-    n_det = 0
-    for inp, result, _reason in each(run, todo, scanner.scan_many, "scan"):
-        if result is None:
-            failed += 1
-            continue
-        if results is not None:
-            results[str(inp.path)] = result
-        dets = result.detections(threshold)
-        write(targets[inp.path], dets, cast(OutputFormat, fmt), file=str(inp.path), label=label)
-        combined[inp.path] = [(d.start, d.end, d.peak, d.score) for d in dets]
-        n_det += len(dets)
-        run.echo(f"{inp.path}: {len(dets)} detection(s) -> {targets[inp.path]}")
-    run.cancel.check()
-    if combined:
-        from audio_embed.formats import atomic_write_text
-        from audio_embed.scanner import Detection
-
-        parts = ["file,start,end,peak,score\n"]
-        for inp in inputs:
-            rows = combined.get(inp.path)
-            if rows is None:
-                continue
-            dets = [Detection(s, e, sc, p if p is not None else math.nan) for s, e, p, sc in rows]
-            text = format_detections(dets, "csv", file=str(inp.path), label=label)
-            parts.append(text.split("\n", 1)[1].replace(",nan,", ",,"))
-        atomic_write_text(out_dir / COMBINED_CSV, "".join(parts))
-    total = len(inputs) + len(missing)
-    run.echo(
-        f"Scanned {len(todo) - (failed - len(missing))} of {total} input(s) at threshold "
-        f"{threshold:g}: {n_det} detection(s)"
-        + (
-            f"; {len(inputs) - len(todo)} skipped (result exists)"
-            if len(todo) < len(inputs)
-            else ""
+    keep_results: bool = False,
+) -> tuple[int, BatchReport]:
+    """:func:`audio_embed.batch.scan_to_folder`, a line per file as it finishes and a
+    summary; returns the exit code and the report."""
+    progress = Progress(run, 0, "scan") if run.show_progress else None
+    try:
+        report = scan_to_folder(
+            scanner,
+            items,
+            out_dir,
+            fmt=fmt,
+            label=label,
+            threshold=threshold,
+            skip_existing=skip_existing,
+            keep_results=keep_results,
+            progress=progress,
+            cancel=run.cancel,
+            on_file=lambda outcome: _print_outcome(run, outcome),
         )
+    finally:
+        if progress is not None:
+            progress.close()
+    _print_summary(run, report, out_dir)
+    if report.failed:
+        run.warn(f"{len(report.failed)} of {report.total} input(s) failed (see above).")
+        return EXIT_FAILURE, report
+    return 0, report
+
+
+def _print_outcome(run: Run, o: FileOutcome) -> None:
+    if o.kind in ("missing", "failed"):
+        run.warn(f"skipped {o.item}: {o.reason}")
+    elif o.kind == "skipped":
+        run.echo(f"{o.item}: result exists, skipped ({o.output})")
+    elif o.kind == "rescan":
+        run.warn(f"{o.reason}; scanning {o.item} again.")
+    else:
+        run.echo(f"{o.item}: {len(o.detections)} detection(s) -> {o.output}")
+
+
+def _print_summary(run: Run, report: BatchReport, out_dir: Path) -> None:
+    failed, skipped = len(report.failed), len(report.skipped)
+    run.echo(
+        f"Scanned {len(report.done)} of {report.total} input(s) at threshold "
+        f"{report.threshold:g}: {report.n_detections} detection(s)"
+        + (f"; {skipped} skipped (result exists)" if skipped else "")
         + (f"; {failed} failed" if failed else "")
-        + (f". Combined: {out_dir / COMBINED_CSV}" if combined else ".")
+        + (f". Combined: {out_dir / COMBINED_CSV}" if report.combined is not None else ".")
     )
-    if failed:
-        run.warn(f"{failed} of {total} input(s) failed (see above).")
-        return EXIT_FAILURE
-    return 0
-
-
-# ---------------------------------------------------------------------------- evaluate

@@ -16,7 +16,7 @@ from typing import Any, TextIO
 
 import attrs
 
-from audio_embed.errors import AudioEmbedError
+from audio_embed.errors import AudioEmbedError, describe_error
 from audio_embed.progress import CancelToken, ProgressCallback, ProgressEvent
 
 __all__ = [
@@ -115,6 +115,11 @@ class Run:
 
 
 class _NullBar:
+    total: float | None = None
+
+    def refresh(self) -> None:
+        pass
+
     def update(self, n: int = 1) -> None:
         pass
 
@@ -200,15 +205,6 @@ def session(args: argparse.Namespace) -> Iterator[Run]:
         _bars_active.on = False
 
 
-def describe_error(exc: BaseException) -> str:
-    if isinstance(exc, OSError) and not isinstance(exc, AudioEmbedError) and exc.strerror:
-        where = f": {exc.filename}" if exc.filename else ""
-        return f"{exc.strerror}{where}"
-    if isinstance(exc, AudioEmbedError):
-        return str(exc)
-    return f"{type(exc).__name__}: {exc}"
-
-
 class Progress:
     """Routes a long call's ProgressEvents to a bar over files and a bar over the
     seconds of the file being embedded (no bars when progress is off)."""
@@ -224,6 +220,13 @@ class Progress:
     def __call__(self, event: ProgressEvent) -> None:
         if event.stage == "train-files":
             self.files.update(1)
+            return
+        if event.stage == "files":  # from audio_embed.batch.run_many
+            if event.done == 0:
+                self.files.total = event.total
+                self.files.refresh()
+            else:
+                self.file_done()
             return
         if event.source != self.source:
             self._close_file()

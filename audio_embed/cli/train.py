@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import argparse
-from collections import defaultdict
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -21,19 +21,18 @@ from audio_embed.cli.options import (
     probability,
     window_options,
 )
-from audio_embed.cli.session import PROG, Progress, Run, UsageError, describe_error
-from audio_embed.errors import MarkerError
+from audio_embed.cli.session import PROG, Progress, Run, UsageError
+from audio_embed.evaluation import relative_name
 
 if TYPE_CHECKING:
     from audio_embed.scanner import Scanner
     from audio_embed.windows import Markers
 
-__all__ = ["add_parser", "fit", "print_training", "run", "short"]
+__all__ = ["add_parser", "fit", "print_training", "run"]
 
 
 def add_parser(subparsers: Subparsers) -> argparse.ArgumentParser:
     """The ``train`` subcommand."""
-    # train
     p = subparsers.add_parser(
         "train",
         parents=[common_options(), window_options(), model_options(), cache_options()],
@@ -62,6 +61,17 @@ def add_parser(subparsers: Subparsers) -> argparse.ArgumentParser:
             "--out owl.scanner"
         ),
     )
+    _add_marker_options(p)
+    p.add_argument("--model", required=True, metavar="M", help="embedder name (see models)")
+    g = p.add_argument_group("output (one of)")
+    g.add_argument("--out", metavar="SCANNER", help="write the scanner to this file")
+    g.add_argument("--store", metavar="DIR", help="save into a scanner store (with --profile)")
+    g.add_argument("--profile", metavar="NAME", help="profile name in --store")
+    _add_classifier_options(p)
+    return p
+
+
+def _add_marker_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("markers")
     g.add_argument(
         "--markers",
@@ -84,11 +94,9 @@ def add_parser(subparsers: Subparsers) -> argparse.ArgumentParser:
         help="the recording marked by the Audacity/Raven label file given just before it "
         "(--markers rec.txt --audio /data/rec.flac)",
     )
-    p.add_argument("--model", required=True, metavar="M", help="embedder name (see models)")
-    g = p.add_argument_group("output (one of)")
-    g.add_argument("--out", metavar="SCANNER", help="write the scanner to this file")
-    g.add_argument("--store", metavar="DIR", help="save into a scanner store (with --profile)")
-    g.add_argument("--profile", metavar="NAME", help="profile name in --store")
+
+
+def _add_classifier_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("labelling and classifier")
     g.add_argument(
         "--labelling",
@@ -142,46 +150,6 @@ def add_parser(subparsers: Subparsers) -> argparse.ArgumentParser:
         metavar="P",
         help="the detection threshold stored in the scanner (scan uses it unless told)",
     )
-    return p
-
-
-def _guess_marker_format(path: Path) -> str:
-    if path.suffix.lower() == ".csv":
-        return "csv"
-    try:
-        with path.open(encoding="utf-8-sig") as fh:
-            head = fh.readline()
-    except OSError as exc:
-        raise MarkerError(f"Cannot read markers file {path}: {describe_error(exc)}") from exc
-    return "raven" if "Begin Time (s)" in head else "audacity"
-
-
-def _audio_next_to(labels: Path) -> Path:
-    """The media file beside ``labels`` whose stem starts its name (``rec.wav`` for
-    ``rec.txt``, ``rec.selections.txt`` or ``rec.Table.1.selections.txt``)."""
-    from audio_embed.audio import is_media_file
-
-    folder = labels.parent
-    try:
-        candidates = [
-            p
-            for p in folder.iterdir()
-            if p.is_file() and is_media_file(p) and labels.name.startswith(p.stem + ".")
-        ]
-    except OSError:
-        candidates = []
-    if candidates:
-        longest = max(len(p.stem) for p in candidates)
-        candidates = [p for p in candidates if len(p.stem) == longest]
-    if len(candidates) != 1:
-        found = ", ".join(p.name for p in sorted(candidates)) or "none"
-        raise MarkerError(
-            f"{labels}: cannot tell which recording these labels mark (audio files beside it "
-            f"named like it: {found}). Put the label file next to its recording with the same "
-            "stem (rec.wav + rec.txt), or name the recording with --audio FILE right after "
-            "this --markers."
-        )
-    return candidates[0]
 
 
 class _MarkersAction(argparse.Action):
@@ -204,47 +172,21 @@ class _AudioAction(argparse.Action):
 
 
 def _read_marker_files(args: argparse.Namespace) -> dict[str, Markers]:
-    from audio_embed.formats import read_audacity_labels, read_markers, read_raven_table
-    from audio_embed.windows import MARKER_KINDS, Markers
+    from audio_embed.formats import guess_marker_format, read_marker_files
 
     specs = [(Path(m), Path(a) if a else None) for m, a in args.markers]
-    files = [m for m, _ in specs]
-    for path in files:
-        if not path.is_file():
-            raise MarkerError(f"Markers file not found: {path}")
-    kinds = [
-        args.markers_format if args.markers_format != "auto" else _guess_marker_format(f)
-        for f in files
-    ]
-    for (path, audio), kind in zip(specs, kinds, strict=True):
-        if audio is not None and kind == "csv":
-            raise UsageError(
-                f"--audio {audio} follows {path}, a markers CSV, which names its recordings "
-                "itself; --audio belongs after an Audacity or Raven label file."
-            )
-    pairs = {m: a for m, a in specs if a is not None}
-    merged: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
-    for path, kind in zip(files, kinds, strict=True):
-        if kind == "csv":
-            read = read_markers(path)
-        else:
-            rec = pairs.get(path) or _audio_next_to(path)
-            reader = read_audacity_labels if kind == "audacity" else read_raven_table
-            read = reader(path, str(rec))
-        for file, m in read.items():
-            for k in MARKER_KINDS:
-                merged[file][k].extend(getattr(m, k))
-    if not merged:
-        raise MarkerError(f"No markers in {', '.join(map(str, files))}.")
-    missing = [f for f in merged if not Path(f).is_file()]
-    if missing:
-        raise MarkerError(
-            "The markers name recordings that do not exist: "
-            + ", ".join(missing[:5])
-            + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
-            + " (relative names are read from the markers file's folder)."
-        )
-    return {f: Markers(**{k: tuple(v) for k, v in kinds_.items()}) for f, kinds_ in merged.items()}
+    fmt = args.markers_format
+    for path, audio in specs:
+        if audio is not None and path.is_file():
+            if (fmt if fmt != "auto" else guess_marker_format(path)) == "csv":
+                raise UsageError(
+                    f"--audio {audio} follows {path}, a markers CSV, which names its "
+                    "recordings itself; --audio belongs after an Audacity or Raven label file."
+                )
+    recordings: dict[str | os.PathLike[str], str | os.PathLike[str]] = {
+        m: a for m, a in specs if a is not None
+    }
+    return read_marker_files([m for m, _ in specs], fmt=fmt, recordings=recordings)
 
 
 def _train_windows(args: argparse.Namespace) -> Any:
@@ -287,7 +229,7 @@ def print_training(run: Run, scanner: Scanner, root: Path | None = None) -> None
         f"normalisation {scanner.normalization}."
     )
     files = s.get("files", [])
-    names = [short(str(f["source"]), root) for f in files]
+    names = [relative_name(str(f["source"]), root) for f in files]
     width = max((len(n) for n in names), default=0)
     for name, f in zip(names, files, strict=True):
         run.echo(f"  {name.ljust(width)}  {f['positive']:5d} positive  {f['negative']:5d} negative")
@@ -303,15 +245,6 @@ def print_training(run: Run, scanner: Scanner, root: Path | None = None) -> None
         f"calibration: {s.get('classifier_calibration_note', 'n/a')}."
     )
     run.echo(f"Default detection threshold: {scanner.threshold:g}.")
-
-
-def short(path: str, root: Path | None) -> str:
-    if root is None:
-        return path
-    try:
-        return str(Path(path).relative_to(root))
-    except ValueError:
-        return path
 
 
 def run(run: Run) -> int:
