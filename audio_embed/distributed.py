@@ -33,7 +33,7 @@ import time
 import warnings
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, cast
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 from attrs import define, field, frozen
@@ -42,8 +42,10 @@ from audio_embed.errors import AudioEmbedError, InvalidInputError
 from audio_embed.progress import CancelToken, ProgressCallback
 
 if TYPE_CHECKING:
+    from audio_embed.batch import BatchReport, FileOutcome
     from audio_embed.cache import CachedEmbeddings
-    from audio_embed.scanner import ScanResult
+    from audio_embed.formats import OutputFormat
+    from audio_embed.scanner import Scanner, ScanResult
 
 __all__ = [
     "DatasetReport",
@@ -91,7 +93,7 @@ class FileFailure:
 
 @define
 class DatasetReport:
-    """What a distributed run did: files done, skipped (result existed) and failed."""
+    """What :func:`embed_dataset` did: files done, skipped (result existed) and failed."""
 
     done: list[str] = field(factory=list)
     skipped: list[str] = field(factory=list)
@@ -387,25 +389,31 @@ def _run_on_ray(
             )
         bar = _Bar(len(items), desc, progress)
         seen: set[str] = set()
+        reason = (
+            f"its worker process died {TASK_RETRIES + 1} times while processing it "
+            "(out of memory? a crash in a decoder or the model?)"
+        )
         try:
-            for row in ds.iter_rows():
-                if cancel is not None:
-                    cancel.check()
-                seconds = float(row["seconds"])
-                bar.update(seconds)
-                path = str(row["path"])
-                seen.add(path)
-                if row["error"]:
-                    yield path, FileFailure(path, str(row["error"])), seconds
-                else:
-                    yield path, pickle.loads(row["payload"]), seconds
+            try:
+                for row in ds.iter_rows():
+                    if cancel is not None:
+                        cancel.check()
+                    seconds = float(row["seconds"])
+                    bar.update(seconds)
+                    path = str(row["path"])
+                    seen.add(path)
+                    if row["error"]:
+                        yield path, FileFailure(path, str(row["error"])), seconds
+                    else:
+                        yield path, pickle.loads(row["payload"]), seconds
+            except AudioEmbedError:  # a cancellation
+                raise
+            except Exception as exc:  # the run itself broke (workers cannot start…)
+                log.info("The Ray run failed", exc_info=exc)
+                reason = f"the Ray run failed: {_describe(exc)}"
             for lost in (str(item["path"]) for item in items if item["path"] not in seen):
-                # Ray gave up on this row: its worker died on every try.
+                # Ray gave up on this row (its worker died on every try) or on the run.
                 bar.update(0.0)
-                reason = (
-                    f"its worker process died {TASK_RETRIES + 1} times while processing it "
-                    "(out of memory? a crash in a decoder or the model?)"
-                )
                 yield lost, FileFailure(lost, reason), 0.0
         finally:
             bar.close()
@@ -484,8 +492,8 @@ class RayScanner:
         model: str,
         options: RayOptions | None = None,
         *,
-        window: float = 1.0,
-        hop: float = 0.5,
+        window: float = 8.0,
+        hop: float = 1.0,
         encoding: str = "shared",
         batch_size: int | None = None,
         ordered: bool = False,
@@ -585,125 +593,105 @@ def scan_results(
     return got, failed
 
 
-def _default_outputs(
-    inputs: Sequence[str | os.PathLike[str]], out_dir: Path, suffix: str
-) -> dict[str, Path]:
-    """``out_dir/<name><suffix>`` per input, unique (``a.wav`` and ``a.mp4`` keep full names)."""
-    from collections import Counter
+@frozen
+class _SavedThreshold:
+    """Stands in for a scanner on the driver when only its file was given: the driver
+    needs the default threshold, never the model (the workers build it)."""
 
-    stems = Counter(Path(p).stem for p in inputs)
-    out: dict[str, Path] = {}
-    taken: set[Path] = set()
-    for p in inputs:
-        name = Path(p).stem if stems[Path(p).stem] == 1 else Path(p).name
-        target, n = out_dir / f"{name}{suffix}", 2
-        while target in taken:
-            target = out_dir / f"{name}-{n}{suffix}"
-            n += 1
-        taken.add(target)
-        out[str(p)] = target
-    return out
+    threshold: float
 
 
 def scan_dataset(
-    scanner: Any,
-    inputs: Sequence[str | os.PathLike[str]],
+    scanner: Scanner | str | os.PathLike[str],
+    items: Sequence[str | os.PathLike[str]],
     out_dir: str | os.PathLike[str],
     *,
-    fmt: str = "csv",
+    fmt: OutputFormat = "csv",
     label: str = "target",
     threshold: float | None = None,
     skip_existing: bool = False,
-    outputs: Mapping[str, Path] | None = None,
+    keep_results: bool = False,
     options: RayOptions | None = None,
     progress: bool | None = None,
     cancel: CancelToken | None = None,
+    on_file: Callable[[FileOutcome], None] | None = None,
     load_kwargs: Mapping[str, Any] | None = None,
-    on_result: Callable[[str, Any], None] | None = None,
-) -> DatasetReport:
-    """Scan ``inputs`` on Ray and write one detections file per input into ``out_dir``.
+) -> BatchReport:
+    """:func:`audio_embed.batch.scan_to_folder` on Ray: the same inputs, output
+    names, per-file result files, combined CSV, ``skip_existing`` and
+    :class:`~audio_embed.batch.BatchReport` as a local scan, with the scanning
+    done by :class:`RayScanner`.
 
-    ``scanner``: a trained :class:`Scanner` or the path of a saved one.
-    ``outputs`` maps an input to its result file (default ``out_dir/<stem><suffix>``).
-    Each result is written atomically as it arrives; with ``skip_existing`` an
-    input whose result file exists is not sent to Ray at all. ``on_result`` is
-    called on the driver with each ``(path, ScanResult)``.
+    ``scanner``: a trained :class:`Scanner`, or the path of a saved one (then
+    the model is built on the workers only). Each result file is written
+    atomically by the driver as its file finishes; with ``skip_existing`` an
+    input whose result exists is never sent to Ray.
     """
-    from audio_embed.formats import FORMAT_SUFFIXES, OutputFormat, write_detections
+    from audio_embed.batch import scan_to_folder
+    from audio_embed.scanner import Scanner
 
-    if fmt not in FORMAT_SUFFIXES:
-        raise InvalidInputError(
-            f"The 'fmt' must be one of {', '.join(FORMAT_SUFFIXES)}. Got {fmt!r} instead."
-        )
-    if threshold is not None and not 0.0 <= threshold <= 1.0:
-        raise InvalidInputError(f"The 'threshold' must be in [0, 1]. Got {threshold!r} instead.")
-    paths = [str(p) for p in inputs]
-    targets = dict(outputs) if outputs is not None else {}
-    for p, t in _default_outputs(paths, Path(out_dir), FORMAT_SUFFIXES[fmt]).items():
-        targets.setdefault(p, t)
-    report = DatasetReport()
-    todo = []
-    for p in paths:
-        if skip_existing and Path(targets[p]).exists():
-            report.skipped.append(p)
-            report.outputs[p] = Path(targets[p])
-        else:
-            todo.append(p)
-    started = time.monotonic()
     runner = RayScanner.from_scanner(
         scanner, options, load_kwargs=load_kwargs, progress_bar=progress
     )
-    for path, result in runner.scan_many(todo, cancel=cancel) if todo else ():
-        if isinstance(result, Exception):
-            report.failed.append(FileFailure(path, str(result)))
-            log.warning("skipped %s: %s", path, result)
-            continue
-        dets = result.detections(threshold)
-        write_detections(targets[path], dets, cast(OutputFormat, fmt), file=path, label=label)
-        report.done.append(path)
-        report.outputs[path] = Path(targets[path])
-        report.audio_seconds += runner.seconds.get(path, 0.0)
-        if on_result is not None:
-            on_result(path, result)
-    report.wall_seconds = time.monotonic() - started
-    return report
+    if isinstance(scanner, Scanner):
+        local: Any = scanner
+    else:
+        local = _SavedThreshold(float(Scanner.read_metadata(scanner)["threshold"]))
+    return scan_to_folder(
+        local,
+        items,
+        out_dir,
+        fmt=fmt,
+        label=label,
+        threshold=threshold,
+        skip_existing=skip_existing,
+        keep_results=keep_results,
+        cancel=cancel,
+        on_file=on_file,
+        many=runner.scan_many,
+    )
 
 
 def embed_dataset(
     model: str,
-    inputs: Sequence[str | os.PathLike[str]],
+    items: Sequence[str | os.PathLike[str]],
     out_dir: str | os.PathLike[str] | None = None,
     *,
-    window: float = 1.0,
-    hop: float = 0.5,
+    window: float = 8.0,
+    hop: float = 1.0,
     encoding: str = "shared",
     batch_size: int | None = None,
     skip_existing: bool = False,
-    outputs: Mapping[str, Path] | None = None,
     options: RayOptions | None = None,
     progress: bool | None = None,
     cancel: CancelToken | None = None,
     on_result: Callable[[str, Any], None] | None = None,
 ) -> DatasetReport:
-    """Sliding-window embeddings of ``inputs`` with the registered embedder ``model``, on Ray.
+    """Sliding-window embeddings of files and folders (as :func:`~audio_embed.batch.collect_inputs`
+    finds them) with the registered embedder ``model``, on Ray.
 
     With ``out_dir``, each file's embeddings are written atomically to
-    ``out_dir/<stem>.npz`` (arrays ``starts``, ``embeddings``, ``duration``, as
-    the embedding cache stores them); ``on_result`` receives each
+    ``out_dir/<relative folder>/<stem>.npz`` (named as scan results are; arrays
+    ``starts``, ``embeddings``, ``duration`` as the embedding cache stores
+    them); ``on_result`` receives each
     ``(path, CachedEmbeddings)`` on the driver either way.
     """
     from audio_embed._io import atomic_writer
+    from audio_embed.batch import collect_inputs, output_paths
 
-    paths = [str(p) for p in inputs]
+    inputs, missing = collect_inputs([str(i) for i in items])
+    report = DatasetReport()
+    report.failed.extend(FileFailure(item, reason) for item, reason in missing)
     targets: dict[str, Path] = {}
     if out_dir is not None:
-        targets = {**_default_outputs(paths, Path(out_dir), ".npz"), **dict(outputs or {})}
-    report = DatasetReport()
+        named = output_paths(inputs, Path(out_dir), ".npz")
+        targets = {str(p): t for p, t in named.items()}
     todo = []
-    for p in paths:
-        if skip_existing and p in targets and Path(targets[p]).exists():
+    for inp in inputs:
+        p = str(inp.path)
+        if skip_existing and p in targets and targets[p].exists():
             report.skipped.append(p)
-            report.outputs[p] = Path(targets[p])
+            report.outputs[p] = targets[p]
         else:
             todo.append(p)
     runner = RayScanner.for_embedding(

@@ -23,6 +23,7 @@ import ray
 
 from audio_embed import LogMelEmbedder
 from audio_embed import distributed as dist
+from audio_embed.batch import scan_to_folder
 from audio_embed.demo import DemoSet, make_demo_set
 from audio_embed.errors import InvalidInputError
 from audio_embed.formats import read_markers
@@ -95,10 +96,11 @@ def _same(a: ScanResult, b: ScanResult) -> None:
         assert x.score == pytest.approx(y.score, rel=1e-4, abs=1e-5)
 
 
-def _rows(path: Path) -> list[list[float]]:
+def _numbers(path: Path) -> np.ndarray:
+    """The numeric cells of a CSV result file (start, end, peak, score per row)."""
     lines = path.read_text(encoding="utf-8").splitlines()
     assert lines[0] == "file,start,end,peak,score"
-    return [[float(v) for v in line.split(",")[1:]] for line in lines[1:]]
+    return np.array([[float(v) for v in line.split(",")[1:]] for line in lines[1:]]).reshape(-1, 4)
 
 
 def test_scan_matches_local_and_reports_the_corrupt_file(
@@ -110,30 +112,37 @@ def test_scan_matches_local_and_reports_the_corrupt_file(
     corrupt: Path,
 ) -> None:
     inputs = [*map(str, demo.test_files[:3]), str(corrupt), *map(str, demo.test_files[3:])]
-    got: dict[str, ScanResult] = {}
     report = dist.scan_dataset(
         scanner,
         inputs,
-        tmp_path / "out",
+        tmp_path / "ray",
+        keep_results=True,
         options=dist.RayOptions(workers=2),
         progress=False,
-        on_result=got.__setitem__,
     )
-    assert sorted(report.done) == sorted(local)
-    assert report.failed == [dist.FileFailure(str(corrupt), report.failed[0].reason)]
-    assert "broken.wav" in report.failed[0].reason and "\n" not in report.failed[0].reason
-    assert report.skipped == [] and report.exit_code == 1
-    assert set(got) == set(local)
+    assert sorted(o.item for o in report.done) == sorted(local)
+    assert [o.item for o in report.failed] == [str(corrupt)]
+    reason = report.failed[0].reason or ""
+    assert "broken.wav" in reason and "\n" not in reason
+    assert report.skipped == () and not report.ok
+    got = report.results()
     for path, ref in local.items():
         _same(got[path], ref)
-        out = report.outputs[path]
-        assert out == tmp_path / "out" / f"{Path(path).stem}.csv"
-        want = [[d.start, d.end, d.peak, d.score] for d in ref.detections()]
-        np.testing.assert_allclose(_rows(out), np.array(want).reshape(-1, 4), atol=2e-3)
-    assert not any(p.name.startswith(".tmp-") for p in (tmp_path / "out").iterdir())
+
+    # The same files, names and numbers as a local scan into another folder.
+    here = scan_to_folder(scanner, inputs, tmp_path / "local")
+    assert [o.item for o in here.failed] == [str(corrupt)]
+    names = sorted(p.name for p in (tmp_path / "ray").iterdir())
+    assert names == sorted(p.name for p in (tmp_path / "local").iterdir())
+    assert "detections.csv" in names and not any(n.startswith(".tmp-") for n in names)
+    for name in names:
+        a, b = _numbers(tmp_path / "ray" / name), _numbers(tmp_path / "local" / name)
+        assert a.shape == b.shape and a.shape[0] > 0
+        np.testing.assert_allclose(a, b, atol=2e-4)
 
     # A rerun with skip_existing sends nothing to Ray and leaves the results untouched.
-    stamps = {p: p.stat().st_mtime_ns for p in report.outputs.values()}
+    outputs = [o.output for o in report.done if o.output is not None]
+    stamps = {p: p.stat().st_mtime_ns for p in outputs}
 
     def no_ray(*_a: Any, **_k: Any) -> Any:
         raise AssertionError("skip_existing sent work to Ray")
@@ -141,10 +150,10 @@ def test_scan_matches_local_and_reports_the_corrupt_file(
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(dist, "_run_on_ray", no_ray)
         again = dist.scan_dataset(
-            scanner, list(local), tmp_path / "out", skip_existing=True, progress=False
+            scanner, list(local), tmp_path / "ray", skip_existing=True, progress=False
         )
-    assert sorted(again.skipped) == sorted(local)
-    assert again.done == [] and again.failed == [] and again.exit_code == 0
+    assert sorted(o.item for o in again.skipped) == sorted(local)
+    assert again.done == () and again.failed == () and again.ok
     assert {p: p.stat().st_mtime_ns for p in stamps} == stamps
 
 
@@ -192,7 +201,7 @@ def test_embed_matches_local_sliding_embeddings(
 
 
 def test_bad_arguments_fail_before_ray_starts(tmp_path: Path, scanner: Scanner) -> None:
-    with pytest.raises(InvalidInputError, match="'fmt'"):
-        dist.scan_dataset(scanner, ["a.wav"], tmp_path, fmt="xml")
+    with pytest.raises(InvalidInputError, match="output format"):
+        dist.scan_dataset(scanner, ["a.wav"], tmp_path, fmt="xml")  # type: ignore[arg-type]
     with pytest.raises(InvalidInputError, match="'threshold'"):
         dist.scan_dataset(scanner, ["a.wav"], tmp_path, threshold=2.0)
