@@ -24,6 +24,7 @@ import ray
 from audio_embed import LogMelEmbedder
 from audio_embed import distributed as dist
 from audio_embed.batch import scan_to_folder
+from audio_embed.cli import main
 from audio_embed.demo import DemoSet, make_demo_set
 from audio_embed.errors import InvalidInputError
 from audio_embed.formats import read_markers
@@ -157,47 +158,71 @@ def test_scan_matches_local_and_reports_the_corrupt_file(
     assert {p: p.stat().st_mtime_ns for p in stamps} == stamps
 
 
-def test_a_killed_worker_has_its_file_retried(
+def test_cli_scan_on_ray_survives_a_killed_worker(
     crash_marker: Path,
     tmp_path: Path,
-    demo: DemoSet,
+    capsys: pytest.CaptureFixture[str],
     scanner: Scanner,
     local: dict[str, ScanResult],
 ) -> None:
+    saved = scanner.save(tmp_path / "job.scanner")
+    files = list(local)
     crash_marker.touch()  # the first worker call removes it and kills its own process
-    saved = scanner.save(tmp_path / "job.scanner")  # shipped from its file this time
-    got, failed = dist.scan_results(
-        saved, list(local), options=dist.RayOptions(workers=2), progress=False
-    )
+    rc = main(["scan", str(saved), *files, "--out", str(tmp_path / "ray"), "--ray", "-q"])
+    out = capsys.readouterr().out
     assert not crash_marker.exists(), "no worker crashed: the test proves nothing"
-    assert failed == []
-    assert list(got) == list(local)  # every result, in input order
-    for path, ref in local.items():
-        _same(got[path], ref)
+    assert rc == 0, out
+    assert out.count(" detection(s) -> ") == len(files)
+    assert main(["scan", str(saved), *files, "--out", str(tmp_path / "local"), "-q"]) == 0
+    names = sorted(p.name for p in (tmp_path / "local").iterdir())
+    assert sorted(p.name for p in (tmp_path / "ray").iterdir()) == names
+    for name in names:
+        a, b = _numbers(tmp_path / "ray" / name), _numbers(tmp_path / "local" / name)
+        np.testing.assert_allclose(a, b, atol=2e-4)
 
 
-def test_embed_matches_local_sliding_embeddings(
-    crash_marker: Path, tmp_path: Path, demo: DemoSet, scanner: Scanner
+def test_embed_on_ray_matches_local(
+    crash_marker: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    demo: DemoSet,
+    corrupt: Path,
 ) -> None:
-    files = [str(f) for f in demo.test_files[:2]]
+    files = [str(demo.test_files[0]), str(corrupt), str(demo.test_files[1])]
+    common = ["--model", "LOGMEL", "--hop", "2", "-q", "--no-cache"]
+    assert main(["embed", *files, "--out", str(tmp_path / "ray.npz"), *common, "--ray"]) == 1
+    assert "broken.wav" in capsys.readouterr().err
+    assert main(["embed", *files, "--out", str(tmp_path / "local.npz"), *common]) == 1
+    with np.load(tmp_path / "ray.npz") as a, np.load(tmp_path / "local.npz") as b:
+        assert sorted(a.files) == sorted(b.files)
+        assert list(a["files"]) == list(b["files"]) == [files[0], files[2]]
+        for key in b.files:
+            if key.endswith("/embeddings"):
+                scale = float(np.abs(b[key]).max())
+                np.testing.assert_allclose(a[key], b[key], rtol=0, atol=1e-5 * scale)
+            elif key not in ("files", "model"):
+                np.testing.assert_allclose(a[key], b[key], atol=1e-9)
+        assert str(a["model"]) == str(b["model"])
+
+    # The library writes one .npz per file, named as scan results are.
     report = dist.embed_dataset(
-        "LOGMEL",
-        files,
-        tmp_path / "emb",
-        window=scanner.scan_windows.window,
-        hop=scanner.scan_windows.hop,
-        encoding=scanner.scan_windows.encoding,
-        options=dist.RayOptions(workers=1),
-        progress=False,
+        "LOGMEL", files, tmp_path / "each", hop=2.0, options=dist.RayOptions(workers=1)
     )
-    assert sorted(report.done) == sorted(files) and report.exit_code == 0
-    for f in files:
-        ref = scanner.sliding_embeddings(f)
-        with np.load(report.outputs[f]) as data:
-            np.testing.assert_allclose(data["starts"], ref.starts, atol=1e-9)
-            scale = float(np.abs(ref.embeddings).max())
-            np.testing.assert_allclose(data["embeddings"], ref.embeddings, atol=1e-5 * scale)
-            assert float(data["duration"]) == pytest.approx(ref.duration)
+    assert sorted(report.done) == [files[0], files[2]]
+    assert [f.path for f in report.failed] == [files[1]] and report.exit_code == 1
+    assert report.outputs[files[2]] == tmp_path / "each" / f"{Path(files[2]).stem}.npz"
+    with np.load(tmp_path / "local.npz") as b, np.load(report.outputs[files[2]]) as e:
+        np.testing.assert_allclose(e["starts"], b["1/starts"], atol=1e-9)
+        scale = float(np.abs(b["1/embeddings"]).max())
+        np.testing.assert_allclose(e["embeddings"], b["1/embeddings"], atol=1e-5 * scale)
+
+
+def test_cli_ray_options_need_ray(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    rc = main(
+        ["embed", "a.wav", "--model", "LOGMEL", "--out", str(tmp_path / "e.npz"), "--workers", "2"]
+    )
+    assert rc == 2
+    assert "--workers needs --ray" in capsys.readouterr().err
 
 
 def test_bad_arguments_fail_before_ray_starts(tmp_path: Path, scanner: Scanner) -> None:

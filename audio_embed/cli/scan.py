@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import argparse
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from audio_embed.batch import COMBINED_CSV, BatchReport, FileOutcome, scan_to_folder
 from audio_embed.cli.common import apply_overrides, load_scanner, make_cache
+from audio_embed.cli.distributed import ray_options, ray_settings, runner_kwargs
 from audio_embed.cli.options import (
     Formatter,
     Subparsers,
@@ -21,8 +22,9 @@ from audio_embed.cli.options import (
 from audio_embed.cli.session import EXIT_FAILURE, PROG, Progress, Run, UsageError
 
 if TYPE_CHECKING:
+    from audio_embed.errors import AudioEmbedError
     from audio_embed.formats import OutputFormat
-    from audio_embed.scanner import Scanner
+    from audio_embed.scanner import Scanner, ScanResult
 
 __all__ = ["add_parser", "run", "scan_and_print"]
 
@@ -31,7 +33,13 @@ def add_parser(subparsers: Subparsers) -> argparse.ArgumentParser:
     """The ``scan`` subcommand."""
     p = subparsers.add_parser(
         "scan",
-        parents=[common_options(), scanner_source_options(), model_options(), cache_options()],
+        parents=[
+            common_options(),
+            scanner_source_options(),
+            model_options(),
+            cache_options(),
+            ray_options(),
+        ],
         formatter_class=Formatter,
         usage=f"{PROG} scan [options] SCANNER FILE_OR_DIR [FILE_OR_DIR ...]\n"
         f"       {PROG} scan [options] --store DIR --profile NAME [--model M] FILE_OR_DIR ...",
@@ -50,7 +58,8 @@ def add_parser(subparsers: Subparsers) -> argparse.ArgumentParser:
             f"  {PROG} scan horn.scanner recordings/ --out results/\n"
             f"  {PROG} scan horn.scanner film.mp4 --format audacity --label horn --out results/\n"
             f"  {PROG} scan --store scanners/ --profile horn --model LOGMEL recordings/ "
-            "--out results/"
+            "--out results/\n"
+            f"  {PROG} scan horn.scanner archive/ --out results/ --ray --skip-existing"
         ),
     )
     p.add_argument(
@@ -101,6 +110,11 @@ def run(run: Run) -> int:
     scanner, _name = load_scanner(run, cache=make_cache(args))
     apply_overrides(scanner, args)
     label = args.label or (args.profile if args.store is not None else "target")
+    many = None
+    if (options := ray_settings(run)) is not None:
+        from audio_embed.distributed import RayScanner
+
+        many = RayScanner.from_scanner(scanner, options, **runner_kwargs(run)).scan_many
     rc, _report = scan_and_print(
         run,
         scanner,
@@ -110,6 +124,7 @@ def run(run: Run) -> int:
         label=label,
         threshold=args.threshold,
         skip_existing=args.skip_existing,
+        many=many,
     )
     return rc
 
@@ -125,10 +140,12 @@ def scan_and_print(
     threshold: float | None,
     skip_existing: bool = False,
     keep_results: bool = False,
+    many: Callable[..., Iterator[tuple[str, ScanResult | AudioEmbedError]]] | None = None,
 ) -> tuple[int, BatchReport]:
     """:func:`audio_embed.batch.scan_to_folder`, a line per file as it finishes and a
-    summary; returns the exit code and the report."""
-    progress = Progress(run, 0, "scan") if run.show_progress else None
+    summary; returns the exit code and the report. ``many`` replaces
+    ``scanner.scan_many`` (a Ray runner, which draws its own progress bar)."""
+    progress = Progress(run, 0, "scan") if run.show_progress and many is None else None
     try:
         report = scan_to_folder(
             scanner,
@@ -142,6 +159,7 @@ def scan_and_print(
             progress=progress,
             cancel=run.cancel,
             on_file=lambda outcome: _print_outcome(run, outcome),
+            many=many,
         )
     finally:
         if progress is not None:
