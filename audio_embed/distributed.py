@@ -38,6 +38,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 from attrs import define, field, frozen
 
+from audio_embed._ray_worker import ModelWorker, decode_row, describe
 from audio_embed.errors import AudioEmbedError, InvalidInputError
 from audio_embed.progress import CancelToken, ProgressCallback
 
@@ -63,11 +64,6 @@ log = logging.getLogger(__name__)
 
 Task = Literal["scan", "embed"]
 
-#: When set on the workers, ``<value>`` names a file; while it exists, the first
-#: worker call that removes it kills its own process (fault-injection for tests).
-CRASH_ONCE_ENV = "AUDIO_EMBED_RAY_CRASH_ONCE"
-#: Seconds of audio the decode tasks read per block (as the local scan does).
-DECODE_BLOCK_SECONDS = 120.0
 #: Retries of a file whose worker process died (killed, out of memory, node lost)
 #: before it is reported as failed; the worker itself is always restarted.
 TASK_RETRIES = 3
@@ -216,105 +212,6 @@ def _plan(opts: RayOptions) -> dict[str, Any]:
     }
 
 
-# ---------------------------------------------------------------------------- workers
-
-
-def _describe(exc: BaseException) -> str:
-    if isinstance(exc, AudioEmbedError):
-        return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-    return f"{type(exc).__name__}: {exc}".splitlines()[0]
-
-
-def _decode_row(row: dict[str, Any], sample_rate: int) -> dict[str, Any]:
-    """Ray Data task: one file → its whole waveform (float32 bytes), or the reason it failed."""
-    from audio_embed.audio import stream_audio
-
-    out = {"index": row["index"], "path": row["path"], "audio": b"", "error": ""}
-    try:
-        blocks = list(stream_audio(row["path"], sample_rate, DECODE_BLOCK_SECONDS))
-        audio = np.concatenate(blocks) if blocks else np.zeros(0, np.float32)
-        out["audio"] = np.ascontiguousarray(audio, dtype=np.float32).tobytes()
-    except Exception as exc:  # a bad file is reported, never fatal to the run
-        out["error"] = _describe(exc)
-    return out
-
-
-def _maybe_crash_for_test() -> None:
-    marker = os.environ.get(CRASH_ONCE_ENV)
-    if not marker:
-        return
-    try:
-        os.unlink(marker)  # only one process wins the unlink
-    except FileNotFoundError:
-        return
-    os._exit(17)
-
-
-class _ModelWorker:
-    """A Ray Data actor: builds the scanner once, then scores (or embeds) one file per call."""
-
-    def __init__(self, job: dict[str, Any]) -> None:
-        import torch
-
-        torch.set_num_threads(int(job["threads"]))
-        self.task: Task = job["task"]
-        self.sample_rate = int(job["sample_rate"])
-        self.scanner = _build_scanner(job)
-
-    def __call__(self, row: dict[str, Any]) -> dict[str, Any]:
-        _maybe_crash_for_test()
-        out = {"index": row["index"], "path": row["path"], "error": row["error"], "payload": b""}
-        out["seconds"] = len(row["audio"]) / 4 / self.sample_rate
-        if row["error"]:
-            return out
-        audio = np.frombuffer(row["audio"], dtype=np.float32)
-        try:
-            result: Any
-            if self.task == "scan":
-                result = self.scanner.scan(audio, sample_rate=self.sample_rate)
-                result.source = str(row["path"])
-            else:
-                result = self.scanner.sliding_embeddings(audio, sample_rate=self.sample_rate)
-            # Transport between the driver and its own workers (what Ray does anyway).
-            out["payload"] = pickle.dumps(result, protocol=pickle.HIGHEST_PROTOCOL)
-        except Exception as exc:  # one file's failure must not lose the others'
-            out["error"] = _describe(exc)
-        return out
-
-
-def _build_scanner(job: dict[str, Any]) -> Any:
-    """On a worker: the scanner from its file bytes, or a fresh one for embedding."""
-    from audio_embed.scanner import Scanner
-
-    kwargs = dict(job["embedder_kwargs"])
-    if job.get("device") and "device" not in kwargs:
-        kwargs["device"] = job["device"]
-    factory = job.get("embedder_factory")
-    embedder = factory() if factory is not None else None
-    if job.get("scanner_bytes") is not None:
-        with tempfile.TemporaryDirectory(prefix="audio_embed-") as tmp:
-            path = Path(tmp) / "job.scanner"
-            path.write_bytes(job["scanner_bytes"])
-            if embedder is not None:
-                return Scanner.load(path, embedder=embedder, **job["load_kwargs"])
-            return Scanner.load(path, embedder_kwargs=kwargs, **job["load_kwargs"])
-    from audio_embed.registry import create_embedder
-    from audio_embed.windows import SlidingWindows, TargetedWindows
-
-    if embedder is None:
-        embedder = create_embedder(job["model"], **kwargs)
-    w = job["windows"]
-    return Scanner(
-        embedder,
-        scan_windows=SlidingWindows(w["window"], w["hop"], w["encoding"]),
-        train_windows=TargetedWindows(w["window"]),
-        batch_size=job["batch_size"],
-    )
-
-
-# ---------------------------------------------------------------------------- driver
-
-
 class _Bar:
     """One tqdm bar over files, with the audio hours done and the speed as postfix."""
 
@@ -339,6 +236,58 @@ class _Bar:
         self.bar.close()
 
 
+@contextlib.contextmanager
+def _data_context(ray: Any) -> Iterator[None]:
+    """Ray Data settings for our runs, restored afterwards."""
+    ctx = ray.data.DataContext.get_current()
+    saved = (ctx.enable_progress_bars, ctx.print_on_execution_start, ctx.max_errored_blocks)
+    data_log = logging.getLogger("ray.data")
+    level = data_log.level
+    ctx.enable_progress_bars = False  # ours is the one bar
+    ctx.print_on_execution_start = False
+    # A file whose worker died more than TASK_RETRIES times must not stop the others.
+    ctx.max_errored_blocks = -1
+    data_log.setLevel(logging.ERROR)  # "execution finished", "progress bars disabled"
+    try:
+        yield
+    finally:
+        ctx.enable_progress_bars, ctx.print_on_execution_start, ctx.max_errored_blocks = saved
+        data_log.setLevel(level)
+
+
+def _dataset(ray: Any, job: dict[str, Any], opts: RayOptions, items: list[dict[str, Any]]) -> Any:
+    """The pipeline: one row per file, decoded in CPU tasks, scored in the actor pool."""
+    plan = _plan(opts)
+    full = {
+        **job,
+        "threads": plan["threads"],
+        "device": plan["device"],
+        "embedder_kwargs": dict(opts.embedder_kwargs),
+        "embedder_factory": opts.embedder_factory,
+    }
+    if job.get("scanner_bytes") is not None:
+        # By reference: small actor arguments are inlined, so a restarted actor
+        # never depends on a lost argument object (the driver holds this one).
+        full["scanner_bytes"] = ray.put(job["scanner_bytes"])
+    ds = ray.data.from_items(items, override_num_blocks=len(items))
+    ds = ds.map(
+        decode_row,
+        fn_kwargs={"sample_rate": int(job["sample_rate"])},
+        num_cpus=plan["decode_cpus"],
+    )
+    with warnings.catch_warnings():
+        # Ray Data has no named parameter for the retries of an actor's tasks yet.
+        warnings.simplefilter("ignore", DeprecationWarning)
+        return ds.map(
+            ModelWorker,
+            fn_constructor_kwargs={"job": full},
+            compute=ray.data.ActorPoolStrategy(size=plan["workers"]),
+            max_restarts=-1,  # a lost actor is always replaced (Ray Data's default) ...
+            max_task_retries=TASK_RETRIES,  # ... but a file that kills it is given up
+            **plan["actor"],
+        )
+
+
 def _run_on_ray(
     job: dict[str, Any],
     paths: Sequence[str | os.PathLike[str]],
@@ -355,38 +304,8 @@ def _run_on_ray(
     items: list[dict[str, Any]] = [{"index": i, "path": str(p)} for i, p in enumerate(paths)]
     if not items:
         return
-    with ray_session(opts):
-        plan = _plan(opts)
-        ctx = ray.data.DataContext.get_current()
-        saved = (ctx.enable_progress_bars, ctx.print_on_execution_start, ctx.max_errored_blocks)
-        ctx.enable_progress_bars = False  # ours is the one bar
-        ctx.print_on_execution_start = False
-        # A file whose worker died more than TASK_RETRIES times must not stop the others.
-        ctx.max_errored_blocks = -1
-        full = {
-            **job,
-            "threads": plan["threads"],
-            "device": plan["device"],
-            "embedder_kwargs": dict(opts.embedder_kwargs),
-            "embedder_factory": opts.embedder_factory,
-        }
-        ds = ray.data.from_items(items, override_num_blocks=len(items))
-        ds = ds.map(
-            _decode_row,
-            fn_kwargs={"sample_rate": int(job["sample_rate"])},
-            num_cpus=plan["decode_cpus"],
-        )
-        with warnings.catch_warnings():
-            # Ray Data has no named parameter for the retries of an actor's tasks yet.
-            warnings.simplefilter("ignore", DeprecationWarning)
-            ds = ds.map(
-                _ModelWorker,
-                fn_constructor_kwargs={"job": full},
-                compute=ray.data.ActorPoolStrategy(size=plan["workers"]),
-                max_restarts=-1,  # a lost actor is always replaced (Ray Data's default) ...
-                max_task_retries=TASK_RETRIES,  # ... but a file that kills it is given up
-                **plan["actor"],
-            )
+    with ray_session(opts), _data_context(ray):
+        ds = _dataset(ray, job, opts, items)
         bar = _Bar(len(items), desc, progress)
         seen: set[str] = set()
         reason = (
@@ -410,14 +329,13 @@ def _run_on_ray(
                 raise
             except Exception as exc:  # the run itself broke (workers cannot start…)
                 log.info("The Ray run failed", exc_info=exc)
-                reason = f"the Ray run failed: {_describe(exc)}"
+                reason = f"the Ray run failed: {describe(exc)}"
             for lost in (str(item["path"]) for item in items if item["path"] not in seen):
                 # Ray gave up on this row (its worker died on every try) or on the run.
                 bar.update(0.0)
                 yield lost, FileFailure(lost, reason), 0.0
         finally:
             bar.close()
-            ctx.enable_progress_bars, ctx.print_on_execution_start, ctx.max_errored_blocks = saved
 
 
 class FileFailedError(AudioEmbedError):

@@ -6,6 +6,7 @@ module and shut down at its end, with its session files in a temporary folder.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import tempfile
@@ -23,6 +24,7 @@ import ray
 
 from audio_embed import LogMelEmbedder
 from audio_embed import distributed as dist
+from audio_embed._ray_worker import CRASH_ONCE_ENV
 from audio_embed.batch import scan_to_folder
 from audio_embed.cli import main
 from audio_embed.demo import DemoSet, make_demo_set
@@ -35,7 +37,7 @@ from audio_embed.scanner import Recording, Scanner, ScanResult
 def crash_marker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """A local Ray with 2 CPUs for this module; yields the file that arms a worker crash."""
     marker = tmp_path_factory.mktemp("crash") / "crash-once"
-    os.environ[dist.CRASH_ONCE_ENV] = str(marker)  # set before ray.init: workers inherit it
+    os.environ[CRASH_ONCE_ENV] = str(marker)  # set before ray.init: workers inherit it
     temp = tempfile.mkdtemp(prefix="ray-", dir="/tmp")  # short: Ray's socket paths live here
     ray.init(
         num_cpus=2,
@@ -49,7 +51,7 @@ def crash_marker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
         yield marker
     finally:
         ray.shutdown()
-        os.environ.pop(dist.CRASH_ONCE_ENV, None)
+        os.environ.pop(CRASH_ONCE_ENV, None)
         shutil.rmtree(temp, ignore_errors=True)
 
 
@@ -230,3 +232,24 @@ def test_bad_arguments_fail_before_ray_starts(tmp_path: Path, scanner: Scanner) 
         dist.scan_dataset(scanner, ["a.wav"], tmp_path, fmt="xml")  # type: ignore[arg-type]
     with pytest.raises(InvalidInputError, match="'threshold'"):
         dist.scan_dataset(scanner, ["a.wav"], tmp_path, threshold=2.0)
+
+
+def test_cli_evaluate_on_ray_matches_local(
+    crash_marker: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    demo: DemoSet,
+    scanner: Scanner,
+) -> None:
+    saved = scanner.save(tmp_path / "job.scanner")
+    args = ["evaluate", str(saved), "--labels", str(demo.labels_csv), "--target", "horn"]
+    args += ["--split", "test", "--json", "-q"]
+    assert main([*args, "--ray", "--workers", "1"]) == 0
+    on_ray = json.loads(capsys.readouterr().out)
+    assert main(args) == 0
+    here = json.loads(capsys.readouterr().out)
+    assert on_ray["per_file"] == here["per_file"]  # same files, same order, same counts
+    assert on_ray.keys() == here.keys()
+    for key, value in here.items():
+        if isinstance(value, float):
+            assert on_ray[key] == pytest.approx(value, rel=1e-4, abs=1e-5), key
