@@ -61,7 +61,9 @@ class Input:
     rel: Path
 
 
-def collect_inputs(items: Sequence[str]) -> tuple[list[Input], list[tuple[str, str]]]:
+def collect_inputs(
+    items: Sequence[str | os.PathLike[str]],
+) -> tuple[list[Input], list[tuple[str, str]]]:
     """Files as given, and media files found recursively in directories.
 
     Returns the inputs and ``(item, reason)`` for arguments that name nothing.
@@ -87,13 +89,13 @@ def collect_inputs(items: Sequence[str]) -> tuple[list[Input], list[tuple[str, s
                     if not name.startswith(".") and is_media_file(name):
                         hits.append(Path(root) / name)
             if not hits:
-                missing.append((item, "no audio or video files in this folder"))
+                missing.append((str(item), "no audio or video files in this folder"))
             for f in hits:
                 add(f, f.relative_to(p))
         elif p.exists():
             add(p, Path(p.name))
         else:
-            missing.append((item, "no such file or directory"))
+            missing.append((str(item), "no such file or directory"))
     return found, missing
 
 
@@ -283,7 +285,7 @@ def scan_to_folder(
         if outcome.kind != "rescan":
             outcomes.append(outcome if keep_results else attrs.evolve(outcome, result=None))
 
-    inputs, missing = collect_inputs([str(i) for i in items])
+    inputs, missing = collect_inputs(items)
     for item, reason in missing:
         tell(FileOutcome("missing", item, reason=reason))
     targets = output_paths(inputs, out, FORMAT_SUFFIXES[fmt], reserved=(COMBINED_CSV,))

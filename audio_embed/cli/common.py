@@ -5,6 +5,7 @@ files, reporting and skipping the ones that fail."""
 from __future__ import annotations
 
 import argparse
+import inspect
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -89,9 +90,7 @@ def load_scanner(run: Run, *, cache: EmbeddingCache | None) -> tuple[Scanner, st
         from audio_embed.registry import get_spec
 
         model = get_spec(model).name
-        scanner = store.load(
-            args.profile, model, cache=cache, embedder_kwargs=embedder_kwargs(args) or None
-        )
+        scanner = store.load(args.profile, model, cache=cache, **_load_options(args))
         return scanner, str(store.path(args.profile, model))
     if args.scanner is None:
         raise UsageError("Name a scanner file, or use --store DIR --profile NAME.")
@@ -99,10 +98,25 @@ def load_scanner(run: Run, *, cache: EmbeddingCache | None) -> tuple[Scanner, st
     if not path.is_file():  # before building a model for it
         raise ScannerFileError(f"Scanner file not found: {path}")
     embedder = embedder_from_args(args.model, args) if args.model else None
-    scanner = Scanner.load(
-        path, embedder=embedder, cache=cache, embedder_kwargs=embedder_kwargs(args) or None
-    )
+    scanner = Scanner.load(path, embedder=embedder, cache=cache, **_load_options(args))
     return scanner, str(path)
+
+
+def _load_options(args: argparse.Namespace) -> dict[str, Any]:
+    """Keyword arguments for ``Scanner.load`` / ``ScannerStore.load`` from the command line."""
+    options: dict[str, Any] = {"embedder_kwargs": embedder_kwargs(args) or None}
+    if getattr(args, "allow_mismatch", False):
+        from audio_embed.scanner import Scanner
+
+        # Scanner.load(allow_mismatch=...) comes with scanner file format 3; until then
+        # the flag is refused instead of silently ignored.
+        if "allow_mismatch" not in inspect.signature(Scanner.load).parameters:
+            raise UsageError(
+                "--allow-mismatch needs a version of audio_embed whose Scanner.load accepts "
+                "allow_mismatch; this one only warns about a mismatch."
+            )
+        options["allow_mismatch"] = True
+    return options
 
 
 def apply_overrides(scanner: Scanner, args: argparse.Namespace) -> None:
@@ -137,6 +151,3 @@ def _skip(run: Run, inp: Input, exc: BaseException, desc: str) -> str:
     log.info("%s %s failed", desc.capitalize(), inp.path, exc_info=exc)
     run.warn(f"skipped {inp.path}: {reason}")
     return reason
-
-
-# ---------------------------------------------------------------------------- models

@@ -125,6 +125,3 @@ def run(run: Run) -> int:
         run.warn(f"{len(failed)} of {len(failed) + len(files)} input(s) failed.")
         return EXIT_FAILURE
     return 0
-
-
-# ---------------------------------------------------------------------------- train

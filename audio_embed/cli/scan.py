@@ -142,9 +142,9 @@ def scan_and_print(
     keep_results: bool = False,
     many: Callable[..., Iterator[tuple[str, ScanResult | AudioEmbedError]]] | None = None,
 ) -> tuple[int, BatchReport]:
-    """:func:`audio_embed.batch.scan_to_folder`, a line per file as it finishes and a
-    summary; returns the exit code and the report. ``many`` replaces
-    ``scanner.scan_many`` (a Ray runner, which draws its own progress bar)."""
+    """:func:`audio_embed.batch.scan_to_folder` (``many``: another runner than
+    ``scanner.scan_many``, e.g. a Ray runner, which draws its own progress bar), a
+    line per file as it finishes and a summary; returns the exit code and the report."""
     progress = Progress(run, 0, "scan") if run.show_progress and many is None else None
     try:
         report = scan_to_folder(
