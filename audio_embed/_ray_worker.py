@@ -8,9 +8,11 @@ stays readable and so that this is all a worker has to import.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pickle
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +27,7 @@ __all__ = [
     "build_scanner",
     "decode_row",
     "describe",
+    "scanner_file",
 ]
 
 #: When set on the workers, ``<value>`` names a file; while it exists, the first
@@ -97,6 +100,25 @@ class ModelWorker:
         return out
 
 
+@contextlib.contextmanager
+def scanner_file(data: bytes) -> Iterator[Path]:
+    """``data`` as a file for :meth:`Scanner.load`: in memory on Linux (``memfd``, gone
+    with the process even when Ray kills it mid-load), else in a temporary folder."""
+    if hasattr(os, "memfd_create"):
+        fd = os.memfd_create("audio_embed.scanner")
+        try:
+            with os.fdopen(fd, "wb", closefd=False) as fh:
+                fh.write(data)
+            yield Path(f"/proc/self/fd/{fd}")
+        finally:
+            os.close(fd)
+        return
+    with tempfile.TemporaryDirectory(prefix="audio_embed-") as tmp:
+        path = Path(tmp) / "job.scanner"
+        path.write_bytes(data)
+        yield path
+
+
 def build_scanner(job: dict[str, Any]) -> Any:
     """On a worker: the scanner from its file bytes, or a fresh one for embedding,
     with its model on this worker's GPU when it has one (unless a device was given)."""
@@ -107,14 +129,12 @@ def build_scanner(job: dict[str, Any]) -> Any:
     embedder = factory() if factory is not None else None
     scanner: Scanner
     if job.get("scanner_bytes") is not None:
-        with tempfile.TemporaryDirectory(prefix="audio_embed-") as tmp:
-            path = Path(tmp) / "job.scanner"
-            data = job["scanner_bytes"]
-            if not isinstance(data, bytes):  # an ObjectRef
-                import ray
+        data = job["scanner_bytes"]
+        if not isinstance(data, bytes):  # an ObjectRef
+            import ray
 
-                data = ray.get(data)
-            path.write_bytes(data)
+            data = ray.get(data)
+        with scanner_file(data) as path:
             if embedder is not None:
                 scanner = Scanner.load(path, embedder=embedder, **job["load_kwargs"])
             else:

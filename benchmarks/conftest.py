@@ -70,6 +70,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=20.0,
         help="length of each file of test_ray_scale (default 20 s)",
     )
+    group.addoption(
+        "--ray-methods",
+        default="",
+        help="comma-separated methods of test_ray_scale (default: all), e.g. "
+        "'local 1 thread,ray 1x1'",
+    )
 
 
 def selected(config: pytest.Config, name: str) -> bool:
