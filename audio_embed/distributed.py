@@ -27,6 +27,7 @@ import contextlib
 import logging
 import os
 import pickle
+import re
 import sys
 import tempfile
 import time
@@ -236,6 +237,20 @@ class _Bar:
         self.bar.close()
 
 
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+_ERROR_LINE = re.compile(r"^[A-Za-z_][\w.]*(Error|Exception|Exit|Interrupt)\b.*")
+
+
+def _root_reason(exc: BaseException) -> str:
+    """The original error inside a Ray error (whose text holds the worker's traceback):
+    its last ``SomeError: message`` line, else the first line."""
+    lines = [ln.strip() for ln in _ANSI.sub("", str(exc)).splitlines() if ln.strip()]
+    for line in reversed(lines[1:]):
+        if _ERROR_LINE.match(line):
+            return line
+    return describe(exc)
+
+
 @contextlib.contextmanager
 def _data_context(ray: Any) -> Iterator[None]:
     """Ray Data settings for our runs, restored afterwards."""
@@ -329,7 +344,7 @@ def _run_on_ray(
                 raise
             except Exception as exc:  # the run itself broke (workers cannot start…)
                 log.info("The Ray run failed", exc_info=exc)
-                reason = f"the Ray run failed: {describe(exc)}"
+                reason = f"the Ray run failed: {_root_reason(exc)}"
             for lost in (str(item["path"]) for item in items if item["path"] not in seen):
                 # Ray gave up on this row (its worker died on every try) or on the run.
                 bar.update(0.0)

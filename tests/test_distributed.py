@@ -253,3 +253,15 @@ def test_cli_evaluate_on_ray_matches_local(
     for key, value in here.items():
         if isinstance(value, float):
             assert on_ray[key] == pytest.approx(value, rel=1e-4, abs=1e-5), key
+
+
+def test_workers_that_cannot_start_fail_every_file_with_the_reason(
+    crash_marker: Path, scanner: Scanner, local: dict[str, ScanResult]
+) -> None:
+    options = dist.RayOptions(workers=1, embedder_kwargs={"no_such_setting": 1})
+    runner = dist.RayScanner.from_scanner(scanner, options, progress_bar=False)
+    got = dict(runner.scan_many(list(local)[:2]))
+    assert sorted(got) == sorted(list(local)[:2])
+    for error in got.values():
+        assert isinstance(error, dist.FileFailedError)
+        assert "no_such_setting" in error.reason and "\n" not in error.reason
