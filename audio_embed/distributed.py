@@ -343,6 +343,8 @@ def _run_on_ray(
             except AudioEmbedError:  # a cancellation
                 raise
             except Exception as exc:  # the run itself broke (workers cannot start…)
+                if cancel is not None:  # Ctrl-C also reaches Ray's processes: a cancel
+                    cancel.check()
                 log.info("The Ray run failed", exc_info=exc)
                 reason = f"the Ray run failed: {_root_reason(exc)}"
             for lost in (str(item["path"]) for item in items if item["path"] not in seen):
@@ -391,7 +393,7 @@ class RayScanner:
     @classmethod
     def from_scanner(
         cls,
-        scanner: Any,
+        scanner: Scanner | str | os.PathLike[str],
         options: RayOptions | None = None,
         *,
         load_kwargs: Mapping[str, Any] | None = None,
@@ -501,7 +503,7 @@ class RayScanner:
 
 
 def scan_results(
-    scanner: Any,
+    scanner: Scanner | str | os.PathLike[str],
     inputs: Sequence[str | os.PathLike[str]],
     *,
     options: RayOptions | None = None,
