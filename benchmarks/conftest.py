@@ -67,6 +67,21 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default="HUBERT_BASE,LOGMEL",
         help="models whose peak memory is measured (default HUBERT_BASE,LOGMEL)",
     )
+    group.addoption(
+        "--ray-files", type=int, default=20, help="files scanned by test_ray_scale (default 20)"
+    )
+    group.addoption(
+        "--ray-file-seconds",
+        type=float,
+        default=20.0,
+        help="length of each file of test_ray_scale (default 20 s)",
+    )
+    group.addoption(
+        "--ray-methods",
+        default="",
+        help="comma-separated methods of test_ray_scale (default: all), e.g. "
+        "'local 1 thread,ray 1x1'",
+    )
 
 
 def selected(config: pytest.Config, name: str) -> bool:

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 
 from audio_embed.batch import COMBINED_CSV, BatchReport, FileOutcome, scan_to_folder
 from audio_embed.cli.common import apply_overrides, load_scanner, make_cache
+from audio_embed.cli.distributed import ray_options, ray_settings, runner_kwargs
 from audio_embed.cli.options import (
     Formatter,
     Subparsers,
@@ -33,7 +34,13 @@ def add_parser(subparsers: Subparsers) -> argparse.ArgumentParser:
     """The ``scan`` subcommand."""
     p = subparsers.add_parser(
         "scan",
-        parents=[common_options(), scanner_source_options(), model_options(), cache_options()],
+        parents=[
+            common_options(),
+            scanner_source_options(),
+            model_options(),
+            cache_options(),
+            ray_options(),
+        ],
         formatter_class=Formatter,
         usage=f"{PROG} scan [options] SCANNER FILE_OR_DIR [FILE_OR_DIR ...]\n"
         f"       {PROG} scan [options] --store DIR --profile NAME [--model M] FILE_OR_DIR ...",
@@ -52,7 +59,8 @@ def add_parser(subparsers: Subparsers) -> argparse.ArgumentParser:
             f"  {PROG} scan horn.scanner recordings/ --out results/\n"
             f"  {PROG} scan horn.scanner film.mp4 --format audacity --label horn --out results/\n"
             f"  {PROG} scan --store scanners/ --profile horn --model LOGMEL recordings/ "
-            "--out results/"
+            "--out results/\n"
+            f"  {PROG} scan horn.scanner archive/ --out results/ --ray --skip-existing"
         ),
     )
     p.add_argument(
@@ -118,6 +126,11 @@ def run(run: Run) -> int:
     label = args.label or (args.profile if args.store is not None else "target")
     if args.markers_out and not args.suggest:
         raise UsageError("--markers-out goes with --suggest N.")
+    many = None
+    if (options := ray_settings(run)) is not None:
+        from audio_embed.distributed import RayScanner
+
+        many = RayScanner.from_scanner(scanner, options, **runner_kwargs(run)).scan_many
     rc, report = scan_and_print(
         run,
         scanner,
@@ -128,6 +141,7 @@ def run(run: Run) -> int:
         threshold=args.threshold,
         skip_existing=args.skip_existing,
         keep_results=bool(args.suggest),
+        many=many,
     )
     if args.suggest:
         from audio_embed.cli.search import print_suggestions
@@ -155,9 +169,9 @@ def scan_and_print(
     many: Callable[..., Iterator[tuple[str, ScanResult | AudioEmbedError]]] | None = None,
 ) -> tuple[int, BatchReport]:
     """:func:`audio_embed.batch.scan_to_folder` (``many``: another runner than
-    ``scanner.scan_many``), a line per file as it finishes and a summary; returns
-    the exit code and the report."""
-    progress = Progress(run, 0, "scan") if run.show_progress else None
+    ``scanner.scan_many``, e.g. a Ray runner, which draws its own progress bar), a
+    line per file as it finishes and a summary; returns the exit code and the report."""
+    progress = Progress(run, 0, "scan") if run.show_progress and many is None else None
     try:
         report = scan_to_folder(
             scanner,
