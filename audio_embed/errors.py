@@ -18,12 +18,15 @@ __all__ = [
     "CheckpointError",
     "CorruptAudioError",
     "EmptyAudioError",
+    "IndexFileError",
     "InvalidInputError",
     "MarkerError",
     "NoAudioStreamError",
+    "ResultFileError",
     "ScannerFileError",
     "TrainingDataError",
     "UnknownEmbedderError",
+    "describe_error",
 ]
 
 
@@ -85,3 +88,23 @@ class ScannerFileError(AudioEmbedError):
 
 class Cancelled(AudioEmbedError):
     """A long call stopped because its cancellation token was set."""
+
+
+class ResultFileError(AudioEmbedError, ValueError):
+    """A result file (CSV, JSON, Audacity labels, Raven table) cannot be read back."""
+
+
+def describe_error(exc: BaseException) -> str:
+    """One line for a person: the message of a library error, ``strerror: filename``
+    of an OS error, ``TypeName: message`` of anything else."""
+    if isinstance(exc, OSError) and not isinstance(exc, AudioEmbedError) and exc.strerror:
+        where = f": {exc.filename}" if exc.filename else ""
+        return f"{exc.strerror}{where}"
+    if isinstance(exc, AudioEmbedError):
+        return str(exc)
+    return f"{type(exc).__name__}: {exc}"
+
+
+class IndexFileError(AudioEmbedError):
+    """An embedding index is unreadable, damaged, of another format, or made with
+    another embedder."""
