@@ -24,6 +24,9 @@ log = logging.getLogger(__name__)
 
 #: Below this many samples in the smaller class, calibration is skipped.
 MIN_CALIBRATION_SAMPLES = 6
+#: With ``estimator=None``, gradient boosting from this many positive windows
+#: on; logistic regression below (measured on the wolf benchmark, see README).
+MIN_BOOSTING_POSITIVES = 30
 
 
 def _single_threaded() -> Any:
@@ -53,9 +56,11 @@ class CalibratedClassifier(ClassifierMixin, BaseEstimator):  # type: ignore[misc
     """Binary classifier with negative subsampling and probability calibration.
 
     Args:
-        estimator: any scikit-learn classifier with ``predict_proba``; None =
-            ``HistGradientBoostingClassifier(max_iter=200, max_depth=5,
-            learning_rate=0.1, random_state=42)``.
+        estimator: any scikit-learn classifier with ``predict_proba``; None
+            (default) chooses by the number of positive windows: gradient
+            boosting (:func:`make_base_estimator` ``"hgb"``) from
+            :data:`MIN_BOOSTING_POSITIVES` on, logistic regression
+            (``"logreg"``) below, where boosting cannot split.
         max_neg_ratio: negatives are subsampled (seeded) to at most this many
             times the positives; None keeps them all.
         calibration: ``"isotonic"`` (default), ``"sigmoid"`` or None. Uses
@@ -64,7 +69,14 @@ class CalibratedClassifier(ClassifierMixin, BaseEstimator):  # type: ignore[misc
         random_state: seed of the subsampling.
 
     Fitted attributes: ``classes_``, ``n_features_in_``, ``estimator_``,
-    ``calibration_`` (the method used, or None) and ``summary_`` (counts).
+    ``calibration_`` (the method used, or None) and ``summary_`` (counts, the
+    estimator used and why, and what happened to calibration).
+
+    Never constant: when the fitted model gives every training window the same
+    probability (boosting with too few positives, or a calibration fold without
+    positives), it is refitted without calibration, then as logistic
+    regression (when the estimator was chosen automatically), and the summary
+    says so; if it is still constant, :class:`TrainingDataError` is raised.
     """
 
     def __init__(
@@ -126,12 +138,23 @@ class CalibratedClassifier(ClassifierMixin, BaseEstimator):  # type: ignore[misc
         keep = np.concatenate([pos_idx, neg_idx])
         Xs, ys = X[keep], y_idx[keep]
         n_pos, n_neg = len(pos_idx), len(neg_idx)
-        base = clone(self.estimator) if self.estimator is not None else make_base_estimator()
+        if self.estimator is not None:
+            base, chosen = clone(self.estimator), "given"
+        elif n_pos >= MIN_BOOSTING_POSITIVES:
+            base = make_base_estimator("hgb", self.random_state)
+            chosen = f"auto: gradient boosting ({n_pos} positive windows)"
+        else:
+            base = make_base_estimator("logreg", self.random_state)
+            chosen = (
+                f"auto: logistic regression ({n_pos} positive windows, fewer than the "
+                f"{MIN_BOOSTING_POSITIVES} gradient boosting needs)"
+            )
         smaller = min(n_pos, n_neg)
-        self.calibration_: str | None = None
+        calibration: str | None = self.calibration
         if self.calibration is None:
             reason = "calibration disabled"
         elif smaller < MIN_CALIBRATION_SAMPLES:
+            calibration = None
             reason = (
                 f"calibration skipped: the smaller class has {smaller} window(s), "
                 f"fewer than {MIN_CALIBRATION_SAMPLES}"
@@ -139,19 +162,34 @@ class CalibratedClassifier(ClassifierMixin, BaseEstimator):  # type: ignore[misc
             log.info("%s", reason)
         else:
             reason = f"{self.calibration} calibration, cv={min(3, n_pos, n_neg)}"
-            self.calibration_ = self.calibration
-        if self.calibration_ is not None:
-            model: Any = CalibratedClassifierCV(
-                base, method=self.calibration_, cv=min(3, n_pos, n_neg)
-            )
+        attempts: list[tuple[Any, str | None, str]] = [(base, calibration, "")]
+        if calibration is not None:
+            attempts.append((base, None, "calibration gave constant scores; uncalibrated"))
+        if self.estimator is None and chosen.startswith("auto: gradient"):
+            fallback = make_base_estimator("logreg", self.random_state)
+            attempts.append((fallback, None, "gradient boosting gave constant scores"))
+        for model_base, method, note in attempts:  # noqa: B007 (the one that worked)
+            model = self._fit_one(model_base, method, Xs, ys, min(3, n_pos, n_neg))
+            with _single_threaded():
+                spread = float(np.ptp(model.predict_proba(Xs)[:, 1]))
+            if spread > 1e-9:
+                break
         else:
-            model = base
-        with _single_threaded():
-            model.fit(Xs, ys)
+            raise TrainingDataError(
+                f"The classifier gives every training window the same probability "
+                f"({n_pos} positive, {n_neg} negative windows): the marked windows cannot be "
+                "told apart from the others. Mark more examples, or use another embedder."
+            )
+        if note:
+            log.warning("%s", note)
+        if calibration is not None and method is None:
+            reason = f"{calibration} calibration dropped: it gave every window the same score"
+        self.calibration_: str | None = method
         self.estimator_ = model
-        final = base.steps[-1][1] if hasattr(base, "steps") else base
+        final = model_base.steps[-1][1] if hasattr(model_base, "steps") else model_base
         self.summary_ = {
             "estimator": type(final).__name__,
+            "estimator_choice": f"{chosen}; {note}" if note else chosen,
             "n_positive": int(n_pos),
             "n_negative": int(n_neg),
             "n_negative_available": int((y_idx == 0).sum()),
@@ -159,6 +197,14 @@ class CalibratedClassifier(ClassifierMixin, BaseEstimator):  # type: ignore[misc
             "calibration_note": reason,
         }
         return self
+
+    @staticmethod
+    def _fit_one(base: Any, method: str | None, X: np.ndarray, y: np.ndarray, cv: int) -> Any:
+        model: Any = base if method is None else CalibratedClassifierCV(base, method=method, cv=cv)
+        model = clone(model)
+        with _single_threaded():
+            model.fit(X, y)
+        return model
 
     def predict_proba(self, X: Any) -> np.ndarray:
         """Probabilities ``[n, 2]`` of the classes in ``classes_`` order."""

@@ -758,7 +758,16 @@ def _print_training(run: Run, scanner: Scanner, root: Path | None = None) -> Non
         f"Classifier: {scanner.classifier.summary_['estimator']}; "
         f"calibration: {s.get('classifier_calibration_note', 'n/a')}."
     )
-    run.echo(f"Default detection threshold: {scanner.threshold:g}.")
+    th = s.get("threshold") or {}
+    if th.get("cv_f1") is not None:
+        run.echo(
+            f"Detection threshold: {scanner.scan_threshold:g}, chosen by cross-validation "
+            f"({th['method']}, {th['folds']} folds; event F1 {th['cv_f1']:.3f} on held-out "
+            "markers)."
+        )
+    else:
+        note = f" ({th['note']})" if th.get("note") else ""
+        run.echo(f"Detection threshold: {scanner.scan_threshold:g}{note}.")
 
 
 def _short(path: str, root: Path | None) -> str:
@@ -781,8 +790,6 @@ def _cmd_train(run: Run) -> int:
         raise UsageError("Give either --out SCANNER_FILE or --store DIR --profile NAME.")
     if args.store is not None and not args.profile:
         raise UsageError("--store needs --profile NAME.")
-    if not 0.0 <= args.threshold <= 1.0:
-        raise UsageError(f"--threshold must be in [0, 1]. Got {args.threshold}.")
     from audio_embed.registry import get_spec
 
     get_spec(args.model)  # an unknown name fails before any work
@@ -792,7 +799,8 @@ def _cmd_train(run: Run) -> int:
     scanner = Scanner(
         embedder,
         classifier=CalibratedClassifier(
-            make_base_estimator(args.classifier), calibration=calibration
+            None if args.classifier == "auto" else make_base_estimator(args.classifier),
+            calibration=calibration,
         ),
         scan_windows=SlidingWindows(args.window, args.hop, args.encoding),
         train_windows=_train_windows(args),
@@ -854,7 +862,7 @@ def _cmd_scan(run: Run) -> int:
     scanner, _name = _load_scanner(run, cache=_cache(args))
     _apply_overrides(scanner, args)
     label = args.label or (args.profile if args.store is not None else "target")
-    threshold = scanner.threshold if args.threshold is None else args.threshold
+    threshold = scanner.scan_threshold if args.threshold is None else args.threshold
     n = scan_to_folder(
         run,
         scanner,
@@ -1152,7 +1160,7 @@ def _cmd_evaluate(run: Run) -> int:
     files, events, every = _events_from_labels(labels, args.split, args.target)
     scanner, _name = _load_scanner(run, cache=_cache(args))
     _apply_overrides(scanner, args)
-    threshold = scanner.threshold if args.threshold is None else args.threshold
+    threshold = scanner.scan_threshold if args.threshold is None else args.threshold
     results: dict[str, ScanResult] = {}
     failed: list[str] = []
     inputs = [Input(p, Path(p.name)) for p in files]
@@ -1240,7 +1248,7 @@ def _cmd_demo(run: Run) -> int:
         root / "results",
         fmt="csv",
         label="horn",
-        threshold=scanner.threshold,
+        threshold=scanner.scan_threshold,
         results=results,
     )
     run.indent = ""
@@ -1257,7 +1265,7 @@ def _cmd_demo(run: Run) -> int:
         events,
         every,
         target="horn",
-        threshold=scanner.threshold,
+        threshold=scanner.scan_threshold,
         root=root,
         plot_dir=plot_dir,
     )
@@ -1331,6 +1339,17 @@ def _number_type(
 
 _positive_float = _number_type(lambda v: v > 0, "a number of seconds", "> 0")
 _nonneg_float = _number_type(lambda v: v >= 0, "a number", ">= 0")
+
+
+def _auto_or_probability(value: str) -> float | str:
+    if value.strip().lower() == "auto":
+        return "auto"
+    p = _probability(value)
+    if not 0.0 < p < 1.0:
+        raise argparse.ArgumentTypeError(f"must be auto or a number in (0, 1), got {value!r}")
+    return p
+
+
 _probability = _number_type(lambda v: 0.0 <= v <= 1.0, "a number in [0, 1]", "in [0, 1]")
 
 
@@ -1569,9 +1588,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     g.add_argument(
         "--classifier",
-        choices=("hgb", "logreg"),
-        default="hgb",
-        help="gradient boosting or logistic regression",
+        choices=("auto", "hgb", "logreg"),
+        default="auto",
+        help="gradient boosting, logistic regression, or auto (default): gradient boosting "
+        "with enough positive windows, logistic regression with few",
     )
     g.add_argument(
         "--calibration",
@@ -1588,10 +1608,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     g.add_argument(
         "--threshold",
-        type=_probability,
-        default=0.3,
+        type=_auto_or_probability,
+        default="auto",
         metavar="P",
-        help="the detection threshold stored in the scanner (scan uses it unless told)",
+        help="the detection threshold stored in the scanner (scan uses it unless told): "
+        "auto (default) chooses it by cross-validation over the training recordings, "
+        "or a number in (0, 1)",
     )
     p.set_defaults(func=_cmd_train)
 

@@ -25,14 +25,16 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from audio_embed import create_embedder
 from audio_embed.cache import EmbeddingCache
 from audio_embed.classifier import CalibratedClassifier, make_base_estimator
 from audio_embed.errors import TrainingDataError
 from audio_embed.evaluate import evaluate, read_labels
 from audio_embed.formats import read_markers
-from audio_embed.scanner import Recording, Scanner
-from audio_embed.windows import SlidingWindows, TargetedWindows
+from audio_embed.scanner import Postprocessing, Recording, Scanner
+from audio_embed.windows import Markers, SlidingWindows, TargetedWindows
 
 VARIANTS: dict[str, dict[str, Any]] = {
     "original": dict(labelling="targeted", normalization="targeted"),
@@ -42,7 +44,22 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "overlap+targeted-norm": dict(labelling="overlap", normalization="targeted"),
     "overlap+recording-norm": dict(labelling="overlap", normalization="recording"),
     "logreg": dict(classifier="logreg"),
+    "hgb": dict(classifier="hgb"),
+    "no-context": dict(context=0.0),
+    "8s-windows": dict(window=8.0, hop=1.0),
 }
+
+
+def _markers(bench: Path, first_k: int | None) -> dict[str, Markers]:
+    """The bench's markers; with ``first_k``, only the first k (by file, then time)."""
+    markers = read_markers(bench / "markers.csv")
+    if first_k is None:
+        return markers
+    points = sorted((f, t) for f, m in markers.items() for t in m.positive)[:first_k]
+    out: dict[str, list[float]] = defaultdict(list)
+    for f, t in points:
+        out[f].append(t)
+    return {f: Markers(positive=ts) for f, ts in out.items()}
 
 
 def run(
@@ -53,10 +70,16 @@ def run(
     encoding: str = "shared",
     labelling: str = "overlap",
     normalization: str = "recording",
-    classifier: str = "hgb",
+    classifier: str = "auto",
     tolerance: float | None = None,
     neg_margin: float | None = None,
-    threshold: float = 0.3,
+    threshold: float | str = "auto",
+    window: float | None = None,
+    hop: float | None = None,
+    context: float | None = None,
+    first_k: int | None = None,
+    seed: int = 0,
+    postprocessing: dict[str, float] | None = None,
 ) -> dict[str, Any]:
     if random_weights:
         from models import MODELS
@@ -67,19 +90,31 @@ def run(
     if tolerance is None:
         tolerance = 12.0 if labelling == "targeted" else 0.0
     if neg_margin is None:
-        neg_margin = 120.0 if labelling == "targeted" else 8.0
+        neg_margin = 120.0 if labelling == "targeted" else TargetedWindows().neg_margin
+    sw = SlidingWindows()
+    window = sw.window if window is None else window
+    hop = sw.hop if hop is None else hop
+    extra: dict[str, Any] = {}
+    if context is not None:
+        extra["context"] = context
+    if postprocessing is not None:
+        extra["postprocessing"] = Postprocessing(**postprocessing)
     scanner = Scanner(
         embedder,
-        classifier=CalibratedClassifier(make_base_estimator(classifier)),  # type: ignore[arg-type]
-        scan_windows=SlidingWindows(8.0, 1.0, encoding),  # type: ignore[arg-type]
+        classifier=CalibratedClassifier(
+            None if classifier == "auto" else make_base_estimator(classifier)  # type: ignore[arg-type]
+        ),
+        scan_windows=SlidingWindows(window, hop, encoding),  # type: ignore[arg-type]
         train_windows=TargetedWindows(
-            8.0, tolerance=tolerance, neg_margin=neg_margin, labelling=labelling
+            window, tolerance=tolerance, neg_margin=neg_margin, labelling=labelling, hop=hop
         ),  # type: ignore[arg-type]
         normalization=normalization,  # type: ignore[arg-type]
         cache=cache,
-        threshold=threshold,
+        threshold=threshold,  # type: ignore[arg-type]
+        seed=seed,
+        **extra,
     )
-    markers = read_markers(bench / "markers.csv")
+    markers = _markers(bench, first_k)
     t0 = time.perf_counter()
     scanner.fit([Recording(f, m) for f, m in markers.items()])
     fit_s = time.perf_counter() - t0
@@ -99,13 +134,31 @@ def run(
         results[path] = result
     scan_s = time.perf_counter() - t0
     ev = evaluate(results, events)
-    out = {k: round(v, 4) for k, v in ev.as_dict().items()}
+    summary: dict[str, Any] = scanner.training_summary or {}
+    keys = (
+        "iou_f1 iou_precision iou_recall collar_f1 lenient_f1 precision recall "
+        "flagged_fraction n_detections mean_detection_seconds mean_event_seconds "
+        "window_auc window_ap"
+    ).split()
+    d = ev.as_dict()
+    out: dict[str, Any] = {k: round(float(d[k]), 4) for k in keys}
+    spread = max(float(np.ptp(r.probabilities)) for r in results.values())
     out.update(
+        window=window,
+        hop=hop,
+        threshold=round(scanner.scan_threshold, 4),
+        threshold_cv_f1=summary["threshold"]["cv_f1"],
+        threshold_method=summary["threshold"]["method"],
+        estimator=summary.get("classifier_estimator_choice"),
+        calibration=summary.get("classifier_calibration_note"),
+        score_spread=round(spread, 4),
         fit_s=round(fit_s, 1),
         scan_s=round(scan_s, 1),
-        train=scanner.training_summary["windows_positive"],  # type: ignore[index]
-        train_neg=scanner.training_summary["windows_negative"],
-    )  # type: ignore[index]
+        train=summary["windows_positive"],
+        train_neg=summary["windows_negative"],
+    )
+    if first_k is not None:
+        out["first_k"] = first_k
     return out
 
 
@@ -119,20 +172,32 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--random-weights", action="store_true", help="real-size model, random weights")
     ap.add_argument("--variants", action="store_true", help="run every variant")
     ap.add_argument("--cache", type=Path, default=Path(".benchmarks/wolf-cache"))
+    ap.add_argument("--window", type=float, help="window seconds (default: the library's)")
+    ap.add_argument("--hop", type=float, help="hop seconds (default: the library's)")
+    ap.add_argument("--context", type=float, help="Scanner context seconds (default: library)")
+    ap.add_argument("--threshold", default="auto", help="auto (default) or a number")
+    ap.add_argument("--post", type=json.loads, help='Postprocessing as JSON, e.g. {"smooth":0.5}')
+    ap.add_argument(
+        "--few-shot",
+        action="store_true",
+        help="train on the first k training events only (k = 1, 2, 3, 5), test on all",
+    )
+    ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
     cache = EmbeddingCache(args.cache)
     names = list(VARIANTS) if args.variants else ["default"]
-    for name in names:
+    threshold = args.threshold if args.threshold == "auto" else float(args.threshold)
+    common: dict[str, Any] = dict(seed=args.seed, threshold=threshold, postprocessing=args.post)
+    for key in ("window", "hop", "context"):
+        if getattr(args, key) is not None:
+            common[key] = getattr(args, key)
+    jobs = [(n, {**common, **VARIANTS[n]}) for n in names]
+    if args.few_shot:
+        jobs = [(f"first-{k}", {**common, "first_k": k}) for k in (1, 2, 3, 5)]
+    for name, kwargs in jobs:
         try:
-            res = run(
-                args.bench,
-                args.model,
-                cache,
-                args.random_weights,
-                args.encoding,
-                **VARIANTS[name],
-            )
+            res = run(args.bench, args.model, cache, args.random_weights, args.encoding, **kwargs)
         except TrainingDataError as exc:
             res = {"error": str(exc)}
         row = {"variant": name, "model": args.model, "encoding": args.encoding, **res}
