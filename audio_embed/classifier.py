@@ -83,7 +83,7 @@ class CalibratedClassifier(ClassifierMixin, BaseEstimator):  # type: ignore[misc
         self,
         estimator: Any = None,
         *,
-        max_neg_ratio: float | None = 3.0,
+        max_neg_ratio: float | None = 30.0,
         calibration: Literal["isotonic", "sigmoid"] | None = "isotonic",
         random_state: int = 42,
     ) -> None:

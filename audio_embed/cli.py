@@ -1423,10 +1423,10 @@ def build_parser() -> argparse.ArgumentParser:
     window_opts = argparse.ArgumentParser(add_help=False)
     g = window_opts.add_argument_group("windows")
     g.add_argument(
-        "--window", type=_positive_float, default=8.0, metavar="SEC", help="window length"
+        "--window", type=_positive_float, default=1.0, metavar="SEC", help="window length"
     )
     g.add_argument(
-        "--hop", type=_positive_float, default=1.0, metavar="SEC", help="step between windows"
+        "--hop", type=_positive_float, default=0.1, metavar="SEC", help="step between windows"
     )
     g.add_argument(
         "--encoding",

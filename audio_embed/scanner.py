@@ -66,7 +66,7 @@ BLOCK_SECONDS = 120.0
 TRUSTED_MODULE_PREFIXES = ("sklearn.", "numpy.", "scipy.", "audio_embed.classifier.")
 MAX_SCANNER_BYTES = 512 * 1024 * 1024
 #: Chosen on the wolf benchmark (README): light smoothing, split at valleys.
-DEFAULT_POSTPROCESSING = Postprocessing(smooth=0.0, hysteresis=1.0, valley=0.5)
+DEFAULT_POSTPROCESSING = Postprocessing(smooth=0.5, hysteresis=0.5, valley=0.5)
 
 
 def _check_threshold(value: object) -> None:

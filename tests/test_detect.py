@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -104,7 +106,7 @@ _posts = st.builds(
 def _check(dets: list[Detection], duration: float) -> None:
     for d in dets:
         assert 0.0 <= d.start <= d.peak <= d.end <= duration + 1e-9
-    for a, b in zip(dets, dets[1:], strict=False):
+    for a, b in itertools.pairwise(dets):
         assert a.end <= b.start + 1e-9
 
 

@@ -92,10 +92,7 @@ def test_collar_f1_agrees_with_sed_eval(
 
     def container(spans: list[tuple[float, float]]) -> object:
         return dcase_util.containers.MetaDataContainer(
-            [
-                {"filename": "x.wav", "event_label": "t", "onset": a, "offset": b}
-                for a, b in spans
-            ]
+            [{"filename": "x.wav", "event_label": "t", "onset": a, "offset": b} for a, b in spans]
         )
 
     metric = sed_eval.sound_event.EventBasedMetrics(event_label_list=["t"], t_collar=0.2)

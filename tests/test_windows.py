@@ -79,7 +79,7 @@ def test_targeted_original_rules() -> None:
 
 
 def test_targeted_positive_windows_stay_inside_the_file() -> None:
-    tw = TargetedWindows(tolerance=12.0, neg_margin=0, labelling="targeted")
+    tw = TargetedWindows(8.0, tolerance=12.0, neg_margin=0, labelling="targeted")
     lw = tw.windows(30.0, Markers(positive=[3.0, 29.0]))
     assert lw.starts.min() == 0.0 and lw.starts.max() == 22.0  # last start = 30 - 8
     assert lw.n_negative == 0  # neg_margin <= 0: no automatic negatives
@@ -99,7 +99,7 @@ def test_no_markers_give_no_windows() -> None:
 
 
 def test_overlap_labelling() -> None:
-    tw = TargetedWindows(window=8.0, tolerance=0.0, neg_margin=4.0, labelling="overlap")
+    tw = TargetedWindows(window=8.0, tolerance=0.0, neg_margin=4.0, labelling="overlap", hop=1.0)
     lw = tw.windows(60.0, Markers(positive=[20.0]))
     pos = lw.starts[lw.labels == 1]
     np.testing.assert_array_equal(pos, np.arange(12.0, 21.0))  # windows holding t=20
