@@ -40,22 +40,9 @@ import numpy as np
 from attrs import frozen
 
 from audio_embed.errors import InvalidInputError
+from audio_embed.types import Detection
 
 __all__ = ["Detection", "Postprocessing", "detect", "score_track"]
-
-
-@frozen
-class Detection:
-    """One occurrence of the target sound.
-
-    ``start``/``end`` in seconds from the start of the file, ``score`` the
-    highest window probability inside, ``peak`` the centre of that window.
-    """
-
-    start: float
-    end: float
-    score: float
-    peak: float
 
 
 def _check_range(name: str, value: float, lo: float, hi: float) -> float:

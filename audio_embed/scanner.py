@@ -23,7 +23,7 @@ from sklearn.base import clone
 from audio_embed.audio import load_audio, resample, stream_audio
 from audio_embed.cache import CachedEmbeddings, EmbeddingCache
 from audio_embed.classifier import CalibratedClassifier
-from audio_embed.detect import Detection, Postprocessing, detect
+from audio_embed.detect import Postprocessing, detect
 from audio_embed.embedders.base import Embedder, as_waveform_batch
 from audio_embed.errors import (
     AudioDecodeError,
@@ -41,6 +41,7 @@ from audio_embed.threshold import (
     choose_threshold,
     fold_plan,
 )
+from audio_embed.types import Detection
 from audio_embed.windows import Markers, SlidingWindows, TargetedWindows
 
 __all__ = [

@@ -707,3 +707,57 @@ def test_plot_without_matplotlib(
     )  # fmt: skip
     assert rc == 2
     assert_one_line_error(err, "matplotlib", "pip install")
+
+
+# ---------------------------------------------------------------------------- --allow-mismatch
+
+
+def test_allow_mismatch_reaches_scanner_load_or_is_refused(
+    tmp_path: Path,
+    demo: DemoSet,
+    scanner_file: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from audio_embed.errors import ScannerFileError
+    from audio_embed.scanner import Scanner
+
+    seen: list[dict[str, object]] = []
+
+    def load_with_option(path: object, *, allow_mismatch: bool = False, **kw: object) -> Scanner:
+        seen.append({"allow_mismatch": allow_mismatch, **kw})
+        raise ScannerFileError("stop here")
+
+    def load_without_option(path: object, **kw: object) -> Scanner:
+        seen.append(kw)
+        raise ScannerFileError("stop here")
+
+    scan = ["scan", str(scanner_file), str(demo.test_files[0]), "--out", str(tmp_path)]
+    monkeypatch.setattr(Scanner, "load", load_with_option)
+    assert run_cli(capsys, *scan, "--allow-mismatch")[0] == 1
+    assert run_cli(capsys, *scan)[0] == 1
+    assert [s["allow_mismatch"] for s in seen] == [True, False]
+    monkeypatch.setattr(Scanner, "load", load_without_option)
+    rc, _, err = run_cli(capsys, *scan, "--allow-mismatch")
+    assert rc == 2
+    assert_one_line_error(err, "--allow-mismatch", "allow_mismatch")
+    assert len(seen) == 2  # refused before loading
+    rc, out, _ = run_cli(capsys, "evaluate", "--help")
+    assert rc == 0 and "--allow-mismatch" in out
+
+
+def test_progress_bars_count_files_on_a_terminal(
+    tmp_path: Path,
+    demo: DemoSet,
+    scanner_file: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
+    files = [str(f) for f in demo.test_files]
+    scan = ["scan", str(scanner_file), *files, "--out", str(tmp_path), "--no-cache"]
+    rc, out, err = run_cli(capsys, *scan)
+    assert rc == 0
+    assert "scan: 100%" in err and "2/2" in err  # the file bar learnt its total
+    assert f"scan {demo.test_files[1].name}" in err  # a seconds bar per file
+    assert out.count("detection(s) ->") == 2
