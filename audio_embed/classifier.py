@@ -8,7 +8,7 @@ from typing import Any, Literal
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin, clone
 from sklearn.calibration import CalibratedClassifierCV
-from sklearn.ensemble import HistGradientBoostingClassifier
+from sklearn.ensemble import ExtraTreesClassifier, HistGradientBoostingClassifier
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
@@ -18,15 +18,20 @@ from threadpoolctl import threadpool_limits
 
 from audio_embed.errors import TrainingDataError
 
-__all__ = ["CalibratedClassifier", "make_base_estimator"]
+__all__ = ["CalibratedClassifier", "PrototypeClassifier", "make_base_estimator"]
 
 log = logging.getLogger(__name__)
 
 #: Below this many samples in the smaller class, calibration is skipped.
 MIN_CALIBRATION_SAMPLES = 6
-#: With ``estimator=None``, gradient boosting from this many positive windows
-#: on; logistic regression below (measured on the wolf benchmark, see README).
-MIN_BOOSTING_POSITIVES = 30
+#: With ``estimator=None``: the prototype scorer below this many positive
+#: windows (1-2 markers at the default 1 s / 0.1 s windows), extremely
+#: randomised trees up to :data:`MIN_BOOSTING_POSITIVES`, gradient boosting
+#: from there on (measured on the wolf benchmark, see the README).
+MIN_TREE_POSITIVES = 30
+MIN_BOOSTING_POSITIVES = 100
+#: Isotonic calibration needs this many positive windows; below, sigmoid.
+MIN_ISOTONIC_POSITIVES = 30
 
 
 def _single_threaded() -> Any:
@@ -39,8 +44,55 @@ def _single_threaded() -> Any:
     return threadpool_limits(limits=1, user_api="openmp")
 
 
-def make_base_estimator(kind: Literal["hgb", "logreg"] = "hgb", random_state: int = 42) -> Any:
-    """The built-in base estimators: gradient boosting (default) or logistic regression."""
+class PrototypeClassifier(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
+    """Cosine similarity to the mean positive, in a space standardised by the negatives.
+
+    A few-shot scorer: with one or two marked sounds there is too little to
+    fit a boundary, but "how much does this window look like the marked ones,
+    relative to everything else" ranks well (wolf benchmark, README).
+    ``predict_proba`` maps the cosine from [-1, 1] to [0, 1].
+    """
+
+    def fit(self, X: Any, y: Any) -> PrototypeClassifier:
+        X, y = check_X_y(X, y, dtype=np.float64)
+        self.classes_, y_idx = np.unique(y, return_inverse=True)
+        if len(self.classes_) != 2:
+            raise TrainingDataError("PrototypeClassifier needs positive and negative windows.")
+        neg, pos = X[y_idx == 0], X[y_idx == 1]
+        self.mean_ = neg.mean(axis=0)
+        self.scale_ = np.maximum(neg.std(axis=0), 1e-6)
+        self.prototype_ = ((pos - self.mean_) / self.scale_).mean(axis=0)
+        self.n_features_in_ = X.shape[1]
+        return self
+
+    def decision_function(self, X: Any) -> np.ndarray:
+        check_is_fitted(self)
+        Xn = (np.asarray(X, dtype=np.float64) - self.mean_) / self.scale_
+        norm = np.linalg.norm(Xn, axis=1) * np.linalg.norm(self.prototype_)
+        out: np.ndarray = (Xn @ self.prototype_) / np.maximum(norm, 1e-12)
+        return out
+
+    def predict_proba(self, X: Any) -> np.ndarray:
+        p = np.clip((self.decision_function(X) + 1.0) / 2.0, 0.0, 1.0)
+        return np.stack([1.0 - p, p], axis=1)
+
+
+BaseKind = Literal["hgb", "logreg", "extratrees", "prototype"]
+
+
+def make_base_estimator(kind: BaseKind = "hgb", random_state: int = 42) -> Any:
+    """The built-in base estimators: gradient boosting (default), logistic regression,
+    extremely randomised trees, or the few-shot :class:`PrototypeClassifier`."""
+    if kind == "prototype":
+        return PrototypeClassifier()
+    if kind == "extratrees":
+        return ExtraTreesClassifier(
+            n_estimators=300,
+            min_samples_leaf=2,
+            class_weight="balanced",
+            random_state=random_state,
+            n_jobs=1,
+        )
     if kind == "hgb":
         return HistGradientBoostingClassifier(
             max_iter=200, max_depth=5, learning_rate=0.1, random_state=random_state
@@ -49,7 +101,10 @@ def make_base_estimator(kind: Literal["hgb", "logreg"] = "hgb", random_state: in
         return make_pipeline(
             StandardScaler(), LogisticRegression(C=0.1, max_iter=2000, random_state=random_state)
         )
-    raise ValueError(f"The 'kind' of base estimator must be 'hgb' or 'logreg'. Got {kind!r}.")
+    raise ValueError(
+        "The 'kind' of base estimator must be 'hgb', 'logreg', 'extratrees' or 'prototype'. "
+        f"Got {kind!r}."
+    )
 
 
 class CalibratedClassifier(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
@@ -143,11 +198,17 @@ class CalibratedClassifier(ClassifierMixin, BaseEstimator):  # type: ignore[misc
         elif n_pos >= MIN_BOOSTING_POSITIVES:
             base = make_base_estimator("hgb", self.random_state)
             chosen = f"auto: gradient boosting ({n_pos} positive windows)"
-        else:
-            base = make_base_estimator("logreg", self.random_state)
+        elif n_pos >= MIN_TREE_POSITIVES:
+            base = make_base_estimator("extratrees", self.random_state)
             chosen = (
-                f"auto: logistic regression ({n_pos} positive windows, fewer than the "
-                f"{MIN_BOOSTING_POSITIVES} gradient boosting needs)"
+                f"auto: extra trees ({n_pos} positive windows, fewer than the "
+                f"{MIN_BOOSTING_POSITIVES} for gradient boosting)"
+            )
+        else:
+            base = make_base_estimator("prototype", self.random_state)
+            chosen = (
+                f"auto: prototype similarity ({n_pos} positive windows, fewer than the "
+                f"{MIN_TREE_POSITIVES} for trees)"
             )
         smaller = min(n_pos, n_neg)
         calibration: str | None = self.calibration
@@ -160,14 +221,20 @@ class CalibratedClassifier(ClassifierMixin, BaseEstimator):  # type: ignore[misc
                 f"fewer than {MIN_CALIBRATION_SAMPLES}"
             )
             log.info("%s", reason)
+        elif self.calibration == "isotonic" and n_pos < MIN_ISOTONIC_POSITIVES:
+            calibration = "sigmoid"
+            reason = (
+                f"sigmoid calibration, cv={min(3, n_pos, n_neg)} (isotonic asked for, but "
+                f"{n_pos} positive windows are fewer than its {MIN_ISOTONIC_POSITIVES})"
+            )
         else:
             reason = f"{self.calibration} calibration, cv={min(3, n_pos, n_neg)}"
         attempts: list[tuple[Any, str | None, str]] = [(base, calibration, "")]
         if calibration is not None:
             attempts.append((base, None, "calibration gave constant scores; uncalibrated"))
-        if self.estimator is None and chosen.startswith("auto: gradient"):
+        if self.estimator is None and not chosen.startswith("auto: prototype"):
             fallback = make_base_estimator("logreg", self.random_state)
-            attempts.append((fallback, None, "gradient boosting gave constant scores"))
+            attempts.append((fallback, None, "trees gave constant scores; logistic regression"))
         for model_base, method, note in attempts:  # noqa: B007 (the one that worked)
             model = self._fit_one(model_base, method, Xs, ys, min(3, n_pos, n_neg))
             with _single_threaded():

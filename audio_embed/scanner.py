@@ -40,6 +40,7 @@ from audio_embed.threshold import (
     ThresholdChoice,
     choose_threshold,
     fold_plan,
+    training_threshold,
 )
 from audio_embed.types import Detection
 from audio_embed.windows import Markers, SlidingWindows, TargetedWindows
@@ -599,6 +600,9 @@ class Scanner:
         classifier.fit(X, y)
         if setting == "auto":
             choice = self._choose_threshold(recs, grids, cancel)
+            if choice.method == "fallback" and y.sum() > 0:
+                scores = classifier.score_windows(X)
+                choice = training_threshold(scores[y == 1], scores[y == 0])
         else:
             choice = ThresholdChoice(float(setting), None, "given", 0)
         if cancel is not None:  # a cancel during the fit leaves the scanner unchanged

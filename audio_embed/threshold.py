@@ -9,8 +9,11 @@ threshold whose detections best match the held-out markers (event F1):
   (``min(5, n)`` folds, markers assigned by a seeded permutation); the held-out
   markers become *soft* for training (neither positive nor negative), and
   detections over a training marker are ignored when scoring the fold;
-* one positive marker: nothing can be held out; the threshold falls back to
-  :data:`FALLBACK_THRESHOLD` and the summary says so.
+* one positive marker: nothing can be held out; the threshold is set halfway
+  between the final classifier's median score on the marked windows and the
+  99th percentile of its scores on the negative windows (both in-sample, so
+  optimistic), and the summary says so. :data:`FALLBACK_THRESHOLD` when even
+  that cannot be computed.
 
 A detection matches a held-out point marker when the marker lies inside it
 (widened by half a hop); a marker with a duration (an Audacity or Raven
@@ -33,7 +36,14 @@ from attrs import frozen
 
 from audio_embed.detect import Detection, Postprocessing, detect
 
-__all__ = ["FALLBACK_THRESHOLD", "FoldScores", "ThresholdChoice", "choose_threshold", "fold_plan"]
+__all__ = [
+    "FALLBACK_THRESHOLD",
+    "FoldScores",
+    "ThresholdChoice",
+    "choose_threshold",
+    "fold_plan",
+    "training_threshold",
+]
 
 #: Used when cross-validation cannot run (a single positive marker).
 FALLBACK_THRESHOLD = 0.5
@@ -125,6 +135,22 @@ def candidate_thresholds(probabilities: np.ndarray) -> np.ndarray:
         q = np.quantile(probabilities, np.linspace(0.5, 0.999, 40))
         grid = np.concatenate([grid, q])
     return np.unique(np.clip(np.round(grid, 4), 0.01, 0.99))
+
+
+def training_threshold(positive: np.ndarray, negative: np.ndarray) -> ThresholdChoice:
+    """Halfway between the median positive and the 99th percentile negative training score."""
+    if len(positive) == 0 or len(negative) == 0:
+        return choose_threshold([], Postprocessing(), "", 0)
+    mid = 0.5 * (float(np.median(positive)) + float(np.quantile(negative, 0.99)))
+    value = float(np.clip(round(mid, 4), 0.01, 0.99))
+    return ThresholdChoice(
+        value,
+        None,
+        "from training scores",
+        0,
+        "one positive marker: no cross-validation; halfway between the marked windows' "
+        "median score and the 99th percentile of the negatives' (in-sample)",
+    )
 
 
 def choose_threshold(

@@ -183,7 +183,7 @@ def print_report(run: Run, report: EvaluationReport) -> None:
         )
     length = f"{ev.mean_detection_seconds:.2f} s" if ev.n_detections else "n/a"
     run.echo(f"Detections:  mean length {length} (labelled events: {ev.mean_event_seconds:.2f} s)")
-    run.echo("                     precision  recall  F1")
+    run.echo("Events               Precision  Recall  F1")
     for name, kind in (
         ("IoU >= 0.3, 1:1", "iou"),
         ("onset/offset collar", "collar"),

@@ -126,10 +126,10 @@ def _add_classifier_options(p: argparse.ArgumentParser) -> None:
     )
     g.add_argument(
         "--classifier",
-        choices=("auto", "hgb", "logreg"),
+        choices=("auto", "hgb", "logreg", "extratrees", "prototype"),
         default="auto",
-        help="gradient boosting, logistic regression, or auto (default): gradient boosting "
-        "with enough positive windows, logistic regression with few",
+        help="auto (default): by the number of positive windows, a prototype similarity "
+        "(fewer than 30), extra trees (fewer than 100) or gradient boosting",
     )
     g.add_argument(
         "--calibration",
