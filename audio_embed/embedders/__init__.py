@@ -137,3 +137,7 @@ def register_builtins() -> None:
             weights_available=_beats_available,
         )
     )
+    from audio_embed.embedders.whisper import whisper_specs
+
+    for spec in whisper_specs():
+        register_embedder(spec)
