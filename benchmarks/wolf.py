@@ -8,6 +8,17 @@ Then:
     .venv/bin/python benchmarks/wolf.py wolf-bench --model HUBERT_BASE --random-weights \
         --encoding shared
 
+Real pretrained weights (README, "Real pretrained weights"), one row per command:
+    .venv/bin/python benchmarks/wolf.py wolf-bench --model WHISPER_TINY_EN \
+        --window 4 --hop 1 --layers 2 --classifier logreg --encoding shared
+    .venv/bin/python benchmarks/wolf.py wolf-bench --model BIRDNET_V24 --window 3 --hop 0.5
+
+``--layers``: ``last`` (the model's default embedding), ``ml`` (the ``_ML``
+quartile blocks) or 1-based block numbers (``2`` or ``2,3``: those blocks'
+mean-pooled outputs, concatenated). ``--set KEY=VALUE`` passes a keyword to the
+embedder (``--set short_input=cut`` for Whisper, ``--set chunk_hop=0.5`` for
+BirdNET).
+
 ``--random-weights`` builds the real-size architecture with random weights
 (benchmarks/models.py) instead of loading the checkpoint: its detection
 quality means nothing on its own, but comparing ``--encoding shared`` with
@@ -57,13 +68,22 @@ def run(
     tolerance: float | None = None,
     neg_margin: float | None = None,
     threshold: float = 0.3,
+    window: float = 8.0,
+    hop: float = 1.0,
+    layers: str = "last",
+    model_kwargs: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     if random_weights:
         from models import MODELS
 
         embedder = MODELS[model]()
     else:
-        embedder = create_embedder(model)
+        embedder = create_embedder(model, **(model_kwargs or {}))
+    if layers != "last":
+        from audio_embed.embedders.multilayer import MultiLayerEmbedder
+
+        picked: Any = "quartiles" if layers == "ml" else [int(k) for k in layers.split(",")]
+        embedder = MultiLayerEmbedder(embedder, layers=picked)
     if tolerance is None:
         tolerance = 12.0 if labelling == "targeted" else 0.0
     if neg_margin is None:
@@ -71,9 +91,9 @@ def run(
     scanner = Scanner(
         embedder,
         classifier=CalibratedClassifier(make_base_estimator(classifier)),  # type: ignore[arg-type]
-        scan_windows=SlidingWindows(8.0, 1.0, encoding),  # type: ignore[arg-type]
+        scan_windows=SlidingWindows(window, hop, encoding),  # type: ignore[arg-type]
         train_windows=TargetedWindows(
-            8.0, tolerance=tolerance, neg_margin=neg_margin, labelling=labelling
+            window, tolerance=tolerance, neg_margin=neg_margin, labelling=labelling
         ),  # type: ignore[arg-type]
         normalization=normalization,  # type: ignore[arg-type]
         cache=cache,
@@ -109,6 +129,18 @@ def run(
     return out
 
 
+def _parse_setting(item: str) -> tuple[str, Any]:
+    key, sep, value = item.partition("=")
+    if not sep:
+        raise SystemExit(f"--set needs KEY=VALUE. Got {item!r}.")
+    for kind in (int, float):
+        try:
+            return key, kind(value)
+        except ValueError:
+            pass
+    return key, value
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -118,12 +150,28 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--encoding", default="shared", choices=["per_window", "shared"])
     ap.add_argument("--random-weights", action="store_true", help="real-size model, random weights")
     ap.add_argument("--variants", action="store_true", help="run every variant")
+    ap.add_argument("--window", type=float, default=8.0, help="window seconds (default 8)")
+    ap.add_argument("--hop", type=float, default=1.0, help="hop seconds (default 1)")
+    ap.add_argument("--layers", default="last", help="last | ml | block numbers, e.g. 2 or 2,3")
+    ap.add_argument("--classifier", choices=["hgb", "logreg"], help="override the variant's")
+    ap.add_argument("--threshold", type=float, default=0.3)
+    ap.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="embedder keyword argument (repeatable)",
+    )
     ap.add_argument("--cache", type=Path, default=Path(".benchmarks/wolf-cache"))
     args = ap.parse_args(argv)
+    model_kwargs = dict(_parse_setting(item) for item in args.set)
     logging.basicConfig(level=logging.WARNING)
     cache = EmbeddingCache(args.cache)
     names = list(VARIANTS) if args.variants else ["default"]
     for name in names:
+        settings = dict(VARIANTS[name])
+        if args.classifier:
+            settings["classifier"] = args.classifier
         try:
             res = run(
                 args.bench,
@@ -131,11 +179,26 @@ def main(argv: list[str] | None = None) -> int:
                 cache,
                 args.random_weights,
                 args.encoding,
-                **VARIANTS[name],
+                threshold=args.threshold,
+                window=args.window,
+                hop=args.hop,
+                layers=args.layers,
+                model_kwargs=model_kwargs,
+                **settings,
             )
         except TrainingDataError as exc:
             res = {"error": str(exc)}
-        row = {"variant": name, "model": args.model, "encoding": args.encoding, **res}
+        row = {
+            "variant": name,
+            "model": args.model,
+            "encoding": args.encoding,
+            "window": args.window,
+            "hop": args.hop,
+            "layers": args.layers,
+            "classifier": settings.get("classifier", "hgb"),
+            **model_kwargs,
+            **res,
+        }
         if args.random_weights:
             row["weights"] = "random"
         print(json.dumps(row), flush=True)
