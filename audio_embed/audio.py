@@ -21,6 +21,12 @@ import numpy as np
 import torch
 from attrs import frozen
 
+from audio_embed._media import (
+    AUDIO_EXTENSIONS,
+    MEDIA_EXTENSIONS,
+    VIDEO_EXTENSIONS,
+    is_media_file,
+)
 from audio_embed.errors import (
     AudioFileNotFoundError,
     CorruptAudioError,
@@ -42,19 +48,6 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
-
-AUDIO_EXTENSIONS = frozenset(
-    {".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".m4a", ".aac", ".wma", ".aif", ".aiff"}
-)
-VIDEO_EXTENSIONS = frozenset(
-    {".mp4", ".mkv", ".mov", ".webm", ".avi", ".m4v", ".mpg", ".mpeg", ".ts", ".flv", ".wmv"}
-)
-MEDIA_EXTENSIONS = AUDIO_EXTENSIONS | VIDEO_EXTENSIONS
-
-
-def is_media_file(path: str | os.PathLike[str]) -> bool:
-    """True when the extension is one of :data:`MEDIA_EXTENSIONS` (case-insensitive)."""
-    return Path(path).suffix.lower() in MEDIA_EXTENSIONS
 
 
 @frozen

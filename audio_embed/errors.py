@@ -21,9 +21,11 @@ __all__ = [
     "InvalidInputError",
     "MarkerError",
     "NoAudioStreamError",
+    "ResultFileError",
     "ScannerFileError",
     "TrainingDataError",
     "UnknownEmbedderError",
+    "describe_error",
 ]
 
 
@@ -85,3 +87,18 @@ class ScannerFileError(AudioEmbedError):
 
 class Cancelled(AudioEmbedError):
     """A long call stopped because its cancellation token was set."""
+
+
+class ResultFileError(AudioEmbedError, ValueError):
+    """A result file (CSV, JSON, Audacity labels, Raven table) cannot be read back."""
+
+
+def describe_error(exc: BaseException) -> str:
+    """One line for a person: the message of a library error, ``strerror: filename``
+    of an OS error, ``TypeName: message`` of anything else."""
+    if isinstance(exc, OSError) and not isinstance(exc, AudioEmbedError) and exc.strerror:
+        where = f": {exc.filename}" if exc.filename else ""
+        return f"{exc.strerror}{where}"
+    if isinstance(exc, AudioEmbedError):
+        return str(exc)
+    return f"{type(exc).__name__}: {exc}"

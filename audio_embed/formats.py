@@ -3,9 +3,16 @@
 Markers: ``file,time,kind`` CSV; Audacity label tracks (``start\\tend\\tlabel``)
 and Raven selection tables, where the label / annotation names the kind.
 
+Label files next to recordings: :func:`recording_next_to` finds the recording
+an Audacity or Raven file marks, :func:`read_marker_files` reads and merges
+several markers files of any of the three formats.
+
 Detections: CSV and JSON (file, start, end, peak, score), Audacity label
-tracks and Raven selection tables. Every writer writes atomically: a
+tracks and Raven selection tables, written by :func:`write_detections` and
+read back by :func:`read_detections`. Every writer writes atomically: a
 temporary file, then a rename, so an interrupted run leaves no partial file.
+
+Nothing here imports torch or scikit-learn.
 """
 
 from __future__ import annotations
@@ -16,28 +23,35 @@ import json
 import math
 import os
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Literal
 
 from audio_embed._io import atomic_writer
-from audio_embed.errors import MarkerError
-from audio_embed.scanner import Detection
+from audio_embed._media import is_media_file
+from audio_embed.errors import MarkerError, ResultFileError
+from audio_embed.types import Detection
 from audio_embed.windows import MARKER_KINDS, Markers
 
 __all__ = [
     "FORMAT_SUFFIXES",
+    "MarkerFormat",
     "OutputFormat",
     "atomic_write_text",
     "format_detections",
+    "guess_marker_format",
     "read_audacity_labels",
+    "read_detections",
+    "read_marker_files",
     "read_markers",
     "read_raven_table",
+    "recording_next_to",
     "write_detections",
     "write_markers",
 ]
 
 OutputFormat = Literal["csv", "json", "audacity", "raven"]
+MarkerFormat = Literal["csv", "audacity", "raven"]
 FORMAT_SUFFIXES: dict[str, str] = {
     "csv": ".csv",
     "json": ".json",
@@ -227,3 +241,133 @@ def write_detections(
 ) -> Path:
     """Write detections to ``path`` in ``fmt``, atomically."""
     return atomic_write_text(path, format_detections(detections, fmt, file=file, label=label))
+
+
+def read_detections(path: str | os.PathLike[str], fmt: OutputFormat) -> list[Detection]:
+    """Read back detections that :func:`write_detections` wrote in ``fmt``.
+
+    Audacity labels and Raven tables do not store the peak: it comes back as
+    NaN. Raises :class:`~audio_embed.errors.ResultFileError` when the file is
+    missing or is not a result file of that format.
+    """
+    p = Path(path)
+    try:
+        return _parse_detections(p.read_text(encoding="utf-8"), fmt)
+    except (OSError, UnicodeDecodeError, ValueError, KeyError, IndexError, TypeError) as exc:
+        detail = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
+        raise ResultFileError(f"{p} is unreadable ({detail})") from exc
+
+
+def _parse_detections(text: str, fmt: OutputFormat) -> list[Detection]:
+    rows: list[Detection] = []
+    if fmt == "csv":
+        for r in csv.DictReader(io.StringIO(text)):
+            start, end, score = float(r["start"]), float(r["end"]), float(r["score"])
+            rows.append(Detection(start, end, score, float(r["peak"])))
+    elif fmt == "json":
+        for d in json.loads(text):
+            rows.append(
+                Detection(float(d["start"]), float(d["end"]), float(d["score"]), float(d["peak"]))
+            )
+    elif fmt == "audacity":
+        for line in text.splitlines():
+            parts = line.split("\t")
+            if len(parts) >= 3:
+                score = float(parts[2].split()[-1])
+                rows.append(Detection(float(parts[0]), float(parts[1]), score, math.nan))
+    elif fmt == "raven":
+        for r in csv.DictReader(io.StringIO(text), delimiter="\t"):
+            start, end = float(r["Begin Time (s)"]), float(r["End Time (s)"])
+            rows.append(Detection(start, end, float(r["Score"]), math.nan))
+    else:
+        raise ValueError(f"unknown result format {fmt!r}; use csv, json, audacity or raven")
+    return rows
+
+
+def guess_marker_format(path: str | os.PathLike[str]) -> MarkerFormat:
+    """``csv`` for a ``.csv`` file, ``raven`` for a header with ``Begin Time (s)``,
+    else ``audacity``."""
+    p = Path(path)
+    if p.suffix.lower() == ".csv":
+        return "csv"
+    try:
+        with p.open(encoding="utf-8-sig") as fh:
+            head = fh.readline()
+    except OSError as exc:
+        detail = f"{exc.strerror}: {exc.filename}" if exc.strerror and exc.filename else exc
+        raise MarkerError(f"Cannot read markers file {p}: {detail}") from exc
+    return "raven" if "Begin Time (s)" in head else "audacity"
+
+
+def recording_next_to(labels: str | os.PathLike[str]) -> Path:
+    """The media file beside ``labels`` whose stem starts its name (``rec.wav`` for
+    ``rec.txt``, ``rec.selections.txt`` or ``rec.Table.1.selections.txt``).
+
+    The longest matching stem wins; none or several equally long ones raise
+    :class:`~audio_embed.errors.MarkerError`.
+    """
+    labels = Path(labels)
+    try:
+        candidates = [
+            p
+            for p in labels.parent.iterdir()
+            if p.is_file() and is_media_file(p) and labels.name.startswith(p.stem + ".")
+        ]
+    except OSError:
+        candidates = []
+    if candidates:
+        longest = max(len(p.stem) for p in candidates)
+        candidates = [p for p in candidates if len(p.stem) == longest]
+    if len(candidates) != 1:
+        found = ", ".join(p.name for p in sorted(candidates)) or "none"
+        raise MarkerError(
+            f"{labels}: cannot tell which recording these labels mark (audio files beside it "
+            f"named like it: {found}). Put the label file next to its recording with the same "
+            "stem (rec.wav + rec.txt), or name the recording with --audio FILE right after "
+            "this --markers."
+        )
+    return candidates[0]
+
+
+def read_marker_files(
+    files: Sequence[str | os.PathLike[str]],
+    *,
+    fmt: MarkerFormat | Literal["auto"] = "auto",
+    recordings: Mapping[str | os.PathLike[str], str | os.PathLike[str]] | None = None,
+) -> dict[str, Markers]:
+    """Read and merge markers files into ``{recording: Markers}``.
+
+    ``fmt`` is the format of every file (``auto``: :func:`guess_marker_format`
+    per file). A CSV names its recordings itself; an Audacity or Raven file
+    marks ``recordings[file]`` when given, else :func:`recording_next_to`.
+    Raises :class:`~audio_embed.errors.MarkerError` when a file is missing,
+    when there are no markers at all, or when a marked recording does not exist.
+    """
+    paths = [Path(f) for f in files]
+    for path in paths:
+        if not path.is_file():
+            raise MarkerError(f"Markers file not found: {path}")
+    pairs = {Path(m): Path(a) for m, a in (recordings or {}).items()}
+    merged: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
+    for path in paths:
+        kind = fmt if fmt != "auto" else guess_marker_format(path)
+        if kind == "csv":
+            read = read_markers(path)
+        else:
+            rec = pairs.get(path) or recording_next_to(path)
+            reader = read_audacity_labels if kind == "audacity" else read_raven_table
+            read = reader(path, str(rec))
+        for file, m in read.items():
+            for k in MARKER_KINDS:
+                merged[file][k].extend(getattr(m, k))
+    if not merged:
+        raise MarkerError(f"No markers in {', '.join(map(str, paths))}.")
+    missing = [f for f in merged if not Path(f).is_file()]
+    if missing:
+        raise MarkerError(
+            "The markers name recordings that do not exist: "
+            + ", ".join(missing[:5])
+            + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
+            + " (relative names are read from the markers file's folder)."
+        )
+    return {f: Markers(**{k: tuple(v) for k, v in kinds.items()}) for f, kinds in merged.items()}

@@ -33,6 +33,7 @@ from audio_embed.errors import (
     TrainingDataError,
 )
 from audio_embed.progress import CancelToken, ProgressCallback, ProgressEvent, prefetch
+from audio_embed.types import Detection
 from audio_embed.windows import Markers, SlidingWindows, TargetedWindows
 
 __all__ = [
@@ -56,20 +57,6 @@ BLOCK_SECONDS = 120.0
 #: Only these modules may appear in a saved classifier (checked before loading).
 TRUSTED_MODULE_PREFIXES = ("sklearn.", "numpy.", "scipy.", "audio_embed.classifier.")
 MAX_SCANNER_BYTES = 512 * 1024 * 1024
-
-
-@frozen
-class Detection:
-    """A time region where the target sound scored at or above the threshold.
-
-    ``start``/``end`` in seconds from the start of the file, ``score`` the
-    highest window probability inside, ``peak`` the centre of that window.
-    """
-
-    start: float
-    end: float
-    score: float
-    peak: float
 
 
 def fuse_windows(

@@ -1,0 +1,21 @@
+"""Which files are audio or video, by extension (no decoder imported: torch-free)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+__all__ = ["AUDIO_EXTENSIONS", "MEDIA_EXTENSIONS", "VIDEO_EXTENSIONS", "is_media_file"]
+
+AUDIO_EXTENSIONS = frozenset(
+    {".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".m4a", ".aac", ".wma", ".aif", ".aiff"}
+)
+VIDEO_EXTENSIONS = frozenset(
+    {".mp4", ".mkv", ".mov", ".webm", ".avi", ".m4v", ".mpg", ".mpeg", ".ts", ".flv", ".wmv"}
+)
+MEDIA_EXTENSIONS = AUDIO_EXTENSIONS | VIDEO_EXTENSIONS
+
+
+def is_media_file(path: str | os.PathLike[str]) -> bool:
+    """True when the extension is one of :data:`MEDIA_EXTENSIONS` (case-insensitive)."""
+    return Path(path).suffix.lower() in MEDIA_EXTENSIONS

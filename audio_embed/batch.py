@@ -1,0 +1,333 @@
+"""Scanning many files into a folder of results, with a report.
+
+:func:`collect_inputs` turns the files and folders a person names into
+:class:`Input` s, :func:`output_paths` gives each a unique result file,
+:func:`run_many` runs a ``*_many`` method of a scanner over them so that a file
+that fails is reported and the others go on, and :func:`scan_to_folder` does all
+of it, writing one result file per input plus a combined CSV and returning a
+:class:`BatchReport`. Nothing here prints: pass ``on_file`` to hear about each
+file as it finishes.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections import defaultdict
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Literal, TypeVar
+
+import attrs
+
+from audio_embed._media import is_media_file
+from audio_embed.errors import (
+    AudioEmbedError,
+    Cancelled,
+    InvalidInputError,
+    ResultFileError,
+    describe_error,
+)
+from audio_embed.progress import CancelToken, ProgressCallback, ProgressEvent
+from audio_embed.types import Detection
+
+if TYPE_CHECKING:
+    from audio_embed.formats import OutputFormat
+    from audio_embed.scanner import Scanner, ScanResult
+
+__all__ = [
+    "COMBINED_CSV",
+    "BatchReport",
+    "FileOutcome",
+    "Input",
+    "collect_inputs",
+    "output_paths",
+    "run_many",
+    "scan_to_folder",
+]
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+#: The file in the output folder that holds every detection of a batch.
+COMBINED_CSV = "detections.csv"
+
+
+@attrs.frozen
+class Input:
+    """One file to process: its path and its name relative to the output folder."""
+
+    path: Path
+    rel: Path
+
+
+def collect_inputs(items: Sequence[str]) -> tuple[list[Input], list[tuple[str, str]]]:
+    """Files as given, and media files found recursively in directories.
+
+    Returns the inputs and ``(item, reason)`` for arguments that name nothing.
+    Hidden files and folders (a leading dot) are skipped inside directories.
+    """
+    found: list[Input] = []
+    missing: list[tuple[str, str]] = []
+    seen: set[Path] = set()
+
+    def add(path: Path, rel: Path) -> None:
+        key = path.resolve()
+        if key not in seen:
+            seen.add(key)
+            found.append(Input(path, rel))
+
+    for item in items:
+        p = Path(item)
+        if p.is_dir():
+            hits = []
+            for root, dirs, files in os.walk(p):
+                dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+                for name in sorted(files):
+                    if not name.startswith(".") and is_media_file(name):
+                        hits.append(Path(root) / name)
+            if not hits:
+                missing.append((item, "no audio or video files in this folder"))
+            for f in hits:
+                add(f, f.relative_to(p))
+        elif p.exists():
+            add(p, Path(p.name))
+        else:
+            missing.append((item, "no such file or directory"))
+    return found, missing
+
+
+def output_paths(
+    inputs: Sequence[Input], out_dir: Path, suffix: str, reserved: Sequence[str] = ()
+) -> dict[Path, Path]:
+    """``out_dir/<relative folder>/<stem><suffix>`` per input, unique.
+
+    When two inputs share a stem (``a.wav`` and ``a.mp4``), both use their full
+    name (``a.wav.csv``, ``a.mp4.csv``), and a number is added if still needed.
+    """
+
+    def safe(rel: Path) -> Path:  # never write outside out_dir
+        return Path(rel.name) if rel.is_absolute() or ".." in rel.parts else rel
+
+    inputs = [Input(inp.path, safe(inp.rel)) for inp in inputs]
+    stems: dict[Path, int] = defaultdict(int)
+    for inp in inputs:
+        stems[inp.rel.parent / (inp.rel.stem + suffix)] += 1
+    taken = {Path(r) for r in reserved}
+    out: dict[Path, Path] = {}
+    for inp in inputs:
+        rel = inp.rel.parent / (inp.rel.stem + suffix)
+        if stems[rel] > 1 or rel in taken:
+            rel = inp.rel.parent / (inp.rel.name + suffix)
+        base, n = rel, 2
+        while rel in taken:
+            rel = base.parent / f"{base.name[: -len(suffix)]}-{n}{suffix}"
+            n += 1
+        taken.add(rel)
+        out[inp.path] = out_dir / rel
+    return out
+
+
+#: What happened to one input: ``missing`` (the argument names no file),
+#: ``skipped`` (its result exists and was read back), ``rescan`` (its result
+#: exists but is unreadable, so it is scanned again), ``done`` or ``failed``.
+OutcomeKind = Literal["missing", "skipped", "rescan", "done", "failed"]
+
+
+@attrs.frozen
+class FileOutcome:
+    """One input of a batch and what became of it (see :data:`OutcomeKind`)."""
+
+    kind: OutcomeKind
+    item: str
+    output: Path | None = None
+    detections: tuple[Detection, ...] = ()
+    reason: str | None = None
+    result: ScanResult | None = None
+
+
+@attrs.frozen
+class BatchReport:
+    """What :func:`scan_to_folder` did: inputs found, and per input its outcome."""
+
+    inputs: tuple[Input, ...]
+    done: tuple[FileOutcome, ...]
+    skipped: tuple[FileOutcome, ...]
+    failed: tuple[FileOutcome, ...]
+    threshold: float
+    combined: Path | None
+
+    @property
+    def total(self) -> int:
+        """Inputs found plus the arguments that named nothing."""
+        return len(self.inputs) + sum(f.kind == "missing" for f in self.failed)
+
+    @property
+    def n_detections(self) -> int:
+        """Detections in the files scanned by this call (not in skipped ones)."""
+        return sum(len(f.detections) for f in self.done)
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed
+
+    def results(self) -> dict[str, ScanResult]:
+        """The scan results by input path (only with ``keep_results=True``)."""
+        return {f.item: f.result for f in self.done if f.result is not None}
+
+
+def run_many(
+    many: Callable[..., Iterator[tuple[str, T | AudioEmbedError]]],
+    inputs: Sequence[Input],
+    *,
+    progress: ProgressCallback | None = None,
+    cancel: CancelToken | None = None,
+) -> Iterator[tuple[Input, T | Exception]]:
+    """Run ``many`` (``Scanner.scan_many`` or ``Scanner.sliding_embeddings_many``)
+    over every input; yields ``(input, result)`` or ``(input, exception)`` in order.
+
+    ``many`` decodes the next file in the background while the current one is
+    embedded. A file that fails yields its exception and the others go on (an
+    unexpected error stops ``many``, which is restarted after the file it was
+    working on); cancellation raises :class:`~audio_embed.errors.Cancelled`.
+    ``progress`` also gets ``ProgressEvent("files", path, done, total, "file")``
+    before the first file (``done`` 0, path empty) and after each one.
+    """
+    remaining = list(inputs)
+    total = len(remaining)
+
+    def finished(inp: Input | None) -> None:
+        if progress is not None:
+            source = "" if inp is None else str(inp.path)
+            progress(ProgressEvent("files", source, total - len(remaining), total, "file"))
+
+    finished(None)
+
+    while remaining:
+        try:
+            for _path, result in many(
+                [inp.path for inp in remaining], progress=progress, cancel=cancel
+            ):
+                inp = remaining.pop(0)
+                finished(inp)
+                yield inp, result
+        except Cancelled:
+            raise
+        except Exception as exc:  # a bad file must not lose the others' work
+            if not remaining:
+                raise
+            inp = remaining.pop(0)
+            finished(inp)
+            yield inp, exc
+
+
+def scan_to_folder(
+    scanner: Scanner,
+    items: Sequence[str | os.PathLike[str]],
+    out_dir: str | os.PathLike[str],
+    *,
+    fmt: OutputFormat = "csv",
+    label: str = "target",
+    threshold: float | None = None,
+    skip_existing: bool = False,
+    keep_results: bool = False,
+    progress: ProgressCallback | None = None,
+    cancel: CancelToken | None = None,
+    on_file: Callable[[FileOutcome], None] | None = None,
+) -> BatchReport:
+    """Scan files and folders (searched recursively, see :func:`collect_inputs`)
+    into ``out_dir``: one result file per input in ``fmt`` (named by
+    :func:`output_paths`) and :data:`COMBINED_CSV` with every detection.
+
+    A file that cannot be read is reported (``failed``) and the others go on;
+    ``skip_existing`` reads back the results already there instead of scanning
+    again. ``threshold`` defaults to the scanner's. ``on_file`` hears about
+    each input as it finishes; ``keep_results`` keeps each
+    :class:`~audio_embed.scanner.ScanResult` in the report. Cancelling raises
+    :class:`~audio_embed.errors.Cancelled`, leaving only complete files.
+    """
+    from audio_embed.formats import FORMAT_SUFFIXES, write_detections
+
+    if fmt not in FORMAT_SUFFIXES:
+        raise InvalidInputError(f"Unknown output format {fmt!r}; use csv, json, audacity or raven.")
+    threshold = scanner.threshold if threshold is None else threshold
+    if not 0.0 <= threshold <= 1.0:
+        raise InvalidInputError(f"The 'threshold' must be in [0, 1]. Got {threshold!r} instead.")
+    out = Path(out_dir)
+    outcomes: list[FileOutcome] = []
+
+    def tell(outcome: FileOutcome) -> None:
+        if on_file is not None:
+            on_file(outcome)
+        if outcome.kind != "rescan":
+            outcomes.append(outcome if keep_results else attrs.evolve(outcome, result=None))
+
+    inputs, missing = collect_inputs([str(i) for i in items])
+    for item, reason in missing:
+        tell(FileOutcome("missing", item, reason=reason))
+    targets = output_paths(inputs, out, FORMAT_SUFFIXES[fmt], reserved=(COMBINED_CSV,))
+    todo = _existing_results(inputs, targets, fmt, skip_existing, tell)
+    for inp, result in run_many(scanner.scan_many, todo, progress=progress, cancel=cancel):
+        if isinstance(result, Exception):
+            log.info("Scan %s failed", inp.path, exc_info=result)
+            tell(FileOutcome("failed", str(inp.path), reason=describe_error(result)))
+            continue
+        dets = result.detections(threshold)
+        write_detections(targets[inp.path], dets, fmt, file=str(inp.path), label=label)
+        tell(FileOutcome("done", str(inp.path), targets[inp.path], tuple(dets), result=result))
+    if cancel is not None:
+        cancel.check()
+    combined = _write_combined(out, inputs, outcomes, label)
+    return BatchReport(
+        inputs=tuple(inputs),
+        done=tuple(o for o in outcomes if o.kind == "done"),
+        skipped=tuple(o for o in outcomes if o.kind == "skipped"),
+        failed=tuple(o for o in outcomes if o.kind in ("missing", "failed")),
+        threshold=threshold,
+        combined=combined,
+    )
+
+
+def _existing_results(
+    inputs: Sequence[Input],
+    targets: dict[Path, Path],
+    fmt: OutputFormat,
+    skip_existing: bool,
+    tell: Callable[[FileOutcome], None],
+) -> list[Input]:
+    """The inputs to scan; with ``skip_existing``, reads back the others' results."""
+    from audio_embed.formats import read_detections
+
+    todo = []
+    for inp in inputs:
+        target = targets[inp.path]
+        if skip_existing and target.exists():
+            try:
+                dets = tuple(read_detections(target, fmt))
+            except ResultFileError as exc:
+                tell(FileOutcome("rescan", str(inp.path), target, reason=str(exc)))
+            else:
+                tell(FileOutcome("skipped", str(inp.path), target, dets))
+                continue
+        todo.append(inp)
+    return todo
+
+
+def _write_combined(
+    out: Path, inputs: Sequence[Input], outcomes: Sequence[FileOutcome], label: str
+) -> Path | None:
+    """Every detection of the batch, in input order, in one CSV (None when no file
+    has a result)."""
+    from audio_embed.formats import atomic_write_text, format_detections
+
+    by_path = {o.item: o for o in outcomes if o.kind in ("done", "skipped")}
+    if not by_path:
+        return None
+    parts = ["file,start,end,peak,score\n"]
+    for inp in inputs:
+        outcome = by_path.get(str(inp.path))
+        if outcome is None:
+            continue
+        text = format_detections(outcome.detections, "csv", file=str(inp.path), label=label)
+        parts.append(text.split("\n", 1)[1].replace(",nan,", ",,"))
+    return atomic_write_text(out / COMBINED_CSV, "".join(parts))

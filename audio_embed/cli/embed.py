@@ -1,0 +1,101 @@
+"""``audio-embed embed``: sliding-window embeddings of files into one ``.npz``."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from audio_embed._io import atomic_writer
+from audio_embed.batch import collect_inputs
+from audio_embed.cli.common import each, embedder_from_args, make_cache
+from audio_embed.cli.options import (
+    Formatter,
+    Subparsers,
+    cache_options,
+    common_options,
+    model_options,
+    window_options,
+)
+from audio_embed.cli.session import EXIT_FAILURE, PROG, Run, UsageError
+from audio_embed.errors import AudioEmbedError
+
+__all__ = ["add_parser", "run"]
+
+
+def add_parser(subparsers: Subparsers) -> argparse.ArgumentParser:
+    """The ``embed`` subcommand."""
+    p = subparsers.add_parser(
+        "embed",
+        parents=[common_options(), window_options(), model_options(), cache_options()],
+        formatter_class=Formatter,
+        help="write sliding-window embeddings of files to a .npz",
+        description="Embed every sliding window of each file and write one .npz (no pickle): "
+        "'files' (the input paths), and for the i-th file 'i/starts' (window start times, s), "
+        "'i/embeddings' (float32 [windows, dim]) and 'i/duration'; plus 'model', 'window', "
+        "'hop'. Files that cannot be read are reported and skipped (exit code 1).",
+        epilog=f"example:\n  {PROG} embed a.wav b.mp4 --model LOGMEL --out emb.npz\n"
+        "  python -c \"import numpy as np; print(np.load('emb.npz')['0/embeddings'].shape)\"",
+    )
+    p.add_argument("files", nargs="+", metavar="FILE_OR_DIR", help="audio/video files or folders")
+    p.add_argument("--model", required=True, metavar="M", help="embedder name (see models)")
+    p.add_argument("--out", required=True, metavar="FILE.npz", help="output file")
+    return p
+
+
+def run(run: Run) -> int:
+    from audio_embed.scanner import Scanner
+    from audio_embed.windows import SlidingWindows, TargetedWindows
+
+    args = run.args
+    out = Path(args.out)
+    if out.suffix != ".npz":
+        raise UsageError(f"--out must name a .npz file. Got {args.out!r}.")
+    embedder = embedder_from_args(args.model, args)
+    scanner = Scanner(
+        embedder,
+        scan_windows=SlidingWindows(args.window, args.hop, args.encoding),
+        train_windows=TargetedWindows(args.window),
+        cache=make_cache(args),
+        batch_size=args.batch_size,
+    )
+    inputs, missing = collect_inputs(args.files)
+    failed = [item for item, _ in missing]
+    for item, reason in missing:
+        run.warn(f"skipped {item}: {reason}")
+    arrays: dict[str, Any] = {}
+    files: list[str] = []
+    for inp, entry, _reason in each(run, inputs, scanner.sliding_embeddings_many, "embed"):
+        if entry is None:
+            failed.append(str(inp.path))
+            continue
+        i = len(files)
+        files.append(str(inp.path))
+        arrays[f"{i}/starts"] = np.asarray(entry.starts, dtype=np.float64)
+        arrays[f"{i}/embeddings"] = np.asarray(entry.embeddings, dtype=np.float32)
+        arrays[f"{i}/duration"] = np.float64(entry.duration)
+        run.echo(
+            f"{inp.path}: {len(entry.starts)} windows × {entry.embeddings.shape[1]} "
+            f"({entry.duration:.1f} s)"
+        )
+    run.cancel.check()
+    if not files:
+        raise AudioEmbedError("No file could be embedded; nothing was written.")
+    arrays.update(
+        files=np.array(files, dtype=str),
+        model=np.array(embedder.name),
+        window=np.float64(args.window),
+        hop=np.float64(args.hop),
+    )
+    with atomic_writer(out) as fh:
+        np.savez(fh, **arrays)
+    run.echo(f"Wrote {len(files)} file(s) to {out} (keys: files, <i>/starts, <i>/embeddings).")
+    if failed:
+        run.warn(f"{len(failed)} of {len(failed) + len(files)} input(s) failed.")
+        return EXIT_FAILURE
+    return 0
+
+
+# ---------------------------------------------------------------------------- train

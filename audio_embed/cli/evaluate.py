@@ -1,0 +1,190 @@
+"""``audio-embed evaluate``: measure a scanner on labelled recordings."""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import math
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from audio_embed.batch import Input
+from audio_embed.cli.common import apply_overrides, each, load_scanner, make_cache
+from audio_embed.cli.options import (
+    Formatter,
+    Subparsers,
+    cache_options,
+    common_options,
+    model_options,
+    probability,
+    scanner_source_options,
+)
+from audio_embed.cli.session import EXIT_FAILURE, PROG, Run, UsageError
+from audio_embed.errors import AudioEmbedError
+
+if TYPE_CHECKING:
+    from audio_embed.evaluation import EvaluationReport, LabelledSet
+    from audio_embed.scanner import ScanResult
+
+__all__ = ["add_parser", "check_matplotlib", "print_report", "run", "show_report"]
+
+
+def add_parser(subparsers: Subparsers) -> argparse.ArgumentParser:
+    """The ``evaluate`` subcommand."""
+    p = subparsers.add_parser(
+        "evaluate",
+        parents=[common_options(), scanner_source_options(), model_options(), cache_options()],
+        formatter_class=Formatter,
+        usage=f"{PROG} evaluate [options] SCANNER --labels LABELS.csv --target LABEL\n"
+        f"       {PROG} evaluate [options] --store DIR --profile NAME [--model M] "
+        "--labels LABELS.csv --target LABEL",
+        help="measure a scanner on labelled recordings",
+        description=(
+            "Scan the files of a labels CSV (split,file,onset,offset,label; file paths are\n"
+            "relative to the CSV's folder) and report: event precision, recall and F1 (a\n"
+            "labelled target event is found when a detection overlaps it; a detection that\n"
+            "overlaps none is a false positive), window ROC AUC and average precision (a\n"
+            "window is positive when it overlaps a target event), and calibration (Brier\n"
+            "score, expected calibration error)."
+        ),
+        epilog=(
+            "example:\n"
+            f"  {PROG} evaluate horn.scanner --labels labels.csv --target horn --split test "
+            "--plot plots/"
+        ),
+    )
+    p.add_argument("scanner", nargs="?", metavar="SCANNER", help="a scanner file")
+    p.add_argument("--labels", required=True, metavar="CSV", help="the labels CSV")
+    p.add_argument("--target", required=True, metavar="LABEL", help="the label to find")
+    p.add_argument("--split", help="only the rows of this split (e.g. test); default: all rows")
+    p.add_argument(
+        "--threshold",
+        type=probability,
+        metavar="P",
+        help="detection threshold (default: the scanner's)",
+    )
+    p.add_argument(
+        "--plot",
+        metavar="DIR",
+        help="write a PNG per file: score over time, labelled events, detections "
+        "(needs matplotlib)",
+    )
+    p.add_argument("--json", action="store_true", help="print the metrics as JSON")
+    return p
+
+
+def check_matplotlib() -> None:
+    """--plot without matplotlib is a usage error (exit code 2) before any work."""
+    if importlib.util.find_spec("matplotlib") is None:
+        raise UsageError(
+            "--plot needs matplotlib, which is not installed: pip install 'audio_embed[plot]' "
+            "(or pip install matplotlib)."
+        )
+
+
+def run(run: Run) -> int:
+    from audio_embed.evaluation import evaluate_results, read_labelled_set
+
+    args = run.args
+    if args.threshold is not None and not 0.0 <= args.threshold <= 1.0:
+        raise UsageError(f"--threshold must be in [0, 1]. Got {args.threshold}.")
+    if args.plot is not None:
+        check_matplotlib()
+    labelled = read_labelled_set(args.labels, args.target, split=args.split)
+    scanner, _name = load_scanner(run, cache=make_cache(args))
+    apply_overrides(scanner, args)
+    threshold = scanner.threshold if args.threshold is None else args.threshold
+    results: dict[str, ScanResult] = {}
+    failed: list[str] = []
+    inputs = [Input(p, Path(p.name)) for p in labelled.files]
+    for inp, result, _reason in each(run, inputs, scanner.scan_many, "evaluate"):
+        if result is None:
+            failed.append(str(inp.path))
+        else:
+            results[str(inp.path)] = result
+    run.cancel.check()
+    if not results:
+        raise AudioEmbedError("No labelled file could be scanned; nothing to evaluate.")
+    report = evaluate_results(results, labelled, threshold=threshold)
+    show_report(
+        run,
+        report,
+        results,
+        labelled,
+        plot_dir=Path(args.plot) if args.plot is not None else None,
+        as_json=args.json,
+        extra={"split": args.split, "failed": failed},
+    )
+    if failed:
+        run.warn(f"{len(failed)} labelled file(s) could not be scanned and are not counted.")
+        return EXIT_FAILURE
+    return 0
+
+
+def show_report(
+    run: Run,
+    report: EvaluationReport,
+    results: Mapping[str, ScanResult],
+    labelled: LabelledSet,
+    *,
+    plot_dir: Path | None = None,
+    as_json: bool = False,
+    extra: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Print the report (as text or JSON), draw the plots into ``plot_dir``;
+    returns the report as a dict."""
+    data = report.as_dict(**(extra or {}))
+    if as_json:
+        run.echo(json.dumps(data, indent=2))
+    else:
+        print_report(run, report)
+    if plot_dir is not None:
+        from audio_embed.plot import plot_results
+
+        pngs = plot_results(
+            results, labelled, plot_dir, threshold=report.threshold, cancel=run.cancel
+        )
+        if not as_json:
+            for png in pngs:
+                run.echo(f"Plot: {png}")
+    return data
+
+
+def print_report(run: Run, report: EvaluationReport) -> None:
+    """The report as text: a line per file, then the metrics."""
+    ev, per_file = report.overall, report.per_file
+    target, threshold = report.target, report.threshold
+
+    def f(x: float, digits: int = 3) -> str:
+        return "n/a" if not math.isfinite(x) else f"{x:.{digits}f}"
+
+    run.echo(
+        f"Target {target!r} at threshold {threshold:g}: {len(per_file)} file(s), "
+        f"{ev.minutes:.1f} min of audio."
+    )
+    if per_file:
+        width = max(len(n) for n, _ in per_file)
+        for name, e in per_file:
+            run.echo(
+                f"  {name.ljust(width)}  found {e.n_found}/{e.n_events} events, "
+                f"{e.n_detections} detection(s), {e.n_false_positives} false positive(s)"
+            )
+    run.echo(
+        f"Events:      {ev.n_found} of {ev.n_events} found; {ev.n_detections} detection(s), "
+        f"{ev.n_false_positives} false positive(s) ({ev.false_positives_per_minute:.2f} per minute)"
+    )
+    flagged = ev.flagged_minutes
+    if ev.minutes:
+        run.echo(
+            f"Flagged:     {flagged:.1f} of {ev.minutes:.1f} min covered by detections "
+            f"({flagged / ev.minutes:.0%})"
+        )
+    run.echo(f"Precision:   {f(ev.precision)}")
+    run.echo(f"Recall:      {f(ev.recall)}")
+    run.echo(f"F1:          {f(ev.f1)}")
+    run.echo(f"Window ROC AUC {f(ev.window_auc)}, average precision {f(ev.window_ap)}")
+    run.echo(
+        f"Calibration: Brier score {f(ev.brier, 4)}, expected calibration error {f(ev.ece, 4)}"
+    )

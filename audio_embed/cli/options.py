@@ -1,0 +1,168 @@
+"""Option helpers shared by the commands: the help formatter, argparse types for
+numbers, and the option groups several commands take (each function returns a
+new parent parser: parents share their action objects)."""
+
+from __future__ import annotations
+
+import argparse
+import math
+from collections.abc import Callable
+from typing import TypeAlias
+
+__all__ = [
+    "Formatter",
+    "Subparsers",
+    "cache_options",
+    "common_options",
+    "model_options",
+    "nonneg_float",
+    "number_type",
+    "positive_float",
+    "positive_int",
+    "probability",
+    "scanner_source_options",
+    "window_options",
+]
+
+#: What ``ArgumentParser.add_subparsers`` returns; each command's ``add_parser`` takes it.
+Subparsers: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
+
+
+class Formatter(argparse.RawDescriptionHelpFormatter):
+    """Keeps descriptions as written; adds "(default: X)" where a default says something."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        text = action.help or ""
+        default = action.default
+        if (
+            "default" not in text
+            and default not in (None, False, argparse.SUPPRESS)
+            and action.option_strings
+        ):
+            text += " (default: %(default)s)"
+        return text
+
+
+def number_type(
+    ok: Callable[[float], bool], expected: str, constraint: str
+) -> Callable[[str], float]:
+    """An argparse ``type=`` for a finite float satisfying ``ok``."""
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}") from None
+        if not (math.isfinite(value) and ok(value)):
+            raise argparse.ArgumentTypeError(f"must be {constraint}, got {text!r}")
+        return value
+
+    return parse
+
+
+positive_float = number_type(lambda v: v > 0, "a number of seconds", "> 0")
+nonneg_float = number_type(lambda v: v >= 0, "a number", ">= 0")
+probability = number_type(lambda v: 0.0 <= v <= 1.0, "a number in [0, 1]", "in [0, 1]")
+
+
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {text!r}")
+    return value
+
+
+def common_options(threads: int | None = None) -> argparse.ArgumentParser:
+    """-q, -v, --threads (a new parser each call: parents share their action objects)."""
+    common = argparse.ArgumentParser(add_help=False)
+    g = common.add_argument_group("output and resources")
+    g.add_argument(
+        "-q",
+        "--quiet",
+        action="store_true",
+        help="no progress bars and no warnings (errors and skipped files are still reported)",
+    )
+    g.add_argument(
+        "-v", "--verbose", action="store_true", help="log at INFO level; tracebacks on errors"
+    )
+    g.add_argument(
+        "--threads",
+        type=positive_int,
+        default=threads,
+        metavar="N",
+        help="CPU threads for torch and scikit-learn (default: "
+        + (f"{threads}" if threads else "their own choice")
+        + "; 1 is often fastest on a busy shared machine)",
+    )
+    return common
+
+
+def model_options() -> argparse.ArgumentParser:
+    """--device, --checkpoint, --batch-size."""
+    parser = argparse.ArgumentParser(add_help=False)
+    g = parser.add_argument_group("model")
+    g.add_argument("--device", help="torch device for the model, e.g. cpu, cuda, cuda:1")
+    g.add_argument(
+        "--checkpoint",
+        metavar="PATH",
+        help="load the model's weights from this local file instead of the default location",
+    )
+    g.add_argument(
+        "--batch-size",
+        type=positive_int,
+        metavar="N",
+        help="windows per model call (default: sized automatically from memory)",
+    )
+    return parser
+
+
+def cache_options() -> argparse.ArgumentParser:
+    """--cache-dir, --no-cache."""
+    parser = argparse.ArgumentParser(add_help=False)
+    g = parser.add_argument_group("embedding cache")
+    g.add_argument(
+        "--cache-dir",
+        metavar="DIR",
+        help="where sliding-window embeddings are cached (default: $AUDIO_EMBED_CACHE_DIR or "
+        "the user cache folder, ~/.cache/audio_embed/embeddings on Linux)",
+    )
+    g.add_argument("--no-cache", action="store_true", help="neither read nor write the cache")
+    return parser
+
+
+def window_options() -> argparse.ArgumentParser:
+    """--window, --hop, --encoding."""
+    parser = argparse.ArgumentParser(add_help=False)
+    g = parser.add_argument_group("windows")
+    g.add_argument(
+        "--window", type=positive_float, default=8.0, metavar="SEC", help="window length"
+    )
+    g.add_argument(
+        "--hop", type=positive_float, default=1.0, metavar="SEC", help="step between windows"
+    )
+    g.add_argument(
+        "--encoding",
+        choices=("per_window", "shared"),
+        default="shared",
+        help="encode each window alone, or each stretch once and pool frames per window "
+        "(layered models with frame hooks; default: shared)",
+    )
+    return parser
+
+
+def scanner_source_options() -> argparse.ArgumentParser:
+    """--store, --profile, --model: a scanner from a store instead of a file."""
+    parser = argparse.ArgumentParser(add_help=False)
+    g = parser.add_argument_group("scanner from a store (instead of a SCANNER file)")
+    g.add_argument("--store", metavar="DIR", help="a folder of scanners made by train --store")
+    g.add_argument("--profile", metavar="NAME", help="the profile name in --store")
+    g.add_argument(
+        "--model",
+        metavar="M",
+        help="the embedder of the scanner (with --store; with a SCANNER file it must match "
+        "the one it was trained with)",
+    )
+    return parser

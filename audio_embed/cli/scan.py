@@ -1,0 +1,175 @@
+"""``audio-embed scan``: find the target sound in files and folders."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from audio_embed.batch import COMBINED_CSV, BatchReport, FileOutcome, scan_to_folder
+from audio_embed.cli.common import apply_overrides, load_scanner, make_cache
+from audio_embed.cli.options import (
+    Formatter,
+    Subparsers,
+    cache_options,
+    common_options,
+    model_options,
+    probability,
+    scanner_source_options,
+)
+from audio_embed.cli.session import EXIT_FAILURE, PROG, Progress, Run, UsageError
+
+if TYPE_CHECKING:
+    from audio_embed.formats import OutputFormat
+    from audio_embed.scanner import Scanner
+
+__all__ = ["add_parser", "run", "scan_and_print"]
+
+
+def add_parser(subparsers: Subparsers) -> argparse.ArgumentParser:
+    """The ``scan`` subcommand."""
+    p = subparsers.add_parser(
+        "scan",
+        parents=[common_options(), scanner_source_options(), model_options(), cache_options()],
+        formatter_class=Formatter,
+        usage=f"{PROG} scan [options] SCANNER FILE_OR_DIR [FILE_OR_DIR ...]\n"
+        f"       {PROG} scan [options] --store DIR --profile NAME [--model M] FILE_OR_DIR ...",
+        help="find the target sound in files and folders",
+        description=(
+            "Scan audio and video files (folders are searched recursively) and write one\n"
+            "result file per input into --out, named after the input (rec.wav -> rec.csv,\n"
+            "rec.json, rec.txt for Audacity, rec.selections.txt for Raven; subfolders of a\n"
+            "folder argument are kept), plus detections.csv with every detection.\n"
+            "A file that cannot be read is reported on stderr and skipped; the others still\n"
+            "finish and the exit code is 1. Ctrl-C stops cleanly (exit code 130): results\n"
+            "already written are complete, so --skip-existing resumes."
+        ),
+        epilog=(
+            "examples:\n"
+            f"  {PROG} scan horn.scanner recordings/ --out results/\n"
+            f"  {PROG} scan horn.scanner film.mp4 --format audacity --label horn --out results/\n"
+            f"  {PROG} scan --store scanners/ --profile horn --model LOGMEL recordings/ "
+            "--out results/"
+        ),
+    )
+    p.add_argument(
+        "paths",
+        nargs="+",
+        metavar="SCANNER FILE_OR_DIR",
+        help="the scanner file, then the inputs (only the inputs with --store)",
+    )
+    p.add_argument("--out", required=True, metavar="DIR", help="folder for the results")
+    p.add_argument(
+        "--format",
+        choices=("csv", "json", "audacity", "raven"),
+        default="csv",
+        help="format of the per-file results",
+    )
+    p.add_argument(
+        "--threshold",
+        type=probability,
+        metavar="P",
+        help="detection threshold (default: the one stored in the scanner)",
+    )
+    p.add_argument(
+        "--label",
+        metavar="TEXT",
+        help="label text in Audacity/Raven output (default: the profile name with --store, "
+        "else 'target')",
+    )
+    p.add_argument(
+        "--skip-existing", action="store_true", help="skip inputs whose result file exists"
+    )
+    return p
+
+
+def run(run: Run) -> int:
+    args = run.args
+    items = list(args.paths)
+    if args.store is None:
+        if len(items) < 2:
+            raise UsageError(
+                "Usage: audio-embed scan SCANNER FILES_OR_DIRS... (or --store DIR --profile "
+                "NAME [--model M] FILES_OR_DIRS...)."
+            )
+        args.scanner, items = items[0], items[1:]
+    else:
+        args.scanner = None
+    if args.threshold is not None and not 0.0 <= args.threshold <= 1.0:
+        raise UsageError(f"--threshold must be in [0, 1]. Got {args.threshold}.")
+    scanner, _name = load_scanner(run, cache=make_cache(args))
+    apply_overrides(scanner, args)
+    label = args.label or (args.profile if args.store is not None else "target")
+    rc, _report = scan_and_print(
+        run,
+        scanner,
+        items,
+        Path(args.out),
+        fmt=args.format,
+        label=label,
+        threshold=args.threshold,
+        skip_existing=args.skip_existing,
+    )
+    return rc
+
+
+def scan_and_print(
+    run: Run,
+    scanner: Scanner,
+    items: Sequence[str],
+    out_dir: Path,
+    *,
+    fmt: OutputFormat,
+    label: str,
+    threshold: float | None,
+    skip_existing: bool = False,
+    keep_results: bool = False,
+) -> tuple[int, BatchReport]:
+    """:func:`audio_embed.batch.scan_to_folder`, a line per file as it finishes and a
+    summary; returns the exit code and the report."""
+    progress = Progress(run, 0, "scan") if run.show_progress else None
+    try:
+        report = scan_to_folder(
+            scanner,
+            items,
+            out_dir,
+            fmt=fmt,
+            label=label,
+            threshold=threshold,
+            skip_existing=skip_existing,
+            keep_results=keep_results,
+            progress=progress,
+            cancel=run.cancel,
+            on_file=lambda outcome: _print_outcome(run, outcome),
+        )
+    finally:
+        if progress is not None:
+            progress.close()
+    _print_summary(run, report, out_dir)
+    if report.failed:
+        run.warn(f"{len(report.failed)} of {report.total} input(s) failed (see above).")
+        return EXIT_FAILURE, report
+    return 0, report
+
+
+def _print_outcome(run: Run, o: FileOutcome) -> None:
+    if o.kind in ("missing", "failed"):
+        run.warn(f"skipped {o.item}: {o.reason}")
+    elif o.kind == "skipped":
+        run.echo(f"{o.item}: result exists, skipped ({o.output})")
+    elif o.kind == "rescan":
+        run.warn(f"{o.reason}; scanning {o.item} again.")
+    else:
+        run.echo(f"{o.item}: {len(o.detections)} detection(s) -> {o.output}")
+
+
+def _print_summary(run: Run, report: BatchReport, out_dir: Path) -> None:
+    failed, skipped = len(report.failed), len(report.skipped)
+    run.echo(
+        f"Scanned {len(report.done)} of {report.total} input(s) at threshold "
+        f"{report.threshold:g}: {report.n_detections} detection(s)"
+        + (f"; {skipped} skipped (result exists)" if skipped else "")
+        + (f"; {failed} failed" if failed else "")
+        + (f". Combined: {out_dir / COMBINED_CSV}" if report.combined is not None else ".")
+    )

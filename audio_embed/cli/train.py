@@ -1,0 +1,288 @@
+"""``audio-embed train``: a scanner from moments marked in recordings."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import attrs
+
+from audio_embed.cli.common import embedder_from_args, make_cache
+from audio_embed.cli.options import (
+    Formatter,
+    Subparsers,
+    cache_options,
+    common_options,
+    model_options,
+    nonneg_float,
+    positive_float,
+    probability,
+    window_options,
+)
+from audio_embed.cli.session import PROG, Progress, Run, UsageError
+from audio_embed.evaluation import relative_name
+
+if TYPE_CHECKING:
+    from audio_embed.scanner import Scanner
+    from audio_embed.windows import Markers
+
+__all__ = ["add_parser", "fit", "print_training", "run"]
+
+
+def add_parser(subparsers: Subparsers) -> argparse.ArgumentParser:
+    """The ``train`` subcommand."""
+    p = subparsers.add_parser(
+        "train",
+        parents=[common_options(), window_options(), model_options(), cache_options()],
+        formatter_class=Formatter,
+        help="train a scanner from marked moments",
+        description=(
+            "Train a scanner from moments marked in recordings.\n\n"
+            "Markers (--markers, repeatable; the format is guessed, or set --markers-format):\n"
+            "  CSV        file,time,kind  (kind: positive, negative or soft; default positive);\n"
+            "             relative file names are read from the CSV's folder.\n"
+            "  Audacity   a label track export: start<TAB>end<TAB>label; the marker is the\n"
+            "             label's midpoint, a label 'negative'/'soft' sets its kind.\n"
+            "  Raven      a selection table (Begin Time (s), End Time (s), and an Annotation,\n"
+            "             Label or Kind column naming the kind).\n"
+            "For Audacity and Raven files the recording is the media file beside the label\n"
+            "file with the same stem (rec.wav for rec.txt, rec.selections.txt or\n"
+            "rec.Table.1.selections.txt), or the file named by an --audio right after that\n"
+            "--markers."
+        ),
+        epilog=(
+            "examples:\n"
+            f"  {PROG} train --markers markers.csv --model HUBERT_BASE_ML --out horn.scanner\n"
+            f"  {PROG} train --markers rec1.txt --markers rec2.txt --model LOGMEL "
+            "--store scanners/ --profile horn\n"
+            f"  {PROG} train --markers sel.txt --audio /data/night.flac --model LOGMEL "
+            "--out owl.scanner"
+        ),
+    )
+    _add_marker_options(p)
+    p.add_argument("--model", required=True, metavar="M", help="embedder name (see models)")
+    g = p.add_argument_group("output (one of)")
+    g.add_argument("--out", metavar="SCANNER", help="write the scanner to this file")
+    g.add_argument("--store", metavar="DIR", help="save into a scanner store (with --profile)")
+    g.add_argument("--profile", metavar="NAME", help="profile name in --store")
+    _add_classifier_options(p)
+    return p
+
+
+def _add_marker_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("markers")
+    g.add_argument(
+        "--markers",
+        action=_MarkersAction,
+        required=True,
+        metavar="FILE",
+        help="a markers file (repeat for several)",
+    )
+    g.add_argument(
+        "--markers-format",
+        choices=("auto", "csv", "audacity", "raven"),
+        default="auto",
+        help="format of every --markers file (auto: .csv is CSV, a header with "
+        "'Begin Time (s)' is Raven, anything else Audacity)",
+    )
+    g.add_argument(
+        "--audio",
+        action=_AudioAction,
+        metavar="FILE",
+        help="the recording marked by the Audacity/Raven label file given just before it "
+        "(--markers rec.txt --audio /data/rec.flac)",
+    )
+
+
+def _add_classifier_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("labelling and classifier")
+    g.add_argument(
+        "--labelling",
+        choices=("overlap", "targeted"),
+        default="overlap",
+        help="overlap: a window is positive when it holds a positive marker; targeted: "
+        "the original application's rules (whole-second windows within --tolerance)",
+    )
+    g.add_argument(
+        "--tolerance",
+        type=nonneg_float,
+        metavar="SEC",
+        help="widen each positive marker by this much (default: 0 for overlap, 12 for targeted)",
+    )
+    g.add_argument(
+        "--neg-margin",
+        type=nonneg_float,
+        metavar="SEC",
+        help="windows at least this far from every marker are negatives (default: 8 for "
+        "overlap, 120 for targeted; 0 = only marked negatives)",
+    )
+    g.add_argument(
+        "--neg-stride",
+        type=positive_float,
+        metavar="SEC",
+        help="spacing of automatic negatives with --labelling targeted (4)",
+    )
+    g.add_argument(
+        "--classifier",
+        choices=("hgb", "logreg"),
+        default="hgb",
+        help="gradient boosting or logistic regression",
+    )
+    g.add_argument(
+        "--calibration",
+        choices=("isotonic", "sigmoid", "none"),
+        default="isotonic",
+        help="probability calibration (skipped when a class has fewer than 6 windows)",
+    )
+    g.add_argument(
+        "--normalization",
+        choices=("recording", "targeted", "none"),
+        default="recording",
+        help="z-score embeddings per recording (over all its windows), over the training "
+        "windows only, or not at all",
+    )
+    g.add_argument(
+        "--threshold",
+        type=probability,
+        default=0.3,
+        metavar="P",
+        help="the detection threshold stored in the scanner (scan uses it unless told)",
+    )
+
+
+class _MarkersAction(argparse.Action):
+    """``--markers FILE``: appends ``[FILE, None]``; a following ``--audio`` fills the None."""
+
+    def __call__(self, parser: Any, namespace: Any, values: Any, option: Any = None) -> None:
+        specs = list(getattr(namespace, self.dest, None) or [])
+        specs.append([values, None])
+        setattr(namespace, self.dest, specs)
+
+
+class _AudioAction(argparse.Action):
+    """``--audio FILE``: the recording marked by the ``--markers`` just before it."""
+
+    def __call__(self, parser: Any, namespace: Any, values: Any, option: Any = None) -> None:
+        specs: Any = getattr(namespace, "markers", None)
+        if not specs or specs[-1][1] is not None:
+            parser.error("--audio must follow the --markers label file it belongs to")
+        specs[-1][1] = values
+
+
+def _read_marker_files(args: argparse.Namespace) -> dict[str, Markers]:
+    from audio_embed.formats import guess_marker_format, read_marker_files
+
+    specs = [(Path(m), Path(a) if a else None) for m, a in args.markers]
+    fmt = args.markers_format
+    for path, audio in specs:
+        if audio is not None and path.is_file():
+            if (fmt if fmt != "auto" else guess_marker_format(path)) == "csv":
+                raise UsageError(
+                    f"--audio {audio} follows {path}, a markers CSV, which names its "
+                    "recordings itself; --audio belongs after an Audacity or Raven label file."
+                )
+    recordings: dict[str | os.PathLike[str], str | os.PathLike[str]] = {
+        m: a for m, a in specs if a is not None
+    }
+    return read_marker_files([m for m, _ in specs], fmt=fmt, recordings=recordings)
+
+
+def _train_windows(args: argparse.Namespace) -> Any:
+    from audio_embed.windows import TargetedWindows
+
+    if args.labelling == "targeted":
+        tw = TargetedWindows.original(args.window)
+    else:
+        tw = TargetedWindows(args.window, hop=args.hop)
+    changes: dict[str, Any] = {}
+    if args.tolerance is not None:
+        changes["tolerance"] = args.tolerance
+    if args.neg_margin is not None:
+        changes["neg_margin"] = args.neg_margin
+    if args.neg_stride is not None:
+        changes["neg_stride"] = args.neg_stride
+    return attrs.evolve(tw, **changes) if changes else tw
+
+
+def fit(run: Run, scanner: Scanner, markers: dict[str, Markers]) -> None:
+    from audio_embed.scanner import Recording
+
+    recs = [Recording(f, m) for f, m in sorted(markers.items())]
+    progress = Progress(run, len(recs), "train") if run.show_progress else None
+    try:
+        scanner.fit(recs, progress=progress, cancel=run.cancel)
+    finally:
+        if progress is not None:
+            progress.close()
+    run.cancel.check()  # Ctrl-C during the classifier fit: save nothing
+
+
+def print_training(run: Run, scanner: Scanner, root: Path | None = None) -> None:
+    s = scanner.training_summary or {}
+    tw, sw = scanner.train_windows, scanner.scan_windows
+    run.echo(
+        f"Trained a {scanner.embedder.name} scanner on {len(s.get('files', []))} recording(s): "
+        f"window {sw.window:g} s, hop {sw.hop:g} s, labelling {tw.labelling} "
+        f"(tolerance {tw.tolerance:g} s, negative margin {tw.neg_margin:g} s), "
+        f"normalisation {scanner.normalization}."
+    )
+    files = s.get("files", [])
+    names = [relative_name(str(f["source"]), root) for f in files]
+    width = max((len(n) for n in names), default=0)
+    for name, f in zip(names, files, strict=True):
+        run.echo(f"  {name.ljust(width)}  {f['positive']:5d} positive  {f['negative']:5d} negative")
+    run.echo(
+        f"Windows per class: {s.get('windows_positive', 0)} positive (target), "
+        f"{s.get('windows_negative', 0)} negative."
+    )
+    used_neg, avail = s.get("classifier_n_negative"), s.get("classifier_n_negative_available")
+    if used_neg is not None and avail is not None and used_neg != avail:
+        run.echo(f"  the classifier used {used_neg} of the {avail} negatives (subsampled).")
+    run.echo(
+        f"Classifier: {scanner.classifier.summary_['estimator']}; "
+        f"calibration: {s.get('classifier_calibration_note', 'n/a')}."
+    )
+    run.echo(f"Default detection threshold: {scanner.threshold:g}.")
+
+
+def run(run: Run) -> int:
+    from audio_embed.classifier import CalibratedClassifier, make_base_estimator
+    from audio_embed.scanner import Scanner
+    from audio_embed.store import ScannerStore
+    from audio_embed.windows import SlidingWindows
+
+    args = run.args
+    if (args.out is None) == (args.store is None):
+        raise UsageError("Give either --out SCANNER_FILE or --store DIR --profile NAME.")
+    if args.store is not None and not args.profile:
+        raise UsageError("--store needs --profile NAME.")
+    if not 0.0 <= args.threshold <= 1.0:
+        raise UsageError(f"--threshold must be in [0, 1]. Got {args.threshold}.")
+    from audio_embed.registry import get_spec
+
+    get_spec(args.model)  # an unknown name fails before any work
+    markers = _read_marker_files(args)
+    embedder = embedder_from_args(args.model, args)
+    calibration = None if args.calibration == "none" else args.calibration
+    scanner = Scanner(
+        embedder,
+        classifier=CalibratedClassifier(
+            make_base_estimator(args.classifier), calibration=calibration
+        ),
+        scan_windows=SlidingWindows(args.window, args.hop, args.encoding),
+        train_windows=_train_windows(args),
+        normalization=args.normalization,
+        cache=make_cache(args),
+        batch_size=args.batch_size,
+        threshold=args.threshold,
+    )
+    fit(run, scanner, markers)
+    if args.store is not None:
+        path = ScannerStore(args.store).save(scanner, args.profile)
+    else:
+        path = scanner.save(args.out)
+    print_training(run, scanner)
+    run.echo(f"Saved: {path}")
+    return 0

@@ -1,0 +1,169 @@
+"""Evaluating scan results against a labels CSV (``split,file,onset,offset,label``).
+
+:func:`read_labelled_set` reads the labels for one target (and optionally one
+split) into a :class:`LabelledSet`: the files to scan and their events.
+:func:`evaluate_results` scores scan results of those files, overall and per
+file, into an :class:`EvaluationReport` that prints or serialises as JSON. The
+metrics themselves are :func:`audio_embed.evaluate.evaluate`'s; the pictures
+are :mod:`audio_embed.plot`'s.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections import defaultdict
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from attrs import frozen
+
+from audio_embed.errors import InvalidInputError
+
+if TYPE_CHECKING:
+    from audio_embed.evaluate import Evaluation, LabelledEvent
+    from audio_embed.scanner import ScanResult
+
+__all__ = [
+    "EvaluationReport",
+    "LabelledSet",
+    "evaluate_results",
+    "read_labelled_set",
+    "relative_name",
+]
+
+
+@frozen
+class LabelledSet:
+    """The labelled events of one target, keyed by the file's path as a string
+    (relative names in the CSV are read from its folder, :attr:`root`)."""
+
+    root: Path
+    target: str
+    split: str | None
+    files: tuple[Path, ...]
+    events: Mapping[str, tuple[tuple[float, float], ...]]
+    every: Mapping[str, tuple[LabelledEvent, ...]]
+
+
+def read_labelled_set(
+    labels: str | os.PathLike[str], target: str, *, split: str | None = None
+) -> LabelledSet:
+    """The files of ``labels`` (only the rows of ``split`` when given), their
+    ``target`` events and every labelled event.
+
+    Raises :class:`~audio_embed.errors.InvalidInputError` when no row has that
+    split or no event of the rows has that label (the message lists those
+    there are), and :class:`~audio_embed.errors.MarkerError` for a bad CSV.
+    """
+    from audio_embed.evaluate import read_labels
+
+    path = Path(labels)
+    rows = read_labels(path)
+    if split is not None:
+        splits = sorted({r.split for r in rows})
+        rows = [r for r in rows if r.split == split]
+        if not rows:
+            raise InvalidInputError(
+                f"No rows of {path} have split {split!r}; its splits: "
+                f"{', '.join(repr(s) for s in splits) or 'none'}."
+            )
+    known = sorted({r.label for r in rows})
+    if target not in known:
+        raise InvalidInputError(
+            f"No event labelled {target!r} in {path}"
+            + (f" (split {split!r})" if split else "")
+            + f"; its labels: {', '.join(known) or 'none'}."
+        )
+    root = path.parent
+    files: dict[str, Path] = {}
+    events: dict[str, list[tuple[float, float]]] = defaultdict(list)
+    every: dict[str, list[LabelledEvent]] = defaultdict(list)
+    for r in rows:
+        file = Path(r.file) if Path(r.file).is_absolute() else root / r.file
+        key = str(file)
+        files.setdefault(key, file)
+        every[key].append(r)
+        if r.label == target:
+            events[key].append((r.onset, r.offset))
+    return LabelledSet(
+        root=root,
+        target=target,
+        split=split,
+        files=tuple(files[k] for k in sorted(files)),
+        events={k: tuple(v) for k, v in events.items()},
+        every={k: tuple(v) for k, v in every.items()},
+    )
+
+
+def relative_name(path: str | os.PathLike[str], root: str | os.PathLike[str] | None) -> str:
+    """``path`` relative to ``root`` when it lies inside it, else as given."""
+    if root is None:
+        return str(path)
+    try:
+        return str(Path(path).relative_to(root))
+    except ValueError:
+        return str(path)
+
+
+@frozen
+class EvaluationReport:
+    """Scores of scan results on a :class:`LabelledSet`: overall and per file
+    (per-file names relative to the labels' folder)."""
+
+    target: str
+    threshold: float
+    overall: Evaluation
+    per_file: tuple[tuple[str, Evaluation], ...]
+
+    def as_dict(self, **extra: Any) -> dict[str, Any]:
+        """JSON-able: target, threshold, files, every metric (NaN as None), then
+        ``extra``, then ``per_file`` with the event counts of each file."""
+        metrics = {
+            k: (_finite(v) if isinstance(v, float) else v)
+            for k, v in self.overall.as_dict().items()
+        }
+        report: dict[str, Any] = {
+            "target": self.target,
+            "threshold": self.threshold,
+            "files": len(self.per_file),
+            **metrics,
+            **extra,
+        }
+        report["per_file"] = [
+            {
+                "file": name,
+                "n_events": e.n_events,
+                "n_found": e.n_found,
+                "n_detections": e.n_detections,
+                "n_false_positives": e.n_false_positives,
+            }
+            for name, e in self.per_file
+        ]
+        return report
+
+
+def _finite(value: float) -> float | None:
+    return value if math.isfinite(value) else None
+
+
+def evaluate_results(
+    results: Mapping[str, ScanResult], labelled: LabelledSet, *, threshold: float
+) -> EvaluationReport:
+    """Score ``results`` (keyed like ``labelled.events``: the file path as a
+    string) against the target events of ``labelled`` at ``threshold``."""
+    from audio_embed.evaluate import evaluate
+
+    events = labelled.events
+    overall = evaluate(results, events, threshold)
+    per_file = tuple(
+        (
+            relative_name(k, labelled.root),
+            evaluate({k: r}, {k: events.get(k, ())}, threshold),
+        )
+        for k, r in results.items()
+    )
+    return EvaluationReport(
+        target=labelled.target, threshold=threshold, overall=overall, per_file=per_file
+    )
