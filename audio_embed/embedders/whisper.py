@@ -143,6 +143,7 @@ def default_checkpoint(name: str) -> str:
     if name == "WHISPER_TINY_EN" and not _hf_cached(hub_id):
         bundled = bundled_tiny_en_dir()
         if bundled is not None:
+            log.info("%s: %s is not in the Hugging Face cache; using %s", name, hub_id, bundled)
             return str(bundled)
     return hub_id
 
@@ -188,7 +189,8 @@ class WhisperEmbedder(LayeredEmbedder):
         if model is None:
             if checkpoint is None:
                 raise InvalidInputError("WhisperEmbedder needs a checkpoint or a model.")
-            self.checkpoint = os.fspath(checkpoint)
+            source = os.fspath(checkpoint)
+            self.checkpoint = os.path.expanduser(source) if source.startswith("~") else source
             model, loaded = _load_encoder(self.checkpoint)
             feature_extractor = feature_extractor or loaded
         get_encoder = getattr(model, "get_encoder", None)
