@@ -80,13 +80,20 @@ def run(
     first_k: int | None = None,
     seed: int = 0,
     postprocessing: dict[str, float] | None = None,
+    layers: str = "last",
+    model_kwargs: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     if random_weights:
         from models import MODELS
 
         embedder = MODELS[model]()
     else:
-        embedder = create_embedder(model)
+        embedder = create_embedder(model, **(model_kwargs or {}))
+    if layers != "last":
+        from audio_embed.embedders.multilayer import MultiLayerEmbedder
+
+        picked: Any = "quartiles" if layers == "ml" else [int(k) for k in layers.split(",")]
+        embedder = MultiLayerEmbedder(embedder, layers=picked)
     if tolerance is None:
         tolerance = 12.0 if labelling == "targeted" else 0.0
     if neg_margin is None:
@@ -162,6 +169,18 @@ def run(
     return out
 
 
+def _parse_setting(item: str) -> tuple[str, Any]:
+    key, sep, value = item.partition("=")
+    if not sep:
+        raise SystemExit(f"--set needs KEY=VALUE. Got {item!r}.")
+    for kind in (int, float):
+        try:
+            return key, kind(value)
+        except ValueError:
+            pass
+    return key, value
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -183,16 +202,38 @@ def main(argv: list[str] | None = None) -> int:
         help="train on the first k training events only (k = 1, 2, 3, 5), test on all",
     )
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--layers", default="last", help="last | ml | block numbers, e.g. 2 or 2,3")
+    ap.add_argument(
+        "--classifier",
+        choices=["auto", "hgb", "logreg", "extratrees", "prototype"],
+        help="override the variant's",
+    )
+    ap.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="embedder keyword argument (repeatable)",
+    )
     args = ap.parse_args(argv)
+    model_kwargs = dict(_parse_setting(item) for item in args.set)
     logging.basicConfig(level=logging.WARNING)
     cache = EmbeddingCache(args.cache)
     names = list(VARIANTS) if args.variants else ["default"]
     threshold = args.threshold if args.threshold == "auto" else float(args.threshold)
-    common: dict[str, Any] = dict(seed=args.seed, threshold=threshold, postprocessing=args.post)
+    common: dict[str, Any] = dict(
+        seed=args.seed,
+        threshold=threshold,
+        postprocessing=args.post,
+        layers=args.layers,
+        model_kwargs=model_kwargs,
+    )
+    if args.classifier:
+        common["classifier"] = args.classifier
     for key in ("window", "hop", "context"):
         if getattr(args, key) is not None:
             common[key] = getattr(args, key)
-    jobs = [(n, {**common, **VARIANTS[n]}) for n in names]
+    jobs = [(n, {**VARIANTS[n], **common}) for n in names]
     if args.few_shot:
         jobs = [(f"first-{k}", {**common, "first_k": k}) for k in (1, 2, 3, 5)]
     for name, kwargs in jobs:
@@ -200,7 +241,15 @@ def main(argv: list[str] | None = None) -> int:
             res = run(args.bench, args.model, cache, args.random_weights, args.encoding, **kwargs)
         except TrainingDataError as exc:
             res = {"error": str(exc)}
-        row = {"variant": name, "model": args.model, "encoding": args.encoding, **res}
+        row = {
+            "variant": name,
+            "model": args.model,
+            "encoding": args.encoding,
+            "layers": args.layers,
+            "classifier": kwargs.get("classifier", "auto"),
+            **model_kwargs,
+            **res,
+        }
         if args.random_weights:
             row["weights"] = "random"
         print(json.dumps(row), flush=True)

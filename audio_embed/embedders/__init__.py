@@ -137,3 +137,8 @@ def register_builtins() -> None:
             weights_available=_beats_available,
         )
     )
+    from audio_embed.embedders.birdnet import birdnet_specs
+    from audio_embed.embedders.whisper import whisper_specs
+
+    for spec in [*whisper_specs(), *birdnet_specs()]:
+        register_embedder(spec)
