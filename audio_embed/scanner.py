@@ -640,10 +640,12 @@ class Scanner:
                     continue
                 m = markers[i]
                 out = held.get(i, set())
+                keep = [t for k, t in enumerate(m.positive) if k not in out]
                 kept = Markers(
-                    positive=[t for k, t in enumerate(m.positive) if k not in out],
+                    positive=keep,
                     soft=m.soft + tuple(m.positive[k] for k in out),
                     negative=m.negative,
+                    spans=[s for t in keep if (s := m.span_of(t)) is not None],
                 )
                 lw = self.train_windows.windows(entry.duration, kept)
                 xs.append(grid[_nearest(entry.starts, lw.starts)])
@@ -664,7 +666,10 @@ class Scanner:
                         probabilities=clf.score_windows(grid),
                         window=self.scan_windows.window,
                         duration=entry.duration,
-                        references=tuple((m.positive[k], m.positive[k]) for k in sorted(ks)),
+                        references=tuple(
+                            m.span_of(m.positive[k]) or (m.positive[k], m.positive[k])
+                            for k in sorted(ks)
+                        ),
                         ignore=tuple(
                             (t - half, t + half) for k, t in enumerate(m.positive) if k not in ks
                         ),

@@ -151,3 +151,15 @@ def test_scanner_rejects_a_bad_threshold() -> None:
         Scanner(LogMelEmbedder(), threshold=1.5)
     with pytest.raises(InvalidInputError, match="threshold"):
         Scanner(LogMelEmbedder(), threshold="best")  # type: ignore[arg-type]
+
+
+def test_marked_spans_train_and_choose_the_threshold() -> None:
+    audio, targets = _recording(31)
+    rec = Recording(audio, Markers(spans=targets), SR)
+    scanner = Scanner(LogMelEmbedder(), seed=1).fit([rec])
+    th = (scanner.training_summary or {})["threshold"]
+    assert th["method"] == "folds over markers" and th["cv_f1"] is not None
+    test, t_test = _recording(32)
+    dets = scanner.scan(test, sample_rate=SR).detections()
+    found = sum(any(d.start < b and a < d.end for d in dets) for a, b in t_test)
+    assert found >= len(t_test) - 1
