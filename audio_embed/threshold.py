@@ -12,8 +12,9 @@ threshold whose detections best match the held-out markers (event F1):
 * one positive marker: nothing can be held out; the threshold is set halfway
   between the final classifier's median score on the marked windows and the
   99th percentile of its scores on the negative windows (both in-sample, so
-  optimistic), and the summary says so. :data:`FALLBACK_THRESHOLD` when even
-  that cannot be computed.
+  optimistic), but no higher than the negatives' 99.5th percentile, so that a
+  scan still offers its best-scoring moments for review; the summary says so
+  (:data:`FALLBACK_THRESHOLD` when even that cannot be computed).
 
 A detection matches a held-out point marker when the marker lies inside it
 (widened by half a hop); a marker with a duration (an Audacity or Raven
@@ -138,10 +139,12 @@ def candidate_thresholds(probabilities: np.ndarray) -> np.ndarray:
 
 
 def training_threshold(positive: np.ndarray, negative: np.ndarray) -> ThresholdChoice:
-    """Halfway between the median positive and the 99th percentile negative training score."""
+    """Halfway between the median positive and the 99th percentile negative training score,
+    at most the negatives' 99.5th percentile."""
     if len(positive) == 0 or len(negative) == 0:
         return choose_threshold([], Postprocessing(), "", 0)
     mid = 0.5 * (float(np.median(positive)) + float(np.quantile(negative, 0.99)))
+    mid = min(mid, float(np.quantile(negative, 0.995)))
     value = float(np.clip(round(mid, 4), 0.01, 0.99))
     return ThresholdChoice(
         value,
@@ -149,7 +152,8 @@ def training_threshold(positive: np.ndarray, negative: np.ndarray) -> ThresholdC
         "from training scores",
         0,
         "one positive marker: no cross-validation; halfway between the marked windows' "
-        "median score and the 99th percentile of the negatives' (in-sample)",
+        "median score and the 99th percentile of the negatives' (in-sample), at most "
+        "the negatives' 99.5th percentile",
     )
 
 
