@@ -496,10 +496,19 @@ class Scanner:
         out: np.ndarray = np.concatenate([x, x - local[idx].astype(np.float32)], axis=1)
         return out
 
+    def window_features(self, normalised: np.ndarray, starts: np.ndarray) -> np.ndarray:
+        """What the classifier sees, from one recording's normalised embeddings.
+
+        ``normalised``: every sliding window of the recording, in time order,
+        already normalised as ``normalization`` says (an index's vectors are);
+        ``starts``: their start times. Appends the context features.
+        """
+        return self._with_context(normalised, normalised, starts, starts)
+
     def _scan_features(self, entry: CachedEmbeddings) -> np.ndarray:
         """What the classifier sees for every sliding window of a recording."""
         grid = self._normalise(entry.embeddings, entry.embeddings)
-        return self._with_context(grid, grid, entry.starts, entry.starts)
+        return self.window_features(grid, entry.starts)
 
     def _training_windows(
         self, rec: Recording, entry: CachedEmbeddings

@@ -63,9 +63,30 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="length of the file scanned for peak memory (default 60 minutes)",
     )
     group.addoption(
+        "--search-sizes",
+        default="100000",
+        help="comma-separated numbers of 768-d vectors for the ANN search benchmark "
+        "(default 100000; 1000000 builds a graph for a long time on a small machine)",
+    )
+    group.addoption(
         "--memory-models",
         default="HUBERT_BASE,LOGMEL",
         help="models whose peak memory is measured (default HUBERT_BASE,LOGMEL)",
+    )
+    group.addoption(
+        "--ray-files", type=int, default=20, help="files scanned by test_ray_scale (default 20)"
+    )
+    group.addoption(
+        "--ray-file-seconds",
+        type=float,
+        default=20.0,
+        help="length of each file of test_ray_scale (default 20 s)",
+    )
+    group.addoption(
+        "--ray-methods",
+        default="",
+        help="comma-separated methods of test_ray_scale (default: all), e.g. "
+        "'local 1 thread,ray 1x1'",
     )
 
 
