@@ -8,16 +8,20 @@ positive when it overlaps a target event.
 from __future__ import annotations
 
 import csv
+import logging
 import math
 import os
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 from attrs import frozen
 
 from audio_embed.errors import MarkerError
 from audio_embed.scanner import Detection, ScanResult
+
+log = logging.getLogger(__name__)
 
 __all__ = ["Evaluation", "LabelledEvent", "evaluate", "read_labels"]
 
@@ -119,13 +123,50 @@ def expected_calibration_error(y: np.ndarray, p: np.ndarray, bins: int = 10) -> 
     return float(err)
 
 
+def _check_keys(
+    results: Mapping[str, ScanResult],
+    events: Mapping[str, Sequence[tuple[float, float]]],
+    unmatched: str,
+) -> None:
+    if unmatched not in ("warn", "error", "ignore"):
+        raise MarkerError(
+            "The 'unmatched' parameter of evaluate must be 'warn', 'error' or 'ignore'. "
+            f"Got {unmatched!r} instead."
+        )
+    no_result = sorted(set(events) - set(results))
+    no_events = sorted(set(results) - set(events)) if events else []
+    if unmatched == "ignore" or not (no_result or no_events):
+        return
+    message = (
+        f"evaluate: {len(no_result)} labelled file(s) have no result "
+        f"({', '.join(no_result[:5])}{'…' if len(no_result) > 5 else ''}) and "
+        f"{len(no_events)} result(s) have no labels "
+        f"({', '.join(no_events[:5])}{'…' if len(no_events) > 5 else ''}); they count as "
+        "recordings without the target. Name results and labels alike."
+    )
+    if unmatched == "error":
+        raise MarkerError(message)
+    log.warning("%s", message)
+
+
 def evaluate(
     results: Mapping[str, ScanResult],
     events: Mapping[str, Sequence[tuple[float, float]]],
     threshold: float | None = None,
+    *,
+    unmatched: Literal["warn", "error", "ignore"] = "warn",
 ) -> Evaluation:
-    """Score ``results`` (keyed by file) against target ``events`` (same keys)."""
+    """Score ``results`` (keyed by file) against target ``events`` (same keys).
+
+    A result without events counts as a recording without the target. Keys of
+    ``events`` that no result has, and results of which ``events`` has no key
+    although it has others, usually mean the two are named differently (a path
+    against a bare file name): ``unmatched="warn"`` (default) logs a warning
+    naming them, ``"error"`` raises :class:`~audio_embed.errors.MarkerError`.
+    """
     from sklearn.metrics import average_precision_score, roc_auc_score
+
+    _check_keys(results, events, unmatched)
 
     n_events = n_found = n_det = n_fp = 0
     ys: list[np.ndarray] = []
