@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import itertools
 import math
+from collections.abc import Sequence
 
 import numpy as np
 from attrs import frozen
@@ -42,7 +43,15 @@ from attrs import frozen
 from audio_embed.errors import InvalidInputError
 from audio_embed.types import Detection
 
-__all__ = ["Detection", "Postprocessing", "detect", "score_track"]
+__all__ = [
+    "Detection",
+    "Postprocessing",
+    "as_spans",
+    "detect",
+    "iou_matrix",
+    "max_matching",
+    "score_track",
+]
 
 
 def _check_range(name: str, value: float, lo: float, hi: float) -> float:
@@ -233,3 +242,43 @@ def _widen(spans: list[list[float]], min_duration: float, end_of_file: float) ->
         grow_left = min(max(left_room, 0.0), missing - grow_right)
         s[0] -= grow_left
         s[1] += grow_right
+
+
+# Matching detections to events (used by evaluate and threshold).
+
+
+def as_spans(spans: Sequence[tuple[float, float]]) -> np.ndarray:
+    return np.asarray(spans, dtype=np.float64).reshape(-1, 2)
+
+
+def max_matching(allowed: np.ndarray, preference: np.ndarray) -> int:
+    """Size of a maximum one-to-one matching among ``allowed`` pairs.
+
+    Among maximum matchings, ``preference`` (larger is better) breaks ties; it
+    can never trade a pair away (its total weight stays below one pair).
+    """
+    if allowed.size == 0 or not allowed.any():
+        return 0
+    from scipy.optimize import linear_sum_assignment
+
+    pref = np.asarray(preference, dtype=np.float64)
+    span = float(np.ptp(pref[allowed])) or 1.0
+    tie = (pref - pref[allowed].min()) / span  # in [0, 1] on allowed pairs
+    weight = np.where(allowed, 1.0 + tie / (2.0 * max(allowed.shape)), 0.0)
+    rows, cols = linear_sum_assignment(weight, maximize=True)
+    return int(allowed[rows, cols].sum())
+
+
+def iou_matrix(
+    events: Sequence[tuple[float, float]], detections: Sequence[tuple[float, float]]
+) -> np.ndarray:
+    """Intersection over union of every (event, detection) pair, ``[n_events, n_detections]``."""
+    ref, est = as_spans(events), as_spans(detections)
+    inter = np.clip(
+        np.minimum(ref[:, None, 1], est[None, :, 1]) - np.maximum(ref[:, None, 0], est[None, :, 0]),
+        0.0,
+        None,
+    )
+    union = (ref[:, 1] - ref[:, 0])[:, None] + (est[:, 1] - est[:, 0])[None, :] - inter
+    out: np.ndarray = np.where(union > 0, inter / np.where(union > 0, union, 1.0), 0.0)
+    return out

@@ -24,16 +24,21 @@ A window is labelled positive when it overlaps a target event.
 from __future__ import annotations
 
 import csv
+import logging
 import math
 import os
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 from attrs import frozen
 
+from audio_embed.detect import as_spans, iou_matrix, max_matching
 from audio_embed.errors import MarkerError
 from audio_embed.scanner import Detection, ScanResult
+
+log = logging.getLogger(__name__)
 
 __all__ = [
     "Evaluation",
@@ -41,6 +46,7 @@ __all__ = [
     "collar_matches",
     "evaluate",
     "iou_matches",
+    "iou_matrix",
     "read_labels",
 ]
 
@@ -176,43 +182,6 @@ def _f1(p: float, r: float) -> float:
     return 2 * p * r / (p + r) if p + r else 0.0
 
 
-def _as_spans(spans: Sequence[tuple[float, float]]) -> np.ndarray:
-    return np.asarray(spans, dtype=np.float64).reshape(-1, 2)
-
-
-def _max_matching(allowed: np.ndarray, preference: np.ndarray) -> int:
-    """Size of a maximum one-to-one matching among ``allowed`` pairs.
-
-    Among maximum matchings, ``preference`` (larger is better) breaks ties; it
-    can never trade a pair away (its total weight stays below one pair).
-    """
-    if allowed.size == 0 or not allowed.any():
-        return 0
-    from scipy.optimize import linear_sum_assignment
-
-    pref = np.asarray(preference, dtype=np.float64)
-    span = float(np.ptp(pref[allowed])) or 1.0
-    tie = (pref - pref[allowed].min()) / span  # in [0, 1] on allowed pairs
-    weight = np.where(allowed, 1.0 + tie / (2.0 * max(allowed.shape)), 0.0)
-    rows, cols = linear_sum_assignment(weight, maximize=True)
-    return int(allowed[rows, cols].sum())
-
-
-def iou_matrix(
-    events: Sequence[tuple[float, float]], detections: Sequence[tuple[float, float]]
-) -> np.ndarray:
-    """Intersection over union of every (event, detection) pair, ``[n_events, n_detections]``."""
-    ref, est = _as_spans(events), _as_spans(detections)
-    inter = np.clip(
-        np.minimum(ref[:, None, 1], est[None, :, 1]) - np.maximum(ref[:, None, 0], est[None, :, 0]),
-        0.0,
-        None,
-    )
-    union = (ref[:, 1] - ref[:, 0])[:, None] + (est[:, 1] - est[:, 0])[None, :] - inter
-    out: np.ndarray = np.where(union > 0, inter / np.where(union > 0, union, 1.0), 0.0)
-    return out
-
-
 def iou_matches(
     events: Sequence[tuple[float, float]],
     detections: Sequence[tuple[float, float]],
@@ -225,7 +194,7 @@ def iou_matches(
     minus it, false negatives ``len(events)`` minus it.
     """
     m = iou_matrix(events, detections)
-    return _max_matching(m >= iou, m)
+    return max_matching(m >= iou, m)
 
 
 def collar_matches(
@@ -240,12 +209,12 @@ def collar_matches(
     and ``|offset difference| <= max(t_collar, percentage_of_length * event
     length)``; one-to-one, maximum matching.
     """
-    ref, est = _as_spans(events), _as_spans(detections)
+    ref, est = as_spans(events), as_spans(detections)
     onset_gap = np.abs(ref[:, None, 0] - est[None, :, 0])
     offset_gap = np.abs(ref[:, None, 1] - est[None, :, 1])
     collar = np.maximum(t_collar, percentage_of_length * (ref[:, 1] - ref[:, 0]))[:, None]
     allowed = (onset_gap <= t_collar + 1e-9) & (offset_gap <= collar + 1e-9)
-    return _max_matching(allowed, -(onset_gap + offset_gap))
+    return max_matching(allowed, -(onset_gap + offset_gap))
 
 
 def _overlaps(a0: float, a1: float, b0: float, b1: float) -> bool:
@@ -266,13 +235,50 @@ def expected_calibration_error(y: np.ndarray, p: np.ndarray, bins: int = 10) -> 
     return float(err)
 
 
+def _check_keys(
+    results: Mapping[str, ScanResult],
+    events: Mapping[str, Sequence[tuple[float, float]]],
+    unmatched: str,
+) -> None:
+    if unmatched not in ("warn", "error", "ignore"):
+        raise MarkerError(
+            "The 'unmatched' parameter of evaluate must be 'warn', 'error' or 'ignore'. "
+            f"Got {unmatched!r} instead."
+        )
+    no_result = sorted(set(events) - set(results))
+    no_events = sorted(set(results) - set(events)) if events else []
+    if unmatched == "ignore" or not (no_result or no_events):
+        return
+    message = (
+        f"evaluate: {len(no_result)} labelled file(s) have no result "
+        f"({', '.join(no_result[:5])}{'…' if len(no_result) > 5 else ''}) and "
+        f"{len(no_events)} result(s) have no labels "
+        f"({', '.join(no_events[:5])}{'…' if len(no_events) > 5 else ''}); they count as "
+        "recordings without the target. Name results and labels alike."
+    )
+    if unmatched == "error":
+        raise MarkerError(message)
+    log.warning("%s", message)
+
+
 def evaluate(
     results: Mapping[str, ScanResult],
     events: Mapping[str, Sequence[tuple[float, float]]],
     threshold: float | None = None,
+    *,
+    unmatched: Literal["warn", "error", "ignore"] = "warn",
 ) -> Evaluation:
-    """Score ``results`` (keyed by file) against target ``events`` (same keys)."""
+    """Score ``results`` (keyed by file) against target ``events`` (same keys).
+
+    A result without events counts as a recording without the target. Keys of
+    ``events`` that no result has, and results of which ``events`` has no key
+    although it has others, usually mean the two are named differently (a path
+    against a bare file name): ``unmatched="warn"`` (default) logs a warning
+    naming them, ``"error"`` raises :class:`~audio_embed.errors.MarkerError`.
+    """
     from sklearn.metrics import average_precision_score, roc_auc_score
+
+    _check_keys(results, events, unmatched)
 
     n_events = n_found = n_det = n_fp = n_iou = n_collar = 0
     det_seconds = event_seconds = 0.0

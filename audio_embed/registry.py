@@ -7,41 +7,67 @@ sample rate, checkpoint source, licence). Names follow one grammar: a base name
 of the blocks at the quartiles. The variants are derived, never registered by
 hand, so they can never disagree with their base.
 
-Third-party packages register models through the ``audio_embed.embedders``
-entry-point group: each entry point names an :class:`EmbedderSpec`, or a
-callable returning one or an iterable of them.
+Where specs come from: each model module declares its specs beside its class
+(``register_embedder(EmbedderSpec(...))`` at import, the way timm keeps
+``@register_model`` next to each model). This module is a leaf: it imports no
+embedder. It loads spec sources by module name on first lookup, as plug-ins:
+the built-in package ``audio_embed.embedders`` (which imports every model
+module in it), the modules named by :func:`load_plugin` (``--plugin MODULE``
+on the command line) and the ``audio_embed.embedders`` entry-point group of
+installed packages (each entry point names an :class:`EmbedderSpec`, a
+callable returning one or an iterable of them, or a module that registers its
+own).
+
+The spec contract: ``factory(**settings)`` builds the embedder; every factory
+accepts ``device=`` and, unless ``takes_checkpoint`` is False, ``checkpoint=``
+(None = the default weights). Nothing probes a constructor to find out.
 """
 
 from __future__ import annotations
 
 import difflib
 import fnmatch
+import importlib
 import logging
+import os
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from importlib.metadata import entry_points
-from typing import Any
+from types import ModuleType
+from typing import TYPE_CHECKING, Any
 
 from attrs import field, frozen
 
-from audio_embed.embedders.base import Embedder
-from audio_embed.errors import AudioEmbedError, UnknownEmbedderError
+from audio_embed.errors import AudioEmbedError, InvalidInputError, UnknownEmbedderError
+
+if TYPE_CHECKING:  # types only: the registry imports no embedder at run time
+    from audio_embed.embedders.base import Embedder
+
+#: Builds an ``_ML`` embedder from a base embedder and 1-based blocks (set by
+#: :mod:`audio_embed.embedders.multilayer`, see :func:`register_layer_selector`).
+LayerSelector = Callable[["Embedder", Sequence[int] | str | int], "Embedder"]
 
 __all__ = [
+    "BUILTIN_MODULE",
     "ENTRY_POINT_GROUP",
     "ML_SUFFIX",
     "EmbedderSpec",
     "create_embedder",
     "embed_dim",
+    "embedder_from_config",
     "get_spec",
     "list_embedders",
+    "load_plugin",
     "quartile_layers",
     "register_embedder",
+    "register_layer_selector",
 ]
 
 log = logging.getLogger(__name__)
 
 ENTRY_POINT_GROUP = "audio_embed.embedders"
+#: The package of built-in models, loaded like a plug-in on first lookup.
+BUILTIN_MODULE = "audio_embed.embedders"
 ML_SUFFIX = "_ML"
 
 
@@ -84,6 +110,8 @@ class EmbedderSpec:
         weights_available: optional check that the weights are on this
             machine now (in a cache or at a local path), without downloading.
         layers: for a multi-layer variant, the 1-based blocks it concatenates.
+        takes_checkpoint: the factory accepts ``checkpoint=`` (False for
+            weight-free models). Every factory accepts ``device=``.
     """
 
     name: str = field(converter=_upper)
@@ -96,6 +124,7 @@ class EmbedderSpec:
     description: str = ""
     weights_available: Callable[[], bool] | None = field(default=None, eq=False)
     layers: tuple[int, ...] | None = None
+    takes_checkpoint: bool = True
 
     @property
     def layered(self) -> bool:
@@ -112,17 +141,20 @@ class EmbedderSpec:
 
 
 _REGISTRY: dict[str, EmbedderSpec] = {}
-_LOCK = threading.Lock()
-_LOADED_BUILTINS = False
+_LOCK = threading.RLock()
+_LOADED: set[str] = set()
 _LOADED_ENTRY_POINTS = False
+_LAYER_SELECTOR: list[LayerSelector] = []
 
 
 def register_embedder(spec: EmbedderSpec, *, overwrite: bool = False) -> EmbedderSpec:
     """Add ``spec`` to the registry and return it.
 
+    Call it at import time of the module that defines the embedder class.
+
     Raises:
-        AudioEmbedError: a spec of that name exists and ``overwrite`` is False,
-            or the name ends in ``_ML`` (multi-layer variants are derived).
+        AudioEmbedError: a different spec of that name exists and ``overwrite``
+            is False, or the name ends in ``_ML`` (multi-layer variants are derived).
     """
     if spec.name.endswith(ML_SUFFIX):
         raise AudioEmbedError(
@@ -143,34 +175,64 @@ def register_embedder(spec: EmbedderSpec, *, overwrite: bool = False) -> Embedde
     return spec
 
 
-def _ensure_loaded() -> None:
-    global _LOADED_BUILTINS, _LOADED_ENTRY_POINTS
-    if not _LOADED_BUILTINS:
-        _LOADED_BUILTINS = True
-        from audio_embed.embedders import register_builtins
+def register_layer_selector(selector: LayerSelector) -> None:
+    """Set how ``_ML`` variants are built: ``selector(base_embedder, layers)``.
 
-        register_builtins()
+    :mod:`audio_embed.embedders.multilayer` registers
+    :class:`~audio_embed.MultiLayerEmbedder` when it is imported.
+    """
+    with _LOCK:
+        _LAYER_SELECTOR[:] = [selector]
+
+
+def load_plugin(module: str) -> ModuleType:
+    """Import ``module`` (once) so that the specs it registers become known.
+
+    How the command line's ``--plugin MODULE`` reaches a model registered in
+    the user's own module. A module that fails to import raises
+    :class:`~audio_embed.errors.AudioEmbedError` naming it.
+    """
+    try:
+        loaded = importlib.import_module(module)
+    except ImportError as exc:
+        raise AudioEmbedError(f"Could not import the plug-in module {module!r}: {exc}") from exc
+    with _LOCK:
+        _LOADED.add(module)
+    return loaded
+
+
+def _register_entry_point(obj: Any) -> None:
+    if isinstance(obj, ModuleType):
+        return  # a module registers its own specs when imported
+    specs: Any = obj() if callable(obj) and not isinstance(obj, EmbedderSpec) else obj
+    if isinstance(specs, EmbedderSpec):
+        specs = [specs]
+    for spec in specs or ():
+        register_embedder(spec, overwrite=True)
+
+
+def _ensure_loaded() -> None:
+    global _LOADED_ENTRY_POINTS
+    if BUILTIN_MODULE not in _LOADED:
+        load_plugin(BUILTIN_MODULE)
     if not _LOADED_ENTRY_POINTS:
         _LOADED_ENTRY_POINTS = True
         for ep in entry_points(group=ENTRY_POINT_GROUP):
             try:
-                obj = ep.load()
-                specs: Any = obj() if callable(obj) and not isinstance(obj, EmbedderSpec) else obj
-                if isinstance(specs, EmbedderSpec):
-                    specs = [specs]
-                for spec in specs:
-                    register_embedder(spec, overwrite=True)
+                _register_entry_point(ep.load())
             except Exception as exc:  # a broken plug-in must not break the library
                 log.warning("Embedder entry point %r could not be loaded: %s", ep.name, exc)
 
 
 def _ml_spec(base: EmbedderSpec) -> EmbedderSpec:
-    from audio_embed.embedders.multilayer import MultiLayerEmbedder
-
     layers = quartile_layers(int(base.num_layers or 0))
 
-    def factory(**kwargs: Any) -> Embedder:
-        return MultiLayerEmbedder(base.factory(**kwargs), layers=layers)
+    def factory(*, layers: Sequence[int] | str | int = layers, **kwargs: Any) -> Embedder:
+        if not _LAYER_SELECTOR:
+            raise AudioEmbedError(
+                "No layer selector is registered; import audio_embed.embedders first."
+            )
+        return _LAYER_SELECTOR[0](base.factory(**kwargs), layers)
 
     return EmbedderSpec(
         name=base.name + ML_SUFFIX,
@@ -183,6 +245,7 @@ def _ml_spec(base: EmbedderSpec) -> EmbedderSpec:
         description=f"{base.name}, mean-pooled blocks {', '.join(map(str, layers))} concatenated",
         weights_available=base.weights_available,
         layers=layers,
+        takes_checkpoint=base.takes_checkpoint,
     )
 
 
@@ -231,19 +294,70 @@ def embed_dim(name: str) -> int:
     return get_spec(name).dim
 
 
-def create_embedder(name: str, **kwargs: Any) -> Embedder:
-    """Build the embedder registered as ``name``; ``kwargs`` go to its factory.
+def create_embedder(
+    name: str,
+    *,
+    checkpoint: str | os.PathLike[str] | None = None,
+    device: Any = None,
+    **settings: Any,
+) -> Embedder:
+    """Build the embedder registered as ``name``; ``settings`` go to its factory.
 
     Pretrained models load their official weights (downloading them on a
-    connected machine), or from ``checkpoint=<local path>`` offline.
+    connected machine), or ``checkpoint`` (a local path, Hub id or URL)
+    offline. ``_ML`` names also take ``layers=`` (default: the quartiles).
+
+    Raises:
+        UnknownEmbedderError: no such name.
+        InvalidInputError: a ``checkpoint`` for a weight-free model.
     """
     spec = get_spec(name)
+    kwargs = dict(settings)
+    if checkpoint is not None:
+        if not spec.takes_checkpoint:
+            raise InvalidInputError(
+                f"The {spec.name} embedder has no weights to load; it takes no checkpoint. "
+                f"Got checkpoint={os.fspath(checkpoint)!r}."
+            )
+        kwargs["checkpoint"] = checkpoint
+    if device is not None:
+        kwargs["device"] = device
     embedder = spec.factory(**kwargs)
-    if embedder.dim != spec.dim:
+    # another checkpoint of the family (or custom layers) may have another size
+    default = checkpoint is None and "model" not in settings and "layers" not in settings
+    if embedder.dim != spec.dim and default:
         raise AudioEmbedError(
             f"Embedder {spec.name!r} was registered with dim {spec.dim} but its model "
             f"produces {embedder.dim}; fix the spec or the checkpoint."
         )
+    return embedder
+
+
+def embedder_from_config(config: Mapping[str, Any], **overrides: Any) -> Embedder:
+    """Rebuild the embedder an :meth:`~audio_embed.Embedder.config` describes.
+
+    The registry name, its settings, the layer selection, the weight source
+    (passed as ``checkpoint`` unless ``overrides`` name one) and the
+    shared-encoding chunk and context. ``overrides`` go to the factory too
+    (``device=``, a local ``checkpoint=`` for an offline machine). Whether the
+    weights are the same is for the caller to check (the fingerprint).
+    """
+    try:
+        name = str(config["name"])
+        kwargs: dict[str, Any] = dict(config.get("settings") or {})
+    except (KeyError, TypeError) as exc:
+        raise InvalidInputError(f"Not an embedder config: {dict(config)!r}") from exc
+    if config.get("layers") is not None:
+        kwargs["layers"] = [int(k) for k in config["layers"]]
+    source = (config.get("weights") or {}).get("source")
+    kwargs.update(overrides)
+    if source is not None and "checkpoint" not in kwargs and "model" not in kwargs:
+        kwargs["checkpoint"] = source
+    embedder = create_embedder(name, **kwargs)
+    shared = config.get("shared")
+    if shared:
+        embedder.shared_chunk = float(shared["chunk"])
+        embedder.shared_context = float(shared["context"])
     return embedder
 
 

@@ -10,21 +10,22 @@ from __future__ import annotations
 import json
 import logging
 import os
-import tempfile
 import zipfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any, Literal
 
+import attrs
 import numpy as np
 from attrs import define, field, frozen
 from sklearn.base import clone
 
+from audio_embed._io import atomic_writer
 from audio_embed.audio import load_audio, resample, stream_audio
 from audio_embed.cache import CachedEmbeddings, EmbeddingCache
 from audio_embed.classifier import CalibratedClassifier
 from audio_embed.detect import Postprocessing, detect
-from audio_embed.embedders.base import Embedder, as_waveform_batch
+from audio_embed.embedders.base import Embedder, as_waveform_batch, config_differences
 from audio_embed.errors import (
     AudioDecodeError,
     AudioEmbedError,
@@ -59,8 +60,10 @@ log = logging.getLogger(__name__)
 
 Normalization = Literal["recording", "targeted", "none"]
 SCANNER_FORMAT = "audio_embed.scanner"
-#: 2: ``embedder.cache_id`` fingerprints the weights (checked at load; 1 is still read).
-SCANNER_FORMAT_VERSION = 2
+#: 2: ``embedder.cache_id`` fingerprints the weights. 3: the embedder's
+#: :meth:`~audio_embed.Embedder.config` is stored; load rebuilds the embedder from it
+#: and refuses a mismatch. 1 and 2 are still read.
+SCANNER_FORMAT_VERSION = 3
 STD_FLOOR = 1e-6
 #: Seconds of audio decoded per streamed block.
 BLOCK_SECONDS = 120.0
@@ -180,7 +183,9 @@ class Scanner:
         scan_windows: sliding windows for scanning (and for the
             per-recording normalisation statistics).
         train_windows: labelled windows around markers for training; its
-            ``window`` must equal ``scan_windows.window``.
+            ``window`` must equal ``scan_windows.window`` (the default
+            ``TargetedWindows()`` takes it); its ``hop`` (None, the default)
+            becomes ``scan_windows.hop``.
         normalization: ``"recording"`` (default): z-score each recording's
             embeddings with the mean and std of *all its sliding windows*, in
             fit and in scan alike. ``"targeted"``: the original behaviour,
@@ -219,6 +224,10 @@ class Scanner:
     threshold_: float | None = field(default=None, init=False)
 
     def __attrs_post_init__(self) -> None:
+        if self.train_windows == TargetedWindows():  # the default follows the scan windows
+            self.train_windows = attrs.evolve(self.train_windows, window=self.scan_windows.window)
+        if self.train_windows.hop is None:
+            self.train_windows = attrs.evolve(self.train_windows, hop=self.scan_windows.hop)
         if abs(self.train_windows.window - self.scan_windows.window) > 1e-9:
             raise InvalidInputError(
                 "The training and scanning windows must have the same length. Got "
@@ -260,8 +269,9 @@ class Scanner:
     def _settings(self) -> dict[str, object]:
         settings: dict[str, object] = {
             "embedder": self.embedder.cache_id(),
-            "window": self.scan_windows.window,
-            "hop": self.scan_windows.hop,
+            # floats, so that SlidingWindows(8, 1) and SlidingWindows(8.0, 1.0) share a key
+            "window": float(self.scan_windows.window),
+            "hop": float(self.scan_windows.hop),
             "encoding": self.scan_windows.encoding,
         }
         if self.scan_windows.encoding == "shared":
@@ -754,6 +764,7 @@ class Scanner:
                 "name": self.embedder.name,
                 "dim": self.embedder.dim,
                 "cache_id": self.embedder.cache_id(),
+                "config": self.embedder.config(),
             },
             "feature_dim": self.embedder.dim,
             "scan_windows": {
@@ -780,26 +791,21 @@ class Scanner:
         }
 
     def save(self, path: str | os.PathLike[str]) -> Path:
-        """Write the trained scanner to one file (a zip of JSON + skops), atomically."""
+        """Write the trained scanner to one file (a zip of JSON + skops), atomically.
+
+        The file gets ordinary permissions (``0o666`` less the umask), like
+        every other output.
+        """
         import skops.io
 
         if not self.is_fitted:
             raise InvalidInputError("Only a trained scanner can be saved; call fit() first.")
         target = Path(path)
-        target.parent.mkdir(parents=True, exist_ok=True)
         payload = skops.io.dumps(self.classifier)
-        fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".scanner", dir=target.parent)
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                with zipfile.ZipFile(fh, "w", compression=zipfile.ZIP_DEFLATED) as zf:
-                    zf.writestr("scanner.json", json.dumps(self._metadata(), indent=2))
-                    zf.writestr("classifier.skops", payload)
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, target)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        with atomic_writer(target) as fh:
+            with zipfile.ZipFile(fh, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+                zf.writestr("scanner.json", json.dumps(self._metadata(), indent=2))
+                zf.writestr("classifier.skops", payload)
         return target
 
     @staticmethod
@@ -816,41 +822,27 @@ class Scanner:
         embedder: Embedder | None = None,
         cache: EmbeddingCache | None = None,
         embedder_kwargs: dict[str, Any] | None = None,
+        allow_mismatch: bool = False,
     ) -> Scanner:
         """Load a scanner saved by :meth:`save`.
 
-        The embedder is created from the registry by the saved name unless
-        given. Never unpickles: the classifier is read with skops after
-        checking that it holds only scikit-learn / numpy types.
+        The embedder is rebuilt from the saved config (registry name, settings,
+        layers, pooling, weight source; ``embedder_kwargs`` such as ``device``
+        or a local ``checkpoint`` go to its factory) unless given. Its config,
+        weight fingerprint included, must equal the saved one; with
+        ``allow_mismatch=True`` a mismatch is only logged as a warning. Files
+        of formats 1 and 2 (no config) are rebuilt by name. Never unpickles:
+        the classifier is read with skops after checking that it holds only
+        scikit-learn / numpy types.
 
         Raises:
             ScannerFileError: unreadable, truncated, of another format, made for
-                another embedder or feature size, or holding untrusted types.
+                another embedder, feature size, settings or weights (the
+                message says what differs), or holding untrusted types.
         """
         p = Path(path)
         meta, payload = _read_scanner_file(p)
-        want = meta["embedder"]
-        if embedder is None:
-            from audio_embed.registry import create_embedder
-
-            embedder = create_embedder(str(want["name"]), **(embedder_kwargs or {}))
-        if embedder.name != want["name"] or embedder.dim != int(meta["feature_dim"]):
-            raise ScannerFileError(
-                f"{p} was trained with embedder {want['name']} ({meta['feature_dim']} features); "
-                f"it cannot be used with {embedder.name} ({embedder.dim} features). Scan with "
-                f"the same embedder, or train a new scanner for {embedder.name}."
-            )
-        saved_id = want.get("cache_id")
-        if int(meta.get("format_version", 1)) >= 2 and saved_id != embedder.cache_id():
-            log.warning(
-                "%s was trained with other weights or settings of %s (fingerprint %s; this "
-                "embedder's is %s): its scores may be meaningless. Load the checkpoint it "
-                "was trained with, or train it again.",
-                p,
-                embedder.name,
-                saved_id,
-                embedder.cache_id(),
-            )
+        embedder = _saved_embedder(p, meta, embedder, embedder_kwargs or {}, allow_mismatch)
         classifier = _load_classifier(p, payload)
         sw, tw = meta["scan_windows"], meta["train_windows"]
         scanner = cls(
@@ -869,6 +861,52 @@ class Scanner:
         scanner.threshold_ = float(meta["threshold"])
         scanner.training_summary = meta.get("training_summary")
         return scanner
+
+
+def _saved_embedder(
+    p: Path,
+    meta: dict[str, Any],
+    embedder: Embedder | None,
+    kwargs: dict[str, Any],
+    allow_mismatch: bool,
+) -> Embedder:
+    """The embedder a saved scanner was trained with: given and checked, or rebuilt."""
+    from audio_embed.registry import create_embedder, embedder_from_config
+
+    want = meta["embedder"]
+    saved = want.get("config")
+    if embedder is None:
+        if saved is not None:
+            embedder = embedder_from_config(saved, **kwargs)
+        else:
+            embedder = create_embedder(str(want["name"]), **kwargs)
+    if embedder.name != want["name"] or embedder.dim != int(meta["feature_dim"]):
+        raise ScannerFileError(
+            f"{p} was trained with embedder {want['name']} ({meta['feature_dim']} features); "
+            f"it cannot be used with {embedder.name} ({embedder.dim} features). Scan with "
+            f"the same embedder, or train a new scanner for {embedder.name}."
+        )
+    if saved is not None:
+        differences = config_differences(saved, embedder.config())
+    elif int(meta.get("format_version", 1)) >= 2 and want.get("cache_id") != embedder.cache_id():
+        differences = [
+            f"fingerprint: saved {want.get('cache_id')!r} (format {meta['format_version']}, "
+            "computed by an older audio_embed, so it may differ for the same weights)"
+        ]
+    else:
+        differences = []
+    if differences:
+        message = (
+            f"{p} was trained with another configuration or other weights of "
+            f"{want['name']}: " + "; ".join(differences) + ". Its scores would be meaningless."
+        )
+        if not allow_mismatch and saved is not None:
+            raise ScannerFileError(
+                message + " Load the embedder it was trained with, train it again, or pass "
+                "allow_mismatch=True (--allow-mismatch) to use it anyway."
+            )
+        log.warning("%s", message)
+    return embedder
 
 
 def _read_scanner_file(p: Path) -> tuple[dict[str, Any], bytes]:

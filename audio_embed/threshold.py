@@ -35,7 +35,7 @@ from collections.abc import Sequence
 import numpy as np
 from attrs import frozen
 
-from audio_embed.detect import Detection, Postprocessing, detect
+from audio_embed.detect import Detection, Postprocessing, detect, iou_matrix, max_matching
 
 __all__ = [
     "FALLBACK_THRESHOLD",
@@ -107,8 +107,6 @@ def fold_plan(positives_per_recording: Sequence[int], seed: int) -> list[list[tu
 
 
 def _matches(refs: Sequence[tuple[float, float]], dets: Sequence[Detection], slack: float) -> int:
-    from audio_embed.evaluate import _max_matching, iou_matrix
-
     if not refs or not dets:
         return 0
     spans = [(d.start, d.end) for d in dets]
@@ -118,7 +116,7 @@ def _matches(refs: Sequence[tuple[float, float]], dets: Sequence[Detection], sla
     point = (r[:, 1] - r[:, 0]) <= 1e-9
     inside = (r[:, None, 0] >= s[None, :, 0] - slack) & (r[:, None, 0] <= s[None, :, 1] + slack)
     allowed = np.where(point[:, None], inside, iou >= 0.3)
-    return _max_matching(allowed, iou)
+    return max_matching(allowed, iou)
 
 
 def _counts(fold: FoldScores, threshold: float, post: Postprocessing) -> tuple[int, int, int]:

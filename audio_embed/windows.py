@@ -230,7 +230,9 @@ class TargetedWindows:
     neg_margin: float = 8.0
     neg_stride: float = 4.0
     labelling: Literal["targeted", "overlap"] = "overlap"
-    hop: float = 0.1
+    #: Step of the ``"overlap"`` grid; None = the scan windows' hop when a
+    #: :class:`~audio_embed.Scanner` holds these windows (1 s on their own).
+    hop: float | None = None
 
     @classmethod
     def original(cls, window: float = 8.0) -> TargetedWindows:
@@ -240,7 +242,8 @@ class TargetedWindows:
     def __attrs_post_init__(self) -> None:
         _check_positive("TargetedWindows", "window", self.window)
         _check_positive("TargetedWindows", "neg_stride", self.neg_stride)
-        _check_positive("TargetedWindows", "hop", self.hop)
+        if self.hop is not None:
+            _check_positive("TargetedWindows", "hop", self.hop)
         if not math.isfinite(self.tolerance) or self.tolerance < 0:
             raise InvalidInputError(
                 "The 'tolerance' parameter of TargetedWindows must be >= 0. "
@@ -280,7 +283,7 @@ class TargetedWindows:
         return starts
 
     def _overlap(self, duration: float, markers: Markers) -> LabelledWindows:
-        starts = SlidingWindows(self.window, self.hop).starts(duration)
+        starts = SlidingWindows(self.window, self.hop or 1.0).starts(duration)
         ends = starts + self.window
 
         def holds(times: tuple[float, ...], slack: float) -> np.ndarray:

@@ -41,7 +41,7 @@ def own_frames(embedder: LayeredEmbedder, audio: np.ndarray, starts: np.ndarray)
         a = round(float(start) * SR)
         piece = torch.from_numpy(np.ascontiguousarray(audio[a : a + 8 * SR]))[None]
         with torch.inference_mode():
-            (frames,) = embedder._frame_states(embedder._prepare(piece, None), None)
+            (frames,) = embedder.frame_states(piece)
         n = (piece.shape[1] - geometry.field) // geometry.hop + 1
         rows.append(frames[0, :n].mean(0).numpy())
     return np.stack(rows)

@@ -8,6 +8,21 @@ Then:
     .venv/bin/python benchmarks/wolf.py wolf-bench --model HUBERT_BASE --random-weights \
         --encoding shared
 
+Real pretrained weights (README, "Real pretrained weights"), one row per command:
+    .venv/bin/python benchmarks/wolf.py wolf-bench --model WHISPER_TINY_EN \
+        --window 4 --hop 1 --layers 2 --classifier logreg --encoding shared
+    .venv/bin/python benchmarks/wolf.py wolf-bench --model BIRDNET_V24 --window 3 --hop 0.5
+
+``--layers``: ``last`` (the model's default embedding), ``ml`` (the ``_ML``
+quartile blocks) or 1-based block numbers (``2`` or ``2,3``: those blocks'
+mean-pooled outputs, concatenated). ``--set KEY=VALUE`` passes a keyword to the
+embedder (``--set short_input=cut`` for Whisper, ``--set chunk_hop=0.5`` for
+BirdNET).
+
+``--grid 8/1,4/1,3/1 --poolings mean,max --classifiers hgb,logreg`` runs every
+combination in one process and encodes each shared segment once (the segments of
+windows that cover the whole file do not depend on the window size).
+
 ``--random-weights`` builds the real-size architecture with random weights
 (benchmarks/models.py) instead of loading the checkpoint: its detection
 quality means nothing on its own, but comparing ``--encoding shared`` with
@@ -82,14 +97,18 @@ def run(
     postprocessing: dict[str, float] | None = None,
     layers: str = "last",
     model_kwargs: dict[str, Any] | None = None,
+    embedder: Any = None,
 ) -> dict[str, Any]:
-    if random_weights:
+    given = embedder is not None
+    if given:
+        pass
+    elif random_weights:
         from models import MODELS
 
         embedder = MODELS[model]()
     else:
         embedder = create_embedder(model, **(model_kwargs or {}))
-    if layers != "last":
+    if layers != "last" and not given:
         from audio_embed.embedders.multilayer import MultiLayerEmbedder
 
         picked: Any = "quartiles" if layers == "ml" else [int(k) for k in layers.split(",")]
@@ -169,6 +188,24 @@ def run(
     return out
 
 
+def _memoise_frames(embedder: Any) -> None:
+    """Benchmark only: remember ``encode_frames`` results by input bytes, so a grid of
+    window sizes, hops and poolings over the same files encodes each segment once
+    (shared segments do not depend on the window when the windows cover the file)."""
+    import hashlib
+
+    memo: dict[tuple[str, Any], Any] = {}
+    encode = embedder.encode_frames
+
+    def cached(waveforms: Any, layers: Any) -> Any:
+        key = (hashlib.blake2b(waveforms.cpu().numpy().tobytes()).hexdigest(), layers)
+        if key not in memo:
+            memo[key] = encode(waveforms, layers)
+        return memo[key]
+
+    embedder.encode_frames = cached
+
+
 def _parse_setting(item: str) -> tuple[str, Any]:
     key, sep, value = item.partition("=")
     if not sep:
@@ -215,10 +252,19 @@ def main(argv: list[str] | None = None) -> int:
         metavar="KEY=VALUE",
         help="embedder keyword argument (repeatable)",
     )
+    ap.add_argument(
+        "--grid",
+        help="several WINDOW/HOP pairs (e.g. 8/1,4/1,3/1) run in one process, each segment "
+        "encoded once (shared encoding); one row per pair × pooling × classifier",
+    )
+    ap.add_argument("--poolings", default="", help="frame poolings for --grid, e.g. mean,max")
+    ap.add_argument("--classifiers", default="", help="classifiers for --grid, e.g. hgb,logreg")
     args = ap.parse_args(argv)
     model_kwargs = dict(_parse_setting(item) for item in args.set)
     logging.basicConfig(level=logging.WARNING)
     cache = EmbeddingCache(args.cache)
+    if args.grid:
+        return _grid(args, cache, model_kwargs)
     names = list(VARIANTS) if args.variants else ["default"]
     threshold = args.threshold if args.threshold == "auto" else float(args.threshold)
     common: dict[str, Any] = dict(
@@ -253,6 +299,74 @@ def main(argv: list[str] | None = None) -> int:
         if args.random_weights:
             row["weights"] = "random"
         print(json.dumps(row), flush=True)
+    return 0
+
+
+def _row(
+    args: argparse.Namespace,
+    cache: EmbeddingCache,
+    model_kwargs: dict[str, Any],
+    name: str,
+    settings: dict[str, Any],
+    window: float,
+    hop: float,
+    embedder: Any = None,
+) -> None:
+    try:
+        res = run(
+            args.bench,
+            args.model,
+            cache,
+            args.random_weights,
+            args.encoding,
+            threshold=args.threshold if args.threshold == "auto" else float(args.threshold),
+            window=window,
+            hop=hop,
+            layers=args.layers,
+            model_kwargs=model_kwargs,
+            embedder=embedder,
+            **settings,
+        )
+    except TrainingDataError as exc:
+        res = {"error": str(exc)}
+    row = {
+        "variant": name,
+        "model": args.model,
+        "encoding": args.encoding,
+        "window": window,
+        "hop": hop,
+        "layers": args.layers,
+        "classifier": settings.get("classifier", "auto"),
+        **model_kwargs,
+        **res,
+    }
+    if embedder is not None:
+        row["frame_pooling"] = embedder.frame_pooling
+    if args.random_weights:
+        row["weights"] = "random"
+    print(json.dumps(row), flush=True)
+
+
+def _grid(args: argparse.Namespace, cache: EmbeddingCache, model_kwargs: dict[str, Any]) -> int:
+    from audio_embed.embedders.multilayer import MultiLayerEmbedder
+
+    base = create_embedder(args.model, **model_kwargs)
+    _memoise_frames(base)
+    embedder: Any = base
+    if args.layers != "last":
+        picked: Any = (
+            "quartiles" if args.layers == "ml" else [int(k) for k in args.layers.split(",")]
+        )
+        embedder = MultiLayerEmbedder(base, layers=picked)
+    pairs = [tuple(float(v) for v in pair.split("/")) for pair in args.grid.split(",")]
+    poolings = [p for p in args.poolings.split(",") if p] or [base.frame_pooling]
+    classifiers = [c for c in args.classifiers.split(",") if c] or [args.classifier or "auto"]
+    for window, hop in pairs:
+        for pooling in poolings:
+            base.frame_pooling = pooling
+            for classifier in classifiers:
+                settings = {"classifier": classifier}
+                _row(args, cache, model_kwargs, "default", settings, window, hop, embedder)
     return 0
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import socket
 from collections.abc import Iterator
 from pathlib import Path
@@ -11,6 +12,26 @@ import numpy as np
 import pytest
 
 SR = 16000
+
+#: CI runs the numeric tests a second time with one thread (and with
+#: ATEN_CPU_CAPABILITY=default), so that a tolerance tuned to one machine fails in
+#: CI instead of on a user's machine. ``.ci/run`` sets this variable.
+THREADS_ENV = "AUDIO_EMBED_TEST_THREADS"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    threads = os.environ.get(THREADS_ENV, "").strip()
+    if threads:
+        import torch
+
+        torch.set_num_threads(int(threads))
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    import torch
+
+    capability = torch.backends.cpu.get_cpu_capability()
+    return f"torch {torch.__version__}: {torch.get_num_threads()} thread(s), ATen CPU {capability}"
 
 
 @pytest.fixture(autouse=True)

@@ -77,13 +77,28 @@ def test_attributes(embedder: ASTEmbedder) -> None:
     assert embedder.feature_extractor.max_length == 100
 
 
-def test_embed_is_mean_of_last_hidden_state(
+def time_frames(state: torch.Tensor, samples: int) -> torch.Tensor:
+    """The frame contract by hand: patch tokens (no CLS/distillation) averaged over
+    frequency, only the time steps inside the input's own fbank frames."""
+    config = tiny_config()
+    freq = (config.num_mel_bins - config.patch_size) // config.frequency_stride + 1
+    time = (config.max_length - config.patch_size) // config.time_stride + 1
+    fbank_frames = min(config.max_length, 1 + (samples - 400) // 160)
+    real = (fbank_frames - config.patch_size) // config.time_stride + 1
+    grid = state[:, 2:].reshape(state.shape[0], freq, time, state.shape[-1]).mean(dim=1)
+    return grid[:, :real]
+
+
+def test_embed_is_mean_of_the_time_frames_of_last_hidden_state(
     embedder: ASTEmbedder, tiny_model: ASTModel, waves: torch.Tensor
 ) -> None:
     last, _ = reference(tiny_model, waves)
     vectors = embedder.embed(waves, sample_rate=16000)
     assert vectors.shape == (3, DIM)
-    torch.testing.assert_close(vectors, last.mean(dim=1))
+    frames = time_frames(last, waves.shape[1])
+    assert frames.shape[1] == 9  # 98 fbank frames: 9 whole time patches of 10 (+6)
+    torch.testing.assert_close(vectors, frames.mean(dim=1))
+    torch.testing.assert_close(embedder.frame_states(waves)[0], frames)
 
 
 def test_hidden_states_are_transformers_blocks(
@@ -119,10 +134,15 @@ def test_multilayer_slices(
     multi = MultiLayerEmbedder(embedder)  # quartiles of 4 blocks: 1, 2, 3, 4
     assert multi.layers == (1, 2, 3, 4) and multi.dim == 4 * DIM
     vectors = multi.embed(waves)
+    last, _ = reference(tiny_model, waves)
+    n = waves.shape[1]
     for i, k in enumerate(multi.layers):
-        torch.testing.assert_close(vectors[:, DIM * i : DIM * (i + 1)], hidden[k].mean(dim=1))
+        state = last if k == LAYERS else hidden[k]  # the last block with the final LayerNorm
+        want = time_frames(state, n).mean(dim=1)
+        torch.testing.assert_close(vectors[:, DIM * i : DIM * (i + 1)], want)
     picked = MultiLayerEmbedder(embedder, layers=[3]).embed(waves)
-    torch.testing.assert_close(picked, hidden[3].mean(dim=1))
+    torch.testing.assert_close(picked, time_frames(hidden[3], n).mean(dim=1))
+    torch.testing.assert_close(vectors[:, -DIM:], embedder.embed(waves))
 
 
 def test_classification_model_is_unwrapped(tiny_model: ASTModel, waves: torch.Tensor) -> None:

@@ -98,7 +98,26 @@ def test_shared_equals_per_window_on_the_chunk_grid(
     shared = birdnet.embed_windows(audio, starts, 4.0, encoding="shared")
     each = birdnet.embed_windows(audio, starts, 4.0, encoding="per_window")
     np.testing.assert_allclose(shared, each, rtol=1e-4, atol=1e-5)
-    assert birdnet.shared_settings() == {"chunk": 60.0, "context": 3.0}
+    assert birdnet.shared_settings() == {"chunk": 60.0, "context": 2.0}  # field - hop
+
+
+@pytest.mark.realweights
+def test_contract_checks(birdnet: BirdNETEmbedder) -> None:
+    from audio_embed.testing import check_embedder
+
+    ran = check_embedder(birdnet, seconds=4.0)
+    assert "config" in ran and len(ran) >= 4
+
+
+@pytest.mark.realweights
+def test_max_pooling(birdnet: BirdNETEmbedder, audio: np.ndarray) -> None:
+    peak = BirdNETEmbedder(birdnet.checkpoint, frame_pooling="max", num_threads=1)
+    window = torch.from_numpy(audio[: 4 * SR])  # chunks at 0 and 1 s
+    each = birdnet.embed(torch.stack([window[: 3 * SR], window[SR:]]))
+    torch.testing.assert_close(peak.embed(window)[0], each.amax(0), rtol=1e-4, atol=1e-5)
+    assert peak.cache_id() != birdnet.cache_id()
+    with pytest.raises(InvalidInputError, match="frame_pooling"):
+        BirdNETEmbedder(birdnet.checkpoint, frame_pooling="median")
 
 
 @pytest.mark.realweights

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from numeric import assert_log_energies_close, assert_scaled_close, log_energy_violations
 from safetensors.torch import load_file
 
 from audio_embed.embedders.eat import (
@@ -162,14 +163,63 @@ def test_reproduces_reference_from_mel(
 def test_reproduces_reference_from_waveform(
     tiny_model: EATModel, preproc: dict[str, np.ndarray]
 ) -> None:
+    """Raw fbank relative to its magnitude; model input and features at 1e-4 of theirs."""
     extractor = EATFeatureExtractor(target_length=64)
     waveform = torch.from_numpy(preproc["waveform"])
     with torch.no_grad():
         mel = extractor(waveform.unsqueeze(0))
-        assert_close(extractor.fbank(waveform), preproc["fbank"], atol=1e-4)
-        assert_close(mel, preproc["mel"], atol=1e-4)
-        assert_close(tiny_model.extract_features(mel), preproc["features"], atol=1e-4)
-        assert_close(tiny_model(mel), preproc["logits"], atol=1e-4)
+        assert_log_energies_close(extractor.fbank(waveform), preproc["fbank"], what="fbank")
+        assert_scaled_close(mel, preproc["mel"], 1e-4, "normalised mel")
+        assert_scaled_close(tiny_model.extract_features(mel), preproc["features"], 1e-4, "features")
+        assert_scaled_close(tiny_model(mel), preproc["logits"], 1e-4, "logits")
+
+
+def _kaldi(waveform: torch.Tensor, **changes: object) -> torch.Tensor:
+    from torchaudio.compliance import kaldi
+
+    settings: dict[str, object] = dict(
+        htk_compat=True,
+        sample_frequency=16000,
+        use_energy=False,
+        window_type="hanning",
+        num_mel_bins=128,
+        dither=0.0,
+        frame_shift=10,
+    )
+    settings.update(changes)
+    return kaldi.fbank((waveform - waveform.mean()).unsqueeze(0), **settings)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    "mistake",
+    [
+        {"window_type": "hamming"},
+        {"window_type": "povey"},
+        {"preemphasis_coefficient": 0.0},  # pre-emphasis missing
+        {"preemphasis_coefficient": 0.96},
+        {"low_freq": 50.0},
+        {"remove_dc_offset": False},
+    ],
+    ids=str,
+)
+def test_fbank_tolerance_still_catches_typical_mistakes(
+    preproc: dict[str, np.ndarray], mistake: dict[str, object]
+) -> None:
+    waveform = torch.from_numpy(preproc["waveform"])
+    assert log_energy_violations(_kaldi(waveform), preproc["fbank"]) == 0
+    assert log_energy_violations(_kaldi(waveform, **mistake), preproc["fbank"]) > 0
+
+
+@pytest.mark.parametrize("mean, std", [(-4.27, 4.569), (-4.268, 4.6), (-4.268, 4.569 / 2)])
+def test_mel_tolerance_catches_wrong_normalisation_constants(
+    preproc: dict[str, np.ndarray], mean: float, std: float
+) -> None:
+    fbank = torch.from_numpy(preproc["fbank"])
+    wrong = (fbank - mean) / (2.0 * std)
+    right = (fbank - EATFeatureExtractor.mean) / (2.0 * EATFeatureExtractor.std)
+    assert_scaled_close(right, preproc["mel"][0, 0, :63], 1e-4, "mel")
+    with pytest.raises(AssertionError):
+        assert_scaled_close(wrong, preproc["mel"][0, 0, :63], 1e-4, "mel")
 
 
 def test_positional_table_formula(tiny_model: EATModel) -> None:
@@ -229,15 +279,17 @@ def test_embed_is_mean_of_frame_tokens(
     tiny_embedder: EATEmbedder, preproc: dict[str, np.ndarray]
 ) -> None:
     vector = tiny_embedder.embed(preproc["waveform"], sample_rate=16000)
-    expected = preproc["features"][:, 1:].mean(axis=1)
+    # 63 fbank frames padded to 64: 3 whole time patches of the input's own (× 8 frequency
+    # patches); the fourth is mostly padding and is not a frame.
+    expected = preproc["features"][:, 1 : 1 + 3 * 8].mean(axis=1)
     assert vector.shape == (1, 64)
-    np.testing.assert_allclose(vector.numpy(), expected, rtol=0, atol=1e-4)
+    assert_scaled_close(vector, expected, 1e-4, "mean of frame tokens")
 
 
 def test_cls_pooling(preproc: dict[str, np.ndarray]) -> None:
     embedder = EATEmbedder(TINY, device="cpu", target_length=64, pooling="cls")
     vector = embedder.embed(preproc["waveform"])
-    np.testing.assert_allclose(vector.numpy(), preproc["features"][:, 0], rtol=0, atol=1e-4)
+    assert_scaled_close(vector, preproc["features"][:, 0], 1e-4, "CLS token")
 
 
 def test_natural_length_equals_padding_to_it(preproc: dict[str, np.ndarray]) -> None:
@@ -272,7 +324,7 @@ def test_multilayer_slices_are_pooled_blocks(tiny_embedder: EATEmbedder) -> None
     assert (multi.name, multi.dim) == ("EAT_ML", 128)
     vectors = multi.embed(waves)
     states = tiny_embedder.hidden_states(waves)
-    for i, state in enumerate(states):
+    for i, state in enumerate(states):  # 98 frames cut to 64: 4 time patches × 8 frequency
         torch.testing.assert_close(vectors[:, 64 * i : 64 * (i + 1)], state[:, 1:].mean(dim=1))
     torch.testing.assert_close(vectors[:, 64:], tiny_embedder.embed(waves))
 

@@ -184,7 +184,9 @@ def test_cache_id_tells_weights_and_settings_apart() -> None:
     assert tuned.cache_id() != same
     assert LogMelEmbedder().cache_id() != LogMelEmbedder(n_mels=32).cache_id()
     ml = MultiLayerEmbedder(make(), layers=[1])
-    assert ml.cache_id() == same + ":layers=1"
+    assert ml.cache_id().startswith("HUBERT_BASE_ML:32:")
+    assert ml.cache_id() != MultiLayerEmbedder(make(), layers=[2]).cache_id()
+    assert ml.cache_id() != MultiLayerEmbedder(make(seed=1), layers=[1]).cache_id()
 
 
 def test_local_checkpoint_loading(tmp_path: Path) -> None:

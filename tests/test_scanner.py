@@ -93,23 +93,27 @@ def test_load_refuses_another_embedder(tmp_path: Path, trained: Scanner) -> None
         Scanner.load(path, embedder=other)
 
 
-def test_load_warns_when_the_weights_differ(
+def test_load_refuses_other_weights_unless_allowed(
     tmp_path: Path, trained: Scanner, caplog: pytest.LogCaptureFixture
 ) -> None:
-    """Same name and size, other weights (another checkpoint): loads, with a warning."""
+    """Same name and size, other weights (another checkpoint): refused, saying what
+    differs, unless allow_mismatch=True (then a warning)."""
     path = trained.save(tmp_path / "horn.scanner")
     Scanner.load(path, embedder=LogMelEmbedder())
     assert "other weights" not in caplog.text
     other = LogMelEmbedder()
     with torch.no_grad():
         other.melspec.mel_scale.fb.mul_(2.0)
-    Scanner.load(path, embedder=other)
-    assert "was trained with other weights or settings of LOGMEL" in caplog.text
+    with pytest.raises(ScannerFileError, match=r"weights\.fingerprint: saved"):
+        Scanner.load(path, embedder=other)
+    Scanner.load(path, embedder=other, allow_mismatch=True)
+    assert "other weights of LOGMEL" in caplog.text
     # files of format 1 held no weight fingerprint: nothing to check, no warning
     caplog.clear()
     with zipfile.ZipFile(path) as zf:
         meta = json.loads(zf.read("scanner.json"))
         payload = zf.read("classifier.skops")
+    del meta["embedder"]["config"]
     meta["format_version"], meta["embedder"]["cache_id"] = 1, "LOGMEL:256"
     old = tmp_path / "old.scanner"
     with zipfile.ZipFile(old, "w") as zf:

@@ -22,7 +22,7 @@ from audio_embed import (
 from audio_embed.cache import EmbeddingCache
 from audio_embed.demo import make_demo_set
 from audio_embed.embedders.ast import ASTEmbedder
-from audio_embed.embedders.base import FrameGeometry
+from audio_embed.embedders.base import Embedder, FrameGeometry
 from audio_embed.embedders.beats import BEATsEmbedder, load_beats_checkpoint
 from audio_embed.embedders.eat import EATEmbedder
 from audio_embed.formats import read_markers
@@ -60,14 +60,83 @@ def cosine(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return out
 
 
-@pytest.mark.parametrize("name", FACTORIES)
-def test_exact_when_segments_are_the_windows(name: str, audio: np.ndarray) -> None:
-    embedder = FACTORIES[name]()
-    embedder.shared_chunk, embedder.shared_context = 8.0, 0.0
-    starts = np.arange(0.0, 33.0, 8.0)
-    per_window = embedder.embed_windows(audio, starts, 8.0)
-    shared = embedder.embed_windows(audio, starts, 8.0, encoding="shared")
-    np.testing.assert_allclose(shared, per_window, rtol=1e-4, atol=1e-5)
+class LocalFrames(Embedder):
+    """A toy frame model: frame g is (mean, mean square) of the samples in its field.
+
+    Frames depend on their own field only, so shared encoding must give exactly the
+    pooled frames of the whole audio, however it cuts segments. ``offset < 0`` is a
+    centred front end (zero-padded by ``-offset`` on both sides, like Whisper's).
+    """
+
+    name = "LOCAL"
+    dim = 2
+
+    def __init__(self, hop: int, field: int, offset: int = 0, pooling: str = "mean") -> None:
+        self.geometry = FrameGeometry(hop=hop, field=field, offset=offset)
+        self.frame_pooling = pooling  # type: ignore[assignment]
+        self.min_samples = field
+
+    def frame_geometry(self) -> FrameGeometry:
+        return self.geometry
+
+    def encode_frames(
+        self, waveforms: torch.Tensor, layers: tuple[int, ...] | None
+    ) -> list[torch.Tensor]:
+        pad = -self.geometry.offset
+        x = torch.nn.functional.pad(waveforms.double(), (pad, pad))
+        fields = x.unfold(1, self.geometry.field, self.geometry.hop)
+        return [torch.stack([fields.mean(-1), fields.square().mean(-1)], dim=-1)]
+
+    def _embed_batch(self, waveforms: torch.Tensor) -> torch.Tensor:
+        return self.pool(self.encode_frames(waveforms, None)[0])
+
+
+def _by_hand(
+    model: LocalFrames, audio: np.ndarray, starts: np.ndarray, window: float
+) -> np.ndarray:
+    """Pool the whole audio's frames whose field (clipped to the audio) lies in each window."""
+    g = model.geometry
+    frames = model.encode_frames(torch.from_numpy(audio)[None], None)[0][0].numpy()
+    assert len(frames) == g.num_frames(len(audio))
+    first = g.offset + np.arange(len(frames)) * g.hop
+    lo_edge, hi_edge = np.maximum(first, 0), np.minimum(first + g.field, len(audio))
+    out = []
+    for s in starts:
+        a = round(s * SR)
+        b = min(a + round(window * SR), len(audio))
+        inside = (lo_edge >= a) & (hi_edge <= b)
+        picked = frames[inside]
+        out.append(picked.max(0) if model.frame_pooling == "max" else picked.mean(0))
+    return np.stack(out)
+
+
+@pytest.mark.parametrize("pooling", ["mean", "max"])
+@pytest.mark.parametrize(
+    "hop, field, offset",
+    [(320, 400, 0), (320, 1040, -520)],  # wav2vec2's front end; a centred one (Whisper's)
+    ids=["valid", "centred"],
+)
+def test_shared_is_exactly_the_pooled_frames_inside_each_window(
+    audio: np.ndarray, hop: int, field: int, offset: int, pooling: str
+) -> None:
+    """Segments of 1 s and no context asked for: the context is raised to what the
+    geometry needs, so no frame is lost at segment edges (mean or max pooling)."""
+    model = LocalFrames(hop, field, offset, pooling)
+    model.shared_chunk, model.shared_context = 1.0, 0.0
+    least = max(-offset, offset + field - hop)
+    assert model.shared_settings()["context"] * SR >= least
+    piece = audio[: 12 * SR]
+    starts = np.arange(0.0, 11.0, 0.35)
+    shared = model.embed_windows(piece, starts, 2.0, encoding="shared", batch_size=3)
+    np.testing.assert_allclose(shared, _by_hand(model, piece, starts, 2.0), rtol=1e-6, atol=1e-7)
+
+
+def test_per_window_pools_frames_with_the_chosen_pooling(audio: np.ndarray) -> None:
+    x = torch.from_numpy(audio[:16000])[None]
+    mean, peak = LocalFrames(320, 400), LocalFrames(320, 400, pooling="max")
+    frames = mean.frame_states(x)[0]
+    torch.testing.assert_close(mean.embed(x), frames.mean(1))
+    torch.testing.assert_close(peak.embed(x), frames.amax(1))
 
 
 @pytest.mark.parametrize("name", FACTORIES)
@@ -104,7 +173,7 @@ def test_frame_geometry_of_the_front_ends() -> None:
     assert _beats().frame_geometry() == FrameGeometry(hop=2560, field=2800)
     e = _w2v2()
     for n in (400, 719, 720, 16000):
-        (states,) = e._frame_states(torch.zeros(1, n), None)
+        (states,) = e.frame_states(torch.zeros(1, n))
         assert states.shape[1] == (n - 400) // 320 + 1
 
 
@@ -308,7 +377,7 @@ def _without_token_mixing(embedder: LayeredEmbedder, names: tuple[str, ...]) -> 
 
 
 SPECTROGRAM = {
-    "eat": lambda: _without_token_mixing(_tiny_eat(), ("attn.proj.", "mlp.fc2.")),
+    "eat": lambda: _without_token_mixing(_tiny_eat(target_length=None), ("attn.proj.", "mlp.fc2.")),
     "ast": lambda: _without_token_mixing(
         _tiny_ast(), ("attention.o_proj.", "mlp.fc2.", "attention.output.dense.", "output.dense.")
     ),
@@ -317,7 +386,7 @@ SPECTROGRAM = {
 
 @pytest.mark.parametrize("name", SPECTROGRAM)
 def test_frames_are_in_time_order_with_their_receptive_fields(name: str) -> None:
-    """Frame t of _frame_states sees samples [t·hop, t·hop + field) and nothing else:
+    """Frame t of frame_states sees samples [t·hop, t·hop + field) and nothing else:
     changing the audio from sample p on leaves exactly the frames that end by p."""
     embedder = SPECTROGRAM[name]()
     geometry = embedder.frame_geometry()
@@ -325,7 +394,7 @@ def test_frames_are_in_time_order_with_their_receptive_fields(name: str) -> None
     hop, field = geometry.hop, geometry.field
     n = field + 5 * hop
     x = 0.1 * torch.randn(1, n, generator=torch.Generator().manual_seed(0))
-    (before,) = embedder._frame_states(x, None)
+    (before,) = embedder.frame_states(x)
     assert before.shape[1] >= (n - field) // hop + 1 == 6  # AST also returns padded steps
     for p in (field + hop, field + 3 * hop + hop // 2):
         y = x.clone()
@@ -333,54 +402,12 @@ def test_frames_are_in_time_order_with_their_receptive_fields(name: str) -> None
         unchanged = (p - field) // hop + 1  # the frames with t·hop + field <= p
         for layers in (None, (1, int(embedder.num_layers or 0))):
             a_states, b_states = (
-                embedder._frame_states(x, layers),
-                embedder._frame_states(y, layers),
+                embedder.frame_states(x, layers),
+                embedder.frame_states(y, layers),
             )
             for a, b in zip(a_states, b_states, strict=True):
                 torch.testing.assert_close(a[:, :unchanged], b[:, :unchanged])
                 assert not torch.allclose(a[:, unchanged], b[:, unchanged])
-
-
-def test_eat_shared_window_is_its_segment_cut_to_whole_patches(audio: np.ndarray) -> None:
-    """Segments = windows (no context): a window's vector is the mean of the frame
-    tokens of its own audio cut to whole 16-frame patches — embed() of that audio."""
-    embedder = _tiny_eat(target_length=None)
-    hop = 2560
-    window = 8 * hop  # 1.28 s: 126 fbank frames, cut to 112 (7 patches)
-    embedder.shared_chunk, embedder.shared_context = window / SR, 0.0
-    starts = np.arange(0, 10) * window / SR
-    shared = embedder.embed_windows(audio, starts, window / SR, encoding="shared")
-    cut = 400 + (7 * 16 - 1) * 160  # samples giving exactly 112 frames
-    alone = np.stack(
-        [embedder.embed(audio[round(s * SR) : round(s * SR) + cut]).numpy()[0] for s in starts]
-    )
-    np.testing.assert_allclose(shared, alone, rtol=1e-4, atol=1e-5)
-    ml = MultiLayerEmbedder(embedder, layers="all")
-    np.testing.assert_allclose(
-        ml.embed_windows(audio, starts, window / SR, encoding="shared")[:, -embedder.dim :],
-        alone,
-        rtol=1e-4,
-        atol=1e-5,
-    )
-
-
-def test_ast_shared_window_pools_its_patch_tokens(audio: np.ndarray) -> None:
-    """Segments = windows (no context): a window's vector is the mean over the patch
-    tokens (frequency-major, f·T + t) whose time step lies inside the window, taken
-    from last_hidden_state: the CLS / distillation tokens and padded steps are left out."""
-    embedder = _tiny_ast()
-    window = 0.8  # 78 fbank frames of the model's 100; 7 whole time steps
-    embedder.shared_chunk, embedder.shared_context = window, 0.0
-    starts = np.arange(0, 10) * window
-    shared = embedder.embed_windows(audio, starts, window, encoding="shared")
-    freq, time = 2, 9  # (32 - 16) // 10 + 1, (100 - 16) // 10 + 1
-    inside = (round(window * SR) - 2800) // 1600 + 1
-    tokens = [2 + f * time + t for f in range(freq) for t in range(inside)]
-    for i, s in enumerate(starts):
-        piece = audio[round(s * SR) : round((s + window) * SR)]
-        with torch.no_grad():
-            last = embedder.model.layernorm(embedder.hidden_states(piece)[-1])
-        np.testing.assert_allclose(shared[i], last[0, tokens].mean(0).numpy(), rtol=1e-4, atol=1e-5)
 
 
 @pytest.mark.parametrize("name", ["eat", "ast"])

@@ -15,7 +15,7 @@ from audio_embed import create_embedder
 from audio_embed.embedders.multilayer import MultiLayerEmbedder
 from audio_embed.embedders.whisper import WhisperEmbedder
 from audio_embed.embedders.whisper_ct2 import load_ctranslate2_encoder, read_model_bin
-from audio_embed.errors import AudioEmbedError, CheckpointError, InvalidInputError
+from audio_embed.errors import CheckpointError, InvalidInputError
 from audio_embed.registry import get_spec, list_embedders
 
 SR = 16000
@@ -117,13 +117,13 @@ def test_shared_equals_per_window_without_context(
 def test_shared_segments_fit_the_table(encoder: WhisperEncoder) -> None:
     emb = WhisperEmbedder(model=encoder, device="cpu")
     seen: list[int] = []
-    frames = emb._frame_states
+    frames = emb.encode_frames
 
     def spy(x: torch.Tensor, layers: tuple[int, ...] | None) -> list[torch.Tensor]:
         seen.append(x.shape[1])
         return frames(x, layers)
 
-    emb._frame_states = spy  # type: ignore[method-assign]
+    emb.encode_frames = spy  # type: ignore[method-assign]
     audio = np.zeros(10 * SR, dtype=np.float32)
     emb.embed_windows(audio, np.arange(0.0, 9.0, 1.0), 1.0, encoding="shared")
     assert seen and max(seen) <= POSITIONS * 320
@@ -164,10 +164,14 @@ def test_missing_checkpoint_is_a_checkpoint_error(tmp_path: Path) -> None:
         WhisperEmbedder(tmp_path / "nowhere")
 
 
-def test_registry_checks_the_checkpoint_width(tmp_path: Path, encoder: WhisperEncoder) -> None:
-    write_model_bin(tmp_path / "model.bin", ct2_variables(encoder))
-    with pytest.raises(AudioEmbedError, match="dim 384"):
-        create_embedder("WHISPER_TINY_EN", checkpoint=tmp_path, device="cpu")
+def test_registry_takes_a_ctranslate2_checkpoint(
+    tmp_path: Path, encoder: WhisperEncoder, waves: torch.Tensor
+) -> None:
+    write_model_bin(tmp_path / "model.bin", ct2_variables(encoder, "float32"))
+    emb = create_embedder("WHISPER_TINY_EN", checkpoint=tmp_path, device="cpu")
+    assert (emb.name, emb.dim, emb.checkpoint) == ("WHISPER_TINY_EN", 32, str(tmp_path))
+    assert emb.config()["settings"] == {"short_input": "pad"}
+    torch.testing.assert_close(emb.embed(waves), WhisperEmbedder(model=encoder).embed(waves))
 
 
 # --- CTranslate2 model.bin -------------------------------------------------------------
@@ -266,3 +270,12 @@ def test_ctranslate2_strict_key_check(tmp_path: Path, encoder: WhisperEncoder, c
         (tmp_path / "model.bin").write_bytes(data[: len(data) // 2])
     with pytest.raises(CheckpointError):
         load_ctranslate2_encoder(tmp_path)
+
+
+@pytest.mark.parametrize("short_input", ["pad", "cut"])
+def test_contract_checks(encoder: WhisperEncoder, short_input: str) -> None:
+    from audio_embed.testing import check_embedder
+
+    emb = WhisperEmbedder(model=encoder, short_input=short_input, device="cpu")  # type: ignore[arg-type]
+    ran = check_embedder(emb, seconds=1.5)
+    assert "config" in ran and len(ran) >= 5

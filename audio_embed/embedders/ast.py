@@ -5,10 +5,15 @@
 ``max_length`` frames — 1024 for the AudioSet checkpoints, so an 8 s window is
 zero-padded to 10.24 s — then normalised with the AudioSet mean and std).
 
-Embedding: the mean over *all* tokens (CLS, distillation token and patches) of
-``last_hidden_state``, i.e. after the model's final LayerNorm, as the original
-library computed it. :meth:`ASTEmbedder.pool`, used for every block by
-``MultiLayerEmbedder``, is the same plain token mean, over the raw block output.
+Embedding (the frame contract): the mean over *time frames* of
+``last_hidden_state`` (after the model's final LayerNorm): patch tokens
+averaged over frequency, one per time step, without the CLS and distillation
+tokens and without the time steps that only the feature extractor's zero
+padding fills (an 8 s window is padded to 10.24 s). Per-window and shared
+encoding pool the same frames. ``MultiLayerEmbedder`` pools block ``k``'s
+frames the same way; block 12's include the final LayerNorm, so the last slice
+of ``AST_ML`` equals ``AST``. (The original library averaged all tokens,
+padding and CLS included; vectors differ from its.)
 
 Layers: block ``k`` is transformers' ``hidden_states[k]`` (index 0 there is the
 embedding output, before any block); :meth:`ASTEmbedder.hidden_states` runs the
@@ -35,6 +40,7 @@ import torch
 
 from audio_embed.embedders.base import FrameGeometry, LayeredEmbedder, default_device
 from audio_embed.errors import CheckpointError, InvalidInputError
+from audio_embed.registry import EmbedderSpec, register_embedder
 
 if TYPE_CHECKING:
     from transformers import ASTFeatureExtractor, ASTModel
@@ -81,6 +87,12 @@ def _load_feature_extractor(checkpoint: str) -> ASTFeatureExtractor:
     return extractor
 
 
+def _hf_cached(repo_id: str, filename: str) -> bool:
+    from huggingface_hub import try_to_load_from_cache
+
+    return isinstance(try_to_load_from_cache(repo_id, filename), str)
+
+
 def _blocks(model: torch.nn.Module) -> torch.nn.ModuleList:
     """The transformer blocks: ``model.layers`` (transformers >= 5) or ``encoder.layer``."""
     blocks = getattr(model, "layers", None)
@@ -122,11 +134,12 @@ class ASTEmbedder(LayeredEmbedder):
         device: str | torch.device | None = None,
     ) -> None:
         source = os.fspath(checkpoint)
-        #: Where the weights came from (None for a model passed in).
+        model_given = model is not None
+        #: Where the weights came from (None for the default or a model passed in).
         self.checkpoint: str | None = None
         if model is None:
             model = _load_model(source)
-            self.checkpoint = source
+            self.checkpoint = None if source == DEFAULT_AST_CHECKPOINT else source
         inner = getattr(model, "audio_spectrogram_transformer", None)
         if isinstance(inner, torch.nn.Module):  # ASTForAudioClassification
             model = inner
@@ -136,7 +149,7 @@ class ASTEmbedder(LayeredEmbedder):
                 f"ASTEmbedder needs a transformers ASTModel. Got {type(model).__name__}."
             )
         if feature_extractor is None:
-            if self.checkpoint is not None:
+            if model_given is False:
                 feature_extractor = _load_feature_extractor(source)
             else:
                 from transformers import ASTFeatureExtractor
@@ -160,11 +173,17 @@ class ASTEmbedder(LayeredEmbedder):
         self.sample_rate = int(feature_extractor.sampling_rate)
         self.dim = int(config.hidden_size)
         self.num_layers = len(_blocks(self.model))
+        self.padded_input_seconds = (int(config.max_length) - 1) * 0.01 + 0.025
         self._warned_cut = False
         self.to(device or default_device())
 
-    def _output_settings(self) -> dict[str, object]:
-        return {"features": self.feature_extractor.to_dict()}
+    def weights_fingerprint(self) -> str:
+        """The model's weights and its feature extractor's settings (they come together)."""
+        import hashlib
+        import json
+
+        fe = json.dumps(self.feature_extractor.to_dict(), sort_keys=True, default=str)
+        return hashlib.sha256((super().weights_fingerprint() + fe).encode()).hexdigest()
 
     def features(self, waveforms: torch.Tensor) -> torch.Tensor:
         """Model input ``[B, max_length, num_mel_bins]`` for a ``[B, N]`` batch.
@@ -202,11 +221,6 @@ class ASTEmbedder(LayeredEmbedder):
     def _hidden_states(self, waveforms: torch.Tensor, num_layers: int) -> list[torch.Tensor]:
         return self._run_blocks(waveforms, num_layers)
 
-    def _embed_batch(self, waveforms: torch.Tensor) -> torch.Tensor:
-        last = self._run_blocks(waveforms, int(self.num_layers or 0))[-1]
-        normed = cast(torch.Tensor, self.model.layernorm(last))  # = last_hidden_state
-        return normed.mean(dim=1)
-
     def _patch_grid(self) -> tuple[int, int]:
         """Patches along frequency and time of one (padded) input: 12 × 101 for AudioSet AST."""
         config: Any = self.model.config
@@ -226,23 +240,42 @@ class ASTEmbedder(LayeredEmbedder):
             max_samples=length + (int(config.max_length) - 1) * hop + hop - 1,
         )
 
-    def _frame_states(
+    def encode_frames(
         self, waveforms: torch.Tensor, layers: tuple[int, ...] | None
     ) -> list[torch.Tensor]:
         """Patch tokens averaged over frequency, one per time step (CLS and
-        distillation tokens dropped); the encoder output gets the final LayerNorm,
-        as ``last_hidden_state`` does. Tokens are frequency-major (``f · T + t``).
-
-        Inputs shorter than ``max_length`` frames are zero-padded by the feature
-        extractor, as in per-window mode; the frames past the input's own are
-        not pooled (see :meth:`frame_geometry`).
+        distillation tokens dropped), only the time steps whose patches lie in
+        the input's own fbank frames (not the extractor's padding); the last
+        block gets the final LayerNorm, as ``last_hidden_state`` does. Tokens
+        are frequency-major (``f · T + t``).
         """
-        depth = int(self.num_layers or 0) if layers is None else max(layers)
-        states = self._run_blocks(waveforms, depth)
-        picked = (
-            [cast(torch.Tensor, self.model.layernorm(states[-1]))]
-            if layers is None
-            else [states[k - 1] for k in layers]
-        )
+        depth = int(self.num_layers or 0)
+        picked = (depth,) if layers is None else layers
+        states = self._run_blocks(waveforms, max(picked))
         freq, time = self._patch_grid()
-        return [s[:, 2:].reshape(s.shape[0], freq, time, s.shape[-1]).mean(dim=1) for s in picked]
+        config: Any = self.model.config
+        frames = 1 + (int(waveforms.shape[1]) - 400) // 160
+        frames = min(frames, int(config.max_length))
+        real = max(1, (frames - int(config.patch_size)) // int(config.time_stride) + 1)
+        out = []
+        for k in picked:
+            s = states[k - 1]
+            if k == depth:
+                s = cast(torch.Tensor, self.model.layernorm(s))
+            grid = s[:, 2:].reshape(s.shape[0], freq, time, s.shape[-1]).mean(dim=1)
+            out.append(grid[:, : min(real, time)])
+        return out
+
+
+register_embedder(
+    EmbedderSpec(
+        name="AST",
+        factory=ASTEmbedder,
+        dim=768,
+        num_layers=12,
+        source=f"hf:{DEFAULT_AST_CHECKPOINT}",
+        license="BSD-3-Clause",
+        description="Audio Spectrogram Transformer (AudioSet), mean of its time frames",
+        weights_available=lambda: _hf_cached(DEFAULT_AST_CHECKPOINT, "config.json"),
+    )
+)

@@ -2,23 +2,22 @@
 
 An embedder maps a batch of mono waveforms at :attr:`Embedder.sample_rate` to
 one vector per waveform. The public, final :meth:`Embedder.embed` validates its
-input and calls the one abstract hook :meth:`Embedder._embed_batch`.
+input and calls the one abstract method :meth:`Embedder._embed_batch`.
 
-Layered models (transformer encoders) derive from :class:`LayeredEmbedder` and
-also expose :meth:`LayeredEmbedder.hidden_states`: one ``[B, T, D]`` tensor per
-transformer block, block 1 first. "Layer k" means the output of block k
-everywhere in the library, whatever the backend's own indexing.
+Documented hooks (all optional; README, "Adding a model"):
 
-Adding a model::
+* :meth:`Embedder.settings`: constructor settings that change the vectors;
+  with the weights they make :meth:`Embedder.config` and the cache key.
+* :meth:`Embedder.weights_fingerprint`: a digest of the weights (default:
+  every torch module, tensor and numpy array the embedder holds).
+* :meth:`Embedder.frame_geometry` and :meth:`Embedder.encode_frames`: time
+  frames for shared-context encoding; :attr:`Embedder.frame_pooling` says how
+  frames become a vector (mean or max).
 
-    class MyEmbedder(Embedder):
-        name = "MY_MODEL"
-        dim = 128
-
-        def _embed_batch(self, waveforms: torch.Tensor) -> torch.Tensor:
-            return my_model(waveforms)
-
-    register_embedder(EmbedderSpec(name="MY_MODEL", factory=MyEmbedder, dim=128))
+Layered models (transformer encoders) derive from :class:`LayeredEmbedder`:
+"layer k" means the output of block k everywhere, whatever the backend's own
+indexing; :meth:`LayeredEmbedder.hidden_states` returns the raw block outputs
+and :meth:`Embedder.frame_states` the time frames of chosen blocks.
 
 Sliding windows reach the encoder in one of two ways (:meth:`Embedder.embed_windows`):
 
@@ -26,12 +25,11 @@ Sliding windows reach the encoder in one of two ways (:meth:`Embedder.embed_wind
   a clip. With 8 s windows every 1 s, each second of audio goes through the
   encoder eight times.
 * ``encoding="shared"``: each stretch of audio is encoded once, in segments of
-  :attr:`LayeredEmbedder.shared_chunk` seconds with
-  :attr:`LayeredEmbedder.shared_context` seconds of context on both sides, and
-  a window's vector is the mean of the frame features whose receptive field
-  lies inside it. A layered model opts in with two small hooks,
-  :meth:`LayeredEmbedder.frame_geometry` and :meth:`LayeredEmbedder._frame_states`;
-  models without them (and non-layered models) are encoded per window.
+  :attr:`Embedder.shared_chunk` seconds with at least
+  :attr:`Embedder.shared_context` seconds of context on both sides, and a
+  window's vector pools the frames whose receptive field lies inside it
+  (:mod:`audio_embed.embedders.shared`). Models without a frame geometry are
+  encoded per window.
 """
 
 from __future__ import annotations
@@ -39,28 +37,37 @@ from __future__ import annotations
 import abc
 import contextlib
 import hashlib
-import itertools
 import json
 import logging
 import math
 import os
 from collections.abc import Callable, Sequence
-from typing import Literal, NamedTuple, final
+from typing import Any, Literal, final
 
 import numpy as np
 import torch
 
+from audio_embed.embedders.shared import (
+    FrameGeometry,
+    FramePooling,
+    min_shared_context,
+    pool_frames,
+    shared_embed_windows,
+)
 from audio_embed.errors import InvalidInputError
 
 __all__ = [
+    "CONFIG_VERSION",
     "Embedder",
     "Encoding",
     "FrameGeometry",
+    "FramePooling",
     "LayeredEmbedder",
     "as_waveform_batch",
     "available_cpus",
+    "config_differences",
     "default_device",
-    "shared_embed_windows",
+    "fingerprint_files",
 ]
 
 log = logging.getLogger(__name__)
@@ -142,20 +149,6 @@ def _available_memory() -> int:
         return 4 * 1024**3
 
 
-class FrameGeometry(NamedTuple):
-    """Where the frames of :meth:`LayeredEmbedder._frame_states` lie in the input, in samples.
-
-    Frame ``j`` of an input sees samples ``[j * hop, j * hop + field)``, so an
-    input of ``n >= field`` samples has ``(n - field) // hop + 1`` frames.
-    ``max_samples`` is the longest input the model accepts (a fixed-size
-    positional table), None when any length works.
-    """
-
-    hop: int
-    field: int
-    max_samples: int | None = None
-
-
 def default_device() -> torch.device:
     """CUDA when present, else CPU."""
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -210,12 +203,71 @@ def as_waveform_batch(
     return tensor
 
 
+#: Version of the :meth:`Embedder.config` layout.
+CONFIG_VERSION = 1
+_JSON = dict[str, Any]
+
+
+def _digest_tensor(digest: Any, key: str, values: torch.Tensor) -> None:
+    flat = values.detach().flatten().double().cpu()
+    digest.update(f"{key}{tuple(values.shape)}{flat.sum().item()!r}".encode())
+    digest.update(flat[:64].numpy().tobytes())
+
+
+def fingerprint_files(*paths: str | os.PathLike[str]) -> str:
+    """SHA-256 of files' contents, for weights a non-torch runtime loads (``.tflite``, ONNX…).
+
+    Use it in :meth:`Embedder.weights_fingerprint` of such a model.
+    """
+    digest = hashlib.sha256()
+    for path in paths:
+        with open(path, "rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                digest.update(block)
+    return digest.hexdigest()
+
+
+def _normalise_json(value: Any) -> Any:
+    """Plain JSON values: tuples become lists, numpy scalars Python numbers, others strings."""
+    if isinstance(value, dict):
+        return {str(k): _normalise_json(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_normalise_json(v) for v in value]
+    if isinstance(value, bool) or value is None or isinstance(value, str):
+        return value
+    if isinstance(value, int | float | np.integer | np.floating):
+        return float(value) if isinstance(value, float | np.floating) else int(value)
+    return str(value)
+
+
+def config_differences(saved: dict[str, Any], current: dict[str, Any]) -> list[str]:
+    """What differs between two :meth:`Embedder.config` dicts, one line per field.
+
+    The weight *source* may differ (a local copy of the same checkpoint); the
+    fingerprint may not.
+    """
+
+    def flat(config: dict[str, Any]) -> dict[str, Any]:
+        out = {k: v for k, v in config.items() if k not in ("weights", "settings", "version")}
+        out.update({f"settings.{k}": v for k, v in (config.get("settings") or {}).items()})
+        out["weights.fingerprint"] = (config.get("weights") or {}).get("fingerprint")
+        return out
+
+    a, b = flat(_normalise_json(saved)), flat(_normalise_json(current))
+    return [
+        f"{key}: saved {a.get(key)!r}, this embedder {b.get(key)!r}"
+        for key in sorted(set(a) | set(b))
+        if a.get(key) != b.get(key)
+    ]
+
+
 class Embedder(abc.ABC):
     """Maps batches of mono waveforms to fixed-size vectors.
 
     Subclasses set (as class attributes or properties) :attr:`name`,
     :attr:`dim`, and optionally :attr:`sample_rate` and :attr:`num_layers`,
-    and implement :meth:`_embed_batch`.
+    and implement :meth:`_embed_batch`. See the module docstring for the
+    optional hooks.
     """
 
     #: Registry name (``"HUBERT_BASE"``…).
@@ -228,6 +280,10 @@ class Embedder(abc.ABC):
     num_layers: int | None = None
     #: Shortest input, in samples, the model can take (shorter input is zero-padded).
     min_samples: int = 400
+    #: Where the weights came from (a path, Hub id or URL), None for the spec's
+    #: default weights or a model passed in. Rebuilding from :meth:`config`
+    #: passes it back as ``checkpoint``.
+    checkpoint: str | None = None
 
     device: torch.device = torch.device("cpu")
     #: CUDA only: run the model under ``torch.autocast`` with this dtype
@@ -237,7 +293,17 @@ class Embedder(abc.ABC):
     #: Rough peak activation memory of one forward pass, in bytes per second of
     #: input audio (sizes automatic batches, see :meth:`auto_batch_size`).
     activation_bytes_per_second: int = 8 * 1024 * 1024
-    #: Digest of the weights, computed by the first :meth:`cache_id` call.
+    #: Seconds every input is padded to before the model sees it (AST: 10.24,
+    #: Whisper: 30), or None when the cost follows the input's length.
+    padded_input_seconds: float | None = None
+    #: How time frames become one vector, in per-window and shared encoding alike.
+    frame_pooling: FramePooling = "mean"
+    #: Shared encoding: seconds of audio whose frames one segment produces.
+    shared_chunk: float = 20.0
+    #: Shared encoding: seconds of extra audio on each side of a segment, raised
+    #: to what the frame geometry needs (:func:`~audio_embed.embedders.shared.min_shared_context`).
+    shared_context: float = 2.0
+    #: Digest of the weights, computed by the first :meth:`weights_fingerprint` call.
     _weights_digest: str | None = None
 
     def autocast(self) -> contextlib.AbstractContextManager[object]:
@@ -252,9 +318,12 @@ class Embedder(abc.ABC):
         On CUDA: as many as fit in half of the free device memory; on CPU: as
         many as fit in :data:`CPU_BATCH_BYTES` (or a quarter of the available
         memory, when less), since batching does not make CPU inference faster.
-        Estimated from :attr:`activation_bytes_per_second`; between 1 and 64.
+        Estimated from :attr:`activation_bytes_per_second` times the seconds
+        the model really processes (:attr:`padded_input_seconds` when every
+        input is padded to a fixed length); between 1 and 64.
         """
-        per_item = max(float(seconds), 1e-3) * self.activation_bytes_per_second
+        seconds = max(float(seconds), float(self.padded_input_seconds or 0.0), 1e-3)
+        per_item = seconds * self.activation_bytes_per_second
         if self.device.type == "cuda":
             free, _total = torch.cuda.mem_get_info(self.device)
             budget = free // 2
@@ -264,15 +333,7 @@ class Embedder(abc.ABC):
             budget = min(CPU_BATCH_BYTES, _available_memory() // 4)
         return int(max(1, min(MAX_AUTO_BATCH, budget // per_item)))
 
-    def shared_settings(self) -> dict[str, float]:
-        """What shared encoding does with this embedder: ``{}`` when it has none.
-
-        Otherwise ``{"chunk": seconds, "context": seconds}`` (see
-        :class:`LayeredEmbedder`). The :class:`~audio_embed.Scanner` keys its
-        cache with it, and keeps ``context`` seconds of audio on both sides of
-        its streaming block boundaries so that frames there keep their context.
-        """
-        return {}
+    # ------------------------------------------------------------------ embedding
 
     @final
     def embed(
@@ -291,16 +352,21 @@ class Embedder(abc.ABC):
         Returns:
             A float32 CPU tensor of shape ``[B, dim]``.
         """
-        batch = self._prepare(waveforms, sample_rate)
+        batch = self.prepare(waveforms, sample_rate)
         _check_cpu_threads()
         with torch.inference_mode(), self.autocast():
             out = self._embed_batch(batch)
         return out.detach().float().cpu()
 
     @final
-    def _prepare(
-        self, waveforms: torch.Tensor | np.ndarray, sample_rate: int | None
+    def prepare(
+        self, waveforms: torch.Tensor | np.ndarray, sample_rate: int | None = None
     ) -> torch.Tensor:
+        """Validate ``waveforms`` and return them as a float32 ``[B, N]`` batch on :attr:`device`.
+
+        Checks the sample rate when given, refuses NaN/inf and empty input,
+        scales integer PCM and zero-pads inputs shorter than :attr:`min_samples`.
+        """
         owner = type(self).__name__
         if sample_rate is not None and int(sample_rate) != self.sample_rate:
             raise InvalidInputError(
@@ -318,32 +384,146 @@ class Embedder(abc.ABC):
     def _embed_batch(self, waveforms: torch.Tensor) -> torch.Tensor:
         """Embed a validated float32 ``[B, N]`` batch on :attr:`device`. Returns ``[B, dim]``."""
 
+    # ------------------------------------------------------------------ frames
+
+    def frame_geometry(self) -> FrameGeometry | None:
+        """Hook: the time-frame grid of :meth:`encode_frames`, or None (default).
+
+        None means no shared-context encoding: windows are encoded one by one.
+        """
+        return None
+
+    def encode_frames(
+        self, waveforms: torch.Tensor, layers: tuple[int, ...] | None
+    ) -> list[torch.Tensor]:
+        """Hook: time frames of a validated ``[B, N]`` batch on :attr:`device`.
+
+        Returns one ``[B, T, D]`` tensor per 1-based block in ``layers``, or,
+        when ``layers`` is None, the frames :meth:`embed` pools (one tensor,
+        or several whose pooled vectors are concatenated). Time frames only:
+        no CLS/distillation tokens, frequency patches averaged per time step,
+        no frames made only of padding. Frame ``t`` lies where
+        :meth:`frame_geometry` puts it. Called only when that is not None.
+        """
+        raise NotImplementedError(f"{type(self).__name__} has no time frames.")
+
+    @final
+    def frame_states(
+        self,
+        waveforms: torch.Tensor | np.ndarray,
+        layers: Sequence[int] | None = None,
+        sample_rate: int | None = None,
+    ) -> list[torch.Tensor]:
+        """Time frames ``[B, T, D]`` per requested block (see :meth:`encode_frames`).
+
+        ``layers`` are 1-based block numbers (None: the frames :meth:`embed`
+        pools). Pooling them with :meth:`pool` gives the embedding.
+        """
+        picked = None if layers is None else tuple(int(k) for k in layers)
+        if picked is not None:
+            total = int(self.num_layers or 0)
+            if not picked or not all(1 <= k <= total for k in picked):
+                raise InvalidInputError(
+                    f"{type(self).__name__} has blocks 1..{total}; cannot give frames of "
+                    f"layers {list(picked)}."
+                )
+        batch = self.prepare(waveforms, sample_rate)
+        _check_cpu_threads()
+        with torch.inference_mode(), self.autocast():
+            states = self.encode_frames(batch, picked)
+        return [s.detach().float() for s in states]
+
+    def pool(self, frames: torch.Tensor) -> torch.Tensor:
+        """Pool ``[B, T, D]`` time frames to ``[B, D]`` with :attr:`frame_pooling`."""
+        return pool_frames(frames, self.frame_pooling)
+
+    def shared_settings(self) -> dict[str, float]:
+        """What shared encoding does with this embedder: ``{}`` when it has no frames.
+
+        Otherwise ``{"chunk": seconds, "context": seconds}``, the context raised
+        to what the frame geometry needs. The :class:`~audio_embed.Scanner` keys
+        its cache with it and keeps ``context`` seconds of audio on both sides
+        of its streaming block boundaries.
+        """
+        geometry = self.frame_geometry()
+        if geometry is None:
+            return {}
+        least = min_shared_context(geometry) / self.sample_rate
+        context = max(float(self.shared_context), least)
+        return {"chunk": float(self.shared_chunk), "context": context}
+
+    # ------------------------------------------------------------------ identity
+
+    def settings(self) -> dict[str, Any]:
+        """Hook: constructor settings (JSON values) that change the vectors.
+
+        Passed back to the registry factory when a saved scanner rebuilds this
+        embedder (:func:`~audio_embed.registry.embedder_from_config`), so the
+        keys must be keyword arguments of the factory.
+        """
+        return {}
+
+    def weights_fingerprint(self) -> str:
+        """Hook: a digest of the weights (computed once).
+
+        The default reads every ``torch.nn.Module``, tensor and numpy array
+        held in the embedder's attributes (each tensor's name, shape, sum and
+        first values). A model run by another runtime overrides it, e.g. with
+        :func:`fingerprint_files` of its model file.
+        """
+        if self._weights_digest is None:
+            digest = hashlib.sha256()
+            with torch.no_grad():
+                for attr, value in sorted(vars(self).items()):
+                    if isinstance(value, torch.nn.Module):
+                        for key, tensor in value.state_dict().items():
+                            _digest_tensor(digest, f"{attr}.{key}", tensor)
+                    elif isinstance(value, torch.Tensor):
+                        _digest_tensor(digest, attr, value)
+                    elif isinstance(value, np.ndarray) and value.dtype != object:
+                        _digest_tensor(digest, attr, torch.from_numpy(np.asarray(value, float)))
+            self._weights_digest = digest.hexdigest()
+        return self._weights_digest
+
+    def config(self) -> dict[str, Any]:
+        """JSON describing everything that changes this embedder's vectors.
+
+        ``name`` (registry name), ``class``, ``dim``, ``sample_rate``,
+        ``settings`` (:meth:`settings`), ``layers`` (blocks concatenated, or
+        None), ``frame_pooling``, ``shared`` (chunk and context, when the model
+        has frames) and ``weights``: ``source`` (:attr:`checkpoint`) and
+        ``fingerprint`` (:meth:`weights_fingerprint`). A saved scanner stores
+        it, rebuilds the embedder from it and refuses a mismatch.
+        """
+        config: dict[str, Any] = {
+            "version": CONFIG_VERSION,
+            "name": self.name,
+            "class": f"{type(self).__module__}.{type(self).__qualname__}",
+            "dim": int(self.dim),
+            "sample_rate": int(self.sample_rate),
+            "settings": self.settings(),
+            "layers": None,
+            "frame_pooling": self.frame_pooling,
+            "shared": self.shared_settings() or None,
+            "weights": {"source": self.checkpoint, "fingerprint": self.weights_fingerprint()},
+        }
+        return dict(_normalise_json(config))
+
     def cache_id(self) -> str:
         """A string that changes whenever this embedder's output would change.
 
-        The embedding cache keys entries with it: the name, the dimension and a
-        fingerprint of :meth:`_output_settings` and of the weights of every torch
-        module the embedder owns (each tensor's name, shape, first values and
-        sum), so two checkpoints, two random seeds or two pooling modes never
-        share cache entries. The weights are read once, on the first call.
+        ``name:dim:`` and a digest of :meth:`config` (settings, layers, pooling
+        and the weights' fingerprint, whatever runtime runs them), so two
+        checkpoints, two random seeds or two pooling modes never share cache
+        entries. The weight source is left out: a local copy of the same
+        weights shares entries.
         """
-        weights = self._weights_digest
-        if weights is None:
-            digest = hashlib.sha256()
-            with torch.no_grad():
-                for module in self._modules():
-                    for key, tensor in module.state_dict().items():
-                        values = tensor.detach().flatten().double()
-                        digest.update(f"{key}{tuple(tensor.shape)}{values.sum().item()!r}".encode())
-                        digest.update(values[:64].cpu().numpy().tobytes())
-            weights = self._weights_digest = digest.hexdigest()
-        settings = json.dumps(self._output_settings(), sort_keys=True, default=str)
-        fingerprint = hashlib.sha256((settings + weights).encode()).hexdigest()
-        return f"{self.name}:{self.dim}:{fingerprint[:16]}"
+        config = self.config()
+        config["weights"] = {"fingerprint": config["weights"]["fingerprint"]}
+        blob = json.dumps(config, sort_keys=True).encode()
+        return f"{self.name}:{self.dim}:{hashlib.sha256(blob).hexdigest()[:16]}"
 
-    def _output_settings(self) -> dict[str, object]:
-        """Settings besides the weights that change the vectors (for :meth:`cache_id`)."""
-        return {}
+    # ------------------------------------------------------------------ windows
 
     def embed_windows(
         self,
@@ -364,26 +544,15 @@ class Embedder(abc.ABC):
 
         ``encoding="per_window"`` encodes every window on its own; a window
         reaching past the end of ``audio`` is zero-padded. ``"shared"`` encodes
-        the audio once and pools frames per window (layered models with the
-        hooks, see :class:`LayeredEmbedder`); embedders without it ignore it.
+        the audio once and pools frames per window (models with a
+        :meth:`frame_geometry`); other embedders encode per window.
         """
         _check_encoding(encoding, type(self).__name__)
-        if encoding == "shared":
-            out = self._embed_shared(audio, starts, window, batch_size, on_batch)
-            if out is not None:
-                return out
+        if encoding == "shared" and self.frame_geometry() is not None:
+            return shared_embed_windows(
+                self, audio, starts, window, batch_size=batch_size, on_batch=on_batch
+            )
         return self._embed_each_window(audio, starts, window, batch_size, on_batch)
-
-    def _embed_shared(
-        self,
-        audio: np.ndarray,
-        starts: np.ndarray,
-        window: float,
-        batch_size: int | None,
-        on_batch: Callable[[int], None] | None,
-    ) -> np.ndarray | None:
-        """Shared-context window vectors, or None to fall back to per-window (the default)."""
-        return None
 
     def _embed_each_window(
         self,
@@ -410,16 +579,17 @@ class Embedder(abc.ABC):
                 on_batch(len(chunk))
         return out
 
-    def to(self, device: str | torch.device) -> Embedder:
-        """Move the model to ``device`` and return ``self``."""
-        self.device = torch.device(device)
-        for module in self._modules():
-            module.to(self.device)
-        return self
+    # ------------------------------------------------------------------ device
 
-    def _modules(self) -> list[torch.nn.Module]:
-        """The torch modules this embedder owns (moved by :meth:`to`)."""
-        return [v for v in vars(self).values() if isinstance(v, torch.nn.Module)]
+    def to(self, device: str | torch.device) -> Embedder:
+        """Move the model, and every tensor the embedder holds, to ``device``; return ``self``."""
+        self.device = torch.device(device)
+        for attr, value in list(vars(self).items()):
+            if isinstance(value, torch.nn.Module):
+                value.to(self.device)
+            elif isinstance(value, torch.Tensor):
+                setattr(self, attr, value.to(self.device))
+        return self
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(name={self.name!r}, dim={self.dim}, device={self.device})"
@@ -428,56 +598,22 @@ class Embedder(abc.ABC):
 class LayeredEmbedder(Embedder):
     """An embedder whose model is a stack of transformer blocks.
 
-    Subclasses implement :meth:`_hidden_states`, which must stop after
-    ``num_layers`` blocks so callers never pay for blocks they do not use.
+    Subclasses implement :meth:`_hidden_states` (which must stop after
+    ``num_layers`` blocks, so callers never pay for blocks they do not use)
+    and, for the frame contract, :meth:`~Embedder.encode_frames` and
+    :meth:`~Embedder.frame_geometry`.
 
-    Shared-context encoding (``embed_windows(..., encoding="shared")``) needs
-    two more hooks: :meth:`frame_geometry` (the frame grid) and
-    :meth:`_frame_states` (frame features of a batch of segments). Without
-    them the model falls back to per-window encoding.
+    Where the final norm belongs: the output of the *last* block, as
+    :meth:`~Embedder.frame_states` and the embedding see it, includes the
+    encoder's final normalisation when the model has one (pre-LN wav2vec2 /
+    HuBERT / WavLM large models, AST, BEATs with ``layer_norm_first``): that is
+    the model's own output (``model(x)``, transformers' ``last_hidden_state``).
+    So the last slice of an ``_ML`` embedding that selects the last block equals
+    the plain embedding. :meth:`hidden_states` returns the raw block outputs,
+    as the backend computes them.
     """
 
     num_layers: int | None = 0
-    #: Shared encoding: seconds of audio whose frames one segment produces.
-    shared_chunk: float = 20.0
-    #: Shared encoding: seconds of extra audio on each side of a segment, so
-    #: every frame is computed with at least this much context around it.
-    shared_context: float = 2.0
-
-    def frame_geometry(self) -> FrameGeometry | None:
-        """The frame grid of :meth:`_frame_states`, or None: no shared encoding (default)."""
-        return None
-
-    def _frame_states(
-        self, waveforms: torch.Tensor, layers: tuple[int, ...] | None
-    ) -> list[torch.Tensor]:
-        """Frame features of a validated ``[B, N]`` batch on :attr:`device`, time in order.
-
-        Returns one ``[B, T, D]`` tensor per 1-based block number in ``layers``
-        (each as :meth:`pool` would see it), or, when ``layers`` is None, one
-        tensor: the features :meth:`_embed_batch` pools. Frame ``t`` must be
-        the one :meth:`frame_geometry` places at ``t * hop``, and the mean of a
-        window's frames must be what :meth:`pool` computes for that window
-        (models with extra tokens drop them; models with several tokens per
-        time step average them). Only called when :meth:`frame_geometry` is
-        not None.
-        """
-        raise NotImplementedError(f"{type(self).__name__} has no shared-encoding hook.")
-
-    def shared_settings(self) -> dict[str, float]:
-        if self.frame_geometry() is None:
-            return {}
-        return {"chunk": float(self.shared_chunk), "context": float(self.shared_context)}
-
-    def _embed_shared(
-        self,
-        audio: np.ndarray,
-        starts: np.ndarray,
-        window: float,
-        batch_size: int | None,
-        on_batch: Callable[[int], None] | None,
-    ) -> np.ndarray | None:
-        return shared_embed_windows(self, self, None, audio, starts, window, batch_size, on_batch)
 
     @final
     def hidden_states(
@@ -486,7 +622,7 @@ class LayeredEmbedder(Embedder):
         num_layers: int | None = None,
         sample_rate: int | None = None,
     ) -> list[torch.Tensor]:
-        """Outputs of blocks 1..``num_layers`` (all when None), each ``[B, T, D]``.
+        """Raw outputs of blocks 1..``num_layers`` (all when None), each ``[B, T, D]``.
 
         Element ``k - 1`` of the list is the output of block ``k``.
         """
@@ -497,7 +633,7 @@ class LayeredEmbedder(Embedder):
                 f"The 'num_layers' parameter of {type(self).__name__}.hidden_states must be "
                 f"in [1, {total}]. Got {num_layers!r} instead."
             )
-        batch = self._prepare(waveforms, sample_rate)
+        batch = self.prepare(waveforms, sample_rate)
         _check_cpu_threads()
         with torch.inference_mode(), self.autocast():
             states = self._hidden_states(batch, n)
@@ -507,178 +643,26 @@ class LayeredEmbedder(Embedder):
     def _hidden_states(self, waveforms: torch.Tensor, num_layers: int) -> list[torch.Tensor]:
         """Block outputs 1..num_layers for a validated batch on :attr:`device`."""
 
-    def pool(self, state: torch.Tensor) -> torch.Tensor:
-        """Pool one block output ``[B, T, D]`` to ``[B, D]``: the mean over tokens.
+    def encode_frames(
+        self, waveforms: torch.Tensor, layers: tuple[int, ...] | None
+    ) -> list[torch.Tensor]:
+        """Default frames: the raw block outputs (models whose tokens are time frames)."""
+        depth = int(self.num_layers or 0)
+        picked = (depth,) if layers is None else layers
+        states = self._hidden_states(waveforms, max(picked))
+        return [states[k - 1] for k in picked]
 
-        Models with special tokens (a CLS token…) override this to leave them out.
+    def embed_layers(
+        self, waveforms: torch.Tensor | np.ndarray, layers: Sequence[int]
+    ) -> torch.Tensor:
+        """The pooled frames of each block in ``layers``, concatenated: ``[B, len(layers)·dim]``.
+
+        What :class:`~audio_embed.MultiLayerEmbedder` returns. Models whose
+        embedding is not a pooling of frames (EAT's ``pooling="cls"``) override it.
         """
-        return state.mean(dim=1)
+        states = self.frame_states(waveforms, layers)
+        return torch.cat([self.pool(s) for s in states], dim=-1)
 
     def _embed_batch(self, waveforms: torch.Tensor) -> torch.Tensor:
-        """Default embedding: the pooled output of the last block."""
-        return self.pool(self._hidden_states(waveforms, int(self.num_layers or 0))[-1])
-
-
-def _segments(
-    t0: int, t1: int, n: int, core: int, context: int, hop: int
-) -> list[tuple[int, int, int, int]]:
-    """Tile ``[t0, t1)`` with cores of about ``core`` samples; add ``context`` on each side.
-
-    Returns ``(s0, s1, u0, u1)``: the segment's input ``[s0, s1)`` (clipped to
-    ``[0, n)``) and the core ``[u0, u1)`` whose frames it contributes. Core
-    starts and contexts are multiples of ``hop``, so every segment's frame grid
-    is the global one.
-    """
-    span = t1 - t0
-    count = max(1, math.ceil(span / core))
-    step = max(hop, math.ceil(span / count / hop) * hop)
-    bounds = [t0 + i * step for i in range(count) if t0 + i * step < t1] + [t1]
-    return [
-        (max(0, u0 - context), min(n, u1 + context), u0, u1)
-        for u0, u1 in itertools.pairwise(bounds)
-    ]
-
-
-def shared_embed_windows(
-    embedder: Embedder,
-    model: LayeredEmbedder,
-    layers: tuple[int, ...] | None,
-    audio: np.ndarray,
-    starts: np.ndarray,
-    window: float,
-    batch_size: int | None,
-    on_batch: Callable[[int], None] | None,
-) -> np.ndarray | None:
-    """Shared-context window embeddings, or None when ``model`` has no frame hooks.
-
-    ``embedder`` is the embedder whose vectors are asked for: ``model`` itself
-    (``layers`` None) or a :class:`~audio_embed.MultiLayerEmbedder` over it
-    (``layers`` = its blocks, concatenated in that order).
-
-    The audio the windows cover is cut into segments (cores of
-    ``model.shared_chunk`` seconds plus ``model.shared_context`` seconds of
-    context on each side, clipped at the ends of ``audio``); each segment is
-    encoded once, keeps the frames that start in its core, and each window is
-    the mean of the frames whose receptive field lies inside it. Windows past
-    the end of ``audio`` pool the frames that exist (no zero padding); a window
-    with no frame at all (audio shorter than one receptive field) is encoded on
-    its own, zero-padded, as in per-window mode.
-
-    With ``shared_context = 0`` and ``shared_chunk`` = the window (a multiple
-    of the frame hop), windows that start on multiples of the window are
-    encoded exactly as per window. Otherwise the vectors are close to, not
-    equal to, per-window ones: every frame sees at least ``shared_context``
-    seconds of audio on both sides (per-window frames see none past the
-    window's edges), and a vector depends slightly on where segments are cut.
-    """
-    geometry = model.frame_geometry()
-    if geometry is None:
-        return None
-    sr = model.sample_rate
-    hop, field = int(geometry.hop), int(geometry.field)
-    if hop <= 0 or field < hop:
-        raise InvalidInputError(
-            f"{type(model).__name__}.frame_geometry() must have hop > 0 and field >= hop. "
-            f"Got {geometry}."
-        )
-    audio = np.asarray(audio, dtype=np.float32)
-    starts = np.asarray(starts, dtype=np.float64)
-    n = len(audio)
-    length = round(window * sr)
-    outputs = 1 if layers is None else len(layers)
-    out = np.empty((len(starts), embedder.dim), dtype=np.float32)
-    if len(starts) == 0:
-        return out
-    first = np.round(starts * sr).astype(np.int64)
-    lo = -(-first // hop)  # first frame starting at or after the window start
-    hi = (np.minimum(first + length, n) - field) // hop + 1  # one past the last frame inside
-    has = hi > lo
-    if has.any():
-        context = max(0, math.ceil(model.shared_context * sr / hop)) * hop
-        core = max(1, round(model.shared_chunk * sr / hop)) * hop
-        if geometry.max_samples is not None:
-            context = min(context, max(0, (geometry.max_samples - field) // (4 * hop)) * hop)
-            room = (geometry.max_samples - 2 * context) // hop * hop
-            core = max(hop, min(core, room))
-        t0 = int(lo[has].min()) * hop
-        t1 = int(min(n, int((first[has] + length).max())))
-        base = t0 // hop
-        n_frames = -(-t1 // hop) - base
-        frames = [torch.zeros(n_frames, model.dim) for _ in range(outputs)]
-        valid = torch.zeros(n_frames, dtype=torch.bool)
-        segments = [s for s in _segments(t0, t1, n, core, context, hop) if s[1] - s[0] >= field]
-        longest = max((s[1] - s[0] for s in segments), default=field)
-        if batch_size is None:
-            per_call = model.auto_batch_size(longest / sr)
-        else:  # the audio of batch_size windows per call
-            per_call = max(1, (batch_size * length) // max(longest, 1))
-        reported = 0
-        done_until = np.full(len(starts), np.iinfo(np.int64).max)
-        done_until[has] = hi[has] - base
-        _check_cpu_threads()
-        i = 0
-        while i < len(segments):
-            size = segments[i][1] - segments[i][0]
-            j = i + 1
-            while (
-                j < len(segments) and j - i < per_call and segments[j][1] - segments[j][0] == size
-            ):
-                j += 1
-            group = segments[i:j]
-            batch = np.stack([audio[s0:s1] for s0, s1, _, _ in group])
-            x = model._prepare(batch, None)
-            with torch.inference_mode(), model.autocast():
-                states = model._frame_states(x, layers)
-            if len(states) != outputs:
-                raise AssertionError(
-                    f"{type(model).__name__}._frame_states returned {len(states)} tensors "
-                    f"for {outputs} requested outputs."
-                )
-            frontier = 0
-            for b, (s0, s1, u0, u1) in enumerate(group):
-                count = min(int(states[0].shape[1]), (s1 - s0 - field) // hop + 1)
-                g0 = s0 // hop
-                j_lo = -(-u0 // hop) - g0
-                j_hi = min(count, -(-u1 // hop) - g0)
-                if j_hi <= j_lo:
-                    continue
-                dst = slice(g0 + j_lo - base, g0 + j_hi - base)
-                for f, state in zip(frames, states, strict=True):
-                    f[dst] = state[b, j_lo:j_hi].detach().float().cpu()
-                valid[dst] = True
-                frontier = max(frontier, -(-u1 // hop) - base)
-            if on_batch is not None:
-                newly = int((done_until <= frontier).sum()) - reported
-                if newly > 0 or j == len(segments):
-                    on_batch(max(newly, 0))
-                    reported += max(newly, 0)
-            i = j
-        if on_batch is not None and reported < int(has.sum()):
-            on_batch(int(has.sum()) - reported)
-        # Window means from prefix sums (float64); frames never computed are zero
-        # and not counted.
-        w_lo = np.clip(lo - base, 0, n_frames)
-        w_hi = np.clip(hi - base, 0, n_frames)
-        seen = np.concatenate([[0], np.cumsum(valid.numpy(), dtype=np.int64)])
-        counts = seen[w_hi] - seen[w_lo]
-        ok = has & (counts > 0)
-        rows = np.flatnonzero(ok)
-        top = torch.from_numpy(w_hi[rows] - 1)
-        bottom = torch.from_numpy(w_lo[rows] - 1)
-        from_start = bottom < 0
-        denominator = torch.from_numpy(counts[rows]).to(torch.float64)[:, None]
-        for k, f in enumerate(frames):
-            sums = torch.cumsum(f, 0, dtype=torch.float64)
-            del f
-            below = sums[bottom.clamp_min(0)].masked_fill_(from_start[:, None], 0.0)
-            pooled = (sums[top] - below) / denominator
-            out[rows, k * model.dim : (k + 1) * model.dim] = pooled.float().numpy()
-            frames[k] = torch.empty(0)
-    else:
-        ok = has
-    # No frame inside the window (audio shorter than one receptive field): encode
-    # it alone, zero-padded, as per-window mode does.
-    for pick, report in ((~has, on_batch), (has & ~ok, None)):
-        if pick.any():
-            out[pick] = embedder._embed_each_window(audio, starts[pick], window, batch_size, report)
-    return out
+        """Default embedding: the pooled frames of the last block."""
+        return self.pool(self.encode_frames(waveforms, (int(self.num_layers or 0),))[0])

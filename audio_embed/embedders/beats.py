@@ -48,6 +48,7 @@ from torch import Tensor, nn
 
 from audio_embed.embedders.base import FrameGeometry, LayeredEmbedder, default_device
 from audio_embed.errors import CheckpointError, InvalidInputError
+from audio_embed.registry import EmbedderSpec, register_embedder
 
 __all__ = [
     "DEFAULT_CHECKPOINT_NAME",
@@ -540,8 +541,13 @@ class _TransformerEncoder(nn.Module):
 
     def forward(
         self, x: Tensor, padding_mask: Tensor | None, num_layers: int
-    ) -> tuple[Tensor, list[Tensor]]:
-        """Returns the last run block's output and ``[input to block 1, block 1, …]``."""
+    ) -> tuple[Tensor, list[Tensor], Tensor]:
+        """Returns ``(encoder output, [output of block 1, block 2, …], input to block 1)``.
+
+        Element ``k - 1`` of the list is block ``k``'s raw output, as in
+        :meth:`EATModel.hidden_states`; the encoder output has the final
+        LayerNorm when ``layer_norm_first`` and every block ran.
+        """
         if padding_mask is not None:
             x = x.masked_fill(padding_mask.unsqueeze(-1), 0.0)
         conv: Tensor = self.pos_conv(x.transpose(1, 2))
@@ -549,14 +555,15 @@ class _TransformerEncoder(nn.Module):
         if not self.cfg.layer_norm_first:
             x = self.layer_norm(x)
         x = F.dropout(x, self.cfg.dropout, self.training)
-        states = [x]
+        first = x
+        states: list[Tensor] = []
         position_bias = self.relative_bias(x.shape[1], x.device)
         for layer in self.layers[:num_layers]:
             x = layer(x, position_bias, padding_mask)
             states.append(x)
         if self.cfg.layer_norm_first and num_layers == len(self.layers):
             x = self.layer_norm(x)
-        return x, states
+        return x, states, first
 
 
 class BEATsOutput(NamedTuple):
@@ -565,7 +572,8 @@ class BEATsOutput(NamedTuple):
     Attributes:
         features: ``[B, T, D]`` encoder output (output of the last block run).
         padding_mask: ``[B, T]`` token mask (True = padding), or None.
-        hidden_states: ``[input to block 1, output of block 1, …]``, each ``[B, T, D]``.
+        hidden_states: ``[output of block 1, block 2, …]``, each ``[B, T, D]``
+            (element ``k - 1`` = block ``k``, raw, as in :class:`EATModel`).
         frame_logits: ``[B, T, classes]`` predictor output per token (fine-tuned
             models, all blocks run, predictor requested), else None.
         lprobs: ``[B, classes]`` sigmoid of the mean of ``frame_logits`` over the
@@ -577,6 +585,8 @@ class BEATsOutput(NamedTuple):
     hidden_states: list[Tensor]
     frame_logits: Tensor | None
     lprobs: Tensor | None
+    #: ``[B, T, D]`` the input to block 1 (patch tokens after positions and norm).
+    embeddings: Tensor | None = None
 
 
 class BEATsModel(nn.Module):
@@ -712,11 +722,11 @@ class BEATsModel(nn.Module):
                 f"[1, {total}]. Got {num_layers!r} instead."
             )
         tokens, token_mask = self.patch_tokens(fbank, padding_mask)
-        features, states = self.encoder(tokens, token_mask, n)
+        features, states, first = self.encoder(tokens, token_mask, n)
         frame_logits = lprobs = None
         if predict and self.predictor is not None and n == total:
             frame_logits, lprobs = self.classify(features, token_mask)
-        return BEATsOutput(features, token_mask, states, frame_logits, lprobs)
+        return BEATsOutput(features, token_mask, states, frame_logits, lprobs, first)
 
     def forward(self, fbank: Tensor, padding_mask: Tensor | None = None) -> BEATsOutput:
         return self.extract_features(fbank, padding_mask)
@@ -887,6 +897,8 @@ class BEATsEmbedder(LayeredEmbedder):
                         "checkpoint=<path or https URL of a BEATs .pt file>."
                     )
             model = load_beats_checkpoint(checkpoint)
+            if os.fspath(checkpoint) != os.fspath(default_checkpoint_path()):
+                self.checkpoint = os.fspath(checkpoint)
         elif not isinstance(model, BEATsModel):
             raise InvalidInputError(
                 f"The 'model' parameter of BEATsEmbedder must be a BEATsModel. "
@@ -922,11 +934,16 @@ class BEATsEmbedder(LayeredEmbedder):
         return cls(model=model, device=device)
 
     @property
-    def config(self) -> BEATsConfig:
+    def model_config(self) -> BEATsConfig:
+        """The network's architecture (:class:`BEATsConfig`)."""
         return self.model.cfg
 
-    def _output_settings(self) -> dict[str, object]:
-        return {"fbank": repr(self.feature_extractor)}
+    def weights_fingerprint(self) -> str:
+        """The weights and the fbank settings."""
+        import hashlib
+
+        blob = super().weights_fingerprint() + repr(self.feature_extractor)
+        return hashlib.sha256(blob.encode()).hexdigest()
 
     def _fbank(self, waveforms: Tensor) -> Tensor:
         return self.feature_extractor(waveforms)
@@ -935,11 +952,7 @@ class BEATsEmbedder(LayeredEmbedder):
         out = self.model.extract_features(
             self._fbank(waveforms), num_layers=num_layers, predict=False
         )
-        return out.hidden_states[1 : num_layers + 1]
-
-    def _embed_batch(self, waveforms: Tensor) -> Tensor:
-        out = self.model.extract_features(self._fbank(waveforms), predict=False)
-        return self.pool(out.features)
+        return out.hidden_states[:num_layers]
 
     def frame_geometry(self) -> FrameGeometry:
         """One frame per time patch: 16 fbank frames (hop 2560 samples, field 2800)."""
@@ -948,14 +961,40 @@ class BEATsEmbedder(LayeredEmbedder):
             hop=patch * fe.frame_shift, field=fe.frame_length + (patch - 1) * fe.frame_shift
         )
 
-    def _frame_states(self, waveforms: Tensor, layers: tuple[int, ...] | None) -> list[Tensor]:
-        """Tokens averaged over the frequency patches of each time patch (time-major order).
+    def encode_frames(self, waveforms: Tensor, layers: tuple[int, ...] | None) -> list[Tensor]:
+        """Tokens averaged over the frequency patches of each time patch (time-major
+        order); the last block's are the encoder output (final LayerNorm included
+        for ``layer_norm_first`` models).
 
-        The mean of these over a window's time patches is the mean over all its
-        tokens, which is what :meth:`pool` computes.
+        The mean of these over a window's time patches is the mean over all its tokens.
         """
-        depth = None if layers is None else max(layers)
-        out = self.model.extract_features(self._fbank(waveforms), num_layers=depth, predict=False)
-        picked = [out.features] if layers is None else [out.hidden_states[k] for k in layers]
+        depth = int(self.num_layers or 0)
+        picked = (depth,) if layers is None else layers
+        out = self.model.extract_features(
+            self._fbank(waveforms), num_layers=max(picked), predict=False
+        )
+        chosen = [out.features if k == depth else out.hidden_states[k - 1] for k in picked]
         freq = self.feature_extractor.num_mel_bins // self.model.cfg.input_patch_size
-        return [s.reshape(s.shape[0], -1, freq, s.shape[-1]).mean(dim=2) for s in picked]
+        return [s.reshape(s.shape[0], -1, freq, s.shape[-1]).mean(dim=2) for s in chosen]
+
+
+def _beats(**kwargs: Any) -> BEATsEmbedder:
+    return BEATsEmbedder(**kwargs)
+
+
+def _beats_available() -> bool:
+    return Path(default_checkpoint_path()).is_file()
+
+
+register_embedder(
+    EmbedderSpec(
+        name="BEATS",
+        factory=_beats,
+        dim=768,
+        num_layers=12,
+        source=f"{DEFAULT_CHECKPOINT_NAME} (microsoft/unilm)",
+        license="MIT",
+        description="BEATs iter3+ (AS-2M fine-tuned), mean of the encoder output over time",
+        weights_available=_beats_available,
+    )
+)

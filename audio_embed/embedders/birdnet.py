@@ -19,7 +19,8 @@ interpreter is built with ``OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES``
 Frames: the input (16 kHz, like every embedder here) is cut into 3 s chunks
 every ``chunk_hop`` seconds (default 1 s); each chunk is resampled to 48 kHz on
 its own (torchaudio's windowed-sinc resampler) and embedded. A window's vector
-is the mean of the chunks inside it, in per-window and shared encoding alike;
+pools the chunks inside it (their mean, or with ``frame_pooling="max"`` their
+element-wise max), in per-window and shared encoding alike;
 since a chunk depends only on its own 3 s, the two modes give the same vectors
 for windows that start on the ``chunk_hop`` grid. A window shorter than 3 s is
 zero-padded to one chunk. Audio above 8 kHz is lost to the 16 kHz decoding.
@@ -27,21 +28,18 @@ zero-padded to one chunk. Audio above 8 kHz is lost to the 16 kHz decoding.
 
 from __future__ import annotations
 
-import hashlib
 import importlib.metadata
 import importlib.util
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import torch
 
-from audio_embed.embedders.base import FrameGeometry, LayeredEmbedder
+from audio_embed.embedders.base import Embedder, FrameGeometry, fingerprint_files
 from audio_embed.errors import CheckpointError, InvalidInputError
-
-if TYPE_CHECKING:
-    from audio_embed.registry import EmbedderSpec
+from audio_embed.registry import EmbedderSpec, register_embedder
 
 __all__ = ["BIRDNET_FILE", "BirdNETEmbedder", "birdnet_specs", "bundled_birdnet_file"]
 
@@ -97,8 +95,8 @@ def _interpreter(path: Path, threads: int) -> Any:
     return interpreter
 
 
-class BirdNETEmbedder(LayeredEmbedder):
-    """BirdNET v2.4's 1024-d embedding, averaged over the 3 s chunks of a window.
+class BirdNETEmbedder(Embedder):
+    """BirdNET v2.4's 1024-d embedding, pooled over the 3 s chunks of a window.
 
     Args:
         checkpoint: path of a BirdNET ``.tflite`` with a 144,000-sample input;
@@ -108,6 +106,7 @@ class BirdNETEmbedder(LayeredEmbedder):
             shared vectors equal.
         batch_size: chunks per interpreter call.
         num_threads: LiteRT threads (default: torch's thread count).
+        frame_pooling: ``"mean"`` (default) or ``"max"`` of the chunk embeddings.
         device: accepted for symmetry with the other embedders; only "cpu".
     """
 
@@ -116,7 +115,7 @@ class BirdNETEmbedder(LayeredEmbedder):
     num_layers = None
     sample_rate = 16000
     shared_chunk = 60.0
-    shared_context = CHUNK_SECONDS  # every frame of a segment's core is whole
+    shared_context = 0.0  # raised to what whole chunks need (field - hop)
 
     def __init__(
         self,
@@ -125,8 +124,15 @@ class BirdNETEmbedder(LayeredEmbedder):
         chunk_hop: float = 1.0,
         batch_size: int = 16,
         num_threads: int | None = None,
+        frame_pooling: str = "mean",
         device: str | torch.device | None = None,
     ) -> None:
+        if frame_pooling not in ("mean", "max"):
+            raise InvalidInputError(
+                "The 'frame_pooling' parameter of BirdNETEmbedder must be 'mean' or 'max'. "
+                f"Got {frame_pooling!r} instead."
+            )
+        self.frame_pooling = "max" if frame_pooling == "max" else "mean"
         if device is not None and torch.device(device).type != "cpu":
             raise InvalidInputError(f"BirdNET (LiteRT) runs on the CPU only. Got device {device}.")
         hop = round(float(chunk_hop) * self.sample_rate)
@@ -150,6 +156,8 @@ class BirdNETEmbedder(LayeredEmbedder):
         if not path.is_file():
             raise CheckpointError(f"BirdNET model file {path} does not exist.")
         self.checkpoint = str(path)
+        #: The .tflite file the interpreter runs.
+        self.model_file = path
         self.chunk_hop = hop / self.sample_rate
         self.hop = hop
         self.field = round(CHUNK_SECONDS * self.sample_rate)
@@ -173,17 +181,16 @@ class BirdNETEmbedder(LayeredEmbedder):
             )
         self._embedding_index = int(pools[0]["index"])
         self._rows = int(self._input["shape"][0])
-        self._digest: str | None = None
         self.activation_bytes_per_second = 4 * MODEL_RATE * 4 * max(1, round(1 / self.chunk_hop))
 
-    def _output_settings(self) -> dict[str, object]:
-        if self._digest is None:
-            digest = hashlib.sha256()
-            with open(self.checkpoint, "rb") as fh:
-                for block in iter(lambda: fh.read(1 << 20), b""):
-                    digest.update(block)
-            self._digest = digest.hexdigest()
-        return {"model_sha256": self._digest, "chunk_hop": self.chunk_hop}
+    def settings(self) -> dict[str, Any]:
+        return {"chunk_hop": self.chunk_hop, "frame_pooling": self.frame_pooling}
+
+    def weights_fingerprint(self) -> str:
+        """SHA-256 of the ``.tflite`` file (computed once)."""
+        if self._weights_digest is None:
+            self._weights_digest = fingerprint_files(self.model_file)
+        return self._weights_digest
 
     def _run(self, chunks: np.ndarray) -> np.ndarray:
         """Embeddings ``[n, 1024]`` of 48 kHz chunks ``[n, 144000]``."""
@@ -214,24 +221,25 @@ class BirdNETEmbedder(LayeredEmbedder):
         return torch.from_numpy(states).reshape(b, t, self.dim)
 
     def _embed_batch(self, waveforms: torch.Tensor) -> torch.Tensor:
-        return self._chunk_states(waveforms).mean(dim=1)
-
-    def _hidden_states(self, waveforms: torch.Tensor, num_layers: int) -> list[torch.Tensor]:
-        raise InvalidInputError("BirdNET is a CNN read at its embedding: it has no blocks to pick.")
+        return self.pool(self._chunk_states(waveforms))
 
     def frame_geometry(self) -> FrameGeometry:
         """3 s chunks every ``chunk_hop`` seconds."""
         return FrameGeometry(hop=self.hop, field=self.field)
 
-    def _frame_states(
+    def encode_frames(
         self, waveforms: torch.Tensor, layers: tuple[int, ...] | None
     ) -> list[torch.Tensor]:
+        """One 1024-d embedding per 3 s chunk on the ``chunk_hop`` grid."""
         if layers is not None:
             raise InvalidInputError("BirdNET has no blocks to pick; use it without layers.")
         return [self._chunk_states(waveforms)]
 
     def __repr__(self) -> str:
-        return f"BirdNETEmbedder(checkpoint={self.checkpoint!r}, chunk_hop={self.chunk_hop})"
+        return (
+            f"BirdNETEmbedder(checkpoint={self.checkpoint!r}, chunk_hop={self.chunk_hop}, "
+            f"frame_pooling={self.frame_pooling!r})"
+        )
 
 
 def _available() -> bool:
@@ -240,8 +248,6 @@ def _available() -> bool:
 
 def birdnet_specs() -> list[EmbedderSpec]:
     """The registry spec of BIRDNET_V24."""
-    from audio_embed.registry import EmbedderSpec
-
     return [
         EmbedderSpec(
             name="BIRDNET_V24",
@@ -254,3 +260,7 @@ def birdnet_specs() -> list[EmbedderSpec]:
             weights_available=_available,
         )
     ]
+
+
+for _spec in birdnet_specs():
+    register_embedder(_spec)

@@ -43,17 +43,19 @@ from __future__ import annotations
 import json
 import math
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
 import attrs
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from audio_embed.embedders.base import FrameGeometry, LayeredEmbedder, default_device
 from audio_embed.errors import CheckpointError, InvalidInputError
+from audio_embed.registry import EmbedderSpec, register_embedder
 
 __all__ = [
     "DEFAULT_EAT_CHECKPOINT",
@@ -624,7 +626,8 @@ class EATEmbedder(LayeredEmbedder):
         self.checkpoint: str | None = None
         if model is None:
             model = EATModel.from_pretrained(checkpoint)
-            self.checkpoint = os.fspath(checkpoint)
+            if os.fspath(checkpoint) != DEFAULT_EAT_CHECKPOINT:
+                self.checkpoint = os.fspath(checkpoint)
         self.model = model.eval()
         config = self.model.config
         if config.in_chans != 1:
@@ -637,6 +640,8 @@ class EATEmbedder(LayeredEmbedder):
         )
         self.dim = config.embed_dim
         self.num_layers = config.depth
+        if target_length is not None:
+            self.padded_input_seconds = (target_length - 1) * 0.01 + 0.025
         self.to(device or default_device())
 
     @classmethod
@@ -662,18 +667,35 @@ class EATEmbedder(LayeredEmbedder):
                 model = EATModel(config)
         return cls(model=model, device=device, pooling=pooling, target_length=target_length)
 
-    def _output_settings(self) -> dict[str, object]:
-        return {"pooling": self.pooling, "fbank": repr(self.feature_extractor)}
+    def settings(self) -> dict[str, Any]:
+        return {"pooling": self.pooling, "target_length": self.feature_extractor.target_length}
 
-    def pool(self, state: torch.Tensor) -> torch.Tensor:
-        """Mean of the frame tokens (CLS left out), or the CLS token for ``pooling="cls"``."""
-        if self.pooling == "cls":
-            return state[:, 0]
-        return state[:, 1:].mean(dim=1)
+    def weights_fingerprint(self) -> str:
+        """The weights and the fbank settings."""
+        import hashlib
+
+        blob = super().weights_fingerprint() + repr(self.feature_extractor)
+        return hashlib.sha256(blob.encode()).hexdigest()
 
     def _hidden_states(self, waveforms: torch.Tensor, num_layers: int) -> list[torch.Tensor]:
         mel = self.feature_extractor(waveforms)
         return self.model.hidden_states(mel, num_layers)
+
+    def embed_layers(
+        self, waveforms: torch.Tensor | np.ndarray, layers: Sequence[int]
+    ) -> torch.Tensor:
+        """Pooled blocks, concatenated; with ``pooling="cls"`` each block's CLS token."""
+        if self.pooling != "cls":
+            return super().embed_layers(waveforms, layers)
+        batch = self.prepare(waveforms)
+        with torch.inference_mode():
+            states = self._hidden_states(batch, max(layers))
+        return torch.cat([states[k - 1][:, 0] for k in layers], dim=-1).float()
+
+    def _embed_batch(self, waveforms: torch.Tensor) -> torch.Tensor:
+        if self.pooling == "cls":
+            return self._hidden_states(waveforms, int(self.num_layers or 0))[-1][:, 0]
+        return super()._embed_batch(waveforms)
 
     def frame_geometry(self) -> FrameGeometry | None:
         """One frame per time patch: 16 fbank frames (hop 2560 samples, field 2800).
@@ -690,21 +712,52 @@ class EATEmbedder(LayeredEmbedder):
             max_samples=length + (self.model.config.max_frames - 1) * hop + hop - 1,
         )
 
-    def _frame_states(
+    def encode_frames(
         self, waveforms: torch.Tensor, layers: tuple[int, ...] | None
     ) -> list[torch.Tensor]:
-        """Patch tokens averaged over frequency, one per time patch (CLS dropped).
+        """Patch tokens averaged over frequency, one per time patch (CLS dropped),
+        only the time patches that lie in the input's own fbank frames.
 
-        The fbank is cut to whole patches instead of padded, so no token sees
-        padding; the mean over a window's time patches is the mean over its
-        frame tokens, which is what :meth:`pool` computes.
+        The fbank goes through the feature extractor as in per-window mode
+        (zero-padded to ``target_length``), so tokens see the padding the model
+        was fine-tuned with; the padding's own patches are not frames. EAT has
+        no final norm.
         """
         config = self.model.config
+        depth = int(self.num_layers or 0)
+        picked = (depth,) if layers is None else layers
         natural = 1 + (int(waveforms.shape[1]) - 400) // 160
-        whole = natural // config.patch_size * config.patch_size
-        states = self.model.hidden_states(
-            self.feature_extractor(waveforms, frames=whole), None if layers is None else max(layers)
-        )
-        picked = [states[-1]] if layers is None else [states[k - 1] for k in layers]
+        mel = self.feature_extractor(waveforms)
+        states = self.model.hidden_states(mel, max(picked))
         freq = config.freq_patches
-        return [s[:, 1:].reshape(s.shape[0], -1, freq, s.shape[-1]).mean(dim=2) for s in picked]
+        real = max(1, min(natural, int(mel.shape[2])) // config.patch_size)
+        out = []
+        for k in picked:
+            s = states[k - 1]
+            out.append(s[:, 1:].reshape(s.shape[0], -1, freq, s.shape[-1]).mean(dim=2)[:, :real])
+        return out
+
+
+def _eat(**kwargs: Any) -> EATEmbedder:
+    return EATEmbedder(**kwargs)
+
+
+def _eat_available() -> bool:
+    from huggingface_hub import try_to_load_from_cache
+
+    found = try_to_load_from_cache(DEFAULT_EAT_CHECKPOINT, "model.safetensors")
+    return isinstance(found, str)
+
+
+register_embedder(
+    EmbedderSpec(
+        name="EAT",
+        factory=_eat,
+        dim=768,
+        num_layers=12,
+        source=f"hf:{DEFAULT_EAT_CHECKPOINT}",
+        license="MIT",
+        description="EAT base (AS-2M fine-tuned), mean of its time frames without CLS",
+        weights_available=_eat_available,
+    )
+)

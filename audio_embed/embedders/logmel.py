@@ -7,12 +7,14 @@ the baseline every pretrained model is compared with.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import torch
 import torchaudio
 
 from audio_embed.embedders.base import Embedder
+from audio_embed.registry import EmbedderSpec, register_embedder
 
 __all__ = ["LogMelEmbedder"]
 
@@ -44,6 +46,13 @@ class LogMelEmbedder(Embedder):
     ) -> None:
         self.n_mels = n_mels
         self.hop_length = hop_length
+        self._settings = {
+            "n_mels": n_mels,
+            "n_fft": n_fft,
+            "hop_length": hop_length,
+            "f_min": float(f_min),
+            "f_max": float(f_max),
+        }
         self.dim = len(self.STATS) * n_mels
         self.min_samples = n_fft
         self.melspec = torchaudio.transforms.MelSpectrogram(
@@ -57,6 +66,9 @@ class LogMelEmbedder(Embedder):
             center=False,
         )
         self.to(device or "cpu")
+
+    def settings(self) -> dict[str, Any]:
+        return dict(self._settings)
 
     def frames(self, waveforms: torch.Tensor) -> torch.Tensor:
         """Log-mel frames ``[B, T, n_mels]``: natural log of mel power + 1e-4.
@@ -112,7 +124,7 @@ class LogMelEmbedder(Embedder):
             padded[: len(audio)] = audio
             n_frames = (length - self.melspec.spectrogram.n_fft) // self.hop_length + 1
             with torch.inference_mode():
-                frames = self.frames(self._prepare(padded, None))[0]
+                frames = self.frames(self.prepare(padded))[0]
                 idx = torch.from_numpy(first[aligned] // self.hop_length)
                 rows = []
                 for lo in range(0, len(idx), batch_size):
@@ -122,3 +134,16 @@ class LogMelEmbedder(Embedder):
                         on_batch(len(sel))
             out[aligned] = torch.cat(rows).float().cpu().numpy()
         return out
+
+
+register_embedder(
+    EmbedderSpec(
+        name="LOGMEL",
+        factory=LogMelEmbedder,
+        dim=4 * 64,
+        source="none (weight-free)",
+        license="n/a",
+        description="log-mel band statistics (mean, std, max, |delta|); no weights",
+        takes_checkpoint=False,
+    )
+)

@@ -1,19 +1,15 @@
-"""Multi-layer embeddings: mean-pooled block outputs, concatenated."""
+"""Multi-layer embeddings: pooled block outputs, concatenated (the ``_ML`` variants)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from typing import Literal
+from collections.abc import Sequence
+from typing import Any, Literal
 
-import numpy as np
 import torch
 
-from audio_embed.embedders.base import (
-    Embedder,
-    LayeredEmbedder,
-    shared_embed_windows,
-)
+from audio_embed.embedders.base import Embedder, FrameGeometry, LayeredEmbedder
 from audio_embed.errors import InvalidInputError
+from audio_embed.registry import ML_SUFFIX, quartile_layers, register_layer_selector
 
 __all__ = ["MultiLayerEmbedder", "resolve_layers"]
 
@@ -28,8 +24,6 @@ def resolve_layers(
     negative numbers count from the end, -1 = the last block), ``"quartiles"``
     = blocks n/4, n/2, 3n/4, n.
     """
-    from audio_embed.registry import quartile_layers
-
     if layers == "quartiles":
         return quartile_layers(num_layers)
     if layers == "all":
@@ -56,11 +50,13 @@ def resolve_layers(
 
 
 class MultiLayerEmbedder(Embedder):
-    """Concatenate the time-averaged outputs of several blocks of a layered model.
+    """Concatenate the pooled time frames of several blocks of a layered model.
 
-    Runs only the blocks it needs (up to the deepest selected one). Shared
-    encoding (``embed_windows(..., encoding="shared")``) uses the base model's
-    frame hooks with the selected blocks, so ``_ML`` variants are shared too.
+    Runs only the blocks it needs (up to the deepest selected one), through the
+    base model's public :meth:`~Embedder.frame_states` / ``embed_layers``.
+    Shared encoding uses the same frames, so ``_ML`` variants are shared too.
+    Everything else (sample rate, device, autocast, frame geometry, pooling,
+    shared chunk and context) is the base model's, read and set through it.
 
     Args:
         base: any :class:`LayeredEmbedder`.
@@ -80,17 +76,17 @@ class MultiLayerEmbedder(Embedder):
             )
         self.base = base
         self.layers = resolve_layers(layers, int(base.num_layers))
-        self.name = base.name + "_ML"
-        self.sample_rate = base.sample_rate
-        self.min_samples = base.min_samples
+        self.name = base.name + ML_SUFFIX
         self.dim = base.dim * len(self.layers)
-        self.device = base.device
-        self.activation_bytes_per_second = base.activation_bytes_per_second
 
-    def to(self, device: str | torch.device) -> MultiLayerEmbedder:
-        self.base.to(device)
-        self.device = self.base.device
-        return self
+    # Everything but the name, dim and layers is the base model's.
+    sample_rate = property(lambda self: self.base.sample_rate)
+    min_samples = property(lambda self: self.base.min_samples)
+    checkpoint = property(lambda self: self.base.checkpoint)
+    device = property(lambda self: self.base.device)
+    activation_bytes_per_second = property(lambda self: self.base.activation_bytes_per_second)
+    padded_input_seconds = property(lambda self: self.base.padded_input_seconds)
+    frame_pooling = property(lambda self: self.base.frame_pooling)
 
     @property
     def autocast_dtype(self) -> torch.dtype | None:
@@ -101,24 +97,65 @@ class MultiLayerEmbedder(Embedder):
     def autocast_dtype(self, value: torch.dtype | None) -> None:
         self.base.autocast_dtype = value
 
-    def shared_settings(self) -> dict[str, float]:
-        return self.base.shared_settings()
+    @property
+    def shared_chunk(self) -> float:
+        """The base model's (setting it sets the base model's)."""
+        return self.base.shared_chunk
 
-    def _embed_shared(
-        self,
-        audio: np.ndarray,
-        starts: np.ndarray,
-        window: float,
-        batch_size: int | None,
-        on_batch: Callable[[int], None] | None,
-    ) -> np.ndarray | None:
-        return shared_embed_windows(
-            self, self.base, self.layers, audio, starts, window, batch_size, on_batch
+    @shared_chunk.setter
+    def shared_chunk(self, value: float) -> None:
+        self.base.shared_chunk = value
+
+    @property
+    def shared_context(self) -> float:
+        """The base model's (setting it sets the base model's)."""
+        return self.base.shared_context
+
+    @shared_context.setter
+    def shared_context(self, value: float) -> None:
+        self.base.shared_context = value
+
+    def to(self, device: str | torch.device) -> MultiLayerEmbedder:
+        self.base.to(device)
+        return self
+
+    def frame_geometry(self) -> FrameGeometry | None:
+        return self.base.frame_geometry()
+
+    def encode_frames(
+        self, waveforms: torch.Tensor, layers: tuple[int, ...] | None
+    ) -> list[torch.Tensor]:
+        """The base model's frames of the selected blocks (``layers`` must be None)."""
+        if layers is not None:
+            raise InvalidInputError(
+                f"{self.name} has no layers of its own to pick; ask its base model."
+            )
+        return self.base.frame_states(waveforms, self.layers)
+
+    def settings(self) -> dict[str, Any]:
+        return self.base.settings()
+
+    def weights_fingerprint(self) -> str:
+        return self.base.weights_fingerprint()
+
+    def config(self) -> dict[str, Any]:
+        """The base model's config, with this name and dim and ``layers`` set."""
+        config = self.base.config()
+        config.update(
+            name=self.name,
+            dim=int(self.dim),
+            layers=list(self.layers),
+            **{"class": f"{type(self).__module__}.{type(self).__qualname__}"},
         )
-
-    def cache_id(self) -> str:
-        return f"{self.base.cache_id()}:layers={','.join(map(str, self.layers))}"
+        return config
 
     def _embed_batch(self, waveforms: torch.Tensor) -> torch.Tensor:
-        states = self.base._hidden_states(waveforms, max(self.layers))
-        return torch.cat([self.base.pool(states[k - 1]) for k in self.layers], dim=-1)
+        return self.base.embed_layers(waveforms, self.layers)
+
+
+def _select_layers(base: Embedder, layers: Sequence[int] | str | int) -> MultiLayerEmbedder:
+    picked: Any = layers
+    return MultiLayerEmbedder(base, picked)
+
+
+register_layer_selector(_select_layers)

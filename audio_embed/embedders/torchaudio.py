@@ -16,6 +16,7 @@ import torch
 
 from audio_embed.embedders.base import FrameGeometry, LayeredEmbedder, default_device
 from audio_embed.errors import CheckpointError, UnknownEmbedderError
+from audio_embed.registry import EmbedderSpec, register_embedder
 
 __all__ = ["TORCHAUDIO_BUNDLES", "TorchaudioEmbedder", "bundle_cache_path"]
 
@@ -100,9 +101,10 @@ class TorchaudioEmbedder(LayeredEmbedder):
             bundle was trained with (the LV60K / XLSR / large HuBERT models).
             Defaults to the bundle's own setting.
 
-    The embedding is the mean over time of the encoder output (``model(x)``).
-    For the pre-LayerNorm large models that output has the final LayerNorm
-    applied; :meth:`hidden_states` returns the raw block outputs.
+    The embedding is the mean over time of the encoder output (``model(x)``
+    without an ASR head). For the pre-LayerNorm large models that output has
+    the final LayerNorm applied, and so do the frames of the last block
+    (:meth:`frame_states`); :meth:`hidden_states` returns the raw block outputs.
 
     Shared-context encoding is supported: frames every 320 samples (20 ms),
     each seeing 400 samples, from the convolutional front end's kernels and
@@ -128,6 +130,7 @@ class TorchaudioEmbedder(LayeredEmbedder):
     ) -> None:
         self.bundle_name = bundle.upper()
         self.name = name or self.bundle_name
+        self.checkpoint = None if checkpoint is None else os.fspath(checkpoint)
         if model is None:
             spec = _bundle(self.bundle_name)
             if checkpoint is not None:
@@ -152,7 +155,7 @@ class TorchaudioEmbedder(LayeredEmbedder):
         self.dim = int(arch.encoder.transformer.layers[0].final_layer_norm.normalized_shape[0])
         self.to(device or default_device())
 
-    def _output_settings(self) -> dict[str, object]:
+    def settings(self) -> dict[str, Any]:
         return {"normalize_waveform": self.normalize_waveform}
 
     def _normalize(self, waveforms: torch.Tensor) -> torch.Tensor:
@@ -162,10 +165,6 @@ class TorchaudioEmbedder(LayeredEmbedder):
         # normalises the whole batch tensor jointly, which makes an embedding depend
         # on its batch neighbours.)
         return torch.nn.functional.layer_norm(waveforms, waveforms.shape[-1:])
-
-    def _embed_batch(self, waveforms: torch.Tensor) -> torch.Tensor:
-        features: torch.Tensor = self.model(self._normalize(waveforms))[0]
-        return features.mean(dim=1)
 
     def _hidden_states(self, waveforms: torch.Tensor, num_layers: int) -> list[torch.Tensor]:
         states, _ = self.model.extract_features(self._normalize(waveforms), num_layers=num_layers)
@@ -180,17 +179,24 @@ class TorchaudioEmbedder(LayeredEmbedder):
             hop *= stride
         return FrameGeometry(hop=hop, field=field)
 
-    def _frame_states(
+    def encode_frames(
         self, waveforms: torch.Tensor, layers: tuple[int, ...] | None
     ) -> list[torch.Tensor]:
+        """Transformer outputs of the chosen blocks, one per 20 ms frame; the last
+        block's with the final LayerNorm of pre-LN models (the encoder output)."""
+        depth = int(self.num_layers or 0)
+        picked = (depth,) if layers is None else layers
         features = self.front_end(self._normalize(waveforms))
-        if layers is None:
-            out: torch.Tensor = self.model.encoder(features, None)
-            if getattr(self.model, "aux", None) is not None:
-                out = self.model.aux(out)
-            return [out]
-        states = self.model.encoder.extract_features(features, None, max(layers))
-        return [states[k - 1] for k in layers]
+        states = self.model.encoder.extract_features(features, None, max(picked))
+        transformer = self.model.encoder.transformer
+        # Pre-LN blocks: the encoder ends with a LayerNorm (torchaudio's Transformer
+        # flags this as ``layer_norm_first=False``: its norm is last, the blocks' first).
+        pre_ln = bool(transformer.layers[-1].layer_norm_first)
+        final = transformer.layer_norm if pre_ln else None
+        return [
+            final(states[k - 1]) if final is not None and k == depth else states[k - 1]
+            for k in picked
+        ]
 
     def front_end(self, waveforms: torch.Tensor, piece_frames: int = 32) -> torch.Tensor:
         """The convolutional front end (``model.feature_extractor``), ``piece_frames`` at a time.
@@ -248,3 +254,29 @@ class TorchaudioEmbedder(LayeredEmbedder):
             out[:, f0:f1] = y.transpose(1, 2)
         assert out is not None
         return out
+
+
+def _factory(bundle: str) -> Any:
+    def factory(**kwargs: Any) -> TorchaudioEmbedder:
+        return TorchaudioEmbedder(bundle, **kwargs)
+
+    return factory
+
+
+def _available(bundle: str) -> Any:
+    return lambda: bundle_cache_path(bundle).is_file()
+
+
+for _name, (_bundle_name, _dim, _layers, _licence) in TORCHAUDIO_BUNDLES.items():
+    register_embedder(
+        EmbedderSpec(
+            name=_name,
+            factory=_factory(_bundle_name),
+            dim=_dim,
+            num_layers=_layers,
+            source=f"torchaudio.pipelines.{_bundle_name}",
+            license=_licence,
+            description=f"torchaudio {_bundle_name}, mean of the encoder output over time",
+            weights_available=_available(_bundle_name),
+        )
+    )

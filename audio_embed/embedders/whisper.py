@@ -9,9 +9,12 @@ front end, transformers' ``WhisperFeatureExtractor`` (80 or 128 mel bands,
 
 Frames: the encoder turns every 2 mel frames into one output frame, 20 ms
 (320 samples) apart; its positional table holds 1500 of them, 30 s. Frame
-``j`` is centred on sample ``320 j``; :meth:`WhisperEmbedder.frame_geometry`
-files it under ``[320 j, 320 j + 320)``, so a window of ``n`` samples pools its
-``n // 320`` frames, in per-window and shared encoding alike.
+``j`` is centred on sample ``320 j`` (the STFT and both convolutions are
+centred); :meth:`WhisperEmbedder.frame_geometry` files it under the 20 ms
+``[320 j, 320 j + 320)`` (10 ms after its centre; with global attention every
+frame sees the whole input anyway), so a window of ``n`` samples pools its
+``n // 320`` frames, in per-window and shared encoding alike, and shared
+encoding needs no minimum context.
 
 Inputs shorter than 30 s (``short_input``):
 
@@ -26,10 +29,12 @@ Inputs longer than 30 s are cut into 30 s pieces encoded separately, their
 frames concatenated. Shared encoding uses segments of exactly 30 s (26 s whose
 frames are kept, 2 s of context on each side), the length Whisper was trained on.
 
-Layers: block ``k`` is the raw output of encoder block ``k`` (transformers'
-``hidden_states[k]``; index 0 there is the input to block 1). The default
-embedding is the mean of the encoder's ``last_hidden_state``: the last block
-after the final LayerNorm.
+Layers: :meth:`~LayeredEmbedder.hidden_states` gives the raw output of encoder
+block ``k`` (transformers' ``hidden_states[k]``; index 0 there is the input to
+block 1); in :meth:`~audio_embed.embedders.base.Embedder.frame_states` and
+``_ML`` the last block includes the final LayerNorm, as transformers'
+``hidden_states[-1]`` and ``last_hidden_state`` do. The default embedding is
+the pooled ``last_hidden_state``.
 """
 
 from __future__ import annotations
@@ -45,12 +50,11 @@ import torch
 
 from audio_embed.embedders.base import Embedder, FrameGeometry, LayeredEmbedder, default_device
 from audio_embed.errors import CheckpointError, InvalidInputError
+from audio_embed.registry import EmbedderSpec, register_embedder
 
 if TYPE_CHECKING:
     from transformers import WhisperFeatureExtractor
     from transformers.models.whisper.modeling_whisper import WhisperEncoder
-
-    from audio_embed.registry import EmbedderSpec
 
 __all__ = [
     "WHISPER_MODELS",
@@ -216,6 +220,7 @@ class WhisperEmbedder(LayeredEmbedder):
         self.encoder: WhisperEncoder = cast("WhisperEncoder", model.eval())
         self.feature_extractor = feature_extractor
         self.short_input: ShortInput = short_input
+        self.padded_input_seconds = 30.0 if short_input == "pad" else None
         self.sample_rate = int(feature_extractor.sampling_rate)
         self.dim = int(config.d_model)
         self.num_layers = len(self.encoder.layers)
@@ -228,12 +233,8 @@ class WhisperEmbedder(LayeredEmbedder):
         )
         self.to(device or default_device())
 
-    def _output_settings(self) -> dict[str, object]:
-        fe = self.feature_extractor
-        return {
-            "short_input": self.short_input,
-            "features": [fe.feature_size, fe.n_fft, fe.hop_length, fe.sampling_rate],
-        }
+    def settings(self) -> dict[str, Any]:
+        return {"short_input": self.short_input}
 
     def features(self, waveforms: torch.Tensor, length: int) -> torch.Tensor:
         """Log-mel input ``[B, mels, length // 160]`` of a ``[B, N]`` batch zero-padded
@@ -278,24 +279,23 @@ class WhisperEmbedder(LayeredEmbedder):
     def _hidden_states(self, waveforms: torch.Tensor, num_layers: int) -> list[torch.Tensor]:
         return self._frames(waveforms, num_layers)
 
-    def _embed_batch(self, waveforms: torch.Tensor) -> torch.Tensor:
-        last = self._frames(waveforms, int(self.num_layers or 0))[-1]
-        return cast(torch.Tensor, self.encoder.layer_norm(last)).mean(dim=1)
-
     def frame_geometry(self) -> FrameGeometry:
         """20 ms frames (hop = field = 320 samples), at most 30 s per input."""
         return FrameGeometry(hop=FRAME_HOP, field=FRAME_HOP, max_samples=self.max_samples)
 
-    def _frame_states(
+    def encode_frames(
         self, waveforms: torch.Tensor, layers: tuple[int, ...] | None
     ) -> list[torch.Tensor]:
-        """Block outputs (``layers``) or the final-LayerNorm output (None), one frame per
-        20 ms of input; padding frames dropped."""
-        depth = int(self.num_layers or 0) if layers is None else max(layers)
-        states = self._frames(waveforms, depth)
-        if layers is None:
-            return [cast(torch.Tensor, self.encoder.layer_norm(states[-1]))]
-        return [states[k - 1] for k in layers]
+        """Block outputs, one frame per 20 ms of input (padding frames dropped); the
+        last block after the final LayerNorm (``last_hidden_state``)."""
+        depth = int(self.num_layers or 0)
+        picked = (depth,) if layers is None else layers
+        states = self._frames(waveforms, max(picked))
+        out = []
+        for k in picked:
+            s = states[k - 1]
+            out.append(cast(torch.Tensor, self.encoder.layer_norm(s)) if k == depth else s)
+        return out
 
 
 def _factory(name: str) -> Any:
@@ -319,8 +319,6 @@ def _available(name: str) -> Any:
 
 def whisper_specs() -> list[EmbedderSpec]:
     """The registry specs of every Whisper size (MIT-licensed weights)."""
-    from audio_embed.registry import EmbedderSpec
-
     specs = []
     for name, (hub_id, dim, layers) in WHISPER_MODELS.items():
         source = f"hf:{hub_id}"
@@ -340,3 +338,7 @@ def whisper_specs() -> list[EmbedderSpec]:
             )
         )
     return specs
+
+
+for _spec in whisper_specs():
+    register_embedder(_spec)
