@@ -273,7 +273,7 @@ def scan_to_folder(
 
     if fmt not in FORMAT_SUFFIXES:
         raise InvalidInputError(f"Unknown output format {fmt!r}; use csv, json, audacity or raven.")
-    threshold = scanner.threshold if threshold is None else threshold
+    threshold = scanner.scan_threshold if threshold is None else threshold
     if not 0.0 <= threshold <= 1.0:
         raise InvalidInputError(f"The 'threshold' must be in [0, 1]. Got {threshold!r} instead.")
     out = Path(out_dir)

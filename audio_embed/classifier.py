@@ -8,7 +8,7 @@ from typing import Any, Literal
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin, clone
 from sklearn.calibration import CalibratedClassifierCV
-from sklearn.ensemble import HistGradientBoostingClassifier
+from sklearn.ensemble import ExtraTreesClassifier, HistGradientBoostingClassifier
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
@@ -18,12 +18,20 @@ from threadpoolctl import threadpool_limits
 
 from audio_embed.errors import TrainingDataError
 
-__all__ = ["CalibratedClassifier", "make_base_estimator"]
+__all__ = ["CalibratedClassifier", "PrototypeClassifier", "make_base_estimator"]
 
 log = logging.getLogger(__name__)
 
 #: Below this many samples in the smaller class, calibration is skipped.
 MIN_CALIBRATION_SAMPLES = 6
+#: With ``estimator=None``: the prototype scorer below this many positive
+#: windows (1-2 markers at the default 1 s / 0.1 s windows), extremely
+#: randomised trees up to :data:`MIN_BOOSTING_POSITIVES`, gradient boosting
+#: from there on (measured on the wolf benchmark, see the README).
+MIN_TREE_POSITIVES = 30
+MIN_BOOSTING_POSITIVES = 100
+#: Isotonic calibration needs this many positive windows; below, sigmoid.
+MIN_ISOTONIC_POSITIVES = 30
 
 
 def _single_threaded() -> Any:
@@ -36,8 +44,55 @@ def _single_threaded() -> Any:
     return threadpool_limits(limits=1, user_api="openmp")
 
 
-def make_base_estimator(kind: Literal["hgb", "logreg"] = "hgb", random_state: int = 42) -> Any:
-    """The built-in base estimators: gradient boosting (default) or logistic regression."""
+class PrototypeClassifier(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
+    """Cosine similarity to the mean positive, in a space standardised by the negatives.
+
+    A few-shot scorer: with one or two marked sounds there is too little to
+    fit a boundary, but "how much does this window look like the marked ones,
+    relative to everything else" ranks well (wolf benchmark, README).
+    ``predict_proba`` maps the cosine from [-1, 1] to [0, 1].
+    """
+
+    def fit(self, X: Any, y: Any) -> PrototypeClassifier:
+        X, y = check_X_y(X, y, dtype=np.float64)
+        self.classes_, y_idx = np.unique(y, return_inverse=True)
+        if len(self.classes_) != 2:
+            raise TrainingDataError("PrototypeClassifier needs positive and negative windows.")
+        neg, pos = X[y_idx == 0], X[y_idx == 1]
+        self.mean_ = neg.mean(axis=0)
+        self.scale_ = np.maximum(neg.std(axis=0), 1e-6)
+        self.prototype_ = ((pos - self.mean_) / self.scale_).mean(axis=0)
+        self.n_features_in_ = X.shape[1]
+        return self
+
+    def decision_function(self, X: Any) -> np.ndarray:
+        check_is_fitted(self)
+        Xn = (np.asarray(X, dtype=np.float64) - self.mean_) / self.scale_
+        norm = np.linalg.norm(Xn, axis=1) * np.linalg.norm(self.prototype_)
+        out: np.ndarray = (Xn @ self.prototype_) / np.maximum(norm, 1e-12)
+        return out
+
+    def predict_proba(self, X: Any) -> np.ndarray:
+        p = np.clip((self.decision_function(X) + 1.0) / 2.0, 0.0, 1.0)
+        return np.stack([1.0 - p, p], axis=1)
+
+
+BaseKind = Literal["hgb", "logreg", "extratrees", "prototype"]
+
+
+def make_base_estimator(kind: BaseKind = "hgb", random_state: int = 42) -> Any:
+    """The built-in base estimators: gradient boosting (default), logistic regression,
+    extremely randomised trees, or the few-shot :class:`PrototypeClassifier`."""
+    if kind == "prototype":
+        return PrototypeClassifier()
+    if kind == "extratrees":
+        return ExtraTreesClassifier(
+            n_estimators=300,
+            min_samples_leaf=2,
+            class_weight="balanced",
+            random_state=random_state,
+            n_jobs=1,
+        )
     if kind == "hgb":
         return HistGradientBoostingClassifier(
             max_iter=200, max_depth=5, learning_rate=0.1, random_state=random_state
@@ -46,16 +101,21 @@ def make_base_estimator(kind: Literal["hgb", "logreg"] = "hgb", random_state: in
         return make_pipeline(
             StandardScaler(), LogisticRegression(C=0.1, max_iter=2000, random_state=random_state)
         )
-    raise ValueError(f"The 'kind' of base estimator must be 'hgb' or 'logreg'. Got {kind!r}.")
+    raise ValueError(
+        "The 'kind' of base estimator must be 'hgb', 'logreg', 'extratrees' or 'prototype'. "
+        f"Got {kind!r}."
+    )
 
 
 class CalibratedClassifier(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
     """Binary classifier with negative subsampling and probability calibration.
 
     Args:
-        estimator: any scikit-learn classifier with ``predict_proba``; None =
-            ``HistGradientBoostingClassifier(max_iter=200, max_depth=5,
-            learning_rate=0.1, random_state=42)``.
+        estimator: any scikit-learn classifier with ``predict_proba``; None
+            (default) chooses by the number of positive windows: gradient
+            boosting (:func:`make_base_estimator` ``"hgb"``) from
+            :data:`MIN_BOOSTING_POSITIVES` on, logistic regression
+            (``"logreg"``) below, where boosting cannot split.
         max_neg_ratio: negatives are subsampled (seeded) to at most this many
             times the positives; None keeps them all.
         calibration: ``"isotonic"`` (default), ``"sigmoid"`` or None. Uses
@@ -64,14 +124,21 @@ class CalibratedClassifier(ClassifierMixin, BaseEstimator):  # type: ignore[misc
         random_state: seed of the subsampling.
 
     Fitted attributes: ``classes_``, ``n_features_in_``, ``estimator_``,
-    ``calibration_`` (the method used, or None) and ``summary_`` (counts).
+    ``calibration_`` (the method used, or None) and ``summary_`` (counts, the
+    estimator used and why, and what happened to calibration).
+
+    Never constant: when the fitted model gives every training window the same
+    probability (boosting with too few positives, or a calibration fold without
+    positives), it is refitted without calibration, then as logistic
+    regression (when the estimator was chosen automatically), and the summary
+    says so; if it is still constant, :class:`TrainingDataError` is raised.
     """
 
     def __init__(
         self,
         estimator: Any = None,
         *,
-        max_neg_ratio: float | None = 3.0,
+        max_neg_ratio: float | None = 30.0,
         calibration: Literal["isotonic", "sigmoid"] | None = "isotonic",
         random_state: int = 42,
     ) -> None:
@@ -126,32 +193,70 @@ class CalibratedClassifier(ClassifierMixin, BaseEstimator):  # type: ignore[misc
         keep = np.concatenate([pos_idx, neg_idx])
         Xs, ys = X[keep], y_idx[keep]
         n_pos, n_neg = len(pos_idx), len(neg_idx)
-        base = clone(self.estimator) if self.estimator is not None else make_base_estimator()
+        if self.estimator is not None:
+            base, chosen = clone(self.estimator), "given"
+        elif n_pos >= MIN_BOOSTING_POSITIVES:
+            base = make_base_estimator("hgb", self.random_state)
+            chosen = f"auto: gradient boosting ({n_pos} positive windows)"
+        elif n_pos >= MIN_TREE_POSITIVES:
+            base = make_base_estimator("extratrees", self.random_state)
+            chosen = (
+                f"auto: extra trees ({n_pos} positive windows, fewer than the "
+                f"{MIN_BOOSTING_POSITIVES} for gradient boosting)"
+            )
+        else:
+            base = make_base_estimator("prototype", self.random_state)
+            chosen = (
+                f"auto: prototype similarity ({n_pos} positive windows, fewer than the "
+                f"{MIN_TREE_POSITIVES} for trees)"
+            )
         smaller = min(n_pos, n_neg)
-        self.calibration_: str | None = None
+        calibration: str | None = self.calibration
         if self.calibration is None:
             reason = "calibration disabled"
         elif smaller < MIN_CALIBRATION_SAMPLES:
+            calibration = None
             reason = (
                 f"calibration skipped: the smaller class has {smaller} window(s), "
                 f"fewer than {MIN_CALIBRATION_SAMPLES}"
             )
             log.info("%s", reason)
-        else:
-            reason = f"{self.calibration} calibration, cv={min(3, n_pos, n_neg)}"
-            self.calibration_ = self.calibration
-        if self.calibration_ is not None:
-            model: Any = CalibratedClassifierCV(
-                base, method=self.calibration_, cv=min(3, n_pos, n_neg)
+        elif self.calibration == "isotonic" and n_pos < MIN_ISOTONIC_POSITIVES:
+            calibration = "sigmoid"
+            reason = (
+                f"sigmoid calibration, cv={min(3, n_pos, n_neg)} (isotonic asked for, but "
+                f"{n_pos} positive windows are fewer than its {MIN_ISOTONIC_POSITIVES})"
             )
         else:
-            model = base
-        with _single_threaded():
-            model.fit(Xs, ys)
+            reason = f"{self.calibration} calibration, cv={min(3, n_pos, n_neg)}"
+        attempts: list[tuple[Any, str | None, str]] = [(base, calibration, "")]
+        if calibration is not None:
+            attempts.append((base, None, "calibration gave constant scores; uncalibrated"))
+        if self.estimator is None and not chosen.startswith("auto: prototype"):
+            fallback = make_base_estimator("logreg", self.random_state)
+            attempts.append((fallback, None, "trees gave constant scores; logistic regression"))
+        for model_base, method, note in attempts:  # noqa: B007 (the one that worked)
+            model = self._fit_one(model_base, method, Xs, ys, min(3, n_pos, n_neg))
+            with _single_threaded():
+                spread = float(np.ptp(model.predict_proba(Xs)[:, 1]))
+            if spread > 1e-9:
+                break
+        else:
+            raise TrainingDataError(
+                f"The classifier gives every training window the same probability "
+                f"({n_pos} positive, {n_neg} negative windows): the marked windows cannot be "
+                "told apart from the others. Mark more examples, or use another embedder."
+            )
+        if note:
+            log.warning("%s", note)
+        if calibration is not None and method is None:
+            reason = f"{calibration} calibration dropped: it gave every window the same score"
+        self.calibration_: str | None = method
         self.estimator_ = model
-        final = base.steps[-1][1] if hasattr(base, "steps") else base
+        final = model_base.steps[-1][1] if hasattr(model_base, "steps") else model_base
         self.summary_ = {
             "estimator": type(final).__name__,
+            "estimator_choice": f"{chosen}; {note}" if note else chosen,
             "n_positive": int(n_pos),
             "n_negative": int(n_neg),
             "n_negative_available": int((y_idx == 0).sum()),
@@ -159,6 +264,14 @@ class CalibratedClassifier(ClassifierMixin, BaseEstimator):  # type: ignore[misc
             "calibration_note": reason,
         }
         return self
+
+    @staticmethod
+    def _fit_one(base: Any, method: str | None, X: np.ndarray, y: np.ndarray, cv: int) -> Any:
+        model: Any = base if method is None else CalibratedClassifierCV(base, method=method, cv=cv)
+        model = clone(model)
+        with _single_threaded():
+            model.fit(X, y)
+        return model
 
     def predict_proba(self, X: Any) -> np.ndarray:
         """Probabilities ``[n, 2]`` of the classes in ``classes_`` order."""

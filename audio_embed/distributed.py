@@ -427,8 +427,8 @@ class RayScanner:
         model: str,
         options: RayOptions | None = None,
         *,
-        window: float = 8.0,
-        hop: float = 1.0,
+        window: float = 1.0,
+        hop: float = 0.1,
         encoding: str = "shared",
         batch_size: int | None = None,
         ordered: bool = False,
@@ -533,7 +533,7 @@ class _SavedThreshold:
     """Stands in for a scanner on the driver when only its file was given: the driver
     needs the default threshold, never the model (the workers build it)."""
 
-    threshold: float
+    scan_threshold: float
 
 
 def scan_dataset(
@@ -592,8 +592,8 @@ def embed_dataset(
     items: Sequence[str | os.PathLike[str]],
     out_dir: str | os.PathLike[str] | None = None,
     *,
-    window: float = 8.0,
-    hop: float = 1.0,
+    window: float = 1.0,
+    hop: float = 0.1,
     encoding: str = "shared",
     batch_size: int | None = None,
     skip_existing: bool = False,

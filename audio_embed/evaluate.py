@@ -1,8 +1,24 @@
 """Detection quality: event precision / recall / F1, window ROC AUC, calibration.
 
-A labelled target event is *found* when a detection overlaps it; a detection
-that overlaps no target event is a *false positive*. A window is labelled
-positive when it overlaps a target event.
+Three event scores, from strict to lenient:
+
+* **IoU** (``iou_*``): the one-to-one matching of the DCASE few-shot
+  bioacoustic task (2021 onwards): a detection and a labelled event may pair
+  when their intersection over union is at least ``iou`` (0.3); each event and
+  each detection pairs at most once, and the pairing with the most pairs is
+  taken (a bipartite matching, :func:`scipy.optimize.linear_sum_assignment`).
+* **Collar** (``collar_*``): the event-based F1 of ``sed_eval``: a pair counts
+  when the onsets differ by at most ``t_collar`` (0.2 s) and the offsets by at
+  most ``max(t_collar, 0.5 * event length)``; one-to-one, optimal matching as
+  ``sed_eval``'s default (``event_matching_type="optimal"``). Written here
+  (``sed_eval`` 0.2.1 is from 2018 and pulls ``dcase_util`` and its audio
+  stack); a dev test cross-checks it against ``sed_eval`` when installed.
+* **Lenient** (``precision``, ``recall``, ``f1``): a labelled event is
+  *found* when any detection overlaps it; a detection that overlaps no event
+  is a *false positive*. One long detection can "find" many events, so read it
+  with ``flagged_fraction``.
+
+A window is labelled positive when it overlaps a target event.
 """
 
 from __future__ import annotations
@@ -18,12 +34,27 @@ from typing import Literal
 import numpy as np
 from attrs import frozen
 
+from audio_embed.detect import as_spans, iou_matrix, max_matching
 from audio_embed.errors import MarkerError
 from audio_embed.scanner import Detection, ScanResult
 
 log = logging.getLogger(__name__)
 
-__all__ = ["Evaluation", "LabelledEvent", "evaluate", "read_labels"]
+__all__ = [
+    "Evaluation",
+    "LabelledEvent",
+    "collar_matches",
+    "evaluate",
+    "iou_matches",
+    "iou_matrix",
+    "read_labels",
+]
+
+#: DCASE task 5: a detection and an event pair when their IoU is at least this.
+IOU_THRESHOLD = 0.3
+#: sed_eval's defaults for the event-based metrics.
+T_COLLAR = 0.2
+PERCENTAGE_OF_LENGTH = 0.5
 
 
 @frozen
@@ -82,6 +113,36 @@ class Evaluation:
     ece: float
     minutes: float
     flagged_minutes: float = 0.0
+    iou_true_positives: int = 0
+    collar_true_positives: int = 0
+    mean_detection_seconds: float = float("nan")
+    mean_event_seconds: float = float("nan")
+
+    @property
+    def iou_precision(self) -> float:
+        """Share of detections paired one-to-one with an event at IoU >= 0.3."""
+        return _ratio(self.iou_true_positives, self.n_detections)
+
+    @property
+    def iou_recall(self) -> float:
+        return _ratio(self.iou_true_positives, self.n_events)
+
+    @property
+    def iou_f1(self) -> float:
+        return _f1(self.iou_precision, self.iou_recall)
+
+    @property
+    def collar_precision(self) -> float:
+        """Share of detections paired with an event within sed_eval's onset/offset collars."""
+        return _ratio(self.collar_true_positives, self.n_detections)
+
+    @property
+    def collar_recall(self) -> float:
+        return _ratio(self.collar_true_positives, self.n_events)
+
+    @property
+    def collar_f1(self) -> float:
+        return _f1(self.collar_precision, self.collar_recall)
 
     @property
     def false_positives_per_minute(self) -> float:
@@ -102,7 +163,58 @@ class Evaluation:
         d = asdict(self)
         d["false_positives_per_minute"] = self.false_positives_per_minute
         d["flagged_fraction"] = self.flagged_fraction
+        for kind in ("iou", "collar"):
+            for name in ("precision", "recall", "f1"):
+                d[f"{kind}_{name}"] = getattr(self, f"{kind}_{name}")
+        d["lenient_precision"], d["lenient_recall"], d["lenient_f1"] = (
+            self.precision,
+            self.recall,
+            self.f1,
+        )
         return d
+
+
+def _ratio(a: int, b: int) -> float:
+    return a / b if b else 0.0
+
+
+def _f1(p: float, r: float) -> float:
+    return 2 * p * r / (p + r) if p + r else 0.0
+
+
+def iou_matches(
+    events: Sequence[tuple[float, float]],
+    detections: Sequence[tuple[float, float]],
+    iou: float = IOU_THRESHOLD,
+) -> int:
+    """Pairs of a maximum one-to-one matching of events to detections with IoU >= ``iou``.
+
+    As the DCASE few-shot bioacoustic event detection evaluation (task 5,
+    2021 onwards): true positives; false positives are ``len(detections)``
+    minus it, false negatives ``len(events)`` minus it.
+    """
+    m = iou_matrix(events, detections)
+    return max_matching(m >= iou, m)
+
+
+def collar_matches(
+    events: Sequence[tuple[float, float]],
+    detections: Sequence[tuple[float, float]],
+    t_collar: float = T_COLLAR,
+    percentage_of_length: float = PERCENTAGE_OF_LENGTH,
+) -> int:
+    """Pairs matched within onset/offset collars, as ``sed_eval``'s event-based metrics.
+
+    An event and a detection may pair when ``|onset difference| <= t_collar``
+    and ``|offset difference| <= max(t_collar, percentage_of_length * event
+    length)``; one-to-one, maximum matching.
+    """
+    ref, est = as_spans(events), as_spans(detections)
+    onset_gap = np.abs(ref[:, None, 0] - est[None, :, 0])
+    offset_gap = np.abs(ref[:, None, 1] - est[None, :, 1])
+    collar = np.maximum(t_collar, percentage_of_length * (ref[:, 1] - ref[:, 0]))[:, None]
+    allowed = (onset_gap <= t_collar + 1e-9) & (offset_gap <= collar + 1e-9)
+    return max_matching(allowed, -(onset_gap + offset_gap))
 
 
 def _overlaps(a0: float, a1: float, b0: float, b1: float) -> bool:
@@ -168,7 +280,8 @@ def evaluate(
 
     _check_keys(results, events, unmatched)
 
-    n_events = n_found = n_det = n_fp = 0
+    n_events = n_found = n_det = n_fp = n_iou = n_collar = 0
+    det_seconds = event_seconds = 0.0
     ys: list[np.ndarray] = []
     ps: list[np.ndarray] = []
     minutes = flagged = 0.0
@@ -181,6 +294,11 @@ def evaluate(
         n_det += len(dets)
         flagged += sum(d.end - d.start for d in dets) / 60.0
         n_fp += sum(not any(_overlaps(d.start, d.end, a, b) for a, b in targets) for d in dets)
+        spans = [(d.start, d.end) for d in dets]
+        n_iou += iou_matches(targets, spans)
+        n_collar += collar_matches(targets, spans)
+        det_seconds += sum(d.end - d.start for d in dets)
+        event_seconds += sum(b - a for a, b in targets)
         ends = result.starts + result.window
         y = np.array(
             [
@@ -211,4 +329,8 @@ def evaluate(
         ece=expected_calibration_error(y_all, p_all),
         minutes=minutes,
         flagged_minutes=flagged,
+        iou_true_positives=n_iou,
+        collar_true_positives=n_collar,
+        mean_detection_seconds=det_seconds / n_det if n_det else float("nan"),
+        mean_event_seconds=event_seconds / n_events if n_events else float("nan"),
     )

@@ -107,11 +107,20 @@ def _read_text(p: Path) -> str:
         raise MarkerError(f"Cannot read markers file {p}: {exc}") from exc
 
 
-def _collect(rows: Iterable[tuple[str, float, str]]) -> dict[str, Markers]:
+def _collect(
+    rows: Iterable[tuple[str, float, str]],
+    spans: Iterable[tuple[str, float, float]] = (),
+) -> dict[str, Markers]:
     grouped: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
+    extents: dict[str, list[tuple[float, float]]] = defaultdict(list)
     for file, t, kind in rows:
         grouped[file][kind].append(t)
-    return {f: Markers(**{k: tuple(v) for k, v in kinds.items()}) for f, kinds in grouped.items()}
+    for file, a, b in spans:
+        extents[file].append((a, b))
+    return {
+        f: Markers(**{k: tuple(v) for k, v in kinds.items()}, spans=tuple(extents.get(f, ())))
+        for f, kinds in grouped.items()
+    }
 
 
 def read_markers(
@@ -163,10 +172,12 @@ def read_audacity_labels(path: str | os.PathLike[str], audio: str) -> dict[str, 
     """Read an Audacity label track (``start\\tend\\tlabel``) marking ``audio``.
 
     The marker time is the label's midpoint; the label text names the kind
-    (a label that is not a kind name counts as positive).
+    (a label that is not a kind name counts as positive). A positive label
+    that spans time also gives its extent (:attr:`Markers.spans`).
     """
     p = Path(path)
     rows = []
+    spans = []
     for n, line in enumerate(_read_text(p).splitlines(), start=1):
         if not line.strip() or line.startswith("\\"):  # "\\" lines hold frequency ranges
             continue
@@ -178,7 +189,9 @@ def read_audacity_labels(path: str | os.PathLike[str], audio: str) -> dict[str, 
         label = parts[2].strip() if len(parts) > 2 else ""
         kind = _KIND_ALIASES.get(label.lower(), "positive")
         rows.append((audio, (start + end) / 2.0, kind))
-    return _collect(rows)
+        if kind == "positive" and end > start:
+            spans.append((audio, start, end))
+    return _collect(rows, spans)
 
 
 def read_raven_table(path: str | os.PathLike[str], audio: str) -> dict[str, Markers]:
@@ -190,14 +203,18 @@ def read_raven_table(path: str | os.PathLike[str], audio: str) -> dict[str, Mark
     p = Path(path)
     reader = csv.DictReader(io.StringIO(_read_text(p)), delimiter="\t")
     rows = []
+    spans = []
     for n, row in enumerate(reader, start=2):
         where = f"{p}, line {n}"
         if "Begin Time (s)" not in row or "End Time (s)" not in row:
             raise MarkerError(f"{p}: not a Raven selection table (no Begin/End Time (s) columns).")
         start, end = _time(row["Begin Time (s)"], where), _time(row["End Time (s)"], where)
         label = next((row[c] for c in ("Annotation", "Label", "Kind") if row.get(c)), "")
-        rows.append((audio, (start + end) / 2.0, _KIND_ALIASES.get(label.lower(), "positive")))
-    return _collect(rows)
+        kind = _KIND_ALIASES.get(label.lower(), "positive")
+        rows.append((audio, (start + end) / 2.0, kind))
+        if kind == "positive" and end > start:
+            spans.append((audio, start, end))
+    return _collect(rows, spans)
 
 
 def write_markers(path: str | os.PathLike[str], markers: dict[str, Markers]) -> Path:
@@ -370,6 +387,7 @@ def read_marker_files(
             raise MarkerError(f"Markers file not found: {path}")
     pairs = {Path(m): Path(a) for m, a in (recordings or {}).items()}
     merged: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
+    merged_spans: dict[str, list[tuple[float, float]]] = defaultdict(list)
     for path in paths:
         kind = fmt if fmt != "auto" else guess_marker_format(path)
         if kind == "csv":
@@ -381,6 +399,7 @@ def read_marker_files(
         for file, m in read.items():
             for k in MARKER_KINDS:
                 merged[file][k].extend(getattr(m, k))
+            merged_spans[file].extend(m.spans)
     if not merged:
         raise MarkerError(f"No markers in {', '.join(map(str, paths))}.")
     missing = [f for f in merged if not Path(f).is_file()]
@@ -391,4 +410,7 @@ def read_marker_files(
             + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
             + " (relative names are read from the markers file's folder)."
         )
-    return {f: Markers(**{k: tuple(v) for k, v in kinds.items()}) for f, kinds in merged.items()}
+    return {
+        f: Markers(**{k: tuple(v) for k, v in kinds.items()}, spans=tuple(merged_spans[f]))
+        for f, kinds in merged.items()
+    }

@@ -151,7 +151,8 @@ def fit_from_index(scanner: Scanner, index: EmbeddingIndex, markers: dict[str, M
                 f"not on the index's grid (hop {index.windows.hop:g} s); use training windows "
                 "with the index's hop."
             )
-        xs.append(index.vectors(entry.first_row + pos))
+        rows = slice(entry.first_row, entry.first_row + entry.n_rows)
+        xs.append(scanner.window_features(index.vectors(rows), grid)[pos])
         ys.append(labelled.labels)
         n_pos = int(labelled.labels.sum())
         per_file.append(
@@ -185,14 +186,16 @@ def score_index(scanner: Scanner, index: EmbeddingIndex) -> list[ScanResult]:
     results = []
     for f in index.files:
         x = index.vectors(slice(f.first_row, f.first_row + f.n_rows))
+        starts = index.starts(f)
         results.append(
             ScanResult(
                 source=f.path,
-                starts=index.starts(f),
-                probabilities=scanner.classifier.score_windows(x),
+                starts=starts,
+                probabilities=scanner.classifier.score_windows(scanner.window_features(x, starts)),
                 window=index.windows.window,
                 duration=f.duration,
-                threshold=scanner.threshold,
+                threshold=scanner.scan_threshold,
+                postprocessing=scanner.postprocessing,
             )
         )
     return results

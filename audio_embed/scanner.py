@@ -24,6 +24,7 @@ from audio_embed._io import atomic_writer
 from audio_embed.audio import load_audio, resample, stream_audio
 from audio_embed.cache import CachedEmbeddings, EmbeddingCache
 from audio_embed.classifier import CalibratedClassifier
+from audio_embed.detect import Postprocessing, detect
 from audio_embed.embedders.base import Embedder, as_waveform_batch, config_differences
 from audio_embed.errors import (
     AudioDecodeError,
@@ -34,12 +35,21 @@ from audio_embed.errors import (
     TrainingDataError,
 )
 from audio_embed.progress import CancelToken, ProgressCallback, ProgressEvent, prefetch
+from audio_embed.threshold import (
+    FALLBACK_THRESHOLD,
+    FoldScores,
+    ThresholdChoice,
+    choose_threshold,
+    fold_plan,
+    training_threshold,
+)
 from audio_embed.types import Detection
 from audio_embed.windows import Markers, SlidingWindows, TargetedWindows
 
 __all__ = [
     "Detection",
     "Normalization",
+    "Postprocessing",
     "Recording",
     "ScanResult",
     "Scanner",
@@ -60,6 +70,17 @@ BLOCK_SECONDS = 120.0
 #: Only these modules may appear in a saved classifier (checked before loading).
 TRUSTED_MODULE_PREFIXES = ("sklearn.", "numpy.", "scipy.", "audio_embed.classifier.")
 MAX_SCANNER_BYTES = 512 * 1024 * 1024
+#: Chosen on the wolf benchmark (README): light smoothing, split at valleys.
+DEFAULT_POSTPROCESSING = Postprocessing(smooth=0.5, hysteresis=0.5, valley=0.5)
+
+
+def _check_threshold(value: object) -> None:
+    if value == "auto":
+        return
+    if not isinstance(value, (int, float)) or not 0.0 < float(value) < 1.0:
+        raise InvalidInputError(
+            f"The 'threshold' must be 'auto' or a number in (0, 1). Got {value!r} instead."
+        )
 
 
 def fuse_windows(
@@ -69,7 +90,12 @@ def fuse_windows(
     threshold: float,
     duration: float | None = None,
 ) -> list[Detection]:
-    """Merge windows scoring ``>= threshold`` that overlap or touch into detections."""
+    """Merge windows scoring ``>= threshold`` that overlap or touch into regions.
+
+    The original application's rule, kept for comparison: one region covers
+    every window of a run, so neighbouring occurrences fuse. Scanning uses
+    :func:`audio_embed.detect.detect`.
+    """
     if not 0.0 <= threshold <= 1.0:
         raise InvalidInputError(f"The 'threshold' must be in [0, 1]. Got {threshold!r} instead.")
     order = np.argsort(starts, kind="stable")
@@ -104,12 +130,15 @@ class ScanResult:
     probabilities: np.ndarray
     window: float
     duration: float
-    threshold: float = 0.3
+    threshold: float = 0.5
+    postprocessing: Postprocessing = field(factory=Postprocessing)
 
     def detections(self, threshold: float | None = None) -> list[Detection]:
-        """Windows at or above ``threshold`` (the scanner's default when None), fused."""
+        """Occurrences at ``threshold`` (the scanner's when None); see :mod:`audio_embed.detect`."""
         t = self.threshold if threshold is None else threshold
-        return fuse_windows(self.starts, self.probabilities, self.window, t, self.duration)
+        return detect(
+            self.starts, self.probabilities, self.window, t, self.duration, self.postprocessing
+        )
 
 
 Source = str | os.PathLike[str] | np.ndarray
@@ -126,6 +155,15 @@ class Recording:
     @property
     def label(self) -> str:
         return "<array>" if isinstance(self.source, np.ndarray) else str(self.source)
+
+
+def _nearest(grid: np.ndarray, at: np.ndarray) -> np.ndarray:
+    """Index of the grid value nearest to each of ``at`` (``grid`` sorted)."""
+    idx = np.clip(np.searchsorted(grid, at), 1, max(len(grid) - 1, 1))
+    left = grid[idx - 1] if len(grid) > 1 else grid[idx * 0]
+    take_left = np.abs(at - left) <= np.abs(grid[np.minimum(idx, len(grid) - 1)] - at)
+    out: np.ndarray = np.where(take_left, idx - 1, idx) if len(grid) > 1 else idx * 0
+    return out
 
 
 def _as_recording(item: Recording | tuple[Source, Markers]) -> Recording:
@@ -145,8 +183,9 @@ class Scanner:
         scan_windows: sliding windows for scanning (and for the
             per-recording normalisation statistics).
         train_windows: labelled windows around markers for training; its
-            ``window`` must equal ``scan_windows.window``; its ``hop`` (None,
-            the default) becomes ``scan_windows.hop``.
+            ``window`` must equal ``scan_windows.window`` (the default
+            ``TargetedWindows()`` takes it); its ``hop`` (None, the default)
+            becomes ``scan_windows.hop``.
         normalization: ``"recording"`` (default): z-score each recording's
             embeddings with the mean and std of *all its sliding windows*, in
             fit and in scan alike. ``"targeted"``: the original behaviour,
@@ -155,7 +194,19 @@ class Scanner:
         cache: an :class:`EmbeddingCache`, or None for no caching.
         batch_size: windows per encoder call; None (default) sizes batches
             from the device's free memory (:meth:`Embedder.auto_batch_size`).
-        threshold: default detection threshold of :meth:`ScanResult.detections`.
+        threshold: ``"auto"`` (default): :meth:`fit` chooses it by
+            cross-validation over the training recordings (see
+            :mod:`audio_embed.threshold`); or a number in (0, 1). The value in
+            use after fit is :attr:`scan_threshold`.
+        context: seconds of surrounding audio each window is compared with:
+            the classifier sees each window's normalised embedding and its
+            difference from the mean of the windows within ``context / 2``
+            seconds on either side (0 = the embedding alone). It lets a short
+            sound stand out from a changing background (measured on the wolf
+            benchmark, see the README).
+        postprocessing: how window scores become detections
+            (:class:`~audio_embed.detect.Postprocessing`).
+        seed: seeds the cross-validation folds of the automatic threshold.
     """
 
     embedder: Embedder
@@ -165,10 +216,16 @@ class Scanner:
     normalization: Normalization = "recording"
     cache: EmbeddingCache | None = None
     batch_size: int | None = None
-    threshold: float = 0.3
+    threshold: float | Literal["auto"] = "auto"
+    context: float = 4.0
+    postprocessing: Postprocessing = field(factory=lambda: DEFAULT_POSTPROCESSING)
+    seed: int = 0
     training_summary: dict[str, Any] | None = field(default=None, init=False)
+    threshold_: float | None = field(default=None, init=False)
 
     def __attrs_post_init__(self) -> None:
+        if self.train_windows == TargetedWindows():  # the default follows the scan windows
+            self.train_windows = attrs.evolve(self.train_windows, window=self.scan_windows.window)
         if self.train_windows.hop is None:
             self.train_windows = attrs.evolve(self.train_windows, hop=self.scan_windows.hop)
         if abs(self.train_windows.window - self.scan_windows.window) > 1e-9:
@@ -185,6 +242,18 @@ class Scanner:
             raise InvalidInputError(
                 f"The 'batch_size' must be >= 1, or None for automatic. Got {self.batch_size}."
             )
+        _check_threshold(self.threshold)
+        if not (np.isfinite(self.context) and self.context >= 0):
+            raise InvalidInputError(
+                f"The 'context' parameter of Scanner must be >= 0 seconds. Got {self.context!r}."
+            )
+
+    @property
+    def scan_threshold(self) -> float:
+        """The threshold scans use: the one fit chose (or was given), else the setting."""
+        if self.threshold_ is not None:
+            return self.threshold_
+        return FALLBACK_THRESHOLD if self.threshold == "auto" else float(self.threshold)
 
     @classmethod
     def from_name(
@@ -423,6 +492,39 @@ class Scanner:
 
     # ------------------------------------------------------------------ training
 
+    def _normalise(self, x: np.ndarray, stats_from: np.ndarray) -> np.ndarray:
+        return x if self.normalization == "none" else self._zscore(x, stats_from)
+
+    def _with_context(
+        self, x: np.ndarray, grid: np.ndarray, grid_starts: np.ndarray, at: np.ndarray
+    ) -> np.ndarray:
+        """Append ``x`` minus the mean of the ``grid`` windows around ``at`` (see ``context``)."""
+        if self.context <= 0:
+            return x
+        from scipy.ndimage import uniform_filter1d
+
+        hop = float(np.median(np.diff(grid_starts))) if len(grid_starts) > 1 else 1.0
+        size = max(1, round(self.context / hop))
+        size += 1 - size % 2
+        local = uniform_filter1d(grid.astype(np.float64), size=size, axis=0, mode="nearest")
+        idx = _nearest(grid_starts, at)
+        out: np.ndarray = np.concatenate([x, x - local[idx].astype(np.float32)], axis=1)
+        return out
+
+    def window_features(self, normalised: np.ndarray, starts: np.ndarray) -> np.ndarray:
+        """What the classifier sees, from one recording's normalised embeddings.
+
+        ``normalised``: every sliding window of the recording, in time order,
+        already normalised as ``normalization`` says (an index's vectors are);
+        ``starts``: their start times. Appends the context features.
+        """
+        return self._with_context(normalised, normalised, starts, starts)
+
+    def _scan_features(self, entry: CachedEmbeddings) -> np.ndarray:
+        """What the classifier sees for every sliding window of a recording."""
+        grid = self._normalise(entry.embeddings, entry.embeddings)
+        return self.window_features(grid, entry.starts)
+
     def _training_windows(
         self, rec: Recording, entry: CachedEmbeddings
     ) -> tuple[np.ndarray, np.ndarray]:
@@ -449,26 +551,34 @@ class Scanner:
                 batch_size=self.batch_size,
                 encoding=self.scan_windows.encoding,
             )
-        if self.normalization == "recording":
-            x = self._zscore(x, entry.embeddings)
-        elif self.normalization == "targeted" and len(x):
-            x = self._zscore(x, x)
+        stats = x if self.normalization == "targeted" and len(x) else entry.embeddings
+        grid = self._normalise(entry.embeddings, stats)
+        x = self._with_context(self._normalise(x, stats), grid, entry.starts, labelled.starts)
         return x, labelled.labels
 
     def fit(
         self,
         recordings: Iterable[Recording | tuple[Source, Markers]],
         *,
+        threshold: float | Literal["auto"] | None = None,
         progress: ProgressCallback | None = None,
         cancel: CancelToken | None = None,
     ) -> Scanner:
         """Train on recordings with markers; returns ``self``.
+
+        ``threshold``: ``"auto"`` chooses the detection threshold by
+        cross-validation (:mod:`audio_embed.threshold`), a number sets it;
+        None (default) uses the scanner's ``threshold`` setting (``"auto"``
+        unless given). The value and, when chosen, its cross-validated event
+        F1 are in ``training_summary["threshold"]``.
 
         Raises:
             TrainingDataError: no recordings, or only one class among the windows.
             AudioDecodeError: a training file cannot be read (training needs them all).
             Cancelled: ``cancel`` was set; the scanner is left unchanged.
         """
+        setting = self.threshold if threshold is None else threshold
+        _check_threshold(setting)
         recs = [_as_recording(r) for r in recordings]
         if not recs:
             raise TrainingDataError("fit() needs at least one recording with markers.")
@@ -483,7 +593,7 @@ class Scanner:
                 f"no such file; {len(missing)} of the {len(recs)} training recordings are "
                 f"missing: {', '.join(missing[:5])}{' …' if len(missing) > 5 else ''}",
             )
-        xs, ys, per_file = [], [], []
+        xs, ys, per_file, grids = [], [], [], []
         # The next file is decoded while the current one is embedded.
         entries = self._embeddings_many(
             [(rec.source, rec.sample_rate) for rec in recs], progress, cancel
@@ -493,6 +603,7 @@ class Scanner:
                 raise entry
             rec = recs[i]
             x, y = self._training_windows(rec, entry)
+            grids.append((entry, self._scan_features(entry)))
             xs.append(x)
             ys.append(y)
             per_file.append(
@@ -511,16 +622,84 @@ class Scanner:
         if cancel is not None:
             cancel.check()
         classifier.fit(X, y)
+        if setting == "auto":
+            choice = self._choose_threshold(recs, grids, cancel)
+            if choice.method == "fallback" and y.sum() > 0:
+                scores = classifier.score_windows(X)
+                choice = training_threshold(scores[y == 1], scores[y == 0])
+        else:
+            choice = ThresholdChoice(float(setting), None, "given", 0)
         if cancel is not None:  # a cancel during the fit leaves the scanner unchanged
             cancel.check()
         self.classifier = classifier
+        self.threshold_ = choice.value
         self.training_summary = {
             "files": per_file,
             "windows_positive": int(y.sum()),
             "windows_negative": int(len(y) - y.sum()),
             **{f"classifier_{k}": v for k, v in classifier.summary_.items()},
+            "threshold": choice.as_dict(),
         }
         return self
+
+    def _choose_threshold(
+        self,
+        recs: list[Recording],
+        grids: list[tuple[CachedEmbeddings, np.ndarray]],
+        cancel: CancelToken | None,
+    ) -> ThresholdChoice:
+        """Cross-validate the threshold (see :mod:`audio_embed.threshold`)."""
+        markers = [r.markers.within(e.duration) for r, (e, _) in zip(recs, grids, strict=True)]
+        plan = fold_plan([len(m.positive) for m in markers], self.seed)
+        by_recording = len({i for fold in plan for i, _ in fold}) > 1
+        method = "leave-one-recording-out" if by_recording else "folds over markers"
+        folds: list[FoldScores] = []
+        for fold in plan:
+            held: dict[int, set[int]] = {}
+            for i, k in fold:
+                held.setdefault(i, set()).add(k)
+            xs, ys = [], []
+            for i, (entry, grid) in enumerate(grids):
+                if by_recording and i in held:
+                    continue
+                m = markers[i]
+                out = held.get(i, set())
+                keep = [t for k, t in enumerate(m.positive) if k not in out]
+                kept = Markers(
+                    positive=keep,
+                    soft=m.soft + tuple(m.positive[k] for k in out),
+                    negative=m.negative,
+                    spans=[s for t in keep if (s := m.span_of(t)) is not None],
+                )
+                lw = self.train_windows.windows(entry.duration, kept)
+                xs.append(grid[_nearest(entry.starts, lw.starts)])
+                ys.append(lw.labels)
+            y = np.concatenate(ys) if ys else np.zeros(0, np.int64)
+            if len(np.unique(y)) < 2:
+                continue
+            if cancel is not None:
+                cancel.check()
+            clf = clone(self.classifier).fit(np.concatenate(xs), y)
+            for i, ks in held.items():
+                entry, grid = grids[i]
+                m = markers[i]
+                half = self.scan_windows.window / 2.0
+                folds.append(
+                    FoldScores(
+                        starts=entry.starts,
+                        probabilities=clf.score_windows(grid),
+                        window=self.scan_windows.window,
+                        duration=entry.duration,
+                        references=tuple(
+                            m.span_of(m.positive[k]) or (m.positive[k], m.positive[k])
+                            for k in sorted(ks)
+                        ),
+                        ignore=tuple(
+                            (t - half, t + half) for k, t in enumerate(m.positive) if k not in ks
+                        ),
+                    )
+                )
+        return choose_threshold(folds, self.postprocessing, method, len(plan))
 
     @property
     def is_fitted(self) -> bool:
@@ -566,17 +745,15 @@ class Scanner:
             raise NotFittedError("This Scanner is not trained yet; call fit() or Scanner.load().")
 
     def _score(self, source: Source, entry: CachedEmbeddings) -> ScanResult:
-        x = entry.embeddings
-        if self.normalization != "none":
-            x = self._zscore(x, x)
-        proba = self.classifier.score_windows(x)
+        proba = self.classifier.score_windows(self._scan_features(entry))
         return ScanResult(
             source="<array>" if isinstance(source, np.ndarray) else str(source),
             starts=entry.starts,
             probabilities=proba,
             window=self.scan_windows.window,
             duration=entry.duration,
-            threshold=self.threshold,
+            threshold=self.scan_threshold,
+            postprocessing=self.postprocessing,
         )
 
     # ------------------------------------------------------------------ persistence
@@ -609,7 +786,11 @@ class Scanner:
                 "hop": self.train_windows.hop,
             },
             "normalization": self.normalization,
-            "threshold": self.threshold,
+            "threshold": self.scan_threshold,
+            "threshold_setting": self.threshold,
+            "context": self.context,
+            "postprocessing": self.postprocessing.as_dict(),
+            "seed": self.seed,
             "batch_size": self.batch_size,
             "training_summary": self.training_summary,
         }
@@ -677,8 +858,12 @@ class Scanner:
             normalization=meta["normalization"],
             cache=cache,
             batch_size=None if meta.get("batch_size") is None else int(meta["batch_size"]),
-            threshold=float(meta["threshold"]),
+            threshold=meta.get("threshold_setting", float(meta["threshold"])),
+            context=float(meta.get("context", 0.0)),
+            postprocessing=Postprocessing(**meta.get("postprocessing", {"valley": 0.0})),
+            seed=int(meta.get("seed", 0)),
         )
+        scanner.threshold_ = float(meta["threshold"])
         scanner.training_summary = meta.get("training_summary")
         return scanner
 

@@ -40,6 +40,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="comma-separated models to benchmark (default: all)",
     )
     group.addoption(
+        "--realweights-seconds",
+        type=float,
+        default=120.0,
+        help="length of the recording the real-weights speed benchmark scans (default 120 s)",
+    )
+    group.addoption(
         "--repeats",
         type=int,
         default=1,

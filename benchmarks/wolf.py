@@ -8,6 +8,21 @@ Then:
     .venv/bin/python benchmarks/wolf.py wolf-bench --model HUBERT_BASE --random-weights \
         --encoding shared
 
+Real pretrained weights (README, "Real pretrained weights"), one row per command:
+    .venv/bin/python benchmarks/wolf.py wolf-bench --model WHISPER_TINY_EN \
+        --window 4 --hop 1 --layers 2 --classifier logreg --encoding shared
+    .venv/bin/python benchmarks/wolf.py wolf-bench --model BIRDNET_V24 --window 3 --hop 0.5
+
+``--layers``: ``last`` (the model's default embedding), ``ml`` (the ``_ML``
+quartile blocks) or 1-based block numbers (``2`` or ``2,3``: those blocks'
+mean-pooled outputs, concatenated). ``--set KEY=VALUE`` passes a keyword to the
+embedder (``--set short_input=cut`` for Whisper, ``--set chunk_hop=0.5`` for
+BirdNET).
+
+``--grid 8/1,4/1,3/1 --poolings mean,max --classifiers hgb,logreg`` runs every
+combination in one process and encodes each shared segment once (the segments of
+windows that cover the whole file do not depend on the window size).
+
 ``--random-weights`` builds the real-size architecture with random weights
 (benchmarks/models.py) instead of loading the checkpoint: its detection
 quality means nothing on its own, but comparing ``--encoding shared`` with
@@ -25,14 +40,16 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from audio_embed import create_embedder
 from audio_embed.cache import EmbeddingCache
 from audio_embed.classifier import CalibratedClassifier, make_base_estimator
 from audio_embed.errors import TrainingDataError
 from audio_embed.evaluate import evaluate, read_labels
 from audio_embed.formats import read_markers
-from audio_embed.scanner import Recording, Scanner
-from audio_embed.windows import SlidingWindows, TargetedWindows
+from audio_embed.scanner import Postprocessing, Recording, Scanner
+from audio_embed.windows import Markers, SlidingWindows, TargetedWindows
 
 VARIANTS: dict[str, dict[str, Any]] = {
     "original": dict(labelling="targeted", normalization="targeted"),
@@ -42,7 +59,22 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "overlap+targeted-norm": dict(labelling="overlap", normalization="targeted"),
     "overlap+recording-norm": dict(labelling="overlap", normalization="recording"),
     "logreg": dict(classifier="logreg"),
+    "hgb": dict(classifier="hgb"),
+    "no-context": dict(context=0.0),
+    "8s-windows": dict(window=8.0, hop=1.0),
 }
+
+
+def _markers(bench: Path, first_k: int | None) -> dict[str, Markers]:
+    """The bench's markers; with ``first_k``, only the first k (by file, then time)."""
+    markers = read_markers(bench / "markers.csv")
+    if first_k is None:
+        return markers
+    points = sorted((f, t) for f, m in markers.items() for t in m.positive)[:first_k]
+    out: dict[str, list[float]] = defaultdict(list)
+    for f, t in points:
+        out[f].append(t)
+    return {f: Markers(positive=ts) for f, ts in out.items()}
 
 
 def run(
@@ -53,33 +85,62 @@ def run(
     encoding: str = "shared",
     labelling: str = "overlap",
     normalization: str = "recording",
-    classifier: str = "hgb",
+    classifier: str = "auto",
     tolerance: float | None = None,
     neg_margin: float | None = None,
-    threshold: float = 0.3,
+    threshold: float | str = "auto",
+    window: float | None = None,
+    hop: float | None = None,
+    context: float | None = None,
+    first_k: int | None = None,
+    seed: int = 0,
+    postprocessing: dict[str, float] | None = None,
+    layers: str = "last",
+    model_kwargs: dict[str, Any] | None = None,
+    embedder: Any = None,
 ) -> dict[str, Any]:
-    if random_weights:
+    given = embedder is not None
+    if given:
+        pass
+    elif random_weights:
         from models import MODELS
 
         embedder = MODELS[model]()
     else:
-        embedder = create_embedder(model)
+        embedder = create_embedder(model, **(model_kwargs or {}))
+    if layers != "last" and not given:
+        from audio_embed.embedders.multilayer import MultiLayerEmbedder
+
+        picked: Any = "quartiles" if layers == "ml" else [int(k) for k in layers.split(",")]
+        embedder = MultiLayerEmbedder(embedder, layers=picked)
     if tolerance is None:
         tolerance = 12.0 if labelling == "targeted" else 0.0
     if neg_margin is None:
-        neg_margin = 120.0 if labelling == "targeted" else 8.0
+        neg_margin = 120.0 if labelling == "targeted" else TargetedWindows().neg_margin
+    sw = SlidingWindows()
+    window = sw.window if window is None else window
+    hop = sw.hop if hop is None else hop
+    extra: dict[str, Any] = {}
+    if context is not None:
+        extra["context"] = context
+    if postprocessing is not None:
+        extra["postprocessing"] = Postprocessing(**postprocessing)
     scanner = Scanner(
         embedder,
-        classifier=CalibratedClassifier(make_base_estimator(classifier)),  # type: ignore[arg-type]
-        scan_windows=SlidingWindows(8.0, 1.0, encoding),  # type: ignore[arg-type]
+        classifier=CalibratedClassifier(
+            None if classifier == "auto" else make_base_estimator(classifier)  # type: ignore[arg-type]
+        ),
+        scan_windows=SlidingWindows(window, hop, encoding),  # type: ignore[arg-type]
         train_windows=TargetedWindows(
-            8.0, tolerance=tolerance, neg_margin=neg_margin, labelling=labelling
+            window, tolerance=tolerance, neg_margin=neg_margin, labelling=labelling, hop=hop
         ),  # type: ignore[arg-type]
         normalization=normalization,  # type: ignore[arg-type]
         cache=cache,
-        threshold=threshold,
+        threshold=threshold,  # type: ignore[arg-type]
+        seed=seed,
+        **extra,
     )
-    markers = read_markers(bench / "markers.csv")
+    markers = _markers(bench, first_k)
     t0 = time.perf_counter()
     scanner.fit([Recording(f, m) for f, m in markers.items()])
     fit_s = time.perf_counter() - t0
@@ -99,14 +160,62 @@ def run(
         results[path] = result
     scan_s = time.perf_counter() - t0
     ev = evaluate(results, events)
-    out = {k: round(v, 4) for k, v in ev.as_dict().items()}
+    summary: dict[str, Any] = scanner.training_summary or {}
+    keys = (
+        "iou_f1 iou_precision iou_recall collar_f1 lenient_f1 precision recall "
+        "flagged_fraction n_detections mean_detection_seconds mean_event_seconds "
+        "window_auc window_ap"
+    ).split()
+    d = ev.as_dict()
+    out: dict[str, Any] = {k: round(float(d[k]), 4) for k in keys}
+    spread = max(float(np.ptp(r.probabilities)) for r in results.values())
     out.update(
+        window=window,
+        hop=hop,
+        threshold=round(scanner.scan_threshold, 4),
+        threshold_cv_f1=summary["threshold"]["cv_f1"],
+        threshold_method=summary["threshold"]["method"],
+        estimator=summary.get("classifier_estimator_choice"),
+        calibration=summary.get("classifier_calibration_note"),
+        score_spread=round(spread, 4),
         fit_s=round(fit_s, 1),
         scan_s=round(scan_s, 1),
-        train=scanner.training_summary["windows_positive"],  # type: ignore[index]
-        train_neg=scanner.training_summary["windows_negative"],
-    )  # type: ignore[index]
+        train=summary["windows_positive"],
+        train_neg=summary["windows_negative"],
+    )
+    if first_k is not None:
+        out["first_k"] = first_k
     return out
+
+
+def _memoise_frames(embedder: Any) -> None:
+    """Benchmark only: remember ``encode_frames`` results by input bytes, so a grid of
+    window sizes, hops and poolings over the same files encodes each segment once
+    (shared segments do not depend on the window when the windows cover the file)."""
+    import hashlib
+
+    memo: dict[tuple[str, Any], Any] = {}
+    encode = embedder.encode_frames
+
+    def cached(waveforms: Any, layers: Any) -> Any:
+        key = (hashlib.blake2b(waveforms.cpu().numpy().tobytes()).hexdigest(), layers)
+        if key not in memo:
+            memo[key] = encode(waveforms, layers)
+        return memo[key]
+
+    embedder.encode_frames = cached
+
+
+def _parse_setting(item: str) -> tuple[str, Any]:
+    key, sep, value = item.partition("=")
+    if not sep:
+        raise SystemExit(f"--set needs KEY=VALUE. Got {item!r}.")
+    for kind in (int, float):
+        try:
+            return key, kind(value)
+        except ValueError:
+            pass
+    return key, value
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -119,26 +228,145 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--random-weights", action="store_true", help="real-size model, random weights")
     ap.add_argument("--variants", action="store_true", help="run every variant")
     ap.add_argument("--cache", type=Path, default=Path(".benchmarks/wolf-cache"))
+    ap.add_argument("--window", type=float, help="window seconds (default: the library's)")
+    ap.add_argument("--hop", type=float, help="hop seconds (default: the library's)")
+    ap.add_argument("--context", type=float, help="Scanner context seconds (default: library)")
+    ap.add_argument("--threshold", default="auto", help="auto (default) or a number")
+    ap.add_argument("--post", type=json.loads, help='Postprocessing as JSON, e.g. {"smooth":0.5}')
+    ap.add_argument(
+        "--few-shot",
+        action="store_true",
+        help="train on the first k training events only (k = 1, 2, 3, 5), test on all",
+    )
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--layers", default="last", help="last | ml | block numbers, e.g. 2 or 2,3")
+    ap.add_argument(
+        "--classifier",
+        choices=["auto", "hgb", "logreg", "extratrees", "prototype"],
+        help="override the variant's",
+    )
+    ap.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="embedder keyword argument (repeatable)",
+    )
+    ap.add_argument(
+        "--grid",
+        help="several WINDOW/HOP pairs (e.g. 8/1,4/1,3/1) run in one process, each segment "
+        "encoded once (shared encoding); one row per pair × pooling × classifier",
+    )
+    ap.add_argument("--poolings", default="", help="frame poolings for --grid, e.g. mean,max")
+    ap.add_argument("--classifiers", default="", help="classifiers for --grid, e.g. hgb,logreg")
     args = ap.parse_args(argv)
+    model_kwargs = dict(_parse_setting(item) for item in args.set)
     logging.basicConfig(level=logging.WARNING)
     cache = EmbeddingCache(args.cache)
+    if args.grid:
+        return _grid(args, cache, model_kwargs)
     names = list(VARIANTS) if args.variants else ["default"]
-    for name in names:
+    threshold = args.threshold if args.threshold == "auto" else float(args.threshold)
+    common: dict[str, Any] = dict(
+        seed=args.seed,
+        threshold=threshold,
+        postprocessing=args.post,
+        layers=args.layers,
+        model_kwargs=model_kwargs,
+    )
+    if args.classifier:
+        common["classifier"] = args.classifier
+    for key in ("window", "hop", "context"):
+        if getattr(args, key) is not None:
+            common[key] = getattr(args, key)
+    jobs = [(n, {**VARIANTS[n], **common}) for n in names]
+    if args.few_shot:
+        jobs = [(f"first-{k}", {**common, "first_k": k}) for k in (1, 2, 3, 5)]
+    for name, kwargs in jobs:
         try:
-            res = run(
-                args.bench,
-                args.model,
-                cache,
-                args.random_weights,
-                args.encoding,
-                **VARIANTS[name],
-            )
+            res = run(args.bench, args.model, cache, args.random_weights, args.encoding, **kwargs)
         except TrainingDataError as exc:
             res = {"error": str(exc)}
-        row = {"variant": name, "model": args.model, "encoding": args.encoding, **res}
+        row = {
+            "variant": name,
+            "model": args.model,
+            "encoding": args.encoding,
+            "layers": args.layers,
+            "classifier": kwargs.get("classifier", "auto"),
+            **model_kwargs,
+            **res,
+        }
         if args.random_weights:
             row["weights"] = "random"
         print(json.dumps(row), flush=True)
+    return 0
+
+
+def _row(
+    args: argparse.Namespace,
+    cache: EmbeddingCache,
+    model_kwargs: dict[str, Any],
+    name: str,
+    settings: dict[str, Any],
+    window: float,
+    hop: float,
+    embedder: Any = None,
+) -> None:
+    try:
+        res = run(
+            args.bench,
+            args.model,
+            cache,
+            args.random_weights,
+            args.encoding,
+            threshold=args.threshold if args.threshold == "auto" else float(args.threshold),
+            window=window,
+            hop=hop,
+            layers=args.layers,
+            model_kwargs=model_kwargs,
+            embedder=embedder,
+            **settings,
+        )
+    except TrainingDataError as exc:
+        res = {"error": str(exc)}
+    row = {
+        "variant": name,
+        "model": args.model,
+        "encoding": args.encoding,
+        "window": window,
+        "hop": hop,
+        "layers": args.layers,
+        "classifier": settings.get("classifier", "auto"),
+        **model_kwargs,
+        **res,
+    }
+    if embedder is not None:
+        row["frame_pooling"] = embedder.frame_pooling
+    if args.random_weights:
+        row["weights"] = "random"
+    print(json.dumps(row), flush=True)
+
+
+def _grid(args: argparse.Namespace, cache: EmbeddingCache, model_kwargs: dict[str, Any]) -> int:
+    from audio_embed.embedders.multilayer import MultiLayerEmbedder
+
+    base = create_embedder(args.model, **model_kwargs)
+    _memoise_frames(base)
+    embedder: Any = base
+    if args.layers != "last":
+        picked: Any = (
+            "quartiles" if args.layers == "ml" else [int(k) for k in args.layers.split(",")]
+        )
+        embedder = MultiLayerEmbedder(base, layers=picked)
+    pairs = [tuple(float(v) for v in pair.split("/")) for pair in args.grid.split(",")]
+    poolings = [p for p in args.poolings.split(",") if p] or [base.frame_pooling]
+    classifiers = [c for c in args.classifiers.split(",") if c] or [args.classifier or "auto"]
+    for window, hop in pairs:
+        for pooling in poolings:
+            base.frame_pooling = pooling
+            for classifier in classifiers:
+                settings = {"classifier": classifier}
+                _row(args, cache, model_kwargs, "default", settings, window, hop, embedder)
     return 0
 
 

@@ -42,7 +42,7 @@ class FakeScanner:
     """``scan_many`` like Scanner's: a CorruptAudioError result for ``corrupt`` files,
     an unexpected exception (which stops the generator) for ``crash`` files."""
 
-    threshold = 0.5
+    scan_threshold = 0.5
 
     def __init__(self, corrupt: Iterable[str] = (), crash: Iterable[str] = ()) -> None:
         self.corrupt, self.crash = set(corrupt), set(crash)

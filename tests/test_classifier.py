@@ -35,8 +35,8 @@ def test_clone_and_params() -> None:
 
 def test_negatives_are_subsampled_reproducibly() -> None:
     x, y = blobs(20, 500)
-    a = CalibratedClassifier().fit(x, y)
-    b = CalibratedClassifier().fit(x, y)
+    a = CalibratedClassifier(max_neg_ratio=3.0).fit(x, y)
+    b = CalibratedClassifier(max_neg_ratio=3.0).fit(x, y)
     assert a.summary_["n_negative"] == 60 and a.summary_["n_negative_available"] == 500
     np.testing.assert_array_equal(a.predict_proba(x), b.predict_proba(x))
     assert CalibratedClassifier(max_neg_ratio=None).fit(x, y).summary_["n_negative"] == 500

@@ -115,9 +115,9 @@ def test_read_marker_files_merges_every_format(tmp_path: Path) -> None:
         recordings={tmp_path / "c.txt": tmp_path / "elsewhere" / "c.flac"},
     )
     assert markers == {
-        str(tmp_path / "a.wav"): Markers(positive=(1.0, 4.0), soft=(6.0,)),
+        str(tmp_path / "a.wav"): Markers(positive=(1.0, 4.0), soft=(6.0,), spans=((3.0, 5.0),)),
         str(tmp_path / "b.wav"): Markers(negative=(2.0, 9.0)),
-        str(tmp_path / "elsewhere" / "c.flac"): Markers(positive=(2.0,)),
+        str(tmp_path / "elsewhere" / "c.flac"): Markers(positive=(2.0,), spans=((1.0, 3.0),)),
     }
 
 
@@ -135,5 +135,5 @@ def test_read_marker_files_errors(tmp_path: Path) -> None:
     with pytest.raises(MarkerError, match="file,time"):  # an Audacity file read as CSV
         read_marker_files([tmp_path / "rec.txt"], fmt="csv")
     assert read_marker_files([tmp_path / "rec.txt"], fmt="audacity") == {
-        str(tmp_path / "rec.wav"): Markers(positive=(1.5,))
+        str(tmp_path / "rec.wav"): Markers(positive=(1.5,), spans=((1.0, 2.0),))
     }

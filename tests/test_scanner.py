@@ -24,7 +24,7 @@ from audio_embed.formats import read_markers
 from audio_embed.progress import CancelToken, ProgressEvent
 from audio_embed.scanner import Detection, Recording, Scanner, fuse_windows
 from audio_embed.store import ScannerStore
-from audio_embed.windows import Markers, TargetedWindows
+from audio_embed.windows import Markers, SlidingWindows, TargetedWindows
 
 
 @pytest.fixture(scope="module")
@@ -54,10 +54,11 @@ def test_finds_held_out_targets(demo: DemoSet, trained: Scanner) -> None:
 def test_scan_result_shape(demo: DemoSet, trained: Scanner) -> None:
     result = trained.scan(demo.test_files[0])
     assert result.duration == pytest.approx(90.0)
-    np.testing.assert_array_equal(result.starts, np.arange(0.0, 83.0))
+    np.testing.assert_allclose(result.starts, trained.scan_windows.starts(90.0))
     assert np.all((result.probabilities >= 0) & (result.probabilities <= 1))
+    assert result.threshold == trained.scan_threshold
     for d in result.detections():
-        assert d.start <= d.peak <= d.end and d.score >= 0.3
+        assert d.start <= d.peak <= d.end and d.score >= trained.scan_threshold
 
 
 def test_array_input_at_another_rate_matches_file(demo: DemoSet, trained: Scanner) -> None:
@@ -77,7 +78,7 @@ def test_save_load_round_trip(tmp_path: Path, demo: DemoSet, trained: Scanner) -
     path = trained.save(tmp_path / "horn.scanner")
     meta = Scanner.read_metadata(path)
     assert meta["embedder"]["name"] == "LOGMEL" and meta["feature_dim"] == 256
-    assert meta["scan_windows"] == {"window": 8.0, "hop": 1.0, "encoding": "shared"}
+    assert meta["scan_windows"] == {"window": 1.0, "hop": 0.1, "encoding": "shared"}
     assert meta["library_version"] and meta["training_summary"]["windows_positive"] > 0
     loaded = Scanner.load(path)  # the embedder comes from the registry by name
     a = trained.scan(demo.test_files[1]).probabilities
@@ -232,9 +233,11 @@ def test_fit_reports_progress_and_summary(demo: DemoSet) -> None:
 def test_one_class_training_is_a_clear_error(demo: DemoSet) -> None:
     with pytest.raises(TrainingDataError, match="only one class"):
         # original rules: every window of a 90 s file is within 120 s of the marker
-        Scanner(LogMelEmbedder(), train_windows=TargetedWindows.original()).fit(
-            [Recording(demo.train_files[0], Markers(positive=[45.0]))]
-        )
+        Scanner(
+            LogMelEmbedder(),
+            scan_windows=SlidingWindows(8.0, 1.0),
+            train_windows=TargetedWindows.original(),
+        ).fit([Recording(demo.train_files[0], Markers(positive=[45.0]))])
     with pytest.raises(TrainingDataError, match="at least one recording"):
         Scanner(LogMelEmbedder()).fit([])
 
@@ -249,15 +252,16 @@ def test_store_keeps_versions(tmp_path: Path, trained: Scanner) -> None:
     first = store.save(trained, "horn")
     assert first.name == "horn_LOGMEL.scanner"
     meta_v1 = json.loads(zipfile.ZipFile(first).read("scanner.json"))
-    trained.threshold = 0.5
+    chosen = trained.scan_threshold
+    trained.threshold_ = 0.5
     try:
         store.save(trained, "horn")
     finally:
-        trained.threshold = 0.3
+        trained.threshold_ = chosen
     (version,) = store.versions("horn", "LOGMEL")
-    assert store.load("horn", "LOGMEL").threshold == 0.5
+    assert store.load("horn", "LOGMEL").scan_threshold == 0.5
     store.restore("horn", "LOGMEL", version)
-    assert store.load("horn", "LOGMEL").threshold == meta_v1["threshold"] == 0.3
+    assert store.load("horn", "LOGMEL").scan_threshold == meta_v1["threshold"] == chosen
     assert len(store.versions("horn", "LOGMEL")) == 2
     (entry,) = store.list()
     assert (entry.profile, entry.embedder) == ("horn", "LOGMEL")

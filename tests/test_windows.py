@@ -79,7 +79,7 @@ def test_targeted_original_rules() -> None:
 
 
 def test_targeted_positive_windows_stay_inside_the_file() -> None:
-    tw = TargetedWindows(tolerance=12.0, neg_margin=0, labelling="targeted")
+    tw = TargetedWindows(8.0, tolerance=12.0, neg_margin=0, labelling="targeted")
     lw = tw.windows(30.0, Markers(positive=[3.0, 29.0]))
     assert lw.starts.min() == 0.0 and lw.starts.max() == 22.0  # last start = 30 - 8
     assert lw.n_negative == 0  # neg_margin <= 0: no automatic negatives
@@ -99,7 +99,7 @@ def test_no_markers_give_no_windows() -> None:
 
 
 def test_overlap_labelling() -> None:
-    tw = TargetedWindows(window=8.0, tolerance=0.0, neg_margin=4.0, labelling="overlap")
+    tw = TargetedWindows(window=8.0, tolerance=0.0, neg_margin=4.0, labelling="overlap", hop=1.0)
     lw = tw.windows(60.0, Markers(positive=[20.0]))
     pos = lw.starts[lw.labels == 1]
     np.testing.assert_array_equal(pos, np.arange(12.0, 21.0))  # windows holding t=20
@@ -129,3 +129,24 @@ def test_original_settings() -> None:
     # automatic negatives start more than 120 s from the marker: < 30 or > 270 (up to 292)
     expected = {float(s) for s in range(0, 30, 4)} | {float(s) for s in range(272, 293, 4)}
     assert set(lw.starts[lw.labels == 0]) == expected
+
+
+def test_marked_spans_label_the_windows_holding_the_sound() -> None:
+    # A 0.4 s selection at 10.0-10.4 s; 1 s windows every 0.1 s.
+    m = Markers(spans=[(10.0, 10.4)])
+    assert m.positive == (10.2,) and m.span_of(10.2) == (10.0, 10.4)
+    lw = TargetedWindows(1.0, hop=0.1).windows(30.0, m)
+    pos = lw.starts[lw.labels == 1]
+    # windows holding at least half of it (0.2 s): starts 9.2 ... 10.2
+    np.testing.assert_allclose(pos, np.round(np.arange(9.2, 10.21, 0.1), 6), atol=1e-6)
+    # A long selection: only windows mostly inside it, none merely touching it.
+    long_ = TargetedWindows(1.0, hop=0.1).windows(30.0, Markers(spans=[(10.0, 14.0)]))
+    starts = long_.starts[long_.labels == 1]
+    assert starts.min() == pytest.approx(9.5) and starts.max() == pytest.approx(13.5)
+    neg = long_.starts[long_.labels == 0]
+    assert not ((neg + 1.0 > 10.0 - 8.0) & (neg < 14.0 + 8.0)).any()  # margin from the ends
+
+
+def test_bad_spans_raise() -> None:
+    with pytest.raises(MarkerError, match="span"):
+        Markers(spans=[(3.0, 2.0)])

@@ -81,7 +81,7 @@ def run(run: Run) -> int:
         root / "results",
         fmt="csv",
         label="horn",
-        threshold=scanner.threshold,
+        threshold=scanner.scan_threshold,
         keep_results=True,
     )
     run.indent = ""
@@ -91,7 +91,7 @@ def run(run: Run) -> int:
     plot_dir = None
     if not args.no_plot and importlib.util.find_spec("matplotlib") is not None:
         plot_dir = root / "plots"
-    _evaluate(run, root, demo.labels_csv, batch.results(), scanner.threshold, plot_dir)
+    _evaluate(run, root, demo.labels_csv, batch.results(), scanner.scan_threshold, plot_dir)
     run.indent = ""
     run.echo(f"\nDone in {time.perf_counter() - t0:.0f} s.")
     run.echo(_next_steps(root, plot_dir is not None))

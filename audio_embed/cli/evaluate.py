@@ -102,7 +102,7 @@ def run(run: Run) -> int:
     labelled = read_labelled_set(args.labels, args.target, split=args.split)
     scanner, _name = load_scanner(run, cache=make_cache(args))
     apply_overrides(scanner, args)
-    threshold = scanner.threshold if args.threshold is None else args.threshold
+    threshold = scanner.scan_threshold if args.threshold is None else args.threshold
     results: dict[str, ScanResult] = {}
     failed: list[str] = []
     inputs = [Input(p, Path(p.name)) for p in labelled.files]
@@ -194,9 +194,17 @@ def print_report(run: Run, report: EvaluationReport) -> None:
             f"Flagged:     {flagged:.1f} of {ev.minutes:.1f} min covered by detections "
             f"({flagged / ev.minutes:.0%})"
         )
-    run.echo(f"Precision:   {f(ev.precision)}")
-    run.echo(f"Recall:      {f(ev.recall)}")
-    run.echo(f"F1:          {f(ev.f1)}")
+    length = f"{ev.mean_detection_seconds:.2f} s" if ev.n_detections else "n/a"
+    run.echo(f"Detections:  mean length {length} (labelled events: {ev.mean_event_seconds:.2f} s)")
+    run.echo("Events               Precision  Recall  F1")
+    for name, kind in (
+        ("IoU >= 0.3, 1:1", "iou"),
+        ("onset/offset collar", "collar"),
+        ("lenient (overlap)", "lenient"),
+    ):
+        d = ev.as_dict()
+        p, r, f1 = (d[f"{kind}_{m}"] for m in ("precision", "recall", "f1"))
+        run.echo(f"  {name:<19} {f(p):>9}  {f(r):>6}  {f(f1)}")
     run.echo(f"Window ROC AUC {f(ev.window_auc)}, average precision {f(ev.window_ap)}")
     run.echo(
         f"Calibration: Brier score {f(ev.brier, 4)}, expected calibration error {f(ev.ece, 4)}"

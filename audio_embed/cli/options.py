@@ -146,10 +146,10 @@ def window_options() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(add_help=False)
     g = parser.add_argument_group("windows")
     g.add_argument(
-        "--window", type=positive_float, default=8.0, metavar="SEC", help="window length"
+        "--window", type=positive_float, default=1.0, metavar="SEC", help="window length"
     )
     g.add_argument(
-        "--hop", type=positive_float, default=1.0, metavar="SEC", help="step between windows"
+        "--hop", type=positive_float, default=0.1, metavar="SEC", help="step between windows"
     )
     g.add_argument(
         "--encoding",

@@ -147,7 +147,7 @@ def run(run: Run) -> int:
         from audio_embed.cli.search import print_suggestions
         from audio_embed.review import suggest_windows, write_review_markers
 
-        threshold = scanner.threshold if args.threshold is None else args.threshold
+        threshold = scanner.scan_threshold if args.threshold is None else args.threshold
         picks = suggest_windows(report.results().values(), args.suggest, threshold=threshold)
         print_suggestions(run, picks, threshold)
         if args.markers_out:

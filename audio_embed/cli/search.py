@@ -164,7 +164,7 @@ def _suggest(run: Run) -> int:
     index: EmbeddingIndex = open_index(run, Path(args.archive), model=args.model)
     scanner = Scanner.load(args.scanner, embedder=index.embedder(), cache=make_cache(args))
     picks = suggest_windows(score_index(scanner, index), args.suggest)
-    print_suggestions(run, picks, scanner.threshold)
+    print_suggestions(run, picks, scanner.scan_threshold)
     if args.markers_out:
         path = write_review_markers(args.markers_out, picks)
         run.echo(f"Markers to review: {path} (fill the kind column, then train --markers)")

@@ -132,9 +132,10 @@ def _add_classifier_options(p: argparse.ArgumentParser) -> None:
     )
     g.add_argument(
         "--classifier",
-        choices=("hgb", "logreg"),
-        default="hgb",
-        help="gradient boosting or logistic regression",
+        choices=("auto", "hgb", "logreg", "extratrees", "prototype"),
+        default="auto",
+        help="auto (default): by the number of positive windows, a prototype similarity "
+        "(fewer than 30), extra trees (fewer than 100) or gradient boosting",
     )
     g.add_argument(
         "--calibration",
@@ -151,11 +152,22 @@ def _add_classifier_options(p: argparse.ArgumentParser) -> None:
     )
     g.add_argument(
         "--threshold",
-        type=probability,
-        default=0.3,
+        type=_auto_or_probability,
+        default="auto",
         metavar="P",
-        help="the detection threshold stored in the scanner (scan uses it unless told)",
+        help="the detection threshold stored in the scanner (scan uses it unless told): "
+        "auto (default) chooses it by cross-validation over the training recordings, "
+        "or a number in (0, 1)",
     )
+
+
+def _auto_or_probability(value: str) -> float | str:
+    if value.strip().lower() == "auto":
+        return "auto"
+    p = probability(value)
+    if not 0.0 < p < 1.0:
+        raise argparse.ArgumentTypeError(f"must be auto or a number in (0, 1), got {value!r}")
+    return p
 
 
 class _MarkersAction(argparse.Action):
@@ -250,7 +262,16 @@ def print_training(run: Run, scanner: Scanner, root: Path | None = None) -> None
         f"Classifier: {scanner.classifier.summary_['estimator']}; "
         f"calibration: {s.get('classifier_calibration_note', 'n/a')}."
     )
-    run.echo(f"Default detection threshold: {scanner.threshold:g}.")
+    th = s.get("threshold") or {}
+    if th.get("cv_f1") is not None:
+        run.echo(
+            f"Detection threshold: {scanner.scan_threshold:g}, chosen by cross-validation "
+            f"({th['method']}, {th['folds']} folds; event F1 {th['cv_f1']:.3f} on held-out "
+            "markers)."
+        )
+    else:
+        note = f" ({th['note']})" if th.get("note") else ""
+        run.echo(f"Detection threshold: {scanner.scan_threshold:g}{note}.")
 
 
 def run(run: Run) -> int:
@@ -264,8 +285,6 @@ def run(run: Run) -> int:
         raise UsageError("Give either --out SCANNER_FILE or --store DIR --profile NAME.")
     if args.store is not None and not args.profile:
         raise UsageError("--store needs --profile NAME.")
-    if not 0.0 <= args.threshold <= 1.0:
-        raise UsageError(f"--threshold must be in [0, 1]. Got {args.threshold}.")
     from audio_embed.registry import get_spec
 
     get_spec(args.model)  # an unknown name fails before any work
@@ -288,7 +307,8 @@ def run(run: Run) -> int:
     scanner = Scanner(
         embedder,
         classifier=CalibratedClassifier(
-            make_base_estimator(args.classifier), calibration=calibration
+            None if args.classifier == "auto" else make_base_estimator(args.classifier),
+            calibration=calibration,
         ),
         scan_windows=SlidingWindows(args.window, args.hop, args.encoding),
         train_windows=_train_windows(args),

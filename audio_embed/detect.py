@@ -1,0 +1,284 @@
+"""From window scores to occurrences: one :class:`Detection` per sound.
+
+The scanner scores sliding windows of ``window`` seconds every ``hop``
+seconds. :func:`detect` turns those scores into detections the way sound event
+detection systems post-process frame probabilities:
+
+1. **Track.** Each window's score stands for the moment at its centre; the
+   track is the scores in time order, one value per hop. A window that holds
+   the target sound near its middle scores highest, so the stretch of high
+   scores follows the sound itself, not the union of every window touching it.
+2. **Smoothing** (``smooth`` seconds, a median filter) removes one-hop spikes
+   and one-hop drops.
+3. **Hysteresis.** A region starts where the track reaches ``threshold`` and
+   extends both ways while it stays at or above ``hysteresis * threshold``.
+4. **Splitting at valleys.** Inside a region, two peaks at or above the
+   threshold are separate occurrences when the track between them falls to
+   ``valley`` times the lower peak or below; the region is cut at the lowest
+   point between them.
+5. **Gaps and durations.** Occurrences closer than ``min_gap`` seconds are
+   merged; those shorter than ``min_duration`` are widened around their
+   middle (never dropped, never over a neighbour or the file's ends).
+
+Boundaries: a region of track points ``i..j`` spans from half a hop before
+centre ``i`` to half a hop after centre ``j``, clipped to the file. ``score`` is
+the best window score inside and ``peak`` the centre of that window (the best
+moment to jump to).
+
+Guarantees (tested with property tests): detections are sorted, never
+overlap (one may end where the next starts), lie inside ``[0, duration]``, and
+every window whose (smoothed) score reaches the threshold has its centre
+inside a detection.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Sequence
+
+import numpy as np
+from attrs import frozen
+
+from audio_embed.errors import InvalidInputError
+from audio_embed.types import Detection
+
+__all__ = [
+    "Detection",
+    "Postprocessing",
+    "as_spans",
+    "detect",
+    "iou_matrix",
+    "max_matching",
+    "score_track",
+]
+
+
+def _check_range(name: str, value: float, lo: float, hi: float) -> float:
+    value = float(value)
+    if not (math.isfinite(value) and lo <= value <= hi):
+        raise InvalidInputError(
+            f"The {name!r} parameter of Postprocessing must be in [{lo:g}, {hi:g}]. "
+            f"Got {value!r} instead."
+        )
+    return value
+
+
+@frozen(kw_only=True)
+class Postprocessing:
+    """How window scores become detections (see the module docstring).
+
+    Args:
+        smooth: width in seconds of the median filter over the score track
+            (0 = none; rounded to an odd number of hops).
+        hysteresis: a region extends while the track is at least
+            ``hysteresis * threshold`` (1 = plain thresholding).
+        valley: split a region between two peaks when the track between
+            them falls to ``valley`` times the lower peak (0 = never split).
+        min_gap: merge detections closer than this many seconds.
+        min_duration: widen shorter detections to this many seconds.
+    """
+
+    smooth: float = 0.0
+    hysteresis: float = 1.0
+    valley: float = 0.5
+    min_gap: float = 0.0
+    min_duration: float = 0.0
+
+    def __attrs_post_init__(self) -> None:
+        _check_range("smooth", self.smooth, 0.0, math.inf)
+        _check_range("hysteresis", self.hysteresis, 0.0, 1.0)
+        _check_range("valley", self.valley, 0.0, 1.0)
+        _check_range("min_gap", self.min_gap, 0.0, math.inf)
+        _check_range("min_duration", self.min_duration, 0.0, math.inf)
+
+    def as_dict(self) -> dict[str, float]:
+        return {
+            "smooth": self.smooth,
+            "hysteresis": self.hysteresis,
+            "valley": self.valley,
+            "min_gap": self.min_gap,
+            "min_duration": self.min_duration,
+        }
+
+
+def _hop(centres: np.ndarray, window: float) -> float:
+    if len(centres) < 2:
+        return float(window)
+    steps = np.diff(centres)
+    steps = steps[steps > 1e-9]
+    return float(np.median(steps)) if len(steps) else float(window)
+
+
+def score_track(
+    starts: np.ndarray, probabilities: np.ndarray, window: float, smooth: float = 0.0
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Window centres in time order, their (median-smoothed) scores, and the raw scores."""
+    from scipy.ndimage import median_filter
+
+    starts = np.asarray(starts, dtype=np.float64)
+    p = np.asarray(probabilities, dtype=np.float64)
+    if starts.shape != p.shape or starts.ndim != 1:
+        raise InvalidInputError(
+            "starts and probabilities must be 1-D arrays of the same length. Got shapes "
+            f"{starts.shape} and {p.shape}."
+        )
+    order = np.argsort(starts, kind="stable")
+    centres, raw = starts[order] + window / 2.0, p[order]
+    track = raw
+    if smooth > 0 and len(raw) > 2:
+        size = max(1, round(smooth / _hop(centres, window)))
+        if size > 1:
+            size += 1 - size % 2  # odd, centred
+            track = median_filter(raw, size=size, mode="nearest")
+    return centres, track, raw
+
+
+def _regions(track: np.ndarray, high: float, low: float) -> list[tuple[int, int]]:
+    """Index ranges ``[i, j]`` (inclusive) at or above ``low`` that reach ``high``."""
+    above = track >= low
+    out: list[tuple[int, int]] = []
+    i, n = 0, len(track)
+    while i < n:
+        if not above[i]:
+            i += 1
+            continue
+        j = i
+        while j + 1 < n and above[j + 1]:
+            j += 1
+        if (track[i : j + 1] >= high).any():
+            out.append((i, j))
+        i = j + 1
+    return out
+
+
+def _split(track: np.ndarray, i: int, j: int, high: float, valley: float) -> list[int]:
+    """Indices (inside ``i..j``) where the region is cut between two occurrences."""
+    if valley <= 0 or j - i < 2:
+        return []
+    seg = track[i : j + 1]
+    # Plateau-aware local maxima at or above the threshold.
+    peaks = [  # local maxima at or above the threshold (a plateau counts once)
+        k
+        for k in range(len(seg))
+        if seg[k] >= high
+        and (k == 0 or seg[k] > seg[k - 1])
+        and (k == len(seg) - 1 or seg[k] >= seg[k + 1])
+    ]
+    cuts: list[int] = []
+    last = peaks[0] if peaks else None
+    for k in peaks[1:]:
+        assert last is not None
+        between = seg[last : k + 1]
+        m = last + int(np.argmin(between))
+        if m not in (last, k) and seg[m] <= valley * min(seg[last], seg[k]):
+            cuts.append(i + m)
+            last = k
+        elif seg[k] > seg[last]:
+            last = k
+    return cuts
+
+
+def detect(
+    starts: np.ndarray,
+    probabilities: np.ndarray,
+    window: float,
+    threshold: float,
+    duration: float | None = None,
+    post: Postprocessing | None = None,
+) -> list[Detection]:
+    """Detections from window scores: see the module docstring for each step."""
+    if not (math.isfinite(threshold) and 0.0 <= threshold <= 1.0):
+        raise InvalidInputError(f"The 'threshold' must be in [0, 1]. Got {threshold!r} instead.")
+    post = post or Postprocessing()
+    centres, track, raw = score_track(starts, probabilities, window, post.smooth)
+    if len(centres) == 0:
+        return []
+    end_of_file = float(duration) if duration is not None else float(centres[-1] + window / 2)
+    half = _hop(centres, window) / 2.0
+    spans: list[list[float]] = []  # start, end, score, peak
+    regions = _regions(track, threshold, threshold * post.hysteresis)
+    for i, j in _merge_close(regions, centres, 2 * half, post.min_gap):
+        bounds = [i, *_split(track, i, j, threshold, post.valley), j + 1]
+        for a, b in itertools.pairwise(bounds):
+            last = b - 1
+            best = a + int(np.argmax(raw[a : last + 1]))
+            lo = centres[a] - half if a == i else centres[a]
+            hi = centres[last] + half if last == j else centres[b]
+            spans.append([lo, hi, float(raw[best]), float(centres[best])])
+    _widen(spans, post.min_duration, end_of_file)
+    out = []
+    for lo, hi, score, peak in spans:
+        lo, hi = max(0.0, lo), min(end_of_file, hi)
+        out.append(Detection(lo, max(lo, hi), score, min(max(peak, lo), max(lo, hi))))
+    return out
+
+
+def _merge_close(
+    regions: list[tuple[int, int]], centres: np.ndarray, hop: float, gap: float
+) -> list[tuple[int, int]]:
+    """Merge regions whose silence between them (in seconds) is shorter than ``gap``."""
+    out: list[tuple[int, int]] = []
+    for i, j in regions:
+        if out and gap > 0 and centres[i] - centres[out[-1][1]] - hop < gap - 1e-9:
+            out[-1] = (out[-1][0], j)
+        else:
+            out.append((i, j))
+    return out
+
+
+def _widen(spans: list[list[float]], min_duration: float, end_of_file: float) -> None:
+    """Widen short spans around their middle, never over a neighbour or the file's ends."""
+    if min_duration <= 0:
+        return
+    for k, s in enumerate(spans):
+        missing = min_duration - (s[1] - s[0])
+        if missing <= 0:
+            continue
+        left_room = s[0] - (spans[k - 1][1] if k > 0 else 0.0)
+        right_room = (spans[k + 1][0] if k + 1 < len(spans) else end_of_file) - s[1]
+        grow_left = min(max(left_room, 0.0), missing / 2.0)
+        grow_right = min(max(right_room, 0.0), missing - grow_left)
+        grow_left = min(max(left_room, 0.0), missing - grow_right)
+        s[0] -= grow_left
+        s[1] += grow_right
+
+
+# Matching detections to events (used by evaluate and threshold).
+
+
+def as_spans(spans: Sequence[tuple[float, float]]) -> np.ndarray:
+    return np.asarray(spans, dtype=np.float64).reshape(-1, 2)
+
+
+def max_matching(allowed: np.ndarray, preference: np.ndarray) -> int:
+    """Size of a maximum one-to-one matching among ``allowed`` pairs.
+
+    Among maximum matchings, ``preference`` (larger is better) breaks ties; it
+    can never trade a pair away (its total weight stays below one pair).
+    """
+    if allowed.size == 0 or not allowed.any():
+        return 0
+    from scipy.optimize import linear_sum_assignment
+
+    pref = np.asarray(preference, dtype=np.float64)
+    span = float(np.ptp(pref[allowed])) or 1.0
+    tie = (pref - pref[allowed].min()) / span  # in [0, 1] on allowed pairs
+    weight = np.where(allowed, 1.0 + tie / (2.0 * max(allowed.shape)), 0.0)
+    rows, cols = linear_sum_assignment(weight, maximize=True)
+    return int(allowed[rows, cols].sum())
+
+
+def iou_matrix(
+    events: Sequence[tuple[float, float]], detections: Sequence[tuple[float, float]]
+) -> np.ndarray:
+    """Intersection over union of every (event, detection) pair, ``[n_events, n_detections]``."""
+    ref, est = as_spans(events), as_spans(detections)
+    inter = np.clip(
+        np.minimum(ref[:, None, 1], est[None, :, 1]) - np.maximum(ref[:, None, 0], est[None, :, 0]),
+        0.0,
+        None,
+    )
+    union = (ref[:, 1] - ref[:, 0])[:, None] + (est[:, 1] - est[:, 0])[None, :] - inter
+    out: np.ndarray = np.where(union > 0, inter / np.where(union > 0, union, 1.0), 0.0)
+    return out

@@ -1,0 +1,182 @@
+"""Choosing the detection threshold by cross-validation over the training data.
+
+``Scanner.fit(..., threshold="auto")`` (the default) holds out part of the
+training data, trains on the rest, scans what was held out and picks the
+threshold whose detections best match the held-out markers (event F1):
+
+* several recordings with positive markers: leave one recording out;
+* one recording with at least two positive markers: folds over its markers
+  (``min(5, n)`` folds, markers assigned by a seeded permutation); the held-out
+  markers become *soft* for training (neither positive nor negative), and
+  detections over a training marker are ignored when scoring the fold;
+* one positive marker: nothing can be held out; the threshold is set halfway
+  between the final classifier's median score on the marked windows and the
+  99th percentile of its scores on the negative windows (both in-sample, so
+  optimistic), but no higher than the negatives' 99.5th percentile, so that a
+  scan still offers its best-scoring moments for review; the summary says so
+  (:data:`FALLBACK_THRESHOLD` when even that cannot be computed).
+
+A detection matches a held-out point marker when the marker lies inside it
+(widened by half a hop); a marker with a duration (an Audacity or Raven
+selection) when their intersection over union is at least 0.3. Matching is
+one-to-one, as in :mod:`audio_embed.evaluate`.
+
+Limits: unmarked occurrences of the target in the training recordings count
+as false positives (mark every occurrence in the recordings you train on, or
+the threshold comes out too high); with few markers the cross-validated F1 is
+noisy; the final classifier is trained on all the data, so its scores run a
+little higher than the held-out ones the threshold was chosen on.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+from attrs import frozen
+
+from audio_embed.detect import Detection, Postprocessing, detect, iou_matrix, max_matching
+
+__all__ = [
+    "FALLBACK_THRESHOLD",
+    "FoldScores",
+    "ThresholdChoice",
+    "choose_threshold",
+    "fold_plan",
+    "training_threshold",
+]
+
+#: Used when cross-validation cannot run (a single positive marker).
+FALLBACK_THRESHOLD = 0.5
+MAX_MARKER_FOLDS = 5
+
+
+@frozen
+class FoldScores:
+    """One held-out recording of one fold: its window scores and what is marked in it.
+
+    ``references``: held-out positives as ``(start, end)``, a point marker as
+    ``(t, t)``. ``ignore``: spans whose detections count neither way (the
+    training markers of a marker fold).
+    """
+
+    starts: np.ndarray
+    probabilities: np.ndarray
+    window: float
+    duration: float
+    references: tuple[tuple[float, float], ...]
+    ignore: tuple[tuple[float, float], ...] = ()
+
+
+@frozen
+class ThresholdChoice:
+    """The chosen threshold, its cross-validated event F1, and how it was chosen."""
+
+    value: float
+    cv_f1: float | None
+    method: str
+    folds: int
+    note: str = ""
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "value": self.value,
+            "cv_f1": self.cv_f1,
+            "method": self.method,
+            "folds": self.folds,
+            "note": self.note,
+        }
+
+
+def fold_plan(positives_per_recording: Sequence[int], seed: int) -> list[list[tuple[int, int]]]:
+    """Which positive markers each fold holds out, as ``(recording, marker index)`` lists.
+
+    Leave-one-recording-out when at least two recordings have positives;
+    folds over markers when only one has (two or more); none otherwise.
+    """
+    with_pos = [i for i, n in enumerate(positives_per_recording) if n > 0]
+    if len(with_pos) >= 2:
+        return [[(i, k) for k in range(positives_per_recording[i])] for i in with_pos]
+    if len(with_pos) == 1 and positives_per_recording[with_pos[0]] >= 2:
+        i = with_pos[0]
+        n = positives_per_recording[i]
+        k = min(MAX_MARKER_FOLDS, n)
+        order = np.random.default_rng(seed).permutation(n)
+        return [[(i, int(m)) for m in sorted(order[f::k])] for f in range(k)]
+    return []
+
+
+def _matches(refs: Sequence[tuple[float, float]], dets: Sequence[Detection], slack: float) -> int:
+    if not refs or not dets:
+        return 0
+    spans = [(d.start, d.end) for d in dets]
+    iou = iou_matrix(refs, spans)
+    r = np.asarray(refs, dtype=np.float64)
+    s = np.asarray(spans, dtype=np.float64)
+    point = (r[:, 1] - r[:, 0]) <= 1e-9
+    inside = (r[:, None, 0] >= s[None, :, 0] - slack) & (r[:, None, 0] <= s[None, :, 1] + slack)
+    allowed = np.where(point[:, None], inside, iou >= 0.3)
+    return max_matching(allowed, iou)
+
+
+def _counts(fold: FoldScores, threshold: float, post: Postprocessing) -> tuple[int, int, int]:
+    dets = detect(fold.starts, fold.probabilities, fold.window, threshold, fold.duration, post)
+    dets = [d for d in dets if not any(d.start < b and a < d.end for a, b in fold.ignore)]
+    hop = float(np.median(np.diff(fold.starts))) if len(fold.starts) > 1 else fold.window
+    tp = _matches(fold.references, dets, hop / 2.0)
+    return tp, len(dets) - tp, len(fold.references) - tp
+
+
+def candidate_thresholds(probabilities: np.ndarray) -> np.ndarray:
+    """A grid over (0, 1) plus the upper quantiles of the held-out scores."""
+    grid = np.linspace(0.02, 0.98, 49)
+    if len(probabilities):
+        q = np.quantile(probabilities, np.linspace(0.5, 0.999, 40))
+        grid = np.concatenate([grid, q])
+    return np.unique(np.clip(np.round(grid, 4), 0.01, 0.99))
+
+
+def training_threshold(positive: np.ndarray, negative: np.ndarray) -> ThresholdChoice:
+    """Halfway between the median positive and the 99th percentile negative training score,
+    at most the negatives' 99.5th percentile."""
+    if len(positive) == 0 or len(negative) == 0:
+        return choose_threshold([], Postprocessing(), "", 0)
+    mid = 0.5 * (float(np.median(positive)) + float(np.quantile(negative, 0.99)))
+    mid = min(mid, float(np.quantile(negative, 0.995)))
+    value = float(np.clip(round(mid, 4), 0.01, 0.99))
+    return ThresholdChoice(
+        value,
+        None,
+        "from training scores",
+        0,
+        "one positive marker: no cross-validation; halfway between the marked windows' "
+        "median score and the 99th percentile of the negatives' (in-sample), at most "
+        "the negatives' 99.5th percentile",
+    )
+
+
+def choose_threshold(
+    folds: Sequence[FoldScores], post: Postprocessing, method: str, n_folds: int
+) -> ThresholdChoice:
+    """The threshold with the best pooled event F1 over ``folds`` (ties: the middle one)."""
+    if not folds:
+        return ThresholdChoice(
+            FALLBACK_THRESHOLD,
+            None,
+            "fallback",
+            0,
+            f"cross-validation needs two positive markers or more; using {FALLBACK_THRESHOLD:g}",
+        )
+    pooled = np.concatenate([f.probabilities for f in folds])
+    cands = candidate_thresholds(pooled)
+    f1s = np.empty(len(cands))
+    for n, t in enumerate(cands):
+        tp = fp = fn = 0
+        for fold in folds:
+            a, b, c = _counts(fold, float(t), post)
+            tp, fp, fn = tp + a, fp + b, fn + c
+        f1s[n] = 2 * tp / (2 * tp + fp + fn) if tp else 0.0
+    best = np.flatnonzero(f1s >= f1s.max() - 1e-12)
+    value = float(cands[best[len(best) // 2]])
+    note = "" if f1s.max() > 0 else "no held-out marker was found at any threshold"
+    return ThresholdChoice(value, float(f1s.max()), method, n_folds, note)

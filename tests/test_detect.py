@@ -1,0 +1,135 @@
+"""detect.py: window scores to occurrences (property tests and worked examples)."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from audio_embed.detect import Detection, Postprocessing, detect, score_track
+from audio_embed.errors import InvalidInputError
+
+
+def _grid(n: int, hop: float) -> np.ndarray:
+    return np.arange(n, dtype=np.float64) * hop
+
+
+def test_each_bump_is_its_own_detection_at_the_sound() -> None:
+    # 1 s windows every 0.25 s; two sounds whose window centres score high.
+    starts = _grid(80, 0.25)
+    centres = starts + 0.5
+    p = np.where((centres >= 5.0) & (centres <= 6.0), 0.9, 0.05)
+    p = np.where((centres >= 7.0) & (centres <= 7.75), 0.8, p)
+    dets = detect(starts, p, 1.0, 0.5, duration=20.5)
+    assert [(d.start, d.end) for d in dets] == [(4.875, 6.125), (6.875, 7.875)]
+    assert dets[0].score == pytest.approx(0.9) and 5.0 <= dets[0].peak <= 6.0
+    assert dets[1].score == pytest.approx(0.8)
+
+
+def test_valley_splits_one_region_into_two() -> None:
+    starts = _grid(9, 1.0)
+    p = np.array([0.1, 0.9, 0.8, 0.4, 0.7, 0.9, 0.1, 0.1, 0.1])
+    kept = detect(starts, p, 1.0, 0.3, post=Postprocessing(valley=0.0))
+    assert len(kept) == 1
+    split = detect(starts, p, 1.0, 0.3, post=Postprocessing(valley=0.6))
+    assert len(split) == 2
+    assert split[0].end == split[1].start == pytest.approx(3.5)  # cut at the valley's centre
+    assert split[0].peak == pytest.approx(1.5) and split[1].peak == pytest.approx(5.5)
+
+
+def test_hysteresis_extends_a_region_below_the_threshold() -> None:
+    starts = _grid(7, 1.0)
+    p = np.array([0.0, 0.3, 0.45, 0.9, 0.45, 0.3, 0.0])
+    plain = detect(starts, p, 1.0, 0.5)
+    assert [(d.start, d.end) for d in plain] == [(3.0, 4.0)]
+    hyst = detect(starts, p, 1.0, 0.5, post=Postprocessing(hysteresis=0.5, valley=0.0))
+    assert [(d.start, d.end) for d in hyst] == [(1.0, 6.0)]
+    # A region that never reaches the threshold is not a detection.
+    assert detect(starts, np.minimum(p, 0.45), 1.0, 0.5, post=Postprocessing(hysteresis=0.5)) == []
+
+
+def test_min_gap_merges_and_min_duration_widens() -> None:
+    starts = _grid(20, 0.5)
+    p = np.zeros(20)
+    p[[4, 6]] = 0.9
+    assert len(detect(starts, p, 0.5, 0.5)) == 2
+    merged = detect(starts, p, 0.5, 0.5, post=Postprocessing(min_gap=1.0, valley=0.0))
+    assert len(merged) == 1
+    wide = detect(starts, p, 0.5, 0.5, duration=10.0, post=Postprocessing(min_duration=2.0))
+    assert [(d.start, d.end) for d in wide] == [(1.0, 3.0), (3.0, 5.0)]  # never overlapping
+
+
+def test_smoothing_removes_a_one_hop_spike() -> None:
+    starts = _grid(11, 0.1)
+    p = np.zeros(11)
+    p[5] = 1.0
+    assert len(detect(starts, p, 1.0, 0.5)) == 1
+    assert detect(starts, p, 1.0, 0.5, post=Postprocessing(smooth=0.3)) == []
+    _, track, raw = score_track(starts, p, 1.0, smooth=0.3)
+    assert track.max() == 0.0 and raw.max() == 1.0
+
+
+def test_bad_parameters_raise() -> None:
+    with pytest.raises(InvalidInputError, match="hysteresis"):
+        Postprocessing(hysteresis=1.5)
+    with pytest.raises(InvalidInputError, match="threshold"):
+        detect(np.zeros(1), np.zeros(1), 1.0, 1.5)
+    with pytest.raises(InvalidInputError, match="same length"):
+        detect(np.zeros(2), np.zeros(3), 1.0, 0.5)
+    assert detect(np.zeros(0), np.zeros(0), 1.0, 0.5) == []
+
+
+@st.composite
+def _scores(draw: st.DrawFn) -> tuple[np.ndarray, np.ndarray, float, float, float]:
+    n = draw(st.integers(1, 60))
+    hop = draw(st.sampled_from([0.1, 0.25, 0.5, 1.0]))
+    window = draw(st.sampled_from([0.5, 1.0, 2.0, 8.0]))
+    p = np.array(draw(st.lists(st.floats(0, 1), min_size=n, max_size=n)))
+    duration = (n - 1) * hop + window
+    threshold = draw(st.floats(0.01, 1.0))
+    return _grid(n, hop), p, window, threshold, duration
+
+
+_posts = st.builds(
+    Postprocessing,
+    smooth=st.sampled_from([0.0, 0.3, 1.0]),
+    hysteresis=st.floats(0.2, 1.0),
+    valley=st.floats(0.0, 1.0),
+    min_gap=st.sampled_from([0.0, 0.5, 2.0]),
+    min_duration=st.sampled_from([0.0, 0.5, 3.0]),
+)
+
+
+def _check(dets: list[Detection], duration: float) -> None:
+    for d in dets:
+        assert 0.0 <= d.start <= d.peak <= d.end <= duration + 1e-9
+    for a, b in itertools.pairwise(dets):
+        assert a.end <= b.start + 1e-9
+
+
+@settings(max_examples=200, deadline=None)
+@given(_scores(), _posts)
+def test_detections_never_overlap_and_lie_inside_the_file(
+    case: tuple[np.ndarray, np.ndarray, float, float, float], post: Postprocessing
+) -> None:
+    starts, p, window, threshold, duration = case
+    _check(detect(starts, p, window, threshold, duration, post), duration)
+
+
+@settings(max_examples=200, deadline=None)
+@given(_scores(), _posts)
+def test_no_window_above_the_threshold_is_lost(
+    case: tuple[np.ndarray, np.ndarray, float, float, float], post: Postprocessing
+) -> None:
+    starts, p, window, threshold, duration = case
+    dets = detect(starts, p, window, threshold, duration, post)
+    centres, track, _ = score_track(starts, p, window, post.smooth)
+    for c in centres[track >= threshold]:
+        assert any(d.start - 1e-9 <= c <= d.end + 1e-9 for d in dets)
+    # Each detection holds at least one window at or above the threshold.
+    for d in dets:
+        inside = (centres >= d.start - 1e-9) & (centres <= d.end + 1e-9)
+        assert (track[inside] >= threshold).any()
