@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from attrs import frozen
+from attrs import define, field, frozen
 
 from audio_embed.errors import IndexFileError
 
@@ -23,12 +23,14 @@ __all__ = [
     "INDEX_FORMAT",
     "INDEX_FORMAT_VERSION",
     "MANIFEST",
+    "AddReport",
     "IndexedFile",
     "file_identity",
     "file_sha256",
     "read_manifest",
     "read_npy",
     "read_sqlite",
+    "unit_rows",
     "write_sqlite",
 ]
 
@@ -163,3 +165,22 @@ def read_sqlite(path: Path) -> tuple[list[IndexedFile], list[np.ndarray]]:
         starts.append(s)
         expected += n
     return files, starts
+
+
+@define
+class AddReport:
+    """What :meth:`EmbeddingIndex.add` did."""
+
+    added: list[str] = field(factory=list)
+    updated: list[str] = field(factory=list)
+    unchanged: list[str] = field(factory=list)
+    failed: list[tuple[str, str]] = field(factory=list)
+    windows_added: int = 0
+
+
+def unit_rows(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Rows scaled to unit length (zero rows stay zero) and their lengths."""
+    x = np.asarray(x, dtype=np.float32)
+    norms = np.linalg.norm(x, axis=1).astype(np.float32)
+    safe = np.where(norms > 1e-12, norms, 1.0)
+    return (x / safe[:, None]).astype(np.float32), norms

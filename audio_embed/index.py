@@ -34,19 +34,20 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from attrs import define, field
 
 from audio_embed._ann import ANN_LIBRARY, AnnIndex
 from audio_embed._index_store import (
     INDEX_FORMAT,
     INDEX_FORMAT_VERSION,
     MANIFEST,
+    AddReport,
     IndexedFile,
     file_identity,
     file_sha256,
     read_manifest,
     read_npy,
     read_sqlite,
+    unit_rows,
     write_sqlite,
 )
 from audio_embed._io import atomic_writer
@@ -70,25 +71,6 @@ __all__ = [
 ]
 
 _EPS = 1e-6
-
-
-@define
-class AddReport:
-    """What :meth:`EmbeddingIndex.add` did."""
-
-    added: list[str] = field(factory=list)
-    updated: list[str] = field(factory=list)
-    unchanged: list[str] = field(factory=list)
-    failed: list[tuple[str, str]] = field(factory=list)
-    windows_added: int = 0
-
-
-def unit_rows(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Rows scaled to unit length (zero rows stay zero) and their lengths."""
-    x = np.asarray(x, dtype=np.float32)
-    norms = np.linalg.norm(x, axis=1).astype(np.float32)
-    safe = np.where(norms > 1e-12, norms, 1.0)
-    return (x / safe[:, None]).astype(np.float32), norms
 
 
 def recording_zscore(embeddings: np.ndarray) -> np.ndarray:

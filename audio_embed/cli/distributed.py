@@ -10,7 +10,13 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from audio_embed.cli.common import embedder_kwargs
-from audio_embed.cli.options import positive_int
+from audio_embed.cli.options import (
+    cache_options,
+    common_options,
+    model_options,
+    positive_int,
+    scanner_source_options,
+)
 from audio_embed.cli.session import Run, UsageError, describe_error
 
 if TYPE_CHECKING:
@@ -18,10 +24,28 @@ if TYPE_CHECKING:
     from audio_embed.distributed import RayOptions
     from audio_embed.errors import AudioEmbedError
 
-__all__ = ["each_on_ray", "ray_options", "ray_settings", "runner_kwargs"]
+__all__ = [
+    "each_on_ray",
+    "ray_options",
+    "ray_settings",
+    "runner_kwargs",
+    "scanner_command_options",
+]
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+
+
+def scanner_command_options() -> list[argparse.ArgumentParser]:
+    """The option groups of a command that runs a scanner over files (``scan``,
+    ``evaluate``): common, scanner source, model, cache and Ray options."""
+    return [
+        common_options(),
+        scanner_source_options(),
+        model_options(),
+        cache_options(),
+        ray_options(),
+    ]
 
 
 def ray_options() -> argparse.ArgumentParser:

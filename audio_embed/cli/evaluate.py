@@ -12,15 +12,16 @@ from typing import TYPE_CHECKING, Any
 
 from audio_embed.batch import Input
 from audio_embed.cli.common import apply_overrides, each, load_scanner, make_cache
-from audio_embed.cli.distributed import each_on_ray, ray_options, ray_settings, runner_kwargs
+from audio_embed.cli.distributed import (
+    each_on_ray,
+    ray_settings,
+    runner_kwargs,
+    scanner_command_options,
+)
 from audio_embed.cli.options import (
     Formatter,
     Subparsers,
-    cache_options,
-    common_options,
-    model_options,
     probability,
-    scanner_source_options,
 )
 from audio_embed.cli.session import EXIT_FAILURE, PROG, Run, UsageError
 from audio_embed.errors import AudioEmbedError
@@ -36,13 +37,7 @@ def add_parser(subparsers: Subparsers) -> argparse.ArgumentParser:
     """The ``evaluate`` subcommand."""
     p = subparsers.add_parser(
         "evaluate",
-        parents=[
-            common_options(),
-            scanner_source_options(),
-            model_options(),
-            cache_options(),
-            ray_options(),
-        ],
+        parents=scanner_command_options(),
         formatter_class=Formatter,
         usage=f"{PROG} evaluate [options] SCANNER --labels LABELS.csv --target LABEL\n"
         f"       {PROG} evaluate [options] --store DIR --profile NAME [--model M] "

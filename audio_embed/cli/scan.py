@@ -9,16 +9,12 @@ from typing import TYPE_CHECKING
 
 from audio_embed.batch import COMBINED_CSV, BatchReport, FileOutcome, scan_to_folder
 from audio_embed.cli.common import apply_overrides, load_scanner, make_cache
-from audio_embed.cli.distributed import ray_options, ray_settings, runner_kwargs
+from audio_embed.cli.distributed import ray_settings, runner_kwargs, scanner_command_options
 from audio_embed.cli.options import (
     Formatter,
     Subparsers,
-    cache_options,
-    common_options,
-    model_options,
     positive_int,
     probability,
-    scanner_source_options,
 )
 from audio_embed.cli.session import EXIT_FAILURE, PROG, Progress, Run, UsageError
 
@@ -34,13 +30,7 @@ def add_parser(subparsers: Subparsers) -> argparse.ArgumentParser:
     """The ``scan`` subcommand."""
     p = subparsers.add_parser(
         "scan",
-        parents=[
-            common_options(),
-            scanner_source_options(),
-            model_options(),
-            cache_options(),
-            ray_options(),
-        ],
+        parents=scanner_command_options(),
         formatter_class=Formatter,
         usage=f"{PROG} scan [options] SCANNER FILE_OR_DIR [FILE_OR_DIR ...]\n"
         f"       {PROG} scan [options] --store DIR --profile NAME [--model M] FILE_OR_DIR ...",

@@ -1,8 +1,10 @@
 """Embedders: the :class:`Embedder` contract and the built-in models.
 
 Importing this package imports every model module in it (any
-``audio_embed/embedders/<name>.py`` not starting with ``_``), and each model
-module registers its own :class:`~audio_embed.registry.EmbedderSpec` beside
+``audio_embed/embedders/<name>.py``, or package ``<name>/`` such as ``beats``
+and ``eat``, not starting with ``_``; a package's own submodules are not
+imported by this scan, so its specs register once), and each model module
+registers its own :class:`~audio_embed.registry.EmbedderSpec` beside
 its class. Adding a built-in model is adding one module here; nothing else
 lists it. Model modules import only torch and numpy at import time: heavy
 backends (transformers, ctranslate2, a tflite runtime) load when a model that
