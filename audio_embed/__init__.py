@@ -12,6 +12,7 @@ from audio_embed.errors import (
     CheckpointError,
     CorruptAudioError,
     EmptyAudioError,
+    IndexFileError,
     InvalidInputError,
     MarkerError,
     NoAudioStreamError,
@@ -36,6 +37,7 @@ if TYPE_CHECKING:  # imported on first use (see __getattr__), so the CLI starts 
     from audio_embed.embedders.beats import BEATsEmbedder
     from audio_embed.embedders.eat import EATEmbedder
     from audio_embed.formats import read_markers, write_detections
+    from audio_embed.index import EmbeddingIndex, Example, Hit
     from audio_embed.registry import (
         EmbedderSpec,
         create_embedder,
@@ -67,6 +69,7 @@ _LAZY_MODULES = {
     "audio_embed.embedders.beats": ("BEATsEmbedder",),
     "audio_embed.embedders.eat": ("EATEmbedder",),
     "audio_embed.formats": ("read_markers", "write_detections"),
+    "audio_embed.index": ("EmbeddingIndex", "Example", "Hit"),
     "audio_embed.registry": (
         "EmbedderSpec",
         "create_embedder",
@@ -114,7 +117,11 @@ __all__ = [
     "Embedder",
     "EmbedderSpec",
     "EmbeddingCache",
+    "EmbeddingIndex",
     "EmptyAudioError",
+    "Example",
+    "Hit",
+    "IndexFileError",
     "InvalidInputError",
     "LayeredEmbedder",
     "LogMelEmbedder",

@@ -61,7 +61,9 @@ class Input:
     rel: Path
 
 
-def collect_inputs(items: Sequence[str]) -> tuple[list[Input], list[tuple[str, str]]]:
+def collect_inputs(
+    items: Sequence[str | os.PathLike[str]],
+) -> tuple[list[Input], list[tuple[str, str]]]:
     """Files as given, and media files found recursively in directories.
 
     Returns the inputs and ``(item, reason)`` for arguments that name nothing.
@@ -87,13 +89,13 @@ def collect_inputs(items: Sequence[str]) -> tuple[list[Input], list[tuple[str, s
                     if not name.startswith(".") and is_media_file(name):
                         hits.append(Path(root) / name)
             if not hits:
-                missing.append((item, "no audio or video files in this folder"))
+                missing.append((str(item), "no audio or video files in this folder"))
             for f in hits:
                 add(f, f.relative_to(p))
         elif p.exists():
             add(p, Path(p.name))
         else:
-            missing.append((item, "no such file or directory"))
+            missing.append((str(item), "no such file or directory"))
     return found, missing
 
 
@@ -183,42 +185,60 @@ def run_many(
     progress: ProgressCallback | None = None,
     cancel: CancelToken | None = None,
 ) -> Iterator[tuple[Input, T | Exception]]:
-    """Run ``many`` (``Scanner.scan_many`` or ``Scanner.sliding_embeddings_many``)
-    over every input; yields ``(input, result)`` or ``(input, exception)`` in order.
+    """Run ``many`` (``Scanner.scan_many``, ``Scanner.sliding_embeddings_many`` or
+    any callable like them) over every input; yields ``(input, result)`` or
+    ``(input, exception)`` as ``many`` yields ``(path, result)``.
 
-    ``many`` decodes the next file in the background while the current one is
-    embedded. A file that fails yields its exception and the others go on (an
-    unexpected error stops ``many``, which is restarted after the file it was
-    working on); cancellation raises :class:`~audio_embed.errors.Cancelled`.
-    ``progress`` also gets ``ProgressEvent("files", path, done, total, "file")``
-    before the first file (``done`` 0, path empty) and after each one.
+    Results are matched to inputs by path (``str(input.path)``), so ``many``
+    may yield in any order (a distributed runner yields in completion order).
+    A file that fails yields its exception and the others go on: an unexpected
+    error stops ``many``, which is restarted without the first input not yet
+    reported (the file an in-order runner was working on); an input ``many``
+    never reports yields an :class:`~audio_embed.errors.AudioEmbedError`.
+    Cancellation raises :class:`~audio_embed.errors.Cancelled`. ``progress``
+    also gets ``ProgressEvent("files", path, done, total, "file")`` before the
+    first file (``done`` 0, path empty) and after each one.
     """
-    remaining = list(inputs)
-    total = len(remaining)
+    pending = dict(enumerate(inputs))  # in input order; matched by path below
+    by_path: dict[str, list[int]] = defaultdict(list)
+    for i, inp in pending.items():
+        by_path[str(inp.path)].append(i)
+    total = len(pending)
 
-    def finished(inp: Input | None) -> None:
+    def take(path: str | None) -> Input:
+        if path is None:
+            i = next(iter(pending))
+        elif by_path.get(path):
+            i = by_path[path][0]
+        else:
+            raise ValueError(f"{many!r} yielded {path!r}, which is not one of its inputs.")
+        inp = pending.pop(i)
+        by_path[str(inp.path)].remove(i)
         if progress is not None:
-            source = "" if inp is None else str(inp.path)
-            progress(ProgressEvent("files", source, total - len(remaining), total, "file"))
+            progress(ProgressEvent("files", str(inp.path), total - len(pending), total, "file"))
+        return inp
 
-    finished(None)
-
-    while remaining:
-        try:
-            for _path, result in many(
-                [inp.path for inp in remaining], progress=progress, cancel=cancel
-            ):
-                inp = remaining.pop(0)
-                finished(inp)
-                yield inp, result
-        except Cancelled:
-            raise
-        except Exception as exc:  # a bad file must not lose the others' work
-            if not remaining:
+    if progress is not None:
+        progress(ProgressEvent("files", "", 0, total, "file"))
+    while pending:
+        results = iter(
+            many([inp.path for inp in pending.values()], progress=progress, cancel=cancel)
+        )
+        while True:
+            try:
+                path, result = next(results)
+            except StopIteration:
+                for inp in list(pending.values()):
+                    yield take(str(inp.path)), AudioEmbedError(f"{inp.path}: no result came back.")
+                return
+            except Cancelled:
                 raise
-            inp = remaining.pop(0)
-            finished(inp)
-            yield inp, exc
+            except Exception as exc:  # a bad file must not lose the others' work
+                if not pending:
+                    raise
+                yield take(None), exc
+                break
+            yield take(str(path)), result
 
 
 def scan_to_folder(
@@ -234,6 +254,7 @@ def scan_to_folder(
     progress: ProgressCallback | None = None,
     cancel: CancelToken | None = None,
     on_file: Callable[[FileOutcome], None] | None = None,
+    many: Callable[..., Iterator[tuple[str, ScanResult | AudioEmbedError]]] | None = None,
 ) -> BatchReport:
     """Scan files and folders (searched recursively, see :func:`collect_inputs`)
     into ``out_dir``: one result file per input in ``fmt`` (named by
@@ -243,8 +264,10 @@ def scan_to_folder(
     ``skip_existing`` reads back the results already there instead of scanning
     again. ``threshold`` defaults to the scanner's. ``on_file`` hears about
     each input as it finishes; ``keep_results`` keeps each
-    :class:`~audio_embed.scanner.ScanResult` in the report. Cancelling raises
-    :class:`~audio_embed.errors.Cancelled`, leaving only complete files.
+    :class:`~audio_embed.scanner.ScanResult` in the report. ``many`` replaces
+    ``scanner.scan_many`` (e.g. a distributed runner; see :func:`run_many`).
+    Cancelling raises :class:`~audio_embed.errors.Cancelled`, leaving only
+    complete files.
     """
     from audio_embed.formats import FORMAT_SUFFIXES, write_detections
 
@@ -262,12 +285,13 @@ def scan_to_folder(
         if outcome.kind != "rescan":
             outcomes.append(outcome if keep_results else attrs.evolve(outcome, result=None))
 
-    inputs, missing = collect_inputs([str(i) for i in items])
+    inputs, missing = collect_inputs(items)
     for item, reason in missing:
         tell(FileOutcome("missing", item, reason=reason))
     targets = output_paths(inputs, out, FORMAT_SUFFIXES[fmt], reserved=(COMBINED_CSV,))
     todo = _existing_results(inputs, targets, fmt, skip_existing, tell)
-    for inp, result in run_many(scanner.scan_many, todo, progress=progress, cancel=cancel):
+    runner = scanner.scan_many if many is None else many
+    for inp, result in run_many(runner, todo, progress=progress, cancel=cancel):
         if isinstance(result, Exception):
             log.info("Scan %s failed", inp.path, exc_info=result)
             tell(FileOutcome("failed", str(inp.path), reason=describe_error(result)))

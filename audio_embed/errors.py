@@ -18,6 +18,7 @@ __all__ = [
     "CheckpointError",
     "CorruptAudioError",
     "EmptyAudioError",
+    "IndexFileError",
     "InvalidInputError",
     "MarkerError",
     "NoAudioStreamError",
@@ -102,3 +103,8 @@ def describe_error(exc: BaseException) -> str:
     if isinstance(exc, AudioEmbedError):
         return str(exc)
     return f"{type(exc).__name__}: {exc}"
+
+
+class IndexFileError(AudioEmbedError):
+    """An embedding index is unreadable, damaged, of another format, or made with
+    another embedder."""

@@ -20,6 +20,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import logging
 import math
 import os
 from collections import defaultdict
@@ -45,10 +46,13 @@ __all__ = [
     "read_marker_files",
     "read_markers",
     "read_raven_table",
+    "read_review_markers",
     "recording_next_to",
     "write_detections",
     "write_markers",
 ]
+
+log = logging.getLogger(__name__)
 
 OutputFormat = Literal["csv", "json", "audacity", "raven"]
 MarkerFormat = Literal["csv", "audacity", "raven"]
@@ -116,8 +120,21 @@ def read_markers(
     """Read a ``file,time,kind`` CSV into ``{file: Markers}``.
 
     Relative file names are resolved against ``base`` (default: the CSV's
-    folder). A missing ``kind`` column means every row is positive.
+    folder). A missing ``kind`` column means every row is positive; a row
+    whose ``kind`` cell is empty (a review file not filled in yet, see
+    ``audio-embed search --markers-out``) is skipped, with a warning that
+    counts them.
     """
+    markers, skipped = read_review_markers(path, base=base)
+    if skipped:
+        log.warning("%s: %d row(s) with an empty kind were ignored (not reviewed).", path, skipped)
+    return markers
+
+
+def read_review_markers(
+    path: str | os.PathLike[str], *, base: str | os.PathLike[str] | None = None
+) -> tuple[dict[str, Markers], int]:
+    """:func:`read_markers`, also returning how many rows had an empty kind (skipped)."""
     p = Path(path)
     root = Path(base) if base is not None else p.parent
     reader = csv.DictReader(io.StringIO(_read_text(p)))
@@ -128,14 +145,18 @@ def read_markers(
             f"{', '.join(sorted(fields)) or 'none'}."
         )
     rows = []
+    skipped = 0
     for n, raw in enumerate(reader, start=2):
         row = {(k or "").strip().lower(): (v or "").strip() for k, v in raw.items()}
         where = f"{p}, line {n}"
         if not row.get("file"):
             raise MarkerError(f"{where}: the file column is empty.")
+        if "kind" in fields and not row.get("kind"):
+            skipped += 1
+            continue
         file = str((root / row["file"]) if not Path(row["file"]).is_absolute() else row["file"])
         rows.append((file, _time(row["time"], where), _kind(row.get("kind") or "positive", where)))
-    return _collect(rows)
+    return _collect(rows), skipped
 
 
 def read_audacity_labels(path: str | os.PathLike[str], audio: str) -> dict[str, Markers]:

@@ -330,6 +330,12 @@ def create_embedder(
             f"Embedder {spec.name!r} was registered with dim {spec.dim} but its model "
             f"produces {embedder.dim}; fix the spec or the checkpoint."
         )
+    if default and (embedder.num_layers or None) != (spec.num_layers or None):
+        raise AudioEmbedError(
+            f"Embedder {spec.name!r} was registered with num_layers={spec.num_layers} but "
+            f"its model has {embedder.num_layers}; fix the spec (None for a model without "
+            "blocks to pick, e.g. a chunk model with frames)."
+        )
     return embedder
 
 

@@ -239,10 +239,15 @@ class Scanner:
                 yield i, exc
             yield i, None
 
-    def _cache_key(self, source: Source) -> str | None:
+    def cache_key(self, source: Source) -> str | None:
+        """The embedding-cache entry name of ``source`` for this scanner's embedder and
+        windows; None without a cache, for arrays, or when the file is gone."""
         if self.cache is None or isinstance(source, np.ndarray):
             return None
         return self.cache.key(source, self._settings())
+
+    def _cache_key(self, source: Source) -> str | None:
+        return self.cache_key(source)
 
     def _cached(self, key: str | None) -> CachedEmbeddings | None:
         if self.cache is None or key is None:

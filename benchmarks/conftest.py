@@ -14,6 +14,7 @@ import json
 import os
 import platform
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -63,9 +64,30 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="length of the file scanned for peak memory (default 60 minutes)",
     )
     group.addoption(
+        "--search-sizes",
+        default="100000",
+        help="comma-separated numbers of 768-d vectors for the ANN search benchmark "
+        "(default 100000; 1000000 builds a graph for a long time on a small machine)",
+    )
+    group.addoption(
         "--memory-models",
         default="HUBERT_BASE,LOGMEL",
         help="models whose peak memory is measured (default HUBERT_BASE,LOGMEL)",
+    )
+    group.addoption(
+        "--ray-files", type=int, default=20, help="files scanned by test_ray_scale (default 20)"
+    )
+    group.addoption(
+        "--ray-file-seconds",
+        type=float,
+        default=20.0,
+        help="length of each file of test_ray_scale (default 20 s)",
+    )
+    group.addoption(
+        "--ray-methods",
+        default="",
+        help="comma-separated methods of test_ray_scale (default: all), e.g. "
+        "'local 1 thread,ray 1x1'",
     )
 
 
@@ -81,6 +103,40 @@ def record(table: str, row: dict[str, Any]) -> None:
     out.mkdir(exist_ok=True)
     with (out / "rows.jsonl").open("a") as fh:
         fh.write(json.dumps({"table": table, **row}, default=str) + "\n")
+
+
+#: Per (table, key): each method's benchmark statistics, until all of a group are in.
+PAIRS: dict[tuple[str, str], dict[str, dict[str, Any]]] = {}
+
+
+def record_method(
+    table: str,
+    key: dict[str, Any],
+    method: str,
+    benchmark: Any,
+    methods: tuple[str, ...] = ("original", "ours"),
+    columns: Callable[[dict[str, dict[str, Any]]], dict[str, Any]] | None = None,
+    **extra: Any,
+) -> dict[str, dict[str, Any]] | None:
+    """Keep one method's pytest-benchmark statistics (its best round, ``min``); once
+    every method of ``key`` has run, add the row with their ratio and return them all.
+
+    The ratio comes from the benchmarks' own statistics: each method is its own
+    benchmark (grouped per model), measured in the same process.
+    """
+    stats = benchmark.stats.stats if benchmark.stats else None
+    entry = {"min": stats.min if stats else float("nan"), **extra}
+    group = PAIRS.setdefault((table, json.dumps(key, sort_keys=True)), {})
+    group[method] = entry
+    if set(group) != set(methods):
+        return None
+    first, second = methods
+    row = {**key, **{f"{m}_s": group[m]["min"] for m in methods}}
+    row[f"speedup_{second}_vs_{first}"] = group[first]["min"] / group[second]["min"]
+    if columns is not None:
+        row.update(columns(group))
+    record(table, row)
+    return group
 
 
 @pytest.fixture(scope="session")

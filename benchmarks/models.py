@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -17,6 +18,8 @@ from audio_embed.embedders.base import Embedder
 from audio_embed.embedders.logmel import LogMelEmbedder
 from audio_embed.embedders.multilayer import MultiLayerEmbedder
 from audio_embed.embedders.torchaudio import TorchaudioEmbedder
+from audio_embed.scanner import Scanner
+from audio_embed.windows import SlidingWindows
 
 DATA = Path(__file__).resolve().parent.parent / "tests" / "data"
 
@@ -80,32 +83,24 @@ MODELS: dict[str, Callable[[], Embedder]] = {
 }
 
 
-class OriginalMethod(Embedder):
-    """The original application's scan: every window encoded on its own, batches of 16.
+#: The original application's scan: every window encoded on its own, 16 per batch.
+ORIGINAL_BATCH = 16
 
-    Wraps an embedder and ignores ``encoding`` (and LogMel's frame sharing).
-    """
 
-    def __init__(self, inner: Embedder, batch_size: int = 16) -> None:
-        self.inner = inner
-        self.name = inner.name
-        self.dim = inner.dim
-        self.sample_rate = inner.sample_rate
-        self.min_samples = inner.min_samples
-        self.device = inner.device
-        self.batch_size = batch_size
+def original_scanner(embedder: Embedder, **kwargs: Any) -> Scanner:
+    """A scanner that scans the original application's way, through the public API:
+    per-window encoding (every window encoded alone), batches of 16."""
+    return Scanner(
+        embedder,
+        scan_windows=SlidingWindows(8.0, 1.0, "per_window"),
+        batch_size=ORIGINAL_BATCH,
+        **kwargs,
+    )
 
-    def cache_id(self) -> str:
-        return "original:" + self.inner.cache_id()
 
-    def _embed_batch(self, waveforms: torch.Tensor) -> torch.Tensor:
-        return self.inner._embed_batch(waveforms)
-
-    def embed_windows(  # type: ignore[override]
-        self, audio: np.ndarray, starts: np.ndarray, window: float, **kwargs: object
-    ) -> np.ndarray:
-        on_batch = kwargs.get("on_batch")
-        return self._embed_each_window(audio, starts, window, self.batch_size, on_batch)  # type: ignore[arg-type]
+def shared_scanner(embedder: Embedder, **kwargs: Any) -> Scanner:
+    """A scanner with shared-context encoding (models without frames: per window)."""
+    return Scanner(embedder, scan_windows=SlidingWindows(8.0, 1.0, "shared"), **kwargs)
 
 
 def synth_audio(seconds: float, seed: int = 0) -> np.ndarray:

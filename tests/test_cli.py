@@ -707,3 +707,64 @@ def test_plot_without_matplotlib(
     )  # fmt: skip
     assert rc == 2
     assert_one_line_error(err, "matplotlib", "pip install")
+
+
+# ---------------------------------------------------------------------------- --allow-mismatch
+
+
+def test_allow_mismatch_reaches_scanner_load(
+    tmp_path: Path,
+    demo: DemoSet,
+    scanner_file: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from audio_embed.errors import ScannerFileError
+    from audio_embed.scanner import Scanner
+
+    seen: list[dict[str, object]] = []
+
+    def load_with_option(path: object, *, allow_mismatch: bool = False, **kw: object) -> Scanner:
+        seen.append({"allow_mismatch": allow_mismatch, **kw})
+        raise ScannerFileError("stop here")
+
+    scan = ["scan", str(scanner_file), str(demo.test_files[0]), "--out", str(tmp_path)]
+    monkeypatch.setattr(Scanner, "load", load_with_option)
+    assert run_cli(capsys, *scan, "--allow-mismatch")[0] == 1
+    assert run_cli(capsys, *scan)[0] == 1
+    assert [s["allow_mismatch"] for s in seen] == [True, False]
+    rc, out, _ = run_cli(capsys, "evaluate", "--help")
+    assert rc == 0 and "--allow-mismatch" in out
+
+
+def test_plugin_module_makes_its_models_nameable(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "cli_plugin_models.py").write_text(
+        "from audio_embed.embedders.logmel import LogMelEmbedder\n"
+        "from audio_embed.registry import EmbedderSpec, register_embedder\n"
+        "register_embedder(EmbedderSpec(name='PLUGIN_LOGMEL', dim=128, takes_checkpoint=False,\n"
+        "    factory=lambda **kw: LogMelEmbedder(n_mels=32, **kw)))\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    rc, out, _ = run_cli(capsys, "models", "--plugin", "cli_plugin_models")
+    assert rc == 0 and "PLUGIN_LOGMEL" in out
+    rc, _, err = run_cli(capsys, "models", "--plugin", "no_such_plugin_module")
+    assert rc != 0 and "no_such_plugin_module" in err
+
+
+def test_progress_bars_count_files_on_a_terminal(
+    tmp_path: Path,
+    demo: DemoSet,
+    scanner_file: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
+    files = [str(f) for f in demo.test_files]
+    scan = ["scan", str(scanner_file), *files, "--out", str(tmp_path), "--no-cache"]
+    rc, out, err = run_cli(capsys, *scan)
+    assert rc == 0
+    assert "scan: 100%" in err and "2/2" in err  # the file bar learnt its total
+    assert f"scan {demo.test_files[1].name}" in err  # a seconds bar per file
+    assert out.count("detection(s) ->") == 2

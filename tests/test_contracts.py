@@ -436,3 +436,17 @@ def test_evaluate_names_results_and_labels_that_do_not_match(
     caplog.clear()
     assert evaluate({"rec.wav": result}, {"rec.wav": [(1.0, 3.0)]}).recall == 1.0
     assert "evaluate:" not in caplog.text
+
+
+def test_spec_and_class_must_agree_on_layers() -> None:
+    register_embedder(
+        EmbedderSpec(name="TOY_CHUNKS_BAD", factory=ToyChunks, dim=4, num_layers=1),
+        overwrite=True,
+    )
+    with pytest.raises(audio_embed.AudioEmbedError, match="num_layers=1"):
+        create_embedder("TOY_CHUNKS_BAD")
+    register_embedder(
+        EmbedderSpec(name="TOY_CHUNKS", factory=ToyChunks, dim=4, takes_checkpoint=False),
+        overwrite=True,
+    )
+    assert create_embedder("TOY_CHUNKS", hop=0.5).settings() == {"hop": 0.5}

@@ -31,3 +31,10 @@ def test_import_and_cli_start_without_torch() -> None:
     assert not heavy & _loaded_after("import audio_embed")
     assert not heavy & _loaded_after("import audio_embed.cli")
     assert "torch" in _loaded_after("import audio_embed; audio_embed.Scanner")
+
+
+def test_formats_batch_and_evaluation_io_import_without_torch() -> None:
+    """Reading markers, writing and reading results, naming outputs: no torch, no sklearn."""
+    heavy = {"torch", "sklearn", "torchaudio", "transformers", "matplotlib"}
+    light = "audio_embed.formats, audio_embed.batch, audio_embed.evaluation, audio_embed.plot"
+    assert not heavy & _loaded_after(f"import {light}")

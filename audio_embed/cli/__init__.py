@@ -7,6 +7,8 @@ Subcommands::
     audio-embed train --markers M.csv --model M --out S.scanner
     audio-embed scan S.scanner FILES_OR_DIRS... --out DIR
     audio-embed evaluate S.scanner --labels L.csv --target LABEL
+    audio-embed index FILES_OR_DIRS... --model M --out ARCHIVE.idx
+    audio-embed search ARCHIVE.idx --example rec.wav:12.5 [--markers-out review.csv]
     audio-embed demo [DIR]                            the whole workflow on synthetic data
 
 Exit codes: 0 success, 1 a failure (a file that could not be read, bad markers,
@@ -15,7 +17,7 @@ with Ctrl-C. Errors are one line, ``audio-embed: error: …``; ``--verbose``
 adds the traceback.
 
 Layout: one module per command (``models``, ``embed``, ``train``, ``scan``,
-``evaluate``, ``demo``), each with ``add_parser(subparsers)`` returning its
+``evaluate``, ``index``, ``search``, ``demo``), each with ``add_parser(subparsers)`` returning its
 parser and ``run(run) -> int``; :data:`COMMANDS` lists them once, in help
 order. ``session`` holds the :class:`~audio_embed.cli.session.Run` a command
 gets, exit codes and error text; ``options`` the shared option groups and
@@ -33,7 +35,7 @@ from collections.abc import Callable, Sequence
 from types import ModuleType
 from typing import cast
 
-from audio_embed.cli import demo, embed, evaluate, models, scan, train
+from audio_embed.cli import demo, embed, evaluate, index, models, scan, search, train
 from audio_embed.cli.session import (
     EXIT_CANCELLED,
     EXIT_FAILURE,
@@ -51,7 +53,7 @@ __all__ = ["COMMANDS", "build_parser", "main"]
 
 #: The subcommands, in the order ``--help`` lists them: each module has
 #: ``add_parser(subparsers) -> ArgumentParser`` and ``run(run: Run) -> int``.
-COMMANDS: tuple[ModuleType, ...] = (models, embed, train, scan, evaluate, demo)
+COMMANDS: tuple[ModuleType, ...] = (models, embed, train, scan, evaluate, index, search, demo)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -95,6 +97,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     verbose = bool(getattr(args, "verbose", False))
     try:
         with session(args) as run:
+            if getattr(args, "plugin", None):
+                from audio_embed.registry import load_plugin
+
+                for module in args.plugin:
+                    load_plugin(module)
             return func(run)
     except (Cancelled, KeyboardInterrupt):
         fail("cancelled (results already written are complete; nothing is half-written).")

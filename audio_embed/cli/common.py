@@ -41,20 +41,19 @@ def embedder_kwargs(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def embedder_from_args(name: str, args: argparse.Namespace) -> Embedder:
-    """The embedder ``name`` with the --device / --checkpoint given."""
+    """The embedder ``name`` with the --device / --checkpoint given.
+
+    Every registered factory takes ``device=`` and, unless its spec says
+    ``takes_checkpoint=False``, ``checkpoint=`` (the spec contract), so nothing
+    is probed.
+    """
     from audio_embed.registry import create_embedder, get_spec
 
     spec = get_spec(name)  # UnknownEmbedderError with close matches
     kwargs = embedder_kwargs(args)
-    try:
-        return create_embedder(spec.name, **kwargs)
-    except TypeError as exc:
-        if not kwargs:
-            raise
-        raise UsageError(
-            f"The {spec.name} embedder does not accept "
-            f"{' / '.join('--' + k for k in kwargs)} ({exc})."
-        ) from exc
+    if "checkpoint" in kwargs and not spec.takes_checkpoint:
+        raise UsageError(f"The {spec.name} embedder has no weights: it takes no --checkpoint.")
+    return create_embedder(spec.name, **kwargs)
 
 
 def make_cache(args: argparse.Namespace) -> EmbeddingCache | None:
@@ -89,9 +88,7 @@ def load_scanner(run: Run, *, cache: EmbeddingCache | None) -> tuple[Scanner, st
         from audio_embed.registry import get_spec
 
         model = get_spec(model).name
-        scanner = store.load(
-            args.profile, model, cache=cache, embedder_kwargs=embedder_kwargs(args) or None
-        )
+        scanner = store.load(args.profile, model, cache=cache, **_load_options(args))
         return scanner, str(store.path(args.profile, model))
     if args.scanner is None:
         raise UsageError("Name a scanner file, or use --store DIR --profile NAME.")
@@ -99,10 +96,16 @@ def load_scanner(run: Run, *, cache: EmbeddingCache | None) -> tuple[Scanner, st
     if not path.is_file():  # before building a model for it
         raise ScannerFileError(f"Scanner file not found: {path}")
     embedder = embedder_from_args(args.model, args) if args.model else None
-    scanner = Scanner.load(
-        path, embedder=embedder, cache=cache, embedder_kwargs=embedder_kwargs(args) or None
-    )
+    scanner = Scanner.load(path, embedder=embedder, cache=cache, **_load_options(args))
     return scanner, str(path)
+
+
+def _load_options(args: argparse.Namespace) -> dict[str, Any]:
+    """Keyword arguments for ``Scanner.load`` / ``ScannerStore.load`` from the command line."""
+    options: dict[str, Any] = {"embedder_kwargs": embedder_kwargs(args) or None}
+    if getattr(args, "allow_mismatch", False):
+        options["allow_mismatch"] = True
+    return options
 
 
 def apply_overrides(scanner: Scanner, args: argparse.Namespace) -> None:
@@ -137,6 +140,3 @@ def _skip(run: Run, inp: Input, exc: BaseException, desc: str) -> str:
     log.info("%s %s failed", desc.capitalize(), inp.path, exc_info=exc)
     run.warn(f"skipped {inp.path}: {reason}")
     return reason
-
-
-# ---------------------------------------------------------------------------- models

@@ -11,6 +11,7 @@ import numpy as np
 from audio_embed._io import atomic_writer
 from audio_embed.batch import collect_inputs
 from audio_embed.cli.common import each, embedder_from_args, make_cache
+from audio_embed.cli.distributed import each_on_ray, ray_options, ray_settings, runner_kwargs
 from audio_embed.cli.options import (
     Formatter,
     Subparsers,
@@ -29,7 +30,13 @@ def add_parser(subparsers: Subparsers) -> argparse.ArgumentParser:
     """The ``embed`` subcommand."""
     p = subparsers.add_parser(
         "embed",
-        parents=[common_options(), window_options(), model_options(), cache_options()],
+        parents=[
+            common_options(),
+            window_options(),
+            model_options(),
+            cache_options(),
+            ray_options(),
+        ],
         formatter_class=Formatter,
         help="write sliding-window embeddings of files to a .npz",
         description="Embed every sliding window of each file and write one .npz (no pickle): "
@@ -53,21 +60,43 @@ def run(run: Run) -> int:
     out = Path(args.out)
     if out.suffix != ".npz":
         raise UsageError(f"--out must name a .npz file. Got {args.out!r}.")
-    embedder = embedder_from_args(args.model, args)
-    scanner = Scanner(
-        embedder,
-        scan_windows=SlidingWindows(args.window, args.hop, args.encoding),
-        train_windows=TargetedWindows(args.window),
-        cache=make_cache(args),
-        batch_size=args.batch_size,
-    )
+    options = ray_settings(run)
+    if options is None:
+        embedder = embedder_from_args(args.model, args)
+        scanner = Scanner(
+            embedder,
+            scan_windows=SlidingWindows(args.window, args.hop, args.encoding),
+            train_windows=TargetedWindows(args.window),
+            cache=make_cache(args),
+            batch_size=args.batch_size,
+        )
+        model = embedder.name
+    else:  # the model is built on the workers only
+        from audio_embed.distributed import RayScanner
+        from audio_embed.registry import get_spec
+
+        model = get_spec(args.model).name
+        runner = RayScanner.for_embedding(
+            model,
+            options,
+            window=args.window,
+            hop=args.hop,
+            encoding=args.encoding,
+            batch_size=args.batch_size,
+            ordered=True,
+            **runner_kwargs(run),
+        )
     inputs, missing = collect_inputs(args.files)
     failed = [item for item, _ in missing]
     for item, reason in missing:
         run.warn(f"skipped {item}: {reason}")
     arrays: dict[str, Any] = {}
     files: list[str] = []
-    for inp, entry, _reason in each(run, inputs, scanner.sliding_embeddings_many, "embed"):
+    if options is None:
+        loop = each(run, inputs, scanner.sliding_embeddings_many, "embed")
+    else:
+        loop = each_on_ray(run, inputs, runner.sliding_embeddings_many, "embed")
+    for inp, entry, _reason in loop:
         if entry is None:
             failed.append(str(inp.path))
             continue
@@ -85,7 +114,7 @@ def run(run: Run) -> int:
         raise AudioEmbedError("No file could be embedded; nothing was written.")
     arrays.update(
         files=np.array(files, dtype=str),
-        model=np.array(embedder.name),
+        model=np.array(model),
         window=np.float64(args.window),
         hop=np.float64(args.hop),
     )
@@ -96,6 +125,3 @@ def run(run: Run) -> int:
         run.warn(f"{len(failed)} of {len(failed) + len(files)} input(s) failed.")
         return EXIT_FAILURE
     return 0
-
-
-# ---------------------------------------------------------------------------- train

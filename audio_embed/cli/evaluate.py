@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from audio_embed.batch import Input
 from audio_embed.cli.common import apply_overrides, each, load_scanner, make_cache
+from audio_embed.cli.distributed import each_on_ray, ray_options, ray_settings, runner_kwargs
 from audio_embed.cli.options import (
     Formatter,
     Subparsers,
@@ -35,7 +36,13 @@ def add_parser(subparsers: Subparsers) -> argparse.ArgumentParser:
     """The ``evaluate`` subcommand."""
     p = subparsers.add_parser(
         "evaluate",
-        parents=[common_options(), scanner_source_options(), model_options(), cache_options()],
+        parents=[
+            common_options(),
+            scanner_source_options(),
+            model_options(),
+            cache_options(),
+            ray_options(),
+        ],
         formatter_class=Formatter,
         usage=f"{PROG} evaluate [options] SCANNER --labels LABELS.csv --target LABEL\n"
         f"       {PROG} evaluate [options] --store DIR --profile NAME [--model M] "
@@ -99,7 +106,13 @@ def run(run: Run) -> int:
     results: dict[str, ScanResult] = {}
     failed: list[str] = []
     inputs = [Input(p, Path(p.name)) for p in labelled.files]
-    for inp, result, _reason in each(run, inputs, scanner.scan_many, "evaluate"):
+    files = each(run, inputs, scanner.scan_many, "evaluate")
+    if (options := ray_settings(run)) is not None:
+        from audio_embed.distributed import RayScanner
+
+        runner = RayScanner.from_scanner(scanner, options, ordered=True, **runner_kwargs(run))
+        files = each_on_ray(run, inputs, runner.scan_many, "evaluate")
+    for inp, result, _reason in files:
         if result is None:
             failed.append(str(inp.path))
         else:

@@ -97,6 +97,14 @@ def common_options(threads: int | None = None) -> argparse.ArgumentParser:
         + (f"{threads}" if threads else "their own choice")
         + "; 1 is often fastest on a busy shared machine)",
     )
+    g.add_argument(
+        "--plugin",
+        action="append",
+        default=[],
+        metavar="MODULE",
+        help="import this Python module first, so the models it registers can be named "
+        "(repeatable; e.g. --plugin my_models for my_models.py on the Python path)",
+    )
     return common
 
 
@@ -154,7 +162,7 @@ def window_options() -> argparse.ArgumentParser:
 
 
 def scanner_source_options() -> argparse.ArgumentParser:
-    """--store, --profile, --model: a scanner from a store instead of a file."""
+    """--store, --profile, --model (a scanner from a store instead of a file), --allow-mismatch."""
     parser = argparse.ArgumentParser(add_help=False)
     g = parser.add_argument_group("scanner from a store (instead of a SCANNER file)")
     g.add_argument("--store", metavar="DIR", help="a folder of scanners made by train --store")
@@ -164,5 +172,12 @@ def scanner_source_options() -> argparse.ArgumentParser:
         metavar="M",
         help="the embedder of the scanner (with --store; with a SCANNER file it must match "
         "the one it was trained with)",
+    )
+    g = parser.add_argument_group("loading a scanner")
+    g.add_argument(
+        "--allow-mismatch",
+        action="store_true",
+        help="load a scanner even when its embedder's settings or weights differ from the "
+        "ones it was trained with (a warning instead of an error; scores may be wrong)",
     )
     return parser

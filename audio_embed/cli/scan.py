@@ -3,26 +3,29 @@
 from __future__ import annotations
 
 import argparse
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from audio_embed.batch import COMBINED_CSV, BatchReport, FileOutcome, scan_to_folder
 from audio_embed.cli.common import apply_overrides, load_scanner, make_cache
+from audio_embed.cli.distributed import ray_options, ray_settings, runner_kwargs
 from audio_embed.cli.options import (
     Formatter,
     Subparsers,
     cache_options,
     common_options,
     model_options,
+    positive_int,
     probability,
     scanner_source_options,
 )
 from audio_embed.cli.session import EXIT_FAILURE, PROG, Progress, Run, UsageError
 
 if TYPE_CHECKING:
+    from audio_embed.errors import AudioEmbedError
     from audio_embed.formats import OutputFormat
-    from audio_embed.scanner import Scanner
+    from audio_embed.scanner import Scanner, ScanResult
 
 __all__ = ["add_parser", "run", "scan_and_print"]
 
@@ -31,7 +34,13 @@ def add_parser(subparsers: Subparsers) -> argparse.ArgumentParser:
     """The ``scan`` subcommand."""
     p = subparsers.add_parser(
         "scan",
-        parents=[common_options(), scanner_source_options(), model_options(), cache_options()],
+        parents=[
+            common_options(),
+            scanner_source_options(),
+            model_options(),
+            cache_options(),
+            ray_options(),
+        ],
         formatter_class=Formatter,
         usage=f"{PROG} scan [options] SCANNER FILE_OR_DIR [FILE_OR_DIR ...]\n"
         f"       {PROG} scan [options] --store DIR --profile NAME [--model M] FILE_OR_DIR ...",
@@ -50,7 +59,8 @@ def add_parser(subparsers: Subparsers) -> argparse.ArgumentParser:
             f"  {PROG} scan horn.scanner recordings/ --out results/\n"
             f"  {PROG} scan horn.scanner film.mp4 --format audacity --label horn --out results/\n"
             f"  {PROG} scan --store scanners/ --profile horn --model LOGMEL recordings/ "
-            "--out results/"
+            "--out results/\n"
+            f"  {PROG} scan horn.scanner archive/ --out results/ --ray --skip-existing"
         ),
     )
     p.add_argument(
@@ -81,6 +91,19 @@ def add_parser(subparsers: Subparsers) -> argparse.ArgumentParser:
     p.add_argument(
         "--skip-existing", action="store_true", help="skip inputs whose result file exists"
     )
+    g = p.add_argument_group("suggestions (active learning)")
+    g.add_argument(
+        "--suggest",
+        type=positive_int,
+        metavar="N",
+        help="also list the N windows the scanner is least sure about (probability nearest "
+        "the threshold, spread over files): the ones to mark next",
+    )
+    g.add_argument(
+        "--markers-out",
+        metavar="FILE.csv",
+        help="with --suggest: write them as a markers CSV with an empty kind to fill",
+    )
     return p
 
 
@@ -101,7 +124,14 @@ def run(run: Run) -> int:
     scanner, _name = load_scanner(run, cache=make_cache(args))
     apply_overrides(scanner, args)
     label = args.label or (args.profile if args.store is not None else "target")
-    rc, _report = scan_and_print(
+    if args.markers_out and not args.suggest:
+        raise UsageError("--markers-out goes with --suggest N.")
+    many = None
+    if (options := ray_settings(run)) is not None:
+        from audio_embed.distributed import RayScanner
+
+        many = RayScanner.from_scanner(scanner, options, **runner_kwargs(run)).scan_many
+    rc, report = scan_and_print(
         run,
         scanner,
         items,
@@ -110,7 +140,18 @@ def run(run: Run) -> int:
         label=label,
         threshold=args.threshold,
         skip_existing=args.skip_existing,
+        keep_results=bool(args.suggest),
+        many=many,
     )
+    if args.suggest:
+        from audio_embed.cli.search import print_suggestions
+        from audio_embed.review import suggest_windows, write_review_markers
+
+        threshold = scanner.threshold if args.threshold is None else args.threshold
+        picks = suggest_windows(report.results().values(), args.suggest, threshold=threshold)
+        print_suggestions(run, picks, threshold)
+        if args.markers_out:
+            run.echo(f"Markers to review: {write_review_markers(args.markers_out, picks)}")
     return rc
 
 
@@ -125,10 +166,12 @@ def scan_and_print(
     threshold: float | None,
     skip_existing: bool = False,
     keep_results: bool = False,
+    many: Callable[..., Iterator[tuple[str, ScanResult | AudioEmbedError]]] | None = None,
 ) -> tuple[int, BatchReport]:
-    """:func:`audio_embed.batch.scan_to_folder`, a line per file as it finishes and a
-    summary; returns the exit code and the report."""
-    progress = Progress(run, 0, "scan") if run.show_progress else None
+    """:func:`audio_embed.batch.scan_to_folder` (``many``: another runner than
+    ``scanner.scan_many``, e.g. a Ray runner, which draws its own progress bar), a
+    line per file as it finishes and a summary; returns the exit code and the report."""
+    progress = Progress(run, 0, "scan") if run.show_progress and many is None else None
     try:
         report = scan_to_folder(
             scanner,
@@ -142,6 +185,7 @@ def scan_and_print(
             progress=progress,
             cancel=run.cancel,
             on_file=lambda outcome: _print_outcome(run, outcome),
+            many=many,
         )
     finally:
         if progress is not None:

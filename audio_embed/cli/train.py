@@ -67,6 +67,12 @@ def add_parser(subparsers: Subparsers) -> argparse.ArgumentParser:
     g.add_argument("--out", metavar="SCANNER", help="write the scanner to this file")
     g.add_argument("--store", metavar="DIR", help="save into a scanner store (with --profile)")
     g.add_argument("--profile", metavar="NAME", help="profile name in --store")
+    p.add_argument(
+        "--index",
+        metavar="ARCHIVE.idx",
+        help="train from this index's vectors (made by 'index' with the same --model) "
+        "instead of decoding the marked files; its windows are used",
+    )
     _add_classifier_options(p)
     return p
 
@@ -264,7 +270,20 @@ def run(run: Run) -> int:
 
     get_spec(args.model)  # an unknown name fails before any work
     markers = _read_marker_files(args)
-    embedder = embedder_from_args(args.model, args)
+    index = None
+    if args.index is not None:
+        from audio_embed.cli.index import open_index
+
+        index = open_index(run, Path(args.index), model=args.model)
+        sw = index.windows
+        if (args.window, args.hop, args.encoding) != (sw.window, sw.hop, sw.encoding):
+            run.echo(
+                f"Using the index's windows: {sw.window:g} s every {sw.hop:g} s, {sw.encoding}."
+            )
+        args.window, args.hop, args.encoding = sw.window, sw.hop, sw.encoding
+        embedder = index.embedder()
+    else:
+        embedder = embedder_from_args(args.model, args)
     calibration = None if args.calibration == "none" else args.calibration
     scanner = Scanner(
         embedder,
@@ -278,7 +297,13 @@ def run(run: Run) -> int:
         batch_size=args.batch_size,
         threshold=args.threshold,
     )
-    fit(run, scanner, markers)
+    if index is not None:
+        from audio_embed.review import fit_from_index
+
+        fit_from_index(scanner, index, markers)
+        run.cancel.check()
+    else:
+        fit(run, scanner, markers)
     if args.store is not None:
         path = ScannerStore(args.store).save(scanner, args.profile)
     else:

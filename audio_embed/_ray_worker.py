@@ -1,0 +1,157 @@
+"""What runs on the Ray workers of :mod:`audio_embed.distributed`: decoding a
+file in a CPU task, and the model actor that builds the scanner once (from its
+saved file's bytes) and scores one decoded file per call.
+
+Private to :mod:`audio_embed.distributed`; kept apart so the driver's module
+stays readable and so that this is all a worker has to import.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import pickle
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from audio_embed.errors import AudioEmbedError
+
+__all__ = [
+    "CRASH_ONCE_ENV",
+    "DECODE_BLOCK_SECONDS",
+    "ModelWorker",
+    "build_scanner",
+    "decode_row",
+    "describe",
+    "scanner_file",
+]
+
+#: When set on the workers, ``<value>`` names a file; while it exists, the first
+#: worker call that removes it kills its own process (fault-injection for tests).
+CRASH_ONCE_ENV = "AUDIO_EMBED_RAY_CRASH_ONCE"
+#: Seconds of audio the decode tasks read per block (as the local scan does).
+DECODE_BLOCK_SECONDS = 120.0
+
+
+def describe(exc: BaseException) -> str:
+    if isinstance(exc, AudioEmbedError):
+        return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    return f"{type(exc).__name__}: {exc}".splitlines()[0]
+
+
+def decode_row(row: dict[str, Any], sample_rate: int) -> dict[str, Any]:
+    """Ray Data task: one file → its whole waveform (float32 bytes), or the reason it failed."""
+    from audio_embed.audio import stream_audio
+
+    out = {"index": row["index"], "path": row["path"], "audio": b"", "error": ""}
+    try:
+        blocks = list(stream_audio(row["path"], sample_rate, DECODE_BLOCK_SECONDS))
+        audio = np.concatenate(blocks) if blocks else np.zeros(0, np.float32)
+        out["audio"] = np.ascontiguousarray(audio, dtype=np.float32).tobytes()
+    except Exception as exc:  # a bad file is reported, never fatal to the run
+        out["error"] = describe(exc)
+    return out
+
+
+def maybe_crash_for_test() -> None:
+    marker = os.environ.get(CRASH_ONCE_ENV)
+    if not marker:
+        return
+    try:
+        os.unlink(marker)  # only one process wins the unlink
+    except FileNotFoundError:
+        return
+    os._exit(17)
+
+
+class ModelWorker:
+    """A Ray Data actor: builds the scanner once, then scores (or embeds) one file per call."""
+
+    def __init__(self, job: dict[str, Any]) -> None:
+        import torch
+
+        torch.set_num_threads(int(job["threads"]))
+        self.task: str = job["task"]
+        self.sample_rate = int(job["sample_rate"])
+        self.scanner = build_scanner(job)
+
+    def __call__(self, row: dict[str, Any]) -> dict[str, Any]:
+        maybe_crash_for_test()
+        out = {"index": row["index"], "path": row["path"], "error": row["error"], "payload": b""}
+        out["seconds"] = len(row["audio"]) / 4 / self.sample_rate
+        if row["error"]:
+            return out
+        audio = np.frombuffer(row["audio"], dtype=np.float32)
+        try:
+            result: Any
+            if self.task == "scan":
+                result = self.scanner.scan(audio, sample_rate=self.sample_rate)
+                result.source = str(row["path"])
+            else:
+                result = self.scanner.sliding_embeddings(audio, sample_rate=self.sample_rate)
+            # Transport between the driver and its own workers (what Ray does anyway).
+            out["payload"] = pickle.dumps(result, protocol=pickle.HIGHEST_PROTOCOL)
+        except Exception as exc:  # one file's failure must not lose the others'
+            out["error"] = describe(exc)
+        return out
+
+
+@contextlib.contextmanager
+def scanner_file(data: bytes) -> Iterator[Path]:
+    """``data`` as a file for :meth:`Scanner.load`: in memory on Linux (``memfd``, gone
+    with the process even when Ray kills it mid-load), else in a temporary folder."""
+    if hasattr(os, "memfd_create"):
+        fd = os.memfd_create("audio_embed.scanner")
+        try:
+            with os.fdopen(fd, "wb", closefd=False) as fh:
+                fh.write(data)
+            yield Path(f"/proc/self/fd/{fd}")
+        finally:
+            os.close(fd)
+        return
+    with tempfile.TemporaryDirectory(prefix="audio_embed-") as tmp:
+        path = Path(tmp) / "job.scanner"
+        path.write_bytes(data)
+        yield path
+
+
+def build_scanner(job: dict[str, Any]) -> Any:
+    """On a worker: the scanner from its file bytes, or a fresh one for embedding,
+    with its model on this worker's GPU when it has one (unless a device was given)."""
+    from audio_embed.scanner import Scanner
+
+    kwargs = dict(job["embedder_kwargs"])
+    factory = job.get("embedder_factory")
+    embedder = factory() if factory is not None else None
+    scanner: Scanner
+    if job.get("scanner_bytes") is not None:
+        data = job["scanner_bytes"]
+        if not isinstance(data, bytes):  # an ObjectRef
+            import ray
+
+            data = ray.get(data)
+        with scanner_file(data) as path:
+            if embedder is not None:
+                scanner = Scanner.load(path, embedder=embedder, **job["load_kwargs"])
+            else:
+                scanner = Scanner.load(path, embedder_kwargs=kwargs, **job["load_kwargs"])
+    else:
+        from audio_embed.registry import create_embedder
+        from audio_embed.windows import SlidingWindows, TargetedWindows
+
+        if embedder is None:
+            embedder = create_embedder(job["model"], **kwargs)
+        w = job["windows"]
+        scanner = Scanner(
+            embedder,
+            scan_windows=SlidingWindows(w["window"], w["hop"], w["encoding"]),
+            train_windows=TargetedWindows(w["window"]),
+            batch_size=job["batch_size"],
+        )
+    if job.get("device") and "device" not in kwargs:
+        scanner.embedder.to(job["device"])
+    return scanner

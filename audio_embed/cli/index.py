@@ -1,0 +1,148 @@
+"""``audio-embed index``: embed every sliding window of files into a searchable archive."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from audio_embed.cli.common import embedder_from_args, make_cache
+from audio_embed.cli.options import (
+    Formatter,
+    Subparsers,
+    cache_options,
+    common_options,
+    model_options,
+    positive_float,
+)
+from audio_embed.cli.session import EXIT_FAILURE, PROG, Progress, Run, UsageError
+
+if TYPE_CHECKING:
+    from audio_embed.index import EmbeddingIndex
+
+__all__ = ["add_parser", "open_index", "run"]
+
+
+def add_parser(subparsers: Subparsers) -> argparse.ArgumentParser:
+    """The ``index`` subcommand."""
+    p = subparsers.add_parser(
+        "index",
+        parents=[common_options(), model_options(), cache_options()],
+        formatter_class=Formatter,
+        help="build or extend a searchable archive of window embeddings",
+        description=(
+            "Embed every sliding window of audio and video files (folders are searched\n"
+            "recursively) into an index: a directory ARCHIVE.idx holding the vectors\n"
+            "(normalised per recording as a scanner does; float16), their files and times,\n"
+            "the embedder and window settings, and a nearest-neighbour graph (USearch).\n"
+            "Run it again to add files: unchanged files (same size and time, or same\n"
+            "content) are skipped, changed ones replaced. Embeddings go through the same\n"
+            "cache as scan, so files already scanned are not decoded again. A file that\n"
+            "cannot be read is reported and skipped (exit code 1); Ctrl-C leaves the\n"
+            "archive as it was."
+        ),
+        epilog=(
+            "examples:\n"
+            f"  {PROG} index recordings/ --model LOGMEL --out archive.idx\n"
+            f"  {PROG} index new/ --out archive.idx          (adds; model from the archive)\n"
+            f"  {PROG} search archive.idx --example recordings/a.wav:12.5"
+        ),
+    )
+    p.add_argument("inputs", nargs="+", metavar="FILE_OR_DIR", help="audio/video files or folders")
+    p.add_argument("--out", required=True, metavar="ARCHIVE.idx", help="the index directory")
+    p.add_argument(
+        "--model",
+        metavar="M",
+        help="embedder name (see models); required for a new index, checked for an existing one",
+    )
+    g = p.add_argument_group("windows (a new index only; default 8 s every 1 s, shared)")
+    g.add_argument("--window", type=positive_float, metavar="SEC", help="window length")
+    g.add_argument("--hop", type=positive_float, metavar="SEC", help="step between windows")
+    g.add_argument(
+        "--encoding", choices=("per_window", "shared"), help="how windows reach the encoder"
+    )
+    g.add_argument(
+        "--dtype",
+        choices=("float16", "float32"),
+        default="float16",
+        help="storage of the vectors (float16 halves the size; see the README for its effect)",
+    )
+    return p
+
+
+def open_index(run: Run, path: Path, *, model: str | None = None) -> EmbeddingIndex:
+    """Open the index at ``path`` with the embedder --device/--checkpoint ask for."""
+    from audio_embed.index import EmbeddingIndex
+
+    args = run.args
+    index = EmbeddingIndex.open(path, cache=make_cache(args), batch_size=args.batch_size)
+    if model is not None:
+        from audio_embed.registry import get_spec
+
+        if get_spec(model).name != index.embedder_name:
+            raise UsageError(
+                f"{path} holds {index.embedder_name} vectors; drop --model or give "
+                f"--model {index.embedder_name}."
+            )
+    return EmbeddingIndex.open(
+        path,
+        embedder=embedder_from_args(index.embedder_name, args),
+        cache=make_cache(args),
+        batch_size=args.batch_size,
+    )
+
+
+def _create(run: Run, path: Path) -> EmbeddingIndex:
+    from audio_embed.index import EmbeddingIndex
+    from audio_embed.windows import SlidingWindows
+
+    args = run.args
+    if args.model is None:
+        raise UsageError(f"{path} does not exist yet: name its embedder with --model M.")
+    windows = SlidingWindows(args.window or 8.0, args.hop or 1.0, args.encoding or "shared")
+    return EmbeddingIndex.create(
+        path,
+        embedder_from_args(args.model, args),
+        windows=windows,
+        dtype=args.dtype,
+        cache=make_cache(args),
+        batch_size=args.batch_size,
+    )
+
+
+def run(run: Run) -> int:
+    from audio_embed.batch import collect_inputs
+
+    args = run.args
+    path = Path(args.out)
+    inputs, missing = collect_inputs(args.inputs)
+    for item, reason in missing:
+        run.warn(f"skipped {item}: {reason}")
+    if path.exists():
+        if any(v is not None for v in (args.window, args.hop, args.encoding)):
+            raise UsageError(
+                f"{path} exists: its windows are fixed; drop --window/--hop/--encoding."
+            )
+        index = open_index(run, path, model=args.model)
+    else:
+        index = _create(run, path)
+    progress = Progress(run, len(inputs), "embed") if run.show_progress else None
+    try:
+        report = index.add([inp.path for inp in inputs], progress=progress, cancel=run.cancel)
+    finally:
+        if progress is not None:
+            progress.close()
+    for file, reason in report.failed:
+        run.warn(f"skipped {file}: {reason}")
+    sw = index.windows
+    run.echo(
+        f"Indexed {len(inputs)} input(s) into {path}: {len(report.added)} added, "
+        f"{len(report.updated)} updated, {len(report.unchanged)} unchanged"
+        + (f", {len(report.failed)} failed" if report.failed else "")
+        + f"; {report.windows_added} window(s) embedded."
+    )
+    run.echo(
+        f"The index holds {len(index.files)} file(s), {len(index)} windows of {sw.window:g} s "
+        f"every {sw.hop:g} s ({index.embedder_name}, {index.manifest['vector_dtype']})."
+    )
+    return EXIT_FAILURE if report.failed or missing else 0

@@ -1,0 +1,181 @@
+"""``audio-embed search``: the moments of an index that sound like a few examples."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from audio_embed.cli.common import make_cache
+from audio_embed.cli.index import open_index
+from audio_embed.cli.options import (
+    Formatter,
+    Subparsers,
+    cache_options,
+    common_options,
+    model_options,
+    positive_int,
+)
+from audio_embed.cli.session import PROG, Run, UsageError, write_stderr
+
+if TYPE_CHECKING:
+    from audio_embed.index import EmbeddingIndex, Hit
+
+__all__ = ["add_parser", "print_suggestions", "run"]
+
+
+def add_parser(subparsers: Subparsers) -> argparse.ArgumentParser:
+    """The ``search`` subcommand."""
+    p = subparsers.add_parser(
+        "search",
+        parents=[common_options(), model_options(), cache_options()],
+        formatter_class=Formatter,
+        help="find the moments of an index that sound like an example",
+        description=(
+            "Search an index (made by 'index') for the moments most like one or more\n"
+            "examples, FILE:SECONDS; an example's file need not be in the index (it is\n"
+            "embedded with the index's model). Scores are cosine similarities of the\n"
+            "per-recording normalised vectors: the mean over the examples, minus the mean\n"
+            "over the --negative examples. Overlapping windows of one occurrence are merged\n"
+            "into one hit (file, start, end, peak, score), best first.\n\n"
+            "Review loop: --markers-out writes the hits as a markers CSV with an empty kind\n"
+            "column; fill it with positive / negative / soft and give it to 'train\n"
+            "--markers' (rows left empty are ignored), with --index to train from the\n"
+            "index's vectors without decoding anything."
+        ),
+        epilog=(
+            "examples:\n"
+            f"  {PROG} search archive.idx --example rec.wav:12.5 --top 30\n"
+            f"  {PROG} search archive.idx --example a.wav:3 --example b.mp4:61 "
+            "--negative a.wav:40 --format json --out hits.json\n"
+            f"  {PROG} search archive.idx --example rec.wav:12.5 --markers-out review.csv\n"
+            f"  {PROG} search archive.idx --scanner horn.scanner --suggest 20 "
+            "--markers-out next.csv"
+        ),
+    )
+    p.add_argument("archive", metavar="ARCHIVE.idx", help="an index made by 'index'")
+    p.add_argument(
+        "--example",
+        action="append",
+        default=[],
+        metavar="FILE:SEC",
+        help="a moment that holds the sound (repeat for several)",
+    )
+    p.add_argument(
+        "--negative",
+        action="append",
+        default=[],
+        metavar="FILE:SEC",
+        help="a moment that does not (its similarity is subtracted)",
+    )
+    p.add_argument("--top", type=positive_int, default=100, metavar="N", help="hits to list")
+    p.add_argument(
+        "--format",
+        choices=("csv", "json", "audacity", "raven"),
+        default="csv",
+        help="csv/json: one table (stdout, or --out FILE); audacity/raven: one label file "
+        "per recording in --out DIR",
+    )
+    p.add_argument("--out", metavar="PATH", help="output file (csv/json) or folder")
+    p.add_argument(
+        "--markers-out",
+        metavar="FILE.csv",
+        help="also write the hits (or suggestions) as a markers CSV with an empty kind to fill",
+    )
+    p.add_argument(
+        "--exact", action="store_true", help="score every window instead of using the graph"
+    )
+    p.add_argument("--label", default="match", metavar="TEXT", help="label in Audacity/Raven")
+    p.add_argument("--model", metavar="M", help="checked against the index's embedder")
+    g = p.add_argument_group("suggestions (active learning)")
+    g.add_argument("--scanner", metavar="SCANNER", help="a scanner trained on this index's model")
+    g.add_argument(
+        "--suggest",
+        type=positive_int,
+        metavar="N",
+        help="with --scanner: list the N windows of the index the scanner is least sure "
+        "about (nearest its threshold, spread over files) instead of searching",
+    )
+    return p
+
+
+def run(run: Run) -> int:
+    from audio_embed.index import Example
+
+    args = run.args
+    if args.suggest is not None:
+        return _suggest(run)
+    if args.scanner is not None:
+        raise UsageError("--scanner goes with --suggest N.")
+    if not args.example:
+        raise UsageError("Give at least one --example FILE:SECONDS (or --scanner S --suggest N).")
+    examples = [Example.parse(e) for e in args.example]
+    negatives = [Example.parse(e) for e in args.negative]
+    if args.format in ("audacity", "raven") and not args.out:
+        raise UsageError(f"--format {args.format} writes one file per recording: give --out DIR.")
+    index = open_index(run, Path(args.archive), model=args.model)
+    hits = index.search(examples, negatives=negatives, top=args.top, exact=args.exact)
+    _write_hits(run, hits, args)
+    if args.markers_out:
+        from audio_embed.review import write_review_markers
+
+        path = write_review_markers(args.markers_out, hits)
+        text = f"Markers to review: {path} (fill the kind column, then train --markers)"
+        if args.out:
+            run.echo(text)
+        else:  # stdout holds the hits
+            write_stderr(text)
+    return 0
+
+
+def _write_hits(run: Run, hits: list[Hit], args: argparse.Namespace) -> None:
+    from audio_embed.formats import FORMAT_SUFFIXES, atomic_write_text, write_detections
+    from audio_embed.review import format_hits, hits_by_file
+
+    if args.format in ("csv", "json"):
+        text = format_hits(hits, args.format)
+        if args.out:
+            atomic_write_text(args.out, text)
+            run.echo(f"{len(hits)} hit(s) -> {args.out}")
+        else:
+            sys.stdout.write(text)
+        return
+    from audio_embed.batch import Input, output_paths
+
+    groups = hits_by_file(hits)
+    inputs = [Input(Path(f), Path(Path(f).name)) for f in groups]
+    paths = output_paths(inputs, Path(args.out), FORMAT_SUFFIXES[args.format])
+    for inp in inputs:
+        dets = groups[str(inp.path)]
+        write_detections(paths[inp.path], dets, args.format, file=str(inp.path), label=args.label)
+        run.echo(f"{inp.path}: {len(dets)} hit(s) -> {paths[inp.path]}")
+
+
+def _suggest(run: Run) -> int:
+    from audio_embed.review import score_index, suggest_windows, write_review_markers
+    from audio_embed.scanner import Scanner
+
+    args = run.args
+    if args.scanner is None:
+        raise UsageError("--suggest N needs --scanner SCANNER (a scanner to be unsure).")
+    if args.example or args.negative:
+        raise UsageError("--suggest lists uncertain windows; it takes no --example.")
+    index: EmbeddingIndex = open_index(run, Path(args.archive), model=args.model)
+    scanner = Scanner.load(args.scanner, embedder=index.embedder(), cache=make_cache(args))
+    picks = suggest_windows(score_index(scanner, index), args.suggest)
+    print_suggestions(run, picks, scanner.threshold)
+    if args.markers_out:
+        path = write_review_markers(args.markers_out, picks)
+        run.echo(f"Markers to review: {path} (fill the kind column, then train --markers)")
+    return 0
+
+
+def print_suggestions(run: Run, picks: list[Hit], threshold: float) -> None:
+    """The suggested windows, most uncertain first."""
+    run.echo(
+        f"{len(picks)} window(s) the scanner is least sure about (probability nearest "
+        f"{threshold:g}):"
+    )
+    for h in picks:
+        run.echo(f"  {h.file}  {h.start:9.2f}-{h.end:<9.2f}  p={h.score:.3f}")

@@ -1,0 +1,606 @@
+"""A searchable archive of sliding-window embeddings: :class:`EmbeddingIndex`.
+
+An index holds, for every sliding window of every file added to it, the
+window's vector (after the scanner's per-recording normalisation), its file
+and start time, together with the embedder that made the vectors and the
+window settings. It answers "what sounds like this moment?" (search by
+example) without decoding anything again, and its vectors train a scanner
+directly (:func:`audio_embed.review.fit_from_index`).
+
+Layout of ``ARCHIVE.idx`` (a directory)::
+
+    index.json           format, version, embedder, windows, counts, generation g
+    meta-g.sqlite        one row per file: path, size, mtime, sha256, duration,
+                         first row, window count, window starts (float64 blob)
+    vectors-g.npy        unit vectors, float16 [windows, dim] (no pickle)
+    norms-g.npy          their lengths before unit scaling, float32 [windows]
+    ann-g.faiss          the nearest-neighbour index (FAISS's own format, see _ann.py)
+
+A vector is the window's embedding z-scored with the mean and standard
+deviation of all the windows of its recording (exactly what a scanner with
+``normalization="recording"`` trains and scans on), then scaled to unit
+length; ``unit * norm`` gives the z-scored vector back. Every change writes a
+new generation of files and then replaces ``index.json`` in one rename: an
+interrupted ``add`` leaves the previous archive intact.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from attrs import define, field
+
+from audio_embed._ann import ANN_LIBRARY, AnnIndex
+from audio_embed._index_store import (
+    INDEX_FORMAT,
+    INDEX_FORMAT_VERSION,
+    MANIFEST,
+    IndexedFile,
+    file_identity,
+    file_sha256,
+    read_manifest,
+    read_npy,
+    read_sqlite,
+    write_sqlite,
+)
+from audio_embed._io import atomic_writer
+from audio_embed.cache import CachedEmbeddings, EmbeddingCache
+from audio_embed.embedders.base import Embedder
+from audio_embed.errors import IndexFileError, InvalidInputError
+from audio_embed.hits import Example, Hit, merge_windows, nearest_centre
+from audio_embed.progress import CancelToken, ProgressCallback
+from audio_embed.scanner import STD_FLOOR, Scanner
+from audio_embed.windows import SlidingWindows, TargetedWindows
+
+__all__ = [
+    "INDEX_FORMAT",
+    "INDEX_FORMAT_VERSION",
+    "AddReport",
+    "EmbeddingIndex",
+    "Example",
+    "Hit",
+    "IndexedFile",
+    "merge_windows",
+]
+
+_EPS = 1e-6
+
+
+@define
+class AddReport:
+    """What :meth:`EmbeddingIndex.add` did."""
+
+    added: list[str] = field(factory=list)
+    updated: list[str] = field(factory=list)
+    unchanged: list[str] = field(factory=list)
+    failed: list[tuple[str, str]] = field(factory=list)
+    windows_added: int = 0
+
+
+def unit_rows(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Rows scaled to unit length (zero rows stay zero) and their lengths."""
+    x = np.asarray(x, dtype=np.float32)
+    norms = np.linalg.norm(x, axis=1).astype(np.float32)
+    safe = np.where(norms > 1e-12, norms, 1.0)
+    return (x / safe[:, None]).astype(np.float32), norms
+
+
+def recording_zscore(embeddings: np.ndarray) -> np.ndarray:
+    """The scanner's per-recording normalisation: z-score over all of the recording's windows."""
+    mean = embeddings.mean(axis=0)
+    std = np.maximum(embeddings.std(axis=0), STD_FLOOR)
+    out: np.ndarray = ((embeddings - mean) / std).astype(np.float32)
+    return out
+
+
+class EmbeddingIndex:
+    """Sliding-window vectors of many recordings, searchable by example.
+
+    Make one with :meth:`create`, open one with :meth:`open`; :meth:`add`
+    files (unchanged ones are skipped), :meth:`search` by example.
+    """
+
+    def __init__(
+        self,
+        path: Path,
+        manifest: dict[str, Any],
+        *,
+        embedder: Embedder | None = None,
+        cache: EmbeddingCache | None = None,
+        batch_size: int | None = None,
+    ) -> None:
+        self.path = path
+        self.manifest = manifest
+        self.cache = cache
+        self.batch_size = batch_size
+        self._embedder = embedder
+        self._files: list[IndexedFile] = []
+        self._starts: list[np.ndarray] = []
+        self._unit: np.ndarray = np.zeros((0, self.dim), np.float16)
+        self._norms: np.ndarray = np.zeros(0, np.float32)
+        self._ann: AnnIndex | None = None
+        self._load_data()
+
+    # ------------------------------------------------------------------ create / open
+
+    @classmethod
+    def create(
+        cls,
+        path: str | os.PathLike[str],
+        embedder: Embedder,
+        *,
+        windows: SlidingWindows | None = None,
+        dtype: str = "float16",
+        cache: EmbeddingCache | None = None,
+        batch_size: int | None = None,
+        ann_params: dict[str, int] | None = None,
+    ) -> EmbeddingIndex:
+        """A new, empty index at ``path`` (a directory that must not exist or be empty)."""
+        p = Path(path)
+        if p.exists() and (not p.is_dir() or any(p.iterdir())):
+            raise InvalidInputError(
+                f"{p} already exists; open it with EmbeddingIndex.open() to add files, or "
+                "choose a new path."
+            )
+        if dtype not in ("float16", "float32"):
+            raise InvalidInputError(
+                f"The 'dtype' of an index must be 'float16' or 'float32'. Got {dtype!r} instead."
+            )
+        from audio_embed import __version__
+        from audio_embed._ann import DEFAULT_ANN_PARAMS
+
+        sw = windows or SlidingWindows()
+        config = embedder.config() if hasattr(embedder, "config") else None
+        manifest: dict[str, Any] = {
+            "format": INDEX_FORMAT,
+            "format_version": INDEX_FORMAT_VERSION,
+            "library_version": __version__,
+            "generation": 0,
+            "embedder": {
+                "name": embedder.name,
+                "dim": embedder.dim,
+                "cache_id": embedder.cache_id(),
+                "config": config,
+            },
+            "windows": {"window": sw.window, "hop": sw.hop, "encoding": sw.encoding},
+            "normalization": "recording",
+            "vector_dtype": dtype,
+            "count": 0,
+            "n_files": 0,
+            "ann": {"library": ANN_LIBRARY, "params": {**DEFAULT_ANN_PARAMS, **(ann_params or {})}},
+        }
+        p.mkdir(parents=True, exist_ok=True)
+        index = cls(p, manifest, embedder=embedder, cache=cache, batch_size=batch_size)
+        index._commit(index._files, index._starts, index._unit, index._norms, None)
+        return index
+
+    @classmethod
+    def open(
+        cls,
+        path: str | os.PathLike[str],
+        *,
+        embedder: Embedder | None = None,
+        cache: EmbeddingCache | None = None,
+        batch_size: int | None = None,
+    ) -> EmbeddingIndex:
+        """Open an index made by :meth:`create`.
+
+        ``embedder`` (optional) must produce the index's vectors (same name,
+        dimension and weights fingerprint); by default it is created from the
+        registry when first needed (to embed examples or new files).
+
+        Raises:
+            IndexFileError: not an index, damaged, or from a newer version.
+        """
+        p = Path(path)
+        manifest = read_manifest(p)
+        index = cls(p, manifest, embedder=None, cache=cache, batch_size=batch_size)
+        if embedder is not None:
+            index._check_embedder(embedder)
+            index._embedder = embedder
+        return index
+
+    # ------------------------------------------------------------------ properties
+
+    @property
+    def dim(self) -> int:
+        return int(self.manifest["embedder"]["dim"])
+
+    @property
+    def embedder_name(self) -> str:
+        return str(self.manifest["embedder"]["name"])
+
+    @property
+    def windows(self) -> SlidingWindows:
+        w = self.manifest["windows"]
+        return SlidingWindows(float(w["window"]), float(w["hop"]), w["encoding"])
+
+    @property
+    def files(self) -> tuple[IndexedFile, ...]:
+        return tuple(self._files)
+
+    def __len__(self) -> int:
+        return len(self._norms)
+
+    def __repr__(self) -> str:
+        return (
+            f"EmbeddingIndex({str(self.path)!r}, {self.embedder_name}, {len(self._files)} files, "
+            f"{len(self)} windows)"
+        )
+
+    def embedder(self) -> Embedder:
+        """The embedder of the index's vectors (created from the registry on first use)."""
+        if self._embedder is None:
+            from audio_embed.registry import create_embedder, embedder_from_config
+
+            saved = self.manifest["embedder"].get("config")
+            # the embedder the index was built with: name, settings, layers, weight source
+            emb = embedder_from_config(saved) if saved else create_embedder(self.embedder_name)
+            self._check_embedder(emb)
+            self._embedder = emb
+        return self._embedder
+
+    def _check_embedder(self, emb: Embedder) -> None:
+        want = self.manifest["embedder"]
+        if emb.name != want["name"] or emb.dim != int(want["dim"]):
+            raise IndexFileError(
+                f"{self.path} holds {want['name']} vectors ({want['dim']} dims); the embedder "
+                f"given is {emb.name} ({emb.dim} dims). Use the index's embedder."
+            )
+        if emb.cache_id() != want["cache_id"]:
+            raise IndexFileError(
+                f"{self.path} was built with other weights or settings of {want['name']} "
+                f"(fingerprint {want['cache_id']}; this embedder's is {emb.cache_id()}). Load "
+                "the checkpoint it was built with, or build a new index."
+            )
+
+    def scanner(self) -> Scanner:
+        """A scanner (untrained) over the index's embedder and windows: the embedding path."""
+        sw = self.windows
+        return Scanner(
+            self.embedder(),
+            scan_windows=sw,
+            train_windows=TargetedWindows(sw.window, hop=sw.hop),
+            cache=self.cache,
+            batch_size=self.batch_size,
+        )
+
+    # ------------------------------------------------------------------ rows
+
+    def file(self, path: str | os.PathLike[str]) -> IndexedFile | None:
+        """The entry of ``path`` (resolved), or None when it is not in the index."""
+        key = str(Path(path).resolve())
+        for f in self._files:
+            if f.path == key:
+                return f
+        return None
+
+    def starts(self, file: IndexedFile) -> np.ndarray:
+        """Window start times (seconds) of ``file``'s rows."""
+        return self._starts[self._files.index(file)]
+
+    def vectors(self, rows: np.ndarray | slice | None = None) -> np.ndarray:
+        """The z-scored vectors (float32) of ``rows`` (all by default), as a scanner sees them."""
+        sel = slice(None) if rows is None else rows
+        out: np.ndarray = self._unit[sel].astype(np.float32) * self._norms[sel, None]
+        return out
+
+    def unit_vectors(self, rows: np.ndarray | slice | None = None) -> np.ndarray:
+        """The stored unit vectors (float32) of ``rows``."""
+        sel = slice(None) if rows is None else rows
+        out: np.ndarray = self._unit[sel].astype(np.float32)
+        return out
+
+    def locate(self, rows: np.ndarray) -> tuple[list[str], np.ndarray, list[float]]:
+        """File, start and file duration of each row."""
+        rows = np.asarray(rows, dtype=np.int64)
+        firsts = np.array([f.first_row for f in self._files], dtype=np.int64)
+        which = np.searchsorted(firsts, rows, side="right") - 1
+        files = [self._files[i].path for i in which]
+        starts = np.array(
+            [self._starts[i][r - firsts[i]] for i, r in zip(which, rows, strict=True)],
+            dtype=np.float64,
+        )
+        return files, starts, [self._files[i].duration for i in which]
+
+    def nearest_row(self, file: IndexedFile, time: float) -> int:
+        """The row of ``file`` whose window centre is nearest ``time``."""
+        return file.first_row + nearest_centre(
+            self.starts(file), self.windows.window, file.duration, time, file.path
+        )
+
+    # ------------------------------------------------------------------ adding
+
+    def add(
+        self,
+        paths: Iterable[str | os.PathLike[str]],
+        *,
+        progress: ProgressCallback | None = None,
+        cancel: CancelToken | None = None,
+    ) -> AddReport:
+        """Embed and add files; files already there and unchanged are skipped.
+
+        A file is unchanged when its size and modification time are the ones
+        recorded, or when its size and content hash are (a copy, a ``touch``).
+        A changed file's windows are replaced. Files that cannot be decoded are
+        reported in :attr:`AddReport.failed`; the others are still added.
+        Embeddings go through the scanner's streaming, cached path. Nothing is
+        written until every file is embedded; a cancel leaves the index as it was.
+        """
+        report = AddReport()
+        todo: list[tuple[Path, str, int, int, str]] = []  # path, key, size, mtime, sha
+        known = {f.path: f for f in self._files}
+        seen: set[str] = set()
+        touched: dict[str, int] = {}
+        for raw in paths:
+            p = Path(raw)
+            try:
+                key, size, mtime = file_identity(p)
+            except OSError as exc:
+                report.failed.append((str(raw), f"cannot read it ({exc.strerror or exc})"))
+                continue
+            if key in seen:
+                continue
+            seen.add(key)
+            old = known.get(key)
+            if old is not None and old.size == size and old.mtime_ns == mtime:
+                report.unchanged.append(key)
+                continue
+            sha = file_sha256(p)
+            if old is not None and old.size == size and old.sha256 == sha:
+                report.unchanged.append(key)
+                touched[key] = mtime
+                continue
+            todo.append((p, key, size, mtime, sha))
+        new: list[tuple[IndexedFile, CachedEmbeddings]] = []
+        if todo:
+            scanner = self.scanner()
+            embedded = scanner.sliding_embeddings_many(
+                [t[0] for t in todo], progress=progress, cancel=cancel
+            )
+            for (_p, key, size, mtime, sha), (_path, entry) in zip(todo, embedded, strict=True):
+                if isinstance(entry, Exception):
+                    report.failed.append((key, str(entry)))
+                    continue
+                (report.updated if key in known else report.added).append(key)
+                info = IndexedFile(key, size, mtime, sha, entry.duration, 0, len(entry.starts))
+                new.append((info, entry))
+        if cancel is not None:
+            cancel.check()
+        if new or touched:
+            self._apply(new, touched)
+            report.windows_added = sum(len(e.starts) for _, e in new)
+        return report
+
+    def _apply(
+        self, new: list[tuple[IndexedFile, CachedEmbeddings]], touched: dict[str, int]
+    ) -> None:
+        replaced = {info.path for info, _ in new}
+        keep = [i for i, f in enumerate(self._files) if f.path not in replaced]
+        files: list[IndexedFile] = []
+        starts: list[np.ndarray] = []
+        unit_parts: list[np.ndarray] = []
+        norm_parts: list[np.ndarray] = []
+        row = 0
+        for i in keep:
+            f = self._files[i]
+            sl = slice(f.first_row, f.first_row + f.n_rows)
+            unit_parts.append(np.asarray(self._unit[sl]))
+            norm_parts.append(np.asarray(self._norms[sl]))
+            mtime = touched.get(f.path, f.mtime_ns)
+            files.append(IndexedFile(f.path, f.size, mtime, f.sha256, f.duration, row, f.n_rows))
+            starts.append(self._starts[i])
+            row += f.n_rows
+        appended_from = row
+        dtype = np.float16 if self.manifest["vector_dtype"] == "float16" else np.float32
+        for info, entry in new:
+            unit, norms = unit_rows(recording_zscore(entry.embeddings))
+            unit_parts.append(unit.astype(dtype))
+            norm_parts.append(norms)
+            files.append(
+                IndexedFile(
+                    info.path,
+                    info.size,
+                    info.mtime_ns,
+                    info.sha256,
+                    info.duration,
+                    row,
+                    info.n_rows,
+                )
+            )
+            starts.append(np.asarray(entry.starts, dtype=np.float64))
+            row += info.n_rows
+        unit_all = np.concatenate(unit_parts) if unit_parts else self._unit[:0]
+        norms_all = np.concatenate(norm_parts) if norm_parts else self._norms[:0]
+        only_appended = len(keep) == len(self._files)
+        ann: AnnIndex | None = None
+        if only_appended and len(self._files) and appended_from == len(self):
+            ann = self._load_ann()
+            if ann.needs_rebuild(len(unit_all)):
+                ann = None
+            else:
+                ann.add(appended_from, unit_all[appended_from:])
+        try:
+            self._commit(files, starts, unit_all, norms_all, ann)
+        except BaseException:
+            self._ann = None  # it may hold the vectors that were not committed
+            raise
+
+    # ------------------------------------------------------------------ storage
+
+    def _gen_file(self, stem: str, gen: int, suffix: str) -> Path:
+        return self.path / f"{stem}-{gen}{suffix}"
+
+    def _commit(
+        self,
+        files: list[IndexedFile],
+        starts: list[np.ndarray],
+        unit: np.ndarray,
+        norms: np.ndarray,
+        ann: AnnIndex | None,
+    ) -> None:
+        """Write a new generation, then switch ``index.json`` to it in one rename."""
+        old = int(self.manifest["generation"])
+        gen = old + 1
+        if ann is None:
+            ann = AnnIndex.build(self.dim, unit, self.manifest["ann"]["params"])
+        with atomic_writer(self._gen_file("vectors", gen, ".npy")) as fh:
+            np.save(fh, np.ascontiguousarray(unit), allow_pickle=False)
+        with atomic_writer(self._gen_file("norms", gen, ".npy")) as fh:
+            np.save(fh, norms.astype(np.float32), allow_pickle=False)
+        write_sqlite(self._gen_file("meta", gen, ".sqlite"), files, starts)
+        ann_path = self._gen_file("ann", gen, ".faiss")
+        tmp = ann_path.with_name(".tmp-" + ann_path.name)
+        try:
+            ann.save(tmp)
+            os.replace(tmp, ann_path)
+        finally:
+            tmp.unlink(missing_ok=True)
+        manifest = {**self.manifest, "generation": gen, "count": len(norms), "n_files": len(files)}
+        manifest["ann"] = {
+            **manifest["ann"],
+            "file": ann_path.name,
+            "size": ann_path.stat().st_size,
+            "kind": ann.kind,
+            "trained_on": ann.trained_on,
+        }
+        with atomic_writer(self.path / MANIFEST, text=True) as fh:
+            fh.write(json.dumps(manifest, indent=2))
+        self.manifest = manifest
+        self._files, self._starts, self._unit, self._norms = files, starts, unit, norms
+        self._ann = ann
+        for f in self.path.iterdir():  # the previous generation, and leftovers of crashes
+            stem, _, rest = f.name.partition("-")
+            if stem in ("vectors", "norms", "meta", "ann") and not rest.startswith(f"{gen}."):
+                f.unlink(missing_ok=True)
+
+    def _load_data(self) -> None:
+        gen = int(self.manifest["generation"])
+        if gen == 0:
+            return
+        files, starts = read_sqlite(self._gen_file("meta", gen, ".sqlite"))
+        unit = read_npy(self._gen_file("vectors", gen, ".npy"), 2)
+        norms = read_npy(self._gen_file("norms", gen, ".npy"), 1)
+        n = int(self.manifest["count"])
+        if (
+            unit.shape != (n, self.dim)
+            or norms.shape != (n,)
+            or sum(f.n_rows for f in files) != n
+            or len(files) != int(self.manifest["n_files"])
+        ):
+            raise IndexFileError(
+                f"{self.path}: the vectors, lengths and file table disagree ({unit.shape}, "
+                f"{norms.shape}, {sum(f.n_rows for f in files)} rows, manifest {n}); damaged."
+            )
+        self._files, self._starts, self._unit, self._norms = files, starts, unit, norms
+
+    def _load_ann(self) -> AnnIndex:
+        if self._ann is not None:
+            return self._ann
+        info = self.manifest["ann"]
+        path = self.path / str(info.get("file", ""))
+        if not path.is_file() or path.stat().st_size != int(info.get("size", -1)):
+            raise IndexFileError(f"{self.path}: the nearest-neighbour graph is missing or damaged.")
+        self._ann = AnnIndex.load(
+            path, self.dim, len(self), info["params"], int(info.get("trained_on", 0))
+        )
+        return self._ann
+
+    # ------------------------------------------------------------------ search
+
+    def example_vector(self, example: Example) -> np.ndarray:
+        """The unit vector of ``example``: from the index when the file is there and
+        unchanged, else embedded now with the index's embedder (same normalisation)."""
+        p = Path(example.source)
+        entry = self.file(p)
+        if entry is not None:
+            try:
+                _key, size, mtime = file_identity(p)
+            except OSError:
+                size, mtime = entry.size, entry.mtime_ns  # gone: the indexed copy still counts
+            if size == entry.size and mtime == entry.mtime_ns:
+                row = self.nearest_row(entry, example.time)
+                stored: np.ndarray = self.unit_vectors(np.array([row]))[0]
+                return stored
+        emb = self.scanner().sliding_embeddings(p)
+        i = nearest_centre(emb.starts, self.windows.window, emb.duration, example.time, str(p))
+        unit, _ = unit_rows(recording_zscore(emb.embeddings)[i : i + 1])
+        out: np.ndarray = unit[0]
+        return out
+
+    def query_vector(
+        self, examples: Sequence[Example], negatives: Sequence[Example] = ()
+    ) -> np.ndarray:
+        """Mean of the examples' unit vectors minus the mean of the negatives'.
+
+        The inner product of a stored unit vector with it is the mean cosine
+        similarity to the examples minus the mean cosine similarity to the
+        negatives.
+        """
+        if not examples:
+            raise InvalidInputError("A search needs at least one example (FILE:SECONDS).")
+        q = np.mean([self.example_vector(e) for e in examples], axis=0)
+        if negatives:
+            q = q - np.mean([self.example_vector(e) for e in negatives], axis=0)
+        out: np.ndarray = q.astype(np.float32)
+        return out
+
+    def nearest(
+        self, query: np.ndarray, k: int, *, exact: bool = False
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Rows and scores (inner products with ``query``) of the ``k`` best windows."""
+        k = min(int(k), len(self))
+        if k <= 0:
+            return np.zeros(0, np.int64), np.zeros(0, np.float32)
+        if not exact:
+            return self._load_ann().search(query, k)
+        q = np.asarray(query, dtype=np.float32)
+        scores = np.concatenate(
+            [
+                self._unit[lo : lo + 65536].astype(np.float32) @ q
+                for lo in range(0, len(self), 65536)
+            ]
+        )
+        rows = np.argpartition(-scores, k - 1)[:k] if k < len(scores) else np.arange(len(scores))
+        rows = rows[np.argsort(-scores[rows], kind="stable")]
+        return rows.astype(np.int64), scores[rows]
+
+    def search(
+        self,
+        examples: Sequence[Example],
+        *,
+        negatives: Sequence[Example] = (),
+        top: int = 100,
+        exact: bool = False,
+    ) -> list[Hit]:
+        """The ``top`` occurrences most like ``examples`` (and least like ``negatives``).
+
+        Neighbouring windows of one occurrence are merged into one :class:`Hit`.
+        ``exact=True`` scores every window instead of using the ANN graph.
+        """
+        if top < 1:
+            raise InvalidInputError(f"The 'top' parameter must be >= 1. Got {top!r} instead.")
+        return self.search_vector(self.query_vector(examples, negatives), top=top, exact=exact)
+
+    def search_vector(self, query: np.ndarray, *, top: int = 100, exact: bool = False) -> list[Hit]:
+        """:meth:`search` with a query vector (see :meth:`query_vector`)."""
+        if query.shape != (self.dim,):
+            raise InvalidInputError(
+                f"The query must have shape ({self.dim},). Got {query.shape} instead."
+            )
+        sw = self.windows
+        per_hit = 2 * math.ceil(sw.window / sw.hop) + 1
+        k = top * per_hit
+        while True:
+            rows, scores = self.nearest(query, k, exact=exact)
+            files, starts, durations = self.locate(rows)
+            hits = merge_windows(files, starts, scores, rows, sw.window, durations)
+            if len(hits) >= top or k >= len(self):
+                return hits[:top]
+            k *= 4

@@ -1,0 +1,248 @@
+"""The review loop: search hits → a markers file to fill → a scanner → what to mark next.
+
+* :func:`write_review_markers` writes hits (or suggestions) as a markers CSV
+  (``file,time,kind,start,end,score``) with an empty ``kind`` for a person to
+  fill with positive / negative / soft; :func:`audio_embed.formats.read_review_markers`
+  reads it back, skipping the rows still empty.
+* :func:`fit_from_index` trains a :class:`~audio_embed.Scanner` from an
+  :class:`~audio_embed.index.EmbeddingIndex`'s vectors, decoding nothing.
+* :func:`suggest_windows` picks the windows a scanner is least sure about
+  (probability nearest its threshold), spread over files and never two
+  overlapping windows of one file: the next ones to mark (active learning).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import os
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+import numpy as np
+from sklearn.base import clone
+
+from audio_embed.errors import InvalidInputError, TrainingDataError
+from audio_embed.formats import atomic_write_text
+from audio_embed.index import EmbeddingIndex, Hit
+from audio_embed.scanner import Detection, Scanner, ScanResult
+from audio_embed.windows import Markers
+
+__all__ = [
+    "fit_from_index",
+    "format_hits",
+    "hits_by_file",
+    "score_index",
+    "suggest_windows",
+    "write_review_markers",
+]
+
+_TOL = 1e-6
+
+
+def write_review_markers(path: str | os.PathLike[str], hits: Sequence[Hit]) -> Path:
+    """Write ``hits`` as a markers CSV with an empty ``kind`` column to fill in.
+
+    ``time`` is each hit's peak (the centre of its best window); ``start``,
+    ``end`` and ``score`` help the reviewer and are ignored when reading back.
+    """
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(["file", "time", "kind", "start", "end", "score"])
+    for h in hits:
+        w.writerow(
+            [h.file, f"{h.peak:.3f}", "", f"{h.start:.3f}", f"{h.end:.3f}", f"{h.score:.4f}"]
+        )
+    return atomic_write_text(path, buf.getvalue())
+
+
+def format_hits(hits: Sequence[Hit], fmt: str) -> str:
+    """Hits of many files as one CSV or JSON text (file, start, end, peak, score), best first."""
+    if fmt == "csv":
+        buf = io.StringIO()
+        w = csv.writer(buf, lineterminator="\n")
+        w.writerow(["file", "start", "end", "peak", "score"])
+        for h in hits:
+            w.writerow(
+                [h.file, f"{h.start:.3f}", f"{h.end:.3f}", f"{h.peak:.3f}", f"{h.score:.4f}"]
+            )
+        return buf.getvalue()
+    if fmt == "json":
+        items = [
+            {"file": h.file, "start": h.start, "end": h.end, "peak": h.peak, "score": h.score}
+            for h in hits
+        ]
+        return json.dumps(items, indent=2) + "\n"
+    raise InvalidInputError(
+        f"Hits of several files are written as csv or json; {fmt!r} files hold one recording "
+        "each (see hits_by_file)."
+    )
+
+
+def hits_by_file(hits: Sequence[Hit]) -> dict[str, list[Detection]]:
+    """Hits grouped by file, in time order, as detections (for Audacity / Raven files)."""
+    out: dict[str, list[Detection]] = {}
+    for h in hits:
+        out.setdefault(h.file, []).append(Detection(h.start, h.end, h.score, h.peak))
+    for dets in out.values():
+        dets.sort(key=lambda d: d.start)
+    return out
+
+
+def _check_compatible(scanner: Scanner, index: EmbeddingIndex) -> None:
+    want = index.manifest["embedder"]
+    if scanner.embedder.name != want["name"] or scanner.embedder.dim != int(want["dim"]):
+        raise InvalidInputError(
+            f"The scanner uses {scanner.embedder.name} ({scanner.embedder.dim} dims) but "
+            f"{index.path} holds {want['name']} vectors ({want['dim']} dims)."
+        )
+    if scanner.embedder.cache_id() != want["cache_id"]:
+        raise InvalidInputError(
+            f"The scanner's {want['name']} has other weights or settings than the one that "
+            f"built {index.path}; its vectors would not match."
+        )
+    sw, iw = scanner.scan_windows, index.windows
+    if abs(sw.window - iw.window) > _TOL or abs(sw.hop - iw.hop) > _TOL:
+        raise InvalidInputError(
+            f"The scanner's windows ({sw.window:g} s every {sw.hop:g} s) differ from the "
+            f"index's ({iw.window:g} s every {iw.hop:g} s)."
+        )
+    if scanner.normalization != "recording":
+        raise InvalidInputError(
+            "An index holds per-recording normalised vectors; the scanner must use "
+            f"normalization='recording'. Got {scanner.normalization!r}."
+        )
+
+
+def fit_from_index(scanner: Scanner, index: EmbeddingIndex, markers: dict[str, Markers]) -> Scanner:
+    """Train ``scanner`` on ``markers`` with the vectors stored in ``index``; returns it.
+
+    Every marked file must be in the index. The labelled windows are the
+    scanner's ``train_windows`` (their hop must put them on the index's window
+    grid); their vectors are the index's, normalised per recording as the
+    scanner would. The scanner's embedder, windows and normalisation must
+    match the index's.
+
+    Raises:
+        InvalidInputError: the scanner does not fit the index.
+        TrainingDataError: a file is not in the index, a window is not on its
+            grid, or the markers give one class only.
+    """
+    _check_compatible(scanner, index)
+    xs, ys, per_file = [], [], []
+    for name in sorted(markers):
+        entry = index.file(name)
+        if entry is None:
+            raise TrainingDataError(
+                f"{name} is marked but not in the index {index.path}; add it "
+                "(audio-embed index … --out INDEX) or train from the files."
+            )
+        labelled = scanner.train_windows.windows(entry.duration, markers[name])
+        grid = index.starts(entry)
+        pos = np.clip(np.searchsorted(grid, labelled.starts - _TOL), 0, max(len(grid) - 1, 0))
+        found = np.abs(grid[pos] - labelled.starts) < _TOL if len(grid) else pos < 0
+        if not found.all():
+            missing = labelled.starts[~found][:3]
+            raise TrainingDataError(
+                f"{name}: training windows at {', '.join(f'{t:g}' for t in missing)} s are "
+                f"not on the index's grid (hop {index.windows.hop:g} s); use training windows "
+                "with the index's hop."
+            )
+        xs.append(index.vectors(entry.first_row + pos))
+        ys.append(labelled.labels)
+        n_pos = int(labelled.labels.sum())
+        per_file.append(
+            {"source": name, "positive": n_pos, "negative": len(labelled.labels) - n_pos}
+        )
+    X = np.concatenate(xs) if xs else np.zeros((0, index.dim), np.float32)
+    y = np.concatenate(ys) if ys else np.zeros(0, np.int64)
+    if len(y) == 0:
+        raise TrainingDataError(
+            "The markers produced no training windows at all: check that the marked "
+            "times fall inside the recordings."
+        )
+    classifier = clone(scanner.classifier)
+    classifier.fit(X, y)
+    scanner.classifier = classifier
+    scanner.training_summary = {
+        "files": per_file,
+        "windows_positive": int(y.sum()),
+        "windows_negative": int(len(y) - y.sum()),
+        "from_index": str(index.path),
+        **{f"classifier_{k}": v for k, v in classifier.summary_.items()},
+    }
+    return scanner
+
+
+def score_index(scanner: Scanner, index: EmbeddingIndex) -> list[ScanResult]:
+    """A trained scanner's window probabilities over every file of ``index`` (no decoding)."""
+    _check_compatible(scanner, index)
+    if not scanner.is_fitted:
+        raise InvalidInputError("score_index needs a trained scanner.")
+    results = []
+    for f in index.files:
+        x = index.vectors(slice(f.first_row, f.first_row + f.n_rows))
+        results.append(
+            ScanResult(
+                source=f.path,
+                starts=index.starts(f),
+                probabilities=scanner.classifier.score_windows(x),
+                window=index.windows.window,
+                duration=f.duration,
+                threshold=scanner.threshold,
+            )
+        )
+    return results
+
+
+def suggest_windows(
+    results: Iterable[ScanResult], n: int, *, threshold: float | None = None
+) -> list[Hit]:
+    """The ``n`` windows whose probability is nearest the threshold, spread over files.
+
+    At most ``ceil(n / files)`` per file until every file has had its share,
+    then the rest by uncertainty alone; never two overlapping windows of one
+    file. ``threshold`` defaults to each result's own. Returned as hits (the
+    window, its centre as ``peak``, the probability as ``score``; ``row`` -1),
+    most uncertain first.
+    """
+    if n < 1:
+        raise InvalidInputError(f"The number of suggestions must be >= 1. Got {n!r}.")
+    res = list(results)
+    if not res:
+        return []
+    files = np.concatenate([np.full(len(r.starts), i) for i, r in enumerate(res)])
+    starts = np.concatenate([r.starts for r in res])
+    probs = np.concatenate([r.probabilities for r in res]).astype(np.float64)
+    thr = np.concatenate(
+        [np.full(len(r.starts), r.threshold if threshold is None else threshold) for r in res]
+    )
+    order = np.argsort(np.abs(probs - thr), kind="stable")
+    quota = math.ceil(n / len(res))
+    taken: dict[int, list[float]] = {}
+    picked: list[int] = []
+    chosen: set[int] = set()
+    for limit in (quota, n):
+        per_file = Counter({k: len(v) for k, v in taken.items()})
+        for i in order:
+            if len(picked) >= n:
+                break
+            f, s = int(files[i]), float(starts[i])
+            if per_file[f] >= limit or int(i) in chosen:
+                continue
+            if any(abs(s - t) < res[f].window - _TOL for t in taken.get(f, ())):
+                continue
+            taken.setdefault(f, []).append(s)
+            per_file[f] += 1
+            picked.append(int(i))
+            chosen.add(int(i))
+    hits = []
+    for i in picked:
+        r = res[int(files[i])]
+        s = float(starts[i])
+        e = min(s + r.window, max(r.duration, s))
+        hits.append(Hit(r.source, s, e, (s + e) / 2.0, float(probs[i]), -1))
+    return hits

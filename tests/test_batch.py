@@ -1,0 +1,273 @@
+"""Scanning many files into a folder: inputs, output names, the per-file loop and
+the report (with a fake scanner: the scanning itself is tested elsewhere)."""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from audio_embed.batch import (
+    COMBINED_CSV,
+    FileOutcome,
+    Input,
+    collect_inputs,
+    output_paths,
+    run_many,
+    scan_to_folder,
+)
+from audio_embed.errors import (
+    AudioEmbedError,
+    Cancelled,
+    CorruptAudioError,
+    InvalidInputError,
+)
+from audio_embed.formats import read_detections
+from audio_embed.progress import CancelToken, ProgressEvent
+from audio_embed.scanner import ScanResult
+
+
+def _result(source: str) -> ScanResult:
+    """Windows of 2 s every 1 s over 12 s; a different high stretch per file name."""
+    probs = np.full(11, 0.1)
+    first = len(Path(source).name) % 5  # distinct per file, same on every run
+    probs[first : first + 2] = [0.6, 0.9]
+    return ScanResult(source, np.arange(11.0), probs, window=2.0, duration=12.0, threshold=0.5)
+
+
+class FakeScanner:
+    """``scan_many`` like Scanner's: a CorruptAudioError result for ``corrupt`` files,
+    an unexpected exception (which stops the generator) for ``crash`` files."""
+
+    threshold = 0.5
+
+    def __init__(self, corrupt: Iterable[str] = (), crash: Iterable[str] = ()) -> None:
+        self.corrupt, self.crash = set(corrupt), set(crash)
+        self.calls: list[list[str]] = []
+
+    def scan_many(
+        self,
+        sources: Iterable[str | Path],
+        *,
+        progress: object = None,
+        cancel: CancelToken | None = None,
+    ) -> Iterator[tuple[str, ScanResult | AudioEmbedError]]:
+        paths = [str(s) for s in sources]
+        self.calls.append([Path(p).name for p in paths])
+        for p in paths:
+            if cancel is not None:
+                cancel.check()
+            name = Path(p).name
+            if name in self.crash:
+                raise RuntimeError(f"boom in {name}")
+            if name in self.corrupt:
+                yield p, CorruptAudioError(p, "not a readable audio or video file")
+            else:
+                yield p, _result(p)
+
+
+def _touch(*paths: Path) -> list[Path]:
+    for p in paths:
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_bytes(b"")
+    return list(paths)
+
+
+# ---------------------------------------------------------------- inputs and names
+
+
+def test_collect_inputs_walks_folders_skips_hidden_and_dedups(tmp_path: Path) -> None:
+    a, b, _hidden, _notes, _in_hidden = _touch(
+        tmp_path / "in" / "a.wav",
+        tmp_path / "in" / "sub" / "b.MP4",
+        tmp_path / "in" / ".c.wav",
+        tmp_path / "in" / "notes.txt",
+        tmp_path / "in" / ".git" / "d.wav",
+    )
+    (tmp_path / "empty").mkdir()
+    found, missing = collect_inputs(
+        [str(tmp_path / "in"), str(a), str(tmp_path / "nope.wav"), str(tmp_path / "empty")]
+    )
+    assert found == [Input(a, Path("a.wav")), Input(b, Path("sub/b.MP4"))]
+    assert missing == [
+        (str(tmp_path / "nope.wav"), "no such file or directory"),
+        (str(tmp_path / "empty"), "no audio or video files in this folder"),
+    ]
+
+
+def test_output_paths_are_unique_and_stay_inside(tmp_path: Path) -> None:
+    inputs = [
+        Input(Path("/x/a.wav"), Path("a.wav")),
+        Input(Path("/x/a.mp4"), Path("a.mp4")),
+        Input(Path("/x/b.wav"), Path("sub/b.wav")),
+        Input(Path("/y/detections.wav"), Path("detections.wav")),
+        Input(Path("/z/evil.wav"), Path("../../evil.wav")),
+    ]
+    out = output_paths(inputs, tmp_path, ".csv", reserved=(COMBINED_CSV,))
+    assert {k: v.relative_to(tmp_path).as_posix() for k, v in out.items()} == {
+        Path("/x/a.wav"): "a.wav.csv",
+        Path("/x/a.mp4"): "a.mp4.csv",
+        Path("/x/b.wav"): "sub/b.csv",
+        Path("/y/detections.wav"): "detections.wav.csv",
+        Path("/z/evil.wav"): "evil.csv",
+    }
+
+
+# ---------------------------------------------------------------- run_many
+
+
+def test_run_many_goes_on_after_a_failing_and_a_crashing_file(tmp_path: Path) -> None:
+    files = _touch(*(tmp_path / f"{n}.wav" for n in "abcd"))
+    scanner = FakeScanner(corrupt={"b.wav"}, crash={"c.wav"})
+    events: list[ProgressEvent] = []
+    got = list(
+        run_many(scanner.scan_many, [Input(f, Path(f.name)) for f in files], progress=events.append)
+    )
+    assert [inp.path.name for inp, _ in got] == ["a.wav", "b.wav", "c.wav", "d.wav"]
+    assert isinstance(got[0][1], ScanResult) and isinstance(got[3][1], ScanResult)
+    assert isinstance(got[1][1], CorruptAudioError)
+    assert isinstance(got[2][1], RuntimeError) and "boom in c.wav" in str(got[2][1])
+    assert scanner.calls == [["a.wav", "b.wav", "c.wav", "d.wav"], ["d.wav"]]  # restarted after c
+    file_events = [(e.source, e.done, e.total) for e in events if e.stage == "files"]
+    assert file_events == [("", 0, 4)] + [(str(f), i, 4) for i, f in enumerate(files, start=1)]
+
+
+def test_run_many_matches_results_by_path_in_any_order(tmp_path: Path) -> None:
+    files = _touch(*(tmp_path / f"{n}.wav" for n in "abc"))
+
+    def backwards(sources: list[Path], **_: object) -> Iterator[tuple[str, ScanResult]]:
+        for s in reversed(sources[1:]):  # never reports the first input
+            yield str(s), _result(str(s))
+
+    got = list(run_many(backwards, [Input(f, Path(f.name)) for f in files]))
+    assert [inp.path.name for inp, _ in got] == ["c.wav", "b.wav", "a.wav"]
+    assert [r.source for _, r in got[:2] if isinstance(r, ScanResult)] == [
+        str(files[2]),
+        str(files[1]),
+    ]
+    assert isinstance(got[2][1], AudioEmbedError) and "no result" in str(got[2][1])
+
+
+def test_run_many_refuses_a_result_for_a_file_it_did_not_ask_for(tmp_path: Path) -> None:
+    (f,) = _touch(tmp_path / "a.wav")
+
+    def stranger(sources: list[Path], **_: object) -> Iterator[tuple[str, ScanResult]]:
+        yield "elsewhere.wav", _result("elsewhere.wav")
+
+    with pytest.raises(ValueError, match=r"elsewhere\.wav"):
+        list(run_many(stranger, [Input(f, Path(f.name))]))
+
+
+def test_run_many_stops_when_cancelled(tmp_path: Path) -> None:
+    files = _touch(*(tmp_path / f"{n}.wav" for n in "ab"))
+    token = CancelToken()
+    token.cancel()
+    with pytest.raises(Cancelled):
+        list(
+            run_many(FakeScanner().scan_many, [Input(f, Path(f.name)) for f in files], cancel=token)
+        )
+
+
+# ---------------------------------------------------------------- scan_to_folder
+
+
+def _combined_rows(out: Path) -> list[dict[str, str]]:
+    with (out / COMBINED_CSV).open() as fh:
+        return list(csv.DictReader(fh))
+
+
+def test_scan_to_folder_writes_results_and_reports_every_input(tmp_path: Path) -> None:
+    a, b, _bad = _touch(tmp_path / "in" / "a.wav", tmp_path / "in" / "sub" / "bb.flac",
+                       tmp_path / "in" / "bad.wav")  # fmt: skip
+    out = tmp_path / "out"
+    heard: list[FileOutcome] = []
+    report = scan_to_folder(
+        FakeScanner(corrupt={"bad.wav"}),
+        [tmp_path / "in", tmp_path / "missing.wav"],
+        out,
+        fmt="json",
+        on_file=heard.append,
+    )
+    assert [(o.kind, Path(o.item).name) for o in heard] == [
+        ("missing", "missing.wav"),
+        ("done", "a.wav"),
+        ("failed", "bad.wav"),
+        ("done", "bb.flac"),
+    ]
+    assert [o.item for o in report.done] == [str(a), str(b)]
+    assert [o.kind for o in report.failed] == ["missing", "failed"]
+    assert "not a readable" in (report.failed[1].reason or "")
+    assert report.total == 4 and not report.ok and report.skipped == ()
+    assert report.threshold == 0.5 and report.results() == {}  # results not kept by default
+    for o in report.done:
+        assert o.output is not None and o.output.is_file()
+        assert read_detections(o.output, "json") == list(o.detections)
+        assert o.detections == tuple(_result(o.item).detections(0.5))
+    assert report.done[1].output == out / "sub" / "bb.json"
+    assert report.n_detections == sum(len(o.detections) for o in report.done) == 2
+    rows = _combined_rows(out)
+    assert report.combined == out / COMBINED_CSV
+    assert [r["file"] for r in rows] == [str(a), str(b)]  # input order
+    assert float(rows[0]["score"]) == pytest.approx(report.done[0].detections[0].score, abs=1e-4)
+
+
+def test_skip_existing_reads_back_and_rescans_unreadable_results(tmp_path: Path) -> None:
+    files = _touch(*(tmp_path / f"{n}.wav" for n in ("one", "two", "three")))
+    out = tmp_path / "out"
+    first = scan_to_folder(FakeScanner(), files, out, fmt="audacity", label="horn")
+    (out / "two.txt").write_text("1.0\tnot-a-time\thorn 0.50\n")
+    (out / "three.txt").unlink()
+    scanner = FakeScanner()
+    heard: list[FileOutcome] = []
+    again = scan_to_folder(
+        scanner, files, out, fmt="audacity", label="horn", skip_existing=True, on_file=heard.append
+    )
+    assert [(o.kind, Path(o.item).name) for o in heard] == [
+        ("skipped", "one.wav"),
+        ("rescan", "two.wav"),
+        ("done", "two.wav"),
+        ("done", "three.wav"),
+    ]
+    assert "two.txt is unreadable" in (heard[1].reason or "")
+    assert scanner.calls == [["two.wav", "three.wav"]]
+    kept = again.skipped[0].detections
+    assert [(d.start, d.end, d.score) for d in kept] == [
+        (d.start, d.end, round(d.score, 2)) for d in first.done[0].detections
+    ]
+    assert all(np.isnan(d.peak) for d in kept)  # Audacity labels do not store the peak
+    rows = _combined_rows(out)
+    assert [Path(r["file"]).name for r in rows] == ["one.wav", "two.wav", "three.wav"]
+    assert rows[0]["peak"] == ""  # unknown, not "nan"
+    assert again.total == 3 and again.ok and len(again.done) == 2
+
+
+def test_scan_to_folder_keeps_results_uses_a_runner_and_checks_arguments(tmp_path: Path) -> None:
+    files = _touch(tmp_path / "a.wav", tmp_path / "b.wav")
+    ran: list[str] = []
+
+    def runner(sources: list[Path], **_: object) -> Iterator[tuple[str, ScanResult]]:
+        for s in reversed(sources):
+            ran.append(Path(s).name)
+            yield str(s), _result(str(s))
+
+    report = scan_to_folder(FakeScanner(), files, tmp_path / "out", keep_results=True,
+                            threshold=0.95, many=runner)  # fmt: skip
+    assert ran == ["b.wav", "a.wav"]
+    assert sorted(report.results()) == [str(f) for f in files]
+    assert report.n_detections == 0 and report.threshold == 0.95  # nothing scores 0.95
+    assert [r["file"] for r in _combined_rows(tmp_path / "out")] == []
+    with pytest.raises(InvalidInputError, match="threshold"):
+        scan_to_folder(FakeScanner(), files, tmp_path / "x", threshold=1.5)
+    with pytest.raises(InvalidInputError, match="format"):
+        scan_to_folder(FakeScanner(), files, tmp_path / "x", fmt="xml")  # type: ignore[arg-type]
+    assert not (tmp_path / "x").exists()
+
+
+def test_scan_to_folder_writes_no_combined_file_when_nothing_was_scanned(tmp_path: Path) -> None:
+    (bad,) = _touch(tmp_path / "bad.wav")
+    report = scan_to_folder(FakeScanner(corrupt={"bad.wav"}), [bad], tmp_path / "out")
+    assert report.combined is None and not (tmp_path / "out" / COMBINED_CSV).exists()
+    assert len(report.failed) == 1 and report.done == ()

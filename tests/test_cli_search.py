@@ -1,0 +1,150 @@
+"""``audio-embed index`` / ``search`` and the review loop through ``train`` and ``scan``."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import pytest
+
+from audio_embed.cli import main
+from audio_embed.demo import DemoSet, make_demo_set
+
+
+@pytest.fixture(autouse=True)
+def _private_cache(
+    monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    monkeypatch.setenv("AUDIO_EMBED_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "cache"))
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory) -> DemoSet:
+    return make_demo_set(
+        tmp_path_factory.mktemp("demo"), n_train=2, n_test=1, seconds=40,
+        targets_per_file=3, distractors_per_file=4,
+    )  # fmt: skip
+
+
+def cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    capsys.readouterr()
+    rc = main([*args, "--threads", "1"])
+    captured = capsys.readouterr()
+    return rc, captured.out, captured.err
+
+
+@pytest.fixture(scope="module")
+def archive(demo: DemoSet, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("idx") / "a.idx"
+    inputs = [str(demo.root / "train"), str(demo.root / "test")]
+    rc = main(["index", *inputs, "--model", "LOGMEL", "--window", "2", "--hop", "0.5",
+               "--out", str(out), "-q", "--threads", "1"])  # fmt: skip
+    assert rc == 0
+    return out
+
+
+def horn(demo: DemoSet) -> tuple[str, float, list[tuple[str, float, float]]]:
+    rows = [r for r in csv.DictReader(demo.labels_csv.open()) if r["label"] == "horn"]
+    events = [(str((demo.root / r["file"]).resolve()), float(r["onset"]), float(r["offset"]))
+              for r in rows]  # fmt: skip
+    f, on, off = events[0]
+    return f, (on + off) / 2, events
+
+
+def test_index_again_skips_unchanged(
+    demo: DemoSet, archive: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    rc, out, _ = cli(capsys, "index", str(demo.root), "--out", str(archive))
+    assert rc == 0
+    assert "0 added, 0 updated, 3 unchanged" in out
+    rc, _, err = cli(capsys, "index", str(demo.root), "--out", str(archive), "--hop", "1")
+    assert rc == 2 and "windows are fixed" in err
+    rc, _, err = cli(capsys, "index", str(demo.root), "--out", str(archive), "--model", "BEATS")
+    assert rc == 2 and "holds LOGMEL vectors" in err
+
+
+def test_search_formats(
+    demo: DemoSet, archive: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    f, t, _ = horn(demo)
+    rc, out, _ = cli(capsys, "search", str(archive), "--example", f"{f}:{t}", "--top", "5")
+    assert rc == 0
+    rows = list(csv.DictReader(out.splitlines()))
+    assert len(rows) == 5 and rows[0]["file"] == f
+    assert float(rows[0]["start"]) <= t <= float(rows[0]["end"])
+    rc, _, _ = cli(capsys, "search", str(archive), "--example", f"{f}:{t}", "--format", "json",
+                   "--out", str(tmp_path / "h.json"), "--top", "5")  # fmt: skip
+    assert rc == 0
+    assert [h["peak"] for h in json.loads((tmp_path / "h.json").read_text())] == [
+        pytest.approx(float(r["peak"]), abs=1e-3) for r in rows
+    ]
+    rc, _, _ = cli(capsys, "search", str(archive), "--example", f"{f}:{t}", "--format",
+                   "raven", "--out", str(tmp_path / "raven"), "--top", "5")  # fmt: skip
+    assert rc == 0 and len(list((tmp_path / "raven").glob("*.selections.txt"))) >= 1
+
+
+@pytest.mark.parametrize(
+    "args, code, message",
+    [
+        (["--example", "x.wav"], 2, "FILE:SECONDS"),
+        ([], 2, "at least one --example"),
+        (["--example", "a.wav:1", "--format", "audacity"], 2, "--out DIR"),
+        (["--suggest", "3"], 2, "--scanner"),
+    ],
+)
+def test_search_usage_errors(
+    archive: Path, capsys: pytest.CaptureFixture[str], args: list[str], code: int, message: str
+) -> None:
+    rc, _, err = cli(capsys, "search", str(archive), *args)
+    assert rc == code and message in err
+
+
+def test_search_refuses_what_is_not_an_index(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "x.idx").write_bytes(b"PK\x03\x04")
+    rc, _, err = cli(capsys, "search", str(tmp_path / "x.idx"), "--example", "a.wav:1")
+    assert rc == 1
+    assert "is not an audio_embed index" in err and "Traceback" not in err
+
+
+def test_review_loop_markers_train_from_index_and_suggest(
+    demo: DemoSet, archive: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    f, t, events = horn(demo)
+    review = tmp_path / "review.csv"
+    rc, _, _ = cli(capsys, "search", str(archive), "--example", f"{f}:{t}", "--top", "8",
+                   "--markers-out", str(review))  # fmt: skip
+    assert rc == 0
+    rows = list(csv.DictReader(review.open()))
+    assert len(rows) == 8 and all(r["kind"] == "" for r in rows)
+    # The reviewer fills in the first six rows from what they hear.
+    for r in rows[:6]:
+        hit = any(r["file"] == ef and float(r["start"]) < off and on < float(r["end"])
+                  for ef, on, off in events)  # fmt: skip
+        r["kind"] = "positive" if hit else "negative"
+    rows[0]["kind"] = "positive"
+    with review.open("w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+    scanner = tmp_path / "r.scanner"
+    rc, out, err = cli(capsys, "train", "--markers", str(review), "--model", "LOGMEL", "--index",
+                       str(archive), "--classifier", "logreg", "--out", str(scanner))  # fmt: skip
+    assert rc == 0, err
+    assert "2 row(s) with an empty kind were ignored" in err
+    assert "Using the index's windows: 2 s every 0.5 s" in out and scanner.is_file()
+    # The same markers from the files themselves (decoding them) train too.
+    out_f = str(tmp_path / "f.scanner")
+    rc, _, err = cli(capsys, "train", "--markers", str(review), "--model", "LOGMEL",
+                     "--window", "2", "--hop", "0.5", "--out", out_f)  # fmt: skip
+    assert rc == 0, err
+    nxt = tmp_path / "next.csv"
+    rc, out, _ = cli(capsys, "search", str(archive), "--scanner", str(scanner), "--suggest", "4",
+                     "--markers-out", str(nxt))  # fmt: skip
+    assert rc == 0 and "4 window(s) the scanner is least sure about" in out
+    assert len(list(csv.DictReader(nxt.open()))) == 4
+    rc, out, _ = cli(capsys, "scan", str(scanner), str(demo.root / "test"), "--out",
+                     str(tmp_path / "res"), "--suggest", "3")  # fmt: skip
+    assert rc == 0 and "3 window(s) the scanner is least sure about" in out

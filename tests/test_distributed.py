@@ -1,0 +1,267 @@
+"""Scanning and embedding on a real local Ray (2 CPUs), against the local scan.
+
+LOGMEL (no weights) on short synthesised recordings. One Ray is started for the
+module and shut down at its end, with its session files in a temporary folder.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+pytest.importorskip("ray", reason="ray is not installed: pip install 'audio_embed[ray]'")
+pytest.importorskip("ray.data", reason="Ray Data is not installed: pip install 'audio_embed[ray]'")
+
+import ray
+
+from audio_embed import LogMelEmbedder
+from audio_embed import distributed as dist
+from audio_embed._ray_worker import CRASH_ONCE_ENV
+from audio_embed.batch import scan_to_folder
+from audio_embed.cli import main
+from audio_embed.demo import DemoSet, make_demo_set
+from audio_embed.errors import InvalidInputError
+from audio_embed.formats import read_markers
+from audio_embed.scanner import Recording, Scanner, ScanResult
+
+
+@pytest.fixture(scope="module")
+def crash_marker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """A local Ray with 2 CPUs for this module; yields the file that arms a worker crash."""
+    marker = tmp_path_factory.mktemp("crash") / "crash-once"
+    os.environ[CRASH_ONCE_ENV] = str(marker)  # set before ray.init: workers inherit it
+    temp = tempfile.mkdtemp(prefix="ray-", dir="/tmp")  # short: Ray's socket paths live here
+    ray.init(
+        num_cpus=2,
+        include_dashboard=False,
+        log_to_driver=False,
+        configure_logging=False,
+        object_store_memory=100 * 2**20,
+        _temp_dir=temp,
+    )
+    try:
+        yield marker
+    finally:
+        ray.shutdown()
+        os.environ.pop(CRASH_ONCE_ENV, None)
+        shutil.rmtree(temp, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory) -> DemoSet:
+    return make_demo_set(
+        tmp_path_factory.mktemp("demo"),
+        n_train=2,
+        n_test=5,
+        seconds=40,
+        targets_per_file=3,
+        distractors_per_file=3,
+        seed=3,
+    )
+
+
+@pytest.fixture(scope="module")
+def scanner(demo: DemoSet) -> Scanner:
+    recs = [Recording(f, m) for f, m in read_markers(demo.markers_csv).items()]
+    return Scanner(LogMelEmbedder()).fit(recs)
+
+
+@pytest.fixture(scope="module")
+def local(demo: DemoSet, scanner: Scanner) -> dict[str, ScanResult]:
+    """The reference: a local scan of every test file."""
+    return {str(f): scanner.scan(f) for f in demo.test_files}
+
+
+@pytest.fixture(scope="module")
+def corrupt(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    bad = tmp_path_factory.mktemp("bad") / "broken.wav"
+    bad.write_bytes(b"RIFF\x00\x00\x00\x00WAVEnot really audio" * 8)
+    return bad
+
+
+def _same(a: ScanResult, b: ScanResult) -> None:
+    assert a.source == b.source
+    np.testing.assert_allclose(a.starts, b.starts, rtol=0, atol=1e-9)
+    # Another process may use another thread count: float32 rounding, not more.
+    np.testing.assert_allclose(a.probabilities, b.probabilities, rtol=1e-4, atol=1e-5)
+    da, db = a.detections(), b.detections()
+    assert len(da) == len(db)
+    for x, y in zip(da, db, strict=True):
+        assert (x.start, x.end) == pytest.approx((y.start, y.end), abs=1e-6)
+        assert x.score == pytest.approx(y.score, rel=1e-4, abs=1e-5)
+
+
+def _numbers(path: Path) -> np.ndarray:
+    """The numeric cells of a CSV result file (start, end, peak, score per row)."""
+    lines = path.read_text(encoding="utf-8").splitlines()
+    assert lines[0] == "file,start,end,peak,score"
+    return np.array([[float(v) for v in line.split(",")[1:]] for line in lines[1:]]).reshape(-1, 4)
+
+
+def test_scan_matches_local_and_reports_the_corrupt_file(
+    crash_marker: Path,
+    tmp_path: Path,
+    demo: DemoSet,
+    scanner: Scanner,
+    local: dict[str, ScanResult],
+    corrupt: Path,
+) -> None:
+    inputs = [*map(str, demo.test_files[:3]), str(corrupt), *map(str, demo.test_files[3:])]
+    report = dist.scan_dataset(
+        scanner,
+        inputs,
+        tmp_path / "ray",
+        keep_results=True,
+        options=dist.RayOptions(workers=2),
+        progress=False,
+    )
+    assert sorted(o.item for o in report.done) == sorted(local)
+    assert [o.item for o in report.failed] == [str(corrupt)]
+    reason = report.failed[0].reason or ""
+    assert "broken.wav" in reason and "\n" not in reason
+    assert report.skipped == () and not report.ok
+    got = report.results()
+    for path, ref in local.items():
+        _same(got[path], ref)
+
+    # The same files, names and numbers as a local scan into another folder.
+    here = scan_to_folder(scanner, inputs, tmp_path / "local")
+    assert [o.item for o in here.failed] == [str(corrupt)]
+    names = sorted(p.name for p in (tmp_path / "ray").iterdir())
+    assert names == sorted(p.name for p in (tmp_path / "local").iterdir())
+    assert "detections.csv" in names and not any(n.startswith(".tmp-") for n in names)
+    for name in names:
+        a, b = _numbers(tmp_path / "ray" / name), _numbers(tmp_path / "local" / name)
+        assert a.shape == b.shape and a.shape[0] > 0
+        np.testing.assert_allclose(a, b, atol=2e-4)
+
+    # A rerun with skip_existing sends nothing to Ray and leaves the results untouched.
+    outputs = [o.output for o in report.done if o.output is not None]
+    stamps = {p: p.stat().st_mtime_ns for p in outputs}
+
+    def no_ray(*_a: Any, **_k: Any) -> Any:
+        raise AssertionError("skip_existing sent work to Ray")
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(dist, "_run_on_ray", no_ray)
+        again = dist.scan_dataset(
+            scanner, list(local), tmp_path / "ray", skip_existing=True, progress=False
+        )
+    assert sorted(o.item for o in again.skipped) == sorted(local)
+    assert again.done == () and again.failed == () and again.ok
+    assert {p: p.stat().st_mtime_ns for p in stamps} == stamps
+
+
+def test_cli_scan_on_ray_survives_a_killed_worker(
+    crash_marker: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    scanner: Scanner,
+    local: dict[str, ScanResult],
+) -> None:
+    saved = scanner.save(tmp_path / "job.scanner")
+    files = list(local)
+    crash_marker.touch()  # the first worker call removes it and kills its own process
+    rc = main(["scan", str(saved), *files, "--out", str(tmp_path / "ray"), "--ray", "-q"])
+    out = capsys.readouterr().out
+    assert not crash_marker.exists(), "no worker crashed: the test proves nothing"
+    assert rc == 0, out
+    assert out.count(" detection(s) -> ") == len(files)
+    assert main(["scan", str(saved), *files, "--out", str(tmp_path / "local"), "-q"]) == 0
+    names = sorted(p.name for p in (tmp_path / "local").iterdir())
+    assert sorted(p.name for p in (tmp_path / "ray").iterdir()) == names
+    for name in names:
+        a, b = _numbers(tmp_path / "ray" / name), _numbers(tmp_path / "local" / name)
+        np.testing.assert_allclose(a, b, atol=2e-4)
+
+
+def test_embed_on_ray_matches_local(
+    crash_marker: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    demo: DemoSet,
+    corrupt: Path,
+) -> None:
+    files = [str(demo.test_files[0]), str(corrupt), str(demo.test_files[1])]
+    common = ["--model", "LOGMEL", "--hop", "2", "-q", "--no-cache"]
+    assert main(["embed", *files, "--out", str(tmp_path / "ray.npz"), *common, "--ray"]) == 1
+    assert "broken.wav" in capsys.readouterr().err
+    assert main(["embed", *files, "--out", str(tmp_path / "local.npz"), *common]) == 1
+    with np.load(tmp_path / "ray.npz") as a, np.load(tmp_path / "local.npz") as b:
+        assert sorted(a.files) == sorted(b.files)
+        assert list(a["files"]) == list(b["files"]) == [files[0], files[2]]
+        for key in b.files:
+            if key.endswith("/embeddings"):
+                scale = float(np.abs(b[key]).max())
+                np.testing.assert_allclose(a[key], b[key], rtol=0, atol=1e-5 * scale)
+            elif key not in ("files", "model"):
+                np.testing.assert_allclose(a[key], b[key], atol=1e-9)
+        assert str(a["model"]) == str(b["model"])
+
+    # The library writes one .npz per file, named as scan results are.
+    report = dist.embed_dataset(
+        "LOGMEL", files, tmp_path / "each", hop=2.0, options=dist.RayOptions(workers=1)
+    )
+    assert sorted(report.done) == [files[0], files[2]]
+    assert [f.path for f in report.failed] == [files[1]] and report.exit_code == 1
+    assert report.outputs[files[2]] == tmp_path / "each" / f"{Path(files[2]).stem}.npz"
+    with np.load(tmp_path / "local.npz") as b, np.load(report.outputs[files[2]]) as e:
+        np.testing.assert_allclose(e["starts"], b["1/starts"], atol=1e-9)
+        scale = float(np.abs(b["1/embeddings"]).max())
+        np.testing.assert_allclose(e["embeddings"], b["1/embeddings"], atol=1e-5 * scale)
+
+
+def test_cli_ray_options_need_ray(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    rc = main(
+        ["embed", "a.wav", "--model", "LOGMEL", "--out", str(tmp_path / "e.npz"), "--workers", "2"]
+    )
+    assert rc == 2
+    assert "--workers needs --ray" in capsys.readouterr().err
+
+
+def test_bad_arguments_fail_before_ray_starts(tmp_path: Path, scanner: Scanner) -> None:
+    with pytest.raises(InvalidInputError, match="output format"):
+        dist.scan_dataset(scanner, ["a.wav"], tmp_path, fmt="xml")  # type: ignore[arg-type]
+    with pytest.raises(InvalidInputError, match="'threshold'"):
+        dist.scan_dataset(scanner, ["a.wav"], tmp_path, threshold=2.0)
+
+
+def test_cli_evaluate_on_ray_matches_local(
+    crash_marker: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    demo: DemoSet,
+    scanner: Scanner,
+) -> None:
+    saved = scanner.save(tmp_path / "job.scanner")
+    args = ["evaluate", str(saved), "--labels", str(demo.labels_csv), "--target", "horn"]
+    args += ["--split", "test", "--json", "-q"]
+    assert main([*args, "--ray", "--workers", "1"]) == 0
+    on_ray = json.loads(capsys.readouterr().out)
+    assert main(args) == 0
+    here = json.loads(capsys.readouterr().out)
+    assert on_ray["per_file"] == here["per_file"]  # same files, same order, same counts
+    assert on_ray.keys() == here.keys()
+    for key, value in here.items():
+        if isinstance(value, float):
+            assert on_ray[key] == pytest.approx(value, rel=1e-4, abs=1e-5), key
+
+
+def test_workers_that_cannot_start_fail_every_file_with_the_reason(
+    crash_marker: Path, scanner: Scanner, local: dict[str, ScanResult]
+) -> None:
+    options = dist.RayOptions(workers=1, embedder_kwargs={"no_such_setting": 1})
+    runner = dist.RayScanner.from_scanner(scanner, options, progress_bar=False)
+    got = dict(runner.scan_many(list(local)[:2]))
+    assert sorted(got) == sorted(list(local)[:2])
+    for error in got.values():
+        assert isinstance(error, dist.FileFailedError)
+        assert "no_such_setting" in error.reason and "\n" not in error.reason

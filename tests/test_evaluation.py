@@ -1,0 +1,96 @@
+"""Scan results scored against a labels CSV: the labelled set, the report, the plots."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from audio_embed.errors import InvalidInputError
+from audio_embed.evaluate import evaluate
+from audio_embed.evaluation import evaluate_results, read_labelled_set, relative_name
+from audio_embed.scanner import ScanResult
+
+LABELS = """split,file,onset,offset,label
+train,tr.wav,1,2,horn
+test,t/a.wav,2,4,horn
+test,t/a.wav,6,7,dog
+test,t/b.wav,20,21,dog
+test,/abs/c.wav,8,9,horn
+"""
+
+
+@pytest.fixture
+def labels(tmp_path: Path) -> Path:
+    (tmp_path / "labels.csv").write_text(LABELS)
+    return tmp_path / "labels.csv"
+
+
+def test_read_labelled_set_filters_split_and_keys_by_path(labels: Path) -> None:
+    root = labels.parent
+    ls = read_labelled_set(labels, "horn", split="test")
+    assert ls.root == root and ls.target == "horn" and ls.split == "test"
+    assert ls.files == (Path("/abs/c.wav"), root / "t/a.wav", root / "t/b.wav")
+    assert ls.events == {str(root / "t/a.wav"): ((2.0, 4.0),), "/abs/c.wav": ((8.0, 9.0),)}
+    assert [e.label for e in ls.every[str(root / "t/a.wav")]] == ["horn", "dog"]
+    assert len(read_labelled_set(labels, "horn").files) == 4  # every split
+
+
+def test_read_labelled_set_names_what_there_is(labels: Path) -> None:
+    with pytest.raises(InvalidInputError, match=r"'dev'.*'test', 'train'"):
+        read_labelled_set(labels, "horn", split="dev")
+    with pytest.raises(InvalidInputError, match=r"'owl'.*split 'train'.*labels: horn"):
+        read_labelled_set(labels, "owl", split="train")
+
+
+def _result(path: str, probs: list[float]) -> ScanResult:
+    return ScanResult(path, np.arange(float(len(probs))), np.array(probs), window=2.0,
+                      duration=len(probs) + 1.0, threshold=0.5)  # fmt: skip
+
+
+def test_evaluate_results_overall_and_per_file(labels: Path) -> None:
+    ls = read_labelled_set(labels, "horn", split="test")
+    a, b = str(labels.parent / "t/a.wav"), str(labels.parent / "t/b.wav")
+    results = {
+        a: _result(a, [0.1, 0.2, 0.9, 0.8, 0.1, 0.1, 0.1, 0.1]),  # finds 2-4
+        b: _result(b, [0.1, 0.1, 0.1, 0.7, 0.1, 0.1, 0.1, 0.1]),  # one false positive
+    }
+    report = evaluate_results(results, ls, threshold=0.5)
+    assert report.overall == evaluate(results, ls.events, 0.5)
+    assert [name for name, _ in report.per_file] == ["t/a.wav", "t/b.wav"]
+    assert [(e.n_found, e.n_false_positives) for _, e in report.per_file] == [(1, 0), (0, 1)]
+    data = report.as_dict(split="test", failed=[])
+    assert list(data)[:3] == ["target", "threshold", "files"] and list(data)[-1] == "per_file"
+    assert data["files"] == 2 and data["split"] == "test" and data["n_events"] == 1
+    assert data["per_file"][1] == {"file": "t/b.wav", "n_events": 0, "n_found": 0,
+                                   "n_detections": 1, "n_false_positives": 1}  # fmt: skip
+    json.dumps(data, allow_nan=False)  # NaN metrics are None
+
+
+def test_nan_metrics_become_none(labels: Path) -> None:
+    ls = read_labelled_set(labels, "horn", split="test")
+    b = str(labels.parent / "t/b.wav")  # no horn: one class only, no ROC AUC
+    report = evaluate_results({b: _result(b, [0.1] * 6)}, ls, threshold=0.5)
+    assert math.isnan(report.overall.window_auc)
+    assert report.as_dict()["window_auc"] is None
+
+
+def test_relative_name() -> None:
+    assert relative_name("/data/x/a.wav", "/data") == "x/a.wav"
+    assert relative_name("/else/a.wav", "/data") == "/else/a.wav"
+    assert relative_name("a.wav", None) == "a.wav"
+
+
+def test_plot_results_one_png_per_file(labels: Path, tmp_path: Path) -> None:
+    pytest.importorskip("matplotlib")
+    from audio_embed.plot import plot_results
+
+    ls = read_labelled_set(labels, "horn", split="test")
+    a, b = str(labels.parent / "t/a.wav"), str(labels.parent / "t/b.wav")
+    results = {a: _result(a, [0.1, 0.9, 0.2]), b: _result(b, [0.3, 0.3, 0.3])}
+    pngs = plot_results(results, ls, tmp_path / "plots", threshold=0.5)
+    assert pngs == [tmp_path / "plots/t/a.png", tmp_path / "plots/t/b.png"]
+    assert all(p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for p in pngs)

@@ -1,0 +1,139 @@
+"""Results written and read back; label files found next to their recordings;
+markers files of every format read and merged."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pytest
+
+from audio_embed.errors import MarkerError, ResultFileError
+from audio_embed.formats import (
+    FORMAT_SUFFIXES,
+    OutputFormat,
+    guess_marker_format,
+    read_detections,
+    read_marker_files,
+    recording_next_to,
+    write_detections,
+)
+from audio_embed.types import Detection
+from audio_embed.windows import Markers
+
+# values every format writes exactly (start/end to 3 or 6 decimals, score to 2 or 4)
+DETECTIONS = [Detection(0.5, 3.25, 0.75, 1.5), Detection(10.0, 18.125, 0.5, 14.0)]
+
+
+@pytest.mark.parametrize("fmt", ["csv", "json", "audacity", "raven"])
+def test_detections_round_trip(tmp_path: Path, fmt: OutputFormat) -> None:
+    path = write_detections(tmp_path / f"r{FORMAT_SUFFIXES[fmt]}", DETECTIONS, fmt, file="a.wav")
+    back = read_detections(path, fmt)
+    assert [(d.start, d.end, d.score) for d in back] == [
+        (d.start, d.end, d.score) for d in DETECTIONS
+    ]
+    if fmt in ("csv", "json"):
+        assert [d.peak for d in back] == [d.peak for d in DETECTIONS]
+    else:  # Audacity and Raven do not store the peak
+        assert all(math.isnan(d.peak) for d in back)
+    empty = write_detections(tmp_path / f"e{FORMAT_SUFFIXES[fmt]}", [], fmt)
+    assert read_detections(empty, fmt) == []
+
+
+@pytest.mark.parametrize(
+    ("fmt", "text"),
+    [
+        ("csv", "file,start,end,peak,score\na.wav,1.0,2.0,1.5,high\n"),
+        ("csv", "file,begin\na.wav,1.0\n"),
+        ("json", "[{'start': 1}]"),
+        ("json", '[{"start": 1.0}]'),
+        ("audacity", "1.0\t2.0\thorn\n"),
+        ("raven", "Selection\tBegin Time (s)\n1\t2.0\n"),
+    ],
+)
+def test_reading_back_a_damaged_result_names_the_file(
+    tmp_path: Path, fmt: OutputFormat, text: str
+) -> None:
+    path = tmp_path / "r.out"
+    path.write_text(text)
+    with pytest.raises(ResultFileError, match=r"r\.out is unreadable"):
+        read_detections(path, fmt)
+
+
+def test_reading_back_a_missing_result(tmp_path: Path) -> None:
+    with pytest.raises(ResultFileError, match="No such file"):
+        read_detections(tmp_path / "none.csv", "csv")
+
+
+# ---------------------------------------------------------------- markers next to recordings
+
+
+def _touch(folder: Path, *names: str) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    for name in names:
+        (folder / name).write_bytes(b"")
+
+
+def test_recording_next_to_its_label_file(tmp_path: Path) -> None:
+    _touch(tmp_path, "rec.wav", "rec.b.flac", "other.wav", "rec.txt.bak")
+    assert recording_next_to(tmp_path / "rec.txt") == tmp_path / "rec.wav"
+    assert recording_next_to(tmp_path / "rec.Table.1.selections.txt") == tmp_path / "rec.wav"
+    # the longest stem wins: rec.b.flac marks rec.b.txt, not rec.wav
+    assert recording_next_to(tmp_path / "rec.b.txt") == tmp_path / "rec.b.flac"
+
+
+def test_recording_next_to_refuses_to_guess(tmp_path: Path) -> None:
+    _touch(tmp_path, "rec.wav", "rec.mp4", "lonely.txt")
+    with pytest.raises(MarkerError, match=r"rec\.mp4, rec\.wav.*--audio"):
+        recording_next_to(tmp_path / "rec.txt")
+    with pytest.raises(MarkerError, match="none"):
+        recording_next_to(tmp_path / "lonely.txt")
+
+
+def test_guess_marker_format(tmp_path: Path) -> None:
+    (tmp_path / "m.CSV").write_text("file,time\n")
+    (tmp_path / "r.txt").write_text("Selection\tView\tBegin Time (s)\tEnd Time (s)\n")
+    (tmp_path / "a.txt").write_text("1.0\t2.0\thorn\n")
+    assert guess_marker_format(tmp_path / "m.CSV") == "csv"
+    assert guess_marker_format(tmp_path / "r.txt") == "raven"
+    assert guess_marker_format(tmp_path / "a.txt") == "audacity"
+    with pytest.raises(MarkerError, match="Cannot read markers file"):
+        guess_marker_format(tmp_path / "none.txt")
+
+
+def test_read_marker_files_merges_every_format(tmp_path: Path) -> None:
+    _touch(tmp_path, "a.wav", "b.wav")
+    _touch(tmp_path / "elsewhere", "c.flac")
+    (tmp_path / "m.csv").write_text("file,time,kind\na.wav,1,positive\nb.wav,2,negative\n")
+    (tmp_path / "a.txt").write_text("3.0\t5.0\thorn\n6.0\t6.0\tsoft\n")
+    (tmp_path / "b.selections.txt").write_text(
+        "Selection\tBegin Time (s)\tEnd Time (s)\tAnnotation\n1\t8.0\t10.0\tnegative\n"
+    )
+    (tmp_path / "c.txt").write_text("1.0\t3.0\thorn\n")
+    markers = read_marker_files(
+        [tmp_path / "m.csv", tmp_path / "a.txt", tmp_path / "b.selections.txt", tmp_path / "c.txt"],
+        recordings={tmp_path / "c.txt": tmp_path / "elsewhere" / "c.flac"},
+    )
+    assert markers == {
+        str(tmp_path / "a.wav"): Markers(positive=(1.0, 4.0), soft=(6.0,)),
+        str(tmp_path / "b.wav"): Markers(negative=(2.0, 9.0)),
+        str(tmp_path / "elsewhere" / "c.flac"): Markers(positive=(2.0,)),
+    }
+
+
+def test_read_marker_files_errors(tmp_path: Path) -> None:
+    with pytest.raises(MarkerError, match="not found"):
+        read_marker_files([tmp_path / "none.csv"])
+    (tmp_path / "empty.csv").write_text("file,time,kind\n")
+    with pytest.raises(MarkerError, match="No markers"):
+        read_marker_files([tmp_path / "empty.csv"])
+    (tmp_path / "m.csv").write_text("file,time\nghost.wav,1\n")
+    with pytest.raises(MarkerError, match=r"do not exist: .*ghost\.wav"):
+        read_marker_files([tmp_path / "m.csv"])
+    _touch(tmp_path, "rec.wav")
+    (tmp_path / "rec.txt").write_text("1.0\t2.0\thorn\n")
+    with pytest.raises(MarkerError, match="file,time"):  # an Audacity file read as CSV
+        read_marker_files([tmp_path / "rec.txt"], fmt="csv")
+    assert read_marker_files([tmp_path / "rec.txt"], fmt="audacity") == {
+        str(tmp_path / "rec.wav"): Markers(positive=(1.5,))
+    }

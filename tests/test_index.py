@@ -1,0 +1,316 @@
+"""EmbeddingIndex: build, reopen, search by example, incremental add, refusal of bad files."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from audio_embed import Cancelled, CancelToken, IndexFileError, InvalidInputError
+from audio_embed._ann import AnnIndex
+from audio_embed.demo import DemoSet, make_demo_set
+from audio_embed.embedders import LogMelEmbedder
+from audio_embed.index import EmbeddingIndex, Example, merge_windows, recording_zscore
+from audio_embed.scanner import Scanner
+from audio_embed.windows import SlidingWindows, TargetedWindows
+
+WINDOWS = SlidingWindows(2.0, 0.5)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread() -> None:
+    torch.set_num_threads(1)
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory) -> DemoSet:
+    root = tmp_path_factory.mktemp("index-demo")
+    return make_demo_set(
+        root, n_train=2, n_test=1, seconds=40.0, targets_per_file=3, distractors_per_file=4
+    )
+
+
+def wavs(demo: DemoSet) -> list[Path]:
+    return sorted(demo.root.glob("*/*.wav"))
+
+
+@pytest.fixture(scope="module")
+def built(demo: DemoSet, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("idx") / "a.idx"
+    index = EmbeddingIndex.create(path, LogMelEmbedder(), windows=WINDOWS)
+    report = index.add(wavs(demo))
+    assert len(report.added) == 3 and not report.failed
+    return path
+
+
+@pytest.fixture
+def copy(built: Path, tmp_path: Path) -> Path:
+    return Path(shutil.copytree(built, tmp_path / "copy.idx"))
+
+
+def first_target(demo: DemoSet) -> tuple[str, float]:
+    import csv
+
+    row = next(r for r in csv.DictReader(demo.labels_csv.open()) if r["label"] == "horn")
+    return str((demo.root / row["file"]).resolve()), (
+        float(row["onset"]) + float(row["offset"])
+    ) / 2
+
+
+def test_vectors_are_the_scanners_normalised_embeddings(demo: DemoSet, built: Path) -> None:
+    index = EmbeddingIndex.open(built)
+    scanner = Scanner(
+        LogMelEmbedder(), scan_windows=WINDOWS, train_windows=TargetedWindows(2.0, hop=0.5)
+    )
+    f = index.files[0]
+    entry = scanner.sliding_embeddings(f.path)
+    want = recording_zscore(entry.embeddings)
+    got = index.vectors(slice(f.first_row, f.first_row + f.n_rows))
+    np.testing.assert_allclose(index.starts(f), entry.starts)
+    scale = np.abs(want).max()
+    np.testing.assert_allclose(got, want, atol=2e-3 * scale)  # float16 storage
+
+
+def test_round_trip_reopen_gives_identical_results(demo: DemoSet, built: Path) -> None:
+    index = EmbeddingIndex.create(built.parent / "fresh.idx", LogMelEmbedder(), windows=WINDOWS)
+    index.add(wavs(demo))
+    reopened = EmbeddingIndex.open(built.parent / "fresh.idx")
+    assert reopened.files == index.files
+    np.testing.assert_array_equal(reopened.unit_vectors(), index.unit_vectors())
+    ex = [Example(*first_target(demo))]
+    for exact in (False, True):
+        assert reopened.search(ex, top=5, exact=exact) == index.search(ex, top=5, exact=exact)
+
+
+def test_example_from_the_index_comes_first(demo: DemoSet, built: Path) -> None:
+    index = EmbeddingIndex.open(built)
+    for f in index.files:
+        starts = index.starts(f)
+        for i in (0, len(starts) // 2, len(starts) - 1):
+            centre = starts[i] + WINDOWS.window / 2
+            hits = index.search([Example(f.path, centre)], top=3)
+            assert hits[0].file == f.path and hits[0].row == f.first_row + i
+            assert hits[0].score == pytest.approx(1.0, abs=1e-2)
+            assert hits[0].start <= centre <= hits[0].end
+
+
+def test_example_outside_the_index_is_embedded_with_its_config(
+    demo: DemoSet, built: Path, tmp_path: Path
+) -> None:
+    index = EmbeddingIndex.open(built)
+    file, t = first_target(demo)
+    outside = Path(shutil.copy(file, tmp_path / "elsewhere.wav"))
+    assert index.file(outside) is None
+    inside_q = index.example_vector(Example(file, t))
+    outside_q = index.example_vector(Example(str(outside), t))
+    np.testing.assert_allclose(outside_q, inside_q, atol=2e-3)
+    assert index.search([Example(str(outside), t)], top=1)[0].file == file
+
+
+def test_hits_are_merged_and_match_exact_search(demo: DemoSet, built: Path) -> None:
+    index = EmbeddingIndex.open(built)
+    hits = index.search([Example(*first_target(demo))], top=10, exact=True)
+    for a in hits:
+        assert a.start <= a.peak <= a.end
+        for b in hits:
+            if a is not b and a.file == b.file:  # one occurrence, one hit
+                assert a.end <= b.start + 1e-9 or b.end <= a.start + 1e-9
+    assert [h.score for h in hits] == sorted((h.score for h in hits), reverse=True)
+    approx = index.search([Example(*first_target(demo))], top=10)
+    assert approx[0] == hits[0]
+
+
+def test_negatives_subtract_their_similarity(demo: DemoSet, built: Path) -> None:
+    index = EmbeddingIndex.open(built)
+    pos = Example(*first_target(demo))
+    neg = Example(index.files[0].path, 20.0)
+    q = index.query_vector([pos], [neg])
+    p, n = index.example_vector(pos), index.example_vector(neg)
+    np.testing.assert_allclose(q, p - n, atol=1e-6)
+    hit = index.search([pos], negatives=[neg], top=1, exact=True)[0]
+    v = index.unit_vectors(np.array([hit.row]))[0]
+    assert hit.score == pytest.approx(float(v @ p - v @ n), abs=1e-4)
+
+
+def test_merge_windows_joins_overlapping_windows_only() -> None:
+    hits = merge_windows(
+        ["a", "a", "a", "b"],
+        np.array([0.0, 1.0, 10.0, 1.0]),
+        np.array([0.5, 0.9, 0.7, 0.8]),
+        np.arange(4),
+        2.0,
+        [20.0] * 4,
+    )
+    assert [(h.file, h.start, h.end, h.peak, h.score) for h in hits] == [
+        ("a", 0.0, 3.0, 2.0, 0.9),
+        ("b", 1.0, 3.0, 2.0, 0.8),
+        ("a", 10.0, 12.0, 11.0, 0.7),
+    ]
+
+
+def test_incremental_add_skips_unchanged_and_replaces_changed(
+    demo: DemoSet, copy: Path, tmp_path: Path
+) -> None:
+    index = EmbeddingIndex.open(copy)
+    before = index.unit_vectors()
+    again = index.add(wavs(demo))
+    assert len(again.unchanged) == 3 and not again.added and again.windows_added == 0
+    # A copy with a new mtime but the same bytes is recognised by its hash.
+    moved = Path(shutil.copy(wavs(demo)[0], tmp_path / "x.wav"))
+    index.add([moved])
+    os.utime(moved, ns=(10**18, 10**18))
+    assert EmbeddingIndex.open(copy).add([moved]).unchanged == [str(moved.resolve())]
+    # Changed content: its windows are replaced; a new file is appended.
+    from audio_embed.demo import write_wav
+
+    write_wav(moved, np.zeros(16000 * 5, np.float32) + 0.01, 16000)
+    extra = Path(shutil.copy(wavs(demo)[1], tmp_path / "y.wav"))
+    index = EmbeddingIndex.open(copy)
+    report = index.add([moved, extra])
+    assert report.updated == [str(moved.resolve())]
+    assert report.added == [str(extra.resolve())]
+    reopened = EmbeddingIndex.open(copy)
+    assert reopened.file(moved).n_rows == len(WINDOWS.starts(5.0))  # type: ignore[union-attr]
+    np.testing.assert_array_equal(reopened.unit_vectors(slice(0, len(before))), before)
+    ex = [Example(str(extra), 10.0)]
+    approx, exact = reopened.search(ex, top=3), reopened.search(ex, top=3, exact=True)
+    assert [h.row for h in approx] == [h.row for h in exact]  # the appended graph finds them
+    assert [h.score for h in approx] == pytest.approx([h.score for h in exact], abs=1e-3)
+    assert sorted(p.name for p in copy.iterdir() if p.name != "index.json") == [
+        f"{stem}-{reopened.manifest['generation']}{suffix}"
+        for stem, suffix in (("ann", ".faiss"), ("meta", ".sqlite"), ("norms", ".npy"),
+                             ("vectors", ".npy"))
+    ]  # fmt: skip
+
+
+def test_failed_file_is_reported_and_others_added(demo: DemoSet, tmp_path: Path) -> None:
+    bad = tmp_path / "bad.wav"
+    bad.write_bytes(b"RIFF not really a wav")
+    index = EmbeddingIndex.create(tmp_path / "b.idx", LogMelEmbedder(), windows=WINDOWS)
+    report = index.add([bad, wavs(demo)[0], tmp_path / "missing.wav"])
+    assert sorted(f for f, _ in report.failed) == [
+        str(bad.resolve()),
+        str(tmp_path / "missing.wav"),
+    ]
+    assert len(report.added) == 1 and len(EmbeddingIndex.open(tmp_path / "b.idx").files) == 1
+
+
+def test_cancel_leaves_the_index_unchanged(demo: DemoSet, copy: Path, tmp_path: Path) -> None:
+    extra = Path(shutil.copy(wavs(demo)[1], tmp_path / "y.wav"))
+    token = CancelToken()
+    token.cancel()
+    before = (copy / "index.json").read_text()
+    with pytest.raises(Cancelled):
+        EmbeddingIndex.open(copy).add([extra], cancel=token)
+    assert (copy / "index.json").read_text() == before
+    assert len(EmbeddingIndex.open(copy).files) == 3
+
+
+@pytest.mark.parametrize("kind", ["flat", "ivf"])
+def test_ann_recall_at_10_on_a_synthetic_set(kind: str) -> None:
+    rng = np.random.default_rng(0)
+    centres = rng.standard_normal((200, 96)).astype(np.float32)
+    x = centres[rng.integers(0, 200, 20000)] + 0.6 * rng.standard_normal((20000, 96))
+    x = (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
+    ann = AnnIndex.build(96, x.astype(np.float16), {"flat_below": 10**9 if kind == "flat" else 0})
+    assert ann.kind == kind
+    q = x[rng.integers(0, len(x), 100)] + 0.01 * rng.standard_normal((100, 96))
+    recall = []
+    for v in q.astype(np.float32):
+        truth = set(np.argsort(-(x @ v))[:10].tolist())
+        keys, scores = ann.search(v, 10)
+        assert np.all(np.diff(scores) <= 1e-6)
+        recall.append(len(truth & set(keys.tolist())) / 10)
+    assert np.mean(recall) >= 0.95
+
+
+def test_ann_grows_then_is_rebuilt(demo: DemoSet, tmp_path: Path) -> None:
+    """Appends go into the trained index until it has grown past its training size."""
+    index = EmbeddingIndex.create(
+        tmp_path / "g.idx", LogMelEmbedder(), windows=WINDOWS,
+        ann_params={"flat_below": 50, "retrain_growth": 2},
+    )  # fmt: skip
+    files = wavs(demo)
+    index.add(files[:1])
+    first = dict(index.manifest["ann"])
+    assert first["kind"] == "ivf" and first["trained_on"] == len(index)
+    index.add(files[1:2])  # 2x: still appended
+    assert index.manifest["ann"]["trained_on"] == first["trained_on"]
+    index.add(files[2:])  # 3x: rebuilt and retrained
+    assert index.manifest["ann"]["trained_on"] == len(index)
+    for f in EmbeddingIndex.open(tmp_path / "g.idx").files:
+        row = f.first_row + 3
+        centre = float(EmbeddingIndex.open(tmp_path / "g.idx").starts(f)[3]) + 1.0
+        hits = EmbeddingIndex.open(tmp_path / "g.idx").search([Example(f.path, centre)], top=1)
+        assert hits[0].row == row
+
+
+@pytest.mark.parametrize(
+    "damage, message",
+    [
+        (lambda p: shutil.rmtree(p), "not found"),
+        (lambda p: (shutil.rmtree(p), p.write_bytes(b"PK\x03\x04 a zip?")), "not an audio_embed"),
+        (lambda p: (p / "index.json").unlink(), "not an audio_embed index"),
+        (lambda p: (p / "index.json").write_text("{not json"), "unreadable"),
+        (lambda p: (p / "index.json").write_text('{"format": "other"}'), "another format"),
+        (lambda p: _edit(p, format_version=99), "newer audio_embed"),
+        (lambda p: _edit(p, count=5), "disagree"),
+        (lambda p: _gen(p, "vectors", ".npy").write_bytes(b"\x93NUMPY garbage"), "damaged"),
+        (lambda p: _gen(p, "meta", ".sqlite").write_bytes(b"SQLite format 3\x00" + b"x" * 200),
+         "damaged"),
+        (lambda p: _gen(p, "norms", ".npy").unlink(), "missing"),
+    ],
+)  # fmt: skip
+def test_corrupt_or_foreign_index_is_refused(copy: Path, damage: object, message: str) -> None:
+    damage(copy)  # type: ignore[operator]
+    with pytest.raises(IndexFileError, match=message):
+        EmbeddingIndex.open(copy)
+
+
+@pytest.mark.parametrize("content", [b"", b"garbage" * 100, None])
+def test_damaged_ann_graph_is_refused_at_search(copy: Path, content: bytes | None) -> None:
+    path = _gen(copy, "ann", ".faiss")
+    if content is None:  # truncated
+        content = path.read_bytes()[: path.stat().st_size // 2]
+    path.write_bytes(content)
+    _edit(copy, ann={**json.loads((copy / "index.json").read_text())["ann"], "size": len(content)})
+    index = EmbeddingIndex.open(copy)
+    with pytest.raises(IndexFileError):
+        index.search([Example(index.files[0].path, 5.0)], top=1)
+
+
+def test_other_embedder_is_refused(built: Path) -> None:
+    with pytest.raises(IndexFileError, match="LOGMEL"):
+        EmbeddingIndex.open(built, embedder=LogMelEmbedder(n_mels=32))
+    with pytest.raises(IndexFileError, match="other weights or settings"):
+        EmbeddingIndex.open(built, embedder=LogMelEmbedder(f_max=4000.0))
+
+
+def test_bad_arguments(built: Path, tmp_path: Path) -> None:
+    with pytest.raises(InvalidInputError, match="already exists"):
+        EmbeddingIndex.create(built, LogMelEmbedder())
+    index = EmbeddingIndex.open(built)
+    with pytest.raises(InvalidInputError, match="outside the recording"):
+        index.search([Example(index.files[0].path, 1e6)])
+    with pytest.raises(InvalidInputError, match="at least one example"):
+        index.search([])
+    for text in ("rec.wav", "rec.wav:", ":3", "rec.wav:-1", "rec.wav:abc"):
+        with pytest.raises(InvalidInputError, match="FILE:SECONDS"):
+            Example.parse(text)
+    assert Example.parse("C:/a:b.wav:12.5") == Example("C:/a:b.wav", 12.5)
+
+
+def _gen(p: Path, stem: str, suffix: str) -> Path:
+    gen = json.loads((p / "index.json").read_text())["generation"]
+    return p / f"{stem}-{gen}{suffix}"
+
+
+def _edit(p: Path, **changes: object) -> None:
+    manifest = json.loads((p / "index.json").read_text())
+    manifest.update(changes)
+    (p / "index.json").write_text(json.dumps(manifest))

@@ -1,0 +1,181 @@
+"""The review loop: hits → markers to fill → training from the index → suggestions."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from audio_embed import InvalidInputError, TrainingDataError
+from audio_embed.classifier import CalibratedClassifier, make_base_estimator
+from audio_embed.demo import DemoSet, make_demo_set
+from audio_embed.embedders import LogMelEmbedder
+from audio_embed.formats import read_markers, read_review_markers
+from audio_embed.index import EmbeddingIndex, Example, Hit
+from audio_embed.review import (
+    fit_from_index,
+    format_hits,
+    score_index,
+    suggest_windows,
+    write_review_markers,
+)
+from audio_embed.scanner import Recording, Scanner, ScanResult
+from audio_embed.windows import Markers, SlidingWindows, TargetedWindows
+
+WINDOWS = SlidingWindows(2.0, 0.5)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread() -> None:
+    torch.set_num_threads(1)
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory) -> DemoSet:
+    return make_demo_set(
+        tmp_path_factory.mktemp("review-demo"),
+        n_train=2,
+        n_test=1,
+        seconds=40.0,
+        targets_per_file=3,
+        distractors_per_file=4,
+    )
+
+
+@pytest.fixture(scope="module")
+def index(demo: DemoSet, tmp_path_factory: pytest.TempPathFactory) -> EmbeddingIndex:
+    idx = EmbeddingIndex.create(
+        tmp_path_factory.mktemp("idx") / "a.idx", LogMelEmbedder(), windows=WINDOWS,
+        dtype="float32",
+    )  # fmt: skip
+    idx.add(sorted(demo.root.glob("*/*.wav")))
+    return idx
+
+
+def scanner(classifier: str = "logreg") -> Scanner:
+    return Scanner(
+        LogMelEmbedder(),
+        classifier=CalibratedClassifier(make_base_estimator(classifier), calibration=None),  # type: ignore[arg-type]
+        scan_windows=WINDOWS,
+        train_windows=TargetedWindows(2.0, hop=0.5, neg_margin=2.0),
+    )
+
+
+def horn_events(demo: DemoSet) -> dict[str, list[tuple[float, float]]]:
+    events: dict[str, list[tuple[float, float]]] = {}
+    for r in csv.DictReader(demo.labels_csv.open()):
+        if r["label"] == "horn":
+            key = str((demo.root / r["file"]).resolve())
+            events.setdefault(key, []).append((float(r["onset"]), float(r["offset"])))
+    return events
+
+
+def test_markers_written_by_search_read_back_after_review(
+    demo: DemoSet, index: EmbeddingIndex, tmp_path: Path
+) -> None:
+    events = horn_events(demo)
+    file, (on, off) = next(iter(events.items()))[0], next(iter(events.values()))[0]
+    hits = index.search([Example(file, (on + off) / 2)], top=8)
+    path = write_review_markers(tmp_path / "review.csv", hits)
+    rows = list(csv.DictReader(path.open()))
+    assert [r["kind"] for r in rows] == [""] * len(hits)
+    assert [float(r["time"]) for r in rows] == pytest.approx([h.peak for h in hits], abs=1e-3)
+    markers, skipped = read_review_markers(path)
+    assert markers == {} and skipped == len(hits)
+    # The reviewer fills in three rows; the others stay empty and are skipped.
+    for r, kind in zip(rows, ["positive", "negative", "soft"], strict=False):
+        r["kind"] = kind
+    with path.open("w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+    markers, skipped = read_review_markers(path)
+    assert skipped == len(hits) - 3
+    got = {(f, k, t) for f, m in markers.items() for k in ("positive", "negative", "soft")
+           for t in getattr(m, k)}  # fmt: skip
+    want = {
+        (h.file, k, round(h.peak, 3))
+        for h, k in zip(hits, ["positive", "negative", "soft"], strict=False)
+    }
+    assert got == want
+    assert read_markers(path) == markers
+
+
+def test_fit_from_index_equals_fitting_from_the_files(demo: DemoSet, index: EmbeddingIndex) -> None:
+    from audio_embed.formats import read_markers as read
+
+    markers = read(demo.markers_csv)
+    from_files = scanner().fit([Recording(f, m) for f, m in sorted(markers.items())])
+    resolved = {str(Path(f).resolve()): m for f, m in markers.items()}
+    from_index = fit_from_index(scanner(), index, resolved)
+    assert from_index.training_summary is not None and from_files.training_summary is not None
+    assert (
+        from_index.training_summary["windows_positive"]
+        == from_files.training_summary["windows_positive"]
+    )
+    test = str(demo.test_files[0])
+    a, b = from_files.scan(test), from_index.scan(test)
+    np.testing.assert_allclose(a.probabilities, b.probabilities, atol=1e-3)
+
+
+def test_fit_from_index_refuses_what_does_not_fit(
+    demo: DemoSet, index: EmbeddingIndex, tmp_path: Path
+) -> None:
+    with pytest.raises(TrainingDataError, match="not in the index"):
+        fit_from_index(scanner(), index, {str(tmp_path / "other.wav"): Markers(positive=(3.0,))})
+    other = Scanner(LogMelEmbedder(), scan_windows=SlidingWindows(2.0, 1.0),
+                    train_windows=TargetedWindows(2.0))  # fmt: skip
+    with pytest.raises(InvalidInputError, match="windows"):
+        fit_from_index(other, index, {})
+    off_grid = scanner()
+    off_grid.train_windows = TargetedWindows(2.0, hop=0.3)
+    f = index.files[0].path
+    with pytest.raises(TrainingDataError, match="grid"):
+        fit_from_index(off_grid, index, {f: Markers(positive=(5.0,))})
+
+
+def test_score_index_matches_scanning_the_files(demo: DemoSet, index: EmbeddingIndex) -> None:
+    markers = {str(Path(f).resolve()): m for f, m in read_markers(demo.markers_csv).items()}
+    sc = fit_from_index(scanner(), index, markers)
+    for result in score_index(sc, index):
+        direct = sc.scan(result.source)
+        np.testing.assert_allclose(result.starts, direct.starts)
+        np.testing.assert_allclose(result.probabilities, direct.probabilities, atol=1e-3)
+
+
+def test_suggestions_are_near_the_threshold_spread_and_apart() -> None:
+    rng = np.random.default_rng(0)
+    results = [
+        ScanResult(f"f{i}", np.arange(100) * 0.5, rng.random(100), window=2.0, duration=51.5,
+                   threshold=0.3)
+        for i in range(3)
+    ]  # fmt: skip
+    picks = suggest_windows(results, 9)
+    assert len(picks) == 9
+    assert {p.file for p in picks} == {"f0", "f1", "f2"}
+    assert all(sum(p.file == f for p in picks) == 3 for f in ("f0", "f1", "f2"))
+    for a in picks:
+        for b in picks:
+            if a is not b and a.file == b.file:
+                assert abs(a.start - b.start) >= 2.0 - 1e-9
+    # each pick is the most uncertain window not overlapping the ones picked before it
+    gaps = [abs(p.score - 0.3) for p in picks]
+    everything = np.concatenate([np.abs(r.probabilities - 0.3) for r in results])
+    assert max(gaps) <= np.sort(everything)[60]
+    first = suggest_windows(results, 1)[0]
+    assert abs(first.score - 0.3) == pytest.approx(float(everything.min()), abs=1e-12)
+
+
+def test_format_hits() -> None:
+    hits = [Hit("a.wav", 1.0, 3.0, 2.0, 0.9, 4), Hit("b, c.wav", 0.0, 2.0, 1.0, 0.5, 7)]
+    rows = list(csv.DictReader(format_hits(hits, "csv").splitlines()))
+    assert [r["file"] for r in rows] == ["a.wav", "b, c.wav"]
+    assert float(rows[0]["score"]) == pytest.approx(0.9)
+    import json
+
+    assert json.loads(format_hits(hits, "json"))[1]["peak"] == 1.0
+    with pytest.raises(InvalidInputError):
+        format_hits(hits, "audacity")
