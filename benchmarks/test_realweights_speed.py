@@ -21,7 +21,7 @@ from conftest import record
 
 from audio_embed.registry import create_embedder, get_spec
 from audio_embed.scanner import Scanner
-from audio_embed.windows import SlidingWindows
+from audio_embed.windows import SlidingWindows, TargetedWindows
 
 # (label, model, embedder keywords, window, hop, encoding)
 CASES: list[tuple[str, str, dict[str, Any], float, float, str]] = [
@@ -63,7 +63,11 @@ def test_real_encoder_scan_speed(
     if not get_spec(model).available():
         pytest.skip(f"{model}: its weights are not installed")
     embedder = create_embedder(model, device="cpu", **kwargs)
-    scanner = Scanner(embedder, scan_windows=SlidingWindows(window, hop, encoding))  # type: ignore[arg-type]
+    scanner = Scanner(
+        embedder,
+        scan_windows=SlidingWindows(window, hop, encoding),  # type: ignore[arg-type]
+        train_windows=TargetedWindows(window),
+    )
     seconds = float(pytestconfig.getoption("--realweights-seconds"))
     times: list[tuple[float, float]] = []
 
