@@ -193,42 +193,8 @@ class CalibratedClassifier(ClassifierMixin, BaseEstimator):  # type: ignore[misc
         keep = np.concatenate([pos_idx, neg_idx])
         Xs, ys = X[keep], y_idx[keep]
         n_pos, n_neg = len(pos_idx), len(neg_idx)
-        if self.estimator is not None:
-            base, chosen = clone(self.estimator), "given"
-        elif n_pos >= MIN_BOOSTING_POSITIVES:
-            base = make_base_estimator("hgb", self.random_state)
-            chosen = f"auto: gradient boosting ({n_pos} positive windows)"
-        elif n_pos >= MIN_TREE_POSITIVES:
-            base = make_base_estimator("extratrees", self.random_state)
-            chosen = (
-                f"auto: extra trees ({n_pos} positive windows, fewer than the "
-                f"{MIN_BOOSTING_POSITIVES} for gradient boosting)"
-            )
-        else:
-            base = make_base_estimator("prototype", self.random_state)
-            chosen = (
-                f"auto: prototype similarity ({n_pos} positive windows, fewer than the "
-                f"{MIN_TREE_POSITIVES} for trees)"
-            )
-        smaller = min(n_pos, n_neg)
-        calibration: str | None = self.calibration
-        if self.calibration is None:
-            reason = "calibration disabled"
-        elif smaller < MIN_CALIBRATION_SAMPLES:
-            calibration = None
-            reason = (
-                f"calibration skipped: the smaller class has {smaller} window(s), "
-                f"fewer than {MIN_CALIBRATION_SAMPLES}"
-            )
-            log.info("%s", reason)
-        elif self.calibration == "isotonic" and n_pos < MIN_ISOTONIC_POSITIVES:
-            calibration = "sigmoid"
-            reason = (
-                f"sigmoid calibration, cv={min(3, n_pos, n_neg)} (isotonic asked for, but "
-                f"{n_pos} positive windows are fewer than its {MIN_ISOTONIC_POSITIVES})"
-            )
-        else:
-            reason = f"{self.calibration} calibration, cv={min(3, n_pos, n_neg)}"
+        base, chosen = self._choose_estimator(n_pos)
+        calibration, reason = self._calibration_plan(n_pos, n_neg)
         attempts: list[tuple[Any, str | None, str]] = [(base, calibration, "")]
         if calibration is not None:
             attempts.append((base, None, "calibration gave constant scores; uncalibrated"))
@@ -264,6 +230,50 @@ class CalibratedClassifier(ClassifierMixin, BaseEstimator):  # type: ignore[misc
             "calibration_note": reason,
         }
         return self
+
+    def _choose_estimator(self, n_pos: int) -> tuple[Any, str]:
+        """The estimator to fit, and why: the given one, or by the number of positives."""
+        if self.estimator is not None:
+            return clone(self.estimator), "given"
+        if n_pos >= MIN_BOOSTING_POSITIVES:
+            base = make_base_estimator("hgb", self.random_state)
+            chosen = f"auto: gradient boosting ({n_pos} positive windows)"
+        elif n_pos >= MIN_TREE_POSITIVES:
+            base = make_base_estimator("extratrees", self.random_state)
+            chosen = (
+                f"auto: extra trees ({n_pos} positive windows, fewer than the "
+                f"{MIN_BOOSTING_POSITIVES} for gradient boosting)"
+            )
+        else:
+            base = make_base_estimator("prototype", self.random_state)
+            chosen = (
+                f"auto: prototype similarity ({n_pos} positive windows, fewer than the "
+                f"{MIN_TREE_POSITIVES} for trees)"
+            )
+        return base, chosen
+
+    def _calibration_plan(self, n_pos: int, n_neg: int) -> tuple[str | None, str]:
+        """The calibration method to try (None: none) and the sentence that explains it."""
+        smaller = min(n_pos, n_neg)
+        calibration: str | None = self.calibration
+        if self.calibration is None:
+            reason = "calibration disabled"
+        elif smaller < MIN_CALIBRATION_SAMPLES:
+            calibration = None
+            reason = (
+                f"calibration skipped: the smaller class has {smaller} window(s), "
+                f"fewer than {MIN_CALIBRATION_SAMPLES}"
+            )
+            log.info("%s", reason)
+        elif self.calibration == "isotonic" and n_pos < MIN_ISOTONIC_POSITIVES:
+            calibration = "sigmoid"
+            reason = (
+                f"sigmoid calibration, cv={min(3, n_pos, n_neg)} (isotonic asked for, but "
+                f"{n_pos} positive windows are fewer than its {MIN_ISOTONIC_POSITIVES})"
+            )
+        else:
+            reason = f"{self.calibration} calibration, cv={min(3, n_pos, n_neg)}"
+        return calibration, reason
 
     @staticmethod
     def _fit_one(base: Any, method: str | None, X: np.ndarray, y: np.ndarray, cv: int) -> Any:
