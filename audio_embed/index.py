@@ -138,7 +138,6 @@ class EmbeddingIndex:
         from audio_embed._ann import DEFAULT_ANN_PARAMS
 
         sw = windows or SlidingWindows()
-        config = embedder.config() if hasattr(embedder, "config") else None
         manifest: dict[str, Any] = {
             "format": INDEX_FORMAT,
             "format_version": INDEX_FORMAT_VERSION,
@@ -148,7 +147,7 @@ class EmbeddingIndex:
                 "name": embedder.name,
                 "dim": embedder.dim,
                 "cache_id": embedder.cache_id(),
-                "config": config,
+                "config": embedder.config(),
             },
             "windows": {"window": sw.window, "hop": sw.hop, "encoding": sw.encoding},
             "normalization": "recording",
