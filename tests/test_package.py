@@ -13,7 +13,10 @@ def test_every_public_name_resolves() -> None:
     for name in audio_embed.__all__:
         assert getattr(audio_embed, name) is not None, name
     assert set(audio_embed.__all__) <= set(dir(audio_embed))
-    assert audio_embed.Scanner.__module__ == "audio_embed.scanner"
+    from audio_embed.scanner import Scanner
+
+    assert audio_embed.Scanner is Scanner
+    assert audio_embed.Scanner.__module__ == "audio_embed.scanner.core"
 
 
 def _loaded_after(code: str) -> set[str]:

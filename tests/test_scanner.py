@@ -15,7 +15,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 from sklearn.exceptions import NotFittedError
 
-import audio_embed.scanner as scanner_mod
+import audio_embed.scanner.core as scanner_core
+import audio_embed.scanner.streaming as scanner_streaming
 from audio_embed import Cancelled, LogMelEmbedder, ScannerFileError, TrainingDataError, load_audio
 from audio_embed.cache import EmbeddingCache
 from audio_embed.demo import DemoSet, make_demo_set
@@ -181,8 +182,8 @@ def test_cache_hit_does_not_decode(
     def no_decoding(*_a: object, **_k: object) -> None:
         raise AssertionError("decoded although cached")
 
-    monkeypatch.setattr(scanner_mod, "stream_audio", no_decoding)
-    monkeypatch.setattr(scanner_mod, "load_audio", no_decoding)
+    monkeypatch.setattr(scanner_streaming, "stream_audio", no_decoding)
+    monkeypatch.setattr(scanner_core, "load_audio", no_decoding)
     np.testing.assert_array_equal(
         scanner.scan(demo.test_files[0]).probabilities, first.probabilities
     )
@@ -311,7 +312,7 @@ def test_missing_training_files_are_reported_before_any_work(
     def no_decoding(*_a: object, **_k: object) -> None:
         raise AssertionError("decoded although a training file is missing")
 
-    monkeypatch.setattr(scanner_mod, "stream_audio", no_decoding)
+    monkeypatch.setattr(scanner_streaming, "stream_audio", no_decoding)
     recs = [
         Recording(demo.train_files[0], Markers(positive=[10.0])),
         Recording(demo.root / "gone.wav", Markers(positive=[5.0])),

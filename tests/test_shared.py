@@ -10,7 +10,7 @@ import torch
 from conftest import SR
 from tiny_models import tiny_wav2vec2, tiny_wavlm
 
-import audio_embed.scanner as scanner_mod
+import audio_embed.scanner.streaming as scanner_streaming
 from audio_embed import (
     AudioDecodeError,
     InvalidInputError,
@@ -287,7 +287,7 @@ def test_streamed_shared_vectors_match_one_call(
     audio: np.ndarray, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     scanner = _scanner("shared")
-    monkeypatch.setattr(scanner_mod, "BLOCK_SECONDS", 7.0)
+    monkeypatch.setattr(scanner_streaming, "BLOCK_SECONDS", 7.0)
     streamed = scanner.sliding_embeddings(audio, sample_rate=SR)
     whole = scanner.embedder.embed_windows(audio, streamed.starts, 4.0, encoding="shared")
     # Segments are cut differently (block by block), so not bit for bit.
@@ -335,7 +335,7 @@ def test_scan_many_reports_a_bad_file_and_goes_on(
     def no_decoding(*_a: object, **_k: object) -> None:
         raise AssertionError("decoded although cached")
 
-    monkeypatch.setattr(scanner_mod, "stream_audio", no_decoding)
+    monkeypatch.setattr(scanner_streaming, "stream_audio", no_decoding)
     for path, result in scanner.scan_many(good):
         assert isinstance(result, ScanResult)
         np.testing.assert_array_equal(result.probabilities, first[path].probabilities)  # type: ignore[union-attr]

@@ -1,0 +1,241 @@
+"""Saved scanners: one zip of JSON metadata and a skops classifier, never a pickle.
+
+:meth:`Scanner.save <audio_embed.scanner.Scanner.save>`,
+:meth:`~audio_embed.scanner.Scanner.load` and
+:meth:`~audio_embed.scanner.Scanner.read_metadata` delegate here.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import zipfile
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from audio_embed._io import atomic_writer
+from audio_embed.cache import EmbeddingCache
+from audio_embed.classifier import CalibratedClassifier
+from audio_embed.detect import Postprocessing
+from audio_embed.embedders.base import Embedder, config_differences
+from audio_embed.errors import InvalidInputError, ScannerFileError
+from audio_embed.windows import SlidingWindows, TargetedWindows
+
+if TYPE_CHECKING:
+    from audio_embed.scanner.core import Scanner
+
+__all__ = [
+    "MAX_SCANNER_BYTES",
+    "SCANNER_FORMAT",
+    "SCANNER_FORMAT_VERSION",
+    "TRUSTED_MODULE_PREFIXES",
+    "load",
+    "metadata",
+    "read_metadata",
+    "save",
+]
+
+log = logging.getLogger(__name__)
+
+SCANNER_FORMAT = "audio_embed.scanner"
+#: 2: ``embedder.cache_id`` fingerprints the weights. 3: the embedder's
+#: :meth:`~audio_embed.Embedder.config` is stored; load rebuilds the embedder from it
+#: and refuses a mismatch. 1 and 2 are still read.
+SCANNER_FORMAT_VERSION = 3
+#: Only these modules may appear in a saved classifier (checked before loading).
+TRUSTED_MODULE_PREFIXES = ("sklearn.", "numpy.", "scipy.", "audio_embed.classifier.")
+MAX_SCANNER_BYTES = 512 * 1024 * 1024
+
+
+def metadata(scanner: Scanner) -> dict[str, Any]:
+    """The JSON part of ``scanner``'s saved file."""
+    from audio_embed import __version__
+
+    return {
+        "format": SCANNER_FORMAT,
+        "format_version": SCANNER_FORMAT_VERSION,
+        "library_version": __version__,
+        "embedder": {
+            "name": scanner.embedder.name,
+            "dim": scanner.embedder.dim,
+            "cache_id": scanner.embedder.cache_id(),
+            "config": scanner.embedder.config(),
+        },
+        "feature_dim": scanner.embedder.dim,
+        "scan_windows": {
+            "window": scanner.scan_windows.window,
+            "hop": scanner.scan_windows.hop,
+            "encoding": scanner.scan_windows.encoding,
+        },
+        "train_windows": {
+            "window": scanner.train_windows.window,
+            "tolerance": scanner.train_windows.tolerance,
+            "neg_margin": scanner.train_windows.neg_margin,
+            "neg_stride": scanner.train_windows.neg_stride,
+            "labelling": scanner.train_windows.labelling,
+            "hop": scanner.train_windows.hop,
+        },
+        "normalization": scanner.normalization,
+        "threshold": scanner.scan_threshold,
+        "threshold_setting": scanner.threshold,
+        "context": scanner.context,
+        "postprocessing": scanner.postprocessing.as_dict(),
+        "seed": scanner.seed,
+        "batch_size": scanner.batch_size,
+        "training_summary": scanner.training_summary,
+    }
+
+
+def save(scanner: Scanner, path: str | os.PathLike[str]) -> Path:
+    """See :meth:`Scanner.save <audio_embed.scanner.Scanner.save>`."""
+    import skops.io
+
+    if not scanner.is_fitted:
+        raise InvalidInputError("Only a trained scanner can be saved; call fit() first.")
+    target = Path(path)
+    payload = skops.io.dumps(scanner.classifier)
+    with atomic_writer(target) as fh:
+        with zipfile.ZipFile(fh, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+            zf.writestr("scanner.json", json.dumps(metadata(scanner), indent=2))
+            zf.writestr("classifier.skops", payload)
+    return target
+
+
+def read_metadata(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """See :meth:`Scanner.read_metadata <audio_embed.scanner.Scanner.read_metadata>`."""
+    meta, _ = _read_scanner_file(Path(path))
+    return meta
+
+
+def load(
+    cls: type[Scanner],
+    path: str | os.PathLike[str],
+    *,
+    embedder: Embedder | None,
+    cache: EmbeddingCache | None,
+    embedder_kwargs: dict[str, Any] | None,
+    allow_mismatch: bool,
+) -> Scanner:
+    """See :meth:`Scanner.load <audio_embed.scanner.Scanner.load>`."""
+    p = Path(path)
+    meta, payload = _read_scanner_file(p)
+    embedder = _saved_embedder(p, meta, embedder, embedder_kwargs or {}, allow_mismatch)
+    classifier = _load_classifier(p, payload)
+    sw, tw = meta["scan_windows"], meta["train_windows"]
+    scanner = cls(
+        embedder=embedder,
+        classifier=classifier,
+        scan_windows=SlidingWindows(float(sw["window"]), float(sw["hop"]), sw["encoding"]),
+        train_windows=TargetedWindows(**tw),
+        normalization=meta["normalization"],
+        cache=cache,
+        batch_size=None if meta.get("batch_size") is None else int(meta["batch_size"]),
+        threshold=meta.get("threshold_setting", float(meta["threshold"])),
+        context=float(meta.get("context", 0.0)),
+        postprocessing=Postprocessing(**meta.get("postprocessing", {"valley": 0.0})),
+        seed=int(meta.get("seed", 0)),
+    )
+    scanner.threshold_ = float(meta["threshold"])
+    scanner.training_summary = meta.get("training_summary")
+    return scanner
+
+
+def _saved_embedder(
+    p: Path,
+    meta: dict[str, Any],
+    embedder: Embedder | None,
+    kwargs: dict[str, Any],
+    allow_mismatch: bool,
+) -> Embedder:
+    """The embedder a saved scanner was trained with: given and checked, or rebuilt."""
+    from audio_embed.registry import create_embedder, embedder_from_config
+
+    want = meta["embedder"]
+    saved = want.get("config")
+    if embedder is None:
+        if saved is not None:
+            embedder = embedder_from_config(saved, **kwargs)
+        else:
+            embedder = create_embedder(str(want["name"]), **kwargs)
+    if embedder.name != want["name"] or embedder.dim != int(meta["feature_dim"]):
+        raise ScannerFileError(
+            f"{p} was trained with embedder {want['name']} ({meta['feature_dim']} features); "
+            f"it cannot be used with {embedder.name} ({embedder.dim} features). Scan with "
+            f"the same embedder, or train a new scanner for {embedder.name}."
+        )
+    if saved is not None:
+        differences = config_differences(saved, embedder.config())
+    elif int(meta.get("format_version", 1)) >= 2 and want.get("cache_id") != embedder.cache_id():
+        differences = [
+            f"fingerprint: saved {want.get('cache_id')!r} (format {meta['format_version']}, "
+            "computed by an older audio_embed, so it may differ for the same weights)"
+        ]
+    else:
+        differences = []
+    if differences:
+        message = (
+            f"{p} was trained with another configuration or other weights of "
+            f"{want['name']}: " + "; ".join(differences) + ". Its scores would be meaningless."
+        )
+        if not allow_mismatch and saved is not None:
+            raise ScannerFileError(
+                message + " Load the embedder it was trained with, train it again, or pass "
+                "allow_mismatch=True (--allow-mismatch) to use it anyway."
+            )
+        log.warning("%s", message)
+    return embedder
+
+
+def _read_scanner_file(p: Path) -> tuple[dict[str, Any], bytes]:
+    if not p.is_file():
+        raise ScannerFileError(f"Scanner file not found: {p}")
+    try:
+        with zipfile.ZipFile(p) as zf:
+            infos = {i.filename: i for i in zf.infolist()}
+            if set(infos) != {"scanner.json", "classifier.skops"}:
+                raise ScannerFileError(
+                    f"{p} is not an audio_embed scanner (unexpected contents: {sorted(infos)})."
+                )
+            if sum(i.file_size for i in infos.values()) > MAX_SCANNER_BYTES:
+                raise ScannerFileError(f"{p} is implausibly large for a scanner; refusing it.")
+            meta = json.loads(zf.read("scanner.json"))
+            payload = zf.read("classifier.skops")
+    except ScannerFileError:
+        raise
+    except (zipfile.BadZipFile, OSError, EOFError, ValueError, KeyError) as exc:
+        raise ScannerFileError(
+            f"{p} is not a readable scanner file (truncated or corrupt: {exc})."
+        ) from exc
+    if not isinstance(meta, dict) or meta.get("format") != SCANNER_FORMAT:
+        raise ScannerFileError(f"{p} is not an audio_embed scanner file.")
+    if int(meta.get("format_version", -1)) > SCANNER_FORMAT_VERSION:
+        raise ScannerFileError(
+            f"{p} was written by a newer audio_embed ({meta.get('library_version')}); upgrade."
+        )
+    for key in ("embedder", "feature_dim", "scan_windows", "train_windows", "normalization"):
+        if key not in meta:
+            raise ScannerFileError(f"{p} lacks the {key!r} field; the file is damaged.")
+    return meta, payload
+
+
+def _load_classifier(p: Path, payload: bytes) -> CalibratedClassifier:
+    import skops.io
+
+    try:
+        untrusted = skops.io.get_untrusted_types(data=payload)
+    except Exception as exc:
+        raise ScannerFileError(f"{p}: the classifier part is damaged ({exc}).") from exc
+    refused = [t for t in untrusted if not t.startswith(TRUSTED_MODULE_PREFIXES)]
+    if refused:
+        raise ScannerFileError(
+            f"{p} holds types that are not scikit-learn or numpy types ({', '.join(refused)}); "
+            "refusing to load it. Nothing from the file was executed."
+        )
+    try:
+        obj = skops.io.loads(payload, trusted=untrusted)
+    except Exception as exc:
+        raise ScannerFileError(f"{p}: the classifier could not be loaded ({exc}).") from exc
+    if not isinstance(obj, CalibratedClassifier):
+        raise ScannerFileError(f"{p}: expected a CalibratedClassifier, found {type(obj).__name__}.")
+    return obj
