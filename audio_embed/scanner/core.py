@@ -152,6 +152,20 @@ def _nearest(grid: np.ndarray, at: np.ndarray) -> np.ndarray:
     return out
 
 
+def _check_files_exist(recs: list[Recording]) -> None:
+    missing = [
+        str(r.source)
+        for r in recs
+        if not isinstance(r.source, np.ndarray) and not Path(r.source).is_file()
+    ]
+    if missing:
+        raise AudioFileNotFoundError(
+            missing[0],
+            f"no such file; {len(missing)} of the {len(recs)} training recordings are "
+            f"missing: {', '.join(missing[:5])}{' …' if len(missing) > 5 else ''}",
+        )
+
+
 def _as_recording(item: Recording | tuple[Source, Markers]) -> Recording:
     if isinstance(item, Recording):
         return item
@@ -349,17 +363,7 @@ class Scanner(StreamingEmbeddings):
         recs = [_as_recording(r) for r in recordings]
         if not recs:
             raise TrainingDataError("fit() needs at least one recording with markers.")
-        missing = [
-            str(r.source)
-            for r in recs
-            if not isinstance(r.source, np.ndarray) and not Path(r.source).is_file()
-        ]
-        if missing:  # say so before any work, not after embedding the others
-            raise AudioFileNotFoundError(
-                missing[0],
-                f"no such file; {len(missing)} of the {len(recs)} training recordings are "
-                f"missing: {', '.join(missing[:5])}{' …' if len(missing) > 5 else ''}",
-            )
+        _check_files_exist(recs)  # say so before any work, not after embedding others
         xs, ys, per_file, grids = [], [], [], []
         # The next file is decoded while the current one is embedded.
         entries = self._embeddings_many(
