@@ -38,6 +38,7 @@ if TYPE_CHECKING:
 __all__ = [
     "COMBINED_CSV",
     "BatchReport",
+    "BatchSettings",
     "FileOutcome",
     "Input",
     "collect_inputs",
@@ -128,6 +129,44 @@ def output_paths(
         taken.add(rel)
         out[inp.path] = out_dir / rel
     return out
+
+
+def _check_format(_obj: object, _attr: object, fmt: str) -> None:
+    from audio_embed.formats import FORMAT_SUFFIXES
+
+    if fmt not in FORMAT_SUFFIXES:
+        raise InvalidInputError(f"Unknown output format {fmt!r}; use csv, json, audacity or raven.")
+
+
+def _check_threshold(_obj: object, _attr: object, threshold: float | None) -> None:
+    if threshold is not None and not 0.0 <= threshold <= 1.0:
+        raise InvalidInputError(f"The 'threshold' must be in [0, 1]. Got {threshold!r} instead.")
+
+
+@attrs.frozen(kw_only=True)
+class BatchSettings:
+    """How a batch scan writes its results; the same for a local scan
+    (:func:`scan_to_folder`), a scan on Ray
+    (:func:`audio_embed.distributed.scan_dataset`) and ``audio-embed scan``.
+
+    Args:
+        fmt: format of the per-file results (``csv``, ``json``, ``audacity``, ``raven``).
+        label: label text in Audacity/Raven output.
+        threshold: detection threshold; None: the scanner's.
+        skip_existing: read back the results already in the output folder
+            instead of scanning those inputs again.
+        keep_results: keep each :class:`~audio_embed.scanner.ScanResult` in the
+            report (:meth:`BatchReport.results`).
+
+    A bad ``fmt`` or ``threshold`` raises
+    :class:`~audio_embed.errors.InvalidInputError` here, before any work.
+    """
+
+    fmt: OutputFormat = attrs.field(default="csv", validator=_check_format)
+    label: str = "target"
+    threshold: float | None = attrs.field(default=None, validator=_check_threshold)
+    skip_existing: bool = False
+    keep_results: bool = False
 
 
 #: What happened to one input: ``missing`` (the argument names no file),
@@ -245,37 +284,30 @@ def scan_to_folder(
     scanner: Scanner,
     items: Sequence[str | os.PathLike[str]],
     out_dir: str | os.PathLike[str],
+    settings: BatchSettings | None = None,
     *,
-    fmt: OutputFormat = "csv",
-    label: str = "target",
-    threshold: float | None = None,
-    skip_existing: bool = False,
-    keep_results: bool = False,
     progress: ProgressCallback | None = None,
     cancel: CancelToken | None = None,
     on_file: Callable[[FileOutcome], None] | None = None,
     many: Callable[..., Iterator[tuple[str, ScanResult | AudioEmbedError]]] | None = None,
 ) -> BatchReport:
     """Scan files and folders (searched recursively, see :func:`collect_inputs`)
-    into ``out_dir``: one result file per input in ``fmt`` (named by
+    into ``out_dir``: one result file per input in ``settings.fmt`` (named by
     :func:`output_paths`) and :data:`COMBINED_CSV` with every detection.
 
     A file that cannot be read is reported (``failed``) and the others go on;
-    ``skip_existing`` reads back the results already there instead of scanning
-    again. ``threshold`` defaults to the scanner's. ``on_file`` hears about
-    each input as it finishes; ``keep_results`` keeps each
-    :class:`~audio_embed.scanner.ScanResult` in the report. ``many`` replaces
-    ``scanner.scan_many`` (e.g. a distributed runner; see :func:`run_many`).
-    Cancelling raises :class:`~audio_embed.errors.Cancelled`, leaving only
-    complete files.
+    ``settings`` (:class:`BatchSettings`, default: CSV at the scanner's
+    threshold) says how results are written and whether existing ones are
+    read back instead of scanned again. ``on_file`` hears about each input as
+    it finishes. ``many`` replaces ``scanner.scan_many`` (e.g. a distributed
+    runner; see :func:`run_many`). Cancelling raises
+    :class:`~audio_embed.errors.Cancelled`, leaving only complete files.
     """
     from audio_embed.formats import FORMAT_SUFFIXES, write_detections
 
-    if fmt not in FORMAT_SUFFIXES:
-        raise InvalidInputError(f"Unknown output format {fmt!r}; use csv, json, audacity or raven.")
-    threshold = scanner.scan_threshold if threshold is None else threshold
-    if not 0.0 <= threshold <= 1.0:
-        raise InvalidInputError(f"The 'threshold' must be in [0, 1]. Got {threshold!r} instead.")
+    settings = BatchSettings() if settings is None else settings
+    fmt, label = settings.fmt, settings.label
+    threshold = scanner.scan_threshold if settings.threshold is None else settings.threshold
     out = Path(out_dir)
     outcomes: list[FileOutcome] = []
 
@@ -283,13 +315,14 @@ def scan_to_folder(
         if on_file is not None:
             on_file(outcome)
         if outcome.kind != "rescan":
-            outcomes.append(outcome if keep_results else attrs.evolve(outcome, result=None))
+            keep = settings.keep_results
+            outcomes.append(outcome if keep else attrs.evolve(outcome, result=None))
 
     inputs, missing = collect_inputs(items)
     for item, reason in missing:
         tell(FileOutcome("missing", item, reason=reason))
     targets = output_paths(inputs, out, FORMAT_SUFFIXES[fmt], reserved=(COMBINED_CSV,))
-    todo = _existing_results(inputs, targets, fmt, skip_existing, tell)
+    todo = _existing_results(inputs, targets, fmt, settings.skip_existing, tell)
     runner = scanner.scan_many if many is None else many
     for inp, result in run_many(runner, todo, progress=progress, cancel=cancel):
         if isinstance(result, Exception):

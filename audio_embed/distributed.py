@@ -45,9 +45,8 @@ from audio_embed.errors import AudioEmbedError, InvalidInputError
 from audio_embed.progress import CancelToken, ProgressCallback
 
 if TYPE_CHECKING:
-    from audio_embed.batch import BatchReport, FileOutcome
+    from audio_embed.batch import BatchReport, BatchSettings, FileOutcome
     from audio_embed.cache import CachedEmbeddings
-    from audio_embed.formats import OutputFormat
     from audio_embed.scanner import Scanner, ScanResult
 
 __all__ = [
@@ -276,12 +275,8 @@ def scan_dataset(
     scanner: Scanner | str | os.PathLike[str],
     items: Sequence[str | os.PathLike[str]],
     out_dir: str | os.PathLike[str],
+    settings: BatchSettings | None = None,
     *,
-    fmt: OutputFormat = "csv",
-    label: str = "target",
-    threshold: float | None = None,
-    skip_existing: bool = False,
-    keep_results: bool = False,
     options: RayOptions | None = None,
     progress: bool | None = None,
     cancel: CancelToken | None = None,
@@ -289,7 +284,8 @@ def scan_dataset(
     load_kwargs: Mapping[str, Any] | None = None,
 ) -> BatchReport:
     """:func:`audio_embed.batch.scan_to_folder` on Ray: the same inputs, output
-    names, per-file result files, combined CSV, ``skip_existing`` and
+    names, per-file result files, combined CSV, ``settings``
+    (:class:`~audio_embed.batch.BatchSettings`) and
     :class:`~audio_embed.batch.BatchReport` as a local scan, with the scanning
     done by :class:`RayScanner`.
 
@@ -309,17 +305,7 @@ def scan_dataset(
     else:
         local = _SavedThreshold(float(Scanner.read_metadata(scanner)["threshold"]))
     return scan_to_folder(
-        local,
-        items,
-        out_dir,
-        fmt=fmt,
-        label=label,
-        threshold=threshold,
-        skip_existing=skip_existing,
-        keep_results=keep_results,
-        cancel=cancel,
-        on_file=on_file,
-        many=runner.scan_many,
+        local, items, out_dir, settings, cancel=cancel, on_file=on_file, many=runner.scan_many
     )
 
 

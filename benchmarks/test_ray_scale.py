@@ -100,11 +100,14 @@ _SCANNERS: dict[str, Scanner] = {}
 def _scanner(name: str) -> Scanner:
     if name not in _SCANNERS:
         embedder = FACTORIES[name]()
+        scanner = Scanner(embedder)
+        # The classifier sees each window's embedding and, with context, its
+        # difference from the windows around it.
+        n_features = embedder.dim * (2 if scanner.context > 0 else 1)
         rng = np.random.default_rng(0)
-        x = rng.normal(size=(200, embedder.dim)).astype(np.float32)
+        x = rng.normal(size=(200, n_features)).astype(np.float32)
         y = np.r_[np.ones(40), np.zeros(160)].astype(int)
         x[y == 1] += 0.5
-        scanner = Scanner(embedder)
         scanner.classifier = CalibratedClassifier().fit(x, y)
         _SCANNERS[name] = scanner
     return _SCANNERS[name]

@@ -12,6 +12,7 @@ import pytest
 
 from audio_embed.batch import (
     COMBINED_CSV,
+    BatchSettings,
     FileOutcome,
     Input,
     collect_inputs,
@@ -188,7 +189,7 @@ def test_scan_to_folder_writes_results_and_reports_every_input(tmp_path: Path) -
         FakeScanner(corrupt={"bad.wav"}),
         [tmp_path / "in", tmp_path / "missing.wav"],
         out,
-        fmt="json",
+        BatchSettings(fmt="json"),
         on_file=heard.append,
     )
     assert [(o.kind, Path(o.item).name) for o in heard] == [
@@ -217,14 +218,13 @@ def test_scan_to_folder_writes_results_and_reports_every_input(tmp_path: Path) -
 def test_skip_existing_reads_back_and_rescans_unreadable_results(tmp_path: Path) -> None:
     files = _touch(*(tmp_path / f"{n}.wav" for n in ("one", "two", "three")))
     out = tmp_path / "out"
-    first = scan_to_folder(FakeScanner(), files, out, fmt="audacity", label="horn")
+    first = scan_to_folder(FakeScanner(), files, out, BatchSettings(fmt="audacity", label="horn"))
     (out / "two.txt").write_text("1.0\tnot-a-time\thorn 0.50\n")
     (out / "three.txt").unlink()
     scanner = FakeScanner()
     heard: list[FileOutcome] = []
-    again = scan_to_folder(
-        scanner, files, out, fmt="audacity", label="horn", skip_existing=True, on_file=heard.append
-    )
+    resume = BatchSettings(fmt="audacity", label="horn", skip_existing=True)
+    again = scan_to_folder(scanner, files, out, resume, on_file=heard.append)
     assert [(o.kind, Path(o.item).name) for o in heard] == [
         ("skipped", "one.wav"),
         ("rescan", "two.wav"),
@@ -253,16 +253,16 @@ def test_scan_to_folder_keeps_results_uses_a_runner_and_checks_arguments(tmp_pat
             ran.append(Path(s).name)
             yield str(s), _result(str(s))
 
-    report = scan_to_folder(FakeScanner(), files, tmp_path / "out", keep_results=True,
-                            threshold=0.95, many=runner)  # fmt: skip
+    settings = BatchSettings(keep_results=True, threshold=0.95)
+    report = scan_to_folder(FakeScanner(), files, tmp_path / "out", settings, many=runner)
     assert ran == ["b.wav", "a.wav"]
     assert sorted(report.results()) == [str(f) for f in files]
     assert report.n_detections == 0 and report.threshold == 0.95  # nothing scores 0.95
     assert [r["file"] for r in _combined_rows(tmp_path / "out")] == []
     with pytest.raises(InvalidInputError, match="threshold"):
-        scan_to_folder(FakeScanner(), files, tmp_path / "x", threshold=1.5)
+        BatchSettings(threshold=1.5)
     with pytest.raises(InvalidInputError, match="format"):
-        scan_to_folder(FakeScanner(), files, tmp_path / "x", fmt="xml")  # type: ignore[arg-type]
+        BatchSettings(fmt="xml")  # type: ignore[arg-type]
     assert not (tmp_path / "x").exists()
 
 

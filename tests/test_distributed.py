@@ -25,10 +25,10 @@ import ray
 from audio_embed import LogMelEmbedder
 from audio_embed import distributed as dist
 from audio_embed._ray_worker import CRASH_ONCE_ENV
-from audio_embed.batch import scan_to_folder
+from audio_embed.batch import BatchSettings, scan_to_folder
 from audio_embed.cli import main
 from audio_embed.demo import DemoSet, make_demo_set
-from audio_embed.errors import InvalidInputError
+from audio_embed.errors import InvalidInputError, ScannerFileError
 from audio_embed.formats import read_markers
 from audio_embed.scanner import Recording, Scanner, ScanResult
 
@@ -119,7 +119,7 @@ def test_scan_matches_local_and_reports_the_corrupt_file(
         scanner,
         inputs,
         tmp_path / "ray",
-        keep_results=True,
+        BatchSettings(keep_results=True),
         options=dist.RayOptions(workers=2),
         progress=False,
     )
@@ -153,7 +153,11 @@ def test_scan_matches_local_and_reports_the_corrupt_file(
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(dist, "_run_on_ray", no_ray)
         again = dist.scan_dataset(
-            scanner, list(local), tmp_path / "ray", skip_existing=True, progress=False
+            scanner,
+            list(local),
+            tmp_path / "ray",
+            BatchSettings(skip_existing=True),
+            progress=False,
         )
     assert sorted(o.item for o in again.skipped) == sorted(local)
     assert again.done == () and again.failed == () and again.ok
@@ -227,11 +231,11 @@ def test_cli_ray_options_need_ray(capsys: pytest.CaptureFixture[str], tmp_path: 
     assert "--workers needs --ray" in capsys.readouterr().err
 
 
-def test_bad_arguments_fail_before_ray_starts(tmp_path: Path, scanner: Scanner) -> None:
-    with pytest.raises(InvalidInputError, match="output format"):
-        dist.scan_dataset(scanner, ["a.wav"], tmp_path, fmt="xml")  # type: ignore[arg-type]
-    with pytest.raises(InvalidInputError, match="'threshold'"):
-        dist.scan_dataset(scanner, ["a.wav"], tmp_path, threshold=2.0)
+def test_bad_arguments_fail_before_ray_starts(tmp_path: Path) -> None:
+    with pytest.raises(ScannerFileError, match="not found"):
+        dist.scan_dataset(tmp_path / "missing.scanner", ["a.wav"], tmp_path)
+    with pytest.raises(InvalidInputError, match="'workers'"):
+        dist.embed_dataset("LOGMEL", ["a.wav"], options=dist.RayOptions(workers=0))
 
 
 def test_cli_evaluate_on_ray_matches_local(

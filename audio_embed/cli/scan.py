@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from audio_embed.batch import COMBINED_CSV, BatchReport, FileOutcome, scan_to_folder
+from audio_embed.batch import COMBINED_CSV, BatchReport, BatchSettings, FileOutcome, scan_to_folder
 from audio_embed.cli.common import apply_overrides, load_scanner, make_cache
 from audio_embed.cli.distributed import ray_settings, runner_kwargs, scanner_command_options
 from audio_embed.cli.options import (
@@ -20,7 +20,6 @@ from audio_embed.cli.session import EXIT_FAILURE, PROG, Progress, Run, UsageErro
 
 if TYPE_CHECKING:
     from audio_embed.errors import AudioEmbedError
-    from audio_embed.formats import OutputFormat
     from audio_embed.scanner import Scanner, ScanResult
 
 __all__ = ["add_parser", "run", "scan_and_print"]
@@ -121,25 +120,20 @@ def run(run: Run) -> int:
         from audio_embed.distributed import RayScanner
 
         many = RayScanner.from_scanner(scanner, options, **runner_kwargs(run)).scan_many
-    rc, report = scan_and_print(
-        run,
-        scanner,
-        items,
-        Path(args.out),
+    settings = BatchSettings(
         fmt=args.format,
         label=label,
         threshold=args.threshold,
         skip_existing=args.skip_existing,
         keep_results=bool(args.suggest),
-        many=many,
     )
+    rc, report = scan_and_print(run, scanner, items, Path(args.out), settings, many=many)
     if args.suggest:
         from audio_embed.cli.search import print_suggestions
         from audio_embed.review import suggest_windows, write_review_markers
 
-        threshold = scanner.scan_threshold if args.threshold is None else args.threshold
-        picks = suggest_windows(report.results().values(), args.suggest, threshold=threshold)
-        print_suggestions(run, picks, threshold)
+        picks = suggest_windows(report.results().values(), args.suggest, threshold=report.threshold)
+        print_suggestions(run, picks, report.threshold)
         if args.markers_out:
             run.echo(f"Markers to review: {write_review_markers(args.markers_out, picks)}")
     return rc
@@ -150,12 +144,8 @@ def scan_and_print(
     scanner: Scanner,
     items: Sequence[str],
     out_dir: Path,
+    settings: BatchSettings,
     *,
-    fmt: OutputFormat,
-    label: str,
-    threshold: float | None,
-    skip_existing: bool = False,
-    keep_results: bool = False,
     many: Callable[..., Iterator[tuple[str, ScanResult | AudioEmbedError]]] | None = None,
 ) -> tuple[int, BatchReport]:
     """:func:`audio_embed.batch.scan_to_folder` (``many``: another runner than
@@ -167,11 +157,7 @@ def scan_and_print(
             scanner,
             items,
             out_dir,
-            fmt=fmt,
-            label=label,
-            threshold=threshold,
-            skip_existing=skip_existing,
-            keep_results=keep_results,
+            settings,
             progress=progress,
             cancel=run.cancel,
             on_file=lambda outcome: _print_outcome(run, outcome),
