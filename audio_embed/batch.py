@@ -11,10 +11,11 @@ file as it finishes.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 from collections import defaultdict
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal, TypeVar
 
@@ -37,6 +38,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "COMBINED_CSV",
+    "BatchCancelled",
     "BatchReport",
     "BatchSettings",
     "FileOutcome",
@@ -217,13 +219,32 @@ class BatchReport:
         return {f.item: f.result for f in self.done if f.result is not None}
 
 
+class BatchCancelled(Cancelled):
+    """A batch stopped by its :class:`~audio_embed.progress.CancelToken`.
+
+    ``report`` holds what finished before the stop: the files done (each
+    result file complete), skipped and failed; the inputs in none of them were
+    not scanned, and no combined CSV was written. Rerun with
+    ``skip_existing=True`` to finish the batch.
+    """
+
+    def __init__(self, report: BatchReport) -> None:
+        self.report = report
+        finished = len(report.done) + len(report.skipped) + len(report.failed)
+        super().__init__(
+            f"The batch was cancelled after {finished} of {report.total} input(s) "
+            f"({len(report.done)} scanned, {len(report.skipped)} skipped, "
+            f"{len(report.failed)} failed); their results are complete."
+        )
+
+
 def run_many(
     many: Callable[..., Iterator[tuple[str, T | AudioEmbedError]]],
     inputs: Sequence[Input],
     *,
     progress: ProgressCallback | None = None,
     cancel: CancelToken | None = None,
-) -> Iterator[tuple[Input, T | Exception]]:
+) -> Generator[tuple[Input, T | Exception], None, None]:
     """Run ``many`` (``Scanner.scan_many``, ``Scanner.sliding_embeddings_many`` or
     any callable like them) over every input; yields ``(input, result)`` or
     ``(input, exception)`` as ``many`` yields ``(path, result)``.
@@ -263,21 +284,30 @@ def run_many(
         results = iter(
             many([inp.path for inp in pending.values()], progress=progress, cancel=cancel)
         )
-        while True:
-            try:
-                path, result = next(results)
-            except StopIteration:
-                for inp in list(pending.values()):
-                    yield take(str(inp.path)), AudioEmbedError(f"{inp.path}: no result came back.")
-                return
-            except Cancelled:
-                raise
-            except Exception as exc:  # a bad file must not lose the others' work
-                if not pending:
+        try:
+            while True:
+                try:
+                    path, result = next(results)
+                except StopIteration:
+                    for inp in list(pending.values()):
+                        no_result = AudioEmbedError(f"{inp.path}: no result came back.")
+                        yield take(str(inp.path)), no_result
+                    return
+                except Cancelled:
                     raise
-                yield take(None), exc
-                break
-            yield take(str(path)), result
+                except Exception as exc:  # a bad file must not lose the others' work
+                    if not pending:
+                        raise
+                    yield take(None), exc
+                    break
+                yield take(str(path)), result
+        finally:
+            # Stop the runner now (a distributed one releases its workers), not when
+            # the garbage collector gets to it: this runs on errors, cancellation and
+            # when the caller stops early (close() or Ctrl-C while it writes a result).
+            close = getattr(results, "close", None)
+            if close is not None:
+                close()
 
 
 def scan_to_folder(
@@ -300,8 +330,10 @@ def scan_to_folder(
     threshold) says how results are written and whether existing ones are
     read back instead of scanned again. ``on_file`` hears about each input as
     it finishes. ``many`` replaces ``scanner.scan_many`` (e.g. a distributed
-    runner; see :func:`run_many`). Cancelling raises
-    :class:`~audio_embed.errors.Cancelled`, leaving only complete files.
+    runner; see :func:`run_many`). Cancelling raises :class:`BatchCancelled`
+    (a :class:`~audio_embed.errors.Cancelled`) whose ``report`` says what
+    finished, leaving only complete files; a ``KeyboardInterrupt`` leaves only
+    complete files too, and stops the runner before it propagates.
     """
     from audio_embed.formats import FORMAT_SUFFIXES, write_detections
 
@@ -324,17 +356,32 @@ def scan_to_folder(
     targets = output_paths(inputs, out, FORMAT_SUFFIXES[fmt], reserved=(COMBINED_CSV,))
     todo = _existing_results(inputs, targets, fmt, settings.skip_existing, tell)
     runner = scanner.scan_many if many is None else many
-    for inp, result in run_many(runner, todo, progress=progress, cancel=cancel):
-        if isinstance(result, Exception):
-            log.info("Scan %s failed", inp.path, exc_info=result)
-            tell(FileOutcome("failed", str(inp.path), reason=describe_error(result)))
-            continue
-        dets = result.detections(threshold)
-        write_detections(targets[inp.path], dets, fmt, file=str(inp.path), label=label)
-        tell(FileOutcome("done", str(inp.path), targets[inp.path], tuple(dets), result=result))
-    if cancel is not None:
-        cancel.check()
-    combined = _write_combined(out, inputs, outcomes, label)
+    try:
+        with contextlib.closing(run_many(runner, todo, progress=progress, cancel=cancel)) as runs:
+            for inp, result in runs:
+                if isinstance(result, Exception):
+                    log.info("Scan %s failed", inp.path, exc_info=result)
+                    tell(FileOutcome("failed", str(inp.path), reason=describe_error(result)))
+                    continue
+                dets = result.detections(threshold)
+                write_detections(targets[inp.path], dets, fmt, file=str(inp.path), label=label)
+                done = FileOutcome(
+                    "done", str(inp.path), targets[inp.path], tuple(dets), result=result
+                )
+                tell(done)
+        if cancel is not None:
+            cancel.check()
+    except Cancelled as exc:
+        raise BatchCancelled(_report(inputs, outcomes, threshold, None)) from exc
+    return _report(inputs, outcomes, threshold, _write_combined(out, inputs, outcomes, label))
+
+
+def _report(
+    inputs: Sequence[Input],
+    outcomes: Sequence[FileOutcome],
+    threshold: float,
+    combined: Path | None,
+) -> BatchReport:
     return BatchReport(
         inputs=tuple(inputs),
         done=tuple(o for o in outcomes if o.kind == "done"),

@@ -6,12 +6,14 @@ from __future__ import annotations
 import csv
 from collections.abc import Iterable, Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 
 from audio_embed.batch import (
     COMBINED_CSV,
+    BatchCancelled,
     BatchSettings,
     FileOutcome,
     Input,
@@ -271,3 +273,52 @@ def test_scan_to_folder_writes_no_combined_file_when_nothing_was_scanned(tmp_pat
     report = scan_to_folder(FakeScanner(corrupt={"bad.wav"}), [bad], tmp_path / "out")
     assert report.combined is None and not (tmp_path / "out" / COMBINED_CSV).exists()
     assert len(report.failed) == 1 and report.done == ()
+
+
+def test_a_cancelled_batch_reports_what_finished_and_stops_its_runner(tmp_path: Path) -> None:
+    files = _touch(*(tmp_path / f"{n}.wav" for n in ("one", "two", "three")))
+    (tmp_path / "out").mkdir()
+    token = CancelToken()
+    closed: list[bool] = []
+
+    def runner(sources: list[Path], **kwargs: Any) -> Iterator[tuple[str, ScanResult]]:
+        try:
+            yield from FakeScanner().scan_many(sources, **kwargs)
+        finally:
+            closed.append(True)
+
+    def on_file(outcome: FileOutcome) -> None:
+        if outcome.kind == "done":
+            token.cancel()  # as Ctrl-C in the CLI does, once the first result is written
+
+    with pytest.raises(BatchCancelled, match="after 1 of 3 input") as info:
+        scan_to_folder(
+            FakeScanner(), files, tmp_path / "out", cancel=token, on_file=on_file, many=runner
+        )
+    report = info.value.report
+    assert isinstance(info.value, Cancelled)
+    assert [Path(o.item).name for o in report.done] == ["one.wav"]
+    assert report.skipped == () and report.failed == () and report.combined is None
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["one.csv"]  # nothing else
+    assert closed == [True]
+
+
+def test_an_interrupted_batch_stops_its_runner_before_the_interrupt_propagates(
+    tmp_path: Path,
+) -> None:
+    files = _touch(tmp_path / "a.wav", tmp_path / "b.wav")
+    closed: list[bool] = []
+
+    def runner(sources: list[Path], **kwargs: Any) -> Iterator[tuple[str, ScanResult]]:
+        try:
+            yield from FakeScanner().scan_many(sources, **kwargs)
+        finally:
+            closed.append(True)
+
+    def on_file(outcome: FileOutcome) -> None:
+        raise KeyboardInterrupt  # Ctrl-C while the driver handles a result
+
+    with pytest.raises(KeyboardInterrupt):
+        scan_to_folder(FakeScanner(), files, tmp_path / "out", on_file=on_file, many=runner)
+    assert closed == [True]
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a.csv"]

@@ -10,10 +10,12 @@ import json
 import os
 import shutil
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import attrs
 import numpy as np
 import pytest
 
@@ -25,11 +27,13 @@ import ray
 from audio_embed import LogMelEmbedder
 from audio_embed import distributed as dist
 from audio_embed._ray_worker import CRASH_ONCE_ENV
-from audio_embed.batch import BatchSettings, scan_to_folder
+from audio_embed.batch import BatchCancelled, BatchSettings, FileOutcome, scan_to_folder
+from audio_embed.cache import EmbeddingCache
 from audio_embed.cli import main
 from audio_embed.demo import DemoSet, make_demo_set
 from audio_embed.errors import InvalidInputError, ScannerFileError
 from audio_embed.formats import read_markers
+from audio_embed.progress import CancelToken
 from audio_embed.scanner import Recording, Scanner, ScanResult
 
 
@@ -234,8 +238,8 @@ def test_cli_ray_options_need_ray(capsys: pytest.CaptureFixture[str], tmp_path: 
 def test_bad_arguments_fail_before_ray_starts(tmp_path: Path) -> None:
     with pytest.raises(ScannerFileError, match="not found"):
         dist.scan_dataset(tmp_path / "missing.scanner", ["a.wav"], tmp_path)
-    with pytest.raises(InvalidInputError, match="'workers'"):
-        dist.embed_dataset("LOGMEL", ["a.wav"], options=dist.RayOptions(workers=0))
+    with pytest.raises(InvalidInputError, match="'workers' of RayOptions must be >= 1"):
+        dist.RayOptions(workers=0)
 
 
 def test_cli_evaluate_on_ray_matches_local(
@@ -269,3 +273,70 @@ def test_workers_that_cannot_start_fail_every_file_with_the_reason(
     for error in got.values():
         assert isinstance(error, dist.FileFailedError)
         assert "no_such_setting" in error.reason and "\n" not in error.reason
+
+
+def _all_cpus_free(seconds: float = 60.0) -> bool:
+    """Whether every CPU of the module's Ray is free again within ``seconds`` (the actors
+    of a finished or stopped run release theirs when Ray has killed them)."""
+    deadline = time.monotonic() + seconds
+    while ray.available_resources().get("CPU", 0.0) < 2.0:
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.2)
+    return True
+
+
+def test_scan_on_ray_reads_and_writes_a_shared_embedding_cache(
+    crash_marker: Path, tmp_path: Path, scanner: Scanner, local: dict[str, ScanResult]
+) -> None:
+    files = list(local)[:2]
+    cache_dir = tmp_path / "cache"
+    options = dist.RayOptions(workers=1, cache_dir=cache_dir)
+    keep = BatchSettings(keep_results=True)
+    run: dict[str, Any] = {"options": options, "progress": False}
+    first = dist.scan_dataset(scanner, files, tmp_path / "a", keep, **run)
+    entries = sorted(cache_dir.glob("*.npz"))
+    # The entries a local scan with this cache folder would read: the same names.
+    keyer = attrs.evolve(scanner, cache=EmbeddingCache(cache_dir))
+    assert sorted(p.name for p in entries) == sorted(f"{keyer.cache_key(f)}.npz" for f in files)
+    stamps = {p: (p.stat().st_ino, p.stat().st_mtime_ns) for p in entries}
+
+    second = dist.scan_dataset(
+        scanner, files, tmp_path / "b", keep, options=options, progress=False
+    )
+    # A worker writes an entry whenever it runs the model (a miss); none was rewritten
+    # and none added, so the rerun took every file's embeddings from the cache.
+    assert sorted(cache_dir.glob("*.npz")) == entries
+    assert {p: (p.stat().st_ino, p.stat().st_mtime_ns) for p in entries} == stamps
+    for path in files:
+        _same(second.results()[path], first.results()[path])
+        _same(first.results()[path], local[path])
+
+
+def test_a_cancelled_scan_on_ray_keeps_what_finished_and_releases_its_workers(
+    crash_marker: Path, tmp_path: Path, scanner: Scanner, local: dict[str, ScanResult]
+) -> None:
+    assert _all_cpus_free(), "an earlier run still holds Ray's CPUs"
+    token = CancelToken()
+
+    def on_file(outcome: FileOutcome) -> None:
+        if outcome.kind == "done":
+            token.cancel()  # as the CLI's Ctrl-C handler does
+
+    out = tmp_path / "out"
+    with pytest.raises(BatchCancelled) as info:
+        dist.scan_dataset(
+            scanner,
+            list(local),
+            out,
+            options=dist.RayOptions(workers=1),
+            progress=False,
+            cancel=token,
+            on_file=on_file,
+        )
+    report = info.value.report
+    assert len(report.done) == 1 and report.failed == () and report.combined is None
+    done = report.done[0]
+    assert done.output is not None and _numbers(done.output).shape[0] > 0
+    assert [p.name for p in out.iterdir()] == [done.output.name]  # no partial, no combined CSV
+    assert _all_cpus_free(), "the stopped run's actors still hold Ray's CPUs"

@@ -7,7 +7,14 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from audio_embed.batch import COMBINED_CSV, BatchReport, BatchSettings, FileOutcome, scan_to_folder
+from audio_embed.batch import (
+    COMBINED_CSV,
+    BatchCancelled,
+    BatchReport,
+    BatchSettings,
+    FileOutcome,
+    scan_to_folder,
+)
 from audio_embed.cli.common import apply_overrides, load_scanner, make_cache
 from audio_embed.cli.distributed import ray_settings, runner_kwargs, scanner_command_options
 from audio_embed.cli.options import (
@@ -163,6 +170,12 @@ def scan_and_print(
             on_file=lambda outcome: _print_outcome(run, outcome),
             many=many,
         )
+    except BatchCancelled as exc:  # what finished, then the usual "cancelled" exit
+        if progress is not None:
+            progress.close()
+            progress = None
+        _print_summary(run, exc.report, out_dir)
+        raise
     finally:
         if progress is not None:
             progress.close()
