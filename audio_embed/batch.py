@@ -15,9 +15,9 @@ import contextlib
 import logging
 import os
 from collections import defaultdict
-from collections.abc import Callable, Generator, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal, TypeVar
+from typing import TYPE_CHECKING, Literal, Protocol, TypeVar
 
 import attrs
 
@@ -34,7 +34,7 @@ from audio_embed.types import Detection
 
 if TYPE_CHECKING:
     from audio_embed.formats import OutputFormat
-    from audio_embed.scanner import Scanner, ScanResult
+    from audio_embed.scanner import ScanResult
 
 __all__ = [
     "COMBINED_CSV",
@@ -43,6 +43,7 @@ __all__ = [
     "BatchSettings",
     "FileOutcome",
     "Input",
+    "ScansMany",
     "collect_inputs",
     "output_paths",
     "run_many",
@@ -51,6 +52,24 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+
+
+class ScansMany(Protocol):
+    """What :func:`scan_to_folder` needs of a scanner: its default threshold and
+    ``scan_many`` (a :class:`~audio_embed.scanner.Scanner`, or a runner with the
+    same method such as :class:`audio_embed.distributed.RayScanner`)."""
+
+    @property
+    def scan_threshold(self) -> float: ...
+
+    def scan_many(
+        self,
+        sources: Iterable[str | os.PathLike[str]],
+        *,
+        progress: ProgressCallback | None = None,
+        cancel: CancelToken | None = None,
+    ) -> Iterator[tuple[str, ScanResult | AudioEmbedError]]: ...
+
 
 #: The file in the output folder that holds every detection of a batch.
 COMBINED_CSV = "detections.csv"
@@ -311,7 +330,7 @@ def run_many(
 
 
 def scan_to_folder(
-    scanner: Scanner,
+    scanner: ScansMany,
     items: Sequence[str | os.PathLike[str]],
     out_dir: str | os.PathLike[str],
     settings: BatchSettings | None = None,

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -29,10 +30,13 @@ from audio_embed import distributed as dist
 from audio_embed._ray_worker import CRASH_ONCE_ENV
 from audio_embed.batch import BatchCancelled, BatchSettings, FileOutcome, scan_to_folder
 from audio_embed.cache import EmbeddingCache
-from audio_embed.cli import main
+from audio_embed.cli import build_parser, main
+from audio_embed.cli.distributed import ray_settings
+from audio_embed.cli.session import Run
 from audio_embed.demo import DemoSet, make_demo_set
 from audio_embed.errors import InvalidInputError, ScannerFileError
 from audio_embed.formats import read_markers
+from audio_embed.index import EmbeddingIndex
 from audio_embed.progress import CancelToken
 from audio_embed.scanner import Recording, Scanner, ScanResult
 
@@ -340,3 +344,41 @@ def test_a_cancelled_scan_on_ray_keeps_what_finished_and_releases_its_workers(
     assert done.output is not None and _numbers(done.output).shape[0] > 0
     assert [p.name for p in out.iterdir()] == [done.output.name]  # no partial, no combined CSV
     assert _all_cpus_free(), "the stopped run's actors still hold Ray's CPUs"
+
+
+def test_cli_cache_dir_reaches_the_ray_workers(tmp_path: Path) -> None:
+    """--cache-dir goes to the workers with --ray; without it (or with --no-cache) none."""
+
+    def options(*extra: str) -> dist.RayOptions | None:
+        args = build_parser().parse_args(["scan", "s.scanner", "a.wav", "--out", "o", *extra])
+        return ray_settings(
+            Run(args=args, cancel=CancelToken(), show_progress=False, out=sys.stdout)
+        )
+
+    with_dir = options("--ray", "--cache-dir", str(tmp_path))
+    assert with_dir is not None and with_dir.cache_dir == str(tmp_path)
+    assert (none := options("--ray")) is not None and none.cache_dir is None
+    off = options("--ray", "--cache-dir", str(tmp_path), "--no-cache")
+    assert off is not None and off.cache_dir is None
+    assert options() is None
+
+
+def test_cli_index_on_ray_matches_local(
+    crash_marker: Path, tmp_path: Path, demo: DemoSet, corrupt: Path
+) -> None:
+    files = [str(demo.test_files[0]), str(corrupt), str(demo.test_files[1])]
+    common = ["--model", "LOGMEL", "--hop", "2", "-q", "--no-cache"]
+    on_ray, here = tmp_path / "ray.idx", tmp_path / "local.idx"
+    assert main(["index", *files, "--out", str(on_ray), *common, "--ray", "--workers", "1"]) == 1
+    assert main(["index", *files, "--out", str(here), *common]) == 1  # the corrupt file
+    a, b = EmbeddingIndex.open(on_ray), EmbeddingIndex.open(here)
+    assert (
+        [f.path for f in a.files]
+        == [f.path for f in b.files]
+        == [str(Path(f).resolve()) for f in (files[0], files[2])]
+    )
+    assert [f.n_rows for f in a.files] == [f.n_rows for f in b.files]
+    np.testing.assert_allclose(a.vectors(), b.vectors(), rtol=0, atol=2e-3)  # float16 storage
+    # Adding the same files again on Ray embeds nothing: they are unchanged.
+    assert main(["index", files[0], "--out", str(on_ray), "-q", "--ray", "--workers", "1"]) == 0
+    assert len(EmbeddingIndex.open(on_ray)) == len(a)

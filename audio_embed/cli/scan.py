@@ -13,6 +13,7 @@ from audio_embed.batch import (
     BatchReport,
     BatchSettings,
     FileOutcome,
+    ScansMany,
     scan_to_folder,
 )
 from audio_embed.cli.common import apply_overrides, load_scanner, make_cache
@@ -27,7 +28,7 @@ from audio_embed.cli.session import EXIT_FAILURE, PROG, Progress, Run, UsageErro
 
 if TYPE_CHECKING:
     from audio_embed.errors import AudioEmbedError
-    from audio_embed.scanner import Scanner, ScanResult
+    from audio_embed.scanner import ScanResult
 
 __all__ = ["add_parser", "run", "scan_and_print"]
 
@@ -117,16 +118,9 @@ def run(run: Run) -> int:
         args.scanner = None
     if args.threshold is not None and not 0.0 <= args.threshold <= 1.0:
         raise UsageError(f"--threshold must be in [0, 1]. Got {args.threshold}.")
-    scanner, _name = load_scanner(run, cache=make_cache(args))
-    apply_overrides(scanner, args)
     label = args.label or (args.profile if args.store is not None else "target")
     if args.markers_out and not args.suggest:
         raise UsageError("--markers-out goes with --suggest N.")
-    many = None
-    if (options := ray_settings(run)) is not None:
-        from audio_embed.distributed import RayScanner
-
-        many = RayScanner.from_scanner(scanner, options, **runner_kwargs(run)).scan_many
     settings = BatchSettings(
         fmt=args.format,
         label=label,
@@ -134,6 +128,8 @@ def run(run: Run) -> int:
         skip_existing=args.skip_existing,
         keep_results=bool(args.suggest),
     )
+    scanner = _scanner(run)
+    many = scanner.scan_many if args.ray else None  # a Ray runner draws its own bar
     rc, report = scan_and_print(run, scanner, items, Path(args.out), settings, many=many)
     if args.suggest:
         from audio_embed.cli.search import print_suggestions
@@ -146,9 +142,33 @@ def run(run: Run) -> int:
     return rc
 
 
+def _scanner(run: Run) -> ScansMany:
+    """The scanner, or with --ray the runner that ships it to the workers.
+
+    With --ray and a scanner file (no --store, --model or --batch-size to apply
+    first), only the workers build the model: the driver reads the file's
+    threshold and sends its bytes."""
+    args = run.args
+    options = ray_settings(run)
+    if options is None:
+        scanner, _name = load_scanner(run, cache=make_cache(args))
+        apply_overrides(scanner, args)
+        return scanner
+    from audio_embed.distributed import RayScanner
+
+    if args.store is None and not args.model and not getattr(args, "batch_size", None):
+        load = {"allow_mismatch": True} if getattr(args, "allow_mismatch", False) else {}
+        return RayScanner.from_scanner(
+            Path(args.scanner), options, load_kwargs=load, **runner_kwargs(run)
+        )
+    scanner, _name = load_scanner(run, cache=None)
+    apply_overrides(scanner, args)
+    return RayScanner.from_scanner(scanner, options, **runner_kwargs(run))
+
+
 def scan_and_print(
     run: Run,
-    scanner: Scanner,
+    scanner: ScansMany,
     items: Sequence[str],
     out_dir: Path,
     settings: BatchSettings,
