@@ -275,17 +275,24 @@ def test_scan_to_folder_writes_no_combined_file_when_nothing_was_scanned(tmp_pat
     assert len(report.failed) == 1 and report.done == ()
 
 
-def test_a_cancelled_batch_reports_what_finished_and_stops_its_runner(tmp_path: Path) -> None:
-    files = _touch(*(tmp_path / f"{n}.wav" for n in ("one", "two", "three")))
-    (tmp_path / "out").mkdir()
-    token = CancelToken()
-    closed: list[bool] = []
+def _closing_runner(closed: list[bool]) -> Any:
+    """A runner like FakeScanner's that notes when it is closed."""
 
     def runner(sources: list[Path], **kwargs: Any) -> Iterator[tuple[str, ScanResult]]:
         try:
             yield from FakeScanner().scan_many(sources, **kwargs)
         finally:
             closed.append(True)
+
+    return runner
+
+
+def test_a_cancelled_batch_reports_what_finished_and_stops_its_runner(tmp_path: Path) -> None:
+    files = _touch(*(tmp_path / f"{n}.wav" for n in ("one", "two", "three")))
+    (tmp_path / "out").mkdir()
+    token = CancelToken()
+    closed: list[bool] = []
+    runner = _closing_runner(closed)
 
     def on_file(outcome: FileOutcome) -> None:
         if outcome.kind == "done":
@@ -308,12 +315,7 @@ def test_an_interrupted_batch_stops_its_runner_before_the_interrupt_propagates(
 ) -> None:
     files = _touch(tmp_path / "a.wav", tmp_path / "b.wav")
     closed: list[bool] = []
-
-    def runner(sources: list[Path], **kwargs: Any) -> Iterator[tuple[str, ScanResult]]:
-        try:
-            yield from FakeScanner().scan_many(sources, **kwargs)
-        finally:
-            closed.append(True)
+    runner = _closing_runner(closed)
 
     def on_file(outcome: FileOutcome) -> None:
         raise KeyboardInterrupt  # Ctrl-C while the driver handles a result
