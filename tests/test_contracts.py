@@ -185,6 +185,31 @@ def test_cache_id_of_a_non_torch_model_follows_weights_and_settings(tmp_path: Pa
     assert fingerprint_files(a) != fingerprint_files(b) == fingerprint_files(b)
 
 
+def test_weights_fingerprint_does_not_depend_on_the_thread_count() -> None:
+    """A Ray worker on one thread must see the weights a two-thread driver saved:
+    a floating-point sum of a large tensor changes in its last bits with the
+    thread count, the fingerprint must not."""
+
+    class Big(LogMelEmbedder):
+        def __init__(self) -> None:
+            super().__init__()
+            gen = torch.Generator().manual_seed(0)
+            self.weights = torch.randn(4_718_592, generator=gen)  # HuBERT's pos_conv size
+
+    threads = torch.get_num_threads()
+    prints = []
+    try:
+        for n in (1, 3, 8):
+            torch.set_num_threads(n)
+            prints.append(Big().weights_fingerprint())
+    finally:
+        torch.set_num_threads(threads)
+    assert len(set(prints)) == 1
+    changed = Big()
+    changed.weights[1_000_000] += 1e-6  # one value past the first 64, a tiny change
+    assert changed.weights_fingerprint() != prints[0]
+
+
 # ---------------------------------------------------------------- saved scanners
 
 

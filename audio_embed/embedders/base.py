@@ -102,10 +102,25 @@ CONFIG_VERSION = 1
 _JSON = dict[str, Any]
 
 
+_SAME_SIZE_INT = {1: torch.int8, 2: torch.int16, 4: torch.int32, 8: torch.int64}
+
+
 def _digest_tensor(digest: Any, key: str, values: torch.Tensor) -> None:
-    flat = values.detach().flatten().double().cpu()
-    digest.update(f"{key}{tuple(values.shape)}{flat.sum().item()!r}".encode())
-    digest.update(flat[:64].numpy().tobytes())
+    """Name, shape, dtype, the first 64 values and a checksum of all of them.
+
+    The checksum adds up the values' bit patterns as integers (wrapping int64
+    sums): exact whatever the order, unlike a floating-point sum, which
+    changes in its last bits with the thread count, so another process or
+    machine would see other weights.
+    """
+    flat = values.detach().cpu().contiguous().flatten()
+    int_type = _SAME_SIZE_INT.get(flat.element_size())
+    if int_type is None:  # complex128: no integer of its size
+        checksum = hashlib.sha256(flat.numpy().tobytes()).hexdigest()
+    else:
+        checksum = str(int(flat.view(int_type).to(torch.int64).sum().item()))
+    digest.update(f"{key}{tuple(values.shape)}{flat.dtype}{checksum}".encode())
+    digest.update(flat[:64].view(torch.uint8).numpy().tobytes())
 
 
 def fingerprint_files(*paths: str | os.PathLike[str]) -> str:
