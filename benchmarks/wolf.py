@@ -188,20 +188,61 @@ def run(
     return out
 
 
-def _memoise_frames(embedder: Any) -> None:
-    """Benchmark only: remember ``encode_frames`` results by input bytes, so a grid of
-    window sizes, hops and poolings over the same files encodes each segment once
-    (shared segments do not depend on the window when the windows cover the file)."""
+def _memoise_frames(embedder: Any, store: Path | None = None) -> None:
+    """Benchmark only: remember ``encode_frames`` results per input row, so a grid of
+    window sizes, hops, poolings and blocks over the same files encodes each shared
+    segment once (shared segments do not depend on the window when the windows cover
+    the file). A layered model encodes all its blocks once and each request takes its
+    slice. With ``store``, the frames also go to disk (``.npy`` per segment), so later
+    processes reuse them."""
     import hashlib
 
-    memo: dict[tuple[str, Any], Any] = {}
+    import torch
+
+    memo: dict[str, list[Any]] = {}
     encode = embedder.encode_frames
+    depth = int(embedder.num_layers or 0)
+    every = tuple(range(1, depth + 1)) if depth else None
+    config = {k: v for k, v in embedder.config().items() if k != "frame_pooling"}
+    tag = json.dumps(config, sort_keys=True, default=str)
+    if store is not None:
+        store.mkdir(parents=True, exist_ok=True)
+
+    def rows(waveforms: Any) -> list[list[Any]]:
+        keys = [
+            hashlib.blake2b(tag.encode() + row.tobytes()).hexdigest()[:32]
+            for row in waveforms.cpu().numpy()
+        ]
+        missing = []
+        for i, key in enumerate(keys):
+            if key in memo:
+                continue
+            path = None if store is None else store / f"{key}.npz"
+            if path is not None and path.is_file():
+                with np.load(path) as z:
+                    memo[key] = [torch.from_numpy(z[f"s{k}"]) for k in range(len(z.files))]
+            else:
+                missing.append(i)
+        if missing:
+            states = encode(waveforms[missing], every)
+            for j, i in enumerate(missing):
+                memo[keys[i]] = [s[j].detach().float().cpu() for s in states]
+                if store is not None:
+                    arrays = {f"s{k}": s.numpy() for k, s in enumerate(memo[keys[i]])}
+                    tmp = store / f"{keys[i]}.tmp.npz"
+                    np.savez(tmp, **arrays)
+                    tmp.replace(store / f"{keys[i]}.npz")
+        return [memo[key] for key in keys]
 
     def cached(waveforms: Any, layers: Any) -> Any:
-        key = (hashlib.blake2b(waveforms.cpu().numpy().tobytes()).hexdigest(), layers)
-        if key not in memo:
-            memo[key] = encode(waveforms, layers)
-        return memo[key]
+        got = rows(waveforms)
+        if every is None:
+            picked = list(range(len(got[0])))
+        else:
+            picked = [k - 1 for k in ((depth,) if layers is None else layers)]
+        return [
+            torch.stack([r[k] for r in got]).to(waveforms.device) for k in picked
+        ]
 
     embedder.encode_frames = cached
 
@@ -259,6 +300,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     ap.add_argument("--poolings", default="", help="frame poolings for --grid, e.g. mean,max")
     ap.add_argument("--classifiers", default="", help="classifiers for --grid, e.g. hgb,logreg")
+    ap.add_argument(
+        "--layer-sets", default="", help="';'-separated --layers values for --grid, e.g. '2;3;ml'"
+    )
+    ap.add_argument("--contexts", default="", help="context seconds for --grid, e.g. 4,0")
     args = ap.parse_args(argv)
     model_kwargs = dict(_parse_setting(item) for item in args.set)
     logging.basicConfig(level=logging.WARNING)
@@ -337,6 +382,7 @@ def _row(
         "hop": hop,
         "layers": args.layers,
         "classifier": settings.get("classifier", "auto"),
+        "context": settings.get("context"),
         **model_kwargs,
         **res,
     }
@@ -347,26 +393,39 @@ def _row(
     print(json.dumps(row), flush=True)
 
 
-def _grid(args: argparse.Namespace, cache: EmbeddingCache, model_kwargs: dict[str, Any]) -> int:
+def _layer_embedder(base: Any, layers: str) -> Any:
+    if layers == "last":
+        return base
     from audio_embed.embedders.multilayer import MultiLayerEmbedder
 
+    picked: Any = "quartiles" if layers == "ml" else [int(k) for k in layers.split(",")]
+    return MultiLayerEmbedder(base, layers=picked)
+
+
+def _grid(args: argparse.Namespace, cache: EmbeddingCache, model_kwargs: dict[str, Any]) -> int:
     base = create_embedder(args.model, **model_kwargs)
-    _memoise_frames(base)
-    embedder: Any = base
-    if args.layers != "last":
-        picked: Any = (
-            "quartiles" if args.layers == "ml" else [int(k) for k in args.layers.split(",")]
-        )
-        embedder = MultiLayerEmbedder(base, layers=picked)
+    _memoise_frames(base, args.cache / "frames" if args.encoding == "shared" else None)
+    layer_sets = [s for s in args.layer_sets.split(";") if s] or [args.layers]
     pairs = [tuple(float(v) for v in pair.split("/")) for pair in args.grid.split(",")]
     poolings = [p for p in args.poolings.split(",") if p] or [base.frame_pooling]
     classifiers = [c for c in args.classifiers.split(",") if c] or [args.classifier or "auto"]
-    for window, hop in pairs:
-        for pooling in poolings:
-            base.frame_pooling = pooling
-            for classifier in classifiers:
-                settings = {"classifier": classifier}
-                _row(args, cache, model_kwargs, "default", settings, window, hop, embedder)
+    contexts: list[float | None] = [float(c) for c in args.contexts.split(",") if c] or [
+        args.context
+    ]
+    for layers in layer_sets:
+        embedder = _layer_embedder(base, layers)
+        args.layers = layers
+        for window, hop in pairs:
+            for pooling in poolings:
+                base.frame_pooling = pooling
+                for classifier in classifiers:
+                    for context in contexts:
+                        settings: dict[str, Any] = {"classifier": classifier}
+                        if context is not None:
+                            settings["context"] = context
+                        if args.post is not None:
+                            settings["postprocessing"] = args.post
+                        _row(args, cache, model_kwargs, "default", settings, window, hop, embedder)
     return 0
 
 
