@@ -32,6 +32,7 @@ quality means nothing on its own, but comparing ``--encoding shared`` with
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import logging
 import sys
@@ -40,6 +41,7 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
+import attrs
 import numpy as np
 
 from audio_embed import create_embedder
@@ -48,7 +50,7 @@ from audio_embed.classifier import CalibratedClassifier, make_base_estimator
 from audio_embed.errors import TrainingDataError
 from audio_embed.evaluate import evaluate, read_labels
 from audio_embed.formats import read_markers
-from audio_embed.scanner import Postprocessing, Recording, Scanner
+from audio_embed.scanner import DEFAULT_POSTPROCESSING, Recording, Scanner
 from audio_embed.windows import Markers, SlidingWindows, TargetedWindows
 
 VARIANTS: dict[str, dict[str, Any]] = {
@@ -124,7 +126,7 @@ def run(
     if context is not None:
         extra["context"] = context
     if postprocessing is not None:
-        extra["postprocessing"] = Postprocessing(**postprocessing)
+        extra["postprocessing"] = attrs.evolve(DEFAULT_POSTPROCESSING, **postprocessing)
     scanner = Scanner(
         embedder,
         classifier=CalibratedClassifier(
@@ -240,9 +242,7 @@ def _memoise_frames(embedder: Any, store: Path | None = None) -> None:
             picked = list(range(len(got[0])))
         else:
             picked = [k - 1 for k in ((depth,) if layers is None else layers)]
-        return [
-            torch.stack([r[k] for r in got]).to(waveforms.device) for k in picked
-        ]
+        return [torch.stack([r[k] for r in got]).to(waveforms.device) for k in picked]
 
     embedder.encode_frames = cached
 
@@ -273,7 +273,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--hop", type=float, help="hop seconds (default: the library's)")
     ap.add_argument("--context", type=float, help="Scanner context seconds (default: library)")
     ap.add_argument("--threshold", default="auto", help="auto (default) or a number")
-    ap.add_argument("--post", type=json.loads, help='Postprocessing as JSON, e.g. {"smooth":0.5}')
+    ap.add_argument(
+        "--post",
+        type=json.loads,
+        help='changes to the default Postprocessing, JSON: {"smooth":0.5}',
+    )
     ap.add_argument(
         "--few-shot",
         action="store_true",
@@ -304,6 +308,12 @@ def main(argv: list[str] | None = None) -> int:
         "--layer-sets", default="", help="';'-separated --layers values for --grid, e.g. '2;3;ml'"
     )
     ap.add_argument("--contexts", default="", help="context seconds for --grid, e.g. 4,0")
+    ap.add_argument(
+        "--posts",
+        type=json.loads,
+        default=None,
+        help='Postprocessing changes for --grid, a JSON list: \'[{}, {"extent": "intersection"}]\'',
+    )
     args = ap.parse_args(argv)
     model_kwargs = dict(_parse_setting(item) for item in args.set)
     logging.basicConfig(level=logging.WARNING)
@@ -383,6 +393,7 @@ def _row(
         "layers": args.layers,
         "classifier": settings.get("classifier", "auto"),
         "context": settings.get("context"),
+        "post": settings.get("postprocessing"),
         **model_kwargs,
         **res,
     }
@@ -412,6 +423,7 @@ def _grid(args: argparse.Namespace, cache: EmbeddingCache, model_kwargs: dict[st
     contexts: list[float | None] = [float(c) for c in args.contexts.split(",") if c] or [
         args.context
     ]
+    posts: list[dict[str, Any] | None] = args.posts or [args.post]
     for layers in layer_sets:
         embedder = _layer_embedder(base, layers)
         args.layers = layers
@@ -419,12 +431,12 @@ def _grid(args: argparse.Namespace, cache: EmbeddingCache, model_kwargs: dict[st
             for pooling in poolings:
                 base.frame_pooling = pooling
                 for classifier in classifiers:
-                    for context in contexts:
+                    for context, post in itertools.product(contexts, posts):
                         settings: dict[str, Any] = {"classifier": classifier}
                         if context is not None:
                             settings["context"] = context
-                        if args.post is not None:
-                            settings["postprocessing"] = args.post
+                        if post is not None:
+                            settings["postprocessing"] = post
                         _row(args, cache, model_kwargs, "default", settings, window, hop, embedder)
     return 0
 

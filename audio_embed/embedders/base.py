@@ -63,6 +63,7 @@ from audio_embed.embedders.shared import (
     shared_embed_windows,
 )
 from audio_embed.errors import InvalidInputError
+from audio_embed.types import ScanDefaults
 
 __all__ = [
     "CONFIG_VERSION",
@@ -345,6 +346,12 @@ class Embedder(abc.ABC):
         least = min_shared_context(geometry) / self.sample_rate
         context = max(float(self.shared_context), least)
         return {"chunk": float(self.shared_chunk), "context": context}
+
+    def scan_defaults(self) -> ScanDefaults:
+        """Hook: scan settings measured best for this model (window, hop, classifier,
+        context, detection extent); a :class:`~audio_embed.Scanner` uses each one its
+        caller leaves unset. The default sets none: the library's generic defaults."""
+        return ScanDefaults()
 
     # ------------------------------------------------------------------ identity
 
