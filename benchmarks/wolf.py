@@ -47,10 +47,11 @@ import numpy as np
 from audio_embed import create_embedder
 from audio_embed.cache import EmbeddingCache
 from audio_embed.classifier import CalibratedClassifier, make_base_estimator
+from audio_embed.embedders.base import Embedder
 from audio_embed.errors import TrainingDataError
 from audio_embed.evaluate import evaluate, read_labels
 from audio_embed.formats import read_markers
-from audio_embed.scanner import DEFAULT_POSTPROCESSING, Recording, Scanner
+from audio_embed.scanner import Recording, Scanner
 from audio_embed.windows import Markers, SlidingWindows, TargetedWindows
 
 VARIANTS: dict[str, dict[str, Any]] = {
@@ -87,7 +88,7 @@ def run(
     encoding: str = "shared",
     labelling: str = "overlap",
     normalization: str = "recording",
-    classifier: str = "auto",
+    classifier: str | None = None,
     tolerance: float | None = None,
     neg_margin: float | None = None,
     threshold: float | str = "auto",
@@ -119,14 +120,14 @@ def run(
         tolerance = 12.0 if labelling == "targeted" else 0.0
     if neg_margin is None:
         neg_margin = 120.0 if labelling == "targeted" else TargetedWindows().neg_margin
-    sw = SlidingWindows()
-    window = sw.window if window is None else window
-    hop = sw.hop if hop is None else hop
+    # What is not given is what a user gets: the model's scan defaults, else the library's.
+    own, sw = embedder.scan_defaults(), SlidingWindows()
+    window = window if window is not None else own.window or sw.window
+    hop = hop if hop is not None else own.hop or sw.hop
+    classifier = classifier or own.classifier or "auto"
     extra: dict[str, Any] = {}
     if context is not None:
         extra["context"] = context
-    if postprocessing is not None:
-        extra["postprocessing"] = attrs.evolve(DEFAULT_POSTPROCESSING, **postprocessing)
     scanner = Scanner(
         embedder,
         classifier=CalibratedClassifier(
@@ -142,6 +143,8 @@ def run(
         seed=seed,
         **extra,
     )
+    if postprocessing is not None:  # changes to the scanner's own (the model's or the library's)
+        scanner.postprocessing = attrs.evolve(scanner.postprocessing, **postprocessing)
     markers = _markers(bench, first_k)
     t0 = time.perf_counter()
     scanner.fit([Recording(f, m) for f, m in markers.items()])
@@ -184,6 +187,9 @@ def run(
         scan_s=round(scan_s, 1),
         train=summary["windows_positive"],
         train_neg=summary["windows_negative"],
+        classifier=classifier,
+        context=scanner.context,
+        extent=scanner.postprocessing.extent,
     )
     if first_k is not None:
         out["first_k"] = first_k
@@ -206,6 +212,8 @@ def _memoise_frames(embedder: Any, store: Path | None = None) -> None:
     depth = int(embedder.num_layers or 0)
     every = tuple(range(1, depth + 1)) if depth else None
     config = {k: v for k, v in embedder.config().items() if k != "frame_pooling"}
+    # every block is kept, so the block the embedding pools does not change the frames
+    config["settings"] = {k: v for k, v in config["settings"].items() if k != "layer"}
     tag = json.dumps(config, sort_keys=True, default=str)
     if store is not None:
         store.mkdir(parents=True, exist_ok=True)
@@ -241,7 +249,8 @@ def _memoise_frames(embedder: Any, store: Path | None = None) -> None:
         if every is None:
             picked = list(range(len(got[0])))
         else:
-            picked = [k - 1 for k in ((depth,) if layers is None else layers)]
+            own = getattr(embedder, "layer", None) or depth
+            picked = [k - 1 for k in ((own,) if layers is None else layers)]
         return [torch.stack([r[k] for r in got]).to(waveforms.device) for k in picked]
 
     embedder.encode_frames = cached
@@ -306,6 +315,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--classifiers", default="", help="classifiers for --grid, e.g. hgb,logreg")
     ap.add_argument(
         "--layer-sets", default="", help="';'-separated --layers values for --grid, e.g. '2;3;ml'"
+    )
+    ap.add_argument(
+        "--plus", default="", help="--grid: append these embedders' vectors, e.g. LOGMEL"
     )
     ap.add_argument("--contexts", default="", help="context seconds for --grid, e.g. 4,0")
     ap.add_argument(
@@ -398,10 +410,39 @@ def _row(
         **res,
     }
     if embedder is not None:
-        row["frame_pooling"] = embedder.frame_pooling
+        row["frame_pooling"] = getattr(embedder, "parts", [embedder])[0].frame_pooling
+    if args.plus:
+        row["plus"] = args.plus
     if args.random_weights:
         row["weights"] = "random"
     print(json.dumps(row), flush=True)
+
+
+class _Plus(Embedder):
+    """Benchmark only: the window vectors of several embedders side by side
+    (``--plus LOGMEL``), each computed with the scan's encoding."""
+
+    def __init__(self, parts: list[Embedder]) -> None:
+        self.parts = parts
+        self.name = "+".join(p.name for p in parts)
+        self.dim = sum(p.dim for p in parts)
+
+    def _embed_batch(self, waveforms: Any) -> Any:
+        import torch
+
+        return torch.cat([p.embed(waveforms) for p in self.parts], dim=1)
+
+    def shared_settings(self) -> dict[str, float]:
+        own = [s for p in self.parts if (s := p.shared_settings())]
+        if not own:
+            return {}
+        return {"chunk": own[0]["chunk"], "context": max(s["context"] for s in own)}
+
+    def cache_id(self) -> str:
+        return "plus:" + "|".join(p.cache_id() for p in self.parts)
+
+    def embed_windows(self, audio: Any, starts: Any, window: float, **kwargs: Any) -> Any:
+        return np.hstack([p.embed_windows(audio, starts, window, **kwargs) for p in self.parts])
 
 
 def _layer_embedder(base: Any, layers: str) -> Any:
@@ -419,20 +460,27 @@ def _grid(args: argparse.Namespace, cache: EmbeddingCache, model_kwargs: dict[st
     layer_sets = [s for s in args.layer_sets.split(";") if s] or [args.layers]
     pairs = [tuple(float(v) for v in pair.split("/")) for pair in args.grid.split(",")]
     poolings = [p for p in args.poolings.split(",") if p] or [base.frame_pooling]
-    classifiers = [c for c in args.classifiers.split(",") if c] or [args.classifier or "auto"]
+    classifiers: list[str | None] = [c for c in args.classifiers.split(",") if c] or [
+        args.classifier
+    ]
     contexts: list[float | None] = [float(c) for c in args.contexts.split(",") if c] or [
         args.context
     ]
     posts: list[dict[str, Any] | None] = args.posts or [args.post]
+    plus = [create_embedder(name) for name in args.plus.split(",") if name]
     for layers in layer_sets:
         embedder = _layer_embedder(base, layers)
+        if plus:
+            embedder = _Plus([embedder, *plus])
         args.layers = layers
         for window, hop in pairs:
             for pooling in poolings:
                 base.frame_pooling = pooling
                 for classifier in classifiers:
                     for context, post in itertools.product(contexts, posts):
-                        settings: dict[str, Any] = {"classifier": classifier}
+                        settings: dict[str, Any] = {}
+                        if classifier is not None:
+                            settings["classifier"] = classifier
                         if context is not None:
                             settings["context"] = context
                         if post is not None:

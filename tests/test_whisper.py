@@ -170,8 +170,42 @@ def test_registry_takes_a_ctranslate2_checkpoint(
     write_model_bin(tmp_path / "model.bin", ct2_variables(encoder, "float32"))
     emb = create_embedder("WHISPER_TINY_EN", checkpoint=tmp_path, device="cpu")
     assert (emb.name, emb.dim, emb.checkpoint) == ("WHISPER_TINY_EN", 32, str(tmp_path))
-    assert emb.config()["settings"] == {"short_input": "pad"}
-    torch.testing.assert_close(emb.embed(waves), WhisperEmbedder(model=encoder).embed(waves))
+    # tiny.en pools block 2 by default (measured, README "Real pretrained weights")
+    assert emb.config()["settings"] == {"short_input": "pad", "layer": 2}
+    torch.testing.assert_close(
+        emb.embed(waves), WhisperEmbedder(model=encoder, layer=2).embed(waves)
+    )
+
+
+def test_layer_picks_the_block_the_embedding_pools(
+    encoder: WhisperEncoder, waves: torch.Tensor
+) -> None:
+    emb = WhisperEmbedder(model=encoder, layer=2)
+    (frames,) = emb.frame_states(waves, [2])
+    torch.testing.assert_close(emb.embed(waves), frames.mean(dim=1))
+    # the last block is the default, normalised as last_hidden_state
+    assert WhisperEmbedder(model=encoder, layer=4).layer is None
+    torch.testing.assert_close(
+        WhisperEmbedder(model=encoder, layer=4).embed(waves),
+        WhisperEmbedder(model=encoder).embed(waves),
+    )
+    with pytest.raises(InvalidInputError, match="layer"):
+        WhisperEmbedder(model=encoder, layer=5)
+
+
+def test_tiny_en_scanner_takes_its_measured_defaults(encoder: WhisperEncoder) -> None:
+    from audio_embed.classifier import CalibratedClassifier
+    from audio_embed.scanner import Scanner
+
+    emb = create_embedder("WHISPER_TINY_EN", model=encoder, device="cpu")
+    assert emb.layer == 2 and emb.scan_defaults().classifier == "logreg"
+    steps = Scanner(emb).classifier.get_params()["estimator"].steps
+    assert [name for name, _ in steps] == ["standardscaler", "logisticregression"]
+    assert Scanner(emb, classifier=CalibratedClassifier()).classifier.estimator is None
+    assert create_embedder("WHISPER_TINY_EN", model=encoder, layer=None).layer is None
+    # sizes not measured keep the library's defaults and the last block
+    other = create_embedder("WHISPER_TINY", model=encoder, device="cpu")
+    assert other.layer is None and other.scan_defaults().as_dict() == {}
 
 
 # --- CTranslate2 model.bin -------------------------------------------------------------
