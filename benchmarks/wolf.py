@@ -349,6 +349,13 @@ def main(argv: list[str] | None = None) -> int:
     jobs = [(n, {**VARIANTS[n], **common}) for n in names]
     if args.few_shot:
         jobs = [(f"first-{k}", {**common, "first_k": k}) for k in (1, 2, 3, 5)]
+    if not args.random_weights and args.encoding == "shared":
+        # frames of real encoders are kept on disk (see _memoise_frames)
+        base = create_embedder(args.model, **model_kwargs)
+        if base.frame_geometry() is not None:
+            _memoise_frames(base, args.cache / "frames")
+        common["embedder"] = _layer_embedder(base, args.layers)
+        jobs = [(n, {**kw, "embedder": common["embedder"]}) for n, kw in jobs]
     for name, kwargs in jobs:
         try:
             res = run(args.bench, args.model, cache, args.random_weights, args.encoding, **kwargs)

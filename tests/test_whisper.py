@@ -306,10 +306,11 @@ def test_ctranslate2_strict_key_check(tmp_path: Path, encoder: WhisperEncoder, c
         load_ctranslate2_encoder(tmp_path)
 
 
-@pytest.mark.parametrize("short_input", ["pad", "cut"])
-def test_contract_checks(encoder: WhisperEncoder, short_input: str) -> None:
+@pytest.mark.parametrize(("short_input", "layer"), [("pad", None), ("cut", None), ("pad", 2)])
+def test_contract_checks(encoder: WhisperEncoder, short_input: str, layer: int | None) -> None:
     from audio_embed.testing import check_embedder
 
-    emb = WhisperEmbedder(model=encoder, short_input=short_input, device="cpu")  # type: ignore[arg-type]
+    emb = WhisperEmbedder(model=encoder, short_input=short_input, layer=layer, device="cpu")  # type: ignore[arg-type]
+    assert emb.embedding_layer == (layer or 4)
     ran = check_embedder(emb, seconds=1.5)
     assert "config" in ran and len(ran) >= 5

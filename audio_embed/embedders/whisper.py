@@ -302,9 +302,10 @@ class WhisperEmbedder(LayeredEmbedder):
     def _hidden_states(self, waveforms: torch.Tensor, num_layers: int) -> list[torch.Tensor]:
         return self._frames(waveforms, num_layers)
 
-    def _embed_batch(self, waveforms: torch.Tensor) -> torch.Tensor:
-        """The pooled frames of block :attr:`layer` (the last when None)."""
-        return self.pool(self.encode_frames(waveforms, None)[0])
+    @property
+    def embedding_layer(self) -> int:
+        """Block :attr:`layer`, or the last when that is None."""
+        return self.layer or int(self.num_layers or 0)
 
     def frame_geometry(self) -> FrameGeometry:
         """20 ms frames (hop = field = 320 samples), at most 30 s per input."""
@@ -317,7 +318,7 @@ class WhisperEmbedder(LayeredEmbedder):
         last block after the final LayerNorm (``last_hidden_state``). ``layers=None``:
         the frames :meth:`embed` pools (block :attr:`layer`)."""
         depth = int(self.num_layers or 0)
-        picked = (self.layer or depth,) if layers is None else layers
+        picked = (self.embedding_layer,) if layers is None else layers
         states = self._frames(waveforms, max(picked))
         out = []
         for k in picked:
