@@ -218,6 +218,12 @@ class Scanner(StreamingEmbeddings):
         classifier: an unfitted :class:`CalibratedClassifier`.
         scan_windows: sliding windows for scanning (and for the
             per-recording normalisation statistics).
+
+        ``classifier``, ``scan_windows``, ``context`` and ``postprocessing``
+        left unset take the embedder's own measured settings
+        (:meth:`Embedder.scan_defaults <audio_embed.Embedder.scan_defaults>`:
+        Whisper tiny.en and BirdNET use logistic regression, BirdNET 3 s
+        windows), else the library's defaults; what the caller passes wins.
         train_windows: labelled windows around markers for training; its
             ``window`` must equal ``scan_windows.window`` (the default
             ``TargetedWindows()`` takes it); its ``hop`` (None, the default)
