@@ -19,9 +19,17 @@ mean-pooled outputs, concatenated). ``--set KEY=VALUE`` passes a keyword to the
 embedder (``--set short_input=cut`` for Whisper, ``--set chunk_hop=0.5`` for
 BirdNET).
 
+Settings not given (window, hop, classifier, context, post-processing) are what a
+user gets: the model's scan defaults (``Embedder.scan_defaults()``), else the
+library's; ``--layers last`` is the model's default embedding (block 2 for
+WHISPER_TINY_EN; ``--layers 4`` is its last block).
+
 ``--grid 8/1,4/1,3/1 --poolings mean,max --classifiers hgb,logreg`` runs every
-combination in one process and encodes each shared segment once (the segments of
-windows that cover the whole file do not depend on the window size).
+combination in one process (also ``--layer-sets '2;4;ml'``, ``--contexts 4,0``,
+``--posts '[{}, {"extent": "intersection"}]'``). The frames of real encoders (all
+blocks of each shared segment) are kept under ``CACHE/frames``, so later runs
+and other settings reuse them. ``--plus LOGMEL`` appends LOGMEL's vectors to
+the model's (benchmark only).
 
 ``--random-weights`` builds the real-size architecture with random weights
 (benchmarks/models.py) instead of loading the checkpoint: its detection
