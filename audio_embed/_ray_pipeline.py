@@ -52,6 +52,13 @@ class FileFailure:
     reason: str
 
 
+def _at_least_one(obj: object, attribute: Any, value: int | None) -> None:
+    if value is not None and value < 1:
+        raise InvalidInputError(
+            f"The '{attribute.name}' of {type(obj).__name__} must be >= 1. Got {value} instead."
+        )
+
+
 @frozen
 class RayOptions:
     """Where and how wide to run.
@@ -70,16 +77,22 @@ class RayOptions:
         embedder_factory: instead of the registry, a picklable module-level
             function ``() -> Embedder`` each worker calls once (a model with
             custom weights). It is pickled by reference, never a model.
+        cache_dir: an embedding-cache folder that every node reads and writes
+            at this path (a shared file system): workers take a file's
+            embeddings from it instead of running the model, and store the ones
+            they compute, as a local scan with an
+            :class:`~audio_embed.cache.EmbeddingCache` does. None: no cache.
     """
 
     address: str | None = None
-    workers: int | None = None
-    threads: int | None = None
+    workers: int | None = field(default=None, validator=_at_least_one)
+    threads: int | None = field(default=None, validator=_at_least_one)
     gpus_per_worker: float | None = None
     num_cpus: int | None = None
     object_store_memory: int | None = None
     embedder_kwargs: Mapping[str, Any] = field(factory=dict)
     embedder_factory: Callable[[], Any] | None = None
+    cache_dir: str | os.PathLike[str] | None = None
 
 
 # ---------------------------------------------------------------------------- session
@@ -119,21 +132,26 @@ def ray_session(options: RayOptions | None = None) -> Iterator[None]:
         ray.shutdown()
 
 
-def _plan(opts: RayOptions) -> dict[str, Any]:
-    """Actor count and resources from the cluster's resources."""
+def _plan(opts: RayOptions, n_files: int) -> dict[str, Any]:
+    """Actor count and resources from the cluster's resources.
+
+    Never more actors than files (each one starts a process that imports torch and
+    builds the model). On CPUs, one decode task per actor at a time: decoding is
+    hundreds of times faster than the model there, and every extra task process
+    costs its own start. On GPUs decoding is the bound, so it uses every free CPU.
+    """
     ray = _require_ray()
     res = ray.cluster_resources()
     cpus = float(res.get("CPU", 1.0))
     gpus = float(res.get("GPU", 0.0))
     per_gpu = opts.gpus_per_worker if opts.gpus_per_worker is not None else (1.0 if gpus else 0.0)
-    if opts.workers is not None and opts.workers < 1:
-        raise InvalidInputError(f"The 'workers' must be >= 1. Got {opts.workers} instead.")
     if per_gpu > 0:
         workers = opts.workers or max(1, int(gpus // per_gpu))
         return {
-            "workers": workers,
+            "workers": max(1, min(workers, n_files)),
             "actor": {"num_gpus": per_gpu, "num_cpus": 1.0},
             "decode_cpus": 1.0,
+            "decode_tasks": None,
             "threads": opts.threads or 1,
             "device": "cuda",
         }
@@ -143,9 +161,10 @@ def _plan(opts: RayOptions) -> dict[str, Any]:
     actor_cpus = min(1.0, (cpus - decode_cpus) / workers)
     threads = opts.threads or max(1, int(cpus) // workers)
     return {
-        "workers": workers,
+        "workers": max(1, min(workers, n_files)),
         "actor": {"num_cpus": actor_cpus},
         "decode_cpus": decode_cpus,
+        "decode_tasks": max(1, min(workers, n_files)),
         "threads": threads,
         "device": None,
     }
@@ -193,30 +212,44 @@ def _root_reason(exc: BaseException) -> str:
 def _data_context(ray: Any) -> Iterator[None]:
     """Ray Data settings for our runs, restored afterwards."""
     ctx = ray.data.DataContext.get_current()
-    saved = (ctx.enable_progress_bars, ctx.print_on_execution_start, ctx.max_errored_blocks)
+    saved = (
+        ctx.enable_progress_bars,
+        ctx.print_on_execution_start,
+        ctx.max_errored_blocks,
+        ctx.memory_usage_poll_interval_s,
+    )
     data_log = logging.getLogger("ray.data")
     level = data_log.level
     ctx.enable_progress_bars = False  # ours is the one bar
     ctx.print_on_execution_start = False
     # A file whose worker died more than TASK_RETRIES times must not stop the others.
     ctx.max_errored_blocks = -1
+    # Ray Data's per-second memory poll of every task and actor reads /proc/<pid>/smaps
+    # (slow for a process holding torch): CPU that scales with run time, for a statistic.
+    ctx.memory_usage_poll_interval_s = None
     data_log.setLevel(logging.ERROR)  # "execution finished", "progress bars disabled"
     try:
         yield
     finally:
-        ctx.enable_progress_bars, ctx.print_on_execution_start, ctx.max_errored_blocks = saved
+        (
+            ctx.enable_progress_bars,
+            ctx.print_on_execution_start,
+            ctx.max_errored_blocks,
+            ctx.memory_usage_poll_interval_s,
+        ) = saved
         data_log.setLevel(level)
 
 
 def _dataset(ray: Any, job: dict[str, Any], opts: RayOptions, items: list[dict[str, Any]]) -> Any:
     """The pipeline: one row per file, decoded in CPU tasks, scored in the actor pool."""
-    plan = _plan(opts)
+    plan = _plan(opts, len(items))
     full = {
         **job,
         "threads": plan["threads"],
         "device": plan["device"],
         "embedder_kwargs": dict(opts.embedder_kwargs),
         "embedder_factory": opts.embedder_factory,
+        "cache_dir": None if opts.cache_dir is None else os.fspath(opts.cache_dir),
     }
     if job.get("scanner_bytes") is not None:
         # By reference: small actor arguments are inlined, so a restarted actor
@@ -226,6 +259,7 @@ def _dataset(ray: Any, job: dict[str, Any], opts: RayOptions, items: list[dict[s
     ds = ds.map(
         decode_row,
         fn_kwargs={"sample_rate": int(job["sample_rate"])},
+        compute=ray.data.TaskPoolStrategy(size=plan["decode_tasks"]),
         num_cpus=plan["decode_cpus"],
     )
     with warnings.catch_warnings():
@@ -265,9 +299,10 @@ def _run_on_ray(
             f"its worker process died {TASK_RETRIES + 1} times while processing it "
             "(out of memory? a crash in a decoder or the model?)"
         )
+        rows = iter(ds.iter_rows())
         try:
             try:
-                for row in ds.iter_rows():
+                for row in rows:
                     if cancel is not None:
                         cancel.check()
                     seconds = float(row["seconds"])
@@ -290,4 +325,10 @@ def _run_on_ray(
                 bar.update(0.0)
                 yield lost, FileFailure(lost, reason), 0.0
         finally:
+            # Stop Ray Data's executor and its actors now, whether the run ended,
+            # failed, was cancelled or was interrupted (Ctrl-C), rather than when the
+            # iterator is garbage-collected; then ray_session shuts a local Ray down.
+            close = getattr(rows, "close", None)
+            if close is not None:
+                close()
             bar.close()

@@ -14,11 +14,14 @@ import pickle
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from audio_embed.errors import AudioEmbedError
+
+if TYPE_CHECKING:
+    from audio_embed.cache import CachedEmbeddings
 
 __all__ = [
     "CRASH_ONCE_ENV",
@@ -85,19 +88,31 @@ class ModelWorker:
         out["seconds"] = len(row["audio"]) / 4 / self.sample_rate
         if row["error"]:
             return out
-        audio = np.frombuffer(row["audio"], dtype=np.float32)
+        path = str(row["path"])
         try:
-            result: Any
+            key = self.scanner.cache_key(path)  # None without a cache
+            entry = self._cached(key)
+            if entry is None:
+                audio = np.frombuffer(row["audio"], dtype=np.float32)
+                entry = self.scanner.sliding_embeddings(audio, sample_rate=self.sample_rate)
+                if key is not None:
+                    self.scanner.cache.put(key, entry)
+            result: Any = entry
             if self.task == "scan":
-                result = self.scanner.scan(audio, sample_rate=self.sample_rate)
-                result.source = str(row["path"])
-            else:
-                result = self.scanner.sliding_embeddings(audio, sample_rate=self.sample_rate)
+                result = self.scanner.score_embeddings(entry, source=path)
             # Transport between the driver and its own workers (what Ray does anyway).
             out["payload"] = pickle.dumps(result, protocol=pickle.HIGHEST_PROTOCOL)
         except Exception as exc:  # one file's failure must not lose the others'
             out["error"] = describe(exc)
         return out
+
+    def _cached(self, key: str | None) -> CachedEmbeddings | None:
+        """The cache entry ``key`` when it holds vectors of this model's size."""
+        cache = self.scanner.cache
+        hit: CachedEmbeddings | None = None if cache is None or key is None else cache.get(key)
+        if hit is not None and hit.embeddings.shape[1] == self.scanner.embedder.dim:
+            return hit
+        return None
 
 
 @contextlib.contextmanager
@@ -125,6 +140,11 @@ def build_scanner(job: dict[str, Any]) -> Any:
     from audio_embed.scanner import Scanner
 
     kwargs = dict(job["embedder_kwargs"])
+    cache = None
+    if job.get("cache_dir") is not None:
+        from audio_embed.cache import EmbeddingCache
+
+        cache = EmbeddingCache(job["cache_dir"])
     factory = job.get("embedder_factory")
     embedder = factory() if factory is not None else None
     scanner: Scanner
@@ -136,9 +156,11 @@ def build_scanner(job: dict[str, Any]) -> Any:
             data = ray.get(data)
         with scanner_file(data) as path:
             if embedder is not None:
-                scanner = Scanner.load(path, embedder=embedder, **job["load_kwargs"])
+                scanner = Scanner.load(path, embedder=embedder, cache=cache, **job["load_kwargs"])
             else:
-                scanner = Scanner.load(path, embedder_kwargs=kwargs, **job["load_kwargs"])
+                scanner = Scanner.load(
+                    path, embedder_kwargs=kwargs, cache=cache, **job["load_kwargs"]
+                )
     else:
         from audio_embed.registry import create_embedder
         from audio_embed.windows import SlidingWindows, TargetedWindows
@@ -151,6 +173,7 @@ def build_scanner(job: dict[str, Any]) -> Any:
             scan_windows=SlidingWindows(w["window"], w["hop"], w["encoding"]),
             train_windows=TargetedWindows(w["window"]),
             batch_size=job["batch_size"],
+            cache=cache,
         )
     if job.get("device") and "device" not in kwargs:
         scanner.embedder.to(job["device"])

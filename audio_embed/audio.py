@@ -18,7 +18,6 @@ from pathlib import Path
 
 import av
 import numpy as np
-import torch
 from attrs import frozen
 
 from audio_embed._media import (
@@ -225,6 +224,7 @@ def resample(audio: np.ndarray, orig_sr: int, new_sr: int) -> np.ndarray:
         raise InvalidInputError(f"Sample rates must be > 0. Got {orig_sr} -> {new_sr}.")
     if orig_sr == new_sr:
         return np.asarray(audio, dtype=np.float32)
+    import torch  # here: decoding alone (a Ray decode task) never imports torch
     import torchaudio.functional as AF
 
     tensor = torch.from_numpy(np.ascontiguousarray(audio, dtype=np.float32))

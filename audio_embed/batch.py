@@ -11,12 +11,13 @@ file as it finishes.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 from collections import defaultdict
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal, TypeVar
+from typing import TYPE_CHECKING, Literal, Protocol, TypeVar
 
 import attrs
 
@@ -33,13 +34,16 @@ from audio_embed.types import Detection
 
 if TYPE_CHECKING:
     from audio_embed.formats import OutputFormat
-    from audio_embed.scanner import Scanner, ScanResult
+    from audio_embed.scanner import ScanResult
 
 __all__ = [
     "COMBINED_CSV",
+    "BatchCancelled",
     "BatchReport",
+    "BatchSettings",
     "FileOutcome",
     "Input",
+    "ScansMany",
     "collect_inputs",
     "output_paths",
     "run_many",
@@ -48,6 +52,24 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+
+
+class ScansMany(Protocol):
+    """What :func:`scan_to_folder` needs of a scanner: its default threshold and
+    ``scan_many`` (a :class:`~audio_embed.scanner.Scanner`, or a runner with the
+    same method such as :class:`audio_embed.distributed.RayScanner`)."""
+
+    @property
+    def scan_threshold(self) -> float: ...
+
+    def scan_many(
+        self,
+        sources: Iterable[str | os.PathLike[str]],
+        *,
+        progress: ProgressCallback | None = None,
+        cancel: CancelToken | None = None,
+    ) -> Iterator[tuple[str, ScanResult | AudioEmbedError]]: ...
+
 
 #: The file in the output folder that holds every detection of a batch.
 COMBINED_CSV = "detections.csv"
@@ -130,6 +152,44 @@ def output_paths(
     return out
 
 
+def _check_format(_obj: object, _attr: object, fmt: str) -> None:
+    from audio_embed.formats import FORMAT_SUFFIXES
+
+    if fmt not in FORMAT_SUFFIXES:
+        raise InvalidInputError(f"Unknown output format {fmt!r}; use csv, json, audacity or raven.")
+
+
+def _check_threshold(_obj: object, _attr: object, threshold: float | None) -> None:
+    if threshold is not None and not 0.0 <= threshold <= 1.0:
+        raise InvalidInputError(f"The 'threshold' must be in [0, 1]. Got {threshold!r} instead.")
+
+
+@attrs.frozen(kw_only=True)
+class BatchSettings:
+    """How a batch scan writes its results; the same for a local scan
+    (:func:`scan_to_folder`), a scan on Ray
+    (:func:`audio_embed.distributed.scan_dataset`) and ``audio-embed scan``.
+
+    Args:
+        fmt: format of the per-file results (``csv``, ``json``, ``audacity``, ``raven``).
+        label: label text in Audacity/Raven output.
+        threshold: detection threshold; None: the scanner's.
+        skip_existing: read back the results already in the output folder
+            instead of scanning those inputs again.
+        keep_results: keep each :class:`~audio_embed.scanner.ScanResult` in the
+            report (:meth:`BatchReport.results`).
+
+    A bad ``fmt`` or ``threshold`` raises
+    :class:`~audio_embed.errors.InvalidInputError` here, before any work.
+    """
+
+    fmt: OutputFormat = attrs.field(default="csv", validator=_check_format)
+    label: str = "target"
+    threshold: float | None = attrs.field(default=None, validator=_check_threshold)
+    skip_existing: bool = False
+    keep_results: bool = False
+
+
 #: What happened to one input: ``missing`` (the argument names no file),
 #: ``skipped`` (its result exists and was read back), ``rescan`` (its result
 #: exists but is unreadable, so it is scanned again), ``done`` or ``failed``.
@@ -178,13 +238,32 @@ class BatchReport:
         return {f.item: f.result for f in self.done if f.result is not None}
 
 
+class BatchCancelled(Cancelled):
+    """A batch stopped by its :class:`~audio_embed.progress.CancelToken`.
+
+    ``report`` holds what finished before the stop: the files done (each
+    result file complete), skipped and failed; the inputs in none of them were
+    not scanned, and no combined CSV was written. Rerun with
+    ``skip_existing=True`` to finish the batch.
+    """
+
+    def __init__(self, report: BatchReport) -> None:
+        self.report = report
+        finished = len(report.done) + len(report.skipped) + len(report.failed)
+        super().__init__(
+            f"The batch was cancelled after {finished} of {report.total} input(s) "
+            f"({len(report.done)} scanned, {len(report.skipped)} skipped, "
+            f"{len(report.failed)} failed); their results are complete."
+        )
+
+
 def run_many(
     many: Callable[..., Iterator[tuple[str, T | AudioEmbedError]]],
     inputs: Sequence[Input],
     *,
     progress: ProgressCallback | None = None,
     cancel: CancelToken | None = None,
-) -> Iterator[tuple[Input, T | Exception]]:
+) -> Generator[tuple[Input, T | Exception], None, None]:
     """Run ``many`` (``Scanner.scan_many``, ``Scanner.sliding_embeddings_many`` or
     any callable like them) over every input; yields ``(input, result)`` or
     ``(input, exception)`` as ``many`` yields ``(path, result)``.
@@ -224,58 +303,62 @@ def run_many(
         results = iter(
             many([inp.path for inp in pending.values()], progress=progress, cancel=cancel)
         )
-        while True:
-            try:
-                path, result = next(results)
-            except StopIteration:
-                for inp in list(pending.values()):
-                    yield take(str(inp.path)), AudioEmbedError(f"{inp.path}: no result came back.")
-                return
-            except Cancelled:
-                raise
-            except Exception as exc:  # a bad file must not lose the others' work
-                if not pending:
+        try:
+            while True:
+                try:
+                    path, result = next(results)
+                except StopIteration:
+                    for inp in list(pending.values()):
+                        no_result = AudioEmbedError(f"{inp.path}: no result came back.")
+                        yield take(str(inp.path)), no_result
+                    return
+                except Cancelled:
                     raise
-                yield take(None), exc
-                break
-            yield take(str(path)), result
+                except Exception as exc:  # a bad file must not lose the others' work
+                    if not pending:
+                        raise
+                    yield take(None), exc
+                    break
+                yield take(str(path)), result
+        finally:
+            # Stop the runner now (a distributed one releases its workers), not when
+            # the garbage collector gets to it: this runs on errors, cancellation and
+            # when the caller stops early (close() or Ctrl-C while it writes a result).
+            close = getattr(results, "close", None)
+            if close is not None:
+                close()
 
 
 def scan_to_folder(
-    scanner: Scanner,
+    scanner: ScansMany,
     items: Sequence[str | os.PathLike[str]],
     out_dir: str | os.PathLike[str],
+    settings: BatchSettings | None = None,
     *,
-    fmt: OutputFormat = "csv",
-    label: str = "target",
-    threshold: float | None = None,
-    skip_existing: bool = False,
-    keep_results: bool = False,
     progress: ProgressCallback | None = None,
     cancel: CancelToken | None = None,
     on_file: Callable[[FileOutcome], None] | None = None,
     many: Callable[..., Iterator[tuple[str, ScanResult | AudioEmbedError]]] | None = None,
 ) -> BatchReport:
     """Scan files and folders (searched recursively, see :func:`collect_inputs`)
-    into ``out_dir``: one result file per input in ``fmt`` (named by
+    into ``out_dir``: one result file per input in ``settings.fmt`` (named by
     :func:`output_paths`) and :data:`COMBINED_CSV` with every detection.
 
     A file that cannot be read is reported (``failed``) and the others go on;
-    ``skip_existing`` reads back the results already there instead of scanning
-    again. ``threshold`` defaults to the scanner's. ``on_file`` hears about
-    each input as it finishes; ``keep_results`` keeps each
-    :class:`~audio_embed.scanner.ScanResult` in the report. ``many`` replaces
-    ``scanner.scan_many`` (e.g. a distributed runner; see :func:`run_many`).
-    Cancelling raises :class:`~audio_embed.errors.Cancelled`, leaving only
-    complete files.
+    ``settings`` (:class:`BatchSettings`, default: CSV at the scanner's
+    threshold) says how results are written and whether existing ones are
+    read back instead of scanned again. ``on_file`` hears about each input as
+    it finishes. ``many`` replaces ``scanner.scan_many`` (e.g. a distributed
+    runner; see :func:`run_many`). Cancelling raises :class:`BatchCancelled`
+    (a :class:`~audio_embed.errors.Cancelled`) whose ``report`` says what
+    finished, leaving only complete files; a ``KeyboardInterrupt`` leaves only
+    complete files too, and stops the runner before it propagates.
     """
     from audio_embed.formats import FORMAT_SUFFIXES, write_detections
 
-    if fmt not in FORMAT_SUFFIXES:
-        raise InvalidInputError(f"Unknown output format {fmt!r}; use csv, json, audacity or raven.")
-    threshold = scanner.scan_threshold if threshold is None else threshold
-    if not 0.0 <= threshold <= 1.0:
-        raise InvalidInputError(f"The 'threshold' must be in [0, 1]. Got {threshold!r} instead.")
+    settings = BatchSettings() if settings is None else settings
+    fmt, label = settings.fmt, settings.label
+    threshold = scanner.scan_threshold if settings.threshold is None else settings.threshold
     out = Path(out_dir)
     outcomes: list[FileOutcome] = []
 
@@ -283,25 +366,41 @@ def scan_to_folder(
         if on_file is not None:
             on_file(outcome)
         if outcome.kind != "rescan":
-            outcomes.append(outcome if keep_results else attrs.evolve(outcome, result=None))
+            keep = settings.keep_results
+            outcomes.append(outcome if keep else attrs.evolve(outcome, result=None))
 
     inputs, missing = collect_inputs(items)
     for item, reason in missing:
         tell(FileOutcome("missing", item, reason=reason))
     targets = output_paths(inputs, out, FORMAT_SUFFIXES[fmt], reserved=(COMBINED_CSV,))
-    todo = _existing_results(inputs, targets, fmt, skip_existing, tell)
+    todo = _existing_results(inputs, targets, fmt, settings.skip_existing, tell)
     runner = scanner.scan_many if many is None else many
-    for inp, result in run_many(runner, todo, progress=progress, cancel=cancel):
-        if isinstance(result, Exception):
-            log.info("Scan %s failed", inp.path, exc_info=result)
-            tell(FileOutcome("failed", str(inp.path), reason=describe_error(result)))
-            continue
-        dets = result.detections(threshold)
-        write_detections(targets[inp.path], dets, fmt, file=str(inp.path), label=label)
-        tell(FileOutcome("done", str(inp.path), targets[inp.path], tuple(dets), result=result))
-    if cancel is not None:
-        cancel.check()
-    combined = _write_combined(out, inputs, outcomes, label)
+    try:
+        with contextlib.closing(run_many(runner, todo, progress=progress, cancel=cancel)) as runs:
+            for inp, result in runs:
+                if isinstance(result, Exception):
+                    log.info("Scan %s failed", inp.path, exc_info=result)
+                    tell(FileOutcome("failed", str(inp.path), reason=describe_error(result)))
+                    continue
+                dets = result.detections(threshold)
+                write_detections(targets[inp.path], dets, fmt, file=str(inp.path), label=label)
+                done = FileOutcome(
+                    "done", str(inp.path), targets[inp.path], tuple(dets), result=result
+                )
+                tell(done)
+        if cancel is not None:
+            cancel.check()
+    except Cancelled as exc:
+        raise BatchCancelled(_report(inputs, outcomes, threshold, None)) from exc
+    return _report(inputs, outcomes, threshold, _write_combined(out, inputs, outcomes, label))
+
+
+def _report(
+    inputs: Sequence[Input],
+    outcomes: Sequence[FileOutcome],
+    threshold: float,
+    combined: Path | None,
+) -> BatchReport:
     return BatchReport(
         inputs=tuple(inputs),
         done=tuple(o for o in outcomes if o.kind == "done"),

@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from attrs import define, field, frozen
+from attrs import define, field
 
 from audio_embed._ray_pipeline import (
     FileFailure,
@@ -45,9 +45,8 @@ from audio_embed.errors import AudioEmbedError, InvalidInputError
 from audio_embed.progress import CancelToken, ProgressCallback
 
 if TYPE_CHECKING:
-    from audio_embed.batch import BatchReport, FileOutcome
+    from audio_embed.batch import BatchReport, BatchSettings, FileOutcome
     from audio_embed.cache import CachedEmbeddings
-    from audio_embed.formats import OutputFormat
     from audio_embed.scanner import Scanner, ScanResult
 
 __all__ = [
@@ -146,14 +145,17 @@ class RayScanner:
             with tempfile.TemporaryDirectory(prefix="audio_embed-") as tmp:
                 data = scanner.save(Path(tmp) / "job.scanner").read_bytes()
             sample_rate = int(scanner.embedder.sample_rate)
+            threshold = scanner.scan_threshold
         else:
             path = Path(os.fspath(scanner))
-            Scanner.read_metadata(path)  # a missing or damaged file fails here, not on Ray
+            # A missing or damaged file fails here, not on Ray.
+            threshold = float(Scanner.read_metadata(path)["threshold"])
             data, sample_rate = path.read_bytes(), 16000
         job: dict[str, Any] = {
             "scanner_bytes": data,
             "load_kwargs": dict(load_kwargs or {}),
             "sample_rate": sample_rate,
+            "threshold": threshold,
         }
         return cls(job, options, ordered=ordered, progress_bar=progress_bar)
 
@@ -183,6 +185,14 @@ class RayScanner:
             "sample_rate": 16000,
         }
         return cls(job, options, ordered=ordered, progress_bar=progress_bar)
+
+    @property
+    def scan_threshold(self) -> float:
+        """The scanner's detection threshold (as :attr:`Scanner.scan_threshold`), so that
+        :func:`audio_embed.batch.scan_to_folder` takes this runner as a scanner."""
+        if self.job.get("threshold") is None:
+            raise InvalidInputError("This RayScanner only embeds; build it with from_scanner().")
+        return float(self.job["threshold"])
 
     def _many(
         self,
@@ -264,24 +274,12 @@ def scan_results(
     return got, failed
 
 
-@frozen
-class _SavedThreshold:
-    """Stands in for a scanner on the driver when only its file was given: the driver
-    needs the default threshold, never the model (the workers build it)."""
-
-    scan_threshold: float
-
-
 def scan_dataset(
     scanner: Scanner | str | os.PathLike[str],
     items: Sequence[str | os.PathLike[str]],
     out_dir: str | os.PathLike[str],
+    settings: BatchSettings | None = None,
     *,
-    fmt: OutputFormat = "csv",
-    label: str = "target",
-    threshold: float | None = None,
-    skip_existing: bool = False,
-    keep_results: bool = False,
     options: RayOptions | None = None,
     progress: bool | None = None,
     cancel: CancelToken | None = None,
@@ -289,7 +287,8 @@ def scan_dataset(
     load_kwargs: Mapping[str, Any] | None = None,
 ) -> BatchReport:
     """:func:`audio_embed.batch.scan_to_folder` on Ray: the same inputs, output
-    names, per-file result files, combined CSV, ``skip_existing`` and
+    names, per-file result files, combined CSV, ``settings``
+    (:class:`~audio_embed.batch.BatchSettings`) and
     :class:`~audio_embed.batch.BatchReport` as a local scan, with the scanning
     done by :class:`RayScanner`.
 
@@ -299,28 +298,11 @@ def scan_dataset(
     input whose result exists is never sent to Ray.
     """
     from audio_embed.batch import scan_to_folder
-    from audio_embed.scanner import Scanner
 
     runner = RayScanner.from_scanner(
         scanner, options, load_kwargs=load_kwargs, progress_bar=progress
     )
-    if isinstance(scanner, Scanner):
-        local: Any = scanner
-    else:
-        local = _SavedThreshold(float(Scanner.read_metadata(scanner)["threshold"]))
-    return scan_to_folder(
-        local,
-        items,
-        out_dir,
-        fmt=fmt,
-        label=label,
-        threshold=threshold,
-        skip_existing=skip_existing,
-        keep_results=keep_results,
-        cancel=cancel,
-        on_file=on_file,
-        many=runner.scan_many,
-    )
+    return scan_to_folder(runner, items, out_dir, settings, cancel=cancel, on_file=on_file)
 
 
 def embed_dataset(

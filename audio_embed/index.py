@@ -29,7 +29,7 @@ from __future__ import annotations
 import json
 import math
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -53,7 +53,7 @@ from audio_embed._index_store import (
 from audio_embed._io import atomic_writer
 from audio_embed.cache import CachedEmbeddings, EmbeddingCache
 from audio_embed.embedders.base import Embedder
-from audio_embed.errors import IndexFileError, InvalidInputError
+from audio_embed.errors import AudioEmbedError, IndexFileError, InvalidInputError
 from audio_embed.hits import Example, Hit, merge_windows, nearest_centre
 from audio_embed.progress import CancelToken, ProgressCallback
 from audio_embed.scanner import STD_FLOOR, Scanner
@@ -304,6 +304,7 @@ class EmbeddingIndex:
         *,
         progress: ProgressCallback | None = None,
         cancel: CancelToken | None = None,
+        many: Callable[..., Iterator[tuple[str, CachedEmbeddings | AudioEmbedError]]] | None = None,
     ) -> AddReport:
         """Embed and add files; files already there and unchanged are skipped.
 
@@ -311,7 +312,10 @@ class EmbeddingIndex:
         recorded, or when its size and content hash are (a copy, a ``touch``).
         A changed file's windows are replaced. Files that cannot be decoded are
         reported in :attr:`AddReport.failed`; the others are still added.
-        Embeddings go through the scanner's streaming, cached path. Nothing is
+        Embeddings go through the scanner's streaming, cached path, or through
+        ``many``: a runner with :meth:`Scanner.sliding_embeddings_many`'s
+        signature that yields in input order with this index's embedder and
+        windows (e.g. ``RayScanner.for_embedding(..., ordered=True)``). Nothing is
         written until every file is embedded; a cancel leaves the index as it was.
         """
         report = AddReport()
@@ -341,11 +345,14 @@ class EmbeddingIndex:
             todo.append((p, key, size, mtime, sha))
         new: list[tuple[IndexedFile, CachedEmbeddings]] = []
         if todo:
-            scanner = self.scanner()
-            embedded = scanner.sliding_embeddings_many(
-                [t[0] for t in todo], progress=progress, cancel=cancel
-            )
-            for (_p, key, size, mtime, sha), (_path, entry) in zip(todo, embedded, strict=True):
+            runner = self.scanner().sliding_embeddings_many if many is None else many
+            embedded = runner([t[0] for t in todo], progress=progress, cancel=cancel)
+            for (p, key, size, mtime, sha), (path, entry) in zip(todo, embedded, strict=True):
+                if str(path) != str(p):
+                    raise InvalidInputError(
+                        f"The embedding runner yielded {path} where {p} was due: it must "
+                        "yield in input order (a RayScanner needs ordered=True)."
+                    )
                 if isinstance(entry, Exception):
                     report.failed.append((key, str(entry)))
                     continue

@@ -13,12 +13,13 @@ fitted on random vectors: speed does not depend on what it learned):
 - ``ray 2x1``: 2 single-thread workers (against local 2 threads: processes or
   threads for 2 cores).
 
-Wall seconds and CPU seconds (of this process and every process under it,
-Ray's included) are reported: on a machine shared with other work the CPU
-seconds show the work done, wall time also the waiting. Ray itself is started
-once for the session (a cluster is already running when
-one scans on it); each Ray run includes starting its actors and building the
-model in them. Run::
+Wall seconds, the 1-minute load average before and after, and CPU seconds
+(of this process and every process under it, Ray's included; also by kind of
+process: driver, model workers, decode tasks, Ray's services) are reported:
+on a machine shared with other work the CPU seconds show the work done, wall
+time also the waiting. Ray itself is started once for the session (a cluster
+is already running when one scans on it); each Ray run includes starting its
+actors and building the model in them. Run::
 
     .venv/bin/pytest benchmarks/test_ray_scale.py --benchmark-enable -s \\
         [--ray-files 20] [--ray-file-seconds 20] [--bench-models LOGMEL,HUBERT_BASE] \\
@@ -100,11 +101,14 @@ _SCANNERS: dict[str, Scanner] = {}
 def _scanner(name: str) -> Scanner:
     if name not in _SCANNERS:
         embedder = FACTORIES[name]()
+        scanner = Scanner(embedder)
+        # The classifier sees each window's embedding and, with context, its
+        # difference from the windows around it.
+        n_features = embedder.dim * (2 if scanner.context > 0 else 1)
         rng = np.random.default_rng(0)
-        x = rng.normal(size=(200, embedder.dim)).astype(np.float32)
+        x = rng.normal(size=(200, n_features)).astype(np.float32)
         y = np.r_[np.ones(40), np.zeros(160)].astype(int)
         x[y == 1] += 0.5
-        scanner = Scanner(embedder)
         scanner.classifier = CalibratedClassifier().fit(x, y)
         _SCANNERS[name] = scanner
     return _SCANNERS[name]
@@ -121,6 +125,7 @@ class CpuMeter:
     def __init__(self) -> None:
         self.first: dict[int, float] = {}
         self.last: dict[int, float] = {}
+        self.kind: dict[int, str] = {}
         self.stop = threading.Event()
 
     def _sample(self, initial: bool = False) -> None:
@@ -133,6 +138,7 @@ class CpuMeter:
                 if key not in self.first:
                     self.first[key] = now if initial else 0.0
                 self.last[key] = now
+                self.kind[key] = "driver" if proc is me else _kind(" ".join(proc.cmdline()))
 
     def __enter__(self) -> CpuMeter:
         self._sample(initial=True)
@@ -153,9 +159,25 @@ class CpuMeter:
     def seconds(self) -> float:
         return sum(self.last[k] - self.first[k] for k in self.last)
 
+    def by_kind(self) -> dict[str, float]:
+        """CPU seconds of the driver, the model workers, the decode tasks and the rest
+        of Ray (its services and Ray Data's own actors), by process title."""
+        out = dict.fromkeys(("driver", "model workers", "decode tasks", "Ray services"), 0.0)
+        for k in self.last:
+            out[self.kind[k]] += self.last[k] - self.first[k]
+        return out
 
-def _run(name: str, method: str, files: list[Path]) -> tuple[float, float, int]:
-    """Wall and CPU seconds of one full scan of ``files``, and the number of results."""
+
+def _kind(title: str) -> str:
+    if "ModelWorker" in title:
+        return "model workers"
+    if "decode_row" in title or title.startswith("ray::IDLE"):
+        return "decode tasks"  # an idle worker process is one that ran (or will run) them
+    return "Ray services"
+
+
+def _run(name: str, method: str, files: list[Path]) -> tuple[float, CpuMeter, int]:
+    """Wall seconds and CPU meter of one full scan of ``files``, and the number of results."""
     scanner = _scanner(name)
     paths = [str(f) for f in files]
     if method.startswith("local"):
@@ -165,7 +187,7 @@ def _run(name: str, method: str, files: list[Path]) -> tuple[float, float, int]:
             t0 = time.perf_counter()
             with CpuMeter() as cpu:
                 n = sum(1 for _p, r in scanner.scan_many(paths) if not isinstance(r, Exception))
-            return time.perf_counter() - t0, cpu.seconds, n
+            return time.perf_counter() - t0, cpu, n
         finally:
             torch.set_num_threads(threads)
     workers, threads = (int(v) for v in method.split()[1].split("x"))
@@ -174,7 +196,7 @@ def _run(name: str, method: str, files: list[Path]) -> tuple[float, float, int]:
     t0 = time.perf_counter()
     with CpuMeter() as cpu:
         n = sum(1 for _p, r in runner.scan_many(paths) if not isinstance(r, Exception))
-    return time.perf_counter() - t0, cpu.seconds, n
+    return time.perf_counter() - t0, cpu, n
 
 
 @pytest.mark.parametrize("method", METHODS)
@@ -196,22 +218,28 @@ def test_ray_scan(
     out: dict[str, Any] = {}
 
     def once() -> None:
-        out["wall"], out["cpu"], out["n"] = _run(name, method, files)
+        out["load"] = os.getloadavg()[0]
+        out["wall"], out["meter"], out["n"] = _run(name, method, files)
 
     benchmark.pedantic(once, rounds=1, iterations=1)
     assert out["n"] == len(files)
+    cpu: CpuMeter = out["meter"]
     WALL[(name, method)] = out["wall"]
-    CPU[(name, method)] = out["cpu"]
+    CPU[(name, method)] = cpu.seconds
     audio = len(files) * float(pytestconfig.getoption("--ray-file-seconds"))
     row = {
         "model": name,
         "method": method,
         "wall_s": out["wall"],
         "x_rt": audio / out["wall"],
-        "cpu_s": out["cpu"],
+        "cpu_s": cpu.seconds,
+        "load_before": out["load"],
+        "load_after": os.getloadavg()[0],
     }
     benchmark.extra_info.update(row)
     record(f"Ray scale-out, {len(files)} files × {audio / len(files):g} s, wall", row)
+    kinds = {f"{k} cpu_s": v for k, v in cpu.by_kind().items()}
+    record("Ray scale-out, CPU seconds by process", {"model": name, "method": method, **kinds})
 
 
 @pytest.mark.parametrize("name", list(FACTORIES))

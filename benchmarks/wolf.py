@@ -31,6 +31,12 @@ blocks of each shared segment) are kept under ``CACHE/frames``, so later runs
 and other settings reuse them. ``--plus LOGMEL`` appends LOGMEL's vectors to
 the model's (benchmark only).
 
+``--loro`` chooses settings without the test split: for each training recording,
+train on the other three (threshold chosen by their own cross-validation), scan the
+held-out one and score it against its labelled events (labels.csv, split "train");
+one row pooled over the four. ``--classifier-seed`` seeds the classifier's negative
+subsampling (and its trees), to see how much a row moves with the seed alone.
+
 ``--random-weights`` builds the real-size architecture with random weights
 (benchmarks/models.py) instead of loading the checkpoint: its detection
 quality means nothing on its own, but comparing ``--encoding shared`` with
@@ -88,6 +94,20 @@ def _markers(bench: Path, first_k: int | None) -> dict[str, Markers]:
     return {f: Markers(positive=ts) for f, ts in out.items()}
 
 
+def _events(
+    bench: Path, split: str, only: str | None = None
+) -> dict[str, list[tuple[float, float]]]:
+    """Every ``split`` file's wolf events keyed by path (files without wolf get [])."""
+    events: dict[str, list[tuple[float, float]]] = {}
+    for ev in read_labels(bench / "labels.csv"):
+        if ev.split == split and (only is None or ev.file == only):
+            key = str(bench / ev.file)
+            events.setdefault(key, [])
+            if ev.label == "wolf":
+                events[key].append((ev.onset, ev.offset))
+    return events
+
+
 def run(
     bench: Path,
     model: str,
@@ -109,7 +129,38 @@ def run(
     layers: str = "last",
     model_kwargs: dict[str, Any] | None = None,
     embedder: Any = None,
+    classifier_seed: int = 42,
+    holdout: str | None = None,
 ) -> dict[str, Any]:
+    """Train, scan the test split (or the ``holdout`` training file) and score it."""
+    out, _, _ = _run(**locals())
+    return out
+
+
+def _run(
+    bench: Path,
+    model: str,
+    cache: EmbeddingCache,
+    random_weights: bool = False,
+    encoding: str = "shared",
+    labelling: str = "overlap",
+    normalization: str = "recording",
+    classifier: str = "auto",
+    tolerance: float | None = None,
+    neg_margin: float | None = None,
+    threshold: float | str = "auto",
+    window: float | None = None,
+    hop: float | None = None,
+    context: float | None = None,
+    first_k: int | None = None,
+    seed: int = 0,
+    postprocessing: dict[str, float] | None = None,
+    layers: str = "last",
+    model_kwargs: dict[str, Any] | None = None,
+    embedder: Any = None,
+    classifier_seed: int = 42,
+    holdout: str | None = None,
+) -> tuple[dict[str, Any], dict[str, Any], dict[str, list[tuple[float, float]]]]:
     given = embedder is not None
     if given:
         pass
@@ -139,7 +190,8 @@ def run(
     scanner = Scanner(
         embedder,
         classifier=CalibratedClassifier(
-            None if classifier == "auto" else make_base_estimator(classifier)  # type: ignore[arg-type]
+            None if classifier == "auto" else make_base_estimator(classifier),  # type: ignore[arg-type]
+            random_state=classifier_seed,
         ),
         scan_windows=SlidingWindows(window, hop, encoding),  # type: ignore[arg-type]
         train_windows=TargetedWindows(
@@ -154,20 +206,18 @@ def run(
     if postprocessing is not None:  # changes to the scanner's own (the model's or the library's)
         scanner.postprocessing = attrs.evolve(scanner.postprocessing, **postprocessing)
     markers = _markers(bench, first_k)
+    if holdout is not None:
+        markers = {f: m for f, m in markers.items() if Path(f) != bench / holdout}
     t0 = time.perf_counter()
     scanner.fit([Recording(f, m) for f, m in markers.items()])
     fit_s = time.perf_counter() - t0
-    events: dict[str, list[tuple[float, float]]] = defaultdict(list)
-    files = set()
-    for ev in read_labels(bench / "labels.csv"):
-        if ev.split == "test":
-            key = str(bench / ev.file)
-            files.add(key)
-            if ev.label == "wolf":
-                events[key].append((ev.onset, ev.offset))
+    if holdout is None:
+        events = _events(bench, "test")
+    else:
+        events = _events(bench, "train", only=holdout)
     t0 = time.perf_counter()
     results = {}
-    for path, result in scanner.scan_many(sorted(files)):
+    for path, result in scanner.scan_many(sorted(events)):
         if isinstance(result, Exception):
             raise result
         results[path] = result
@@ -201,7 +251,26 @@ def run(
     )
     if first_k is not None:
         out["first_k"] = first_k
-    return out
+    return out, results, events
+
+
+def loro(bench: Path, model: str, cache: EmbeddingCache, **kwargs: Any) -> dict[str, Any]:
+    """Leave one training recording out: train on the others, score the held-out one
+    against its labels; metrics pooled over the training recordings."""
+    files = sorted({ev.file for ev in read_labels(bench / "labels.csv") if ev.split == "train"})
+    results: dict[str, Any] = {}
+    events: dict[str, list[tuple[float, float]]] = {}
+    thresholds = []
+    for f in files:
+        out, res, ev = _run(bench, model, cache, holdout=f, **kwargs)
+        results.update(res)
+        events.update(ev)
+        thresholds.append(out["threshold"])
+    d = evaluate(results, events).as_dict()
+    keys = "iou_f1 iou_precision iou_recall collar_f1 lenient_f1 flagged_fraction window_auc"
+    row: dict[str, Any] = {k: round(float(d[k]), 4) for k in keys.split()}
+    row.update(split="train, leave one recording out", thresholds=thresholds)
+    return row
 
 
 def _memoise_frames(embedder: Any, store: Path | None = None) -> None:
@@ -301,6 +370,12 @@ def main(argv: list[str] | None = None) -> int:
         help="train on the first k training events only (k = 1, 2, 3, 5), test on all",
     )
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--classifier-seed", type=int, default=42, help="CalibratedClassifier seed")
+    ap.add_argument(
+        "--loro",
+        action="store_true",
+        help="score on the training split, leaving one recording out (no test data)",
+    )
     ap.add_argument("--layers", default="last", help="last | ml | block numbers, e.g. 2 or 2,3")
     ap.add_argument(
         "--classifier",
@@ -344,6 +419,7 @@ def main(argv: list[str] | None = None) -> int:
     threshold = args.threshold if args.threshold == "auto" else float(args.threshold)
     common: dict[str, Any] = dict(
         seed=args.seed,
+        classifier_seed=args.classifier_seed,
         threshold=threshold,
         postprocessing=args.post,
         layers=args.layers,
@@ -366,7 +442,19 @@ def main(argv: list[str] | None = None) -> int:
         jobs = [(n, {**kw, "embedder": common["embedder"]}) for n, kw in jobs]
     for name, kwargs in jobs:
         try:
-            res = run(args.bench, args.model, cache, args.random_weights, args.encoding, **kwargs)
+            if args.loro:
+                res = loro(
+                    args.bench,
+                    args.model,
+                    cache,
+                    random_weights=args.random_weights,
+                    encoding=args.encoding,
+                    **kwargs,
+                )
+            else:
+                res = run(
+                    args.bench, args.model, cache, args.random_weights, args.encoding, **kwargs
+                )
         except TrainingDataError as exc:
             res = {"error": str(exc)}
         row = {

@@ -6,12 +6,15 @@ from __future__ import annotations
 import csv
 from collections.abc import Iterable, Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 
 from audio_embed.batch import (
     COMBINED_CSV,
+    BatchCancelled,
+    BatchSettings,
     FileOutcome,
     Input,
     collect_inputs,
@@ -188,7 +191,7 @@ def test_scan_to_folder_writes_results_and_reports_every_input(tmp_path: Path) -
         FakeScanner(corrupt={"bad.wav"}),
         [tmp_path / "in", tmp_path / "missing.wav"],
         out,
-        fmt="json",
+        BatchSettings(fmt="json"),
         on_file=heard.append,
     )
     assert [(o.kind, Path(o.item).name) for o in heard] == [
@@ -217,14 +220,13 @@ def test_scan_to_folder_writes_results_and_reports_every_input(tmp_path: Path) -
 def test_skip_existing_reads_back_and_rescans_unreadable_results(tmp_path: Path) -> None:
     files = _touch(*(tmp_path / f"{n}.wav" for n in ("one", "two", "three")))
     out = tmp_path / "out"
-    first = scan_to_folder(FakeScanner(), files, out, fmt="audacity", label="horn")
+    first = scan_to_folder(FakeScanner(), files, out, BatchSettings(fmt="audacity", label="horn"))
     (out / "two.txt").write_text("1.0\tnot-a-time\thorn 0.50\n")
     (out / "three.txt").unlink()
     scanner = FakeScanner()
     heard: list[FileOutcome] = []
-    again = scan_to_folder(
-        scanner, files, out, fmt="audacity", label="horn", skip_existing=True, on_file=heard.append
-    )
+    resume = BatchSettings(fmt="audacity", label="horn", skip_existing=True)
+    again = scan_to_folder(scanner, files, out, resume, on_file=heard.append)
     assert [(o.kind, Path(o.item).name) for o in heard] == [
         ("skipped", "one.wav"),
         ("rescan", "two.wav"),
@@ -253,16 +255,16 @@ def test_scan_to_folder_keeps_results_uses_a_runner_and_checks_arguments(tmp_pat
             ran.append(Path(s).name)
             yield str(s), _result(str(s))
 
-    report = scan_to_folder(FakeScanner(), files, tmp_path / "out", keep_results=True,
-                            threshold=0.95, many=runner)  # fmt: skip
+    settings = BatchSettings(keep_results=True, threshold=0.95)
+    report = scan_to_folder(FakeScanner(), files, tmp_path / "out", settings, many=runner)
     assert ran == ["b.wav", "a.wav"]
     assert sorted(report.results()) == [str(f) for f in files]
     assert report.n_detections == 0 and report.threshold == 0.95  # nothing scores 0.95
     assert [r["file"] for r in _combined_rows(tmp_path / "out")] == []
     with pytest.raises(InvalidInputError, match="threshold"):
-        scan_to_folder(FakeScanner(), files, tmp_path / "x", threshold=1.5)
+        BatchSettings(threshold=1.5)
     with pytest.raises(InvalidInputError, match="format"):
-        scan_to_folder(FakeScanner(), files, tmp_path / "x", fmt="xml")  # type: ignore[arg-type]
+        BatchSettings(fmt="xml")  # type: ignore[arg-type]
     assert not (tmp_path / "x").exists()
 
 
@@ -271,3 +273,54 @@ def test_scan_to_folder_writes_no_combined_file_when_nothing_was_scanned(tmp_pat
     report = scan_to_folder(FakeScanner(corrupt={"bad.wav"}), [bad], tmp_path / "out")
     assert report.combined is None and not (tmp_path / "out" / COMBINED_CSV).exists()
     assert len(report.failed) == 1 and report.done == ()
+
+
+def _closing_runner(closed: list[bool]) -> Any:
+    """A runner like FakeScanner's that notes when it is closed."""
+
+    def runner(sources: list[Path], **kwargs: Any) -> Iterator[tuple[str, ScanResult]]:
+        try:
+            yield from FakeScanner().scan_many(sources, **kwargs)
+        finally:
+            closed.append(True)
+
+    return runner
+
+
+def test_a_cancelled_batch_reports_what_finished_and_stops_its_runner(tmp_path: Path) -> None:
+    files = _touch(*(tmp_path / f"{n}.wav" for n in ("one", "two", "three")))
+    (tmp_path / "out").mkdir()
+    token = CancelToken()
+    closed: list[bool] = []
+    runner = _closing_runner(closed)
+
+    def on_file(outcome: FileOutcome) -> None:
+        if outcome.kind == "done":
+            token.cancel()  # as Ctrl-C in the CLI does, once the first result is written
+
+    with pytest.raises(BatchCancelled, match="after 1 of 3 input") as info:
+        scan_to_folder(
+            FakeScanner(), files, tmp_path / "out", cancel=token, on_file=on_file, many=runner
+        )
+    report = info.value.report
+    assert isinstance(info.value, Cancelled)
+    assert [Path(o.item).name for o in report.done] == ["one.wav"]
+    assert report.skipped == () and report.failed == () and report.combined is None
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["one.csv"]  # nothing else
+    assert closed == [True]
+
+
+def test_an_interrupted_batch_stops_its_runner_before_the_interrupt_propagates(
+    tmp_path: Path,
+) -> None:
+    files = _touch(tmp_path / "a.wav", tmp_path / "b.wav")
+    closed: list[bool] = []
+    runner = _closing_runner(closed)
+
+    def on_file(outcome: FileOutcome) -> None:
+        raise KeyboardInterrupt  # Ctrl-C while the driver handles a result
+
+    with pytest.raises(KeyboardInterrupt):
+        scan_to_folder(FakeScanner(), files, tmp_path / "out", on_file=on_file, many=runner)
+    assert closed == [True]
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a.csv"]

@@ -9,11 +9,14 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import sys
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import attrs
 import numpy as np
 import pytest
 
@@ -25,11 +28,16 @@ import ray
 from audio_embed import LogMelEmbedder
 from audio_embed import distributed as dist
 from audio_embed._ray_worker import CRASH_ONCE_ENV
-from audio_embed.batch import scan_to_folder
-from audio_embed.cli import main
+from audio_embed.batch import BatchCancelled, BatchSettings, FileOutcome, scan_to_folder
+from audio_embed.cache import EmbeddingCache
+from audio_embed.cli import build_parser, main
+from audio_embed.cli.distributed import ray_settings
+from audio_embed.cli.session import Run
 from audio_embed.demo import DemoSet, make_demo_set
-from audio_embed.errors import InvalidInputError
+from audio_embed.errors import InvalidInputError, ScannerFileError
 from audio_embed.formats import read_markers
+from audio_embed.index import EmbeddingIndex
+from audio_embed.progress import CancelToken
 from audio_embed.scanner import Recording, Scanner, ScanResult
 
 
@@ -119,7 +127,7 @@ def test_scan_matches_local_and_reports_the_corrupt_file(
         scanner,
         inputs,
         tmp_path / "ray",
-        keep_results=True,
+        BatchSettings(keep_results=True),
         options=dist.RayOptions(workers=2),
         progress=False,
     )
@@ -153,7 +161,11 @@ def test_scan_matches_local_and_reports_the_corrupt_file(
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(dist, "_run_on_ray", no_ray)
         again = dist.scan_dataset(
-            scanner, list(local), tmp_path / "ray", skip_existing=True, progress=False
+            scanner,
+            list(local),
+            tmp_path / "ray",
+            BatchSettings(skip_existing=True),
+            progress=False,
         )
     assert sorted(o.item for o in again.skipped) == sorted(local)
     assert again.done == () and again.failed == () and again.ok
@@ -227,11 +239,11 @@ def test_cli_ray_options_need_ray(capsys: pytest.CaptureFixture[str], tmp_path: 
     assert "--workers needs --ray" in capsys.readouterr().err
 
 
-def test_bad_arguments_fail_before_ray_starts(tmp_path: Path, scanner: Scanner) -> None:
-    with pytest.raises(InvalidInputError, match="output format"):
-        dist.scan_dataset(scanner, ["a.wav"], tmp_path, fmt="xml")  # type: ignore[arg-type]
-    with pytest.raises(InvalidInputError, match="'threshold'"):
-        dist.scan_dataset(scanner, ["a.wav"], tmp_path, threshold=2.0)
+def test_bad_arguments_fail_before_ray_starts(tmp_path: Path) -> None:
+    with pytest.raises(ScannerFileError, match="not found"):
+        dist.scan_dataset(tmp_path / "missing.scanner", ["a.wav"], tmp_path)
+    with pytest.raises(InvalidInputError, match="'workers' of RayOptions must be >= 1"):
+        dist.RayOptions(workers=0)
 
 
 def test_cli_evaluate_on_ray_matches_local(
@@ -265,3 +277,108 @@ def test_workers_that_cannot_start_fail_every_file_with_the_reason(
     for error in got.values():
         assert isinstance(error, dist.FileFailedError)
         assert "no_such_setting" in error.reason and "\n" not in error.reason
+
+
+def _all_cpus_free(seconds: float = 60.0) -> bool:
+    """Whether every CPU of the module's Ray is free again within ``seconds`` (the actors
+    of a finished or stopped run release theirs when Ray has killed them)."""
+    deadline = time.monotonic() + seconds
+    while ray.available_resources().get("CPU", 0.0) < 2.0:
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.2)
+    return True
+
+
+def test_scan_on_ray_reads_and_writes_a_shared_embedding_cache(
+    crash_marker: Path, tmp_path: Path, scanner: Scanner, local: dict[str, ScanResult]
+) -> None:
+    files = list(local)[:2]
+    cache_dir = tmp_path / "cache"
+    options = dist.RayOptions(workers=1, cache_dir=cache_dir)
+    keep = BatchSettings(keep_results=True)
+    run: dict[str, Any] = {"options": options, "progress": False}
+    first = dist.scan_dataset(scanner, files, tmp_path / "a", keep, **run)
+    entries = sorted(cache_dir.glob("*.npz"))
+    # The entries a local scan with this cache folder would read: the same names.
+    keyer = attrs.evolve(scanner, cache=EmbeddingCache(cache_dir))
+    assert sorted(p.name for p in entries) == sorted(f"{keyer.cache_key(f)}.npz" for f in files)
+    stamps = {p: (p.stat().st_ino, p.stat().st_mtime_ns) for p in entries}
+
+    second = dist.scan_dataset(
+        scanner, files, tmp_path / "b", keep, options=options, progress=False
+    )
+    # A worker writes an entry whenever it runs the model (a miss); none was rewritten
+    # and none added, so the rerun took every file's embeddings from the cache.
+    assert sorted(cache_dir.glob("*.npz")) == entries
+    assert {p: (p.stat().st_ino, p.stat().st_mtime_ns) for p in entries} == stamps
+    for path in files:
+        _same(second.results()[path], first.results()[path])
+        _same(first.results()[path], local[path])
+
+
+def test_a_cancelled_scan_on_ray_keeps_what_finished_and_releases_its_workers(
+    crash_marker: Path, tmp_path: Path, scanner: Scanner, local: dict[str, ScanResult]
+) -> None:
+    assert _all_cpus_free(), "an earlier run still holds Ray's CPUs"
+    token = CancelToken()
+
+    def on_file(outcome: FileOutcome) -> None:
+        if outcome.kind == "done":
+            token.cancel()  # as the CLI's Ctrl-C handler does
+
+    out = tmp_path / "out"
+    with pytest.raises(BatchCancelled) as info:
+        dist.scan_dataset(
+            scanner,
+            list(local),
+            out,
+            options=dist.RayOptions(workers=1),
+            progress=False,
+            cancel=token,
+            on_file=on_file,
+        )
+    report = info.value.report
+    assert len(report.done) == 1 and report.failed == () and report.combined is None
+    done = report.done[0]
+    assert done.output is not None and _numbers(done.output).shape[0] > 0
+    assert [p.name for p in out.iterdir()] == [done.output.name]  # no partial, no combined CSV
+    assert _all_cpus_free(), "the stopped run's actors still hold Ray's CPUs"
+
+
+def test_cli_cache_dir_reaches_the_ray_workers(tmp_path: Path) -> None:
+    """--cache-dir goes to the workers with --ray; without it (or with --no-cache) none."""
+
+    def options(*extra: str) -> dist.RayOptions | None:
+        args = build_parser().parse_args(["scan", "s.scanner", "a.wav", "--out", "o", *extra])
+        return ray_settings(
+            Run(args=args, cancel=CancelToken(), show_progress=False, out=sys.stdout)
+        )
+
+    with_dir = options("--ray", "--cache-dir", str(tmp_path))
+    assert with_dir is not None and with_dir.cache_dir == str(tmp_path)
+    assert (none := options("--ray")) is not None and none.cache_dir is None
+    off = options("--ray", "--cache-dir", str(tmp_path), "--no-cache")
+    assert off is not None and off.cache_dir is None
+    assert options() is None
+
+
+def test_cli_index_on_ray_matches_local(
+    crash_marker: Path, tmp_path: Path, demo: DemoSet, corrupt: Path
+) -> None:
+    files = [str(demo.test_files[0]), str(corrupt), str(demo.test_files[1])]
+    common = ["--model", "LOGMEL", "--hop", "2", "-q", "--no-cache"]
+    on_ray, here = tmp_path / "ray.idx", tmp_path / "local.idx"
+    assert main(["index", *files, "--out", str(on_ray), *common, "--ray", "--workers", "1"]) == 1
+    assert main(["index", *files, "--out", str(here), *common]) == 1  # the corrupt file
+    a, b = EmbeddingIndex.open(on_ray), EmbeddingIndex.open(here)
+    assert (
+        [f.path for f in a.files]
+        == [f.path for f in b.files]
+        == [str(Path(f).resolve()) for f in (files[0], files[2])]
+    )
+    assert [f.n_rows for f in a.files] == [f.n_rows for f in b.files]
+    np.testing.assert_allclose(a.vectors(), b.vectors(), rtol=0, atol=2e-3)  # float16 storage
+    # Adding the same files again on Ray embeds nothing: they are unchanged.
+    assert main(["index", files[0], "--out", str(on_ray), "-q", "--ray", "--workers", "1"]) == 0
+    assert len(EmbeddingIndex.open(on_ray)) == len(a)

@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from audio_embed.batch import BatchSettings
 from audio_embed.cli.common import embedder_from_args
 from audio_embed.cli.evaluate import show_report
 from audio_embed.cli.options import (
@@ -79,10 +80,7 @@ def run(run: Run) -> int:
         scanner,
         [str(f) for f in demo.test_files],
         root / "results",
-        fmt="csv",
-        label="horn",
-        threshold=scanner.scan_threshold,
-        keep_results=True,
+        BatchSettings(label="horn", threshold=scanner.scan_threshold, keep_results=True),
     )
     run.indent = ""
     run.echo()

@@ -56,7 +56,8 @@ def ray_options() -> argparse.ArgumentParser:
         "--ray",
         action="store_true",
         help="run on Ray: the cluster at --ray-address or $RAY_ADDRESS, else a local Ray "
-        "started for this run; same results as without (the embedding cache is not used)",
+        "started for this run; same results as without. The embedding cache is used only "
+        "with --cache-dir, a folder every node reads and writes at the same path",
     )
     g.add_argument(
         "--ray-address",
@@ -89,11 +90,13 @@ def ray_settings(run: Run) -> RayOptions | None:
         raise UsageError("--ray needs Ray, which is not installed: pip install 'audio_embed[ray]'.")
     from audio_embed.distributed import RayOptions
 
+    cache_dir = None if getattr(args, "no_cache", False) else getattr(args, "cache_dir", None)
     return RayOptions(
         address=args.ray_address,
         workers=args.workers,
         threads=args.threads,
         embedder_kwargs=embedder_kwargs(args),
+        cache_dir=cache_dir,
     )
 
 

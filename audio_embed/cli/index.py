@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from audio_embed.cli.common import embedder_from_args, make_cache
+from audio_embed.cli.distributed import ray_options, ray_settings, runner_kwargs
 from audio_embed.cli.options import (
     Formatter,
     Subparsers,
@@ -18,6 +20,8 @@ from audio_embed.cli.options import (
 from audio_embed.cli.session import EXIT_FAILURE, PROG, Progress, Run, UsageError
 
 if TYPE_CHECKING:
+    from audio_embed.cache import CachedEmbeddings
+    from audio_embed.errors import AudioEmbedError
     from audio_embed.index import EmbeddingIndex
 
 __all__ = ["add_parser", "open_index", "run"]
@@ -27,7 +31,7 @@ def add_parser(subparsers: Subparsers) -> argparse.ArgumentParser:
     """The ``index`` subcommand."""
     p = subparsers.add_parser(
         "index",
-        parents=[common_options(), model_options(), cache_options()],
+        parents=[common_options(), model_options(), cache_options(), ray_options()],
         formatter_class=Formatter,
         help="build or extend a searchable archive of window embeddings",
         description=(
@@ -39,12 +43,14 @@ def add_parser(subparsers: Subparsers) -> argparse.ArgumentParser:
             "content) are skipped, changed ones replaced. Embeddings go through the same\n"
             "cache as scan, so files already scanned are not decoded again. A file that\n"
             "cannot be read is reported and skipped (exit code 1); Ctrl-C leaves the\n"
-            "archive as it was."
+            "archive as it was. With --ray the embedding runs on Ray workers (the same\n"
+            "vectors); the driver writes the index."
         ),
         epilog=(
             "examples:\n"
             f"  {PROG} index recordings/ --model LOGMEL --out archive.idx\n"
             f"  {PROG} index new/ --out archive.idx          (adds; model from the archive)\n"
+            f"  {PROG} index /mnt/archive/ --model HUBERT_BASE --out archive.idx --ray\n"
             f"  {PROG} search archive.idx --example recordings/a.wav:12.5"
         ),
     )
@@ -110,6 +116,30 @@ def _create(run: Run, path: Path) -> EmbeddingIndex:
     )
 
 
+def _ray_runner(
+    run: Run, index: EmbeddingIndex
+) -> Callable[..., Iterator[tuple[str, CachedEmbeddings | AudioEmbedError]]] | None:
+    """With --ray: the workers' ``sliding_embeddings_many`` with the index's model and
+    windows, in input order (as ``EmbeddingIndex.add`` needs); else None."""
+    options = ray_settings(run)
+    if options is None:
+        return None
+    from audio_embed.distributed import RayScanner
+
+    sw = index.windows
+    runner = RayScanner.for_embedding(
+        index.embedder_name,
+        options,
+        window=sw.window,
+        hop=sw.hop,
+        encoding=sw.encoding,
+        batch_size=run.args.batch_size,
+        ordered=True,
+        **runner_kwargs(run),
+    )
+    return runner.sliding_embeddings_many
+
+
 def run(run: Run) -> int:
     from audio_embed.batch import collect_inputs
 
@@ -126,9 +156,12 @@ def run(run: Run) -> int:
         index = open_index(run, path, model=args.model)
     else:
         index = _create(run, path)
-    progress = Progress(run, len(inputs), "embed") if run.show_progress else None
+    many = _ray_runner(run, index)
+    show = run.show_progress and many is None  # a Ray runner draws its own bar
+    progress = Progress(run, len(inputs), "embed") if show else None
     try:
-        report = index.add([inp.path for inp in inputs], progress=progress, cancel=run.cancel)
+        paths = [inp.path for inp in inputs]
+        report = index.add(paths, progress=progress, cancel=run.cancel, many=many)
     finally:
         if progress is not None:
             progress.close()

@@ -7,7 +7,15 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from audio_embed.batch import COMBINED_CSV, BatchReport, FileOutcome, scan_to_folder
+from audio_embed.batch import (
+    COMBINED_CSV,
+    BatchCancelled,
+    BatchReport,
+    BatchSettings,
+    FileOutcome,
+    ScansMany,
+    scan_to_folder,
+)
 from audio_embed.cli.common import apply_overrides, load_scanner, make_cache
 from audio_embed.cli.distributed import ray_settings, runner_kwargs, scanner_command_options
 from audio_embed.cli.options import (
@@ -20,8 +28,7 @@ from audio_embed.cli.session import EXIT_FAILURE, PROG, Progress, Run, UsageErro
 
 if TYPE_CHECKING:
     from audio_embed.errors import AudioEmbedError
-    from audio_embed.formats import OutputFormat
-    from audio_embed.scanner import Scanner, ScanResult
+    from audio_embed.scanner import ScanResult
 
 __all__ = ["add_parser", "run", "scan_and_print"]
 
@@ -111,51 +118,61 @@ def run(run: Run) -> int:
         args.scanner = None
     if args.threshold is not None and not 0.0 <= args.threshold <= 1.0:
         raise UsageError(f"--threshold must be in [0, 1]. Got {args.threshold}.")
-    scanner, _name = load_scanner(run, cache=make_cache(args))
-    apply_overrides(scanner, args)
     label = args.label or (args.profile if args.store is not None else "target")
     if args.markers_out and not args.suggest:
         raise UsageError("--markers-out goes with --suggest N.")
-    many = None
-    if (options := ray_settings(run)) is not None:
-        from audio_embed.distributed import RayScanner
-
-        many = RayScanner.from_scanner(scanner, options, **runner_kwargs(run)).scan_many
-    rc, report = scan_and_print(
-        run,
-        scanner,
-        items,
-        Path(args.out),
+    settings = BatchSettings(
         fmt=args.format,
         label=label,
         threshold=args.threshold,
         skip_existing=args.skip_existing,
         keep_results=bool(args.suggest),
-        many=many,
     )
+    scanner = _scanner(run)
+    many = scanner.scan_many if args.ray else None  # a Ray runner draws its own bar
+    rc, report = scan_and_print(run, scanner, items, Path(args.out), settings, many=many)
     if args.suggest:
         from audio_embed.cli.search import print_suggestions
         from audio_embed.review import suggest_windows, write_review_markers
 
-        threshold = scanner.scan_threshold if args.threshold is None else args.threshold
-        picks = suggest_windows(report.results().values(), args.suggest, threshold=threshold)
-        print_suggestions(run, picks, threshold)
+        picks = suggest_windows(report.results().values(), args.suggest, threshold=report.threshold)
+        print_suggestions(run, picks, report.threshold)
         if args.markers_out:
             run.echo(f"Markers to review: {write_review_markers(args.markers_out, picks)}")
     return rc
 
 
+def _scanner(run: Run) -> ScansMany:
+    """The scanner, or with --ray the runner that ships it to the workers.
+
+    With --ray and a scanner file (no --store, --model or --batch-size to apply
+    first), only the workers build the model: the driver reads the file's
+    threshold and sends its bytes."""
+    args = run.args
+    options = ray_settings(run)
+    if options is None:
+        scanner, _name = load_scanner(run, cache=make_cache(args))
+        apply_overrides(scanner, args)
+        return scanner
+    from audio_embed.distributed import RayScanner
+
+    if args.store is None and not args.model and not getattr(args, "batch_size", None):
+        load = {"allow_mismatch": True} if getattr(args, "allow_mismatch", False) else {}
+        return RayScanner.from_scanner(
+            Path(args.scanner), options, load_kwargs=load, **runner_kwargs(run)
+        )
+    scanner, _name = load_scanner(run, cache=None)
+    apply_overrides(scanner, args)
+    return RayScanner.from_scanner(scanner, options, **runner_kwargs(run))
+
+
 def scan_and_print(
     run: Run,
-    scanner: Scanner,
+    scanner: ScansMany,
     items: Sequence[str],
     out_dir: Path,
+    settings: BatchSettings,
     *,
-    fmt: OutputFormat,
-    label: str,
-    threshold: float | None,
-    skip_existing: bool = False,
-    keep_results: bool = False,
     many: Callable[..., Iterator[tuple[str, ScanResult | AudioEmbedError]]] | None = None,
 ) -> tuple[int, BatchReport]:
     """:func:`audio_embed.batch.scan_to_folder` (``many``: another runner than
@@ -167,16 +184,18 @@ def scan_and_print(
             scanner,
             items,
             out_dir,
-            fmt=fmt,
-            label=label,
-            threshold=threshold,
-            skip_existing=skip_existing,
-            keep_results=keep_results,
+            settings,
             progress=progress,
             cancel=run.cancel,
             on_file=lambda outcome: _print_outcome(run, outcome),
             many=many,
         )
+    except BatchCancelled as exc:  # what finished, then the usual "cancelled" exit
+        if progress is not None:
+            progress.close()
+            progress = None
+        _print_summary(run, exc.report, out_dir)
+        raise
     finally:
         if progress is not None:
             progress.close()

@@ -559,6 +559,13 @@ class Scanner(StreamingEmbeddings):
         for path, entry in self.sliding_embeddings_many(sources, progress=progress, cancel=cancel):
             yield path, entry if isinstance(entry, Exception) else self._score(path, entry)
 
+    def score_embeddings(self, entry: CachedEmbeddings, *, source: str = "<array>") -> ScanResult:
+        """:meth:`scan` of sliding-window embeddings computed earlier
+        (:meth:`sliding_embeddings` of this scanner, or an embedding-cache entry);
+        ``source`` names the file in the result."""
+        self._check_fitted()
+        return self._score(source, entry)
+
     def _check_fitted(self) -> None:
         if not self.is_fitted:
             from sklearn.exceptions import NotFittedError
