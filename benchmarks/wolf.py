@@ -145,7 +145,7 @@ def _run(
     encoding: str = "shared",
     labelling: str = "overlap",
     normalization: str = "recording",
-    classifier: str = "auto",
+    classifier: str | None = None,
     tolerance: float | None = None,
     neg_margin: float | None = None,
     threshold: float | str = "auto",
