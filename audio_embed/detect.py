@@ -16,7 +16,14 @@ detection systems post-process frame probabilities:
    threshold are separate occurrences when the track between them falls to
    ``valley`` times the lower peak or below; the region is cut at the lowest
    point between them.
-5. **Gaps and durations.** Occurrences closer than ``min_gap`` seconds are
+5. **Extent** (opt-in, ``extent="intersection"``): for windows longer than
+   the sound (BirdNET's 3 s chunks on 1 s calls) every window that holds the
+   whole sound scores high, so the stretch of high scores is about
+   ``window - sound`` long and centred on the sound. The occurrence is then the
+   intersection of its windows that reach the threshold: centred where their
+   centres are, ``window`` minus the spread of those centres long (at least one
+   hop), and never wider than the track region of step 1.
+6. **Gaps and durations.** Occurrences closer than ``min_gap`` seconds are
    merged; those shorter than ``min_duration`` are widened around their
    middle (never dropped, never over a neighbour or the file's ends).
 
@@ -27,8 +34,8 @@ moment to jump to).
 
 Guarantees (tested with property tests): detections are sorted, never
 overlap (one may end where the next starts), lie inside ``[0, duration]``, and
-every window whose (smoothed) score reaches the threshold has its centre
-inside a detection.
+(with the default ``extent="track"``) every window whose (smoothed) score
+reaches the threshold has its centre inside a detection.
 """
 
 from __future__ import annotations
@@ -36,6 +43,7 @@ from __future__ import annotations
 import itertools
 import math
 from collections.abc import Sequence
+from typing import Literal
 
 import numpy as np
 from attrs import frozen
@@ -52,6 +60,10 @@ __all__ = [
     "max_matching",
     "score_track",
 ]
+
+#: How far a detection reaches: the track region, or the windows' intersection.
+Extent = Literal["track", "intersection"]
+EXTENTS: tuple[Extent, ...] = ("track", "intersection")
 
 
 def _check_range(name: str, value: float, lo: float, hi: float) -> float:
@@ -77,6 +89,10 @@ class Postprocessing:
             them falls to ``valley`` times the lower peak (0 = never split).
         min_gap: merge detections closer than this many seconds.
         min_duration: widen shorter detections to this many seconds.
+        extent: ``"track"`` (default): a detection spans its region of the
+            score track; ``"intersection"``: the intersection of its windows
+            that reach the threshold, for windows longer than the sound (see
+            the module docstring, step 5).
     """
 
     smooth: float = 0.0
@@ -84,22 +100,31 @@ class Postprocessing:
     valley: float = 0.5
     min_gap: float = 0.0
     min_duration: float = 0.0
+    extent: Extent = "track"
 
     def __attrs_post_init__(self) -> None:
+        if self.extent not in EXTENTS:
+            raise InvalidInputError(
+                "The 'extent' parameter of Postprocessing must be 'track' or 'intersection'. "
+                f"Got {self.extent!r} instead."
+            )
         _check_range("smooth", self.smooth, 0.0, math.inf)
         _check_range("hysteresis", self.hysteresis, 0.0, 1.0)
         _check_range("valley", self.valley, 0.0, 1.0)
         _check_range("min_gap", self.min_gap, 0.0, math.inf)
         _check_range("min_duration", self.min_duration, 0.0, math.inf)
 
-    def as_dict(self) -> dict[str, float]:
-        return {
+    def as_dict(self) -> dict[str, float | str]:
+        out: dict[str, float | str] = {
             "smooth": self.smooth,
             "hysteresis": self.hysteresis,
             "valley": self.valley,
             "min_gap": self.min_gap,
             "min_duration": self.min_duration,
         }
+        if self.extent != "track":  # files saved before the option read the same
+            out["extent"] = self.extent
+        return out
 
 
 def _hop(centres: np.ndarray, window: float) -> float:
@@ -205,6 +230,10 @@ def detect(
             best = a + int(np.argmax(raw[a : last + 1]))
             lo = centres[a] - half if a == i else centres[a]
             hi = centres[last] + half if last == j else centres[b]
+            if post.extent == "intersection":
+                lo, hi = _intersection(
+                    centres[a : last + 1], track[a : last + 1], threshold, window, half, lo, hi
+                )
             spans.append([lo, hi, float(raw[best]), float(centres[best])])
     _widen(spans, post.min_duration, end_of_file)
     out = []
@@ -212,6 +241,27 @@ def detect(
         lo, hi = max(0.0, lo), min(end_of_file, hi)
         out.append(Detection(lo, max(lo, hi), score, min(max(peak, lo), max(lo, hi))))
     return out
+
+
+def _intersection(
+    centres: np.ndarray,
+    track: np.ndarray,
+    threshold: float,
+    window: float,
+    half: float,
+    lo: float,
+    hi: float,
+) -> tuple[float, float]:
+    """The common part of the windows (centres ``centres``) whose score reaches
+    ``threshold``, at least one hop long, inside ``[lo, hi]``."""
+    above = centres[track >= threshold]
+    if len(above) == 0:
+        return lo, hi
+    first, final = float(above[0]), float(above[-1])
+    middle = (first + final) / 2.0
+    length = min(max(window - (final - first), 2.0 * half), hi - lo)
+    start = min(max(lo, middle - length / 2.0), hi - length)
+    return start, start + length
 
 
 def _merge_close(

@@ -87,10 +87,14 @@ def _check_layers(emb: LayeredEmbedder, x: torch.Tensor, plain: torch.Tensor, rt
     if len(first) != 1:
         raise AssertionError("hidden_states(num_layers=1) must return one tensor")
     _close(first[0], states[0], rtol, "hidden_states(num_layers=1) vs block 1 of all")
-    last = emb.embed_layers(x, [total])
-    _close(last, plain, rtol, "embed_layers([last block]) vs embed()")
+    own = emb.embedding_layer
+    if not 1 <= own <= total:
+        raise AssertionError(f"embedding_layer must be a block in 1..{total}. Got {own}.")
+    last = emb.embed_layers(x, [own])
+    _close(last, plain, rtol, f"embed_layers([{own}], the embedding's block) vs embed()")
     multi = MultiLayerEmbedder(emb, layers=[1, total]).embed(x)
-    _close(multi[:, emb.dim :], plain, rtol, "last slice of the _ML embedding vs embed()")
+    if own == total:
+        _close(multi[:, emb.dim :], plain, rtol, "last slice of the _ML embedding vs embed()")
     _close(multi[:, : emb.dim], emb.embed_layers(x, [1]), rtol, "_ML slice 1 vs block 1")
 
 
@@ -130,8 +134,9 @@ def check_embedder(
     on batch neighbours; NaN input and a wrong sample rate raise
     ``InvalidInputError``; ``config()`` is stable plain JSON naming the
     embedder; for layered models, ``hidden_states`` has one ``[B, T, D]``
-    tensor per block and stops early, the pooled last block equals the
-    embedding and so does the last slice of a :class:`MultiLayerEmbedder`;
+    tensor per block and stops early, the pooled block ``embedding_layer``
+    (the last, unless the model says otherwise) equals the embedding and, when
+    it is the last, so does the last slice of a :class:`MultiLayerEmbedder`;
     for models with a frame geometry, ``frame_states`` has the frame count the
     geometry gives, pooling it gives the embedding, and shared encoding runs.
 

@@ -3,9 +3,19 @@
 
 from __future__ import annotations
 
-from attrs import frozen
+import math
+from typing import TYPE_CHECKING, Any, Literal
 
-__all__ = ["Detection"]
+from attrs import field, frozen
+
+from audio_embed.errors import InvalidInputError
+
+if TYPE_CHECKING:
+    from audio_embed.classifier import BaseKind
+
+__all__ = ["Detection", "ScanDefaults"]
+
+_KINDS = ("hgb", "logreg", "extratrees", "prototype")
 
 
 @frozen
@@ -20,3 +30,67 @@ class Detection:
     end: float
     score: float
     peak: float
+
+
+def _positive_or_none(name: str) -> Any:
+    def check(_instance: object, _attribute: object, value: float | None) -> None:
+        if value is not None and not (math.isfinite(value) and value > 0):
+            raise InvalidInputError(
+                f"The {name!r} of ScanDefaults must be > 0 seconds or None. Got {value!r} instead."
+            )
+
+    return check
+
+
+def _kind_or_none(_instance: object, _attribute: object, value: str | None) -> None:
+    if value is not None and value not in _KINDS:
+        raise InvalidInputError(
+            f"The 'classifier' of ScanDefaults must be one of {', '.join(_KINDS)} or None. "
+            f"Got {value!r} instead."
+        )
+
+
+@frozen(kw_only=True)
+class ScanDefaults:
+    """The scan settings measured best for one model (``Embedder.scan_defaults()``).
+
+    A :class:`~audio_embed.Scanner` built without ``scan_windows``,
+    ``classifier``, ``context`` or ``postprocessing`` takes each of these that
+    is not None; what the caller passes always wins, and None leaves the
+    library's generic default.
+
+    Attributes:
+        window, hop: sliding window length and step, seconds.
+        classifier: the base estimator (:func:`~audio_embed.classifier.make_base_estimator`
+            kind) instead of the automatic choice.
+        context: the Scanner's context seconds (0 = none).
+        extent: :class:`~audio_embed.detect.Postprocessing` ``extent``.
+    """
+
+    window: float | None = field(default=None, validator=_positive_or_none("window"))
+    hop: float | None = field(default=None, validator=_positive_or_none("hop"))
+    classifier: BaseKind | None = field(default=None, validator=_kind_or_none)
+    context: float | None = None
+    extent: Literal["track", "intersection"] | None = None
+
+    def __attrs_post_init__(self) -> None:
+        if self.context is not None and not (math.isfinite(self.context) and self.context >= 0):
+            raise InvalidInputError(
+                f"The 'context' of ScanDefaults must be >= 0 seconds or None. Got {self.context!r}."
+            )
+        if self.extent not in (None, "track", "intersection"):
+            raise InvalidInputError(
+                "The 'extent' of ScanDefaults must be 'track', 'intersection' or None. "
+                f"Got {self.extent!r} instead."
+            )
+
+    def as_dict(self) -> dict[str, Any]:
+        """The settings that are set (not None)."""
+        values = {
+            "window": self.window,
+            "hop": self.hop,
+            "classifier": self.classifier,
+            "context": self.context,
+            "extent": self.extent,
+        }
+        return {k: v for k, v in values.items() if v is not None}

@@ -19,9 +19,17 @@ mean-pooled outputs, concatenated). ``--set KEY=VALUE`` passes a keyword to the
 embedder (``--set short_input=cut`` for Whisper, ``--set chunk_hop=0.5`` for
 BirdNET).
 
+Settings not given (window, hop, classifier, context, post-processing) are what a
+user gets: the model's scan defaults (``Embedder.scan_defaults()``), else the
+library's; ``--layers last`` is the model's default embedding (block 2 for
+WHISPER_TINY_EN; ``--layers 4`` is its last block).
+
 ``--grid 8/1,4/1,3/1 --poolings mean,max --classifiers hgb,logreg`` runs every
-combination in one process and encodes each shared segment once (the segments of
-windows that cover the whole file do not depend on the window size).
+combination in one process (also ``--layer-sets '2;4;ml'``, ``--contexts 4,0``,
+``--posts '[{}, {"extent": "intersection"}]'``). The frames of real encoders (all
+blocks of each shared segment) are kept under ``CACHE/frames``, so later runs
+and other settings reuse them. ``--plus LOGMEL`` appends LOGMEL's vectors to
+the model's (benchmark only).
 
 ``--loro`` chooses settings without the test split: for each training recording,
 train on the other three (threshold chosen by their own cross-validation), scan the
@@ -38,6 +46,7 @@ quality means nothing on its own, but comparing ``--encoding shared`` with
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import logging
 import sys
@@ -46,15 +55,17 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
+import attrs
 import numpy as np
 
 from audio_embed import create_embedder
 from audio_embed.cache import EmbeddingCache
 from audio_embed.classifier import CalibratedClassifier, make_base_estimator
+from audio_embed.embedders.base import Embedder
 from audio_embed.errors import TrainingDataError
 from audio_embed.evaluate import evaluate, read_labels
 from audio_embed.formats import read_markers
-from audio_embed.scanner import Postprocessing, Recording, Scanner
+from audio_embed.scanner import Recording, Scanner
 from audio_embed.windows import Markers, SlidingWindows, TargetedWindows
 
 VARIANTS: dict[str, dict[str, Any]] = {
@@ -105,7 +116,7 @@ def run(
     encoding: str = "shared",
     labelling: str = "overlap",
     normalization: str = "recording",
-    classifier: str = "auto",
+    classifier: str | None = None,
     tolerance: float | None = None,
     neg_margin: float | None = None,
     threshold: float | str = "auto",
@@ -134,7 +145,7 @@ def _run(
     encoding: str = "shared",
     labelling: str = "overlap",
     normalization: str = "recording",
-    classifier: str = "auto",
+    classifier: str | None = None,
     tolerance: float | None = None,
     neg_margin: float | None = None,
     threshold: float | str = "auto",
@@ -168,14 +179,14 @@ def _run(
         tolerance = 12.0 if labelling == "targeted" else 0.0
     if neg_margin is None:
         neg_margin = 120.0 if labelling == "targeted" else TargetedWindows().neg_margin
-    sw = SlidingWindows()
-    window = sw.window if window is None else window
-    hop = sw.hop if hop is None else hop
+    # What is not given is what a user gets: the model's scan defaults, else the library's.
+    own, sw = embedder.scan_defaults(), SlidingWindows()
+    window = window if window is not None else own.window or sw.window
+    hop = hop if hop is not None else own.hop or sw.hop
+    classifier = classifier or own.classifier or "auto"
     extra: dict[str, Any] = {}
     if context is not None:
         extra["context"] = context
-    if postprocessing is not None:
-        extra["postprocessing"] = Postprocessing(**postprocessing)
     scanner = Scanner(
         embedder,
         classifier=CalibratedClassifier(
@@ -192,6 +203,8 @@ def _run(
         seed=seed,
         **extra,
     )
+    if postprocessing is not None:  # changes to the scanner's own (the model's or the library's)
+        scanner.postprocessing = attrs.evolve(scanner.postprocessing, **postprocessing)
     markers = _markers(bench, first_k)
     if holdout is not None:
         markers = {f: m for f, m in markers.items() if Path(f) != bench / holdout}
@@ -232,6 +245,9 @@ def _run(
         scan_s=round(scan_s, 1),
         train=summary["windows_positive"],
         train_neg=summary["windows_negative"],
+        classifier=classifier,
+        context=scanner.context,
+        extent=scanner.postprocessing.extent,
     )
     if first_k is not None:
         out["first_k"] = first_k
@@ -257,20 +273,62 @@ def loro(bench: Path, model: str, cache: EmbeddingCache, **kwargs: Any) -> dict[
     return row
 
 
-def _memoise_frames(embedder: Any) -> None:
-    """Benchmark only: remember ``encode_frames`` results by input bytes, so a grid of
-    window sizes, hops and poolings over the same files encodes each segment once
-    (shared segments do not depend on the window when the windows cover the file)."""
+def _memoise_frames(embedder: Any, store: Path | None = None) -> None:
+    """Benchmark only: remember ``encode_frames`` results per input row, so a grid of
+    window sizes, hops, poolings and blocks over the same files encodes each shared
+    segment once (shared segments do not depend on the window when the windows cover
+    the file). A layered model encodes all its blocks once and each request takes its
+    slice. With ``store``, the frames also go to disk (``.npy`` per segment), so later
+    processes reuse them."""
     import hashlib
 
-    memo: dict[tuple[str, Any], Any] = {}
+    import torch
+
+    memo: dict[str, list[Any]] = {}
     encode = embedder.encode_frames
+    depth = int(embedder.num_layers or 0)
+    every = tuple(range(1, depth + 1)) if depth else None
+    config = {k: v for k, v in embedder.config().items() if k != "frame_pooling"}
+    # every block is kept, so the block the embedding pools does not change the frames
+    config["settings"] = {k: v for k, v in config["settings"].items() if k != "layer"}
+    tag = json.dumps(config, sort_keys=True, default=str)
+    if store is not None:
+        store.mkdir(parents=True, exist_ok=True)
+
+    def rows(waveforms: Any) -> list[list[Any]]:
+        keys = [
+            hashlib.blake2b(tag.encode() + row.tobytes()).hexdigest()[:32]
+            for row in waveforms.cpu().numpy()
+        ]
+        missing = []
+        for i, key in enumerate(keys):
+            if key in memo:
+                continue
+            path = None if store is None else store / f"{key}.npz"
+            if path is not None and path.is_file():
+                with np.load(path) as z:
+                    memo[key] = [torch.from_numpy(z[f"s{k}"]) for k in range(len(z.files))]
+            else:
+                missing.append(i)
+        if missing:
+            states = encode(waveforms[missing], every)
+            for j, i in enumerate(missing):
+                memo[keys[i]] = [s[j].detach().float().cpu() for s in states]
+                if store is not None:
+                    arrays = {f"s{k}": s.numpy() for k, s in enumerate(memo[keys[i]])}
+                    tmp = store / f"{keys[i]}.tmp.npz"
+                    np.savez(tmp, **arrays)
+                    tmp.replace(store / f"{keys[i]}.npz")
+        return [memo[key] for key in keys]
 
     def cached(waveforms: Any, layers: Any) -> Any:
-        key = (hashlib.blake2b(waveforms.cpu().numpy().tobytes()).hexdigest(), layers)
-        if key not in memo:
-            memo[key] = encode(waveforms, layers)
-        return memo[key]
+        got = rows(waveforms)
+        if every is None:
+            picked = list(range(len(got[0])))
+        else:
+            own = getattr(embedder, "layer", None) or depth
+            picked = [k - 1 for k in ((own,) if layers is None else layers)]
+        return [torch.stack([r[k] for r in got]).to(waveforms.device) for k in picked]
 
     embedder.encode_frames = cached
 
@@ -301,7 +359,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--hop", type=float, help="hop seconds (default: the library's)")
     ap.add_argument("--context", type=float, help="Scanner context seconds (default: library)")
     ap.add_argument("--threshold", default="auto", help="auto (default) or a number")
-    ap.add_argument("--post", type=json.loads, help='Postprocessing as JSON, e.g. {"smooth":0.5}')
+    ap.add_argument(
+        "--post",
+        type=json.loads,
+        help='changes to the default Postprocessing, JSON: {"smooth":0.5}',
+    )
     ap.add_argument(
         "--few-shot",
         action="store_true",
@@ -334,6 +396,19 @@ def main(argv: list[str] | None = None) -> int:
     )
     ap.add_argument("--poolings", default="", help="frame poolings for --grid, e.g. mean,max")
     ap.add_argument("--classifiers", default="", help="classifiers for --grid, e.g. hgb,logreg")
+    ap.add_argument(
+        "--layer-sets", default="", help="';'-separated --layers values for --grid, e.g. '2;3;ml'"
+    )
+    ap.add_argument(
+        "--plus", default="", help="--grid: append these embedders' vectors, e.g. LOGMEL"
+    )
+    ap.add_argument("--contexts", default="", help="context seconds for --grid, e.g. 4,0")
+    ap.add_argument(
+        "--posts",
+        type=json.loads,
+        default=None,
+        help='Postprocessing changes for --grid, a JSON list: \'[{}, {"extent": "intersection"}]\'',
+    )
     args = ap.parse_args(argv)
     model_kwargs = dict(_parse_setting(item) for item in args.set)
     logging.basicConfig(level=logging.WARNING)
@@ -358,6 +433,13 @@ def main(argv: list[str] | None = None) -> int:
     jobs = [(n, {**VARIANTS[n], **common}) for n in names]
     if args.few_shot:
         jobs = [(f"first-{k}", {**common, "first_k": k}) for k in (1, 2, 3, 5)]
+    if not args.random_weights and args.encoding == "shared":
+        # frames of real encoders are kept on disk (see _memoise_frames)
+        base = create_embedder(args.model, **model_kwargs)
+        if base.frame_geometry() is not None:
+            _memoise_frames(base, args.cache / "frames")
+        common["embedder"] = _layer_embedder(base, args.layers)
+        jobs = [(n, {**kw, "embedder": common["embedder"]}) for n, kw in jobs]
     for name, kwargs in jobs:
         try:
             if args.loro:
@@ -425,36 +507,88 @@ def _row(
         "hop": hop,
         "layers": args.layers,
         "classifier": settings.get("classifier", "auto"),
+        "context": settings.get("context"),
+        "post": settings.get("postprocessing"),
         **model_kwargs,
         **res,
     }
     if embedder is not None:
-        row["frame_pooling"] = embedder.frame_pooling
+        row["frame_pooling"] = getattr(embedder, "parts", [embedder])[0].frame_pooling
+    if args.plus:
+        row["plus"] = args.plus
     if args.random_weights:
         row["weights"] = "random"
     print(json.dumps(row), flush=True)
 
 
-def _grid(args: argparse.Namespace, cache: EmbeddingCache, model_kwargs: dict[str, Any]) -> int:
+class _Plus(Embedder):
+    """Benchmark only: the window vectors of several embedders side by side
+    (``--plus LOGMEL``), each computed with the scan's encoding."""
+
+    def __init__(self, parts: list[Embedder]) -> None:
+        self.parts = parts
+        self.name = "+".join(p.name for p in parts)
+        self.dim = sum(p.dim for p in parts)
+
+    def _embed_batch(self, waveforms: Any) -> Any:
+        import torch
+
+        return torch.cat([p.embed(waveforms) for p in self.parts], dim=1)
+
+    def shared_settings(self) -> dict[str, float]:
+        own = [s for p in self.parts if (s := p.shared_settings())]
+        if not own:
+            return {}
+        return {"chunk": own[0]["chunk"], "context": max(s["context"] for s in own)}
+
+    def cache_id(self) -> str:
+        return "plus:" + "|".join(p.cache_id() for p in self.parts)
+
+    def embed_windows(self, audio: Any, starts: Any, window: float, **kwargs: Any) -> Any:
+        return np.hstack([p.embed_windows(audio, starts, window, **kwargs) for p in self.parts])
+
+
+def _layer_embedder(base: Any, layers: str) -> Any:
+    if layers == "last":
+        return base
     from audio_embed.embedders.multilayer import MultiLayerEmbedder
 
+    picked: Any = "quartiles" if layers == "ml" else [int(k) for k in layers.split(",")]
+    return MultiLayerEmbedder(base, layers=picked)
+
+
+def _grid(args: argparse.Namespace, cache: EmbeddingCache, model_kwargs: dict[str, Any]) -> int:
     base = create_embedder(args.model, **model_kwargs)
-    _memoise_frames(base)
-    embedder: Any = base
-    if args.layers != "last":
-        picked: Any = (
-            "quartiles" if args.layers == "ml" else [int(k) for k in args.layers.split(",")]
-        )
-        embedder = MultiLayerEmbedder(base, layers=picked)
+    _memoise_frames(base, args.cache / "frames" if args.encoding == "shared" else None)
+    layer_sets = [s for s in args.layer_sets.split(";") if s] or [args.layers]
     pairs = [tuple(float(v) for v in pair.split("/")) for pair in args.grid.split(",")]
     poolings = [p for p in args.poolings.split(",") if p] or [base.frame_pooling]
-    classifiers = [c for c in args.classifiers.split(",") if c] or [args.classifier or "auto"]
-    for window, hop in pairs:
-        for pooling in poolings:
-            base.frame_pooling = pooling
-            for classifier in classifiers:
-                settings = {"classifier": classifier}
-                _row(args, cache, model_kwargs, "default", settings, window, hop, embedder)
+    classifiers: list[str | None] = [c for c in args.classifiers.split(",") if c] or [
+        args.classifier
+    ]
+    contexts: list[float | None] = [float(c) for c in args.contexts.split(",") if c] or [
+        args.context
+    ]
+    posts: list[dict[str, Any] | None] = args.posts or [args.post]
+    plus = [create_embedder(name) for name in args.plus.split(",") if name]
+    for layers in layer_sets:
+        embedder = _layer_embedder(base, layers)
+        if plus:
+            embedder = _Plus([embedder, *plus])
+        args.layers = layers
+        for window, hop in pairs:
+            for pooling in poolings:
+                base.frame_pooling = pooling
+                for classifier in classifiers:
+                    for context, post in itertools.product(contexts, posts):
+                        settings: dict[str, Any] = {}
+                        if classifier is not None:
+                            settings["classifier"] = classifier
+                        if context is not None:
+                            settings["context"] = context
+                        if post is not None:
+                            settings["postprocessing"] = post
+                        _row(args, cache, model_kwargs, "default", settings, window, hop, embedder)
     return 0
 
 

@@ -133,3 +133,17 @@ def test_models_command_shows_the_licence(capsys: pytest.CaptureFixture[str]) ->
     assert main(["models"]) == 0
     row = next(line for line in capsys.readouterr().out.splitlines() if "BIRDNET_V24" in line)
     assert "CC BY-NC-SA 4.0" in row and "non-commercial" in row
+
+
+def test_scanner_takes_birdnets_defaults(birdnet: BirdNETEmbedder) -> None:
+    from audio_embed.scanner import Scanner
+    from audio_embed.windows import SlidingWindows
+
+    scanner = Scanner(birdnet)
+    assert (scanner.scan_windows.window, scanner.scan_windows.hop) == (3.0, birdnet.chunk_hop)
+    steps = scanner.classifier.get_params()["estimator"].steps
+    assert [name for name, _ in steps] == ["standardscaler", "logisticregression"]
+    # the windows follow the chunk grid; what the caller passes wins
+    half = BirdNETEmbedder(chunk_hop=0.5, num_threads=1)
+    assert Scanner(half).scan_windows.hop == 0.5
+    assert Scanner(half, scan_windows=SlidingWindows(4.0, 1.0)).scan_windows.window == 4.0

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 
+import attrs
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -72,9 +73,27 @@ def test_smoothing_removes_a_one_hop_spike() -> None:
     assert track.max() == 0.0 and raw.max() == 1.0
 
 
+def test_intersection_extent_finds_a_short_sound_in_long_windows() -> None:
+    # 3 s windows every 0.25 s over a sound at [10, 11): the windows that hold all
+    # of it score 0.9, those that hold part of it 0.4, the others 0.05.
+    starts = _grid(120, 0.25)
+    whole = (starts <= 10.0) & (starts + 3.0 >= 11.0)
+    part = (starts < 11.0) & (starts + 3.0 > 10.0)
+    p = np.where(whole, 0.9, np.where(part, 0.4, 0.05))
+    track = detect(starts, p, 3.0, 0.5, duration=32.75, post=Postprocessing())
+    (d,) = detect(starts, p, 3.0, 0.5, duration=32.75, post=Postprocessing(extent="intersection"))
+    assert (d.start, d.end) == pytest.approx((10.0, 11.0))
+    assert len(track) == 1 and track[0].end - track[0].start == pytest.approx(2.25)
+    assert d.start <= d.peak <= d.end and d.score == pytest.approx(0.9)
+    assert Postprocessing(extent="intersection").as_dict()["extent"] == "intersection"
+    assert "extent" not in Postprocessing().as_dict()  # files saved before it read the same
+
+
 def test_bad_parameters_raise() -> None:
     with pytest.raises(InvalidInputError, match="hysteresis"):
         Postprocessing(hysteresis=1.5)
+    with pytest.raises(InvalidInputError, match="extent"):
+        Postprocessing(extent="union")  # type: ignore[arg-type]
     with pytest.raises(InvalidInputError, match="threshold"):
         detect(np.zeros(1), np.zeros(1), 1.0, 1.5)
     with pytest.raises(InvalidInputError, match="same length"):
@@ -100,6 +119,7 @@ _posts = st.builds(
     valley=st.floats(0.0, 1.0),
     min_gap=st.sampled_from([0.0, 0.5, 2.0]),
     min_duration=st.sampled_from([0.0, 0.5, 3.0]),
+    extent=st.sampled_from(["track", "intersection"]),
 )
 
 
@@ -125,6 +145,7 @@ def test_no_window_above_the_threshold_is_lost(
     case: tuple[np.ndarray, np.ndarray, float, float, float], post: Postprocessing
 ) -> None:
     starts, p, window, threshold, duration = case
+    post = attrs.evolve(post, extent="track")  # "intersection" may leave window centres out
     dets = detect(starts, p, window, threshold, duration, post)
     centres, track, _ = score_track(starts, p, window, post.smooth)
     for c in centres[track >= threshold]:

@@ -170,8 +170,42 @@ def test_registry_takes_a_ctranslate2_checkpoint(
     write_model_bin(tmp_path / "model.bin", ct2_variables(encoder, "float32"))
     emb = create_embedder("WHISPER_TINY_EN", checkpoint=tmp_path, device="cpu")
     assert (emb.name, emb.dim, emb.checkpoint) == ("WHISPER_TINY_EN", 32, str(tmp_path))
-    assert emb.config()["settings"] == {"short_input": "pad"}
-    torch.testing.assert_close(emb.embed(waves), WhisperEmbedder(model=encoder).embed(waves))
+    # tiny.en pools block 2 by default (measured, README "Real pretrained weights")
+    assert emb.config()["settings"] == {"short_input": "pad", "layer": 2}
+    torch.testing.assert_close(
+        emb.embed(waves), WhisperEmbedder(model=encoder, layer=2).embed(waves)
+    )
+
+
+def test_layer_picks_the_block_the_embedding_pools(
+    encoder: WhisperEncoder, waves: torch.Tensor
+) -> None:
+    emb = WhisperEmbedder(model=encoder, layer=2)
+    (frames,) = emb.frame_states(waves, [2])
+    torch.testing.assert_close(emb.embed(waves), frames.mean(dim=1))
+    # the last block is the default, normalised as last_hidden_state
+    assert WhisperEmbedder(model=encoder, layer=4).layer is None
+    torch.testing.assert_close(
+        WhisperEmbedder(model=encoder, layer=4).embed(waves),
+        WhisperEmbedder(model=encoder).embed(waves),
+    )
+    with pytest.raises(InvalidInputError, match="layer"):
+        WhisperEmbedder(model=encoder, layer=5)
+
+
+def test_tiny_en_scanner_takes_its_measured_defaults(encoder: WhisperEncoder) -> None:
+    from audio_embed.classifier import CalibratedClassifier
+    from audio_embed.scanner import Scanner
+
+    emb = create_embedder("WHISPER_TINY_EN", model=encoder, device="cpu")
+    assert emb.layer == 2 and emb.scan_defaults().classifier == "logreg"
+    steps = Scanner(emb).classifier.get_params()["estimator"].steps
+    assert [name for name, _ in steps] == ["standardscaler", "logisticregression"]
+    assert Scanner(emb, classifier=CalibratedClassifier()).classifier.estimator is None
+    assert create_embedder("WHISPER_TINY_EN", model=encoder, layer=None).layer is None
+    # sizes not measured keep the library's defaults and the last block
+    other = create_embedder("WHISPER_TINY", model=encoder, device="cpu")
+    assert other.layer is None and other.scan_defaults().as_dict() == {}
 
 
 # --- CTranslate2 model.bin -------------------------------------------------------------
@@ -272,10 +306,11 @@ def test_ctranslate2_strict_key_check(tmp_path: Path, encoder: WhisperEncoder, c
         load_ctranslate2_encoder(tmp_path)
 
 
-@pytest.mark.parametrize("short_input", ["pad", "cut"])
-def test_contract_checks(encoder: WhisperEncoder, short_input: str) -> None:
+@pytest.mark.parametrize(("short_input", "layer"), [("pad", None), ("cut", None), ("pad", 2)])
+def test_contract_checks(encoder: WhisperEncoder, short_input: str, layer: int | None) -> None:
     from audio_embed.testing import check_embedder
 
-    emb = WhisperEmbedder(model=encoder, short_input=short_input, device="cpu")  # type: ignore[arg-type]
+    emb = WhisperEmbedder(model=encoder, short_input=short_input, layer=layer, device="cpu")  # type: ignore[arg-type]
+    assert emb.embedding_layer == (layer or 4)
     ran = check_embedder(emb, seconds=1.5)
     assert "config" in ran and len(ran) >= 5

@@ -63,6 +63,7 @@ from audio_embed.embedders.shared import (
     shared_embed_windows,
 )
 from audio_embed.errors import InvalidInputError
+from audio_embed.types import ScanDefaults
 
 __all__ = [
     "CONFIG_VERSION",
@@ -361,6 +362,12 @@ class Embedder(abc.ABC):
         context = max(float(self.shared_context), least)
         return {"chunk": float(self.shared_chunk), "context": context}
 
+    def scan_defaults(self) -> ScanDefaults:
+        """Hook: scan settings measured best for this model (window, hop, classifier,
+        context, detection extent); a :class:`~audio_embed.Scanner` uses each one its
+        caller leaves unset. The default sets none: the library's generic defaults."""
+        return ScanDefaults()
+
     # ------------------------------------------------------------------ identity
 
     def settings(self) -> dict[str, Any]:
@@ -572,6 +579,12 @@ class LayeredEmbedder(Embedder):
         states = self.frame_states(waveforms, layers)
         return torch.cat([self.pool(s) for s in states], dim=-1)
 
+    @property
+    def embedding_layer(self) -> int:
+        """The block (1-based) whose pooled frames :meth:`embed` returns: the last,
+        unless a model was measured to do better with another (Whisper tiny.en: 2)."""
+        return int(self.num_layers or 0)
+
     def _embed_batch(self, waveforms: torch.Tensor) -> torch.Tensor:
-        """Default embedding: the pooled frames of the last block."""
-        return self.pool(self.encode_frames(waveforms, (int(self.num_layers or 0),))[0])
+        """Default embedding: the pooled frames of block :attr:`embedding_layer`."""
+        return self.pool(self.encode_frames(waveforms, (self.embedding_layer,))[0])

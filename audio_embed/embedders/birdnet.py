@@ -34,12 +34,14 @@ import os
 from pathlib import Path
 from typing import Any
 
+import attrs
 import numpy as np
 import torch
 
 from audio_embed.embedders.base import Embedder, FrameGeometry, fingerprint_files
 from audio_embed.errors import CheckpointError, InvalidInputError
 from audio_embed.registry import EmbedderSpec, register_embedder
+from audio_embed.types import ScanDefaults
 
 __all__ = ["BIRDNET_FILE", "BirdNETEmbedder", "birdnet_specs", "bundled_birdnet_file"]
 
@@ -49,6 +51,9 @@ MODEL_RATE = 48000
 CHUNK_SECONDS = 3.0
 LICENCE = "CC BY-NC-SA 4.0 (non-commercial use only)"
 _EMBEDDING_TENSOR = "GLOBAL_AVG_POOL"
+#: Measured on the wolf benchmark (README, "Real pretrained weights"): one 3 s chunk
+#: per window (the hop is the embedder's ``chunk_hop``), logistic regression.
+SCAN_DEFAULTS = ScanDefaults(window=CHUNK_SECONDS, classifier="logreg")
 
 
 def bundled_birdnet_file() -> Path | None:
@@ -185,6 +190,11 @@ class BirdNETEmbedder(Embedder):
 
     def settings(self) -> dict[str, Any]:
         return {"chunk_hop": self.chunk_hop, "frame_pooling": self.frame_pooling}
+
+    def scan_defaults(self) -> ScanDefaults:
+        """3 s windows (one chunk each) every ``chunk_hop`` seconds, logistic regression
+        (measured on the wolf benchmark, README "Real pretrained weights")."""
+        return attrs.evolve(SCAN_DEFAULTS, hop=self.chunk_hop)
 
     def weights_fingerprint(self) -> str:
         """SHA-256 of the ``.tflite`` file (computed once)."""

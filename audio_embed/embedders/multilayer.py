@@ -10,6 +10,7 @@ import torch
 from audio_embed.embedders.base import Embedder, FrameGeometry, LayeredEmbedder
 from audio_embed.errors import InvalidInputError
 from audio_embed.registry import ML_SUFFIX, quartile_layers, register_layer_selector
+from audio_embed.types import ScanDefaults
 
 __all__ = ["MultiLayerEmbedder", "resolve_layers"]
 
@@ -134,6 +135,11 @@ class MultiLayerEmbedder(Embedder):
 
     def settings(self) -> dict[str, Any]:
         return self.base.settings()
+
+    def scan_defaults(self) -> ScanDefaults:
+        """The base model's window, hop and classifier (they were measured on its
+        default embedding, not on these blocks)."""
+        return self.base.scan_defaults()
 
     def weights_fingerprint(self) -> str:
         return self.base.weights_fingerprint()

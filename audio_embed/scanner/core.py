@@ -16,7 +16,7 @@ from typing import Any, Literal
 
 import attrs
 import numpy as np
-from attrs import define, field, frozen
+from attrs import Factory, define, field, frozen
 from sklearn.base import clone
 
 from audio_embed.audio import load_audio, resample
@@ -45,6 +45,7 @@ from audio_embed.types import Detection
 from audio_embed.windows import Markers, SlidingWindows, TargetedWindows
 
 __all__ = [
+    "DEFAULT_CONTEXT",
     "DEFAULT_POSTPROCESSING",
     "STD_FLOOR",
     "Detection",
@@ -61,6 +62,41 @@ Normalization = Literal["recording", "targeted", "none"]
 STD_FLOOR = 1e-6
 #: Chosen on the wolf benchmark (README): light smoothing, split at valleys.
 DEFAULT_POSTPROCESSING = Postprocessing(smooth=0.5, hysteresis=0.5, valley=0.5)
+#: Seconds of context around each window (see Scanner), unless the model says otherwise.
+DEFAULT_CONTEXT = 4.0
+
+
+# A model's own scan defaults (Embedder.scan_defaults), for what the caller leaves unset.
+
+
+def _model_classifier(embedder: Embedder) -> CalibratedClassifier:
+    kind = embedder.scan_defaults().classifier
+    if kind is None:
+        return CalibratedClassifier()
+    from audio_embed.classifier import make_base_estimator
+
+    return CalibratedClassifier(make_base_estimator(kind))
+
+
+def _model_windows(embedder: Embedder) -> SlidingWindows:
+    generic, own = SlidingWindows(), embedder.scan_defaults()
+    return SlidingWindows(
+        generic.window if own.window is None else own.window,
+        generic.hop if own.hop is None else own.hop,
+        generic.encoding,
+    )
+
+
+def _model_context(embedder: Embedder) -> float:
+    own = embedder.scan_defaults().context
+    return DEFAULT_CONTEXT if own is None else own
+
+
+def _model_postprocessing(embedder: Embedder) -> Postprocessing:
+    own = embedder.scan_defaults().extent
+    return (
+        DEFAULT_POSTPROCESSING if own is None else attrs.evolve(DEFAULT_POSTPROCESSING, extent=own)
+    )
 
 
 def _check_threshold(value: object) -> None:
@@ -182,6 +218,12 @@ class Scanner(StreamingEmbeddings):
         classifier: an unfitted :class:`CalibratedClassifier`.
         scan_windows: sliding windows for scanning (and for the
             per-recording normalisation statistics).
+
+        ``classifier``, ``scan_windows``, ``context`` and ``postprocessing``
+        left unset take the embedder's own measured settings
+        (:meth:`Embedder.scan_defaults <audio_embed.Embedder.scan_defaults>`:
+        Whisper tiny.en and BirdNET use logistic regression, BirdNET 3 s
+        windows), else the library's defaults; what the caller passes wins.
         train_windows: labelled windows around markers for training; its
             ``window`` must equal ``scan_windows.window`` (the default
             ``TargetedWindows()`` takes it); its ``hop`` (None, the default)
@@ -210,15 +252,23 @@ class Scanner(StreamingEmbeddings):
     """
 
     embedder: Embedder
-    classifier: CalibratedClassifier = field(factory=CalibratedClassifier)
-    scan_windows: SlidingWindows = field(factory=SlidingWindows)
+    classifier: CalibratedClassifier = field(
+        default=Factory(lambda self: _model_classifier(self.embedder), takes_self=True)
+    )
+    scan_windows: SlidingWindows = field(
+        default=Factory(lambda self: _model_windows(self.embedder), takes_self=True)
+    )
     train_windows: TargetedWindows = field(factory=TargetedWindows)
     normalization: Normalization = "recording"
     cache: EmbeddingCache | None = None
     batch_size: int | None = None
     threshold: float | Literal["auto"] = "auto"
-    context: float = 4.0
-    postprocessing: Postprocessing = field(factory=lambda: DEFAULT_POSTPROCESSING)
+    context: float = field(
+        default=Factory(lambda self: _model_context(self.embedder), takes_self=True)
+    )
+    postprocessing: Postprocessing = field(
+        default=Factory(lambda self: _model_postprocessing(self.embedder), takes_self=True)
+    )
     seed: int = 0
     training_summary: dict[str, Any] | None = field(default=None, init=False)
     threshold_: float | None = field(default=None, init=False)
