@@ -753,6 +753,46 @@ def test_plugin_module_makes_its_models_nameable(
     assert rc != 0 and "no_such_plugin_module" in err
 
 
+def test_train_takes_the_models_scan_defaults_unless_told(
+    tmp_path: Path,
+    demo: DemoSet,
+    cache_dir: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    (tmp_path / "cli_own_defaults.py").write_text(
+        "from audio_embed.embedders.logmel import LogMelEmbedder\n"
+        "from audio_embed.registry import EmbedderSpec, register_embedder\n"
+        "from audio_embed.types import ScanDefaults\n"
+        "class Own(LogMelEmbedder):\n"
+        "    name = 'OWN_LOGMEL'\n"
+        "    def scan_defaults(self):\n"
+        "        return ScanDefaults(window=2.0, hop=0.5, classifier='logreg')\n"
+        "register_embedder(EmbedderSpec(name='OWN_LOGMEL', dim=Own().dim, takes_checkpoint=False,\n"
+        "    factory=lambda **kw: Own(**kw)))\n"
+    )
+    from audio_embed.scanner import Scanner
+
+    monkeypatch.syspath_prepend(str(tmp_path))
+    common = ["--markers", str(demo.markers_csv), "--model", "OWN_LOGMEL"]
+    common += ["--plugin", "cli_own_defaults", "--cache-dir", str(cache_dir), "--quiet"]
+    own, told = tmp_path / "own.scanner", tmp_path / "told.scanner"
+    rc, _, err = run_cli(capsys, "train", *common, "--out", str(own))
+    assert rc == 0, err
+    told_args = ["--window", "1", "--classifier", "prototype", "--out", str(told)]
+    assert run_cli(capsys, "train", *common, *told_args)[0] == 0
+
+    scanner = Scanner.load(own)
+    assert (scanner.scan_windows.window, scanner.scan_windows.hop) == (2.0, 0.5)
+    assert scanner.train_windows.window == 2.0
+    steps = scanner.classifier.get_params()["estimator"].steps
+    assert [name for name, _ in steps] == ["standardscaler", "logisticregression"]
+    scanner = Scanner.load(told)
+    # what was given wins; the hop left out is still the model's
+    assert (scanner.scan_windows.window, scanner.scan_windows.hop) == (1.0, 0.5)
+    assert type(scanner.classifier.get_params()["estimator"]).__name__ == "PrototypeClassifier"
+
+
 def test_progress_bars_count_files_on_a_terminal(
     tmp_path: Path,
     demo: DemoSet,

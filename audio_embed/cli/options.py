@@ -141,22 +141,35 @@ def cache_options() -> argparse.ArgumentParser:
     return parser
 
 
-def window_options() -> argparse.ArgumentParser:
-    """--window, --hop, --encoding."""
+def window_options(*, model_defaults: bool = False) -> argparse.ArgumentParser:
+    """--window, --hop, --encoding; with ``model_defaults`` they default to None
+    (the model's own scan settings apply, see ``model_scan_windows``)."""
+    from audio_embed.windows import SlidingWindows
+
+    generic = SlidingWindows()
+    own = "the model's own, else " if model_defaults else ""
     parser = argparse.ArgumentParser(add_help=False)
     g = parser.add_argument_group("windows")
     g.add_argument(
-        "--window", type=positive_float, default=1.0, metavar="SEC", help="window length"
+        "--window",
+        type=positive_float,
+        default=None if model_defaults else generic.window,
+        metavar="SEC",
+        help=f"window length (default: {own}{generic.window:g})",
     )
     g.add_argument(
-        "--hop", type=positive_float, default=0.1, metavar="SEC", help="step between windows"
+        "--hop",
+        type=positive_float,
+        default=None if model_defaults else generic.hop,
+        metavar="SEC",
+        help=f"step between windows (default: {own}{generic.hop:g})",
     )
     g.add_argument(
         "--encoding",
         choices=("per_window", "shared"),
-        default="shared",
+        default=None if model_defaults else generic.encoding,
         help="encode each window alone, or each stretch once and pool frames per window "
-        "(layered models with frame hooks; default: shared)",
+        f"(layered models with frame hooks; default: {generic.encoding})",
     )
     return parser
 

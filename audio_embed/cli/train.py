@@ -26,7 +26,7 @@ from audio_embed.evaluation import relative_name
 
 if TYPE_CHECKING:
     from audio_embed.scanner import Scanner
-    from audio_embed.windows import Markers
+    from audio_embed.windows import Markers, SlidingWindows
 
 __all__ = ["add_parser", "fit", "print_training", "run"]
 
@@ -35,7 +35,12 @@ def add_parser(subparsers: Subparsers) -> argparse.ArgumentParser:
     """The ``train`` subcommand."""
     p = subparsers.add_parser(
         "train",
-        parents=[common_options(), window_options(), model_options(), cache_options()],
+        parents=[
+            common_options(),
+            window_options(model_defaults=True),
+            model_options(),
+            cache_options(),
+        ],
         formatter_class=Formatter,
         help="train a scanner from marked moments",
         description=(
@@ -133,9 +138,9 @@ def _add_classifier_options(p: argparse.ArgumentParser) -> None:
     g.add_argument(
         "--classifier",
         choices=("auto", "hgb", "logreg", "extratrees", "prototype"),
-        default="auto",
-        help="auto (default): by the number of positive windows, a prototype similarity "
-        "(fewer than 30), extra trees (fewer than 100) or gradient boosting",
+        help="default: the model's own (logreg for WHISPER_TINY_EN and BIRDNET_V24), else "
+        "auto: by the number of positive windows, a prototype similarity (fewer than 30), "
+        "extra trees (fewer than 100) or gradient boosting",
     )
     g.add_argument(
         "--calibration",
@@ -207,13 +212,13 @@ def _read_marker_files(args: argparse.Namespace) -> dict[str, Markers]:
     return read_marker_files([m for m, _ in specs], fmt=fmt, recordings=recordings)
 
 
-def _train_windows(args: argparse.Namespace) -> Any:
+def _train_windows(args: argparse.Namespace, sw: SlidingWindows) -> Any:
     from audio_embed.windows import TargetedWindows
 
     if args.labelling == "targeted":
-        tw = TargetedWindows.original(args.window)
+        tw = TargetedWindows.original(sw.window)
     else:
-        tw = TargetedWindows(args.window, hop=args.hop)
+        tw = TargetedWindows(sw.window, hop=sw.hop)
     changes: dict[str, Any] = {}
     if args.tolerance is not None:
         changes["tolerance"] = args.tolerance
@@ -276,9 +281,8 @@ def print_training(run: Run, scanner: Scanner, root: Path | None = None) -> None
 
 def run(run: Run) -> int:
     from audio_embed.classifier import CalibratedClassifier, make_base_estimator
-    from audio_embed.scanner import Scanner
+    from audio_embed.scanner import Scanner, model_classifier, model_scan_windows
     from audio_embed.store import ScannerStore
-    from audio_embed.windows import SlidingWindows
 
     args = run.args
     if (args.out is None) == (args.store is None):
@@ -295,23 +299,29 @@ def run(run: Run) -> int:
 
         index = open_index(run, Path(args.index), model=args.model)
         sw = index.windows
-        if (args.window, args.hop, args.encoding) != (sw.window, sw.hop, sw.encoding):
+        asked = (args.window, args.hop, args.encoding)
+        if any(
+            a is not None and a != b
+            for a, b in zip(asked, (sw.window, sw.hop, sw.encoding), strict=True)
+        ):
             run.echo(
                 f"Using the index's windows: {sw.window:g} s every {sw.hop:g} s, {sw.encoding}."
             )
-        args.window, args.hop, args.encoding = sw.window, sw.hop, sw.encoding
         embedder = index.embedder()
     else:
         embedder = embedder_from_args(args.model, args)
+        sw = model_scan_windows(embedder, args.window, args.hop, args.encoding)
     calibration = None if args.calibration == "none" else args.calibration
+    if args.classifier is None:
+        classifier = model_classifier(embedder, calibration=calibration)
+    else:
+        estimator = None if args.classifier == "auto" else make_base_estimator(args.classifier)
+        classifier = CalibratedClassifier(estimator, calibration=calibration)
     scanner = Scanner(
         embedder,
-        classifier=CalibratedClassifier(
-            None if args.classifier == "auto" else make_base_estimator(args.classifier),
-            calibration=calibration,
-        ),
-        scan_windows=SlidingWindows(args.window, args.hop, args.encoding),
-        train_windows=_train_windows(args),
+        classifier=classifier,
+        scan_windows=sw,
+        train_windows=_train_windows(args, sw),
         normalization=args.normalization,
         cache=make_cache(args),
         batch_size=args.batch_size,

@@ -22,6 +22,8 @@ from audio_embed.scanner.core import (
     Scanner,
     ScanResult,
     fuse_windows,
+    model_classifier,
+    model_scan_windows,
 )
 from audio_embed.scanner.persistence import (
     MAX_SCANNER_BYTES,
@@ -47,4 +49,6 @@ __all__ = [
     "Scanner",
     "Source",
     "fuse_windows",
+    "model_classifier",
+    "model_scan_windows",
 ]

@@ -56,6 +56,8 @@ __all__ = [
     "Scanner",
     "Source",
     "fuse_windows",
+    "model_classifier",
+    "model_scan_windows",
 ]
 
 Normalization = Literal["recording", "targeted", "none"]
@@ -69,21 +71,30 @@ DEFAULT_CONTEXT = 4.0
 # A model's own scan defaults (Embedder.scan_defaults), for what the caller leaves unset.
 
 
-def _model_classifier(embedder: Embedder) -> CalibratedClassifier:
+def model_classifier(embedder: Embedder, **kwargs: Any) -> CalibratedClassifier:
+    """An unfitted classifier on the model's estimator (its ``scan_defaults()``),
+    else the automatic choice; ``kwargs`` go to :class:`CalibratedClassifier`."""
     kind = embedder.scan_defaults().classifier
     if kind is None:
-        return CalibratedClassifier()
+        return CalibratedClassifier(**kwargs)
     from audio_embed.classifier import make_base_estimator
 
-    return CalibratedClassifier(make_base_estimator(kind))
+    return CalibratedClassifier(make_base_estimator(kind), **kwargs)
 
 
-def _model_windows(embedder: Embedder) -> SlidingWindows:
+def model_scan_windows(
+    embedder: Embedder,
+    window: float | None = None,
+    hop: float | None = None,
+    encoding: Literal["per_window", "shared"] | None = None,
+) -> SlidingWindows:
+    """Sliding windows: each of ``window``, ``hop``, ``encoding`` when given,
+    else the model's (``scan_defaults()``), else the library's."""
     generic, own = SlidingWindows(), embedder.scan_defaults()
     return SlidingWindows(
-        generic.window if own.window is None else own.window,
-        generic.hop if own.hop is None else own.hop,
-        generic.encoding,
+        window if window is not None else own.window or generic.window,
+        hop if hop is not None else own.hop or generic.hop,
+        encoding or generic.encoding,
     )
 
 
@@ -253,10 +264,10 @@ class Scanner(StreamingEmbeddings):
 
     embedder: Embedder
     classifier: CalibratedClassifier = field(
-        default=Factory(lambda self: _model_classifier(self.embedder), takes_self=True)
+        default=Factory(lambda self: model_classifier(self.embedder), takes_self=True)
     )
     scan_windows: SlidingWindows = field(
-        default=Factory(lambda self: _model_windows(self.embedder), takes_self=True)
+        default=Factory(lambda self: model_scan_windows(self.embedder), takes_self=True)
     )
     train_windows: TargetedWindows = field(factory=TargetedWindows)
     normalization: Normalization = "recording"
