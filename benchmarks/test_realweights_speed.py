@@ -25,22 +25,41 @@ from audio_embed.windows import SlidingWindows, TargetedWindows
 
 # (label, model, embedder keywords, window, hop, encoding)
 CASES: list[tuple[str, str, dict[str, Any], float, float, str]] = [
-    ("LOGMEL 8/1", "LOGMEL", {}, 8.0, 1.0, "shared"),
-    ("WHISPER_TINY_EN shared 8/1", "WHISPER_TINY_EN", {}, 8.0, 1.0, "shared"),
-    ("WHISPER_TINY_EN shared 4/1", "WHISPER_TINY_EN", {}, 4.0, 1.0, "shared"),
-    ("WHISPER_TINY_EN per-window pad 8/1", "WHISPER_TINY_EN", {}, 8.0, 1.0, "per_window"),
+    ("LOGMEL 1/0.1", "LOGMEL", {}, 1.0, 0.1, "shared"),
     (
-        "WHISPER_TINY_EN per-window cut 8/1",
+        "WHISPER_TINY_EN block 2 (its default) shared 1/0.1",
+        "WHISPER_TINY_EN",
+        {},
+        1.0,
+        0.1,
+        "shared",
+    ),
+    (
+        "WHISPER_TINY_EN last block shared 1/0.1",
+        "WHISPER_TINY_EN",
+        {"layer": None},
+        1.0,
+        0.1,
+        "shared",
+    ),
+    ("WHISPER_TINY_EN_ML shared 1/0.1", "WHISPER_TINY_EN_ML", {}, 1.0, 0.1, "shared"),
+    (
+        "WHISPER_TINY_EN block 2 per-window cut 1/0.1",
         "WHISPER_TINY_EN",
         {"short_input": "cut"},
-        8.0,
         1.0,
+        0.1,
         "per_window",
     ),
-    ("WHISPER_TINY_EN_ML shared 8/1", "WHISPER_TINY_EN_ML", {}, 8.0, 1.0, "shared"),
-    ("BIRDNET_V24 shared 3/1", "BIRDNET_V24", {}, 3.0, 1.0, "shared"),
-    ("BIRDNET_V24 shared 8/1", "BIRDNET_V24", {}, 8.0, 1.0, "shared"),
-    ("BIRDNET_V24 per-window 8/1", "BIRDNET_V24", {}, 8.0, 1.0, "per_window"),
+    ("BIRDNET_V24 shared 3/1 (its default)", "BIRDNET_V24", {}, 3.0, 1.0, "shared"),
+    (
+        "BIRDNET_V24 shared 3/0.5, chunk_hop 0.5",
+        "BIRDNET_V24",
+        {"chunk_hop": 0.5},
+        3.0,
+        0.5,
+        "shared",
+    ),
 ]
 
 
