@@ -108,33 +108,16 @@ def _events(
     return events
 
 
-def run(
-    bench: Path,
-    model: str,
-    cache: EmbeddingCache,
-    random_weights: bool = False,
-    encoding: str = "shared",
-    labelling: str = "overlap",
-    normalization: str = "recording",
-    classifier: str | None = None,
-    tolerance: float | None = None,
-    neg_margin: float | None = None,
-    threshold: float | str = "auto",
-    window: float | None = None,
-    hop: float | None = None,
-    context: float | None = None,
-    first_k: int | None = None,
-    seed: int = 0,
-    postprocessing: dict[str, float] | None = None,
-    layers: str = "last",
-    model_kwargs: dict[str, Any] | None = None,
-    embedder: Any = None,
-    classifier_seed: int = 42,
-    holdout: str | None = None,
-) -> dict[str, Any]:
-    """Train, scan the test split (or the ``holdout`` training file) and score it."""
-    out, _, _ = _run(**locals())
-    return out
+def run(bench: Path, model: str, cache: EmbeddingCache, **settings: Any) -> dict[str, Any]:
+    """Train, scan the test split (or the ``holdout`` training file) and score it
+    (``settings``: the keywords of :func:`_run`)."""
+    return _run(bench, model, cache, **settings)[0]
+
+
+def _random_weights(model: str) -> Any:
+    from models import MODELS
+
+    return MODELS[model]()
 
 
 def _run(
@@ -162,14 +145,12 @@ def _run(
     holdout: str | None = None,
 ) -> tuple[dict[str, Any], dict[str, Any], dict[str, list[tuple[float, float]]]]:
     given = embedder is not None
-    if given:
-        pass
-    elif random_weights:
-        from models import MODELS
-
-        embedder = MODELS[model]()
-    else:
-        embedder = create_embedder(model, **(model_kwargs or {}))
+    if not given:
+        embedder = (
+            _random_weights(model)
+            if random_weights
+            else create_embedder(model, **(model_kwargs or {}))
+        )
     if layers != "last" and not given:
         from audio_embed.embedders.multilayer import MultiLayerEmbedder
 
