@@ -434,7 +434,12 @@ def main(argv: list[str] | None = None) -> int:
                 )
             else:
                 res = run(
-                    args.bench, args.model, cache, args.random_weights, args.encoding, **kwargs
+                    args.bench,
+                    args.model,
+                    cache,
+                    random_weights=args.random_weights,
+                    encoding=args.encoding,
+                    **kwargs,
                 )
         except TrainingDataError as exc:
             res = {"error": str(exc)}
@@ -468,8 +473,8 @@ def _row(
             args.bench,
             args.model,
             cache,
-            args.random_weights,
-            args.encoding,
+            random_weights=args.random_weights,
+            encoding=args.encoding,
             threshold=args.threshold if args.threshold == "auto" else float(args.threshold),
             window=window,
             hop=hop,
