@@ -423,24 +423,14 @@ def main(argv: list[str] | None = None) -> int:
         jobs = [(n, {**kw, "embedder": common["embedder"]}) for n, kw in jobs]
     for name, kwargs in jobs:
         try:
-            if args.loro:
-                res = loro(
-                    args.bench,
-                    args.model,
-                    cache,
-                    random_weights=args.random_weights,
-                    encoding=args.encoding,
-                    **kwargs,
-                )
-            else:
-                res = run(
-                    args.bench,
-                    args.model,
-                    cache,
-                    random_weights=args.random_weights,
-                    encoding=args.encoding,
-                    **kwargs,
-                )
+            res = (loro if args.loro else run)(
+                args.bench,
+                args.model,
+                cache,
+                random_weights=args.random_weights,
+                encoding=args.encoding,
+                **kwargs,
+            )
         except TrainingDataError as exc:
             res = {"error": str(exc)}
         row = {
