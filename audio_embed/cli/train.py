@@ -299,14 +299,7 @@ def run(run: Run) -> int:
 
         index = open_index(run, Path(args.index), model=args.model)
         sw = index.windows
-        asked = (args.window, args.hop, args.encoding)
-        if any(
-            a is not None and a != b
-            for a, b in zip(asked, (sw.window, sw.hop, sw.encoding), strict=True)
-        ):
-            run.echo(
-                f"Using the index's windows: {sw.window:g} s every {sw.hop:g} s, {sw.encoding}."
-            )
+        run.echo(f"Using the index's windows: {sw.window:g} s every {sw.hop:g} s, {sw.encoding}.")
         embedder = index.embedder()
     else:
         embedder = embedder_from_args(args.model, args)
