@@ -29,6 +29,7 @@ from audio_embed.errors import InvalidInputError, TrainingDataError
 from audio_embed.formats import atomic_write_text
 from audio_embed.index import EmbeddingIndex, Hit
 from audio_embed.scanner import Detection, Scanner, ScanResult
+from audio_embed.scanner.core import stack_training_windows, training_summary
 from audio_embed.windows import Markers
 
 __all__ = [
@@ -158,23 +159,11 @@ def fit_from_index(scanner: Scanner, index: EmbeddingIndex, markers: dict[str, M
         per_file.append(
             {"source": name, "positive": n_pos, "negative": len(labelled.labels) - n_pos}
         )
-    X = np.concatenate(xs) if xs else np.zeros((0, index.dim), np.float32)
-    y = np.concatenate(ys) if ys else np.zeros(0, np.int64)
-    if len(y) == 0:
-        raise TrainingDataError(
-            "The markers produced no training windows at all: check that the marked "
-            "times fall inside the recordings."
-        )
+    X, y = stack_training_windows(xs, ys, index.dim)
     classifier = clone(scanner.classifier)
     classifier.fit(X, y)
     scanner.classifier = classifier
-    scanner.training_summary = {
-        "files": per_file,
-        "windows_positive": int(y.sum()),
-        "windows_negative": int(len(y) - y.sum()),
-        "from_index": str(index.path),
-        **{f"classifier_{k}": v for k, v in classifier.summary_.items()},
-    }
+    scanner.training_summary = training_summary(per_file, y, classifier, from_index=str(index.path))
     return scanner
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING, Any, Literal
 
+import attrs
 from attrs import field, frozen
 
 from audio_embed.errors import InvalidInputError
@@ -86,11 +87,4 @@ class ScanDefaults:
 
     def as_dict(self) -> dict[str, Any]:
         """The settings that are set (not None)."""
-        values = {
-            "window": self.window,
-            "hop": self.hop,
-            "classifier": self.classifier,
-            "context": self.context,
-            "extent": self.extent,
-        }
-        return {k: v for k, v in values.items() if v is not None}
+        return attrs.asdict(self, filter=lambda _attribute, value: value is not None)

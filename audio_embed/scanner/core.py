@@ -110,6 +110,33 @@ def _model_postprocessing(embedder: Embedder) -> Postprocessing:
     )
 
 
+def stack_training_windows(
+    xs: list[np.ndarray], ys: list[np.ndarray], dim: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """One feature matrix and label vector from per-recording parts; none at all is an error."""
+    X = np.concatenate(xs) if xs else np.zeros((0, dim), np.float32)
+    y = np.concatenate(ys) if ys else np.zeros(0, np.int64)
+    if len(y) == 0:
+        raise TrainingDataError(
+            "The markers produced no training windows at all: check that the marked "
+            "times fall inside the recordings."
+        )
+    return X, y
+
+
+def training_summary(
+    per_file: list[dict[str, Any]], y: np.ndarray, classifier: CalibratedClassifier, **extra: Any
+) -> dict[str, Any]:
+    """``Scanner.training_summary``: windows per class, the classifier's own summary, ``extra``."""
+    return {
+        "files": per_file,
+        "windows_positive": int(y.sum()),
+        "windows_negative": int(len(y) - y.sum()),
+        **{f"classifier_{k}": v for k, v in classifier.summary_.items()},
+        **extra,
+    }
+
+
 def _check_threshold(value: object) -> None:
     if value == "auto":
         return
@@ -443,13 +470,7 @@ class Scanner(StreamingEmbeddings):
             )
             if progress is not None:
                 progress(ProgressEvent("train-files", rec.label, i + 1, len(recs), "files"))
-        X = np.concatenate(xs) if xs else np.zeros((0, self.embedder.dim), np.float32)
-        y = np.concatenate(ys) if ys else np.zeros(0, np.int64)
-        if len(y) == 0:
-            raise TrainingDataError(
-                "The markers produced no training windows at all: check that the marked "
-                "times fall inside the recordings."
-            )
+        X, y = stack_training_windows(xs, ys, self.embedder.dim)
         classifier = clone(self.classifier)
         if cancel is not None:
             cancel.check()
@@ -465,13 +486,9 @@ class Scanner(StreamingEmbeddings):
             cancel.check()
         self.classifier = classifier
         self.threshold_ = choice.value
-        self.training_summary = {
-            "files": per_file,
-            "windows_positive": int(y.sum()),
-            "windows_negative": int(len(y) - y.sum()),
-            **{f"classifier_{k}": v for k, v in classifier.summary_.items()},
-            "threshold": choice.as_dict(),
-        }
+        self.training_summary = training_summary(
+            per_file, y, classifier, threshold=choice.as_dict()
+        )
         return self
 
     def _choose_threshold(
