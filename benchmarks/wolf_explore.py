@@ -189,39 +189,26 @@ def _shift_bands(x: np.ndarray, shifts: list[int]) -> np.ndarray:
     return np.concatenate(out) if out else x[:0]
 
 
-def run(b: Bench, args: argparse.Namespace) -> dict[str, Any]:
-    feats = b.features(args.features)
-    ent = b.entries()
-    post = Postprocessing(smooth=0.5, hysteresis=0.5, valley=0.5)
-    markers = dict(b.markers)
-    if args.few_shot:
-        points = sorted((f, t) for f, m in markers.items() for t in m.positive)[: args.few_shot]
-        grouped: dict[str, list[float]] = defaultdict(list)
-        for f, t in points:
-            grouped[f].append(t)
-        markers = {f: Markers(positive=v) for f, v in grouped.items()}
+Extra = tuple[tuple[np.ndarray, np.ndarray], ...]
+Fit = Callable[..., CalibratedClassifier]
 
-    def fit(items: list[tuple[str, Markers]]) -> CalibratedClassifier:
-        xs, ys = [], []
-        for p, m in items:
-            lab = labels(ent[p].starts, m, args.pre, args.post)
-            xs.append(feats[p][lab >= 0])
-            ys.append(lab[lab >= 0])
-        x, y = np.concatenate(xs), np.concatenate(ys)
-        shifted = _shift_bands(x[y == 1], args.shift_aug)
-        x, y = np.concatenate([x, shifted]), np.concatenate([y, np.ones(len(shifted), int)])
-        clf = CalibratedClassifier(
-            _classifier(args.classifier),
-            max_neg_ratio=None if args.all_negatives else 30.0,
-            random_state=args.classifier_seed,
-        )
-        return clf.fit(x, y)
 
+def _train(
+    fit: Fit,
+    markers: dict[str, Markers],
+    ent: dict[str, Any],
+    feats: dict[str, np.ndarray],
+    post: Postprocessing,
+    args: argparse.Namespace,
+    extra: Extra = (),
+) -> tuple[CalibratedClassifier, Any, list[CalibratedClassifier]]:
+    """The threshold by cross-validation over the training files (as ``Scanner.fit``), then
+    the final classifier on all of them; ``extra`` (pseudo-labelled windows) joins every fit."""
     files = sorted(markers)
     folds, models = [], []
     if len(files) >= 2:  # leave one recording out
         for p in files:
-            clf = fit([(q, markers[q]) for q in files if q != p])
+            clf = fit([(q, markers[q]) for q in files if q != p], extra)
             models.append(clf)
             refs = tuple((t, t) for t in markers[p].positive)
             e = ent[p]
@@ -237,7 +224,8 @@ def run(b: Bench, args: argparse.Namespace) -> dict[str, Any]:
             out = {int(j) for j in order[f::k]}
             keep = [t for j, t in enumerate(m.positive) if j not in out]
             held = [t for j, t in enumerate(m.positive) if j in out]
-            clf = fit([(p, Markers(positive=keep, soft=held))])
+            clf = fit([(p, Markers(positive=keep, soft=held))], extra)
+            models.append(clf)
             e = ent[p]
             folds.append(
                 FoldScores(
@@ -250,7 +238,7 @@ def run(b: Bench, args: argparse.Namespace) -> dict[str, Any]:
                 )
             )
     choice = choose_threshold(folds, post, "cv", len(folds))
-    final = fit([(p, markers[p]) for p in files])
+    final = fit([(p, markers[p]) for p in files], extra)
     if choice.method == "fallback":
         xs, ys = [], []
         for p in files:
@@ -259,6 +247,106 @@ def run(b: Bench, args: argparse.Namespace) -> dict[str, Any]:
             ys.append(lab[lab >= 0])
         s, y = final.score_windows(np.concatenate(xs)), np.concatenate(ys)
         choice = training_threshold(s[y == 1], s[y == 0])
+    return final, choice, models
+
+
+def pseudo_labels(
+    files: list[str],
+    feats: dict[str, np.ndarray],
+    ent: dict[str, Any],
+    clf: CalibratedClassifier,
+    threshold: float,
+    post: Postprocessing,
+    args: argparse.Namespace,
+    events: dict[str, list[tuple[float, float]]] | None = None,
+    judges: tuple[CalibratedClassifier, ...] = (),
+) -> tuple[Extra, dict[str, Any]]:
+    """Self-training: windows of the scanned ``files`` labelled by ``clf`` itself.
+
+    Positives: the windows holding the peak of each file's ``--pseudo-top`` best
+    detections at ``threshold`` (all of them when 0) whose score is at least
+    ``--pseudo-min``. Negatives: windows farther than 8 s from every detection whose
+    score is at most the file's ``--pseudo-neg`` quantile (1 = all of them).
+    ``judges`` (the cross-validation models, with ``--pseudo-agree``): a pseudo-positive
+    must also reach ``threshold`` at its peak under every one of them.
+    ``events`` (the test labels) only count how many pseudo-positives are right.
+    """
+    extra, n_pos, n_neg, n_det, right, n_peaks = [], 0, 0, 0, 0, 0
+    for p in files:
+        e, f = ent[p], feats[p]
+        s = clf.score_windows(f)
+        dets = ScanResult(p, e.starts, s, WINDOW, e.duration, threshold, post).detections()
+        dets = sorted(dets, key=lambda d: -d.score)
+        n_det += len(dets)
+        chosen = [d for d in dets if d.score >= args.pseudo_min]
+        if judges:
+            i = np.clip(
+                np.searchsorted(e.starts + WINDOW / 2, np.array([d.peak for d in chosen]) - 1e-6),
+                0,
+                len(s) - 1,
+            )
+            votes = np.min([j.score_windows(f[i]) for j in judges], axis=0) if len(i) else []
+            chosen = [d for d, v in zip(chosen, votes, strict=True) if v >= threshold]
+        if args.pseudo_top:
+            chosen = chosen[: args.pseudo_top]
+        peaks = [d.peak for d in chosen]
+        n_peaks += len(peaks)
+        right += sum(any(a <= t <= b for a, b in (events or {}).get(p, [])) for t in peaks)
+        others = [t for d in dets if d not in chosen for t in (d.start, d.end)]
+        lab = labels(e.starts, Markers(positive=peaks, soft=others), args.pre, args.post)
+        lab[(lab == 0) & (s > np.quantile(s, args.pseudo_neg))] = -1
+        if not len(peaks):
+            lab[lab == 1] = -1
+        n_pos += int((lab == 1).sum())
+        n_neg += int((lab == 0).sum())
+        extra.append((f[lab >= 0], lab[lab >= 0]))
+    info = dict(
+        detections=n_det,
+        pseudo_positives=n_peaks,
+        on_a_call=right if events else None,
+        positive_windows=n_pos,
+        negative_windows=n_neg,
+    )
+    return tuple(extra), info
+
+
+def run(b: Bench, args: argparse.Namespace) -> dict[str, Any]:
+    feats = b.features(args.features)
+    ent = b.entries()
+    post = Postprocessing(smooth=0.5, hysteresis=0.5, valley=0.5)
+    markers = dict(b.markers)
+    if args.few_shot:
+        points = sorted((f, t) for f, m in markers.items() for t in m.positive)[: args.few_shot]
+        grouped: dict[str, list[float]] = defaultdict(list)
+        for f, t in points:
+            grouped[f].append(t)
+        markers = {f: Markers(positive=v) for f, v in grouped.items()}
+
+    def fit(items: list[tuple[str, Markers]], extra: Extra = ()) -> CalibratedClassifier:
+        xs, ys = [x for x, _ in extra], [y for _, y in extra]
+        for p, m in items:
+            lab = labels(ent[p].starts, m, args.pre, args.post)
+            xs.append(feats[p][lab >= 0])
+            ys.append(lab[lab >= 0])
+        x, y = np.concatenate(xs), np.concatenate(ys)
+        shifted = _shift_bands(x[y == 1], args.shift_aug)
+        x, y = np.concatenate([x, shifted]), np.concatenate([y, np.ones(len(shifted), int)])
+        clf = CalibratedClassifier(
+            _classifier(args.classifier),
+            max_neg_ratio=None if args.all_negatives else 30.0,
+            random_state=args.classifier_seed,
+        )
+        return clf.fit(x, y)
+
+    final, choice, models = _train(fit, markers, ent, feats, post, args)
+    pseudo_rows: list[dict[str, Any]] = []
+    for _ in range(args.self_train):
+        extra, info = pseudo_labels(b.test, feats, ent, final, choice.value, post, args, b.events)
+        pseudo_rows.append(info)
+        if args.rethreshold == "cv":
+            final, choice, models = _train(fit, markers, ent, feats, post, args, extra)
+        else:
+            final = fit([(p, markers[p]) for p in sorted(markers)], extra)
     ensemble = [*models, final] if args.ensemble else [final]
 
     def scores(p: str) -> np.ndarray:
@@ -286,6 +374,8 @@ def run(b: Bench, args: argparse.Namespace) -> dict[str, Any]:
         best_f1=round(best[0], 4),
         best_threshold=best[1],
     )
+    if pseudo_rows:
+        row["pseudo"] = pseudo_rows
     return row
 
 
@@ -313,6 +403,18 @@ def main(argv: list[str] | None = None) -> int:
     )
     ap.add_argument("--ensemble", action="store_true", help="average the CV models and final")
     ap.add_argument("--few-shot", type=int, help="train on the first k training events")
+    ap.add_argument(
+        "--self-train",
+        type=int,
+        default=0,
+        metavar="ROUNDS",
+        help="refit on pseudo-labelled test windows, ROUNDS times",
+    )
+    ap.add_argument("--pseudo-top", type=int, default=0, help="best K detections per file")
+    ap.add_argument("--pseudo-min", type=float, default=0.0, help="pseudo-positive min score")
+    ap.add_argument("--pseudo-neg", type=float, default=0.5, help="negatives' score quantile")
+    ap.add_argument("--rethreshold", choices=["cv", "keep"], default="cv")
+    ap.add_argument("--pseudo-agree", action="store_true", help="CV models must agree")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.ERROR)
     row = run(Bench(args.bench, args.cache), args)

@@ -32,6 +32,13 @@ from audio_embed.errors import (
 )
 from audio_embed.progress import CancelToken, ProgressCallback, ProgressEvent
 from audio_embed.scanner import persistence
+from audio_embed.scanner.adapt import (
+    FitData,
+    PseudoLabels,
+    check_adapt_options,
+    nearest_index,
+    pseudo_labels,
+)
 from audio_embed.scanner.streaming import Source, StreamingEmbeddings
 from audio_embed.threshold import (
     FALLBACK_THRESHOLD,
@@ -217,15 +224,6 @@ class Recording:
         return "<array>" if isinstance(self.source, np.ndarray) else str(self.source)
 
 
-def _nearest(grid: np.ndarray, at: np.ndarray) -> np.ndarray:
-    """Index of the grid value nearest to each of ``at`` (``grid`` sorted)."""
-    idx = np.clip(np.searchsorted(grid, at), 1, max(len(grid) - 1, 1))
-    left = grid[idx - 1] if len(grid) > 1 else grid[idx * 0]
-    take_left = np.abs(at - left) <= np.abs(grid[np.minimum(idx, len(grid) - 1)] - at)
-    out: np.ndarray = np.where(take_left, idx - 1, idx) if len(grid) > 1 else idx * 0
-    return out
-
-
 def _check_files_exist(recs: list[Recording]) -> None:
     missing = [
         str(r.source)
@@ -310,6 +308,7 @@ class Scanner(StreamingEmbeddings):
     seed: int = 0
     training_summary: dict[str, Any] | None = field(default=None, init=False)
     threshold_: float | None = field(default=None, init=False)
+    _fit_data: FitData | None = field(default=None, init=False, repr=False, eq=False)
 
     def __attrs_post_init__(self) -> None:
         if self.train_windows == TargetedWindows():  # the default follows the scan windows
@@ -376,7 +375,7 @@ class Scanner(StreamingEmbeddings):
         size = max(1, round(self.context / hop))
         size += 1 - size % 2
         local = uniform_filter1d(grid.astype(np.float64), size=size, axis=0, mode="nearest")
-        idx = _nearest(grid_starts, at)
+        idx = nearest_index(grid_starts, at)
         out: np.ndarray = np.concatenate([x, x - local[idx].astype(np.float32)], axis=1)
         return out
 
@@ -471,33 +470,52 @@ class Scanner(StreamingEmbeddings):
             if progress is not None:
                 progress(ProgressEvent("train-files", rec.label, i + 1, len(recs), "files"))
         X, y = stack_training_windows(xs, ys, self.embedder.dim)
+        data = FitData(tuple(recs), tuple(grids), X, y, tuple(per_file), setting)
+        self._fit_arrays(data, cancel)
+        return self
+
+    def _fit_arrays(
+        self,
+        data: FitData,
+        cancel: CancelToken | None,
+        extra: tuple[np.ndarray, np.ndarray] | None = None,
+        adaptation: dict[str, Any] | None = None,
+    ) -> None:
+        """Fit the classifier on ``data`` (plus ``extra`` pseudo-labelled windows) and
+        choose the threshold; the scanner changes only when all of it succeeded."""
+        X, y = data.X, data.y
+        if extra is not None:
+            X, y = np.concatenate([X, extra[0]]), np.concatenate([y, extra[1]])
         classifier = clone(self.classifier)
         if cancel is not None:
             cancel.check()
         classifier.fit(X, y)
-        if setting == "auto":
-            choice = self._choose_threshold(recs, grids, cancel)
-            if choice.method == "fallback" and y.sum() > 0:
-                scores = classifier.score_windows(X)
-                choice = training_threshold(scores[y == 1], scores[y == 0])
+        if data.threshold == "auto":
+            choice = self._choose_threshold(list(data.recordings), list(data.grids), cancel, extra)
+            if choice.method == "fallback" and data.y.sum() > 0:
+                scores = classifier.score_windows(data.X)
+                choice = training_threshold(scores[data.y == 1], scores[data.y == 0])
         else:
-            choice = ThresholdChoice(float(setting), None, "given", 0)
+            choice = ThresholdChoice(float(data.threshold), None, "given", 0)
         if cancel is not None:  # a cancel during the fit leaves the scanner unchanged
             cancel.check()
         self.classifier = classifier
         self.threshold_ = choice.value
+        more = {} if adaptation is None else {"adaptation": adaptation}
         self.training_summary = training_summary(
-            per_file, y, classifier, threshold=choice.as_dict()
+            list(data.per_file), data.y, classifier, threshold=choice.as_dict(), **more
         )
-        return self
+        self._fit_data = data
 
     def _choose_threshold(
         self,
         recs: list[Recording],
         grids: list[tuple[CachedEmbeddings, np.ndarray]],
         cancel: CancelToken | None,
+        extra: tuple[np.ndarray, np.ndarray] | None = None,
     ) -> ThresholdChoice:
-        """Cross-validate the threshold (see :mod:`audio_embed.threshold`)."""
+        """Cross-validate the threshold (see :mod:`audio_embed.threshold`); ``extra``
+        (pseudo-labelled windows) joins every fold's training set."""
         markers = [r.markers.within(e.duration) for r, (e, _) in zip(recs, grids, strict=True)]
         plan = fold_plan([len(m.positive) for m in markers], self.seed)
         by_recording = len({i for fold in plan for i, _ in fold}) > 1
@@ -521,8 +539,11 @@ class Scanner(StreamingEmbeddings):
                     spans=[s for t in keep if (s := m.span_of(t)) is not None],
                 )
                 lw = self.train_windows.windows(entry.duration, kept)
-                xs.append(grid[_nearest(entry.starts, lw.starts)])
+                xs.append(grid[nearest_index(entry.starts, lw.starts)])
                 ys.append(lw.labels)
+            if extra is not None:
+                xs.append(extra[0])
+                ys.append(extra[1])
             y = np.concatenate(ys) if ys else np.zeros(0, np.int64)
             if len(np.unique(y)) < 2:
                 continue
@@ -549,6 +570,108 @@ class Scanner(StreamingEmbeddings):
                     )
                 )
         return choose_threshold(folds, self.postprocessing, method, len(plan))
+
+    def adapt(
+        self,
+        sources: Iterable[Source],
+        *,
+        top: int = 1,
+        rounds: int = 1,
+        negative_quantile: float = 0.5,
+        sample_rate: int | None = None,
+        progress: ProgressCallback | None = None,
+        cancel: CancelToken | None = None,
+    ) -> Scanner:
+        """A copy of this scanner refitted with pseudo-labels from ``sources``, the
+        recordings to be scanned (self-training; see :mod:`audio_embed.scanner.adapt`).
+
+        Each source is scanned; its ``top`` best detections become positive
+        markers and its windows far from every detection, scoring at most its
+        ``negative_quantile``, negatives; the classifier is refitted on the
+        training windows plus these and the threshold chosen again as ``fit``
+        did; ``rounds`` repeats it, each from the previous round's scanner.
+        This scanner is not changed. ``training_summary["adaptation"]`` of the
+        copy says how many pseudo-labels were used. Only a scanner trained by
+        :meth:`fit` in this session can adapt (a loaded one has no training
+        windows). Array sources need ``sample_rate``.
+
+        Raises:
+            InvalidInputError: bad ``top``, ``rounds`` or ``negative_quantile``; no
+                sources; a source that is also a training recording.
+            TrainingDataError: the scanner was not trained by :meth:`fit` here.
+            AudioDecodeError: a source cannot be read.
+        """
+        self._check_fitted()
+        check_adapt_options(top, rounds, negative_quantile)
+        data = self._fit_data
+        if data is None:
+            raise TrainingDataError(
+                "adapt() refits on the training windows, which only a scanner trained by "
+                "fit() in this session holds (a loaded scanner does not): fit it first."
+            )
+        items = [(s, sample_rate if isinstance(s, np.ndarray) else None) for s in sources]
+        if not items:
+            raise InvalidInputError("adapt() needs at least one recording to adapt to.")
+        trained_on = {r.label for r in data.recordings}
+        again = [str(s) for s, _ in items if not isinstance(s, np.ndarray) and str(s) in trained_on]
+        if again:
+            raise InvalidInputError(
+                f"adapt() learns from recordings without markers; {again[0]} is a training "
+                "recording (its markers are already used). Pass only the files to scan."
+            )
+        entries = []
+        for _, entry in self._embeddings_many(items, progress, cancel):
+            if isinstance(entry, Exception):
+                raise entry
+            entries.append((entry, self._scan_features(entry)))
+        current = self
+        for _ in range(rounds):
+            current = current._adapted(data, entries, top, negative_quantile, cancel)
+        summary = current.training_summary or {}
+        summary["adaptation"] |= {"rounds": rounds}
+        return current
+
+    def _adapted(
+        self,
+        data: FitData,
+        entries: list[tuple[CachedEmbeddings, np.ndarray]],
+        top: int,
+        negative_quantile: float,
+        cancel: CancelToken | None,
+    ) -> Scanner:
+        """One round of :meth:`adapt`: pseudo-label ``entries`` with this scanner, refit a copy."""
+        xs, ys, peaks, dets = [], [], 0, 0
+        for entry, features in entries:
+            labels: PseudoLabels = pseudo_labels(
+                entry,
+                self.classifier.score_windows(features),
+                window=self.scan_windows.window,
+                threshold=self.scan_threshold,
+                postprocessing=self.postprocessing,
+                train_windows=self.train_windows,
+                top=top,
+                negative_quantile=negative_quantile,
+            )
+            xs.append(features[labels.index])
+            ys.append(labels.labels)
+            peaks, dets = peaks + len(labels.peaks), dets + labels.detections
+        y = np.concatenate(ys)
+        adapted = attrs.evolve(self)
+        adapted._fit_arrays(
+            data,
+            cancel,
+            (np.concatenate(xs), y),
+            {
+                "recordings": len(entries),
+                "top": top,
+                "negative_quantile": negative_quantile,
+                "first_scan_detections": dets,
+                "pseudo_positive_markers": peaks,
+                "pseudo_positive_windows": int(y.sum()),
+                "pseudo_negative_windows": int(len(y) - y.sum()),
+            },
+        )
+        return adapted
 
     @property
     def is_fitted(self) -> bool:

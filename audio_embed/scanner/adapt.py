@@ -1,0 +1,135 @@
+"""Self-training on the recordings to be scanned (:meth:`Scanner.adapt`).
+
+A first scan of each recording gives detections; the best ``top`` of each
+recording become extra positive markers (pseudo-labels), and its windows far
+from every detection that score at most the recording's ``negative_quantile``
+become extra negatives. The classifier is refitted on the marked training
+windows plus these, the threshold chosen again as ``fit`` chose it (the
+pseudo-labelled windows join every cross-validation fold's training set; the
+folds are still scored on the marked recordings only), and the recordings are
+scanned again by the refitted scanner. A new take of the target that scores
+moderately somewhere is pulled in, and with it its repeats elsewhere.
+
+Measured on the wolf benchmark (README, "Recall and few-shot"): it helps with
+few markers, where a wrong pseudo-label costs less than the missing examples;
+it does not help with many.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from typing import Any, Literal
+
+import numpy as np
+from attrs import frozen
+
+from audio_embed.cache import CachedEmbeddings
+from audio_embed.detect import Postprocessing, detect
+from audio_embed.errors import InvalidInputError
+from audio_embed.windows import Markers, TargetedWindows
+
+__all__ = [
+    "FitData",
+    "PseudoLabels",
+    "check_adapt_options",
+    "nearest_index",
+    "pseudo_labels",
+]
+
+
+@frozen(eq=False)
+class FitData:
+    """What :meth:`Scanner.fit` trained on, kept in memory so that ``adapt`` can refit.
+
+    ``grids``: each recording's sliding-window embeddings and classifier
+    features; ``X``, ``y``: the labelled training windows; ``threshold``: the
+    setting ``fit`` used (``"auto"`` or a number).
+    """
+
+    recordings: tuple[Any, ...]
+    grids: tuple[tuple[CachedEmbeddings, np.ndarray], ...]
+    X: np.ndarray
+    y: np.ndarray
+    per_file: tuple[dict[str, Any], ...]
+    threshold: float | Literal["auto"]
+
+
+@frozen(eq=False)
+class PseudoLabels:
+    """Pseudo-labelled windows of one scanned recording.
+
+    ``index``: rows of the recording's sliding-window grid; ``labels``: 1 or 0
+    for each; ``detections``: how many detections the first scan gave;
+    ``peaks``: the moments (detection peaks) used as positive markers.
+    """
+
+    index: np.ndarray
+    labels: np.ndarray
+    detections: int
+    peaks: tuple[float, ...]
+
+
+def check_adapt_options(top: object, rounds: object, negative_quantile: object) -> None:
+    """:class:`InvalidInputError` unless ``top`` and ``rounds`` are integers >= 1 and
+    ``negative_quantile`` a number in [0, 1]."""
+    for name, value in (("top", top), ("rounds", rounds)):
+        if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+            raise InvalidInputError(
+                f"The '{name}' parameter of Scanner.adapt must be an integer >= 1. "
+                f"Got {value!r} instead."
+            )
+    q = negative_quantile
+    if (
+        isinstance(q, bool)
+        or not isinstance(q, numbers.Real)
+        or not (math.isfinite(float(q)) and 0.0 <= float(q) <= 1.0)
+    ):
+        raise InvalidInputError(
+            "The 'negative_quantile' parameter of Scanner.adapt must be a number in [0, 1]. "
+            f"Got {q!r} instead."
+        )
+
+
+def pseudo_labels(
+    entry: CachedEmbeddings,
+    scores: np.ndarray,
+    *,
+    window: float,
+    threshold: float,
+    postprocessing: Postprocessing,
+    train_windows: TargetedWindows,
+    top: int,
+    negative_quantile: float,
+) -> PseudoLabels:
+    """Pseudo-labels for one recording from its window ``scores`` (see the module doc).
+
+    The ``top`` best detections at ``threshold`` become positive markers at
+    their peaks, labelled as ``train_windows`` labels marked moments; the
+    other detections become soft markers (never negatives); the negatives that
+    ``train_windows`` then gives are kept only where the window scores at most
+    the ``negative_quantile`` of the recording's scores. No detection: nothing.
+    """
+    dets = detect(entry.starts, scores, window, threshold, entry.duration, postprocessing)
+    if not dets:
+        return PseudoLabels(np.zeros(0, np.int64), np.zeros(0, np.int64), 0, ())
+    ranked = sorted(dets, key=lambda d: (-d.score, d.peak))
+    chosen, rest = ranked[:top], ranked[top:]
+    markers = Markers(
+        positive=[d.peak for d in chosen], soft=[t for d in rest for t in (d.start, d.end)]
+    )
+    labelled = train_windows.windows(entry.duration, markers)
+    index = nearest_index(entry.starts, labelled.starts)
+    labels = labelled.labels.astype(np.int64)
+    cut = float(np.quantile(scores, negative_quantile))
+    keep = (labels == 1) | (scores[index] <= cut)
+    return PseudoLabels(index[keep], labels[keep], len(dets), tuple(d.peak for d in chosen))
+
+
+def nearest_index(grid: np.ndarray, at: np.ndarray) -> np.ndarray:
+    """Index of the grid value nearest to each of ``at`` (``grid`` sorted)."""
+    idx = np.clip(np.searchsorted(grid, at), 1, max(len(grid) - 1, 1))
+    left = grid[idx - 1] if len(grid) > 1 else grid[idx * 0]
+    take_left = np.abs(at - left) <= np.abs(grid[np.minimum(idx, len(grid) - 1)] - at)
+    out: np.ndarray = np.where(take_left, idx - 1, idx) if len(grid) > 1 else idx * 0
+    return out
