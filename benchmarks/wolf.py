@@ -143,6 +143,7 @@ def _run(
     embedder: Any = None,
     classifier_seed: int = 42,
     holdout: str | None = None,
+    adapt: int = 0,
 ) -> tuple[dict[str, Any], dict[str, Any], dict[str, list[tuple[float, float]]]]:
     given = embedder is not None
     if not given:
@@ -196,6 +197,9 @@ def _run(
         events = _events(bench, "test")
     else:
         events = _events(bench, "train", only=holdout)
+    if adapt:  # self-training on the recordings to scan (Scanner.adapt)
+        scanner = scanner.adapt(sorted(events), top=adapt)
+        fit_s = time.perf_counter() - t0
     t0 = time.perf_counter()
     results = {}
     for path, result in scanner.scan_many(sorted(events)):
@@ -232,6 +236,8 @@ def _run(
     )
     if first_k is not None:
         out["first_k"] = first_k
+    if adapt:
+        out["adaptation"] = summary["adaptation"]
     return out, results, events
 
 
@@ -351,6 +357,9 @@ def main(argv: list[str] | None = None) -> int:
         help="train on the first k training events only (k = 1, 2, 3, 5), test on all",
     )
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument(
+        "--adapt", type=int, default=0, metavar="K", help="Scanner.adapt(test files, top=K)"
+    )
     ap.add_argument("--classifier-seed", type=int, default=42, help="CalibratedClassifier seed")
     ap.add_argument(
         "--loro",
@@ -408,6 +417,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     if args.classifier:
         common["classifier"] = args.classifier
+    if args.adapt:
+        common["adapt"] = args.adapt
     for key in ("window", "hop", "context"):
         if getattr(args, key) is not None:
             common[key] = getattr(args, key)

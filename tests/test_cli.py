@@ -322,6 +322,31 @@ def test_train_prints_summary(
     assert out.is_file()
 
 
+def test_train_adapt_refits_on_pseudo_labels_and_says_so(
+    tmp_path: Path, demo: DemoSet, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "adapted.scanner"
+    test_dir = demo.test_files[0].parent
+    rc, stdout, _ = run_cli(
+        capsys,
+        "train", "--markers", str(demo.markers_csv), "--model", "logmel", "--out", str(out),
+        "--adapt", str(test_dir), "--adapt-top", "2", "--quiet",
+    )  # fmt: skip
+    assert rc == 0 and out.is_file()
+    assert f"Self-training on {len(demo.test_files)} unmarked recording(s)" in stdout
+    assert "the best 2 of each" in stdout
+    from audio_embed.scanner import Scanner
+
+    info = (Scanner.read_metadata(out)["training_summary"] or {})["adaptation"]
+    assert info["recordings"] == len(demo.test_files) and info["top"] == 2
+    rc, _, err = run_cli(
+        capsys,
+        "train", "--markers", str(demo.markers_csv), "--model", "logmel", "--out", str(out),
+        "--adapt", str(tmp_path / "nowhere"),
+    )  # fmt: skip
+    assert rc != 0 and "--adapt" in err and "no such file" in err
+
+
 def test_train_from_audacity_and_raven_labels(
     tmp_path: Path, demo: DemoSet, capsys: pytest.CaptureFixture[str]
 ) -> None:

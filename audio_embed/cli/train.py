@@ -18,6 +18,7 @@ from audio_embed.cli.options import (
     model_options,
     nonneg_float,
     positive_float,
+    positive_int,
     probability,
     window_options,
 )
@@ -28,7 +29,7 @@ if TYPE_CHECKING:
     from audio_embed.scanner import Scanner
     from audio_embed.windows import Markers, SlidingWindows
 
-__all__ = ["add_parser", "fit", "print_training", "run"]
+__all__ = ["adapt", "add_parser", "fit", "print_training", "run"]
 
 
 def add_parser(subparsers: Subparsers) -> argparse.ArgumentParser:
@@ -79,6 +80,23 @@ def add_parser(subparsers: Subparsers) -> argparse.ArgumentParser:
         "instead of decoding the marked files; its windows are used",
     )
     _add_classifier_options(p)
+    g = p.add_argument_group("self-training on the recordings to scan")
+    g.add_argument(
+        "--adapt",
+        nargs="+",
+        metavar="FILE_OR_DIR",
+        help="after training, scan these unmarked recordings (folders are searched), take "
+        "each one's best detection(s) as extra positives and its low-scoring windows far "
+        "from any detection as extra negatives, and train again (pseudo-labels; helps with "
+        "few markers, see the README)",
+    )
+    g.add_argument(
+        "--adapt-top",
+        type=positive_int,
+        default=1,
+        metavar="K",
+        help="pseudo-positive detections per recording",
+    )
     return p
 
 
@@ -242,6 +260,26 @@ def fit(run: Run, scanner: Scanner, markers: dict[str, Markers]) -> None:
     run.cancel.check()  # Ctrl-C during the classifier fit: save nothing
 
 
+def adapt(run: Run, scanner: Scanner, items: list[str], top: int) -> Scanner:
+    """``--adapt``: the scanner refitted with pseudo-labels from these recordings."""
+    from audio_embed.batch import collect_inputs
+
+    inputs, missing = collect_inputs(items)
+    if missing:
+        item, reason = missing[0]
+        raise UsageError(f"--adapt {item}: {reason}.")
+    progress = Progress(run, len(inputs), "adapt") if run.show_progress else None
+    try:
+        adapted = scanner.adapt(
+            [i.path for i in inputs], top=top, progress=progress, cancel=run.cancel
+        )
+    finally:
+        if progress is not None:
+            progress.close()
+    run.cancel.check()
+    return adapted
+
+
 def print_training(run: Run, scanner: Scanner, root: Path | None = None) -> None:
     s = scanner.training_summary or {}
     tw, sw = scanner.train_windows, scanner.scan_windows
@@ -267,6 +305,14 @@ def print_training(run: Run, scanner: Scanner, root: Path | None = None) -> None
         f"Classifier: {scanner.classifier.summary_['estimator']}; "
         f"calibration: {s.get('classifier_calibration_note', 'n/a')}."
     )
+    ad = s.get("adaptation")
+    if ad:
+        run.echo(
+            f"Self-training on {ad['recordings']} unmarked recording(s): pseudo-labels from "
+            f"{ad['pseudo_positive_markers']} detection(s) (the best {ad['top']} of each; "
+            f"{ad['pseudo_positive_windows']} positive windows) and "
+            f"{ad['pseudo_negative_windows']} negative windows."
+        )
     th = s.get("threshold") or {}
     if th.get("cv_f1") is not None:
         run.echo(
@@ -291,6 +337,8 @@ def run(run: Run) -> int:
         raise UsageError("--store needs --profile NAME.")
     from audio_embed.registry import get_spec
 
+    if args.adapt and args.index is not None:
+        raise UsageError("--adapt needs the marked files themselves; it cannot follow --index.")
     get_spec(args.model)  # an unknown name fails before any work
     markers = _read_marker_files(args)
     index = None
@@ -327,6 +375,8 @@ def run(run: Run) -> int:
         run.cancel.check()
     else:
         fit(run, scanner, markers)
+    if args.adapt:
+        scanner = adapt(run, scanner, args.adapt, args.adapt_top)
     if args.store is not None:
         path = ScannerStore(args.store).save(scanner, args.profile)
     else:

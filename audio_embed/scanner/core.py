@@ -612,18 +612,22 @@ class Scanner(StreamingEmbeddings):
         items = [(s, sample_rate if isinstance(s, np.ndarray) else None) for s in sources]
         if not items:
             raise InvalidInputError("adapt() needs at least one recording to adapt to.")
-        trained_on = {r.label for r in data.recordings}
-        again = [str(s) for s, _ in items if not isinstance(s, np.ndarray) and str(s) in trained_on]
+        files = [Path(s) for s, _ in items if not isinstance(s, np.ndarray)]
+        trained_on = {Path(r.source).resolve() for r in data.recordings if r.label != "<array>"}
+        again = [str(f) for f in files if f.resolve() in trained_on]
         if again:
             raise InvalidInputError(
                 f"adapt() learns from recordings without markers; {again[0]} is a training "
                 "recording (its markers are already used). Pass only the files to scan."
             )
         entries = []
-        for _, entry in self._embeddings_many(items, progress, cancel):
+        for i, entry in self._embeddings_many(items, progress, cancel):
             if isinstance(entry, Exception):
                 raise entry
             entries.append((entry, self._scan_features(entry)))
+            if progress is not None:
+                label = Recording(items[i][0]).label
+                progress(ProgressEvent("train-files", label, i + 1, len(items), "files"))
         current = self
         for _ in range(rounds):
             current = current._adapted(data, entries, top, negative_quantile, cancel)
