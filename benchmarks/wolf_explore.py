@@ -339,9 +339,15 @@ def run(b: Bench, args: argparse.Namespace) -> dict[str, Any]:
         return clf.fit(x, y)
 
     final, choice, models = _train(fit, markers, ent, feats, post, args)
+    scanned = b.test  # --scan-split train: the training files without markers (few-shot)
+    if args.scan_split == "train":
+        scanned = sorted(p for p in b.markers if p not in markers)
     pseudo_rows: list[dict[str, Any]] = []
     for _ in range(args.self_train):
-        extra, info = pseudo_labels(b.test, feats, ent, final, choice.value, post, args, b.events)
+        judges = tuple(models) if args.pseudo_agree else ()
+        extra, info = pseudo_labels(
+            scanned, feats, ent, final, choice.value, post, args, b.events, judges
+        )
         pseudo_rows.append(info)
         if args.rethreshold == "cv":
             final, choice, models = _train(fit, markers, ent, feats, post, args, extra)
@@ -352,19 +358,21 @@ def run(b: Bench, args: argparse.Namespace) -> dict[str, Any]:
     def scores(p: str) -> np.ndarray:
         return np.asarray(np.mean([m.score_windows(feats[p]) for m in ensemble], axis=0))
 
-    probs = {p: scores(p) for p in b.test}
+    probs = {p: scores(p) for p in scanned}
 
     def score_at(t: float) -> Any:
         results = {
             p: ScanResult(p, ent[p].starts, probs[p], WINDOW, ent[p].duration, t, post)
-            for p in b.test
+            for p in scanned
         }
-        return evaluate(results, {p: b.events[p] for p in b.test})
+        return evaluate(results, {p: b.events[p] for p in scanned})
 
     ev = score_at(choice.value)
     d = ev.as_dict()
     best = max((score_at(float(t)).iou_f1, round(float(t), 2)) for t in np.arange(0.04, 0.9, 0.04))
-    row = {k: round(float(d[k]), 4) for k in ("iou_precision", "iou_recall", "iou_f1")}
+    row: dict[str, Any] = {
+        k: round(float(d[k]), 4) for k in ("iou_precision", "iou_recall", "iou_f1")
+    }
     row.update(
         {k: round(float(d[k]), 4) for k in ("lenient_f1", "flagged_fraction", "window_auc")},
         mean_detection_seconds=round(float(d["mean_detection_seconds"]), 3),
@@ -415,6 +423,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--pseudo-neg", type=float, default=0.5, help="negatives' score quantile")
     ap.add_argument("--rethreshold", choices=["cv", "keep"], default="cv")
     ap.add_argument("--pseudo-agree", action="store_true", help="CV models must agree")
+    ap.add_argument(
+        "--scan-split",
+        choices=["test", "train"],
+        default="test",
+        help="train: scan and score the training files left without markers (--few-shot)",
+    )
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.ERROR)
     row = run(Bench(args.bench, args.cache), args)
