@@ -102,8 +102,11 @@ def _odd(seconds: float) -> int:
 
 
 class Bench:
-    def __init__(self, bench: Path, cache: Path) -> None:
+    def __init__(
+        self, bench: Path, cache: Path, embedder: Callable[..., LogMelEmbedder] = LogMelEmbedder
+    ) -> None:
         self.bench = bench
+        self.embedder = embedder  # benchmarks/wolf_augment.py passes other front-ends
         self.cache = EmbeddingCache(cache)
         labels = read_labels(bench / "labels.csv")
         self.events: dict[str, list[tuple[float, float]]] = defaultdict(list)
@@ -118,7 +121,7 @@ class Bench:
         key = (window, hop, tuple(sorted(kw.items())))
         if key not in self._entries:
             scanner = Scanner(
-                LogMelEmbedder(**kw), scan_windows=SlidingWindows(window, hop), cache=self.cache
+                self.embedder(**kw), scan_windows=SlidingWindows(window, hop), cache=self.cache
             )
             files = sorted(self.markers) + self.test
             self._entries[key] = {p: scanner.sliding_embeddings(p) for p in files}
@@ -189,7 +192,11 @@ def _shift_bands(x: np.ndarray, shifts: list[int]) -> np.ndarray:
     return np.concatenate(out) if out else x[:0]
 
 
-def run(b: Bench, args: argparse.Namespace) -> dict[str, Any]:
+#: Extra positive rows for the training files and markers of one fit (wolf_augment.py).
+Extra = Callable[[list[tuple[str, Markers]]], np.ndarray]
+
+
+def run(b: Bench, args: argparse.Namespace, extra: Extra | None = None) -> dict[str, Any]:
     feats = b.features(args.features)
     ent = b.entries()
     post = Postprocessing(smooth=0.5, hysteresis=0.5, valley=0.5)
@@ -209,6 +216,8 @@ def run(b: Bench, args: argparse.Namespace) -> dict[str, Any]:
             ys.append(lab[lab >= 0])
         x, y = np.concatenate(xs), np.concatenate(ys)
         shifted = _shift_bands(x[y == 1], args.shift_aug)
+        if extra is not None:
+            shifted = np.concatenate([shifted, extra(items)])
         x, y = np.concatenate([x, shifted]), np.concatenate([y, np.ones(len(shifted), int)])
         clf = CalibratedClassifier(
             _classifier(args.classifier),
@@ -289,7 +298,7 @@ def run(b: Bench, args: argparse.Namespace) -> dict[str, Any]:
     return row
 
 
-def main(argv: list[str] | None = None) -> int:
+def parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -313,7 +322,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     ap.add_argument("--ensemble", action="store_true", help="average the CV models and final")
     ap.add_argument("--few-shot", type=int, help="train on the first k training events")
-    args = ap.parse_args(argv)
+    return ap
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
     logging.basicConfig(level=logging.ERROR)
     row = run(Bench(args.bench, args.cache), args)
     print(json.dumps({"settings": {k: v for k, v in vars(args).items() if k != "bench"}} | row,
