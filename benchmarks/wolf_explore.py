@@ -187,6 +187,8 @@ def labels(starts: np.ndarray, markers: Markers, pre: float, post: float) -> np.
 
 def _shift_bands(x: np.ndarray, shifts: list[int]) -> np.ndarray:
     """Copies of ``x`` with every 64-band block shifted by each of ``shifts`` bands."""
+    if not shifts:
+        return x[:0]
     blocks = x.reshape(len(x), -1, 64)
     out = [blocks[:, :, np.clip(np.arange(64) - s, 0, 63)].reshape(len(x), -1) for s in shifts]
     return np.concatenate(out) if out else x[:0]
