@@ -35,9 +35,11 @@ from typing import Any
 import numpy as np
 import torch
 import torchaudio
+import wolf_explore
 from wolf_explore import HOP, WINDOW, Bench, _zscore, parser, run
 
 from audio_embed.audio import load_audio
+from audio_embed.classifier import make_base_estimator
 from audio_embed.embedders.logmel import LogMelEmbedder
 from audio_embed.scanner import STD_FLOOR
 from audio_embed.windows import Markers
@@ -209,7 +211,11 @@ def main(argv: list[str] | None = None) -> int:
                     default=[1.0, 1.0], help="speed factor range, lo,hi")  # fmt: skip
     ap.add_argument("--aug-eq", type=float, default=0.0, help="±dB of 2 random peaking EQs")
     ap.add_argument("--aug-seed", type=int, default=0)
+    ap.add_argument("--trees-seed", type=int, help="--classifier extratrees/hgb with this seed")
     args = ap.parse_args(argv)
+    if args.trees_seed is not None:  # wolf_explore's table seeds them with 42
+        seed = args.trees_seed
+        wolf_explore._classifier = lambda name: make_base_estimator(name, seed)
     logging.basicConfig(level=logging.ERROR)
     torch.set_num_threads(1)
 
