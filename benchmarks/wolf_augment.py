@@ -39,6 +39,7 @@ import wolf_explore
 from wolf_explore import HOP, WINDOW, Bench, _zscore, parser, run
 
 from audio_embed.audio import load_audio
+from audio_embed.augment import MixAugmentation
 from audio_embed.classifier import make_base_estimator
 from audio_embed.embedders.logmel import LogMelEmbedder
 from audio_embed.scanner import STD_FLOOR
@@ -118,71 +119,37 @@ class FrontEnd(LogMelEmbedder):
 
 
 class Augmenter:
-    """A pool of augmented positive windows, drawn once, filtered per fit."""
+    """A pool of augmented positive windows (:class:`MixAugmentation`), filtered per fit."""
 
     def __init__(self, b: Bench, args: argparse.Namespace, markers: dict[str, Markers]) -> None:
-        self.rng = np.random.default_rng(args.aug_seed)
-        self.emb = b.embedder()
+        emb = b.embedder()
         ent = b.entries()
-        feats_mean = {p: e.embeddings.mean(0) for p, e in ent.items()}
-        feats_std = {p: np.maximum(e.embeddings.std(0), STD_FLOOR) for p, e in ent.items()}
-        grids = {p: _zscore(ent[p].embeddings) for p in markers}
-        audio = {p: load_audio(p, SR) for p in markers}
-        known = {p: np.asarray(m.all) for p, m in markers.items()}
+        files = list(markers)
+        audio = [load_audio(p, SR) for p in files]
+        aug = MixAugmentation(copies=args.aug_copies, gain_db=args.aug_gain,
+                              speed=args.aug_speed, eq_db=args.aug_eq, seed=args.aug_seed,
+                              step=HOP)  # fmt: skip
+        mixed = aug.mix(
+            [(a, markers[p].positive) for a, p in zip(audio, files, strict=True)],
+            [(a, markers[p].all) for a, p in zip(audio, files, strict=True)],
+            SR,
+        )
         # unit: (source file, marker time, background file, features of its positive windows)
         self.units: list[tuple[str, float, str, np.ndarray]] = []
-        for src, m in markers.items():
-            for t in m.positive:
-                chunk = self._chunk(audio[src], t)
-                for bg in markers:
-                    for _ in range(args.aug_copies):
-                        x = self._unit(chunk, bg, audio[bg], known[bg], ent[bg], args)
-                        z = ((x[0] - feats_mean[bg]) / feats_std[bg]).astype(np.float32)
-                        self.units.append((src, t, bg, self._context(z, x[1], x[2], grids[bg])))
-
-    @staticmethod
-    def _chunk(audio: np.ndarray, t: float) -> np.ndarray:
-        lo, hi = round((t - 0.05) * SR), round((t + 2.0) * SR)
-        c = audio[max(0, lo) : hi].astype(np.float32).copy()
-        fin, fout = round(0.02 * SR), round(0.1 * SR)
-        c[:fin] *= np.linspace(0, 1, fin, dtype=np.float32)
-        c[-fout:] *= np.linspace(1, 0, fout, dtype=np.float32)
-        return c
-
-    def _unit(
-        self,
-        chunk: np.ndarray,
-        bg: str,
-        audio: np.ndarray,
-        known: np.ndarray,
-        e: Any,
-        args: argparse.Namespace,
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Embeddings of the windows within 3 s of one mixed-in copy (and their rows)."""
-        lo_s, hi_s = args.aug_speed
-        speed = float(self.rng.uniform(lo_s, hi_s))
-        gain = 10 ** (float(self.rng.uniform(*args.aug_gain)) / 20)
-        x = torch.from_numpy(chunk)[None]
-        if abs(speed - 1) > 1e-3:
-            x = torchaudio.functional.resample(x, round(1000 * speed), 1000)
-        for _ in range(2 if args.aug_eq > 0 else 0):  # random peaking filters: another mic
-            db = float(self.rng.uniform(-args.aug_eq, args.aug_eq))
-            hz = float(np.exp(self.rng.uniform(np.log(200.0), np.log(6000.0))))
-            x = torchaudio.functional.equalizer_biquad(x, SR, hz, db, Q=1.0)
-        c = x[0].numpy() * gain
-        onset = 0.05 / speed
-        for _ in range(1000):  # a place on the 0.1 s grid, 8 s from every marker
-            u = round(float(self.rng.uniform(4.0, e.duration - 5.0)) / HOP) * HOP
-            if not len(known) or np.abs(known - u).min() >= 8.0:
-                break
-        first = round((u - 3.0) / HOP)
-        rows = np.arange(first, first + 61)
-        seg = audio[round((u - 3.0) * SR) : round((u + 4.0) * SR)].copy()
-        at = round((3.0 - onset) * SR)
-        seg[at : at + len(c)] += c[: len(seg) - at]
-        emb = self.emb.embed_windows(seg, (rows - first) * HOP, WINDOW)
-        pos = np.flatnonzero(((rows * HOP) >= u - WINDOW - 1e-6) & ((rows * HOP) <= u + 1e-6))
-        return emb, rows, pos
+        for m in mixed:
+            bg = files[m.background]
+            e = ent[bg]
+            first = round(m.start / HOP)
+            rows = np.arange(first, first + 61)  # windows starting within 3 s of the place
+            x = emb.embed_windows(m.audio, (rows - first) * HOP, WINDOW)
+            std = np.maximum(e.embeddings.std(0), STD_FLOOR)
+            z = ((x - e.embeddings.mean(0)) / std).astype(np.float32)
+            pos = np.flatnonzero(
+                (rows * HOP >= m.marker - WINDOW - 1e-6) & (rows * HOP <= m.marker + 1e-6)
+            )
+            src, k = m.source
+            feats = self._context(z, rows, pos, _zscore(e.embeddings))
+            self.units.append((files[src], markers[files[src]].positive[k], bg, feats))
 
     @staticmethod
     def _context(z: np.ndarray, rows: np.ndarray, pos: np.ndarray, grid: np.ndarray) -> np.ndarray:
