@@ -102,8 +102,11 @@ def _odd(seconds: float) -> int:
 
 
 class Bench:
-    def __init__(self, bench: Path, cache: Path) -> None:
+    def __init__(
+        self, bench: Path, cache: Path, embedder: Callable[..., LogMelEmbedder] = LogMelEmbedder
+    ) -> None:
         self.bench = bench
+        self.embedder = embedder  # benchmarks/wolf_augment.py passes other front-ends
         self.cache = EmbeddingCache(cache)
         labels = read_labels(bench / "labels.csv")
         self.events: dict[str, list[tuple[float, float]]] = defaultdict(list)
@@ -118,7 +121,7 @@ class Bench:
         key = (window, hop, tuple(sorted(kw.items())))
         if key not in self._entries:
             scanner = Scanner(
-                LogMelEmbedder(**kw), scan_windows=SlidingWindows(window, hop), cache=self.cache
+                self.embedder(**kw), scan_windows=SlidingWindows(window, hop), cache=self.cache
             )
             files = sorted(self.markers) + self.test
             self._entries[key] = {p: scanner.sliding_embeddings(p) for p in files}
@@ -184,12 +187,17 @@ def labels(starts: np.ndarray, markers: Markers, pre: float, post: float) -> np.
 
 def _shift_bands(x: np.ndarray, shifts: list[int]) -> np.ndarray:
     """Copies of ``x`` with every 64-band block shifted by each of ``shifts`` bands."""
+    if not shifts:
+        return x[:0]
     blocks = x.reshape(len(x), -1, 64)
     out = [blocks[:, :, np.clip(np.arange(64) - s, 0, 63)].reshape(len(x), -1) for s in shifts]
     return np.concatenate(out) if out else x[:0]
 
 
-Extra = tuple[tuple[np.ndarray, np.ndarray], ...]
+#: Extra positive rows for the training files and markers of one fit (wolf_augment.py).
+Extra = Callable[[list[tuple[str, Markers]]], np.ndarray]
+#: Pseudo-labelled windows (features, labels) of the scanned files (--self-train).
+Pseudo = tuple[tuple[np.ndarray, np.ndarray], ...]
 Fit = Callable[..., CalibratedClassifier]
 
 
@@ -200,15 +208,15 @@ def _train(
     feats: dict[str, np.ndarray],
     post: Postprocessing,
     args: argparse.Namespace,
-    extra: Extra = (),
+    pseudo: Pseudo = (),
 ) -> tuple[CalibratedClassifier, Any, list[CalibratedClassifier]]:
     """The threshold by cross-validation over the training files (as ``Scanner.fit``), then
-    the final classifier on all of them; ``extra`` (pseudo-labelled windows) joins every fit."""
+    the final classifier on all of them; ``pseudo`` (pseudo-labelled windows) joins every fit."""
     files = sorted(markers)
     folds, models = [], []
     if len(files) >= 2:  # leave one recording out
         for p in files:
-            clf = fit([(q, markers[q]) for q in files if q != p], extra)
+            clf = fit([(q, markers[q]) for q in files if q != p], pseudo)
             models.append(clf)
             refs = tuple((t, t) for t in markers[p].positive)
             e = ent[p]
@@ -224,7 +232,7 @@ def _train(
             out = {int(j) for j in order[f::k]}
             keep = [t for j, t in enumerate(m.positive) if j not in out]
             held = [t for j, t in enumerate(m.positive) if j in out]
-            clf = fit([(p, Markers(positive=keep, soft=held))], extra)
+            clf = fit([(p, Markers(positive=keep, soft=held))], pseudo)
             models.append(clf)
             e = ent[p]
             folds.append(
@@ -238,7 +246,7 @@ def _train(
                 )
             )
     choice = choose_threshold(folds, post, "cv", len(folds))
-    final = fit([(p, markers[p]) for p in files], extra)
+    final = fit([(p, markers[p]) for p in files], pseudo)
     if choice.method == "fallback":
         xs, ys = [], []
         for p in files:
@@ -260,7 +268,7 @@ def pseudo_labels(
     args: argparse.Namespace,
     events: dict[str, list[tuple[float, float]]] | None = None,
     judges: tuple[CalibratedClassifier, ...] = (),
-) -> tuple[Extra, dict[str, Any]]:
+) -> tuple[Pseudo, dict[str, Any]]:
     """Self-training: windows of the scanned ``files`` labelled by ``clf`` itself.
 
     Positives: the windows holding the peak of each file's ``--pseudo-top`` best
@@ -271,7 +279,7 @@ def pseudo_labels(
     must also reach ``threshold`` at its peak under every one of them.
     ``events`` (the test labels) only count how many pseudo-positives are right.
     """
-    extra, n_pos, n_neg, n_det, right, n_peaks = [], 0, 0, 0, 0, 0
+    rows, n_pos, n_neg, n_det, right, n_peaks = [], 0, 0, 0, 0, 0
     for p in files:
         e, f = ent[p], feats[p]
         s = clf.score_windows(f)
@@ -299,7 +307,7 @@ def pseudo_labels(
             lab[lab == 1] = -1
         n_pos += int((lab == 1).sum())
         n_neg += int((lab == 0).sum())
-        extra.append((f[lab >= 0], lab[lab >= 0]))
+        rows.append((f[lab >= 0], lab[lab >= 0]))
     info = dict(
         detections=n_det,
         pseudo_positives=n_peaks,
@@ -307,10 +315,10 @@ def pseudo_labels(
         positive_windows=n_pos,
         negative_windows=n_neg,
     )
-    return tuple(extra), info
+    return tuple(rows), info
 
 
-def run(b: Bench, args: argparse.Namespace) -> dict[str, Any]:
+def run(b: Bench, args: argparse.Namespace, extra: Extra | None = None) -> dict[str, Any]:
     feats = b.features(args.features)
     ent = b.entries()
     post = Postprocessing(smooth=0.5, hysteresis=0.5, valley=0.5)
@@ -322,14 +330,16 @@ def run(b: Bench, args: argparse.Namespace) -> dict[str, Any]:
             grouped[f].append(t)
         markers = {f: Markers(positive=v) for f, v in grouped.items()}
 
-    def fit(items: list[tuple[str, Markers]], extra: Extra = ()) -> CalibratedClassifier:
-        xs, ys = [x for x, _ in extra], [y for _, y in extra]
+    def fit(items: list[tuple[str, Markers]], pseudo: Pseudo = ()) -> CalibratedClassifier:
+        xs, ys = [x for x, _ in pseudo], [y for _, y in pseudo]
         for p, m in items:
             lab = labels(ent[p].starts, m, args.pre, args.post)
             xs.append(feats[p][lab >= 0])
             ys.append(lab[lab >= 0])
         x, y = np.concatenate(xs), np.concatenate(ys)
         shifted = _shift_bands(x[y == 1], args.shift_aug)
+        if extra is not None:
+            shifted = np.concatenate([shifted, extra(items)])
         x, y = np.concatenate([x, shifted]), np.concatenate([y, np.ones(len(shifted), int)])
         clf = CalibratedClassifier(
             _classifier(args.classifier),
@@ -345,14 +355,14 @@ def run(b: Bench, args: argparse.Namespace) -> dict[str, Any]:
     pseudo_rows: list[dict[str, Any]] = []
     for _ in range(args.self_train):
         judges = tuple(models) if args.pseudo_agree else ()
-        extra, info = pseudo_labels(
+        pseudo, info = pseudo_labels(
             scanned, feats, ent, final, choice.value, post, args, b.events, judges
         )
         pseudo_rows.append(info)
         if args.rethreshold == "cv":
-            final, choice, models = _train(fit, markers, ent, feats, post, args, extra)
+            final, choice, models = _train(fit, markers, ent, feats, post, args, pseudo)
         else:
-            final = fit([(p, markers[p]) for p in sorted(markers)], extra)
+            final = fit([(p, markers[p]) for p in sorted(markers)], pseudo)
     ensemble = [*models, final] if args.ensemble else [final]
 
     def scores(p: str) -> np.ndarray:
@@ -387,7 +397,7 @@ def run(b: Bench, args: argparse.Namespace) -> dict[str, Any]:
     return row
 
 
-def main(argv: list[str] | None = None) -> int:
+def parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -429,7 +439,11 @@ def main(argv: list[str] | None = None) -> int:
         default="test",
         help="train: scan and score the training files left without markers (--few-shot)",
     )
-    args = ap.parse_args(argv)
+    return ap
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
     logging.basicConfig(level=logging.ERROR)
     row = run(Bench(args.bench, args.cache), args)
     print(json.dumps({"settings": {k: v for k, v in vars(args).items() if k != "bench"}} | row,
