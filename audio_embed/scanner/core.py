@@ -591,7 +591,7 @@ class Scanner(StreamingEmbeddings):
         training windows plus these and the threshold chosen again as ``fit``
         did; ``rounds`` repeats it, each from the previous round's scanner.
         This scanner is not changed. ``training_summary["adaptation"]`` of the
-        copy says how many pseudo-labels were used. Only a scanner trained by
+        copy says how many pseudo-labels were used (in the last round). Only a scanner trained by
         :meth:`fit` in this session can adapt (a loaded one has no training
         windows). Array sources need ``sample_rate``.
 
