@@ -19,19 +19,28 @@ from __future__ import annotations
 
 import math
 import numbers
-from typing import Any, Literal
+from collections.abc import Iterable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
 
+import attrs
 import numpy as np
 from attrs import frozen
 
 from audio_embed.cache import CachedEmbeddings
 from audio_embed.detect import Postprocessing, detect
-from audio_embed.errors import InvalidInputError
+from audio_embed.errors import InvalidInputError, TrainingDataError
+from audio_embed.progress import CancelToken, ProgressCallback, ProgressEvent
 from audio_embed.windows import Markers, TargetedWindows
+
+if TYPE_CHECKING:
+    from audio_embed.scanner.core import Scanner
+    from audio_embed.scanner.streaming import Source
 
 __all__ = [
     "FitData",
     "PseudoLabels",
+    "adapt_scanner",
     "check_adapt_options",
     "nearest_index",
     "pseudo_labels",
@@ -133,3 +142,95 @@ def nearest_index(grid: np.ndarray, at: np.ndarray) -> np.ndarray:
     take_left = np.abs(at - left) <= np.abs(grid[np.minimum(idx, len(grid) - 1)] - at)
     out: np.ndarray = np.where(take_left, idx - 1, idx) if len(grid) > 1 else idx * 0
     return out
+
+
+def adapt_scanner(
+    scanner: Scanner,
+    sources: Iterable[Source],
+    *,
+    top: int,
+    rounds: int,
+    negative_quantile: float,
+    sample_rate: int | None,
+    progress: ProgressCallback | None,
+    cancel: CancelToken | None,
+) -> Scanner:
+    """:meth:`Scanner.adapt` (its docstring says what this does and raises)."""
+    scanner._check_fitted()
+    check_adapt_options(top, rounds, negative_quantile)
+    data = scanner._fit_data
+    if data is None:
+        raise TrainingDataError(
+            "adapt() refits on the training windows, which only a scanner trained by "
+            "fit() in this session holds (a loaded scanner does not): fit it first."
+        )
+    items = [(s, sample_rate if isinstance(s, np.ndarray) else None) for s in sources]
+    if not items:
+        raise InvalidInputError("adapt() needs at least one recording to adapt to.")
+    files = [Path(s) for s, _ in items if not isinstance(s, np.ndarray)]
+    trained_on = {Path(r.source).resolve() for r in data.recordings if r.label != "<array>"}
+    again = [str(f) for f in files if f.resolve() in trained_on]
+    if again:
+        raise InvalidInputError(
+            f"adapt() learns from recordings without markers; {again[0]} is a training "
+            "recording (its markers are already used). Pass only the files to scan."
+        )
+    entries = []
+    for i, entry in scanner._embeddings_many(items, progress, cancel):
+        if isinstance(entry, Exception):
+            raise entry
+        entries.append((entry, scanner._scan_features(entry)))
+        if progress is not None:
+            source = items[i][0]
+            label = "<array>" if isinstance(source, np.ndarray) else str(source)
+            progress(ProgressEvent("train-files", label, i + 1, len(items), "files"))
+    current = scanner
+    for _ in range(rounds):
+        current = _adapt_round(current, data, entries, top, negative_quantile, cancel)
+    summary = current.training_summary or {}
+    summary["adaptation"] |= {"rounds": rounds}
+    return current
+
+
+def _adapt_round(
+    scanner: Scanner,
+    data: FitData,
+    entries: list[tuple[CachedEmbeddings, np.ndarray]],
+    top: int,
+    negative_quantile: float,
+    cancel: CancelToken | None,
+) -> Scanner:
+    """One round of :meth:`Scanner.adapt`: pseudo-label ``entries`` with ``scanner``,
+    refit a copy."""
+    xs, ys, peaks, dets = [], [], 0, 0
+    for entry, features in entries:
+        labels = pseudo_labels(
+            entry,
+            scanner.classifier.score_windows(features),
+            window=scanner.scan_windows.window,
+            threshold=scanner.scan_threshold,
+            postprocessing=scanner.postprocessing,
+            train_windows=scanner.train_windows,
+            top=top,
+            negative_quantile=negative_quantile,
+        )
+        xs.append(features[labels.index])
+        ys.append(labels.labels)
+        peaks, dets = peaks + len(labels.peaks), dets + labels.detections
+    y = np.concatenate(ys)
+    adapted = attrs.evolve(scanner)
+    adapted._fit_arrays(
+        data,
+        cancel,
+        (np.concatenate(xs), y),
+        {
+            "recordings": len(entries),
+            "top": top,
+            "negative_quantile": negative_quantile,
+            "first_scan_detections": dets,
+            "pseudo_positive_markers": peaks,
+            "pseudo_positive_windows": int(y.sum()),
+            "pseudo_negative_windows": int(len(y) - y.sum()),
+        },
+    )
+    return adapted

@@ -32,13 +32,7 @@ from audio_embed.errors import (
 )
 from audio_embed.progress import CancelToken, ProgressCallback, ProgressEvent
 from audio_embed.scanner import persistence
-from audio_embed.scanner.adapt import (
-    FitData,
-    PseudoLabels,
-    check_adapt_options,
-    nearest_index,
-    pseudo_labels,
-)
+from audio_embed.scanner.adapt import FitData, adapt_scanner, nearest_index
 from audio_embed.scanner.streaming import Source, StreamingEmbeddings
 from audio_embed.threshold import (
     FALLBACK_THRESHOLD,
@@ -601,81 +595,16 @@ class Scanner(StreamingEmbeddings):
             TrainingDataError: the scanner was not trained by :meth:`fit` here.
             AudioDecodeError: a source cannot be read.
         """
-        self._check_fitted()
-        check_adapt_options(top, rounds, negative_quantile)
-        data = self._fit_data
-        if data is None:
-            raise TrainingDataError(
-                "adapt() refits on the training windows, which only a scanner trained by "
-                "fit() in this session holds (a loaded scanner does not): fit it first."
-            )
-        items = [(s, sample_rate if isinstance(s, np.ndarray) else None) for s in sources]
-        if not items:
-            raise InvalidInputError("adapt() needs at least one recording to adapt to.")
-        files = [Path(s) for s, _ in items if not isinstance(s, np.ndarray)]
-        trained_on = {Path(r.source).resolve() for r in data.recordings if r.label != "<array>"}
-        again = [str(f) for f in files if f.resolve() in trained_on]
-        if again:
-            raise InvalidInputError(
-                f"adapt() learns from recordings without markers; {again[0]} is a training "
-                "recording (its markers are already used). Pass only the files to scan."
-            )
-        entries = []
-        for i, entry in self._embeddings_many(items, progress, cancel):
-            if isinstance(entry, Exception):
-                raise entry
-            entries.append((entry, self._scan_features(entry)))
-            if progress is not None:
-                label = Recording(items[i][0]).label
-                progress(ProgressEvent("train-files", label, i + 1, len(items), "files"))
-        current = self
-        for _ in range(rounds):
-            current = current._adapted(data, entries, top, negative_quantile, cancel)
-        summary = current.training_summary or {}
-        summary["adaptation"] |= {"rounds": rounds}
-        return current
-
-    def _adapted(
-        self,
-        data: FitData,
-        entries: list[tuple[CachedEmbeddings, np.ndarray]],
-        top: int,
-        negative_quantile: float,
-        cancel: CancelToken | None,
-    ) -> Scanner:
-        """One round of :meth:`adapt`: pseudo-label ``entries`` with this scanner, refit a copy."""
-        xs, ys, peaks, dets = [], [], 0, 0
-        for entry, features in entries:
-            labels: PseudoLabels = pseudo_labels(
-                entry,
-                self.classifier.score_windows(features),
-                window=self.scan_windows.window,
-                threshold=self.scan_threshold,
-                postprocessing=self.postprocessing,
-                train_windows=self.train_windows,
-                top=top,
-                negative_quantile=negative_quantile,
-            )
-            xs.append(features[labels.index])
-            ys.append(labels.labels)
-            peaks, dets = peaks + len(labels.peaks), dets + labels.detections
-        y = np.concatenate(ys)
-        adapted = attrs.evolve(self)
-        adapted._fit_arrays(
-            data,
-            cancel,
-            (np.concatenate(xs), y),
-            {
-                "recordings": len(entries),
-                "top": top,
-                "negative_quantile": negative_quantile,
-                "first_scan_detections": dets,
-                "pseudo_positive_markers": peaks,
-                "pseudo_positive_windows": int(y.sum()),
-                "pseudo_negative_windows": int(len(y) - y.sum()),
-            },
+        return adapt_scanner(
+            self,
+            sources,
+            top=top,
+            rounds=rounds,
+            negative_quantile=negative_quantile,
+            sample_rate=sample_rate,
+            progress=progress,
+            cancel=cancel,
         )
-        return adapted
 
     @property
     def is_fitted(self) -> bool:
