@@ -113,8 +113,9 @@ def _by_hand(
 @pytest.mark.parametrize("pooling", ["mean", "max"])
 @pytest.mark.parametrize(
     "hop, field, offset",
-    [(320, 400, 0), (320, 1040, -520)],  # wav2vec2's front end; a centred one (Whisper's)
-    ids=["valid", "centred"],
+    # wav2vec2's front end; a centred one (Whisper's); frames placed at points (BirdNET's)
+    [(320, 400, 0), (320, 1040, -520), (320, 1, 0)],
+    ids=["valid", "centred", "points"],
 )
 def test_shared_is_exactly_the_pooled_frames_inside_each_window(
     audio: np.ndarray, hop: int, field: int, offset: int, pooling: str
