@@ -323,8 +323,9 @@ def create_embedder(
     if device is not None:
         kwargs["device"] = device
     embedder = spec.factory(**kwargs)
-    # another checkpoint of the family (or custom layers) may have another size
-    default = checkpoint is None and "model" not in settings and "layers" not in settings
+    # another checkpoint of the family, custom layers or other settings (BirdNET's
+    # frames) may have another size
+    default = checkpoint is None and not settings
     if embedder.dim != spec.dim and default:
         raise AudioEmbedError(
             f"Embedder {spec.name!r} was registered with dim {spec.dim} but its model "

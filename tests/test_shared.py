@@ -113,8 +113,9 @@ def _by_hand(
 @pytest.mark.parametrize("pooling", ["mean", "max"])
 @pytest.mark.parametrize(
     "hop, field, offset",
-    [(320, 400, 0), (320, 1040, -520)],  # wav2vec2's front end; a centred one (Whisper's)
-    ids=["valid", "centred"],
+    # wav2vec2's front end; a centred one (Whisper's); frames placed at points (BirdNET's)
+    [(320, 400, 0), (320, 1040, -520), (320, 1, 0)],
+    ids=["valid", "centred", "points"],
 )
 def test_shared_is_exactly_the_pooled_frames_inside_each_window(
     audio: np.ndarray, hop: int, field: int, offset: int, pooling: str
@@ -294,6 +295,19 @@ def test_streamed_shared_vectors_match_one_call(
     assert cosine(streamed.embeddings, whole).min() > 0.99
     per_window = scanner.embedder.embed_windows(audio, streamed.starts, 4.0)
     assert cosine(streamed.embeddings, per_window).min() > 0.99
+
+
+def test_streaming_keeps_frames_on_the_file_grid(
+    audio: np.ndarray, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A frame hop (0.5 s) that the window hop's samples (0.1 s) do not divide: each
+    streamed block starts on the frame grid, so the vectors are those of one call."""
+    model = LocalFrames(8000, 1)  # frames placed at points, like BirdNET's time frames
+    scanner = Scanner(model, scan_windows=SlidingWindows(1.0, 0.1, "shared"))
+    monkeypatch.setattr(scanner_streaming, "BLOCK_SECONDS", 7.0)
+    streamed = scanner.sliding_embeddings(audio[: 30 * SR], sample_rate=SR)
+    whole = model.embed_windows(audio[: 30 * SR], streamed.starts, 1.0, encoding="shared")
+    np.testing.assert_allclose(streamed.embeddings, whole, rtol=1e-5, atol=1e-6)
 
 
 def test_scanner_end_to_end_shared(demo: object, tmp_path: Path) -> None:

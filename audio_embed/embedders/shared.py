@@ -48,7 +48,11 @@ class FrameGeometry(NamedTuple):
     ``n >= field`` samples has ``(n - field) // hop + 1`` frames. A negative
     ``offset = -p`` describes a centred front end that zero-pads ``p`` samples
     on both sides of its input (a centred STFT, Whisper's convolutions), giving
-    ``(n + 2p - field) // hop + 1`` frames. ``max_samples`` is the longest
+    ``(n + 2p - field) // hop + 1`` frames. A field shorter than the hop
+    places each frame at a point (``field=1``: frame ``g`` at sample
+    ``offset + g·hop``), so a window pools the frames placed inside it: BirdNET's
+    time frames, each the second around the centre of a 3 s chunk, are filed
+    under their centres. ``max_samples`` is the longest
     input the model accepts (a fixed-size positional table), None when any
     length works.
     """
@@ -63,9 +67,9 @@ class FrameGeometry(NamedTuple):
         return max(0, (num_samples - 2 * self.offset - self.field) // self.hop + 1)
 
     def check(self, owner: str) -> None:
-        if self.hop <= 0 or self.field < self.hop or self.offset > 0:
+        if self.hop <= 0 or self.field < 1 or self.offset > 0:
             raise InvalidInputError(
-                f"{owner}.frame_geometry() must have hop > 0, field >= hop and offset <= 0. "
+                f"{owner}.frame_geometry() must have hop > 0, field > 0 and offset <= 0. "
                 f"Got {self}."
             )
 

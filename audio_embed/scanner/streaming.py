@@ -199,8 +199,11 @@ class StreamingEmbeddings:
         # Shared encoding reads `context` seconds beyond each window: keep that much
         # audio on both sides of a block boundary so streaming never changes a vector.
         context = 0.0
+        align = 1  # a frame model's frames stay on the file's frame grid across blocks
         if sw.encoding == "shared":
             context = float(self.embedder.shared_settings().get("context", 0.0))
+            geometry = self.embedder.frame_geometry()
+            align = 1 if geometry is None else int(geometry.hop)
         margin = round(context * sr)
         buf = np.zeros(0, dtype=np.float32)
         offset = 0  # sample index of buf[0]
@@ -241,6 +244,7 @@ class StreamingEmbeddings:
             if ks:
                 embed(np.asarray(ks, dtype=np.float64) * sw.hop)
             keep_from = max(min(round(next_k * sw.hop * sr), total - win) - margin, offset)
+            keep_from -= keep_from % align  # offset is aligned, so this stays >= offset
             buf = buf[keep_from - offset :]
             offset = keep_from
         duration = total / sr
