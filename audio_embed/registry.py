@@ -112,6 +112,10 @@ class EmbedderSpec:
         layers: for a multi-layer variant, the 1-based blocks it concatenates.
         takes_checkpoint: the factory accepts ``checkpoint=`` (False for
             weight-free models). Every factory accepts ``device=``.
+        saved_defaults: settings that a saved config without them was made
+            with: a setting added later whose default is not the old
+            behaviour (BirdNET's ``frames="chunk"``), so scanners saved before
+            it rebuild the embedder they were trained with.
     """
 
     name: str = field(converter=_upper)
@@ -125,6 +129,7 @@ class EmbedderSpec:
     weights_available: Callable[[], bool] | None = field(default=None, eq=False)
     layers: tuple[int, ...] | None = None
     takes_checkpoint: bool = True
+    saved_defaults: Mapping[str, Any] = field(factory=dict, eq=False)
 
     @property
     def layered(self) -> bool:
@@ -246,6 +251,7 @@ def _ml_spec(base: EmbedderSpec) -> EmbedderSpec:
         weights_available=base.weights_available,
         layers=layers,
         takes_checkpoint=base.takes_checkpoint,
+        saved_defaults=base.saved_defaults,
     )
 
 
@@ -345,14 +351,16 @@ def embedder_from_config(config: Mapping[str, Any], **overrides: Any) -> Embedde
 
     The registry name, its settings, the layer selection, the weight source
     (passed as ``checkpoint`` unless ``overrides`` name one) and the
-    shared-encoding chunk and context. ``overrides`` go to the factory too
+    shared-encoding chunk and context. A setting the config lacks takes the
+    spec's :attr:`~EmbedderSpec.saved_defaults` value (the behaviour before
+    it existed), else the factory's default. ``overrides`` go to the factory too
     (``device=``, a local ``checkpoint=`` for an offline machine). Whether the
     weights are the same is for the caller to check (the fingerprint).
     """
     try:
         name = str(config["name"])
-        kwargs: dict[str, Any] = dict(config.get("settings") or {})
-    except (KeyError, TypeError) as exc:
+        kwargs: dict[str, Any] = with_saved_defaults(config)["settings"]
+    except (KeyError, TypeError, ValueError) as exc:
         raise InvalidInputError(f"Not an embedder config: {dict(config)!r}") from exc
     if config.get("layers") is not None:
         kwargs["layers"] = [int(k) for k in config["layers"]]
@@ -366,6 +374,18 @@ def embedder_from_config(config: Mapping[str, Any], **overrides: Any) -> Embedde
         embedder.shared_chunk = float(shared["chunk"])
         embedder.shared_context = float(shared["context"])
     return embedder
+
+
+def with_saved_defaults(config: Mapping[str, Any]) -> dict[str, Any]:
+    """``config`` with the settings it lacks that its spec's
+    :attr:`~EmbedderSpec.saved_defaults` name (unchanged for an unknown name)."""
+    out = dict(config)
+    spec = _all_specs().get(str(config.get("name", "")).upper())
+    settings = dict(out.get("settings") or {})
+    for key, value in (spec.saved_defaults if spec is not None else {}).items():
+        settings.setdefault(key, value)
+    out["settings"] = settings
+    return out
 
 
 def specs(pattern: str | None = None) -> Iterable[EmbedderSpec]:

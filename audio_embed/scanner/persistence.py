@@ -149,10 +149,12 @@ def _saved_embedder(
     allow_mismatch: bool,
 ) -> Embedder:
     """The embedder a saved scanner was trained with: given and checked, or rebuilt."""
-    from audio_embed.registry import create_embedder, embedder_from_config
+    from audio_embed.registry import create_embedder, embedder_from_config, with_saved_defaults
 
     want = meta["embedder"]
     saved = want.get("config")
+    if saved is not None:  # settings added since it was saved: their old behaviour
+        saved = with_saved_defaults(saved)
     if embedder is None:
         if saved is not None:
             embedder = embedder_from_config(saved, **kwargs)
