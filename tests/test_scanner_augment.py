@@ -132,3 +132,21 @@ def test_one_file_few_markers_end_to_end(tmp_path: Path) -> None:
     np.testing.assert_allclose(
         loaded.scan(test_audio, sample_rate=SR).probabilities, result.probabilities, atol=1e-6
     )
+
+
+def test_a_cancel_while_augmenting_leaves_the_scanner_unchanged(
+    one_file: list[Recording],
+) -> None:
+    from audio_embed.errors import Cancelled
+    from audio_embed.progress import CancelToken, ProgressEvent
+
+    token = CancelToken()
+
+    def progress(event: ProgressEvent) -> None:
+        if event.stage == "train-files":  # every file embedded: augmentation comes next
+            token.cancel()
+
+    scanner = Scanner(LogMelEmbedder(), augmentation=_aug())
+    with pytest.raises(Cancelled):
+        scanner.fit(one_file, progress=progress, cancel=token)
+    assert not scanner.is_fitted and scanner.training_summary is None

@@ -25,6 +25,7 @@ from audio_embed.audio import load_audio, resample
 from audio_embed.augment import MixAugmentation, MixedSound
 from audio_embed.cache import CachedEmbeddings
 from audio_embed.embedders.base import as_waveform_batch
+from audio_embed.progress import CancelToken
 from audio_embed.scanner.adapt import nearest_index
 from audio_embed.windows import Markers
 
@@ -112,6 +113,7 @@ def augmented_pool(
     recs: Sequence[Recording],
     grids: Sequence[tuple[CachedEmbeddings, np.ndarray]],
     aug: MixAugmentation,
+    cancel: CancelToken | None = None,
 ) -> AugmentedPool:
     """Mix, embed and featurise every kept positive marker into every training recording."""
     sr = scanner.embedder.sample_rate
@@ -126,6 +128,8 @@ def augmented_pool(
     normalised = [scanner._normalise(e.embeddings, e.embeddings) for e, _ in grids]
     units = []
     for m in mixed:
+        if cancel is not None:
+            cancel.check()
         entry = grids[m.background][0]
         feats = _unit_features(scanner, m, entry, normalised[m.background], sr)
         if len(feats):

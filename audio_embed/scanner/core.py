@@ -473,7 +473,7 @@ class Scanner(StreamingEmbeddings):
         X, y = stack_training_windows(xs, ys, self.embedder.dim)
         pool = None
         if self.augmentation is not None:
-            pool = augmented_pool(self, recs, grids, self.augmentation)
+            pool = augmented_pool(self, recs, grids, self.augmentation, cancel)
         data = FitData(tuple(recs), tuple(grids), X, y, tuple(per_file), setting, pool)
         self._fit_arrays(data, cancel)
         return self
