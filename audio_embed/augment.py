@@ -14,8 +14,8 @@ training windows with a new background.
 
 On the wolf benchmark (README, "Recall and few-shot: what was tried") this
 helps five markers (extra trees, IoU F1 0.42-0.57 against 0.32-0.36) and is
-within seed noise with every marker; :class:`~audio_embed.scanner.Scanner` does
-not call it yet.
+within seed noise with every marker. ``Scanner(augmentation=...)`` uses it in
+``fit`` (:mod:`audio_embed.scanner.augmented`).
 """
 
 from __future__ import annotations

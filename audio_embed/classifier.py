@@ -152,8 +152,14 @@ class CalibratedClassifier(ClassifierMixin, BaseEstimator):  # type: ignore[misc
         tags.classifier_tags.multi_class = False
         return tags
 
-    def fit(self, X: Any, y: Any) -> CalibratedClassifier:
-        """Fit on embeddings ``X`` [n, dim] and binary labels ``y``; returns ``self``."""
+    def fit(self, X: Any, y: Any, *, choose_by: int | None = None) -> CalibratedClassifier:
+        """Fit on embeddings ``X`` [n, dim] and binary labels ``y``; returns ``self``.
+
+        ``choose_by``: with ``estimator=None``, the number of positive windows
+        the automatic choice goes by instead of the positives in ``y`` (a
+        scanner trained with augmented copies of its marked windows chooses by
+        the marked ones); None (default) counts ``y``.
+        """
         if self.calibration not in ("isotonic", "sigmoid", None):
             raise ValueError(
                 "The 'calibration' parameter of CalibratedClassifier must be 'isotonic', "
@@ -193,7 +199,9 @@ class CalibratedClassifier(ClassifierMixin, BaseEstimator):  # type: ignore[misc
         keep = np.concatenate([pos_idx, neg_idx])
         Xs, ys = X[keep], y_idx[keep]
         n_pos, n_neg = len(pos_idx), len(neg_idx)
-        base, chosen = self._choose_estimator(n_pos)
+        base, chosen = self._choose_estimator(n_pos if choose_by is None else int(choose_by))
+        if choose_by is not None and self.estimator is None:
+            chosen += f"; chosen by the marked windows, {n_pos} positive windows in all"
         calibration, reason = self._calibration_plan(n_pos, n_neg)
         attempts: list[tuple[Any, str | None, str]] = [(base, calibration, "")]
         if calibration is not None:

@@ -128,11 +128,17 @@ def fit_from_index(scanner: Scanner, index: EmbeddingIndex, markers: dict[str, M
     match the index's.
 
     Raises:
-        InvalidInputError: the scanner does not fit the index.
+        InvalidInputError: the scanner does not fit the index, or has an
+            ``augmentation`` (mixing needs the recordings' audio).
         TrainingDataError: a file is not in the index, a window is not on its
             grid, or the markers give one class only.
     """
     _check_compatible(scanner, index)
+    if scanner.augmentation is not None:
+        raise InvalidInputError(
+            "A scanner with an 'augmentation' cannot be trained from an index: mixing the "
+            "marked sounds needs the recordings' audio. Train from the files."
+        )
     xs, ys, per_file = [], [], []
     for name in sorted(markers):
         entry = index.file(name)

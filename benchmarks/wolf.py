@@ -59,6 +59,7 @@ import attrs
 import numpy as np
 
 from audio_embed import create_embedder
+from audio_embed.augment import MixAugmentation
 from audio_embed.cache import EmbeddingCache
 from audio_embed.classifier import CalibratedClassifier, make_base_estimator
 from audio_embed.embedders.base import Embedder
@@ -144,6 +145,8 @@ def _run(
     classifier_seed: int = 42,
     holdout: str | None = None,
     adapt: int = 0,
+    augment: int = 0,
+    augment_seed: int = 0,
 ) -> tuple[dict[str, Any], dict[str, Any], dict[str, list[tuple[float, float]]]]:
     given = embedder is not None
     if not given:
@@ -169,6 +172,10 @@ def _run(
     extra: dict[str, Any] = {}
     if context is not None:
         extra["context"] = context
+    if augment:  # what `train --augment N` sets
+        extra["augmentation"] = MixAugmentation(
+            copies=augment, gain_db=(-4.0, 4.0), speed=(0.95, 1.05), seed=augment_seed
+        )
     scanner = Scanner(
         embedder,
         classifier=CalibratedClassifier(
@@ -238,6 +245,10 @@ def _run(
         out["first_k"] = first_k
     if adapt:
         out["adaptation"] = summary["adaptation"]
+    if augment:
+        info = summary["augmentation"]
+        out["augmented_windows"] = info["windows_added"]
+        out["augment"], out["augment_seed"] = augment, augment_seed
     return out, results, events
 
 
@@ -362,6 +373,13 @@ def main(argv: list[str] | None = None) -> int:
     )
     ap.add_argument("--classifier-seed", type=int, default=42, help="CalibratedClassifier seed")
     ap.add_argument(
+        "--augment", type=int, default=0, metavar="N", help="Scanner(augmentation=N copies)"
+    )
+    ap.add_argument("--augment-seed", type=int, default=0, help="MixAugmentation seed")
+    ap.add_argument(
+        "--few-shot-k", default="1,2,3,5", help="the k values of --few-shot, e.g. 5 or 1,2,3,5"
+    )
+    ap.add_argument(
         "--loro",
         action="store_true",
         help="score on the training split, leaving one recording out (no test data)",
@@ -419,12 +437,15 @@ def main(argv: list[str] | None = None) -> int:
         common["classifier"] = args.classifier
     if args.adapt:
         common["adapt"] = args.adapt
+    if args.augment:
+        common["augment"], common["augment_seed"] = args.augment, args.augment_seed
     for key in ("window", "hop", "context"):
         if getattr(args, key) is not None:
             common[key] = getattr(args, key)
     jobs = [(n, {**VARIANTS[n], **common}) for n in names]
     if args.few_shot:
-        jobs = [(f"first-{k}", {**common, "first_k": k}) for k in (1, 2, 3, 5)]
+        ks = [int(k) for k in args.few_shot_k.split(",")]
+        jobs = [(f"first-{k}", {**common, "first_k": k}) for k in ks]
     if not args.random_weights and args.encoding == "shared":
         # frames of real encoders are kept on disk (see _memoise_frames)
         base = create_embedder(args.model, **model_kwargs)

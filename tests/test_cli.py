@@ -347,6 +347,30 @@ def test_train_adapt_refits_on_pseudo_labels_and_says_so(
     assert rc != 0 and "--adapt" in err and "no such file" in err
 
 
+def test_train_augment_adds_mixed_takes_and_says_so(
+    tmp_path: Path, demo: DemoSet, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "augmented.scanner"
+    rc, stdout, _ = run_cli(
+        capsys,
+        "train", "--markers", str(demo.markers_csv), "--model", "logmel", "--out", str(out),
+        "--augment", "1", "--quiet",
+    )  # fmt: skip
+    assert rc == 0 and out.is_file()
+    from audio_embed.scanner import Scanner
+
+    meta = Scanner.read_metadata(out)
+    assert meta["augmentation"]["copies"] == 1 and meta["augmentation"]["speed"] == [0.95, 1.05]
+    added = meta["training_summary"]["augmentation"]["windows_added"]
+    assert added > 0 and f"{added} positive windows added" in stdout
+    rc, _, err = run_cli(
+        capsys,
+        "train", "--markers", str(demo.markers_csv), "--model", "logmel", "--out", str(out),
+        "--augment", "1", "--index", str(tmp_path / "x.idx"),
+    )  # fmt: skip
+    assert rc == 2 and "--augment" in err
+
+
 def test_train_from_audacity_and_raven_labels(
     tmp_path: Path, demo: DemoSet, capsys: pytest.CaptureFixture[str]
 ) -> None:

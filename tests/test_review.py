@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from audio_embed import InvalidInputError, TrainingDataError
+from audio_embed.augment import MixAugmentation
 from audio_embed.classifier import CalibratedClassifier, make_base_estimator
 from audio_embed.demo import DemoSet, make_demo_set
 from audio_embed.embedders import LogMelEmbedder
@@ -135,6 +136,10 @@ def test_fit_from_index_refuses_what_does_not_fit(
     f = index.files[0].path
     with pytest.raises(TrainingDataError, match="grid"):
         fit_from_index(off_grid, index, {f: Markers(positive=(5.0,))})
+    augmented = scanner()
+    augmented.augmentation = MixAugmentation()
+    with pytest.raises(InvalidInputError, match="augmentation"):
+        fit_from_index(augmented, index, {f: Markers(positive=(5.0,))})
 
 
 def test_score_index_matches_scanning_the_files(demo: DemoSet, index: EmbeddingIndex) -> None:

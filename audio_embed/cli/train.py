@@ -90,6 +90,15 @@ def add_parser(subparsers: Subparsers) -> argparse.ArgumentParser:
         "from any detection as extra negatives, and train again (pseudo-labels; helps with "
         "few markers, see the README)",
     )
+    g = p.add_argument_group("augmentation")
+    g.add_argument(
+        "--augment",
+        type=positive_int,
+        metavar="N",
+        help="mix each marked sound into N new places of every marked recording (speed "
+        "0.95-1.05, gain -4 to +4 dB, at least 8 s from every marker) and train on the "
+        "windows holding it too (helps with few markers, see the README)",
+    )
     g.add_argument(
         "--adapt-top",
         type=positive_int,
@@ -305,6 +314,13 @@ def print_training(run: Run, scanner: Scanner, root: Path | None = None) -> None
         f"Classifier: {scanner.classifier.summary_['estimator']}; "
         f"calibration: {s.get('classifier_calibration_note', 'n/a')}."
     )
+    au = s.get("augmentation")
+    if au:
+        run.echo(
+            f"Augmentation: {au['mixed_sounds']} marked sound(s) mixed into new places, "
+            f"{au['windows_added']} positive windows added (the estimator was chosen by the "
+            "marked windows)."
+        )
     ad = s.get("adaptation")
     if ad:
         run.echo(
@@ -326,6 +342,7 @@ def print_training(run: Run, scanner: Scanner, root: Path | None = None) -> None
 
 
 def run(run: Run) -> int:
+    from audio_embed.augment import MixAugmentation
     from audio_embed.classifier import CalibratedClassifier, make_base_estimator
     from audio_embed.scanner import Scanner, model_classifier, model_scan_windows
     from audio_embed.store import ScannerStore
@@ -339,6 +356,8 @@ def run(run: Run) -> int:
 
     if args.adapt and args.index is not None:
         raise UsageError("--adapt needs the marked files themselves; it cannot follow --index.")
+    if args.augment and args.index is not None:
+        raise UsageError("--augment needs the marked files themselves; it cannot follow --index.")
     get_spec(args.model)  # an unknown name fails before any work
     markers = _read_marker_files(args)
     index = None
@@ -367,6 +386,9 @@ def run(run: Run) -> int:
         cache=make_cache(args),
         batch_size=args.batch_size,
         threshold=args.threshold,
+        augmentation=None
+        if not args.augment
+        else MixAugmentation(copies=args.augment, gain_db=(-4.0, 4.0), speed=(0.95, 1.05)),
     )
     if index is not None:
         from audio_embed.review import fit_from_index

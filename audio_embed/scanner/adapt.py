@@ -53,7 +53,8 @@ class FitData:
 
     ``grids``: each recording's sliding-window embeddings and classifier
     features; ``X``, ``y``: the labelled training windows; ``threshold``: the
-    setting ``fit`` used (``"auto"`` or a number).
+    setting ``fit`` used (``"auto"`` or a number); ``augmented``: the
+    :class:`~audio_embed.scanner.augmented.AugmentedPool` of ``augmentation``.
     """
 
     recordings: tuple[Any, ...]
@@ -62,6 +63,7 @@ class FitData:
     y: np.ndarray
     per_file: tuple[dict[str, Any], ...]
     threshold: float | Literal["auto"]
+    augmented: Any = None  # an AugmentedPool (Scanner.augmentation), or None
 
 
 @frozen(eq=False)

@@ -20,6 +20,7 @@ from attrs import Factory, define, field, frozen
 from sklearn.base import clone
 
 from audio_embed.audio import load_audio, resample
+from audio_embed.augment import MixAugmentation
 from audio_embed.cache import CachedEmbeddings, EmbeddingCache
 from audio_embed.classifier import CalibratedClassifier
 from audio_embed.detect import Postprocessing, detect
@@ -33,6 +34,7 @@ from audio_embed.errors import (
 from audio_embed.progress import CancelToken, ProgressCallback, ProgressEvent
 from audio_embed.scanner import persistence
 from audio_embed.scanner.adapt import FitData, adapt_scanner, nearest_index
+from audio_embed.scanner.augmented import AugmentedPool, augmented_pool, fold_kept
 from audio_embed.scanner.streaming import Source, StreamingEmbeddings
 from audio_embed.threshold import (
     FALLBACK_THRESHOLD,
@@ -279,6 +281,10 @@ class Scanner(StreamingEmbeddings):
         postprocessing: how window scores become detections
             (:class:`~audio_embed.detect.Postprocessing`).
         seed: seeds the cross-validation folds of the automatic threshold.
+        augmentation: with a :class:`~audio_embed.augment.MixAugmentation`,
+            :meth:`fit` adds new takes of the marked sounds mixed into other
+            places of the training recordings as positive windows (see
+            :mod:`audio_embed.scanner.augmented`); None (default): none.
     """
 
     embedder: Embedder
@@ -300,6 +306,7 @@ class Scanner(StreamingEmbeddings):
         default=Factory(lambda self: _model_postprocessing(self.embedder), takes_self=True)
     )
     seed: int = 0
+    augmentation: MixAugmentation | None = None
     training_summary: dict[str, Any] | None = field(default=None, init=False)
     threshold_: float | None = field(default=None, init=False)
     _fit_data: FitData | None = field(default=None, init=False, repr=False, eq=False)
@@ -464,7 +471,10 @@ class Scanner(StreamingEmbeddings):
             if progress is not None:
                 progress(ProgressEvent("train-files", rec.label, i + 1, len(recs), "files"))
         X, y = stack_training_windows(xs, ys, self.embedder.dim)
-        data = FitData(tuple(recs), tuple(grids), X, y, tuple(per_file), setting)
+        pool = None
+        if self.augmentation is not None:
+            pool = augmented_pool(self, recs, grids, self.augmentation, cancel)
+        data = FitData(tuple(recs), tuple(grids), X, y, tuple(per_file), setting, pool)
         self._fit_arrays(data, cancel)
         return self
 
@@ -483,9 +493,21 @@ class Scanner(StreamingEmbeddings):
         classifier = clone(self.classifier)
         if cancel is not None:
             cancel.check()
-        classifier.fit(X, y)
+        more: dict[str, Any] = {}
+        if data.augmented is None:
+            classifier.fit(X, y)
+        else:  # the estimator is chosen by the marked (and pseudo-labelled) positives
+            aug = data.augmented.rows()
+            classifier.fit(
+                np.concatenate([X, aug]),
+                np.concatenate([y, np.ones(len(aug), y.dtype)]),
+                choose_by=int(y.sum()),
+            )
+            more["augmentation"] = data.augmented.summary(self.augmentation)
         if data.threshold == "auto":
-            choice = self._choose_threshold(list(data.recordings), list(data.grids), cancel, extra)
+            choice = self._choose_threshold(
+                list(data.recordings), list(data.grids), cancel, extra, data.augmented
+            )
             if choice.method == "fallback" and data.y.sum() > 0:
                 scores = classifier.score_windows(data.X)
                 choice = training_threshold(scores[data.y == 1], scores[data.y == 0])
@@ -495,7 +517,8 @@ class Scanner(StreamingEmbeddings):
             cancel.check()
         self.classifier = classifier
         self.threshold_ = choice.value
-        more = {} if adaptation is None else {"adaptation": adaptation}
+        if adaptation is not None:
+            more["adaptation"] = adaptation
         self.training_summary = training_summary(
             list(data.per_file), data.y, classifier, threshold=choice.as_dict(), **more
         )
@@ -507,9 +530,11 @@ class Scanner(StreamingEmbeddings):
         grids: list[tuple[CachedEmbeddings, np.ndarray]],
         cancel: CancelToken | None,
         extra: tuple[np.ndarray, np.ndarray] | None = None,
+        augmented: AugmentedPool | None = None,
     ) -> ThresholdChoice:
         """Cross-validate the threshold (see :mod:`audio_embed.threshold`); ``extra``
-        (pseudo-labelled windows) joins every fold's training set."""
+        (pseudo-labelled windows) joins every fold's training set; of ``augmented``,
+        each fold gets the units of its kept markers mixed into its kept recordings."""
         markers = [r.markers.within(e.duration) for r, (e, _) in zip(recs, grids, strict=True)]
         plan = fold_plan([len(m.positive) for m in markers], self.seed)
         by_recording = len({i for fold in plan for i, _ in fold}) > 1
@@ -543,7 +568,17 @@ class Scanner(StreamingEmbeddings):
                 continue
             if cancel is not None:
                 cancel.check()
-            clf = clone(self.classifier).fit(np.concatenate(xs), y)
+            clf = clone(self.classifier)
+            if augmented is None:
+                clf.fit(np.concatenate(xs), y)
+            else:
+                pairs, files = fold_kept(markers, held, by_recording)
+                aug = augmented.rows(pairs, files)
+                clf.fit(
+                    np.concatenate([*xs, aug]),
+                    np.concatenate([y, np.ones(len(aug), y.dtype)]),
+                    choose_by=int(y.sum()),
+                )
             for i, ks in held.items():
                 entry, grid = grids[i]
                 m = markers[i]

@@ -15,11 +15,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from audio_embed._io import atomic_writer
+from audio_embed.augment import MixAugmentation
 from audio_embed.cache import EmbeddingCache
 from audio_embed.classifier import CalibratedClassifier
 from audio_embed.detect import Postprocessing
 from audio_embed.embedders.base import Embedder, config_differences
 from audio_embed.errors import InvalidInputError, ScannerFileError
+from audio_embed.scanner.augmented import augmentation_settings
 from audio_embed.windows import SlidingWindows, TargetedWindows
 
 if TYPE_CHECKING:
@@ -83,6 +85,9 @@ def metadata(scanner: Scanner) -> dict[str, Any]:
         "postprocessing": scanner.postprocessing.as_dict(),
         "seed": scanner.seed,
         "batch_size": scanner.batch_size,
+        "augmentation": None
+        if scanner.augmentation is None
+        else augmentation_settings(scanner.augmentation),
         "training_summary": scanner.training_summary,
     }
 
@@ -135,10 +140,21 @@ def load(
         context=float(meta.get("context", 0.0)),
         postprocessing=Postprocessing(**meta.get("postprocessing", {"valley": 0.0})),
         seed=int(meta.get("seed", 0)),
+        augmentation=_saved_augmentation(p, meta.get("augmentation")),
     )
     scanner.threshold_ = float(meta["threshold"])
     scanner.training_summary = meta.get("training_summary")
     return scanner
+
+
+def _saved_augmentation(p: Path, saved: Any) -> MixAugmentation | None:
+    """The saved ``augmentation`` setting (files before it have none)."""
+    if saved is None:
+        return None
+    try:
+        return MixAugmentation(**saved)
+    except (TypeError, InvalidInputError) as exc:
+        raise ScannerFileError(f"{p}: its 'augmentation' setting is invalid: {exc}") from exc
 
 
 def _saved_embedder(

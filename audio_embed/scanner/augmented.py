@@ -1,0 +1,169 @@
+"""Augmented positive windows for :meth:`Scanner.fit` (``Scanner(augmentation=...)``).
+
+Each kept positive marker of every training recording is mixed into new
+places of every training recording (:class:`~audio_embed.augment.MixAugmentation`);
+the scan-grid windows of each mixed segment are embedded, normalised with the
+statistics of the recording it was mixed into and given context features from
+that recording's grid with the mixed rows in place of its own, exactly as the
+recording's real windows; the ones holding the moved marker become extra
+positive training windows. Every mixed sound is kept as a unit (source
+recording and marker, background recording, feature rows) so that each
+cross-validation fold of the threshold trains only on units made from its own
+kept markers mixed into its own kept recordings.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+import attrs
+import numpy as np
+from attrs import frozen
+
+from audio_embed.audio import load_audio, resample
+from audio_embed.augment import MixAugmentation, MixedSound
+from audio_embed.cache import CachedEmbeddings
+from audio_embed.embedders.base import as_waveform_batch
+from audio_embed.progress import CancelToken
+from audio_embed.scanner.adapt import nearest_index
+from audio_embed.windows import Markers
+
+if TYPE_CHECKING:
+    from audio_embed.scanner.core import Recording, Scanner
+
+__all__ = [
+    "AugmentedPool",
+    "AugmentedUnit",
+    "augmentation_settings",
+    "augmented_pool",
+    "fold_kept",
+]
+
+
+@frozen(eq=False)
+class AugmentedUnit:
+    """One marked sound mixed into a recording: ``source`` = (recording, index of the
+    positive marker), ``background`` = the recording, ``features`` = its positive rows."""
+
+    source: tuple[int, int]
+    background: int
+    features: np.ndarray
+
+
+@frozen(eq=False)
+class AugmentedPool:
+    """Every augmented unit of a fit; :meth:`rows` filters them for a training set."""
+
+    units: tuple[AugmentedUnit, ...]
+    dim: int
+
+    def rows(
+        self, kept_markers: set[tuple[int, int]] | None = None, kept_files: set[int] | None = None
+    ) -> np.ndarray:
+        """Feature rows of the units whose source marker is in ``kept_markers`` and
+        whose background recording is in ``kept_files`` (None: all)."""
+        got = [
+            u.features
+            for u in self.units
+            if (kept_markers is None or u.source in kept_markers)
+            and (kept_files is None or u.background in kept_files)
+        ]
+        return np.concatenate(got) if got else np.zeros((0, self.dim), np.float32)
+
+    def summary(self, aug: MixAugmentation | None) -> dict[str, Any]:
+        """For ``training_summary["augmentation"]``: the settings and what was added."""
+        return {
+            "settings": None if aug is None else augmentation_settings(aug),
+            "mixed_sounds": len(self.units),
+            "windows_added": int(sum(len(u.features) for u in self.units)),
+        }
+
+
+def fold_kept(
+    markers: Sequence[Markers], held: dict[int, set[int]], by_recording: bool
+) -> tuple[set[tuple[int, int]], set[int]]:
+    """The (recording, positive marker) pairs and the recordings a cross-validation
+    fold trains on: ``held`` maps recordings to their held-out marker indices;
+    ``by_recording``: a recording with a held-out marker is held out whole."""
+    files = {i for i in range(len(markers)) if not (by_recording and i in held)}
+    pairs = {
+        (i, k)
+        for i in files
+        for k in range(len(markers[i].positive))
+        if k not in held.get(i, set())
+    }
+    return pairs, files
+
+
+def augmentation_settings(aug: MixAugmentation) -> dict[str, Any]:
+    """The augmentation's fields as plain JSON values (saved in the training summary)."""
+    return {k: list(v) if isinstance(v, tuple) else v for k, v in attrs.asdict(aug).items()}
+
+
+def _audio(rec: Recording, sr: int) -> np.ndarray:
+    if isinstance(rec.source, np.ndarray):
+        wave = as_waveform_batch(rec.source, owner="Scanner")[0].numpy()
+        return resample(wave, int(rec.sample_rate or sr), sr)
+    return load_audio(rec.source, sr)
+
+
+def augmented_pool(
+    scanner: Scanner,
+    recs: Sequence[Recording],
+    grids: Sequence[tuple[CachedEmbeddings, np.ndarray]],
+    aug: MixAugmentation,
+    cancel: CancelToken | None = None,
+) -> AugmentedPool:
+    """Mix, embed and featurise every kept positive marker into every training recording."""
+    sr = scanner.embedder.sample_rate
+    aug = attrs.evolve(aug, step=scanner.scan_windows.hop)  # new places on the scan grid
+    audio = [_audio(r, sr) for r in recs]
+    markers = [r.markers.within(e.duration) for r, (e, _) in zip(recs, grids, strict=True)]
+    mixed = aug.mix(
+        [(a, m.positive) for a, m in zip(audio, markers, strict=True)],
+        [(a, m.all) for a, m in zip(audio, markers, strict=True)],
+        sr,
+    )
+    normalised = [scanner._normalise(e.embeddings, e.embeddings) for e, _ in grids]
+    units = []
+    for m in mixed:
+        if cancel is not None:
+            cancel.check()
+        entry = grids[m.background][0]
+        feats = _unit_features(scanner, m, entry, normalised[m.background], sr)
+        if len(feats):
+            units.append(AugmentedUnit(m.source, m.background, feats))
+    dim = grids[0][1].shape[1] if grids else scanner.embedder.dim
+    return AugmentedPool(tuple(units), dim)
+
+
+def _unit_features(
+    scanner: Scanner, m: MixedSound, entry: CachedEmbeddings, grid: np.ndarray, sr: int
+) -> np.ndarray:
+    """Features of the windows holding the moved marker, as the recording's own windows'."""
+    window = scanner.scan_windows.window
+    end = m.start + len(m.audio) / sr
+    starts = entry.starts
+    rows = np.flatnonzero((starts >= m.start - 1e-6) & (starts + window <= end + 1e-6))
+    lw = scanner.train_windows.windows(entry.duration, Markers(positive=[m.marker]))
+    pos = np.unique(nearest_index(starts, lw.starts[lw.labels == 1]))
+    pos = pos[np.isin(pos, rows)]
+    if not len(pos):
+        return np.zeros((0, grid.shape[1] * (2 if scanner.context > 0 else 1)), np.float32)
+    x = scanner.embedder.embed_windows(
+        m.audio,
+        starts[rows] - m.start,
+        window,
+        batch_size=scanner.batch_size,
+        encoding=scanner.scan_windows.encoding,
+    )
+    z = scanner._normalise(np.asarray(x, np.float32), entry.embeddings)
+    hop = float(np.median(np.diff(starts))) if len(starts) > 1 else 1.0
+    half = round(scanner.context / hop) // 2 + 2  # beyond the context filter's reach
+    lo, hi = max(0, int(pos.min()) - half), min(len(starts), int(pos.max()) + half + 1)
+    local = grid[lo:hi].copy()
+    inside = (rows >= lo) & (rows < hi)
+    local[rows[inside] - lo] = z[inside]
+    feats: np.ndarray = scanner.window_features(local, starts[lo:hi])[pos - lo]
+    return feats.astype(np.float32)

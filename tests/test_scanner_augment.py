@@ -1,0 +1,152 @@
+"""Scanner(augmentation=MixAugmentation(...)): augmented positive windows in fit."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from audio_embed import LogMelEmbedder
+from audio_embed.augment import MixAugmentation, MixedSound
+from audio_embed.demo import synth_recording
+from audio_embed.scanner import Recording, Scanner
+from audio_embed.scanner.augmented import (
+    AugmentedPool,
+    AugmentedUnit,
+    _unit_features,
+    fold_kept,
+)
+from audio_embed.windows import Markers
+
+SR = 16000
+
+
+def _recording(seed: int, n_targets: int = 4, seconds: float = 60.0) -> Recording:
+    audio, targets, _ = synth_recording(seconds, n_targets, 4, np.random.default_rng(seed))
+    return Recording(audio, Markers(positive=[a + 0.3 for a, _ in targets]), SR)
+
+
+@pytest.fixture(scope="module")
+def one_file() -> list[Recording]:
+    return [_recording(31)]
+
+
+def _aug(copies: int = 3, seed: int = 0) -> MixAugmentation:
+    return MixAugmentation(copies=copies, speed=(0.95, 1.05), min_distance=3.0, seed=seed)
+
+
+def _probabilities(scanner: Scanner, audio: np.ndarray) -> np.ndarray:
+    return scanner.scan(audio, sample_rate=SR).probabilities
+
+
+def test_no_augmentation_and_zero_copies_train_the_same_classifier(
+    one_file: list[Recording],
+) -> None:
+    plain = Scanner(LogMelEmbedder(), augmentation=None).fit(one_file)
+    zero = Scanner(LogMelEmbedder(), augmentation=_aug(copies=0)).fit(one_file)
+    assert "augmentation" not in (plain.training_summary or {})
+    info = (zero.training_summary or {})["augmentation"]
+    assert info["windows_added"] == 0 and info["mixed_sounds"] == 0
+    audio = np.asarray(one_file[0].source)
+    np.testing.assert_array_equal(_probabilities(plain, audio), _probabilities(zero, audio))
+    assert plain.threshold_ == zero.threshold_
+
+
+def test_summary_counts_augmented_windows_and_the_estimator_follows_marked_ones(
+    one_file: list[Recording],
+) -> None:
+    scanner = Scanner(LogMelEmbedder(), augmentation=_aug(copies=4)).fit(one_file)
+    s = scanner.training_summary or {}
+    info = s["augmentation"]
+    marked = s["windows_positive"]
+    assert 30 <= marked < 100  # extra trees by the marked count
+    assert info["windows_added"] > 100 - marked  # enough to flip to boosting if counted
+    assert s["classifier_n_positive"] == marked + info["windows_added"]
+    assert s["classifier_estimator"] == "ExtraTreesClassifier"
+    assert "marked" in s["classifier_estimator_choice"]
+    assert info["settings"]["copies"] == 4 and info["settings"]["step"] == 0.1
+
+
+def test_the_same_seed_gives_the_same_scanner(one_file: list[Recording]) -> None:
+    audio = np.asarray(one_file[0].source)
+    a = Scanner(LogMelEmbedder(), augmentation=_aug(seed=5)).fit(one_file)
+    b = Scanner(LogMelEmbedder(), augmentation=_aug(seed=5)).fit(one_file)
+    c = Scanner(LogMelEmbedder(), augmentation=_aug(seed=6)).fit(one_file)
+    assert a.training_summary == b.training_summary
+    np.testing.assert_array_equal(_probabilities(a, audio), _probabilities(b, audio))
+    assert not np.array_equal(_probabilities(a, audio), _probabilities(c, audio))
+
+
+def test_folds_keep_only_units_of_their_kept_markers_and_files() -> None:
+    markers = [Markers(positive=[5.0, 15.0, 25.0]), Markers(positive=[5.0, 15.0])]
+    # leave one recording out: recording 0 is held out whole
+    pairs, files = fold_kept(markers, {0: {1}}, by_recording=True)
+    assert files == {1} and pairs == {(1, 0), (1, 1)}
+    # folds over markers: marker 1 of recording 0 held out, the recordings kept
+    pairs, files = fold_kept(markers, {0: {1}}, by_recording=False)
+    assert files == {0, 1} and pairs == {(0, 0), (0, 2), (1, 0), (1, 1)}
+
+    def unit(src: tuple[int, int], bg: int, value: float) -> AugmentedUnit:
+        return AugmentedUnit(src, bg, np.full((2, 3), value, np.float32))
+
+    pool = AugmentedPool((unit((0, 1), 0, 1), unit((0, 0), 1, 2), unit((1, 0), 0, 3)), 3)
+    assert pool.rows().shape == (6, 3)
+    got = pool.rows({(0, 0), (0, 2), (1, 0), (1, 1)}, {0, 1})  # (0, 1) is held out
+    assert sorted(set(got[:, 0].tolist())) == [2.0, 3.0]
+    got = pool.rows({(1, 0), (1, 1)}, {1})  # only recording 1: sources and backgrounds
+    assert got.shape == (0, 3)
+
+
+def test_unit_features_equal_the_recordings_own_when_nothing_is_mixed_in(
+    one_file: list[Recording],
+) -> None:
+    scanner = Scanner(LogMelEmbedder())
+    rec = one_file[0]
+    audio = np.asarray(rec.source)
+    entry = scanner.sliding_embeddings(audio, sample_rate=SR)
+    grid = scanner._normalise(entry.embeddings, entry.embeddings)
+    own = scanner._scan_features(entry)
+    first = round(27.0 * SR)
+    m = MixedSound(audio=audio[first : first + 7 * SR].copy(), start=first / SR, marker=30.0,
+                   source=(0, 0), background=0, speed=1.0, gain_db=0.0)  # fmt: skip
+    feats = _unit_features(scanner, m, entry, grid, SR)
+    rows = np.flatnonzero((entry.starts >= 29.0 - 1e-6) & (entry.starts <= 30.0 + 1e-6))
+    assert feats.shape == (len(rows), own.shape[1])
+    scale = np.abs(own[rows]).max()
+    np.testing.assert_allclose(feats, own[rows], rtol=0, atol=1e-3 * scale)
+
+
+def test_one_file_few_markers_end_to_end(tmp_path: Path) -> None:
+    rec = _recording(41, n_targets=3)
+    scanner = Scanner(LogMelEmbedder(), augmentation=_aug(copies=3)).fit([rec])
+    s = scanner.training_summary or {}
+    assert s["augmentation"]["windows_added"] > 0
+    assert s["threshold"]["method"] != "fallback"
+    test_audio, targets, _ = synth_recording(60.0, 3, 4, np.random.default_rng(42))
+    result = scanner.scan(test_audio, sample_rate=SR)
+    dets = result.detections()
+    assert any(d.start < b and a < d.end for d in dets for a, b in targets)
+    loaded = Scanner.load(scanner.save(tmp_path / "s.scanner"))
+    assert loaded.augmentation == scanner.augmentation
+    np.testing.assert_allclose(
+        loaded.scan(test_audio, sample_rate=SR).probabilities, result.probabilities, atol=1e-6
+    )
+
+
+def test_a_cancel_while_augmenting_leaves_the_scanner_unchanged(
+    one_file: list[Recording],
+) -> None:
+    from audio_embed.errors import Cancelled
+    from audio_embed.progress import CancelToken, ProgressEvent
+
+    token = CancelToken()
+
+    def progress(event: ProgressEvent) -> None:
+        if event.stage == "train-files":  # every file embedded: augmentation comes next
+            token.cancel()
+
+    scanner = Scanner(LogMelEmbedder(), augmentation=_aug())
+    with pytest.raises(Cancelled):
+        scanner.fit(one_file, progress=progress, cancel=token)
+    assert not scanner.is_fitted and scanner.training_summary is None
