@@ -34,14 +34,12 @@ from audio_embed.errors import (
 from audio_embed.progress import CancelToken, ProgressCallback, ProgressEvent
 from audio_embed.scanner import persistence
 from audio_embed.scanner.adapt import FitData, adapt_scanner, nearest_index
-from audio_embed.scanner.augmented import AugmentedPool, augmented_pool, fold_kept
+from audio_embed.scanner.augmented import augmented_pool
+from audio_embed.scanner.crossval import cross_validated_threshold
 from audio_embed.scanner.streaming import Source, StreamingEmbeddings
 from audio_embed.threshold import (
     FALLBACK_THRESHOLD,
-    FoldScores,
     ThresholdChoice,
-    choose_threshold,
-    fold_plan,
     training_threshold,
 )
 from audio_embed.types import Detection
@@ -505,8 +503,8 @@ class Scanner(StreamingEmbeddings):
             )
             more["augmentation"] = data.augmented.summary(self.augmentation)
         if data.threshold == "auto":
-            choice = self._choose_threshold(
-                list(data.recordings), list(data.grids), cancel, extra, data.augmented
+            choice = cross_validated_threshold(
+                self, list(data.recordings), list(data.grids), cancel, extra, data.augmented
             )
             if choice.method == "fallback" and data.y.sum() > 0:
                 scores = classifier.score_windows(data.X)
@@ -523,82 +521,6 @@ class Scanner(StreamingEmbeddings):
             list(data.per_file), data.y, classifier, threshold=choice.as_dict(), **more
         )
         self._fit_data = data
-
-    def _choose_threshold(
-        self,
-        recs: list[Recording],
-        grids: list[tuple[CachedEmbeddings, np.ndarray]],
-        cancel: CancelToken | None,
-        extra: tuple[np.ndarray, np.ndarray] | None = None,
-        augmented: AugmentedPool | None = None,
-    ) -> ThresholdChoice:
-        """Cross-validate the threshold (see :mod:`audio_embed.threshold`); ``extra``
-        (pseudo-labelled windows) joins every fold's training set; of ``augmented``,
-        each fold gets the units of its kept markers mixed into its kept recordings."""
-        markers = [r.markers.within(e.duration) for r, (e, _) in zip(recs, grids, strict=True)]
-        plan = fold_plan([len(m.positive) for m in markers], self.seed)
-        by_recording = len({i for fold in plan for i, _ in fold}) > 1
-        method = "leave-one-recording-out" if by_recording else "folds over markers"
-        folds: list[FoldScores] = []
-        for fold in plan:
-            held: dict[int, set[int]] = {}
-            for i, k in fold:
-                held.setdefault(i, set()).add(k)
-            xs, ys = [], []
-            for i, (entry, grid) in enumerate(grids):
-                if by_recording and i in held:
-                    continue
-                m = markers[i]
-                out = held.get(i, set())
-                keep = [t for k, t in enumerate(m.positive) if k not in out]
-                kept = Markers(
-                    positive=keep,
-                    soft=m.soft + tuple(m.positive[k] for k in out),
-                    negative=m.negative,
-                    spans=[s for t in keep if (s := m.span_of(t)) is not None],
-                )
-                lw = self.train_windows.windows(entry.duration, kept)
-                xs.append(grid[nearest_index(entry.starts, lw.starts)])
-                ys.append(lw.labels)
-            if extra is not None:
-                xs.append(extra[0])
-                ys.append(extra[1])
-            y = np.concatenate(ys) if ys else np.zeros(0, np.int64)
-            if len(np.unique(y)) < 2:
-                continue
-            if cancel is not None:
-                cancel.check()
-            clf = clone(self.classifier)
-            if augmented is None:
-                clf.fit(np.concatenate(xs), y)
-            else:
-                pairs, files = fold_kept(markers, held, by_recording)
-                aug = augmented.rows(pairs, files)
-                clf.fit(
-                    np.concatenate([*xs, aug]),
-                    np.concatenate([y, np.ones(len(aug), y.dtype)]),
-                    choose_by=int(y.sum()),
-                )
-            for i, ks in held.items():
-                entry, grid = grids[i]
-                m = markers[i]
-                half = self.scan_windows.window / 2.0
-                folds.append(
-                    FoldScores(
-                        starts=entry.starts,
-                        probabilities=clf.score_windows(grid),
-                        window=self.scan_windows.window,
-                        duration=entry.duration,
-                        references=tuple(
-                            m.span_of(m.positive[k]) or (m.positive[k], m.positive[k])
-                            for k in sorted(ks)
-                        ),
-                        ignore=tuple(
-                            (t - half, t + half) for k, t in enumerate(m.positive) if k not in ks
-                        ),
-                    )
-                )
-        return choose_threshold(folds, self.postprocessing, method, len(plan))
 
     def adapt(
         self,

@@ -1,0 +1,107 @@
+"""Cross-validating the detection threshold of :meth:`Scanner.fit`.
+
+Folds come from :func:`audio_embed.threshold.fold_plan` (leave one recording
+out, or folds over the markers of a single recording); a held-out marker's
+windows are labelled soft in its fold, so they are neither positives nor
+negatives there, and the event F1 of each threshold is scored on the
+held-out markers (:func:`audio_embed.threshold.choose_threshold`).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+from sklearn.base import clone
+
+from audio_embed.cache import CachedEmbeddings
+from audio_embed.progress import CancelToken
+from audio_embed.scanner.adapt import nearest_index
+from audio_embed.scanner.augmented import AugmentedPool, fold_kept
+from audio_embed.threshold import FoldScores, ThresholdChoice, choose_threshold, fold_plan
+from audio_embed.windows import Markers
+
+if TYPE_CHECKING:
+    from audio_embed.scanner.core import Recording, Scanner
+
+__all__ = ["cross_validated_threshold"]
+
+
+def cross_validated_threshold(
+    scanner: Scanner,
+    recs: list[Recording],
+    grids: list[tuple[CachedEmbeddings, np.ndarray]],
+    cancel: CancelToken | None,
+    extra: tuple[np.ndarray, np.ndarray] | None = None,
+    augmented: AugmentedPool | None = None,
+) -> ThresholdChoice:
+    """The threshold ``Scanner.fit`` chooses by cross-validation over its training
+    recordings (see :mod:`audio_embed.threshold`): each fold refits a clone of the
+    scanner's classifier without its held-out markers and scores them. ``extra``
+    (pseudo-labelled windows, :mod:`~audio_embed.scanner.adapt`) joins every fold's
+    training set; of ``augmented`` (:mod:`~audio_embed.scanner.augmented`) each fold
+    gets the units of its kept markers mixed into its kept recordings."""
+    markers = [r.markers.within(e.duration) for r, (e, _) in zip(recs, grids, strict=True)]
+    plan = fold_plan([len(m.positive) for m in markers], scanner.seed)
+    by_recording = len({i for fold in plan for i, _ in fold}) > 1
+    method = "leave-one-recording-out" if by_recording else "folds over markers"
+    folds: list[FoldScores] = []
+    for fold in plan:
+        held: dict[int, set[int]] = {}
+        for i, k in fold:
+            held.setdefault(i, set()).add(k)
+        xs, ys = [], []
+        for i, (entry, grid) in enumerate(grids):
+            if by_recording and i in held:
+                continue
+            m = markers[i]
+            out = held.get(i, set())
+            keep = [t for k, t in enumerate(m.positive) if k not in out]
+            kept = Markers(
+                positive=keep,
+                soft=m.soft + tuple(m.positive[k] for k in out),
+                negative=m.negative,
+                spans=[s for t in keep if (s := m.span_of(t)) is not None],
+            )
+            lw = scanner.train_windows.windows(entry.duration, kept)
+            xs.append(grid[nearest_index(entry.starts, lw.starts)])
+            ys.append(lw.labels)
+        if extra is not None:
+            xs.append(extra[0])
+            ys.append(extra[1])
+        y = np.concatenate(ys) if ys else np.zeros(0, np.int64)
+        if len(np.unique(y)) < 2:
+            continue
+        if cancel is not None:
+            cancel.check()
+        clf = clone(scanner.classifier)
+        if augmented is None:
+            clf.fit(np.concatenate(xs), y)
+        else:
+            pairs, files = fold_kept(markers, held, by_recording)
+            aug = augmented.rows(pairs, files)
+            clf.fit(
+                np.concatenate([*xs, aug]),
+                np.concatenate([y, np.ones(len(aug), y.dtype)]),
+                choose_by=int(y.sum()),
+            )
+        for i, ks in held.items():
+            entry, grid = grids[i]
+            m = markers[i]
+            half = scanner.scan_windows.window / 2.0
+            folds.append(
+                FoldScores(
+                    starts=entry.starts,
+                    probabilities=clf.score_windows(grid),
+                    window=scanner.scan_windows.window,
+                    duration=entry.duration,
+                    references=tuple(
+                        m.span_of(m.positive[k]) or (m.positive[k], m.positive[k])
+                        for k in sorted(ks)
+                    ),
+                    ignore=tuple(
+                        (t - half, t + half) for k, t in enumerate(m.positive) if k not in ks
+                    ),
+                )
+            )
+    return choose_threshold(folds, scanner.postprocessing, method, len(plan))
