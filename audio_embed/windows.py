@@ -27,6 +27,7 @@ __all__ = [
     "Markers",
     "SlidingWindows",
     "TargetedWindows",
+    "nearest_index",
 ]
 
 log = logging.getLogger(__name__)
@@ -309,3 +310,12 @@ class TargetedWindows:
         neg = (manual_neg | auto_neg) & ~pos
         keep = pos | neg
         return LabelledWindows(starts=starts[keep], labels=pos[keep].astype(np.int64))
+
+
+def nearest_index(grid: np.ndarray, at: np.ndarray) -> np.ndarray:
+    """Index of the grid value nearest to each of ``at`` (``grid`` sorted)."""
+    idx = np.clip(np.searchsorted(grid, at), 1, max(len(grid) - 1, 1))
+    left = grid[idx - 1] if len(grid) > 1 else grid[idx * 0]
+    take_left = np.abs(at - left) <= np.abs(grid[np.minimum(idx, len(grid) - 1)] - at)
+    out: np.ndarray = np.where(take_left, idx - 1, idx) if len(grid) > 1 else idx * 0
+    return out

@@ -90,6 +90,13 @@ def add_parser(subparsers: Subparsers) -> argparse.ArgumentParser:
         "from any detection as extra negatives, and train again (pseudo-labels; helps with "
         "few markers, see the README)",
     )
+    g.add_argument(
+        "--adapt-top",
+        type=positive_int,
+        default=1,
+        metavar="K",
+        help="pseudo-positive detections per recording",
+    )
     g = p.add_argument_group("augmentation")
     g.add_argument(
         "--augment",
@@ -98,13 +105,6 @@ def add_parser(subparsers: Subparsers) -> argparse.ArgumentParser:
         help="mix each marked sound into N new places of every marked recording (speed "
         "0.95-1.05, gain -4 to +4 dB, at least 8 s from every marker) and train on the "
         "windows holding it too (helps with few markers, see the README)",
-    )
-    g.add_argument(
-        "--adapt-top",
-        type=positive_int,
-        default=1,
-        metavar="K",
-        help="pseudo-positive detections per recording",
     )
     return p
 
@@ -354,10 +354,11 @@ def run(run: Run) -> int:
         raise UsageError("--store needs --profile NAME.")
     from audio_embed.registry import get_spec
 
-    if args.adapt and args.index is not None:
-        raise UsageError("--adapt needs the marked files themselves; it cannot follow --index.")
-    if args.augment and args.index is not None:
-        raise UsageError("--augment needs the marked files themselves; it cannot follow --index.")
+    for option, value in (("--adapt", args.adapt), ("--augment", args.augment)):
+        if value and args.index is not None:
+            raise UsageError(
+                f"{option} needs the marked files themselves; it cannot follow --index."
+            )
     get_spec(args.model)  # an unknown name fails before any work
     markers = _read_marker_files(args)
     index = None
@@ -388,7 +389,7 @@ def run(run: Run) -> int:
         threshold=args.threshold,
         augmentation=None
         if not args.augment
-        else MixAugmentation(copies=args.augment, gain_db=(-4.0, 4.0), speed=(0.95, 1.05)),
+        else MixAugmentation(copies=args.augment, speed=(0.95, 1.05)),
     )
     if index is not None:
         from audio_embed.review import fit_from_index

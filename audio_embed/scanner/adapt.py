@@ -31,9 +31,10 @@ from audio_embed.cache import CachedEmbeddings
 from audio_embed.detect import Postprocessing, detect
 from audio_embed.errors import InvalidInputError, TrainingDataError
 from audio_embed.progress import CancelToken, ProgressCallback, ProgressEvent
-from audio_embed.windows import Markers, TargetedWindows
+from audio_embed.windows import Markers, TargetedWindows, nearest_index
 
 if TYPE_CHECKING:
+    from audio_embed.scanner.augmented import AugmentedPool
     from audio_embed.scanner.core import Scanner
     from audio_embed.scanner.streaming import Source
 
@@ -42,7 +43,6 @@ __all__ = [
     "PseudoLabels",
     "adapt_scanner",
     "check_adapt_options",
-    "nearest_index",
     "pseudo_labels",
 ]
 
@@ -63,7 +63,7 @@ class FitData:
     y: np.ndarray
     per_file: tuple[dict[str, Any], ...]
     threshold: float | Literal["auto"]
-    augmented: Any = None  # an AugmentedPool (Scanner.augmentation), or None
+    augmented: AugmentedPool | None = None
 
 
 @frozen(eq=False)
@@ -137,15 +137,6 @@ def pseudo_labels(
     return PseudoLabels(index[keep], labels[keep], len(dets), tuple(d.peak for d in chosen))
 
 
-def nearest_index(grid: np.ndarray, at: np.ndarray) -> np.ndarray:
-    """Index of the grid value nearest to each of ``at`` (``grid`` sorted)."""
-    idx = np.clip(np.searchsorted(grid, at), 1, max(len(grid) - 1, 1))
-    left = grid[idx - 1] if len(grid) > 1 else grid[idx * 0]
-    take_left = np.abs(at - left) <= np.abs(grid[np.minimum(idx, len(grid) - 1)] - at)
-    out: np.ndarray = np.where(take_left, idx - 1, idx) if len(grid) > 1 else idx * 0
-    return out
-
-
 def adapt_scanner(
     scanner: Scanner,
     sources: Iterable[Source],
@@ -188,9 +179,7 @@ def adapt_scanner(
             progress(ProgressEvent("train-files", label, i + 1, len(items), "files"))
     current = scanner
     for _ in range(rounds):
-        current = _adapt_round(current, data, entries, top, negative_quantile, cancel)
-    summary = current.training_summary or {}
-    summary["adaptation"] |= {"rounds": rounds}
+        current = _adapt_round(current, data, entries, top, negative_quantile, rounds, cancel)
     return current
 
 
@@ -200,6 +189,7 @@ def _adapt_round(
     entries: list[tuple[CachedEmbeddings, np.ndarray]],
     top: int,
     negative_quantile: float,
+    rounds: int,
     cancel: CancelToken | None,
 ) -> Scanner:
     """One round of :meth:`Scanner.adapt`: pseudo-label ``entries`` with ``scanner``,
@@ -227,6 +217,7 @@ def _adapt_round(
         (np.concatenate(xs), y),
         {
             "recordings": len(entries),
+            "rounds": rounds,
             "top": top,
             "negative_quantile": negative_quantile,
             "first_scan_detections": dets,

@@ -26,8 +26,7 @@ from audio_embed.augment import MixAugmentation, MixedSound
 from audio_embed.cache import CachedEmbeddings
 from audio_embed.embedders.base import as_waveform_batch
 from audio_embed.progress import CancelToken
-from audio_embed.scanner.adapt import nearest_index
-from audio_embed.windows import Markers
+from audio_embed.windows import Markers, nearest_index
 
 if TYPE_CHECKING:
     from audio_embed.scanner.core import Recording, Scanner

@@ -33,7 +33,7 @@ from audio_embed.errors import (
 )
 from audio_embed.progress import CancelToken, ProgressCallback, ProgressEvent
 from audio_embed.scanner import persistence
-from audio_embed.scanner.adapt import FitData, adapt_scanner, nearest_index
+from audio_embed.scanner.adapt import FitData, adapt_scanner
 from audio_embed.scanner.augmented import augmented_pool
 from audio_embed.scanner.crossval import cross_validated_threshold
 from audio_embed.scanner.streaming import Source, StreamingEmbeddings
@@ -43,7 +43,7 @@ from audio_embed.threshold import (
     training_threshold,
 )
 from audio_embed.types import Detection
-from audio_embed.windows import Markers, SlidingWindows, TargetedWindows
+from audio_embed.windows import Markers, SlidingWindows, TargetedWindows, nearest_index
 
 __all__ = [
     "DEFAULT_CONTEXT",

@@ -16,10 +16,9 @@ from sklearn.base import clone
 
 from audio_embed.cache import CachedEmbeddings
 from audio_embed.progress import CancelToken
-from audio_embed.scanner.adapt import nearest_index
 from audio_embed.scanner.augmented import AugmentedPool, fold_kept
 from audio_embed.threshold import FoldScores, ThresholdChoice, choose_threshold, fold_plan
-from audio_embed.windows import Markers
+from audio_embed.windows import Markers, nearest_index
 
 if TYPE_CHECKING:
     from audio_embed.scanner.core import Recording, Scanner
