@@ -46,7 +46,7 @@ from audio_embed.scanner import STD_FLOOR
 from audio_embed.windows import Markers
 
 SR = 16000
-FRONTENDS = ("log", "pcen", "log+pcen", "log+extra", "log+top")
+FRONTENDS = ("log", "pcen", "log+pcen", "log+extra", "log+top", "log+contrast")
 
 
 class FrontEnd(LogMelEmbedder):
@@ -67,7 +67,8 @@ class FrontEnd(LogMelEmbedder):
         self.frontend = frontend
         n = self.n_mels
         self.dim = {"log": 4 * n, "pcen": 4 * n, "log+pcen": 8 * n,
-                    "log+extra": 6 * n + 9, "log+top": 5 * n}[frontend]  # fmt: skip
+                    "log+extra": 6 * n + 9, "log+top": 5 * n,
+                    "log+contrast": 6 * n}[frontend]  # fmt: skip
 
     def settings(self) -> dict[str, Any]:
         extra = {} if self.frontend == "log" else {"frontend": self.frontend}
@@ -100,6 +101,8 @@ class FrontEnd(LogMelEmbedder):
                 [LogMelEmbedder.statistics(frames[..., :n]),
                  LogMelEmbedder.statistics(frames[..., n:])], dim=-1)  # fmt: skip
         base = LogMelEmbedder.statistics(frames)
+        if self.frontend == "log+contrast":
+            return torch.cat([base, *contrast(frames)], dim=-1)
         if self.frontend not in ("log+extra", "log+top"):
             return base
         k = max(1, frames.shape[1] // 5)
@@ -116,6 +119,15 @@ class FrontEnd(LogMelEmbedder):
         per = [torch.stack([v.mean(1), v.std(1, unbiased=False), v.amax(1)], -1)
                for v in (flat, flux, centroid)]  # fmt: skip
         return torch.cat([base, shape, top, *per], dim=-1)
+
+
+def contrast(frames: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """``log+contrast``: each band's peak over its own floor in the window (max minus the
+    10th percentile of the log-mel frames: how far the loudest moment stands above the
+    window's quietest, whatever the level), and that vector scaled to unit length (its
+    shape across bands, the same at any SNR where the sound shows)."""
+    c = frames.amax(dim=1) - frames.quantile(0.1, dim=1)
+    return c, c / c.norm(dim=-1, keepdim=True).clamp_min(1e-6)
 
 
 class Augmenter:

@@ -17,6 +17,10 @@ against the threshold; and, per false detection, the sound it lies on.
         --spec ../shared/soundscape-wolf.json --soundscapes ../shared/soundscapes.py \
         --sources ~/.cache/soundscapes/root [--classifier-seed 1] [--json out.json]
 
+``--explore "ARGS"`` analyses a ``benchmarks/wolf_augment.py`` run instead (its
+arguments after the bench, e.g. ``--explore "--aug-copies 1 --aug-gain=-10,0"``):
+the test split's scores at the threshold that run chose.
+
 ``--loro`` scores the training split instead (each training recording held out
 in turn, as ``wolf.py --loro``): the same takes as the markers, so misses there
 come from SNR or duration, not from a take never heard.
@@ -166,6 +170,35 @@ def replay(spec: dict[str, Any], ss: ModuleType, sources: Path) -> list[MixedEve
     return out
 
 
+def take_shapes(spec: dict[str, Any], ss: ModuleType, sources: Path) -> dict[str, Any]:
+    """Each wolf take's duration, mel centroid (band of 64) and nearest training take by
+    the correlation of spectral shape (mean log-mel over its frames within 3 dB of the
+    loudest, minus its mean over bands)."""
+    import torch
+
+    from audio_embed.embedders.logmel import LogMelEmbedder
+
+    emb = LogMelEmbedder()
+    found = glob.glob(f"{sources}/usr/share/games/wesnoth/**/sounds/**/*.ogg", recursive=True)
+    by_name = {Path(p).name: p for p in found}
+    shapes, info = {}, {}
+    for name in [*spec["train_clips"], *spec["test_clips"]]:
+        clip = ss.load(by_name[name])
+        with torch.inference_mode():
+            fr = emb.frames(torch.from_numpy(clip)[None])[0].double().numpy()
+        loud = fr.max(1) >= fr.max() - 3.0
+        mean = fr[loud].mean(0)
+        power = np.exp(mean)
+        shapes[name] = (mean - mean.mean()) / np.linalg.norm(mean - mean.mean())
+        info[name] = dict(seconds=round(len(clip) / SR, 3),
+                          centroid_band=round(float((power * np.arange(len(mean))).sum()
+                                                    / power.sum()), 1))  # fmt: skip
+    for name in spec["test_clips"]:
+        corr = {t: round(float(shapes[name] @ shapes[t]), 2) for t in spec["train_clips"]}
+        info[name]["shape_corr"] = dict(sorted(corr.items(), key=lambda kv: -kv[1]))
+    return info
+
+
 def check_against_labels(events: Sequence[MixedEvent], labels_csv: Path) -> None:
     """Raise unless the replayed events are exactly the rows of ``labels_csv``."""
     got = sorted((e.split, e.file, e.onset, e.offset, e.label) for e in events)
@@ -189,9 +222,9 @@ def best_scores(result: ScanResult, onset: float, offset: float) -> tuple[float,
     )
     inside = (centres >= onset) & (centres <= offset)
     if not inside.any():
-        inside = np.abs(centres - (onset + offset) / 2) == np.abs(
-            centres - (onset + offset) / 2
-        ).min()
+        inside = (
+            np.abs(centres - (onset + offset) / 2) == np.abs(centres - (onset + offset) / 2).min()
+        )
     return float(track[inside].max()), float(raw[inside].max())
 
 
@@ -289,12 +322,32 @@ def summary(rows: list[dict[str, Any]], false: list[dict[str, Any]]) -> dict[str
             from_0_5_to_1=sum(x >= 0.5 for x in ratio),
         ),
         mean_snr_found=round(float(np.mean(found_snr)), 2) if found_snr else None,
-        mean_snr_missed=round(float(np.mean([r["snr_db"] for r in missed])), 2)
-        if missed
-        else None,
+        mean_snr_missed=round(float(np.mean([r["snr_db"] for r in missed])), 2) if missed else None,
         false_detections=len(false),
         false_on=dict(sorted(on.items(), key=lambda kv: -kv[1])),
     )
+
+
+def explore_results(argv: list[str]) -> dict[str, ScanResult]:
+    """Run ``wolf_augment.py`` (``argv``: its arguments) and keep the test split's
+    results at the threshold it chose (the first set of results it evaluates)."""
+    import wolf_augment
+    import wolf_explore
+
+    got: list[dict[str, ScanResult]] = []
+    original = wolf_explore.evaluate
+
+    def keep(results: dict[str, ScanResult], *args: Any, **kwargs: Any) -> Any:
+        if not got:
+            got.append(dict(results))
+        return original(results, *args, **kwargs)
+
+    wolf_explore.evaluate = keep  # type: ignore[assignment]
+    try:
+        wolf_augment.main(argv)
+    finally:
+        wolf_explore.evaluate = original
+    return got[0]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -304,24 +357,33 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("bench", type=Path)
     ap.add_argument("--spec", type=Path, default=Path("../shared/soundscape-wolf.json"))
     ap.add_argument("--soundscapes", type=Path, default=Path("../shared/soundscapes.py"))
-    ap.add_argument(
-        "--sources", type=Path, default=Path("~/.cache/soundscapes/root").expanduser()
-    )
+    ap.add_argument("--sources", type=Path, default=Path("~/.cache/soundscapes/root").expanduser())
     ap.add_argument("--cache", type=Path, default=Path(".benchmarks/wolf-cache"))
     ap.add_argument("--classifier-seed", type=int, default=42)
     ap.add_argument("--loro", action="store_true", help="score the training split, LORO")
+    ap.add_argument("--explore", help="analyse this wolf_augment.py run (its options, quoted)")
     ap.add_argument("--json", type=Path, help="also write every row here")
     ap.add_argument("--rows", action="store_true", help="print one line per event")
+    ap.add_argument("--takes", action="store_true", help="print the takes' shapes and stop")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.ERROR)
     import wolf  # benchmarks/wolf.py: the library end to end
 
     spec = json.loads(args.spec.read_text())
-    mixed = replay(spec, load_module(args.soundscapes), args.sources)
+    ss = load_module(args.soundscapes)
+    if args.takes:
+        print(json.dumps(take_shapes(spec, ss, args.sources), indent=1))
+        return 0
+    mixed = replay(spec, ss, args.sources)
     check_against_labels(mixed, args.bench / "labels.csv")
     cache = EmbeddingCache(args.cache)
     results: dict[str, ScanResult] = {}
-    if args.loro:
+    if args.explore is not None:
+        import shlex
+
+        extra = ["--cache", str(args.cache), "--classifier-seed", str(args.classifier_seed)]
+        results = explore_results([str(args.bench), *extra, *shlex.split(args.explore)])
+    elif args.loro:
         files = sorted({e.file for e in mixed if e.split == "train"})
         for f in files:
             _, res, _ = wolf._run(
@@ -329,19 +391,18 @@ def main(argv: list[str] | None = None) -> int:
             )
             results.update(res)
     else:
-        _, results, _ = wolf._run(
-            args.bench, "LOGMEL", cache, classifier_seed=args.classifier_seed
-        )
+        _, results, _ = wolf._run(args.bench, "LOGMEL", cache, classifier_seed=args.classifier_seed)
     rows, false = event_rows(results, mixed, args.bench)
     out = summary(rows, false)
-    out = {"classifier_seed": args.classifier_seed, "split": "train (LORO)" if args.loro
-           else "test"} | out  # fmt: skip
+    out = {"classifier_seed": args.classifier_seed, "explore": args.explore,
+           "split": "train (LORO)" if args.loro else "test"} | out  # fmt: skip
     print(json.dumps(out, indent=1))
     if args.rows:
         for r in sorted(rows, key=lambda r: (r["take"], r["snr_db"])):
             print(
                 f"{r['take']:13s} {r['file']:20s} {r['onset']:7.2f} snr {r['snr_db']:5.1f} "
-                f"active {r['active_snr_db']:5.1f} band {r['band_snr_db']:5.1f} bg {r['background_db']:6.1f} "
+                f"active {r['active_snr_db']:5.1f} band {r['band_snr_db']:5.1f} "
+                f"bg {r['background_db']:6.1f} "
                 f"iou {int(r['iou_found'])} len {int(r['lenient_found'])} "
                 f"track {r['best_track']:.3f} raw {r['best_raw']:.3f} thr {r['threshold']:.2f}"
             )
