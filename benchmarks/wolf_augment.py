@@ -190,6 +190,8 @@ def main(argv: list[str] | None = None) -> int:
                     default=[1.0, 1.0], help="speed factor range, lo,hi")  # fmt: skip
     ap.add_argument("--aug-eq", type=float, default=0.0, help="±dB of 2 random peaking EQs")
     ap.add_argument("--aug-seed", type=int, default=0)
+    ap.add_argument("--aug-bag", type=int, default=1,
+                    help="K models, aug seeds SEED..SEED+K-1, scores averaged")  # fmt: skip
     ap.add_argument("--trees-seed", type=int, help="--classifier extratrees/hgb with this seed")
     args = ap.parse_args(argv)
     if args.trees_seed is not None:  # wolf_explore's table seeds them with 42
@@ -208,8 +210,19 @@ def main(argv: list[str] | None = None) -> int:
         if args.few_shot:  # the same first k markers run() uses
             pts = sorted((f, t) for f, m in markers.items() for t in m.positive)[: args.few_shot]
             markers = {f: Markers(positive=[t for g, t in pts if g == f]) for f, _ in pts}
-        aug = Augmenter(b, args, markers)
-        extra = aug.rows
+        if args.aug_bag > 1:  # one model per augmentation seed, scores averaged
+            augs = [
+                Augmenter(b, argparse.Namespace(**{**vars(args), "aug_seed": args.aug_seed + k}),
+                          markers)
+                for k in range(args.aug_bag)
+            ]  # fmt: skip
+
+            def bagged(items: list[tuple[str, Markers]]) -> Any:
+                return [a.rows(items) for a in augs]
+
+            extra = bagged
+        else:
+            extra = Augmenter(b, args, markers).rows
     row = run(b, args, extra)
     print(json.dumps({"settings": {k: v for k, v in vars(args).items() if k != "bench"}} | row,
                      default=str))  # fmt: skip

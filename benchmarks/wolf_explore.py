@@ -318,6 +318,18 @@ def pseudo_labels(
     return tuple(rows), info
 
 
+class MeanOf:
+    """The mean score of classifiers fitted on different augmentation pools (bagging over
+    augmentation draws: ``wolf_augment.py --aug-bag``)."""
+
+    def __init__(self, models: list[CalibratedClassifier]) -> None:
+        self.models = models
+        self.summary_ = models[0].summary_
+
+    def score_windows(self, x: np.ndarray) -> np.ndarray:
+        return np.asarray(np.mean([m.score_windows(x) for m in self.models], axis=0))
+
+
 def run(b: Bench, args: argparse.Namespace, extra: Extra | None = None) -> dict[str, Any]:
     feats = b.features(args.features)
     ent = b.entries()
@@ -336,17 +348,21 @@ def run(b: Bench, args: argparse.Namespace, extra: Extra | None = None) -> dict[
             lab = labels(ent[p].starts, m, args.pre, args.post)
             xs.append(feats[p][lab >= 0])
             ys.append(lab[lab >= 0])
-        x, y = np.concatenate(xs), np.concatenate(ys)
-        shifted = _shift_bands(x[y == 1], args.shift_aug)
-        if extra is not None:
-            shifted = np.concatenate([shifted, extra(items)])
-        x, y = np.concatenate([x, shifted]), np.concatenate([y, np.ones(len(shifted), int)])
-        clf = CalibratedClassifier(
-            _classifier(args.classifier),
-            max_neg_ratio=None if args.all_negatives else 30.0,
-            random_state=args.classifier_seed,
-        )
-        return clf.fit(x, y)
+        x0, y0 = np.concatenate(xs), np.concatenate(ys)
+        shifted0 = _shift_bands(x0[y0 == 1], args.shift_aug)
+        pools = [None] if extra is None else extra(items)  # a list: one model per pool
+        fitted = []
+        for rows in pools if isinstance(pools, list) else [pools]:
+            shifted = shifted0 if rows is None else np.concatenate([shifted0, rows])
+            x = np.concatenate([x0, shifted])
+            y = np.concatenate([y0, np.ones(len(shifted), int)])
+            clf = CalibratedClassifier(
+                _classifier(args.classifier),
+                max_neg_ratio=None if args.all_negatives else 30.0,
+                random_state=args.classifier_seed,
+            )
+            fitted.append(clf.fit(x, y))
+        return fitted[0] if len(fitted) == 1 else MeanOf(fitted)  # type: ignore[return-value]
 
     final, choice, models = _train(fit, markers, ent, feats, post, args)
     scanned = b.test  # --scan-split train: the training files without markers (few-shot)
