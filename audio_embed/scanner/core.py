@@ -502,9 +502,15 @@ class Scanner(StreamingEmbeddings):
                 choose_by=int(y.sum()),
             )
             more["augmentation"] = data.augmented.summary(self.augmentation)
-        if data.threshold == "auto":
+        if data.threshold == "auto":  # the folds choose their estimator as this fit did
             choice = cross_validated_threshold(
-                self, list(data.recordings), list(data.grids), cancel, extra, data.augmented
+                self,
+                list(data.recordings),
+                list(data.grids),
+                cancel,
+                extra,
+                data.augmented,
+                choose_by=int(y.sum()),
             )
             if choice.method == "fallback" and data.y.sum() > 0:
                 scores = classifier.score_windows(data.X)
