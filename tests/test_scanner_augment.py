@@ -150,3 +150,30 @@ def test_a_cancel_while_augmenting_leaves_the_scanner_unchanged(
     with pytest.raises(Cancelled):
         scanner.fit(one_file, progress=progress, cancel=token)
     assert not scanner.is_fitted and scanner.training_summary is None
+
+
+@pytest.mark.parametrize("augmentation", [None, MixAugmentation(copies=1, min_distance=3.0)])
+def test_threshold_folds_fit_the_estimator_that_scans(
+    monkeypatch: pytest.MonkeyPatch, augmentation: MixAugmentation | None
+) -> None:
+    """Three markers: 30 marked windows choose extra trees; a fold keeps two (20), which
+    on its own count would choose the prototype scorer: the threshold would then be
+    cross-validated for another estimator than the one that scans."""
+    from audio_embed.classifier import CalibratedClassifier
+
+    fitted: list[str] = []
+    original = CalibratedClassifier.fit
+
+    def spy(self: CalibratedClassifier, *args: object, **kwargs: object) -> CalibratedClassifier:
+        out = original(self, *args, **kwargs)  # type: ignore[arg-type]
+        fitted.append(out.summary_["estimator"])
+        return out
+
+    monkeypatch.setattr(CalibratedClassifier, "fit", spy)
+    rec = _recording(41, n_targets=3)
+    scanner = Scanner(LogMelEmbedder(), augmentation=augmentation).fit([rec])
+    s = scanner.training_summary or {}
+    assert s["threshold"]["method"] == "folds over markers" and s["threshold"]["folds"] == 3
+    assert 30 <= s["windows_positive"] < 45  # a fold keeps two thirds: under 30
+    assert s["classifier_estimator"] == "ExtraTreesClassifier"
+    assert fitted == ["ExtraTreesClassifier"] * 4  # the final fit and three folds
