@@ -36,6 +36,12 @@ from audio_embed.scanner import persistence
 from audio_embed.scanner.adapt import FitData, adapt_scanner
 from audio_embed.scanner.augmented import augmented_pool
 from audio_embed.scanner.crossval import cross_validated_threshold
+from audio_embed.scanner.defaults import (
+    model_classifier,
+    model_context,
+    model_postprocessing,
+    model_scan_windows,
+)
 from audio_embed.scanner.streaming import Source, StreamingEmbeddings
 from audio_embed.threshold import (
     FALLBACK_THRESHOLD,
@@ -46,69 +52,15 @@ from audio_embed.types import Detection
 from audio_embed.windows import Markers, SlidingWindows, TargetedWindows, nearest_index
 
 __all__ = [
-    "DEFAULT_CONTEXT",
-    "DEFAULT_POSTPROCESSING",
     "STD_FLOOR",
-    "Detection",
     "Normalization",
-    "Postprocessing",
     "Recording",
     "ScanResult",
     "Scanner",
-    "Source",
-    "fuse_windows",
-    "model_classifier",
-    "model_scan_windows",
 ]
 
 Normalization = Literal["recording", "targeted", "none"]
 STD_FLOOR = 1e-6
-#: Chosen on the wolf benchmark (README): light smoothing, split at valleys.
-DEFAULT_POSTPROCESSING = Postprocessing(smooth=0.5, hysteresis=0.5, valley=0.5)
-#: Seconds of context around each window (see Scanner), unless the model says otherwise.
-DEFAULT_CONTEXT = 4.0
-
-
-# A model's own scan defaults (Embedder.scan_defaults), for what the caller leaves unset.
-
-
-def model_classifier(embedder: Embedder, **kwargs: Any) -> CalibratedClassifier:
-    """An unfitted classifier on the model's estimator (its ``scan_defaults()``),
-    else the automatic choice; ``kwargs`` go to :class:`CalibratedClassifier`."""
-    kind = embedder.scan_defaults().classifier
-    if kind is None:
-        return CalibratedClassifier(**kwargs)
-    from audio_embed.classifier import make_base_estimator
-
-    return CalibratedClassifier(make_base_estimator(kind), **kwargs)
-
-
-def model_scan_windows(
-    embedder: Embedder,
-    window: float | None = None,
-    hop: float | None = None,
-    encoding: Literal["per_window", "shared"] | None = None,
-) -> SlidingWindows:
-    """Sliding windows: each of ``window``, ``hop``, ``encoding`` when given,
-    else the model's (``scan_defaults()``), else the library's."""
-    generic, own = SlidingWindows(), embedder.scan_defaults()
-    return SlidingWindows(
-        window if window is not None else own.window or generic.window,
-        hop if hop is not None else own.hop or generic.hop,
-        encoding or generic.encoding,
-    )
-
-
-def _model_context(embedder: Embedder) -> float:
-    own = embedder.scan_defaults().context
-    return DEFAULT_CONTEXT if own is None else own
-
-
-def _model_postprocessing(embedder: Embedder) -> Postprocessing:
-    own = embedder.scan_defaults().extent
-    return (
-        DEFAULT_POSTPROCESSING if own is None else attrs.evolve(DEFAULT_POSTPROCESSING, extent=own)
-    )
 
 
 def stack_training_windows(
@@ -145,44 +97,6 @@ def _check_threshold(value: object) -> None:
         raise InvalidInputError(
             f"The 'threshold' must be 'auto' or a number in (0, 1). Got {value!r} instead."
         )
-
-
-def fuse_windows(
-    starts: np.ndarray,
-    probabilities: np.ndarray,
-    window: float,
-    threshold: float,
-    duration: float | None = None,
-) -> list[Detection]:
-    """Merge windows scoring ``>= threshold`` that overlap or touch into regions.
-
-    The original application's rule, kept for comparison: one region covers
-    every window of a run, so neighbouring occurrences fuse. Scanning uses
-    :func:`audio_embed.detect.detect`.
-    """
-    if not 0.0 <= threshold <= 1.0:
-        raise InvalidInputError(f"The 'threshold' must be in [0, 1]. Got {threshold!r} instead.")
-    order = np.argsort(starts, kind="stable")
-    detections: list[Detection] = []
-    cur: list[float] | None = None  # start, end, score, peak
-    for i in order:
-        p = float(probabilities[i])
-        if p < threshold:
-            continue
-        s = float(starts[i])
-        e = s + window if duration is None else min(s + window, max(duration, s))
-        centre = (s + e) / 2.0
-        if cur is not None and s <= cur[1] + 1e-9:
-            cur[1] = max(cur[1], e)
-            if p > cur[2]:
-                cur[2], cur[3] = p, centre
-        else:
-            if cur is not None:
-                detections.append(Detection(*cur))
-            cur = [s, e, p, centre]
-    if cur is not None:
-        detections.append(Detection(*cur))
-    return detections
 
 
 @define
@@ -298,10 +212,10 @@ class Scanner(StreamingEmbeddings):
     batch_size: int | None = None
     threshold: float | Literal["auto"] = "auto"
     context: float = field(
-        default=Factory(lambda self: _model_context(self.embedder), takes_self=True)
+        default=Factory(lambda self: model_context(self.embedder), takes_self=True)
     )
     postprocessing: Postprocessing = field(
-        default=Factory(lambda self: _model_postprocessing(self.embedder), takes_self=True)
+        default=Factory(lambda self: model_postprocessing(self.embedder), takes_self=True)
     )
     seed: int = 0
     augmentation: MixAugmentation | None = None
