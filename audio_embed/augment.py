@@ -29,7 +29,7 @@ from attrs import field, frozen
 from audio_embed.audio import resample
 from audio_embed.errors import InvalidInputError
 
-__all__ = ["MixAugmentation", "MixedSound"]
+__all__ = ["AUTO_AUGMENTATION", "MixAugmentation", "MixedSound"]
 
 log = logging.getLogger(__name__)
 
@@ -197,3 +197,9 @@ class MixAugmentation:
             t = AF.equalizer_biquad(t, sr, hz, db, Q=1.0)
         out: np.ndarray = t.numpy()
         return out
+
+
+#: What ``Scanner(augmentation="auto")`` (the default) and ``train --augment auto`` run
+#: for few markers (:func:`audio_embed.scanner.augmented.decide_augmentation`); also
+#: the settings of ``train --augment N`` with ``copies=N``.
+AUTO_AUGMENTATION = MixAugmentation(copies=1, speed=(0.95, 1.05))

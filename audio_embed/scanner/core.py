@@ -20,7 +20,6 @@ from attrs import Factory, define, field, frozen
 from sklearn.base import clone
 
 from audio_embed.audio import load_audio, resample
-from audio_embed.augment import MixAugmentation
 from audio_embed.cache import CachedEmbeddings, EmbeddingCache
 from audio_embed.classifier import CalibratedClassifier
 from audio_embed.detect import Postprocessing, detect
@@ -34,7 +33,11 @@ from audio_embed.errors import (
 from audio_embed.progress import CancelToken, ProgressCallback, ProgressEvent
 from audio_embed.scanner import persistence
 from audio_embed.scanner.adapt import FitData, adapt_scanner
-from audio_embed.scanner.augmented import augmented_pool
+from audio_embed.scanner.augmented import (
+    AugmentationSetting,
+    augmented_pool,
+    check_augmentation,
+)
 from audio_embed.scanner.crossval import cross_validated_threshold
 from audio_embed.scanner.defaults import (
     model_classifier,
@@ -196,7 +199,11 @@ class Scanner(StreamingEmbeddings):
         augmentation: with a :class:`~audio_embed.augment.MixAugmentation`,
             :meth:`fit` adds new takes of the marked sounds mixed into other
             places of the training recordings as positive windows (see
-            :mod:`audio_embed.scanner.augmented`); None (default): none.
+            :mod:`audio_embed.scanner.augmented`); ``"auto"`` (default):
+            :data:`~audio_embed.augment.AUTO_AUGMENTATION` when the recordings
+            hold 3 to 9 positive markers, none otherwise (measured on the wolf
+            benchmark, README); None: none.
+            ``training_summary["augmentation"]`` says whether it ran and why.
     """
 
     embedder: Embedder
@@ -218,7 +225,7 @@ class Scanner(StreamingEmbeddings):
         default=Factory(lambda self: model_postprocessing(self.embedder), takes_self=True)
     )
     seed: int = 0
-    augmentation: MixAugmentation | None = None
+    augmentation: AugmentationSetting = "auto"
     training_summary: dict[str, Any] | None = field(default=None, init=False)
     threshold_: float | None = field(default=None, init=False)
     _fit_data: FitData | None = field(default=None, init=False, repr=False, eq=False)
@@ -243,6 +250,7 @@ class Scanner(StreamingEmbeddings):
                 f"The 'batch_size' must be >= 1, or None for automatic. Got {self.batch_size}."
             )
         _check_threshold(self.threshold)
+        check_augmentation(self.augmentation)
         if not (np.isfinite(self.context) and self.context >= 0):
             raise InvalidInputError(
                 f"The 'context' parameter of Scanner must be >= 0 seconds. Got {self.context!r}."
@@ -383,9 +391,7 @@ class Scanner(StreamingEmbeddings):
             if progress is not None:
                 progress(ProgressEvent("train-files", rec.label, i + 1, len(recs), "files"))
         X, y = stack_training_windows(xs, ys, self.embedder.dim)
-        pool = None
-        if self.augmentation is not None:
-            pool = augmented_pool(self, recs, grids, self.augmentation, cancel)
+        pool = augmented_pool(self, recs, grids, cancel)
         data = FitData(tuple(recs), tuple(grids), X, y, tuple(per_file), setting, pool)
         self._fit_arrays(data, cancel)
         return self
@@ -406,16 +412,18 @@ class Scanner(StreamingEmbeddings):
         if cancel is not None:
             cancel.check()
         more: dict[str, Any] = {}
-        if data.augmented is None:
+        pool = data.augmented if data.augmented is not None and data.augmented.ran else None
+        if pool is None:
             classifier.fit(X, y)
         else:  # the estimator is chosen by the marked (and pseudo-labelled) positives
-            aug = data.augmented.rows()
+            aug = pool.rows()
             classifier.fit(
                 np.concatenate([X, aug]),
                 np.concatenate([y, np.ones(len(aug), y.dtype)]),
                 choose_by=int(y.sum()),
             )
-            more["augmentation"] = data.augmented.summary(self.augmentation)
+        if data.augmented is not None:
+            more["augmentation"] = data.augmented.summary()
         if data.threshold == "auto":  # the folds choose their estimator as this fit did
             choice = cross_validated_threshold(
                 self,
@@ -423,7 +431,7 @@ class Scanner(StreamingEmbeddings):
                 list(data.grids),
                 cancel,
                 extra,
-                data.augmented,
+                pool,
                 choose_by=int(y.sum()),
             )
             if choice.method == "fallback" and data.y.sum() > 0:
