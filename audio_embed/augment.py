@@ -12,10 +12,11 @@ segment of that recording with the sound mixed in and the moment where the
 marker now lies; embedding the segment's windows gives extra positive
 training windows with a new background.
 
-On the wolf benchmark (README, "Recall and few-shot: what was tried") this
-helps five markers (extra trees, IoU F1 0.42-0.57 against 0.32-0.36) and is
-within seed noise with every marker. ``Scanner(augmentation=...)`` uses it in
-``fit`` (:mod:`audio_embed.scanner.augmented`).
+On the wolf benchmark (README, "Few markers: augmentation by default") this
+helps three to five markers and is within seed noise with every marker;
+``Scanner(augmentation="auto")``, the default, runs :data:`AUTO_AUGMENTATION`
+for 3 to 5 positive markers. ``Scanner(augmentation=...)`` uses it in ``fit``
+(:mod:`audio_embed.scanner.augmented`).
 """
 
 from __future__ import annotations

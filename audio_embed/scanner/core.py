@@ -201,7 +201,7 @@ class Scanner(StreamingEmbeddings):
             places of the training recordings as positive windows (see
             :mod:`audio_embed.scanner.augmented`); ``"auto"`` (default):
             :data:`~audio_embed.augment.AUTO_AUGMENTATION` when the recordings
-            hold 3 to 9 positive markers, none otherwise (measured on the wolf
+            hold 3 to 5 positive markers, none otherwise (measured on the wolf
             benchmark, README); None: none.
             ``training_summary["augmentation"]`` says whether it ran and why.
     """
