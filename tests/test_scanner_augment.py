@@ -193,7 +193,7 @@ def test_auto_decides_by_the_number_of_positive_markers() -> None:
         d = decide_augmentation("auto", n)
         runs = AUTO_MIN_MARKERS <= n <= AUTO_MAX_MARKERS
         assert (d.augmentation is AUTO_AUGMENTATION) == runs and d.setting == "auto"
-        assert f"{n} positive markers" in d.reason
+        assert f"{n} positive marker" in d.reason
         assert d.summary()["ran"] is runs
     given = _aug()
     assert decide_augmentation(given, 1).augmentation is given  # a given one always runs

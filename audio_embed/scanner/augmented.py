@@ -114,6 +114,7 @@ def decide_augmentation(
         return AugmentationDecision(
             "auto", None, "auto: not run, trained from an index (mixing needs the audio)"
         )
+    counted = f"{n_markers} positive marker{'' if n_markers == 1 else 's'}"
     if n_markers < AUTO_MIN_MARKERS:
         why = f"fewer than {AUTO_MIN_MARKERS}"
     elif n_markers > AUTO_MAX_MARKERS:
@@ -122,11 +123,9 @@ def decide_augmentation(
         return AugmentationDecision(
             "auto",
             AUTO_AUGMENTATION,
-            f"auto: {n_markers} positive markers, from {AUTO_MIN_MARKERS} to {AUTO_MAX_MARKERS}",
+            f"auto: {counted}, from {AUTO_MIN_MARKERS} to {AUTO_MAX_MARKERS}",
         )
-    return AugmentationDecision(
-        "auto", None, f"auto: not run, {n_markers} positive markers ({why})"
-    )
+    return AugmentationDecision("auto", None, f"auto: not run, {counted} ({why})")
 
 
 @frozen(eq=False)
