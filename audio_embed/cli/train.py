@@ -27,6 +27,7 @@ from audio_embed.evaluation import relative_name
 
 if TYPE_CHECKING:
     from audio_embed.scanner import Scanner
+    from audio_embed.scanner.augmented import AugmentationSetting
     from audio_embed.windows import Markers, SlidingWindows
 
 __all__ = ["adapt", "add_parser", "fit", "print_training", "run"]
@@ -124,7 +125,7 @@ def _augment_option(text: str) -> int | str:
     return value
 
 
-def _augmentation(value: int | str) -> Any:
+def _augmentation(value: int | str) -> AugmentationSetting:
     """The Scanner's ``augmentation`` for ``--augment``."""
     from audio_embed.augment import AUTO_AUGMENTATION
 
