@@ -424,7 +424,10 @@ class Scanner(StreamingEmbeddings):
             )
         if data.augmented is not None:
             more["augmentation"] = data.augmented.summary()
-        if data.threshold == "auto":  # the folds choose their estimator as this fit did
+        if data.threshold == "auto":
+            # Augmented, every fold fits the estimator this fit chose (by its own marked
+            # windows a fold of 3 markers would fit the prototype scorer on the copies);
+            # without, each fold chooses by its own positives (measured better: README).
             choice = cross_validated_threshold(
                 self,
                 list(data.recordings),
@@ -432,7 +435,7 @@ class Scanner(StreamingEmbeddings):
                 cancel,
                 extra,
                 pool,
-                choose_by=int(y.sum()),
+                choose_by=None if pool is None else int(y.sum()),
             )
             if choice.method == "fallback" and data.y.sum() > 0:
                 scores = classifier.score_windows(data.X)
