@@ -39,9 +39,12 @@ from audio_embed.detect import Detection, Postprocessing, detect, iou_matrix, ma
 
 __all__ = [
     "FALLBACK_THRESHOLD",
+    "F1Curve",
     "FoldScores",
     "ThresholdChoice",
+    "candidate_thresholds",
     "choose_threshold",
+    "f1_curve",
     "fold_plan",
     "training_threshold",
 ]
@@ -155,6 +158,43 @@ def training_threshold(positive: np.ndarray, negative: np.ndarray) -> ThresholdC
     )
 
 
+@frozen
+class F1Curve:
+    """Event counts of the held-out markers at each candidate threshold.
+
+    ``tp``, ``fp``, ``fn``: arrays of shape ``(n_folds, n_thresholds)``, one
+    row per :class:`FoldScores`; :meth:`f1` pools them over the folds.
+    """
+
+    thresholds: np.ndarray
+    tp: np.ndarray
+    fp: np.ndarray
+    fn: np.ndarray
+
+    def f1(self) -> np.ndarray:
+        """The pooled event F1 at each threshold (0 where nothing matched)."""
+        tp, fp, fn = self.tp.sum(0), self.fp.sum(0), self.fn.sum(0)
+        return np.where(tp > 0, 2 * tp / np.maximum(2 * tp + fp + fn, 1), 0.0)
+
+    @property
+    def n_references(self) -> int:
+        """How many held-out markers the folds have in all."""
+        return int(self.tp[:, 0].sum() + self.fn[:, 0].sum()) if self.tp.size else 0
+
+
+def f1_curve(
+    folds: Sequence[FoldScores], post: Postprocessing, thresholds: np.ndarray | None = None
+) -> F1Curve:
+    """Held-out event counts of ``folds`` at ``thresholds`` (default:
+    :func:`candidate_thresholds` of their pooled scores)."""
+    if thresholds is None:
+        thresholds = candidate_thresholds(np.concatenate([f.probabilities for f in folds]))
+    counts = np.array(
+        [[_counts(fold, float(t), post) for t in thresholds] for fold in folds], dtype=np.int64
+    ).reshape(len(folds), len(thresholds), 3)
+    return F1Curve(np.asarray(thresholds), counts[..., 0], counts[..., 1], counts[..., 2])
+
+
 def choose_threshold(
     folds: Sequence[FoldScores], post: Postprocessing, method: str, n_folds: int
 ) -> ThresholdChoice:
@@ -167,16 +207,9 @@ def choose_threshold(
             0,
             f"cross-validation needs two positive markers or more; using {FALLBACK_THRESHOLD:g}",
         )
-    pooled = np.concatenate([f.probabilities for f in folds])
-    cands = candidate_thresholds(pooled)
-    f1s = np.empty(len(cands))
-    for n, t in enumerate(cands):
-        tp = fp = fn = 0
-        for fold in folds:
-            a, b, c = _counts(fold, float(t), post)
-            tp, fp, fn = tp + a, fp + b, fn + c
-        f1s[n] = 2 * tp / (2 * tp + fp + fn) if tp else 0.0
+    curve = f1_curve(folds, post)
+    f1s = curve.f1()
     best = np.flatnonzero(f1s >= f1s.max() - 1e-12)
-    value = float(cands[best[len(best) // 2]])
+    value = float(curve.thresholds[best[len(best) // 2]])
     note = "" if f1s.max() > 0 else "no held-out marker was found at any threshold"
     return ThresholdChoice(value, float(f1s.max()), method, n_folds, note)
