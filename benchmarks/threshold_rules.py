@@ -20,7 +20,11 @@ Rules (``f``: pooled held-out event F1 over the candidate thresholds, which
 are :func:`~audio_embed.threshold.candidate_thresholds` plus a 0.01 grid;
 ``n``: the held-out markers):
 
-* ``argmax``: the library's rule before: the best ``f`` (ties: the middle one);
+* ``smoothed``, ``argmax``: the library's rules (``choose_threshold(...,
+  rule=...)`` on its own candidate grid): ``argmax``, the default before, is
+  the best ``f`` (ties: the middle one); ``smoothed``, the default now, the
+  best of ``f`` averaged with a Gaussian in log-odds as wide as the folds'
+  own best thresholds spread (their sample standard deviation);
 * ``plateau-se``, ``plateau-halfse``: the middle (in probability) of the
   thresholds whose ``f`` is within one (a half) standard error of the best,
   ``sqrt(F(1 - F) / n)``; ``plateau-se-logit``: the same middle in log-odds;
@@ -28,7 +32,13 @@ are :func:`~audio_embed.threshold.candidate_thresholds` plus a 0.01 grid;
 * ``fold-median``, ``fold-logit-mean``: each fold's own best threshold, their
   median (mean in log-odds);
 * ``f05``: the best pooled F0.5 (precision weighted);
-* ``plateau-se-top``: the highest threshold within one standard error.
+* ``plateau-se-top``: the highest threshold within one standard error;
+  ``plateau-se-run``: the middle of the contiguous run within one standard
+  error that holds the best;
+* ``macro``, ``maximin``: the best mean (worst) F1 over the folds;
+* ``gauss-logit-0.5``: the best of ``f`` averaged with a Gaussian of 0.5 in
+  log-odds; ``gauss-logit-fold``: its width is the spread (standard deviation
+  in log-odds) of the folds' own best thresholds.
 """
 
 from __future__ import annotations
@@ -48,7 +58,14 @@ from audio_embed import create_embedder
 from audio_embed.cache import EmbeddingCache
 from audio_embed.detect import Postprocessing
 from audio_embed.evaluate import evaluate
-from audio_embed.threshold import F1Curve, FoldScores, candidate_thresholds, f1_curve
+from audio_embed.threshold import RULES as LIBRARY
+from audio_embed.threshold import (
+    F1Curve,
+    FoldScores,
+    candidate_thresholds,
+    choose_threshold,
+    f1_curve,
+)
 
 
 def _logit(p: np.ndarray | float) -> np.ndarray:
@@ -88,7 +105,7 @@ def _smooth(c: F1Curve, half: float = 0.05) -> float:
     grid = np.round(np.arange(0.01, 0.995, 0.01), 4)
     keep = np.isin(np.round(c.thresholds, 4), grid)
     t, f = c.thresholds[keep], c.f1()[keep]
-    k = int(round(half / 0.01))
+    k = round(half / 0.01)
     pad = np.pad(f, k, mode="edge")
     sm = np.convolve(pad, np.ones(2 * k + 1) / (2 * k + 1), mode="valid")
     return _mid_of_best(sm, t)
@@ -105,8 +122,36 @@ def _per_fold(c: F1Curve) -> np.ndarray:
     return np.asarray(out)
 
 
+def _fold_f1(c: F1Curve) -> np.ndarray:
+    tp, fp, fn = c.tp, c.fp, c.fn
+    return np.where(tp > 0, 2 * tp / np.maximum(2 * tp + fp + fn, 1), 0.0)
+
+
+def _gauss_logit(c: F1Curve, sigma: float) -> float:
+    """The best of ``f`` averaged with a Gaussian of ``sigma`` in log-odds (the
+    expected F1 when new data shifts the scores by that much)."""
+    x = _logit(c.thresholds)
+    w = np.exp(-0.5 * ((x[:, None] - x[None, :]) / sigma) ** 2)
+    return _mid_of_best(w @ c.f1() / w.sum(1), c.thresholds)
+
+
+def _run_plateau(c: F1Curve, scale: float) -> float:
+    """The middle of the contiguous run of thresholds within ``scale`` standard
+    errors of the best that holds the best (the middle one of ties)."""
+    f, t = c.f1(), c.thresholds
+    top = float(f.max())
+    se = np.sqrt(max(top * (1 - top), 0.0) / max(c.n_references, 1))
+    ok = f >= top - scale * se - 1e-12
+    best = np.flatnonzero(f >= top - 1e-12)
+    i = j = int(best[len(best) // 2])
+    while i > 0 and ok[i - 1]:
+        i -= 1
+    while j < len(t) - 1 and ok[j + 1]:
+        j += 1
+    return float(0.5 * (t[i] + t[j]))
+
+
 RULES: dict[str, Callable[[F1Curve], float]] = {
-    "argmax": lambda c: _mid_of_best(c.f1(), c.thresholds),  # on the library's grid
     "plateau-se": lambda c: _plateau(c, 1.0),
     "plateau-halfse": lambda c: _plateau(c, 0.5),
     "plateau-se-logit": lambda c: _plateau(c, 1.0, "logit"),
@@ -115,6 +160,11 @@ RULES: dict[str, Callable[[F1Curve], float]] = {
     "fold-median": lambda c: float(np.median(_per_fold(c))),
     "fold-logit-mean": lambda c: _expit(float(_logit(_per_fold(c)).mean())),
     "f05": lambda c: _mid_of_best(_fbeta(c, 0.5), c.thresholds),
+    "macro": lambda c: _mid_of_best(_fold_f1(c).mean(0), c.thresholds),
+    "maximin": lambda c: _mid_of_best(_fold_f1(c).min(0), c.thresholds),
+    "gauss-logit-0.5": lambda c: _gauss_logit(c, 0.5),
+    "gauss-logit-fold": lambda c: _gauss_logit(c, max(0.1, float(_logit(_per_fold(c)).std()))),
+    "plateau-se-run": lambda c: _run_plateau(c, 1.0),
 }
 
 
@@ -141,7 +191,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--classifier-seed", type=int, default=42)
     ap.add_argument("--few-shot-k", type=int, help="train on the first k training events")
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
-    ap.add_argument("--rules", default=",".join(RULES))
+    ap.add_argument("--rules", default=",".join([*LIBRARY, *RULES]))
     ap.add_argument("--dump", type=Path, help="write both F1 curves (CV and test) here, JSON")
     args = ap.parse_args(argv)
     model_kwargs = dict(_parse_setting(item) for item in args.set)
@@ -181,9 +231,11 @@ def main(argv: list[str] | None = None) -> int:
         d = evaluate(results, events, threshold=t, unmatched="ignore").as_dict()
         return {k: round(float(d[k]), 4) for k in ("iou_f1", "lenient_f1", "flagged_fraction")}
 
-    library = f1_curve(folds, post)  # the library's own candidate grid
     for name in args.rules.split(","):
-        t = float(RULES[name](library if name == "argmax" else curve))
+        if name in LIBRARY:  # exactly what Scanner.fit chooses with that rule
+            t = choose_threshold(folds, post, "", len(folds), rule=name).value  # type: ignore[arg-type]
+        else:
+            t = float(RULES[name](curve))
         at = f1_curve(folds, post, np.array([t])).f1()[0]
         row = {**head, "rule": name, "threshold": round(t, 4), "cv_f1": round(float(at), 4)}
         print(json.dumps({**row, **test(t)}), flush=True)
@@ -201,6 +253,7 @@ def main(argv: list[str] | None = None) -> int:
                     "cv": {"t": grid.tolist(), "f1": cv.tolist(), "n": curve.n_references},
                     "test": {"t": list(tests), "iou_f1": [v["iou_f1"] for v in tests.values()]},
                     "fold_best": _per_fold(curve).tolist(),
+                    "counts": [curve.tp.tolist(), curve.fp.tolist(), curve.fn.tolist()],
                 }
             )
         )
