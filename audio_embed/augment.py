@@ -12,10 +12,11 @@ segment of that recording with the sound mixed in and the moment where the
 marker now lies; embedding the segment's windows gives extra positive
 training windows with a new background.
 
-On the wolf benchmark (README, "Recall and few-shot: what was tried") this
-helps five markers (extra trees, IoU F1 0.42-0.57 against 0.32-0.36) and is
-within seed noise with every marker. ``Scanner(augmentation=...)`` uses it in
-``fit`` (:mod:`audio_embed.scanner.augmented`).
+On the wolf benchmark (README, "Few markers: augmentation by default") this
+helps three to five markers and is within seed noise with every marker;
+``Scanner(augmentation="auto")``, the default, runs :data:`AUTO_AUGMENTATION`
+for 3 to 5 positive markers. ``Scanner(augmentation=...)`` uses it in ``fit``
+(:mod:`audio_embed.scanner.augmented`).
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from attrs import field, frozen
 from audio_embed.audio import resample
 from audio_embed.errors import InvalidInputError
 
-__all__ = ["MixAugmentation", "MixedSound"]
+__all__ = ["AUTO_AUGMENTATION", "MixAugmentation", "MixedSound"]
 
 log = logging.getLogger(__name__)
 
@@ -197,3 +198,9 @@ class MixAugmentation:
             t = AF.equalizer_biquad(t, sr, hz, db, Q=1.0)
         out: np.ndarray = t.numpy()
         return out
+
+
+#: What ``Scanner(augmentation="auto")`` (the default) and ``train --augment auto`` run
+#: for few markers (:func:`audio_embed.scanner.augmented.decide_augmentation`); also
+#: the settings of ``train --augment N`` with ``copies=N``.
+AUTO_AUGMENTATION = MixAugmentation(copies=1, speed=(0.95, 1.05))

@@ -56,6 +56,7 @@ __all__ = [
     "Postprocessing",
     "as_spans",
     "detect",
+    "fuse_windows",
     "iou_matrix",
     "max_matching",
     "score_track",
@@ -241,6 +242,44 @@ def detect(
         lo, hi = max(0.0, lo), min(end_of_file, hi)
         out.append(Detection(lo, max(lo, hi), score, min(max(peak, lo), max(lo, hi))))
     return out
+
+
+def fuse_windows(
+    starts: np.ndarray,
+    probabilities: np.ndarray,
+    window: float,
+    threshold: float,
+    duration: float | None = None,
+) -> list[Detection]:
+    """Merge windows scoring ``>= threshold`` that overlap or touch into regions.
+
+    The original application's rule, kept for comparison: one region covers
+    every window of a run, so neighbouring occurrences fuse. Scanning uses
+    :func:`audio_embed.detect.detect`.
+    """
+    if not 0.0 <= threshold <= 1.0:
+        raise InvalidInputError(f"The 'threshold' must be in [0, 1]. Got {threshold!r} instead.")
+    order = np.argsort(starts, kind="stable")
+    detections: list[Detection] = []
+    cur: list[float] | None = None  # start, end, score, peak
+    for i in order:
+        p = float(probabilities[i])
+        if p < threshold:
+            continue
+        s = float(starts[i])
+        e = s + window if duration is None else min(s + window, max(duration, s))
+        centre = (s + e) / 2.0
+        if cur is not None and s <= cur[1] + 1e-9:
+            cur[1] = max(cur[1], e)
+            if p > cur[2]:
+                cur[2], cur[3] = p, centre
+        else:
+            if cur is not None:
+                detections.append(Detection(*cur))
+            cur = [s, e, p, centre]
+    if cur is not None:
+        detections.append(Detection(*cur))
+    return detections
 
 
 def _intersection(

@@ -25,10 +25,12 @@ from pathlib import Path
 import numpy as np
 from sklearn.base import clone
 
+from audio_embed.augment import MixAugmentation
 from audio_embed.errors import InvalidInputError, TrainingDataError
 from audio_embed.formats import atomic_write_text
 from audio_embed.index import EmbeddingIndex, Hit
 from audio_embed.scanner import Detection, Scanner, ScanResult
+from audio_embed.scanner.augmented import decide_augmentation
 from audio_embed.scanner.core import stack_training_windows, training_summary
 from audio_embed.windows import Markers
 
@@ -128,17 +130,25 @@ def fit_from_index(scanner: Scanner, index: EmbeddingIndex, markers: dict[str, M
     match the index's.
 
     Raises:
-        InvalidInputError: the scanner does not fit the index, or has an
-            ``augmentation`` (mixing needs the recordings' audio).
+        InvalidInputError: the scanner does not fit the index, or has a
+            :class:`~audio_embed.augment.MixAugmentation` (mixing needs the
+            recordings' audio; ``augmentation="auto"`` is skipped, and
+            ``training_summary["augmentation"]`` says so).
         TrainingDataError: a file is not in the index, a window is not on its
             grid, or the markers give one class only.
     """
     _check_compatible(scanner, index)
-    if scanner.augmentation is not None:
+    if isinstance(scanner.augmentation, MixAugmentation):
         raise InvalidInputError(
             "A scanner with an 'augmentation' cannot be trained from an index: mixing the "
-            "marked sounds needs the recordings' audio. Train from the files."
+            "marked sounds needs the recordings' audio. Train from the files, or use "
+            "augmentation='auto' (skipped from an index) or None."
         )
+    decision = decide_augmentation(
+        scanner.augmentation,
+        sum(len(m.positive) for m in markers.values()),
+        from_index=True,
+    )
     xs, ys, per_file = [], [], []
     for name in sorted(markers):
         entry = index.file(name)
@@ -169,7 +179,9 @@ def fit_from_index(scanner: Scanner, index: EmbeddingIndex, markers: dict[str, M
     classifier = clone(scanner.classifier)
     classifier.fit(X, y)
     scanner.classifier = classifier
-    scanner.training_summary = training_summary(per_file, y, classifier, from_index=str(index.path))
+    scanner.training_summary = training_summary(
+        per_file, y, classifier, from_index=str(index.path), augmentation=decision.summary()
+    )
     return scanner
 
 

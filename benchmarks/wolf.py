@@ -59,7 +59,7 @@ import attrs
 import numpy as np
 
 from audio_embed import create_embedder
-from audio_embed.augment import MixAugmentation
+from audio_embed.augment import AUTO_AUGMENTATION
 from audio_embed.cache import EmbeddingCache
 from audio_embed.classifier import CalibratedClassifier, make_base_estimator
 from audio_embed.embedders.base import Embedder
@@ -145,7 +145,7 @@ def _run(
     classifier_seed: int = 42,
     holdout: str | None = None,
     adapt: int = 0,
-    augment: int = 0,
+    augment: int | str = "auto",
     augment_seed: int = 0,
 ) -> tuple[dict[str, Any], dict[str, Any], dict[str, list[tuple[float, float]]]]:
     given = embedder is not None
@@ -172,9 +172,11 @@ def _run(
     extra: dict[str, Any] = {}
     if context is not None:
         extra["context"] = context
-    if augment:  # what `train --augment N` sets
-        extra["augmentation"] = MixAugmentation(
-            copies=augment, gain_db=(-4.0, 4.0), speed=(0.95, 1.05), seed=augment_seed
+    if augment != "auto":  # what `train --augment N` sets; 0: off ("auto": the default)
+        extra["augmentation"] = (
+            attrs.evolve(AUTO_AUGMENTATION, copies=int(augment), seed=augment_seed)
+            if augment
+            else None
         )
     scanner = Scanner(
         embedder,
@@ -245,10 +247,11 @@ def _run(
         out["first_k"] = first_k
     if adapt:
         out["adaptation"] = summary["adaptation"]
-    if augment:
-        info = summary["augmentation"]
-        out["augmented_windows"] = info["windows_added"]
-        out["augment"], out["augment_seed"] = augment, augment_seed
+    info = summary.get("augmentation") or {}
+    out["augmented_windows"] = info.get("windows_added", 0)
+    out["augment"], out["augment_reason"] = augment, info.get("reason")
+    if augment not in ("auto", 0):
+        out["augment_seed"] = augment_seed
     return out, results, events
 
 
@@ -373,7 +376,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     ap.add_argument("--classifier-seed", type=int, default=42, help="CalibratedClassifier seed")
     ap.add_argument(
-        "--augment", type=int, default=0, metavar="N", help="Scanner(augmentation=N copies)"
+        "--augment",
+        type=lambda v: v if v == "auto" else int(v),
+        default="auto",
+        metavar="auto|0|N",
+        help="Scanner(augmentation=...): auto (the default), 0 (None) or N copies",
     )
     ap.add_argument("--augment-seed", type=int, default=0, help="MixAugmentation seed")
     ap.add_argument(
@@ -437,8 +444,7 @@ def main(argv: list[str] | None = None) -> int:
         common["classifier"] = args.classifier
     if args.adapt:
         common["adapt"] = args.adapt
-    if args.augment:
-        common["augment"], common["augment_seed"] = args.augment, args.augment_seed
+    common["augment"], common["augment_seed"] = args.augment, args.augment_seed
     for key in ("window", "hop", "context"):
         if getattr(args, key) is not None:
             common[key] = getattr(args, key)

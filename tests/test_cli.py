@@ -369,6 +369,41 @@ def test_train_augment_adds_mixed_takes_and_says_so(
         "--augment", "1", "--index", str(tmp_path / "x.idx"),
     )  # fmt: skip
     assert rc == 2 and "--augment" in err
+    for bad in ("-1", "some"):
+        rc, _, err = run_cli(
+            capsys,
+            "train", "--markers", str(demo.markers_csv), "--model", "logmel", "--out", str(out),
+            "--augment", bad,
+        )  # fmt: skip
+        assert rc == 2 and "--augment" in err
+
+
+def test_train_augment_auto_is_the_default_and_0_turns_it_off(
+    tmp_path: Path, demo: DemoSet, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from audio_embed.scanner import Scanner
+    from audio_embed.scanner.augmented import AUTO_MAX_MARKERS, AUTO_MIN_MARKERS
+
+    n = sum(1 for _ in demo.markers_csv.open()) - 1  # the demo marks every target
+    assert AUTO_MIN_MARKERS <= n <= AUTO_MAX_MARKERS
+    out = tmp_path / "auto.scanner"
+    rc, stdout, _ = run_cli(
+        capsys,
+        "train", "--markers", str(demo.markers_csv), "--model", "logmel", "--out", str(out),
+    )  # fmt: skip
+    assert rc == 0
+    meta = Scanner.read_metadata(out)
+    assert meta["augmentation"] == "auto"
+    info = meta["training_summary"]["augmentation"]
+    assert info["ran"] is True and info["windows_added"] > 0
+    assert f"Augmentation (auto: {n} positive markers" in stdout
+    rc, stdout, _ = run_cli(
+        capsys,
+        "train", "--markers", str(demo.markers_csv), "--model", "logmel", "--out", str(out),
+        "--augment", "0",
+    )  # fmt: skip
+    assert rc == 0 and Scanner.read_metadata(out)["augmentation"] is None
+    assert "Augmentation: none (off" in stdout
 
 
 def test_train_from_audacity_and_raven_labels(

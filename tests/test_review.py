@@ -109,7 +109,9 @@ def test_fit_from_index_equals_fitting_from_the_files(demo: DemoSet, index: Embe
     from audio_embed.formats import read_markers as read
 
     markers = read(demo.markers_csv)
-    from_files = scanner().fit([Recording(f, m) for f, m in sorted(markers.items())])
+    from_files = scanner()
+    from_files.augmentation = None  # "auto" mixes in takes from the files, not from an index
+    from_files.fit([Recording(f, m) for f, m in sorted(markers.items())])
     resolved = {str(Path(f).resolve()): m for f, m in markers.items()}
     from_index = fit_from_index(scanner(), index, resolved)
     assert from_index.training_summary is not None and from_files.training_summary is not None
@@ -140,6 +142,21 @@ def test_fit_from_index_refuses_what_does_not_fit(
     augmented.augmentation = MixAugmentation()
     with pytest.raises(InvalidInputError, match="augmentation"):
         fit_from_index(augmented, index, {f: Markers(positive=(5.0,))})
+
+
+def test_fit_from_index_skips_auto_augmentation_and_says_so(
+    demo: DemoSet, index: EmbeddingIndex
+) -> None:
+    markers = {str(Path(f).resolve()): m for f, m in read_markers(demo.markers_csv).items()}
+    first = sorted(markers)[0]
+    three = {first: Markers(positive=markers[first].positive[:3])}  # "auto" would mix these in
+    sc = scanner()
+    assert sc.augmentation == "auto"
+    info = (fit_from_index(sc, index, three).training_summary or {})["augmentation"]
+    assert info["setting"] == "auto" and info["ran"] is False and "index" in info["reason"]
+    sc.augmentation = None
+    info = (fit_from_index(sc, index, three).training_summary or {})["augmentation"]
+    assert info["setting"] == "off" and info["ran"] is False
 
 
 def test_score_index_matches_scanning_the_files(demo: DemoSet, index: EmbeddingIndex) -> None:

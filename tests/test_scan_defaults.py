@@ -11,8 +11,13 @@ import torch
 from audio_embed import LogMelEmbedder
 from audio_embed.classifier import CalibratedClassifier, PrototypeClassifier
 from audio_embed.errors import InvalidInputError
-from audio_embed.scanner import DEFAULT_POSTPROCESSING, Postprocessing, Recording, Scanner
-from audio_embed.scanner.core import DEFAULT_CONTEXT
+from audio_embed.scanner import (
+    DEFAULT_CONTEXT,
+    DEFAULT_POSTPROCESSING,
+    Postprocessing,
+    Recording,
+    Scanner,
+)
 from audio_embed.types import ScanDefaults
 from audio_embed.windows import Markers, SlidingWindows
 

@@ -27,6 +27,7 @@ from audio_embed.evaluation import relative_name
 
 if TYPE_CHECKING:
     from audio_embed.scanner import Scanner
+    from audio_embed.scanner.augmented import AugmentationSetting
     from audio_embed.windows import Markers, SlidingWindows
 
 __all__ = ["adapt", "add_parser", "fit", "print_training", "run"]
@@ -100,13 +101,37 @@ def add_parser(subparsers: Subparsers) -> argparse.ArgumentParser:
     g = p.add_argument_group("augmentation")
     g.add_argument(
         "--augment",
-        type=positive_int,
-        metavar="N",
-        help="mix each marked sound into N new places of every marked recording (speed "
+        type=_augment_option,
+        default="auto",
+        metavar="auto|0|N",
+        help="N: mix each marked sound into N new places of every marked recording (speed "
         "0.95-1.05, gain -4 to +4 dB, at least 8 s from every marker) and train on the "
-        "windows holding it too (helps with few markers, see the README)",
+        "windows holding it too; auto (default): N = 1 when the recordings hold 3 to 5 "
+        "positive markers, else none (measured, see the README); 0: never",
     )
     return p
+
+
+def _augment_option(text: str) -> int | str:
+    """``--augment``: ``auto`` or a whole number >= 0."""
+    if text == "auto":
+        return text
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected auto or a whole number, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be auto or >= 0, got {text!r}")
+    return value
+
+
+def _augmentation(value: int | str) -> AugmentationSetting:
+    """The Scanner's ``augmentation`` for ``--augment``."""
+    from audio_embed.augment import AUTO_AUGMENTATION
+
+    if value == "auto":
+        return "auto"
+    return attrs.evolve(AUTO_AUGMENTATION, copies=int(value)) if value else None
 
 
 def _add_marker_options(p: argparse.ArgumentParser) -> None:
@@ -315,12 +340,14 @@ def print_training(run: Run, scanner: Scanner, root: Path | None = None) -> None
         f"calibration: {s.get('classifier_calibration_note', 'n/a')}."
     )
     au = s.get("augmentation")
-    if au:
+    if au and au.get("ran", True):  # summaries before "ran" only exist when it ran
         run.echo(
-            f"Augmentation: {au['mixed_sounds']} marked sound(s) mixed into new places, "
-            f"{au['windows_added']} positive windows added (the estimator was chosen by the "
-            "marked windows)."
+            f"Augmentation ({au.get('reason', 'given')}): {au['mixed_sounds']} marked sound(s) "
+            f"mixed into new places, {au['windows_added']} positive windows added (the "
+            "estimator was chosen by the marked windows)."
         )
+    elif au:
+        run.echo(f"Augmentation: none ({au['reason']}).")
     ad = s.get("adaptation")
     if ad:
         run.echo(
@@ -342,7 +369,6 @@ def print_training(run: Run, scanner: Scanner, root: Path | None = None) -> None
 
 
 def run(run: Run) -> int:
-    from audio_embed.augment import MixAugmentation
     from audio_embed.classifier import CalibratedClassifier, make_base_estimator
     from audio_embed.scanner import Scanner, model_classifier, model_scan_windows
     from audio_embed.store import ScannerStore
@@ -354,7 +380,8 @@ def run(run: Run) -> int:
         raise UsageError("--store needs --profile NAME.")
     from audio_embed.registry import get_spec
 
-    for option, value in (("--adapt", args.adapt), ("--augment", args.augment)):
+    explicit_augment = args.augment != "auto" and args.augment > 0
+    for option, value in (("--adapt", args.adapt), ("--augment", explicit_augment)):
         if value and args.index is not None:
             raise UsageError(
                 f"{option} needs the marked files themselves; it cannot follow --index."
@@ -387,9 +414,7 @@ def run(run: Run) -> int:
         cache=make_cache(args),
         batch_size=args.batch_size,
         threshold=args.threshold,
-        augmentation=None
-        if not args.augment
-        else MixAugmentation(copies=args.augment, speed=(0.95, 1.05)),
+        augmentation=_augmentation(args.augment),
     )
     if index is not None:
         from audio_embed.review import fit_from_index

@@ -7,21 +7,21 @@ sliding window of a new recording and fuses the windows above a threshold into
 Modules: :mod:`~audio_embed.scanner.core` (Scanner: compose, fit, scan;
 ScanResult, Recording), :mod:`~audio_embed.scanner.streaming` (sliding-window
 embeddings: block decoding, the cache, streaming) and
-:mod:`~audio_embed.scanner.persistence` (saved scanner files).
+:mod:`~audio_embed.scanner.persistence` (saved scanner files),
+:mod:`~audio_embed.scanner.defaults` (the model's or the library's settings for
+what the caller leaves unset), :mod:`~audio_embed.scanner.crossval` (the
+automatic threshold), :mod:`~audio_embed.scanner.adapt` (self-training) and
+:mod:`~audio_embed.scanner.augmented` (mixing augmentation into training).
+Post-processing from window scores to detections is :mod:`audio_embed.detect`.
 """
 
 from __future__ import annotations
 
-from audio_embed.scanner.core import (
+from audio_embed.detect import Detection, Postprocessing, fuse_windows
+from audio_embed.scanner.core import STD_FLOOR, Normalization, Recording, Scanner, ScanResult
+from audio_embed.scanner.defaults import (
+    DEFAULT_CONTEXT,
     DEFAULT_POSTPROCESSING,
-    STD_FLOOR,
-    Detection,
-    Normalization,
-    Postprocessing,
-    Recording,
-    Scanner,
-    ScanResult,
-    fuse_windows,
     model_classifier,
     model_scan_windows,
 )
@@ -35,6 +35,7 @@ from audio_embed.scanner.streaming import BLOCK_SECONDS, Source
 
 __all__ = [
     "BLOCK_SECONDS",
+    "DEFAULT_CONTEXT",
     "DEFAULT_POSTPROCESSING",
     "MAX_SCANNER_BYTES",
     "SCANNER_FORMAT",

@@ -20,7 +20,6 @@ from attrs import Factory, define, field, frozen
 from sklearn.base import clone
 
 from audio_embed.audio import load_audio, resample
-from audio_embed.augment import MixAugmentation
 from audio_embed.cache import CachedEmbeddings, EmbeddingCache
 from audio_embed.classifier import CalibratedClassifier
 from audio_embed.detect import Postprocessing, detect
@@ -34,8 +33,18 @@ from audio_embed.errors import (
 from audio_embed.progress import CancelToken, ProgressCallback, ProgressEvent
 from audio_embed.scanner import persistence
 from audio_embed.scanner.adapt import FitData, adapt_scanner
-from audio_embed.scanner.augmented import augmented_pool
+from audio_embed.scanner.augmented import (
+    AugmentationSetting,
+    augmented_pool,
+    check_augmentation,
+)
 from audio_embed.scanner.crossval import cross_validated_threshold
+from audio_embed.scanner.defaults import (
+    model_classifier,
+    model_context,
+    model_postprocessing,
+    model_scan_windows,
+)
 from audio_embed.scanner.streaming import Source, StreamingEmbeddings
 from audio_embed.threshold import (
     FALLBACK_THRESHOLD,
@@ -46,69 +55,15 @@ from audio_embed.types import Detection
 from audio_embed.windows import Markers, SlidingWindows, TargetedWindows, nearest_index
 
 __all__ = [
-    "DEFAULT_CONTEXT",
-    "DEFAULT_POSTPROCESSING",
     "STD_FLOOR",
-    "Detection",
     "Normalization",
-    "Postprocessing",
     "Recording",
     "ScanResult",
     "Scanner",
-    "Source",
-    "fuse_windows",
-    "model_classifier",
-    "model_scan_windows",
 ]
 
 Normalization = Literal["recording", "targeted", "none"]
 STD_FLOOR = 1e-6
-#: Chosen on the wolf benchmark (README): light smoothing, split at valleys.
-DEFAULT_POSTPROCESSING = Postprocessing(smooth=0.5, hysteresis=0.5, valley=0.5)
-#: Seconds of context around each window (see Scanner), unless the model says otherwise.
-DEFAULT_CONTEXT = 4.0
-
-
-# A model's own scan defaults (Embedder.scan_defaults), for what the caller leaves unset.
-
-
-def model_classifier(embedder: Embedder, **kwargs: Any) -> CalibratedClassifier:
-    """An unfitted classifier on the model's estimator (its ``scan_defaults()``),
-    else the automatic choice; ``kwargs`` go to :class:`CalibratedClassifier`."""
-    kind = embedder.scan_defaults().classifier
-    if kind is None:
-        return CalibratedClassifier(**kwargs)
-    from audio_embed.classifier import make_base_estimator
-
-    return CalibratedClassifier(make_base_estimator(kind), **kwargs)
-
-
-def model_scan_windows(
-    embedder: Embedder,
-    window: float | None = None,
-    hop: float | None = None,
-    encoding: Literal["per_window", "shared"] | None = None,
-) -> SlidingWindows:
-    """Sliding windows: each of ``window``, ``hop``, ``encoding`` when given,
-    else the model's (``scan_defaults()``), else the library's."""
-    generic, own = SlidingWindows(), embedder.scan_defaults()
-    return SlidingWindows(
-        window if window is not None else own.window or generic.window,
-        hop if hop is not None else own.hop or generic.hop,
-        encoding or generic.encoding,
-    )
-
-
-def _model_context(embedder: Embedder) -> float:
-    own = embedder.scan_defaults().context
-    return DEFAULT_CONTEXT if own is None else own
-
-
-def _model_postprocessing(embedder: Embedder) -> Postprocessing:
-    own = embedder.scan_defaults().extent
-    return (
-        DEFAULT_POSTPROCESSING if own is None else attrs.evolve(DEFAULT_POSTPROCESSING, extent=own)
-    )
 
 
 def stack_training_windows(
@@ -145,44 +100,6 @@ def _check_threshold(value: object) -> None:
         raise InvalidInputError(
             f"The 'threshold' must be 'auto' or a number in (0, 1). Got {value!r} instead."
         )
-
-
-def fuse_windows(
-    starts: np.ndarray,
-    probabilities: np.ndarray,
-    window: float,
-    threshold: float,
-    duration: float | None = None,
-) -> list[Detection]:
-    """Merge windows scoring ``>= threshold`` that overlap or touch into regions.
-
-    The original application's rule, kept for comparison: one region covers
-    every window of a run, so neighbouring occurrences fuse. Scanning uses
-    :func:`audio_embed.detect.detect`.
-    """
-    if not 0.0 <= threshold <= 1.0:
-        raise InvalidInputError(f"The 'threshold' must be in [0, 1]. Got {threshold!r} instead.")
-    order = np.argsort(starts, kind="stable")
-    detections: list[Detection] = []
-    cur: list[float] | None = None  # start, end, score, peak
-    for i in order:
-        p = float(probabilities[i])
-        if p < threshold:
-            continue
-        s = float(starts[i])
-        e = s + window if duration is None else min(s + window, max(duration, s))
-        centre = (s + e) / 2.0
-        if cur is not None and s <= cur[1] + 1e-9:
-            cur[1] = max(cur[1], e)
-            if p > cur[2]:
-                cur[2], cur[3] = p, centre
-        else:
-            if cur is not None:
-                detections.append(Detection(*cur))
-            cur = [s, e, p, centre]
-    if cur is not None:
-        detections.append(Detection(*cur))
-    return detections
 
 
 @define
@@ -282,7 +199,11 @@ class Scanner(StreamingEmbeddings):
         augmentation: with a :class:`~audio_embed.augment.MixAugmentation`,
             :meth:`fit` adds new takes of the marked sounds mixed into other
             places of the training recordings as positive windows (see
-            :mod:`audio_embed.scanner.augmented`); None (default): none.
+            :mod:`audio_embed.scanner.augmented`); ``"auto"`` (default):
+            :data:`~audio_embed.augment.AUTO_AUGMENTATION` when the recordings
+            hold 3 to 5 positive markers, none otherwise (measured on the wolf
+            benchmark, README); None: none.
+            ``training_summary["augmentation"]`` says whether it ran and why.
     """
 
     embedder: Embedder
@@ -298,13 +219,13 @@ class Scanner(StreamingEmbeddings):
     batch_size: int | None = None
     threshold: float | Literal["auto"] = "auto"
     context: float = field(
-        default=Factory(lambda self: _model_context(self.embedder), takes_self=True)
+        default=Factory(lambda self: model_context(self.embedder), takes_self=True)
     )
     postprocessing: Postprocessing = field(
-        default=Factory(lambda self: _model_postprocessing(self.embedder), takes_self=True)
+        default=Factory(lambda self: model_postprocessing(self.embedder), takes_self=True)
     )
     seed: int = 0
-    augmentation: MixAugmentation | None = None
+    augmentation: AugmentationSetting = "auto"
     training_summary: dict[str, Any] | None = field(default=None, init=False)
     threshold_: float | None = field(default=None, init=False)
     _fit_data: FitData | None = field(default=None, init=False, repr=False, eq=False)
@@ -329,6 +250,7 @@ class Scanner(StreamingEmbeddings):
                 f"The 'batch_size' must be >= 1, or None for automatic. Got {self.batch_size}."
             )
         _check_threshold(self.threshold)
+        check_augmentation(self.augmentation)
         if not (np.isfinite(self.context) and self.context >= 0):
             raise InvalidInputError(
                 f"The 'context' parameter of Scanner must be >= 0 seconds. Got {self.context!r}."
@@ -469,9 +391,7 @@ class Scanner(StreamingEmbeddings):
             if progress is not None:
                 progress(ProgressEvent("train-files", rec.label, i + 1, len(recs), "files"))
         X, y = stack_training_windows(xs, ys, self.embedder.dim)
-        pool = None
-        if self.augmentation is not None:
-            pool = augmented_pool(self, recs, grids, self.augmentation, cancel)
+        pool = augmented_pool(self, recs, grids, cancel)
         data = FitData(tuple(recs), tuple(grids), X, y, tuple(per_file), setting, pool)
         self._fit_arrays(data, cancel)
         return self
@@ -492,19 +412,30 @@ class Scanner(StreamingEmbeddings):
         if cancel is not None:
             cancel.check()
         more: dict[str, Any] = {}
-        if data.augmented is None:
+        pool = data.augmented if data.augmented is not None and data.augmented.ran else None
+        if pool is None:
             classifier.fit(X, y)
         else:  # the estimator is chosen by the marked (and pseudo-labelled) positives
-            aug = data.augmented.rows()
+            aug = pool.rows()
             classifier.fit(
                 np.concatenate([X, aug]),
                 np.concatenate([y, np.ones(len(aug), y.dtype)]),
                 choose_by=int(y.sum()),
             )
-            more["augmentation"] = data.augmented.summary(self.augmentation)
+        if data.augmented is not None:
+            more["augmentation"] = data.augmented.summary()
         if data.threshold == "auto":
+            # Augmented, every fold fits the estimator this fit chose (by its own marked
+            # windows a fold of 3 markers would fit the prototype scorer on the copies);
+            # without, each fold chooses by its own positives (measured better: README).
             choice = cross_validated_threshold(
-                self, list(data.recordings), list(data.grids), cancel, extra, data.augmented
+                self,
+                list(data.recordings),
+                list(data.grids),
+                cancel,
+                extra,
+                pool,
+                choose_by=None if pool is None else int(y.sum()),
             )
             if choice.method == "fallback" and data.y.sum() > 0:
                 scores = classifier.score_windows(data.X)

@@ -35,13 +35,19 @@ def cross_validated_threshold(
     cancel: CancelToken | None,
     extra: tuple[np.ndarray, np.ndarray] | None = None,
     augmented: AugmentedPool | None = None,
+    choose_by: int | None = None,
 ) -> ThresholdChoice:
     """The threshold ``Scanner.fit`` chooses by cross-validation over its training
     recordings (see :mod:`audio_embed.threshold`): each fold refits a clone of the
     scanner's classifier without its held-out markers and scores them. ``extra``
     (pseudo-labelled windows, :mod:`~audio_embed.scanner.adapt`) joins every fold's
     training set; of ``augmented`` (:mod:`~audio_embed.scanner.augmented`) each fold
-    gets the units of its kept markers mixed into its kept recordings."""
+    gets the units of its kept markers mixed into its kept recordings. ``choose_by``:
+    the positive-window count every fold's automatic estimator is chosen by (the
+    final fit's, so that the threshold is chosen for the estimator that scans; a
+    fold holds fewer marked windows and could otherwise fall below a boundary of
+    :meth:`CalibratedClassifier.fit <audio_embed.CalibratedClassifier.fit>`'s
+    choice); None: each fold's own positives."""
     markers = [r.markers.within(e.duration) for r, (e, _) in zip(recs, grids, strict=True)]
     plan = fold_plan([len(m.positive) for m in markers], scanner.seed)
     by_recording = len({i for fold in plan for i, _ in fold}) > 1
@@ -77,14 +83,14 @@ def cross_validated_threshold(
             cancel.check()
         clf = clone(scanner.classifier)
         if augmented is None:
-            clf.fit(np.concatenate(xs), y)
+            clf.fit(np.concatenate(xs), y, choose_by=choose_by)
         else:
             pairs, files = fold_kept(markers, held, by_recording)
             aug = augmented.rows(pairs, files)
             clf.fit(
                 np.concatenate([*xs, aug]),
                 np.concatenate([y, np.ones(len(aug), y.dtype)]),
-                choose_by=int(y.sum()),
+                choose_by=int(y.sum()) if choose_by is None else choose_by,
             )
         for i, ks in held.items():
             entry, grid = grids[i]

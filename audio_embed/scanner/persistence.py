@@ -21,7 +21,7 @@ from audio_embed.classifier import CalibratedClassifier
 from audio_embed.detect import Postprocessing
 from audio_embed.embedders.base import Embedder, config_differences
 from audio_embed.errors import InvalidInputError, ScannerFileError
-from audio_embed.scanner.augmented import augmentation_settings
+from audio_embed.scanner.augmented import AugmentationSetting, augmentation_settings
 from audio_embed.windows import SlidingWindows, TargetedWindows
 
 if TYPE_CHECKING:
@@ -85,9 +85,7 @@ def metadata(scanner: Scanner) -> dict[str, Any]:
         "postprocessing": scanner.postprocessing.as_dict(),
         "seed": scanner.seed,
         "batch_size": scanner.batch_size,
-        "augmentation": None
-        if scanner.augmentation is None
-        else augmentation_settings(scanner.augmentation),
+        "augmentation": _augmentation_setting(scanner.augmentation),
         "training_summary": scanner.training_summary,
     }
 
@@ -147,10 +145,19 @@ def load(
     return scanner
 
 
-def _saved_augmentation(p: Path, saved: Any) -> MixAugmentation | None:
-    """The saved ``augmentation`` setting (files before it have none)."""
+def _augmentation_setting(setting: AugmentationSetting) -> str | dict[str, Any] | None:
+    if isinstance(setting, MixAugmentation):
+        return augmentation_settings(setting)
+    return setting  # "auto" or None
+
+
+def _saved_augmentation(p: Path, saved: Any) -> AugmentationSetting:
+    """The saved ``augmentation`` setting: ``"auto"``, None or a MixAugmentation's
+    fields (files from before the setting existed have none: None, as they were fitted)."""
     if saved is None:
         return None
+    if saved == "auto":
+        return "auto"
     try:
         return MixAugmentation(**saved)
     except (TypeError, InvalidInputError) as exc:
