@@ -263,6 +263,13 @@ Rule = Literal["smoothed", "argmax"]
 RULES: tuple[Rule, ...] = ("smoothed", "argmax")
 
 
+def _check_rule(rule: str) -> None:
+    if rule not in RULES:
+        raise InvalidInputError(
+            f"The 'rule' of choose_threshold must be one of {RULES}. Got {rule!r} instead."
+        )
+
+
 def choose_threshold(
     folds: Sequence[FoldScores],
     post: Postprocessing,
@@ -278,10 +285,7 @@ def choose_threshold(
     when fewer than two folds found a marker. ``"argmax"``: the best plain F1.
     Ties: the middle one. ``cv_f1`` is the plain pooled F1 at the threshold chosen.
     """
-    if rule not in RULES:
-        raise InvalidInputError(
-            f"The 'rule' of choose_threshold must be one of {RULES}. Got {rule!r} instead."
-        )
+    _check_rule(rule)
     if not folds:
         return ThresholdChoice(
             FALLBACK_THRESHOLD,
@@ -300,10 +304,7 @@ def choose_threshold(
 def pick_threshold(curve: F1Curve, rule: Rule = "smoothed") -> tuple[int, str]:
     """The index into ``curve.thresholds`` that ``rule`` picks (see
     :func:`choose_threshold`), and a sentence saying how it was picked."""
-    if rule not in RULES:
-        raise InvalidInputError(
-            f"The 'rule' of choose_threshold must be one of {RULES}. Got {rule!r} instead."
-        )
+    _check_rule(rule)
     spread = fold_spread(curve) if rule == "smoothed" else None
     if spread is not None and spread > 0:
         how = (
