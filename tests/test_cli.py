@@ -319,6 +319,8 @@ def test_train_prints_summary(
     assert "Windows per class:" in stdout and "positive" in stdout and "negative" in stdout
     assert "LogisticRegression" in stdout and "calibration" in stdout
     assert "labelling targeted (tolerance 12 s, negative margin 20 s)" in stdout
+    assert "chosen by cross-validation" in stdout
+    assert "Picked by: best event F1" in stdout
     assert out.is_file()
 
 

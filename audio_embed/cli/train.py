@@ -363,6 +363,8 @@ def print_training(run: Run, scanner: Scanner, root: Path | None = None) -> None
             f"({th['method']}, {th['folds']} folds; event F1 {th['cv_f1']:.3f} on held-out "
             "markers)."
         )
+        if th.get("rule"):
+            run.echo(f"  Picked by: {th['rule']}.")
     else:
         note = f" ({th['note']})" if th.get("note") else ""
         run.echo(f"Detection threshold: {scanner.scan_threshold:g}{note}.")

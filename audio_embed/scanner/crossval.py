@@ -4,7 +4,9 @@ Folds come from :func:`audio_embed.threshold.fold_plan` (leave one recording
 out, or folds over the markers of a single recording); a held-out marker's
 windows are labelled soft in its fold, so they are neither positives nor
 negatives there, and the event F1 of each threshold is scored on the
-held-out markers (:func:`audio_embed.threshold.choose_threshold`).
+held-out markers; :func:`audio_embed.threshold.choose_threshold` picks the
+threshold from that F1 curve (by default its best point once smoothed over
+thresholds as widely as the folds disagree).
 """
 
 from __future__ import annotations

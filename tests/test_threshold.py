@@ -1,0 +1,106 @@
+"""The rule that picks the automatic threshold from the cross-validated F1 curve."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from audio_embed.detect import Postprocessing
+from audio_embed.errors import InvalidInputError
+from audio_embed.threshold import (
+    RULES,
+    F1Curve,
+    FoldScores,
+    choose_threshold,
+    f1_curve,
+    fold_spread,
+    pick_threshold,
+    smoothed_f1,
+)
+
+T = np.round(np.linspace(0.05, 0.95, 19), 4)
+
+
+def _spike_and_plateau() -> F1Curve:
+    """Two folds. Pooled F1: a one-threshold spike (0.9) at 0.20, a broad
+    plateau (0.8) from 0.45 to 0.85, lower elsewhere. Fold 0 is best on the
+    spike, fold 1 on the plateau, so the folds disagree."""
+    n = len(T)
+    tp = np.array([[2] * n, [1] * n])
+    fp = np.array([[2] * n, [1] * n])
+    fn = np.array([[3] * n, [4] * n])
+    spike = int(np.flatnonzero(np.isclose(T, 0.20))[0])
+    tp[:, spike], fp[:, spike], fn[:, spike] = (5, 4), (0, 1), (0, 1)
+    plateau = (T >= 0.45) & (T <= 0.85)
+    tp[:, plateau] = np.array([[3], [5]])
+    fp[:, plateau] = 1
+    fn[:, plateau] = np.array([[2], [0]])
+    return F1Curve(T, tp, fp, fn)
+
+
+def test_a_broad_plateau_beats_a_narrow_spike() -> None:
+    curve = _spike_and_plateau()
+    f1 = curve.f1()
+    assert f1.argmax() == np.flatnonzero(np.isclose(T, 0.20))[0]  # the spike is the best F1
+    i, how = pick_threshold(curve, "argmax")
+    assert T[i] == pytest.approx(0.20)
+    i, how = pick_threshold(curve)  # the default rule
+    assert 0.45 <= T[i] <= 0.85
+    assert "smoothed" in how and "log-odds" in how
+
+
+def test_smoothing_width_is_the_folds_disagreement() -> None:
+    curve = _spike_and_plateau()
+    logits = np.log(np.array([0.20, 0.65]) / (1 - np.array([0.20, 0.65])))
+    assert fold_spread(curve) == pytest.approx(float(np.std(logits, ddof=1)), rel=1e-9)
+    # one fold alone says nothing about the spread: the plain best F1
+    one = F1Curve(T, curve.tp[:1], curve.fp[:1], curve.fn[:1])
+    assert fold_spread(one) is None
+    i, how = pick_threshold(one)
+    assert i == one.f1().argmax() and "not smoothed" in how
+
+
+def test_smoothed_curve_stays_within_the_curve() -> None:
+    curve = _spike_and_plateau()
+    for sigma in (0.05, 0.5, 5.0):
+        s = smoothed_f1(curve, sigma)
+        assert s.shape == T.shape
+        assert np.all(s >= curve.f1().min() - 1e-12) and np.all(s <= curve.f1().max() + 1e-12)
+    flat = F1Curve(
+        T, np.ones((2, len(T)), int), np.ones((2, len(T)), int), np.zeros((2, len(T)), int)
+    )
+    assert np.allclose(smoothed_f1(flat, 0.7), flat.f1())
+
+
+def test_an_unknown_rule_is_refused() -> None:
+    with pytest.raises(InvalidInputError, match="rule"):
+        pick_threshold(_spike_and_plateau(), "best")  # type: ignore[arg-type]
+
+
+@st.composite
+def _folds(draw: st.DrawFn) -> list[FoldScores]:
+    out = []
+    for _ in range(draw(st.integers(1, 4))):
+        n = draw(st.integers(5, 60))
+        p = np.array(draw(st.lists(st.floats(0, 1), min_size=n, max_size=n)))
+        refs = draw(st.lists(st.floats(0, n * 0.5), max_size=4))
+        out.append(
+            FoldScores(np.arange(n) * 0.5, p, 1.0, n * 0.5 + 0.5, tuple((t, t) for t in refs))
+        )
+    return out
+
+
+@settings(max_examples=40, deadline=None)
+@given(_folds(), st.sampled_from(RULES))
+def test_every_rule_gives_a_reproducible_threshold_in_0_1(
+    folds: list[FoldScores], rule: str
+) -> None:
+    choice = choose_threshold(folds, Postprocessing(), "test", len(folds), rule=rule)  # type: ignore[arg-type]
+    assert 0.0 < choice.value < 1.0
+    assert choose_threshold(folds, Postprocessing(), "test", len(folds), rule=rule) == choice  # type: ignore[arg-type]
+    # the reported CV F1 is the plain pooled F1 at the threshold chosen
+    at = f1_curve(folds, Postprocessing(), np.array([choice.value])).f1()[0]
+    assert choice.cv_f1 == pytest.approx(at)
+    assert choice.rule.startswith("best event F1")
