@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from audio_embed import LogMelEmbedder, TrainingDataError
 from audio_embed.classifier import CalibratedClassifier, PrototypeClassifier
 from audio_embed.demo import synth_recording
-from audio_embed.detect import Postprocessing
 from audio_embed.scanner import Recording, Scanner
-from audio_embed.threshold import FoldScores, choose_threshold, fold_plan
+from audio_embed.threshold import fold_plan
 from audio_embed.windows import Markers
 
 SR = 16000
@@ -69,28 +68,6 @@ def test_fold_plan_holds_out_every_marker_once(counts: list[int], seed: int) -> 
         assert sorted(held) == sorted({(i, k) for i, n in enumerate(counts) for k in range(n)})
     else:  # nothing to hold out: at most one positive marker in all
         assert sum(1 for n in counts if n > 0) <= 1 and max(counts) <= 1
-
-
-@st.composite
-def _folds(draw: st.DrawFn) -> list[FoldScores]:
-    out = []
-    for _ in range(draw(st.integers(1, 3))):
-        n = draw(st.integers(5, 60))
-        p = np.array(draw(st.lists(st.floats(0, 1), min_size=n, max_size=n)))
-        refs = draw(st.lists(st.floats(0, n * 0.5), max_size=4))
-        out.append(
-            FoldScores(np.arange(n) * 0.5, p, 1.0, n * 0.5 + 0.5, tuple((t, t) for t in refs))
-        )
-    return out
-
-
-@settings(max_examples=60, deadline=None)
-@given(_folds())
-def test_auto_threshold_lies_strictly_between_0_and_1(folds: list[FoldScores]) -> None:
-    choice = choose_threshold(folds, Postprocessing(), "test", len(folds))
-    assert 0.0 < choice.value < 1.0
-    assert choice.cv_f1 is not None and 0.0 <= choice.cv_f1 <= 1.0
-    assert choose_threshold(folds, Postprocessing(), "test", len(folds)) == choice
 
 
 def _recording(seed: int, seconds: float = 60.0) -> tuple[np.ndarray, list[tuple[float, float]]]:
