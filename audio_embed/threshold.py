@@ -187,6 +187,11 @@ def training_threshold(positive: np.ndarray, negative: np.ndarray) -> ThresholdC
     )
 
 
+def _f1(tp: np.ndarray, fp: np.ndarray, fn: np.ndarray) -> np.ndarray:
+    """Event F1 from counts, elementwise (0 where nothing matched)."""
+    return np.where(tp > 0, 2 * tp / np.maximum(2 * tp + fp + fn, 1), 0.0)
+
+
 @frozen
 class F1Curve:
     """Event counts of the held-out markers at each candidate threshold.
@@ -202,8 +207,7 @@ class F1Curve:
 
     def f1(self) -> np.ndarray:
         """The pooled event F1 at each threshold (0 where nothing matched)."""
-        tp, fp, fn = self.tp.sum(0), self.fp.sum(0), self.fn.sum(0)
-        return np.where(tp > 0, 2 * tp / np.maximum(2 * tp + fp + fn, 1), 0.0)
+        return _f1(self.tp.sum(0), self.fp.sum(0), self.fn.sum(0))
 
     @property
     def n_references(self) -> int:
@@ -238,9 +242,8 @@ def fold_spread(curve: F1Curve) -> float | None:
     """How far the best threshold moves between folds: the sample standard
     deviation, in log-odds, of each fold's own best threshold (folds that match
     no marker at any threshold left out); None with fewer than two such folds."""
-    tp, fp, fn = curve.tp, curve.fp, curve.fn
-    f1 = np.where(tp > 0, 2 * tp / np.maximum(2 * tp + fp + fn, 1), 0.0)
-    best = [curve.thresholds[_middle_of_best(row)] for row in f1 if row.max() > 0]
+    per_fold = _f1(curve.tp, curve.fp, curve.fn)
+    best = [curve.thresholds[_middle_of_best(row)] for row in per_fold if row.max() > 0]
     if len(best) < 2:
         return None
     return float(np.std(_logit(np.asarray(best)), ddof=1))

@@ -426,16 +426,9 @@ class Scanner(StreamingEmbeddings):
             more["augmentation"] = data.augmented.summary()
         if data.threshold == "auto":
             # Augmented, every fold fits the estimator this fit chose (by its own marked
-            # windows a fold of 3 markers would fit the prototype scorer on the copies);
-            # without, each fold chooses by its own positives (measured better: README).
+            # windows a fold of 3 markers would fit the prototype scorer on the copies).
             choice = cross_validated_threshold(
-                self,
-                list(data.recordings),
-                list(data.grids),
-                cancel,
-                extra,
-                pool,
-                choose_by=None if pool is None else int(y.sum()),
+                self, list(data.recordings), list(data.grids), cancel, extra, pool, int(y.sum())
             )
             if choice.method == "fallback" and data.y.sum() > 0:
                 scores = classifier.score_windows(data.X)

@@ -42,12 +42,13 @@ def cross_validated_threshold(
     scanner's classifier without its held-out markers and scores them. ``extra``
     (pseudo-labelled windows, :mod:`~audio_embed.scanner.adapt`) joins every fold's
     training set; of ``augmented`` (:mod:`~audio_embed.scanner.augmented`) each fold
-    gets the units of its kept markers mixed into its kept recordings. ``choose_by``:
-    the positive-window count every fold's automatic estimator is chosen by (the
-    final fit's, so that the threshold is chosen for the estimator that scans; a
-    fold holds fewer marked windows and could otherwise fall below a boundary of
-    :meth:`CalibratedClassifier.fit <audio_embed.CalibratedClassifier.fit>`'s
-    choice); None: each fold's own positives."""
+    gets the units of its kept markers mixed into its kept recordings, and every
+    fold's automatic estimator is chosen by ``choose_by`` positive windows (the final
+    fit's count, so that the threshold is chosen for the estimator that scans; by its
+    own marked windows a fold could fall below a boundary of
+    :meth:`CalibratedClassifier.fit <audio_embed.CalibratedClassifier.fit>`'s choice;
+    None: the fold's own marked windows). Without ``augmented`` each fold chooses by
+    its own positives (measured better there, README)."""
     markers = [r.markers.within(e.duration) for r, (e, _) in zip(recs, grids, strict=True)]
     plan = fold_plan([len(m.positive) for m in markers], scanner.seed)
     by_recording = len({i for fold in plan for i, _ in fold}) > 1
@@ -83,7 +84,7 @@ def cross_validated_threshold(
             cancel.check()
         clf = clone(scanner.classifier)
         if augmented is None:
-            clf.fit(np.concatenate(xs), y, choose_by=choose_by)
+            clf.fit(np.concatenate(xs), y)
         else:
             pairs, files = fold_kept(markers, held, by_recording)
             aug = augmented.rows(pairs, files)
