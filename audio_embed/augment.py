@@ -16,7 +16,7 @@ On the wolf benchmark (README, "Augmentation by default") one copy at ±4 dB
 helps three to five markers, and three copies 0-10 dB quieter help all twenty;
 ``Scanner(augmentation="auto")``, the default, runs :data:`AUTO_AUGMENTATION`
 for 3 to 5 positive markers and :data:`AUTO_MANY_AUGMENTATION` for more markers
-spread over at least three recordings. ``Scanner(augmentation=...)`` uses it in ``fit``
+spread over at least four recordings. ``Scanner(augmentation=...)`` uses it in ``fit``
 (:mod:`audio_embed.scanner.augmented`).
 """
 
@@ -209,7 +209,8 @@ AUTO_AUGMENTATION = MixAugmentation(copies=1, speed=(0.95, 1.05))
 #: (:func:`~audio_embed.scanner.augmented.decide_augmentation`): three copies of each
 #: marked sound per recording, mixed in 0-10 dB quieter than marked (the calls to find
 #: are often fainter than the ones marked), at 0.95-1.05 times the speed. On the wolf
-#: benchmark with all twenty markers this ranked windows better than one copy at
-#: ±4 dB and passed lenient F1 0.60 at every seed; with five markers or fewer, or
-#: markers in two recordings, it did worse (README, "Augmentation by default").
+#: benchmark with all twenty markers (four recordings) this ranked windows better than
+#: one copy at ±4 dB and passed lenient F1 0.60 at every seed; with five markers or
+#: fewer, or markers in two or three recordings, it did worse or was a lottery
+#: (README, "Augmentation by default").
 AUTO_MANY_AUGMENTATION = MixAugmentation(copies=3, gain_db=(-10.0, 0.0), speed=(0.95, 1.05))

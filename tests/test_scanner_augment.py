@@ -266,21 +266,23 @@ def test_a_scanner_saved_before_the_setting_loads_without_augmentation(tmp_path:
     assert Scanner.load(given.save(tmp_path / "g.scanner")).augmentation == _aug(copies=2)
 
 
-def test_auto_mixes_in_quieter_copies_for_many_markers_in_three_recordings(
+def test_auto_mixes_in_quieter_copies_for_many_markers_in_many_recordings(
     tmp_path: Path,
 ) -> None:
-    """Six markers in three recordings: ``"auto"`` runs AUTO_MANY_AUGMENTATION, every
-    marker mixed into every recording ``copies`` times; the summary says so, the
-    threshold is cross-validated per recording with the copies, and the saved scanner
-    scores as the fitted one."""
-    recs = [_recording(51 + i, n_targets=2, seconds=40.0) for i in range(3)]
+    """Two markers in each of AUTO_MANY_MIN_RECORDINGS recordings: ``"auto"`` runs
+    AUTO_MANY_AUGMENTATION, every marker mixed into every recording ``copies`` times;
+    the summary says so, the threshold is cross-validated per recording with the
+    copies, and the saved scanner scores as the fitted one."""
+    n = AUTO_MANY_MIN_RECORDINGS
+    assert 2 * n > AUTO_MAX_MARKERS
+    recs = [_recording(51 + i, n_targets=2, seconds=60.0) for i in range(n)]
     scanner = Scanner(LogMelEmbedder()).fit(recs)
     s = scanner.training_summary or {}
     info = s["augmentation"]
-    assert info["ran"] is True and "3 recordings" in info["reason"]
+    assert info["ran"] is True and f"{n} recordings" in info["reason"]
     assert info["settings"]["copies"] == AUTO_MANY_AUGMENTATION.copies
     assert info["settings"]["gain_db"] == list(AUTO_MANY_AUGMENTATION.gain_db)
-    assert info["mixed_sounds"] == 6 * 3 * AUTO_MANY_AUGMENTATION.copies
+    assert info["mixed_sounds"] == 2 * n * n * AUTO_MANY_AUGMENTATION.copies
     assert info["windows_added"] > s["windows_positive"]
     assert s["threshold"]["method"] == "leave-one-recording-out"
     loaded = Scanner.load(scanner.save(tmp_path / "many.scanner"))
