@@ -14,6 +14,7 @@ from audio_embed.augment import (
     MixAugmentation,
     MixedSound,
 )
+from audio_embed.classifier import CalibratedClassifier, make_base_estimator
 from audio_embed.demo import synth_recording
 from audio_embed.errors import InvalidInputError
 from audio_embed.scanner import Recording, Scanner
@@ -210,6 +211,14 @@ def test_auto_decides_by_the_number_of_positive_markers_and_recordings() -> None
             assert d.augmentation is want and d.setting == "auto"
             assert f"{n} positive marker" in d.reason
             assert d.summary()["ran"] is (want is not None)
+    # with the classifier's own estimator (BirdNET's logistic regression), not for many
+    own = decide_augmentation(
+        "auto", AUTO_MAX_MARKERS + 1, n_recordings=AUTO_MANY_MIN_RECORDINGS,
+        automatic_estimator=False,
+    )  # fmt: skip
+    assert own.augmentation is None and "estimator" in own.reason
+    few = decide_augmentation("auto", AUTO_MIN_MARKERS, automatic_estimator=False)
+    assert few.augmentation is AUTO_AUGMENTATION
     # the many-marker setting: more copies, mixed in quieter than marked
     assert AUTO_MANY_AUGMENTATION.copies > AUTO_AUGMENTATION.copies
     assert AUTO_MANY_AUGMENTATION.gain_db[1] <= 0 < AUTO_AUGMENTATION.gain_db[1]
@@ -289,3 +298,6 @@ def test_auto_mixes_in_quieter_copies_for_many_markers_in_many_recordings(
     audio = np.asarray(recs[0].source)
     np.testing.assert_array_equal(_probabilities(loaded, audio), _probabilities(scanner, audio))
     assert loaded.threshold_ == scanner.threshold_
+    given = CalibratedClassifier(make_base_estimator("logreg"))
+    own = Scanner(LogMelEmbedder(), classifier=given).fit(recs).training_summary or {}
+    assert own["augmentation"]["ran"] is False and "estimator" in own["augmentation"]["reason"]

@@ -16,8 +16,9 @@ kept markers mixed into its own kept recordings.
 when the training recordings hold :data:`AUTO_MIN_MARKERS` to
 :data:`AUTO_MAX_MARKERS` positive markers,
 :data:`~audio_embed.augment.AUTO_MANY_AUGMENTATION` for more markers that lie
-in at least :data:`AUTO_MANY_MIN_RECORDINGS` recordings, none otherwise; the
-training summary says what ran and why.
+in at least :data:`AUTO_MANY_MIN_RECORDINGS` recordings when the classifier
+chooses its estimator automatically, none otherwise; the training summary
+says what ran and why.
 """
 
 from __future__ import annotations
@@ -121,10 +122,15 @@ def decide_augmentation(
     n_markers: int,
     *,
     n_recordings: int = 1,
+    automatic_estimator: bool = True,
     from_index: bool = False,
 ) -> AugmentationDecision:
     """The augmentation a fit on ``n_markers`` positive markers, which lie in
     ``n_recordings`` recordings, runs for ``setting``.
+
+    ``automatic_estimator``: the classifier chooses its estimator (``estimator=None``);
+    the many-marker setting runs only then (measured with it; with BirdNET's logistic
+    regression it cost, README "Augmentation by default").
 
     ``from_index``: the fit has no audio (``fit_from_index``), so ``"auto"``
     runs none; a given :class:`MixAugmentation` is refused there by the caller.
@@ -148,13 +154,15 @@ def decide_augmentation(
             AUTO_AUGMENTATION,
             f"auto: {counted}, from {AUTO_MIN_MARKERS} to {AUTO_MAX_MARKERS}: one copy",
         )
-    elif n_recordings >= AUTO_MANY_MIN_RECORDINGS:
+    elif n_recordings >= AUTO_MANY_MIN_RECORDINGS and automatic_estimator:
         return AugmentationDecision(
             "auto",
             AUTO_MANY_AUGMENTATION,
             f"auto: {counted} {where}, more than {AUTO_MAX_MARKERS} in "
             f"{AUTO_MANY_MIN_RECORDINGS} or more recordings: three quieter copies",
         )
+    elif n_recordings >= AUTO_MANY_MIN_RECORDINGS:
+        why = f"{where}, but the classifier's estimator is given, not automatic"
     else:
         why = f"more than {AUTO_MAX_MARKERS} but {where}, fewer than {AUTO_MANY_MIN_RECORDINGS}"
     return AugmentationDecision("auto", None, f"auto: not run, {counted} ({why})")
@@ -243,6 +251,7 @@ def augmented_pool(
         scanner.augmentation,
         sum(len(m.positive) for m in markers),
         n_recordings=sum(1 for m in markers if len(m.positive)),
+        automatic_estimator=scanner.classifier.estimator is None,
     )
     dim = grids[0][1].shape[1] if grids else scanner.embedder.dim
     if decision.augmentation is None:
