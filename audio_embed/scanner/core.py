@@ -201,8 +201,8 @@ class Scanner(StreamingEmbeddings):
             places of the training recordings as positive windows (see
             :mod:`audio_embed.scanner.augmented`); ``"auto"`` (default):
             :data:`~audio_embed.augment.AUTO_AUGMENTATION` for 3 to 5 positive
-            markers, ``AUTO_MANY_AUGMENTATION`` for more in 4 or more
-            recordings, none otherwise (wolf benchmark, README); None: none.
+            markers, ``AUTO_MANY_AUGMENTATION`` for more in 4+ recordings with
+            the automatic estimator, else none (wolf benchmark); None: none.
             ``training_summary["augmentation"]`` says whether it ran and why.
     """
 
