@@ -132,6 +132,7 @@ def frames(r: dict[str, np.ndarray], kind: str) -> tuple[np.ndarray, np.ndarray]
             np.concatenate([(pos[:-1, 3] + pos[1:, 2]) / 2, pos[-1:, 3]]),
         ),
         "b4_34": lambda: (c, b4[:, 3:5].mean(1)),
+        "b3_78": lambda: (c, r["t465"][:, 7:9].astype(np.float32).mean(1)),
         "b4_pair": lambda: _interleave([c - 0.1875, c + 0.1875], [b4[:, 3], b4[:, 4]]),
     }
     if kind in simple:
@@ -216,22 +217,16 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--half", type=float, help="pool frames whose ±HALF slot is in the window")
     ap.add_argument("--classifier", default="logreg", help="a wolf_explore.py classifier")
     ap.add_argument("--seed", type=int, default=42, help="CalibratedClassifier seed")
+    ap.add_argument("--all-negatives", action="store_true", help="no negative subsampling")
     args = ap.parse_args(argv)
     torch.set_num_threads(1)
     compute(args.bench, args.raw)
     wx.WINDOW, wx.HOP = args.window, args.hop
     wx._shift_bands = lambda x, shifts: x[:0]  # no band-shift augmentation (LOGMEL only)
-    settings = argparse.Namespace(
-        pre=args.window,  # the library's overlap labelling
-        post=0.0,
-        classifier=args.classifier,
-        classifier_seed=args.seed,
-        all_negatives=False,
-        features="default",
-        shift_aug=[],
-        ensemble=False,
-        few_shot=None,
-    )
+    settings = wx.parser().parse_args([str(args.bench)])  # wolf_explore's defaults, then:
+    settings.pre, settings.post = args.window, 0.0  # the library's overlap labelling
+    settings.classifier, settings.classifier_seed = args.classifier, args.seed
+    settings.all_negatives = args.all_negatives
     row = wx.run(FrameBench(args.bench, args.raw, args), settings)
     keep = ("kinds", "window", "hop", "context", "half", "classifier", "seed")
     print(json.dumps({k: getattr(args, k) for k in keep} | row), flush=True)
