@@ -14,7 +14,11 @@ A variant is a JSON object of changes to BirdNET's defaults:
 
 Each row prints the training split's cross-validated event F1 at the chosen
 threshold (``threshold_cv_f1``, what settings can be chosen by) next to the
-test split's numbers::
+test split's numbers; ``--loro`` scores the training split instead, leaving
+each recording out (``wolf.py --loro``: no test data). ``--calls`` adds the
+best IoU F1 at any threshold (chosen on the test labels: an upper bound) and
+one row per test call: its length, the best window score over it and the
+IoU of its best-matching detection::
 
     .venv/bin/python benchmarks/birdnet_tune.py wolf-bench \
         '[{"name": "defaults"}, {"name": "all negatives", "max_neg_ratio": null}]' \
@@ -30,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).parent))
+import numpy as np
 import wolf
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
@@ -38,6 +43,7 @@ from sklearn.preprocessing import StandardScaler
 from audio_embed import create_embedder
 from audio_embed.cache import EmbeddingCache
 from audio_embed.classifier import CalibratedClassifier
+from audio_embed.evaluate import evaluate
 
 _CLASSIFIER_KEYS = ("max_neg_ratio", "calibration")
 _LOGREG_KEYS = ("C", "class_weight", "solver")
@@ -64,6 +70,41 @@ def _patched(variant: dict[str, Any]) -> None:
     wolf.CalibratedClassifier = classifier  # type: ignore[assignment,misc]
 
 
+def _best_iou_f1(results: dict[str, Any], events: dict[str, Any]) -> dict[str, float]:
+    """The best IoU F1 over thresholds 0.02-0.98 on the scored split (an upper bound)."""
+    best = (-1.0, 0.0)
+    for t in np.arange(0.02, 0.99, 0.02):
+        f1 = float(evaluate(results, events, threshold=float(t)).as_dict()["iou_f1"])
+        best = max(best, (round(f1, 4), round(float(t), 2)))
+    return {"best_iou_f1": best[0], "best_threshold": best[1]}
+
+
+def _calls(
+    results: dict[str, Any], events: dict[str, list[tuple[float, float]]], threshold: float
+) -> list[dict[str, Any]]:
+    """Per labelled call: length, best score of the windows over it, best detection IoU."""
+    rows = []
+    for path, calls in sorted(events.items()):
+        result = results[path]
+        found = result.detections(threshold)
+        for on, off in calls:
+            over = (result.starts < off) & (result.starts + result.window > on)
+            ious = [
+                max(0.0, min(off, d.end) - max(on, d.start)) / (max(off, d.end) - min(on, d.start))
+                for d in found
+            ]
+            rows.append(
+                {
+                    "file": Path(path).name,
+                    "onset": on,
+                    "length": round(off - on, 2),
+                    "peak": round(float(result.probabilities[over].max()) if over.any() else 0, 3),
+                    "iou": round(max(ious, default=0.0), 3),
+                }
+            )
+    return rows
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -73,6 +114,7 @@ def main() -> int:
     ap.add_argument("--seeds", default="42,1,2", help="classifier seeds")
     ap.add_argument("--cache", type=Path, default=Path(".benchmarks/wolf-cache"))
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    ap.add_argument("--calls", action="store_true", help="per-call rows, best IoU F1")
     ap.add_argument(
         "--loro",
         action="store_true",
@@ -93,19 +135,21 @@ def main() -> int:
         if "post" in variant:
             settings["postprocessing"] = variant["post"]
         for seed in [int(s) for s in args.seeds.split(",")]:
-            out = (wolf.loro if args.loro else wolf.run)(
-                args.bench,
-                "BIRDNET_V24",
-                cache,
-                embedder=embedder,
-                classifier_seed=seed,
-                **settings,
-            )
+            kwargs: dict[str, Any] = dict(embedder=embedder, classifier_seed=seed, **settings)
+            if args.loro:
+                out = wolf.loro(args.bench, "BIRDNET_V24", cache, **kwargs)
+            else:
+                out, results, events = wolf._run(args.bench, "BIRDNET_V24", cache, **kwargs)
             row = {"variant": variant.get("name", json.dumps(variant)), "seed": seed}
             row.update({k: out[k] for k in keys if k in out})
             if args.loro:
                 row.update(split="train, leave one recording out", thresholds=out["thresholds"])
+            elif args.calls:
+                row.update(_best_iou_f1(results, events))
             print(json.dumps(row), flush=True)
+            if args.calls and not args.loro:
+                for call in _calls(results, events, out["threshold"]):
+                    print(json.dumps({"variant": row["variant"], "seed": seed, **call}))
     return 0
 
 
