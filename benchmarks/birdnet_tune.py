@@ -7,7 +7,8 @@ and window embeddings read from the cache (``--cache``, as ``wolf.py``).
 A variant is a JSON object of changes to BirdNET's defaults:
 
 * ``C``, ``class_weight``, ``solver``: the logistic regression
-  (``StandardScaler`` + ``LogisticRegression``);
+  (``StandardScaler`` + ``LogisticRegression``); ``pca``: that many
+  PCA-whitened components between the two;
 * ``max_neg_ratio``, ``calibration``: :class:`~audio_embed.CalibratedClassifier`'s;
 * ``context``, ``window``, ``hop``, ``post`` (``Postprocessing`` changes): as
   ``wolf.py``'s options.
@@ -36,6 +37,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).parent))
 import numpy as np
 import wolf
+from sklearn.decomposition import PCA
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
@@ -46,7 +48,7 @@ from audio_embed.classifier import CalibratedClassifier
 from audio_embed.evaluate import evaluate
 
 _CLASSIFIER_KEYS = ("max_neg_ratio", "calibration")
-_LOGREG_KEYS = ("C", "class_weight", "solver")
+_LOGREG_KEYS = ("C", "class_weight", "solver", "pca")
 _RUN_KEYS = ("context", "window", "hop", "augment", "augment_seed")
 _ORIGINAL = wolf.make_base_estimator
 
@@ -61,6 +63,10 @@ def _patched(variant: dict[str, Any]) -> None:
         if kind != "logreg" or not lr:
             return original(kind, random_state)  # type: ignore[arg-type]
         settings = {"C": 0.1, "max_iter": 2000, "random_state": random_state, **lr}
+        settings.pop("pca", None)
+        if "pca" in lr:  # PCA-whitened inputs of that many components
+            pca = PCA(int(lr["pca"]), whiten=True, random_state=random_state)
+            return make_pipeline(StandardScaler(), pca, LogisticRegression(**settings))
         return make_pipeline(StandardScaler(), LogisticRegression(**settings))
 
     def classifier(estimator: Any = None, **kwargs: Any) -> CalibratedClassifier:
