@@ -147,6 +147,7 @@ def _run(
     adapt: int = 0,
     augment: int | str = "auto",
     augment_seed: int = 0,
+    augment_gain: tuple[float, float] | None = None,
 ) -> tuple[dict[str, Any], dict[str, Any], dict[str, list[tuple[float, float]]]]:
     given = embedder is not None
     if not given:
@@ -174,7 +175,12 @@ def _run(
         extra["context"] = context
     if augment != "auto":  # what `train --augment N` sets; 0: off ("auto": the default)
         extra["augmentation"] = (
-            attrs.evolve(AUTO_AUGMENTATION, copies=int(augment), seed=augment_seed)
+            attrs.evolve(
+                AUTO_AUGMENTATION,
+                copies=int(augment),
+                seed=augment_seed,
+                gain_db=AUTO_AUGMENTATION.gain_db if augment_gain is None else augment_gain,
+            )
             if augment
             else None
         )
@@ -253,6 +259,7 @@ def _run(
     out["augment"], out["augment_reason"] = augment, info.get("reason")
     if augment not in ("auto", 0):
         out["augment_seed"] = augment_seed
+        out["augment_gain"] = (info.get("settings") or {}).get("gain_db")
     return out, results, events
 
 
@@ -385,6 +392,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     ap.add_argument("--augment-seed", type=int, default=0, help="MixAugmentation seed")
     ap.add_argument(
+        "--augment-gain",
+        type=lambda v: tuple(float(x) for x in v.split(",")),
+        metavar="LO,HI",
+        help="with --augment N: the gain range in dB (default: AUTO_AUGMENTATION's, -4,4)",
+    )
+    ap.add_argument(
         "--few-shot-k", default="1,2,3,5", help="the k values of --few-shot, e.g. 5 or 1,2,3,5"
     )
     ap.add_argument(
@@ -446,6 +459,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.adapt:
         common["adapt"] = args.adapt
     common["augment"], common["augment_seed"] = args.augment, args.augment_seed
+    if args.augment_gain is not None:
+        common["augment_gain"] = args.augment_gain
     for key in ("window", "hop", "context"):
         if getattr(args, key) is not None:
             common[key] = getattr(args, key)

@@ -8,11 +8,17 @@ import numpy as np
 import pytest
 
 from audio_embed import LogMelEmbedder
-from audio_embed.augment import AUTO_AUGMENTATION, MixAugmentation, MixedSound
+from audio_embed.augment import (
+    AUTO_AUGMENTATION,
+    AUTO_MANY_AUGMENTATION,
+    MixAugmentation,
+    MixedSound,
+)
 from audio_embed.demo import synth_recording
 from audio_embed.errors import InvalidInputError
 from audio_embed.scanner import Recording, Scanner
 from audio_embed.scanner.augmented import (
+    AUTO_MANY_MIN_RECORDINGS,
     AUTO_MAX_MARKERS,
     AUTO_MIN_MARKERS,
     AugmentationDecision,
@@ -192,13 +198,21 @@ def test_threshold_folds_of_an_augmented_fit_fit_the_estimator_that_scans(
     assert fitted == ["ExtraTreesClassifier"] + [fold] * 3  # the final fit, three folds
 
 
-def test_auto_decides_by_the_number_of_positive_markers() -> None:
+def test_auto_decides_by_the_number_of_positive_markers_and_recordings() -> None:
     for n in range(0, AUTO_MAX_MARKERS + 3):
-        d = decide_augmentation("auto", n)
-        runs = AUTO_MIN_MARKERS <= n <= AUTO_MAX_MARKERS
-        assert (d.augmentation is AUTO_AUGMENTATION) == runs and d.setting == "auto"
-        assert f"{n} positive marker" in d.reason
-        assert d.summary()["ran"] is runs
+        for r in range(1, AUTO_MANY_MIN_RECORDINGS + 2):
+            d = decide_augmentation("auto", n, n_recordings=r)
+            want = None
+            if AUTO_MIN_MARKERS <= n <= AUTO_MAX_MARKERS:
+                want = AUTO_AUGMENTATION
+            elif n > AUTO_MAX_MARKERS and r >= AUTO_MANY_MIN_RECORDINGS:
+                want = AUTO_MANY_AUGMENTATION
+            assert d.augmentation is want and d.setting == "auto"
+            assert f"{n} positive marker" in d.reason
+            assert d.summary()["ran"] is (want is not None)
+    # the many-marker setting: more copies, mixed in quieter than marked
+    assert AUTO_MANY_AUGMENTATION.copies > AUTO_AUGMENTATION.copies
+    assert AUTO_MANY_AUGMENTATION.gain_db[1] <= 0 < AUTO_AUGMENTATION.gain_db[1]
     given = _aug()
     assert decide_augmentation(given, 1).augmentation is given  # a given one always runs
     assert decide_augmentation(None, 5).augmentation is None
@@ -250,3 +264,28 @@ def test_a_scanner_saved_before_the_setting_loads_without_augmentation(tmp_path:
     assert Scanner.load(old).augmentation is None
     given = Scanner(LogMelEmbedder(), augmentation=_aug(copies=2)).fit([rec])
     assert Scanner.load(given.save(tmp_path / "g.scanner")).augmentation == _aug(copies=2)
+
+
+def test_auto_mixes_in_quieter_copies_for_many_markers_in_many_recordings(
+    tmp_path: Path,
+) -> None:
+    """Two markers in each of AUTO_MANY_MIN_RECORDINGS recordings: ``"auto"`` runs
+    AUTO_MANY_AUGMENTATION, every marker mixed into every recording ``copies`` times;
+    the summary says so, the threshold is cross-validated per recording with the
+    copies, and the saved scanner scores as the fitted one."""
+    n = AUTO_MANY_MIN_RECORDINGS
+    assert 2 * n > AUTO_MAX_MARKERS
+    recs = [_recording(51 + i, n_targets=2, seconds=60.0) for i in range(n)]
+    scanner = Scanner(LogMelEmbedder()).fit(recs)
+    s = scanner.training_summary or {}
+    info = s["augmentation"]
+    assert info["ran"] is True and f"{n} recordings" in info["reason"]
+    assert info["settings"]["copies"] == AUTO_MANY_AUGMENTATION.copies
+    assert info["settings"]["gain_db"] == list(AUTO_MANY_AUGMENTATION.gain_db)
+    assert info["mixed_sounds"] == 2 * n * n * AUTO_MANY_AUGMENTATION.copies
+    assert info["windows_added"] > s["windows_positive"]
+    assert s["threshold"]["method"] == "leave-one-recording-out"
+    loaded = Scanner.load(scanner.save(tmp_path / "many.scanner"))
+    audio = np.asarray(recs[0].source)
+    np.testing.assert_array_equal(_probabilities(loaded, audio), _probabilities(scanner, audio))
+    assert loaded.threshold_ == scanner.threshold_

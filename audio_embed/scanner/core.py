@@ -200,9 +200,9 @@ class Scanner(StreamingEmbeddings):
             :meth:`fit` adds new takes of the marked sounds mixed into other
             places of the training recordings as positive windows (see
             :mod:`audio_embed.scanner.augmented`); ``"auto"`` (default):
-            :data:`~audio_embed.augment.AUTO_AUGMENTATION` when the recordings
-            hold 3 to 5 positive markers, none otherwise (measured on the wolf
-            benchmark, README); None: none.
+            :data:`~audio_embed.augment.AUTO_AUGMENTATION` for 3 to 5 positive
+            markers, ``AUTO_MANY_AUGMENTATION`` for more in 4 or more
+            recordings, none otherwise (wolf benchmark, README); None: none.
             ``training_summary["augmentation"]`` says whether it ran and why.
     """
 
