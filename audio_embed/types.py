@@ -66,6 +66,10 @@ class ScanDefaults:
             kind) instead of the automatic choice.
         context: the Scanner's context seconds (0 = none).
         extent: :class:`~audio_embed.detect.Postprocessing` ``extent``.
+        all_negatives: True: the classifier keeps every negative window
+            (:class:`~audio_embed.CalibratedClassifier` ``max_neg_ratio=None``)
+            instead of a seeded subsample, so that its fit does not depend on
+            the seed.
     """
 
     window: float | None = field(default=None, validator=_positive_or_none("window"))
@@ -73,6 +77,7 @@ class ScanDefaults:
     classifier: BaseKind | None = field(default=None, validator=_kind_or_none)
     context: float | None = None
     extent: Literal["track", "intersection"] | None = None
+    all_negatives: bool | None = None
 
     def __attrs_post_init__(self) -> None:
         if self.context is not None and not (math.isfinite(self.context) and self.context >= 0):

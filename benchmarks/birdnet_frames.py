@@ -18,6 +18,8 @@ context features, leave-one-recording-out threshold, the same detection):
   0.5 s after the centre); ``p23pair`` each 0.5 s slot from the two chunks
   that hold it in a centre position; ``step4_1-4`` chunks every 2 s, positions
   1..4 each a frame;
+* ``b3_78``: block 3's output (``model/BLOCK_3-5_ADD``, 6 frequency × 16
+  time × 108, flattened to 648 per time step), centre steps 7 and 8 averaged;
 * ``b4_34`` / ``b4_pair``: block 4's output (``model/ACT_POST``, 3 frequency
   × 8 time × 192, flattened to 576 per time step), centre steps 3 and 4
   averaged or as two frames;
@@ -62,6 +64,7 @@ TENSORS = {
     "t543": "model/ACT_POST/Relu",
     "t545": "model/GLOBAL_AVG_POOL/Mean",
     "t546": "Identity",
+    "t465": "model/BLOCK_3-5_ADD/add",  # block 3's output: 6 bands x 16 time x 108
 }
 
 
@@ -107,6 +110,8 @@ def compute(bench: Path, raw: Path, batch: int = 8) -> None:
             got["t543"].append(b4.transpose(0, 2, 1, 3).reshape(k, 8, 576).astype(np.float16))
             got["t545"].append(it.get_tensor(keys["t545"])[:k].copy())
             got["t546"].append(it.get_tensor(keys["t546"])[:k].copy())
+            b3 = it.get_tensor(keys["t465"])[:k]  # [k, 6, 16, 108] -> [k, 16, 648]
+            got["t465"].append(b3.transpose(0, 2, 1, 3).reshape(k, 16, 648).astype(np.float16))
         arrays = {k: np.concatenate(v) for k, v in got.items()}
         tmp = raw / f"{f.stem}.tmp.npz"
         np.savez(tmp, duration=len(a) / 16000, **arrays)  # type: ignore[arg-type]
@@ -132,6 +137,7 @@ def frames(r: dict[str, np.ndarray], kind: str) -> tuple[np.ndarray, np.ndarray]
             np.concatenate([(pos[:-1, 3] + pos[1:, 2]) / 2, pos[-1:, 3]]),
         ),
         "b4_34": lambda: (c, b4[:, 3:5].mean(1)),
+        "b3_78": lambda: (c, r["t465"][:, 7:9].astype(np.float32).mean(1)),
         "b4_pair": lambda: _interleave([c - 0.1875, c + 0.1875], [b4[:, 3], b4[:, 4]]),
     }
     if kind in simple:
@@ -216,22 +222,16 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--half", type=float, help="pool frames whose ±HALF slot is in the window")
     ap.add_argument("--classifier", default="logreg", help="a wolf_explore.py classifier")
     ap.add_argument("--seed", type=int, default=42, help="CalibratedClassifier seed")
+    ap.add_argument("--all-negatives", action="store_true", help="no negative subsampling")
     args = ap.parse_args(argv)
     torch.set_num_threads(1)
     compute(args.bench, args.raw)
     wx.WINDOW, wx.HOP = args.window, args.hop
     wx._shift_bands = lambda x, shifts: x[:0]  # no band-shift augmentation (LOGMEL only)
-    settings = argparse.Namespace(
-        pre=args.window,  # the library's overlap labelling
-        post=0.0,
-        classifier=args.classifier,
-        classifier_seed=args.seed,
-        all_negatives=False,
-        features="default",
-        shift_aug=[],
-        ensemble=False,
-        few_shot=None,
-    )
+    settings = wx.parser().parse_args([str(args.bench)])  # wolf_explore's defaults, then:
+    settings.pre, settings.post = args.window, 0.0  # the library's overlap labelling
+    settings.classifier, settings.classifier_seed = args.classifier, args.seed
+    settings.all_negatives = args.all_negatives
     row = wx.run(FrameBench(args.bench, args.raw, args), settings)
     keep = ("kinds", "window", "hop", "context", "half", "classifier", "seed")
     print(json.dumps({k: getattr(args, k) for k in keep} | row), flush=True)

@@ -189,6 +189,7 @@ def _run(
         classifier=CalibratedClassifier(
             None if classifier == "auto" else make_base_estimator(classifier),  # type: ignore[arg-type]
             random_state=classifier_seed,
+            **({"max_neg_ratio": None} if own.all_negatives else {}),  # the model's, as a user's
         ),
         scan_windows=SlidingWindows(window, hop, encoding),  # type: ignore[arg-type]
         train_windows=TargetedWindows(

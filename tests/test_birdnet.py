@@ -149,11 +149,16 @@ def test_scanner_takes_birdnets_defaults(birdnet: BirdNETEmbedder, timed: BirdNE
     from audio_embed.scanner import Scanner
     from audio_embed.windows import SlidingWindows
 
-    for embedder, windows in ((timed, (1.0, 0.1)), (birdnet, (3.0, birdnet.chunk_hop))):
+    # time frames: one frame per window, every negative window kept (no seeded subsample)
+    cases = ((timed, (0.5, 0.1), None), (birdnet, (3.0, birdnet.chunk_hop), 30.0))
+    for embedder, windows, max_neg_ratio in cases:
         scanner = Scanner(embedder)
         assert (scanner.scan_windows.window, scanner.scan_windows.hop) == windows
         steps = scanner.classifier.get_params()["estimator"].steps
         assert [name for name, _ in steps] == ["standardscaler", "logisticregression"]
+        assert scanner.classifier.max_neg_ratio == max_neg_ratio
+    sparse = BirdNETEmbedder(birdnet.checkpoint, chunk_hop=1.0, num_threads=1)
+    assert Scanner(sparse).scan_windows.window == 1.0  # still one frame per window
     # chunk windows follow the chunk grid; what the caller passes wins
     half = BirdNETEmbedder(birdnet.checkpoint, frames="chunk", chunk_hop=0.5, num_threads=1)
     assert Scanner(half).scan_windows.hop == 0.5

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import attrs
 import numpy as np
 import pytest
 import torch
@@ -17,6 +18,7 @@ from audio_embed.scanner import (
     Postprocessing,
     Recording,
     Scanner,
+    model_classifier,
 )
 from audio_embed.types import ScanDefaults
 from audio_embed.windows import Markers, SlidingWindows
@@ -98,6 +100,43 @@ def test_saved_scanner_keeps_its_settings(tmp_path: Any) -> None:
     )
 
 
+def _tones(seconds: int = 120) -> tuple[np.ndarray, Markers]:
+    """Noise with two marked tone bursts: more negative windows than 30x the positives."""
+    rng = np.random.default_rng(0)
+    audio = (0.05 * rng.standard_normal(16000 * seconds)).astype(np.float32)
+    marks = [20.0, 80.0]
+    for t in marks:
+        a = int(t * 16000)
+        audio[a : a + 8000] += np.sin(np.arange(8000) * 0.3).astype(np.float32)
+    return audio, Markers(positive=marks)
+
+
+def test_all_negatives_makes_the_fit_independent_of_the_seed() -> None:
+    """``all_negatives=True`` keeps every negative window, so the classifier's seed (which
+    draws the negative subsample otherwise) no longer changes the scores."""
+    audio, markers = _tones()
+    own = ScanDefaults(window=1.0, hop=0.25, classifier="logreg", all_negatives=True)
+    assert Scanner(OwnDefaults(own)).classifier.max_neg_ratio is None
+    assert Scanner(OwnDefaults(ScanDefaults(classifier="logreg"))).classifier.max_neg_ratio == 30
+    # what the caller passes wins
+    assert model_classifier(OwnDefaults(own), max_neg_ratio=5.0).max_neg_ratio == 5.0
+
+    def scores(defaults: ScanDefaults, seed: int) -> np.ndarray:
+        embedder = OwnDefaults(defaults)
+        scanner = Scanner(
+            embedder, classifier=model_classifier(embedder, random_state=seed), threshold=0.5
+        )
+        scanner.fit([Recording(audio, markers, sample_rate=16000)])
+        summary = scanner.training_summary or {}
+        kept, available = (summary[f"classifier_n_negative{k}"] for k in ("", "_available"))
+        assert kept == available if defaults.all_negatives else kept < available
+        return scanner.scan(audio, sample_rate=16000).probabilities
+
+    np.testing.assert_array_equal(scores(own, 1), scores(own, 2))
+    subsampled = attrs.evolve(own, all_negatives=None)
+    assert not np.array_equal(scores(subsampled, 1), scores(subsampled, 2))
+
+
 @pytest.mark.parametrize(
     ("kwargs", "match"),
     [
@@ -122,3 +161,4 @@ def test_as_dict_lists_what_is_set() -> None:
         "context": 0.0,
         "extent": "intersection",
     }
+    assert ScanDefaults(all_negatives=True).as_dict() == {"all_negatives": True}

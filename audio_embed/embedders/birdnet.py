@@ -29,9 +29,10 @@ on its own (torchaudio's windowed-sinc resampler) and run through the model.
   followed by the mean of block 4's two centre steps (the 0.75 s around
   ``t``, 3 × 192 values): one frame every ``chunk_hop`` seconds (default
   0.5 s), placed at its centre. A window's vector pools the frames centred
-  inside it, so a 1 s window holds two frames and a 1 s call is no longer
-  diluted by the rest of a 3 s chunk (measured on the wolf benchmark, README
-  "Real pretrained weights").
+  inside it; the default window (:meth:`BirdNETEmbedder.scan_defaults`) is
+  ``chunk_hop`` long, so it holds exactly one frame, and a 1 s call is no
+  longer diluted by the rest of a 3 s chunk (measured on the wolf benchmark,
+  README "Real pretrained weights").
 * ``"chunk"``: the embedding itself, one per 3 s chunk starting every
   ``chunk_hop`` seconds (default 1 s); a window pools the chunks inside it.
   Since a chunk depends only on its own 3 s, per-window and shared encoding
@@ -94,10 +95,12 @@ TIME_DIM = 1024 + 3 * 192
 #: Seconds of real audio a time frame's chunk reaches on each side of its centre.
 _HALF_CHUNK = CHUNK_SECONDS / 2
 #: Measured on the wolf benchmark (README, "Real pretrained weights"), logistic
-#: regression both: time frames with 1 s windows every 0.1 s; chunks with one 3 s
-#: chunk per window (the hop is the embedder's ``chunk_hop``).
+#: regression both: time frames with 0.5 s windows every 0.1 s (one frame each: a
+#: frame already describes the second around its centre) and every negative window
+#: kept (no seeded subsample, so the fit does not depend on the classifier seed);
+#: chunks with one 3 s chunk per window (the hop is the embedder's ``chunk_hop``).
 SCAN_DEFAULTS: dict[Frames, ScanDefaults] = {
-    "time": ScanDefaults(window=1.0, hop=0.1, classifier="logreg"),
+    "time": ScanDefaults(window=0.5, hop=0.1, classifier="logreg", all_negatives=True),
     "chunk": ScanDefaults(window=CHUNK_SECONDS, classifier="logreg"),
 }
 #: Default ``chunk_hop`` per frame kind.
@@ -289,10 +292,11 @@ class BirdNETEmbedder(Embedder):
 
     def scan_defaults(self) -> ScanDefaults:
         """Measured on the wolf benchmark (README "Real pretrained weights"), logistic
-        regression both: ``"time"``: 1 s windows every 0.1 s; ``"chunk"``: 3 s windows
+        regression both: ``"time"``: windows of one frame (``chunk_hop``, 0.5 s by
+        default) every 0.1 s, every negative window kept; ``"chunk"``: 3 s windows
         (one chunk each) every ``chunk_hop`` seconds."""
-        if self.frames == "time":
-            return SCAN_DEFAULTS["time"]
+        if self.frames == "time":  # one frame per window, whatever the chunk hop
+            return attrs.evolve(SCAN_DEFAULTS["time"], window=self.chunk_hop)
         return attrs.evolve(SCAN_DEFAULTS["chunk"], hop=self.chunk_hop)
 
     def weights_fingerprint(self) -> str:

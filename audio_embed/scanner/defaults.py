@@ -33,11 +33,14 @@ DEFAULT_CONTEXT = 4.0
 
 def model_classifier(embedder: Embedder, **kwargs: Any) -> CalibratedClassifier:
     """An unfitted classifier on the model's estimator (its ``scan_defaults()``),
-    else the automatic choice; ``kwargs`` go to :class:`CalibratedClassifier`."""
-    kind = embedder.scan_defaults().classifier
-    if kind is None:
+    else the automatic choice, keeping every negative window when the model says
+    so (``all_negatives``); ``kwargs`` go to :class:`CalibratedClassifier` and win."""
+    own = embedder.scan_defaults()
+    if own.all_negatives:
+        kwargs = {"max_neg_ratio": None, **kwargs}
+    if own.classifier is None:
         return CalibratedClassifier(**kwargs)
-    return CalibratedClassifier(make_base_estimator(kind), **kwargs)
+    return CalibratedClassifier(make_base_estimator(own.classifier), **kwargs)
 
 
 def model_scan_windows(
