@@ -169,6 +169,7 @@ def _run(
     own, sw = embedder.scan_defaults(), SlidingWindows()
     window = window if window is not None else own.window or sw.window
     hop = hop if hop is not None else own.hop or sw.hop
+    given = classifier is not None  # `train --classifier X`: the model's own settings unused
     classifier = classifier or own.classifier or "auto"
     extra: dict[str, Any] = {}
     if context is not None:
@@ -189,7 +190,8 @@ def _run(
         classifier=CalibratedClassifier(
             None if classifier == "auto" else make_base_estimator(classifier),  # type: ignore[arg-type]
             random_state=classifier_seed,
-            **({"max_neg_ratio": None} if own.all_negatives else {}),  # the model's, as a user's
+            # the model's, as a user's (`train` without --classifier)
+            **({"max_neg_ratio": None} if own.all_negatives and not given else {}),
         ),
         scan_windows=SlidingWindows(window, hop, encoding),  # type: ignore[arg-type]
         train_windows=TargetedWindows(
@@ -459,6 +461,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.adapt:
         common["adapt"] = args.adapt
     common["augment"], common["augment_seed"] = args.augment, args.augment_seed
+    if args.augment_gain is not None and args.augment in ("auto", "0"):
+        ap.error("--augment-gain needs --augment N (N > 0)")
     if args.augment_gain is not None:
         common["augment_gain"] = args.augment_gain
     for key in ("window", "hop", "context"):

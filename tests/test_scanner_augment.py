@@ -301,3 +301,8 @@ def test_auto_mixes_in_quieter_copies_for_many_markers_in_many_recordings(
     given = CalibratedClassifier(make_base_estimator("logreg"))
     own = Scanner(LogMelEmbedder(), classifier=given).fit(recs).training_summary or {}
     assert own["augmentation"]["ran"] is False and "estimator" in own["augmentation"]["reason"]
+    # a recording counts only with a positive marker in it
+    unmarked = Recording(recs[-1].source, Markers(negative=[10.0]), SR)
+    few = Scanner(LogMelEmbedder()).fit([*recs[:-1], unmarked]).training_summary or {}
+    assert few["augmentation"]["ran"] is False
+    assert f"in {n - 1} recordings" in few["augmentation"]["reason"]

@@ -296,7 +296,8 @@ class BirdNETEmbedder(Embedder):
         default) every 0.1 s, every negative window kept; ``"chunk"``: 3 s windows
         (one chunk each) every ``chunk_hop`` seconds."""
         if self.frames == "time":  # one frame per window, whatever the chunk hop
-            return attrs.evolve(SCAN_DEFAULTS["time"], window=self.chunk_hop)
+            own = SCAN_DEFAULTS["time"]  # its window stands for chunk_hop; no gaps below 0.1 s
+            return attrs.evolve(own, window=self.chunk_hop, hop=min(own.hop or 0.1, self.chunk_hop))
         return attrs.evolve(SCAN_DEFAULTS["chunk"], hop=self.chunk_hop)
 
     def weights_fingerprint(self) -> str:

@@ -65,7 +65,7 @@ __all__ = [
 AugmentationSetting = MixAugmentation | Literal["auto"] | None
 #: ``augmentation="auto"`` mixes in new takes from this many positive markers (all
 #: recordings together) up to :data:`AUTO_MAX_MARKERS`. Measured on the wolf
-#: benchmark (README, "Few markers: augmentation by default"): with one or two
+#: benchmark (README, "Augmentation by default"): with one or two
 #: markers (the prototype scorer) the copies did not help, with three to five they
 #: did under every seed, with seven they cost (the threshold cross-validated over
 #: two recordings came out far off), with all twenty they were within seed noise.
@@ -152,20 +152,29 @@ def decide_augmentation(
         return AugmentationDecision(
             "auto",
             AUTO_AUGMENTATION,
-            f"auto: {counted}, from {AUTO_MIN_MARKERS} to {AUTO_MAX_MARKERS}: one copy",
+            f"auto: {counted}, from {AUTO_MIN_MARKERS} to {AUTO_MAX_MARKERS}: "
+            f"{_copies(AUTO_AUGMENTATION)}",
         )
     elif n_recordings >= AUTO_MANY_MIN_RECORDINGS and automatic_estimator:
         return AugmentationDecision(
             "auto",
             AUTO_MANY_AUGMENTATION,
             f"auto: {counted} {where}, more than {AUTO_MAX_MARKERS} in "
-            f"{AUTO_MANY_MIN_RECORDINGS} or more recordings: three quieter copies",
+            f"{AUTO_MANY_MIN_RECORDINGS} or more recordings: {_copies(AUTO_MANY_AUGMENTATION)}",
         )
     elif n_recordings >= AUTO_MANY_MIN_RECORDINGS:
-        why = f"{where}, but the classifier's estimator is given, not automatic"
+        why = (
+            f"more than {AUTO_MAX_MARKERS} {where}, but the classifier's estimator is given, "
+            "not automatic"
+        )
     else:
         why = f"more than {AUTO_MAX_MARKERS} but {where}, fewer than {AUTO_MANY_MIN_RECORDINGS}"
     return AugmentationDecision("auto", None, f"auto: not run, {counted} ({why})")
+
+
+def _copies(aug: MixAugmentation) -> str:
+    lo, hi = aug.gain_db
+    return f"{aug.copies} cop{'y' if aug.copies == 1 else 'ies'} at {lo:+g} to {hi:+g} dB"
 
 
 @frozen(eq=False)
