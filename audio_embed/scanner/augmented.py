@@ -174,7 +174,7 @@ def decide_augmentation(
 
 def _copies(aug: MixAugmentation) -> str:
     lo, hi = aug.gain_db
-    return f"{aug.copies} cop{'y' if aug.copies == 1 else 'ies'} at {lo:+g} to {hi:+g} dB"
+    return f"{aug.copies} cop{'y' if aug.copies == 1 else 'ies'} at {lo:g} to {hi:g} dB"
 
 
 @frozen(eq=False)
