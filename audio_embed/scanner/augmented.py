@@ -79,9 +79,10 @@ AUTO_MAX_MARKERS = 5
 #: fold of the threshold's leave-one-recording-out cross-validation trains on three
 #: or more. Measured on the wolf benchmark (README, "Augmentation by default"): all
 #: twenty markers in four recordings gained at every augmentation seed (IoU F1
-#: 0.60-0.63 against 0.53); twelve and fifteen in three recordings were a lottery
-#: (0.32-0.66, up to 12 % of the audio flagged), seven and ten in two lost (up to
-#: 35 % flagged): the cross-validated threshold came out too low.
+#: 0.60-0.63 against 0.53 with hysteresis 0.5, 0.62-0.67 against 0.50 with 0.75);
+#: twelve and fifteen in three recordings were a lottery (0.32-0.66, up to 12 % of
+#: the audio flagged), seven and ten in two lost (up to 35 % flagged): the
+#: cross-validated threshold came out too low.
 AUTO_MANY_MIN_RECORDINGS = 4
 
 
