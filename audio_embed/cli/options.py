@@ -21,6 +21,7 @@ __all__ = [
     "positive_int",
     "probability",
     "scanner_source_options",
+    "whole_number",
     "window_options",
 ]
 
@@ -65,14 +66,21 @@ nonneg_float = number_type(lambda v: v >= 0, "a number", ">= 0")
 probability = number_type(lambda v: 0.0 <= v <= 1.0, "a number in [0, 1]", "in [0, 1]")
 
 
-def positive_int(text: str) -> int:
+def whole_number(text: str, minimum: int, *, alternative: str = "") -> int:
+    """``text`` as a whole number >= ``minimum`` (argparse ``type``); the error
+    messages name ``alternative`` (e.g. ``"auto"``) when the option also takes it."""
+    either = f"{alternative} or " if alternative else ""
     try:
         value = int(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {text!r}")
+        raise argparse.ArgumentTypeError(f"expected {either}a whole number, got {text!r}") from None
+    if value < minimum:
+        raise argparse.ArgumentTypeError(f"must be {either}>= {minimum}, got {text!r}")
     return value
+
+
+def positive_int(text: str) -> int:
+    return whole_number(text, 1)
 
 
 def common_options(threads: int | None = None) -> argparse.ArgumentParser:

@@ -20,6 +20,7 @@ from audio_embed.cli.options import (
     positive_float,
     positive_int,
     probability,
+    whole_number,
     window_options,
 )
 from audio_embed.cli.session import PROG, Progress, Run, UsageError
@@ -116,15 +117,7 @@ def add_parser(subparsers: Subparsers) -> argparse.ArgumentParser:
 
 def _augment_option(text: str) -> int | str:
     """``--augment``: ``auto`` or a whole number >= 0."""
-    if text == "auto":
-        return text
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected auto or a whole number, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be auto or >= 0, got {text!r}")
-    return value
+    return text if text == "auto" else whole_number(text, 0, alternative="auto")
 
 
 def _augmentation(value: int | str) -> AugmentationSetting:
