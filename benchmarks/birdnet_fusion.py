@@ -49,7 +49,6 @@ from birdnet_tune import _best_iou_f1
 from audio_embed import create_embedder
 from audio_embed.cache import EmbeddingCache
 from audio_embed.classifier import CalibratedClassifier
-from audio_embed.embedders.shared import FrameGeometry
 from audio_embed.evaluate import evaluate, read_labels
 
 _KEYS = (
@@ -57,13 +56,6 @@ _KEYS = (
     "window_auc threshold threshold_cv_f1"
 ).split()
 _ORIGINAL = wolf.CalibratedClassifier
-
-
-class _Fused(wolf._Plus):
-    """``wolf._Plus`` whose streamed blocks stay on the first part's frame grid."""
-
-    def frame_geometry(self) -> FrameGeometry | None:
-        return self.parts[0].frame_geometry()
 
 
 def _all_negatives(on: bool) -> None:
@@ -89,7 +81,7 @@ def _early(
     bench: Path, cache: EmbeddingCache, birdnet: Any, variant: dict[str, Any], loro: bool
 ) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
     plus = [create_embedder(name) for name in variant.get("plus", "LOGMEL").split(",")]
-    embedder = _Fused([birdnet, *plus])
+    embedder = wolf._Plus([birdnet, *plus])  # blocks on BirdNET's frame grid
     classifier = variant.get("classifier", "logreg")
     _all_negatives(bool(variant.get("all_negatives", classifier == "logreg")))
     settings: dict[str, Any] = dict(

@@ -578,6 +578,11 @@ class _Plus(Embedder):
     def cache_id(self) -> str:
         return "plus:" + "|".join(p.cache_id() for p in self.parts)
 
+    def frame_geometry(self) -> Any:
+        """The first part's: streamed blocks then start on its frame grid (BirdNET's
+        0.5 s frames would shift otherwise; the other parts' hops divide it here)."""
+        return self.parts[0].frame_geometry()
+
     def embed_windows(self, audio: Any, starts: Any, window: float, **kwargs: Any) -> Any:
         return np.hstack([p.embed_windows(audio, starts, window, **kwargs) for p in self.parts])
 
