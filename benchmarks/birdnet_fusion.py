@@ -19,7 +19,14 @@ Two kinds of fusion, each a JSON object in the ``variants`` list:
   ``"plus"``; the other's probabilities interpolated at the window centres),
   detected with that scanner's post-processing at the same mix of the two
   scanners' own thresholds (each chosen by its leave-one-recording-out
-  cross-validation on the training markers: no test data).
+  cross-validation on the training markers: no test data). ``weights`` and
+  ``grids`` (lists) give one row each from one training of the two scanners;
+  ``"plus": "BIRDNET_V24"`` with ``plus_window`` (seconds) fuses two BirdNET
+  windows on the same frames, ``plus_set`` (embedder keywords) another BirdNET.
+
+Every variant takes ``seed``, the classifiers' seed (42 by default). BirdNET's
+frames are memoised on disk as ``wolf.py`` does, under ``--frames`` (default
+``CACHE/frames``).
 
 ``--loro`` scores the training split instead, leaving each recording out
 (``wolf.py --loro``: train on the other three, threshold by their own
