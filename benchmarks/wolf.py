@@ -148,7 +148,14 @@ def _run(
     augment: int | str = "auto",
     augment_seed: int = 0,
     augment_gain: tuple[float, float] | None = None,
+    train_on: str | None = None,
+    classifier_kwargs: dict[str, Any] | None = None,
 ) -> tuple[dict[str, Any], dict[str, Any], dict[str, list[tuple[float, float]]]]:
+    """Train, scan and score; ``holdout``: train on the other training recordings and
+    score that one; ``train_on``: train on that training recording's markers only (the
+    first ``first_k`` of them) and score the other training recordings (the few-shot
+    validation of ``benchmarks/wolf_fewshot.py``); ``classifier_kwargs`` go to
+    :class:`CalibratedClassifier` and win over the defaults here."""
     given = embedder is not None
     if not given:
         embedder = (
@@ -192,6 +199,7 @@ def _run(
             random_state=classifier_seed,
             # the model's, as a user's (`train` without --classifier)
             **({"max_neg_ratio": None} if own.all_negatives and not given else {}),
+            **(classifier_kwargs or {}),
         ),
         scan_windows=SlidingWindows(window, hop, encoding),  # type: ignore[arg-type]
         train_windows=TargetedWindows(
@@ -205,13 +213,18 @@ def _run(
     )
     if postprocessing is not None:  # changes to the scanner's own (the model's or the library's)
         scanner.postprocessing = attrs.evolve(scanner.postprocessing, **postprocessing)
-    markers = _markers(bench, first_k)
+    markers = _markers(bench, None if train_on else first_k)
+    if train_on is not None:
+        mine = read_markers(bench / "markers.csv")[str(bench / train_on)]
+        markers = {str(bench / train_on): Markers(positive=sorted(mine.positive)[:first_k])}
     if holdout is not None:
         markers = {f: m for f, m in markers.items() if Path(f) != bench / holdout}
     t0 = time.perf_counter()
     scanner.fit([Recording(f, m) for f, m in markers.items()])
     fit_s = time.perf_counter() - t0
-    if holdout is None:
+    if train_on is not None:
+        events = {f: ev for f, ev in _events(bench, "train").items() if f != str(bench / train_on)}
+    elif holdout is None:
         events = _events(bench, "test")
     else:
         events = _events(bench, "train", only=holdout)
