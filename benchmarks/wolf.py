@@ -195,11 +195,13 @@ def _run(
     scanner = Scanner(
         embedder,
         classifier=CalibratedClassifier(
-            None if classifier == "auto" else make_base_estimator(classifier),  # type: ignore[arg-type]
-            random_state=classifier_seed,
-            # the model's, as a user's (`train` without --classifier)
-            **({"max_neg_ratio": None} if own.all_negatives and not given else {}),
-            **(classifier_kwargs or {}),
+            **{
+                "estimator": None if classifier == "auto" else make_base_estimator(classifier),  # type: ignore[arg-type]
+                "random_state": classifier_seed,
+                # the model's, as a user's (`train` without --classifier)
+                **({"max_neg_ratio": None} if own.all_negatives and not given else {}),
+                **(classifier_kwargs or {}),
+            }
         ),
         scan_windows=SlidingWindows(window, hop, encoding),  # type: ignore[arg-type]
         train_windows=TargetedWindows(

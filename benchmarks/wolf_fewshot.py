@@ -37,14 +37,14 @@ from sklearn.ensemble import ExtraTreesClassifier
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from wolf import _run  # noqa: E402
+from wolf import _run
 
-from audio_embed.augment import AUTO_AUGMENTATION  # noqa: E402
-from audio_embed.cache import EmbeddingCache  # noqa: E402
-from audio_embed import threshold  # noqa: E402
-from audio_embed.evaluate import read_labels  # noqa: E402
-from audio_embed.scanner import crossval  # noqa: E402
-from audio_embed.scanner.augmented import AUTO_MAX_MARKERS, AUTO_MIN_MARKERS  # noqa: E402
+from audio_embed import threshold
+from audio_embed.augment import AUTO_AUGMENTATION
+from audio_embed.cache import EmbeddingCache
+from audio_embed.evaluate import read_labels
+from audio_embed.scanner import crossval
+from audio_embed.scanner.augmented import AUTO_MAX_MARKERS, AUTO_MIN_MARKERS
 
 
 def _trees(n: int, leaf: int = 2, **kw: Any) -> ExtraTreesClassifier:
@@ -106,9 +106,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("bench", type=Path)
     ap.add_argument("settings", nargs="*", default=["defaults"], help="names in SETTINGS")
     ap.add_argument("--k", type=int, default=5, help="markers per training recording")
-    ap.add_argument(
-        "--seeds", default="42:0,1:1,2:2", help="CLASSIFIER:AUGMENTATION seed pairs"
-    )
+    ap.add_argument("--seeds", default="42:0,1:1,2:2", help="CLASSIFIER:AUGMENTATION seed pairs")
     ap.add_argument("--cache", type=Path, default=Path(".benchmarks/wolf-cache"))
     ap.add_argument("--list", action="store_true", help="print the settings and exit")
     args = ap.parse_args(argv)
