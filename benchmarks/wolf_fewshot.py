@@ -24,7 +24,6 @@ changes from the library's defaults.
 from __future__ import annotations
 
 import argparse
-import functools
 import json
 import logging
 import statistics
@@ -42,7 +41,7 @@ from wolf import _run
 from audio_embed import threshold
 from audio_embed.augment import AUTO_AUGMENTATION
 from audio_embed.cache import EmbeddingCache
-from audio_embed.evaluate import read_labels
+from audio_embed.evaluate import evaluate, read_labels
 from audio_embed.scanner import crossval
 from audio_embed.scanner.augmented import AUTO_MAX_MARKERS, AUTO_MIN_MARKERS
 
@@ -72,6 +71,7 @@ SETTINGS: dict[str, dict[str, Any]] = {
     "gain-6..2": {"augment_gain": (-6.0, 2.0)},
     "copies-3-gain-10..0": {"copies": 3, "augment_gain": (-10.0, 0.0)},
     "rule-argmax": {"rule": "argmax"},
+    "rule-smoothed": {"rule": "smoothed"},
 }
 
 
@@ -92,11 +92,52 @@ def _seeded(name: str, k: int, classifier_seed: int, augment_seed: int) -> dict[
     return kw
 
 
-def _rule(name: str) -> None:
-    """The threshold rule of setting ``name`` (``"rule"``, default ``"smoothed"``), set
-    where ``Scanner.fit``'s cross-validation calls :func:`choose_threshold`."""
-    rule = SETTINGS[name].get("rule", "smoothed")
-    crossval.choose_threshold = functools.partial(threshold.choose_threshold, rule=rule)
+def _rule(name: str, seen: list[tuple[list[Any], Any]]) -> None:
+    """The threshold rule of setting ``name`` (``"rule"``; without one, the library's
+    choice), set where ``Scanner.fit``'s cross-validation calls
+    :func:`choose_threshold`; the folds and post-processing it is called with are
+    appended to ``seen``."""
+    rule = SETTINGS[name].get("rule")
+
+    def spy(folds: Any, post: Any, *args: Any, **kwargs: Any) -> Any:
+        seen.append((list(folds), post))
+        if rule is not None:
+            kwargs["rule"] = rule
+        return threshold.choose_threshold(folds, post, *args, **kwargs)
+
+    crossval.choose_threshold = spy  # type: ignore[assignment]
+
+
+def _rules_offline(
+    names: list[str], seen: list[tuple[list[Any], Any]], results: Any, events: Any
+) -> dict[str, float]:
+    """IoU F1 on the scanned recordings at the threshold each rule of
+    ``benchmarks/threshold_rules.py`` picks from this fit's held-out scores, and at
+    the best threshold in hindsight (``hindsight``: an upper bound, not a rule)."""
+    import numpy as np
+    from threshold_rules import RULES
+
+    folds, post = seen[-1]
+    pooled = np.concatenate([f.probabilities for f in folds])
+    grid = np.unique(
+        np.concatenate(
+            [threshold.candidate_thresholds(pooled), np.round(np.arange(0.01, 0.995, 0.01), 4)]
+        )
+    )
+    curve = threshold.f1_curve(folds, post, grid)
+
+    def f1(t: float) -> float:
+        return round(float(evaluate(results, events, threshold=t, unmatched="ignore").iou_f1), 4)
+
+    out = {}
+    for name in names:
+        if name in threshold.RULES:
+            t = threshold.choose_threshold(folds, post, "", len(folds), rule=name).value
+        else:
+            t = float(RULES[name](curve))
+        out[name] = f1(t)
+    out["hindsight"] = max(f1(float(t)) for t in np.round(np.arange(0.02, 0.97, 0.02), 2))
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -109,6 +150,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seeds", default="42:0,1:1,2:2", help="CLASSIFIER:AUGMENTATION seed pairs")
     ap.add_argument("--cache", type=Path, default=Path(".benchmarks/wolf-cache"))
     ap.add_argument("--list", action="store_true", help="print the settings and exit")
+    ap.add_argument(
+        "--rules",
+        default="",
+        help="also score these threshold rules offline on each fit's held-out scores "
+        "(names of benchmarks/threshold_rules.py, e.g. smoothed,argmax,plateau-se-top)",
+    )
     args = ap.parse_args(argv)
     if args.list:
         for name, kw in SETTINGS.items():
@@ -119,14 +166,16 @@ def main(argv: list[str] | None = None) -> int:
         ap.error(f"unknown settings {unknown}; --list prints them")
     logging.basicConfig(level=logging.ERROR)
     cache = EmbeddingCache(args.cache)
+    rules = [r for r in args.rules.split(",") if r]
     seeds = [tuple(int(v) for v in pair.split(":")) for pair in args.seeds.split(",")]
     files = sorted({e.file for e in read_labels(args.bench / "labels.csv") if e.split == "train"})
     for name in args.settings:
         cells: list[dict[str, Any]] = []
-        _rule(name)
+        seen: list[tuple[list[Any], Any]] = []
+        _rule(name, seen)
         for cseed, aseed in seeds:
             for f in files:
-                out, _, _ = _run(
+                out, results, events = _run(
                     args.bench,
                     "LOGMEL",
                     cache,
@@ -148,6 +197,8 @@ def main(argv: list[str] | None = None) -> int:
                         ).split()
                     },
                 }
+                if rules:
+                    cell["rules"] = _rules_offline(rules, seen, results, events)
                 cells.append(cell)
                 print(json.dumps(cell), flush=True)
         f1 = [c["iou_f1"] for c in cells]
@@ -171,6 +222,11 @@ def main(argv: list[str] | None = None) -> int:
                 for f in files
             ],
         }
+        if rules:
+            row["rules_iou_f1_mean"] = {
+                r: round(statistics.mean(c["rules"][r] for c in cells), 4)
+                for r in [*rules, "hindsight"]
+            }
         print(json.dumps({"summary": True, **row}), flush=True)
     return 0
 
