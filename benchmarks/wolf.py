@@ -34,7 +34,9 @@ the model's (benchmark only).
 ``--loro`` chooses settings without the test split: for each training recording,
 train on the other three (threshold chosen by their own cross-validation), scan the
 held-out one and score it against its labelled events (labels.csv, split "train");
-one row pooled over the four. ``--classifier-seed`` seeds the classifier's negative
+one row pooled over the four (``benchmarks/wolf_fewshot.py`` does the few-shot
+counterpart: train on one training recording's markers, score the other three).
+``--classifier-seed`` seeds the classifier's negative
 subsampling (and its trees), to see how much a row moves with the seed alone.
 
 ``--random-weights`` builds the real-size architecture with random weights
