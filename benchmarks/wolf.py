@@ -361,6 +361,17 @@ def _memoise_frames(embedder: Any, store: Path | None = None) -> None:
     embedder.encode_frames = cached
 
 
+def _force_rule(rule: str) -> None:
+    """Make ``Scanner.fit``'s threshold cross-validation use ``rule`` whatever its folds."""
+    import audio_embed.scanner.crossval as crossval
+    from audio_embed.threshold import choose_threshold
+
+    def forced(*args: Any, **kwargs: Any) -> Any:
+        return choose_threshold(*args, **{**kwargs, "rule": rule})
+
+    crossval.choose_threshold = forced  # type: ignore[assignment]
+
+
 def _parse_setting(item: str) -> tuple[str, Any]:
     key, sep, value = item.partition("=")
     if not sep:
@@ -420,6 +431,12 @@ def main(argv: list[str] | None = None) -> int:
         "--few-shot-k", default="1,2,3,5", help="the k values of --few-shot, e.g. 5 or 1,2,3,5"
     )
     ap.add_argument(
+        "--threshold-rule",
+        choices=["smoothed", "argmax"],
+        help="force this rule of the threshold's cross-validation (benchmark only; default: "
+        "the library's, smoothed for leave-one-recording-out, argmax for one recording)",
+    )
+    ap.add_argument(
         "--loro",
         action="store_true",
         help="score on the training split, leaving one recording out (no test data)",
@@ -461,6 +478,8 @@ def main(argv: list[str] | None = None) -> int:
     model_kwargs = dict(_parse_setting(item) for item in args.set)
     logging.basicConfig(level=logging.WARNING)
     cache = EmbeddingCache(args.cache)
+    if args.threshold_rule:
+        _force_rule(args.threshold_rule)
     if args.grid:
         return _grid(args, cache, model_kwargs)
     names = list(VARIANTS) if args.variants else ["default"]
