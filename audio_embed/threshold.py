@@ -32,7 +32,13 @@ threshold (:func:`f1_curve`; ``rule`` of :func:`choose_threshold`):
   middle of the thresholds within one standard error of the best F1, the
   median of the folds' best thresholds, the best F0.5, smoothing by a fixed
   width in probability) - see the README;
-* ``"argmax"`` (the rule before): the best plain F1.
+* ``"argmax"`` (the rule before): the best plain F1. ``Scanner.fit`` uses it
+  for folds over one recording's markers
+  (:func:`audio_embed.scanner.crossval.cross_validated_threshold`): their own
+  best thresholds are draws from the same recording, so their spread is no
+  width for ``"smoothed"`` (chosen on the wolf benchmark's training split,
+  ``benchmarks/wolf_fewshot.py``; README, "Few markers: chosen on the training
+  split").
 
 Ties: the middle one. The training summary says which rule and width were used.
 

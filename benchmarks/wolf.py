@@ -34,7 +34,9 @@ the model's (benchmark only).
 ``--loro`` chooses settings without the test split: for each training recording,
 train on the other three (threshold chosen by their own cross-validation), scan the
 held-out one and score it against its labelled events (labels.csv, split "train");
-one row pooled over the four. ``--classifier-seed`` seeds the classifier's negative
+one row pooled over the four (``benchmarks/wolf_fewshot.py`` does the few-shot
+counterpart: train on one training recording's markers, score the other three).
+``--classifier-seed`` seeds the classifier's negative
 subsampling (and its trees), to see how much a row moves with the seed alone.
 
 ``--random-weights`` builds the real-size architecture with random weights
@@ -148,7 +150,14 @@ def _run(
     augment: int | str = "auto",
     augment_seed: int = 0,
     augment_gain: tuple[float, float] | None = None,
+    train_on: str | None = None,
+    classifier_kwargs: dict[str, Any] | None = None,
 ) -> tuple[dict[str, Any], dict[str, Any], dict[str, list[tuple[float, float]]]]:
+    """Train, scan and score; ``holdout``: train on the other training recordings and
+    score that one; ``train_on``: train on that training recording's markers only (the
+    first ``first_k`` of them) and score the other training recordings (the few-shot
+    validation of ``benchmarks/wolf_fewshot.py``); ``classifier_kwargs`` go to
+    :class:`CalibratedClassifier` and win over the defaults here."""
     given = embedder is not None
     if not given:
         embedder = (
@@ -188,10 +197,13 @@ def _run(
     scanner = Scanner(
         embedder,
         classifier=CalibratedClassifier(
-            None if classifier == "auto" else make_base_estimator(classifier),  # type: ignore[arg-type]
-            random_state=classifier_seed,
-            # the model's, as a user's (`train` without --classifier)
-            **({"max_neg_ratio": None} if own.all_negatives and not given else {}),
+            **{
+                "estimator": None if classifier == "auto" else make_base_estimator(classifier),  # type: ignore[arg-type]
+                "random_state": classifier_seed,
+                # the model's, as a user's (`train` without --classifier)
+                **({"max_neg_ratio": None} if own.all_negatives and not given else {}),
+                **(classifier_kwargs or {}),
+            }
         ),
         scan_windows=SlidingWindows(window, hop, encoding),  # type: ignore[arg-type]
         train_windows=TargetedWindows(
@@ -205,13 +217,18 @@ def _run(
     )
     if postprocessing is not None:  # changes to the scanner's own (the model's or the library's)
         scanner.postprocessing = attrs.evolve(scanner.postprocessing, **postprocessing)
-    markers = _markers(bench, first_k)
+    markers = _markers(bench, None if train_on else first_k)
+    if train_on is not None:
+        mine = read_markers(bench / "markers.csv")[str(bench / train_on)]
+        markers = {str(bench / train_on): Markers(positive=sorted(mine.positive)[:first_k])}
     if holdout is not None:
         markers = {f: m for f, m in markers.items() if Path(f) != bench / holdout}
     t0 = time.perf_counter()
     scanner.fit([Recording(f, m) for f, m in markers.items()])
     fit_s = time.perf_counter() - t0
-    if holdout is None:
+    if train_on is not None:
+        events = {f: ev for f, ev in _events(bench, "train").items() if f != str(bench / train_on)}
+    elif holdout is None:
         events = _events(bench, "test")
     else:
         events = _events(bench, "train", only=holdout)
@@ -344,6 +361,17 @@ def _memoise_frames(embedder: Any, store: Path | None = None) -> None:
     embedder.encode_frames = cached
 
 
+def _force_rule(rule: str) -> None:
+    """Make ``Scanner.fit``'s threshold cross-validation use ``rule`` whatever its folds."""
+    import audio_embed.scanner.crossval as crossval
+    from audio_embed.threshold import choose_threshold
+
+    def forced(*args: Any, **kwargs: Any) -> Any:
+        return choose_threshold(*args, **{**kwargs, "rule": rule})
+
+    crossval.choose_threshold = forced  # type: ignore[assignment]
+
+
 def _parse_setting(item: str) -> tuple[str, Any]:
     key, sep, value = item.partition("=")
     if not sep:
@@ -403,6 +431,12 @@ def main(argv: list[str] | None = None) -> int:
         "--few-shot-k", default="1,2,3,5", help="the k values of --few-shot, e.g. 5 or 1,2,3,5"
     )
     ap.add_argument(
+        "--threshold-rule",
+        choices=["smoothed", "argmax"],
+        help="force this rule of the threshold's cross-validation (benchmark only; default: "
+        "the library's, smoothed for leave-one-recording-out, argmax for one recording)",
+    )
+    ap.add_argument(
         "--loro",
         action="store_true",
         help="score on the training split, leaving one recording out (no test data)",
@@ -444,6 +478,8 @@ def main(argv: list[str] | None = None) -> int:
     model_kwargs = dict(_parse_setting(item) for item in args.set)
     logging.basicConfig(level=logging.WARNING)
     cache = EmbeddingCache(args.cache)
+    if args.threshold_rule:
+        _force_rule(args.threshold_rule)
     if args.grid:
         return _grid(args, cache, model_kwargs)
     names = list(VARIANTS) if args.variants else ["default"]

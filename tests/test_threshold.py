@@ -105,3 +105,43 @@ def test_every_rule_gives_a_reproducible_threshold_in_0_1(
     at = f1_curve(folds, Postprocessing(), np.array([choice.value])).f1()[0]
     assert choice.cv_f1 == pytest.approx(at)
     assert choice.rule.startswith("best event F1")
+
+
+def test_one_recording_takes_the_best_f1_several_recordings_the_smoothed_one(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Folds over one recording's markers pick the plain best F1 (their spread does not
+    measure how the threshold moves between recordings); leave-one-recording-out
+    smooths. Checked on the folds each fit hands to ``choose_threshold``."""
+    import audio_embed.scanner.crossval as crossval
+    from audio_embed import LogMelEmbedder
+    from audio_embed.demo import synth_recording
+    from audio_embed.scanner import Recording, Scanner
+    from audio_embed.windows import Markers
+
+    seen: list[tuple[list[FoldScores], Postprocessing, int]] = []
+    real = crossval.choose_threshold
+
+    def spy(folds: list[FoldScores], post: Postprocessing, method: str, n: int, **kw: str):  # type: ignore[no-untyped-def]
+        seen.append((list(folds), post, n))
+        return real(folds, post, method, n, **kw)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(crossval, "choose_threshold", spy)
+    recs = []
+    for seed in (21, 22):
+        audio, targets, _ = synth_recording(60.0, 4, 6, np.random.default_rng(seed))
+        recs.append(Recording(audio, Markers(positive=[a + 0.3 for a, _ in targets]), 16000))
+
+    one = Scanner(LogMelEmbedder(), seed=3).fit(recs[:1])
+    folds, post, n = seen[-1]
+    th = (one.training_summary or {})["threshold"]
+    assert th["method"] == "folds over markers"
+    assert one.scan_threshold == real(folds, post, "", n, rule="argmax").value
+    assert th["rule"].startswith("best event F1") and crossval.ONE_RECORDING_RULE in th["rule"]
+
+    two = Scanner(LogMelEmbedder(), seed=3).fit(recs)
+    folds, post, n = seen[-1]
+    th = (two.training_summary or {})["threshold"]
+    assert th["method"] == "leave-one-recording-out"
+    assert two.scan_threshold == real(folds, post, "", n, rule="smoothed").value
+    assert crossval.ONE_RECORDING_RULE not in th["rule"]

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+import attrs
 import numpy as np
 from sklearn.base import clone
 
@@ -25,7 +26,7 @@ from audio_embed.windows import Markers, nearest_index
 if TYPE_CHECKING:
     from audio_embed.scanner.core import Recording, Scanner
 
-__all__ = ["cross_validated_threshold"]
+__all__ = ["ONE_RECORDING_RULE", "cross_validated_threshold"]
 
 
 def cross_validated_threshold(
@@ -112,4 +113,19 @@ def cross_validated_threshold(
                     ),
                 )
             )
-    return choose_threshold(folds, scanner.postprocessing, method, len(plan))
+    if by_recording:
+        return choose_threshold(folds, scanner.postprocessing, method, len(plan))
+    # One recording: its folds are draws from the same recording, each holding out a
+    # marker or few, so how far their own best thresholds spread says nothing about
+    # how the threshold moves to a new recording, the width "smoothed" needs (with one
+    # held-out marker a fold's "best" is the middle of a wide plateau, and smoothing
+    # by that spread pulled the threshold down: README, "Few markers").
+    choice = choose_threshold(folds, scanner.postprocessing, method, len(plan), rule="argmax")
+    return attrs.evolve(choice, rule=f"{choice.rule} ({ONE_RECORDING_RULE})")
+
+
+#: Why one recording's folds over markers take the plain best F1 (training summary).
+ONE_RECORDING_RULE = (
+    "folds over one recording's markers: not smoothed, their disagreement does not "
+    "measure how the threshold moves to other recordings"
+)

@@ -1,0 +1,235 @@
+r"""Few-shot validation on the wolf benchmark's training split (no test data).
+
+For each training recording r in turn: train on r's first k markers only (every
+training recording of the bench holds five wolf markers, so k = 5 is all of them),
+scan the other training recordings and score them against their labelled wolf
+events (labels.csv, split "train", IoU >= 0.3 event F1 as ``evaluate`` gives it);
+repeat at three seeds. Each seed is a pair: the classifier's seed (its negative
+subsample and its trees, ``CalibratedClassifier(random_state=...)``) and the
+augmentation's (``MixAugmentation(seed=...)``, when augmentation runs); the first
+pair, 42 and 0, is exactly what a user gets. That is 4 recordings x 3 seeds small
+fits per setting: a validation mean and spread for "k markers in one recording",
+which is what ``benchmarks/wolf.py --few-shot`` measures on the test split.
+
+    .venv/bin/python benchmarks/wolf_fewshot.py wolf-bench defaults all-negatives ...
+    .venv/bin/python benchmarks/wolf_fewshot.py wolf-bench defaults --k 3
+
+One JSON line per fit, then one summary line per setting: the mean, standard
+deviation, minimum and maximum of the IoU F1 over the fits, the mean lenient
+F1 and share of audio flagged, and the mean per seed and per training recording.
+The settings are named in ``SETTINGS`` (``--list`` prints them); each is what it
+changes from the library's defaults.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import statistics
+import sys
+from pathlib import Path
+from typing import Any
+
+from sklearn.base import clone
+from sklearn.ensemble import ExtraTreesClassifier
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from wolf import _run
+
+from audio_embed import threshold
+from audio_embed.augment import AUTO_AUGMENTATION
+from audio_embed.cache import EmbeddingCache
+from audio_embed.evaluate import evaluate, read_labels
+from audio_embed.scanner import crossval
+from audio_embed.scanner.augmented import AUTO_MAX_MARKERS, AUTO_MIN_MARKERS
+
+
+def _trees(n: int, leaf: int = 2, **kw: Any) -> ExtraTreesClassifier:
+    return ExtraTreesClassifier(
+        n_estimators=n, min_samples_leaf=leaf, class_weight="balanced", n_jobs=1, **kw
+    )
+
+
+#: name -> the keywords of ``wolf._run`` it changes (``copies``: augmentation copies,
+#: None for off; absent: the default's one copy at -4..4 dB, as ``"auto"`` runs it).
+SETTINGS: dict[str, dict[str, Any]] = {
+    "defaults": {},
+    "all-negatives": {"classifier_kwargs": {"max_neg_ratio": None}},
+    "extratrees-1000": {"classifier_kwargs": {"estimator": _trees(1000)}},
+    "extratrees-1000-leaf1": {"classifier_kwargs": {"estimator": _trees(1000, 1)}},
+    "extratrees-1000-leaf5": {"classifier_kwargs": {"estimator": _trees(1000, 5)}},
+    "logreg": {"classifier": "logreg"},
+    "prototype": {"classifier": "prototype"},
+    "sigmoid": {"classifier_kwargs": {"calibration": "sigmoid"}},
+    "uncalibrated": {"classifier_kwargs": {"calibration": None}},
+    "no-augmentation": {"copies": None},
+    "copies-2": {"copies": 2},
+    "copies-3": {"copies": 3},
+    "gain-10..0": {"augment_gain": (-10.0, 0.0)},
+    "gain-6..2": {"augment_gain": (-6.0, 2.0)},
+    "copies-3-gain-10..0": {"copies": 3, "augment_gain": (-10.0, 0.0)},
+    "rule-argmax": {"rule": "argmax"},
+    "rule-smoothed": {"rule": "smoothed"},
+}
+
+
+def _seeded(name: str, k: int, classifier_seed: int, augment_seed: int) -> dict[str, Any]:
+    """``wolf._run``'s keywords for setting ``name`` with ``k`` markers at one seed pair."""
+    kw = dict(SETTINGS[name])
+    kw.pop("rule", None)  # see _rule
+    if "copies" in kw or AUTO_MIN_MARKERS <= k <= AUTO_MAX_MARKERS:
+        copies = kw.pop("copies", AUTO_AUGMENTATION.copies)
+        kw["augment"] = 0 if copies is None else copies
+        kw["augment_seed"] = augment_seed
+    # else "auto", which does not run for this k
+    kw["classifier_seed"] = classifier_seed
+    est = kw.get("classifier_kwargs", {}).get("estimator")
+    if est is not None:  # the trees' own seed follows the classifier's
+        est = clone(est).set_params(random_state=classifier_seed)
+        kw["classifier_kwargs"] = {**kw["classifier_kwargs"], "estimator": est}
+    return kw
+
+
+def _rule(name: str, seen: list[tuple[list[Any], Any]]) -> None:
+    """The threshold rule of setting ``name`` (``"rule"``; without one, the library's
+    choice), set where ``Scanner.fit``'s cross-validation calls
+    :func:`choose_threshold`; the folds and post-processing it is called with are
+    appended to ``seen``."""
+    rule = SETTINGS[name].get("rule")
+
+    def spy(folds: Any, post: Any, *args: Any, **kwargs: Any) -> Any:
+        seen.append((list(folds), post))
+        if rule is not None:
+            kwargs["rule"] = rule
+        return threshold.choose_threshold(folds, post, *args, **kwargs)
+
+    crossval.choose_threshold = spy  # type: ignore[assignment]
+
+
+def _rules_offline(
+    names: list[str], seen: list[tuple[list[Any], Any]], results: Any, events: Any
+) -> dict[str, float]:
+    """IoU F1 on the scanned recordings at the threshold each rule of
+    ``benchmarks/threshold_rules.py`` picks from this fit's held-out scores, and at
+    the best threshold in hindsight (``hindsight``: an upper bound, not a rule)."""
+    import numpy as np
+    from threshold_rules import RULES
+
+    folds, post = seen[-1]
+    pooled = np.concatenate([f.probabilities for f in folds])
+    grid = np.unique(
+        np.concatenate(
+            [threshold.candidate_thresholds(pooled), np.round(np.arange(0.01, 0.995, 0.01), 4)]
+        )
+    )
+    curve = threshold.f1_curve(folds, post, grid)
+
+    def f1(t: float) -> float:
+        return round(float(evaluate(results, events, threshold=t, unmatched="ignore").iou_f1), 4)
+
+    out = {}
+    for name in names:
+        if name in threshold.RULES:
+            t = threshold.choose_threshold(folds, post, "", len(folds), rule=name).value
+        else:
+            t = float(RULES[name](curve))
+        out[name] = f1(t)
+    out["hindsight"] = max(f1(float(t)) for t in np.round(np.arange(0.02, 0.97, 0.02), 2))
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    ap.add_argument("bench", type=Path)
+    ap.add_argument("settings", nargs="*", default=["defaults"], help="names in SETTINGS")
+    ap.add_argument("--k", type=int, default=5, help="markers per training recording")
+    ap.add_argument("--seeds", default="42:0,1:1,2:2", help="CLASSIFIER:AUGMENTATION seed pairs")
+    ap.add_argument("--cache", type=Path, default=Path(".benchmarks/wolf-cache"))
+    ap.add_argument("--list", action="store_true", help="print the settings and exit")
+    ap.add_argument(
+        "--rules",
+        default="",
+        help="also score these threshold rules offline on each fit's held-out scores "
+        "(names of benchmarks/threshold_rules.py, e.g. smoothed,argmax,plateau-se-top)",
+    )
+    args = ap.parse_args(argv)
+    if args.list:
+        for name, kw in SETTINGS.items():
+            print(name, kw)
+        return 0
+    unknown = [n for n in args.settings if n not in SETTINGS]
+    if unknown:
+        ap.error(f"unknown settings {unknown}; --list prints them")
+    logging.basicConfig(level=logging.ERROR)
+    cache = EmbeddingCache(args.cache)
+    rules = [r for r in args.rules.split(",") if r]
+    seeds = [tuple(int(v) for v in pair.split(":")) for pair in args.seeds.split(",")]
+    files = sorted({e.file for e in read_labels(args.bench / "labels.csv") if e.split == "train"})
+    for name in args.settings:
+        cells: list[dict[str, Any]] = []
+        seen: list[tuple[list[Any], Any]] = []
+        _rule(name, seen)
+        for cseed, aseed in seeds:
+            for f in files:
+                out, results, events = _run(
+                    args.bench,
+                    "LOGMEL",
+                    cache,
+                    train_on=f,
+                    first_k=args.k,
+                    **_seeded(name, args.k, cseed, aseed),
+                )
+                cell = {
+                    "setting": name,
+                    "k": args.k,
+                    "train_on": f,
+                    "classifier_seed": cseed,
+                    "augment_seed": aseed,
+                    **{
+                        key: out[key]
+                        for key in (
+                            "iou_f1 lenient_f1 flagged_fraction window_auc threshold "
+                            "threshold_cv_f1 mean_detection_seconds estimator fit_s"
+                        ).split()
+                    },
+                }
+                if rules:
+                    cell["rules"] = _rules_offline(rules, seen, results, events)
+                cells.append(cell)
+                print(json.dumps(cell), flush=True)
+        f1 = [c["iou_f1"] for c in cells]
+        row = {
+            "setting": name,
+            "k": args.k,
+            "fits": len(cells),
+            "iou_f1_mean": round(statistics.mean(f1), 4),
+            "iou_f1_sd": round(statistics.pstdev(f1), 4),
+            "iou_f1_min": min(f1),
+            "iou_f1_max": max(f1),
+            "lenient_f1_mean": round(statistics.mean(c["lenient_f1"] for c in cells), 4),
+            "flagged_mean": round(statistics.mean(c["flagged_fraction"] for c in cells), 4),
+            "window_auc_mean": round(statistics.mean(c["window_auc"] for c in cells), 4),
+            "by_seed": [
+                round(statistics.mean(c["iou_f1"] for c in cells if c["classifier_seed"] == s), 4)
+                for s, _ in seeds
+            ],
+            "by_recording": [
+                round(statistics.mean(c["iou_f1"] for c in cells if c["train_on"] == f), 4)
+                for f in files
+            ],
+        }
+        if rules:
+            row["rules_iou_f1_mean"] = {
+                r: round(statistics.mean(c["rules"][r] for c in cells), 4)
+                for r in [*rules, "hindsight"]
+            }
+        print(json.dumps({"summary": True, **row}), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
