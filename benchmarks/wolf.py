@@ -39,6 +39,10 @@ counterpart: train on one training recording's markers, score the other three).
 ``--classifier-seed`` seeds the classifier's negative
 subsampling (and its trees), to see how much a row moves with the seed alone.
 
+``--target LABEL`` runs any bench built by ``soundscapes.py`` (the label its spec
+names as target; default ``wolf``), e.g. the horn bench of
+``benchmarks/soundscape-horn.json``.
+
 ``--random-weights`` builds the real-size architecture with random weights
 (benchmarks/models.py) instead of loading the checkpoint: its detection
 quality means nothing on its own, but comparing ``--encoding shared`` with
@@ -98,15 +102,15 @@ def _markers(bench: Path, first_k: int | None) -> dict[str, Markers]:
 
 
 def _events(
-    bench: Path, split: str, only: str | None = None
+    bench: Path, split: str, only: str | None = None, target: str = "wolf"
 ) -> dict[str, list[tuple[float, float]]]:
-    """Every ``split`` file's wolf events keyed by path (files without wolf get [])."""
+    """Every ``split`` file's ``target`` events keyed by path (files without any get [])."""
     events: dict[str, list[tuple[float, float]]] = {}
     for ev in read_labels(bench / "labels.csv"):
         if ev.split == split and (only is None or ev.file == only):
             key = str(bench / ev.file)
             events.setdefault(key, [])
-            if ev.label == "wolf":
+            if ev.label == target:
                 events[key].append((ev.onset, ev.offset))
     return events
 
@@ -152,6 +156,7 @@ def _run(
     augment_gain: tuple[float, float] | None = None,
     train_on: str | None = None,
     classifier_kwargs: dict[str, Any] | None = None,
+    target: str = "wolf",
 ) -> tuple[dict[str, Any], dict[str, Any], dict[str, list[tuple[float, float]]]]:
     """Train, scan and score; ``holdout``: train on the other training recordings and
     score that one; ``train_on``: train on that training recording's markers only (the
@@ -227,11 +232,15 @@ def _run(
     scanner.fit([Recording(f, m) for f, m in markers.items()])
     fit_s = time.perf_counter() - t0
     if train_on is not None:
-        events = {f: ev for f, ev in _events(bench, "train").items() if f != str(bench / train_on)}
+        events = {
+            f: ev
+            for f, ev in _events(bench, "train", target=target).items()
+            if f != str(bench / train_on)
+        }
     elif holdout is None:
-        events = _events(bench, "test")
+        events = _events(bench, "test", target=target)
     else:
-        events = _events(bench, "train", only=holdout)
+        events = _events(bench, "train", only=holdout, target=target)
     if adapt:  # self-training on the recordings to scan (Scanner.adapt)
         scanner = scanner.adapt(sorted(events), top=adapt)
         fit_s = time.perf_counter() - t0
@@ -390,6 +399,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     ap.add_argument("bench", type=Path)
     ap.add_argument("--model", default="LOGMEL")
+    ap.add_argument(
+        "--target", default="wolf", help="the labels.csv label to detect (default: wolf)"
+    )
     ap.add_argument("--encoding", default="shared", choices=["per_window", "shared"])
     ap.add_argument("--random-weights", action="store_true", help="real-size model, random weights")
     ap.add_argument("--variants", action="store_true", help="run every variant")
@@ -491,6 +503,7 @@ def main(argv: list[str] | None = None) -> int:
         postprocessing=args.post,
         layers=args.layers,
         model_kwargs=model_kwargs,
+        target=args.target,
     )
     if args.classifier:
         common["classifier"] = args.classifier
@@ -565,6 +578,7 @@ def _row(
             layers=args.layers,
             model_kwargs=model_kwargs,
             embedder=embedder,
+            target=args.target,
             **settings,
         )
     except TrainingDataError as exc:

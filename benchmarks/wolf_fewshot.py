@@ -149,6 +149,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--k", type=int, default=5, help="markers per training recording")
     ap.add_argument("--seeds", default="42:0,1:1,2:2", help="CLASSIFIER:AUGMENTATION seed pairs")
     ap.add_argument("--cache", type=Path, default=Path(".benchmarks/wolf-cache"))
+    ap.add_argument("--target", default="wolf", help="the labels.csv label to detect")
     ap.add_argument("--list", action="store_true", help="print the settings and exit")
     ap.add_argument(
         "--rules",
@@ -181,6 +182,7 @@ def main(argv: list[str] | None = None) -> int:
                     cache,
                     train_on=f,
                     first_k=args.k,
+                    target=args.target,
                     **_seeded(name, args.k, cseed, aseed),
                 )
                 cell = {
