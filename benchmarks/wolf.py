@@ -157,6 +157,7 @@ def _run(
     train_on: str | None = None,
     classifier_kwargs: dict[str, Any] | None = None,
     target: str = "wolf",
+    spans: bool = False,
 ) -> tuple[dict[str, Any], dict[str, Any], dict[str, list[tuple[float, float]]]]:
     """Train, scan and score; ``holdout``: train on the other training recordings and
     score that one; ``train_on``: train on that training recording's markers only (the
@@ -226,6 +227,12 @@ def _run(
     if train_on is not None:
         mine = read_markers(bench / "markers.csv")[str(bench / train_on)]
         markers = {str(bench / train_on): Markers(positive=sorted(mine.positive)[:first_k])}
+    if spans:  # each marked event as a selection (onset, offset) from labels.csv
+        marked = _events(bench, "train", target=target)
+        markers = {
+            f: Markers(spans=[e for e in marked[f] if e[0] in set(m.positive)])
+            for f, m in markers.items()
+        }
     if holdout is not None:
         markers = {f: m for f, m in markers.items() if Path(f) != bench / holdout}
     t0 = time.perf_counter()
@@ -449,6 +456,12 @@ def main(argv: list[str] | None = None) -> int:
         "the library's, smoothed for leave-one-recording-out, argmax for one recording)",
     )
     ap.add_argument(
+        "--spans",
+        action="store_true",
+        help="mark each training event as a selection (its labelled onset and offset) "
+        "instead of a point at its onset",
+    )
+    ap.add_argument(
         "--loro",
         action="store_true",
         help="score on the training split, leaving one recording out (no test data)",
@@ -505,6 +518,8 @@ def main(argv: list[str] | None = None) -> int:
         model_kwargs=model_kwargs,
         target=args.target,
     )
+    if args.spans:
+        common["spans"] = True
     if args.classifier:
         common["classifier"] = args.classifier
     if args.adapt:
