@@ -3,15 +3,14 @@
 A scanner trained on a few marked calls learns those recordings of the sound;
 the same sound recorded again (another take, another background) can look
 different enough to be missed. :class:`MixAugmentation` cuts the audio around
-each positive marker (from ``before`` seconds before to ``after`` seconds after
-it; for a marker with a span, a selection, from ``before`` seconds before its
-start to ``before`` seconds after its end; faded in and out), changes its gain
-and optionally its speed (resampling: pitch and duration move together) and
-tone (two random peaking filters), and adds it to another place of a training
-recording, at least ``min_distance`` seconds from every marker there. Each
-result is a short segment of that recording with the sound mixed in and the
-moment where the marker now lies; embedding the segment's windows gives extra
-positive training windows with a new background.
+each positive marker (from ``before`` seconds before to ``after`` seconds
+after it, faded in and out), changes its gain and optionally its speed
+(resampling: pitch and duration move together) and tone (two random peaking
+filters), and adds it to another place of a training recording, at least
+``min_distance`` seconds from every marker there. Each result is a short
+segment of that recording with the sound mixed in and the moment where the
+marker now lies; embedding the segment's windows gives extra positive
+training windows with a new background.
 
 On the wolf benchmark (README, "Augmentation by default") one copy at ±4 dB
 helps three to five markers, and three copies 0-10 dB quieter help all twenty;
@@ -52,10 +51,8 @@ class MixedSound:
     ``audio``: the recording from ``start`` seconds on (mono float32 at the
     sample rate given to :meth:`MixAugmentation.mix`), with the sound added;
     ``marker``: where the marked moment now lies, in seconds of the
-    recording (not of the segment); ``span``: for a sound marked as a
-    selection, where its (start, end) now lie (``marker`` is its midpoint),
-    else None; ``source``: (recording, marker) indices of the sound;
-    ``background``: index of the recording it was mixed into.
+    recording (not of the segment); ``source``: (recording, marker) indices
+    of the sound; ``background``: index of the recording it was mixed into.
     """
 
     audio: np.ndarray
@@ -65,7 +62,6 @@ class MixedSound:
     background: int
     speed: float
     gain_db: float
-    span: tuple[float, float] | None = None
 
 
 @frozen(kw_only=True)
@@ -79,8 +75,7 @@ class MixAugmentation:
             faster and higher).
         eq_db: with ``> 0``, two peaking filters of a random gain in
             ``±eq_db`` dB at random frequencies of 200-6000 Hz (Q 1).
-        before, after: the cut, in seconds before and after the marker (a
-            selection's cut: ``before`` seconds either side of it).
+        before, after: the cut, in seconds before and after the marker.
         min_distance: seconds between a new place and every marker of the
             recording it goes into.
         context: seconds of the recording kept before and after the new
@@ -122,14 +117,13 @@ class MixAugmentation:
 
     def mix(
         self,
-        sources: Sequence[tuple[np.ndarray, Sequence[float | tuple[float, float]]]],
+        sources: Sequence[tuple[np.ndarray, Sequence[float]]],
         backgrounds: Sequence[tuple[np.ndarray, Sequence[float]]],
         sample_rate: int = 16000,
     ) -> list[MixedSound]:
         """Mix every marked sound of ``sources`` into every recording of ``backgrounds``.
 
-        ``sources``: (audio, positive markers) per recording, each a time or
-        a (start, end) selection;
+        ``sources``: (audio, positive marker times) per recording;
         ``backgrounds``: (audio, every marker time, which new places keep away
         from) per recording; both mono at ``sample_rate``. A copy for which
         no place is found (a recording too short or too densely marked) is
@@ -141,27 +135,22 @@ class MixAugmentation:
         out: list[MixedSound] = []
         for i, (audio, markers) in enumerate(sources):
             for k, t in enumerate(markers):
-                lo, hi = (float(t), float(t)) if np.isscalar(t) else _pair(t)  # type: ignore[arg-type]
-                cut = self._cut(np.asarray(audio, dtype=np.float32), lo, hi, sample_rate)
+                cut = self._cut(np.asarray(audio, dtype=np.float32), float(t), sample_rate)
                 for j, (bg, known) in enumerate(backgrounds):
                     for _ in range(self.copies):
-                        mixed = self._mix_one(cut, hi - lo, np.asarray(bg), known, rng,
-                                              sample_rate)  # fmt: skip
+                        mixed = self._mix_one(cut, np.asarray(bg), known, rng, sample_rate)
                         if mixed is None:
                             log.warning("No place %.1f s from every marker in recording %d: "
                                         "a copy skipped.", self.min_distance, j)  # fmt: skip
                             continue
-                        seg, start, u, length, speed, gain = mixed
-                        span = (u, u + length) if hi > lo else None
-                        out.append(MixedSound(audio=seg, start=start, marker=u + length / 2,
+                        seg, start, marker, speed, gain = mixed
+                        out.append(MixedSound(audio=seg, start=start, marker=marker,
                                               source=(i, k), background=j, speed=speed,
-                                              gain_db=gain, span=span))  # fmt: skip
+                                              gain_db=gain))  # fmt: skip
         return out
 
-    def _cut(self, audio: np.ndarray, start: float, end: float, sr: int) -> np.ndarray:
-        """The audio around a marker (``start == end``) or a selection."""
-        after = self.after if end == start else self.before
-        lo, hi = round((start - self.before) * sr), round((end + after) * sr)
+    def _cut(self, audio: np.ndarray, t: float, sr: int) -> np.ndarray:
+        lo, hi = round((t - self.before) * sr), round((t + self.after) * sr)
         cut = audio[max(0, lo) : max(0, hi)].copy()
         fade_in, fade_out = min(round(0.02 * sr), len(cut)), min(round(0.1 * sr), len(cut))
         cut[:fade_in] *= np.linspace(0, 1, fade_in, dtype=np.float32)
@@ -171,17 +160,12 @@ class MixAugmentation:
     def _mix_one(
         self,
         cut: np.ndarray,
-        length: float,
         background: np.ndarray,
         known: Sequence[float],
         rng: np.random.Generator,
         sr: int,
-    ) -> tuple[np.ndarray, float, float, float, float, float] | None:
-        """``cut`` (``length`` seconds of selection, 0 for a marker) added at a new
-        place: (segment, its start, the new marker or selection start, the new
-        length, speed, gain), or None when no place is far enough from ``known``."""
+    ) -> tuple[np.ndarray, float, float, float, float] | None:
         speed = float(rng.uniform(*self.speed))
-        length /= speed
         gain = float(rng.uniform(*self.gain_db))
         x = cut
         if abs(speed - 1) > 1e-3:  # played `speed` times faster: resampled to 1/speed
@@ -190,7 +174,7 @@ class MixAugmentation:
             x = self._equalise(x, rng, sr)
         x = x * np.float32(10 ** (gain / 20))
         duration = len(background) / sr
-        lo, hi = self.context[0] + 1.0, duration - self.context[1] - length - 1.0
+        lo, hi = self.context[0] + 1.0, duration - self.context[1] - 1.0
         marks = np.asarray(known, dtype=np.float64)
         for _ in range(PLACE_TRIES):
             u = round(float(rng.uniform(lo, hi)) / self.step) * self.step if hi > lo else -1.0
@@ -199,10 +183,10 @@ class MixAugmentation:
         else:
             return None
         first = round((u - self.context[0]) * sr)
-        seg = background[first : round((u + length + self.context[1]) * sr)].astype(np.float32)
+        seg = background[first : round((u + self.context[1]) * sr)].astype(np.float32)
         at = round((self.context[0] - self.before / speed) * sr)
         seg[at : at + len(x)] += x[: len(seg) - at]
-        return seg, first / sr, u, length, speed, gain
+        return seg, first / sr, u, speed, gain
 
     def _equalise(self, x: np.ndarray, rng: np.random.Generator, sr: int) -> np.ndarray:
         import torch

@@ -120,31 +120,3 @@ def test_bad_settings_are_refused(kwargs: dict[str, object], name: str) -> None:
 def test_bad_sample_rate_is_refused() -> None:
     with pytest.raises(InvalidInputError, match="sample_rate"):
         MixAugmentation().mix([], [], 0)
-
-
-def test_a_selection_is_mixed_in_whole_and_its_span_moves_with_it() -> None:
-    """A sound marked as a selection (start, end) is cut from its start to its end,
-    however long (a point marker's cut ends ``after`` seconds after it), and the copy
-    says where the selection now lies; at speed 1.25 it is 1/1.25 as long."""
-    audio = np.zeros(20 * SR, np.float32)
-    audio[5 * SR : 9 * SR] = _tone(4.0, 440.0)  # 4 s, longer than the 2 s `after`
-    background = np.zeros(60 * SR, np.float32)
-    for speed in (1.0, 1.25):
-        aug = MixAugmentation(copies=3, gain_db=(0.0, 0.0), speed=(speed, speed), seed=2)
-        mixed = aug.mix([(audio, [(5.0, 9.0)])], [(background, [30.0])], SR)
-        assert len(mixed) == 3
-        for m in mixed:
-            assert m.span is not None
-            start, end = m.span
-            assert end - start == pytest.approx(4.0 / speed, abs=1e-6)
-            assert m.marker == pytest.approx((start + end) / 2)
-            loud = np.flatnonzero(np.abs(m.audio) > 0.05)
-            assert m.start + loud[0] / SR == pytest.approx(start, abs=0.03)
-            assert m.start + loud[-1] / SR == pytest.approx(end, abs=0.12)  # 0.1 s fade-out
-            assert m.start + len(m.audio) / SR >= end + 3.9  # the context after it kept
-    (point,) = MixAugmentation(gain_db=(0.0, 0.0), seed=2).mix(
-        [(audio, [5.0])], [(background, [30.0])], SR
-    )
-    assert point.span is None
-    loud = np.flatnonzero(np.abs(point.audio) > 0.05)
-    assert (loud[-1] - loud[0]) / SR == pytest.approx(2.0, abs=0.12)  # cut at `after`

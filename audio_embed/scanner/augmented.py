@@ -271,7 +271,7 @@ def augmented_pool(
     aug = attrs.evolve(decision.augmentation, step=scanner.scan_windows.hop)
     audio = [_audio(r, sr) for r in recs]
     mixed = aug.mix(
-        [(a, [m.span_of(t) or t for t in m.positive]) for a, m in zip(audio, markers, strict=True)],
+        [(a, m.positive) for a, m in zip(audio, markers, strict=True)],
         [(a, m.all) for a, m in zip(audio, markers, strict=True)],
         sr,
     )
@@ -295,8 +295,7 @@ def _unit_features(
     end = m.start + len(m.audio) / sr
     starts = entry.starts
     rows = np.flatnonzero((starts >= m.start - 1e-6) & (starts + window <= end + 1e-6))
-    moved = Markers(spans=[m.span]) if m.span else Markers(positive=[m.marker])
-    lw = scanner.train_windows.windows(entry.duration, moved)
+    lw = scanner.train_windows.windows(entry.duration, Markers(positive=[m.marker]))
     pos = np.unique(nearest_index(starts, lw.starts[lw.labels == 1]))
     pos = pos[np.isin(pos, rows)]
     if not len(pos):
