@@ -55,21 +55,12 @@ from birdnet_tune import _best_iou_f1
 
 from audio_embed import create_embedder
 from audio_embed.cache import EmbeddingCache
-from audio_embed.classifier import CalibratedClassifier
 from audio_embed.evaluate import evaluate, read_labels
 
 _KEYS = (
     "iou_f1 iou_precision iou_recall lenient_f1 flagged_fraction mean_detection_seconds "
     "window_auc threshold threshold_cv_f1"
 ).split()
-_ORIGINAL = wolf.CalibratedClassifier
-
-
-def _all_negatives(on: bool) -> None:
-    def classifier(estimator: Any = None, **kwargs: Any) -> CalibratedClassifier:
-        return _ORIGINAL(estimator, **{**kwargs, "max_neg_ratio": None})
-
-    wolf.CalibratedClassifier = classifier if on else _ORIGINAL  # type: ignore[assignment,misc]
 
 
 def _runs(bench: Path, loro: bool) -> list[str | None]:
@@ -90,7 +81,7 @@ def _early(
     plus = [create_embedder(name) for name in variant.get("plus", "LOGMEL").split(",")]
     embedder = wolf._Plus([birdnet, *plus])  # blocks on BirdNET's frame grid
     classifier = variant.get("classifier", "logreg")
-    _all_negatives(bool(variant.get("all_negatives", classifier == "logreg")))
+    all_negatives = bool(variant.get("all_negatives", classifier == "logreg"))
     settings: dict[str, Any] = dict(
         embedder=embedder,
         classifier=classifier,
@@ -98,6 +89,7 @@ def _early(
         hop=float(variant.get("hop", 0.1)),
         augment=variant.get("augment", 0),
         classifier_seed=int(variant.get("seed", 42)),
+        classifier_kwargs={"max_neg_ratio": None} if all_negatives else None,
     )
     if "context" in variant:
         settings["context"] = float(variant["context"])
@@ -111,7 +103,6 @@ def _early(
         results.update(res)
         events.update(ev)
         outs.append(out)
-    _all_negatives(False)
     extra = {"thresholds": [o["threshold"] for o in outs]}
     if not loro:
         extra = {k: outs[0][k] for k in ("threshold", "threshold_cv_f1", "fit_s", "scan_s")}
@@ -169,6 +160,7 @@ def _late(
         alone[key] = {k: round(float(d[k]), 4) for k in ("iou_f1", "lenient_f1", "window_auc")}
     rows = []
     for weight, grid in itertools.product(weights, grids):
+        on_birdnet = grid == "birdnet"
         results: dict[str, Any] = {}
         thresholds = []
         for tb, res_b, to, res_o in runs:
@@ -176,7 +168,6 @@ def _late(
             thresholds.append(round(t, 4))
             for path, rb in res_b.items():
                 ro = res_o[path]
-                on_birdnet = grid == "birdnet"
                 results[path] = (
                     _fuse(rb, ro, weight, t) if on_birdnet else _fuse(ro, rb, 1 - weight, t)
                 )

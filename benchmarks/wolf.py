@@ -377,13 +377,19 @@ def _memoise_frames(embedder: Any, store: Path | None = None) -> None:
     embedder.encode_frames = cached
 
 
-def _force_rule(rule: str) -> None:
-    """Make ``Scanner.fit``'s threshold cross-validation use ``rule`` whatever its folds."""
+def _force_rule(rule: str | None, seen: list[tuple[list[Any], Any]] | None = None) -> None:
+    """Make ``Scanner.fit``'s threshold cross-validation use ``rule`` whatever its folds
+    (None: the library's choice); with ``seen``, the folds and post-processing of each
+    call are appended to it (``wolf_fewshot.py`` scores other rules on them)."""
     import audio_embed.scanner.crossval as crossval
     from audio_embed.threshold import choose_threshold
 
-    def forced(*args: Any, **kwargs: Any) -> Any:
-        return choose_threshold(*args, **{**kwargs, "rule": rule})
+    def forced(folds: Any, post: Any, *args: Any, **kwargs: Any) -> Any:
+        if seen is not None:
+            seen.append((list(folds), post))
+        if rule is not None:
+            kwargs["rule"] = rule
+        return choose_threshold(folds, post, *args, **kwargs)
 
     crossval.choose_threshold = forced  # type: ignore[assignment]
 

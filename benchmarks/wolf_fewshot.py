@@ -36,13 +36,12 @@ from sklearn.ensemble import ExtraTreesClassifier
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from wolf import _run
+from wolf import _force_rule, _run
 
 from audio_embed import threshold
 from audio_embed.augment import AUTO_AUGMENTATION
 from audio_embed.cache import EmbeddingCache
 from audio_embed.evaluate import evaluate, read_labels
-from audio_embed.scanner import crossval
 from audio_embed.scanner.augmented import AUTO_MAX_MARKERS, AUTO_MIN_MARKERS
 
 
@@ -78,7 +77,7 @@ SETTINGS: dict[str, dict[str, Any]] = {
 def _seeded(name: str, k: int, classifier_seed: int, augment_seed: int) -> dict[str, Any]:
     """``wolf._run``'s keywords for setting ``name`` with ``k`` markers at one seed pair."""
     kw = dict(SETTINGS[name])
-    kw.pop("rule", None)  # see _rule
+    kw.pop("rule", None)  # applied by _force_rule
     if "copies" in kw or AUTO_MIN_MARKERS <= k <= AUTO_MAX_MARKERS:
         copies = kw.pop("copies", AUTO_AUGMENTATION.copies)
         kw["augment"] = 0 if copies is None else copies
@@ -90,22 +89,6 @@ def _seeded(name: str, k: int, classifier_seed: int, augment_seed: int) -> dict[
         est = clone(est).set_params(random_state=classifier_seed)
         kw["classifier_kwargs"] = {**kw["classifier_kwargs"], "estimator": est}
     return kw
-
-
-def _rule(name: str, seen: list[tuple[list[Any], Any]]) -> None:
-    """The threshold rule of setting ``name`` (``"rule"``; without one, the library's
-    choice), set where ``Scanner.fit``'s cross-validation calls
-    :func:`choose_threshold`; the folds and post-processing it is called with are
-    appended to ``seen``."""
-    rule = SETTINGS[name].get("rule")
-
-    def spy(folds: Any, post: Any, *args: Any, **kwargs: Any) -> Any:
-        seen.append((list(folds), post))
-        if rule is not None:
-            kwargs["rule"] = rule
-        return threshold.choose_threshold(folds, post, *args, **kwargs)
-
-    crossval.choose_threshold = spy  # type: ignore[assignment]
 
 
 def _rules_offline(
@@ -173,7 +156,7 @@ def main(argv: list[str] | None = None) -> int:
     for name in args.settings:
         cells: list[dict[str, Any]] = []
         seen: list[tuple[list[Any], Any]] = []
-        _rule(name, seen)
+        _force_rule(SETTINGS[name].get("rule"), seen)  # the setting's rule, or the library's
         for cseed, aseed in seeds:
             for f in files:
                 out, results, events = _run(
