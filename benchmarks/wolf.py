@@ -52,6 +52,7 @@ quality means nothing on its own, but comparing ``--encoding shared`` with
 from __future__ import annotations
 
 import argparse
+import importlib.metadata
 import itertools
 import json
 import logging
@@ -572,8 +573,17 @@ def main(argv: list[str] | None = None) -> int:
         }
         if args.random_weights:
             row["weights"] = "random"
-        print(json.dumps(row), flush=True)
+        print(json.dumps({**row, "versions": _versions()}), flush=True)
     return 0
+
+
+def _versions() -> dict[str, str]:
+    """The numeric libraries a row was measured with: the same bench and settings
+    score differently across scikit-learn releases (README "Reproducing the numbers")."""
+    return {name: importlib.metadata.version(name) for name in _MEASURED_WITH}
+
+
+_MEASURED_WITH = ("scikit-learn", "numpy", "scipy", "torch", "torchaudio", "av")
 
 
 def _row(
@@ -623,7 +633,7 @@ def _row(
         row["plus"] = args.plus
     if args.random_weights:
         row["weights"] = "random"
-    print(json.dumps(row), flush=True)
+    print(json.dumps({**row, "versions": _versions()}), flush=True)
 
 
 class _Plus(Embedder):
