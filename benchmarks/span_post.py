@@ -14,7 +14,13 @@ it, the test split (report only). A rule gets ``D``, the median duration of the
 marked selections the fit was given (with point markers there are none: every
 rule is the scanner's own post-processing). ``--rules a,b`` runs some of them
 (``--list`` names them). ``--set KEY=VALUE`` (repeatable) changes a ``wolf._run``
-setting (e.g. ``--set augment=0``). One JSON row per rule.
+setting (e.g. ``--set augment=1``). One JSON row per rule; besides the IoU >= 0.3
+event F1 it gives boundary quality: the F1 at IoU >= 0.5 and 0.7 and the mean over
+events of their best IoU with a detection. The fits run with
+``postprocessing_from_spans=False`` (the scanner's post-processing is every rule's
+base). The library adopted ``mindur-1D+long:hyst-0.5``
+(:func:`audio_embed.scanner.defaults.span_postprocessing`; README, "A second
+benchmark: horns").
 """
 
 from __future__ import annotations

@@ -314,13 +314,7 @@ def print_postprocessing(run: Run, scanner: Scanner) -> None:
     pp = (scanner.training_summary or {}).get("postprocessing") or {}
     post, window = scanner.scan_postprocessing, scanner.scan_windows.window
     if pp.get("source") == "selections":
-        changed = ", ".join(pp.get("changed") or []) or "nothing changed"
-        run.echo(
-            f"Post-processing sized from {pp['selections']} marked selection(s) (median "
-            f"{pp['median_duration']:g} s): {changed}; detections of at least "
-            f"{post.min_duration:g} s, a region extends while the score stays above "
-            f"{post.hysteresis:g} x the threshold."
-        )
+        run.echo(f"Post-processing sized {pp['reason']}.")
     elif pp.get("source") == "points":
         run.echo(
             f"Markers are points: detections follow the scores (hysteresis {post.hysteresis:g})."

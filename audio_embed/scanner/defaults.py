@@ -121,8 +121,9 @@ def span_postprocessing(
     ]
     reason = (
         f"from {len(spans)} marked selection(s), median {median:.2f} s: "
-        f"detections widened to at least {post.min_duration:g} s "
-        f"({SPAN_MIN_DURATION:g} x the median)"
+        f"detections widened to at least {post.min_duration:g} s ("
+        + ("the median" if SPAN_MIN_DURATION == 1 else f"{SPAN_MIN_DURATION:g} x the median")
+        + ")"
         + (
             f"; a long sound (at least {LONG_SOUND_WINDOWS:g} windows of {window:g} s), so "
             f"hysteresis at most {LONG_SOUND_HYSTERESIS:g}"
