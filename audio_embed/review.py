@@ -176,11 +176,22 @@ def fit_from_index(scanner: Scanner, index: EmbeddingIndex, markers: dict[str, M
             {"source": name, "positive": n_pos, "negative": len(labelled.labels) - n_pos}
         )
     X, y = stack_training_windows(xs, ys, index.dim)
+    post, sized = scanner._sized_postprocessing(
+        (markers[name], entry.duration)
+        for name in sorted(markers)
+        if (entry := index.file(name)) is not None
+    )
     classifier = clone(scanner.classifier)
     classifier.fit(X, y)
     scanner.classifier = classifier
+    scanner.postprocessing_ = None if post == scanner.postprocessing else post
     scanner.training_summary = training_summary(
-        per_file, y, classifier, from_index=str(index.path), augmentation=decision.summary()
+        per_file,
+        y,
+        classifier,
+        from_index=str(index.path),
+        augmentation=decision.summary(),
+        postprocessing=sized,
     )
     return scanner
 
@@ -202,7 +213,7 @@ def score_index(scanner: Scanner, index: EmbeddingIndex) -> list[ScanResult]:
                 window=index.windows.window,
                 duration=f.duration,
                 threshold=scanner.scan_threshold,
-                postprocessing=scanner.postprocessing,
+                postprocessing=scanner.scan_postprocessing,
             )
         )
     return results

@@ -159,6 +159,7 @@ def _run(
     classifier_kwargs: dict[str, Any] | None = None,
     target: str = "wolf",
     spans: bool = False,
+    post_from_spans: bool = True,
 ) -> tuple[dict[str, Any], dict[str, Any], dict[str, list[tuple[float, float]]]]:
     """Train, scan and score; ``holdout``: train on the other training recordings and
     score that one; ``train_on``: train on that training recording's markers only (the
@@ -220,6 +221,7 @@ def _run(
         cache=cache,
         threshold=threshold,  # type: ignore[arg-type]
         seed=seed,
+        postprocessing_from_spans=post_from_spans,
         **extra,
     )
     if postprocessing is not None:  # changes to the scanner's own (the model's or the library's)
@@ -285,6 +287,7 @@ def _run(
         classifier=classifier,
         context=scanner.context,
         extent=scanner.postprocessing.extent,
+        post=(summary.get("postprocessing") or {}).get("postprocessing"),
     )
     if first_k is not None:
         out["first_k"] = first_k
@@ -469,6 +472,12 @@ def main(argv: list[str] | None = None) -> int:
         "instead of a point at its onset",
     )
     ap.add_argument(
+        "--no-post-from-spans",
+        action="store_true",
+        help="Scanner(postprocessing_from_spans=False): with --spans, keep the scanner's "
+        "post-processing instead of sizing it from the marked durations (before)",
+    )
+    ap.add_argument(
         "--loro",
         action="store_true",
         help="score on the training split, leaving one recording out (no test data)",
@@ -527,6 +536,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     if args.spans:
         common["spans"] = True
+    if args.no_post_from_spans:
+        common["post_from_spans"] = False
     if args.classifier:
         common["classifier"] = args.classifier
     if args.adapt:

@@ -321,6 +321,8 @@ def test_train_prints_summary(
     assert "labelling targeted (tolerance 12 s, negative margin 20 s)" in stdout
     assert "chosen by cross-validation" in stdout
     assert "Picked by: best event F1" in stdout
+    # point markers: the post-processing is the scanner's, and selections are suggested
+    assert "Markers are points" in stdout and "mark each as a selection" in stdout
     assert out.is_file()
 
 
@@ -440,6 +442,13 @@ def test_train_from_audacity_and_raven_labels(
     )  # fmt: skip
     assert rc == 0, err
     assert "a.wav" in stdout and "b.wav" in stdout and out.is_file()
+    from audio_embed.scanner import Scanner
+
+    # selections: the post-processing is sized from their durations, and it says so
+    assert "Post-processing sized from" in stdout and "marked selection(s)" in stdout
+    assert Scanner.read_metadata(out)["training_summary"]["postprocessing"]["source"] == (
+        "selections"
+    )
 
 
 def test_label_file_without_its_recording(

@@ -309,6 +309,21 @@ def adapt(run: Run, scanner: Scanner, items: list[str], top: int) -> Scanner:
     return adapted
 
 
+def print_postprocessing(run: Run, scanner: Scanner) -> None:
+    """What the post-processing was sized from: the marked selections, or (points) a hint."""
+    pp = (scanner.training_summary or {}).get("postprocessing") or {}
+    post, window = scanner.scan_postprocessing, scanner.scan_windows.window
+    if pp.get("source") == "selections":
+        run.echo(f"Post-processing sized {pp['reason']}.")
+    elif pp.get("source") == "points":
+        run.echo(
+            f"Markers are points: detections follow the scores (hysteresis {post.hysteresis:g})."
+            f" For sounds longer than the {window:g} s window, mark each as a selection (start "
+            "and end: Audacity labels, Raven selections): training then learns the whole "
+            "sound and sizes the post-processing from the marked durations."
+        )
+
+
 def print_training(run: Run, scanner: Scanner, root: Path | None = None) -> None:
     s = scanner.training_summary or {}
     tw, sw = scanner.train_windows, scanner.scan_windows
@@ -351,6 +366,7 @@ def print_training(run: Run, scanner: Scanner, root: Path | None = None) -> None
             f"{ad['pseudo_positive_windows']} positive windows) and "
             f"{ad['pseudo_negative_windows']} negative windows."
         )
+    print_postprocessing(run, scanner)
     th = s.get("threshold") or {}
     if th.get("cv_f1") is not None:
         run.echo(

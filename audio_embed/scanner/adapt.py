@@ -201,7 +201,7 @@ def _adapt_round(
             scanner.classifier.score_windows(features),
             window=scanner.scan_windows.window,
             threshold=scanner.scan_threshold,
-            postprocessing=scanner.postprocessing,
+            postprocessing=scanner.scan_postprocessing,
             train_windows=scanner.train_windows,
             top=top,
             negative_quantile=negative_quantile,

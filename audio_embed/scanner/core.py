@@ -44,6 +44,7 @@ from audio_embed.scanner.defaults import (
     model_context,
     model_postprocessing,
     model_scan_windows,
+    span_postprocessing,
 )
 from audio_embed.scanner.streaming import Source, StreamingEmbeddings
 from audio_embed.threshold import (
@@ -195,6 +196,15 @@ class Scanner(StreamingEmbeddings):
             benchmark, see the README).
         postprocessing: how window scores become detections
             (:class:`~audio_embed.detect.Postprocessing`).
+        postprocessing_from_spans: when the positive markers carry durations
+            (selections: :attr:`Markers.spans <audio_embed.Markers.spans>`),
+            :meth:`fit` sizes the post-processing from them
+            (:func:`~audio_embed.scanner.defaults.span_postprocessing`: a minimum
+            detection length of the median marked duration, and hysteresis
+            0.5 for sounds of two windows or more); scans then use
+            :attr:`scan_postprocessing`, and ``training_summary["postprocessing"]``
+            says what was derived from what. Point markers keep ``postprocessing``.
+            False: always ``postprocessing`` as given.
         seed: seeds the cross-validation folds of the automatic threshold.
         augmentation: with a :class:`~audio_embed.augment.MixAugmentation`,
             :meth:`fit` adds new takes of the marked sounds mixed into other
@@ -226,8 +236,11 @@ class Scanner(StreamingEmbeddings):
     )
     seed: int = 0
     augmentation: AugmentationSetting = "auto"
+    postprocessing_from_spans: bool = True
     training_summary: dict[str, Any] | None = field(default=None, init=False)
     threshold_: float | None = field(default=None, init=False)
+    #: The post-processing fit derived from marked selections (None: ``postprocessing``).
+    postprocessing_: Postprocessing | None = field(default=None, init=False)
     _fit_data: FitData | None = field(default=None, init=False, repr=False, eq=False)
 
     def __attrs_post_init__(self) -> None:
@@ -262,6 +275,25 @@ class Scanner(StreamingEmbeddings):
         if self.threshold_ is not None:
             return self.threshold_
         return FALLBACK_THRESHOLD if self.threshold == "auto" else float(self.threshold)
+
+    @property
+    def scan_postprocessing(self) -> Postprocessing:
+        """The post-processing scans use: the one fit sized from marked selections
+        (``postprocessing_from_spans``), else ``postprocessing``."""
+        return self.postprocessing if self.postprocessing_ is None else self.postprocessing_
+
+    def _sized_postprocessing(
+        self, recordings: Iterable[tuple[Markers, float]]
+    ) -> tuple[Postprocessing, dict[str, Any]]:
+        """The post-processing for these (markers, duration) pairs, and its summary."""
+        durations = [b - a for m, d in recordings for a, b in m.within(d).spans if b > a]
+        if not self.postprocessing_from_spans:
+            return self.postprocessing, {
+                "source": "given",
+                "reason": "postprocessing_from_spans=False: the scanner's post-processing",
+                "postprocessing": self.postprocessing.as_dict(),
+            }
+        return span_postprocessing(self.postprocessing, durations, self.scan_windows.window)
 
     @classmethod
     def from_name(
@@ -424,11 +456,21 @@ class Scanner(StreamingEmbeddings):
             )
         if data.augmented is not None:
             more["augmentation"] = data.augmented.summary()
+        post, more["postprocessing"] = self._sized_postprocessing(
+            (r.markers, e.duration) for r, (e, _) in zip(data.recordings, data.grids, strict=True)
+        )
         if data.threshold == "auto":
             # Augmented, every fold fits the estimator this fit chose (by its own marked
             # windows a fold of 3 markers would fit the prototype scorer on the copies).
             choice = cross_validated_threshold(
-                self, list(data.recordings), list(data.grids), cancel, extra, pool, int(y.sum())
+                self,
+                list(data.recordings),
+                list(data.grids),
+                cancel,
+                extra,
+                pool,
+                int(y.sum()),
+                post=post,
             )
             if choice.method == "fallback" and data.y.sum() > 0:
                 scores = classifier.score_windows(data.X)
@@ -439,6 +481,7 @@ class Scanner(StreamingEmbeddings):
             cancel.check()
         self.classifier = classifier
         self.threshold_ = choice.value
+        self.postprocessing_ = None if post == self.postprocessing else post
         if adaptation is not None:
             more["adaptation"] = adaptation
         self.training_summary = training_summary(
@@ -546,7 +589,7 @@ class Scanner(StreamingEmbeddings):
             window=self.scan_windows.window,
             duration=entry.duration,
             threshold=self.scan_threshold,
-            postprocessing=self.postprocessing,
+            postprocessing=self.scan_postprocessing,
         )
 
     # ------------------------------------------------------------------ persistence

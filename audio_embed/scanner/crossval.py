@@ -18,6 +18,7 @@ import numpy as np
 from sklearn.base import clone
 
 from audio_embed.cache import CachedEmbeddings
+from audio_embed.detect import Postprocessing
 from audio_embed.progress import CancelToken
 from audio_embed.scanner.augmented import AugmentedPool, fold_kept
 from audio_embed.threshold import FoldScores, ThresholdChoice, choose_threshold, fold_plan
@@ -37,6 +38,7 @@ def cross_validated_threshold(
     extra: tuple[np.ndarray, np.ndarray] | None = None,
     augmented: AugmentedPool | None = None,
     choose_by: int | None = None,
+    post: Postprocessing | None = None,
 ) -> ThresholdChoice:
     """The threshold ``Scanner.fit`` chooses by cross-validation over its training
     recordings (see :mod:`audio_embed.threshold`): each fold refits a clone of the
@@ -49,7 +51,9 @@ def cross_validated_threshold(
     own marked windows a fold could fall below a boundary of
     :meth:`CalibratedClassifier.fit <audio_embed.CalibratedClassifier.fit>`'s choice;
     None: the fold's own marked windows). Without ``augmented`` each fold chooses by
-    its own positives (measured better there, README)."""
+    its own positives (measured better there, README). ``post``: the post-processing
+    the folds' detections use (None: the scanner's ``scan_postprocessing``)."""
+    post = scanner.scan_postprocessing if post is None else post
     markers = [r.markers.within(e.duration) for r, (e, _) in zip(recs, grids, strict=True)]
     plan = fold_plan([len(m.positive) for m in markers], scanner.seed)
     by_recording = len({i for fold in plan for i, _ in fold}) > 1
@@ -114,13 +118,13 @@ def cross_validated_threshold(
                 )
             )
     if by_recording:
-        return choose_threshold(folds, scanner.postprocessing, method, len(plan))
+        return choose_threshold(folds, post, method, len(plan))
     # One recording: its folds are draws from the same recording, each holding out a
     # marker or few, so how far their own best thresholds spread says nothing about
     # how the threshold moves to a new recording, the width "smoothed" needs (with one
     # held-out marker a fold's "best" is the middle of a wide plateau, and smoothing
     # by that spread pulled the threshold down: README, "Few markers").
-    choice = choose_threshold(folds, scanner.postprocessing, method, len(plan), rule="argmax")
+    choice = choose_threshold(folds, post, method, len(plan), rule="argmax")
     return attrs.evolve(choice, rule=f"{choice.rule} ({ONE_RECORDING_RULE})")
 
 

@@ -7,6 +7,8 @@ defaults were chosen").
 
 from __future__ import annotations
 
+import statistics
+from collections.abc import Sequence
 from typing import Any, Literal
 
 import attrs
@@ -19,15 +21,29 @@ from audio_embed.windows import SlidingWindows
 __all__ = [
     "DEFAULT_CONTEXT",
     "DEFAULT_POSTPROCESSING",
+    "LONG_SOUND_HYSTERESIS",
+    "LONG_SOUND_WINDOWS",
+    "SPAN_MIN_DURATION",
     "model_classifier",
     "model_context",
     "model_postprocessing",
     "model_scan_windows",
+    "span_postprocessing",
 ]
 
 #: Chosen on the wolf benchmark (README): light smoothing, a region extends while its
 #: smoothed score stays above 3/4 of the threshold, split at valleys.
 DEFAULT_POSTPROCESSING = Postprocessing(smooth=0.5, hysteresis=0.75, valley=0.5)
+#: With selections (positive markers that carry a start and an end), detections shorter
+#: than this share of the median marked duration are widened to it (``min_duration``),
+#: around their middle (chosen leaving one training recording out on the wolf and horn
+#: benchmarks, README "A second benchmark: horns").
+SPAN_MIN_DURATION = 1.0
+#: Selections whose median is at least this many scan windows long are long sounds: a
+#: region then extends while the smoothed score stays above this share of the threshold
+#: (``hysteresis``), as long sounds' scores dip inside them (horn benchmark, README).
+LONG_SOUND_WINDOWS = 2.0
+LONG_SOUND_HYSTERESIS = 0.5
 #: Seconds of context around each window (see Scanner), unless the model says otherwise.
 DEFAULT_CONTEXT = 4.0
 
@@ -70,3 +86,57 @@ def model_postprocessing(embedder: Embedder) -> Postprocessing:
     return (
         DEFAULT_POSTPROCESSING if own is None else attrs.evolve(DEFAULT_POSTPROCESSING, extent=own)
     )
+
+
+def span_postprocessing(
+    base: Postprocessing, durations: Sequence[float], window: float
+) -> tuple[Postprocessing, dict[str, Any]]:
+    """The post-processing sized from the marked selections' ``durations`` (seconds),
+    and a summary of what was derived from what (``Scanner.fit`` puts it in
+    ``training_summary["postprocessing"]``).
+
+    With no durations (point markers) ``base`` is returned unchanged. Otherwise, with
+    ``D`` the median duration: ``min_duration`` at least ``SPAN_MIN_DURATION * D``; and
+    when ``D`` is at least ``LONG_SOUND_WINDOWS`` scan windows (``window`` seconds),
+    ``hysteresis`` at most ``LONG_SOUND_HYSTERESIS``. A setting of ``base`` that already
+    goes further (a longer ``min_duration``, a lower ``hysteresis``) is kept.
+    """
+    spans = [float(d) for d in durations if float(d) > 0]
+    if not spans:
+        return base, {
+            "source": "points",
+            "reason": "no marked selection (points only): the scanner's post-processing",
+            "postprocessing": base.as_dict(),
+        }
+    median = statistics.median(spans)
+    changes: dict[str, Any] = {
+        "min_duration": max(base.min_duration, round(SPAN_MIN_DURATION * median, 3))
+    }
+    long_sound = median >= LONG_SOUND_WINDOWS * window
+    if long_sound:
+        changes["hysteresis"] = min(base.hysteresis, LONG_SOUND_HYSTERESIS)
+    post = attrs.evolve(base, **changes)
+    derived = [
+        f"{k} {getattr(base, k):g} -> {v:g}" for k, v in changes.items() if v != getattr(base, k)
+    ]
+    reason = (
+        f"from {len(spans)} marked selection(s), median {median:.2f} s: "
+        f"detections widened to at least {post.min_duration:g} s ("
+        + ("the median" if SPAN_MIN_DURATION == 1 else f"{SPAN_MIN_DURATION:g} x the median")
+        + ")"
+        + (
+            f"; a long sound (at least {LONG_SOUND_WINDOWS:g} windows of {window:g} s), so "
+            f"hysteresis at most {LONG_SOUND_HYSTERESIS:g}"
+            if long_sound
+            else f"; shorter than {LONG_SOUND_WINDOWS:g} windows of {window:g} s, hysteresis kept"
+        )
+    )
+    return post, {
+        "source": "selections",
+        "selections": len(spans),
+        "median_duration": round(median, 3),
+        "long_sound": long_sound,
+        "changed": derived,
+        "reason": reason,
+        "postprocessing": post.as_dict(),
+    }

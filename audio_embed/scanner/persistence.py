@@ -82,7 +82,11 @@ def metadata(scanner: Scanner) -> dict[str, Any]:
         "threshold": scanner.scan_threshold,
         "threshold_setting": scanner.threshold,
         "context": scanner.context,
-        "postprocessing": scanner.postprocessing.as_dict(),
+        # what scans use (files read by releases before the setting scan the same) ...
+        "postprocessing": scanner.scan_postprocessing.as_dict(),
+        # ... and the setting it was derived from (fit, from marked selections)
+        "postprocessing_setting": scanner.postprocessing.as_dict(),
+        "postprocessing_from_spans": scanner.postprocessing_from_spans,
         "seed": scanner.seed,
         "batch_size": scanner.batch_size,
         "augmentation": _augmentation_setting(scanner.augmentation),
@@ -126,6 +130,8 @@ def load(
     embedder = _saved_embedder(p, meta, embedder, embedder_kwargs or {}, allow_mismatch)
     classifier = _load_classifier(p, payload)
     sw, tw = meta["scan_windows"], meta["train_windows"]
+    used = meta.get("postprocessing", {"valley": 0.0})
+    setting = meta.get("postprocessing_setting", used)
     scanner = cls(
         embedder=embedder,
         classifier=classifier,
@@ -136,11 +142,14 @@ def load(
         batch_size=None if meta.get("batch_size") is None else int(meta["batch_size"]),
         threshold=meta.get("threshold_setting", float(meta["threshold"])),
         context=float(meta.get("context", 0.0)),
-        postprocessing=Postprocessing(**meta.get("postprocessing", {"valley": 0.0})),
+        postprocessing=Postprocessing(**setting),
         seed=int(meta.get("seed", 0)),
         augmentation=_saved_augmentation(p, meta.get("augmentation")),
+        postprocessing_from_spans=bool(meta.get("postprocessing_from_spans", True)),
     )
     scanner.threshold_ = float(meta["threshold"])
+    if used != setting:
+        scanner.postprocessing_ = Postprocessing(**used)
     scanner.training_summary = meta.get("training_summary")
     return scanner
 
