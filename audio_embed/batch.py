@@ -38,6 +38,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "COMBINED_CSV",
+    "FLAGGED_WARNING_SHARE",
     "BatchCancelled",
     "BatchReport",
     "BatchSettings",
@@ -51,6 +52,12 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
+
+#: A scan whose detections cover more of a recording than this is reported (a log
+#: warning; ``scan`` prints it): a threshold chosen from two or three markers can come
+#: out so low that a third of the audio or more is flagged (README, horn benchmark).
+FLAGGED_WARNING_SHARE = 0.25
+
 T = TypeVar("T")
 
 
@@ -206,6 +213,8 @@ class FileOutcome:
     detections: tuple[Detection, ...] = ()
     reason: str | None = None
     result: ScanResult | None = None
+    #: ``"done"``: the share of the recording the detections cover.
+    flagged: float | None = None
 
 
 @attrs.frozen
@@ -384,8 +393,21 @@ def scan_to_folder(
                     continue
                 dets = result.detections(threshold)
                 write_detections(targets[inp.path], dets, fmt, file=str(inp.path), label=label)
+                share = result.flagged_share(threshold)
+                if share > FLAGGED_WARNING_SHARE:
+                    log.warning(
+                        "%s: detections cover %.0f%% of the audio at threshold %g",
+                        inp.path,
+                        100 * share,
+                        threshold,
+                    )
                 done = FileOutcome(
-                    "done", str(inp.path), targets[inp.path], tuple(dets), result=result
+                    "done",
+                    str(inp.path),
+                    targets[inp.path],
+                    tuple(dets),
+                    result=result,
+                    flagged=share,
                 )
                 tell(done)
         if cancel is not None:

@@ -517,6 +517,23 @@ def test_verbose_shows_the_traceback(
 # ---------------------------------------------------------------------------- scan
 
 
+def test_scan_warns_when_detections_cover_much_of_a_file(
+    tmp_path: Path, demo: DemoSet, scanner_file: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A threshold so low that most of a file is flagged is reported, not silent
+    (with two or three markers the cross-validated threshold can come out so low)."""
+    f = str(demo.test_files[0])
+    rc, out, err = run_cli(
+        capsys, "scan", str(scanner_file), f, "--out", str(tmp_path / "low"),
+        "--threshold", "0.001",
+    )  # fmt: skip
+    assert rc == 0, err
+    assert "the detections cover" in err and "of the audio" in err and "--threshold" in err
+    rc, out, err = run_cli(capsys, "scan", str(scanner_file), f, "--out", str(tmp_path / "own"))
+    assert rc == 0, err
+    assert "the detections cover" not in err + out
+
+
 @pytest.mark.parametrize("fmt", ["csv", "json", "audacity", "raven"])
 def test_scan_formats(
     tmp_path: Path,

@@ -122,6 +122,13 @@ class ScanResult:
             self.starts, self.probabilities, self.window, t, self.duration, self.postprocessing
         )
 
+    def flagged_share(self, threshold: float | None = None) -> float:
+        """The share of the recording its detections at ``threshold`` cover (0 to 1)."""
+        if self.duration <= 0:
+            return 0.0
+        covered = sum(d.end - d.start for d in self.detections(threshold))
+        return min(covered / self.duration, 1.0)
+
 
 @frozen
 class Recording:
