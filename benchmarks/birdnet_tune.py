@@ -184,7 +184,9 @@ def _clip(event: tuple[float, float]) -> float:
     return round(event[1] - event[0], 2)
 
 
-def loco(bench: Path, cache: EmbeddingCache, **kwargs: Any) -> dict[str, Any]:
+def loco(
+    bench: Path, cache: EmbeddingCache, model: str = "BIRDNET_V24", **kwargs: Any
+) -> dict[str, Any]:
     """Leave one source clip out of the training split (diagnostic, not the selection rule).
 
     The test split mixes other takes of the wolf sounds than the training split
@@ -216,7 +218,7 @@ def loco(bench: Path, cache: EmbeddingCache, **kwargs: Any) -> dict[str, Any]:
             held = {f: [e for e in evs if _clip(e) == clip] for f, evs in events.items()}
             wolf._markers = lambda *a, _m=custom, **k: _m  # type: ignore[assignment]
             wolf._events = lambda *a, _e=held, **k: _e  # type: ignore[assignment]
-            out, res, _ = wolf._run(bench, "BIRDNET_V24", cache, **kwargs)
+            out, res, _ = wolf._run(bench, model, cache, **kwargs)
             thresholds.append(out["threshold"])
             for path, r in res.items():
                 over = np.zeros(len(r.starts), bool)
