@@ -38,9 +38,8 @@ import attrs
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from wolf import _events, _parse_setting, _run
+from wolf import Call, _events, _force_rule, _parse_setting, _run
 
-import audio_embed.scanner.crossval as crossval
 from audio_embed.cache import EmbeddingCache
 from audio_embed.detect import Postprocessing, iou_matrix, max_matching
 from audio_embed.evaluate import evaluate, read_labels
@@ -94,16 +93,10 @@ RULES: dict[str, Rule] = {
 
 def _fits(
     bench: Path, cache: EmbeddingCache, loro: bool, settings: dict[str, Any]
-) -> list[tuple[Any, dict[str, Any], dict[str, Any], float | None]]:
+) -> list[tuple[Call | None, dict[str, Any], dict[str, Any], float | None]]:
     """(threshold call, results, events, D) per fit: four with ``loro``, else one."""
-    calls: list[tuple[Any, ...]] = []
-    original = crossval.choose_threshold
-
-    def keep(folds: Any, post: Any, *args: Any, **kwargs: Any) -> Any:
-        calls.append((list(folds), args, kwargs))
-        return original(folds, post, *args, **kwargs)
-
-    crossval.choose_threshold = keep  # type: ignore[assignment]
+    calls: list[Call] = []
+    _force_rule(None, calls)  # the library's rule; each fit's folds recorded
     target = settings.get("target", "wolf")
     files = sorted({e.file for e in read_labels(bench / "labels.csv") if e.split == "train"})
     out = []
@@ -119,7 +112,6 @@ def _fits(
         d = statistics.median(marked) if settings.get("spans") and marked else None
         call = calls[-1] if len(calls) > before else None
         out.append((call, results, events, d))
-    crossval.choose_threshold = original  # type: ignore[assignment]
     return out
 
 
@@ -180,7 +172,7 @@ def main(argv: list[str] | None = None) -> int:
             if call is None:
                 t = next(iter(res.values())).threshold
             else:
-                folds, a, kw = call
+                folds, _, a, kw = call
                 t = choose_threshold(folds, post, *a, **kw).value
             thresholds.append(round(t, 3))
             posts.append(post.as_dict())

@@ -48,20 +48,16 @@ import json
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import numpy as np
-from wolf import _events, _layer_embedder, _memoise_frames, _parse_setting, _run
+from wolf import Call, _events, _force_rule, _layer_embedder, _memoise_frames, _parse_setting, _run
 
-import audio_embed.scanner.crossval as crossval
 from audio_embed import create_embedder
 from audio_embed.cache import EmbeddingCache
-from audio_embed.detect import Postprocessing
 from audio_embed.evaluate import evaluate
 from audio_embed.threshold import RULES as LIBRARY
 from audio_embed.threshold import (
     F1Curve,
-    FoldScores,
     candidate_thresholds,
     choose_threshold,
     f1_curve,
@@ -168,19 +164,6 @@ RULES: dict[str, Callable[[F1Curve], float]] = {
 }
 
 
-def _capture() -> list[tuple[list[FoldScores], Postprocessing]]:
-    """Record what ``Scanner.fit``'s cross-validation scores its thresholds on."""
-    seen: list[tuple[list[FoldScores], Postprocessing]] = []
-    original = crossval.choose_threshold
-
-    def spy(folds: Any, post: Postprocessing, *args: Any, **kwargs: Any) -> Any:
-        seen.append((list(folds), post))
-        return original(folds, post, *args, **kwargs)
-
-    crossval.choose_threshold = spy  # type: ignore[assignment]
-    return seen
-
-
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -198,7 +181,8 @@ def main(argv: list[str] | None = None) -> int:
     base = create_embedder(args.model, **model_kwargs)
     if base.frame_geometry() is not None:
         _memoise_frames(base, args.cache / "frames")
-    seen = _capture()
+    seen: list[Call] = []
+    _force_rule(None, seen)  # record what the cross-validation scores its thresholds on
     out, results, events = _run(
         args.bench,
         args.model,
@@ -219,7 +203,7 @@ def main(argv: list[str] | None = None) -> int:
     if not seen:  # one marker: no cross-validation, nothing to compare
         print(json.dumps({**head, "note": "no cross-validation ran"}))
         return 0
-    folds, post = seen[-1]
+    folds, post, _, _ = seen[-1]
     pooled = np.concatenate([f.probabilities for f in folds])
     grid = np.unique(
         np.concatenate([candidate_thresholds(pooled), np.round(np.arange(0.01, 0.995, 0.01), 4)])

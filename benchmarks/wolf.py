@@ -381,16 +381,22 @@ def _memoise_frames(embedder: Any, store: Path | None = None) -> None:
     embedder.encode_frames = cached
 
 
-def _force_rule(rule: str | None, seen: list[tuple[list[Any], Any]] | None = None) -> None:
+#: What ``_force_rule`` records of each threshold choice: the folds, the post-processing,
+#: and ``choose_threshold``'s other positional and keyword arguments.
+Call = tuple[list[Any], Any, tuple[Any, ...], dict[str, Any]]
+
+
+def _force_rule(rule: str | None, seen: list[Call] | None = None) -> None:
     """Make ``Scanner.fit``'s threshold cross-validation use ``rule`` whatever its folds
-    (None: the library's choice); with ``seen``, the folds and post-processing of each
-    call are appended to it (``wolf_fewshot.py`` scores other rules on them)."""
+    (None: the library's choice); with ``seen``, each call is appended to it
+    (``wolf_fewshot.py``, ``threshold_rules.py`` and ``span_post.py`` score other rules
+    or post-processing on the same folds)."""
     import audio_embed.scanner.crossval as crossval
     from audio_embed.threshold import choose_threshold
 
     def forced(folds: Any, post: Any, *args: Any, **kwargs: Any) -> Any:
         if seen is not None:
-            seen.append((list(folds), post))
+            seen.append((list(folds), post, args, dict(kwargs)))
         if rule is not None:
             kwargs["rule"] = rule
         return choose_threshold(folds, post, *args, **kwargs)

@@ -36,7 +36,7 @@ from sklearn.ensemble import ExtraTreesClassifier
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from wolf import _force_rule, _run
+from wolf import Call, _force_rule, _run
 
 from audio_embed import threshold
 from audio_embed.augment import AUTO_AUGMENTATION
@@ -92,7 +92,7 @@ def _seeded(name: str, k: int, classifier_seed: int, augment_seed: int) -> dict[
 
 
 def _rules_offline(
-    names: list[str], seen: list[tuple[list[Any], Any]], results: Any, events: Any
+    names: list[str], seen: list[Call], results: Any, events: Any
 ) -> dict[str, float]:
     """IoU F1 on the scanned recordings at the threshold each rule of
     ``benchmarks/threshold_rules.py`` picks from this fit's held-out scores, and at
@@ -100,7 +100,7 @@ def _rules_offline(
     import numpy as np
     from threshold_rules import RULES
 
-    folds, post = seen[-1]
+    folds, post, _, _ = seen[-1]
     pooled = np.concatenate([f.probabilities for f in folds])
     grid = np.unique(
         np.concatenate(
@@ -155,7 +155,7 @@ def main(argv: list[str] | None = None) -> int:
     files = sorted({e.file for e in read_labels(args.bench / "labels.csv") if e.split == "train"})
     for name in args.settings:
         cells: list[dict[str, Any]] = []
-        seen: list[tuple[list[Any], Any]] = []
+        seen: list[Call] = []
         _force_rule(SETTINGS[name].get("rule"), seen)  # the setting's rule, or the library's
         for cseed, aseed in seeds:
             for f in files:
