@@ -9,6 +9,10 @@ threshold whose detections best match the held-out markers (event F1):
   (``min(5, n)`` folds, markers assigned by a seeded permutation); the held-out
   markers become *soft* for training (neither positive nor negative), and
   detections over a training marker are ignored when scoring the fold;
+* one recording whose folds find at most one held-out marker at any threshold
+  (:data:`audio_embed.scanner.crossval.FEW_MATCHES`; two or three markers of a
+  hard sound): their F1 curve is one lucky match or none, so the threshold comes
+  from the training scores as for one marker (next item), and the note says why;
 * one positive marker: nothing can be held out; the threshold is set halfway
   between the final classifier's median score on the marked windows and the
   99th percentile of its scores on the negative windows (both in-sample, so
@@ -174,9 +178,12 @@ def candidate_thresholds(probabilities: np.ndarray) -> np.ndarray:
     return np.unique(np.clip(np.round(grid, 4), 0.01, 0.99))
 
 
-def training_threshold(positive: np.ndarray, negative: np.ndarray) -> ThresholdChoice:
+def training_threshold(
+    positive: np.ndarray, negative: np.ndarray, why: str = "one positive marker"
+) -> ThresholdChoice:
     """Halfway between the median positive and the 99th percentile negative training score,
-    at most the negatives' 99.5th percentile."""
+    at most the negatives' 99.5th percentile. ``why``: why there is no cross-validation
+    (the start of the choice's note)."""
     if len(positive) == 0 or len(negative) == 0:
         return choose_threshold([], Postprocessing(), "", 0)
     mid = 0.5 * (float(np.median(positive)) + float(np.quantile(negative, 0.99)))
@@ -187,7 +194,7 @@ def training_threshold(positive: np.ndarray, negative: np.ndarray) -> ThresholdC
         None,
         "from training scores",
         0,
-        "one positive marker: no cross-validation; halfway between the marked windows' "
+        f"{why}: no cross-validation; halfway between the marked windows' "
         "median score and the 99th percentile of the negatives' (in-sample), at most "
         "the negatives' 99.5th percentile",
     )

@@ -145,3 +145,38 @@ def test_one_recording_takes_the_best_f1_several_recordings_the_smoothed_one(
     assert th["method"] == "leave-one-recording-out"
     assert two.scan_threshold == real(folds, post, "", n, rule="smoothed").value
     assert crossval.ONE_RECORDING_RULE not in th["rule"]
+
+
+def test_one_recording_whose_folds_find_one_marker_at_most_uses_the_training_scores(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """When one recording's folds find at most one held-out marker at any threshold,
+    their best F1 is one lucky match (two horn selections: the lowest threshold, 46 % of
+    new audio flagged), so the threshold comes from the training scores instead; with
+    two matches or more the folds choose."""
+    import audio_embed.scanner.crossval as crossval
+    from audio_embed import LogMelEmbedder
+    from audio_embed.demo import synth_recording
+    from audio_embed.scanner import Recording, Scanner
+    from audio_embed.windows import Markers
+
+    audio, targets, _ = synth_recording(60.0, 4, 6, np.random.default_rng(21))
+    rec = Recording(audio, Markers(positive=[a + 0.3 for a, _ in targets]), 16000)
+    real = crossval.f1_curve
+    most: list[int] = []
+
+    def capped(folds: list[FoldScores], post: Postprocessing) -> F1Curve:
+        c = real(folds, post)
+        tp = np.minimum(c.tp, 1) * (np.arange(len(c.tp))[:, None] == 0)  # fold 0 only
+        return F1Curve(c.thresholds, tp if most[0] <= 1 else c.tp, c.fp, c.fn)
+
+    monkeypatch.setattr(crossval, "f1_curve", capped)
+    most.append(1)
+    few = Scanner(LogMelEmbedder(), seed=3).fit([rec])
+    th = (few.training_summary or {})["threshold"]
+    assert th["method"] == "from training scores" and th["cv_f1"] is None
+    assert th["note"].startswith(crossval.FEW_MATCHES)
+    most[0] = 2
+    enough = Scanner(LogMelEmbedder(), seed=3).fit([rec])
+    th = (enough.training_summary or {})["threshold"]
+    assert th["method"] == "folds over markers" and th["cv_f1"] is not None

@@ -38,7 +38,7 @@ from audio_embed.scanner.augmented import (
     augmented_pool,
     check_augmentation,
 )
-from audio_embed.scanner.crossval import cross_validated_threshold
+from audio_embed.scanner.crossval import FEW_MATCHES, cross_validated_threshold
 from audio_embed.scanner.defaults import (
     model_classifier,
     model_context,
@@ -481,7 +481,8 @@ class Scanner(StreamingEmbeddings):
             )
             if choice.method == "fallback" and data.y.sum() > 0:
                 scores = classifier.score_windows(data.X)
-                choice = training_threshold(scores[data.y == 1], scores[data.y == 0])
+                why = FEW_MATCHES if choice.note == FEW_MATCHES else "one positive marker"
+                choice = training_threshold(scores[data.y == 1], scores[data.y == 0], why)
         else:
             choice = ThresholdChoice(float(data.threshold), None, "given", 0)
         if cancel is not None:  # a cancel during the fit leaves the scanner unchanged
