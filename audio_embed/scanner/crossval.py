@@ -131,12 +131,12 @@ def cross_validated_threshold(
     # how the threshold moves to a new recording, the width "smoothed" needs (with one
     # held-out marker a fold's "best" is the middle of a wide plateau, and smoothing
     # by that spread pulled the threshold down: README, "Few markers").
-    choice = choose_threshold(folds, post, method, len(plan), rule="argmax")
     if folds and f1_curve(folds, post).tp.sum(0).max() <= 1:
         # One held-out marker found at the most, at any threshold: the F1 curve is one
         # match or none, and its best point can be the lowest threshold (two horn
         # selections: 0.01, flagging 46 % of new audio; README, "Few markers").
         return ThresholdChoice(FALLBACK_THRESHOLD, None, "fallback", len(plan), FEW_MATCHES)
+    choice = choose_threshold(folds, post, method, len(plan), rule="argmax")
     return attrs.evolve(choice, rule=f"{choice.rule} ({ONE_RECORDING_RULE})")
 
 
