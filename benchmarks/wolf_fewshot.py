@@ -13,6 +13,7 @@ which is what ``benchmarks/wolf.py --few-shot`` measures on the test split.
 
     .venv/bin/python benchmarks/wolf_fewshot.py wolf-bench defaults all-negatives ...
     .venv/bin/python benchmarks/wolf_fewshot.py wolf-bench defaults --k 3
+    .venv/bin/python benchmarks/wolf_fewshot.py horn-bench defaults --target horn --spans --k 2
 
 One JSON line per fit, then one summary line per setting: the mean, standard
 deviation, minimum and maximum of the IoU F1 over the fits, the mean lenient
@@ -133,6 +134,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seeds", default="42:0,1:1,2:2", help="CLASSIFIER:AUGMENTATION seed pairs")
     ap.add_argument("--cache", type=Path, default=Path(".benchmarks/wolf-cache"))
     ap.add_argument("--target", default="wolf", help="the labels.csv label to detect")
+    ap.add_argument(
+        "--spans",
+        action="store_true",
+        help="mark each training event as a selection (onset to offset), as wolf.py --spans",
+    )
     ap.add_argument("--list", action="store_true", help="print the settings and exit")
     ap.add_argument(
         "--rules",
@@ -166,6 +172,7 @@ def main(argv: list[str] | None = None) -> int:
                     train_on=f,
                     first_k=args.k,
                     target=args.target,
+                    spans=args.spans,
                     **_seeded(name, args.k, cseed, aseed),
                 )
                 cell = {
