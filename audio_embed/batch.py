@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Literal, Protocol, TypeVar
 import attrs
 
 from audio_embed._media import is_media_file
+from audio_embed.detect import flagged_share
 from audio_embed.errors import (
     AudioEmbedError,
     Cancelled,
@@ -393,7 +394,7 @@ def scan_to_folder(
                     continue
                 dets = result.detections(threshold)
                 write_detections(targets[inp.path], dets, fmt, file=str(inp.path), label=label)
-                share = result.flagged_share(threshold)
+                share = flagged_share(dets, result.duration)
                 if share > FLAGGED_WARNING_SHARE:
                     log.warning(
                         "%s: detections cover %.0f%% of the audio at threshold %g",

@@ -56,6 +56,7 @@ __all__ = [
     "Postprocessing",
     "as_spans",
     "detect",
+    "flagged_share",
     "fuse_windows",
     "iou_matrix",
     "max_matching",
@@ -371,3 +372,10 @@ def iou_matrix(
     union = (ref[:, 1] - ref[:, 0])[:, None] + (est[:, 1] - est[:, 0])[None, :] - inter
     out: np.ndarray = np.where(union > 0, inter / np.where(union > 0, union, 1.0), 0.0)
     return out
+
+
+def flagged_share(detections: Sequence[Detection], duration: float) -> float:
+    """The share of ``duration`` seconds that ``detections`` (not overlapping) cover."""
+    if duration <= 0:
+        return 0.0
+    return min(sum(d.end - d.start for d in detections) / duration, 1.0)

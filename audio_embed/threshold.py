@@ -10,9 +10,10 @@ threshold whose detections best match the held-out markers (event F1):
   markers become *soft* for training (neither positive nor negative), and
   detections over a training marker are ignored when scoring the fold;
 * one recording whose folds find at most one held-out marker at any threshold
-  (:data:`audio_embed.scanner.crossval.FEW_MATCHES`; two or three markers of a
-  hard sound): their F1 curve is one lucky match or none, so the threshold comes
-  from the training scores as for one marker (next item), and the note says why;
+  (``choose_threshold(..., min_matches=2)``, note :data:`FEW_MATCHES`; two or
+  three markers of a hard sound): their F1 curve is one lucky match or none, so
+  the threshold comes from the training scores as for one marker (next item),
+  and the note says why;
 * one positive marker: nothing can be held out; the threshold is set halfway
   between the final classifier's median score on the marked windows and the
   99th percentile of its scores on the negative windows (both in-sample, so
@@ -71,6 +72,7 @@ from audio_embed.errors import InvalidInputError
 
 __all__ = [
     "FALLBACK_THRESHOLD",
+    "FEW_MATCHES",
     "RULES",
     "F1Curve",
     "FoldScores",
@@ -89,6 +91,12 @@ __all__ = [
 #: Used when cross-validation cannot run (a single positive marker).
 FALLBACK_THRESHOLD = 0.5
 MAX_MARKER_FOLDS = 5
+#: The note of a choice that fell back because the folds matched too few held-out
+#: markers at any threshold (``choose_threshold``'s ``min_matches``).
+FEW_MATCHES = (
+    "folds over one recording's markers found at most one held-out marker at any "
+    "threshold: too little to choose by"
+)
 
 
 @frozen
@@ -292,6 +300,7 @@ def choose_threshold(
     method: str,
     n_folds: int,
     rule: Rule = "smoothed",
+    min_matches: int = 0,
 ) -> ThresholdChoice:
     """The threshold ``rule`` picks from the pooled held-out event F1 of ``folds``.
 
@@ -300,6 +309,8 @@ def choose_threshold(
     threshold (:func:`fold_spread`, :func:`smoothed_f1`); the best plain F1
     when fewer than two folds found a marker. ``"argmax"``: the best plain F1.
     Ties: the middle one. ``cv_f1`` is the plain pooled F1 at the threshold chosen.
+    ``min_matches``: when the folds match fewer held-out markers than this at every
+    threshold, a ``"fallback"`` choice noted :data:`FEW_MATCHES` instead.
     """
     _check_rule(rule)
     if not folds:
@@ -311,6 +322,8 @@ def choose_threshold(
             f"cross-validation needs two positive markers or more; using {FALLBACK_THRESHOLD:g}",
         )
     curve = f1_curve(folds, post)
+    if curve.tp.sum(0).max() < min_matches:
+        return ThresholdChoice(FALLBACK_THRESHOLD, None, "fallback", n_folds, FEW_MATCHES)
     i, how = pick_threshold(curve, rule)
     f1s = curve.f1()
     note = "" if f1s.max() > 0 else "no held-out marker was found at any threshold"

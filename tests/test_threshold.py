@@ -162,7 +162,9 @@ def test_one_recording_whose_folds_find_one_marker_at_most_uses_the_training_sco
 
     audio, targets, _ = synth_recording(60.0, 4, 6, np.random.default_rng(21))
     rec = Recording(audio, Markers(positive=[a + 0.3 for a, _ in targets]), 16000)
-    real = crossval.f1_curve
+    import audio_embed.threshold as threshold
+
+    real = threshold.f1_curve
     most: list[int] = []
 
     def capped(folds: list[FoldScores], post: Postprocessing) -> F1Curve:
@@ -170,7 +172,7 @@ def test_one_recording_whose_folds_find_one_marker_at_most_uses_the_training_sco
         tp = np.minimum(c.tp, 1) * (np.arange(len(c.tp))[:, None] == 0)  # fold 0 only
         return F1Curve(c.thresholds, tp if most[0] <= 1 else c.tp, c.fp, c.fn)
 
-    monkeypatch.setattr(crossval, "f1_curve", capped)
+    monkeypatch.setattr(threshold, "f1_curve", capped)
     most.append(1)
     few = Scanner(LogMelEmbedder(), seed=3).fit([rec])
     th = (few.training_summary or {})["threshold"]

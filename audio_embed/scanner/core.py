@@ -22,7 +22,7 @@ from sklearn.base import clone
 from audio_embed.audio import load_audio, resample
 from audio_embed.cache import CachedEmbeddings, EmbeddingCache
 from audio_embed.classifier import CalibratedClassifier
-from audio_embed.detect import Postprocessing, detect
+from audio_embed.detect import Postprocessing, detect, flagged_share
 from audio_embed.embedders.base import Embedder, as_waveform_batch
 from audio_embed.errors import (
     AudioEmbedError,
@@ -38,7 +38,7 @@ from audio_embed.scanner.augmented import (
     augmented_pool,
     check_augmentation,
 )
-from audio_embed.scanner.crossval import FEW_MATCHES, cross_validated_threshold
+from audio_embed.scanner.crossval import cross_validated_threshold
 from audio_embed.scanner.defaults import (
     model_classifier,
     model_context,
@@ -49,6 +49,7 @@ from audio_embed.scanner.defaults import (
 from audio_embed.scanner.streaming import Source, StreamingEmbeddings
 from audio_embed.threshold import (
     FALLBACK_THRESHOLD,
+    FEW_MATCHES,
     ThresholdChoice,
     training_threshold,
 )
@@ -124,10 +125,7 @@ class ScanResult:
 
     def flagged_share(self, threshold: float | None = None) -> float:
         """The share of the recording its detections at ``threshold`` cover (0 to 1)."""
-        if self.duration <= 0:
-            return 0.0
-        covered = sum(d.end - d.start for d in self.detections(threshold))
-        return min(covered / self.duration, 1.0)
+        return flagged_share(self.detections(threshold), self.duration)
 
 
 @frozen

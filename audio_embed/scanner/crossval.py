@@ -22,11 +22,10 @@ from audio_embed.detect import Postprocessing
 from audio_embed.progress import CancelToken
 from audio_embed.scanner.augmented import AugmentedPool, fold_kept
 from audio_embed.threshold import (
-    FALLBACK_THRESHOLD,
+    FEW_MATCHES,
     FoldScores,
     ThresholdChoice,
     choose_threshold,
-    f1_curve,
     fold_plan,
 )
 from audio_embed.windows import Markers, nearest_index
@@ -34,7 +33,7 @@ from audio_embed.windows import Markers, nearest_index
 if TYPE_CHECKING:
     from audio_embed.scanner.core import Recording, Scanner
 
-__all__ = ["ONE_RECORDING_RULE", "cross_validated_threshold"]
+__all__ = ["FEW_MATCHES", "ONE_RECORDING_RULE", "cross_validated_threshold"]
 
 
 def cross_validated_threshold(
@@ -131,20 +130,13 @@ def cross_validated_threshold(
     # how the threshold moves to a new recording, the width "smoothed" needs (with one
     # held-out marker a fold's "best" is the middle of a wide plateau, and smoothing
     # by that spread pulled the threshold down: README, "Few markers").
-    if folds and f1_curve(folds, post).tp.sum(0).max() <= 1:
-        # One held-out marker found at the most, at any threshold: the F1 curve is one
-        # match or none, and its best point can be the lowest threshold (two horn
-        # selections: 0.01, flagging 46 % of new audio; README, "Few markers").
-        return ThresholdChoice(FALLBACK_THRESHOLD, None, "fallback", len(plan), FEW_MATCHES)
-    choice = choose_threshold(folds, post, method, len(plan), rule="argmax")
+    # With one held-out marker found at the most, at any threshold, the F1 curve is one
+    # match or none, and its best point can be the lowest threshold (two horn
+    # selections: 0.01, flagging 46 % of new audio; README, "Few markers"): a fallback.
+    choice = choose_threshold(folds, post, method, len(plan), rule="argmax", min_matches=2)
+    if choice.method == "fallback":
+        return choice
     return attrs.evolve(choice, rule=f"{choice.rule} ({ONE_RECORDING_RULE})")
-
-
-#: Why a one-recording cross-validation fell back to the training scores.
-FEW_MATCHES = (
-    "folds over one recording's markers found at most one held-out marker at any "
-    "threshold: too little to choose by"
-)
 
 
 #: Why one recording's folds over markers take the plain best F1 (training summary).
