@@ -28,6 +28,7 @@ __all__ = [
     "model_context",
     "model_postprocessing",
     "model_scan_windows",
+    "point_postprocessing",
     "span_postprocessing",
 ]
 
@@ -89,7 +90,7 @@ def model_postprocessing(embedder: Embedder) -> Postprocessing:
 
 
 def span_postprocessing(
-    base: Postprocessing, durations: Sequence[float], window: float
+    base: Postprocessing, durations: Sequence[float], window: float, *, estimated: bool = False
 ) -> tuple[Postprocessing, dict[str, Any]]:
     """The post-processing sized from the marked selections' ``durations`` (seconds),
     and a summary of what was derived from what (``Scanner.fit`` puts it in
@@ -100,6 +101,10 @@ def span_postprocessing(
     when ``D`` is at least ``LONG_SOUND_WINDOWS`` scan windows (``window`` seconds),
     ``hysteresis`` at most ``LONG_SOUND_HYSTERESIS``. A setting of ``base`` that already
     goes further (a longer ``min_duration``, a lower ``hysteresis``) is kept.
+
+    ``estimated``: the durations were estimated from point markers
+    (:mod:`audio_embed.scanner.point_duration`), not marked; the summary says so
+    (``source`` ``"points (estimated)"``).
     """
     spans = [float(d) for d in durations if float(d) > 0]
     if not spans:
@@ -119,8 +124,14 @@ def span_postprocessing(
     derived = [
         f"{k} {getattr(base, k):g} -> {v:g}" for k, v in changes.items() if v != getattr(base, k)
     ]
+    what = (
+        f"estimated from {len(spans)} point marker(s) (how long the windows after each "
+        "stay like the window starting there)"
+        if estimated
+        else f"from {len(spans)} marked selection(s)"
+    )
     reason = (
-        f"from {len(spans)} marked selection(s), median {median:.2f} s: "
+        f"{what}, median {median:.2f} s: "
         f"detections widened to at least {post.min_duration:g} s ("
         + ("the median" if SPAN_MIN_DURATION == 1 else f"{SPAN_MIN_DURATION:g} x the median")
         + ")"
@@ -132,11 +143,48 @@ def span_postprocessing(
         )
     )
     return post, {
-        "source": "selections",
-        "selections": len(spans),
+        "source": "points (estimated)" if estimated else "selections",
+        ("points" if estimated else "selections"): len(spans),
         "median_duration": round(median, 3),
         "long_sound": long_sound,
         "changed": derived,
         "reason": reason,
         "postprocessing": post.as_dict(),
     }
+
+
+def point_postprocessing(
+    base: Postprocessing, estimates: Sequence[float], window: float
+) -> tuple[Postprocessing, dict[str, Any]]:
+    """The post-processing for point markers, from the estimated durations of the marked
+    sounds (:mod:`audio_embed.scanner.point_duration`; seconds, 0 = no estimate), and a
+    summary as :func:`span_postprocessing` gives.
+
+    Only a long sound changes anything: when the median estimate ``D`` is at least
+    ``LONG_SOUND_WINDOWS`` scan windows, the post-processing is sized from it as from
+    selections of that median (``min_duration`` ``D``, ``hysteresis`` 0.5; ``source``
+    ``"points (estimated)"``); otherwise ``base`` is returned unchanged (``source``
+    ``"points"``, with ``estimated_duration``). The estimates run long for sounds
+    shorter than the window (wolf benchmark: 1.3–1.7 s for 0.94 s calls), so widening
+    short sounds to them cost event F1 there (README, "A second benchmark: horns").
+    """
+    valid = [float(d) for d in estimates if float(d) > 0]
+    if valid and statistics.median(valid) >= LONG_SOUND_WINDOWS * window:
+        return span_postprocessing(base, valid, window, estimated=True)
+    summary: dict[str, Any] = {
+        "source": "points",
+        "reason": "no marked selection (points only): the scanner's post-processing",
+        "postprocessing": base.as_dict(),
+    }
+    if valid:
+        median = statistics.median(valid)
+        summary.update(
+            points=len(valid),
+            estimated_duration=round(median, 3),
+            reason=(
+                f"points only; the marked sounds are estimated at {median:.2f} s (median of "
+                f"{len(valid)}), shorter than {LONG_SOUND_WINDOWS:g} windows of {window:g} s: "
+                "the scanner's post-processing"
+            ),
+        )
+    return base, summary
