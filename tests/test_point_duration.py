@@ -3,13 +3,15 @@ post-processing for long sounds; short sounds keep the scanner's."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
 
 from audio_embed import LogMelEmbedder
-from audio_embed.demo import SR, horn, synth_recording
+from audio_embed.cli import main
+from audio_embed.demo import SR, horn, synth_recording, write_wav
 from audio_embed.scanner import DEFAULT_POSTPROCESSING, Recording, Scanner
 from audio_embed.scanner.defaults import point_postprocessing
 from audio_embed.scanner.point_duration import embedding_run_durations
@@ -31,6 +33,20 @@ def test_a_sound_that_stays_like_its_onset_is_measured() -> None:
     (short,) = embedding_run_durations(starts, x, window, [45.0], smooth=0.5)
     assert short < 2.0
     assert embedding_run_durations(np.empty(0), np.empty((0, 16)), window, [1.0]) == [0.0]
+
+
+def test_the_background_is_the_one_before_the_marker() -> None:
+    """A short sound in a stretch whose background differs from the rest of the
+    recording: measured against that stretch, not the recording's median."""
+    rng = np.random.default_rng(1)
+    hop, window = 0.1, 1.0
+    starts = np.arange(0.0, 120.0, hop)
+    x = rng.standard_normal((len(starts), 16))
+    floor = rng.standard_normal(16) * 4
+    x[(starts >= 30.0) & (starts <= 60.0)] += floor  # another background for 30 s
+    x[(starts >= 39.5) & (starts <= 40.5)] += rng.standard_normal(16) * 3  # a 1 s sound at 40 s
+    (d,) = embedding_run_durations(starts, x, window, [40.0], smooth=0.5)
+    assert d < 2.0  # against the recording's median, the whole stretch would count
 
 
 def test_long_estimates_size_the_post_processing_short_ones_do_not() -> None:
@@ -101,3 +117,30 @@ def test_points_at_short_sounds_keep_the_post_processing() -> None:
     assert summary["source"] == "points"
     assert 0 < summary["estimated_duration"] < 2.0
     assert scanner.scan_postprocessing == DEFAULT_POSTPROCESSING
+
+
+def test_train_says_the_durations_were_estimated_from_the_points(
+    long_sounds: list[tuple[np.ndarray, list[float]]],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    rows = ["file,time,kind"]
+    for k, (audio, onsets) in enumerate(long_sounds):
+        write_wav(tmp_path / f"r{k}.wav", audio, SR)
+        rows += [f"r{k}.wav,{t:.3f},positive" for t in onsets]
+    (tmp_path / "markers.csv").write_text("\n".join(rows) + "\n")
+    out = tmp_path / "s.scanner"
+    capsys.readouterr()
+    rc = main(
+        ["train", "--markers", str(tmp_path / "markers.csv"), "--model", "LOGMEL",
+         "--out", str(out), "--augment", "0"]
+    )  # fmt: skip
+    stdout, err = capsys.readouterr()
+    assert rc == 0, err
+    assert "Post-processing sized from the marked sounds' durations, estimated from 6 point" in (
+        stdout
+    )
+    meta = Scanner.read_metadata(out)
+    assert meta["training_summary"]["postprocessing"]["source"] == "points (estimated)"
+    assert meta["postprocessing_from_points"] is True
+    assert Scanner.load(out).scan_postprocessing.hysteresis == 0.5

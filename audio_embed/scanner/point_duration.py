@@ -24,7 +24,10 @@ from collections.abc import Sequence
 
 import numpy as np
 
-__all__ = ["POINT_SIMILARITY_FRACTION", "embedding_run_durations"]
+__all__ = ["BACKGROUND_SECONDS", "POINT_SIMILARITY_FRACTION", "embedding_run_durations"]
+
+#: The background of a marked sound: the windows ending this many seconds before it.
+BACKGROUND_SECONDS = 5.0
 
 #: A marked sound lasts while its windows' similarity to the window starting at the
 #: marker stays at least this share of the way from the recording's median similarity
@@ -48,9 +51,11 @@ def embedding_run_durations(
     ``embeddings``: the recording's sliding windows, normalised, in time order. The
     cosine similarity of every window to the window starting nearest the marker is
     median-smoothed over ``smooth`` seconds; the sound lasts while it stays at least
-    ``fraction`` of the way from the recording's median similarity up to the marker
-    window's. The end is the centre of the last such window (a window half in the
-    sound); one value per marker, 0 where there is no estimate.
+    ``fraction`` of the way from the background's similarity up to the marker
+    window's, the background being the median over the windows that end within
+    ``BACKGROUND_SECONDS`` before the marker (or over the recording, if higher).
+    The end is the centre of the last such window (a window half in the sound);
+    one value per marker, 0 where there is no estimate.
     """
     from scipy.ndimage import median_filter
 
@@ -69,7 +74,13 @@ def embedding_run_durations(
         sim = x @ x[anchor]
         if size > 1:
             sim = median_filter(sim, size=size, mode="nearest")
-        base, top = float(np.median(sim)), float(sim[anchor])
+        # the background: the windows that end in the few seconds before the marker
+        # (the recording's median when there are none, or when it is higher)
+        before = (starts + window <= t + 1e-9) & (starts + window >= t - BACKGROUND_SECONDS)
+        base = float(np.median(sim))
+        if before.any():
+            base = max(base, float(np.median(sim[before])))
+        top = float(sim[anchor])
         if top <= base:
             out.append(0.0)
             continue
