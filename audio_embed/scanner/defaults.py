@@ -165,7 +165,7 @@ def point_postprocessing(
     selections of that median (``min_duration`` ``D``, ``hysteresis`` 0.5; ``source``
     ``"points (estimated)"``); otherwise ``base`` is returned unchanged (``source``
     ``"points"``, with ``estimated_duration``). The estimates run long for sounds
-    shorter than the window (wolf benchmark: 1.3–1.7 s for 0.94 s calls), so widening
+    shorter than the window (wolf benchmark: 1.3–1.5 s for 0.94 s calls), so widening
     short sounds to them cost event F1 there (README, "A second benchmark: horns").
     """
     valid = [float(d) for d in estimates if float(d) > 0]

@@ -14,7 +14,7 @@ no classifier: the sliding-window embeddings fit has already computed.
 
 Chosen leaving one training recording out on the horn and wolf benchmarks (README,
 "A second benchmark: horns"): the estimate is short of the truth for 4 s horns
-(about 2.75 s for 3.7–4.1 s) and long for 1 s wolf calls (1.3–1.7 s for 0.94 s),
+(2.4–2.7 s for 3.7–4.1 s) and long for 1 s wolf calls (1.3–1.5 s for 0.94 s),
 which is why only long estimates change anything.
 """
 
