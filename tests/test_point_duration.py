@@ -13,7 +13,7 @@ from audio_embed import LogMelEmbedder
 from audio_embed.cli import main
 from audio_embed.demo import SR, horn, synth_recording, write_wav
 from audio_embed.scanner import DEFAULT_POSTPROCESSING, Recording, Scanner
-from audio_embed.scanner.defaults import point_postprocessing
+from audio_embed.scanner.defaults import MIN_POINT_MARKERS, point_postprocessing
 from audio_embed.scanner.point_duration import embedding_run_durations
 from audio_embed.windows import Markers
 
@@ -50,13 +50,20 @@ def test_the_background_is_the_one_before_the_marker() -> None:
 
 
 def test_long_estimates_size_the_post_processing_short_ones_do_not() -> None:
-    post, summary = point_postprocessing(DEFAULT_POSTPROCESSING, [2.5, 3.0, 3.5], window=1.0)
+    many = MIN_POINT_MARKERS // 2
+    post, summary = point_postprocessing(
+        DEFAULT_POSTPROCESSING, [2.5] * many + [3.5] * many, window=1.0
+    )
     assert post.min_duration == pytest.approx(3.0) and post.hysteresis == 0.5
-    assert summary["source"] == "points (estimated)" and summary["points"] == 3
-    assert "estimated from 3 point marker(s)" in summary["reason"]
-    post, summary = point_postprocessing(DEFAULT_POSTPROCESSING, [1.2, 1.5, 1.9], window=1.0)
+    assert summary["source"] == "points (estimated)" and summary["points"] == 2 * many
+    assert f"estimated from {2 * many} point marker(s)" in summary["reason"]
+    post, summary = point_postprocessing(DEFAULT_POSTPROCESSING, [1.5] * 2 * many, window=1.0)
     assert post is DEFAULT_POSTPROCESSING
     assert summary["source"] == "points" and summary["estimated_duration"] == 1.5
+    # too few markers to trust the median: nothing is sized, and the summary says why
+    few = [3.0] * (MIN_POINT_MARKERS - 1)
+    post, summary = point_postprocessing(DEFAULT_POSTPROCESSING, few, window=1.0)
+    assert post is DEFAULT_POSTPROCESSING and "too few" in summary["reason"]
     post, summary = point_postprocessing(DEFAULT_POSTPROCESSING, [], window=1.0)
     assert post is DEFAULT_POSTPROCESSING and summary["source"] == "points"
 
@@ -82,7 +89,7 @@ def _fit(recordings: list[tuple[np.ndarray, list[float]]], **kwargs: Any) -> Sca
 
 @pytest.fixture(scope="module")
 def long_sounds() -> list[tuple[np.ndarray, list[float]]]:
-    return [_long_recording(1), _long_recording(2)]
+    return [_long_recording(seed) for seed in (1, 2, 3, 4)]  # 12 markers
 
 
 def test_points_at_long_sounds_size_the_post_processing(
@@ -109,7 +116,7 @@ def test_points_at_long_sounds_size_the_post_processing(
 
 def test_points_at_short_sounds_keep_the_post_processing() -> None:
     recordings = []
-    for seed in (41, 42):
+    for seed in (41, 42, 43, 44):
         audio, targets, _ = synth_recording(40.0, 3, 4, np.random.default_rng(seed))
         recordings.append((audio, [a for a, _ in targets]))
     scanner = _fit(recordings)
@@ -137,7 +144,7 @@ def test_train_says_the_durations_were_estimated_from_the_points(
     )  # fmt: skip
     stdout, err = capsys.readouterr()
     assert rc == 0, err
-    assert "Post-processing sized from the marked sounds' durations, estimated from 6 point" in (
+    assert "Post-processing sized from the marked sounds' durations, estimated from 12 point" in (
         stdout
     )
     meta = Scanner.read_metadata(out)

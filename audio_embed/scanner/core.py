@@ -217,7 +217,8 @@ class Scanner(StreamingEmbeddings):
             sound's duration from how long the windows after its marker stay
             like the window starting there
             (:func:`~audio_embed.scanner.point_duration.embedding_run_durations`);
-            when their median is at least two scan windows (a long sound), the
+            when their median is at least two scan windows (a long sound) and
+            there are at least ``MIN_POINT_MARKERS`` (10) of them, the
             post-processing is sized from it as from selections
             (:func:`~audio_embed.scanner.defaults.point_postprocessing`;
             ``training_summary["postprocessing"]["source"]`` is then

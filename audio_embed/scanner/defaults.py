@@ -23,6 +23,7 @@ __all__ = [
     "DEFAULT_POSTPROCESSING",
     "LONG_SOUND_HYSTERESIS",
     "LONG_SOUND_WINDOWS",
+    "MIN_POINT_MARKERS",
     "SPAN_MIN_DURATION",
     "model_classifier",
     "model_context",
@@ -45,6 +46,13 @@ SPAN_MIN_DURATION = 1.0
 #: (``hysteresis``), as long sounds' scores dip inside them (horn benchmark, README).
 LONG_SOUND_WINDOWS = 2.0
 LONG_SOUND_HYSTERESIS = 0.5
+#: Point markers size the post-processing from their estimated durations only when
+#: there are at least this many: one estimate can be several times the sound (wolf
+#: benchmark: single 1 s calls measured at 3-4 s; five markers of one recording gave
+#: a median of 2.68 s), and with two markers of horns the sized post-processing let
+#: the threshold's cross-validation flag most of the audio (README "A second
+#: benchmark: horns").
+MIN_POINT_MARKERS = 10
 #: Seconds of context around each window (see Scanner), unless the model says otherwise.
 DEFAULT_CONTEXT = 4.0
 
@@ -160,7 +168,8 @@ def point_postprocessing(
     sounds (:mod:`audio_embed.scanner.point_duration`; seconds, 0 = no estimate), and a
     summary as :func:`span_postprocessing` gives.
 
-    Only a long sound changes anything: when the median estimate ``D`` is at least
+    Only a long sound, estimated from enough markers, changes anything: with at
+    least ``MIN_POINT_MARKERS`` estimates whose median ``D`` is at least
     ``LONG_SOUND_WINDOWS`` scan windows, the post-processing is sized from it as from
     selections of that median (``min_duration`` ``D``, ``hysteresis`` 0.5; ``source``
     ``"points (estimated)"``); otherwise ``base`` is returned unchanged (``source``
@@ -169,7 +178,8 @@ def point_postprocessing(
     short sounds to them cost event F1 there (README, "A second benchmark: horns").
     """
     valid = [float(d) for d in estimates if float(d) > 0]
-    if valid and statistics.median(valid) >= LONG_SOUND_WINDOWS * window:
+    enough = len(valid) >= MIN_POINT_MARKERS
+    if enough and statistics.median(valid) >= LONG_SOUND_WINDOWS * window:
         return span_postprocessing(base, valid, window, estimated=True)
     summary: dict[str, Any] = {
         "source": "points",
@@ -183,8 +193,13 @@ def point_postprocessing(
             estimated_duration=round(median, 3),
             reason=(
                 f"points only; the marked sounds are estimated at {median:.2f} s (median of "
-                f"{len(valid)}), shorter than {LONG_SOUND_WINDOWS:g} windows of {window:g} s: "
-                "the scanner's post-processing"
+                f"{len(valid)}), "
+                + (
+                    f"shorter than {LONG_SOUND_WINDOWS:g} windows of {window:g} s"
+                    if enough
+                    else f"fewer than {MIN_POINT_MARKERS} estimates, too few to size from"
+                )
+                + ": the scanner's post-processing"
             ),
         )
     return base, summary
