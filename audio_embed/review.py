@@ -177,7 +177,12 @@ def fit_from_index(scanner: Scanner, index: EmbeddingIndex, markers: dict[str, M
         )
     X, y = stack_training_windows(xs, ys, index.dim)
     post, sized = scanner._sized_postprocessing(
-        (markers[name], entry.duration)
+        (
+            markers[name],
+            entry.duration,
+            index.starts(entry),
+            index.vectors(slice(entry.first_row, entry.first_row + entry.n_rows)),
+        )
         for name in sorted(markers)
         if (entry := index.file(name)) is not None
     )

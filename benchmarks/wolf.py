@@ -160,6 +160,7 @@ def _run(
     target: str = "wolf",
     spans: bool = False,
     post_from_spans: bool = True,
+    post_from_points: bool = True,
 ) -> tuple[dict[str, Any], dict[str, Any], dict[str, list[tuple[float, float]]]]:
     """Train, scan and score; ``holdout``: train on the other training recordings and
     score that one; ``train_on``: train on that training recording's markers only (the
@@ -222,6 +223,7 @@ def _run(
         threshold=threshold,  # type: ignore[arg-type]
         seed=seed,
         postprocessing_from_spans=post_from_spans,
+        postprocessing_from_points=post_from_points,
         **extra,
     )
     if postprocessing is not None:  # changes to the scanner's own (the model's or the library's)
@@ -288,6 +290,9 @@ def _run(
         context=scanner.context,
         extent=scanner.postprocessing.extent,
         post=(summary.get("postprocessing") or {}).get("postprocessing"),
+        post_source=(summary.get("postprocessing") or {}).get("source"),
+        post_duration=(summary.get("postprocessing") or {}).get("median_duration")
+        or (summary.get("postprocessing") or {}).get("estimated_duration"),
     )
     if first_k is not None:
         out["first_k"] = first_k
@@ -484,6 +489,13 @@ def main(argv: list[str] | None = None) -> int:
         "post-processing instead of sizing it from the marked durations (before)",
     )
     ap.add_argument(
+        "--no-post-from-points",
+        action="store_true",
+        help="Scanner(postprocessing_from_points=False): with point markers, keep the "
+        "scanner's post-processing instead of sizing it from the durations estimated "
+        "from the points (before)",
+    )
+    ap.add_argument(
         "--loro",
         action="store_true",
         help="score on the training split, leaving one recording out (no test data)",
@@ -544,6 +556,8 @@ def main(argv: list[str] | None = None) -> int:
         common["spans"] = True
     if args.no_post_from_spans:
         common["post_from_spans"] = False
+    if args.no_post_from_points:
+        common["post_from_points"] = False
     if args.classifier:
         common["classifier"] = args.classifier
     if args.adapt:

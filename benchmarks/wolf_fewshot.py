@@ -72,6 +72,7 @@ SETTINGS: dict[str, dict[str, Any]] = {
     "copies-3-gain-10..0": {"copies": 3, "augment_gain": (-10.0, 0.0)},
     "rule-argmax": {"rule": "argmax"},
     "rule-smoothed": {"rule": "smoothed"},
+    "no-post-from-points": {"post_from_points": False},
 }
 
 

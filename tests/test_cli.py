@@ -323,6 +323,7 @@ def test_train_prints_summary(
     assert "Picked by: best event F1" in stdout
     # point markers: the post-processing is the scanner's, and selections are suggested
     assert "Markers are points" in stdout and "mark each as a selection" in stdout
+    assert "long (estimated)" in stdout  # short sounds: the estimate is said, nothing sized
     assert out.is_file()
 
 

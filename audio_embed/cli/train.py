@@ -310,17 +310,28 @@ def adapt(run: Run, scanner: Scanner, items: list[str], top: int) -> Scanner:
 
 
 def print_postprocessing(run: Run, scanner: Scanner) -> None:
-    """What the post-processing was sized from: the marked selections, or (points) a hint."""
+    """What the post-processing was sized from: the marked selections, the durations
+    estimated from the points, or (points of short sounds) a hint."""
     pp = (scanner.training_summary or {}).get("postprocessing") or {}
     post, window = scanner.scan_postprocessing, scanner.scan_windows.window
     if pp.get("source") == "selections":
         run.echo(f"Post-processing sized {pp['reason']}.")
-    elif pp.get("source") == "points":
+    elif pp.get("source") == "points (estimated)":
         run.echo(
-            f"Markers are points: detections follow the scores (hysteresis {post.hysteresis:g})."
-            f" For sounds longer than the {window:g} s window, mark each as a selection (start "
-            "and end: Audacity labels, Raven selections): training then learns the whole "
-            "sound and sizes the post-processing from the marked durations."
+            f"Post-processing sized from the marked sounds' durations, {pp['reason']}. "
+            "Marking each sound as a selection (start and end) gives the true durations."
+        )
+    elif pp.get("source") == "points":
+        about = (
+            f", the marked sounds about {pp['estimated_duration']:g} s long (estimated)"
+            if pp.get("estimated_duration")
+            else ""
+        )
+        run.echo(
+            f"Markers are points{about}: detections follow the scores (hysteresis "
+            f"{post.hysteresis:g}). For sounds longer than the {window:g} s window, mark each "
+            "as a selection (start and end: Audacity labels, Raven selections): training then "
+            "learns the whole sound and sizes the post-processing from the marked durations."
         )
 
 

@@ -44,8 +44,10 @@ from audio_embed.scanner.defaults import (
     model_context,
     model_postprocessing,
     model_scan_windows,
+    point_postprocessing,
     span_postprocessing,
 )
+from audio_embed.scanner.point_duration import embedding_run_durations
 from audio_embed.scanner.streaming import Source, StreamingEmbeddings
 from audio_embed.threshold import (
     FALLBACK_THRESHOLD,
@@ -208,8 +210,21 @@ class Scanner(StreamingEmbeddings):
             detection length of the median marked duration, and hysteresis
             0.5 for sounds of two windows or more); scans then use
             :attr:`scan_postprocessing`, and ``training_summary["postprocessing"]``
-            says what was derived from what. Point markers keep ``postprocessing``.
-            False: always ``postprocessing`` as given.
+            says what was derived from what. False: always ``postprocessing`` as
+            given.
+        postprocessing_from_points: with point markers only (no selection), and
+            ``postprocessing_from_spans``, :meth:`fit` estimates each marked
+            sound's duration from how long the windows after its marker stay
+            like the window starting there
+            (:func:`~audio_embed.scanner.point_duration.embedding_run_durations`);
+            when their median is at least two scan windows (a long sound) and
+            there are at least ``MIN_POINT_MARKERS`` (10) of them, the
+            post-processing is sized from it as from selections
+            (:func:`~audio_embed.scanner.defaults.point_postprocessing`;
+            ``training_summary["postprocessing"]["source"]`` is then
+            ``"points (estimated)"``); shorter sounds keep ``postprocessing``
+            (the estimate is in the summary). Selections are never overridden.
+            False: point markers keep ``postprocessing``.
         seed: seeds the cross-validation folds of the automatic threshold.
         augmentation: with a :class:`~audio_embed.augment.MixAugmentation`,
             :meth:`fit` adds new takes of the marked sounds mixed into other
@@ -242,6 +257,7 @@ class Scanner(StreamingEmbeddings):
     seed: int = 0
     augmentation: AugmentationSetting = "auto"
     postprocessing_from_spans: bool = True
+    postprocessing_from_points: bool = True
     training_summary: dict[str, Any] | None = field(default=None, init=False)
     threshold_: float | None = field(default=None, init=False)
     #: The post-processing fit derived from marked selections (None: ``postprocessing``).
@@ -288,17 +304,31 @@ class Scanner(StreamingEmbeddings):
         return self.postprocessing if self.postprocessing_ is None else self.postprocessing_
 
     def _sized_postprocessing(
-        self, recordings: Iterable[tuple[Markers, float]]
+        self, recordings: Iterable[tuple[Markers, float, np.ndarray, np.ndarray]]
     ) -> tuple[Postprocessing, dict[str, Any]]:
-        """The post-processing for these (markers, duration) pairs, and its summary."""
-        durations = [b - a for m, d in recordings for a, b in m.within(d).spans if b > a]
+        """The post-processing for these recordings' markers (from the durations of their
+        selections, else estimated from the points), and its summary. Each recording is
+        (markers, duration, window starts, normalised window embeddings)."""
+        recs = [(m.within(d), starts, x) for m, d, starts, x in recordings]
+        durations = [b - a for m, _, _ in recs for a, b in m.spans if b > a]
         if not self.postprocessing_from_spans:
             return self.postprocessing, {
                 "source": "given",
                 "reason": "postprocessing_from_spans=False: the scanner's post-processing",
                 "postprocessing": self.postprocessing.as_dict(),
             }
-        return span_postprocessing(self.postprocessing, durations, self.scan_windows.window)
+        window = self.scan_windows.window
+        if durations or not self.postprocessing_from_points:
+            return span_postprocessing(self.postprocessing, durations, window)
+        estimates = [
+            d
+            for m, starts, x in recs
+            if m.positive
+            for d in embedding_run_durations(
+                starts, x, window, m.positive, smooth=self.postprocessing.smooth
+            )
+        ]
+        return point_postprocessing(self.postprocessing, estimates, window)
 
     @classmethod
     def from_name(
@@ -462,7 +492,9 @@ class Scanner(StreamingEmbeddings):
         if data.augmented is not None:
             more["augmentation"] = data.augmented.summary()
         post, more["postprocessing"] = self._sized_postprocessing(
-            (r.markers, e.duration) for r, (e, _) in zip(data.recordings, data.grids, strict=True)
+            # the first columns of the features are the normalised embeddings
+            (r.markers, e.duration, e.starts, features[:, : self.embedder.dim])
+            for r, (e, features) in zip(data.recordings, data.grids, strict=True)
         )
         if data.threshold == "auto":
             # Augmented, every fold fits the estimator this fit chose (by its own marked

@@ -23,11 +23,13 @@ __all__ = [
     "DEFAULT_POSTPROCESSING",
     "LONG_SOUND_HYSTERESIS",
     "LONG_SOUND_WINDOWS",
+    "MIN_POINT_MARKERS",
     "SPAN_MIN_DURATION",
     "model_classifier",
     "model_context",
     "model_postprocessing",
     "model_scan_windows",
+    "point_postprocessing",
     "span_postprocessing",
 ]
 
@@ -44,6 +46,13 @@ SPAN_MIN_DURATION = 1.0
 #: (``hysteresis``), as long sounds' scores dip inside them (horn benchmark, README).
 LONG_SOUND_WINDOWS = 2.0
 LONG_SOUND_HYSTERESIS = 0.5
+#: Point markers size the post-processing from their estimated durations only when
+#: there are at least this many: one estimate can be several times the sound (wolf
+#: benchmark: single 1 s calls measured at 3-4 s; five markers of one recording gave
+#: a median of 2.68 s), and with two markers of horns the sized post-processing let
+#: the threshold's cross-validation flag most of the audio (README "A second
+#: benchmark: horns").
+MIN_POINT_MARKERS = 10
 #: Seconds of context around each window (see Scanner), unless the model says otherwise.
 DEFAULT_CONTEXT = 4.0
 
@@ -89,7 +98,7 @@ def model_postprocessing(embedder: Embedder) -> Postprocessing:
 
 
 def span_postprocessing(
-    base: Postprocessing, durations: Sequence[float], window: float
+    base: Postprocessing, durations: Sequence[float], window: float, *, estimated: bool = False
 ) -> tuple[Postprocessing, dict[str, Any]]:
     """The post-processing sized from the marked selections' ``durations`` (seconds),
     and a summary of what was derived from what (``Scanner.fit`` puts it in
@@ -100,6 +109,10 @@ def span_postprocessing(
     when ``D`` is at least ``LONG_SOUND_WINDOWS`` scan windows (``window`` seconds),
     ``hysteresis`` at most ``LONG_SOUND_HYSTERESIS``. A setting of ``base`` that already
     goes further (a longer ``min_duration``, a lower ``hysteresis``) is kept.
+
+    ``estimated``: the durations were estimated from point markers
+    (:mod:`audio_embed.scanner.point_duration`), not marked; the summary says so
+    (``source`` ``"points (estimated)"``).
     """
     spans = [float(d) for d in durations if float(d) > 0]
     if not spans:
@@ -119,8 +132,14 @@ def span_postprocessing(
     derived = [
         f"{k} {getattr(base, k):g} -> {v:g}" for k, v in changes.items() if v != getattr(base, k)
     ]
+    what = (
+        f"estimated from {len(spans)} point marker(s) (how long the windows after each "
+        "stay like the window starting there)"
+        if estimated
+        else f"from {len(spans)} marked selection(s)"
+    )
     reason = (
-        f"from {len(spans)} marked selection(s), median {median:.2f} s: "
+        f"{what}, median {median:.2f} s: "
         f"detections widened to at least {post.min_duration:g} s ("
         + ("the median" if SPAN_MIN_DURATION == 1 else f"{SPAN_MIN_DURATION:g} x the median")
         + ")"
@@ -132,11 +151,55 @@ def span_postprocessing(
         )
     )
     return post, {
-        "source": "selections",
-        "selections": len(spans),
+        "source": "points (estimated)" if estimated else "selections",
+        ("points" if estimated else "selections"): len(spans),
         "median_duration": round(median, 3),
         "long_sound": long_sound,
         "changed": derived,
         "reason": reason,
         "postprocessing": post.as_dict(),
     }
+
+
+def point_postprocessing(
+    base: Postprocessing, estimates: Sequence[float], window: float
+) -> tuple[Postprocessing, dict[str, Any]]:
+    """The post-processing for point markers, from the estimated durations of the marked
+    sounds (:mod:`audio_embed.scanner.point_duration`; seconds, 0 = no estimate), and a
+    summary as :func:`span_postprocessing` gives.
+
+    Only a long sound, estimated from enough markers, changes anything: with at
+    least ``MIN_POINT_MARKERS`` estimates whose median ``D`` is at least
+    ``LONG_SOUND_WINDOWS`` scan windows, the post-processing is sized from it as from
+    selections of that median (``min_duration`` ``D``, ``hysteresis`` 0.5; ``source``
+    ``"points (estimated)"``); otherwise ``base`` is returned unchanged (``source``
+    ``"points"``, with ``estimated_duration``). The estimates run long for sounds
+    shorter than the window (wolf benchmark: 1.3–1.5 s for 0.94 s calls), so widening
+    short sounds to them cost event F1 there (README, "A second benchmark: horns").
+    """
+    valid = [float(d) for d in estimates if float(d) > 0]
+    enough = len(valid) >= MIN_POINT_MARKERS
+    if enough and statistics.median(valid) >= LONG_SOUND_WINDOWS * window:
+        return span_postprocessing(base, valid, window, estimated=True)
+    summary: dict[str, Any] = {
+        "source": "points",
+        "reason": "no marked selection (points only): the scanner's post-processing",
+        "postprocessing": base.as_dict(),
+    }
+    if valid:
+        median = statistics.median(valid)
+        summary.update(
+            points=len(valid),
+            estimated_duration=round(median, 3),
+            reason=(
+                f"points only; the marked sounds are estimated at {median:.2f} s (median of "
+                f"{len(valid)}), "
+                + (
+                    f"shorter than {LONG_SOUND_WINDOWS:g} windows of {window:g} s"
+                    if enough
+                    else f"fewer than {MIN_POINT_MARKERS} estimates, too few to size from"
+                )
+                + ": the scanner's post-processing"
+            ),
+        )
+    return base, summary

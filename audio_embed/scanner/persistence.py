@@ -87,6 +87,7 @@ def metadata(scanner: Scanner) -> dict[str, Any]:
         # ... and the setting it was derived from (fit, from marked selections)
         "postprocessing_setting": scanner.postprocessing.as_dict(),
         "postprocessing_from_spans": scanner.postprocessing_from_spans,
+        "postprocessing_from_points": scanner.postprocessing_from_points,
         "seed": scanner.seed,
         "batch_size": scanner.batch_size,
         "augmentation": _augmentation_setting(scanner.augmentation),
@@ -146,6 +147,7 @@ def load(
         seed=int(meta.get("seed", 0)),
         augmentation=_saved_augmentation(p, meta.get("augmentation")),
         postprocessing_from_spans=bool(meta.get("postprocessing_from_spans", True)),
+        postprocessing_from_points=bool(meta.get("postprocessing_from_points", False)),
     )
     scanner.threshold_ = float(meta["threshold"])
     if used != setting:
