@@ -219,12 +219,8 @@ def test_auto_decides_by_the_number_of_positive_markers_and_recordings() -> None
     assert own.augmentation is None and "estimator" in own.reason
     few = decide_augmentation("auto", AUTO_MIN_MARKERS, automatic_estimator=False)
     assert few.augmentation is AUTO_AUGMENTATION
-    # the many-marker setting: more copies, mixed in quieter than marked; six, not
-    # three (three depended more on the random draw, README "Augmentation by default")
+    # the many-marker setting: more copies, mixed in quieter than marked
     assert AUTO_MANY_AUGMENTATION.copies > AUTO_AUGMENTATION.copies
-    assert AUTO_MANY_AUGMENTATION == MixAugmentation(
-        copies=6, gain_db=(-10.0, 0.0), speed=(0.95, 1.05)
-    )
     assert AUTO_MANY_AUGMENTATION.gain_db[1] <= 0 < AUTO_AUGMENTATION.gain_db[1]
     given = _aug()
     assert decide_augmentation(given, 1).augmentation is given  # a given one always runs

@@ -108,7 +108,7 @@ def add_parser(subparsers: Subparsers) -> argparse.ArgumentParser:
         help="N: mix each marked sound into N new places of every marked recording (speed "
         "0.95-1.05, gain -4 to +4 dB, at least 8 s from every marker) and train on the "
         "windows holding it too; auto (default): N = 1 when the recordings hold 3 to 5 "
-        "positive markers, 6 copies 0-10 dB quieter for more markers in at least 4 "
+        "positive markers, 3 copies 0-10 dB quieter for more markers in at least 4 "
         "recordings (automatic classifier only), else none (measured, see the README); "
         "0: never",
     )

@@ -74,13 +74,12 @@ AUTO_MIN_MARKERS = 3
 #: :data:`~audio_embed.augment.AUTO_AUGMENTATION` for.
 AUTO_MAX_MARKERS = 5
 #: With more than :data:`AUTO_MAX_MARKERS` positive markers, ``augmentation="auto"``
-#: mixes in :data:`~audio_embed.augment.AUTO_MANY_AUGMENTATION` (six copies, 0-10 dB
+#: mixes in :data:`~audio_embed.augment.AUTO_MANY_AUGMENTATION` (three copies, 0-10 dB
 #: quieter) when the markers lie in at least this many recordings, so that every
 #: fold of the threshold's leave-one-recording-out cross-validation trains on three
-#: or more. Measured on the wolf benchmark (README, "Augmentation by default") with
-#: three copies: all twenty markers in four recordings gained at every augmentation
-#: seed (IoU F1 0.60-0.63 against 0.53 with hysteresis 0.5, 0.62-0.67 against 0.50
-#: with 0.75);
+#: or more. Measured on the wolf benchmark (README, "Augmentation by default"): all
+#: twenty markers in four recordings gained at every augmentation seed (IoU F1
+#: 0.60-0.63 against 0.53 with hysteresis 0.5, 0.62-0.67 against 0.50 with 0.75);
 #: twelve and fifteen in three recordings were a lottery (0.32-0.66, up to 12 % of
 #: the audio flagged), seven and ten in two lost (up to 35 % flagged): the
 #: cross-validated threshold came out too low.
