@@ -36,6 +36,9 @@ train on the other three (threshold chosen by their own cross-validation), scan 
 held-out one and score it against its labelled events (labels.csv, split "train");
 one row pooled over the four (``benchmarks/wolf_fewshot.py`` does the few-shot
 counterpart: train on one training recording's markers, score the other three).
+``--loco`` leaves each of the six training wolf clips out instead
+(``birdnet_tune.loco``: the held-out clip's markers become soft, only its events
+are scored; the test split mixes other clips, which ``--loro`` does not simulate).
 ``--classifier-seed`` seeds the classifier's negative
 subsampling (and its trees), to see how much a row moves with the seed alone.
 
@@ -500,6 +503,11 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="score on the training split, leaving one recording out (no test data)",
     )
+    ap.add_argument(
+        "--loco",
+        action="store_true",
+        help="score on the training split, leaving one wolf clip out (birdnet_tune.loco)",
+    )
     ap.add_argument("--layers", default="last", help="last | ml | block numbers, e.g. 2 or 2,3")
     ap.add_argument(
         "--classifier",
@@ -581,9 +589,16 @@ def main(argv: list[str] | None = None) -> int:
             _memoise_frames(base, args.cache / "frames")
         common["embedder"] = _layer_embedder(base, args.layers)
         jobs = [(n, {**kw, "embedder": common["embedder"]}) for n, kw in jobs]
+    score: Any = loro if args.loro else run
+    if args.loco:
+        from birdnet_tune import loco as by_clip
+
+        def score(bench: Path, model: str, cache: EmbeddingCache, **kw: Any) -> dict[str, Any]:
+            return by_clip(bench, cache, model=model, **kw)
+
     for name, kwargs in jobs:
         try:
-            res = (loro if args.loro else run)(
+            res = score(
                 args.bench,
                 args.model,
                 cache,
