@@ -274,6 +274,7 @@ def _run(
         "window_auc window_ap"
     ).split()
     d = ev.as_dict()
+    sized: dict[str, Any] = summary.get("postprocessing") or {}
     out: dict[str, Any] = {k: round(float(d[k]), 4) for k in keys}
     spread = max(float(np.ptp(r.probabilities)) for r in results.values())
     out.update(
@@ -292,10 +293,9 @@ def _run(
         classifier=classifier,
         context=scanner.context,
         extent=scanner.postprocessing.extent,
-        post=(summary.get("postprocessing") or {}).get("postprocessing"),
-        post_source=(summary.get("postprocessing") or {}).get("source"),
-        post_duration=(summary.get("postprocessing") or {}).get("median_duration")
-        or (summary.get("postprocessing") or {}).get("estimated_duration"),
+        post=sized.get("postprocessing"),
+        post_source=sized.get("source"),
+        post_duration=sized.get("median_duration") or sized.get("estimated_duration"),
     )
     if first_k is not None:
         out["first_k"] = first_k
