@@ -310,9 +310,12 @@ def _run(
     return out, results, events
 
 
-def loro(bench: Path, model: str, cache: EmbeddingCache, **kwargs: Any) -> dict[str, Any]:
-    """Leave one training recording out: train on the others, score the held-out one
-    against its labels; metrics pooled over the training recordings."""
+def loro_results(
+    bench: Path, model: str, cache: EmbeddingCache, **kwargs: Any
+) -> tuple[dict[str, Any], dict[str, list[tuple[float, float]]], list[float]]:
+    """Leave one training recording out: train on the others and scan the held-out one;
+    every training recording's scan result (at its fold's threshold), its labelled
+    events, and the folds' thresholds."""
     files = sorted({ev.file for ev in read_labels(bench / "labels.csv") if ev.split == "train"})
     results: dict[str, Any] = {}
     events: dict[str, list[tuple[float, float]]] = {}
@@ -322,6 +325,13 @@ def loro(bench: Path, model: str, cache: EmbeddingCache, **kwargs: Any) -> dict[
         results.update(res)
         events.update(ev)
         thresholds.append(out["threshold"])
+    return results, events, thresholds
+
+
+def loro(bench: Path, model: str, cache: EmbeddingCache, **kwargs: Any) -> dict[str, Any]:
+    """Leave one training recording out: train on the others, score the held-out one
+    against its labels; metrics pooled over the training recordings."""
+    results, events, thresholds = loro_results(bench, model, cache, **kwargs)
     d = evaluate(results, events).as_dict()
     keys = "iou_f1 iou_precision iou_recall collar_f1 lenient_f1 flagged_fraction window_auc"
     row: dict[str, Any] = {k: round(float(d[k]), 4) for k in keys.split()}

@@ -31,7 +31,7 @@ import numpy as np
 import wolf
 
 from audio_embed.cache import EmbeddingCache
-from audio_embed.evaluate import evaluate, read_labels
+from audio_embed.evaluate import evaluate
 
 _KEYS = (
     "iou_f1 iou_precision iou_recall lenient_f1 flagged_fraction mean_detection_seconds window_auc"
@@ -43,20 +43,10 @@ def members(
 ) -> tuple[dict[str, Any], dict[str, Any], list[float]]:
     """One member's results per file, events per file and threshold(s) (one per fold)."""
     kw: dict[str, Any] = dict(augment=3, augment_gain=(-10.0, 0.0), augment_seed=seed)
-    if not loro:
-        out, res, ev = wolf._run(bench, "LOGMEL", cache, **kw)
-        return res, ev, [out["threshold"]]
-    files = sorted({e.file for e in read_labels(bench / "labels.csv") if e.split == "train"})
-    results: dict[str, Any] = {}
-    events: dict[str, Any] = {}
-    thresholds = []
-    for f in files:
-        out, res, ev = wolf._run(bench, "LOGMEL", cache, holdout=f, **kw)
-        # each held-out file keeps the threshold of the fold that scored it
-        results.update({k: attrs.evolve(r, threshold=out["threshold"]) for k, r in res.items()})
-        events.update(ev)
-        thresholds.append(out["threshold"])
-    return results, events, thresholds
+    if loro:
+        return wolf.loro_results(bench, "LOGMEL", cache, **kw)
+    out, res, ev = wolf._run(bench, "LOGMEL", cache, **kw)
+    return res, ev, [out["threshold"]]
 
 
 def row(results: dict[str, Any], events: dict[str, Any]) -> dict[str, Any]:
