@@ -35,23 +35,21 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import attrs
 import numpy as np
 
 from audio_embed.detect import score_track
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from span_post import _strict
+from span_post import rescore
 from wolf import _force_rule, _parse_setting, _run
 
 from audio_embed.audio import load_audio
 from audio_embed.cache import EmbeddingCache
-from audio_embed.evaluate import evaluate, read_labels
+from audio_embed.evaluate import read_labels
 from audio_embed.scanner import Scanner
 from audio_embed.scanner.defaults import LONG_SOUND_WINDOWS, span_postprocessing
 from audio_embed.scanner.point_duration import embedding_run_durations
-from audio_embed.threshold import choose_threshold
 
 
 def score_run_durations(
@@ -239,10 +237,8 @@ def main(argv: list[str] | None = None) -> int:
         fits.append((call, results, events, per, truth))
         window = scanner.scan_windows.window
     for name in args.estimators.split(","):
-        results_all: dict[str, Any] = {}
-        events_all: dict[str, Any] = {}
-        ds, trues, errs, thresholds = [], [], [], []
-        for call, res, ev, per, truth in fits:
+        ds, trues, errs, posts = [], [], [], []
+        for _, res, _, per, truth in fits:
             est = per[name.split(":")[0]]
             base = next(iter(res.values())).postprocessing
             valid = [d for d in est if d > 0]
@@ -250,21 +246,12 @@ def main(argv: list[str] | None = None) -> int:
             post = base if d is None else span_postprocessing(base, [d], window)[0]
             if name.endswith(":long") and d is not None and d < LONG_SOUND_WINDOWS * window:
                 post = base  # sized only when the estimate says the sound is long
-            t = choose_threshold(call[0], post, *call[2], **call[3]).value if call else 0.5
-            thresholds.append(round(t, 3))
-            for k, r in res.items():
-                results_all[k] = attrs.evolve(r, threshold=t, postprocessing=post)
-            events_all.update(ev)
+            posts.append(post)
             ds.append(None if d is None else round(d, 2))
             trues.append(round(statistics.median(truth), 2))
             errs += [abs(a - b) for a, b in zip(est, truth, strict=True) if a > 0 and b == b]
-        e = evaluate(results_all, events_all).as_dict()
-        keys = "iou_precision iou_recall iou_f1 lenient_f1 flagged_fraction mean_detection_seconds"
-        row: dict[str, Any] = {
-            "estimator": name,
-            **{k: round(float(e[k]), 3) for k in keys.split()},
-        }
-        row.update(_strict(results_all, events_all))
+        metrics, thresholds = rescore([f[:3] for f in fits], posts)
+        row: dict[str, Any] = {"estimator": name, **metrics}
         row.update(
             D=ds,
             true_median=trues,

@@ -30,7 +30,7 @@ import json
 import logging
 import statistics
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -139,6 +139,34 @@ def _strict(results: dict[str, Any], events: dict[str, Any]) -> dict[str, float]
     return out
 
 
+def rescore(
+    fits: Sequence[tuple[Call | None, dict[str, Any], dict[str, Any]]],
+    posts: Sequence[Postprocessing],
+) -> tuple[dict[str, Any], list[float]]:
+    """Every fit's scans detected with its post-processing of ``posts`` at the threshold
+    re-chosen on that fit's cross-validation folds (its own when none were recorded),
+    pooled: the event metrics, boundary quality (:func:`_strict`) and the thresholds."""
+    results: dict[str, Any] = {}
+    events: dict[str, Any] = {}
+    thresholds = []
+    for (call, res, ev), post in zip(fits, posts, strict=True):
+        if call is None:
+            t = next(iter(res.values())).threshold
+        else:
+            folds, _, a, kw = call
+            t = choose_threshold(folds, post, *a, **kw).value
+        thresholds.append(round(t, 3))
+        results.update(
+            {k: attrs.evolve(r, threshold=t, postprocessing=post) for k, r in res.items()}
+        )
+        events.update(ev)
+    e = evaluate(results, events).as_dict()
+    keys = "iou_precision iou_recall iou_f1 lenient_f1 flagged_fraction mean_detection_seconds"
+    row: dict[str, Any] = {k: round(float(e[k]), 3) for k in keys.split()}
+    row.update(_strict(results, events))
+    return row, thresholds
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -163,31 +191,16 @@ def main(argv: list[str] | None = None) -> int:
     fits = _fits(args.bench, EmbeddingCache(args.cache), args.loro, settings)
     for name in args.rules.split(","):
         rule = RULES[name]
-        results: dict[str, Any] = {}
-        events: dict[str, Any] = {}
-        thresholds, posts = [], []
-        for call, res, ev, d in fits:
+        posts = []
+        for _, res, _, d in fits:
             base = next(iter(res.values())).postprocessing
-            post = base if d is None else attrs.evolve(base, **rule(d, base))
-            if call is None:
-                t = next(iter(res.values())).threshold
-            else:
-                folds, _, a, kw = call
-                t = choose_threshold(folds, post, *a, **kw).value
-            thresholds.append(round(t, 3))
-            posts.append(post.as_dict())
-            for k, r in res.items():
-                results[k] = attrs.evolve(r, threshold=t, postprocessing=post)
-            events.update(ev)
-        e = evaluate(results, events).as_dict()
-        strict = _strict(results, events)
-        keys = "iou_precision iou_recall iou_f1 lenient_f1 flagged_fraction mean_detection_seconds"
-        row: dict[str, Any] = {"rule": name, **{k: round(float(e[k]), 3) for k in keys.split()}}
-        row.update(strict)
+            posts.append(base if d is None else attrs.evolve(base, **rule(d, base)))
+        metrics, thresholds = rescore([f[:3] for f in fits], posts)
+        row: dict[str, Any] = {"rule": name, **metrics}
         row.update(
             D=[None if d is None else round(d, 2) for *_, d in fits],
             thresholds=thresholds,
-            post=posts[0],
+            post=posts[0].as_dict(),
             split="train loro" if args.loro else "test",
         )
         print(json.dumps(row), flush=True)
