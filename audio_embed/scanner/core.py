@@ -260,7 +260,8 @@ class Scanner(StreamingEmbeddings):
     postprocessing_from_points: bool = True
     training_summary: dict[str, Any] | None = field(default=None, init=False)
     threshold_: float | None = field(default=None, init=False)
-    #: The post-processing fit derived from marked selections (None: ``postprocessing``).
+    #: The post-processing fit sized from the marked selections, or from the durations
+    #: estimated from point markers (None: ``postprocessing``).
     postprocessing_: Postprocessing | None = field(default=None, init=False)
     _fit_data: FitData | None = field(default=None, init=False, repr=False, eq=False)
 
@@ -299,8 +300,9 @@ class Scanner(StreamingEmbeddings):
 
     @property
     def scan_postprocessing(self) -> Postprocessing:
-        """The post-processing scans use: the one fit sized from marked selections
-        (``postprocessing_from_spans``), else ``postprocessing``."""
+        """The post-processing scans use: the one fit sized from marked selections or
+        from the durations estimated from points (``postprocessing_from_spans``,
+        ``postprocessing_from_points``), else ``postprocessing``."""
         return self.postprocessing if self.postprocessing_ is None else self.postprocessing_
 
     def _sized_postprocessing(

@@ -84,7 +84,7 @@ def metadata(scanner: Scanner) -> dict[str, Any]:
         "context": scanner.context,
         # what scans use (files read by releases before the setting scan the same) ...
         "postprocessing": scanner.scan_postprocessing.as_dict(),
-        # ... and the setting it was derived from (fit, from marked selections)
+        # ... and the setting it was derived from (fit: from selections, or estimated from points)
         "postprocessing_setting": scanner.postprocessing.as_dict(),
         "postprocessing_from_spans": scanner.postprocessing_from_spans,
         "postprocessing_from_points": scanner.postprocessing_from_points,
