@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from typing import Any, Literal
 
 import numpy as np
@@ -160,6 +161,23 @@ class CalibratedClassifier(ClassifierMixin, BaseEstimator):  # type: ignore[misc
         scanner trained with augmented copies of its marked windows chooses by
         the marked ones); None (default) counts ``y``.
         """
+        return self.fit_draws([(X, y)], choose_by=choose_by)
+
+    def fit_draws(
+        self, draws: Sequence[tuple[Any, Any]], *, choose_by: int | None = None
+    ) -> CalibratedClassifier:
+        """Fit one model per training set ``(X, y)`` of ``draws`` and average their
+        probabilities; returns ``self``.
+
+        The training sets are meant to be the same marked windows with another
+        draw of augmented copies each (``MixAugmentation(draws=K)``,
+        :mod:`audio_embed.scanner.augmented`): one model per draw, scored by the
+        mean of their calibrated probabilities (scikit-learn's soft
+        ``VotingClassifier`` over the frozen models), steadies what a single draw
+        leaves to chance (README, "Several draws averaged"). One training set is
+        :meth:`fit`. ``summary_`` is the first model's, with ``draws`` and every
+        model's positive windows (``n_positive_per_draw``) added for several.
+        """
         if self.calibration not in ("isotonic", "sigmoid", None):
             raise ValueError(
                 "The 'calibration' parameter of CalibratedClassifier must be 'isotonic', "
@@ -170,8 +188,38 @@ class CalibratedClassifier(ClassifierMixin, BaseEstimator):  # type: ignore[misc
                 "The 'max_neg_ratio' parameter of CalibratedClassifier must be > 0 or None. "
                 f"Got {self.max_neg_ratio!r} instead."
             )
+        if not draws:
+            raise ValueError("fit_draws needs at least one training set (X, y).")
+        fitted = [self._fit_draw(X, y, choose_by, first=k == 0) for k, (X, y) in enumerate(draws)]
+        model, method, summary, Xs, ys = fitted[0]
+        if len(fitted) > 1:
+            from sklearn.ensemble import VotingClassifier
+            from sklearn.frozen import FrozenEstimator
+
+            frozen_models = [(f"draw{k}", FrozenEstimator(f[0])) for k, f in enumerate(fitted)]
+            with _single_threaded():
+                model = VotingClassifier(frozen_models, voting="soft").fit(Xs, ys)
+            methods = [f[1] for f in fitted]
+            summary = {
+                **summary,
+                "draws": len(fitted),
+                "n_positive_per_draw": [f[2]["n_positive"] for f in fitted],
+            }
+            if len(set(methods)) > 1:
+                summary["calibration_note"] += f"; per draw: {methods}"
+        self.calibration_: str | None = method
+        self.estimator_ = model
+        self.summary_ = summary
+        return self
+
+    def _fit_draw(
+        self, X: Any, y: Any, choose_by: int | None, *, first: bool
+    ) -> tuple[Any, str | None, dict[str, Any], np.ndarray, np.ndarray]:
+        """One model for one training set: the model, its calibration, its summary and
+        the (subsampled) windows it was fitted on. ``first`` sets ``classes_`` and
+        ``n_features_in_``; later training sets must agree with them."""
         X, y = check_X_y(X, y, dtype=np.float64)
-        validate_data(self, X, reset=True, skip_check_array=True)
+        validate_data(self, X, reset=first, skip_check_array=True)
         check_classification_targets(y)
         y_type = type_of_target(y, input_name="y", raise_unknown=True)
         if y_type != "binary":
@@ -188,7 +236,10 @@ class CalibratedClassifier(ClassifierMixin, BaseEstimator):  # type: ignore[misc
                 "target sound (positive) and make sure the recordings also hold audio far "
                 "from every marker (or mark negatives)."
             )
-        self.classes_ = classes
+        if first:
+            self.classes_ = classes
+        elif not np.array_equal(classes, self.classes_):
+            raise ValueError(f"Every draw needs the classes {self.classes_}; got {classes}.")
         pos_idx = np.flatnonzero(y_idx == 1)
         neg_idx = np.flatnonzero(y_idx == 0)
         rng = np.random.default_rng(self.random_state)
@@ -225,19 +276,17 @@ class CalibratedClassifier(ClassifierMixin, BaseEstimator):  # type: ignore[misc
             log.warning("%s", note)
         if calibration is not None and method is None:
             reason = f"{calibration} calibration dropped: it gave every window the same score"
-        self.calibration_: str | None = method
-        self.estimator_ = model
         final = model_base.steps[-1][1] if hasattr(model_base, "steps") else model_base
-        self.summary_ = {
+        summary = {
             "estimator": type(final).__name__,
             "estimator_choice": f"{chosen}; {note}" if note else chosen,
             "n_positive": int(n_pos),
             "n_negative": int(n_neg),
             "n_negative_available": int((y_idx == 0).sum()),
-            "calibration": self.calibration_,
+            "calibration": method,
             "calibration_note": reason,
         }
-        return self
+        return model, method, summary, Xs, ys
 
     def _choose_estimator(self, n_pos: int) -> tuple[Any, str]:
         """The estimator to fit, and why: the given one, or by the number of positives."""

@@ -83,6 +83,7 @@ __all__ = [
     "f1_curve",
     "fold_plan",
     "fold_spread",
+    "mean_choice",
     "pick_threshold",
     "smoothed_f1",
     "training_threshold",
@@ -118,7 +119,10 @@ class FoldScores:
 
 @frozen
 class ThresholdChoice:
-    """The chosen threshold, its cross-validated event F1, and how it was chosen."""
+    """The chosen threshold, its cross-validated event F1, and how it was chosen.
+
+    ``draws``: with several augmentation draws, each draw's own threshold (``value``
+    is their mean, :func:`mean_choice`); empty otherwise."""
 
     value: float
     cv_f1: float | None
@@ -126,6 +130,7 @@ class ThresholdChoice:
     folds: int
     note: str = ""
     rule: str = ""
+    draws: tuple[float, ...] = ()
 
     def as_dict(self) -> dict[str, object]:
         return {
@@ -135,7 +140,33 @@ class ThresholdChoice:
             "folds": self.folds,
             "note": self.note,
             "rule": self.rule,
+            "draws": list(self.draws),
         }
+
+
+def mean_choice(choices: Sequence[ThresholdChoice]) -> ThresholdChoice:
+    """One threshold for a classifier that averages one model per augmentation draw:
+    the mean of the draws' own cross-validated thresholds (and of their F1). Measured
+    as the wolf benchmark's draw ensemble (README, "Several draws averaged"). A draw
+    that fell back makes the whole choice fall back (the caller then takes it from the
+    averaged classifier's training scores)."""
+    if len(choices) == 1:
+        return choices[0]
+    first = choices[0]
+    fallback = next((c for c in choices if c.method == "fallback"), None)
+    if fallback is not None:
+        return fallback
+    f1s = [c.cv_f1 for c in choices]
+    values = tuple(c.value for c in choices)
+    return ThresholdChoice(
+        round(float(np.mean(values)), 4),
+        None if None in f1s else float(np.mean([f for f in f1s if f is not None])),
+        first.method,
+        first.folds,
+        first.note,
+        f"{first.rule}; the mean of {len(choices)} augmentation draws' thresholds",
+        values,
+    )
 
 
 def fold_plan(positives_per_recording: Sequence[int], seed: int) -> list[list[tuple[int, int]]]:

@@ -158,6 +158,7 @@ def _run(
     augment: int | str = "auto",
     augment_seed: int = 0,
     augment_gain: tuple[float, float] | None = None,
+    augment_draws: int = 1,
     train_on: str | None = None,
     classifier_kwargs: dict[str, Any] | None = None,
     target: str = "wolf",
@@ -202,6 +203,7 @@ def _run(
                 copies=int(augment),
                 seed=augment_seed,
                 gain_db=AUTO_AUGMENTATION.gain_db if augment_gain is None else augment_gain,
+                draws=augment_draws,
             )
             if augment
             else None
@@ -307,6 +309,7 @@ def _run(
     if augment not in ("auto", 0):
         out["augment_seed"] = augment_seed
         out["augment_gain"] = (info.get("settings") or {}).get("gain_db")
+    out["augment_draws"] = (info.get("settings") or {}).get("draws", 0)
     return out, results, events
 
 
@@ -481,6 +484,13 @@ def main(argv: list[str] | None = None) -> int:
         help="with --augment N: the gain range in dB (default: AUTO_AUGMENTATION's, -4,4)",
     )
     ap.add_argument(
+        "--augment-draws",
+        type=int,
+        default=1,
+        metavar="K",
+        help="with --augment N: K draws averaged (MixAugmentation.draws; default 1)",
+    )
+    ap.add_argument(
         "--few-shot-k", default="1,2,3,5", help="the k values of --few-shot, e.g. 5 or 1,2,3,5"
     )
     ap.add_argument(
@@ -585,6 +595,9 @@ def main(argv: list[str] | None = None) -> int:
         ap.error("--augment-gain needs --augment N (N > 0)")
     if args.augment_gain is not None:
         common["augment_gain"] = args.augment_gain
+    if args.augment_draws != 1 and args.augment in ("auto", "0"):
+        ap.error("--augment-draws needs --augment N (N > 0)")
+    common["augment_draws"] = args.augment_draws
     for key in ("window", "hop", "context"):
         if getattr(args, key) is not None:
             common[key] = getattr(args, key)

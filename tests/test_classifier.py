@@ -82,3 +82,27 @@ def test_any_estimator_with_predict_proba() -> None:
     x, y = blobs(30, 60)
     clf = CalibratedClassifier(make_base_estimator("logreg"), calibration="sigmoid").fit(x, y)
     assert clf.calibration_ == "sigmoid" and (clf.predict(x) == y).mean() > 0.9
+
+
+def test_fit_draws_averages_one_model_per_training_set() -> None:
+    draws = [blobs(40, 200, seed=k) for k in range(3)]
+    clf = CalibratedClassifier().fit_draws(draws)
+    singles = [CalibratedClassifier().fit(x, y) for x, y in draws]
+    x = blobs(30, 30, seed=9)[0]
+    want = np.mean([m.predict_proba(x) for m in singles], axis=0)
+    np.testing.assert_allclose(clf.predict_proba(x), want, rtol=0, atol=1e-12)
+    assert clf.summary_["draws"] == 3
+    assert clf.summary_["n_positive_per_draw"] == [40, 40, 40]
+    one = CalibratedClassifier().fit_draws(draws[:1])
+    np.testing.assert_array_equal(one.predict_proba(x), singles[0].predict_proba(x))
+    assert "draws" not in one.summary_
+
+
+def test_fit_draws_refuses_training_sets_that_disagree() -> None:
+    x, y = blobs(40, 200)
+    with pytest.raises(ValueError, match="at least one"):
+        CalibratedClassifier().fit_draws([])
+    with pytest.raises(ValueError, match="features"):
+        CalibratedClassifier().fit_draws([(x, y), (x[:, :2], y)])
+    with pytest.raises(ValueError, match="classes"):
+        CalibratedClassifier().fit_draws([(x, y), (x, y + 1)])

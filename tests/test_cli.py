@@ -366,8 +366,25 @@ def test_train_augment_adds_mixed_takes_and_says_so(
 
     meta = Scanner.read_metadata(out)
     assert meta["augmentation"]["copies"] == 1 and meta["augmentation"]["speed"] == [0.95, 1.05]
+    assert meta["augmentation"]["draws"] == 1
     added = meta["training_summary"]["augmentation"]["windows_added"]
     assert added > 0 and f"{added} positive windows added" in stdout
+    rc, stdout, _ = run_cli(
+        capsys,
+        "train", "--markers", str(demo.markers_csv), "--model", "logmel", "--out", str(out),
+        "--augment", "1", "--augment-draws", "2",
+    )  # fmt: skip
+    meta = Scanner.read_metadata(out)
+    assert rc == 0 and meta["augmentation"]["draws"] == 2
+    thresholds = meta["training_summary"]["threshold"]["draws"]
+    assert len(thresholds) == 2 and "in 2 draws, one classifier each, averaged" in stdout
+    assert f"The draws' thresholds: {thresholds[0]:g}, {thresholds[1]:g}." in stdout
+    rc, _, err = run_cli(
+        capsys,
+        "train", "--markers", str(demo.markers_csv), "--model", "logmel", "--out", str(out),
+        "--augment-draws", "2",
+    )  # fmt: skip
+    assert rc == 2 and "--augment-draws needs --augment N" in err
     rc, _, err = run_cli(
         capsys,
         "train", "--markers", str(demo.markers_csv), "--model", "logmel", "--out", str(out),

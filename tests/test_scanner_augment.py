@@ -180,14 +180,14 @@ def test_threshold_folds_of_an_augmented_fit_fit_the_estimator_that_scans(
     from audio_embed.classifier import CalibratedClassifier
 
     fitted: list[str] = []
-    original = CalibratedClassifier.fit
+    original = CalibratedClassifier.fit_draws  # what fit calls too
 
     def spy(self: CalibratedClassifier, *args: object, **kwargs: object) -> CalibratedClassifier:
         out = original(self, *args, **kwargs)  # type: ignore[arg-type]
         fitted.append(out.summary_["estimator"])
         return out
 
-    monkeypatch.setattr(CalibratedClassifier, "fit", spy)
+    monkeypatch.setattr(CalibratedClassifier, "fit_draws", spy)
     rec = _recording(41, n_targets=3)
     aug = MixAugmentation(copies=1, min_distance=3.0) if augmented else None
     scanner = Scanner(LogMelEmbedder(), augmentation=aug).fit([rec])
@@ -291,7 +291,11 @@ def test_auto_mixes_in_quieter_copies_for_many_markers_in_many_recordings(
     assert info["ran"] is True and f"{n} recordings" in info["reason"]
     assert info["settings"]["copies"] == AUTO_MANY_AUGMENTATION.copies
     assert info["settings"]["gain_db"] == list(AUTO_MANY_AUGMENTATION.gain_db)
-    assert info["mixed_sounds"] == 2 * n * n * AUTO_MANY_AUGMENTATION.copies
+    draws = AUTO_MANY_AUGMENTATION.draws
+    assert draws == info["settings"]["draws"] == s["classifier_draws"] == 3
+    assert info["mixed_sounds"] == 2 * n * n * AUTO_MANY_AUGMENTATION.copies * draws
+    assert len(s["threshold"]["draws"]) == draws
+    assert s["threshold"]["value"] == pytest.approx(np.mean(s["threshold"]["draws"]), abs=1e-4)
     assert info["windows_added"] > s["windows_positive"]
     assert s["threshold"]["method"] == "leave-one-recording-out"
     loaded = Scanner.load(scanner.save(tmp_path / "many.scanner"))
@@ -306,3 +310,30 @@ def test_auto_mixes_in_quieter_copies_for_many_markers_in_many_recordings(
     few = Scanner(LogMelEmbedder()).fit([*recs[:-1], unmarked]).training_summary or {}
     assert few["augmentation"]["ran"] is False
     assert f"in {n - 1} recordings" in few["augmentation"]["reason"]
+
+
+def test_draws_average_the_classifiers_and_thresholds_of_single_draws() -> None:
+    """``draws=3`` scans with the mean probability of three scanners fitted with one
+    draw each at seeds 0, 1, 2, at the mean of their thresholds (the wolf benchmark's
+    ensemble, README "Several draws averaged")."""
+    rec = _recording(41, n_targets=3)
+    audio = np.asarray(rec.source)
+    singles = [
+        Scanner(LogMelEmbedder(), augmentation=_aug(copies=1, seed=k)).fit([rec]) for k in range(3)
+    ]
+    drawn = Scanner(
+        LogMelEmbedder(),
+        augmentation=MixAugmentation(copies=1, speed=(0.95, 1.05), min_distance=3.0, draws=3),
+    ).fit([rec])
+    want = np.mean([_probabilities(s, audio) for s in singles], axis=0)
+    np.testing.assert_allclose(_probabilities(drawn, audio), want, rtol=0, atol=1e-12)
+    thresholds = [s.threshold_ for s in singles]
+    assert len(set(thresholds)) > 1  # the draws differ, so the mean is tested
+    assert drawn.threshold_ == pytest.approx(np.mean(thresholds), abs=1e-4)
+    s = drawn.training_summary or {}
+    assert s["threshold"]["draws"] == thresholds
+    assert "mean of 3 augmentation draws" in s["threshold"]["rule"]
+    assert s["classifier_draws"] == 3 and len(s["classifier_n_positive_per_draw"]) == 3
+    assert s["augmentation"]["mixed_sounds"] == sum(
+        (x.training_summary or {})["augmentation"]["mixed_sounds"] for x in singles
+    )

@@ -112,6 +112,14 @@ def add_parser(subparsers: Subparsers) -> argparse.ArgumentParser:
         "recordings (automatic classifier only), else none (measured, see the README); "
         "0: never",
     )
+    g.add_argument(
+        "--augment-draws",
+        type=positive_int,
+        default=1,
+        metavar="K",
+        help="with --augment N: K draws of the copies, one classifier each, their "
+        "probabilities and thresholds averaged (auto: 3 for many markers, else 1)",
+    )
     return p
 
 
@@ -120,13 +128,13 @@ def _augment_option(text: str) -> int | str:
     return text if text == "auto" else whole_number(text, 0, alternative="auto")
 
 
-def _augmentation(value: int | str) -> AugmentationSetting:
-    """The Scanner's ``augmentation`` for ``--augment``."""
+def _augmentation(value: int | str, draws: int = 1) -> AugmentationSetting:
+    """The Scanner's ``augmentation`` for ``--augment`` and ``--augment-draws``."""
     from audio_embed.augment import AUTO_AUGMENTATION
 
     if value == "auto":
         return "auto"
-    return attrs.evolve(AUTO_AUGMENTATION, copies=int(value)) if value else None
+    return attrs.evolve(AUTO_AUGMENTATION, copies=int(value), draws=draws) if value else None
 
 
 def _add_marker_options(p: argparse.ArgumentParser) -> None:
@@ -362,10 +370,12 @@ def print_training(run: Run, scanner: Scanner, root: Path | None = None) -> None
     )
     au = s.get("augmentation")
     if au and au.get("ran", True):  # summaries before "ran" only exist when it ran
+        draws = (au.get("settings") or {}).get("draws", 1)
+        averaged = f" in {draws} draws, one classifier each, averaged" if draws > 1 else ""
         run.echo(
             f"Augmentation ({au.get('reason', 'given')}): {au['mixed_sounds']} marked sound(s) "
-            f"mixed into new places, {au['windows_added']} positive windows added (the "
-            "estimator was chosen by the marked windows)."
+            f"mixed into new places{averaged}, {au['windows_added']} positive windows added "
+            "(the estimator was chosen by the marked windows)."
         )
     elif au:
         run.echo(f"Augmentation: none ({au['reason']}).")
@@ -387,6 +397,8 @@ def print_training(run: Run, scanner: Scanner, root: Path | None = None) -> None
         )
         if th.get("rule"):
             run.echo(f"  Picked by: {th['rule']}.")
+        if th.get("draws"):
+            run.echo(f"  The draws' thresholds: {', '.join(f'{v:g}' for v in th['draws'])}.")
     else:
         note = f" ({th['note']})" if th.get("note") else ""
         run.echo(f"Detection threshold: {scanner.scan_threshold:g}{note}.")
@@ -410,6 +422,8 @@ def run(run: Run) -> int:
             raise UsageError(
                 f"{option} needs the marked files themselves; it cannot follow --index."
             )
+    if args.augment_draws != 1 and not explicit_augment:
+        raise UsageError("--augment-draws needs --augment N (N > 0).")
     get_spec(args.model)  # an unknown name fails before any work
     markers = _read_marker_files(args)
     index = None
@@ -438,7 +452,7 @@ def run(run: Run) -> int:
         cache=make_cache(args),
         batch_size=args.batch_size,
         threshold=args.threshold,
-        augmentation=_augmentation(args.augment),
+        augmentation=_augmentation(args.augment, args.augment_draws),
     )
     if index is not None:
         from audio_embed.review import fit_from_index

@@ -54,7 +54,8 @@ class FitData:
     ``grids``: each recording's sliding-window embeddings and classifier
     features; ``X``, ``y``: the labelled training windows; ``threshold``: the
     setting ``fit`` used (``"auto"`` or a number); ``augmented``: the
-    :class:`~audio_embed.scanner.augmented.AugmentedPool` of ``augmentation``.
+    :class:`~audio_embed.scanner.augmented.AugmentedPool` of each draw of
+    ``augmentation`` (empty: none was made, as in ``fit_from_index``).
     """
 
     recordings: tuple[Any, ...]
@@ -63,7 +64,7 @@ class FitData:
     y: np.ndarray
     per_file: tuple[dict[str, Any], ...]
     threshold: float | Literal["auto"]
-    augmented: AugmentedPool | None = None
+    augmented: tuple[AugmentedPool, ...] = ()
 
 
 @frozen(eq=False)

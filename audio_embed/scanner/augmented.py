@@ -55,10 +55,11 @@ __all__ = [
     "AugmentedPool",
     "AugmentedUnit",
     "augmentation_settings",
-    "augmented_pool",
+    "augmented_pools",
     "check_augmentation",
     "decide_augmentation",
     "fold_kept",
+    "pools_summary",
 ]
 
 #: ``Scanner(augmentation=...)``: a :class:`MixAugmentation`, ``"auto"`` or None (none).
@@ -175,7 +176,8 @@ def decide_augmentation(
 
 def _copies(aug: MixAugmentation) -> str:
     lo, hi = aug.gain_db
-    return f"{aug.copies} cop{'y' if aug.copies == 1 else 'ies'} at {lo:g} to {hi:g} dB"
+    drawn = f", {aug.draws} draws averaged" if aug.draws > 1 else ""
+    return f"{aug.copies} cop{'y' if aug.copies == 1 else 'ies'} at {lo:g} to {hi:g} dB{drawn}"
 
 
 @frozen(eq=False)
@@ -214,11 +216,6 @@ class AugmentedPool:
         ]
         return np.concatenate(got) if got else np.zeros((0, self.dim), np.float32)
 
-    def summary(self) -> dict[str, Any]:
-        """For ``training_summary["augmentation"]``: whether it ran, why, the settings
-        and what was added."""
-        return self.decision.summary(len(self.units), int(sum(len(u.features) for u in self.units)))
-
 
 def fold_kept(
     markers: Sequence[Markers], held: dict[int, set[int]], by_recording: bool
@@ -248,14 +245,16 @@ def _audio(rec: Recording, sr: int) -> np.ndarray:
     return load_audio(rec.source, sr)
 
 
-def augmented_pool(
+def augmented_pools(
     scanner: Scanner,
     recs: Sequence[Recording],
     grids: Sequence[tuple[CachedEmbeddings, np.ndarray]],
     cancel: CancelToken | None = None,
-) -> AugmentedPool:
+) -> tuple[AugmentedPool, ...]:
     """Mix, embed and featurise every kept positive marker into every training
-    recording, as ``scanner.augmentation`` decides (:func:`decide_augmentation`)."""
+    recording, as ``scanner.augmentation`` decides (:func:`decide_augmentation`):
+    one pool per draw (``MixAugmentation.draws``; draw ``k`` at ``seed + k``), or
+    one empty pool when none runs."""
     markers = [r.markers.within(e.duration) for r, (e, _) in zip(recs, grids, strict=True)]
     decision = decide_augmentation(
         scanner.augmentation,
@@ -265,26 +264,37 @@ def augmented_pool(
     )
     dim = grids[0][1].shape[1] if grids else scanner.embedder.dim
     if decision.augmentation is None:
-        return AugmentedPool((), dim, decision)
+        return (AugmentedPool((), dim, decision),)
     sr = scanner.embedder.sample_rate
-    # new places on the scan grid
-    aug = attrs.evolve(decision.augmentation, step=scanner.scan_windows.hop)
     audio = [_audio(r, sr) for r in recs]
-    mixed = aug.mix(
-        [(a, m.positive) for a, m in zip(audio, markers, strict=True)],
-        [(a, m.all) for a, m in zip(audio, markers, strict=True)],
-        sr,
-    )
     normalised = [scanner._normalise(e.embeddings, e.embeddings) for e, _ in grids]
-    units = []
-    for m in mixed:
-        if cancel is not None:
-            cancel.check()
-        entry = grids[m.background][0]
-        feats = _unit_features(scanner, m, entry, normalised[m.background], sr)
-        if len(feats):
-            units.append(AugmentedUnit(m.source, m.background, feats))
-    return AugmentedPool(tuple(units), dim, decision)
+    given = decision.augmentation
+    pools = []
+    for k in range(given.draws):
+        # new places on the scan grid
+        aug = attrs.evolve(given, step=scanner.scan_windows.hop, seed=given.seed + k)
+        mixed = aug.mix(
+            [(a, m.positive) for a, m in zip(audio, markers, strict=True)],
+            [(a, m.all) for a, m in zip(audio, markers, strict=True)],
+            sr,
+        )
+        units = []
+        for m in mixed:
+            if cancel is not None:
+                cancel.check()
+            entry = grids[m.background][0]
+            feats = _unit_features(scanner, m, entry, normalised[m.background], sr)
+            if len(feats):
+                units.append(AugmentedUnit(m.source, m.background, feats))
+        pools.append(AugmentedPool(tuple(units), dim, decision))
+    return tuple(pools)
+
+
+def pools_summary(pools: Sequence[AugmentedPool]) -> dict[str, Any]:
+    """For ``training_summary["augmentation"]``: whether it ran, why, the settings
+    (``draws`` among them) and what all draws added."""
+    units = [u for p in pools for u in p.units]
+    return pools[0].decision.summary(len(units), int(sum(len(u.features) for u in units)))
 
 
 def _unit_features(

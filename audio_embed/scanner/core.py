@@ -35,8 +35,10 @@ from audio_embed.scanner import persistence
 from audio_embed.scanner.adapt import FitData, adapt_scanner
 from audio_embed.scanner.augmented import (
     AugmentationSetting,
-    augmented_pool,
+    AugmentedPool,
+    augmented_pools,
     check_augmentation,
+    pools_summary,
 )
 from audio_embed.scanner.crossval import cross_validated_threshold
 from audio_embed.scanner.defaults import (
@@ -53,6 +55,7 @@ from audio_embed.threshold import (
     FALLBACK_THRESHOLD,
     FEW_MATCHES,
     ThresholdChoice,
+    mean_choice,
     training_threshold,
 )
 from audio_embed.types import Detection
@@ -460,8 +463,8 @@ class Scanner(StreamingEmbeddings):
             if progress is not None:
                 progress(ProgressEvent("train-files", rec.label, i + 1, len(recs), "files"))
         X, y = stack_training_windows(xs, ys, self.embedder.dim)
-        pool = augmented_pool(self, recs, grids, cancel)
-        data = FitData(tuple(recs), tuple(grids), X, y, tuple(per_file), setting, pool)
+        pools = augmented_pools(self, recs, grids, cancel)
+        data = FitData(tuple(recs), tuple(grids), X, y, tuple(per_file), setting, pools)
         self._fit_arrays(data, cancel)
         return self
 
@@ -473,7 +476,11 @@ class Scanner(StreamingEmbeddings):
         adaptation: dict[str, Any] | None = None,
     ) -> None:
         """Fit the classifier on ``data`` (plus ``extra`` pseudo-labelled windows) and
-        choose the threshold; the scanner changes only when all of it succeeded."""
+        choose the threshold; the scanner changes only when all of it succeeded.
+
+        With several augmentation draws (``MixAugmentation.draws``) the classifier
+        averages one model per draw and the threshold is the mean of each draw's own
+        cross-validated threshold (README, "Several draws averaged")."""
         X, y = data.X, data.y
         if extra is not None:
             X, y = np.concatenate([X, extra[0]]), np.concatenate([y, extra[1]])
@@ -481,18 +488,21 @@ class Scanner(StreamingEmbeddings):
         if cancel is not None:
             cancel.check()
         more: dict[str, Any] = {}
-        pool = data.augmented if data.augmented is not None and data.augmented.ran else None
-        if pool is None:
+        pools: list[AugmentedPool | None] = [p for p in data.augmented if p.ran] or [None]
+        if pools[0] is None:
             classifier.fit(X, y)
         else:  # the estimator is chosen by the marked (and pseudo-labelled) positives
-            aug = pool.rows()
-            classifier.fit(
-                np.concatenate([X, aug]),
-                np.concatenate([y, np.ones(len(aug), y.dtype)]),
+            ones = [np.ones(len(p.rows()), y.dtype) for p in pools if p is not None]
+            classifier.fit_draws(
+                [
+                    (np.concatenate([X, p.rows()]), np.concatenate([y, one]))
+                    for p, one in zip(pools, ones, strict=True)
+                    if p is not None
+                ],
                 choose_by=int(y.sum()),
             )
-        if data.augmented is not None:
-            more["augmentation"] = data.augmented.summary()
+        if data.augmented:
+            more["augmentation"] = pools_summary(data.augmented)
         post, more["postprocessing"] = self._sized_postprocessing(
             # the first columns of the features are the normalised embeddings
             (r.markers, e.duration, e.starts, features[:, : self.embedder.dim])
@@ -501,15 +511,20 @@ class Scanner(StreamingEmbeddings):
         if data.threshold == "auto":
             # Augmented, every fold fits the estimator this fit chose (by its own marked
             # windows a fold of 3 markers would fit the prototype scorer on the copies).
-            choice = cross_validated_threshold(
-                self,
-                list(data.recordings),
-                list(data.grids),
-                cancel,
-                extra,
-                pool,
-                int(y.sum()),
-                post=post,
+            choice = mean_choice(
+                [
+                    cross_validated_threshold(
+                        self,
+                        list(data.recordings),
+                        list(data.grids),
+                        cancel,
+                        extra,
+                        pool,
+                        int(y.sum()),
+                        post=post,
+                    )
+                    for pool in pools
+                ]
             )
             if choice.method == "fallback" and data.y.sum() > 0:
                 scores = classifier.score_windows(data.X)
