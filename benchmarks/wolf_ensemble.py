@@ -1,4 +1,5 @@
-"""Averaging scanners trained on several augmentation draws (benchmark only).
+"""Averaging scanners trained on several augmentation draws: how the library's
+``MixAugmentation(draws=K)`` was chosen.
 
 The all-markers wolf default moves with the draw of its mixed-in copies (README,
 "Reproducing the numbers"). This measures whether averaging the calibrated
@@ -12,7 +13,12 @@ cross-validation, no test data), detected with the members' post-processing::
     .venv/bin/python benchmarks/wolf_ensemble.py wolf-bench --seeds 0,1,2,3,4 \
         --ensembles '0,1,2;2,3,4;0,3,4' [--loro]
 
-One JSON row per single seed and per ensemble. ``--loro`` scores the training split
+The library does the same inside one fit now (``AUTO_MANY_AUGMENTATION`` has
+``draws=3``: ``wolf.py wolf-bench`` gives the ``0,1,2`` row; ``wolf.py --augment 3
+--augment-gain=-10,0 --augment-draws 3 --augment-seed S`` fits seeds S, S+1, S+2);
+this script stays because it scores every member and any ensemble of them from one
+set of fits. One JSON row per single seed and per ensemble.
+``--loro`` scores the training split
 (each training recording held out in turn, every member trained on the other three),
 the selection rule; without it, the test split.
 """

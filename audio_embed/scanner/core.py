@@ -235,7 +235,8 @@ class Scanner(StreamingEmbeddings):
             :mod:`audio_embed.scanner.augmented`); ``"auto"`` (default):
             :data:`~audio_embed.augment.AUTO_AUGMENTATION` for 3 to 5 positive
             markers, ``AUTO_MANY_AUGMENTATION`` for more in 4+ recordings with
-            the automatic estimator, else none (wolf benchmark); None: none.
+            the automatic estimator (three draws of three copies, one classifier
+            per draw, averaged), else none (wolf benchmark); None: none.
             ``training_summary["augmentation"]`` says whether it ran and why.
     """
 
