@@ -43,7 +43,9 @@ from audio_embed import threshold
 from audio_embed.augment import AUTO_AUGMENTATION
 from audio_embed.cache import EmbeddingCache
 from audio_embed.evaluate import evaluate, read_labels
+from audio_embed.scanner import defaults
 from audio_embed.scanner.augmented import AUTO_MAX_MARKERS, AUTO_MIN_MARKERS
+from audio_embed.scanner.defaults import MIN_POINT_MARKERS
 
 
 def _trees(n: int, leaf: int = 2, **kw: Any) -> ExtraTreesClassifier:
@@ -73,6 +75,11 @@ SETTINGS: dict[str, dict[str, Any]] = {
     "rule-argmax": {"rule": "argmax"},
     "rule-smoothed": {"rule": "smoothed"},
     "no-post-from-points": {"post_from_points": False},
+    # point markers sized from their estimated durations with fewer than
+    # MIN_POINT_MARKERS (10) of them (README, "A second benchmark: horns")
+    "min-point-markers-2": {"min_point_markers": 2},
+    "min-point-markers-3": {"min_point_markers": 3},
+    "min-point-markers-5": {"min_point_markers": 5},
 }
 
 
@@ -80,6 +87,7 @@ def _seeded(name: str, k: int, classifier_seed: int, augment_seed: int) -> dict[
     """``wolf._run``'s keywords for setting ``name`` with ``k`` markers at one seed pair."""
     kw = dict(SETTINGS[name])
     kw.pop("rule", None)  # applied by _force_rule
+    kw.pop("min_point_markers", None)  # applied in main
     if "copies" in kw or AUTO_MIN_MARKERS <= k <= AUTO_MAX_MARKERS:
         copies = kw.pop("copies", AUTO_AUGMENTATION.copies)
         kw["augment"] = 0 if copies is None else copies
@@ -164,6 +172,7 @@ def main(argv: list[str] | None = None) -> int:
         cells: list[dict[str, Any]] = []
         seen: list[Call] = []
         _force_rule(SETTINGS[name].get("rule"), seen)  # the setting's rule, or the library's
+        defaults.MIN_POINT_MARKERS = SETTINGS[name].get("min_point_markers", MIN_POINT_MARKERS)
         for cseed, aseed in seeds:
             for f in files:
                 out, results, events = _run(
@@ -186,7 +195,8 @@ def main(argv: list[str] | None = None) -> int:
                         key: out[key]
                         for key in (
                             "iou_f1 lenient_f1 flagged_fraction window_auc threshold "
-                            "threshold_cv_f1 mean_detection_seconds estimator fit_s"
+                            "threshold_cv_f1 mean_detection_seconds estimator fit_s "
+                            "post_source post_duration"
                         ).split()
                     },
                 }

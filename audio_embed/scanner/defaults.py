@@ -134,7 +134,7 @@ def span_postprocessing(
     ]
     what = (
         f"estimated from {len(spans)} point marker(s) (how long the windows after each "
-        "stay like the window starting there)"
+        "stay like its first ones)"
         if estimated
         else f"from {len(spans)} marked selection(s)"
     )
@@ -162,7 +162,10 @@ def span_postprocessing(
 
 
 def point_postprocessing(
-    base: Postprocessing, estimates: Sequence[float], window: float
+    base: Postprocessing,
+    estimates: Sequence[float],
+    window: float,
+    sizes: Sequence[float] | None = None,
 ) -> tuple[Postprocessing, dict[str, Any]]:
     """The post-processing for point markers, from the estimated durations of the marked
     sounds (:mod:`audio_embed.scanner.point_duration`; seconds, 0 = no estimate), and a
@@ -176,11 +179,25 @@ def point_postprocessing(
     ``"points"``, with ``estimated_duration``). The estimates run long for sounds
     shorter than the window (wolf benchmark: 1.3–1.5 s for 0.94 s calls), so widening
     short sounds to them cost event F1 there (README, "A second benchmark: horns").
+
+    ``sizes``: the durations a long sound is sized from, when they differ from the
+    ``estimates`` that decide it is long (the second estimate of
+    :func:`~audio_embed.scanner.point_duration.point_durations`); the summary then
+    gives the first median as ``estimated_duration``.
     """
     valid = [float(d) for d in estimates if float(d) > 0]
     enough = len(valid) >= MIN_POINT_MARKERS
     if enough and statistics.median(valid) >= LONG_SOUND_WINDOWS * window:
-        return span_postprocessing(base, valid, window, estimated=True)
+        sized = valid if sizes is None else [float(d) for d in sizes if float(d) > 0]
+        post, long_summary = span_postprocessing(base, sized or valid, window, estimated=True)
+        if sizes is not None:
+            first = statistics.median(valid)
+            long_summary["estimated_duration"] = round(first, 3)
+            long_summary["reason"] += (
+                " (a long sound by the first estimate, like the marker's window only: "
+                f"{first:.2f} s)"
+            )
+        return post, long_summary
     summary: dict[str, Any] = {
         "source": "points",
         "reason": "no marked selection (points only): the scanner's post-processing",
