@@ -51,7 +51,8 @@ LONG_SOUND_HYSTERESIS = 0.5
 #: benchmark: single 1 s calls measured at 3-4 s; five markers of one recording gave
 #: a median of 2.68 s), and with two markers of horns the sized post-processing let
 #: the threshold's cross-validation flag most of the audio (README "A second
-#: benchmark: horns").
+#: benchmark: horns"; rechecked with the second estimate: with a guard of 3 or 5, that
+#: wolf recording's markers are still sized as a long sound).
 MIN_POINT_MARKERS = 10
 #: Seconds of context around each window (see Scanner), unless the model says otherwise.
 DEFAULT_CONTEXT = 4.0
@@ -194,8 +195,8 @@ def point_postprocessing(
             first = statistics.median(valid)
             long_summary["estimated_duration"] = round(first, 3)
             long_summary["reason"] += (
-                " (a long sound by the first estimate, like the marker's window only: "
-                f"{first:.2f} s)"
+                f"; the first estimate (like the marker's window alone), median {first:.2f} s, "
+                "decided it is long"
             )
         return post, long_summary
     summary: dict[str, Any] = {

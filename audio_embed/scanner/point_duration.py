@@ -13,9 +13,10 @@ sizes the post-processing from it as from selections
 no classifier: the sliding-window embeddings fit has already computed.
 
 Chosen leaving one training recording out on the horn and wolf benchmarks (README,
-"A second benchmark: horns"): the estimate is short of the truth for 4 s horns
+"A second benchmark: horns"): the first estimate is short of the truth for 4 s horns
 (2.4–2.7 s for 3.7–4.1 s) and long for 1 s wolf calls (1.3–1.5 s for 0.94 s),
-which is why only long estimates change anything.
+which is why only long estimates change anything, and why long sounds are sized
+from a second estimate (:func:`point_durations`: 3.5–3.9 s for those horns).
 """
 
 from __future__ import annotations
