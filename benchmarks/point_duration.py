@@ -15,13 +15,22 @@ the test split (report only). Each row also gives the estimate's error against t
 labelled durations of the marked training events (labels.csv, split "train"):
 ``D`` and the true median per fit, and the median absolute per-marker error.
 Estimators: ``embed-F`` (:func:`audio_embed.scanner.point_duration.embedding_run_durations`
-with ``fraction`` F; the library's is ``embed-0.3:long``), ``score-F``
-(:func:`score_run_durations` with ``fraction`` F: the trained classifier's in-sample
-scores; benchmark only), ``energy-F`` (log-mel band energy in the bands the marked
-onset raises above the local background, while it stays above F of its onset
-excess; benchmark only), ``truth`` (the labelled median: the ceiling), ``scanner``
-(no sizing: the default before). A ``:long`` suffix sizes the post-processing only
-when the estimate is at least ``LONG_SOUND_WINDOWS`` windows (else the scanner's).
+with ``fraction`` F); ``embed-F+ref`` (decided long by ``embed-F``, sized from the
+second estimate of :func:`audio_embed.scanner.point_duration.point_durations`: the
+similarity to the mean of the windows within the first median; the library's is
+``embed-0.3+ref:long``); ``embed-F+refS`` (the same with the windows within S
+seconds); ``embed-F+max`` / ``embed-F+maxS`` (each window's highest similarity to any
+of those windows instead; benchmark only); ``score-F`` (:func:`score_run_durations`
+with ``fraction`` F: the trained classifier's in-sample scores; benchmark only);
+``energy-F`` (log-mel band energy in the bands the marked onset raises above the
+local background, while it stays above F of its onset excess; benchmark only);
+``truth`` (the labelled median: the ceiling); ``scanner`` (no sizing: the default
+before). Suffixes: ``:long`` sizes the post-processing only when the (first)
+estimate is at least ``LONG_SOUND_WINDOWS`` windows (else the scanner's); ``:end``
+adds half a window to every estimate (the end of the last window like the marker's,
+not its centre); ``:mean`` or ``:q75`` size from the estimates' mean or 75th
+percentile instead of their median. ``D`` is the sizing value per fit, ``D_first``
+the deciding one where they differ.
 """
 
 from __future__ import annotations
@@ -49,7 +58,7 @@ from audio_embed.cache import EmbeddingCache
 from audio_embed.evaluate import read_labels
 from audio_embed.scanner import Scanner
 from audio_embed.scanner.defaults import LONG_SOUND_WINDOWS, span_postprocessing
-from audio_embed.scanner.point_duration import embedding_run_durations
+from audio_embed.scanner.point_duration import BACKGROUND_SECONDS, embedding_run_durations
 
 
 def score_run_durations(
@@ -96,6 +105,55 @@ def score_run_durations(
             j += 1
         out.append(float(centres[j] - centres[i]) + hop)
     return out
+
+
+def _second_estimate(
+    starts: np.ndarray,
+    x: np.ndarray,
+    window: float,
+    times: Sequence[float],
+    smooth: float,
+    fraction: float,
+    seconds: float,
+    *,
+    linkage: str = "mean",
+) -> list[float]:
+    """The second estimate of ``point_durations`` (the similarity to the mean of the
+    windows lying wholly within ``seconds`` of the marker), or, ``linkage`` "max",
+    each window's highest similarity to any of those windows (benchmark only)."""
+    if linkage == "mean":
+        return embedding_run_durations(
+            starts, x, window, times, smooth=smooth, fraction=fraction, reference=seconds
+        )
+    from scipy.ndimage import median_filter
+
+    x = x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+    hop = float(np.median(np.diff(starts)))
+    size = max(1, round(smooth / hop)) | 1
+    out = []
+    for t in times:
+        anchor = int(np.argmin(np.abs(starts - t)))
+        within = (starts >= starts[anchor]) & (starts + window <= starts[anchor] + seconds + 1e-9)
+        within[anchor] = True
+        sim = median_filter((x @ x[within].T).max(axis=1), size=size, mode="nearest")
+        before = (starts + window <= t + 1e-9) & (starts + window >= t - BACKGROUND_SECONDS)
+        base = float(np.median(sim))
+        if before.any():
+            base = max(base, float(np.median(sim[before])))
+        low = base + fraction * (float(sim[anchor]) - base)
+        j = anchor
+        while j + 1 < len(sim) and sim[j + 1] >= low:
+            j += 1
+        out.append(max(float(starts[j] + window / 2 - t) + hop / 2, hop))
+    return out
+
+
+def _statistic(values: list[float], opts: list[str]) -> float:
+    """The durations' median, or (``opts``) their mean or a quantile (``q75``)."""
+    if "mean" in opts:
+        return float(np.mean(values))
+    q = [o for o in opts if o.startswith("q")]
+    return float(np.quantile(values, float(q[0][1:]) / 100)) if q else statistics.median(values)
 
 
 def energy_durations(path: str, times: list[float], fraction: float) -> list[float]:
@@ -196,19 +254,17 @@ def main(argv: list[str] | None = None) -> int:
                     if e.file == rel and e.label == args.target and abs(e.onset - t) < 0.05
                 ]
                 truth.append(true[0] if true else float("nan"))
+        window = scanner.scan_windows.window
+        smooth = scanner.postprocessing.smooth
         for name in {n.split(":")[0] for n in args.estimators.split(",")}:
             kind, _, f = name.partition("-")
+            f, _, ref = f.partition("+")
             if kind == "score":
                 est = [
                     d
                     for _, entry, scores, times in recs
                     for d in score_run_durations(
-                        entry.starts,
-                        scores,
-                        scanner.scan_windows.window,
-                        times,
-                        smooth=scanner.postprocessing.smooth,
-                        fraction=float(f),
+                        entry.starts, scores, window, times, smooth=smooth, fraction=float(f)
                     )
                 ]
             elif kind == "embed":
@@ -218,9 +274,9 @@ def main(argv: list[str] | None = None) -> int:
                     for d in embedding_run_durations(
                         entry.starts,
                         feats[:, : scanner.embedder.dim],
-                        scanner.scan_windows.window,
+                        window,
                         times,
-                        smooth=scanner.postprocessing.smooth,
+                        smooth=smooth,
                         fraction=float(f),
                     )
                 ]
@@ -232,28 +288,56 @@ def main(argv: list[str] | None = None) -> int:
                 est = list(truth)
             else:
                 est = [0.0] * len(truth)
-            per[name] = est
+            sizes = est
+            if kind == "embed" and ref:
+                # the second estimate, from the windows within the first median (``ref``)
+                # or a fixed number of seconds (``refS``), their mean or (``max``) any
+                valid = [d for d in est if d > 0]
+                digits = ref.removeprefix("ref").removeprefix("max")
+                seconds = float(digits or 0) or (statistics.median(valid) if valid else 0.0)
+                sizes = [
+                    d
+                    for (_, entry, _, times), feats in zip(recs, embeds, strict=True)
+                    for d in _second_estimate(
+                        entry.starts,
+                        feats[:, : scanner.embedder.dim],
+                        window,
+                        times,
+                        smooth,
+                        float(f),
+                        seconds,
+                        linkage="max" if ref.startswith("max") else "mean",
+                    )
+                ]
+            per[name] = (est, sizes)
         call = calls[-1] if len(calls) > before else None
         fits.append((call, results, events, per, truth))
-        window = scanner.scan_windows.window
     for name in args.estimators.split(","):
-        ds, trues, errs, posts = [], [], [], []
+        base_name, *opts = name.split(":")
+        ds, gates, trues, errs, posts = [], [], [], [], []
         for _, res, _, per, truth in fits:
-            est = per[name.split(":")[0]]
+            est, sizes = per[base_name]
+            if "end" in opts:  # the end of the last window, not its centre
+                est = [d + window / 2 if d > 0 else d for d in est]
+                sizes = [d + window / 2 if d > 0 else d for d in sizes]
             base = next(iter(res.values())).postprocessing
             valid = [d for d in est if d > 0]
-            d = statistics.median(valid) if valid else None
+            g = statistics.median(valid) if valid else None
+            sized = [d for d in sizes if d > 0]
+            d = _statistic(sized, opts) if sized else None
             post = base if d is None else span_postprocessing(base, [d], window)[0]
-            if name.endswith(":long") and d is not None and d < LONG_SOUND_WINDOWS * window:
-                post = base  # sized only when the estimate says the sound is long
+            if "long" in opts and (g is None or g < LONG_SOUND_WINDOWS * window):
+                post = base  # sized only when the (first) estimate says the sound is long
             posts.append(post)
             ds.append(None if d is None else round(d, 2))
+            gates.append(None if g is None else round(g, 2))
             trues.append(round(statistics.median(truth), 2))
-            errs += [abs(a - b) for a, b in zip(est, truth, strict=True) if a > 0 and b == b]
+            errs += [abs(a - b) for a, b in zip(sizes, truth, strict=True) if a > 0 and b == b]
         metrics, thresholds = rescore([f[:3] for f in fits], posts)
         row: dict[str, Any] = {"estimator": name, **metrics}
         row.update(
             D=ds,
+            **({"D_first": gates} if gates != ds else {}),
             true_median=trues,
             marker_abs_err_median=round(statistics.median(errs), 2) if errs else None,
             thresholds=thresholds,

@@ -43,7 +43,9 @@ from audio_embed import threshold
 from audio_embed.augment import AUTO_AUGMENTATION
 from audio_embed.cache import EmbeddingCache
 from audio_embed.evaluate import evaluate, read_labels
+from audio_embed.scanner import defaults
 from audio_embed.scanner.augmented import AUTO_MAX_MARKERS, AUTO_MIN_MARKERS
+from audio_embed.scanner.defaults import MIN_POINT_MARKERS
 
 
 def _trees(n: int, leaf: int = 2, **kw: Any) -> ExtraTreesClassifier:
@@ -73,13 +75,51 @@ SETTINGS: dict[str, dict[str, Any]] = {
     "rule-argmax": {"rule": "argmax"},
     "rule-smoothed": {"rule": "smoothed"},
     "no-post-from-points": {"post_from_points": False},
+    # point markers sized from their estimated durations with fewer than
+    # MIN_POINT_MARKERS (10) of them (README, "A second benchmark: horns")
+    "min-point-markers-2": {"min_point_markers": 2},
+    "min-point-markers-3": {"min_point_markers": 3},
+    "min-point-markers-5": {"min_point_markers": 5},
+    # the same, but with fewer than 10 markers "long" needs the lower quartile of the
+    # estimates (not their median) to reach two windows (benchmark only)
+    "min-point-markers-3-q25": {"min_point_markers": 3, "few_quartile": True},
+    "min-point-markers-5-q25": {"min_point_markers": 5, "few_quartile": True},
 }
+
+
+def _quartile_gate(on: bool) -> None:
+    """With ``on``, point markers fewer than ``MIN_POINT_MARKERS`` (10) size only when
+    the lower quartile of their first estimates reaches ``LONG_SOUND_WINDOWS`` windows."""
+    import numpy as np
+
+    from audio_embed.scanner import core
+
+    original = defaults.point_postprocessing
+
+    def gated(base: Any, estimates: Any, window: float, sizes: Any = None) -> Any:
+        valid = [d for d in estimates if d > 0]
+        short = len(valid) < MIN_POINT_MARKERS and (
+            float(np.quantile(valid, 0.25)) < defaults.LONG_SOUND_WINDOWS * window
+            if valid
+            else True
+        )
+        if short:  # as if too few: the scanner's post-processing
+            saved, defaults.MIN_POINT_MARKERS = defaults.MIN_POINT_MARKERS, MIN_POINT_MARKERS
+            try:
+                return original(base, estimates, window, sizes)
+            finally:
+                defaults.MIN_POINT_MARKERS = saved
+        return original(base, estimates, window, sizes)
+
+    core.point_postprocessing = gated if on else original  # type: ignore[attr-defined]
 
 
 def _seeded(name: str, k: int, classifier_seed: int, augment_seed: int) -> dict[str, Any]:
     """``wolf._run``'s keywords for setting ``name`` with ``k`` markers at one seed pair."""
     kw = dict(SETTINGS[name])
     kw.pop("rule", None)  # applied by _force_rule
+    kw.pop("min_point_markers", None)  # applied in main
+    kw.pop("few_quartile", None)
     if "copies" in kw or AUTO_MIN_MARKERS <= k <= AUTO_MAX_MARKERS:
         copies = kw.pop("copies", AUTO_AUGMENTATION.copies)
         kw["augment"] = 0 if copies is None else copies
@@ -164,6 +204,8 @@ def main(argv: list[str] | None = None) -> int:
         cells: list[dict[str, Any]] = []
         seen: list[Call] = []
         _force_rule(SETTINGS[name].get("rule"), seen)  # the setting's rule, or the library's
+        defaults.MIN_POINT_MARKERS = SETTINGS[name].get("min_point_markers", MIN_POINT_MARKERS)
+        _quartile_gate(SETTINGS[name].get("few_quartile", False))
         for cseed, aseed in seeds:
             for f in files:
                 out, results, events = _run(
@@ -186,7 +228,8 @@ def main(argv: list[str] | None = None) -> int:
                         key: out[key]
                         for key in (
                             "iou_f1 lenient_f1 flagged_fraction window_auc threshold "
-                            "threshold_cv_f1 mean_detection_seconds estimator fit_s"
+                            "threshold_cv_f1 mean_detection_seconds estimator fit_s "
+                            "post_source post_duration"
                         ).split()
                     },
                 }

@@ -14,7 +14,7 @@ from audio_embed.cli import main
 from audio_embed.demo import SR, horn, synth_recording, write_wav
 from audio_embed.scanner import DEFAULT_POSTPROCESSING, Recording, Scanner
 from audio_embed.scanner.defaults import MIN_POINT_MARKERS, point_postprocessing
-from audio_embed.scanner.point_duration import embedding_run_durations
+from audio_embed.scanner.point_duration import embedding_run_durations, point_durations
 from audio_embed.windows import Markers
 
 
@@ -49,6 +49,47 @@ def test_the_background_is_the_one_before_the_marker() -> None:
     assert d < 2.0  # against the recording's median, the whole stretch would count
 
 
+def _drifting(length: float, onsets: list[float]) -> tuple[np.ndarray, np.ndarray]:
+    """Window embeddings (1 s windows, 0.1 s hop) of sounds whose timbre turns from one
+    direction to an orthogonal one over their first 2 s, then stays there."""
+    rng = np.random.default_rng(0)
+    starts = np.arange(0.0, 140.0, 0.1)
+    x = rng.standard_normal((len(starts), 16))
+    a = rng.standard_normal(16)
+    a /= np.linalg.norm(a)
+    b = rng.standard_normal(16)
+    b -= (b @ a) * a
+    b /= np.linalg.norm(b)
+    for t in onsets:
+        for i in np.flatnonzero((starts >= t - 0.5) & (starts <= t + length - 0.5)):
+            turn = np.pi / 2 * min(max((starts[i] + 0.5 - t) / 2.0, 0.0), 1.0)
+            x[i] += 5.0 * (np.cos(turn) * a + np.sin(turn) * b)
+    return starts, x
+
+
+def test_a_long_sound_whose_timbre_drifts_is_sized_from_its_first_windows() -> None:
+    """Compared with its first window only, a 4 s sound that drifts away from it ends
+    early; compared with every window within the first median, it is measured whole.
+    Short sounds stay short either way."""
+    onsets = [20.0, 50.0, 80.0, 110.0]
+    starts, x = _drifting(4.0, onsets)
+    first, sized = point_durations([(onsets, starts, x)], 1.0, smooth=0.5)
+    assert first == embedding_run_durations(starts, x, 1.0, onsets, smooth=0.5)
+    assert 2.0 <= float(np.median(first)) < 3.0
+    assert all(3.5 <= d <= 4.5 for d in sized)
+    # the reference is what changes it: the first median's windows
+    ref = embedding_run_durations(
+        starts, x, 1.0, onsets, smooth=0.5, reference=float(np.median(first))
+    )
+    assert ref == sized
+    # a reference no longer than a window is the marker's window alone
+    assert embedding_run_durations(starts, x, 1.0, onsets, smooth=0.5, reference=1.0) == first
+    starts, x = _drifting(1.0, onsets)
+    first, sized = point_durations([(onsets, starts, x)], 1.0, smooth=0.5)
+    assert max(first) < 2.0 and max(sized) < 2.0
+    assert point_durations([([], starts, x)], 1.0) == ([], [])
+
+
 def test_long_estimates_size_the_post_processing_short_ones_do_not() -> None:
     many = MIN_POINT_MARKERS // 2
     post, summary = point_postprocessing(
@@ -66,6 +107,21 @@ def test_long_estimates_size_the_post_processing_short_ones_do_not() -> None:
     assert post is DEFAULT_POSTPROCESSING and "too few" in summary["reason"]
     post, summary = point_postprocessing(DEFAULT_POSTPROCESSING, [], window=1.0)
     assert post is DEFAULT_POSTPROCESSING and summary["source"] == "points"
+
+
+def test_the_first_estimate_decides_long_the_second_sizes() -> None:
+    many = [2.5] * MIN_POINT_MARKERS
+    post, summary = point_postprocessing(
+        DEFAULT_POSTPROCESSING, many, 1.0, [4.0] * MIN_POINT_MARKERS
+    )
+    assert post.min_duration == pytest.approx(4.0) and post.hysteresis == 0.5
+    assert summary["median_duration"] == 4.0 and summary["estimated_duration"] == 2.5
+    # a short first estimate keeps the scanner's, however long the second
+    short = [1.5] * MIN_POINT_MARKERS
+    post, summary = point_postprocessing(
+        DEFAULT_POSTPROCESSING, short, 1.0, [4.0] * MIN_POINT_MARKERS
+    )
+    assert post is DEFAULT_POSTPROCESSING and summary["estimated_duration"] == 1.5
 
 
 def _long_recording(seed: int) -> tuple[np.ndarray, list[float]]:
@@ -100,6 +156,8 @@ def test_points_at_long_sounds_size_the_post_processing(
     assert summary["source"] == "points (estimated)", summary
     post = scanner.scan_postprocessing
     assert 2.0 <= post.min_duration <= 6.0 and post.hysteresis == 0.5
+    # sized from the second estimate, at least the first (which decided "long")
+    assert post.min_duration == summary["median_duration"] >= summary["estimated_duration"]
     assert scanner.postprocessing == DEFAULT_POSTPROCESSING  # the setting is unchanged
     # opt out: the scanner's post-processing
     off = _fit(long_sounds, postprocessing_from_points=False)

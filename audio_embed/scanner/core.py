@@ -49,7 +49,7 @@ from audio_embed.scanner.defaults import (
     point_postprocessing,
     span_postprocessing,
 )
-from audio_embed.scanner.point_duration import embedding_run_durations
+from audio_embed.scanner.point_duration import point_durations
 from audio_embed.scanner.streaming import Source, StreamingEmbeddings
 from audio_embed.threshold import (
     FALLBACK_THRESHOLD,
@@ -222,8 +222,10 @@ class Scanner(StreamingEmbeddings):
             (:func:`~audio_embed.scanner.point_duration.embedding_run_durations`);
             when their median is at least two scan windows (a long sound) and
             there are at least ``MIN_POINT_MARKERS`` (10) of them, the
-            post-processing is sized from it as from selections
-            (:func:`~audio_embed.scanner.defaults.point_postprocessing`;
+            post-processing is sized as from selections, from a second estimate
+            that compares the windows with every window within that median
+            (:func:`~audio_embed.scanner.point_duration.point_durations`,
+            :func:`~audio_embed.scanner.defaults.point_postprocessing`;
             ``training_summary["postprocessing"]["source"]`` is then
             ``"points (estimated)"``); shorter sounds keep ``postprocessing``
             (the estimate is in the summary). Selections are never overridden.
@@ -326,15 +328,12 @@ class Scanner(StreamingEmbeddings):
         window = self.scan_windows.window
         if durations or not self.postprocessing_from_points:
             return span_postprocessing(self.postprocessing, durations, window)
-        estimates = [
-            d
-            for m, starts, x in recs
-            if m.positive
-            for d in embedding_run_durations(
-                starts, x, window, m.positive, smooth=self.postprocessing.smooth
-            )
-        ]
-        return point_postprocessing(self.postprocessing, estimates, window)
+        estimates, sizes = point_durations(
+            ((m.positive, starts, x) for m, starts, x in recs),
+            window,
+            smooth=self.postprocessing.smooth,
+        )
+        return point_postprocessing(self.postprocessing, estimates, window, sizes)
 
     @classmethod
     def from_name(

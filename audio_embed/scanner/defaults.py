@@ -51,7 +51,8 @@ LONG_SOUND_HYSTERESIS = 0.5
 #: benchmark: single 1 s calls measured at 3-4 s; five markers of one recording gave
 #: a median of 2.68 s), and with two markers of horns the sized post-processing let
 #: the threshold's cross-validation flag most of the audio (README "A second
-#: benchmark: horns").
+#: benchmark: horns"; rechecked with the second estimate: with a guard of 3 or 5, that
+#: wolf recording's markers are still sized as a long sound).
 MIN_POINT_MARKERS = 10
 #: Seconds of context around each window (see Scanner), unless the model says otherwise.
 DEFAULT_CONTEXT = 4.0
@@ -134,7 +135,7 @@ def span_postprocessing(
     ]
     what = (
         f"estimated from {len(spans)} point marker(s) (how long the windows after each "
-        "stay like the window starting there)"
+        "stay like its first ones)"
         if estimated
         else f"from {len(spans)} marked selection(s)"
     )
@@ -162,7 +163,10 @@ def span_postprocessing(
 
 
 def point_postprocessing(
-    base: Postprocessing, estimates: Sequence[float], window: float
+    base: Postprocessing,
+    estimates: Sequence[float],
+    window: float,
+    sizes: Sequence[float] | None = None,
 ) -> tuple[Postprocessing, dict[str, Any]]:
     """The post-processing for point markers, from the estimated durations of the marked
     sounds (:mod:`audio_embed.scanner.point_duration`; seconds, 0 = no estimate), and a
@@ -176,11 +180,25 @@ def point_postprocessing(
     ``"points"``, with ``estimated_duration``). The estimates run long for sounds
     shorter than the window (wolf benchmark: 1.3–1.5 s for 0.94 s calls), so widening
     short sounds to them cost event F1 there (README, "A second benchmark: horns").
+
+    ``sizes``: the durations a long sound is sized from, when they differ from the
+    ``estimates`` that decide it is long (the second estimate of
+    :func:`~audio_embed.scanner.point_duration.point_durations`); the summary then
+    gives the first median as ``estimated_duration``.
     """
     valid = [float(d) for d in estimates if float(d) > 0]
     enough = len(valid) >= MIN_POINT_MARKERS
     if enough and statistics.median(valid) >= LONG_SOUND_WINDOWS * window:
-        return span_postprocessing(base, valid, window, estimated=True)
+        sized = valid if sizes is None else [float(d) for d in sizes if float(d) > 0]
+        post, long_summary = span_postprocessing(base, sized or valid, window, estimated=True)
+        if sizes is not None:
+            first = statistics.median(valid)
+            long_summary["estimated_duration"] = round(first, 3)
+            long_summary["reason"] += (
+                f"; the first estimate (like the marker's window alone), median {first:.2f} s, "
+                "decided it is long"
+            )
+        return post, long_summary
     summary: dict[str, Any] = {
         "source": "points",
         "reason": "no marked selection (points only): the scanner's post-processing",
