@@ -377,7 +377,7 @@ def test_train_augment_adds_mixed_takes_and_says_so(
     meta = Scanner.read_metadata(out)
     assert rc == 0 and meta["augmentation"]["draws"] == 2
     thresholds = meta["training_summary"]["threshold"]["draws"]
-    assert len(thresholds) == 2 and "in 2 draws, one classifier each, averaged" in stdout
+    assert len(thresholds) == 2 and "in 2 draws (one classifier each, averaged)" in stdout
     assert f"The draws' thresholds: {thresholds[0]:g}, {thresholds[1]:g}." in stdout
     rc, _, err = run_cli(
         capsys,

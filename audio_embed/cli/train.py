@@ -371,7 +371,7 @@ def print_training(run: Run, scanner: Scanner, root: Path | None = None) -> None
     au = s.get("augmentation")
     if au and au.get("ran", True):  # summaries before "ran" only exist when it ran
         draws = (au.get("settings") or {}).get("draws", 1)
-        averaged = f" in {draws} draws, one classifier each, averaged" if draws > 1 else ""
+        averaged = f" in {draws} draws (one classifier each, averaged)" if draws > 1 else ""
         run.echo(
             f"Augmentation ({au.get('reason', 'given')}): {au['mixed_sounds']} marked sound(s) "
             f"mixed into new places{averaged}, {au['windows_added']} positive windows added "

@@ -176,8 +176,7 @@ def decide_augmentation(
 
 def _copies(aug: MixAugmentation) -> str:
     lo, hi = aug.gain_db
-    drawn = f", {aug.draws} draws averaged" if aug.draws > 1 else ""
-    return f"{aug.copies} cop{'y' if aug.copies == 1 else 'ies'} at {lo:g} to {hi:g} dB{drawn}"
+    return f"{aug.copies} cop{'y' if aug.copies == 1 else 'ies'} at {lo:g} to {hi:g} dB"
 
 
 @frozen(eq=False)
