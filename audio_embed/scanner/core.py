@@ -488,19 +488,18 @@ class Scanner(StreamingEmbeddings):
         if cancel is not None:
             cancel.check()
         more: dict[str, Any] = {}
-        pools: list[AugmentedPool | None] = [p for p in data.augmented if p.ran] or [None]
-        if pools[0] is None:
+        ran = [p for p in data.augmented if p.ran]
+        if not ran:
             classifier.fit(X, y)
         else:  # the estimator is chosen by the marked (and pseudo-labelled) positives
-            ones = [np.ones(len(p.rows()), y.dtype) for p in pools if p is not None]
-            classifier.fit_draws(
-                [
-                    (np.concatenate([X, p.rows()]), np.concatenate([y, one]))
-                    for p, one in zip(pools, ones, strict=True)
-                    if p is not None
-                ],
-                choose_by=int(y.sum()),
-            )
+            draws = []
+            for pool in ran:
+                aug = pool.rows()
+                draws.append(
+                    (np.concatenate([X, aug]), np.concatenate([y, np.ones(len(aug), y.dtype)]))
+                )
+            classifier.fit_draws(draws, choose_by=int(y.sum()))
+        pools: list[AugmentedPool | None] = [*ran] or [None]
         if data.augmented:
             more["augmentation"] = pools_summary(data.augmented)
         post, more["postprocessing"] = self._sized_postprocessing(
