@@ -55,7 +55,8 @@ def _trees(n: int, leaf: int = 2, **kw: Any) -> ExtraTreesClassifier:
 
 
 #: name -> the keywords of ``wolf._run`` it changes (``copies``: augmentation copies,
-#: None for off; absent: the default's one copy at -4..4 dB, as ``"auto"`` runs it).
+#: None for off; absent: the default's one copy at -4..4 dB, as ``"auto"`` runs it;
+#: ``draws``: augmentation draws averaged, absent: the default's).
 SETTINGS: dict[str, dict[str, Any]] = {
     "defaults": {},
     "all-negatives": {"classifier_kwargs": {"max_neg_ratio": None}},
@@ -72,6 +73,10 @@ SETTINGS: dict[str, dict[str, Any]] = {
     "gain-10..0": {"augment_gain": (-10.0, 0.0)},
     "gain-6..2": {"augment_gain": (-6.0, 2.0)},
     "copies-3-gain-10..0": {"copies": 3, "augment_gain": (-10.0, 0.0)},
+    "draws-1": {"draws": 1},
+    "draws-3": {"draws": 3},
+    "draws-5": {"draws": 5},
+    "copies-3-draws-3": {"copies": 3, "draws": 3},
     "rule-argmax": {"rule": "argmax"},
     "rule-smoothed": {"rule": "smoothed"},
     "no-post-from-points": {"post_from_points": False},
@@ -120,10 +125,12 @@ def _seeded(name: str, k: int, classifier_seed: int, augment_seed: int) -> dict[
     kw.pop("rule", None)  # applied by _force_rule
     kw.pop("min_point_markers", None)  # applied in main
     kw.pop("few_quartile", None)
+    draws = kw.pop("draws", AUTO_AUGMENTATION.draws)
     if "copies" in kw or AUTO_MIN_MARKERS <= k <= AUTO_MAX_MARKERS:
         copies = kw.pop("copies", AUTO_AUGMENTATION.copies)
         kw["augment"] = 0 if copies is None else copies
         kw["augment_seed"] = augment_seed
+        kw["augment_draws"] = draws
     # else "auto", which does not run for this k
     kw["classifier_seed"] = classifier_seed
     est = kw.get("classifier_kwargs", {}).get("estimator")
@@ -229,7 +236,7 @@ def main(argv: list[str] | None = None) -> int:
                         for key in (
                             "iou_f1 lenient_f1 flagged_fraction window_auc threshold "
                             "threshold_cv_f1 mean_detection_seconds estimator fit_s "
-                            "post_source post_duration"
+                            "post_source post_duration augment_draws"
                         ).split()
                     },
                 }
@@ -249,6 +256,7 @@ def main(argv: list[str] | None = None) -> int:
             "lenient_f1_mean": round(statistics.mean(c["lenient_f1"] for c in cells), 4),
             "flagged_mean": round(statistics.mean(c["flagged_fraction"] for c in cells), 4),
             "window_auc_mean": round(statistics.mean(c["window_auc"] for c in cells), 4),
+            "fit_s_mean": round(statistics.mean(c["fit_s"] for c in cells), 1),
             "by_seed": [
                 round(statistics.mean(c["iou_f1"] for c in cells if c["classifier_seed"] == s), 4)
                 for s, _ in seeds
