@@ -23,6 +23,7 @@ spread over at least four recordings. ``Scanner(augmentation=...)`` uses it in `
 from __future__ import annotations
 
 import logging
+import numbers
 from collections.abc import Sequence
 
 import numpy as np
@@ -106,6 +107,13 @@ class MixAugmentation:
 
     def __attrs_post_init__(self) -> None:
         name = "MixAugmentation"
+        for key in ("copies", "draws"):
+            value = getattr(self, key)
+            if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+                raise InvalidInputError(
+                    f"The {key!r} parameter of {name} must be a whole number. "
+                    f"Got {value!r} instead."
+                )
         checks: list[tuple[str, float | tuple[float, float], bool, str]] = [
             ("copies", self.copies, self.copies >= 0, ">= 0"),
             ("gain_db", self.gain_db, self.gain_db[0] <= self.gain_db[1], "a (low, high) range"),

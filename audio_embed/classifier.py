@@ -18,6 +18,7 @@ from sklearn.utils.validation import check_is_fitted, check_X_y, validate_data
 from threadpoolctl import threadpool_limits
 
 from audio_embed.errors import TrainingDataError
+from audio_embed.progress import CancelToken
 
 __all__ = ["CalibratedClassifier", "PrototypeClassifier", "make_base_estimator"]
 
@@ -164,7 +165,11 @@ class CalibratedClassifier(ClassifierMixin, BaseEstimator):  # type: ignore[misc
         return self.fit_draws([(X, y)], choose_by=choose_by)
 
     def fit_draws(
-        self, draws: Sequence[tuple[Any, Any]], *, choose_by: int | None = None
+        self,
+        draws: Sequence[tuple[Any, Any]],
+        *,
+        choose_by: int | None = None,
+        cancel: CancelToken | None = None,
     ) -> CalibratedClassifier:
         """Fit one model per training set ``(X, y)`` of ``draws`` and average their
         probabilities; returns ``self``.
@@ -177,6 +182,8 @@ class CalibratedClassifier(ClassifierMixin, BaseEstimator):  # type: ignore[misc
         leaves to chance (README, "Several draws averaged"). One training set is
         :meth:`fit`. ``summary_`` is the first model's, with ``draws`` and every
         model's positive windows (``n_positive_per_draw``) added for several.
+        Every training set is checked before any is fitted, and the fitted state
+        changes only when all are; ``cancel`` is checked before each model.
         """
         if self.calibration not in ("isotonic", "sigmoid", None):
             raise ValueError(
@@ -190,7 +197,21 @@ class CalibratedClassifier(ClassifierMixin, BaseEstimator):  # type: ignore[misc
             )
         if not draws:
             raise ValueError("fit_draws needs at least one training set (X, y).")
-        fitted = [self._fit_draw(X, y, choose_by, first=k == 0) for k, (X, y) in enumerate(draws)]
+        checked = [self._checked(X, y) for X, y in draws]  # every draw before any fit
+        X0, _, classes = checked[0]
+        for k, (X, _, other) in enumerate(checked[1:], start=1):
+            if X.shape[1] != X0.shape[1]:
+                raise ValueError(
+                    f"Every draw needs the same features: draw {k} has {X.shape[1]}, "
+                    f"draw 0 {X0.shape[1]}."
+                )
+            if not np.array_equal(other, classes):
+                raise ValueError(f"Every draw needs the classes {classes}; draw {k} has {other}.")
+        fitted = []
+        for X, y_idx, _ in checked:
+            if cancel is not None:
+                cancel.check()
+            fitted.append(self._fit_draw(X, y_idx, choose_by))
         model, method, summary, Xs, ys = fitted[0]
         if len(fitted) > 1:
             from sklearn.ensemble import VotingClassifier
@@ -207,19 +228,18 @@ class CalibratedClassifier(ClassifierMixin, BaseEstimator):  # type: ignore[misc
             }
             if len(set(methods)) > 1:
                 summary["calibration_note"] += f"; per draw: {methods}"
+        # the fitted state changes only now, when every draw has been fitted
+        validate_data(self, X0, reset=True, skip_check_array=True)
+        self.classes_ = classes
         self.calibration_: str | None = method
         self.estimator_ = model
         self.summary_ = summary
         return self
 
-    def _fit_draw(
-        self, X: Any, y: Any, choose_by: int | None, *, first: bool
-    ) -> tuple[Any, str | None, dict[str, Any], np.ndarray, np.ndarray]:
-        """One model for one training set: the model, its calibration, its summary and
-        the (subsampled) windows it was fitted on. ``first`` sets ``classes_`` and
-        ``n_features_in_``; later training sets must agree with them."""
+    @staticmethod
+    def _checked(X: Any, y: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """One training set validated: its windows, labels as class indices, classes."""
         X, y = check_X_y(X, y, dtype=np.float64)
-        validate_data(self, X, reset=first, skip_check_array=True)
         check_classification_targets(y)
         y_type = type_of_target(y, input_name="y", raise_unknown=True)
         if y_type != "binary":
@@ -236,10 +256,13 @@ class CalibratedClassifier(ClassifierMixin, BaseEstimator):  # type: ignore[misc
                 "target sound (positive) and make sure the recordings also hold audio far "
                 "from every marker (or mark negatives)."
             )
-        if first:
-            self.classes_ = classes
-        elif not np.array_equal(classes, self.classes_):
-            raise ValueError(f"Every draw needs the classes {self.classes_}; got {classes}.")
+        return X, y_idx, classes
+
+    def _fit_draw(
+        self, X: np.ndarray, y_idx: np.ndarray, choose_by: int | None
+    ) -> tuple[Any, str | None, dict[str, Any], np.ndarray, np.ndarray]:
+        """One model for one checked training set: the model, its calibration, its
+        summary and the (subsampled) windows it was fitted on."""
         pos_idx = np.flatnonzero(y_idx == 1)
         neg_idx = np.flatnonzero(y_idx == 0)
         rng = np.random.default_rng(self.random_state)

@@ -149,7 +149,8 @@ def mean_choice(choices: Sequence[ThresholdChoice]) -> ThresholdChoice:
     the mean of the draws' own cross-validated thresholds (and of their F1). Measured
     as the wolf benchmark's draw ensemble (README, "Several draws averaged"). A draw
     that fell back makes the whole choice fall back (the caller then takes it from the
-    averaged classifier's training scores)."""
+    averaged classifier's training scores). The rule is the first draw's (each draw
+    smooths by its own folds' spread); the notes of every draw are kept."""
     if len(choices) == 1:
         return choices[0]
     first = choices[0]
@@ -158,12 +159,13 @@ def mean_choice(choices: Sequence[ThresholdChoice]) -> ThresholdChoice:
         return fallback
     f1s = [c.cv_f1 for c in choices]
     values = tuple(c.value for c in choices)
+    notes = [f"draw {k}: {c.note}" for k, c in enumerate(choices) if c.note]
     return ThresholdChoice(
         round(float(np.mean(values)), 4),
         None if None in f1s else float(np.mean([f for f in f1s if f is not None])),
         first.method,
         first.folds,
-        first.note,
+        "; ".join(notes),
         f"{first.rule}; the mean of {len(choices)} augmentation draws' thresholds",
         values,
     )

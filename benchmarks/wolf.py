@@ -591,11 +591,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.adapt:
         common["adapt"] = args.adapt
     common["augment"], common["augment_seed"] = args.augment, args.augment_seed
-    if args.augment_gain is not None and args.augment in ("auto", "0"):
+    if args.augment_gain is not None and args.augment in ("auto", 0):
         ap.error("--augment-gain needs --augment N (N > 0)")
     if args.augment_gain is not None:
         common["augment_gain"] = args.augment_gain
-    if args.augment_draws != 1 and args.augment in ("auto", "0"):
+    if args.augment_draws != 1 and args.augment in ("auto", 0):
         ap.error("--augment-draws needs --augment N (N > 0)")
     common["augment_draws"] = args.augment_draws
     for key in ("window", "hop", "context"):

@@ -110,6 +110,10 @@ def test_no_place_skips_the_copy(caplog: pytest.LogCaptureFixture) -> None:
         ({"min_distance": float("nan")}, "min_distance"),
         ({"context": (-1.0, 4.0)}, "context"),
         ({"step": 0.0}, "step"),
+        ({"draws": 0}, "draws"),
+        ({"draws": 2.0}, "draws"),
+        ({"draws": True}, "draws"),
+        ({"copies": 1.5}, "copies"),
     ],
 )
 def test_bad_settings_are_refused(kwargs: dict[str, object], name: str) -> None:

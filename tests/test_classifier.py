@@ -106,3 +106,26 @@ def test_fit_draws_refuses_training_sets_that_disagree() -> None:
         CalibratedClassifier().fit_draws([(x, y), (x[:, :2], y)])
     with pytest.raises(ValueError, match="classes"):
         CalibratedClassifier().fit_draws([(x, y), (x, y + 1)])
+
+
+def test_a_failed_fit_draws_leaves_the_fitted_classifier_as_it_was() -> None:
+    x, y = blobs(40, 200)
+    clf = CalibratedClassifier().fit(x, y)
+    before = clf.predict_proba(x)
+    labels = np.where(y == 1, "b", "a")
+    with pytest.raises(ValueError, match="classes"):
+        clf.fit_draws([(x, labels), (x, np.where(y == 1, "c", "a"))])
+    assert list(clf.classes_) == [0, 1] and clf.n_features_in_ == 5
+    np.testing.assert_array_equal(clf.predict_proba(x), before)
+
+
+def test_fit_draws_checks_cancel_before_each_model() -> None:
+    from audio_embed.errors import Cancelled
+    from audio_embed.progress import CancelToken
+
+    token = CancelToken()
+    token.cancel()
+    clf = CalibratedClassifier()
+    with pytest.raises(Cancelled):
+        clf.fit_draws([blobs(40, 200)], cancel=token)
+    assert not hasattr(clf, "estimator_")

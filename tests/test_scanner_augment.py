@@ -337,3 +337,6 @@ def test_draws_average_the_classifiers_and_thresholds_of_single_draws() -> None:
     assert s["augmentation"]["mixed_sounds"] == sum(
         (x.training_summary or {})["augmentation"]["mixed_sounds"] for x in singles
     )
+    per_draw = [(x.training_summary or {})["augmentation"]["windows_added"] for x in singles]
+    assert s["augmentation"]["windows_added_per_draw"] == per_draw
+    assert s["classifier_n_positive_per_draw"] == [s["windows_positive"] + n for n in per_draw]

@@ -14,9 +14,11 @@ from audio_embed.threshold import (
     RULES,
     F1Curve,
     FoldScores,
+    ThresholdChoice,
     choose_threshold,
     f1_curve,
     fold_spread,
+    mean_choice,
     pick_threshold,
     smoothed_f1,
 )
@@ -182,3 +184,15 @@ def test_one_recording_whose_folds_find_one_marker_at_most_uses_the_training_sco
     enough = Scanner(LogMelEmbedder(), seed=3).fit([rec])
     th = (enough.training_summary or {})["threshold"]
     assert th["method"] == "folds over markers" and th["cv_f1"] is not None
+
+
+def test_mean_choice_averages_the_draws_and_keeps_every_note() -> None:
+    a = ThresholdChoice(0.6, 0.7, "leave-one-recording-out", 4, "", "smoothed")
+    b = ThresholdChoice(0.7, 0.5, "leave-one-recording-out", 4, "no match at 0.9", "smoothed")
+    both = mean_choice([a, b])
+    assert both.value == pytest.approx(0.65) and both.cv_f1 == pytest.approx(0.6)
+    assert both.draws == (0.6, 0.7) and both.note == "draw 1: no match at 0.9"
+    assert "mean of 2 augmentation draws" in both.rule
+    assert mean_choice([a]) is a
+    fallback = ThresholdChoice(0.5, None, "fallback", 4, "too few")
+    assert mean_choice([a, fallback]) is fallback

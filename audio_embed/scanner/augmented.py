@@ -291,9 +291,14 @@ def augmented_pools(
 
 def pools_summary(pools: Sequence[AugmentedPool]) -> dict[str, Any]:
     """For ``training_summary["augmentation"]``: whether it ran, why, the settings
-    (``draws`` among them) and what all draws added."""
-    units = [u for p in pools for u in p.units]
-    return pools[0].decision.summary(len(units), int(sum(len(u.features) for u in units)))
+    (``draws`` among them) and what all draws added together; with several draws
+    also ``windows_added_per_draw`` (each draw's model is trained on the marked
+    windows and its own draw's)."""
+    added = [int(sum(len(u.features) for u in p.units)) for p in pools]
+    out = pools[0].decision.summary(sum(len(p.units) for p in pools), sum(added))
+    if len(pools) > 1:
+        out["windows_added_per_draw"] = added
+    return out
 
 
 def _unit_features(

@@ -498,7 +498,7 @@ class Scanner(StreamingEmbeddings):
                 draws.append(
                     (np.concatenate([X, aug]), np.concatenate([y, np.ones(len(aug), y.dtype)]))
                 )
-            classifier.fit_draws(draws, choose_by=int(y.sum()))
+            classifier.fit_draws(draws, choose_by=int(y.sum()), cancel=cancel)
         pools: list[AugmentedPool | None] = [*ran] or [None]
         if data.augmented:
             more["augmentation"] = pools_summary(data.augmented)
