@@ -40,7 +40,7 @@ import json
 import logging
 import statistics
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -105,6 +105,25 @@ def score_run_durations(
             j += 1
         out.append(float(centres[j] - centres[i]) + hop)
     return out
+
+
+def _per_marker(
+    recs: Sequence[tuple[str, Any, Any, list[float]]],
+    embeds: Sequence[np.ndarray],
+    scanner: Scanner,
+    estimate: Callable[..., list[float]],
+    *args: Any,
+    **kwargs: Any,
+) -> list[float]:
+    """``estimate(starts, embeddings, window, times, *args, **kwargs)`` of every
+    recording, in marker order (the first columns of the features are the
+    normalised embeddings)."""
+    window, dim = scanner.scan_windows.window, scanner.embedder.dim
+    return [
+        d
+        for (_, entry, _, times), feats in zip(recs, embeds, strict=True)
+        for d in estimate(entry.starts, feats[:, :dim], window, times, *args, **kwargs)
+    ]
 
 
 def _second_estimate(
@@ -268,18 +287,9 @@ def main(argv: list[str] | None = None) -> int:
                     )
                 ]
             elif kind == "embed":
-                est = [
-                    d
-                    for (_, entry, _, times), feats in zip(recs, embeds, strict=True)
-                    for d in embedding_run_durations(
-                        entry.starts,
-                        feats[:, : scanner.embedder.dim],
-                        window,
-                        times,
-                        smooth=smooth,
-                        fraction=float(f),
-                    )
-                ]
+                est = _per_marker(
+                    recs, embeds, scanner, embedding_run_durations, smooth=smooth, fraction=float(f)
+                )
             elif kind == "energy":
                 est = [
                     d for path, _, _, times in recs for d in energy_durations(path, times, float(f))
@@ -295,20 +305,10 @@ def main(argv: list[str] | None = None) -> int:
                 valid = [d for d in est if d > 0]
                 digits = ref.removeprefix("ref").removeprefix("max")
                 seconds = float(digits or 0) or (statistics.median(valid) if valid else 0.0)
-                sizes = [
-                    d
-                    for (_, entry, _, times), feats in zip(recs, embeds, strict=True)
-                    for d in _second_estimate(
-                        entry.starts,
-                        feats[:, : scanner.embedder.dim],
-                        window,
-                        times,
-                        smooth,
-                        float(f),
-                        seconds,
-                        linkage="max" if ref.startswith("max") else "mean",
-                    )
-                ]
+                sizes = _per_marker(
+                    recs, embeds, scanner, _second_estimate, smooth, float(f), seconds,
+                    linkage="max" if ref.startswith("max") else "mean",
+                )  # fmt: skip
             per[name] = (est, sizes)
         call = calls[-1] if len(calls) > before else None
         fits.append((call, results, events, per, truth))
