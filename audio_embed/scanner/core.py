@@ -9,6 +9,7 @@ in :mod:`~audio_embed.scanner.persistence`.
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -56,6 +57,7 @@ from audio_embed.threshold import (
     FEW_MATCHES,
     ThresholdChoice,
     mean_choice,
+    threshold_warning,
     training_threshold,
 )
 from audio_embed.types import Detection
@@ -68,6 +70,8 @@ __all__ = [
     "ScanResult",
     "Scanner",
 ]
+
+log = logging.getLogger(__name__)
 
 Normalization = Literal["recording", "targeted", "none"]
 STD_FLOOR = 1e-6
@@ -533,13 +537,18 @@ class Scanner(StreamingEmbeddings):
             choice = ThresholdChoice(float(data.threshold), None, "given", 0)
         if cancel is not None:  # a cancel during the fit leaves the scanner unchanged
             cancel.check()
+        threshold = choice.as_dict()
+        warning = threshold_warning(choice)
+        if warning:
+            log.warning("%s", warning)
+            threshold["warning"] = warning
         self.classifier = classifier
         self.threshold_ = choice.value
         self.postprocessing_ = None if post == self.postprocessing else post
         if adaptation is not None:
             more["adaptation"] = adaptation
         self.training_summary = training_summary(
-            list(data.per_file), data.y, classifier, threshold=choice.as_dict(), **more
+            list(data.per_file), data.y, classifier, threshold=threshold, **more
         )
         self._fit_data = data
 
