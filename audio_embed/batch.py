@@ -397,7 +397,10 @@ def scan_to_folder(
                 share = flagged_share(dets, result.duration)
                 if share > FLAGGED_WARNING_SHARE:
                     log.warning(
-                        "%s: detections cover %.0f%% of the audio at threshold %g",
+                        "%s: the detections cover %.0f%% of the audio at threshold %g. The "
+                        "threshold is probably too low for these recordings (with few "
+                        "markers the cross-validated threshold is unreliable): mark more "
+                        "examples, or use a higher threshold (--threshold).",
                         inp.path,
                         100 * share,
                         threshold,

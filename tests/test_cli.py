@@ -547,6 +547,7 @@ def test_scan_warns_when_detections_cover_much_of_a_file(
     )  # fmt: skip
     assert rc == 0, err
     assert "the detections cover" in err and "of the audio" in err and "--threshold" in err
+    assert err.count("detections cover") == 1, err  # once, not the log and an echo
     rc, out, err = run_cli(capsys, "scan", str(scanner_file), f, "--out", str(tmp_path / "own"))
     assert rc == 0, err
     assert "the detections cover" not in err + out

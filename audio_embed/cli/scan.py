@@ -9,7 +9,6 @@ from typing import TYPE_CHECKING
 
 from audio_embed.batch import (
     COMBINED_CSV,
-    FLAGGED_WARNING_SHARE,
     BatchCancelled,
     BatchReport,
     BatchSettings,
@@ -215,14 +214,8 @@ def _print_outcome(run: Run, o: FileOutcome) -> None:
     elif o.kind == "rescan":
         run.warn(f"{o.reason}; scanning {o.item} again.")
     else:
+        # a file flagged beyond FLAGGED_WARNING_SHARE: scan_to_folder's log warning says so
         run.echo(f"{o.item}: {len(o.detections)} detection(s) -> {o.output}")
-        if o.flagged is not None and o.flagged > FLAGGED_WARNING_SHARE:
-            run.warn(
-                f"{o.item}: the detections cover {o.flagged:.0%} of the audio. The threshold "
-                "is probably too low for these recordings (with few markers the "
-                "cross-validated threshold is unreliable): mark more examples, or pass a "
-                "higher --threshold."
-            )
 
 
 def _print_summary(run: Run, report: BatchReport, out_dir: Path) -> None:
