@@ -150,6 +150,7 @@ def fit_from_index(scanner: Scanner, index: EmbeddingIndex, markers: dict[str, M
         from_index=True,
     )
     xs, ys, per_file = [], [], []
+    markers = dict(markers)
     for name in sorted(markers):
         entry = index.file(name)
         if entry is None:
@@ -157,6 +158,7 @@ def fit_from_index(scanner: Scanner, index: EmbeddingIndex, markers: dict[str, M
                 f"{name} is marked but not in the index {index.path}; add it "
                 "(audio-embed index … --out INDEX) or train from the files."
             )
+        markers[name] = markers[name].within(entry.duration, name)  # warns once, named
         labelled = scanner.train_windows.windows(entry.duration, markers[name])
         grid = index.starts(entry)
         pos = np.clip(np.searchsorted(grid, labelled.starts - _TOL), 0, max(len(grid) - 1, 0))

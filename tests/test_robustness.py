@@ -208,15 +208,24 @@ def test_write_error_midway_keeps_previous_output(
     assert [p.name for p in target.parent.iterdir()] == ["result.csv"]
 
 
-def test_marker_times_beyond_the_end_do_not_break_training(tmp_path: Path) -> None:
+def test_marker_times_beyond_the_end_do_not_break_training(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     from audio_embed.scanner import Recording, Scanner
 
     path = tmp_path / "a.wav"
     audio = 0.01 * np.random.default_rng(0).standard_normal(40 * SR).astype(np.float32)
     audio[10 * SR : 11 * SR] += tone(800.0, 1.0)
+    audio[25 * SR : 26 * SR] += tone(800.0, 1.0)
     write_wav(path, audio, SR)
-    scanner = Scanner(LogMelEmbedder()).fit([Recording(path, Markers(positive=[10.5, 999.0]))])
+    markers = Markers(positive=[10.5, 25.5, 999.0])
+    with caplog.at_level("WARNING", logger="audio_embed"):
+        scanner = Scanner(LogMelEmbedder()).fit([Recording(path, markers)])
     assert scanner.training_summary is not None
+    # one warning naming the file (it came once per fold, fit step and copy, unnamed)
+    said = [r.getMessage() for r in caplog.records if "beyond the end" in r.getMessage()]
+    assert said == [f"{path}: 1 marker(s) lie beyond the end of the recording (40.0 s) and "
+                    "were ignored"], said  # fmt: skip
     assert math.isclose(scanner.scan(path).duration, 40.0)
 
 

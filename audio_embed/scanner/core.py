@@ -456,7 +456,11 @@ class Scanner(StreamingEmbeddings):
         for i, entry in entries:
             if isinstance(entry, Exception):
                 raise entry
-            rec = recs[i]
+            # markers beyond the end are dropped here, once, with a warning naming the
+            # file (every later step would drop them again, and warn again, unnamed)
+            rec = recs[i] = attrs.evolve(
+                recs[i], markers=recs[i].markers.within(entry.duration, recs[i].label)
+            )
             x, y = self._training_windows(rec, entry)
             grids.append((entry, self._scan_features(entry)))
             xs.append(x)
