@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Literal, Protocol, TypeVar
 
 import attrs
 
+from audio_embed._io import check_output_folder
 from audio_embed._media import is_media_file
 from audio_embed.detect import flagged_share
 from audio_embed.errors import (
@@ -362,7 +363,9 @@ def scan_to_folder(
     runner; see :func:`run_many`). Cancelling raises :class:`BatchCancelled`
     (a :class:`~audio_embed.errors.Cancelled`) whose ``report`` says what
     finished, leaving only complete files; a ``KeyboardInterrupt`` leaves only
-    complete files too, and stops the runner before it propagates.
+    complete files too, and stops the runner before it propagates. An ``out_dir``
+    that is an existing file, or cannot be made or written to, is an
+    :class:`~audio_embed.errors.InvalidInputError` before anything is scanned.
     """
     from audio_embed.formats import FORMAT_SUFFIXES, write_detections
 
@@ -370,6 +373,7 @@ def scan_to_folder(
     fmt, label = settings.fmt, settings.label
     threshold = scanner.scan_threshold if settings.threshold is None else settings.threshold
     out = Path(out_dir)
+    check_output_folder(out)  # before any scan, not when the first result is written
     outcomes: list[FileOutcome] = []
 
     def tell(outcome: FileOutcome) -> None:

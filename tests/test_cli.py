@@ -508,6 +508,55 @@ def test_bad_markers(
     assert not (tmp_path / "x.scanner").exists()
 
 
+def test_an_out_that_cannot_be_written_is_refused_before_any_work(
+    tmp_path: Path,
+    demo: DemoSet,
+    scanner_file: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """``train --out FOLDER`` failed only after training, naming a temporary file
+    ("Is a directory: .tmp-…"); ``scan --out FILE`` scanned first, then failed with
+    "File exists". Both are refused at once, naming the path, and nothing is written.
+    The markers file does not exist: the --out check comes before reading it."""
+    folder = tmp_path / "scanners"
+    folder.mkdir()
+    absent = str(tmp_path / "none.csv")
+    rc, _, err = run_cli(
+        capsys, "train", "--markers", absent, "--model", "LOGMEL", "--out", str(folder)
+    )  # fmt: skip
+    assert rc == 2
+    assert_one_line_error(err, f"{folder} is a folder", "my.scanner")
+    assert list(folder.iterdir()) == []
+    a_file = tmp_path / "results.csv"
+    a_file.write_text("keep me\n")
+    rc, out, err = run_cli(
+        capsys, "scan", str(scanner_file), str(demo.test_files[0]), "--out", str(a_file)
+    )  # fmt: skip
+    assert rc == 2 and "detection(s)" not in out
+    assert_one_line_error(err, f"{a_file} is an existing file")
+    assert a_file.read_text() == "keep me\n"
+    # an unwritable folder (os.access: the tests may run as root, who may write anywhere)
+    import os
+
+    real_access = os.access
+    monkeypatch.setattr(
+        os, "access", lambda p, mode: False if Path(p) == tmp_path else real_access(p, mode)
+    )
+    rc, _, err = run_cli(
+        capsys, "train", "--markers", absent, "--model", "LOGMEL",
+        "--out", str(tmp_path / "new" / "x.scanner"),
+    )  # fmt: skip
+    assert rc == 2
+    assert_one_line_error(err, f"{tmp_path} is not writable")
+    rc, _, err = run_cli(
+        capsys, "scan", str(scanner_file), str(demo.test_files[0]), "--out", str(tmp_path / "r")
+    )  # fmt: skip
+    assert rc == 2
+    assert_one_line_error(err, f"{tmp_path} is not writable")
+    assert not (tmp_path / "new").exists() and not (tmp_path / "r").exists()
+
+
 def test_one_class_only_is_a_training_data_error(
     tmp_path: Path, demo: DemoSet, capsys: pytest.CaptureFixture[str]
 ) -> None:

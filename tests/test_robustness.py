@@ -208,6 +208,16 @@ def test_write_error_midway_keeps_previous_output(
     assert [p.name for p in target.parent.iterdir()] == ["result.csv"]
 
 
+def test_writing_onto_a_folder_names_the_folder(tmp_path: Path) -> None:
+    """It named the temporary file: "Is a directory: …/.tmp-lq8h4uhg"."""
+    folder = tmp_path / "out"
+    folder.mkdir()
+    with pytest.raises(IsADirectoryError) as info:
+        atomic_write_text(folder, "x\n")
+    assert info.value.filename == str(folder)
+    assert list(tmp_path.iterdir()) == [folder] and list(folder.iterdir()) == []
+
+
 def test_marker_times_beyond_the_end_do_not_break_training(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
