@@ -16,6 +16,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import logging
 import math
 import os
 from collections import Counter
@@ -32,6 +33,7 @@ from audio_embed.index import EmbeddingIndex, Hit
 from audio_embed.scanner import Detection, Scanner, ScanResult
 from audio_embed.scanner.augmented import decide_augmentation
 from audio_embed.scanner.core import stack_training_windows, training_summary
+from audio_embed.threshold import FALLBACK_THRESHOLD, ThresholdChoice, threshold_warning
 from audio_embed.windows import Markers
 
 __all__ = [
@@ -42,6 +44,8 @@ __all__ = [
     "suggest_windows",
     "write_review_markers",
 ]
+
+log = logging.getLogger(__name__)
 
 _TOL = 1e-6
 
@@ -127,7 +131,11 @@ def fit_from_index(scanner: Scanner, index: EmbeddingIndex, markers: dict[str, M
     scanner's ``train_windows`` (their hop must put them on the index's window
     grid); their vectors are the index's, normalised per recording as the
     scanner would. The scanner's embedder, windows and normalisation must
-    match the index's.
+    match the index's. The threshold is the scanner's given number; with
+    ``threshold="auto"`` (chosen by cross-validation only in
+    :meth:`Scanner.fit <audio_embed.Scanner.fit>`) the fixed
+    :data:`~audio_embed.threshold.FALLBACK_THRESHOLD`, with a log warning and
+    ``training_summary["threshold"]`` saying so.
 
     Raises:
         InvalidInputError: the scanner does not fit the index, or has a
@@ -190,7 +198,24 @@ def fit_from_index(scanner: Scanner, index: EmbeddingIndex, markers: dict[str, M
     )
     classifier = clone(scanner.classifier)
     classifier.fit(X, y)
+    if scanner.threshold == "auto":  # said, not silently 0.5 (nor a stale threshold_)
+        choice = ThresholdChoice(
+            FALLBACK_THRESHOLD,
+            None,
+            "fallback",
+            0,
+            "trained from an index: the automatic threshold is chosen only by Scanner.fit "
+            f"(train from the files), so the fixed fallback {FALLBACK_THRESHOLD:g} is used",
+        )
+    else:
+        choice = ThresholdChoice(float(scanner.threshold), None, "given", 0)
+    threshold = choice.as_dict()
+    warning = threshold_warning(choice)
+    if warning:
+        log.warning("%s", warning)
+        threshold["warning"] = warning
     scanner.classifier = classifier
+    scanner.threshold_ = choice.value
     scanner.postprocessing_ = None if post == scanner.postprocessing else post
     scanner.training_summary = training_summary(
         per_file,
@@ -199,6 +224,7 @@ def fit_from_index(scanner: Scanner, index: EmbeddingIndex, markers: dict[str, M
         from_index=str(index.path),
         augmentation=decision.summary(),
         postprocessing=sized,
+        threshold=threshold,
     )
     return scanner
 

@@ -124,6 +124,34 @@ def test_fit_from_index_equals_fitting_from_the_files(demo: DemoSet, index: Embe
     np.testing.assert_allclose(a.probabilities, b.probabilities, atol=1e-3)
 
 
+def test_fit_from_index_says_its_threshold_is_not_chosen(
+    demo: DemoSet, index: EmbeddingIndex, caplog: pytest.LogCaptureFixture
+) -> None:
+    """With threshold="auto" it used 0.5 silently (the CLI printed "Detection
+    threshold: 0.5." and nothing else), or a previous fit's threshold."""
+    from audio_embed.formats import read_markers as read
+
+    markers = {str(Path(f).resolve()): m for f, m in read(demo.markers_csv).items()}
+    s = scanner()
+    s.threshold_ = 0.07  # as a previous fit may have left it
+    with caplog.at_level("WARNING", logger="audio_embed"):
+        fit_from_index(s, index, markers)
+    th = (s.training_summary or {})["threshold"]
+    assert s.scan_threshold == 0.5 and th["value"] == 0.5 and th["method"] == "fallback"
+    assert th["note"].startswith("trained from an index")
+    said = [r.getMessage() for r in caplog.records if "not cross-validated" in r.getMessage()]
+    assert len(said) == 1 and "0.5" in said[0] and "(trained from an index)" in said[0]
+    assert th["warning"] == said[0]
+    caplog.clear()
+    given = scanner()
+    given.threshold = 0.4
+    with caplog.at_level("WARNING", logger="audio_embed"):
+        fit_from_index(given, index, markers)
+    th = (given.training_summary or {})["threshold"]
+    assert given.scan_threshold == 0.4 and th["method"] == "given" and "warning" not in th
+    assert not [r for r in caplog.records if "threshold" in r.getMessage()]
+
+
 def test_fit_from_index_refuses_what_does_not_fit(
     demo: DemoSet, index: EmbeddingIndex, tmp_path: Path
 ) -> None:
