@@ -248,3 +248,19 @@ def test_outputs_get_ordinary_permissions(tmp_path: Path) -> None:
     finally:
         os.umask(mask)
     assert path.stat().st_mode & 0o777 == 0o644  # not mkstemp's owner-only 0o600
+
+
+def test_fit_given_the_wrong_shape_of_markers_says_what_it_takes() -> None:
+    """A list of times for Markers failed with "'list' object has no attribute 'within'"
+    after decoding; read_markers' dict itself with "too many values to unpack"."""
+    from audio_embed import InvalidInputError
+    from audio_embed.scanner import Recording, Scanner
+
+    scanner = Scanner(LogMelEmbedder())
+    with pytest.raises(InvalidInputError, match=r"are a list, not Markers"):
+        scanner.fit([("a.wav", [5.0, 20.0])])  # type: ignore[list-item]
+    with pytest.raises(InvalidInputError, match=r"\.items\(\)\]\. Got 'a.wav' instead"):
+        scanner.fit({"a.wav": Markers(positive=[5.0])})  # type: ignore[arg-type]
+    with pytest.raises(InvalidInputError, match=r"must be Markers \(e\.g\. Markers\(positive"):
+        Recording("a.wav", [5.0])  # type: ignore[arg-type]
+    assert not scanner.is_fitted

@@ -145,6 +145,13 @@ class Recording:
     markers: Markers = field(factory=Markers)
     sample_rate: int | None = None
 
+    def __attrs_post_init__(self) -> None:
+        if not isinstance(self.markers, Markers):
+            raise InvalidInputError(
+                f"The markers of Recording {self.label!r:.80} must be Markers (e.g. "
+                f"Markers(positive=[12.5, 40.0])). Got a {type(self.markers).__name__}."
+            )
+
     @property
     def label(self) -> str:
         return "<array>" if isinstance(self.source, np.ndarray) else str(self.source)
@@ -167,7 +174,18 @@ def _check_files_exist(recs: list[Recording]) -> None:
 def _as_recording(item: Recording | tuple[Source, Markers]) -> Recording:
     if isinstance(item, Recording):
         return item
+    how = (
+        "fit() takes Recording(source, Markers(...)) objects or (source, Markers) pairs, "
+        "e.g. [Recording(f, m) for f, m in read_markers('markers.csv').items()]"
+    )
+    if not isinstance(item, (tuple, list)) or len(item) != 2:
+        raise InvalidInputError(f"{how}. Got {item!r:.80} instead.")
     source, markers = item
+    if not isinstance(markers, Markers):
+        raise InvalidInputError(
+            f"{how}; the markers of {source!r:.80} are a {type(markers).__name__}, not "
+            "Markers (times of the target: Markers(positive=[...]))."
+        )
     return Recording(source=source, markers=markers)
 
 
