@@ -264,3 +264,18 @@ def test_fit_given_the_wrong_shape_of_markers_says_what_it_takes() -> None:
     with pytest.raises(InvalidInputError, match=r"must be Markers \(e\.g\. Markers\(positive"):
         Recording("a.wav", [5.0])  # type: ignore[arg-type]
     assert not scanner.is_fitted
+
+
+def test_a_hop_longer_than_the_window_is_warned_about(caplog: pytest.LogCaptureFixture) -> None:
+    """`train --window 1 --hop 2` trained and scanned silently with 1 s of every 2 s
+    never looked at."""
+    from audio_embed import SlidingWindows
+    from audio_embed.scanner import Scanner
+
+    with caplog.at_level("WARNING", logger="audio_embed"):
+        Scanner(LogMelEmbedder(), scan_windows=SlidingWindows(1.0, 2.0))
+    assert "Windows of 1 s every 2 s leave 1 s of every 2 s unseen" in caplog.text
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="audio_embed"):
+        Scanner(LogMelEmbedder(), scan_windows=SlidingWindows(1.0, 1.0))
+    assert "unseen" not in caplog.text

@@ -312,6 +312,16 @@ class Scanner(StreamingEmbeddings):
             raise InvalidInputError(
                 f"The 'batch_size' must be >= 1, or None for automatic. Got {self.batch_size}."
             )
+        sw = self.scan_windows
+        if sw.hop > sw.window + 1e-9:
+            log.warning(
+                "Windows of %g s every %g s leave %g s of every %g s unseen: a sound there "
+                "is never detected. Use a hop no longer than the window.",
+                sw.window,
+                sw.hop,
+                sw.hop - sw.window,
+                sw.hop,
+            )
         _check_threshold(self.threshold)
         check_augmentation(self.augmentation)
         if not (np.isfinite(self.context) and self.context >= 0):
