@@ -279,3 +279,16 @@ def test_a_hop_longer_than_the_window_is_warned_about(caplog: pytest.LogCaptureF
     with caplog.at_level("WARNING", logger="audio_embed"):
         Scanner(LogMelEmbedder(), scan_windows=SlidingWindows(1.0, 1.0))
     assert "unseen" not in caplog.text
+
+
+def test_no_window_far_from_the_markers_names_the_negative_margin() -> None:
+    """Three markers in 30 s leave no window 8 s from every marker: the error said
+    "make sure the recordings also hold audio far from every marker", after mixing
+    takes in (three 'No place' warnings first), without naming the margin."""
+    from audio_embed.errors import TrainingDataError
+    from audio_embed.scanner import Recording, Scanner
+
+    audio = 0.01 * np.random.default_rng(0).standard_normal(30 * SR).astype(np.float32)
+    rec = Recording(audio, Markers(positive=[5.0, 14.0, 22.0]), SR)
+    with pytest.raises(TrainingDataError, match=r"only one class.*8 s or more.*--neg-margin"):
+        Scanner(LogMelEmbedder()).fit([rec])

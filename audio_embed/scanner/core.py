@@ -499,6 +499,16 @@ class Scanner(StreamingEmbeddings):
             if progress is not None:
                 progress(ProgressEvent("train-files", rec.label, i + 1, len(recs), "files"))
         X, y = stack_training_windows(xs, ys, self.embedder.dim)
+        if y.all():  # before mixing takes in, and with what to change (the classifier
+            # cannot name the negative margin)
+            margin = self.train_windows.neg_margin
+            raise TrainingDataError(
+                f"Training needs both classes but only one class was found: {len(y)} "
+                f"positive and 0 negative window(s): no window lies {margin:g} s or more "
+                "from every marker (the negative margin). Train on longer or more "
+                "recordings, mark negatives, or lower the margin (TargetedWindows("
+                "neg_margin=...), audio-embed train --neg-margin)."
+            )
         pools = augmented_pools(self, recs, grids, cancel)
         data = FitData(tuple(recs), tuple(grids), X, y, tuple(per_file), setting, pools)
         self._fit_arrays(data, cancel)
