@@ -149,3 +149,10 @@ def test_review_loop_markers_train_from_index_and_suggest(
     rc, out, _ = cli(capsys, "scan", str(scanner), str(demo.root / "test"), "--out",
                      str(tmp_path / "res"), "--suggest", "3")  # fmt: skip
     assert rc == 0 and "3 window(s) the scanner is least sure about" in out
+
+
+def test_index_help_names_the_ann_library_it_uses(capsys: pytest.CaptureFixture[str]) -> None:
+    """It said "a nearest-neighbour graph (USearch)"; the index is FAISS (README)."""
+    assert main(["index", "--help"]) == 0
+    text = capsys.readouterr().out
+    assert "FAISS" in text and "USearch" not in text
