@@ -292,3 +292,24 @@ def test_no_window_far_from_the_markers_names_the_negative_margin() -> None:
     rec = Recording(audio, Markers(positive=[5.0, 14.0, 22.0]), SR)
     with pytest.raises(TrainingDataError, match=r"only one class.*8 s or more.*--neg-margin"):
         Scanner(LogMelEmbedder()).fit([rec])
+
+
+def test_a_two_channel_array_is_averaged_and_samples_by_channels_is_refused() -> None:
+    """An array as soundfile.read gives it, [samples, channels], was read as 960 000
+    channels of 2 samples: a scan of 0.000125 s with no detection, silently. A
+    [channels, samples] array used its first channel only (a file's are averaged)."""
+    from audio_embed import InvalidInputError
+    from audio_embed.scanner import Scanner
+
+    rng = np.random.default_rng(0)
+    left = 0.01 * rng.standard_normal(3 * SR).astype(np.float32)
+    right = left.copy()
+    right[SR : 2 * SR] += tone(800.0, 1.0)
+    stereo = np.stack([left, right])
+    scanner = Scanner(LogMelEmbedder())
+    both = scanner.sliding_embeddings(stereo, sample_rate=SR)
+    mono = scanner.sliding_embeddings((left + right) / 2, sample_rate=SR)
+    assert both.duration == pytest.approx(3.0)
+    np.testing.assert_allclose(both.embeddings, mono.embeddings, atol=1e-5)
+    with pytest.raises(InvalidInputError, match=r"\[samples, channels\]: pass audio\.T"):
+        scanner.sliding_embeddings(stereo.T, sample_rate=SR)

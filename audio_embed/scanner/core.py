@@ -24,7 +24,7 @@ from audio_embed.audio import load_audio, resample
 from audio_embed.cache import CachedEmbeddings, EmbeddingCache
 from audio_embed.classifier import CalibratedClassifier
 from audio_embed.detect import Postprocessing, detect, flagged_share
-from audio_embed.embedders.base import Embedder, as_waveform_batch
+from audio_embed.embedders.base import Embedder
 from audio_embed.errors import (
     AudioEmbedError,
     AudioFileNotFoundError,
@@ -51,7 +51,7 @@ from audio_embed.scanner.defaults import (
     span_postprocessing,
 )
 from audio_embed.scanner.point_duration import point_durations
-from audio_embed.scanner.streaming import Source, StreamingEmbeddings
+from audio_embed.scanner.streaming import Source, StreamingEmbeddings, mono_array
 from audio_embed.threshold import (
     FALLBACK_THRESHOLD,
     FEW_MATCHES,
@@ -430,11 +430,7 @@ class Scanner(StreamingEmbeddings):
         if (~found).any():
             sr = self.embedder.sample_rate
             if isinstance(rec.source, np.ndarray):
-                audio = resample(
-                    as_waveform_batch(rec.source, owner="Scanner")[0].numpy(),
-                    int(rec.sample_rate or sr),
-                    sr,
-                )
+                audio = resample(mono_array(rec.source), int(rec.sample_rate or sr), sr)
             else:
                 audio = load_audio(rec.source, sr)
             x[~found] = self.embedder.embed_windows(
