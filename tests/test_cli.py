@@ -226,6 +226,22 @@ def test_an_unexpected_error_skips_one_file_and_the_batch_goes_on(
     ]
 
 
+def test_demo_never_writes_over_a_folder_of_other_files(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`audio-embed demo .` in a project folder replaced its markers.csv silently."""
+    (tmp_path / "markers.csv").write_text("my markers\n")
+    rc, out, err = run_cli(capsys, "demo", str(tmp_path), "--no-plot")
+    assert rc == 2 and out == ""
+    assert_one_line_error(err, "is not empty (markers.csv)", "new or empty folder")
+    assert [p.name for p in tmp_path.iterdir()] == ["markers.csv"]
+    assert (tmp_path / "markers.csv").read_text() == "my markers\n"
+    (tmp_path / "a-file").write_text("x")
+    rc, _, err = run_cli(capsys, "demo", str(tmp_path / "a-file"))
+    assert rc == 2
+    assert_one_line_error(err, "is a file")
+
+
 def test_unknown_model_is_a_one_line_usage_error(tmp_path: Path, cache_dir: Path) -> None:
     proc = run_module(
         "embed", "x.wav", "--model", "HUBRT_BASE", "--out", "e.npz", cwd=tmp_path, cache=cache_dir
