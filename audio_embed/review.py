@@ -37,6 +37,7 @@ from audio_embed.threshold import FALLBACK_THRESHOLD, ThresholdChoice, threshold
 from audio_embed.windows import Markers
 
 __all__ = [
+    "check_review_target",
     "fit_from_index",
     "format_hits",
     "hits_by_file",
@@ -50,12 +51,52 @@ log = logging.getLogger(__name__)
 _TOL = 1e-6
 
 
+def check_review_target(path: str | os.PathLike[str]) -> None:
+    """Refuse to write review markers over a file that holds someone's work: a markers
+    CSV with a filled ``kind`` (or without a ``kind`` column: every row a marker), or
+    any other file. A missing file, or an earlier review file whose ``kind`` column is
+    still empty, may be written.
+
+    Raises:
+        InvalidInputError: saying what the file holds and what to do.
+    """
+    p = Path(path)
+    if not p.exists():
+        return
+    if p.is_dir():
+        raise InvalidInputError(f"{p} is a folder; name the markers CSV to write.")
+    try:
+        text = p.read_text(encoding="utf-8-sig")
+        if not text.strip():
+            return
+        reader = csv.DictReader(io.StringIO(text))
+        fields = {(f or "").strip().lower(): f for f in reader.fieldnames or []}
+        rows = list(reader)
+    except (OSError, UnicodeDecodeError, csv.Error):
+        fields, rows = {}, []
+    if "file" not in fields or "time" not in fields:
+        raise InvalidInputError(
+            f"{p} exists and is not a markers CSV; choose another file for the review markers."
+        )
+    kind = fields.get("kind")
+    done = sum(1 for r in rows if kind is None or (r.get(kind) or "").strip())
+    if done:
+        raise InvalidInputError(
+            f"{p} already holds {done} reviewed marker(s) (a filled kind column); writing "
+            "the review markers there would lose them. Choose another file, or move it "
+            "away first."
+        )
+
+
 def write_review_markers(path: str | os.PathLike[str], hits: Sequence[Hit]) -> Path:
     """Write ``hits`` as a markers CSV with an empty ``kind`` column to fill in.
 
     ``time`` is each hit's peak (the centre of its best window); ``start``,
     ``end`` and ``score`` help the reviewer and are ignored when reading back.
+    A file holding reviewed markers is never written over
+    (:func:`check_review_target` raises :class:`~audio_embed.errors.InvalidInputError`).
     """
+    check_review_target(path)
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(["file", "time", "kind", "start", "end", "score"])

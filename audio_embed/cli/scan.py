@@ -121,6 +121,10 @@ def run(run: Run) -> int:
     label = args.label or (args.profile if args.store is not None else "target")
     if args.markers_out and not args.suggest:
         raise UsageError("--markers-out goes with --suggest N.")
+    if args.markers_out:  # before the scan: never over reviewed markers
+        from audio_embed.review import check_review_target
+
+        check_review_target(args.markers_out)
     settings = BatchSettings(
         fmt=args.format,
         label=label,
