@@ -387,6 +387,8 @@ def scan_to_folder(
     for item, reason in missing:
         tell(FileOutcome("missing", item, reason=reason))
     targets = output_paths(inputs, out, FORMAT_SUFFIXES[fmt], reserved=(COMBINED_CSV,))
+    if not settings.skip_existing:
+        _refuse_beside_recordings(inputs, targets)
     todo = _existing_results(inputs, targets, fmt, settings.skip_existing, tell)
     runner = scanner.scan_many if many is None else many
     try:
@@ -439,6 +441,28 @@ def _report(
         threshold=threshold,
         combined=combined,
     )
+
+
+def _refuse_beside_recordings(inputs: Sequence[Input], targets: dict[Path, Path]) -> None:
+    """An output folder that is a recording's own folder, where its result would replace
+    an existing file of the result's name: that file may be the person's own labels
+    (``rec.wav`` + ``rec.txt`` is how ``train`` finds Audacity labels), so nothing is
+    scanned."""
+    clash = [
+        (inp.path, targets[inp.path])
+        for inp in inputs
+        if targets[inp.path].exists()
+        and targets[inp.path].parent.resolve() == inp.path.parent.resolve()
+    ]
+    if clash:
+        (audio, target), more = clash[0], len(clash) - 1
+        raise InvalidInputError(
+            f"{target} exists next to its recording {audio.name}"
+            + (f" (and {more} more)" if more else "")
+            + ": it may be that recording's labels (train reads rec.wav + rec.txt), and its "
+            "scan result would replace it. Write the results to another folder (--out), or "
+            "move the file away."
+        )
 
 
 def _existing_results(

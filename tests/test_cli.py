@@ -573,6 +573,29 @@ def test_an_out_that_cannot_be_written_is_refused_before_any_work(
     assert not (tmp_path / "new").exists() and not (tmp_path / "r").exists()
 
 
+def test_scan_never_replaces_a_label_file_next_to_its_recording(
+    tmp_path: Path, demo: DemoSet, scanner_file: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`scan … rec.wav --format audacity --out .` replaced rec.txt, the person's own
+    Audacity labels (the markers train reads next to rec.wav), with scan results."""
+    import shutil
+
+    rec = tmp_path / "rec.wav"
+    shutil.copy(demo.test_files[0], rec)
+    labels = tmp_path / "rec.txt"
+    labels.write_text("5.0\t5.5\thorn\n")
+    rc, out, err = run_cli(
+        capsys, "scan", str(scanner_file), str(rec), "--format", "audacity", "--out", str(tmp_path)
+    )  # fmt: skip
+    assert rc == 2 and "detection(s)" not in out
+    assert_one_line_error(err, f"{labels} exists next to its recording rec.wav")
+    assert labels.read_text() == "5.0\t5.5\thorn\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["rec.txt", "rec.wav"]
+    rc, _, err = run_cli(capsys, "scan", str(scanner_file), str(rec), "--out", str(tmp_path))
+    assert rc == 0, err  # a result of another name next to the recording is fine
+    assert (tmp_path / "rec.csv").is_file() and labels.read_text() == "5.0\t5.5\thorn\n"
+
+
 def test_one_class_only_is_a_training_data_error(
     tmp_path: Path, demo: DemoSet, capsys: pytest.CaptureFixture[str]
 ) -> None:
