@@ -151,6 +151,8 @@ def test_scan_batch_with_corrupt_file(
     assert proc.returncode == 1
     assert "Traceback" not in proc.stderr
     assert "broken.wav" in proc.stderr and "1 of 3 input(s) failed" in proc.stderr
+    line = next(x for x in proc.stderr.splitlines() if "skipped" in x)
+    assert line.count("broken.wav") == 1, line  # not "skipped …broken.wav: …broken.wav: …"
     assert (out / "good.csv").is_file()
     assert (out / "sub" / "other.csv").is_file()
     assert not (out / "broken.csv").exists()

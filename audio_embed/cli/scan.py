@@ -212,7 +212,10 @@ def scan_and_print(
 
 def _print_outcome(run: Run, o: FileOutcome) -> None:
     if o.kind in ("missing", "failed"):
-        run.warn(f"skipped {o.item}: {o.reason}")
+        reason = o.reason or ""
+        if reason.startswith(f"{o.item}: "):  # "skipped a.wav: a.wav: the file is empty"
+            reason = reason[len(o.item) + 2 :]
+        run.warn(f"skipped {o.item}: {reason}")
     elif o.kind == "skipped":
         run.echo(f"{o.item}: result exists, skipped ({o.output})")
     elif o.kind == "rescan":
