@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
-__all__ = ["atomic_writer"]
+__all__ = ["atomic_writer", "check_output_file", "check_output_folder"]
 
 
 def _umask() -> int:
@@ -27,6 +28,8 @@ def atomic_writer(path: str | os.PathLike[str], *, text: bool = False) -> Iterat
     ordinary ``open()`` would give it (``0o666`` less the umask).
     """
     target = Path(path)
+    if target.is_dir():  # else the error names the temporary file, after all the work
+        raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), str(target))
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=target.suffix, dir=target.parent)
     try:
@@ -40,3 +43,55 @@ def atomic_writer(path: str | os.PathLike[str], *, text: bool = False) -> Iterat
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def _writable_ancestor(folder: Path) -> str | None:
+    """Why files cannot be created in ``folder`` (made if missing), or None."""
+    existing = folder
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        return f"{existing} is a file, not a folder"
+    if not os.access(existing, os.W_OK | os.X_OK):
+        return f"{existing} is not writable"
+    return None
+
+
+def check_output_file(path: str | os.PathLike[str], example: str = "name") -> None:
+    """Refuse, before any work, an output file that cannot be written: ``path`` is a
+    folder, or its folder cannot be made or written to. ``example``: a file name the
+    message suggests inside a folder given by mistake.
+
+    Raises:
+        InvalidInputError: saying which, and what to give instead.
+    """
+    from audio_embed.errors import InvalidInputError
+
+    target = Path(path)
+    if target.is_dir():
+        raise InvalidInputError(
+            f"{target} is a folder; name the file to write (e.g. {target / example})."
+        )
+    problem = _writable_ancestor(target.parent)
+    if problem:
+        raise InvalidInputError(f"Cannot write {target}: {problem}.")
+
+
+def check_output_folder(path: str | os.PathLike[str]) -> None:
+    """Refuse, before any work, an output folder that is an existing file or cannot be
+    made or written to.
+
+    Raises:
+        InvalidInputError: saying which.
+    """
+    from audio_embed.errors import InvalidInputError
+
+    folder = Path(path)
+    if folder.exists() and not folder.is_dir():
+        raise InvalidInputError(
+            f"The output folder {folder} is an existing file; results are written one per "
+            "input into a folder: name a folder."
+        )
+    problem = _writable_ancestor(folder)
+    if problem:
+        raise InvalidInputError(f"Cannot write results into {folder}: {problem}.")

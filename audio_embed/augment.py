@@ -150,6 +150,7 @@ class MixAugmentation:
             raise InvalidInputError(f"sample_rate must be > 0. Got {sample_rate!r} instead.")
         rng = np.random.default_rng(self.seed)
         out: list[MixedSound] = []
+        skipped = [0] * len(backgrounds)
         for i, (audio, markers) in enumerate(sources):
             for k, t in enumerate(markers):
                 cut = self._cut(np.asarray(audio, dtype=np.float32), float(t), sample_rate)
@@ -157,13 +158,17 @@ class MixAugmentation:
                     for _ in range(self.copies):
                         mixed = self._mix_one(cut, np.asarray(bg), known, rng, sample_rate)
                         if mixed is None:
-                            log.warning("No place %.1f s from every marker in recording %d: "
-                                        "a copy skipped.", self.min_distance, j)  # fmt: skip
+                            skipped[j] += 1
                             continue
                         seg, start, marker, speed, gain = mixed
                         out.append(MixedSound(audio=seg, start=start, marker=marker,
                                               source=(i, k), background=j, speed=speed,
                                               gain_db=gain))  # fmt: skip
+        tried = self.copies * sum(len(m) for _, m in sources)
+        for j, n in enumerate(skipped):  # one warning per recording, not one per copy
+            if n:
+                log.warning("No place %.1f s from every marker in recording %d: %d of %d "
+                            "copies skipped.", self.min_distance, j, n, tried)  # fmt: skip
         return out
 
     def _cut(self, audio: np.ndarray, t: float, sr: int) -> np.ndarray:

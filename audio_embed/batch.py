@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Literal, Protocol, TypeVar
 
 import attrs
 
+from audio_embed._io import check_output_folder
 from audio_embed._media import is_media_file
 from audio_embed.detect import flagged_share
 from audio_embed.errors import (
@@ -362,7 +363,9 @@ def scan_to_folder(
     runner; see :func:`run_many`). Cancelling raises :class:`BatchCancelled`
     (a :class:`~audio_embed.errors.Cancelled`) whose ``report`` says what
     finished, leaving only complete files; a ``KeyboardInterrupt`` leaves only
-    complete files too, and stops the runner before it propagates.
+    complete files too, and stops the runner before it propagates. An ``out_dir``
+    that is an existing file, or cannot be made or written to, is an
+    :class:`~audio_embed.errors.InvalidInputError` before anything is scanned.
     """
     from audio_embed.formats import FORMAT_SUFFIXES, write_detections
 
@@ -370,6 +373,7 @@ def scan_to_folder(
     fmt, label = settings.fmt, settings.label
     threshold = scanner.scan_threshold if settings.threshold is None else settings.threshold
     out = Path(out_dir)
+    check_output_folder(out)  # before any scan, not when the first result is written
     outcomes: list[FileOutcome] = []
 
     def tell(outcome: FileOutcome) -> None:
@@ -383,6 +387,8 @@ def scan_to_folder(
     for item, reason in missing:
         tell(FileOutcome("missing", item, reason=reason))
     targets = output_paths(inputs, out, FORMAT_SUFFIXES[fmt], reserved=(COMBINED_CSV,))
+    if not settings.skip_existing:
+        _refuse_beside_recordings(inputs, targets)
     todo = _existing_results(inputs, targets, fmt, settings.skip_existing, tell)
     runner = scanner.scan_many if many is None else many
     try:
@@ -397,7 +403,10 @@ def scan_to_folder(
                 share = flagged_share(dets, result.duration)
                 if share > FLAGGED_WARNING_SHARE:
                     log.warning(
-                        "%s: detections cover %.0f%% of the audio at threshold %g",
+                        "%s: the detections cover %.0f%% of the audio at threshold %g. The "
+                        "threshold is probably too low for these recordings (with few "
+                        "markers the cross-validated threshold is unreliable): mark more "
+                        "examples, or use a higher threshold (--threshold).",
                         inp.path,
                         100 * share,
                         threshold,
@@ -432,6 +441,28 @@ def _report(
         threshold=threshold,
         combined=combined,
     )
+
+
+def _refuse_beside_recordings(inputs: Sequence[Input], targets: dict[Path, Path]) -> None:
+    """An output folder that is a recording's own folder, where its result would replace
+    an existing file of the result's name: that file may be the person's own labels
+    (``rec.wav`` + ``rec.txt`` is how ``train`` finds Audacity labels), so nothing is
+    scanned."""
+    clash = [
+        (inp.path, targets[inp.path])
+        for inp in inputs
+        if targets[inp.path].exists()
+        and targets[inp.path].parent.resolve() == inp.path.parent.resolve()
+    ]
+    if clash:
+        (audio, target), more = clash[0], len(clash) - 1
+        raise InvalidInputError(
+            f"{target} exists next to its recording {audio.name}"
+            + (f" (and {more} more)" if more else "")
+            + ": it may be that recording's labels (train reads rec.wav + rec.txt), and its "
+            "scan result would replace it. Write the results to another folder (--out), or "
+            "move the file away."
+        )
 
 
 def _existing_results(

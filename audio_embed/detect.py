@@ -215,6 +215,16 @@ def detect(
     post: Postprocessing | None = None,
 ) -> list[Detection]:
     """Detections from window scores: see the module docstring for each step."""
+    if isinstance(threshold, bool) or not isinstance(threshold, (int, float, np.floating)):
+        hint = (
+            " A scanner's 'threshold' setting can be 'auto'; the number it chose is "
+            "Scanner.scan_threshold (or threshold_)."
+            if isinstance(threshold, str)
+            else ""
+        )
+        raise InvalidInputError(
+            f"The 'threshold' must be a number in [0, 1]. Got {threshold!r} instead.{hint}"
+        )
     if not (math.isfinite(threshold) and 0.0 <= threshold <= 1.0):
         raise InvalidInputError(f"The 'threshold' must be in [0, 1]. Got {threshold!r} instead.")
     post = post or Postprocessing()

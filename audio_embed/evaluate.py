@@ -73,9 +73,17 @@ def read_labels(path: str | os.PathLike[str]) -> list[LabelledEvent]:
     p = Path(path)
     try:
         with p.open(newline="", encoding="utf-8-sig") as fh:
-            rows = list(csv.DictReader(fh))
-    except OSError as exc:
+            reader = csv.DictReader(fh)
+            rows = list(reader)
+            header = [f.strip() for f in reader.fieldnames or []]
+    except (OSError, UnicodeDecodeError) as exc:
         raise MarkerError(f"Cannot read labels file {p}: {exc}") from exc
+    missing = [c for c in ("file", "onset", "offset", "label") if c not in header]
+    if missing:  # e.g. a markers CSV (file,time,kind) given as labels
+        raise MarkerError(
+            f"{p}: a labels CSV needs the columns [split,]file,onset,offset,label; "
+            f"missing {', '.join(missing)}. Found: {', '.join(header) or 'none'}."
+        )
     out = []
     for n, row in enumerate(rows, start=2):
         try:

@@ -24,7 +24,7 @@ import logging
 import math
 import os
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Literal
 
@@ -107,16 +107,29 @@ def _read_text(p: Path) -> str:
         raise MarkerError(f"Cannot read markers file {p}: {exc}") from exc
 
 
+def _one_name_per_file() -> Callable[[str], str]:
+    """A function giving every spelling of one recording (``a.wav``, ``/data/a.wav``,
+    ``x/../a.wav``, a link to it) the first spelling it saw: two spellings trained as
+    two recordings would label each one's marked sounds negative in the other."""
+    seen: dict[str, str] = {}
+
+    def name(file: str) -> str:
+        return seen.setdefault(os.path.normcase(os.path.realpath(file)), file)
+
+    return name
+
+
 def _collect(
     rows: Iterable[tuple[str, float, str]],
     spans: Iterable[tuple[str, float, float]] = (),
 ) -> dict[str, Markers]:
     grouped: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
     extents: dict[str, list[tuple[float, float]]] = defaultdict(list)
+    name = _one_name_per_file()
     for file, t, kind in rows:
-        grouped[file][kind].append(t)
+        grouped[name(file)][kind].append(t)
     for file, a, b in spans:
-        extents[file].append((a, b))
+        extents[name(file)].append((a, b))
     return {
         f: Markers(**{k: tuple(v) for k, v in kinds.items()}, spans=tuple(extents.get(f, ())))
         for f, kinds in grouped.items()
@@ -388,6 +401,7 @@ def read_marker_files(
     pairs = {Path(m): Path(a) for m, a in (recordings or {}).items()}
     merged: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
     merged_spans: dict[str, list[tuple[float, float]]] = defaultdict(list)
+    name = _one_name_per_file()
     for path in paths:
         kind = fmt if fmt != "auto" else guess_marker_format(path)
         if kind == "csv":
@@ -398,8 +412,8 @@ def read_marker_files(
             read = reader(path, str(rec))
         for file, m in read.items():
             for k in MARKER_KINDS:
-                merged[file][k].extend(getattr(m, k))
-            merged_spans[file].extend(m.spans)
+                merged[name(file)][k].extend(getattr(m, k))
+            merged_spans[name(file)].extend(m.spans)
     if not merged:
         raise MarkerError(f"No markers in {', '.join(map(str, paths))}.")
     missing = [f for f in merged if not Path(f).is_file()]

@@ -16,6 +16,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import logging
 import math
 import os
 from collections import Counter
@@ -32,9 +33,11 @@ from audio_embed.index import EmbeddingIndex, Hit
 from audio_embed.scanner import Detection, Scanner, ScanResult
 from audio_embed.scanner.augmented import decide_augmentation
 from audio_embed.scanner.core import stack_training_windows, training_summary
+from audio_embed.threshold import FALLBACK_THRESHOLD, ThresholdChoice, threshold_warning
 from audio_embed.windows import Markers
 
 __all__ = [
+    "check_review_target",
     "fit_from_index",
     "format_hits",
     "hits_by_file",
@@ -43,7 +46,46 @@ __all__ = [
     "write_review_markers",
 ]
 
+log = logging.getLogger(__name__)
+
 _TOL = 1e-6
+
+
+def check_review_target(path: str | os.PathLike[str]) -> None:
+    """Refuse to write review markers over a file that holds someone's work: a markers
+    CSV with a filled ``kind`` (or without a ``kind`` column: every row a marker), or
+    any other file. A missing file, or an earlier review file whose ``kind`` column is
+    still empty, may be written.
+
+    Raises:
+        InvalidInputError: saying what the file holds and what to do.
+    """
+    p = Path(path)
+    if not p.exists():
+        return
+    if p.is_dir():
+        raise InvalidInputError(f"{p} is a folder; name the markers CSV to write.")
+    try:
+        text = p.read_text(encoding="utf-8-sig")
+        if not text.strip():
+            return
+        reader = csv.DictReader(io.StringIO(text))
+        fields = {(f or "").strip().lower(): f for f in reader.fieldnames or []}
+        rows = list(reader)
+    except (OSError, UnicodeDecodeError, csv.Error):
+        fields, rows = {}, []
+    if "file" not in fields or "time" not in fields:
+        raise InvalidInputError(
+            f"{p} exists and is not a markers CSV; choose another file for the review markers."
+        )
+    kind = fields.get("kind")
+    done = sum(1 for r in rows if kind is None or (r.get(kind) or "").strip())
+    if done:
+        raise InvalidInputError(
+            f"{p} already holds {done} reviewed marker(s) (a filled kind column); writing "
+            "the review markers there would lose them. Choose another file, or move it "
+            "away first."
+        )
 
 
 def write_review_markers(path: str | os.PathLike[str], hits: Sequence[Hit]) -> Path:
@@ -51,7 +93,10 @@ def write_review_markers(path: str | os.PathLike[str], hits: Sequence[Hit]) -> P
 
     ``time`` is each hit's peak (the centre of its best window); ``start``,
     ``end`` and ``score`` help the reviewer and are ignored when reading back.
+    A file holding reviewed markers is never written over
+    (:func:`check_review_target` raises :class:`~audio_embed.errors.InvalidInputError`).
     """
+    check_review_target(path)
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(["file", "time", "kind", "start", "end", "score"])
@@ -127,7 +172,11 @@ def fit_from_index(scanner: Scanner, index: EmbeddingIndex, markers: dict[str, M
     scanner's ``train_windows`` (their hop must put them on the index's window
     grid); their vectors are the index's, normalised per recording as the
     scanner would. The scanner's embedder, windows and normalisation must
-    match the index's.
+    match the index's. The threshold is the scanner's given number; with
+    ``threshold="auto"`` (chosen by cross-validation only in
+    :meth:`Scanner.fit <audio_embed.Scanner.fit>`) the fixed
+    :data:`~audio_embed.threshold.FALLBACK_THRESHOLD`, with a log warning and
+    ``training_summary["threshold"]`` saying so.
 
     Raises:
         InvalidInputError: the scanner does not fit the index, or has a
@@ -150,6 +199,7 @@ def fit_from_index(scanner: Scanner, index: EmbeddingIndex, markers: dict[str, M
         from_index=True,
     )
     xs, ys, per_file = [], [], []
+    markers = dict(markers)
     for name in sorted(markers):
         entry = index.file(name)
         if entry is None:
@@ -157,6 +207,7 @@ def fit_from_index(scanner: Scanner, index: EmbeddingIndex, markers: dict[str, M
                 f"{name} is marked but not in the index {index.path}; add it "
                 "(audio-embed index … --out INDEX) or train from the files."
             )
+        markers[name] = markers[name].within(entry.duration, name)  # warns once, named
         labelled = scanner.train_windows.windows(entry.duration, markers[name])
         grid = index.starts(entry)
         pos = np.clip(np.searchsorted(grid, labelled.starts - _TOL), 0, max(len(grid) - 1, 0))
@@ -188,7 +239,24 @@ def fit_from_index(scanner: Scanner, index: EmbeddingIndex, markers: dict[str, M
     )
     classifier = clone(scanner.classifier)
     classifier.fit(X, y)
+    if scanner.threshold == "auto":  # said, not silently 0.5 (nor a stale threshold_)
+        choice = ThresholdChoice(
+            FALLBACK_THRESHOLD,
+            None,
+            "fallback",
+            0,
+            "trained from an index: the automatic threshold is chosen only by Scanner.fit "
+            f"(train from the files), so the fixed fallback {FALLBACK_THRESHOLD:g} is used",
+        )
+    else:
+        choice = ThresholdChoice(float(scanner.threshold), None, "given", 0)
+    threshold = choice.as_dict()
+    warning = threshold_warning(choice)
+    if warning:
+        log.warning("%s", warning)
+        threshold["warning"] = warning
     scanner.classifier = classifier
+    scanner.threshold_ = choice.value
     scanner.postprocessing_ = None if post == scanner.postprocessing else post
     scanner.training_summary = training_summary(
         per_file,
@@ -197,6 +265,7 @@ def fit_from_index(scanner: Scanner, index: EmbeddingIndex, markers: dict[str, M
         from_index=str(index.path),
         augmentation=decision.summary(),
         postprocessing=sized,
+        threshold=threshold,
     )
     return scanner
 

@@ -86,6 +86,7 @@ __all__ = [
     "mean_choice",
     "pick_threshold",
     "smoothed_f1",
+    "threshold_warning",
     "training_threshold",
 ]
 
@@ -97,6 +98,19 @@ MAX_MARKER_FOLDS = 5
 FEW_MATCHES = (
     "folds over one recording's markers found at most one held-out marker at any "
     "threshold: too little to choose by"
+)
+
+
+#: A cross-validated event F1 below this makes the chosen threshold a loud warning
+#: (:func:`threshold_warning`): the held-out markers were mostly missed or drowned in
+#: false positives at every threshold, so the value is close to a guess.
+UNRELIABLE_CV_F1 = 0.5
+
+_WHAT_TO_DO = (
+    "Scans may flag much of new audio, or miss the target: check the first scans "
+    "(scan warns when detections cover more than a quarter of a file), mark more "
+    "occurrences or in more recordings, or set the threshold yourself "
+    "(Scanner(threshold=...), audio-embed train/scan --threshold)."
 )
 
 
@@ -169,6 +183,41 @@ def mean_choice(choices: Sequence[ThresholdChoice]) -> ThresholdChoice:
         f"{first.rule}; the mean of {len(choices)} augmentation draws' thresholds",
         values,
     )
+
+
+def threshold_warning(choice: ThresholdChoice) -> str:
+    """A warning to log (and keep in the training summary) when ``choice`` is not a
+    cross-validated threshold one can trust; "" when it is, or when it was given.
+
+    Loud are: a threshold taken from the training scores or the fixed fallback (no
+    cross-validation: one marker, or folds that matched at most one held-out marker;
+    with two or three markers of a hard sound it can come out near 0.01 and flag most
+    of new audio), and a cross-validated one whose held-out event F1 is below
+    :data:`UNRELIABLE_CV_F1`."""
+    if choice.method == "given":
+        return ""
+    if choice.cv_f1 is None:
+        why = (
+            "the folds over the markers found at most one held-out marker"
+            if choice.note.startswith(FEW_MATCHES)
+            else choice.note.split(":", 1)[0] or "nothing to hold out"
+        )
+        source = (
+            "the library's fixed fallback"
+            if choice.method == "fallback"
+            else "the training scores (in-sample, optimistic)"
+        )
+        return (
+            f"The detection threshold {choice.value:g} is not cross-validated ({why}); "
+            f"it comes from {source}. {_WHAT_TO_DO}"
+        )
+    if choice.cv_f1 < UNRELIABLE_CV_F1:
+        return (
+            f"The detection threshold {choice.value:g} is unreliable: at it, cross-validation "
+            f"({choice.method}) found the held-out markers with event F1 {choice.cv_f1:.2f} "
+            f"only (below {UNRELIABLE_CV_F1:g}). {_WHAT_TO_DO}"
+        )
+    return ""
 
 
 def fold_plan(positives_per_recording: Sequence[int], seed: int) -> list[list[tuple[int, int]]]:

@@ -114,11 +114,12 @@ class Markers:
     def __len__(self) -> int:
         return len(self.positive) + len(self.soft) + len(self.negative)
 
-    def within(self, duration: float) -> Markers:
+    def within(self, duration: float, source: str | None = None) -> Markers:
         """The markers that fall inside a recording of ``duration`` seconds.
 
         Markers beyond the end are dropped with a warning (they usually mean
-        the wrong file or a time in the wrong unit).
+        the wrong file or a time in the wrong unit) that names ``source``, the
+        recording, when given.
         """
         kept = {
             kind: tuple(t for t in getattr(self, kind) if t <= duration + _EPS)
@@ -127,7 +128,8 @@ class Markers:
         dropped = len(self) - sum(len(v) for v in kept.values())
         if dropped:
             log.warning(
-                "%d marker(s) lie beyond the end of the recording (%.1f s) and were ignored",
+                "%s%d marker(s) lie beyond the end of the recording (%.1f s) and were ignored",
+                f"{source}: " if source else "",
                 dropped,
                 duration,
             )

@@ -96,6 +96,11 @@ def test_no_place_skips_the_copy(caplog: pytest.LogCaptureFixture) -> None:
     crowded = np.zeros(30 * SR, np.float32)
     assert MixAugmentation().mix([(_source(), [5.0])], [(crowded, [10.0, 20.0])], SR) == []
     assert "skipped" in caplog.text
+    caplog.clear()  # one warning per recording with the count, not one per copy
+    three = MixAugmentation(copies=3).mix([(_source(), [2.0, 5.0])], [(short, [])], SR)
+    assert three == []
+    said = [r.getMessage() for r in caplog.records]
+    assert said == ["No place 8.0 s from every marker in recording 0: 6 of 6 copies skipped."]
 
 
 @pytest.mark.parametrize(

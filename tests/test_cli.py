@@ -151,6 +151,8 @@ def test_scan_batch_with_corrupt_file(
     assert proc.returncode == 1
     assert "Traceback" not in proc.stderr
     assert "broken.wav" in proc.stderr and "1 of 3 input(s) failed" in proc.stderr
+    line = next(x for x in proc.stderr.splitlines() if "skipped" in x)
+    assert line.count("broken.wav") == 1, line  # not "skipped …broken.wav: …broken.wav: …"
     assert (out / "good.csv").is_file()
     assert (out / "sub" / "other.csv").is_file()
     assert not (out / "broken.csv").exists()
@@ -224,6 +226,22 @@ def test_an_unexpected_error_skips_one_file_and_the_batch_goes_on(
         "test_00.csv",
         "third.csv",
     ]
+
+
+def test_demo_never_writes_over_a_folder_of_other_files(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`audio-embed demo .` in a project folder replaced its markers.csv silently."""
+    (tmp_path / "markers.csv").write_text("my markers\n")
+    rc, out, err = run_cli(capsys, "demo", str(tmp_path), "--no-plot")
+    assert rc == 2 and out == ""
+    assert_one_line_error(err, "is not empty (markers.csv)", "new or empty folder")
+    assert [p.name for p in tmp_path.iterdir()] == ["markers.csv"]
+    assert (tmp_path / "markers.csv").read_text() == "my markers\n"
+    (tmp_path / "a-file").write_text("x")
+    rc, _, err = run_cli(capsys, "demo", str(tmp_path / "a-file"))
+    assert rc == 2
+    assert_one_line_error(err, "is a file")
 
 
 def test_unknown_model_is_a_one_line_usage_error(tmp_path: Path, cache_dir: Path) -> None:
@@ -508,6 +526,78 @@ def test_bad_markers(
     assert not (tmp_path / "x.scanner").exists()
 
 
+def test_an_out_that_cannot_be_written_is_refused_before_any_work(
+    tmp_path: Path,
+    demo: DemoSet,
+    scanner_file: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """``train --out FOLDER`` failed only after training, naming a temporary file
+    ("Is a directory: .tmp-…"); ``scan --out FILE`` scanned first, then failed with
+    "File exists". Both are refused at once, naming the path, and nothing is written.
+    The markers file does not exist: the --out check comes before reading it."""
+    folder = tmp_path / "scanners"
+    folder.mkdir()
+    absent = str(tmp_path / "none.csv")
+    rc, _, err = run_cli(
+        capsys, "train", "--markers", absent, "--model", "LOGMEL", "--out", str(folder)
+    )  # fmt: skip
+    assert rc == 2
+    assert_one_line_error(err, f"{folder} is a folder", "my.scanner")
+    assert list(folder.iterdir()) == []
+    a_file = tmp_path / "results.csv"
+    a_file.write_text("keep me\n")
+    rc, out, err = run_cli(
+        capsys, "scan", str(scanner_file), str(demo.test_files[0]), "--out", str(a_file)
+    )  # fmt: skip
+    assert rc == 2 and "detection(s)" not in out
+    assert_one_line_error(err, f"{a_file} is an existing file")
+    assert a_file.read_text() == "keep me\n"
+    # an unwritable folder (os.access: the tests may run as root, who may write anywhere)
+    import os
+
+    real_access = os.access
+    monkeypatch.setattr(
+        os, "access", lambda p, mode: False if Path(p) == tmp_path else real_access(p, mode)
+    )
+    rc, _, err = run_cli(
+        capsys, "train", "--markers", absent, "--model", "LOGMEL",
+        "--out", str(tmp_path / "new" / "x.scanner"),
+    )  # fmt: skip
+    assert rc == 2
+    assert_one_line_error(err, f"{tmp_path} is not writable")
+    rc, _, err = run_cli(
+        capsys, "scan", str(scanner_file), str(demo.test_files[0]), "--out", str(tmp_path / "r")
+    )  # fmt: skip
+    assert rc == 2
+    assert_one_line_error(err, f"{tmp_path} is not writable")
+    assert not (tmp_path / "new").exists() and not (tmp_path / "r").exists()
+
+
+def test_scan_never_replaces_a_label_file_next_to_its_recording(
+    tmp_path: Path, demo: DemoSet, scanner_file: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`scan … rec.wav --format audacity --out .` replaced rec.txt, the person's own
+    Audacity labels (the markers train reads next to rec.wav), with scan results."""
+    import shutil
+
+    rec = tmp_path / "rec.wav"
+    shutil.copy(demo.test_files[0], rec)
+    labels = tmp_path / "rec.txt"
+    labels.write_text("5.0\t5.5\thorn\n")
+    rc, out, err = run_cli(
+        capsys, "scan", str(scanner_file), str(rec), "--format", "audacity", "--out", str(tmp_path)
+    )  # fmt: skip
+    assert rc == 2 and "detection(s)" not in out
+    assert_one_line_error(err, f"{labels} exists next to its recording rec.wav")
+    assert labels.read_text() == "5.0\t5.5\thorn\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["rec.txt", "rec.wav"]
+    rc, _, err = run_cli(capsys, "scan", str(scanner_file), str(rec), "--out", str(tmp_path))
+    assert rc == 0, err  # a result of another name next to the recording is fine
+    assert (tmp_path / "rec.csv").is_file() and labels.read_text() == "5.0\t5.5\thorn\n"
+
+
 def test_one_class_only_is_a_training_data_error(
     tmp_path: Path, demo: DemoSet, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -547,6 +637,7 @@ def test_scan_warns_when_detections_cover_much_of_a_file(
     )  # fmt: skip
     assert rc == 0, err
     assert "the detections cover" in err and "of the audio" in err and "--threshold" in err
+    assert err.count("detections cover") == 1, err  # once, not the log and an echo
     rc, out, err = run_cli(capsys, "scan", str(scanner_file), f, "--out", str(tmp_path / "own"))
     assert rc == 0, err
     assert "the detections cover" not in err + out

@@ -129,6 +129,17 @@ def test_review_loop_markers_train_from_index_and_suggest(
         w = csv.DictWriter(fh, fieldnames=list(rows[0]))
         w.writeheader()
         w.writerows(rows)
+    # Running the search again onto the reviewed file is refused before any work (it
+    # replaced the reviewed rows with empty ones); so is scan --suggest.
+    reviewed = review.read_text()
+    rc, _, err = cli(capsys, "search", str(archive), "--example", f"{f}:{t}", "--top", "8",
+                     "--markers-out", str(review))  # fmt: skip
+    assert rc == 2 and "already holds 6 reviewed marker(s)" in err
+    rc, out, err = cli(capsys, "scan", str(archive.parent / "none.scanner"), str(f),
+                       "--out", str(tmp_path / "early"), "--suggest", "3",
+                       "--markers-out", str(review))  # fmt: skip
+    assert rc == 2 and "already holds 6 reviewed marker(s)" in err
+    assert review.read_text() == reviewed and not (tmp_path / "early").exists()
     scanner = tmp_path / "r.scanner"
     rc, out, err = cli(capsys, "train", "--markers", str(review), "--model", "LOGMEL", "--index",
                        str(archive), "--classifier", "logreg", "--out", str(scanner))  # fmt: skip
@@ -149,3 +160,10 @@ def test_review_loop_markers_train_from_index_and_suggest(
     rc, out, _ = cli(capsys, "scan", str(scanner), str(demo.root / "test"), "--out",
                      str(tmp_path / "res"), "--suggest", "3")  # fmt: skip
     assert rc == 0 and "3 window(s) the scanner is least sure about" in out
+
+
+def test_index_help_names_the_ann_library_it_uses(capsys: pytest.CaptureFixture[str]) -> None:
+    """It said "a nearest-neighbour graph (USearch)"; the index is FAISS (README)."""
+    assert main(["index", "--help"]) == 0
+    text = capsys.readouterr().out
+    assert "FAISS" in text and "USearch" not in text

@@ -101,6 +101,16 @@ def test_bad_parameters_raise() -> None:
     assert detect(np.zeros(0), np.zeros(0), 1.0, 0.5) == []
 
 
+def test_a_threshold_that_is_not_a_number_says_which_number_to_use() -> None:
+    """``evaluate_results(..., threshold=scanner.threshold)`` passed the setting 'auto'
+    and failed deep inside with ``TypeError: must be real number, not str``."""
+    with pytest.raises(InvalidInputError, match="scan_threshold"):
+        detect(np.zeros(3), np.zeros(3), 1.0, "auto")  # type: ignore[arg-type]
+    with pytest.raises(InvalidInputError, match="must be a number"):
+        detect(np.zeros(3), np.zeros(3), 1.0, None)  # type: ignore[arg-type]
+    assert detect(np.zeros(3), np.zeros(3), 1.0, np.float32(0.5)) == []
+
+
 @st.composite
 def _scores(draw: st.DrawFn) -> tuple[np.ndarray, np.ndarray, float, float, float]:
     n = draw(st.integers(1, 60))

@@ -94,3 +94,18 @@ def test_plot_results_one_png_per_file(labels: Path, tmp_path: Path) -> None:
     pngs = plot_results(results, ls, tmp_path / "plots", threshold=0.5)
     assert pngs == [tmp_path / "plots/t/a.png", tmp_path / "plots/t/b.png"]
     assert all(p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for p in pngs)
+
+
+def test_a_labels_file_of_the_wrong_kind_is_one_clear_error(tmp_path: Path) -> None:
+    """A markers CSV given as labels said "line 2: bad label row {...} ('onset')"; a
+    binary file raised a bare UnicodeDecodeError (a traceback from the CLI)."""
+    from audio_embed.errors import MarkerError
+
+    markers = tmp_path / "markers.csv"
+    markers.write_text("file,time,kind\na.wav,5.1,positive\n")
+    with pytest.raises(MarkerError, match=r"missing onset, offset, label\. Found: file, time"):
+        read_labelled_set(markers, "horn")
+    binary = tmp_path / "labels.csv"
+    binary.write_bytes(b"\xff\xfe\x00garbage")
+    with pytest.raises(MarkerError, match="Cannot read labels file"):
+        read_labelled_set(binary, "horn")

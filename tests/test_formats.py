@@ -137,3 +137,26 @@ def test_read_marker_files_errors(tmp_path: Path) -> None:
     assert read_marker_files([tmp_path / "rec.txt"], fmt="audacity") == {
         str(tmp_path / "rec.wav"): Markers(positive=(1.5,), spans=((1.0, 2.0),))
     }
+
+
+def test_one_recording_spelled_two_ways_is_one_recording(tmp_path: Path) -> None:
+    """`a.wav` and `/abs/path/a.wav` in one markers file (or in two) became two
+    recordings of the same audio: each one's marked sounds were negatives of the
+    other, and leave-one-recording-out held out a copy of what it trained on."""
+    from audio_embed.formats import read_marker_files, read_markers
+
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "a.wav").write_bytes(b"RIFF")
+    csv_path = tmp_path / "m.csv"
+    csv_path.write_text(
+        "file,time,kind\na.wav,5,positive\n"
+        f"{tmp_path / 'a.wav'},20,positive\nsub/../a.wav,30,negative\n"
+    )
+    got = read_markers(csv_path)
+    assert list(got) == [str(tmp_path / "a.wav")]
+    assert got[str(tmp_path / "a.wav")].positive == (5.0, 20.0)
+    assert got[str(tmp_path / "a.wav")].negative == (30.0,)
+    other = tmp_path / "sub" / "n.csv"
+    other.write_text("file,time,kind\n../a.wav,40,positive\n")
+    both = read_marker_files([csv_path, other])
+    assert len(both) == 1 and next(iter(both.values())).positive == (5.0, 20.0, 40.0)

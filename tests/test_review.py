@@ -17,6 +17,7 @@ from audio_embed.embedders import LogMelEmbedder
 from audio_embed.formats import read_markers, read_review_markers
 from audio_embed.index import EmbeddingIndex, Example, Hit
 from audio_embed.review import (
+    check_review_target,
     fit_from_index,
     format_hits,
     score_index,
@@ -124,6 +125,34 @@ def test_fit_from_index_equals_fitting_from_the_files(demo: DemoSet, index: Embe
     np.testing.assert_allclose(a.probabilities, b.probabilities, atol=1e-3)
 
 
+def test_fit_from_index_says_its_threshold_is_not_chosen(
+    demo: DemoSet, index: EmbeddingIndex, caplog: pytest.LogCaptureFixture
+) -> None:
+    """With threshold="auto" it used 0.5 silently (the CLI printed "Detection
+    threshold: 0.5." and nothing else), or a previous fit's threshold."""
+    from audio_embed.formats import read_markers as read
+
+    markers = {str(Path(f).resolve()): m for f, m in read(demo.markers_csv).items()}
+    s = scanner()
+    s.threshold_ = 0.07  # as a previous fit may have left it
+    with caplog.at_level("WARNING", logger="audio_embed"):
+        fit_from_index(s, index, markers)
+    th = (s.training_summary or {})["threshold"]
+    assert s.scan_threshold == 0.5 and th["value"] == 0.5 and th["method"] == "fallback"
+    assert th["note"].startswith("trained from an index")
+    said = [r.getMessage() for r in caplog.records if "not cross-validated" in r.getMessage()]
+    assert len(said) == 1 and "0.5" in said[0] and "(trained from an index)" in said[0]
+    assert th["warning"] == said[0]
+    caplog.clear()
+    given = scanner()
+    given.threshold = 0.4
+    with caplog.at_level("WARNING", logger="audio_embed"):
+        fit_from_index(given, index, markers)
+    th = (given.training_summary or {})["threshold"]
+    assert given.scan_threshold == 0.4 and th["method"] == "given" and "warning" not in th
+    assert not [r for r in caplog.records if "threshold" in r.getMessage()]
+
+
 def test_fit_from_index_refuses_what_does_not_fit(
     demo: DemoSet, index: EmbeddingIndex, tmp_path: Path
 ) -> None:
@@ -201,3 +230,28 @@ def test_format_hits() -> None:
     assert json.loads(format_hits(hits, "json"))[1]["peak"] == 1.0
     with pytest.raises(InvalidInputError):
         format_hits(hits, "audacity")
+
+
+def test_review_markers_never_overwrite_reviewed_work(tmp_path: Path) -> None:
+    """Running `search … --markers-out review.csv` again after filling the kind
+    column replaced the filled file with an empty one, silently."""
+    hits = [Hit("a.wav", 1.0, 3.0, 2.0, 0.9, 0), Hit("a.wav", 5.0, 7.0, 6.0, 0.8, 1)]
+    path = tmp_path / "review.csv"
+    write_review_markers(path, hits)
+    write_review_markers(path, hits[:1])  # an earlier, unreviewed file may be replaced
+    filled = path.read_text().replace(",,", ",positive,", 1)
+    path.write_text(filled)
+    with pytest.raises(InvalidInputError, match="already holds 1 reviewed marker"):
+        write_review_markers(path, hits)
+    assert path.read_text() == filled
+    plain = tmp_path / "markers.csv"  # no kind column: every row is a marker
+    plain.write_text("file,time\na.wav,2.0\n")
+    with pytest.raises(InvalidInputError, match="already holds 1 reviewed marker"):
+        check_review_target(plain)
+    other = tmp_path / "notes.txt"
+    other.write_bytes(b"\xff\xfe not a csv")
+    with pytest.raises(InvalidInputError, match="not a markers CSV"):
+        check_review_target(other)
+    (tmp_path / "empty.csv").write_text("")
+    check_review_target(tmp_path / "empty.csv")
+    check_review_target(tmp_path / "new.csv")

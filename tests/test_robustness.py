@@ -208,15 +208,34 @@ def test_write_error_midway_keeps_previous_output(
     assert [p.name for p in target.parent.iterdir()] == ["result.csv"]
 
 
-def test_marker_times_beyond_the_end_do_not_break_training(tmp_path: Path) -> None:
+def test_writing_onto_a_folder_names_the_folder(tmp_path: Path) -> None:
+    """It named the temporary file: "Is a directory: …/.tmp-lq8h4uhg"."""
+    folder = tmp_path / "out"
+    folder.mkdir()
+    with pytest.raises(IsADirectoryError) as info:
+        atomic_write_text(folder, "x\n")
+    assert info.value.filename == str(folder)
+    assert list(tmp_path.iterdir()) == [folder] and list(folder.iterdir()) == []
+
+
+def test_marker_times_beyond_the_end_do_not_break_training(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     from audio_embed.scanner import Recording, Scanner
 
     path = tmp_path / "a.wav"
     audio = 0.01 * np.random.default_rng(0).standard_normal(40 * SR).astype(np.float32)
     audio[10 * SR : 11 * SR] += tone(800.0, 1.0)
+    audio[25 * SR : 26 * SR] += tone(800.0, 1.0)
     write_wav(path, audio, SR)
-    scanner = Scanner(LogMelEmbedder()).fit([Recording(path, Markers(positive=[10.5, 999.0]))])
+    markers = Markers(positive=[10.5, 25.5, 999.0])
+    with caplog.at_level("WARNING", logger="audio_embed"):
+        scanner = Scanner(LogMelEmbedder()).fit([Recording(path, markers)])
     assert scanner.training_summary is not None
+    # one warning naming the file (it came once per fold, fit step and copy, unnamed)
+    said = [r.getMessage() for r in caplog.records if "beyond the end" in r.getMessage()]
+    assert said == [f"{path}: 1 marker(s) lie beyond the end of the recording (40.0 s) and "
+                    "were ignored"], said  # fmt: skip
     assert math.isclose(scanner.scan(path).duration, 40.0)
 
 
@@ -229,3 +248,68 @@ def test_outputs_get_ordinary_permissions(tmp_path: Path) -> None:
     finally:
         os.umask(mask)
     assert path.stat().st_mode & 0o777 == 0o644  # not mkstemp's owner-only 0o600
+
+
+def test_fit_given_the_wrong_shape_of_markers_says_what_it_takes() -> None:
+    """A list of times for Markers failed with "'list' object has no attribute 'within'"
+    after decoding; read_markers' dict itself with "too many values to unpack"."""
+    from audio_embed import InvalidInputError
+    from audio_embed.scanner import Recording, Scanner
+
+    scanner = Scanner(LogMelEmbedder())
+    with pytest.raises(InvalidInputError, match=r"are a list, not Markers"):
+        scanner.fit([("a.wav", [5.0, 20.0])])  # type: ignore[list-item]
+    with pytest.raises(InvalidInputError, match=r"\.items\(\)\]\. Got 'a.wav' instead"):
+        scanner.fit({"a.wav": Markers(positive=[5.0])})  # type: ignore[arg-type]
+    with pytest.raises(InvalidInputError, match=r"must be Markers \(e\.g\. Markers\(positive"):
+        Recording("a.wav", [5.0])  # type: ignore[arg-type]
+    assert not scanner.is_fitted
+
+
+def test_a_hop_longer_than_the_window_is_warned_about(caplog: pytest.LogCaptureFixture) -> None:
+    """`train --window 1 --hop 2` trained and scanned silently with 1 s of every 2 s
+    never looked at."""
+    from audio_embed import SlidingWindows
+    from audio_embed.scanner import Scanner
+
+    with caplog.at_level("WARNING", logger="audio_embed"):
+        Scanner(LogMelEmbedder(), scan_windows=SlidingWindows(1.0, 2.0))
+    assert "Windows of 1 s every 2 s leave 1 s of every 2 s unseen" in caplog.text
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="audio_embed"):
+        Scanner(LogMelEmbedder(), scan_windows=SlidingWindows(1.0, 1.0))
+    assert "unseen" not in caplog.text
+
+
+def test_no_window_far_from_the_markers_names_the_negative_margin() -> None:
+    """Three markers in 30 s leave no window 8 s from every marker: the error said
+    "make sure the recordings also hold audio far from every marker", after mixing
+    takes in (three 'No place' warnings first), without naming the margin."""
+    from audio_embed.errors import TrainingDataError
+    from audio_embed.scanner import Recording, Scanner
+
+    audio = 0.01 * np.random.default_rng(0).standard_normal(30 * SR).astype(np.float32)
+    rec = Recording(audio, Markers(positive=[5.0, 14.0, 22.0]), SR)
+    with pytest.raises(TrainingDataError, match=r"only one class.*8 s or more.*--neg-margin"):
+        Scanner(LogMelEmbedder()).fit([rec])
+
+
+def test_a_two_channel_array_is_averaged_and_samples_by_channels_is_refused() -> None:
+    """An array as soundfile.read gives it, [samples, channels], was read as 960 000
+    channels of 2 samples: a scan of 0.000125 s with no detection, silently. A
+    [channels, samples] array used its first channel only (a file's are averaged)."""
+    from audio_embed import InvalidInputError
+    from audio_embed.scanner import Scanner
+
+    rng = np.random.default_rng(0)
+    left = 0.01 * rng.standard_normal(3 * SR).astype(np.float32)
+    right = left.copy()
+    right[SR : 2 * SR] += tone(800.0, 1.0)
+    stereo = np.stack([left, right])
+    scanner = Scanner(LogMelEmbedder())
+    both = scanner.sliding_embeddings(stereo, sample_rate=SR)
+    mono = scanner.sliding_embeddings((left + right) / 2, sample_rate=SR)
+    assert both.duration == pytest.approx(3.0)
+    np.testing.assert_allclose(both.embeddings, mono.embeddings, atol=1e-5)
+    with pytest.raises(InvalidInputError, match=r"\[samples, channels\]: pass audio\.T"):
+        scanner.sliding_embeddings(stereo.T, sample_rate=SR)

@@ -21,6 +21,7 @@ from audio_embed.threshold import (
     mean_choice,
     pick_threshold,
     smoothed_f1,
+    threshold_warning,
 )
 
 T = np.round(np.linspace(0.05, 0.95, 19), 4)
@@ -150,7 +151,7 @@ def test_one_recording_takes_the_best_f1_several_recordings_the_smoothed_one(
 
 
 def test_one_recording_whose_folds_find_one_marker_at_most_uses_the_training_scores(
-    monkeypatch: pytest.MonkeyPatch,
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     """When one recording's folds find at most one held-out marker at any threshold,
     their best F1 is one lucky match (two horn selections: the lowest threshold, 46 % of
@@ -176,14 +177,40 @@ def test_one_recording_whose_folds_find_one_marker_at_most_uses_the_training_sco
 
     monkeypatch.setattr(threshold, "f1_curve", capped)
     most.append(1)
-    few = Scanner(LogMelEmbedder(), seed=3).fit([rec])
+    with caplog.at_level("WARNING", logger="audio_embed"):
+        few = Scanner(LogMelEmbedder(), seed=3).fit([rec])
     th = (few.training_summary or {})["threshold"]
     assert th["method"] == "from training scores" and th["cv_f1"] is None
     assert th["note"].startswith(crossval.FEW_MATCHES)
+    # loud, not only a note: a log warning naming the value and what to do, kept in
+    # the summary (a fallback from two or three markers can come out near 0.01)
+    said = [r.getMessage() for r in caplog.records if "not cross-validated" in r.getMessage()]
+    assert len(said) == 1 and f"{few.scan_threshold:g}" in said[0]
+    assert "--threshold" in said[0] and "mark more" in said[0]
+    assert th["warning"] == said[0]
+    caplog.clear()
     most[0] = 2
     enough = Scanner(LogMelEmbedder(), seed=3).fit([rec])
     th = (enough.training_summary or {})["threshold"]
     assert th["method"] == "folds over markers" and th["cv_f1"] is not None
+    assert ("warning" in th) == (th["cv_f1"] < 0.5)
+
+
+def test_thresholds_that_are_not_cross_validated_or_barely_are_warned_about() -> None:
+    """Silent before: a threshold from the training scores, the fixed fallback, or a
+    cross-validated one at which the held-out markers were mostly missed (synthetic
+    3 markers in 60 s: 0.036 at held-out F1 0.11, flagging 90 % of new audio)."""
+    low = threshold_warning(ThresholdChoice(0.0357, 0.114, "folds over markers", 3))
+    assert "0.0357 is unreliable" in low and "0.11" in low and "--threshold" in low
+    one = threshold_warning(
+        ThresholdChoice(0.2, None, "from training scores", 0, "one positive marker: no cross")
+    )
+    assert "0.2 is not cross-validated (one positive marker)" in one
+    assert "training scores" in one
+    fixed = threshold_warning(ThresholdChoice(0.5, None, "fallback", 0, ""))
+    assert "fixed fallback" in fixed
+    assert threshold_warning(ThresholdChoice(0.6, 0.8, "leave-one-recording-out", 4)) == ""
+    assert threshold_warning(ThresholdChoice(0.3, None, "given", 0)) == ""
 
 
 def test_mean_choice_averages_the_draws_and_keeps_every_note() -> None:

@@ -66,10 +66,33 @@ def demo_events(seconds: float) -> tuple[int, int]:
     return targets, min(10, slots - targets)
 
 
+#: Written into the demo's folder: a folder holding it may be written over by the demo.
+DEMO_STAMP = ".audio-embed-demo"
+
+
+def _check_root(root: Path) -> None:
+    """The demo writes markers.csv, labels.csv, train/, test/, … into ``root``: refuse a
+    folder that holds anything but an earlier demo (it would overwrite a person's own
+    markers.csv without a word)."""
+    if root.exists() and not root.is_dir():
+        raise UsageError(f"{root} is a file; give the demo a new or empty folder.")
+    if root.is_dir() and any(root.iterdir()) and not (root / DEMO_STAMP).is_file():
+        names = sorted(p.name for p in root.iterdir())
+        shown = ", ".join(names[:5]) + (" …" if len(names) > 5 else "")
+        raise UsageError(
+            f"{root} is not empty ({shown}) and is not an earlier demo's folder: the demo "
+            "writes markers.csv, labels.csv, train/, test/, results/ and plots/ there and "
+            "would overwrite files. Give a new or empty folder."
+        )
+
+
 def run(run: Run) -> int:
     args = run.args
     root = Path(args.dir)
     t0 = time.perf_counter()
+    _check_root(root)
+    root.mkdir(parents=True, exist_ok=True)
+    (root / DEMO_STAMP).write_text("written by audio-embed demo; it may write here again\n")
     demo = _make_set(run, root)
     scanner = _train(run, root, demo.markers_csv)
     run.echo()

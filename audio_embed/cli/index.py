@@ -38,7 +38,7 @@ def add_parser(subparsers: Subparsers) -> argparse.ArgumentParser:
             "Embed every sliding window of audio and video files (folders are searched\n"
             "recursively) into an index: a directory ARCHIVE.idx holding the vectors\n"
             "(normalised per recording as a scanner does; float16), their files and times,\n"
-            "the embedder and window settings, and a nearest-neighbour graph (USearch).\n"
+            "the embedder and window settings, and a nearest-neighbour index (FAISS).\n"
             "Run it again to add files: unchanged files (same size and time, or same\n"
             "content) are skipped, changed ones replaced. Embeddings go through the same\n"
             "cache as scan, so files already scanned are not decoded again. A file that\n"

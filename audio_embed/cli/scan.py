@@ -9,7 +9,6 @@ from typing import TYPE_CHECKING
 
 from audio_embed.batch import (
     COMBINED_CSV,
-    FLAGGED_WARNING_SHARE,
     BatchCancelled,
     BatchReport,
     BatchSettings,
@@ -122,6 +121,10 @@ def run(run: Run) -> int:
     label = args.label or (args.profile if args.store is not None else "target")
     if args.markers_out and not args.suggest:
         raise UsageError("--markers-out goes with --suggest N.")
+    if args.markers_out:  # before the scan: never over reviewed markers
+        from audio_embed.review import check_review_target
+
+        check_review_target(args.markers_out)
     settings = BatchSettings(
         fmt=args.format,
         label=label,
@@ -209,20 +212,17 @@ def scan_and_print(
 
 def _print_outcome(run: Run, o: FileOutcome) -> None:
     if o.kind in ("missing", "failed"):
-        run.warn(f"skipped {o.item}: {o.reason}")
+        reason = o.reason or ""
+        if reason.startswith(f"{o.item}: "):  # "skipped a.wav: a.wav: the file is empty"
+            reason = reason[len(o.item) + 2 :]
+        run.warn(f"skipped {o.item}: {reason}")
     elif o.kind == "skipped":
         run.echo(f"{o.item}: result exists, skipped ({o.output})")
     elif o.kind == "rescan":
         run.warn(f"{o.reason}; scanning {o.item} again.")
     else:
+        # a file flagged beyond FLAGGED_WARNING_SHARE: scan_to_folder's log warning says so
         run.echo(f"{o.item}: {len(o.detections)} detection(s) -> {o.output}")
-        if o.flagged is not None and o.flagged > FLAGGED_WARNING_SHARE:
-            run.warn(
-                f"{o.item}: the detections cover {o.flagged:.0%} of the audio. The threshold "
-                "is probably too low for these recordings (with few markers the "
-                "cross-validated threshold is unreliable): mark more examples, or pass a "
-                "higher --threshold."
-            )
 
 
 def _print_summary(run: Run, report: BatchReport, out_dir: Path) -> None:

@@ -104,6 +104,10 @@ def run(run: Run) -> int:
     from audio_embed.index import Example
 
     args = run.args
+    if args.markers_out:  # before any work: never over reviewed markers
+        from audio_embed.review import check_review_target
+
+        check_review_target(args.markers_out)
     if args.suggest is not None:
         return _suggest(run)
     if args.scanner is not None:

@@ -425,6 +425,10 @@ def run(run: Run) -> int:
     if args.augment_draws != 1 and not explicit_augment:
         raise UsageError("--augment-draws needs --augment N (N > 0).")
     get_spec(args.model)  # an unknown name fails before any work
+    if args.out is not None:  # so does an --out that cannot be written (a folder, …)
+        from audio_embed._io import check_output_file
+
+        check_output_file(args.out, example="my.scanner")
     markers = _read_marker_files(args)
     index = None
     if args.index is not None:

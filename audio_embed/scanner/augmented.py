@@ -38,9 +38,9 @@ from audio_embed.augment import (
     MixedSound,
 )
 from audio_embed.cache import CachedEmbeddings
-from audio_embed.embedders.base import as_waveform_batch
 from audio_embed.errors import InvalidInputError
 from audio_embed.progress import CancelToken
+from audio_embed.scanner.streaming import mono_array
 from audio_embed.windows import Markers, nearest_index
 
 if TYPE_CHECKING:
@@ -239,8 +239,7 @@ def augmentation_settings(aug: MixAugmentation) -> dict[str, Any]:
 
 def _audio(rec: Recording, sr: int) -> np.ndarray:
     if isinstance(rec.source, np.ndarray):
-        wave = as_waveform_batch(rec.source, owner="Scanner")[0].numpy()
-        return resample(wave, int(rec.sample_rate or sr), sr)
+        return resample(mono_array(rec.source), int(rec.sample_rate or sr), sr)
     return load_audio(rec.source, sr)
 
 

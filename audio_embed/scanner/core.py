@@ -9,6 +9,7 @@ in :mod:`~audio_embed.scanner.persistence`.
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -23,7 +24,7 @@ from audio_embed.audio import load_audio, resample
 from audio_embed.cache import CachedEmbeddings, EmbeddingCache
 from audio_embed.classifier import CalibratedClassifier
 from audio_embed.detect import Postprocessing, detect, flagged_share
-from audio_embed.embedders.base import Embedder, as_waveform_batch
+from audio_embed.embedders.base import Embedder
 from audio_embed.errors import (
     AudioEmbedError,
     AudioFileNotFoundError,
@@ -50,12 +51,13 @@ from audio_embed.scanner.defaults import (
     span_postprocessing,
 )
 from audio_embed.scanner.point_duration import point_durations
-from audio_embed.scanner.streaming import Source, StreamingEmbeddings
+from audio_embed.scanner.streaming import Source, StreamingEmbeddings, mono_array
 from audio_embed.threshold import (
     FALLBACK_THRESHOLD,
     FEW_MATCHES,
     ThresholdChoice,
     mean_choice,
+    threshold_warning,
     training_threshold,
 )
 from audio_embed.types import Detection
@@ -68,6 +70,8 @@ __all__ = [
     "ScanResult",
     "Scanner",
 ]
+
+log = logging.getLogger(__name__)
 
 Normalization = Literal["recording", "targeted", "none"]
 STD_FLOOR = 1e-6
@@ -141,6 +145,13 @@ class Recording:
     markers: Markers = field(factory=Markers)
     sample_rate: int | None = None
 
+    def __attrs_post_init__(self) -> None:
+        if not isinstance(self.markers, Markers):
+            raise InvalidInputError(
+                f"The markers of Recording {self.label!r:.80} must be Markers (e.g. "
+                f"Markers(positive=[12.5, 40.0])). Got a {type(self.markers).__name__}."
+            )
+
     @property
     def label(self) -> str:
         return "<array>" if isinstance(self.source, np.ndarray) else str(self.source)
@@ -163,7 +174,18 @@ def _check_files_exist(recs: list[Recording]) -> None:
 def _as_recording(item: Recording | tuple[Source, Markers]) -> Recording:
     if isinstance(item, Recording):
         return item
+    how = (
+        "fit() takes Recording(source, Markers(...)) objects or (source, Markers) pairs, "
+        "e.g. [Recording(f, m) for f, m in read_markers('markers.csv').items()]"
+    )
+    if not isinstance(item, (tuple, list)) or len(item) != 2:
+        raise InvalidInputError(f"{how}. Got {item!r:.80} instead.")
     source, markers = item
+    if not isinstance(markers, Markers):
+        raise InvalidInputError(
+            f"{how}; the markers of {source!r:.80} are a {type(markers).__name__}, not "
+            "Markers (times of the target: Markers(positive=[...]))."
+        )
     return Recording(source=source, markers=markers)
 
 
@@ -290,6 +312,16 @@ class Scanner(StreamingEmbeddings):
             raise InvalidInputError(
                 f"The 'batch_size' must be >= 1, or None for automatic. Got {self.batch_size}."
             )
+        sw = self.scan_windows
+        if sw.hop > sw.window + 1e-9:
+            log.warning(
+                "Windows of %g s every %g s leave %g s of every %g s unseen: a sound there "
+                "is never detected. Use a hop no longer than the window.",
+                sw.window,
+                sw.hop,
+                sw.hop - sw.window,
+                sw.hop,
+            )
         _check_threshold(self.threshold)
         check_augmentation(self.augmentation)
         if not (np.isfinite(self.context) and self.context >= 0):
@@ -398,11 +430,7 @@ class Scanner(StreamingEmbeddings):
         if (~found).any():
             sr = self.embedder.sample_rate
             if isinstance(rec.source, np.ndarray):
-                audio = resample(
-                    as_waveform_batch(rec.source, owner="Scanner")[0].numpy(),
-                    int(rec.sample_rate or sr),
-                    sr,
-                )
+                audio = resample(mono_array(rec.source), int(rec.sample_rate or sr), sr)
             else:
                 audio = load_audio(rec.source, sr)
             x[~found] = self.embedder.embed_windows(
@@ -452,7 +480,11 @@ class Scanner(StreamingEmbeddings):
         for i, entry in entries:
             if isinstance(entry, Exception):
                 raise entry
-            rec = recs[i]
+            # markers beyond the end are dropped here, once, with a warning naming the
+            # file (every later step would drop them again, and warn again, unnamed)
+            rec = recs[i] = attrs.evolve(
+                recs[i], markers=recs[i].markers.within(entry.duration, recs[i].label)
+            )
             x, y = self._training_windows(rec, entry)
             grids.append((entry, self._scan_features(entry)))
             xs.append(x)
@@ -463,6 +495,16 @@ class Scanner(StreamingEmbeddings):
             if progress is not None:
                 progress(ProgressEvent("train-files", rec.label, i + 1, len(recs), "files"))
         X, y = stack_training_windows(xs, ys, self.embedder.dim)
+        if y.all():  # before mixing takes in, and with what to change (the classifier
+            # cannot name the negative margin)
+            margin = self.train_windows.neg_margin
+            raise TrainingDataError(
+                f"Training needs both classes but only one class was found: {len(y)} "
+                f"positive and 0 negative window(s): no window lies {margin:g} s or more "
+                "from every marker (the negative margin). Train on longer or more "
+                "recordings, mark negatives, or lower the margin (TargetedWindows("
+                "neg_margin=...), audio-embed train --neg-margin)."
+            )
         pools = augmented_pools(self, recs, grids, cancel)
         data = FitData(tuple(recs), tuple(grids), X, y, tuple(per_file), setting, pools)
         self._fit_arrays(data, cancel)
@@ -533,13 +575,18 @@ class Scanner(StreamingEmbeddings):
             choice = ThresholdChoice(float(data.threshold), None, "given", 0)
         if cancel is not None:  # a cancel during the fit leaves the scanner unchanged
             cancel.check()
+        threshold = choice.as_dict()
+        warning = threshold_warning(choice)
+        if warning:
+            log.warning("%s", warning)
+            threshold["warning"] = warning
         self.classifier = classifier
         self.threshold_ = choice.value
         self.postprocessing_ = None if post == self.postprocessing else post
         if adaptation is not None:
             more["adaptation"] = adaptation
         self.training_summary = training_summary(
-            list(data.per_file), data.y, classifier, threshold=choice.as_dict(), **more
+            list(data.per_file), data.y, classifier, threshold=threshold, **more
         )
         self._fit_data = data
 

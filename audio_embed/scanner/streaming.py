@@ -20,11 +20,30 @@ from audio_embed.errors import AudioDecodeError, AudioEmbedError, InvalidInputEr
 from audio_embed.progress import CancelToken, ProgressCallback, ProgressEvent, prefetch
 from audio_embed.windows import SlidingWindows
 
-__all__ = ["BLOCK_SECONDS", "Source", "StreamingEmbeddings"]
+__all__ = ["BLOCK_SECONDS", "Source", "StreamingEmbeddings", "mono_array"]
 
 Source = str | os.PathLike[str] | np.ndarray
 #: Seconds of audio decoded per streamed block.
 BLOCK_SECONDS = 120.0
+
+
+def mono_array(source: np.ndarray, owner: str = "Scanner") -> np.ndarray:
+    """A 1-D float32 waveform from an array to scan or train on: 1-D as it is; 2-D as
+    ``[channels, samples]``, the channels averaged (as a file's are when decoded).
+
+    Raises:
+        InvalidInputError: a 2-D array with more rows than columns: most likely
+            ``[samples, channels]`` (soundfile's layout), which read as channels
+            gave a few samples per "channel" and a scan of a fraction of a second.
+    """
+    if source.ndim == 2 and source.shape[0] > source.shape[1]:
+        raise InvalidInputError(
+            f"{owner} reads a 2-D array as [channels, samples]; got shape {source.shape}, "
+            "more channels than samples. An array from soundfile.read is [samples, "
+            "channels]: pass audio.T (or audio.mean(axis=1) for mono)."
+        )
+    batch = as_waveform_batch(source, owner=owner)
+    return (batch.mean(dim=0) if batch.shape[0] > 1 else batch[0]).numpy()
 
 
 class StreamingEmbeddings:
@@ -64,8 +83,7 @@ class StreamingEmbeddings:
                 raise InvalidInputError(
                     "Scanning an array needs its sample_rate (e.g. scan(audio, sample_rate=16000))."
                 )
-            audio = as_waveform_batch(source, owner="Scanner")[0].numpy()
-            audio = resample(audio, int(sample_rate), sr)
+            audio = resample(mono_array(source), int(sample_rate), sr)
             step = round(BLOCK_SECONDS * sr)
             return iter([audio[i : i + step] for i in range(0, max(len(audio), 1), step)])
         return stream_audio(source, sr, BLOCK_SECONDS)
