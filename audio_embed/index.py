@@ -57,6 +57,7 @@ from audio_embed.errors import AudioEmbedError, IndexFileError, InvalidInputErro
 from audio_embed.hits import Example, Hit, merge_windows, nearest_centre
 from audio_embed.progress import CancelToken, ProgressCallback
 from audio_embed.scanner import STD_FLOOR, Scanner
+from audio_embed.scanner.defaults import model_scan_windows
 from audio_embed.windows import SlidingWindows, TargetedWindows
 
 __all__ = [
@@ -123,7 +124,12 @@ class EmbeddingIndex:
         batch_size: int | None = None,
         ann_params: dict[str, int] | None = None,
     ) -> EmbeddingIndex:
-        """A new, empty index at ``path`` (a directory that must not exist or be empty)."""
+        """A new, empty index at ``path`` (a directory that must not exist or be empty).
+
+        ``windows``: None (default) takes the embedder's scan windows, the ones a
+        :class:`~audio_embed.Scanner` of that model scans with, so a scanner trained
+        from the index (``review.fit_from_index``) places detections as one trained
+        from the files would."""
         p = Path(path)
         if p.exists() and (not p.is_dir() or any(p.iterdir())):
             raise InvalidInputError(
@@ -137,7 +143,7 @@ class EmbeddingIndex:
         from audio_embed import __version__
         from audio_embed._ann import DEFAULT_ANN_PARAMS
 
-        sw = windows or SlidingWindows()
+        sw = windows or model_scan_windows(embedder)
         manifest: dict[str, Any] = {
             "format": INDEX_FORMAT,
             "format_version": INDEX_FORMAT_VERSION,

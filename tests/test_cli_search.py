@@ -167,3 +167,18 @@ def test_index_help_names_the_ann_library_it_uses(capsys: pytest.CaptureFixture[
     assert main(["index", "--help"]) == 0
     text = capsys.readouterr().out
     assert "FAISS" in text and "USearch" not in text
+
+
+def test_index_without_window_options_uses_the_models_scan_windows(
+    demo: DemoSet, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``index`` with no --window/--hop indexes what ``train`` and ``scan`` use for the
+    model (LOGMEL: 1 s every 0.1 s), not 8 s windows."""
+    out = tmp_path / "default.idx"
+    rc, text, _ = cli(capsys, "index", str(demo.root / "test"), "--model", "LOGMEL",
+                      "--out", str(out))  # fmt: skip
+    assert rc == 0 and "windows of 1 s every 0.1 s" in text
+    from audio_embed import Scanner
+    from audio_embed.index import EmbeddingIndex
+
+    assert EmbeddingIndex.open(out).windows == Scanner.from_name("LOGMEL").scan_windows

@@ -317,3 +317,20 @@ def _edit(p: Path, **changes: object) -> None:
     manifest = json.loads((p / "index.json").read_text())
     manifest.update(changes)
     (p / "index.json").write_text(json.dumps(manifest))
+
+
+def test_a_new_index_takes_the_models_scan_windows(tmp_path: Path) -> None:
+    """Without ``windows`` an index has the windows a Scanner of that model scans with
+    (the model's ``scan_defaults()``, else 1 s every 0.1 s), so a scanner trained from
+    it places detections as one trained from the files (it was 8 s every 1 s on the
+    command line and 1 s every 0.1 s in the API, whatever the model)."""
+    from audio_embed.embedders.base import ScanDefaults
+
+    class OwnWindows(LogMelEmbedder):
+        def scan_defaults(self) -> ScanDefaults:
+            return ScanDefaults(window=0.5, hop=0.25)
+
+    for embedder in (LogMelEmbedder(), OwnWindows()):
+        index = EmbeddingIndex.create(tmp_path / f"{type(embedder).__name__}.idx", embedder)
+        assert index.windows == Scanner(embedder).scan_windows
+    assert index.windows == SlidingWindows(0.5, 0.25, "shared")

@@ -61,7 +61,10 @@ def add_parser(subparsers: Subparsers) -> argparse.ArgumentParser:
         metavar="M",
         help="embedder name (see models); required for a new index, checked for an existing one",
     )
-    g = p.add_argument_group("windows (a new index only; default 8 s every 1 s, shared)")
+    g = p.add_argument_group(
+        "windows (a new index only; default: the model's scan windows, as train uses, "
+        "else 1 s every 0.1 s; shared)"
+    )
     g.add_argument("--window", type=positive_float, metavar="SEC", help="window length")
     g.add_argument("--hop", type=positive_float, metavar="SEC", help="step between windows")
     g.add_argument(
@@ -100,16 +103,16 @@ def open_index(run: Run, path: Path, *, model: str | None = None) -> EmbeddingIn
 
 def _create(run: Run, path: Path) -> EmbeddingIndex:
     from audio_embed.index import EmbeddingIndex
-    from audio_embed.windows import SlidingWindows
+    from audio_embed.scanner.defaults import model_scan_windows
 
     args = run.args
     if args.model is None:
         raise UsageError(f"{path} does not exist yet: name its embedder with --model M.")
-    windows = SlidingWindows(args.window or 8.0, args.hop or 1.0, args.encoding or "shared")
+    embedder = embedder_from_args(args.model, args)
     return EmbeddingIndex.create(
         path,
-        embedder_from_args(args.model, args),
-        windows=windows,
+        embedder,
+        windows=model_scan_windows(embedder, args.window, args.hop, args.encoding),
         dtype=args.dtype,
         cache=make_cache(args),
         batch_size=args.batch_size,
