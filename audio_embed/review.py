@@ -24,16 +24,16 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import numpy as np
-from sklearn.base import clone
 
 from audio_embed.augment import MixAugmentation
+from audio_embed.cache import CachedEmbeddings
 from audio_embed.errors import InvalidInputError, TrainingDataError
 from audio_embed.formats import atomic_write_text
 from audio_embed.index import EmbeddingIndex, Hit
-from audio_embed.scanner import Detection, Scanner, ScanResult
+from audio_embed.scanner import Detection, Recording, Scanner, ScanResult
+from audio_embed.scanner.adapt import FitData
 from audio_embed.scanner.augmented import decide_augmentation
-from audio_embed.scanner.core import stack_training_windows, training_summary
-from audio_embed.threshold import FALLBACK_THRESHOLD, ThresholdChoice, threshold_warning
+from audio_embed.scanner.core import stack_training_windows
 from audio_embed.windows import Markers
 
 __all__ = [
@@ -172,11 +172,11 @@ def fit_from_index(scanner: Scanner, index: EmbeddingIndex, markers: dict[str, M
     scanner's ``train_windows`` (their hop must put them on the index's window
     grid); their vectors are the index's, normalised per recording as the
     scanner would. The scanner's embedder, windows and normalisation must
-    match the index's. The threshold is the scanner's given number; with
-    ``threshold="auto"`` (chosen by cross-validation only in
-    :meth:`Scanner.fit <audio_embed.Scanner.fit>`) the fixed
-    :data:`~audio_embed.threshold.FALLBACK_THRESHOLD`, with a log warning and
-    ``training_summary["threshold"]`` saying so.
+    match the index's. Nothing is decoded: the classifier, the post-processing
+    sized from the markers and the threshold (``"auto"``: chosen by
+    cross-validation over the marked files, as :meth:`Scanner.fit
+    <audio_embed.Scanner.fit>` chooses it) come from the index's vectors, through
+    the same code as ``fit``.
 
     Raises:
         InvalidInputError: the scanner does not fit the index, or has a
@@ -198,8 +198,7 @@ def fit_from_index(scanner: Scanner, index: EmbeddingIndex, markers: dict[str, M
         sum(len(m.positive) for m in markers.values()),
         from_index=True,
     )
-    xs, ys, per_file = [], [], []
-    markers = dict(markers)
+    recs, grids, xs, ys, per_file = [], [], [], [], []
     for name in sorted(markers):
         entry = index.file(name)
         if entry is None:
@@ -207,8 +206,8 @@ def fit_from_index(scanner: Scanner, index: EmbeddingIndex, markers: dict[str, M
                 f"{name} is marked but not in the index {index.path}; add it "
                 "(audio-embed index … --out INDEX) or train from the files."
             )
-        markers[name] = markers[name].within(entry.duration, name)  # warns once, named
-        labelled = scanner.train_windows.windows(entry.duration, markers[name])
+        marked = markers[name].within(entry.duration, name)  # warns once, named
+        labelled = scanner.train_windows.windows(entry.duration, marked)
         grid = index.starts(entry)
         pos = np.clip(np.searchsorted(grid, labelled.starts - _TOL), 0, max(len(grid) - 1, 0))
         found = np.abs(grid[pos] - labelled.starts) < _TOL if len(grid) else pos < 0
@@ -219,54 +218,24 @@ def fit_from_index(scanner: Scanner, index: EmbeddingIndex, markers: dict[str, M
                 f"not on the index's grid (hop {index.windows.hop:g} s); use training windows "
                 "with the index's hop."
             )
-        rows = slice(entry.first_row, entry.first_row + entry.n_rows)
-        xs.append(scanner.window_features(index.vectors(rows), grid)[pos])
+        vectors = index.vectors(slice(entry.first_row, entry.first_row + entry.n_rows))
+        features = scanner.window_features(vectors, grid)
+        recs.append(Recording(name, marked))
+        grids.append((CachedEmbeddings(grid, vectors, entry.duration), features))
+        xs.append(features[pos])
         ys.append(labelled.labels)
         n_pos = int(labelled.labels.sum())
         per_file.append(
             {"source": name, "positive": n_pos, "negative": len(labelled.labels) - n_pos}
         )
     X, y = stack_training_windows(xs, ys, index.dim)
-    post, sized = scanner._sized_postprocessing(
-        (
-            markers[name],
-            entry.duration,
-            index.starts(entry),
-            index.vectors(slice(entry.first_row, entry.first_row + entry.n_rows)),
-        )
-        for name in sorted(markers)
-        if (entry := index.file(name)) is not None
-    )
-    classifier = clone(scanner.classifier)
-    classifier.fit(X, y)
-    if scanner.threshold == "auto":  # said, not silently 0.5 (nor a stale threshold_)
-        choice = ThresholdChoice(
-            FALLBACK_THRESHOLD,
-            None,
-            "fallback",
-            0,
-            "trained from an index: the automatic threshold is chosen only by Scanner.fit "
-            f"(train from the files), so the fixed fallback {FALLBACK_THRESHOLD:g} is used",
-        )
-    else:
-        choice = ThresholdChoice(float(scanner.threshold), None, "given", 0)
-    threshold = choice.as_dict()
-    warning = threshold_warning(choice)
-    if warning:
-        log.warning("%s", warning)
-        threshold["warning"] = warning
-    scanner.classifier = classifier
-    scanner.threshold_ = choice.value
-    scanner.postprocessing_ = None if post == scanner.postprocessing else post
-    scanner.training_summary = training_summary(
-        per_file,
-        y,
-        classifier,
-        from_index=str(index.path),
-        augmentation=decision.summary(),
-        postprocessing=sized,
-        threshold=threshold,
-    )
+    data = FitData(tuple(recs), tuple(grids), X, y, tuple(per_file), scanner.threshold)
+    scanner._fit_arrays(data, None)
+    scanner.training_summary = {
+        **(scanner.training_summary or {}),
+        "from_index": str(index.path),
+        "augmentation": decision.summary(),
+    }
     return scanner
 
 

@@ -147,6 +147,7 @@ def test_review_loop_markers_train_from_index_and_suggest(
     assert "2 row(s) with an empty kind were ignored" in err
     assert "Using the index's windows: 2 s every 0.5 s" in out and scanner.is_file()
     assert "Augmentation: none (auto: not run, trained from an index" in out  # the default
+    assert "chosen by cross-validation" in out  # from the index's vectors, not a fixed 0.5
     # The same markers from the files themselves (decoding them) train too.
     out_f = str(tmp_path / "f.scanner")
     rc, _, err = cli(capsys, "train", "--markers", str(review), "--model", "LOGMEL",

@@ -123,26 +123,30 @@ def test_fit_from_index_equals_fitting_from_the_files(demo: DemoSet, index: Embe
     test = str(demo.test_files[0])
     a, b = from_files.scan(test), from_index.scan(test)
     np.testing.assert_allclose(a.probabilities, b.probabilities, atol=1e-3)
+    # the threshold is cross-validated from the index's vectors as from the files
+    ta, tb = from_files.training_summary["threshold"], from_index.training_summary["threshold"]
+    assert tb["method"] == ta["method"] == "leave-one-recording-out"
+    assert from_index.threshold_ == pytest.approx(from_files.threshold_, abs=0.02)
+    assert from_index.scan_postprocessing == from_files.scan_postprocessing
+    assert from_index.training_summary["from_index"] == str(index.path)
 
 
-def test_fit_from_index_says_its_threshold_is_not_chosen(
+def test_fit_from_index_chooses_its_threshold(
     demo: DemoSet, index: EmbeddingIndex, caplog: pytest.LogCaptureFixture
 ) -> None:
-    """With threshold="auto" it used 0.5 silently (the CLI printed "Detection
-    threshold: 0.5." and nothing else), or a previous fit's threshold."""
+    """threshold="auto" is cross-validated over the marked files' index vectors (it
+    was the fixed 0.5 before, or a previous fit's threshold_); a given threshold is
+    kept, without a warning."""
     from audio_embed.formats import read_markers as read
 
     markers = {str(Path(f).resolve()): m for f, m in read(demo.markers_csv).items()}
     s = scanner()
     s.threshold_ = 0.07  # as a previous fit may have left it
-    with caplog.at_level("WARNING", logger="audio_embed"):
-        fit_from_index(s, index, markers)
+    fit_from_index(s, index, markers)
     th = (s.training_summary or {})["threshold"]
-    assert s.scan_threshold == 0.5 and th["value"] == 0.5 and th["method"] == "fallback"
-    assert th["note"].startswith("trained from an index")
-    said = [r.getMessage() for r in caplog.records if "not cross-validated" in r.getMessage()]
-    assert len(said) == 1 and "0.5" in said[0] and "(trained from an index)" in said[0]
-    assert th["warning"] == said[0]
+    assert th["method"] == "leave-one-recording-out" and th["folds"] == len(markers)
+    assert s.scan_threshold == th["value"] and 0.0 < th["value"] < 1.0
+    assert s.scan_threshold not in (0.07, 0.5)
     caplog.clear()
     given = scanner()
     given.threshold = 0.4
