@@ -136,6 +136,9 @@ SETTINGS: dict[str, dict[str, Any]] = {
     # benchmark only)
     "point-shift-0.3": {"point_shift": 0.3},
     "point-shift-0.5": {"point_shift": 0.5},
+    "point-shift-0.2": {"point_shift": 0.2},
+    # both: the windows that hold the point and those that start up to S s after it
+    "point-widen-0.3": {"point_shift": 0.3, "point_widen": True},
     # no negative windows within this many seconds of a marker (defaults: 8)
     "neg-margin-3": {"neg_margin": 3.0},
 }
@@ -171,10 +174,11 @@ def _quartile_gate(on: bool) -> None:
 _OVERLAP: Any = None
 
 
-def _point_shift(shift: float) -> None:
+def _point_shift(shift: float, widen: bool = False) -> None:
     """Label the training windows as if every positive point marker (not a selection)
     lay ``shift`` seconds later: the windows that start up to ``shift`` s after the
-    point become positive, those that end within ``shift`` s after it are dropped."""
+    point become positive, those that end within ``shift`` s after it are dropped
+    (with ``widen``, kept positive: the positives of both)."""
     import attrs
 
     from audio_embed.windows import TargetedWindows
@@ -187,6 +191,22 @@ def _point_shift(shift: float) -> None:
         if shift:
             spanned = {t for t in markers.positive if markers.span_of(t) is not None}
             moved = tuple(t if t in spanned else min(t + shift, duration) for t in markers.positive)
+            if widen:
+                import numpy as np
+
+                from audio_embed.windows import LabelledWindows
+
+                at = _OVERLAP(self, duration, markers)
+                later = _OVERLAP(self, duration, attrs.evolve(markers, positive=moved))
+                # positive in either; negative only where negative in both
+                one = dict(zip(np.round(at.starts, 6), at.labels, strict=True))
+                two = dict(zip(np.round(later.starts, 6), later.labels, strict=True))
+                labels = {s: 1 for s in {*one, *two} if one.get(s) == 1 or two.get(s) == 1}
+                labels |= {s: 0 for s in one if one[s] == 0 and two.get(s) == 0}
+                starts = np.array(sorted(labels), dtype=np.float64)
+                return LabelledWindows(
+                    starts=starts, labels=np.array([labels[s] for s in starts], dtype=np.int64)
+                )
             markers = attrs.evolve(markers, positive=moved)
         return _OVERLAP(self, duration, markers)
 
@@ -200,6 +220,7 @@ def _seeded(name: str, k: int, classifier_seed: int, augment_seed: int) -> dict[
     kw.pop("min_point_markers", None)  # applied in main
     kw.pop("few_quartile", None)
     kw.pop("point_shift", None)  # applied in main
+    kw.pop("point_widen", None)
     draws = kw.pop("draws", AUTO_AUGMENTATION.draws)
     if "copies" in kw or AUTO_MIN_MARKERS <= k <= AUTO_MAX_MARKERS:
         copies = kw.pop("copies", AUTO_AUGMENTATION.copies)
@@ -290,7 +311,9 @@ def main(argv: list[str] | None = None) -> int:
         _force_rule(SETTINGS[name].get("rule"), seen)  # the setting's rule, or the library's
         defaults.MIN_POINT_MARKERS = SETTINGS[name].get("min_point_markers", MIN_POINT_MARKERS)
         _quartile_gate(SETTINGS[name].get("few_quartile", False))
-        _point_shift(SETTINGS[name].get("point_shift", 0.0))
+        _point_shift(
+            SETTINGS[name].get("point_shift", 0.0), SETTINGS[name].get("point_widen", False)
+        )
         for cseed, aseed in seeds:
             for f in files:
                 out, results, events = _run(
