@@ -139,6 +139,7 @@ SETTINGS: dict[str, dict[str, Any]] = {
     "point-shift-0.2": {"point_shift": 0.2},
     # both: the windows that hold the point and those that start up to S s after it
     "point-widen-0.3": {"point_shift": 0.3, "point_widen": True},
+    "draws-3-point-shift-0.3": {"draws": 3, "point_shift": 0.3},
     # no negative windows within this many seconds of a marker (defaults: 8)
     "neg-margin-3": {"neg_margin": 3.0},
 }
