@@ -33,7 +33,15 @@ from pathlib import Path
 from typing import Any
 
 from sklearn.base import clone
-from sklearn.ensemble import ExtraTreesClassifier
+from sklearn.ensemble import (
+    ExtraTreesClassifier,
+    RandomForestClassifier,
+    VotingClassifier,
+)
+from sklearn.neighbors import KNeighborsClassifier
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+from sklearn.svm import SVC
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -42,6 +50,7 @@ from wolf import Call, _force_rule, _run
 from audio_embed import threshold
 from audio_embed.augment import AUTO_AUGMENTATION
 from audio_embed.cache import EmbeddingCache
+from audio_embed.classifier import PrototypeClassifier, make_base_estimator
 from audio_embed.evaluate import evaluate, read_labels
 from audio_embed.scanner import defaults
 from audio_embed.scanner.augmented import AUTO_MAX_MARKERS, AUTO_MIN_MARKERS
@@ -54,11 +63,44 @@ def _trees(n: int, leaf: int = 2, **kw: Any) -> ExtraTreesClassifier:
     )
 
 
+def _vote(weights: tuple[float, float] = (1.0, 1.0), base: str = "extratrees") -> Any:
+    """Soft vote of a built-in tree estimator and the prototype scorer."""
+    return VotingClassifier(
+        [("trees", make_base_estimator(base)), ("prototype", PrototypeClassifier())],
+        voting="soft",
+        weights=list(weights),
+    )
+
+
+def _svm(c: float = 1.0) -> Any:
+    return make_pipeline(StandardScaler(), SVC(C=c, kernel="rbf", class_weight="balanced"))
+
+
+def _knn(n: int = 15) -> Any:
+    return make_pipeline(StandardScaler(), KNeighborsClassifier(n, weights="distance"))
+
+
 #: name -> the keywords of ``wolf._run`` it changes (``copies``: augmentation copies,
 #: None for off; absent: the default's one copy at -4..4 dB, as ``"auto"`` runs it;
 #: ``draws``: augmentation draws averaged, absent: the default's).
 SETTINGS: dict[str, dict[str, Any]] = {
     "defaults": {},
+    # estimators at five markers (the automatic choice there is extra trees of 300:
+    # 50 marked positive windows, 30-99 get trees)
+    "hgb": {"classifier_kwargs": {"estimator": make_base_estimator("hgb")}},
+    "randomforest-300": {
+        "classifier_kwargs": {
+            "estimator": RandomForestClassifier(
+                n_estimators=300, min_samples_leaf=2, class_weight="balanced", n_jobs=1
+            )
+        }
+    },
+    "vote-trees-prototype": {"classifier_kwargs": {"estimator": _vote()}},
+    "vote-trees-prototype-2:1": {"classifier_kwargs": {"estimator": _vote((2.0, 1.0))}},
+    "vote-hgb-prototype": {"classifier_kwargs": {"estimator": _vote(base="hgb")}},
+    "svm-rbf": {"classifier_kwargs": {"estimator": _svm()}},
+    "svm-rbf-c10": {"classifier_kwargs": {"estimator": _svm(10.0)}},
+    "knn-15": {"classifier_kwargs": {"estimator": _knn()}},
     "all-negatives": {"classifier_kwargs": {"max_neg_ratio": None}},
     "extratrees-1000": {"classifier_kwargs": {"estimator": _trees(1000)}},
     "extratrees-1000-leaf1": {"classifier_kwargs": {"estimator": _trees(1000, 1)}},
@@ -89,6 +131,17 @@ SETTINGS: dict[str, dict[str, Any]] = {
     # estimates (not their median) to reach two windows (benchmark only)
     "min-point-markers-3-q25": {"min_point_markers": 3, "few_quartile": True},
     "min-point-markers-5-q25": {"min_point_markers": 5, "few_quartile": True},
+    # positive windows around a point marker: those whose start lies within
+    # [t - window + s, t + s] (the defaults, s = 0: every window holding the point;
+    # benchmark only)
+    "point-shift-0.3": {"point_shift": 0.3},
+    "point-shift-0.5": {"point_shift": 0.5},
+    "point-shift-0.2": {"point_shift": 0.2},
+    # both: the windows that hold the point and those that start up to S s after it
+    "point-widen-0.3": {"point_shift": 0.3, "point_widen": True},
+    "draws-3-point-shift-0.3": {"draws": 3, "point_shift": 0.3},
+    # no negative windows within this many seconds of a marker (defaults: 8)
+    "neg-margin-3": {"neg_margin": 3.0},
 }
 
 
@@ -119,12 +172,56 @@ def _quartile_gate(on: bool) -> None:
     core.point_postprocessing = gated if on else original  # type: ignore[attr-defined]
 
 
+_OVERLAP: Any = None
+
+
+def _point_shift(shift: float, widen: bool = False) -> None:
+    """Label the training windows as if every positive point marker (not a selection)
+    lay ``shift`` seconds later: the windows that start up to ``shift`` s after the
+    point become positive, those that end within ``shift`` s after it are dropped
+    (with ``widen``, kept positive: the positives of both)."""
+    import attrs
+
+    from audio_embed.windows import TargetedWindows
+
+    global _OVERLAP
+    if _OVERLAP is None:
+        _OVERLAP = TargetedWindows._overlap
+
+    def shifted(self: Any, duration: float, markers: Any) -> Any:
+        if shift:
+            spanned = {t for t in markers.positive if markers.span_of(t) is not None}
+            moved = tuple(t if t in spanned else min(t + shift, duration) for t in markers.positive)
+            if widen:
+                import numpy as np
+
+                from audio_embed.windows import LabelledWindows
+
+                at = _OVERLAP(self, duration, markers)
+                later = _OVERLAP(self, duration, attrs.evolve(markers, positive=moved))
+                # positive in either; negative only where negative in both
+                one = dict(zip(np.round(at.starts, 6), at.labels, strict=True))
+                two = dict(zip(np.round(later.starts, 6), later.labels, strict=True))
+                labels = {s: 1 for s in {*one, *two} if one.get(s) == 1 or two.get(s) == 1}
+                labels |= {s: 0 for s in one if one[s] == 0 and two.get(s) == 0}
+                starts = np.array(sorted(labels), dtype=np.float64)
+                return LabelledWindows(
+                    starts=starts, labels=np.array([labels[s] for s in starts], dtype=np.int64)
+                )
+            markers = attrs.evolve(markers, positive=moved)
+        return _OVERLAP(self, duration, markers)
+
+    TargetedWindows._overlap = shifted  # type: ignore[method-assign]
+
+
 def _seeded(name: str, k: int, classifier_seed: int, augment_seed: int) -> dict[str, Any]:
     """``wolf._run``'s keywords for setting ``name`` with ``k`` markers at one seed pair."""
     kw = dict(SETTINGS[name])
     kw.pop("rule", None)  # applied by _force_rule
     kw.pop("min_point_markers", None)  # applied in main
     kw.pop("few_quartile", None)
+    kw.pop("point_shift", None)  # applied in main
+    kw.pop("point_widen", None)
     draws = kw.pop("draws", AUTO_AUGMENTATION.draws)
     if "copies" in kw or AUTO_MIN_MARKERS <= k <= AUTO_MAX_MARKERS:
         copies = kw.pop("copies", AUTO_AUGMENTATION.copies)
@@ -135,7 +232,9 @@ def _seeded(name: str, k: int, classifier_seed: int, augment_seed: int) -> dict[
     kw["classifier_seed"] = classifier_seed
     est = kw.get("classifier_kwargs", {}).get("estimator")
     if est is not None:  # the trees' own seed follows the classifier's
-        est = clone(est).set_params(random_state=classifier_seed)
+        est = clone(est)
+        seeds = {k: classifier_seed for k in est.get_params() if k.endswith("random_state")}
+        est.set_params(**seeds)
         kw["classifier_kwargs"] = {**kw["classifier_kwargs"], "estimator": est}
     return kw
 
@@ -213,6 +312,9 @@ def main(argv: list[str] | None = None) -> int:
         _force_rule(SETTINGS[name].get("rule"), seen)  # the setting's rule, or the library's
         defaults.MIN_POINT_MARKERS = SETTINGS[name].get("min_point_markers", MIN_POINT_MARKERS)
         _quartile_gate(SETTINGS[name].get("few_quartile", False))
+        _point_shift(
+            SETTINGS[name].get("point_shift", 0.0), SETTINGS[name].get("point_widen", False)
+        )
         for cseed, aseed in seeds:
             for f in files:
                 out, results, events = _run(
