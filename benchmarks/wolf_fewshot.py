@@ -142,6 +142,15 @@ SETTINGS: dict[str, dict[str, Any]] = {
     "draws-3-point-shift-0.3": {"draws": 3, "point_shift": 0.3},
     # no negative windows within this many seconds of a marker (defaults: 8)
     "neg-margin-3": {"neg_margin": 3.0},
+    # the classifier's context features: none, or +-8 s (defaults: the model's, 4 s)
+    "context-0": {"context": 0.0},
+    "context-8": {"context": 8.0},
+    # a window is positive when the point lies within it widened by 0.25 s each side
+    "tolerance-0.25": {"tolerance": 0.25},
+    # no per-recording z-score of the embeddings (defaults: "recording")
+    "norm-none": {"normalization": "none"},
+    # self-training on the scanned recordings (Scanner.adapt, top=1; opt-in)
+    "adapt-1": {"adapt": 1},
 }
 
 
