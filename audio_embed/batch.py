@@ -387,8 +387,7 @@ def scan_to_folder(
     for item, reason in missing:
         tell(FileOutcome("missing", item, reason=reason))
     targets = output_paths(inputs, out, FORMAT_SUFFIXES[fmt], reserved=(COMBINED_CSV,))
-    if not settings.skip_existing:
-        _refuse_beside_recordings(inputs, targets)
+    _refuse_beside_recordings(inputs, targets, fmt)
     todo = _existing_results(inputs, targets, fmt, settings.skip_existing, tell)
     runner = scanner.scan_many if many is None else many
     try:
@@ -443,25 +442,38 @@ def _report(
     )
 
 
-def _refuse_beside_recordings(inputs: Sequence[Input], targets: dict[Path, Path]) -> None:
+def _refuse_beside_recordings(
+    inputs: Sequence[Input], targets: dict[Path, Path], fmt: OutputFormat
+) -> None:
     """An output folder that is a recording's own folder, where its result would replace
-    an existing file of the result's name: that file may be the person's own labels
-    (``rec.wav`` + ``rec.txt`` is how ``train`` finds Audacity labels), so nothing is
-    scanned."""
+    an existing file of the result's name that is not an earlier result in ``fmt``:
+    that file may be the person's own labels (``rec.wav`` + ``rec.txt`` is how
+    ``train`` finds Audacity labels), so nothing is scanned. An earlier result (it
+    reads back as one) is replaced, or kept with ``skip_existing``."""
+    from audio_embed.formats import read_detections
+
+    def foreign(target: Path) -> bool:
+        try:
+            read_detections(target, fmt)
+        except ResultFileError:
+            return True
+        return False
+
     clash = [
         (inp.path, targets[inp.path])
         for inp in inputs
         if targets[inp.path].exists()
         and targets[inp.path].parent.resolve() == inp.path.parent.resolve()
+        and foreign(targets[inp.path])
     ]
     if clash:
         (audio, target), more = clash[0], len(clash) - 1
         raise InvalidInputError(
             f"{target} exists next to its recording {audio.name}"
             + (f" (and {more} more)" if more else "")
-            + ": it may be that recording's labels (train reads rec.wav + rec.txt), and its "
-            "scan result would replace it. Write the results to another folder (--out), or "
-            "move the file away."
+            + ": it is not an earlier scan result, it may be that recording's labels (train "
+            "reads rec.wav + rec.txt), and its scan result would replace it. Write the "
+            "results to another folder (--out), or move the file away."
         )
 
 

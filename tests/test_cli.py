@@ -593,9 +593,23 @@ def test_scan_never_replaces_a_label_file_next_to_its_recording(
     assert_one_line_error(err, f"{labels} exists next to its recording rec.wav")
     assert labels.read_text() == "5.0\t5.5\thorn\n"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["rec.txt", "rec.wav"]
+    # --skip-existing does not switch the protection off (it rescanned and replaced it)
+    rc, out, err = run_cli(capsys, "scan", str(scanner_file), str(rec), "--format", "audacity",
+                           "--out", str(tmp_path), "--skip-existing")  # fmt: skip
+    assert rc == 2 and labels.read_text() == "5.0\t5.5\thorn\n"
     rc, _, err = run_cli(capsys, "scan", str(scanner_file), str(rec), "--out", str(tmp_path))
     assert rc == 0, err  # a result of another name next to the recording is fine
     assert (tmp_path / "rec.csv").is_file() and labels.read_text() == "5.0\t5.5\thorn\n"
+    # an earlier result next to its recording is replaced by a rerun, in every format
+    first = (tmp_path / "rec.csv").read_text()
+    rc, _, err = run_cli(capsys, "scan", str(scanner_file), str(rec), "--out", str(tmp_path))
+    assert rc == 0, err
+    assert (tmp_path / "rec.csv").read_text() == first
+    labels.unlink()
+    for _ in range(2):  # the second run finds the first's Audacity result and replaces it
+        rc, _, err = run_cli(capsys, "scan", str(scanner_file), str(rec), "--format",
+                             "audacity", "--out", str(tmp_path))  # fmt: skip
+        assert rc == 0, err
 
 
 def test_one_class_only_is_a_training_data_error(
