@@ -238,10 +238,33 @@ def test_demo_never_writes_over_a_folder_of_other_files(
     assert_one_line_error(err, "is not empty (markers.csv)", "new or empty folder")
     assert [p.name for p in tmp_path.iterdir()] == ["markers.csv"]
     assert (tmp_path / "markers.csv").read_text() == "my markers\n"
+    # a bench of one's own, with the names the demo writes but no demo scanner
+    (tmp_path / "labels.csv").write_text("x\n")
+    (tmp_path / "train").mkdir()
+    (tmp_path / "test").mkdir()
+    rc, _, err = run_cli(capsys, "demo", str(tmp_path), "--no-plot")
+    assert rc == 2 and (tmp_path / "markers.csv").read_text() == "my markers\n"
     (tmp_path / "a-file").write_text("x")
     rc, _, err = run_cli(capsys, "demo", str(tmp_path / "a-file"))
     assert rc == 2
     assert_one_line_error(err, "is a file")
+
+
+def test_demo_writes_again_into_an_earlier_demos_folder(tmp_path: Path) -> None:
+    """A folder the demo wrote before its stamp existed (only the demo's names, its
+    scanner among them) is an earlier demo's folder, not a person's."""
+    from audio_embed.cli.demo import DEMO_STAMP, _check_root
+    from audio_embed.cli.session import UsageError
+
+    (tmp_path / "train").mkdir()
+    for name in ("markers.csv", "labels.csv", "demo.scanner", "evaluation.json"):
+        (tmp_path / name).write_text("x\n")
+    _check_root(tmp_path)  # no error
+    (tmp_path / "notes.txt").write_text("mine\n")
+    with pytest.raises(UsageError, match="not an earlier demo"):
+        _check_root(tmp_path)
+    (tmp_path / DEMO_STAMP).write_text("stamp\n")
+    _check_root(tmp_path)  # stamped: the demo's own folder
 
 
 def test_unknown_model_is_a_one_line_usage_error(tmp_path: Path, cache_dir: Path) -> None:

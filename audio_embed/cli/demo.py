@@ -68,6 +68,22 @@ def demo_events(seconds: float) -> tuple[int, int]:
 
 #: Written into the demo's folder: a folder holding it may be written over by the demo.
 DEMO_STAMP = ".audio-embed-demo"
+#: Everything the demo writes into its folder; a folder holding only these, with the
+#: demo's scanner among them, is an earlier demo's from a version before the stamp
+#: (markers.csv, labels.csv, train/ and test/ alone could be a person's own bench).
+DEMO_NAMES = frozenset(
+    {
+        DEMO_STAMP,
+        "markers.csv",
+        "labels.csv",
+        "train",
+        "test",
+        "results",
+        "plots",
+        "evaluation.json",
+        "demo.scanner",
+    }
+)
 
 
 def _check_root(root: Path) -> None:
@@ -76,13 +92,17 @@ def _check_root(root: Path) -> None:
     markers.csv without a word)."""
     if root.exists() and not root.is_dir():
         raise UsageError(f"{root} is a file; give the demo a new or empty folder.")
-    if root.is_dir() and any(root.iterdir()) and not (root / DEMO_STAMP).is_file():
-        names = sorted(p.name for p in root.iterdir())
+    names = sorted(p.name for p in root.iterdir()) if root.is_dir() else []
+    earlier = (root / DEMO_STAMP).is_file() or (
+        "demo.scanner" in names and set(names) <= DEMO_NAMES
+    )
+    if names and not earlier:
         shown = ", ".join(names[:5]) + (" …" if len(names) > 5 else "")
         raise UsageError(
             f"{root} is not empty ({shown}) and is not an earlier demo's folder: the demo "
-            "writes markers.csv, labels.csv, train/, test/, results/ and plots/ there and "
-            "would overwrite files. Give a new or empty folder."
+            "writes markers.csv, labels.csv, train/, test/, results/, plots/, "
+            "evaluation.json and demo.scanner there and would overwrite files. Give a new "
+            "or empty folder."
         )
 
 
