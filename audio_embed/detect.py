@@ -43,7 +43,7 @@ from __future__ import annotations
 import itertools
 import math
 from collections.abc import Sequence
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 from attrs import frozen
@@ -206,6 +206,17 @@ def _split(track: np.ndarray, i: int, j: int, high: float, valley: float) -> lis
     return cuts
 
 
+def _is_number(value: Any) -> bool:
+    """A real number (Python's or numpy's, a 0-d array too), not a bool or a string."""
+    if isinstance(value, (bool, np.bool_, str, bytes)) or np.ndim(value) != 0:
+        return False
+    try:
+        float(value)
+    except (TypeError, ValueError):
+        return False
+    return True
+
+
 def detect(
     starts: np.ndarray,
     probabilities: np.ndarray,
@@ -215,7 +226,7 @@ def detect(
     post: Postprocessing | None = None,
 ) -> list[Detection]:
     """Detections from window scores: see the module docstring for each step."""
-    if isinstance(threshold, bool) or not isinstance(threshold, (int, float, np.floating)):
+    if not _is_number(threshold):
         hint = (
             " A scanner's 'threshold' setting can be 'auto'; the number it chose is "
             "Scanner.scan_threshold (or threshold_)."
@@ -227,6 +238,7 @@ def detect(
         )
     if not (math.isfinite(threshold) and 0.0 <= threshold <= 1.0):
         raise InvalidInputError(f"The 'threshold' must be in [0, 1]. Got {threshold!r} instead.")
+    threshold = float(threshold)
     post = post or Postprocessing()
     centres, track, raw = score_track(starts, probabilities, window, post.smooth)
     if len(centres) == 0:

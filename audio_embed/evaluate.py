@@ -74,7 +74,7 @@ def read_labels(path: str | os.PathLike[str]) -> list[LabelledEvent]:
     try:
         with p.open(newline="", encoding="utf-8-sig") as fh:
             reader = csv.DictReader(fh)
-            rows = list(reader)
+            rows = [{(k or "").strip(): v for k, v in row.items()} for row in reader]
             header = [f.strip() for f in reader.fieldnames or []]
     except (OSError, UnicodeDecodeError) as exc:
         raise MarkerError(f"Cannot read labels file {p}: {exc}") from exc

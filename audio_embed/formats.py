@@ -112,9 +112,12 @@ def _one_name_per_file() -> Callable[[str], str]:
     ``x/../a.wav``, a link to it) the first spelling it saw: two spellings trained as
     two recordings would label each one's marked sounds negative in the other."""
     seen: dict[str, str] = {}
+    spelt: dict[str, str] = {}  # realpath once per spelling, not once per row
 
     def name(file: str) -> str:
-        return seen.setdefault(os.path.normcase(os.path.realpath(file)), file)
+        if file not in spelt:
+            spelt[file] = seen.setdefault(os.path.normcase(os.path.realpath(file)), file)
+        return spelt[file]
 
     return name
 

@@ -2,7 +2,8 @@ r"""Search by example and one review round on the wolf benchmark.
 
     .venv/bin/python benchmarks/search_wolf.py /work/wolf-bench --model LOGMEL
 
-1. Index the 4 training recordings (8 s windows every 1 s, the CLI's defaults).
+1. Index the 4 training recordings (8 s windows every 1 s, as the README table was
+   measured; the CLI now indexes with the model's scan windows).
 2. Search with ONE wolf example: the first marker of markers.csv. Precision of
    the top 10 / 30 hits = the share of hits that overlap a labelled wolf event
    (the hit on the example's own occurrence is left out).

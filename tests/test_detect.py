@@ -109,6 +109,12 @@ def test_a_threshold_that_is_not_a_number_says_which_number_to_use() -> None:
     with pytest.raises(InvalidInputError, match="must be a number"):
         detect(np.zeros(3), np.zeros(3), 1.0, None)  # type: ignore[arg-type]
     assert detect(np.zeros(3), np.zeros(3), 1.0, np.float32(0.5)) == []
+    # numpy integers and 0-d arrays are numbers (refused for a while, by mistake)
+    one = np.array([0.0, 0.9, 0.9, 0.0])
+    assert len(detect(np.arange(4.0), one, 1.0, np.array(0.5))) == 1  # type: ignore[arg-type]
+    assert detect(np.arange(4.0), one, 1.0, np.int64(1)) == []
+    with pytest.raises(InvalidInputError, match="must be a number"):
+        detect(np.zeros(3), np.zeros(3), 1.0, True)
 
 
 @st.composite

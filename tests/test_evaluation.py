@@ -109,3 +109,20 @@ def test_a_labels_file_of_the_wrong_kind_is_one_clear_error(tmp_path: Path) -> N
     binary.write_bytes(b"\xff\xfe\x00garbage")
     with pytest.raises(MarkerError, match="Cannot read labels file"):
         read_labelled_set(binary, "horn")
+
+
+def test_a_labels_header_with_spaces_reads(tmp_path: Path) -> None:
+    """``file, onset, offset, label`` passed the header check and then failed on every
+    row (the rows' keys kept their spaces)."""
+    from audio_embed.evaluate import read_labels
+
+    spaced = tmp_path / "labels.csv"
+    spaced.write_text("split, file, onset, offset, label\ntest,a.wav,1.0,2.5,horn\n")
+    (event,) = read_labels(spaced)
+    assert (event.file, event.onset, event.offset, event.label, event.split) == (
+        "a.wav",
+        1.0,
+        2.5,
+        "horn",
+        "test",
+    )

@@ -3,11 +3,13 @@ README's "Errors and limits" table that is not covered next to its feature)."""
 
 from __future__ import annotations
 
+import contextlib
 import math
 import tracemalloc
 import wave
 from pathlib import Path
 
+import attrs
 import numpy as np
 import pytest
 from conftest import SR, tone, write_media
@@ -15,6 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from audio_embed import (
+    AudioEmbedError,
     CorruptAudioError,
     EmptyAudioError,
     InvalidInputError,
@@ -270,14 +273,20 @@ def test_a_hop_longer_than_the_window_is_warned_about(caplog: pytest.LogCaptureF
     """`train --window 1 --hop 2` trained and scanned silently with 1 s of every 2 s
     never looked at."""
     from audio_embed import SlidingWindows
-    from audio_embed.scanner import Scanner
+    from audio_embed.scanner import Recording, Scanner
 
-    with caplog.at_level("WARNING", logger="audio_embed"):
-        Scanner(LogMelEmbedder(), scan_windows=SlidingWindows(1.0, 2.0))
-    assert "Windows of 1 s every 2 s leave 1 s of every 2 s unseen" in caplog.text
+    sparse = Scanner(LogMelEmbedder(), scan_windows=SlidingWindows(1.0, 2.0))
+    rec = Recording(np.zeros(SR * 30, np.float32), Markers(positive=[5.0]), SR)
+    with caplog.at_level("WARNING", logger="audio_embed"), contextlib.suppress(AudioEmbedError):
+        sparse.fit([rec])  # said before any work; whether the fit succeeds does not matter
+    said = [r for r in caplog.records if "unseen" in r.getMessage()]
+    assert len(said) == 1
+    assert "Windows of 1 s every 2 s leave 1 s of every 2 s unseen" in said[0].getMessage()
     caplog.clear()
     with caplog.at_level("WARNING", logger="audio_embed"):
-        Scanner(LogMelEmbedder(), scan_windows=SlidingWindows(1.0, 1.0))
+        attrs.evolve(sparse)  # constructing, loading or evolving one says nothing
+        with contextlib.suppress(AudioEmbedError):
+            Scanner(LogMelEmbedder(), scan_windows=SlidingWindows(1.0, 1.0)).fit([rec])
     assert "unseen" not in caplog.text
 
 

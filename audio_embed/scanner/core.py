@@ -312,16 +312,6 @@ class Scanner(StreamingEmbeddings):
             raise InvalidInputError(
                 f"The 'batch_size' must be >= 1, or None for automatic. Got {self.batch_size}."
             )
-        sw = self.scan_windows
-        if sw.hop > sw.window + 1e-9:
-            log.warning(
-                "Windows of %g s every %g s leave %g s of every %g s unseen: a sound there "
-                "is never detected. Use a hop no longer than the window.",
-                sw.window,
-                sw.hop,
-                sw.hop - sw.window,
-                sw.hop,
-            )
         _check_threshold(self.threshold)
         check_augmentation(self.augmentation)
         if not (np.isfinite(self.context) and self.context >= 0):
@@ -469,6 +459,16 @@ class Scanner(StreamingEmbeddings):
         setting = self.threshold if threshold is None else threshold
         _check_threshold(setting)
         recs = [_as_recording(r) for r in recordings]
+        sw = self.scan_windows
+        if sw.hop > sw.window + 1e-9:  # said at training (not at every load or evolve)
+            log.warning(
+                "Windows of %g s every %g s leave %g s of every %g s unseen: a sound there "
+                "is never detected. Use a hop no longer than the window.",
+                sw.window,
+                sw.hop,
+                sw.hop - sw.window,
+                sw.hop,
+            )
         if not recs:
             raise TrainingDataError("fit() needs at least one recording with markers.")
         _check_files_exist(recs)  # say so before any work, not after embedding others
