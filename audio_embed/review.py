@@ -16,7 +16,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import logging
 import math
 import os
 from collections import Counter
@@ -45,8 +44,6 @@ __all__ = [
     "suggest_windows",
     "write_review_markers",
 ]
-
-log = logging.getLogger(__name__)
 
 _TOL = 1e-6
 
