@@ -226,6 +226,7 @@ def fit_from_index(scanner: Scanner, index: EmbeddingIndex, markers: dict[str, M
             {"source": name, "positive": n_pos, "negative": len(labelled.labels) - n_pos}
         )
     X, y = stack_training_windows(xs, ys, index.dim)
+    scanner._refuse_no_negatives(y)
     data = FitData(tuple(recs), tuple(grids), X, y, tuple(per_file), scanner.threshold)
     scanner._fit_arrays(data, None)
     scanner.training_summary = {

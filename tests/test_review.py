@@ -175,6 +175,10 @@ def test_fit_from_index_refuses_what_does_not_fit(
     augmented.augmentation = MixAugmentation()
     with pytest.raises(InvalidInputError, match="augmentation"):
         fit_from_index(augmented, index, {f: Markers(positive=(5.0,))})
+    # markers everywhere leave no negative window: the same advice as fit gives
+    everywhere = {f: Markers(positive=tuple(np.arange(1.0, 40.0, 2.0)))}
+    with pytest.raises(TrainingDataError, match=r"only one class.*2 s or more.*--neg-margin"):
+        fit_from_index(scanner(), index, everywhere)
 
 
 def test_fit_from_index_skips_auto_augmentation_and_says_so(

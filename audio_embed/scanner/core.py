@@ -495,8 +495,16 @@ class Scanner(StreamingEmbeddings):
             if progress is not None:
                 progress(ProgressEvent("train-files", rec.label, i + 1, len(recs), "files"))
         X, y = stack_training_windows(xs, ys, self.embedder.dim)
-        if y.all():  # before mixing takes in, and with what to change (the classifier
-            # cannot name the negative margin)
+        self._refuse_no_negatives(y)  # before mixing takes in
+        pools = augmented_pools(self, recs, grids, cancel)
+        data = FitData(tuple(recs), tuple(grids), X, y, tuple(per_file), setting, pools)
+        self._fit_arrays(data, cancel)
+        return self
+
+    def _refuse_no_negatives(self, y: np.ndarray) -> None:
+        """Every labelled window positive: say what to change (the classifier's own
+        one-class error cannot name the negative margin)."""
+        if len(y) and y.all():
             margin = self.train_windows.neg_margin
             raise TrainingDataError(
                 f"Training needs both classes but only one class was found: {len(y)} "
@@ -505,10 +513,6 @@ class Scanner(StreamingEmbeddings):
                 "recordings, mark negatives, or lower the margin (TargetedWindows("
                 "neg_margin=...), audio-embed train --neg-margin)."
             )
-        pools = augmented_pools(self, recs, grids, cancel)
-        data = FitData(tuple(recs), tuple(grids), X, y, tuple(per_file), setting, pools)
-        self._fit_arrays(data, cancel)
-        return self
 
     def _fit_arrays(
         self,
