@@ -154,8 +154,7 @@ def _run(
     embedder: Any = None,
     classifier_seed: int = 42,
     holdout: str | None = None,
-    adapt: int | None = None,
-    adapt_quantile: float = 0.5,
+    adapt: int = 0,
     augment: int | str = "auto",
     augment_seed: int = 0,
     augment_gain: tuple[float, float] | None = None,
@@ -259,8 +258,8 @@ def _run(
         events = _events(bench, "test", target=target)
     else:
         events = _events(bench, "train", only=holdout, target=target)
-    if adapt is not None:  # self-training on the recordings to scan (Scanner.adapt)
-        scanner = scanner.adapt(sorted(events), top=adapt, negative_quantile=adapt_quantile)
+    if adapt:  # self-training on the recordings to scan (Scanner.adapt)
+        scanner = scanner.adapt(sorted(events), top=adapt)
         fit_s = time.perf_counter() - t0
     t0 = time.perf_counter()
     results = {}
@@ -302,7 +301,7 @@ def _run(
     )
     if first_k is not None:
         out["first_k"] = first_k
-    if adapt is not None:
+    if adapt:
         out["adaptation"] = summary["adaptation"]
     info = summary.get("augmentation") or {}
     out["augmented_windows"] = info.get("windows_added", 0)
@@ -467,11 +466,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument(
-        "--adapt",
-        type=int,
-        default=None,
-        metavar="K",
-        help="Scanner.adapt(test files, top=K); 0: negatives only",
+        "--adapt", type=int, default=0, metavar="K", help="Scanner.adapt(test files, top=K)"
     )
     ap.add_argument("--classifier-seed", type=int, default=42, help="CalibratedClassifier seed")
     ap.add_argument(
@@ -593,7 +588,7 @@ def main(argv: list[str] | None = None) -> int:
         common["post_from_points"] = False
     if args.classifier:
         common["classifier"] = args.classifier
-    if args.adapt is not None:
+    if args.adapt:
         common["adapt"] = args.adapt
     common["augment"], common["augment_seed"] = args.augment, args.augment_seed
     if args.augment_gain is not None and args.augment in ("auto", 0):

@@ -151,10 +151,6 @@ SETTINGS: dict[str, dict[str, Any]] = {
     "norm-none": {"normalization": "none"},
     # self-training on the scanned recordings (Scanner.adapt, top=1; opt-in)
     "adapt-1": {"adapt": 1},
-    # negatives only from the scanned recordings (top=0): windows far from every first-scan
-    # detection scoring at most the recordings' median / 90th percentile
-    "adapt-neg": {"adapt": 0, "adapt_quantile": 0.5},
-    "adapt-neg-q90": {"adapt": 0, "adapt_quantile": 0.9},
 }
 
 

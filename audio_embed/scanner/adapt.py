@@ -83,12 +83,12 @@ class PseudoLabels:
 
 
 def check_adapt_options(top: object, rounds: object, negative_quantile: object) -> None:
-    """:class:`InvalidInputError` unless ``top`` is an integer >= 0, ``rounds`` one
-    >= 1 and ``negative_quantile`` a number in [0, 1]."""
-    for name, value, least in (("top", top, 0), ("rounds", rounds, 1)):
-        if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < least:
+    """:class:`InvalidInputError` unless ``top`` and ``rounds`` are integers >= 1 and
+    ``negative_quantile`` a number in [0, 1]."""
+    for name, value in (("top", top), ("rounds", rounds)):
+        if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
             raise InvalidInputError(
-                f"The '{name}' parameter of Scanner.adapt must be an integer >= {least}. "
+                f"The '{name}' parameter of Scanner.adapt must be an integer >= 1. "
                 f"Got {value!r} instead."
             )
     q = negative_quantile
@@ -123,15 +123,6 @@ def pseudo_labels(
     the ``negative_quantile`` of the recording's scores. No detection: nothing.
     """
     dets = detect(entry.starts, scores, window, threshold, entry.duration, postprocessing)
-    cut = float(np.quantile(scores, negative_quantile))
-    if top == 0:  # negatives only: low-scoring windows away from every detection
-        far = np.ones(len(entry.starts), dtype=bool)
-        for d in dets:
-            far &= (entry.starts + window < d.start - train_windows.neg_margin) | (
-                entry.starts > d.end + train_windows.neg_margin
-            )
-        index = np.flatnonzero(far & (scores <= cut))
-        return PseudoLabels(index, np.zeros(len(index), np.int64), len(dets), ())
     if not dets:
         return PseudoLabels(np.zeros(0, np.int64), np.zeros(0, np.int64), 0, ())
     ranked = sorted(dets, key=lambda d: (-d.score, d.peak))
@@ -142,6 +133,7 @@ def pseudo_labels(
     labelled = train_windows.windows(entry.duration, markers)
     index = nearest_index(entry.starts, labelled.starts)
     labels = labelled.labels.astype(np.int64)
+    cut = float(np.quantile(scores, negative_quantile))
     keep = (labels == 1) | (scores[index] <= cut)
     return PseudoLabels(index[keep], labels[keep], len(dets), tuple(d.peak for d in chosen))
 
