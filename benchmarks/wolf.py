@@ -159,6 +159,7 @@ def _run(
     augment_seed: int = 0,
     augment_gain: tuple[float, float] | None = None,
     augment_draws: int = 1,
+    augment_options: dict[str, Any] | None = None,
     train_on: str | None = None,
     classifier_kwargs: dict[str, Any] | None = None,
     target: str = "wolf",
@@ -204,6 +205,7 @@ def _run(
                 seed=augment_seed,
                 gain_db=AUTO_AUGMENTATION.gain_db if augment_gain is None else augment_gain,
                 draws=augment_draws,
+                **(augment_options or {}),
             )
             if augment
             else None

@@ -151,6 +151,13 @@ SETTINGS: dict[str, dict[str, Any]] = {
     "norm-none": {"normalization": "none"},
     # self-training on the scanned recordings (Scanner.adapt, top=1; opt-in)
     "adapt-1": {"adapt": 1},
+    # other new takes from the markers' copies (MixAugmentation fields; defaults: speed
+    # 0.95-1.05, no EQ)
+    "speed-0.9..1.1": {"augment_options": {"speed": (0.9, 1.1)}},
+    "speed-0.85..1.15": {"augment_options": {"speed": (0.85, 1.15)}},
+    "eq-3": {"augment_options": {"eq_db": 3.0}},
+    "eq-6": {"augment_options": {"eq_db": 6.0}},
+    "copies-2-eq-6": {"copies": 2, "augment_options": {"eq_db": 6.0}},
 }
 
 
