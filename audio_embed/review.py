@@ -19,7 +19,7 @@ import json
 import math
 import os
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -30,9 +30,8 @@ from audio_embed.errors import InvalidInputError, TrainingDataError
 from audio_embed.formats import atomic_write_text
 from audio_embed.index import EmbeddingIndex, Hit
 from audio_embed.scanner import Detection, Recording, Scanner, ScanResult
-from audio_embed.scanner.adapt import FitData
 from audio_embed.scanner.augmented import decide_augmentation
-from audio_embed.scanner.core import stack_training_windows
+from audio_embed.scanner.core import _check_complete
 from audio_embed.windows import Markers
 
 __all__ = [
@@ -162,8 +161,19 @@ def _check_compatible(scanner: Scanner, index: EmbeddingIndex) -> None:
         )
 
 
-def fit_from_index(scanner: Scanner, index: EmbeddingIndex, markers: dict[str, Markers]) -> Scanner:
+def fit_from_index(
+    scanner: Scanner,
+    index: EmbeddingIndex,
+    markers: dict[str, Markers],
+    *,
+    partial: Collection[str] = (),
+) -> Scanner:
     """Train ``scanner`` on ``markers`` with the vectors stored in ``index``; returns it.
+
+    ``partial``: the files of ``markers`` that are not complete (only the marked
+    moments are known, e.g. reviewed search hits), as :class:`Recording(...,
+    complete=False) <audio_embed.scanner.Recording>` in :meth:`Scanner.fit
+    <audio_embed.Scanner.fit>`.
 
     Every marked file must be in the index. The labelled windows are the
     scanner's ``train_windows`` (their hop must put them on the index's window
@@ -195,6 +205,10 @@ def fit_from_index(scanner: Scanner, index: EmbeddingIndex, markers: dict[str, M
         sum(len(m.positive) for m in markers.values()),
         from_index=True,
     )
+    partial = set(partial)
+    unknown = sorted(partial - set(markers))
+    if unknown:
+        raise InvalidInputError(f"partial names {unknown[0]}, which has no markers.")
     recs, grids, xs, ys, per_file = [], [], [], [], []
     for name in sorted(markers):
         entry = index.file(name)
@@ -203,8 +217,10 @@ def fit_from_index(scanner: Scanner, index: EmbeddingIndex, markers: dict[str, M
                 f"{name} is marked but not in the index {index.path}; add it "
                 "(audio-embed index … --out INDEX) or train from the files."
             )
-        marked = markers[name].within(entry.duration, name)  # warns once, named
-        labelled = scanner.train_windows.windows(entry.duration, marked)
+        rec = Recording(
+            name, markers[name].within(entry.duration, name), complete=name not in partial
+        )  # markers beyond the end: warned once, named
+        labelled = scanner.labelling_of(rec).windows(entry.duration, rec.markers)
         grid = index.starts(entry)
         pos = np.clip(np.searchsorted(grid, labelled.starts - _TOL), 0, max(len(grid) - 1, 0))
         found = np.abs(grid[pos] - labelled.starts) < _TOL if len(grid) else pos < 0
@@ -217,17 +233,17 @@ def fit_from_index(scanner: Scanner, index: EmbeddingIndex, markers: dict[str, M
             )
         vectors = index.vectors(slice(entry.first_row, entry.first_row + entry.n_rows))
         features = scanner.window_features(vectors, grid)
-        recs.append(Recording(name, marked))
+        recs.append(rec)
         grids.append((CachedEmbeddings(grid, vectors, entry.duration), features))
         xs.append(features[pos])
         ys.append(labelled.labels)
         n_pos = int(labelled.labels.sum())
         per_file.append(
             {"source": name, "positive": n_pos, "negative": len(labelled.labels) - n_pos}
+            | ({} if rec.complete else {"complete": False})
         )
-    X, y = stack_training_windows(xs, ys, index.dim)
-    scanner._refuse_no_negatives(y)
-    data = FitData(tuple(recs), tuple(grids), X, y, tuple(per_file), scanner.threshold)
+    _check_complete(recs)
+    data = scanner._training_data(recs, grids, xs, ys, per_file, scanner.threshold)
     scanner._fit_arrays(data, None)
     scanner.training_summary = {
         **(scanner.training_summary or {}),

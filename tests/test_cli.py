@@ -368,6 +368,42 @@ def test_train_prints_summary(
     assert out.is_file()
 
 
+def test_train_reviewed_markers_are_not_complete(
+    tmp_path: Path, demo: DemoSet, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """--reviewed: a recording only it marks gives its marked windows alone (and says so);
+    one that --markers marks too keeps its automatic negatives."""
+    rows = list(csv.DictReader(demo.markers_csv.open()))
+    a, b = (str(f.resolve()) for f in demo.train_files)
+    marked, reviewed = tmp_path / "marked.csv", tmp_path / "review.csv"
+    marked.write_text("file,time,kind\n" + "".join(
+        f"{a},{r['time']},positive\n" for r in rows if Path(r["file"]).name == Path(a).name
+    ))  # fmt: skip
+    first_b = next(r["time"] for r in rows if Path(r["file"]).name == Path(b).name)
+    reviewed.write_text(f"file,time,kind\n{b},{first_b},positive\n{a},1.0,negative\n")
+    out = tmp_path / "s.scanner"
+    common = ("--model", "LOGMEL", "--out", str(out), "--classifier", "logreg", "--threads", "1")
+    rc, stdout, _ = run_cli(
+        capsys, "train", "--markers", str(marked), "--reviewed", str(reviewed), *common
+    )
+    assert rc == 0, stdout
+    line_a, line_b = (
+        next(line for line in stdout.splitlines() if Path(f).name in line) for f in (a, b)
+    )
+    assert "(reviewed" in line_b and "(reviewed" not in line_a
+    n_neg_b = int(line_b.split("positive")[1].split("negative")[0])
+    rc, stdout, _ = run_cli(
+        capsys, "train", "--markers", str(marked), "--markers", str(reviewed), *common
+    )
+    assert rc == 0
+    line_b = next(line for line in stdout.splitlines() if Path(b).name in line)
+    assert "(reviewed" not in line_b
+    assert int(line_b.split("positive")[1].split("negative")[0]) > n_neg_b == 0
+    rc, stdout, _ = run_cli(capsys, "train", "--markers", str(reviewed), "--reviewed",
+                            str(marked), *common)  # fmt: skip
+    assert rc == 0 and "(reviewed" not in stdout  # what --markers marks is complete
+
+
 def test_train_adapt_refits_on_pseudo_labels_and_says_so(
     tmp_path: Path, demo: DemoSet, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -181,6 +181,64 @@ def test_fit_from_index_refuses_what_does_not_fit(
         fit_from_index(scanner(), index, everywhere)
 
 
+def _reviewed(demo: DemoSet) -> tuple[str, Markers, str, Markers]:
+    """One recording with every horn marked (complete) and one with a reviewer's answers
+    only: its first horn positive and one moment 20 s from every horn negative."""
+    markers = {str(Path(f).resolve()): m for f, m in read_markers(demo.markers_csv).items()}
+    a, b = sorted(markers)
+    horns = horn_events(demo)[b]
+    quiet = next(t for t in np.arange(3.0, 38.0, 0.5) if all(abs(t - on) > 4 for on, _ in horns))
+    return a, markers[a], b, Markers(positive=markers[b].positive[:1], negative=(float(quiet),))
+
+
+def test_a_recording_that_is_not_complete_gives_only_its_marked_windows(
+    demo: DemoSet, index: EmbeddingIndex
+) -> None:
+    """Recording(complete=False): no automatic negatives (its unmarked horns stay out of
+    the training set), and the threshold's folds never score it; the same from an index."""
+    a, marks_a, b, marks_b = _reviewed(demo)
+    duration = index.file(b).duration  # type: ignore[union-attr]
+    only_marked = TargetedWindows(2.0, hop=0.5, neg_margin=0.0).windows(duration, marks_b)
+    as_complete = scanner().train_windows.windows(duration, marks_b)
+    assert 0 < int((only_marked.labels == 0).sum()) < int((as_complete.labels == 0).sum())
+    fitted = []
+    for complete in (True, False):
+        s = scanner()
+        s.augmentation = None
+        s.fit([Recording(a, marks_a), Recording(b, marks_b, complete=complete)])
+        fitted.append(s)
+    summary = fitted[1].training_summary or {}
+    row = summary["files"][1]
+    assert row["complete"] is False and "complete" not in summary["files"][0]
+    assert (row["positive"], row["negative"]) == (
+        int(only_marked.labels.sum()),
+        int((only_marked.labels == 0).sum()),
+    )
+    # two complete recordings: left out in turn; one: folds over its markers only
+    assert (fitted[0].training_summary or {})["threshold"]["method"] == "leave-one-recording-out"
+    assert summary["threshold"]["method"] == "folds over markers"
+    assert summary["windows_negative"] < (fitted[0].training_summary or {})["windows_negative"]
+    from_index = fit_from_index(scanner(), index, {a: marks_a, b: marks_b}, partial={b})
+    assert (from_index.training_summary or {})["files"] == summary["files"]
+    assert (from_index.training_summary or {})["threshold"]["method"] == "folds over markers"
+    test = str(demo.test_files[0])
+    np.testing.assert_allclose(
+        from_index.scan(test).probabilities, fitted[1].scan(test).probabilities, atol=1e-3
+    )
+
+
+def test_reviewed_answers_alone_are_refused(demo: DemoSet, index: EmbeddingIndex) -> None:
+    a, marks_a, b, marks_b = _reviewed(demo)
+    with pytest.raises(TrainingDataError, match="complete"):
+        scanner().fit(
+            [Recording(a, marks_a, complete=False), Recording(b, marks_b, complete=False)]
+        )
+    with pytest.raises(TrainingDataError, match="complete"):
+        fit_from_index(scanner(), index, {a: marks_a, b: marks_b}, partial={a, b})
+    with pytest.raises(InvalidInputError, match="no markers"):
+        fit_from_index(scanner(), index, {a: marks_a}, partial={b})
+
+
 def test_fit_from_index_skips_auto_augmentation_and_says_so(
     demo: DemoSet, index: EmbeddingIndex
 ) -> None:

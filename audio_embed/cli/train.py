@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+from collections.abc import Collection
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -147,6 +148,17 @@ def _add_marker_options(p: argparse.ArgumentParser) -> None:
         help="a markers file (repeat for several)",
     )
     g.add_argument(
+        "--reviewed",
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="a markers file of reviewed moments (search hits, suggestions: the kind "
+        "column filled), repeatable; a recording that only these mark is not complete: "
+        "only its marked moments are training windows (no automatic negatives around "
+        "them) and the threshold is not cross-validated on it; a recording that --markers "
+        "marks keeps its automatic negatives",
+    )
+    g.add_argument(
         "--markers-format",
         choices=("auto", "csv", "audacity", "raven"),
         default="auto",
@@ -249,7 +261,9 @@ class _AudioAction(argparse.Action):
         specs[-1][1] = values
 
 
-def _read_marker_files(args: argparse.Namespace) -> dict[str, Markers]:
+def _read_marker_files(args: argparse.Namespace) -> tuple[dict[str, Markers], set[str]]:
+    """``--markers`` and ``--reviewed``: every recording's markers, and the recordings
+    only ``--reviewed`` marks (not complete)."""
     from audio_embed.formats import guess_marker_format, read_marker_files
 
     specs = [(Path(m), Path(a) if a else None) for m, a in args.markers]
@@ -264,7 +278,14 @@ def _read_marker_files(args: argparse.Namespace) -> dict[str, Markers]:
     recordings: dict[str | os.PathLike[str], str | os.PathLike[str]] = {
         m: a for m, a in specs if a is not None
     }
-    return read_marker_files([m for m, _ in specs], fmt=fmt, recordings=recordings)
+    marked = read_marker_files([m for m, _ in specs], fmt=fmt, recordings=recordings)
+    if not args.reviewed:
+        return marked, set()
+    every = read_marker_files(
+        [m for m, _ in specs] + list(args.reviewed), fmt=fmt, recordings=recordings
+    )
+    complete = {os.path.realpath(f) for f in marked}
+    return every, {f for f in every if os.path.realpath(f) not in complete}
 
 
 def _train_windows(args: argparse.Namespace, sw: SlidingWindows) -> Any:
@@ -284,10 +305,12 @@ def _train_windows(args: argparse.Namespace, sw: SlidingWindows) -> Any:
     return attrs.evolve(tw, **changes) if changes else tw
 
 
-def fit(run: Run, scanner: Scanner, markers: dict[str, Markers]) -> None:
+def fit(
+    run: Run, scanner: Scanner, markers: dict[str, Markers], partial: Collection[str] = ()
+) -> None:
     from audio_embed.scanner import Recording
 
-    recs = [Recording(f, m) for f, m in sorted(markers.items())]
+    recs = [Recording(f, m, complete=f not in partial) for f, m in sorted(markers.items())]
     progress = Progress(run, len(recs), "train") if run.show_progress else None
     try:
         scanner.fit(recs, progress=progress, cancel=run.cancel)
@@ -356,7 +379,11 @@ def print_training(run: Run, scanner: Scanner, root: Path | None = None) -> None
     names = [relative_name(str(f["source"]), root) for f in files]
     width = max((len(n) for n in names), default=0)
     for name, f in zip(names, files, strict=True):
-        run.echo(f"  {name.ljust(width)}  {f['positive']:5d} positive  {f['negative']:5d} negative")
+        reviewed = "  (reviewed: only its marked moments)" if f.get("complete") is False else ""
+        run.echo(
+            f"  {name.ljust(width)}  {f['positive']:5d} positive  {f['negative']:5d} negative"
+            + reviewed
+        )
     run.echo(
         f"Windows per class: {s.get('windows_positive', 0)} positive (target), "
         f"{s.get('windows_negative', 0)} negative."
@@ -429,7 +456,7 @@ def run(run: Run) -> int:
         from audio_embed._io import check_output_file
 
         check_output_file(args.out, example="my.scanner")
-    markers = _read_marker_files(args)
+    markers, partial = _read_marker_files(args)
     index = None
     if args.index is not None:
         from audio_embed.cli.index import open_index
@@ -461,10 +488,10 @@ def run(run: Run) -> int:
     if index is not None:
         from audio_embed.review import fit_from_index
 
-        fit_from_index(scanner, index, markers)
+        fit_from_index(scanner, index, markers, partial=partial)
         run.cancel.check()
     else:
-        fit(run, scanner, markers)
+        fit(run, scanner, markers, partial)
     if args.adapt:
         scanner = adapt(run, scanner, args.adapt, args.adapt_top)
     if args.store is not None:

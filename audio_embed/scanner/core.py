@@ -139,11 +139,22 @@ class ScanResult:
 
 @frozen
 class Recording:
-    """One training recording: a file path (or an array and its rate) and its markers."""
+    """One training recording: a file path (or an array and its rate) and its markers.
+
+    ``complete`` (default): every occurrence of the target in the recording is
+    marked, so its windows far from every marker are negatives and the
+    threshold's cross-validation scores it. ``complete=False``: only the marked
+    moments are known (the answers of a review: search hits, suggestions), so
+    only the windows at its markers are labelled (positives at positive
+    markers, negatives at negative markers), they join every cross-validation
+    fold's training set, and the recording is never scored there: an unmarked
+    occurrence in it is neither a negative nor a false positive.
+    """
 
     source: Source
     markers: Markers = field(factory=Markers)
     sample_rate: int | None = None
+    complete: bool = True
 
     def __attrs_post_init__(self) -> None:
         if not isinstance(self.markers, Markers):
@@ -168,6 +179,19 @@ def _check_files_exist(recs: list[Recording]) -> None:
             missing[0],
             f"no such file; {len(missing)} of the {len(recs)} training recordings are "
             f"missing: {', '.join(missing[:5])}{' …' if len(missing) > 5 else ''}",
+        )
+
+
+def _check_complete(recs: list[Recording]) -> None:
+    """At least one recording must be complete: its unmarked windows are the negatives
+    and the threshold's cross-validation scores it."""
+    if not any(r.complete for r in recs):
+        raise TrainingDataError(
+            f"None of the {len(recs)} training recordings is complete (every occurrence "
+            "marked): reviewed answers alone give no negatives beyond the marked ones and "
+            "nothing to choose the threshold on. Mark every occurrence in at least one "
+            "recording (Recording(..., complete=True); audio-embed train --markers) and "
+            "give the reviewed ones with it (complete=False; --reviewed)."
         )
 
 
@@ -411,7 +435,7 @@ class Scanner(StreamingEmbeddings):
     def _training_windows(
         self, rec: Recording, entry: CachedEmbeddings
     ) -> tuple[np.ndarray, np.ndarray]:
-        labelled = self.train_windows.windows(entry.duration, rec.markers)
+        labelled = self.labelling_of(rec).windows(entry.duration, rec.markers)
         x = np.empty((len(labelled.starts), self.embedder.dim), dtype=np.float32)
         idx = np.searchsorted(entry.starts, labelled.starts - 1e-6)
         idx = np.clip(idx, 0, len(entry.starts) - 1)
@@ -434,6 +458,13 @@ class Scanner(StreamingEmbeddings):
         grid = self._normalise(entry.embeddings, stats)
         x = self._with_context(self._normalise(x, stats), grid, entry.starts, labelled.starts)
         return x, labelled.labels
+
+    def labelling_of(self, rec: Recording) -> TargetedWindows:
+        """The training windows of ``rec``: ``train_windows``, without the automatic
+        negatives when its markers are not ``complete``."""
+        if rec.complete:
+            return self.train_windows
+        return attrs.evolve(self.train_windows, neg_margin=0.0)
 
     def fit(
         self,
@@ -471,6 +502,7 @@ class Scanner(StreamingEmbeddings):
             )
         if not recs:
             raise TrainingDataError("fit() needs at least one recording with markers.")
+        _check_complete(recs)
         _check_files_exist(recs)  # say so before any work, not after embedding others
         xs, ys, per_file, grids = [], [], [], []
         # The next file is decoded while the current one is embedded.
@@ -491,15 +523,46 @@ class Scanner(StreamingEmbeddings):
             ys.append(y)
             per_file.append(
                 {"source": rec.label, "positive": int(y.sum()), "negative": int(len(y) - y.sum())}
+                | ({} if rec.complete else {"complete": False})
             )
             if progress is not None:
                 progress(ProgressEvent("train-files", rec.label, i + 1, len(recs), "files"))
-        X, y = stack_training_windows(xs, ys, self.embedder.dim)
-        self._refuse_no_negatives(y)  # before mixing takes in
-        pools = augmented_pools(self, recs, grids, cancel)
-        data = FitData(tuple(recs), tuple(grids), X, y, tuple(per_file), setting, pools)
-        self._fit_arrays(data, cancel)
+        data = self._training_data(recs, grids, xs, ys, per_file, setting)
+        pools = augmented_pools(self, list(data.recordings), list(data.grids), cancel)
+        self._fit_arrays(attrs.evolve(data, augmented=pools), cancel)
         return self
+
+    def _training_data(
+        self,
+        recs: list[Recording],
+        grids: list[tuple[CachedEmbeddings, np.ndarray]],
+        xs: list[np.ndarray],
+        ys: list[np.ndarray],
+        per_file: list[dict[str, Any]],
+        setting: float | Literal["auto"],
+    ) -> FitData:
+        """The training windows of ``recs`` (one entry each in the lists) as
+        :class:`FitData`: the complete recordings as such, the others' windows as its
+        ``partial``; refuses one class only."""
+        full = [i for i, r in enumerate(recs) if r.complete]
+        part = [i for i, r in enumerate(recs) if not r.complete]
+        dim = self.embedder.dim
+        X, y = stack_training_windows([xs[i] for i in full], [ys[i] for i in full], dim)
+        partial = (
+            stack_training_windows([xs[i] for i in part], [ys[i] for i in part], dim)
+            if part
+            else None
+        )
+        self._refuse_no_negatives(y if partial is None else np.concatenate([y, partial[1]]))
+        return FitData(
+            tuple(recs[i] for i in full),
+            tuple(grids[i] for i in full),
+            X,
+            y,
+            tuple(per_file),
+            setting,
+            partial=partial,
+        )
 
     def _refuse_no_negatives(self, y: np.ndarray) -> None:
         """Every labelled window positive: say what to change (the classifier's own
@@ -527,6 +590,12 @@ class Scanner(StreamingEmbeddings):
         With several augmentation draws (``MixAugmentation.draws``) the classifier
         averages one model per draw and the threshold is the mean of each draw's own
         cross-validated threshold (README, "Several draws averaged")."""
+        known = [e for e in (data.partial, extra) if e is not None]
+        if known:  # windows of recordings not complete (and pseudo-labels): training only
+            extra = (
+                np.concatenate([e[0] for e in known]),
+                np.concatenate([e[1] for e in known]),
+            )
         X, y = data.X, data.y
         if extra is not None:
             X, y = np.concatenate([X, extra[0]]), np.concatenate([y, extra[1]])
@@ -589,8 +658,9 @@ class Scanner(StreamingEmbeddings):
         self.postprocessing_ = None if post == self.postprocessing else post
         if adaptation is not None:
             more["adaptation"] = adaptation
+        marked = data.y if data.partial is None else np.concatenate([data.y, data.partial[1]])
         self.training_summary = training_summary(
-            list(data.per_file), data.y, classifier, threshold=threshold, **more
+            list(data.per_file), marked, classifier, threshold=threshold, **more
         )
         self._fit_data = data
 
