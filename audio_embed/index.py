@@ -228,7 +228,11 @@ class EmbeddingIndex:
 
             saved = self.manifest["embedder"].get("config")
             # the embedder the index was built with: name, settings, layers, weight source
-            emb = embedder_from_config(saved) if saved else create_embedder(self.embedder_name)
+            emb = (
+                embedder_from_config(saved, where=str(self.path))
+                if saved
+                else create_embedder(self.embedder_name)
+            )
             self._check_embedder(emb)
             self._embedder = emb
         return self._embedder
