@@ -191,6 +191,34 @@ def test_incremental_add_skips_unchanged_and_replaces_changed(
     ]  # fmt: skip
 
 
+def test_a_moved_file_keeps_its_windows_and_a_deleted_one_can_be_removed(
+    demo: DemoSet, tmp_path: Path
+) -> None:
+    a = Path(shutil.copy(wavs(demo)[0], tmp_path / "a.wav")).resolve()
+    b = Path(shutil.copy(wavs(demo)[1], tmp_path / "b.wav")).resolve()
+    index = EmbeddingIndex.create(tmp_path / "m.idx", LogMelEmbedder(), windows=WINDOWS)
+    index.add([a, b])
+    before = index.unit_vectors()
+    moved = a.rename(tmp_path / "take 1, renamed.wav")
+    b.unlink()
+    index = EmbeddingIndex.open(tmp_path / "m.idx")
+    assert sorted(index.missing()) == sorted([str(a), str(b)])
+    report = index.add([moved])  # found again under its new name: not embedded twice
+    assert report.moved == [(str(a), str(moved))]
+    assert not report.added and report.windows_added == 0
+    index = EmbeddingIndex.open(tmp_path / "m.idx")
+    assert [f.path for f in index.files] == [str(moved), str(b)]
+    np.testing.assert_array_equal(index.unit_vectors(), before)
+    assert index.missing() == [str(b)]
+    n_b = index.files[1].n_rows
+    assert index.remove(index.missing()) == n_b
+    reopened = EmbeddingIndex.open(tmp_path / "m.idx")
+    assert [f.path for f in reopened.files] == [str(moved)] and not reopened.missing()
+    np.testing.assert_array_equal(reopened.unit_vectors(), before[: len(before) - n_b])
+    hits = reopened.search([Example(str(moved), 10.0)], top=3)
+    assert hits and {h.file for h in hits} == {str(moved)}
+
+
 def test_failed_file_is_reported_and_others_added(demo: DemoSet, tmp_path: Path) -> None:
     bad = tmp_path / "bad.wav"
     bad.write_bytes(b"RIFF not really a wav")
