@@ -100,6 +100,23 @@ def _time(value: str, where: str) -> float:
     return t
 
 
+def csv_separator(text: str) -> str:
+    """The separator of a CSV, from its header line: ``,``; else ``;`` (what a
+    spreadsheet writes where the decimal mark is a comma) or a tab when the header
+    holds one of those and no comma."""
+    header = text.split("\n", 1)[0]
+    if "," not in header:
+        for sep in (";", "\t"):
+            if sep in header:
+                return sep
+    return ","
+
+
+def csv_number(value: str, separator: str) -> str:
+    """``value`` with a decimal comma read as a point in a ``;``-separated CSV."""
+    return value.replace(",", ".") if separator == ";" else value
+
+
 def _read_text(p: Path) -> str:
     try:
         return p.read_text(encoding="utf-8-sig")
@@ -144,6 +161,9 @@ def read_markers(
 ) -> dict[str, Markers]:
     """Read a ``file,time,kind`` CSV into ``{file: Markers}``.
 
+    Comma-separated, or ``;``-separated with decimal commas (``3,25``) or
+    tab-separated as spreadsheets export them (told apart by the header line).
+
     Relative file names are resolved against ``base`` (default: the CSV's
     folder). A missing ``kind`` column means every row is positive; a row
     whose ``kind`` cell is empty (a review file not filled in yet, see
@@ -162,7 +182,9 @@ def read_review_markers(
     """:func:`read_markers`, also returning how many rows had an empty kind (skipped)."""
     p = Path(path)
     root = Path(base) if base is not None else p.parent
-    reader = csv.DictReader(io.StringIO(_read_text(p)))
+    text = _read_text(p)
+    sep = csv_separator(text)
+    reader = csv.DictReader(io.StringIO(text), delimiter=sep)
     fields = {f.strip().lower() for f in reader.fieldnames or []}
     if not {"file", "time"} <= fields:
         raise MarkerError(
@@ -180,7 +202,8 @@ def read_review_markers(
             skipped += 1
             continue
         file = str((root / row["file"]) if not Path(row["file"]).is_absolute() else row["file"])
-        rows.append((file, _time(row["time"], where), _kind(row.get("kind") or "positive", where)))
+        time = _time(csv_number(row["time"], sep), where)
+        rows.append((file, time, _kind(row.get("kind") or "positive", where)))
     return _collect(rows), skipped
 
 

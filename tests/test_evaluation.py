@@ -126,3 +126,12 @@ def test_a_labels_header_with_spaces_reads(tmp_path: Path) -> None:
         "horn",
         "test",
     )
+
+
+def test_a_semicolon_labels_csv_with_decimal_commas_reads(tmp_path: Path) -> None:
+    from audio_embed.evaluate import read_labels
+
+    path = tmp_path / "labels.csv"
+    path.write_text("split;file;onset;offset;label\ntest;a, b.wav;1,5;2,25;horn\n")
+    (event,) = read_labels(path)
+    assert (event.file, event.onset, event.offset) == ("a, b.wav", 1.5, 2.25)

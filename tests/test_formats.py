@@ -15,6 +15,7 @@ from audio_embed.formats import (
     guess_marker_format,
     read_detections,
     read_marker_files,
+    read_markers,
     recording_next_to,
     write_detections,
 )
@@ -160,3 +161,22 @@ def test_one_recording_spelled_two_ways_is_one_recording(tmp_path: Path) -> None
     other.write_text("file,time,kind\n../a.wav,40,positive\n")
     both = read_marker_files([csv_path, other])
     assert len(both) == 1 and next(iter(both.values())).positive == (5.0, 20.0, 40.0)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "file;time;kind\r\nmy rec, take 1.wav;3,25;positive\r\nb.wav;7;negative\r\n",
+        "\ufefffile;time;kind\nmy rec, take 1.wav;3.25;positive\nb.wav;7;negative\n",
+        "file\ttime\tkind\nmy rec, take 1.wav\t3.25\tpositive\nb.wav\t7\tnegative\n",
+        '\ufefffile,time,kind\r\n"my rec, take 1.wav",3.25,positive\r\nb.wav,7,negative\r\n',
+    ],
+    ids=["semicolon-decimal-comma-crlf", "semicolon-bom", "tab", "comma-bom-crlf"],
+)
+def test_markers_csv_as_spreadsheets_export_it(tmp_path: Path, text: str) -> None:
+    path = tmp_path / "m.csv"
+    path.write_bytes(text.encode())
+    assert read_markers(path) == {
+        str(tmp_path / "my rec, take 1.wav"): Markers(positive=(3.25,)),
+        str(tmp_path / "b.wav"): Markers(negative=(7.0,)),
+    }
