@@ -91,6 +91,21 @@ def test_index_moved_and_deleted_files(
     assert {r["file"] for r in csv.DictReader(out_text.splitlines())} == {str(moved.resolve())}
 
 
+def test_an_index_of_a_plugins_model_searched_without_the_plugin(
+    archive: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import shutil
+
+    copy = Path(shutil.copytree(archive, tmp_path / "plugin.idx"))
+    manifest = json.loads((copy / "index.json").read_text())
+    manifest["embedder"]["name"] = manifest["embedder"]["config"]["name"] = "ZERO_CROSSINGS"
+    manifest["embedder"]["config"]["class"] = "my_models.ZeroCrossings"
+    (copy / "index.json").write_text(json.dumps(manifest))
+    rc, _, err = cli(capsys, "search", str(copy), "--example", "a.wav:1")
+    assert rc == 2
+    assert "plugin.idx: the embedder 'ZERO_CROSSINGS'" in err and "--plugin my_models" in err
+
+
 def test_search_formats(
     demo: DemoSet, archive: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -88,7 +88,9 @@ def add_parser(subparsers: Subparsers) -> argparse.ArgumentParser:
 
 def open_index(run: Run, path: Path, *, model: str | None = None) -> EmbeddingIndex:
     """Open the index at ``path`` with the embedder --device/--checkpoint ask for."""
+    from audio_embed.errors import UnknownEmbedderError
     from audio_embed.index import EmbeddingIndex
+    from audio_embed.registry import embedder_from_config
 
     args = run.args
     index = EmbeddingIndex.open(path, cache=make_cache(args), batch_size=args.batch_size)
@@ -100,11 +102,15 @@ def open_index(run: Run, path: Path, *, model: str | None = None) -> EmbeddingIn
                 f"{path} holds {index.embedder_name} vectors; drop --model or give "
                 f"--model {index.embedder_name}."
             )
+    try:
+        embedder = embedder_from_args(index.embedder_name, args)
+    except UnknownEmbedderError:
+        saved = index.manifest["embedder"].get("config")
+        if saved:  # a plugin's model, not loaded: say which module (this raises)
+            embedder_from_config(saved, where=str(path))
+        raise
     return EmbeddingIndex.open(
-        path,
-        embedder=embedder_from_args(index.embedder_name, args),
-        cache=make_cache(args),
-        batch_size=args.batch_size,
+        path, embedder=embedder, cache=make_cache(args), batch_size=args.batch_size
     )
 
 
