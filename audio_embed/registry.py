@@ -279,7 +279,9 @@ def get_spec(name: str) -> EmbedderSpec:
     close = difflib.get_close_matches(key, specs, n=3, cutoff=0.5)
     hint = f" Did you mean {', '.join(close)}?" if close else ""
     raise UnknownEmbedderError(
-        f"Unknown embedder {name!r}.{hint} Known embedders: {', '.join(sorted(specs))}."
+        f"Unknown embedder {name!r}.{hint} Known embedders: {', '.join(sorted(specs))}. "
+        "A model of your own is known once its module is imported (load_plugin, "
+        "--plugin MODULE)."
     )
 
 
