@@ -37,6 +37,7 @@ __all__ = [
 INDEX_FORMAT = "audio_embed.index"
 INDEX_FORMAT_VERSION = 1
 MANIFEST = "index.json"
+LOCK = ".lock"  # writers take turns (EmbeddingIndex._apply)
 
 
 @frozen

@@ -39,6 +39,7 @@ from audio_embed._ann import ANN_LIBRARY, AnnIndex
 from audio_embed._index_store import (
     INDEX_FORMAT,
     INDEX_FORMAT_VERSION,
+    LOCK,
     MANIFEST,
     AddReport,
     IndexedFile,
@@ -410,8 +411,26 @@ class EmbeddingIndex:
         renamed: dict[str, tuple[str, int]] | None = None,
         removed: set[str] | None = None,
     ) -> None:
-        renamed = renamed or {}
-        replaced = {info.path for info, _ in new} | (removed or set())
+        """Commit the changes on top of the newest generation, one writer at a time:
+        two ``index`` runs at once each wrote generation N+1 over the other (one's
+        files lost, or a reader of the mix saw a 'damaged' graph)."""
+        from filelock import FileLock
+
+        with FileLock(self.path / LOCK):
+            latest = read_manifest(self.path)
+            if latest["generation"] != self.manifest["generation"]:  # another writer's
+                self.manifest, self._ann = latest, None
+                self._load_data()
+            self._apply_latest(new, touched, renamed or {}, removed or set())
+
+    def _apply_latest(
+        self,
+        new: list[tuple[IndexedFile, CachedEmbeddings]],
+        touched: dict[str, int],
+        renamed: dict[str, tuple[str, int]],
+        removed: set[str],
+    ) -> None:
+        replaced = {info.path for info, _ in new} | removed
         keep = [i for i, f in enumerate(self._files) if f.path not in replaced]
         files: list[IndexedFile] = []
         starts: list[np.ndarray] = []

@@ -184,7 +184,7 @@ def test_incremental_add_skips_unchanged_and_replaces_changed(
     approx, exact = reopened.search(ex, top=3), reopened.search(ex, top=3, exact=True)
     assert [h.row for h in approx] == [h.row for h in exact]  # the appended graph finds them
     assert [h.score for h in approx] == pytest.approx([h.score for h in exact], abs=1e-3)
-    assert sorted(p.name for p in copy.iterdir() if p.name != "index.json") == [
+    assert sorted(p.name for p in copy.iterdir() if p.name not in ("index.json", ".lock")) == [
         f"{stem}-{reopened.manifest['generation']}{suffix}"
         for stem, suffix in (("ann", ".faiss"), ("meta", ".sqlite"), ("norms", ".npy"),
                              ("vectors", ".npy"))
@@ -217,6 +217,20 @@ def test_a_moved_file_keeps_its_windows_and_a_deleted_one_can_be_removed(
     np.testing.assert_array_equal(reopened.unit_vectors(), before[: len(before) - n_b])
     hits = reopened.search([Example(str(moved), 10.0)], top=3)
     assert hits and {h.file for h in hits} == {str(moved)}
+
+
+def test_two_writers_at_once_keep_both_files(demo: DemoSet, copy: Path, tmp_path: Path) -> None:
+    # two `index` runs opened the archive before either committed
+    first, second = EmbeddingIndex.open(copy), EmbeddingIndex.open(copy)
+    x = Path(shutil.copy(wavs(demo)[0], tmp_path / "x.wav")).resolve()
+    y = Path(shutil.copy(wavs(demo)[1], tmp_path / "y.wav")).resolve()
+    first.add([x])
+    second.add([y])  # commits on top of the first's generation, not over it
+    reopened = EmbeddingIndex.open(copy)
+    assert {str(x), str(y)} <= {f.path for f in reopened.files} and len(reopened.files) == 5
+    assert len(reopened) == sum(f.n_rows for f in reopened.files)
+    hits = reopened.search([Example(str(x), 10.0)], top=2, exact=True)  # x: a copy of one
+    assert str(x) in {h.file for h in hits}
 
 
 def test_failed_file_is_reported_and_others_added(demo: DemoSet, tmp_path: Path) -> None:
