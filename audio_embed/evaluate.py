@@ -73,14 +73,17 @@ def read_labels(path: str | os.PathLike[str]) -> list[LabelledEvent]:
     """Read a labels CSV with columns ``file,onset,offset,label`` (and optionally ``split``):
     comma-, ``;``- (decimal commas) or tab-separated, as
     :func:`~audio_embed.formats.read_markers` reads them."""
-    from audio_embed.formats import csv_number, csv_separator
+    from audio_embed.formats import csv_extra_fields, csv_number, csv_separator
 
     p = Path(path)
     try:
         text = p.read_text(encoding="utf-8-sig")
         sep = csv_separator(text)
         reader = csv.DictReader(io.StringIO(text), delimiter=sep)
-        rows = [{(k or "").strip(): v for k, v in row.items()} for row in reader]
+        rows = []
+        for n, raw in enumerate(reader, start=2):
+            csv_extra_fields(raw, f"{p}, line {n}", sep)
+            rows.append({(k or "").strip(): v for k, v in raw.items()})
         header = [f.strip() for f in reader.fieldnames or []]
     except (OSError, UnicodeDecodeError) as exc:
         raise MarkerError(f"Cannot read labels file {p}: {exc}") from exc

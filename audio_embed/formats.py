@@ -117,6 +117,18 @@ def csv_number(value: str, separator: str) -> str:
     return value.replace(",", ".") if separator == ";" else value
 
 
+def csv_extra_fields(row: Mapping[str | None, object], where: str, separator: str) -> None:
+    """Refuse a row with more fields than its header (``csv.DictReader`` files them
+    under None): usually a name holding the separator, not quoted."""
+    extra = row.get(None)
+    if extra:
+        n = len(row) - 1 + len(extra)  # type: ignore[arg-type]
+        raise MarkerError(
+            f"{where}: {n} fields where the header has {len(row) - 1}. A name holding "
+            f"{separator!r} must be in double quotes (e.g. \"my rec{separator} take 1.wav\")."
+        )
+
+
 def _read_text(p: Path) -> str:
     try:
         return p.read_text(encoding="utf-8-sig")
@@ -194,8 +206,9 @@ def read_review_markers(
     rows = []
     skipped = 0
     for n, raw in enumerate(reader, start=2):
-        row = {(k or "").strip().lower(): (v or "").strip() for k, v in raw.items()}
         where = f"{p}, line {n}"
+        csv_extra_fields(raw, where, sep)
+        row = {(k or "").strip().lower(): (v or "").strip() for k, v in raw.items()}
         if not row.get("file"):
             raise MarkerError(f"{where}: the file column is empty.")
         if "kind" in fields and not row.get("kind"):

@@ -135,3 +135,13 @@ def test_a_semicolon_labels_csv_with_decimal_commas_reads(tmp_path: Path) -> Non
     path.write_text("split;file;onset;offset;label\ntest;a, b.wav;1,5;2,25;horn\n")
     (event,) = read_labels(path)
     assert (event.file, event.onset, event.offset) == ("a, b.wav", 1.5, 2.25)
+
+
+def test_an_unquoted_name_with_a_comma_in_labels_is_one_clear_error(tmp_path: Path) -> None:
+    from audio_embed.errors import MarkerError
+    from audio_embed.evaluate import read_labels
+
+    path = tmp_path / "labels.csv"
+    path.write_text("split,file,onset,offset,label\ntest,my rec, take 1.wav,1.0,2.0,horn\n")
+    with pytest.raises(MarkerError, match=r"6 fields where the header has 5\. A name holding ','"):
+        read_labels(path)

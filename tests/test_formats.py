@@ -180,3 +180,12 @@ def test_markers_csv_as_spreadsheets_export_it(tmp_path: Path, text: str) -> Non
         str(tmp_path / "my rec, take 1.wav"): Markers(positive=(3.25,)),
         str(tmp_path / "b.wav"): Markers(negative=(7.0,)),
     }
+
+
+@pytest.mark.parametrize("header", ["file,time,kind", "file,time"])
+def test_an_unquoted_name_with_a_comma_is_one_clear_error(tmp_path: Path, header: str) -> None:
+    path = tmp_path / "m.csv"
+    extra = ",positive" if header.endswith("kind") else ""
+    path.write_text(f"{header}\nmy rec, take 1.wav,3.25{extra}\n")  # was an AttributeError
+    with pytest.raises(MarkerError, match=r"line 2: .* fields where the header has .*quotes"):
+        read_markers(path)
