@@ -223,6 +223,9 @@ def read_review_markers(
 def read_audacity_labels(path: str | os.PathLike[str], audio: str) -> dict[str, Markers]:
     """Read an Audacity label track (``start\\tend\\tlabel``) marking ``audio``.
 
+    Times may use a decimal comma (``3,250000``: what Audacity wrote in some
+    locales); lines starting with a backslash (frequency ranges) are skipped.
+
     The marker time is the label's midpoint; the label text names the kind
     (a label that is not a kind name counts as positive). A positive label
     that spans time also gives its extent (:attr:`Markers.spans`).
@@ -237,7 +240,7 @@ def read_audacity_labels(path: str | os.PathLike[str], audio: str) -> dict[str, 
         where = f"{p}, line {n}"
         if len(parts) < 2:
             raise MarkerError(f"{where}: expected start<TAB>end<TAB>label.")
-        start, end = _time(parts[0], where), _time(parts[1], where)
+        start, end = (_time(csv_number(v, ";"), where) for v in parts[:2])
         label = parts[2].strip() if len(parts) > 2 else ""
         kind = _KIND_ALIASES.get(label.lower(), "positive")
         rows.append((audio, (start + end) / 2.0, kind))
@@ -260,7 +263,9 @@ def read_raven_table(path: str | os.PathLike[str], audio: str) -> dict[str, Mark
         where = f"{p}, line {n}"
         if "Begin Time (s)" not in row or "End Time (s)" not in row:
             raise MarkerError(f"{p}: not a Raven selection table (no Begin/End Time (s) columns).")
-        start, end = _time(row["Begin Time (s)"], where), _time(row["End Time (s)"], where)
+        start, end = (
+            _time(csv_number(row[c] or "", ";"), where) for c in ("Begin Time (s)", "End Time (s)")
+        )
         label = next((row[c] for c in ("Annotation", "Label", "Kind") if row.get(c)), "")
         kind = _KIND_ALIASES.get(label.lower(), "positive")
         rows.append((audio, (start + end) / 2.0, kind))

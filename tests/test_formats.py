@@ -189,3 +189,33 @@ def test_an_unquoted_name_with_a_comma_is_one_clear_error(tmp_path: Path, header
     path.write_text(f"{header}\nmy rec, take 1.wav,3.25{extra}\n")  # was an AttributeError
     with pytest.raises(MarkerError, match=r"line 2: .* fields where the header has .*quotes"):
         read_markers(path)
+
+
+def test_audacity_labels_with_frequency_lines_points_and_decimal_commas(tmp_path: Path) -> None:
+    from audio_embed.formats import read_audacity_labels
+
+    path = tmp_path / "rec.txt"
+    path.write_text(
+        "3,000000\t3,600000\thorn\n\\\t200,0\t4000,0\n"  # a German-locale Audacity
+        "8.0\t8.0\thorn\n"  # a point label (start == end): a marker without extent
+        "13.0\t13.5\tnegative\n"
+    )
+    assert read_audacity_labels(path, "rec.wav") == {
+        "rec.wav": Markers(positive=(3.3, 8.0), negative=(13.25,), spans=((3.0, 3.6),))
+    }
+
+
+def test_raven_table_with_extra_columns_and_two_views(tmp_path: Path) -> None:
+    from audio_embed.formats import read_raven_table
+
+    path = tmp_path / "rec.Table.1.selections.txt"
+    head = "Selection\tView\tChannel\tBegin Time (s)\tEnd Time (s)\tBegin File\tAnnotation\tNotes"
+    path.write_text(
+        head + "\n"
+        "1\tSpectrogram 1\t1\t4.0\t4.6\trec.wav\thorn\tclear\n"
+        "1\tWaveform 1\t1\t4.0\t4.6\trec.wav\thorn\tclear\n"
+        "2\tSpectrogram 1\t1\t9,0\t9,0\trec.wav\thorn\t\n"
+    )
+    assert read_raven_table(path, "rec.wav") == {
+        "rec.wav": Markers(positive=(4.3, 9.0), spans=((4.0, 4.6),))
+    }
