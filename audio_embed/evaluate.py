@@ -83,8 +83,8 @@ def read_labels(path: str | os.PathLike[str]) -> list[LabelledEvent]:
         rows = []
         for n, raw in enumerate(reader, start=2):
             csv_extra_fields(raw, f"{p}, line {n}", sep)
-            rows.append({(k or "").strip(): v for k, v in raw.items()})
-        header = [f.strip() for f in reader.fieldnames or []]
+            rows.append({(k or "").strip().lower(): v for k, v in raw.items()})
+        header = [f.strip().lower() for f in reader.fieldnames or []]
     except (OSError, UnicodeDecodeError) as exc:
         raise MarkerError(f"Cannot read labels file {p}: {exc}") from exc
     missing = [c for c in ("file", "onset", "offset", "label") if c not in header]

@@ -145,3 +145,12 @@ def test_an_unquoted_name_with_a_comma_in_labels_is_one_clear_error(tmp_path: Pa
     path.write_text("split,file,onset,offset,label\ntest,my rec, take 1.wav,1.0,2.0,horn\n")
     with pytest.raises(MarkerError, match=r"6 fields where the header has 5\. A name holding ','"):
         read_labels(path)
+
+
+def test_a_labels_header_in_capitals_reads_as_a_markers_header_does(tmp_path: Path) -> None:
+    from audio_embed.evaluate import read_labels
+
+    path = tmp_path / "labels.csv"
+    path.write_text("Split,File,Onset,Offset,Label\ntest,a.wav,1.0,2.0,horn\n")
+    (event,) = read_labels(path)
+    assert (event.split, event.file, event.onset, event.label) == ("test", "a.wav", 1.0, "horn")
