@@ -73,11 +73,11 @@ def read_labels(path: str | os.PathLike[str]) -> list[LabelledEvent]:
     """Read a labels CSV with columns ``file,onset,offset,label`` (and optionally ``split``):
     comma-, ``;``- (decimal commas) or tab-separated, as
     :func:`~audio_embed.formats.read_markers` reads them."""
-    from audio_embed.formats import csv_extra_fields, csv_number, csv_separator
+    from audio_embed.formats import csv_extra_fields, csv_number, csv_separator, read_text_file
 
     p = Path(path)
     try:
-        text = p.read_text(encoding="utf-8-sig")
+        text = read_text_file(p, "labels")
         sep = csv_separator(text)
         reader = csv.DictReader(io.StringIO(text), delimiter=sep)
         rows = []
@@ -85,7 +85,7 @@ def read_labels(path: str | os.PathLike[str]) -> list[LabelledEvent]:
             csv_extra_fields(raw, f"{p}, line {n}", sep)
             rows.append({(k or "").strip().lower(): v for k, v in raw.items()})
         header = [f.strip().lower() for f in reader.fieldnames or []]
-    except (OSError, UnicodeDecodeError) as exc:
+    except csv.Error as exc:
         raise MarkerError(f"Cannot read labels file {p}: {exc}") from exc
     missing = [c for c in ("file", "onset", "offset", "label") if c not in header]
     if missing:  # e.g. a markers CSV (file,time,kind) given as labels

@@ -129,11 +129,35 @@ def csv_extra_fields(row: Mapping[str | None, object], where: str, separator: st
         )
 
 
-def _read_text(p: Path) -> str:
+def read_text_file(p: Path, what: str = "markers") -> str:
+    """A markers or labels file's text: UTF-8 (with or without a BOM), else Windows-1252,
+    what Excel on Windows writes as "CSV (Comma delimited)" (names that decode wrongly
+    then name files that do not exist, which training and evaluation report).
+
+    Raises:
+        MarkerError: unreadable, or not text (NUL bytes, or not Windows-1252 either).
+    """
     try:
-        return p.read_text(encoding="utf-8-sig")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise MarkerError(f"Cannot read markers file {p}: {exc}") from exc
+        raw = p.read_bytes()
+    except OSError as exc:
+        raise MarkerError(f"Cannot read {what} file {p}: {exc}") from exc
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        try:
+            text = raw.decode("cp1252")
+        except UnicodeDecodeError:
+            raise MarkerError(
+                f"Cannot read {what} file {p}: {exc}. Save it as UTF-8 text."
+            ) from exc
+        log.info("%s is not UTF-8; read as Windows-1252", p)
+    if "\x00" in text:
+        raise MarkerError(f"Cannot read {what} file {p}: not a text file (NUL bytes).")
+    return text
+
+
+def _read_text(p: Path) -> str:
+    return read_text_file(p)
 
 
 def _one_name_per_file() -> Callable[[str], str]:

@@ -154,3 +154,12 @@ def test_a_labels_header_in_capitals_reads_as_a_markers_header_does(tmp_path: Pa
     path.write_text("Split,File,Onset,Offset,Label\ntest,a.wav,1.0,2.0,horn\n")
     (event,) = read_labels(path)
     assert (event.split, event.file, event.onset, event.label) == ("test", "a.wav", 1.0, "horn")
+
+
+def test_a_labels_csv_in_windows_1252_reads(tmp_path: Path) -> None:
+    from audio_embed.evaluate import read_labels
+
+    path = tmp_path / "labels.csv"
+    path.write_bytes("file,onset,offset,label\nété.wav,1.0,2.0,cloche\n".encode("cp1252"))
+    (event,) = read_labels(path)
+    assert (event.file, event.label) == ("été.wav", "cloche")

@@ -219,3 +219,14 @@ def test_raven_table_with_extra_columns_and_two_views(tmp_path: Path) -> None:
     assert read_raven_table(path, "rec.wav") == {
         "rec.wav": Markers(positive=(4.3, 9.0), spans=((4.0, 4.6),))
     }
+
+
+def test_a_markers_csv_saved_by_excel_on_windows_reads(tmp_path: Path) -> None:
+    """Excel's "CSV (Comma delimited)" is Windows-1252: a name with an accent failed
+    with "'utf-8' codec can't decode byte 0xe9"."""
+    path = tmp_path / "m.csv"
+    path.write_bytes("file,time,kind\nhéllo wörld.wav,3.5,positive\n".encode("cp1252"))
+    assert read_markers(path) == {str(tmp_path / "héllo wörld.wav"): Markers(positive=(3.5,))}
+    path.write_bytes(b"file,time\x00\x00\n")
+    with pytest.raises(MarkerError, match="not a text file"):
+        read_markers(path)
