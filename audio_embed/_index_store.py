@@ -37,6 +37,7 @@ __all__ = [
 INDEX_FORMAT = "audio_embed.index"
 INDEX_FORMAT_VERSION = 1
 MANIFEST = "index.json"
+LOCK = ".lock"  # writers take turns (EmbeddingIndex._apply)
 
 
 @frozen
@@ -176,6 +177,9 @@ class AddReport:
     unchanged: list[str] = field(factory=list)
     failed: list[tuple[str, str]] = field(factory=list)
     windows_added: int = 0
+    moved: list[tuple[str, str]] = field(factory=list)
+    """(old path, new path): an indexed file no longer there, found again under a new
+    name with the same content; its windows were kept, not embedded again."""
 
 
 def unit_rows(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

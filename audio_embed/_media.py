@@ -8,11 +8,14 @@ from pathlib import Path
 __all__ = ["AUDIO_EXTENSIONS", "MEDIA_EXTENSIONS", "VIDEO_EXTENSIONS", "is_media_file"]
 
 AUDIO_EXTENSIONS = frozenset(
-    {".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".m4a", ".aac", ".wma", ".aif", ".aiff"}
-)
+    {".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".m4a", ".aac", ".wma", ".aif", ".aiff",
+     ".mka", ".caf", ".amr", ".ac3", ".wv", ".mp2"}
+)  # fmt: skip
+# camcorders write .mts/.m2ts (AVCHD), phones .3gp, broadcast .mxf: a folder scan skipped them
 VIDEO_EXTENSIONS = frozenset(
-    {".mp4", ".mkv", ".mov", ".webm", ".avi", ".m4v", ".mpg", ".mpeg", ".ts", ".flv", ".wmv"}
-)
+    {".mp4", ".mkv", ".mov", ".webm", ".avi", ".m4v", ".mpg", ".mpeg", ".ts", ".flv", ".wmv",
+     ".mts", ".m2ts", ".3gp", ".3g2", ".mxf", ".ogv", ".vob", ".dv", ".asf"}
+)  # fmt: skip
 MEDIA_EXTENSIONS = AUDIO_EXTENSIONS | VIDEO_EXTENSIONS
 
 

@@ -82,6 +82,9 @@ class RayOptions:
             embeddings from it instead of running the model, and store the ones
             they compute, as a local scan with an
             :class:`~audio_embed.cache.EmbeddingCache` does. None: no cache.
+        plugins: modules each worker loads (:func:`~audio_embed.registry.load_plugin`)
+            before building its model: the ``--plugin`` of a model registered by
+            your own module, which every node must be able to import.
     """
 
     address: str | None = None
@@ -93,6 +96,7 @@ class RayOptions:
     embedder_kwargs: Mapping[str, Any] = field(factory=dict)
     embedder_factory: Callable[[], Any] | None = None
     cache_dir: str | os.PathLike[str] | None = None
+    plugins: tuple[str, ...] = field(default=(), converter=tuple)
 
 
 # ---------------------------------------------------------------------------- session
@@ -249,6 +253,7 @@ def _dataset(ray: Any, job: dict[str, Any], opts: RayOptions, items: list[dict[s
         "device": plan["device"],
         "embedder_kwargs": dict(opts.embedder_kwargs),
         "embedder_factory": opts.embedder_factory,
+        "plugins": list(opts.plugins),
         "cache_dir": None if opts.cache_dir is None else os.fspath(opts.cache_dir),
     }
     if job.get("scanner_bytes") is not None:

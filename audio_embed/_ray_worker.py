@@ -137,8 +137,11 @@ def scanner_file(data: bytes) -> Iterator[Path]:
 def build_scanner(job: dict[str, Any]) -> Any:
     """On a worker: the scanner from its file bytes, or a fresh one for embedding,
     with its model on this worker's GPU when it has one (unless a device was given)."""
+    from audio_embed.registry import load_plugin
     from audio_embed.scanner import Scanner
 
+    for module in job.get("plugins") or ():  # the driver's --plugin: its models, here too
+        load_plugin(module)
     kwargs = dict(job["embedder_kwargs"])
     cache = None
     if job.get("cache_dir") is not None:

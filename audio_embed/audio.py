@@ -3,6 +3,10 @@
 Everything FFmpeg reads works: wav, flac, ogg, mp3, m4a, and the audio track
 of video containers (mp4, mkv, mov, webm…). Multi-channel audio is averaged
 to mono; audio is resampled with FFmpeg's resampler to the rate asked for.
+Times are the container's: when a video's sound starts after its picture, the
+decoded audio begins with that much silence, so a time in the result is the
+time a player shows. Of several audio streams the first is used (with a
+warning).
 
 :func:`stream_audio` yields fixed-size blocks so an hours-long file is decoded
 once, block by block, and never held in memory twice; :func:`load_audio`
@@ -48,6 +52,8 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
+_SILENCE_BLOCK = 1 << 20  # samples of lead-in silence per chunk (bounded memory)
+
 
 @frozen
 class AudioInfo:
@@ -90,13 +96,32 @@ def _ffmpeg_reason(exc: BaseException) -> str:
     return getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
 
 
-def _audio_stream(p: Path, container: av.container.InputContainer) -> av.audio.stream.AudioStream:
+def _audio_stream(
+    p: Path, container: av.container.InputContainer, *, warn: bool = True
+) -> av.audio.stream.AudioStream:
     if not container.streams.audio:
         kinds: list[str] = sorted({str(s.type) for s in container.streams}) or ["none"]
         raise NoAudioStreamError(
             p, f"the file has no audio stream (streams found: {', '.join(kinds)})"
         )
-    return container.streams.audio[0]
+    streams = container.streams.audio
+    if len(streams) > 1 and warn:
+        log.warning(
+            "%s holds %d audio streams; only the first (stream #%d) is used. To use "
+            "another, extract it first (e.g. ffmpeg -i IN -map 0:a:1 OUT.wav for the second).",
+            p,
+            len(streams),
+            streams[0].index,
+        )
+    return streams[0]
+
+
+def _lead_in(container: av.container.InputContainer, frame: av.AudioFrame) -> float:
+    """Seconds from the container's start (where a player's clock reads 0) to the
+    first decoded audio frame: a video whose sound starts after its picture."""
+    if frame.time is None or container.start_time is None:
+        return 0.0
+    return max(0.0, float(frame.time) - container.start_time / av.time_base)
 
 
 def probe_audio(path: str | os.PathLike[str]) -> AudioInfo:
@@ -108,7 +133,7 @@ def probe_audio(path: str | os.PathLike[str]) -> AudioInfo:
     """
     p = _check_file(path)
     with _open(p) as container:
-        stream = _audio_stream(p, container)
+        stream = _audio_stream(p, container, warn=False)
         duration: float | None = None
         if stream.duration is not None and stream.time_base is not None:
             duration = float(stream.duration * stream.time_base)
@@ -131,6 +156,7 @@ def _decoded_chunks(p: Path, sample_rate: int) -> Iterator[np.ndarray]:
         raise InvalidInputError(f"The 'sample_rate' must be > 0. Got {sample_rate} instead.")
     errors = 0
     produced = 0
+    lead: int | None = None
     with _open(p) as container:
         stream = _audio_stream(p, container)
         # layout=None keeps the source channels; they are averaged below, exactly,
@@ -153,6 +179,18 @@ def _decoded_chunks(p: Path, sample_rate: int) -> Iterator[np.ndarray]:
                 log.debug("%s: skipped an undecodable packet (%s)", p, _ffmpeg_reason(exc))
                 continue
             for frame in frames:
+                if lead is None:  # the first frame: silence up to where the audio starts
+                    lead = round(_lead_in(container, frame) * sample_rate)
+                    if lead:
+                        log.info(
+                            "%s: the audio starts %.3f s in; silence put before it",
+                            p,
+                            lead / sample_rate,
+                        )
+                    for start in range(0, lead, _SILENCE_BLOCK):
+                        chunk = np.zeros(min(_SILENCE_BLOCK, lead - start), dtype=np.float32)
+                        produced += chunk.size
+                        yield chunk
                 frame.pts = None  # let the resampler count samples itself
                 for out in resampler.resample(frame):
                     chunk = out.to_ndarray().mean(axis=0, dtype=np.float32)

@@ -25,6 +25,7 @@ import numpy as np
 from attrs import frozen
 
 from audio_embed._io import atomic_writer
+from audio_embed._media import AUDIO_EXTENSIONS
 
 __all__ = ["CACHE_ENV", "CACHE_FORMAT_VERSION", "CachedEmbeddings", "EmbeddingCache"]
 
@@ -73,6 +74,10 @@ class EmbeddingCache:
             "format": CACHE_FORMAT_VERSION,
             **settings,
         }
+        if p.suffix.lower() not in AUDIO_EXTENSIONS:
+            # a video's times follow the container's clock since a late-starting sound
+            # is preceded by silence: entries made before that are not reused
+            identity["timeline"] = "container"
         blob = json.dumps(identity, sort_keys=True, default=str).encode()
         return hashlib.sha256(blob).hexdigest()[:32]
 

@@ -24,6 +24,7 @@ A window is labelled positive when it overlaps a target event.
 from __future__ import annotations
 
 import csv
+import io
 import logging
 import math
 import os
@@ -69,14 +70,22 @@ class LabelledEvent:
 
 
 def read_labels(path: str | os.PathLike[str]) -> list[LabelledEvent]:
-    """Read a labels CSV with columns ``file,onset,offset,label`` (and optionally ``split``)."""
+    """Read a labels CSV with columns ``file,onset,offset,label`` (and optionally ``split``):
+    comma-, ``;``- (decimal commas) or tab-separated, as
+    :func:`~audio_embed.formats.read_markers` reads them."""
+    from audio_embed.formats import csv_extra_fields, csv_number, csv_separator, read_text_file
+
     p = Path(path)
     try:
-        with p.open(newline="", encoding="utf-8-sig") as fh:
-            reader = csv.DictReader(fh)
-            rows = [{(k or "").strip(): v for k, v in row.items()} for row in reader]
-            header = [f.strip() for f in reader.fieldnames or []]
-    except (OSError, UnicodeDecodeError) as exc:
+        text = read_text_file(p, "labels")
+        sep = csv_separator(text)
+        reader = csv.DictReader(io.StringIO(text), delimiter=sep)
+        rows = []
+        for n, raw in enumerate(reader, start=2):
+            csv_extra_fields(raw, f"{p}, line {n}", sep)
+            rows.append({(k or "").strip().lower(): v for k, v in raw.items()})
+        header = [f.strip().lower() for f in reader.fieldnames or []]
+    except csv.Error as exc:
         raise MarkerError(f"Cannot read labels file {p}: {exc}") from exc
     missing = [c for c in ("file", "onset", "offset", "label") if c not in header]
     if missing:  # e.g. a markers CSV (file,time,kind) given as labels
@@ -87,7 +96,8 @@ def read_labels(path: str | os.PathLike[str]) -> list[LabelledEvent]:
     out = []
     for n, row in enumerate(rows, start=2):
         try:
-            onset, offset = float(row["onset"]), float(row["offset"])
+            onset = float(csv_number(row["onset"], sep))
+            offset = float(csv_number(row["offset"], sep))
             if not (math.isfinite(onset) and math.isfinite(offset)) or offset < onset:
                 raise ValueError("onset/offset must be finite with offset >= onset")
             out.append(

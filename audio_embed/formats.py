@@ -100,11 +100,64 @@ def _time(value: str, where: str) -> float:
     return t
 
 
-def _read_text(p: Path) -> str:
+def csv_separator(text: str) -> str:
+    """The separator of a CSV, from its header line: ``,``; else ``;`` (what a
+    spreadsheet writes where the decimal mark is a comma) or a tab when the header
+    holds one of those and no comma."""
+    header = text.split("\n", 1)[0]
+    if "," not in header:
+        for sep in (";", "\t"):
+            if sep in header:
+                return sep
+    return ","
+
+
+def csv_number(value: str, separator: str) -> str:
+    """``value`` with a decimal comma read as a point in a ``;``-separated CSV."""
+    return value.replace(",", ".") if separator == ";" else value
+
+
+def csv_extra_fields(row: Mapping[str | None, object], where: str, separator: str) -> None:
+    """Refuse a row with more fields than its header (``csv.DictReader`` files them
+    under None): usually a name holding the separator, not quoted."""
+    extra = row.get(None)
+    if extra:
+        n = len(row) - 1 + len(extra)  # type: ignore[arg-type]
+        raise MarkerError(
+            f"{where}: {n} fields where the header has {len(row) - 1}. A name holding "
+            f"{separator!r} must be in double quotes (e.g. \"my rec{separator} take 1.wav\")."
+        )
+
+
+def read_text_file(p: Path, what: str = "markers") -> str:
+    """A markers or labels file's text: UTF-8 (with or without a BOM), else Windows-1252,
+    what Excel on Windows writes as "CSV (Comma delimited)" (names that decode wrongly
+    then name files that do not exist, which training and evaluation report).
+
+    Raises:
+        MarkerError: unreadable, or not text (NUL bytes, or not Windows-1252 either).
+    """
     try:
-        return p.read_text(encoding="utf-8-sig")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise MarkerError(f"Cannot read markers file {p}: {exc}") from exc
+        raw = p.read_bytes()
+    except OSError as exc:
+        raise MarkerError(f"Cannot read {what} file {p}: {exc}") from exc
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        try:
+            text = raw.decode("cp1252")
+        except UnicodeDecodeError:
+            raise MarkerError(
+                f"Cannot read {what} file {p}: {exc}. Save it as UTF-8 text."
+            ) from exc
+        log.info("%s is not UTF-8; read as Windows-1252", p)
+    if "\x00" in text:
+        raise MarkerError(f"Cannot read {what} file {p}: not a text file (NUL bytes).")
+    return text
+
+
+def _read_text(p: Path) -> str:
+    return read_text_file(p)
 
 
 def _one_name_per_file() -> Callable[[str], str]:
@@ -144,6 +197,9 @@ def read_markers(
 ) -> dict[str, Markers]:
     """Read a ``file,time,kind`` CSV into ``{file: Markers}``.
 
+    Comma-separated, or ``;``-separated with decimal commas (``3,25``) or
+    tab-separated as spreadsheets export them (told apart by the header line).
+
     Relative file names are resolved against ``base`` (default: the CSV's
     folder). A missing ``kind`` column means every row is positive; a row
     whose ``kind`` cell is empty (a review file not filled in yet, see
@@ -162,7 +218,9 @@ def read_review_markers(
     """:func:`read_markers`, also returning how many rows had an empty kind (skipped)."""
     p = Path(path)
     root = Path(base) if base is not None else p.parent
-    reader = csv.DictReader(io.StringIO(_read_text(p)))
+    text = _read_text(p)
+    sep = csv_separator(text)
+    reader = csv.DictReader(io.StringIO(text), delimiter=sep)
     fields = {f.strip().lower() for f in reader.fieldnames or []}
     if not {"file", "time"} <= fields:
         raise MarkerError(
@@ -172,20 +230,25 @@ def read_review_markers(
     rows = []
     skipped = 0
     for n, raw in enumerate(reader, start=2):
-        row = {(k or "").strip().lower(): (v or "").strip() for k, v in raw.items()}
         where = f"{p}, line {n}"
+        csv_extra_fields(raw, where, sep)
+        row = {(k or "").strip().lower(): (v or "").strip() for k, v in raw.items()}
         if not row.get("file"):
             raise MarkerError(f"{where}: the file column is empty.")
         if "kind" in fields and not row.get("kind"):
             skipped += 1
             continue
         file = str((root / row["file"]) if not Path(row["file"]).is_absolute() else row["file"])
-        rows.append((file, _time(row["time"], where), _kind(row.get("kind") or "positive", where)))
+        time = _time(csv_number(row["time"], sep), where)
+        rows.append((file, time, _kind(row.get("kind") or "positive", where)))
     return _collect(rows), skipped
 
 
 def read_audacity_labels(path: str | os.PathLike[str], audio: str) -> dict[str, Markers]:
     """Read an Audacity label track (``start\\tend\\tlabel``) marking ``audio``.
+
+    Times may use a decimal comma (``3,250000``: what Audacity wrote in some
+    locales); lines starting with a backslash (frequency ranges) are skipped.
 
     The marker time is the label's midpoint; the label text names the kind
     (a label that is not a kind name counts as positive). A positive label
@@ -201,7 +264,7 @@ def read_audacity_labels(path: str | os.PathLike[str], audio: str) -> dict[str, 
         where = f"{p}, line {n}"
         if len(parts) < 2:
             raise MarkerError(f"{where}: expected start<TAB>end<TAB>label.")
-        start, end = _time(parts[0], where), _time(parts[1], where)
+        start, end = (_time(csv_number(v, ";"), where) for v in parts[:2])
         label = parts[2].strip() if len(parts) > 2 else ""
         kind = _KIND_ALIASES.get(label.lower(), "positive")
         rows.append((audio, (start + end) / 2.0, kind))
@@ -224,7 +287,9 @@ def read_raven_table(path: str | os.PathLike[str], audio: str) -> dict[str, Mark
         where = f"{p}, line {n}"
         if "Begin Time (s)" not in row or "End Time (s)" not in row:
             raise MarkerError(f"{p}: not a Raven selection table (no Begin/End Time (s) columns).")
-        start, end = _time(row["Begin Time (s)"], where), _time(row["End Time (s)"], where)
+        start, end = (
+            _time(csv_number(row[c] or "", ";"), where) for c in ("Begin Time (s)", "End Time (s)")
+        )
         label = next((row[c] for c in ("Annotation", "Label", "Kind") if row.get(c)), "")
         kind = _KIND_ALIASES.get(label.lower(), "positive")
         rows.append((audio, (start + end) / 2.0, kind))

@@ -39,6 +39,7 @@ from audio_embed._ann import ANN_LIBRARY, AnnIndex
 from audio_embed._index_store import (
     INDEX_FORMAT,
     INDEX_FORMAT_VERSION,
+    LOCK,
     MANIFEST,
     AddReport,
     IndexedFile,
@@ -228,7 +229,11 @@ class EmbeddingIndex:
 
             saved = self.manifest["embedder"].get("config")
             # the embedder the index was built with: name, settings, layers, weight source
-            emb = embedder_from_config(saved) if saved else create_embedder(self.embedder_name)
+            emb = (
+                embedder_from_config(saved, where=str(self.path))
+                if saved
+                else create_embedder(self.embedder_name)
+            )
             self._check_embedder(emb)
             self._embedder = emb
         return self._embedder
@@ -316,8 +321,11 @@ class EmbeddingIndex:
 
         A file is unchanged when its size and modification time are the ones
         recorded, or when its size and content hash are (a copy, a ``touch``).
-        A changed file's windows are replaced. Files that cannot be decoded are
-        reported in :attr:`AddReport.failed`; the others are still added.
+        A changed file's windows are replaced. A new path with the content of an
+        indexed file that is no longer there is that file moved: its windows are
+        renamed (:attr:`AddReport.moved`), not embedded again or kept twice.
+        Files that cannot be decoded are reported in :attr:`AddReport.failed`;
+        the others are still added.
         Embeddings go through the scanner's streaming, cached path, or through
         ``many``: a runner with :meth:`Scanner.sliding_embeddings_many`'s
         signature that yields in input order with this index's embedder and
@@ -327,8 +335,10 @@ class EmbeddingIndex:
         report = AddReport()
         todo: list[tuple[Path, str, int, int, str]] = []  # path, key, size, mtime, sha
         known = {f.path: f for f in self._files}
+        gone = {(f.size, f.sha256): f.path for f in self._files if not Path(f.path).exists()}
         seen: set[str] = set()
         touched: dict[str, int] = {}
+        renamed: dict[str, tuple[str, int]] = {}  # old path: (new path, mtime)
         for raw in paths:
             p = Path(raw)
             try:
@@ -347,6 +357,11 @@ class EmbeddingIndex:
             if old is not None and old.size == size and old.sha256 == sha:
                 report.unchanged.append(key)
                 touched[key] = mtime
+                continue
+            was = gone.pop((size, sha), None) if old is None else None
+            if was is not None:
+                report.moved.append((was, key))
+                renamed[was] = (key, mtime)
                 continue
             todo.append((p, key, size, mtime, sha))
         new: list[tuple[IndexedFile, CachedEmbeddings]] = []
@@ -367,15 +382,55 @@ class EmbeddingIndex:
                 new.append((info, entry))
         if cancel is not None:
             cancel.check()
-        if new or touched:
-            self._apply(new, touched)
+        if new or touched or renamed:
+            self._apply(new, touched, renamed)
             report.windows_added = sum(len(e.starts) for _, e in new)
         return report
 
+    def missing(self) -> list[str]:
+        """Indexed files that are no longer where they were indexed (moved or
+        deleted): their windows still come up in searches until :meth:`remove`
+        drops them, or :meth:`add` finds them under a new name."""
+        return [f.path for f in self._files if not Path(f.path).exists()]
+
+    def remove(self, paths: Iterable[str | os.PathLike[str]]) -> int:
+        """Drop the windows of ``paths`` (as :attr:`files` names them, or any
+        spelling of them); returns how many windows were dropped."""
+        wanted = {str(p) for p in paths} | {str(Path(p).resolve()) for p in paths}
+        gone = {f.path for f in self._files if f.path in wanted}
+        if not gone:
+            return 0
+        dropped = sum(f.n_rows for f in self._files if f.path in gone)
+        self._apply([], {}, removed=gone)
+        return dropped
+
     def _apply(
-        self, new: list[tuple[IndexedFile, CachedEmbeddings]], touched: dict[str, int]
+        self,
+        new: list[tuple[IndexedFile, CachedEmbeddings]],
+        touched: dict[str, int],
+        renamed: dict[str, tuple[str, int]] | None = None,
+        removed: set[str] | None = None,
     ) -> None:
-        replaced = {info.path for info, _ in new}
+        """Commit the changes on top of the newest generation, one writer at a time:
+        two ``index`` runs at once each wrote generation N+1 over the other (one's
+        files lost, or a reader of the mix saw a 'damaged' graph)."""
+        from filelock import FileLock
+
+        with FileLock(self.path / LOCK):
+            latest = read_manifest(self.path)
+            if latest["generation"] != self.manifest["generation"]:  # another writer's
+                self.manifest, self._ann = latest, None
+                self._load_data()
+            self._apply_latest(new, touched, renamed or {}, removed or set())
+
+    def _apply_latest(
+        self,
+        new: list[tuple[IndexedFile, CachedEmbeddings]],
+        touched: dict[str, int],
+        renamed: dict[str, tuple[str, int]],
+        removed: set[str],
+    ) -> None:
+        replaced = {info.path for info, _ in new} | removed
         keep = [i for i, f in enumerate(self._files) if f.path not in replaced]
         files: list[IndexedFile] = []
         starts: list[np.ndarray] = []
@@ -387,8 +442,8 @@ class EmbeddingIndex:
             sl = slice(f.first_row, f.first_row + f.n_rows)
             unit_parts.append(np.asarray(self._unit[sl]))
             norm_parts.append(np.asarray(self._norms[sl]))
-            mtime = touched.get(f.path, f.mtime_ns)
-            files.append(IndexedFile(f.path, f.size, mtime, f.sha256, f.duration, row, f.n_rows))
+            path, mtime = renamed.get(f.path, (f.path, touched.get(f.path, f.mtime_ns)))
+            files.append(IndexedFile(path, f.size, mtime, f.sha256, f.duration, row, f.n_rows))
             starts.append(self._starts[i])
             row += f.n_rows
         appended_from = row

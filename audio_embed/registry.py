@@ -279,7 +279,9 @@ def get_spec(name: str) -> EmbedderSpec:
     close = difflib.get_close_matches(key, specs, n=3, cutoff=0.5)
     hint = f" Did you mean {', '.join(close)}?" if close else ""
     raise UnknownEmbedderError(
-        f"Unknown embedder {name!r}.{hint} Known embedders: {', '.join(sorted(specs))}."
+        f"Unknown embedder {name!r}.{hint} Known embedders: {', '.join(sorted(specs))}. "
+        "A model of your own is known once its module is imported (load_plugin, "
+        "--plugin MODULE)."
     )
 
 
@@ -346,7 +348,9 @@ def create_embedder(
     return embedder
 
 
-def embedder_from_config(config: Mapping[str, Any], **overrides: Any) -> Embedder:
+def embedder_from_config(
+    config: Mapping[str, Any], *, where: str | None = None, **overrides: Any
+) -> Embedder:
     """Rebuild the embedder an :meth:`~audio_embed.Embedder.config` describes.
 
     The registry name, its settings, the layer selection, the weight source
@@ -355,7 +359,9 @@ def embedder_from_config(config: Mapping[str, Any], **overrides: Any) -> Embedde
     spec's :attr:`~EmbedderSpec.saved_defaults` value (the behaviour before
     it existed), else the factory's default. ``overrides`` go to the factory too
     (``device=``, a local ``checkpoint=`` for an offline machine). Whether the
-    weights are the same is for the caller to check (the fingerprint).
+    weights are the same is for the caller to check (the fingerprint). ``where``
+    (the saved file) starts the message of the :class:`UnknownEmbedderError`
+    raised when the name is not registered here (a plugin's model, not loaded).
     """
     try:
         name = str(config["name"])
@@ -364,6 +370,9 @@ def embedder_from_config(config: Mapping[str, Any], **overrides: Any) -> Embedde
         raise InvalidInputError(f"Not an embedder config: {dict(config)!r}") from exc
     if config.get("layers") is not None:
         kwargs["layers"] = [int(k) for k in config["layers"]]
+    if name.strip().upper() not in _all_specs():
+        why = _unregistered(name, str(config.get("class") or ""))
+        raise UnknownEmbedderError(f"{where or 'Cannot rebuild the embedder'}: {why}")
     source = (config.get("weights") or {}).get("source")
     kwargs.update(overrides)
     if source is not None and "checkpoint" not in kwargs and "model" not in kwargs:
@@ -374,6 +383,20 @@ def embedder_from_config(config: Mapping[str, Any], **overrides: Any) -> Embedde
         embedder.shared_chunk = float(shared["chunk"])
         embedder.shared_context = float(shared["context"])
     return embedder
+
+
+def _unregistered(name: str, cls: str) -> str:
+    """Why a saved embedder cannot be rebuilt here: its name is not registered."""
+    module = cls.rpartition(".")[0]
+    if module and not module.startswith("audio_embed."):
+        how = (
+            f"Its class is {cls}: load the module that registers it first "
+            f"(audio_embed.registry.load_plugin({module!r}), or import it; on the "
+            f"command line --plugin {module})."
+        )
+    else:
+        how = "Register it (import the module that does, or --plugin MODULE) first."
+    return f"the embedder {name!r} it was saved with is not registered here. {how}"
 
 
 def with_saved_defaults(config: Mapping[str, Any]) -> dict[str, Any]:

@@ -20,6 +20,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from attrs import frozen
+from filelock import FileLock
 
 from audio_embed._io import atomic_writer
 from audio_embed.errors import InvalidInputError, ScannerFileError
@@ -73,12 +74,23 @@ class ScannerStore:
             n += 1
         shutil.copy2(current, target)
 
+    def _lock(self) -> FileLock:
+        """One writer at a time (threads or processes): two saves that both archived
+        the same current file and then replaced it lost the first one's scanner."""
+        self.directory.mkdir(parents=True, exist_ok=True)
+        return FileLock(self.directory / ".lock")
+
     def save(self, scanner: Scanner, profile: str) -> Path:
-        """Save ``scanner`` as the current version of ``profile``; returns its path."""
+        """Save ``scanner`` as the current version of ``profile``; returns its path.
+
+        Saves from several threads or processes at once each keep their scanner:
+        one becomes current, the others versions.
+        """
         path = self.path(profile, scanner.embedder.name)
-        if path.exists():
-            self._archive(path, profile, scanner.embedder.name)
-        return scanner.save(path)
+        with self._lock():
+            if path.exists():
+                self._archive(path, profile, scanner.embedder.name)
+            return scanner.save(path)
 
     def load(self, profile: str, embedder: str, **kwargs: object) -> Scanner:
         """Load the current version (``kwargs`` go to :meth:`Scanner.load`)."""
@@ -106,10 +118,11 @@ class ScannerStore:
             )
         Scanner.read_metadata(source)  # refuse to restore a damaged file
         current = self.path(profile, embedder)
-        if current.exists():
-            self._archive(current, profile, embedder)
-        with atomic_writer(current) as fh:
-            fh.write(source.read_bytes())
+        with self._lock():
+            if current.exists():
+                self._archive(current, profile, embedder)
+            with atomic_writer(current) as fh:
+                fh.write(source.read_bytes())
         return current
 
     def list(self) -> list[StoredScanner]:

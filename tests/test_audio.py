@@ -125,3 +125,69 @@ def test_resample_keeps_pitch() -> None:
     x = tone(500.0, 1.0, 48000)
     y = resample(x, 48000, SR)
     assert len(y) == SR and dominant_frequency(y) == pytest.approx(500.0, abs=2.0)
+
+
+def _video_with_audio(
+    path: Path, tracks: list[np.ndarray], *, audio_start: float = 0.0, seconds: float = 3.0
+) -> Path:
+    """A video (mpeg4 picture from 0 s) with one AAC stream per track, each starting
+    ``audio_start`` seconds in (its packets' timestamps say so)."""
+    import fractions
+
+    import av
+
+    with av.open(str(path), "w") as out:
+        vs = out.add_stream("mpeg4", rate=5)
+        vs.width, vs.height, vs.pix_fmt = 32, 32, "yuv420p"
+        streams = [out.add_stream("aac", rate=SR, layout="mono") for _ in tracks]
+        for i in range(int(seconds * 5)):
+            vf = av.VideoFrame.from_ndarray(np.zeros((32, 32, 3), np.uint8), format="rgb24")
+            vf.pts = i
+            for packet in vs.encode(vf):
+                out.mux(packet)
+        for packet in vs.encode(None):
+            out.mux(packet)
+        offset = round(audio_start * SR)
+        for stream, track in zip(streams, tracks, strict=True):
+            for start in range(0, len(track), 1024):
+                frame = av.AudioFrame.from_ndarray(
+                    np.ascontiguousarray(track[None, start : start + 1024]),
+                    format="fltp",
+                    layout="mono",
+                )
+                frame.sample_rate = SR
+                frame.pts = offset + start
+                frame.time_base = fractions.Fraction(1, SR)
+                for packet in stream.encode(frame):
+                    out.mux(packet)
+            for packet in stream.encode(None):
+                out.mux(packet)
+    return path
+
+
+def _onset(audio: np.ndarray) -> float:
+    return float(np.argmax(np.abs(audio) > 0.15)) / SR
+
+
+@pytest.mark.parametrize("ext", [".mp4", ".mkv"])
+def test_video_whose_sound_starts_late_keeps_the_players_clock(tmp_path: Path, ext: str) -> None:
+    # a beep 0.5 s into a sound that starts 1.5 s after the picture: a player shows it at 2 s
+    track = np.zeros(SR * 2, np.float32)
+    track[SR // 2 : SR // 2 + 1600] = tone(1000.0, 0.1, amp=0.5)
+    path = _video_with_audio(tmp_path / f"late{ext}", [track], audio_start=1.5)
+    audio = load_audio(path)
+    assert _onset(audio) == pytest.approx(2.0, abs=0.08)  # not 0.5: times follow the video
+    assert np.array_equal(np.concatenate(list(stream_audio(path, block_seconds=0.7))), audio)
+    on_time = load_audio(_video_with_audio(tmp_path / f"on_time{ext}", [track]))
+    assert _onset(on_time) == pytest.approx(0.5, abs=0.08)
+
+
+def test_several_audio_streams_use_the_first_with_a_warning(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    first, second = np.zeros(SR, np.float32), tone(1000.0, 1.0, amp=0.5)
+    path = _video_with_audio(tmp_path / "two.mkv", [first, second])
+    with caplog.at_level("WARNING"):
+        audio = load_audio(path)
+    assert np.abs(audio).max() < 0.01  # the first stream, silent
+    assert "2 audio streams" in caplog.text and "-map 0:a:1" in caplog.text

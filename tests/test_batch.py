@@ -101,6 +101,13 @@ def test_collect_inputs_walks_folders_skips_hidden_and_dedups(tmp_path: Path) ->
     ]
 
 
+def test_a_folder_of_camcorder_and_phone_files_is_scanned(tmp_path: Path) -> None:
+    names = ["00001.MTS", "00002.m2ts", "call.3gp", "take.mka", "tape.mxf"]
+    files = _touch(*(tmp_path / "cam" / n for n in names))  # were skipped without a word
+    found, missing = collect_inputs([str(tmp_path / "cam")])
+    assert [i.path for i in found] == list(files) and not missing
+
+
 def test_output_paths_are_unique_and_stay_inside(tmp_path: Path) -> None:
     inputs = [
         Input(Path("/x/a.wav"), Path("a.wav")),

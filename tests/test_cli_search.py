@@ -64,6 +64,48 @@ def test_index_again_skips_unchanged(
     assert rc == 2 and "holds LOGMEL vectors" in err
 
 
+def test_index_moved_and_deleted_files(
+    demo: DemoSet, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import shutil
+
+    folder = tmp_path / "rec"
+    folder.mkdir()
+    a, b = (Path(shutil.copy(w, folder / f"{n}.wav")) for n, w in
+            zip("ab", sorted(demo.root.glob("train/*.wav")), strict=True))  # fmt: skip
+    out = str(tmp_path / "m.idx")
+    rc, _, _ = cli(capsys, "index", str(folder), "--model", "LOGMEL", "--window", "2",
+                   "--hop", "0.5", "--out", out)  # fmt: skip
+    assert rc == 0
+    moved = a.rename(folder / "a, moved.wav")
+    b.unlink()
+    rc, out_text, err = cli(capsys, "search", out, "--example", f"{moved}:5", "--top", "20")
+    assert rc == 0 and "file(s) with hits are no longer there" in err
+    rc, out_text, err = cli(capsys, "index", str(folder), "--out", out)
+    assert rc == 0 and "1 moved (windows kept); 0 window(s) embedded" in out_text
+    assert "1 indexed file(s) are no longer there" in err and "--prune" in err
+    rc, out_text, err = cli(capsys, "index", str(folder), "--out", out, "--prune")
+    assert rc == 0 and "Pruned 1 file(s)" in out_text and "holds 1 file(s)" in out_text
+    rc, out_text, err = cli(capsys, "search", out, "--example", f"{moved}:5", "--top", "3")
+    assert rc == 0 and "no longer there" not in err
+    assert {r["file"] for r in csv.DictReader(out_text.splitlines())} == {str(moved.resolve())}
+
+
+def test_an_index_of_a_plugins_model_searched_without_the_plugin(
+    archive: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import shutil
+
+    copy = Path(shutil.copytree(archive, tmp_path / "plugin.idx"))
+    manifest = json.loads((copy / "index.json").read_text())
+    manifest["embedder"]["name"] = manifest["embedder"]["config"]["name"] = "ZERO_CROSSINGS"
+    manifest["embedder"]["config"]["class"] = "my_models.ZeroCrossings"
+    (copy / "index.json").write_text(json.dumps(manifest))
+    rc, _, err = cli(capsys, "search", str(copy), "--example", "a.wav:1")
+    assert rc == 2
+    assert "plugin.idx: the embedder 'ZERO_CROSSINGS'" in err and "--plugin my_models" in err
+
+
 def test_search_formats(
     demo: DemoSet, archive: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

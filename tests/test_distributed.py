@@ -363,6 +363,34 @@ def test_cli_cache_dir_reaches_the_ray_workers(tmp_path: Path) -> None:
     assert options() is None
 
 
+def test_cli_plugin_reaches_the_ray_workers(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """--plugin with --ray: each worker loads the module before building its model (a
+    scanner of a plugin's model failed every file on the workers)."""
+    from audio_embed._ray_worker import build_scanner
+
+    (tmp_path / "ray_plugin_models.py").write_text(
+        "from audio_embed import EmbedderSpec, LogMelEmbedder, register_embedder\n"
+        "register_embedder(EmbedderSpec(name='RAY_PLUGIN_LOGMEL', dim=128,\n"
+        "    factory=lambda **kw: LogMelEmbedder(n_mels=32, **kw), takes_checkpoint=False))\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    args = build_parser().parse_args(
+        ["scan", "s.scanner", "a.wav", "--out", "o", "--ray", "--plugin", "ray_plugin_models"]
+    )
+    opts = ray_settings(Run(args=args, cancel=CancelToken(), show_progress=False, out=sys.stdout))
+    assert opts is not None and opts.plugins == ("ray_plugin_models",)
+    job = {  # what a worker gets (the _dataset job), for an embedding run
+        "embedder_kwargs": {},
+        "plugins": list(opts.plugins),
+        "model": "RAY_PLUGIN_LOGMEL",
+        "windows": {"window": 1.0, "hop": 0.5, "encoding": "shared"},
+        "batch_size": None,
+    }
+    assert build_scanner(job).embedder.dim == 128
+
+
 def test_cli_index_on_ray_matches_local(
     crash_marker: Path, tmp_path: Path, demo: DemoSet, corrupt: Path
 ) -> None:

@@ -62,8 +62,8 @@ def test_unknown_name_lists_close_matches() -> None:
     with pytest.raises(UnknownEmbedderError, match="Did you mean HUBERT_BASE") as info:
         embed_dim("HUBERT_BASS")
     assert "LOGMEL" in str(info.value)
-    with pytest.raises(UnknownEmbedderError):
-        create_embedder("NOT_A_MODEL")
+    with pytest.raises(UnknownEmbedderError, match=r"its module is imported .*--plugin MODULE"):
+        create_embedder("NOT_A_MODEL")  # e.g. --model ZERO_CROSSINGS without --plugin my_models
     with pytest.raises(UnknownEmbedderError):
         embed_dim("LOGMEL_ML")  # weight-free models have no layers, hence no _ML
 

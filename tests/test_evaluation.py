@@ -126,3 +126,40 @@ def test_a_labels_header_with_spaces_reads(tmp_path: Path) -> None:
         "horn",
         "test",
     )
+
+
+def test_a_semicolon_labels_csv_with_decimal_commas_reads(tmp_path: Path) -> None:
+    from audio_embed.evaluate import read_labels
+
+    path = tmp_path / "labels.csv"
+    path.write_text("split;file;onset;offset;label\ntest;a, b.wav;1,5;2,25;horn\n")
+    (event,) = read_labels(path)
+    assert (event.file, event.onset, event.offset) == ("a, b.wav", 1.5, 2.25)
+
+
+def test_an_unquoted_name_with_a_comma_in_labels_is_one_clear_error(tmp_path: Path) -> None:
+    from audio_embed.errors import MarkerError
+    from audio_embed.evaluate import read_labels
+
+    path = tmp_path / "labels.csv"
+    path.write_text("split,file,onset,offset,label\ntest,my rec, take 1.wav,1.0,2.0,horn\n")
+    with pytest.raises(MarkerError, match=r"6 fields where the header has 5\. A name holding ','"):
+        read_labels(path)
+
+
+def test_a_labels_header_in_capitals_reads_as_a_markers_header_does(tmp_path: Path) -> None:
+    from audio_embed.evaluate import read_labels
+
+    path = tmp_path / "labels.csv"
+    path.write_text("Split,File,Onset,Offset,Label\ntest,a.wav,1.0,2.0,horn\n")
+    (event,) = read_labels(path)
+    assert (event.split, event.file, event.onset, event.label) == ("test", "a.wav", 1.0, "horn")
+
+
+def test_a_labels_csv_in_windows_1252_reads(tmp_path: Path) -> None:
+    from audio_embed.evaluate import read_labels
+
+    path = tmp_path / "labels.csv"
+    path.write_bytes("file,onset,offset,label\nété.wav,1.0,2.0,cloche\n".encode("cp1252"))
+    (event,) = read_labels(path)
+    assert (event.file, event.label) == ("été.wav", "cloche")

@@ -15,6 +15,7 @@ from audio_embed.formats import (
     guess_marker_format,
     read_detections,
     read_marker_files,
+    read_markers,
     recording_next_to,
     write_detections,
 )
@@ -160,3 +161,72 @@ def test_one_recording_spelled_two_ways_is_one_recording(tmp_path: Path) -> None
     other.write_text("file,time,kind\n../a.wav,40,positive\n")
     both = read_marker_files([csv_path, other])
     assert len(both) == 1 and next(iter(both.values())).positive == (5.0, 20.0, 40.0)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "file;time;kind\r\nmy rec, take 1.wav;3,25;positive\r\nb.wav;7;negative\r\n",
+        "\ufefffile;time;kind\nmy rec, take 1.wav;3.25;positive\nb.wav;7;negative\n",
+        "file\ttime\tkind\nmy rec, take 1.wav\t3.25\tpositive\nb.wav\t7\tnegative\n",
+        '\ufefffile,time,kind\r\n"my rec, take 1.wav",3.25,positive\r\nb.wav,7,negative\r\n',
+    ],
+    ids=["semicolon-decimal-comma-crlf", "semicolon-bom", "tab", "comma-bom-crlf"],
+)
+def test_markers_csv_as_spreadsheets_export_it(tmp_path: Path, text: str) -> None:
+    path = tmp_path / "m.csv"
+    path.write_bytes(text.encode())
+    assert read_markers(path) == {
+        str(tmp_path / "my rec, take 1.wav"): Markers(positive=(3.25,)),
+        str(tmp_path / "b.wav"): Markers(negative=(7.0,)),
+    }
+
+
+@pytest.mark.parametrize("header", ["file,time,kind", "file,time"])
+def test_an_unquoted_name_with_a_comma_is_one_clear_error(tmp_path: Path, header: str) -> None:
+    path = tmp_path / "m.csv"
+    extra = ",positive" if header.endswith("kind") else ""
+    path.write_text(f"{header}\nmy rec, take 1.wav,3.25{extra}\n")  # was an AttributeError
+    with pytest.raises(MarkerError, match=r"line 2: .* fields where the header has .*quotes"):
+        read_markers(path)
+
+
+def test_audacity_labels_with_frequency_lines_points_and_decimal_commas(tmp_path: Path) -> None:
+    from audio_embed.formats import read_audacity_labels
+
+    path = tmp_path / "rec.txt"
+    path.write_text(
+        "3,000000\t3,600000\thorn\n\\\t200,0\t4000,0\n"  # a German-locale Audacity
+        "8.0\t8.0\thorn\n"  # a point label (start == end): a marker without extent
+        "13.0\t13.5\tnegative\n"
+    )
+    assert read_audacity_labels(path, "rec.wav") == {
+        "rec.wav": Markers(positive=(3.3, 8.0), negative=(13.25,), spans=((3.0, 3.6),))
+    }
+
+
+def test_raven_table_with_extra_columns_and_two_views(tmp_path: Path) -> None:
+    from audio_embed.formats import read_raven_table
+
+    path = tmp_path / "rec.Table.1.selections.txt"
+    head = "Selection\tView\tChannel\tBegin Time (s)\tEnd Time (s)\tBegin File\tAnnotation\tNotes"
+    path.write_text(
+        head + "\n"
+        "1\tSpectrogram 1\t1\t4.0\t4.6\trec.wav\thorn\tclear\n"
+        "1\tWaveform 1\t1\t4.0\t4.6\trec.wav\thorn\tclear\n"
+        "2\tSpectrogram 1\t1\t9,0\t9,0\trec.wav\thorn\t\n"
+    )
+    assert read_raven_table(path, "rec.wav") == {
+        "rec.wav": Markers(positive=(4.3, 9.0), spans=((4.0, 4.6),))
+    }
+
+
+def test_a_markers_csv_saved_by_excel_on_windows_reads(tmp_path: Path) -> None:
+    """Excel's "CSV (Comma delimited)" is Windows-1252: a name with an accent failed
+    with "'utf-8' codec can't decode byte 0xe9"."""
+    path = tmp_path / "m.csv"
+    path.write_bytes("file,time,kind\nhéllo wörld.wav,3.5,positive\n".encode("cp1252"))
+    assert read_markers(path) == {str(tmp_path / "héllo wörld.wav"): Markers(positive=(3.5,))}
+    path.write_bytes(b"file,time\x00\x00\n")
+    with pytest.raises(MarkerError, match="not a text file"):
+        read_markers(path)

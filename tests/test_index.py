@@ -184,11 +184,53 @@ def test_incremental_add_skips_unchanged_and_replaces_changed(
     approx, exact = reopened.search(ex, top=3), reopened.search(ex, top=3, exact=True)
     assert [h.row for h in approx] == [h.row for h in exact]  # the appended graph finds them
     assert [h.score for h in approx] == pytest.approx([h.score for h in exact], abs=1e-3)
-    assert sorted(p.name for p in copy.iterdir() if p.name != "index.json") == [
+    assert sorted(p.name for p in copy.iterdir() if p.name not in ("index.json", ".lock")) == [
         f"{stem}-{reopened.manifest['generation']}{suffix}"
         for stem, suffix in (("ann", ".faiss"), ("meta", ".sqlite"), ("norms", ".npy"),
                              ("vectors", ".npy"))
     ]  # fmt: skip
+
+
+def test_a_moved_file_keeps_its_windows_and_a_deleted_one_can_be_removed(
+    demo: DemoSet, tmp_path: Path
+) -> None:
+    a = Path(shutil.copy(wavs(demo)[0], tmp_path / "a.wav")).resolve()
+    b = Path(shutil.copy(wavs(demo)[1], tmp_path / "b.wav")).resolve()
+    index = EmbeddingIndex.create(tmp_path / "m.idx", LogMelEmbedder(), windows=WINDOWS)
+    index.add([a, b])
+    before = index.unit_vectors()
+    moved = a.rename(tmp_path / "take 1, renamed.wav")
+    b.unlink()
+    index = EmbeddingIndex.open(tmp_path / "m.idx")
+    assert sorted(index.missing()) == sorted([str(a), str(b)])
+    report = index.add([moved])  # found again under its new name: not embedded twice
+    assert report.moved == [(str(a), str(moved))]
+    assert not report.added and report.windows_added == 0
+    index = EmbeddingIndex.open(tmp_path / "m.idx")
+    assert [f.path for f in index.files] == [str(moved), str(b)]
+    np.testing.assert_array_equal(index.unit_vectors(), before)
+    assert index.missing() == [str(b)]
+    n_b = index.files[1].n_rows
+    assert index.remove(index.missing()) == n_b
+    reopened = EmbeddingIndex.open(tmp_path / "m.idx")
+    assert [f.path for f in reopened.files] == [str(moved)] and not reopened.missing()
+    np.testing.assert_array_equal(reopened.unit_vectors(), before[: len(before) - n_b])
+    hits = reopened.search([Example(str(moved), 10.0)], top=3)
+    assert hits and {h.file for h in hits} == {str(moved)}
+
+
+def test_two_writers_at_once_keep_both_files(demo: DemoSet, copy: Path, tmp_path: Path) -> None:
+    # two `index` runs opened the archive before either committed
+    first, second = EmbeddingIndex.open(copy), EmbeddingIndex.open(copy)
+    x = Path(shutil.copy(wavs(demo)[0], tmp_path / "x.wav")).resolve()
+    y = Path(shutil.copy(wavs(demo)[1], tmp_path / "y.wav")).resolve()
+    first.add([x])
+    second.add([y])  # commits on top of the first's generation, not over it
+    reopened = EmbeddingIndex.open(copy)
+    assert {str(x), str(y)} <= {f.path for f in reopened.files} and len(reopened.files) == 5
+    assert len(reopened) == sum(f.n_rows for f in reopened.files)
+    hits = reopened.search([Example(str(x), 10.0)], top=2, exact=True)  # x: a copy of one
+    assert str(x) in {h.file for h in hits}
 
 
 def test_failed_file_is_reported_and_others_added(demo: DemoSet, tmp_path: Path) -> None:

@@ -97,6 +97,7 @@ def ray_settings(run: Run) -> RayOptions | None:
         threads=args.threads,
         embedder_kwargs=embedder_kwargs(args),
         cache_dir=cache_dir,
+        plugins=tuple(getattr(args, "plugin", None) or ()),
     )
 
 

@@ -40,7 +40,8 @@ def add_parser(subparsers: Subparsers) -> argparse.ArgumentParser:
             "(normalised per recording as a scanner does; float16), their files and times,\n"
             "the embedder and window settings, and a nearest-neighbour index (FAISS).\n"
             "Run it again to add files: unchanged files (same size and time, or same\n"
-            "content) are skipped, changed ones replaced. Embeddings go through the same\n"
+            "content) are skipped, changed ones replaced, moved ones renamed; --prune drops\n"
+            "files that are no longer there. Embeddings go through the same\n"
             "cache as scan, so files already scanned are not decoded again. A file that\n"
             "cannot be read is reported and skipped (exit code 1); Ctrl-C leaves the\n"
             "archive as it was. With --ray the embedding runs on Ray workers (the same\n"
@@ -56,6 +57,12 @@ def add_parser(subparsers: Subparsers) -> argparse.ArgumentParser:
     )
     p.add_argument("inputs", nargs="+", metavar="FILE_OR_DIR", help="audio/video files or folders")
     p.add_argument("--out", required=True, metavar="ARCHIVE.idx", help="the index directory")
+    p.add_argument(
+        "--prune",
+        action="store_true",
+        help="drop the windows of indexed files that are no longer there (deleted, or moved "
+        "and not given again: a moved file given again is recognised by its content)",
+    )
     p.add_argument(
         "--model",
         metavar="M",
@@ -81,7 +88,9 @@ def add_parser(subparsers: Subparsers) -> argparse.ArgumentParser:
 
 def open_index(run: Run, path: Path, *, model: str | None = None) -> EmbeddingIndex:
     """Open the index at ``path`` with the embedder --device/--checkpoint ask for."""
+    from audio_embed.errors import UnknownEmbedderError
     from audio_embed.index import EmbeddingIndex
+    from audio_embed.registry import embedder_from_config
 
     args = run.args
     index = EmbeddingIndex.open(path, cache=make_cache(args), batch_size=args.batch_size)
@@ -93,11 +102,15 @@ def open_index(run: Run, path: Path, *, model: str | None = None) -> EmbeddingIn
                 f"{path} holds {index.embedder_name} vectors; drop --model or give "
                 f"--model {index.embedder_name}."
             )
+    try:
+        embedder = embedder_from_args(index.embedder_name, args)
+    except UnknownEmbedderError:
+        saved = index.manifest["embedder"].get("config")
+        if saved:  # a plugin's model, not loaded: say which module (this raises)
+            embedder_from_config(saved, where=str(path))
+        raise
     return EmbeddingIndex.open(
-        path,
-        embedder=embedder_from_args(index.embedder_name, args),
-        cache=make_cache(args),
-        batch_size=args.batch_size,
+        path, embedder=embedder, cache=make_cache(args), batch_size=args.batch_size
     )
 
 
@@ -174,9 +187,20 @@ def run(run: Run) -> int:
     run.echo(
         f"Indexed {len(inputs)} input(s) into {path}: {len(report.added)} added, "
         f"{len(report.updated)} updated, {len(report.unchanged)} unchanged"
+        + (f", {len(report.moved)} moved (windows kept)" if report.moved else "")
         + (f", {len(report.failed)} failed" if report.failed else "")
         + f"; {report.windows_added} window(s) embedded."
     )
+    gone = index.missing()
+    if gone and args.prune:
+        dropped = index.remove(gone)
+        run.echo(f"Pruned {len(gone)} file(s) no longer there ({dropped} window(s)).")
+    elif gone:
+        run.warn(
+            f"{len(gone)} indexed file(s) are no longer there (e.g. {gone[0]}): their windows "
+            "still come up in searches. Index them again from their new place (a moved "
+            "file is recognised by its content) or pass --prune to drop them."
+        )
     run.echo(
         f"The index holds {len(index.files)} file(s), {len(index)} windows of {sw.window:g} s "
         f"every {sw.hop:g} s ({index.embedder_name}, {index.manifest['vector_dtype']})."

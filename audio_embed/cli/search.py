@@ -121,6 +121,12 @@ def run(run: Run) -> int:
     index = open_index(run, Path(args.archive), model=args.model)
     hits = index.search(examples, negatives=negatives, top=args.top, exact=args.exact)
     _write_hits(run, hits, args)
+    gone = sorted({h.file for h in hits if not Path(h.file).exists()})
+    if gone:
+        run.warn(
+            f"{len(gone)} file(s) with hits are no longer there (e.g. {gone[0]}): moved or "
+            f"deleted since they were indexed. Run index again (--prune drops them)."
+        )
     if args.markers_out:
         from audio_embed.review import write_review_markers
 

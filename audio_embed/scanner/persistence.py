@@ -191,7 +191,7 @@ def _saved_embedder(
         saved = with_saved_defaults(saved)
     if embedder is None:
         if saved is not None:
-            embedder = embedder_from_config(saved, **kwargs)
+            embedder = embedder_from_config(saved, where=str(p), **kwargs)
         else:
             embedder = create_embedder(str(want["name"]), **kwargs)
     if embedder.name != want["name"] or embedder.dim != int(meta["feature_dim"]):
