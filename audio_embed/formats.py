@@ -125,7 +125,7 @@ def csv_extra_fields(row: Mapping[str | None, object], where: str, separator: st
         n = len(row) - 1 + len(extra)  # type: ignore[arg-type]
         raise MarkerError(
             f"{where}: {n} fields where the header has {len(row) - 1}. A name holding "
-            f"{separator!r} must be in double quotes (e.g. \"my rec{separator} take 1.wav\")."
+            f'{separator!r} must be in double quotes (e.g. "my rec{separator} take 1.wav").'
         )
 
 
