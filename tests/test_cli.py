@@ -400,7 +400,7 @@ def test_train_reviewed_markers_are_not_complete(
     assert "(reviewed" not in line_b
     assert int(line_b.split("positive")[1].split("negative")[0]) > n_neg_b == 0
     rc, stdout, _ = run_cli(capsys, "train", "--markers", str(reviewed), "--reviewed",
-                            str(marked), *common)  # fmt: skip
+                            str(marked), str(reviewed), *common)  # fmt: skip
     assert rc == 0 and "(reviewed" not in stdout  # what --markers marks is complete
 
 

@@ -149,7 +149,8 @@ def _add_marker_options(p: argparse.ArgumentParser) -> None:
     )
     g.add_argument(
         "--reviewed",
-        action="append",
+        action="extend",
+        nargs="+",
         default=[],
         metavar="FILE",
         help="a markers file of reviewed moments (search hits, suggestions: the kind "
