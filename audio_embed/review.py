@@ -31,7 +31,6 @@ from audio_embed.formats import atomic_write_text
 from audio_embed.index import EmbeddingIndex, Hit
 from audio_embed.scanner import Detection, Recording, Scanner, ScanResult
 from audio_embed.scanner.augmented import decide_augmentation
-from audio_embed.scanner.core import _check_complete
 from audio_embed.windows import Markers
 
 __all__ = [
@@ -242,7 +241,6 @@ def fit_from_index(
             {"source": name, "positive": n_pos, "negative": len(labelled.labels) - n_pos}
             | ({} if rec.complete else {"complete": False})
         )
-    _check_complete(recs)
     data = scanner._training_data(recs, grids, xs, ys, per_file, scanner.threshold)
     scanner._fit_arrays(data, None)
     scanner.training_summary = {

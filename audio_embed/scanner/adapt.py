@@ -56,10 +56,6 @@ class FitData:
     setting ``fit`` used (``"auto"`` or a number); ``augmented``: the
     :class:`~audio_embed.scanner.augmented.AugmentedPool` of each draw of
     ``augmentation`` (empty: none was made, as in ``fit_from_index``).
-    ``recordings``, ``grids``, ``X`` and ``y`` are the complete recordings';
-    ``partial``: the labelled windows of the recordings that are not complete
-    (``Recording(complete=False)``: features and labels), which join the
-    training set and every cross-validation fold's.
     """
 
     recordings: tuple[Any, ...]
@@ -69,7 +65,6 @@ class FitData:
     per_file: tuple[dict[str, Any], ...]
     threshold: float | Literal["auto"]
     augmented: tuple[AugmentedPool, ...] = ()
-    partial: tuple[np.ndarray, np.ndarray] | None = None
 
 
 @frozen(eq=False)

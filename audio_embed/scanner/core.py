@@ -542,27 +542,12 @@ class Scanner(StreamingEmbeddings):
         setting: float | Literal["auto"],
     ) -> FitData:
         """The training windows of ``recs`` (one entry each in the lists) as
-        :class:`FitData`: the complete recordings as such, the others' windows as its
-        ``partial``; refuses one class only."""
-        full = [i for i, r in enumerate(recs) if r.complete]
-        part = [i for i, r in enumerate(recs) if not r.complete]
-        dim = self.embedder.dim
-        X, y = stack_training_windows([xs[i] for i in full], [ys[i] for i in full], dim)
-        partial = (
-            stack_training_windows([xs[i] for i in part], [ys[i] for i in part], dim)
-            if part
-            else None
-        )
-        self._refuse_no_negatives(y if partial is None else np.concatenate([y, partial[1]]))
-        return FitData(
-            tuple(recs[i] for i in full),
-            tuple(grids[i] for i in full),
-            X,
-            y,
-            tuple(per_file),
-            setting,
-            partial=partial,
-        )
+        :class:`FitData`; refuses one class only and recordings none of which is
+        complete."""
+        _check_complete(recs)
+        X, y = stack_training_windows(xs, ys, self.embedder.dim)
+        self._refuse_no_negatives(y)
+        return FitData(tuple(recs), tuple(grids), X, y, tuple(per_file), setting)
 
     def _refuse_no_negatives(self, y: np.ndarray) -> None:
         """Every labelled window positive: say what to change (the classifier's own
@@ -590,12 +575,6 @@ class Scanner(StreamingEmbeddings):
         With several augmentation draws (``MixAugmentation.draws``) the classifier
         averages one model per draw and the threshold is the mean of each draw's own
         cross-validated threshold (README, "Several draws averaged")."""
-        known = [e for e in (data.partial, extra) if e is not None]
-        if known:  # windows of recordings not complete (and pseudo-labels): training only
-            extra = (
-                np.concatenate([e[0] for e in known]),
-                np.concatenate([e[1] for e in known]),
-            )
         X, y = data.X, data.y
         if extra is not None:
             X, y = np.concatenate([X, extra[0]]), np.concatenate([y, extra[1]])
@@ -658,9 +637,8 @@ class Scanner(StreamingEmbeddings):
         self.postprocessing_ = None if post == self.postprocessing else post
         if adaptation is not None:
             more["adaptation"] = adaptation
-        marked = data.y if data.partial is None else np.concatenate([data.y, data.partial[1]])
         self.training_summary = training_summary(
-            list(data.per_file), marked, classifier, threshold=threshold, **more
+            list(data.per_file), data.y, classifier, threshold=threshold, **more
         )
         self._fit_data = data
 

@@ -4,7 +4,9 @@ Folds come from :func:`audio_embed.threshold.fold_plan` (leave one recording
 out, or folds over the markers of a single recording); a held-out marker's
 windows are labelled soft in its fold, so they are neither positives nor
 negatives there, and the event F1 of each threshold is scored on the
-held-out markers; :func:`audio_embed.threshold.choose_threshold` picks the
+held-out markers (in a recording that is not complete,
+``Recording(complete=False)``, only at its marked moments: a detection
+elsewhere there counts neither way); :func:`audio_embed.threshold.choose_threshold` picks the
 threshold from that F1 curve (by default its best point once smoothed over
 thresholds as widely as the folds disagree).
 """
@@ -82,7 +84,7 @@ def cross_validated_threshold(
                 negative=m.negative,
                 spans=[s for t in keep if (s := m.span_of(t)) is not None],
             )
-            lw = scanner.train_windows.windows(entry.duration, kept)
+            lw = scanner.labelling_of(recs[i]).windows(entry.duration, kept)
             xs.append(grid[nearest_index(entry.starts, lw.starts)])
             ys.append(lw.labels)
         if extra is not None:
@@ -121,6 +123,7 @@ def cross_validated_threshold(
                     ignore=tuple(
                         (t - half, t + half) for k, t in enumerate(m.positive) if k not in ks
                     ),
+                    known=None if recs[i].complete else tuple((t, t) for t in m.negative),
                 )
             )
     if by_recording:
