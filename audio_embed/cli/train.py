@@ -153,11 +153,11 @@ def _add_marker_options(p: argparse.ArgumentParser) -> None:
         nargs="+",
         default=[],
         metavar="FILE",
-        help="a markers file of reviewed moments (search hits, suggestions: the kind "
-        "column filled), repeatable; a recording that only these mark is not complete: "
-        "only its marked moments are training windows (no automatic negatives around "
-        "them) and the threshold is not cross-validated on it; a recording that --markers "
-        "marks keeps its automatic negatives",
+        help="markers files of reviewed moments (search hits, suggestions: the kind "
+        "column filled); a recording that only these mark is not complete: only its "
+        "marked moments are training windows (no automatic negatives around them) and "
+        "the threshold's cross-validation scores it at those moments only; a recording "
+        "that --markers marks keeps its automatic negatives",
     )
     g.add_argument(
         "--markers-format",

@@ -146,9 +146,9 @@ class Recording:
     threshold's cross-validation scores it. ``complete=False``: only the marked
     moments are known (the answers of a review: search hits, suggestions), so
     only the windows at its markers are labelled (positives at positive
-    markers, negatives at negative markers), they join every cross-validation
-    fold's training set, and the recording is never scored there: an unmarked
-    occurrence in it is neither a negative nor a false positive.
+    markers, negatives at negative markers), and the threshold's
+    cross-validation scores it at its markers only: an unmarked occurrence in
+    it is neither a negative nor a false positive.
     """
 
     source: Source
