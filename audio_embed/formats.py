@@ -41,6 +41,7 @@ __all__ = [
     "atomic_write_text",
     "format_detections",
     "guess_marker_format",
+    "merge_markers",
     "read_audacity_labels",
     "read_detections",
     "read_marker_files",
@@ -409,12 +410,7 @@ def guess_marker_format(path: str | os.PathLike[str]) -> MarkerFormat:
     p = Path(path)
     if p.suffix.lower() == ".csv":
         return "csv"
-    try:
-        with p.open(encoding="utf-8-sig") as fh:
-            head = fh.readline()
-    except OSError as exc:
-        detail = f"{exc.strerror}: {exc.filename}" if exc.strerror and exc.filename else exc
-        raise MarkerError(f"Cannot read markers file {p}: {detail}") from exc
+    head = read_text_file(p).partition("\n")[0]  # Windows-1252 too, as the readers
     return "raven" if "Begin Time (s)" in head else "audacity"
 
 
@@ -446,6 +442,13 @@ def recording_next_to(labels: str | os.PathLike[str]) -> Path:
             "this --markers."
         )
     return candidates[0]
+
+
+def merge_markers(a: Markers, b: Markers) -> Markers:
+    """The markers of ``a`` and ``b`` in one :class:`Markers` (duplicates merged)."""
+    return Markers(
+        **{k: getattr(a, k) + getattr(b, k) for k in MARKER_KINDS}, spans=a.spans + b.spans
+    )
 
 
 def read_marker_files(

@@ -120,9 +120,7 @@ class FoldScores:
 
     ``references``: held-out positives as ``(start, end)``, a point marker as
     ``(t, t)``. ``ignore``: spans whose detections count neither way (the
-    training markers of a marker fold). ``known``: for a recording that is not
-    complete (reviewed answers), its negative markers; only detections at a
-    reference or at one of them count, the rest of the recording is not labelled.
+    training markers of a marker fold).
     """
 
     starts: np.ndarray
@@ -131,7 +129,6 @@ class FoldScores:
     duration: float
     references: tuple[tuple[float, float], ...]
     ignore: tuple[tuple[float, float], ...] = ()
-    known: tuple[tuple[float, float], ...] | None = None
 
 
 @frozen
@@ -258,11 +255,6 @@ def _counts(fold: FoldScores, threshold: float, post: Postprocessing) -> tuple[i
     dets = detect(fold.starts, fold.probabilities, fold.window, threshold, fold.duration, post)
     dets = [d for d in dets if not any(d.start < b and a < d.end for a, b in fold.ignore)]
     hop = float(np.median(np.diff(fold.starts))) if len(fold.starts) > 1 else fold.window
-    if fold.known is not None:  # only the marked moments of the recording are labelled
-        at = (*fold.references, *fold.known)
-        dets = [
-            d for d in dets if any(d.start - hop / 2 <= b and a <= d.end + hop / 2 for a, b in at)
-        ]
     tp = _matches(fold.references, dets, hop / 2.0)
     return tp, len(dets) - tp, len(fold.references) - tp
 

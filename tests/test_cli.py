@@ -404,6 +404,43 @@ def test_train_reviewed_markers_are_not_complete(
     assert rc == 0 and "(reviewed" not in stdout  # what --markers marks is complete
 
 
+def test_train_reviewed_label_files_take_their_own_audio_and_format(
+    tmp_path: Path, demo: DemoSet, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """--audio after a --reviewed label file names that file's recording (it named the
+    --markers file's before: its labels landed on the reviewed recording, silently), and
+    --markers-format is --markers' own (a reviewed CSV beside Audacity markers reads)."""
+    rows = [r for r in csv.DictReader(demo.labels_csv.open()) if r["split"] == "train"]
+    rec_a, rec_b = tmp_path / "a.wav", tmp_path / "elsewhere" / "b.wav"
+    rec_b.parent.mkdir()
+    shutil.copy(demo.train_files[0], rec_a)
+    shutil.copy(demo.train_files[1], rec_b)
+    horns_a = [r for r in rows if r["file"] == "train/train_00.wav" and r["label"] == "horn"]
+    horn_b = next(r for r in rows if r["file"] == "train/train_01.wav" and r["label"] == "horn")
+    (tmp_path / "a.txt").write_text(
+        "".join(f"{r['onset']}\t{r['offset']}\thorn\n" for r in horns_a)
+    )
+    answers = tmp_path / "b-answers.txt"  # Audacity labels, not next to b.wav
+    answers.write_text(f"{horn_b['onset']}\t{horn_b['offset']}\thorn\n")
+    common = ("--model", "LOGMEL", "--classifier", "logreg", "--out", str(tmp_path / "s.scanner"))
+    rc, stdout, err = run_cli(
+        capsys, "train", "--markers", str(tmp_path / "a.txt"),
+        "--reviewed", str(answers), "--audio", str(rec_b), *common,
+    )  # fmt: skip
+    assert rc == 0, err
+    line_a, line_b = (
+        next(line for line in stdout.splitlines() if f"{n}.wav" in line) for n in ("a", "b")
+    )
+    assert "(reviewed" in line_b and "(reviewed" not in line_a
+    review_csv = tmp_path / "review.csv"
+    review_csv.write_text(f"file,time,kind\n{rec_b},{horn_b['onset']},positive\n")
+    rc, stdout, err = run_cli(capsys, "train", "--markers", str(tmp_path / "a.txt"),
+                              "--markers-format", "audacity", "--reviewed", str(review_csv),
+                              *common)  # fmt: skip
+    assert rc == 0, err
+    assert "(reviewed" in next(line for line in stdout.splitlines() if "b.wav" in line)
+
+
 def test_train_adapt_refits_on_pseudo_labels_and_says_so(
     tmp_path: Path, demo: DemoSet, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -230,3 +230,11 @@ def test_a_markers_csv_saved_by_excel_on_windows_reads(tmp_path: Path) -> None:
     path.write_bytes(b"file,time\x00\x00\n")
     with pytest.raises(MarkerError, match="not a text file"):
         read_markers(path)
+
+
+def test_a_windows_1252_audacity_file_is_recognised_as_such(tmp_path: Path) -> None:
+    """guess_marker_format reads the first line as the readers do (it raised
+    UnicodeDecodeError on a Windows-1252 label file before)."""
+    labels = tmp_path / "rec.txt"
+    labels.write_bytes("1.0\t2.0\tk\xf6nig\n".encode("cp1252"))
+    assert guess_marker_format(labels) == "audacity"

@@ -195,8 +195,8 @@ def test_a_recording_that_is_not_complete_gives_only_its_marked_windows(
     demo: DemoSet, index: EmbeddingIndex
 ) -> None:
     """Recording(complete=False): no automatic negatives (its unmarked horns stay out of
-    the training set); the threshold's folds still leave it out in turn (scored at its
-    marked moments only: test_threshold); the same from an index."""
+    the training set), and the threshold's folds never hold it out (its unmarked part
+    cannot tell a false positive from an unmarked horn); the same from an index."""
     a, marks_a, b, marks_b = _reviewed(demo)
     duration = index.file(b).duration  # type: ignore[union-attr]
     only_marked = TargetedWindows(2.0, hop=0.5, neg_margin=0.0).windows(duration, marks_b)
@@ -215,13 +215,17 @@ def test_a_recording_that_is_not_complete_gives_only_its_marked_windows(
         int(only_marked.labels.sum()),
         int((only_marked.labels == 0).sum()),
     )
-    for s in fitted:
-        th = (s.training_summary or {})["threshold"]
-        assert th["method"] == "leave-one-recording-out" and th["folds"] == 2
+    # two complete recordings: left out in turn; one: folds over its markers only
+    assert (fitted[0].training_summary or {})["threshold"]["method"] == "leave-one-recording-out"
+    assert summary["threshold"]["method"] == "folds over markers"
     assert summary["windows_negative"] < (fitted[0].training_summary or {})["windows_negative"]
     from_index = fit_from_index(scanner(), index, {a: marks_a, b: marks_b}, partial={b})
     assert (from_index.training_summary or {})["files"] == summary["files"]
+    assert (from_index.training_summary or {})["threshold"]["method"] == "folds over markers"
     assert from_index.threshold_ == pytest.approx(fitted[1].threshold_, abs=0.02)
+    # a reviewed recording is no training recording to adapt to, like a complete one
+    with pytest.raises(InvalidInputError, match="training recording"):
+        fitted[1].adapt([b])
     test = str(demo.test_files[0])
     np.testing.assert_allclose(
         from_index.scan(test).probabilities, fitted[1].scan(test).probabilities, atol=1e-3
@@ -238,6 +242,10 @@ def test_reviewed_answers_alone_are_refused(demo: DemoSet, index: EmbeddingIndex
         fit_from_index(scanner(), index, {a: marks_a, b: marks_b}, partial={a, b})
     with pytest.raises(InvalidInputError, match="no markers"):
         fit_from_index(scanner(), index, {a: marks_a}, partial={b})
+    # one file both complete and not: contradictory labels, refused before any work
+    same = str(Path(a).parent / ".." / Path(a).parent.name / Path(a).name)
+    with pytest.raises(InvalidInputError, match="both as a complete recording"):
+        scanner().fit([Recording(a, marks_a), Recording(same, marks_b, complete=False)])
 
 
 def test_fit_from_index_skips_auto_augmentation_and_says_so(

@@ -223,20 +223,3 @@ def test_mean_choice_averages_the_draws_and_keeps_every_note() -> None:
     assert mean_choice([a]) is a
     fallback = ThresholdChoice(0.5, None, "fallback", 4, "too few")
     assert mean_choice([a, fallback]) is fallback
-
-
-def test_a_recording_that_is_not_complete_is_scored_at_its_marked_moments_only() -> None:
-    """FoldScores(known=...): in reviewed answers, a detection at a held-out positive is a
-    match and one at a negative answer a false positive; one elsewhere counts neither
-    way (an unmarked occurrence there is not known to be wrong)."""
-    starts = np.round(np.arange(0.0, 59.5, 0.5), 4)
-    p = np.full(len(starts), 0.05)
-    for t in (10.0, 30.0, 50.0):  # a bump at the positive, the negative and elsewhere
-        p[np.abs(starts - t) <= 0.5] = 0.9
-    fold = FoldScores(starts, p, 1.0, 60.0, references=((10.5, 10.5),))
-    curve = f1_curve([fold], Postprocessing(), np.array([0.5]))
-    assert (curve.tp[0, 0], curve.fp[0, 0], curve.fn[0, 0]) == (1, 2, 0)  # complete
-    answers = FoldScores(starts, p, 1.0, 60.0, references=((10.5, 10.5),),
-                         known=((30.5, 30.5),))  # fmt: skip
-    curve = f1_curve([answers], Postprocessing(), np.array([0.5]))
-    assert (curve.tp[0, 0], curve.fp[0, 0], curve.fn[0, 0]) == (1, 1, 0)

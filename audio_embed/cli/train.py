@@ -149,9 +149,9 @@ def _add_marker_options(p: argparse.ArgumentParser) -> None:
     )
     g.add_argument(
         "--reviewed",
-        action="extend",
+        action=_MarkersAction,
         nargs="+",
-        default=[],
+        dest="markers",
         metavar="FILE",
         help="markers files of reviewed moments (search hits, suggestions: the kind "
         "column filled); a recording that only these mark is not complete: only its "
@@ -244,11 +244,13 @@ def _auto_or_probability(value: str) -> float | str:
 
 
 class _MarkersAction(argparse.Action):
-    """``--markers FILE``: appends ``[FILE, None]``; a following ``--audio`` fills the None."""
+    """``--markers FILE``: appends ``[FILE, None, False]``, ``--reviewed FILE...``
+    ``[FILE, None, True]`` for each; a following ``--audio`` fills the last None."""
 
     def __call__(self, parser: Any, namespace: Any, values: Any, option: Any = None) -> None:
         specs = list(getattr(namespace, self.dest, None) or [])
-        specs.append([values, None])
+        reviewed = option == "--reviewed"
+        specs.extend([f, None, reviewed] for f in (values if reviewed else [values]))
         setattr(namespace, self.dest, specs)
 
 
@@ -258,18 +260,18 @@ class _AudioAction(argparse.Action):
     def __call__(self, parser: Any, namespace: Any, values: Any, option: Any = None) -> None:
         specs: Any = getattr(namespace, "markers", None)
         if not specs or specs[-1][1] is not None:
-            parser.error("--audio must follow the --markers label file it belongs to")
+            parser.error("--audio must follow the --markers or --reviewed label file it belongs to")
         specs[-1][1] = values
 
 
 def _read_marker_files(args: argparse.Namespace) -> tuple[dict[str, Markers], set[str]]:
     """``--markers`` and ``--reviewed``: every recording's markers, and the recordings
     only ``--reviewed`` marks (not complete)."""
-    from audio_embed.formats import guess_marker_format, read_marker_files
+    from audio_embed.formats import guess_marker_format, merge_markers, read_marker_files
 
-    specs = [(Path(m), Path(a) if a else None) for m, a in args.markers]
-    fmt = args.markers_format
-    for path, audio in specs:
+    specs = [(Path(m), Path(a) if a else None, r) for m, a, r in args.markers]
+    for path, audio, reviewed in specs:  # --markers-format is --markers' own
+        fmt = "auto" if reviewed else args.markers_format
         if audio is not None and path.is_file():
             if (fmt if fmt != "auto" else guess_marker_format(path)) == "csv":
                 raise UsageError(
@@ -277,16 +279,20 @@ def _read_marker_files(args: argparse.Namespace) -> tuple[dict[str, Markers], se
                     "recordings itself; --audio belongs after an Audacity or Raven label file."
                 )
     recordings: dict[str | os.PathLike[str], str | os.PathLike[str]] = {
-        m: a for m, a in specs if a is not None
+        m: a for m, a, _ in specs if a is not None
     }
-    marked = read_marker_files([m for m, _ in specs], fmt=fmt, recordings=recordings)
-    if not args.reviewed:
-        return marked, set()
-    every = read_marker_files(
-        [m for m, _ in specs] + list(args.reviewed), fmt=fmt, recordings=recordings
+    marked = read_marker_files(
+        [m for m, _, r in specs if not r], fmt=args.markers_format, recordings=recordings
     )
-    complete = {os.path.realpath(f) for f in marked}
-    return every, {f for f in every if os.path.realpath(f) not in complete}
+    answers = [m for m, _, r in specs if r]
+    if not answers:
+        return marked, set()
+    name = {os.path.realpath(f): f for f in marked}
+    every = dict(marked)
+    for f, m in read_marker_files(answers, recordings=recordings).items():
+        key = name.setdefault(os.path.realpath(f), f)
+        every[key] = merge_markers(every[key], m) if key in every else m
+    return every, {f for f in every if f not in marked}
 
 
 def _train_windows(args: argparse.Namespace, sw: SlidingWindows) -> Any:

@@ -183,8 +183,19 @@ def _check_files_exist(recs: list[Recording]) -> None:
 
 
 def _check_complete(recs: list[Recording]) -> None:
-    """At least one recording must be complete: its unmarked windows are the negatives
-    and the threshold's cross-validation scores it."""
+    """At least one recording must be complete (its unmarked windows are the negatives
+    and the threshold's cross-validation scores it), and no file may be both."""
+    kinds: dict[str, set[bool]] = {}
+    for r in recs:
+        if not isinstance(r.source, np.ndarray):
+            key = os.path.normcase(os.path.realpath(r.source))
+            kinds.setdefault(key, set()).add(r.complete)
+    both = [k for k, v in kinds.items() if len(v) > 1]
+    if both:
+        raise InvalidInputError(
+            f"{both[0]} is given both as a complete recording and as one that is not "
+            "(complete=False): give it once, with all its markers, complete."
+        )
     if not any(r.complete for r in recs):
         raise TrainingDataError(
             f"None of the {len(recs)} training recordings is complete (every occurrence "

@@ -4,9 +4,9 @@ Folds come from :func:`audio_embed.threshold.fold_plan` (leave one recording
 out, or folds over the markers of a single recording); a held-out marker's
 windows are labelled soft in its fold, so they are neither positives nor
 negatives there, and the event F1 of each threshold is scored on the
-held-out markers (in a recording that is not complete,
-``Recording(complete=False)``, only at its marked moments: a detection
-elsewhere there counts neither way); :func:`audio_embed.threshold.choose_threshold` picks the
+held-out markers (a recording that is not complete,
+``Recording(complete=False)``, is in every fold's training set and never
+held out); :func:`audio_embed.threshold.choose_threshold` picks the
 threshold from that F1 curve (by default its best point once smoothed over
 thresholds as widely as the folds disagree).
 """
@@ -63,7 +63,13 @@ def cross_validated_threshold(
     the folds' detections use (None: the scanner's ``scan_postprocessing``)."""
     post = scanner.scan_postprocessing if post is None else post
     markers = [r.markers.within(e.duration) for r, (e, _) in zip(recs, grids, strict=True)]
-    plan = fold_plan([len(m.positive) for m in markers], scanner.seed)
+    # a recording that is not complete (reviewed answers) is never held out: its
+    # unmarked part cannot tell a false positive from an unmarked occurrence, and its
+    # answers are no sample of either (README, "Search by example")
+    plan = fold_plan(
+        [len(m.positive) if r.complete else 0 for r, m in zip(recs, markers, strict=True)],
+        scanner.seed,
+    )
     by_recording = len({i for fold in plan for i, _ in fold}) > 1
     method = "leave-one-recording-out" if by_recording else "folds over markers"
     folds: list[FoldScores] = []
@@ -123,7 +129,6 @@ def cross_validated_threshold(
                     ignore=tuple(
                         (t - half, t + half) for k, t in enumerate(m.positive) if k not in ks
                     ),
-                    known=None if recs[i].complete else tuple((t, t) for t in m.negative),
                 )
             )
     if by_recording:
