@@ -156,8 +156,8 @@ def _add_marker_options(p: argparse.ArgumentParser) -> None:
         help="markers files of reviewed moments (search hits, suggestions: the kind "
         "column filled); a recording that only these mark is not complete: only its "
         "marked moments are training windows (no automatic negatives around them) and "
-        "the threshold's cross-validation scores it at those moments only; a recording "
-        "that --markers marks keeps its automatic negatives",
+        "the threshold's cross-validation never holds it out; a recording that --markers "
+        "marks keeps its automatic negatives",
     )
     g.add_argument(
         "--markers-format",

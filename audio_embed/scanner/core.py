@@ -147,8 +147,8 @@ class Recording:
     moments are known (the answers of a review: search hits, suggestions), so
     only the windows at its markers are labelled (positives at positive
     markers, negatives at negative markers), and the threshold's
-    cross-validation scores it at its markers only: an unmarked occurrence in
-    it is neither a negative nor a false positive.
+    cross-validation never holds it out: an unmarked occurrence in it is
+    neither a negative nor a false positive.
     """
 
     source: Source
