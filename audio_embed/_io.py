@@ -10,7 +10,12 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
-__all__ = ["atomic_writer", "check_output_file", "check_output_folder"]
+from audio_embed.errors import AudioEmbedError
+
+__all__ = ["atomic_writer", "check_output_file", "check_output_folder", "writer_lock"]
+
+#: Seconds a writer waits for another one's lock (a store or index) before giving up.
+LOCK_TIMEOUT = 600.0
 
 
 def _umask() -> int:
@@ -95,3 +100,35 @@ def check_output_folder(path: str | os.PathLike[str]) -> None:
     problem = _writable_ancestor(folder)
     if problem:
         raise InvalidInputError(f"Cannot write results into {folder}: {problem}.")
+
+
+@contextlib.contextmanager
+def writer_lock(path: Path, what: str, timeout: float | None = None) -> Iterator[None]:
+    """Hold the lock file ``path`` (``filelock``) while writing ``what``: one writer at a
+    time, threads or processes. Says so when another holds it, and raises
+    :class:`AudioEmbedError` naming the file after ``timeout`` seconds (default
+    ``LOCK_TIMEOUT``) rather than wait for ever on a stopped writer."""
+    import logging
+
+    from filelock import FileLock, Timeout
+
+    lock = FileLock(path)
+    try:
+        lock.acquire(timeout=1.0)
+    except Timeout:
+        limit = LOCK_TIMEOUT if timeout is None else timeout
+        logging.getLogger("audio_embed").warning(
+            "Waiting for %s: another process is writing %s (up to %g s).", path, what, limit
+        )
+        try:
+            lock.acquire(timeout=limit)
+        except Timeout:
+            raise AudioEmbedError(
+                f"{path} is still held by another process after {limit:g} s: it is writing "
+                f"{what}, or it stopped without letting go. Try again when it is done; if no "
+                "audio-embed process is running, delete the lock file."
+            ) from None
+    try:
+        yield
+    finally:
+        lock.release()

@@ -414,9 +414,9 @@ class EmbeddingIndex:
         """Commit the changes on top of the newest generation, one writer at a time:
         two ``index`` runs at once each wrote generation N+1 over the other (one's
         files lost, or a reader of the mix saw a 'damaged' graph)."""
-        from filelock import FileLock
+        from audio_embed._io import writer_lock
 
-        with FileLock(self.path / LOCK):
+        with writer_lock(self.path / LOCK, f"the index {self.path}"):
             latest = read_manifest(self.path)
             if latest["generation"] != self.manifest["generation"]:  # another writer's
                 self.manifest, self._ann = latest, None

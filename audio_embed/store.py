@@ -16,13 +16,13 @@ from __future__ import annotations
 import os
 import re
 import shutil
+from contextlib import AbstractContextManager
 from datetime import datetime, timezone
 from pathlib import Path
 
 from attrs import frozen
-from filelock import FileLock
 
-from audio_embed._io import atomic_writer
+from audio_embed._io import atomic_writer, writer_lock
 from audio_embed.errors import InvalidInputError, ScannerFileError
 from audio_embed.scanner import Scanner
 
@@ -74,11 +74,11 @@ class ScannerStore:
             n += 1
         shutil.copy2(current, target)
 
-    def _lock(self) -> FileLock:
+    def _lock(self) -> AbstractContextManager[None]:
         """One writer at a time (threads or processes): two saves that both archived
         the same current file and then replaced it lost the first one's scanner."""
         self.directory.mkdir(parents=True, exist_ok=True)
-        return FileLock(self.directory / ".lock")
+        return writer_lock(self.directory / ".lock", f"the scanner store {self.directory}")
 
     def save(self, scanner: Scanner, profile: str) -> Path:
         """Save ``scanner`` as the current version of ``profile``; returns its path.

@@ -7,6 +7,7 @@ import time
 from pathlib import Path
 from typing import cast
 
+import pytest
 from attrs import define, field
 
 from audio_embed._io import atomic_writer
@@ -53,3 +54,28 @@ def test_concurrent_saves_lose_no_scanner(tmp_path: Path) -> None:
     kept.append(store.path("horn", "LOGMEL").read_text())
     assert sorted(kept) == sorted(["first", *(f"take {i}" for i in range(n))])
     assert len(store.versions("horn", "LOGMEL")) == n
+
+
+def test_a_held_lock_is_waited_for_with_a_word_then_refused_naming_it(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A stopped writer's lock does not hang every later save: a warning while waiting,
+    then an error naming the lock file (the reviewer's hang: no timeout, no message)."""
+    from filelock import FileLock
+
+    from audio_embed._io import writer_lock
+    from audio_embed.errors import AudioEmbedError
+
+    lock = tmp_path / ".lock"
+    other = FileLock(lock)
+    other.acquire()
+    try:
+        with caplog.at_level("WARNING", logger="audio_embed"):
+            with pytest.raises(AudioEmbedError, match=r"\.lock is still held"):
+                with writer_lock(lock, "the test store", timeout=0.3):
+                    pass
+        assert "Waiting for" in caplog.text and "the test store" in caplog.text
+    finally:
+        other.release()
+    with writer_lock(lock, "the test store", timeout=0.3):
+        pass
