@@ -114,8 +114,8 @@ def csv_separator(text: str) -> str:
 
 
 def csv_number(value: str, separator: str) -> str:
-    """``value`` with a decimal comma read as a point in a ``;``-separated CSV."""
-    return value.replace(",", ".") if separator == ";" else value
+    """``value`` with a decimal comma read as a point in a ``;``- or tab-separated CSV."""
+    return value.replace(",", ".") if separator in (";", "\t") else value
 
 
 def csv_extra_fields(row: Mapping[str | None, object], where: str, separator: str) -> None:
@@ -131,9 +131,10 @@ def csv_extra_fields(row: Mapping[str | None, object], where: str, separator: st
 
 
 def read_text_file(p: Path, what: str = "markers") -> str:
-    """A markers or labels file's text: UTF-8 (with or without a BOM), else Windows-1252,
-    what Excel on Windows writes as "CSV (Comma delimited)" (names that decode wrongly
-    then name files that do not exist, which training and evaluation report).
+    """A markers or labels file's text: UTF-8 (with or without a BOM), UTF-16 with a
+    BOM (Excel's "Unicode Text"), else Windows-1252, what Excel on Windows writes as
+    "CSV (Comma delimited)" (names that decode wrongly then name files that do not
+    exist, which training and evaluation report).
 
     Raises:
         MarkerError: unreadable, or not text (NUL bytes, or not Windows-1252 either).
@@ -143,7 +144,8 @@ def read_text_file(p: Path, what: str = "markers") -> str:
     except OSError as exc:
         raise MarkerError(f"Cannot read {what} file {p}: {exc}") from exc
     try:
-        text = raw.decode("utf-8-sig")
+        # Excel's "Unicode Text" is UTF-16 with a byte-order mark
+        text = raw.decode("utf-16" if raw[:2] in (b"\xff\xfe", b"\xfe\xff") else "utf-8-sig")
     except UnicodeDecodeError as exc:
         try:
             text = raw.decode("cp1252")

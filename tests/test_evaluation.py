@@ -106,7 +106,7 @@ def test_a_labels_file_of_the_wrong_kind_is_one_clear_error(tmp_path: Path) -> N
     with pytest.raises(MarkerError, match=r"missing onset, offset, label\. Found: file, time"):
         read_labelled_set(markers, "horn")
     binary = tmp_path / "labels.csv"
-    binary.write_bytes(b"\xff\xfe\x00garbage")
+    binary.write_bytes(b"\x00\xfe\x00garbage")  # no BOM (\xff\xfe: UTF-16)
     with pytest.raises(MarkerError, match="Cannot read labels file"):
         read_labelled_set(binary, "horn")
 
@@ -163,3 +163,15 @@ def test_a_labels_csv_in_windows_1252_reads(tmp_path: Path) -> None:
     path.write_bytes("file,onset,offset,label\nété.wav,1.0,2.0,cloche\n".encode("cp1252"))
     (event,) = read_labels(path)
     assert (event.file, event.label) == ("été.wav", "cloche")
+
+
+def test_a_tab_separated_utf16_labels_file_with_decimal_commas_reads(tmp_path: Path) -> None:
+    """Excel's "Unicode Text" export: UTF-16 with a BOM, tab-separated, and in many
+    locales decimal commas (was 'not a text file', then 'not a time')."""
+    from audio_embed.evaluate import read_labels
+
+    path = tmp_path / "labels.txt"
+    text = "split\tfile\tonset\toffset\tlabel\ntest\tété.wav\t1,5\t2,25\tcloche\n"
+    path.write_bytes(text.encode("utf-16"))
+    (event,) = read_labels(path)
+    assert (event.file, event.onset, event.offset, event.label) == ("été.wav", 1.5, 2.25, "cloche")
