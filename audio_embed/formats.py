@@ -113,9 +113,15 @@ def csv_separator(text: str) -> str:
     return ","
 
 
+def decimal_point(value: str) -> str:
+    """``value`` with a decimal comma (``3,25``, as some locales write) as a point."""
+    return value.replace(",", ".")
+
+
 def csv_number(value: str, separator: str) -> str:
-    """``value`` with a decimal comma read as a point in a ``;``- or tab-separated CSV."""
-    return value.replace(",", ".") if separator in (";", "\t") else value
+    """``value`` with a decimal comma read as a point in a ``;``- or tab-separated CSV
+    (in a comma-separated one a comma cannot be inside a number)."""
+    return decimal_point(value) if separator in (";", "\t") else value
 
 
 def csv_extra_fields(row: Mapping[str | None, object], where: str, separator: str) -> None:
@@ -163,16 +169,22 @@ def _read_text(p: Path) -> str:
     return read_text_file(p)
 
 
-def _one_name_per_file() -> Callable[[str], str]:
-    """A function giving every spelling of one recording (``a.wav``, ``/data/a.wav``,
-    ``x/../a.wav``, a link to it) the first spelling it saw: two spellings trained as
-    two recordings would label each one's marked sounds negative in the other."""
+def file_key(path: str | os.PathLike[str]) -> str:
+    """One key for every spelling of a file (``a.wav``, ``/data/a.wav``, ``x/../a.wav``,
+    a link to it)."""
+    return os.path.normcase(os.path.realpath(path))
+
+
+def one_name_per_file() -> Callable[[str], str]:
+    """A function giving every spelling of one recording (:func:`file_key`) the first
+    spelling it saw: two spellings trained as two recordings would label each one's
+    marked sounds negative in the other."""
     seen: dict[str, str] = {}
     spelt: dict[str, str] = {}  # realpath once per spelling, not once per row
 
     def name(file: str) -> str:
         if file not in spelt:
-            spelt[file] = seen.setdefault(os.path.normcase(os.path.realpath(file)), file)
+            spelt[file] = seen.setdefault(file_key(file), file)
         return spelt[file]
 
     return name
@@ -184,7 +196,7 @@ def _collect(
 ) -> dict[str, Markers]:
     grouped: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
     extents: dict[str, list[tuple[float, float]]] = defaultdict(list)
-    name = _one_name_per_file()
+    name = one_name_per_file()
     for file, t, kind in rows:
         grouped[name(file)][kind].append(t)
     for file, a, b in spans:
@@ -267,7 +279,7 @@ def read_audacity_labels(path: str | os.PathLike[str], audio: str) -> dict[str, 
         where = f"{p}, line {n}"
         if len(parts) < 2:
             raise MarkerError(f"{where}: expected start<TAB>end<TAB>label.")
-        start, end = (_time(csv_number(v, ";"), where) for v in parts[:2])
+        start, end = (_time(decimal_point(v), where) for v in parts[:2])
         label = parts[2].strip() if len(parts) > 2 else ""
         kind = _KIND_ALIASES.get(label.lower(), "positive")
         rows.append((audio, (start + end) / 2.0, kind))
@@ -291,7 +303,7 @@ def read_raven_table(path: str | os.PathLike[str], audio: str) -> dict[str, Mark
         if "Begin Time (s)" not in row or "End Time (s)" not in row:
             raise MarkerError(f"{p}: not a Raven selection table (no Begin/End Time (s) columns).")
         start, end = (
-            _time(csv_number(row[c] or "", ";"), where) for c in ("Begin Time (s)", "End Time (s)")
+            _time(decimal_point(row[c] or ""), where) for c in ("Begin Time (s)", "End Time (s)")
         )
         label = next((row[c] for c in ("Annotation", "Label", "Kind") if row.get(c)), "")
         kind = _KIND_ALIASES.get(label.lower(), "positive")
@@ -474,7 +486,7 @@ def read_marker_files(
     pairs = {Path(m): Path(a) for m, a in (recordings or {}).items()}
     merged: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
     merged_spans: dict[str, list[tuple[float, float]]] = defaultdict(list)
-    name = _one_name_per_file()
+    name = one_name_per_file()
     for path in paths:
         kind = fmt if fmt != "auto" else guess_marker_format(path)
         if kind == "csv":

@@ -267,7 +267,12 @@ class _AudioAction(argparse.Action):
 def _read_marker_files(args: argparse.Namespace) -> tuple[dict[str, Markers], set[str]]:
     """``--markers`` and ``--reviewed``: every recording's markers, and the recordings
     only ``--reviewed`` marks (not complete)."""
-    from audio_embed.formats import guess_marker_format, merge_markers, read_marker_files
+    from audio_embed.formats import (
+        guess_marker_format,
+        merge_markers,
+        one_name_per_file,
+        read_marker_files,
+    )
 
     specs = [(Path(m), Path(a) if a else None, r) for m, a, r in args.markers]
     for path, audio, reviewed in specs:  # --markers-format is --markers' own
@@ -287,12 +292,12 @@ def _read_marker_files(args: argparse.Namespace) -> tuple[dict[str, Markers], se
     answers = [m for m, _, r in specs if r]
     if not answers:
         return marked, set()
-    name = {os.path.realpath(f): f for f in marked}
-    every = dict(marked)
+    name = one_name_per_file()  # a recording --markers marks keeps its spelling
+    every = {name(f): m for f, m in marked.items()}
     for f, m in read_marker_files(answers, recordings=recordings).items():
-        key = name.setdefault(os.path.realpath(f), f)
+        key = name(f)
         every[key] = merge_markers(every[key], m) if key in every else m
-    return every, {f for f in every if f not in marked}
+    return every, set(every) - set(marked)
 
 
 def _train_windows(args: argparse.Namespace, sw: SlidingWindows) -> Any:

@@ -31,6 +31,7 @@ from audio_embed.errors import (
     InvalidInputError,
     TrainingDataError,
 )
+from audio_embed.formats import file_key
 from audio_embed.progress import CancelToken, ProgressCallback, ProgressEvent
 from audio_embed.scanner import persistence
 from audio_embed.scanner.adapt import FitData, adapt_scanner
@@ -188,8 +189,7 @@ def _check_complete(recs: list[Recording]) -> None:
     kinds: dict[str, set[bool]] = {}
     for r in recs:
         if not isinstance(r.source, np.ndarray):
-            key = os.path.normcase(os.path.realpath(r.source))
-            kinds.setdefault(key, set()).add(r.complete)
+            kinds.setdefault(file_key(r.source), set()).add(r.complete)
     both = [k for k, v in kinds.items() if len(v) > 1]
     if both:
         raise InvalidInputError(
