@@ -99,19 +99,7 @@ def test_text_file_named_wav(tmp_path: Path) -> None:
 
 
 def test_video_without_audio(tmp_path: Path) -> None:
-    import av
-
-    path = tmp_path / "silent.mp4"
-    with av.open(str(path), "w") as out:
-        vs = out.add_stream("mpeg4", rate=5)
-        vs.width, vs.height, vs.pix_fmt = 32, 32, "yuv420p"
-        for i in range(5):
-            frame = av.VideoFrame.from_ndarray(np.zeros((32, 32, 3), np.uint8), format="rgb24")
-            frame.pts = i
-            for p in vs.encode(frame):
-                out.mux(p)
-        for p in vs.encode(None):
-            out.mux(p)
+    path = _video_with_audio(tmp_path / "silent.mp4", [], seconds=1.0)
     with pytest.raises(NoAudioStreamError, match="no audio stream"):
         load_audio(path)
 
@@ -130,8 +118,8 @@ def test_resample_keeps_pitch() -> None:
 def _video_with_audio(
     path: Path, tracks: list[np.ndarray], *, audio_start: float = 0.0, seconds: float = 3.0
 ) -> Path:
-    """A video (mpeg4 picture from 0 s) with one AAC stream per track, each starting
-    ``audio_start`` seconds in (its packets' timestamps say so)."""
+    """A video (mpeg4 picture from 0 s) with one AAC stream per track (no track: no
+    sound), each starting ``audio_start`` seconds in (its packets' timestamps say so)."""
     import fractions
 
     import av
