@@ -27,6 +27,7 @@ interrupted ``add`` leaves the previous archive intact.
 from __future__ import annotations
 
 import json
+import logging
 import math
 import os
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -72,7 +73,10 @@ __all__ = [
     "merge_windows",
 ]
 
+log = logging.getLogger(__name__)
+
 _EPS = 1e-6
+_RELOADS = 3  # newer generations a reader follows before it gives up
 
 
 def recording_zscore(embeddings: np.ndarray) -> np.ndarray:
@@ -109,7 +113,7 @@ class EmbeddingIndex:
         self._unit: np.ndarray = np.zeros((0, self.dim), np.float16)
         self._norms: np.ndarray = np.zeros(0, np.float32)
         self._ann: AnnIndex | None = None
-        self._load_data()
+        self._load_newest(self._load_data)
 
     # ------------------------------------------------------------------ create / open
 
@@ -420,7 +424,7 @@ class EmbeddingIndex:
             latest = read_manifest(self.path)
             if latest["generation"] != self.manifest["generation"]:  # another writer's
                 self.manifest, self._ann = latest, None
-                self._load_data()
+                self._load_data()  # the lock holds writers off: no newer one can come
             self._apply_latest(new, touched, renamed or {}, removed or set())
 
     def _apply_latest(
@@ -527,7 +531,28 @@ class EmbeddingIndex:
         for f in self.path.iterdir():  # the previous generation, and leftovers of crashes
             stem, _, rest = f.name.partition("-")
             if stem in ("vectors", "norms", "meta", "ann") and not rest.startswith(f"{gen}."):
-                f.unlink(missing_ok=True)
+                try:
+                    f.unlink(missing_ok=True)
+                except OSError:  # a reader holds it open (Windows): the next commit retries
+                    log.debug("%s: could not delete %s yet", self.path, f.name)
+
+    def _load_newest(self, load: Callable[[], object]) -> None:
+        """Run ``load`` (read this generation's files); when a writer has switched the
+        index to a newer generation meanwhile, whose commit deletes the files of the one
+        this reader opened, reload everything from the newest instead. Readers take no
+        lock: a search never waits for an ``index`` run."""
+        for _ in range(_RELOADS):
+            try:
+                load()
+                return
+            except IndexFileError:
+                latest = read_manifest(self.path)
+                if latest["generation"] == self.manifest["generation"]:
+                    raise  # damaged for real, not replaced
+                log.info("%s: a writer committed a newer generation; reading it", self.path)
+                self.manifest, self._ann = latest, None
+                self._load_data()
+        load()
 
     def _load_data(self) -> None:
         gen = int(self.manifest["generation"])
@@ -550,8 +575,12 @@ class EmbeddingIndex:
         self._files, self._starts, self._unit, self._norms = files, starts, unit, norms
 
     def _load_ann(self) -> AnnIndex:
-        if self._ann is not None:
-            return self._ann
+        if self._ann is None:
+            self._load_newest(self._read_ann)
+        assert self._ann is not None
+        return self._ann
+
+    def _read_ann(self) -> None:
         info = self.manifest["ann"]
         path = self.path / str(info.get("file", ""))
         if not path.is_file() or path.stat().st_size != int(info.get("size", -1)):
@@ -559,7 +588,6 @@ class EmbeddingIndex:
         self._ann = AnnIndex.load(
             path, self.dim, len(self), info["params"], int(info.get("trained_on", 0))
         )
-        return self._ann
 
     # ------------------------------------------------------------------ search
 
