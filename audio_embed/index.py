@@ -391,11 +391,20 @@ class EmbeddingIndex:
             report.windows_added = sum(len(e.starts) for _, e in new)
         return report
 
-    def missing(self) -> list[str]:
+    def missing(self, *, folder_present: bool | None = None) -> list[str]:
         """Indexed files that are no longer where they were indexed (moved or
         deleted): their windows still come up in searches until :meth:`remove`
-        drops them, or :meth:`add` finds them under a new name."""
-        return [f.path for f in self._files if not Path(f.path).exists()]
+        drops them, or :meth:`add` finds them under a new name.
+
+        ``folder_present=True`` keeps those whose folder is still there (deleted or
+        renamed in it), ``False`` those whose folder is gone too: a drive that is not
+        mounted, or a share that is offline, looks like that, so pruning them is a
+        separate decision.
+        """
+        gone = [f.path for f in self._files if not Path(f.path).exists()]
+        if folder_present is None:
+            return gone
+        return [f for f in gone if Path(f).parent.is_dir() is folder_present]
 
     def remove(self, paths: Iterable[str | os.PathLike[str]]) -> int:
         """Drop the windows of ``paths`` (as :attr:`files` names them, or any

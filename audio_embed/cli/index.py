@@ -61,7 +61,13 @@ def add_parser(subparsers: Subparsers) -> argparse.ArgumentParser:
         "--prune",
         action="store_true",
         help="drop the windows of indexed files that are no longer there (deleted, or moved "
-        "and not given again: a moved file given again is recognised by its content)",
+        "and not given again: a moved file given again is recognised by its content); a file "
+        "whose whole folder is gone is kept (a drive not mounted looks like that)",
+    )
+    p.add_argument(
+        "--prune-all",
+        action="store_true",
+        help="--prune, and also drop files whose folder is gone",
     )
     p.add_argument(
         "--model",
@@ -156,6 +162,30 @@ def _ray_runner(
     return runner.sliding_embeddings_many
 
 
+def _prune_or_warn(run: Run, index: EmbeddingIndex, *, prune: bool, folders: bool) -> None:
+    gone = index.missing()
+    if prune:
+        drop = gone if folders else index.missing(folder_present=True)
+        if drop:
+            dropped = index.remove(drop)
+            run.echo(f"Pruned {len(drop)} file(s) no longer there ({dropped} window(s)).")
+        kept = sorted(set(gone) - set(drop))
+        if kept:
+            folders_gone = sorted({str(Path(f).parent) for f in kept})
+            run.warn(
+                f"kept {len(kept)} indexed file(s) whose folder is not there "
+                f"({', '.join(folders_gone[:3])}{' …' if len(folders_gone) > 3 else ''}): "
+                "a drive that is not mounted looks like this. Mount it, or pass --prune-all "
+                "to drop them too."
+            )
+    elif gone:
+        run.warn(
+            f"{len(gone)} indexed file(s) are no longer there (e.g. {gone[0]}): their windows "
+            "still come up in searches. Index them again from their new place (a moved "
+            "file is recognised by its content) or pass --prune to drop them."
+        )
+
+
 def run(run: Run) -> int:
     from audio_embed.batch import collect_inputs
 
@@ -191,16 +221,7 @@ def run(run: Run) -> int:
         + (f", {len(report.failed)} failed" if report.failed else "")
         + f"; {report.windows_added} window(s) embedded."
     )
-    gone = index.missing()
-    if gone and args.prune:
-        dropped = index.remove(gone)
-        run.echo(f"Pruned {len(gone)} file(s) no longer there ({dropped} window(s)).")
-    elif gone:
-        run.warn(
-            f"{len(gone)} indexed file(s) are no longer there (e.g. {gone[0]}): their windows "
-            "still come up in searches. Index them again from their new place (a moved "
-            "file is recognised by its content) or pass --prune to drop them."
-        )
+    _prune_or_warn(run, index, prune=args.prune or args.prune_all, folders=args.prune_all)
     run.echo(
         f"The index holds {len(index.files)} file(s), {len(index)} windows of {sw.window:g} s "
         f"every {sw.hop:g} s ({index.embedder_name}, {index.manifest['vector_dtype']})."
