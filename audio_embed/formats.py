@@ -25,7 +25,7 @@ import math
 import os
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from pathlib import Path
+from pathlib import Path, PureWindowsPath
 from typing import Literal
 
 from audio_embed._io import atomic_writer
@@ -288,14 +288,43 @@ def read_audacity_labels(path: str | os.PathLike[str], audio: str) -> dict[str, 
     return _collect(rows, spans)
 
 
-def read_raven_table(path: str | os.PathLike[str], audio: str) -> dict[str, Markers]:
+_RAVEN_FILE_COLUMNS = ("Begin Path", "Begin File")
+_RAVEN_OFFSET = "File Offset (s)"
+
+
+def _raven_names_files(path: str | os.PathLike[str]) -> bool:
+    """Whether a Raven selection table names the file of each selection (``Begin Path``
+    or ``Begin File`` with ``File Offset (s)``, as Raven writes for a file list)."""
+    head = read_text_file(Path(path)).partition("\n")[0].rstrip("\r").split("\t")
+    return _RAVEN_OFFSET in head and any(c in head for c in _RAVEN_FILE_COLUMNS)
+
+
+def _raven_recording(row: Mapping[str, str | None], folder: Path) -> str:
+    """The recording a selection lies in: ``Begin Path`` when that file is here, else the
+    file named by ``Begin File`` (or by the path's last part) in the table's folder."""
+    full = (row.get("Begin Path") or "").strip()
+    if full and Path(full).is_file():
+        return full
+    # a path from the machine that made the table (C:\\...\\rec.wav reads on any system)
+    name = (row.get("Begin File") or "").strip() or PureWindowsPath(full).name
+    return str(folder / name)
+
+
+def read_raven_table(path: str | os.PathLike[str], audio: str | None = None) -> dict[str, Markers]:
     """Read a Raven selection table marking ``audio``.
 
     The marker time is the selection's midpoint; the kind comes from a column
     named ``Annotation``, ``Label`` or ``Kind`` when present (positive otherwise).
+    A table made over a list of files (``Begin Path`` or ``Begin File`` and ``File
+    Offset (s)`` columns, where ``Begin Time (s)`` counts from the first file's start)
+    marks each selection's own file at its offset in it; ``audio`` may then name the
+    recording only when every selection lies in one file.
     """
     p = Path(path)
     reader = csv.DictReader(io.StringIO(_read_text(p)), delimiter="\t")
+    per_file = _raven_names_files(p)
+    if audio is None and not per_file:
+        raise MarkerError(f"{p}: name the recording this Raven table marks.")
     rows = []
     spans = []
     for n, row in enumerate(reader, start=2):
@@ -305,11 +334,27 @@ def read_raven_table(path: str | os.PathLike[str], audio: str) -> dict[str, Mark
         start, end = (
             _time(decimal_point(row[c] or ""), where) for c in ("Begin Time (s)", "End Time (s)")
         )
+        file = str(audio)
+        if per_file:
+            file = _raven_recording(row, p.parent)
+            offset = _time(decimal_point(row[_RAVEN_OFFSET] or ""), where)
+            start, end = offset, offset + (end - start)
         label = next((row[c] for c in ("Annotation", "Label", "Kind") if row.get(c)), "")
         kind = _KIND_ALIASES.get(label.lower(), "positive")
-        rows.append((audio, (start + end) / 2.0, kind))
+        rows.append((file, (start + end) / 2.0, kind))
         if kind == "positive" and end > start:
-            spans.append((audio, start, end))
+            spans.append((file, start, end))
+    if per_file and audio is not None:
+        named = {file_key(f) for f, _, _ in rows}
+        if len(named) > 1:
+            raise MarkerError(
+                f"{p}: the table marks {len(named)} files (its Begin File / Begin Path "
+                f"column), so --audio {audio} cannot say which one it means. Leave --audio "
+                "out: each selection then marks its own file, found by that column (a path "
+                "that is not on this machine is looked for by name in the table's folder)."
+            )
+        rows = [(audio, t, k) for _, t, k in rows]
+        spans = [(audio, a, b) for _, a, b in spans]
     return _collect(rows, spans)
 
 
@@ -491,6 +536,8 @@ def read_marker_files(
         kind = fmt if fmt != "auto" else guess_marker_format(path)
         if kind == "csv":
             read = read_markers(path)
+        elif kind == "raven" and path not in pairs and _raven_names_files(path):
+            read = read_raven_table(path)  # each selection names its own file
         else:
             rec = pairs.get(path) or recording_next_to(path)
             reader = read_audacity_labels if kind == "audacity" else read_raven_table

@@ -221,6 +221,42 @@ def test_raven_table_with_extra_columns_and_two_views(tmp_path: Path) -> None:
     }
 
 
+def test_raven_table_over_a_list_of_files_marks_each_file(tmp_path: Path) -> None:
+    """Raven's table for a file list counts Begin Time (s) from the first file's start;
+    each selection's own file and its offset in it are in Begin Path / Begin File and
+    File Offset (s)."""
+    from audio_embed.formats import read_marker_files, read_raven_table
+
+    for name in ("a.wav", "b.wav"):
+        (tmp_path / name).write_bytes(b"RIFF")
+    here = tmp_path / "b.wav"
+    table = tmp_path / "Table.1.selections.txt"
+    table.write_text(
+        "Selection\tView\tChannel\tBegin Time (s)\tEnd Time (s)\tBegin Path\t"
+        "File Offset (s)\tBegin File\tAnnotation\n"
+        "1\tSpectrogram 1\t1\t4.0\t4.6\tC:\\Users\\me\\field\\a.wav\t4.0\ta.wav\thorn\n"
+        "2\tSpectrogram 1\t1\t64.0\t64.5\tD:\\x\\b.wav\t4,0\t\tnegative\n"
+        f"3\tSpectrogram 1\t1\t70.0\t71.0\t{here}\t10.0\tb.wav\thorn\n"
+    )
+    a, b = str(tmp_path / "a.wav"), str(here)
+    expected = {
+        a: Markers(positive=(4.3,), spans=((4.0, 4.6),)),
+        b: Markers(positive=(10.5,), negative=(4.25,), spans=((10.0, 11.0),)),
+    }
+    assert read_raven_table(table) == expected
+    assert read_marker_files([table]) == expected  # no recording named like the table
+    with pytest.raises(MarkerError, match="marks 2 files"):
+        read_raven_table(table, "rec.wav")
+    one = tmp_path / "rec.selections.txt"
+    one.write_text("\n".join(table.read_text().splitlines()[:2]) + "\n")
+    assert read_raven_table(one, "rec.wav") == {  # one file: --audio names it
+        "rec.wav": Markers(positive=(4.3,), spans=((4.0, 4.6),))
+    }
+    (tmp_path / "a.wav").unlink()
+    with pytest.raises(MarkerError, match="do not exist"):
+        read_marker_files([table])
+
+
 def test_a_markers_csv_saved_by_excel_on_windows_reads(tmp_path: Path) -> None:
     """Excel's "CSV (Comma delimited)" is Windows-1252: a name with an accent failed
     with "'utf-8' codec can't decode byte 0xe9"."""
