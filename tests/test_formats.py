@@ -106,6 +106,29 @@ def test_subtitles_as_players_and_editors_read_them(tmp_path: Path) -> None:
         ]
 
 
+@pytest.mark.parametrize("fmt", SUBTITLES)
+def test_ffmpeg_reads_the_subtitles_as_players_do(tmp_path: Path, fmt: OutputFormat) -> None:
+    """FFmpeg's own SubRip / WebVTT demuxer (what mpv and many players use) finds every
+    cue at its time, past an hour and past a day, with its text."""
+    import av
+
+    path = write_detections(tmp_path / f"long.{fmt}", LONG, fmt, label="Wölfe, heulend")
+    with av.open(str(path)) as container:
+        stream = container.streams[0]
+        assert stream.type == "subtitle"
+        cues = [
+            (float(p.pts * p.time_base), float((p.pts + p.duration) * p.time_base), bytes(p))
+            for p in container.demux(stream)
+            if p.pts is not None
+        ]
+    assert cues == [
+        (pytest.approx(d.start, abs=5e-4), pytest.approx(d.end, abs=5e-4), text.encode())
+        for d, text in zip(
+            LONG, ["Wölfe, heulend 0.87", "Wölfe, heulend 0.50", "Wölfe, heulend 1.00"], strict=True
+        )
+    ]
+
+
 def test_subtitle_cues_keep_any_label_on_one_line(tmp_path: Path) -> None:
     """A label with commas, a line break, tags, an arrow or non-ASCII letters stays one
     line of cue text (a blank line would end the cue) and reads back."""
