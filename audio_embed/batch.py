@@ -165,7 +165,7 @@ def _check_format(_obj: object, _attr: object, fmt: str) -> None:
     from audio_embed.formats import FORMAT_SUFFIXES
 
     if fmt not in FORMAT_SUFFIXES:
-        raise InvalidInputError(f"Unknown output format {fmt!r}; use csv, json, audacity or raven.")
+        raise InvalidInputError(f"Unknown output format {fmt!r}; use {', '.join(FORMAT_SUFFIXES)}.")
 
 
 def _check_threshold(_obj: object, _attr: object, threshold: float | None) -> None:
@@ -180,8 +180,9 @@ class BatchSettings:
     (:func:`audio_embed.distributed.scan_dataset`) and ``audio-embed scan``.
 
     Args:
-        fmt: format of the per-file results (``csv``, ``json``, ``audacity``, ``raven``).
-        label: label text in Audacity/Raven output.
+        fmt: format of the per-file results (``csv``, ``json``, ``audacity``, ``raven``,
+            ``srt``, ``vtt``).
+        label: label text in Audacity/Raven output and subtitle cues.
         threshold: detection threshold; None: the scanner's.
         skip_existing: read back the results already in the output folder
             instead of scanning those inputs again.
@@ -472,7 +473,8 @@ def _refuse_beside_recordings(
             f"{target} exists next to its recording {audio.name}"
             + (f" (and {more} more)" if more else "")
             + ": it is not an earlier scan result, it may be that recording's labels (train "
-            "reads rec.wav + rec.txt), and its scan result would replace it. Write the "
+            "reads rec.wav + rec.txt) or subtitles (rec.srt), and its scan result would "
+            "replace it. Write the "
             "results to another folder (--out), or move the file away."
         )
 

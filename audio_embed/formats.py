@@ -8,8 +8,10 @@ an Audacity or Raven file marks, :func:`read_marker_files` reads and merges
 several markers files of any of the three formats.
 
 Detections: CSV and JSON (file, start, end, peak, score), Audacity label
-tracks and Raven selection tables, written by :func:`write_detections` and
-read back by :func:`read_detections`. Every writer writes atomically: a
+tracks, Raven selection tables, and SubRip (``.srt``) and WebVTT (``.vtt``)
+subtitles for video players and editors (one cue per detection, the text
+``label score``), written by :func:`write_detections` and read back by
+:func:`read_detections`. Every writer writes atomically: a
 temporary file, then a rename, so an interrupted run leaves no partial file.
 
 Nothing here imports torch or scikit-learn.
@@ -23,6 +25,7 @@ import json
 import logging
 import math
 import os
+import re
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path, PureWindowsPath
@@ -55,13 +58,15 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-OutputFormat = Literal["csv", "json", "audacity", "raven"]
+OutputFormat = Literal["csv", "json", "audacity", "raven", "srt", "vtt"]
 MarkerFormat = Literal["csv", "audacity", "raven"]
 FORMAT_SUFFIXES: dict[str, str] = {
     "csv": ".csv",
     "json": ".json",
     "audacity": ".txt",
     "raven": ".selections.txt",
+    "srt": ".srt",
+    "vtt": ".vtt",
 }
 _KIND_ALIASES = {
     "positive": "positive",
@@ -400,7 +405,52 @@ def format_detections(
             for i, d in enumerate(detections, start=1)
         )
         return head + body
-    raise ValueError(f"Unknown output format {fmt!r}; use csv, json, audacity or raven.")
+    if fmt == "srt":
+        text = _cue_text(label, "srt")
+        return "".join(
+            f"{i}\n{_timing(d, ',')}\n{text}{d.score:.2f}\n\n"
+            for i, d in enumerate(detections, start=1)
+        )
+    if fmt == "vtt":
+        text = _cue_text(label, "vtt")
+        return "WEBVTT\n\n" + "".join(
+            f"{i}\n{_timing(d, '.')}\n{text}{d.score:.2f}\n\n"
+            for i, d in enumerate(detections, start=1)
+        )
+    raise ValueError(f"Unknown output format {fmt!r}; use {_FORMAT_NAMES}.")
+
+
+_FORMAT_NAMES = "csv, json, audacity, raven, srt or vtt"
+
+
+def _timing(d: Detection, decimal: str) -> str:
+    """A cue's ``start --> end`` to the millisecond, at least 1 ms long (players skip
+    an empty cue)."""
+    start = max(0, round(d.start * 1000))
+    end = max(start + 1, round(d.end * 1000))
+    return f"{_timestamp(start, decimal)} --> {_timestamp(end, decimal)}"
+
+
+def _timestamp(ms: int, decimal: str) -> str:
+    """``HH:MM:SS,mmm`` (SubRip) or ``HH:MM:SS.mmm`` (WebVTT): hours keep counting
+    past 24 (``25:00:00,000``, ``100:00:00,000``), as both formats allow."""
+    hours, ms = divmod(ms, 3_600_000)
+    minutes, ms = divmod(ms, 60_000)
+    secs, ms = divmod(ms, 1000)
+    return f"{hours:02d}:{minutes:02d}:{secs:02d}{decimal}{ms:03d}"
+
+
+def _cue_text(label: str, fmt: Literal["srt", "vtt"]) -> str:
+    """The label as the start of a one-line cue text (``"wolf "``; ``""`` for no label):
+    line breaks and runs of blanks become one space (a blank line would end the cue),
+    ``-->`` (a timing line's arrow) is broken up, and in WebVTT ``&``, ``<`` and ``>``
+    are escaped."""
+    text = " ".join(label.split())
+    if fmt == "vtt":
+        text = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    else:
+        text = text.replace("-->", "->")
+    return text + " " if text else ""
 
 
 def atomic_write_text(path: str | os.PathLike[str], text: str) -> Path:
@@ -425,9 +475,12 @@ def write_detections(
 def read_detections(path: str | os.PathLike[str], fmt: OutputFormat) -> list[Detection]:
     """Read back detections that :func:`write_detections` wrote in ``fmt``.
 
-    Audacity labels and Raven tables do not store the peak: it comes back as
-    NaN. Raises :class:`~audio_embed.errors.ResultFileError` when the file is
-    missing or is not a result file of that format.
+    Audacity labels, Raven tables and SubRip / WebVTT subtitles do not store the
+    peak: it comes back as NaN; subtitles keep times to the millisecond and the
+    score to two decimals (as Audacity labels), Raven tables to 6 and 4 decimals.
+    Raises :class:`~audio_embed.errors.ResultFileError` when the file is missing or
+    is not a result file of that format (subtitles that are not cues ``label score``
+    with one label for all, e.g. a film's own, are not).
     """
     p = Path(path)
     try:
@@ -458,8 +511,50 @@ def _parse_detections(text: str, fmt: OutputFormat) -> list[Detection]:
         for r in csv.DictReader(io.StringIO(text), delimiter="\t"):
             start, end = float(r["Begin Time (s)"]), float(r["End Time (s)"])
             rows.append(Detection(start, end, float(r["Score"]), math.nan))
+    elif fmt in ("srt", "vtt"):
+        rows = _parse_cues(text, fmt)
     else:
-        raise ValueError(f"unknown result format {fmt!r}; use csv, json, audacity or raven")
+        raise ValueError(f"unknown result format {fmt!r}; use {_FORMAT_NAMES}")
+    return rows
+
+
+_TIME = r"(\d+):([0-5]\d):([0-5]\d)[,.](\d{3})"
+_TIMING = re.compile(rf"{_TIME} --> {_TIME}")
+_SCORE_TEXT = re.compile(r"(?:(.*) )?(-?\d+\.\d+)")
+
+
+def _seconds(h: str, m: str, s: str, ms: str) -> float:
+    return int(h) * 3600 + int(m) * 60 + int(s) + int(ms) / 1000
+
+
+def _parse_cues(text: str, fmt: OutputFormat) -> list[Detection]:
+    """The cues of a SubRip or WebVTT file :func:`format_detections` wrote, strictly:
+    every cue ``[number] / start --> end / label score`` with one label for all, so
+    that a person's own subtitles (``rec.srt`` beside ``rec.mp4``) are not taken for
+    an earlier result (and replaced)."""
+    text = text.lstrip("\ufeff").replace("\r\n", "\n")
+    blocks = [b for b in re.split(r"\n[ \t]*\n", text.strip("\n")) if b.strip()]
+    if fmt == "vtt":
+        if not blocks or not re.fullmatch(r"WEBVTT([ \t].*)?", blocks[0].split("\n")[0]):
+            raise ValueError("not a WebVTT file (no WEBVTT line)")
+        blocks = blocks[1:]
+    rows: list[Detection] = []
+    labels = set()
+    for n, block in enumerate(blocks, start=1):
+        lines = block.split("\n")
+        if fmt == "vtt" and len(lines) == 2:  # WebVTT cue numbers are optional
+            lines = ["", *lines]
+        if len(lines) != 3 or (fmt == "srt" and not lines[0].strip().isdigit()):
+            raise ValueError(f"cue {n} is not a number, a timing line and 'label score'")
+        timing = _TIMING.fullmatch(lines[1].strip())
+        said = _SCORE_TEXT.fullmatch(lines[2].strip())
+        if timing is None or said is None:
+            raise ValueError(f"cue {n}: {lines[1]!r} / {lines[2]!r} is not a timing and a score")
+        labels.add(said.group(1) or "")
+        if len(labels) > 1:
+            raise ValueError(f"cues with different labels ({' / '.join(sorted(labels))})")
+        g = timing.groups()
+        rows.append(Detection(_seconds(*g[:4]), _seconds(*g[4:]), float(said.group(2)), math.nan))
     return rows
 
 

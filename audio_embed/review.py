@@ -126,7 +126,7 @@ def format_hits(hits: Sequence[Hit], fmt: str) -> str:
 
 
 def hits_by_file(hits: Sequence[Hit]) -> dict[str, list[Detection]]:
-    """Hits grouped by file, in time order, as detections (for Audacity / Raven files)."""
+    """Hits grouped by file, in time order, as detections (for label and subtitle files)."""
     out: dict[str, list[Detection]] = {}
     for h in hits:
         out.setdefault(h.file, []).append(Detection(h.start, h.end, h.score, h.peak))

@@ -130,6 +130,10 @@ def test_search_formats(
     rc, _, _ = cli(capsys, "search", str(archive), "--example", f"{f}:{t}", "--format",
                    "raven", "--out", str(tmp_path / "raven"), "--top", "5")  # fmt: skip
     assert rc == 0 and len(list((tmp_path / "raven").glob("*.selections.txt"))) >= 1
+    rc, _, _ = cli(capsys, "search", str(archive), "--example", f"{f}:{t}", "--format",
+                   "vtt", "--out", str(tmp_path / "vtt"), "--top", "5")  # fmt: skip
+    vtt = (tmp_path / "vtt" / (Path(f).stem + ".vtt")).read_text()
+    assert rc == 0 and vtt.startswith("WEBVTT\n\n1\n") and "\nmatch " in vtt
 
 
 @pytest.mark.parametrize(
@@ -138,6 +142,7 @@ def test_search_formats(
         (["--example", "x.wav"], 2, "FILE:SECONDS"),
         ([], 2, "at least one --example"),
         (["--example", "a.wav:1", "--format", "audacity"], 2, "--out DIR"),
+        (["--example", "a.wav:1", "--format", "srt"], 2, "--out DIR"),
         (["--suggest", "3"], 2, "--scanner"),
     ],
 )

@@ -45,8 +45,9 @@ def add_parser(subparsers: Subparsers) -> argparse.ArgumentParser:
         description=(
             "Scan audio and video files (folders are searched recursively) and write one\n"
             "result file per input into --out, named after the input (rec.wav -> rec.csv,\n"
-            "rec.json, rec.txt for Audacity, rec.selections.txt for Raven; subfolders of a\n"
-            "folder argument are kept), plus detections.csv with every detection.\n"
+            "rec.json, rec.txt for Audacity, rec.selections.txt for Raven, rec.srt or\n"
+            "rec.vtt subtitles for video players and editors; subfolders of a folder\n"
+            "argument are kept), plus detections.csv with every detection.\n"
             "A file that cannot be read is reported on stderr and skipped; the others still\n"
             "finish and the exit code is 1. Ctrl-C stops cleanly (exit code 130): results\n"
             "already written are complete, so --skip-existing resumes."
@@ -55,6 +56,7 @@ def add_parser(subparsers: Subparsers) -> argparse.ArgumentParser:
             "examples:\n"
             f"  {PROG} scan horn.scanner recordings/ --out results/\n"
             f"  {PROG} scan horn.scanner film.mp4 --format audacity --label horn --out results/\n"
+            f"  {PROG} scan horn.scanner film.mp4 --format srt --label horn --out results/\n"
             f"  {PROG} scan --store scanners/ --profile horn --model LOGMEL recordings/ "
             "--out results/\n"
             f"  {PROG} scan horn.scanner archive/ --out results/ --ray --skip-existing"
@@ -69,9 +71,10 @@ def add_parser(subparsers: Subparsers) -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, metavar="DIR", help="folder for the results")
     p.add_argument(
         "--format",
-        choices=("csv", "json", "audacity", "raven"),
+        choices=("csv", "json", "audacity", "raven", "srt", "vtt"),
         default="csv",
-        help="format of the per-file results",
+        help="format of the per-file results (srt/vtt: a subtitle cue 'label score' per "
+        "detection, for video players and editors)",
     )
     p.add_argument(
         "--threshold",
@@ -82,8 +85,8 @@ def add_parser(subparsers: Subparsers) -> argparse.ArgumentParser:
     p.add_argument(
         "--label",
         metavar="TEXT",
-        help="label text in Audacity/Raven output (default: the profile name with --store, "
-        "else 'target')",
+        help="label text in Audacity/Raven/subtitle output (default: the profile name with "
+        "--store, else 'target')",
     )
     p.add_argument(
         "--skip-existing", action="store_true", help="skip inputs whose result file exists"
