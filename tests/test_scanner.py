@@ -137,6 +137,38 @@ def test_load_refuses_truncated_and_foreign_files(tmp_path: Path, trained: Scann
         Scanner.load(tmp_path / "missing.scanner")
 
 
+def test_load_refuses_settings_it_does_not_know_with_a_scanner_file_error(
+    tmp_path: Path, trained: Scanner
+) -> None:
+    """A scanner from a newer release (a setting this one lacks) or with damaged
+    settings: a ScannerFileError saying so (before: a TypeError or KeyError traceback)."""
+    path = trained.save(tmp_path / "horn.scanner")
+    with zipfile.ZipFile(path) as zf:
+        meta, payload = json.loads(zf.read("scanner.json")), zf.read("classifier.skops")
+
+    def variant(change: dict[str, object], where: str = "") -> Path:
+        edited = json.loads(json.dumps(meta))
+        (edited[where] if where else edited).update(change)
+        out = tmp_path / "edited.scanner"
+        with zipfile.ZipFile(out, "w") as zf:
+            zf.writestr("scanner.json", json.dumps(edited))
+            zf.writestr("classifier.skops", payload)
+        return out
+
+    for change, where in (
+        ({"new_setting": 1.0}, "postprocessing"),
+        ({"new_setting": 1.0}, "train_windows"),
+        ({"hop": "fast"}, "scan_windows"),
+    ):
+        with pytest.raises(ScannerFileError, match=r"cannot use .*upgrade"):
+            Scanner.load(variant(change, where))
+    del meta["threshold"]
+    with pytest.raises(ScannerFileError, match="lacks the 'threshold' field"):
+        Scanner.read_metadata(variant({}))
+    with pytest.raises(ScannerFileError, match="format_version 'x'"):
+        Scanner.load(variant({"format_version": "x"}))
+
+
 def _rewrite(path: Path, out: Path, payload: bytes) -> None:
     with zipfile.ZipFile(path) as zf:
         meta = zf.read("scanner.json")

@@ -130,6 +130,29 @@ def load(
     meta, payload = _read_scanner_file(p)
     embedder = _saved_embedder(p, meta, embedder, embedder_kwargs or {}, allow_mismatch)
     classifier = _load_classifier(p, payload)
+    try:
+        return _build(cls, p, meta, embedder, classifier, cache)
+    except (KeyError, TypeError, ValueError) as exc:  # InvalidInputError is a ValueError
+        from audio_embed import __version__
+
+        detail = f"{type(exc).__name__}: {exc}" if isinstance(exc, KeyError) else str(exc)
+        raise ScannerFileError(
+            f"{p} holds settings this audio_embed ({__version__}) cannot use ({detail}). "
+            f"It was written by audio_embed {meta.get('library_version', '(unknown)')}: "
+            "if that is newer, upgrade; otherwise the file is damaged, train it again."
+        ) from exc
+
+
+def _build(
+    cls: type[Scanner],
+    p: Path,
+    meta: dict[str, Any],
+    embedder: Embedder,
+    classifier: CalibratedClassifier,
+    cache: EmbeddingCache | None,
+) -> Scanner:
+    """The scanner of a saved file's metadata (KeyError, TypeError or ValueError when
+    the settings are missing, of another type, or unknown to this version)."""
     sw, tw = meta["scan_windows"], meta["train_windows"]
     used = meta.get("postprocessing", {"valley": 0.0})
     setting = meta.get("postprocessing_setting", used)
@@ -245,11 +268,15 @@ def _read_scanner_file(p: Path) -> tuple[dict[str, Any], bytes]:
         ) from exc
     if not isinstance(meta, dict) or meta.get("format") != SCANNER_FORMAT:
         raise ScannerFileError(f"{p} is not an audio_embed scanner file.")
-    if int(meta.get("format_version", -1)) > SCANNER_FORMAT_VERSION:
+    version = meta.get("format_version", -1)
+    if not isinstance(version, int):
+        raise ScannerFileError(f"{p}: its format_version {version!r} is not a number; damaged.")
+    if version > SCANNER_FORMAT_VERSION:
         raise ScannerFileError(
             f"{p} was written by a newer audio_embed ({meta.get('library_version')}); upgrade."
         )
-    for key in ("embedder", "feature_dim", "scan_windows", "train_windows", "normalization"):
+    required = ("embedder", "feature_dim", "scan_windows", "train_windows", "normalization")
+    for key in (*required, "threshold"):
         if key not in meta:
             raise ScannerFileError(f"{p} lacks the {key!r} field; the file is damaged.")
     return meta, payload
