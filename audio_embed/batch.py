@@ -390,6 +390,10 @@ def scan_to_folder(
     targets = output_paths(inputs, out, FORMAT_SUFFIXES[fmt], reserved=(COMBINED_CSV,))
     _refuse_beside_recordings(inputs, targets, fmt)
     todo = _existing_results(inputs, targets, fmt, settings.skip_existing, tell)
+    # An earlier batch's combined CSV would contradict the result files this one replaces
+    # if it stops early (cancelled) or writes none (every file failed): it goes now and
+    # is written anew when the batch finishes.
+    (out / COMBINED_CSV).unlink(missing_ok=True)
     runner = scanner.scan_many if many is None else many
     try:
         with contextlib.closing(run_many(runner, todo, progress=progress, cancel=cancel)) as runs:

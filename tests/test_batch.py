@@ -282,6 +282,34 @@ def test_scan_to_folder_writes_no_combined_file_when_nothing_was_scanned(tmp_pat
     assert len(report.failed) == 1 and report.done == ()
 
 
+def test_an_earlier_combined_csv_goes_when_a_batch_stops_early_or_writes_none(
+    tmp_path: Path,
+) -> None:
+    """detections.csv never contradicts the result files: a cancelled batch, or one
+    where every file failed, leaves no combined CSV (before: the earlier batch's, listing
+    detections the replaced result files no longer hold)."""
+    files = _touch(tmp_path / "one.wav", tmp_path / "two.wav")
+    out = tmp_path / "out"
+    scan_to_folder(FakeScanner(), files, out)
+    assert len(_combined_rows(out)) == 2
+    token = CancelToken()
+
+    def on_file(outcome: FileOutcome) -> None:
+        if outcome.kind == "done":
+            token.cancel()
+
+    high = BatchSettings(threshold=0.95)  # nothing scores that: one.csv is replaced, empty
+    with pytest.raises(BatchCancelled):
+        scan_to_folder(FakeScanner(), files, out, high, cancel=token, on_file=on_file)
+    assert read_detections(out / "one.csv", "csv") == []
+    assert not (out / COMBINED_CSV).exists()
+    scan_to_folder(FakeScanner(), files, out)
+    report = scan_to_folder(FakeScanner(corrupt={"one.wav", "two.wav"}), files, out)
+    assert report.combined is None and not (out / COMBINED_CSV).exists()
+    again = scan_to_folder(FakeScanner(), files, out, BatchSettings(skip_existing=True))
+    assert again.combined is not None and len(_combined_rows(out)) == 2  # rebuilt
+
+
 def _closing_runner(closed: list[bool]) -> Any:
     """A runner like FakeScanner's that notes when it is closed."""
 
