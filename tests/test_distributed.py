@@ -410,3 +410,40 @@ def test_cli_index_on_ray_matches_local(
     # Adding the same files again on Ray embeds nothing: they are unchanged.
     assert main(["index", files[0], "--out", str(on_ray), "-q", "--ray", "--workers", "1"]) == 0
     assert len(EmbeddingIndex.open(on_ray)) == len(a)
+
+
+def test_a_file_changed_after_decoding_is_not_cached_under_its_new_key(tmp_path: Path) -> None:
+    """A worker embeds the audio a decode task read earlier: when the file has changed
+    since, those embeddings are not stored under the changed file's cache key (before:
+    they were, and every later scan with that cache got the old audio's embeddings)."""
+    from conftest import tone, write_media
+
+    from audio_embed._ray_worker import ModelWorker, decode_row
+
+    path = write_media(tmp_path / "rec.wav", tone(440, 4.0), 16000)
+    cache_dir = tmp_path / "cache"
+    job = {
+        "threads": 1,
+        "task": "embed",
+        "sample_rate": 16000,
+        "scanner_bytes": None,
+        "model": "LOGMEL",
+        "windows": {"window": 1.0, "hop": 1.0, "encoding": "per_window"},
+        "batch_size": None,
+        "load_kwargs": {},
+        "embedder_kwargs": {},
+        "cache_dir": str(cache_dir),
+    }
+    worker = ModelWorker(job)
+    row = decode_row({"index": 0, "path": str(path)}, 16000)
+    assert worker(row)["error"] == "" and len(list(cache_dir.glob("*.npz"))) == 1  # cached
+    for entry in cache_dir.glob("*.npz"):
+        entry.unlink()
+    row = decode_row({"index": 0, "path": str(path)}, 16000)
+    write_media(path, tone(1000, 4.0), 16000)  # replaced before the model gets to it
+    os.utime(path, ns=(time.time_ns(), time.time_ns() + 10**9))  # whatever the clock's grain
+    out = worker(row)
+    assert out["error"] == "" and out["payload"]  # still embedded, from the audio read
+    assert list(cache_dir.glob("*.npz")) == []
+    fresh = worker(decode_row({"index": 0, "path": str(path)}, 16000))
+    assert fresh["error"] == "" and len(list(cache_dir.glob("*.npz"))) == 1
