@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import os
 import zipfile
 from collections import defaultdict
 from pathlib import Path
@@ -232,6 +233,36 @@ def test_corrupt_cache_entry_is_recomputed(
     again = scanner.scan(demo.test_files[0])
     np.testing.assert_array_equal(again.probabilities, first.probabilities)
     assert "unreadable" in caplog.text
+
+
+def test_a_file_changed_after_a_batch_keyed_it_is_not_cached_under_its_old_key(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A batch keys every file when it starts: a file replaced before its turn is decoded
+    as it is now, and that is not cached under the old key (before: it was, so the
+    original, restored with its time (cp -p, rsync -t), got the replacement's vectors)."""
+    from conftest import tone, write_media
+
+    a = write_media(tmp_path / "a.wav", tone(300, 4.0), 16000)
+    b = write_media(tmp_path / "b.wav", tone(440, 4.0), 16000)
+    original = b.stat()
+    windows = SlidingWindows(1.0, 1.0, "per_window")
+    scanner = Scanner(LogMelEmbedder(), scan_windows=windows, cache=EmbeddingCache(tmp_path / "c"))
+    real_stream = scanner_streaming.stream_audio
+
+    def replace_b_first(path: object, *args: object, **kwargs: object) -> object:
+        if Path(str(path)) == b:  # replaced while the batch worked on a.wav
+            write_media(b, tone(2000, 4.0), 16000)
+            os.utime(b, ns=(original.st_atime_ns, original.st_mtime_ns + 10**9))
+        return real_stream(path, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(scanner_streaming, "stream_audio", replace_b_first)
+    dict(scanner.sliding_embeddings_many([a, b]))
+    monkeypatch.setattr(scanner_streaming, "stream_audio", real_stream)
+    write_media(b, tone(440, 4.0), 16000)  # the original back, with its time
+    os.utime(b, ns=(original.st_atime_ns, original.st_mtime_ns))
+    truth = Scanner(LogMelEmbedder(), scan_windows=windows).sliding_embeddings(b)
+    np.testing.assert_allclose(scanner.sliding_embeddings(b).embeddings, truth.embeddings)
 
 
 def test_cancel_leaves_no_cache_entry(tmp_path: Path, demo: DemoSet, trained: Scanner) -> None:

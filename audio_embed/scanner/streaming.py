@@ -159,8 +159,11 @@ class StreamingEmbeddings:
                 except (AudioDecodeError, InvalidInputError) as exc:
                     yield i, exc
                     continue
+                # Keyed when the batch began: a file that changed since (its key now
+                # differs) was decoded as it is now, not as the key says; not cached.
                 if self.cache is not None and keys[i] is not None:
-                    self.cache.put(keys[i], entry)
+                    if self._cache_key(source) == keys[i]:
+                        self.cache.put(keys[i], entry)
                 yield i, entry
         finally:
             close = getattr(items, "close", None)
