@@ -271,8 +271,9 @@ def _check_keys(
         f"evaluate: {len(no_result)} labelled file(s) have no result "
         f"({', '.join(no_result[:5])}{'…' if len(no_result) > 5 else ''}) and "
         f"{len(no_events)} result(s) have no labels "
-        f"({', '.join(no_events[:5])}{'…' if len(no_events) > 5 else ''}); they count as "
-        "recordings without the target. Name results and labels alike."
+        f"({', '.join(no_events[:5])}{'…' if len(no_events) > 5 else ''}): the first are "
+        "left out, the others count as recordings without the target. Name results and "
+        "labels alike."
     )
     if unmatched == "error":
         raise MarkerError(message)

@@ -155,7 +155,9 @@ def evaluate_results(
     string) against the target events of ``labelled`` at ``threshold``."""
     from audio_embed.evaluate import evaluate
 
-    events = labelled.events
+    # every labelled file, those without a target event too: their results are not
+    # "results without labels" (they count as recordings without the target either way)
+    events = {str(f): labelled.events.get(str(f), ()) for f in labelled.files}
     overall = evaluate(results, events, threshold)
     per_file = tuple(
         (

@@ -70,6 +70,23 @@ def test_evaluate_results_overall_and_per_file(labels: Path) -> None:
     json.dumps(data, allow_nan=False)  # NaN metrics are None
 
 
+def test_a_labelled_file_without_the_target_raises_no_naming_warning(
+    labels: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """t/b.wav is labelled (a dog, no horn): its result is not "a result with no labels"
+    (before: a warning said so and told to name results and labels alike)."""
+    ls = read_labelled_set(labels, "horn", split="test")
+    a, b, c = str(labels.parent / "t/a.wav"), str(labels.parent / "t/b.wav"), "/abs/c.wav"
+    results = {k: _result(k, [0.1, 0.2, 0.9, 0.8, 0.1, 0.1]) for k in (a, b, c)}
+    report = evaluate_results(results, ls, threshold=0.5)
+    assert "no labels" not in caplog.text and "no result" not in caplog.text
+    assert report.overall.n_false_positives == 2  # b's and c's (c's horn is at 8-9 s)
+    del results[c]  # c.wav could not be scanned: that one is named
+    evaluate_results(results, ls, threshold=0.5)
+    assert "1 labelled file(s) have no result (/abs/c.wav)" in caplog.text
+    assert "0 result(s) have no labels" in caplog.text
+
+
 def test_nan_metrics_become_none(labels: Path) -> None:
     ls = read_labelled_set(labels, "horn", split="test")
     b = str(labels.parent / "t/b.wav")  # no horn: one class only, no ROC AUC
