@@ -280,6 +280,55 @@ def _check_keys(
     log.warning("%s", message)
 
 
+def _check_events(
+    results: Mapping[str, ScanResult], events: Mapping[str, Sequence[tuple[float, float]]]
+) -> None:
+    """Warn about labelled events no detection can match as meant: past the end of their
+    recording, without length, or listed twice. They are scored as given."""
+    beyond: list[str] = []
+    empty: list[str] = []
+    twice: list[str] = []
+    for key, result in results.items():
+        seen: set[tuple[float, float]] = set()
+        for a, b in events.get(key, ()):
+            where = f"{key} {a:g}-{b:g} s"
+            if a >= result.duration:
+                beyond.append(f"{where} (the recording is {result.duration:g} s long)")
+            if b <= a:
+                empty.append(where)
+            if (a, b) in seen:
+                twice.append(where)
+            seen.add((a, b))
+
+    def some(items: list[str]) -> str:
+        return "; ".join(items[:3]) + ("; …" if len(items) > 3 else "")
+
+    if beyond:
+        log.warning(
+            "evaluate: %d labelled event(s) start at or after the end of their recording "
+            "(%s); they count as missed. Are the labels for another version of the file, "
+            "or in another unit?",
+            len(beyond),
+            some(beyond),
+        )
+    if empty:
+        log.warning(
+            "evaluate: %d labelled event(s) have no length, offset = onset (%s): IoU and "
+            "collar matching cannot pair them (they count as missed there), the lenient "
+            "score finds one inside a detection. Label each event's extent.",
+            len(empty),
+            some(empty),
+        )
+    if twice:
+        log.warning(
+            "evaluate: %d labelled event(s) repeat an earlier row of the same file (%s); "
+            "each copy counts as an event, so one detection finds only one of them one "
+            "to one. Remove the duplicated rows.",
+            len(twice),
+            some(twice),
+        )
+
+
 def evaluate(
     results: Mapping[str, ScanResult],
     events: Mapping[str, Sequence[tuple[float, float]]],
@@ -294,10 +343,22 @@ def evaluate(
     although it has others, usually mean the two are named differently (a path
     against a bare file name): ``unmatched="warn"`` (default) logs a warning
     naming them, ``"error"`` raises :class:`~audio_embed.errors.MarkerError`.
+    Events that start at or after the end of their recording, have no length or
+    repeat another of the same file are scored as given, with a warning naming them.
     """
-    from sklearn.metrics import average_precision_score, roc_auc_score
-
     _check_keys(results, events, unmatched)
+    _check_events(results, events)
+    return score(results, events, threshold)
+
+
+def score(
+    results: Mapping[str, ScanResult],
+    events: Mapping[str, Sequence[tuple[float, float]]],
+    threshold: float | None = None,
+) -> Evaluation:
+    """:func:`evaluate` without its warnings (for the per-file scores of a set whose
+    whole :func:`evaluate` has warned already)."""
+    from sklearn.metrics import average_precision_score, roc_auc_score
 
     n_events = n_found = n_det = n_fp = n_iou = n_collar = 0
     det_seconds = event_seconds = 0.0

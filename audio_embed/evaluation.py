@@ -153,7 +153,7 @@ def evaluate_results(
 ) -> EvaluationReport:
     """Score ``results`` (keyed like ``labelled.events``: the file path as a
     string) against the target events of ``labelled`` at ``threshold``."""
-    from audio_embed.evaluate import evaluate
+    from audio_embed.evaluate import evaluate, score
 
     # every labelled file, those without a target event too: their results are not
     # "results without labels" (they count as recordings without the target either way)
@@ -162,7 +162,7 @@ def evaluate_results(
     per_file = tuple(
         (
             relative_name(k, labelled.root),
-            evaluate({k: r}, {k: events.get(k, ())}, threshold),
+            score({k: r}, {k: events.get(k, ())}, threshold),  # evaluate warned
         )
         for k, r in results.items()
     )

@@ -87,6 +87,31 @@ def test_a_labelled_file_without_the_target_raises_no_naming_warning(
     assert "0 result(s) have no labels" in caplog.text
 
 
+def test_events_no_detection_can_match_as_meant_are_named_once_and_scored_as_given(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An event past the recording's end, one without length and one listed twice: a
+    warning each, naming it, once per evaluation (before: silently lower recall)."""
+    (tmp_path / "labels.csv").write_text(
+        "file,onset,offset,label\n"
+        "a.wav,2,4,horn\na.wav,2,4,horn\n"  # the same event twice
+        "a.wav,5.5,5.5,horn\n"  # no length
+        "a.wav,30,31,horn\n"  # a.wav is 9 s long
+        "a.wav,6,8,horn\na.wav,7,9,horn\n"  # overlapping: fine
+    )
+    ls = read_labelled_set(tmp_path / "labels.csv", "horn")
+    a = str(tmp_path / "a.wav")
+    results = {a: _result(a, [0.1, 0.2, 0.9, 0.8, 0.1, 0.9, 0.9, 0.1])}
+    report = evaluate_results(results, ls, threshold=0.5)
+    warnings = [r.getMessage() for r in caplog.records]
+    assert len(warnings) == 3
+    assert "1 labelled event(s) start at or after the end" in warnings[0]
+    assert "a.wav 30-31 s (the recording is 9 s long)" in warnings[0]
+    assert "1 labelled event(s) have no length" in warnings[1] and "5.5-5.5 s" in warnings[1]
+    assert "1 labelled event(s) repeat an earlier row" in warnings[2] and "2-4 s" in warnings[2]
+    assert report.overall.n_events == 6  # scored as given
+
+
 def test_nan_metrics_become_none(labels: Path) -> None:
     ls = read_labelled_set(labels, "horn", split="test")
     b = str(labels.parent / "t/b.wav")  # no horn: one class only, no ROC AUC
