@@ -267,14 +267,22 @@ def _check_keys(
     no_events = sorted(set(results) - set(events)) if events else []
     if unmatched == "ignore" or not (no_result or no_events):
         return
-    message = (
-        f"evaluate: {len(no_result)} labelled file(s) have no result "
-        f"({', '.join(no_result[:5])}{'…' if len(no_result) > 5 else ''}) and "
-        f"{len(no_events)} result(s) have no labels "
-        f"({', '.join(no_events[:5])}{'…' if len(no_events) > 5 else ''}): the first are "
-        "left out, the others count as recordings without the target. Name results and "
-        "labels alike."
-    )
+
+    def some(keys: list[str]) -> str:
+        return ", ".join(keys[:5]) + ("…" if len(keys) > 5 else "")
+
+    parts = []
+    if no_result:
+        parts.append(
+            f"{len(no_result)} labelled file(s) have no result ({some(no_result)}): "
+            "their events are left out"
+        )
+    if no_events:
+        parts.append(
+            f"{len(no_events)} result(s) have no labels ({some(no_events)}): they count "
+            "as recordings without the target"
+        )
+    message = "evaluate: " + "; ".join(parts) + ". Name results and labels alike."
     if unmatched == "error":
         raise MarkerError(message)
     log.warning("%s", message)

@@ -84,7 +84,7 @@ def test_a_labelled_file_without_the_target_raises_no_naming_warning(
     del results[c]  # c.wav could not be scanned: that one is named
     evaluate_results(results, ls, threshold=0.5)
     assert "1 labelled file(s) have no result (/abs/c.wav)" in caplog.text
-    assert "0 result(s) have no labels" in caplog.text
+    assert "result(s) have no labels" not in caplog.text
 
 
 def test_events_no_detection_can_match_as_meant_are_named_once_and_scored_as_given(
