@@ -458,6 +458,8 @@ def _refuse_beside_recordings(
     from audio_embed.formats import read_detections
 
     def foreign(target: Path) -> bool:
+        if target.stat().st_size == 0:  # nothing in it to lose
+            return False
         try:
             read_detections(target, fmt)
         except ResultFileError:

@@ -493,7 +493,9 @@ def read_detections(path: str | os.PathLike[str], fmt: OutputFormat) -> list[Det
 def _parse_detections(text: str, fmt: OutputFormat) -> list[Detection]:
     rows: list[Detection] = []
     if fmt == "csv":
-        for r in csv.DictReader(io.StringIO(text)):
+        reader = csv.DictReader(io.StringIO(text))
+        _has_columns(reader.fieldnames, ("file", "start", "end", "peak", "score"))
+        for r in reader:
             start, end, score = float(r["start"]), float(r["end"]), float(r["score"])
             rows.append(Detection(start, end, score, float(r["peak"])))
     elif fmt == "json":
@@ -502,13 +504,23 @@ def _parse_detections(text: str, fmt: OutputFormat) -> list[Detection]:
                 Detection(float(d["start"]), float(d["end"]), float(d["score"]), float(d["peak"]))
             )
     elif fmt == "audacity":
-        for line in text.splitlines():
+        labels = set()
+        for n, line in enumerate(text.splitlines(), start=1):
+            if not line.strip():
+                continue
             parts = line.split("\t")
-            if len(parts) >= 3:
-                score = float(parts[2].split()[-1])
-                rows.append(Detection(float(parts[0]), float(parts[1]), score, math.nan))
+            if len(parts) != 3:  # a person's notes or labels in rec.txt are not a result
+                raise ValueError(f"line {n} is not 'start<TAB>end<TAB>label score'")
+            label, _, said = parts[2].rpartition(" ")
+            score = float(said)
+            labels.add(label)
+            if not 0.0 <= score <= 1.0 or len(labels) > 1:
+                raise ValueError(f"line {n}: {parts[2]!r} is not the one label and a score")
+            rows.append(Detection(float(parts[0]), float(parts[1]), score, math.nan))
     elif fmt == "raven":
-        for r in csv.DictReader(io.StringIO(text), delimiter="\t"):
+        reader = csv.DictReader(io.StringIO(text), delimiter="\t")
+        _has_columns(reader.fieldnames, ("Begin Time (s)", "End Time (s)", "Score"))
+        for r in reader:
             start, end = float(r["Begin Time (s)"]), float(r["End Time (s)"])
             rows.append(Detection(start, end, float(r["Score"]), math.nan))
     elif fmt in ("srt", "vtt"):
@@ -516,6 +528,16 @@ def _parse_detections(text: str, fmt: OutputFormat) -> list[Detection]:
     else:
         raise ValueError(f"unknown result format {fmt!r}; use {_FORMAT_NAMES}")
     return rows
+
+
+def _has_columns(found: Sequence[str] | None, needed: tuple[str, ...]) -> None:
+    """A result table's header holds ``needed`` (an empty file or another table does not)."""
+    missing = [c for c in needed if c not in (found or ())]
+    if missing:
+        raise ValueError(
+            f"not a result table: no column {', '.join(missing)} in its header "
+            f"({', '.join(found or ()) or 'empty file'})"
+        )
 
 
 _TIME = r"(\d+):([0-5]\d):([0-5]\d)[,.](\d{3})"

@@ -253,6 +253,30 @@ def test_skip_existing_reads_back_and_rescans_unreadable_results(tmp_path: Path)
     assert again.total == 3 and again.ok and len(again.done) == 2
 
 
+def test_notes_or_an_empty_table_are_not_taken_for_an_earlier_result(tmp_path: Path) -> None:
+    """A rec.txt of notes beside rec.wav stops an Audacity scan into that folder (before:
+    it read as a result without detections and was replaced); with --skip-existing an
+    empty or foreign CSV is scanned again (before: skipped as "no detections"); an
+    empty file beside its recording holds nothing to lose and is replaced."""
+    (rec,) = _touch(tmp_path / "rec.wav")
+    notes = "Interview with the ranger, take 2\nwolves at dusk\n"
+    (tmp_path / "rec.txt").write_text(notes)
+    with pytest.raises(InvalidInputError, match=r"rec\.txt exists next to its recording"):
+        scan_to_folder(FakeScanner(), [rec], tmp_path, BatchSettings(fmt="audacity"))
+    assert (tmp_path / "rec.txt").read_text() == notes
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "rec.csv").write_text("")
+    heard: list[FileOutcome] = []
+    resume = BatchSettings(skip_existing=True)
+    report = scan_to_folder(FakeScanner(), [rec], out, resume, on_file=heard.append)
+    assert [o.kind for o in heard] == ["rescan", "done"] and "empty file" in str(heard[0].reason)
+    assert len(report.done[0].detections) == 1 == len(read_detections(out / "rec.csv", "csv"))
+    (tmp_path / "rec.csv").write_text("")
+    scan_to_folder(FakeScanner(), [rec], tmp_path)
+    assert len(read_detections(tmp_path / "rec.csv", "csv")) == 1
+
+
 def test_scan_to_folder_keeps_results_uses_a_runner_and_checks_arguments(tmp_path: Path) -> None:
     files = _touch(tmp_path / "a.wav", tmp_path / "b.wav")
     ran: list[str] = []

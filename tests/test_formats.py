@@ -50,6 +50,14 @@ def test_detections_round_trip(tmp_path: Path, fmt: OutputFormat) -> None:
         ("json", "[{'start': 1}]"),
         ("json", '[{"start": 1.0}]'),
         ("audacity", "1.0\t2.0\thorn\n"),
+        # an empty or another table, notes or labels are not an earlier (empty) result
+        ("csv", ""),
+        ("csv", "name,size\n"),
+        ("audacity", "Interview with the ranger\nwolves at dusk\n"),
+        ("audacity", "1.0\t2.0\tcall 2\n"),
+        ("audacity", "1.0\t2.0\twolf 0.50\n3.0\t4.0\thorn 0.75\n"),
+        ("raven", ""),
+        ("raven", "Selection\tView\n"),
         ("raven", "Selection\tBegin Time (s)\n1\t2.0\n"),
         # a film's own subtitles beside it are not an earlier result (scan must not replace them)
         ("srt", "1\n00:00:01,000 --> 00:00:02,500\nWho's there?\n\n"),
