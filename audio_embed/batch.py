@@ -501,13 +501,47 @@ def _existing_results(
         if skip_existing and target.exists():
             try:
                 dets = tuple(read_detections(target, fmt))
+                other = _other_recording(target, fmt, inp.path)
             except ResultFileError as exc:
                 tell(FileOutcome("rescan", str(inp.path), target, reason=str(exc)))
             else:
+                if other is not None:  # e.g. day1/REC0001.WAV, then day2/REC0001.WAV
+                    reason = f"{target} holds the detections of another recording, {other}"
+                    tell(FileOutcome("rescan", str(inp.path), target, reason=reason))
+                    todo.append(inp)
+                    continue
                 tell(FileOutcome("skipped", str(inp.path), target, dets))
                 continue
         todo.append(inp)
     return todo
+
+
+def _other_recording(target: Path, fmt: OutputFormat, recording: Path) -> str | None:
+    """The recording a CSV or JSON result names when it is not ``recording`` (another of
+    the same name, scanned into the same folder), else None. Other formats name none;
+    a named file that is not there (moved, or named from another working folder) is
+    taken for ``recording`` when the names agree."""
+    import csv
+    import io
+    import json
+
+    if fmt not in ("csv", "json"):
+        return None
+    text = target.read_text(encoding="utf-8")
+    if fmt == "csv":
+        named = {r.get("file") or "" for r in csv.DictReader(io.StringIO(text))}
+    else:
+        named = {str(d.get("file") or "") for d in json.loads(text)}
+    for name in sorted(named - {""}):
+        p = Path(name)
+        if p.name != recording.name:
+            return name
+        try:
+            if p.exists() and not os.path.samefile(p, recording):
+                return name
+        except OSError:
+            continue
+    return None
 
 
 def _write_combined(

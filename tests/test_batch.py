@@ -277,6 +277,28 @@ def test_notes_or_an_empty_table_are_not_taken_for_an_earlier_result(tmp_path: P
     assert len(read_detections(tmp_path / "rec.csv", "csv")) == 1
 
 
+def test_skip_existing_scans_a_recording_whose_result_is_another_of_its_name(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """day1/REC0001.WAV, then day2/REC0001.WAV into the same folder with --skip-existing:
+    the second is scanned, not given the first one's detections (before: "skipped")."""
+    _touch(tmp_path / "day1" / "REC0001.WAV", tmp_path / "day2" / "REC0001.WAV")
+    monkeypatch.chdir(tmp_path)
+    out = tmp_path / "out"
+    resume = BatchSettings(fmt="json", skip_existing=True)
+    scan_to_folder(FakeScanner(), ["day1"], out, BatchSettings(fmt="json"))
+    heard: list[FileOutcome] = []
+    scan_to_folder(FakeScanner(), ["day2"], out, resume, on_file=heard.append)
+    assert [o.kind for o in heard] == ["rescan", "done"]
+    assert "another recording, day1/REC0001.WAV" in str(heard[0].reason)
+    again: list[FileOutcome] = []
+    scan_to_folder(FakeScanner(), ["day2"], out, resume, on_file=again.append)
+    assert [o.kind for o in again] == ["skipped"]  # its own result
+    monkeypatch.chdir(tmp_path / "day2")  # named from another folder: still its own
+    scan_to_folder(FakeScanner(), ["."], out, resume, on_file=again.append)
+    assert [o.kind for o in again] == ["skipped", "skipped"]
+
+
 def test_scan_to_folder_keeps_results_uses_a_runner_and_checks_arguments(tmp_path: Path) -> None:
     files = _touch(tmp_path / "a.wav", tmp_path / "b.wav")
     ran: list[str] = []
