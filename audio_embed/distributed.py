@@ -23,10 +23,12 @@ Needs the optional extra: ``pip install "audio_embed[ray]"``.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import tempfile
 import time
+import zipfile
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -326,7 +328,9 @@ def embed_dataset(
     With ``out_dir``, each file's embeddings are written atomically to
     ``out_dir/<relative folder>/<stem>.npz`` (named as scan results are; arrays
     ``starts``, ``embeddings``, ``duration`` as the embedding cache stores
-    them); ``on_result`` receives each
+    them, and ``settings``: model and windows as JSON). With ``skip_existing`` a
+    file whose ``.npz`` is readable and made with the same settings is not embedded
+    again; ``on_result`` receives each
     ``(path, CachedEmbeddings)`` on the driver either way.
     """
     from audio_embed._io import atomic_writer
@@ -339,10 +343,11 @@ def embed_dataset(
     if out_dir is not None:
         named = output_paths(inputs, Path(out_dir), ".npz")
         targets = {str(p): t for p, t in named.items()}
+    settings = {"model": model, "window": float(window), "hop": float(hop), "encoding": encoding}
     todo = []
     for inp in inputs:
         p = str(inp.path)
-        if skip_existing and p in targets and targets[p].exists():
+        if skip_existing and p in targets and _reusable(targets[p], settings):
             report.skipped.append(p)
             report.outputs[p] = targets[p]
         else:
@@ -369,6 +374,7 @@ def embed_dataset(
                     starts=entry.starts,
                     embeddings=entry.embeddings,
                     duration=np.float64(entry.duration),
+                    settings=np.array(json.dumps(settings, sort_keys=True)),
                 )
             report.outputs[path] = Path(targets[path])
         report.done.append(path)
@@ -377,3 +383,28 @@ def embed_dataset(
             on_result(path, entry)
     report.wall_seconds = time.monotonic() - started
     return report
+
+
+def _reusable(path: Path, settings: dict[str, Any]) -> bool:
+    """Whether ``path`` holds embeddings :func:`embed_dataset` wrote with ``settings``
+    (a file from before settings were stored counts when it is readable); a damaged
+    file, or one of another model or windows, is embedded again (with a warning)."""
+    if not path.exists():
+        return False
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            saved = json.loads(str(data["settings"])) if "settings" in data.files else None
+            ok = data["embeddings"].ndim == 2 and len(data["starts"]) == len(data["embeddings"])
+            float(data["duration"])
+    except (OSError, ValueError, KeyError, TypeError, EOFError, zipfile.BadZipFile) as exc:
+        log.warning("%s is unreadable (%s); embedding its file again.", path, exc)
+        return False
+    if not ok:
+        log.warning("%s is damaged (inconsistent arrays); embedding its file again.", path)
+        return False
+    if saved is not None and saved != settings:
+        log.warning(
+            "%s holds embeddings made with %s, not %s; embedding again.", path, saved, settings
+        )
+        return False
+    return True

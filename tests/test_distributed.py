@@ -447,3 +447,40 @@ def test_a_file_changed_after_decoding_is_not_cached_under_its_new_key(tmp_path:
     assert list(cache_dir.glob("*.npz")) == []
     fresh = worker(decode_row({"index": 0, "path": str(path)}, 16000))
     assert fresh["error"] == "" and len(list(cache_dir.glob("*.npz"))) == 1
+
+
+def test_embed_dataset_skips_only_embeddings_of_its_own_model_and_windows(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """skip_existing keeps a file's .npz only when it is readable and was made with the
+    same model and windows (before: any file of the name, even a truncated one or
+    another model's embeddings, was kept)."""
+    from audio_embed.cache import CachedEmbeddings
+
+    files = []
+    for name in ("a", "b", "c", "d"):
+        (tmp_path / f"{name}.wav").write_bytes(b"")
+        files.append(str(tmp_path / f"{name}.wav"))
+    embedded: list[list[str]] = []
+
+    def fake(self: dist.RayScanner, sources: list[str], **_: object) -> Iterator[tuple[str, Any]]:
+        embedded.append([Path(s).name for s in sources])
+        dim = 4 if self.job["model"] == "LOGMEL" else 8
+        for s in sources:
+            yield s, CachedEmbeddings(np.arange(3.0), np.ones((3, dim), np.float32), 3.0)
+
+    monkeypatch.setattr(dist.RayScanner, "sliding_embeddings_many", fake)
+    out = tmp_path / "out"
+    dist.embed_dataset("LOGMEL", files, out, hop=1)
+    assert embedded == [["a.wav", "b.wav", "c.wav", "d.wav"]]
+    data = (out / "b.npz").read_bytes()
+    (out / "b.npz").write_bytes(data[: len(data) // 2])  # truncated (copied, synced)
+    (out / "c.npz").unlink()
+    report = dist.embed_dataset("LOGMEL", files, out, hop=1.0, skip_existing=True)
+    assert embedded[1] == ["b.wav", "c.wav"] and "b.npz is unreadable" in caplog.text
+    assert sorted(Path(p).name for p in report.skipped) == ["a.wav", "d.wav"]
+    dist.embed_dataset("OTHER_MODEL", files, out, hop=1.0, skip_existing=True)
+    assert embedded[2] == ["a.wav", "b.wav", "c.wav", "d.wav"]
+    assert "made with" in caplog.text
+    with np.load(out / "a.npz") as a:
+        assert a["embeddings"].shape == (3, 8)
