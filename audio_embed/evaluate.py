@@ -95,6 +95,8 @@ def read_labels(path: str | os.PathLike[str]) -> list[LabelledEvent]:
         )
     out = []
     for n, row in enumerate(rows, start=2):
+        if not (row.get("file") or "").strip():  # else the labels' own folder is "scanned"
+            raise MarkerError(f"{p}, line {n}: the file column is empty.")
         try:
             onset = float(csv_number(row["onset"], sep))
             offset = float(csv_number(row["offset"], sep))

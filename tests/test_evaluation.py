@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from audio_embed.errors import InvalidInputError
+from audio_embed.errors import InvalidInputError, MarkerError
 from audio_embed.evaluate import evaluate
 from audio_embed.evaluation import evaluate_results, read_labelled_set, relative_name
 from audio_embed.scanner import ScanResult
@@ -151,6 +151,13 @@ def test_a_labels_file_of_the_wrong_kind_is_one_clear_error(tmp_path: Path) -> N
     binary.write_bytes(b"\x00\xfe\x00garbage")  # no BOM (\xff\xfe: UTF-16)
     with pytest.raises(MarkerError, match="Cannot read labels file"):
         read_labelled_set(binary, "horn")
+
+
+def test_a_labels_row_without_a_file_name_is_one_clear_error(tmp_path: Path) -> None:
+    """As for markers (before: the labels' own folder was 'scanned' and failed)."""
+    (tmp_path / "labels.csv").write_text("file,onset,offset,label\na.wav,1,2,horn\n ,3,4,horn\n")
+    with pytest.raises(MarkerError, match=r"labels\.csv, line 3: the file column is empty"):
+        read_labelled_set(tmp_path / "labels.csv", "horn")
 
 
 def test_a_labels_header_with_spaces_reads(tmp_path: Path) -> None:
