@@ -98,10 +98,12 @@ class EmbeddingCache:
                     embeddings=np.asarray(data["embeddings"], dtype=np.float32),
                     duration=float(data["duration"]),
                 )
-            if entry.embeddings.ndim != 2 or len(entry.starts) != len(entry.embeddings):
+            shapes_ok = entry.embeddings.ndim == 2 and entry.starts.ndim == 1
+            if not shapes_ok or len(entry.starts) != len(entry.embeddings):
                 raise ValueError("inconsistent shapes")
             return entry
-        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as exc:
+        # TypeError: a 'duration' of several values
+        except (OSError, ValueError, KeyError, TypeError, EOFError, zipfile.BadZipFile) as exc:
             log.warning("Embedding cache entry %s is unreadable (%s); recomputing it.", path, exc)
             return None
 
