@@ -389,6 +389,7 @@ def scan_to_folder(
         tell(FileOutcome("missing", item, reason=reason))
     targets = output_paths(inputs, out, FORMAT_SUFFIXES[fmt], reserved=(COMBINED_CSV,))
     _refuse_beside_recordings(inputs, targets, fmt)
+    _refuse_foreign_combined(out / COMBINED_CSV)
     todo = _existing_results(inputs, targets, fmt, settings.skip_existing, tell)
     # An earlier batch's combined CSV would contradict the result files this one replaces
     # if it stops early (cancelled) or writes none (every file failed): it goes now and
@@ -483,6 +484,23 @@ def _refuse_beside_recordings(
             "replace it. Write the "
             "results to another folder (--out), or move the file away."
         )
+
+
+def _refuse_foreign_combined(path: Path) -> None:
+    """A ``detections.csv`` in the output folder that is not an earlier batch's combined
+    CSV (another tool's table, a person's list) would be replaced: nothing is scanned."""
+    if not path.is_file():
+        return
+    with path.open("rb") as fh:
+        head = fh.read(4096).decode("utf-8", "replace").lstrip("\ufeff")
+    first = head.splitlines()[0].strip() if head.strip() else ""
+    if first in ("", "file,start,end,peak,score"):
+        return
+    raise InvalidInputError(
+        f"{path} exists and is not the combined detections of an earlier scan (it starts "
+        f"{first[:60]!r}); a scan writes every detection there and would replace it. "
+        "Write the results to another folder (--out), or move the file away."
+    )
 
 
 def _existing_results(

@@ -299,6 +299,23 @@ def test_skip_existing_scans_a_recording_whose_result_is_another_of_its_name(
     assert [o.kind for o in again] == ["skipped", "skipped"]
 
 
+def test_a_detections_csv_that_is_not_a_combined_result_stops_the_batch(tmp_path: Path) -> None:
+    """Another tool's detections.csv in the output folder is kept and nothing is scanned
+    (before: replaced by the combined CSV); an earlier batch's is replaced."""
+    (rec,) = _touch(tmp_path / "rec.wav")
+    theirs = "species,confidence,begin,end\nCanis lupus,0.93,12.0,15.0\n"
+    (tmp_path / COMBINED_CSV).write_text(theirs)
+    scanner = FakeScanner()
+    with pytest.raises(InvalidInputError, match=r"detections\.csv exists and is not the combined"):
+        scan_to_folder(scanner, [rec], tmp_path)
+    assert (tmp_path / COMBINED_CSV).read_text() == theirs and scanner.calls == []
+    assert not (tmp_path / "rec.csv").exists()
+    out = tmp_path / "out"
+    scan_to_folder(FakeScanner(), [rec], out)
+    scan_to_folder(FakeScanner(), [rec], out, BatchSettings(threshold=0.95))
+    assert _combined_rows(out) == []  # an earlier combined CSV is replaced
+
+
 def test_scan_to_folder_keeps_results_uses_a_runner_and_checks_arguments(tmp_path: Path) -> None:
     files = _touch(tmp_path / "a.wav", tmp_path / "b.wav")
     ran: list[str] = []
