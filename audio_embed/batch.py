@@ -535,10 +535,10 @@ def _existing_results(
 
 
 def _other_recording(target: Path, fmt: OutputFormat, recording: Path) -> str | None:
-    """The recording a CSV or JSON result names when it is not ``recording`` (another of
-    the same name, scanned into the same folder), else None. Other formats name none;
-    a named file that is not there (moved, or named from another working folder) is
-    taken for ``recording`` when the names agree."""
+    """The recording a CSV or JSON result names when that is an existing file other than
+    ``recording`` (another of the same name, scanned into the same folder), else None.
+    Other formats name none; a named file that is not there (moved, named from another
+    working folder, or a name edited by hand) is not held against it."""
     import csv
     import io
     import json
@@ -551,11 +551,8 @@ def _other_recording(target: Path, fmt: OutputFormat, recording: Path) -> str | 
     else:
         named = {str(d.get("file") or "") for d in json.loads(text)}
     for name in sorted(named - {""}):
-        p = Path(name)
-        if p.name != recording.name:
-            return name
         try:
-            if p.exists() and not os.path.samefile(p, recording):
+            if Path(name).exists() and not os.path.samefile(name, recording):
                 return name
         except OSError:
             continue
