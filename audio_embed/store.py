@@ -72,7 +72,12 @@ class ScannerStore:
         while target.exists():
             target = vdir / f"{name}-{n}{SUFFIX}"
             n += 1
-        shutil.copy2(current, target)
+        # all or nothing, as every other file: a full disk mid-copy leaves no damaged
+        # version behind (shutil.copy2 did)
+        with atomic_writer(target) as fh, current.open("rb") as src:
+            shutil.copyfileobj(src, fh)
+        st = current.stat()
+        os.utime(target, ns=(st.st_atime_ns, st.st_mtime_ns))
 
     def _lock(self) -> AbstractContextManager[None]:
         """One writer at a time (threads or processes): two saves that both archived
