@@ -87,6 +87,18 @@ def test_a_full_disk_while_archiving_leaves_no_damaged_version(
     assert store.path("horn", "LOGMEL").read_text() == "first"
 
 
+def test_a_damaged_current_scanner_is_named_when_the_store_is_listed(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A truncated horn_LOGMEL.scanner is not listed, with a warning naming it (before:
+    silently absent, so `scan --store DIR --profile horn` said none was stored)."""
+    store = ScannerStore(tmp_path)
+    (tmp_path / "horn_LOGMEL.scanner").write_bytes(b"PK\x03\x04 half a file")
+    assert store.list() == []
+    assert "horn_LOGMEL.scanner is not a readable scanner file" in caplog.text
+    assert "restore an earlier version" in caplog.text
+
+
 def test_a_held_lock_is_waited_for_with_a_word_then_refused_naming_it(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
