@@ -80,10 +80,11 @@ def read_labelled_set(
     files: dict[str, Path] = {}
     events: dict[str, list[tuple[float, float]]] = defaultdict(list)
     every: dict[str, list[LabelledEvent]] = defaultdict(list)
+    spelled: dict[Path, str] = {}  # one recording named two ways: its first spelling
     for r in rows:
         file = Path(r.file) if Path(r.file).is_absolute() else root / r.file
-        key = str(file)
-        files.setdefault(key, file)
+        key = spelled.setdefault(file.resolve(), str(file))
+        files.setdefault(key, Path(key))
         every[key].append(r)
         if r.label == target:
             events[key].append((r.onset, r.offset))

@@ -39,6 +39,19 @@ def test_read_labelled_set_filters_split_and_keys_by_path(labels: Path) -> None:
     assert len(read_labelled_set(labels, "horn").files) == 4  # every split
 
 
+def test_one_recording_named_two_ways_in_the_labels_is_one_file(tmp_path: Path) -> None:
+    """a.wav and sub/../a.wav (or its absolute path): one file with both events (before:
+    two files, scanned twice, each scored against half the events)."""
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "labels.csv").write_text(
+        f"file,onset,offset,label\na.wav,1,2,horn\nsub/../a.wav,5,6,horn\n"
+        f"{tmp_path / 'a.wav'},8,9,horn\n"
+    )
+    ls = read_labelled_set(tmp_path / "labels.csv", "horn")
+    assert ls.files == (tmp_path / "a.wav",)
+    assert ls.events == {str(tmp_path / "a.wav"): ((1.0, 2.0), (5.0, 6.0), (8.0, 9.0))}
+
+
 def test_read_labelled_set_names_what_there_is(labels: Path) -> None:
     with pytest.raises(InvalidInputError, match=r"'dev'.*'test', 'train'"):
         read_labelled_set(labels, "horn", split="dev")
