@@ -102,6 +102,8 @@ def read_labels(path: str | os.PathLike[str]) -> list[LabelledEvent]:
             offset = float(csv_number(row["offset"], sep))
             if not (math.isfinite(onset) and math.isfinite(offset)) or offset < onset:
                 raise ValueError("onset/offset must be finite with offset >= onset")
+            if onset < 0:  # as marker times: before the recording, never found
+                raise ValueError("onset must be >= 0 (seconds from the recording's start)")
             out.append(
                 LabelledEvent(
                     file=row["file"],

@@ -173,6 +173,13 @@ def test_a_labels_row_without_a_file_name_is_one_clear_error(tmp_path: Path) -> 
         read_labelled_set(tmp_path / "labels.csv", "horn")
 
 
+def test_a_negative_onset_is_one_clear_error(tmp_path: Path) -> None:
+    """As a negative marker time (before: read, then counted as missed)."""
+    (tmp_path / "labels.csv").write_text("file,onset,offset,label\na.wav,-2,-1,horn\n")
+    with pytest.raises(MarkerError, match=r"line 2: bad label row .*onset must be >= 0"):
+        read_labelled_set(tmp_path / "labels.csv", "horn")
+
+
 def test_a_labels_header_with_spaces_reads(tmp_path: Path) -> None:
     """``file, onset, offset, label`` passed the header check and then failed on every
     row (the rows' keys kept their spaces)."""
