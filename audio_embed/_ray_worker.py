@@ -100,6 +100,13 @@ class ModelWorker:
         self.task: str = job["task"]
         self.sample_rate = int(job["sample_rate"])
         self.scanner = build_scanner(job)
+        rate = int(self.scanner.embedder.sample_rate)
+        if rate != self.sample_rate:  # resampled, the vectors would differ from a local scan
+            raise AudioEmbedError(
+                f"The files of this Ray run are decoded at {self.sample_rate} Hz, but "
+                f"{self.scanner.embedder.name} takes {rate} Hz. Register its model on the "
+                "driver too (load_plugin / --plugin) before building the runner."
+            )
 
     def __call__(self, row: dict[str, Any]) -> dict[str, Any]:
         maybe_crash_for_test()

@@ -151,8 +151,12 @@ class RayScanner:
         else:
             path = Path(os.fspath(scanner))
             # A missing or damaged file fails here, not on Ray.
-            threshold = float(Scanner.read_metadata(path)["threshold"])
-            data, sample_rate = path.read_bytes(), 16000
+            meta = Scanner.read_metadata(path)
+            threshold = float(meta["threshold"])
+            # decoded at the model's rate (a plugin's may not be 16 kHz); files from
+            # before the embedder's config was saved: the built-ins' rate
+            config = meta["embedder"].get("config") or {}
+            data, sample_rate = path.read_bytes(), int(config.get("sample_rate", 16000))
         job: dict[str, Any] = {
             "scanner_bytes": data,
             "load_kwargs": dict(load_kwargs or {}),
@@ -175,16 +179,22 @@ class RayScanner:
         progress_bar: bool | None = None,
     ) -> RayScanner:
         """Sliding-window embeddings with the registered embedder ``model`` (no classifier)."""
+        from audio_embed.errors import UnknownEmbedderError
+        from audio_embed.registry import get_spec
         from audio_embed.windows import SlidingWindows
 
         SlidingWindows(window, hop, encoding)  # type: ignore[arg-type]  # validates here
+        try:  # decoded at the model's rate (a plugin's may not be 16 kHz)
+            sample_rate = int(get_spec(model).sample_rate)
+        except UnknownEmbedderError:  # registered on the workers only: they check it
+            sample_rate = 16000
         job = {
             "scanner_bytes": None,
             "model": model,
             "windows": {"window": window, "hop": hop, "encoding": encoding},
             "batch_size": batch_size,
             "load_kwargs": {},
-            "sample_rate": 16000,
+            "sample_rate": sample_rate,
         }
         return cls(job, options, ordered=ordered, progress_bar=progress_bar)
 

@@ -484,3 +484,44 @@ def test_embed_dataset_skips_only_embeddings_of_its_own_model_and_windows(
     assert "made with" in caplog.text
     with np.load(out / "a.npz") as a:
         assert a["embeddings"].shape == (3, 8)
+
+
+class _LogMel32(LogMelEmbedder):
+    """A plugin's model that takes 32 kHz."""
+
+    name = "LOGMEL32"
+    sample_rate = 32000
+
+
+def test_ray_decodes_at_the_models_rate_or_refuses(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, scanner: Scanner
+) -> None:
+    """A plugin at 32 kHz: Ray runs decode at 32 kHz (before: 16 kHz, so the model saw
+    band-limited audio and its vectors differed from a local scan's); a worker whose
+    model takes another rate than the decoding refuses, naming both."""
+    import json
+    import zipfile
+
+    from audio_embed import registry
+    from audio_embed._ray_worker import ModelWorker
+    from audio_embed.errors import AudioEmbedError
+
+    spec = registry.EmbedderSpec(
+        name="LOGMEL32", dim=256, sample_rate=32000, factory=_LogMel32, takes_checkpoint=False
+    )
+    monkeypatch.setitem(registry._REGISTRY, "LOGMEL32", spec)
+    runner = dist.RayScanner.for_embedding("LOGMEL32", window=1.0, hop=1.0)
+    assert runner.job["sample_rate"] == 32000
+    saved = scanner.save(tmp_path / "s.scanner")
+    with zipfile.ZipFile(saved) as zf:
+        meta, payload = json.loads(zf.read("scanner.json")), zf.read("classifier.skops")
+    meta["embedder"]["config"]["sample_rate"] = 32000  # as a 32 kHz model's scanner says
+    with zipfile.ZipFile(tmp_path / "s32.scanner", "w") as zf:
+        zf.writestr("scanner.json", json.dumps(meta))
+        zf.writestr("classifier.skops", payload)
+    assert dist.RayScanner.from_scanner(tmp_path / "s32.scanner").job["sample_rate"] == 32000
+    assert dist.RayScanner.from_scanner(saved).job["sample_rate"] == 16000
+    job = {**runner.job, "task": "embed", "threads": 1, "embedder_kwargs": {}}
+    job["sample_rate"] = 16000  # e.g. a runner built where the plugin was not loaded
+    with pytest.raises(AudioEmbedError, match="decoded at 16000 Hz, but LOGMEL32 takes 32000"):
+        ModelWorker(job)
