@@ -499,7 +499,10 @@ def _parse_detections(text: str, fmt: OutputFormat) -> list[Detection]:
             start, end, score = float(r["start"]), float(r["end"]), float(r["score"])
             rows.append(Detection(start, end, score, float(r["peak"])))
     elif fmt == "json":
-        for d in json.loads(text):
+        items = json.loads(text)
+        if not isinstance(items, list):  # e.g. a recorder's or a person's {} beside it
+            raise ValueError(f"a JSON {type(items).__name__}, not a list of detections")
+        for d in items:
             rows.append(
                 Detection(float(d["start"]), float(d["end"]), float(d["score"]), float(d["peak"]))
             )

@@ -52,6 +52,7 @@ def test_detections_round_trip(tmp_path: Path, fmt: OutputFormat) -> None:
         ("audacity", "1.0\t2.0\thorn\n"),
         # an empty or another table, notes or labels are not an earlier (empty) result
         ("csv", ""),
+        ("json", "{}"),
         ("csv", "name,size\n"),
         ("audacity", "Interview with the ranger\nwolves at dusk\n"),
         ("audacity", "1.0\t2.0\tcall 2\n"),
