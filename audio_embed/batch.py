@@ -389,6 +389,7 @@ def scan_to_folder(
         tell(FileOutcome("missing", item, reason=reason))
     targets = output_paths(inputs, out, FORMAT_SUFFIXES[fmt], reserved=(COMBINED_CSV,))
     _refuse_beside_recordings(inputs, targets, fmt)
+    _refuse_other_recordings(inputs, targets, fmt)
     _refuse_foreign_combined(out / COMBINED_CSV)
     todo = _existing_results(inputs, targets, fmt, settings.skip_existing, tell)
     # An earlier batch's combined CSV would contradict the result files this one replaces
@@ -519,19 +520,39 @@ def _existing_results(
         if skip_existing and target.exists():
             try:
                 dets = tuple(read_detections(target, fmt))
-                other = _other_recording(target, fmt, inp.path)
             except ResultFileError as exc:
                 tell(FileOutcome("rescan", str(inp.path), target, reason=str(exc)))
             else:
-                if other is not None:  # e.g. day1/REC0001.WAV, then day2/REC0001.WAV
-                    reason = f"{target} holds the detections of another recording, {other}"
-                    tell(FileOutcome("rescan", str(inp.path), target, reason=reason))
-                    todo.append(inp)
-                    continue
                 tell(FileOutcome("skipped", str(inp.path), target, dets))
                 continue
         todo.append(inp)
     return todo
+
+
+def _refuse_other_recordings(
+    inputs: Sequence[Input], targets: dict[Path, Path], fmt: OutputFormat
+) -> None:
+    """A result file in the output folder that holds the detections of another recording
+    of the same name (day1/REC0001.WAV, now day2/REC0001.WAV into the same folder) would
+    be replaced, or with ``skip_existing`` kept as this one's: nothing is scanned."""
+    clash = []
+    for inp in inputs:
+        target = targets[inp.path]
+        if target.is_file():
+            try:
+                other = _other_recording(target, fmt, inp.path)
+            except (OSError, ValueError, KeyError, TypeError, AttributeError):
+                continue  # unreadable: scanned again (skip_existing) or replaced
+            if other is not None:
+                clash.append((inp.path, target, other))
+    if clash:
+        (audio, target, other), more = clash[0], len(clash) - 1
+        raise InvalidInputError(
+            f"{target} holds the detections of another recording, {other}"
+            + (f" (and {more} more)" if more else "")
+            + f"; scanning {audio} would replace them (or, with --skip-existing, report "
+            "them as its own). Give each folder of recordings its own --out folder."
+        )
 
 
 def _other_recording(target: Path, fmt: OutputFormat, recording: Path) -> str | None:

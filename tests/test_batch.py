@@ -277,26 +277,31 @@ def test_notes_or_an_empty_table_are_not_taken_for_an_earlier_result(tmp_path: P
     assert len(read_detections(tmp_path / "rec.csv", "csv")) == 1
 
 
-def test_skip_existing_scans_a_recording_whose_result_is_another_of_its_name(
+def test_a_result_of_another_recording_of_the_same_name_stops_the_batch(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """day1/REC0001.WAV, then day2/REC0001.WAV into the same folder with --skip-existing:
-    the second is scanned, not given the first one's detections (before: "skipped")."""
+    """day1/REC0001.WAV, then day2/REC0001.WAV into the same folder: refused before any
+    scan, day1's result kept (before: replaced, or with --skip-existing "skipped" and
+    reported as day2's detections)."""
     _touch(tmp_path / "day1" / "REC0001.WAV", tmp_path / "day2" / "REC0001.WAV")
     monkeypatch.chdir(tmp_path)
     out = tmp_path / "out"
-    resume = BatchSettings(fmt="json", skip_existing=True)
     scan_to_folder(FakeScanner(), ["day1"], out, BatchSettings(fmt="json"))
+    day1 = (out / "REC0001.json").read_text()
+    for skip in (False, True):
+        scanner = FakeScanner()
+        settings = BatchSettings(fmt="json", skip_existing=skip)
+        with pytest.raises(InvalidInputError, match=r"another recording, day1/REC0001\.WAV"):
+            scan_to_folder(scanner, ["day2"], out, settings)
+        assert scanner.calls == [] and (out / "REC0001.json").read_text() == day1
     heard: list[FileOutcome] = []
-    scan_to_folder(FakeScanner(), ["day2"], out, resume, on_file=heard.append)
-    assert [o.kind for o in heard] == ["rescan", "done"]
-    assert "another recording, day1/REC0001.WAV" in str(heard[0].reason)
-    again: list[FileOutcome] = []
-    scan_to_folder(FakeScanner(), ["day2"], out, resume, on_file=again.append)
-    assert [o.kind for o in again] == ["skipped"]  # its own result
-    monkeypatch.chdir(tmp_path / "day2")  # named from another folder: still its own
-    scan_to_folder(FakeScanner(), ["."], out, resume, on_file=again.append)
-    assert [o.kind for o in again] == ["skipped", "skipped"]
+    resume = BatchSettings(fmt="json", skip_existing=True)
+    scan_to_folder(FakeScanner(), ["day1"], out, resume, on_file=heard.append)
+    assert [o.kind for o in heard] == ["skipped"]  # its own result
+    monkeypatch.chdir(tmp_path / "day1")  # named from another folder: still its own
+    scan_to_folder(FakeScanner(), ["."], out, resume, on_file=heard.append)
+    assert [o.kind for o in heard] == ["skipped", "skipped"]
+    scan_to_folder(FakeScanner(), ["."], out, BatchSettings(fmt="json"))  # rescanned
 
 
 def test_a_detections_csv_that_is_not_a_combined_result_stops_the_batch(tmp_path: Path) -> None:
