@@ -13,7 +13,9 @@ from audio_embed import (
     AudioFileNotFoundError,
     CorruptAudioError,
     EmptyAudioError,
+    InvalidInputError,
     NoAudioStreamError,
+    describe_audio_streams,
     load_audio,
     probe_audio,
     resample,
@@ -116,10 +118,16 @@ def test_resample_keeps_pitch() -> None:
 
 
 def _video_with_audio(
-    path: Path, tracks: list[np.ndarray], *, audio_start: float = 0.0, seconds: float = 3.0
+    path: Path,
+    tracks: list[np.ndarray],
+    *,
+    audio_start: float = 0.0,
+    seconds: float = 3.0,
+    metadata: list[dict[str, str]] | None = None,
 ) -> Path:
     """A video (mpeg4 picture from 0 s) with one AAC stream per track (no track: no
-    sound), each starting ``audio_start`` seconds in (its packets' timestamps say so)."""
+    sound), each starting ``audio_start`` seconds in (its packets' timestamps say so),
+    with ``metadata`` per stream (language, title) when given."""
     import fractions
 
     import av
@@ -128,6 +136,8 @@ def _video_with_audio(
         vs = out.add_stream("mpeg4", rate=5)
         vs.width, vs.height, vs.pix_fmt = 32, 32, "yuv420p"
         streams = [out.add_stream("aac", rate=SR, layout="mono") for _ in tracks]
+        for stream, meta in zip(streams, metadata or [{} for _ in tracks], strict=True):
+            stream.metadata.update(meta)
         for i in range(int(seconds * 5)):
             vf = av.VideoFrame.from_ndarray(np.zeros((32, 32, 3), np.uint8), format="rgb24")
             vf.pts = i
@@ -170,12 +180,84 @@ def test_video_whose_sound_starts_late_keeps_the_players_clock(tmp_path: Path, e
     assert _onset(on_time) == pytest.approx(0.5, abs=0.08)
 
 
-def test_several_audio_streams_use_the_first_with_a_warning(
+def test_several_audio_streams_use_the_first_with_a_warning_naming_the_choice(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     first, second = np.zeros(SR, np.float32), tone(1000.0, 1.0, amp=0.5)
-    path = _video_with_audio(tmp_path / "two.mkv", [first, second])
+    meta = [{"language": "eng", "title": "Game"}, {"language": "fra", "title": "Mic"}]
+    path = _video_with_audio(tmp_path / "two.mkv", [first, second], metadata=meta)
     with caplog.at_level("WARNING"):
         audio = load_audio(path)
     assert np.abs(audio).max() < 0.01  # the first stream, silent
-    assert "2 audio streams" in caplog.text and "-map 0:a:1" in caplog.text
+    text = caplog.text
+    assert "2 audio streams" in text and "audio_stream=N" in text and "--audio-stream" in text
+    assert "0: eng 'Game'" in text and "1: fra 'Mic'" in text  # the streams, listed
+    caplog.clear()
+    with caplog.at_level("WARNING"):
+        load_audio(path, audio_stream=0)  # chosen: no warning
+    assert "audio streams" not in caplog.text
+
+
+@pytest.fixture
+def two_tracks(tmp_path: Path) -> tuple[Path, np.ndarray, np.ndarray]:
+    """An OBS-like video: track 0 a 500 Hz tone, track 1 a 1 kHz tone (both from 0 s)."""
+    game, mic = tone(500.0, 2.0, amp=0.4), tone(1000.0, 2.0, amp=0.4)
+    meta = [{"title": "Game"}, {"title": "Mic", "language": "eng"}]
+    return _video_with_audio(tmp_path / "obs.mkv", [game, mic], metadata=meta), game, mic
+
+
+def test_audio_stream_decodes_that_stream(two_tracks: tuple[Path, np.ndarray, np.ndarray]) -> None:
+    path, _game, _mic = two_tracks
+    first, second = load_audio(path, audio_stream=0), load_audio(path, audio_stream=1)
+    mid = slice(SR // 2, SR // 2 + SR)  # away from the codec's edges
+    assert dominant_frequency(first[mid]) == pytest.approx(500.0, abs=5.0)
+    assert dominant_frequency(second[mid]) == pytest.approx(1000.0, abs=5.0)
+    streamed = list(stream_audio(path, block_seconds=0.7, audio_stream=1))
+    assert np.array_equal(np.concatenate(streamed), second)
+    assert np.array_equal(load_audio(path), first)  # the default is the first
+    info = probe_audio(path, 1)
+    assert (info.audio_stream, info.n_audio_streams) == (1, 2)
+
+
+def test_an_audio_stream_the_file_lacks_is_a_clear_error(
+    tmp_path: Path, two_tracks: tuple[Path, np.ndarray, np.ndarray], tone_file: Path
+) -> None:
+    path, _, _ = two_tracks
+    for call in (
+        lambda: load_audio(path, audio_stream=2),
+        lambda: list(stream_audio(path, audio_stream=2)),
+        lambda: probe_audio(path, 2),
+    ):
+        with pytest.raises(NoAudioStreamError) as err:
+            call()
+        message = str(err.value)
+        assert "no audio stream 2" in message and "2 audio streams" in message
+        assert "0: 'Game' (aac, 1 ch)" in message and "1: eng 'Mic' (aac, 1 ch)" in message
+    with pytest.raises(NoAudioStreamError, match=r"has 1 audio stream: 0 \("):
+        load_audio(tone_file, audio_stream=1)
+    for bad in (-1, 1.0, "1", True, "all"):
+        with pytest.raises(InvalidInputError, match="whole number >= 0"):
+            load_audio(path, audio_stream=bad)  # type: ignore[arg-type]
+    assert describe_audio_streams(path) == ["0: 'Game' (aac, 1 ch)", "1: eng 'Mic' (aac, 1 ch)"]
+
+
+def test_mix_averages_every_stream_on_the_containers_clock(tmp_path: Path) -> None:
+    # track 1 starts later in the file and ends sooner: it is silent outside its span
+    game, mic = tone(500.0, 3.0, amp=0.4), tone(1000.0, 1.0, amp=0.4)
+    path = _video_with_audio(tmp_path / "mix.mkv", [game, mic], audio_start=0.0, seconds=3.0)
+    late = _video_with_audio(tmp_path / "late.mkv", [game, mic], audio_start=0.5, seconds=3.0)
+    for p in (path, late):
+        first, second = load_audio(p, audio_stream=0), load_audio(p, audio_stream=1)
+        expected = np.zeros(max(len(first), len(second)), np.float32)
+        expected[: len(first)] += first
+        expected[: len(second)] += second
+        mixed = load_audio(p, audio_stream="mix")
+        np.testing.assert_allclose(mixed, expected / 2, atol=1e-6)
+        streamed = np.concatenate(list(stream_audio(p, block_seconds=0.7, audio_stream="mix")))
+        np.testing.assert_array_equal(streamed, mixed)
+    assert _onset(load_audio(late, audio_stream="mix")) == pytest.approx(0.5, abs=0.08)
+    assert probe_audio(path, "mix").audio_stream == "mix"
+
+
+def test_mix_of_a_single_stream_is_that_stream(tone_file: Path) -> None:
+    np.testing.assert_array_equal(load_audio(tone_file, audio_stream="mix"), load_audio(tone_file))
