@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from audio_embed._io import atomic_writer
+from audio_embed.audio import AudioStream, check_audio_stream
 from audio_embed.augment import MixAugmentation
 from audio_embed.cache import EmbeddingCache
 from audio_embed.classifier import CalibratedClassifier
@@ -91,6 +92,8 @@ def metadata(scanner: Scanner) -> dict[str, Any]:
         "seed": scanner.seed,
         "batch_size": scanner.batch_size,
         "augmentation": _augmentation_setting(scanner.augmentation),
+        # the audio stream of a file it decodes (None: the first); files from before have none
+        "audio_stream": scanner.audio_stream,
         "training_summary": scanner.training_summary,
     }
 
@@ -148,6 +151,7 @@ def load(
         augmentation=_saved_augmentation(p, meta.get("augmentation")),
         postprocessing_from_spans=bool(meta.get("postprocessing_from_spans", True)),
         postprocessing_from_points=bool(meta.get("postprocessing_from_points", False)),
+        audio_stream=_saved_audio_stream(p, meta.get("audio_stream")),
     )
     scanner.threshold_ = float(meta["threshold"])
     if used != setting:
@@ -173,6 +177,17 @@ def _saved_augmentation(p: Path, saved: Any) -> AugmentationSetting:
         return MixAugmentation(**saved)
     except (TypeError, InvalidInputError) as exc:
         raise ScannerFileError(f"{p}: its 'augmentation' setting is invalid: {exc}") from exc
+
+
+def _saved_audio_stream(p: Path, saved: Any) -> AudioStream | None:
+    """The saved ``audio_stream`` (absent from files saved before it existed: None,
+    the first stream, which is what they decoded)."""
+    if saved is None:
+        return None
+    try:
+        return check_audio_stream(saved)
+    except InvalidInputError as exc:
+        raise ScannerFileError(f"{p}: its 'audio_stream' setting is invalid: {exc}") from exc
 
 
 def _saved_embedder(
