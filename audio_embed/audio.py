@@ -355,10 +355,10 @@ def stream_audio(
     file's audio streams (0-based, as ``ffmpeg -map 0:a:N``; e.g. 1 for an OBS
     recording's second track). None (default): the first, with a warning when
     the file has several; 0: the first, without it. ``"mix"``: every audio
-    stream averaged (as ``ffmpeg -filter_complex amix`` does by default), each
-    on the container's clock, a stream that ends early silent from there; the
-    file is read once per stream. A file with one audio stream decodes the same
-    with 0 and ``"mix"``.
+    stream averaged (each weighs 1/N throughout), each on the container's
+    clock, a stream that ends early silent from there; the file is read once
+    per stream. A file with one audio stream decodes the same with 0 and
+    ``"mix"``.
 
     Raises:
         AudioDecodeError: a subclass naming the file and the reason

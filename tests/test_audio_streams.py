@@ -286,8 +286,24 @@ def test_commands_take_audio_stream_end_to_end(
     )
     assert rc == 0, err
     with np.load(npz) as data:
-        assert int(data["audio_stream"]) == 1
+        assert data["audio_stream"].item() == 1
         want = Scanner(LogMelEmbedder(), audio_stream=1).sliding_embeddings(videos["test0"])
+        np.testing.assert_allclose(data["0/embeddings"], want.embeddings, atol=1e-6)
+    rc, _, err = _cli(
+        capsys,
+        "embed",
+        str(videos["test0"]),
+        "--model",
+        "LOGMEL",
+        "--audio-stream",
+        "mix",
+        "--out",
+        str(npz),
+    )
+    assert rc == 0, err
+    with np.load(npz) as data:
+        assert data["audio_stream"].item() == "mix"
+        want = Scanner(LogMelEmbedder(), audio_stream="mix").sliding_embeddings(videos["test0"])
         np.testing.assert_allclose(data["0/embeddings"], want.embeddings, atol=1e-6)
 
 

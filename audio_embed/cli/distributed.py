@@ -46,7 +46,10 @@ def scanner_command_options() -> list[argparse.ArgumentParser]:
         model_options(),
         cache_options(),
         ray_options(),
-        audio_stream_options("the scanner's own, the one it was trained on; else the first"),
+        audio_stream_options(
+            "the scanner's own, the one it was trained on (the first for a scanner saved "
+            "without one)"
+        ),
     ]
 
 

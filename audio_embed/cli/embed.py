@@ -44,7 +44,8 @@ def add_parser(subparsers: Subparsers) -> argparse.ArgumentParser:
         description="Embed every sliding window of each file and write one .npz (no pickle): "
         "'files' (the input paths), and for the i-th file 'i/starts' (window start times, s), "
         "'i/embeddings' (float32 [windows, dim]) and 'i/duration'; plus 'model', 'window', "
-        "'hop', 'audio_stream'. Files that cannot be read are reported and skipped (exit code 1).",
+        "'hop', 'audio_stream' (the audio stream decoded: its number, or 'mix'). Files "
+        "that cannot be read are reported and skipped (exit code 1).",
         epilog=f"example:\n  {PROG} embed a.wav b.mp4 --model LOGMEL --out emb.npz\n"
         "  python -c \"import numpy as np; print(np.load('emb.npz')['0/embeddings'].shape)\"",
     )
@@ -121,7 +122,7 @@ def run(run: Run) -> int:
         model=np.array(model),
         window=np.float64(args.window),
         hop=np.float64(args.hop),
-        audio_stream=np.int64(args.audio_stream or 0),
+        audio_stream=np.array(args.audio_stream or 0),  # a number, or "mix"
     )
     with atomic_writer(out) as fh:
         np.savez(fh, **arrays)
