@@ -38,6 +38,7 @@ import numpy as np
 
 from audio_embed._ann import ANN_LIBRARY, AnnIndex
 from audio_embed._index_store import (
+    FIRST_STREAM_INDEX_VERSION,
     INDEX_FORMAT,
     INDEX_FORMAT_VERSION,
     LOCK,
@@ -159,7 +160,9 @@ class EmbeddingIndex:
             audio_stream = check_audio_stream(audio_stream, "audio_stream of an index")
         manifest: dict[str, Any] = {
             "format": INDEX_FORMAT,
-            "format_version": INDEX_FORMAT_VERSION,
+            "format_version": INDEX_FORMAT_VERSION
+            if audio_stream not in (None, 0)
+            else FIRST_STREAM_INDEX_VERSION,
             "library_version": __version__,
             "generation": 0,
             "embedder": {

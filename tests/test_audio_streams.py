@@ -114,7 +114,9 @@ def test_a_scanner_saved_with_stream_1_scans_stream_1_after_load(
     tmp_path: Path, videos: dict[str, Path], on_track_1: Scanner
 ) -> None:
     path = on_track_1.save(tmp_path / "game.scanner")
-    assert Scanner.read_metadata(path)["audio_stream"] == 1
+    meta = Scanner.read_metadata(path)
+    # format 4: a release before the choice refuses it rather than scan the first stream
+    assert meta["audio_stream"] == 1 and meta["format_version"] == 4
     loaded = Scanner.load(path)
     assert loaded.audio_stream == 1
     want = on_track_1.scan(videos["test0"]).probabilities
@@ -138,8 +140,11 @@ def _rewrite_metadata(path: Path, change: dict[str, object], drop: str | None = 
 def test_a_scanner_saved_before_the_choice_loads_with_the_first_stream(
     tmp_path: Path, on_track_1: Scanner
 ) -> None:
+    first = Scanner.load(on_track_1.save(tmp_path / "first.scanner"))
+    first.audio_stream = None
+    assert Scanner.read_metadata(first.save(tmp_path / "first.scanner"))["format_version"] == 3
     path = on_track_1.save(tmp_path / "old.scanner")
-    _rewrite_metadata(path, {}, drop="audio_stream")
+    _rewrite_metadata(path, {"format_version": 3}, drop="audio_stream")
     assert Scanner.load(path).audio_stream is None  # what it decoded: the first
     _rewrite_metadata(path, {"audio_stream": -2})
     with pytest.raises(ScannerFileError, match="audio_stream"):
@@ -181,6 +186,7 @@ def test_an_index_records_its_stream_and_decodes_it(
     index.add([video])
     reopened = EmbeddingIndex.open(tmp_path / "game.idx")
     assert reopened.manifest["audio_stream"] == 1 and reopened.audio_stream == 1
+    assert reopened.manifest["format_version"] == 2  # refused by releases before the choice
     game = Scanner(LogMelEmbedder(), scan_windows=index.windows, audio_stream=1)
     entry = game.sliding_embeddings(video)
     stored = reopened.vectors()
@@ -188,7 +194,7 @@ def test_an_index_records_its_stream_and_decodes_it(
     np.testing.assert_allclose(stored, expected, atol=0.05)  # float16 storage
     mic = EmbeddingIndex.create(tmp_path / "mic.idx", LogMelEmbedder())
     mic.add([video])
-    assert mic.audio_stream is None
+    assert mic.audio_stream is None and mic.manifest["format_version"] == 1
     assert not np.allclose(mic.vectors(), stored, atol=0.05)
     markers = {str(video.resolve()): Markers(positive=[10.0])}
     with pytest.raises(InvalidInputError, match=r"audio stream 0 .* audio stream 1"):
@@ -214,7 +220,7 @@ def test_commands_take_audio_stream_end_to_end(
     tmp_path: Path, videos: dict[str, Path], capsys: pytest.CaptureFixture[str]
 ) -> None:
     scanner = tmp_path / "game.scanner"
-    rc, _, err = _cli(
+    rc, out, err = _cli(
         capsys,
         "train",
         "--markers",
@@ -227,6 +233,7 @@ def test_commands_take_audio_stream_end_to_end(
         str(scanner),
     )
     assert rc == 0, err
+    assert "Decoded audio stream 1 of each file" in out
     assert Scanner.read_metadata(scanner)["audio_stream"] == 1
     # scan without the option: the scanner's own stream; with it: the same
     rc, _, err = _cli(

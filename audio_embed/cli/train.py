@@ -392,6 +392,13 @@ def print_training(run: Run, scanner: Scanner, root: Path | None = None) -> None
         f"(tolerance {tw.tolerance:g} s, negative margin {tw.neg_margin:g} s), "
         f"normalisation {scanner.normalization}."
     )
+    if scanner.audio_stream is not None:
+        which = (
+            "all audio streams mixed"
+            if scanner.audio_stream == "mix"
+            else (f"audio stream {scanner.audio_stream}")
+        )
+        run.echo(f"Decoded {which} of each file; scans decode the same (--audio-stream).")
     files = s.get("files", [])
     names = [relative_name(str(f["source"]), root) for f in files]
     width = max((len(n) for n in names), default=0)

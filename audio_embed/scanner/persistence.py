@@ -44,8 +44,12 @@ log = logging.getLogger(__name__)
 SCANNER_FORMAT = "audio_embed.scanner"
 #: 2: ``embedder.cache_id`` fingerprints the weights. 3: the embedder's
 #: :meth:`~audio_embed.Embedder.config` is stored; load rebuilds the embedder from it
-#: and refuses a mismatch. 1 and 2 are still read.
-SCANNER_FORMAT_VERSION = 3
+#: and refuses a mismatch. 4: the scanner decodes another audio stream than the first
+#: (``audio_stream``); written only then, so that a release before it, which would
+#: decode the first stream, refuses the file instead (other files stay 3). 1 to 3 are
+#: still read.
+SCANNER_FORMAT_VERSION = 4
+_FIRST_STREAM_FORMAT_VERSION = 3
 #: Only these modules may appear in a saved classifier (checked before loading).
 TRUSTED_MODULE_PREFIXES = ("sklearn.", "numpy.", "scipy.", "audio_embed.classifier.")
 MAX_SCANNER_BYTES = 512 * 1024 * 1024
@@ -57,7 +61,9 @@ def metadata(scanner: Scanner) -> dict[str, Any]:
 
     return {
         "format": SCANNER_FORMAT,
-        "format_version": SCANNER_FORMAT_VERSION,
+        "format_version": SCANNER_FORMAT_VERSION
+        if scanner.audio_stream not in (None, 0)
+        else _FIRST_STREAM_FORMAT_VERSION,
         "library_version": __version__,
         "embedder": {
             "name": scanner.embedder.name,
