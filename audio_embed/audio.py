@@ -292,7 +292,8 @@ def _decoded_chunks(
     if produced == 0:
         if errors:
             raise CorruptAudioError(p, "no audio could be decoded (the data is corrupt)")
-        raise EmptyAudioError(p, "the audio stream holds no samples")
+        which = "the audio stream" if audio_stream is None else f"audio stream {audio_stream}"
+        raise EmptyAudioError(p, f"{which} holds no samples")
     if errors:
         log.warning("%s: %d corrupt packet(s) skipped while decoding", p, errors)
 
