@@ -21,6 +21,7 @@ import numpy as np
 from audio_embed.errors import AudioEmbedError
 
 if TYPE_CHECKING:
+    from audio_embed.audio import AudioStream
     from audio_embed.cache import CachedEmbeddings
 
 __all__ = [
@@ -56,8 +57,11 @@ def file_state(path: str) -> tuple[int, int] | None:
     return st.st_size, st.st_mtime_ns
 
 
-def decode_row(row: dict[str, Any], sample_rate: int) -> dict[str, Any]:
-    """Ray Data task: one file → its whole waveform (float32 bytes), or the reason it failed.
+def decode_row(
+    row: dict[str, Any], sample_rate: int, audio_stream: AudioStream | None = None
+) -> dict[str, Any]:
+    """Ray Data task: one file → its whole waveform (float32 bytes) from audio stream
+    ``audio_stream`` (None: the first), or the reason it failed.
 
     ``size`` and ``mtime_ns`` are the file's as it was decoded (-1 when it changed
     while being decoded): the model actor caches the embeddings only under the key of
@@ -69,7 +73,7 @@ def decode_row(row: dict[str, Any], sample_rate: int) -> dict[str, Any]:
     out["size"] = out["mtime_ns"] = -1
     try:
         before = file_state(row["path"])
-        blocks = list(stream_audio(row["path"], sample_rate, DECODE_BLOCK_SECONDS))
+        blocks = list(stream_audio(row["path"], sample_rate, DECODE_BLOCK_SECONDS, audio_stream))
         audio = np.concatenate(blocks) if blocks else np.zeros(0, np.float32)
         out["audio"] = np.ascontiguousarray(audio, dtype=np.float32).tobytes()
         if before is not None and file_state(row["path"]) == before:
@@ -207,6 +211,8 @@ def build_scanner(job: dict[str, Any]) -> Any:
             batch_size=job["batch_size"],
             cache=cache,
         )
+    # the stream the decode tasks read: the cache key of a file must name it
+    scanner.audio_stream = job.get("audio_stream", scanner.audio_stream)
     if job.get("device") and "device" not in kwargs:
         scanner.embedder.to(job["device"])
     return scanner

@@ -38,6 +38,7 @@ import numpy as np
 
 from audio_embed._ann import ANN_LIBRARY, AnnIndex
 from audio_embed._index_store import (
+    FIRST_STREAM_INDEX_VERSION,
     INDEX_FORMAT,
     INDEX_FORMAT_VERSION,
     LOCK,
@@ -53,6 +54,7 @@ from audio_embed._index_store import (
     write_sqlite,
 )
 from audio_embed._io import atomic_writer
+from audio_embed.audio import AudioStream, check_audio_stream
 from audio_embed.cache import CachedEmbeddings, EmbeddingCache
 from audio_embed.embedders.base import Embedder
 from audio_embed.errors import AudioEmbedError, IndexFileError, InvalidInputError
@@ -128,13 +130,18 @@ class EmbeddingIndex:
         cache: EmbeddingCache | None = None,
         batch_size: int | None = None,
         ann_params: dict[str, int] | None = None,
+        audio_stream: AudioStream | None = None,
     ) -> EmbeddingIndex:
         """A new, empty index at ``path`` (a directory that must not exist or be empty).
 
         ``windows``: None (default) takes the embedder's scan windows, the ones a
         :class:`~audio_embed.Scanner` of that model scans with, so a scanner trained
         from the index (``review.fit_from_index``) places detections as one trained
-        from the files would."""
+        from the files would.
+        ``audio_stream``: the audio stream every file added is decoded from (its
+        position among a file's audio streams, 0-based; None: the first, see
+        :func:`~audio_embed.audio.stream_audio`); recorded in the manifest, so
+        later additions and examples embedded from files use it too."""
         p = Path(path)
         if p.exists() and (not p.is_dir() or any(p.iterdir())):
             raise InvalidInputError(
@@ -149,9 +156,13 @@ class EmbeddingIndex:
         from audio_embed._ann import DEFAULT_ANN_PARAMS
 
         sw = windows or model_scan_windows(embedder)
+        if audio_stream is not None:
+            audio_stream = check_audio_stream(audio_stream, "audio_stream of an index")
         manifest: dict[str, Any] = {
             "format": INDEX_FORMAT,
-            "format_version": INDEX_FORMAT_VERSION,
+            "format_version": INDEX_FORMAT_VERSION
+            if audio_stream not in (None, 0)
+            else FIRST_STREAM_INDEX_VERSION,
             "library_version": __version__,
             "generation": 0,
             "embedder": {
@@ -162,6 +173,7 @@ class EmbeddingIndex:
             },
             "windows": {"window": sw.window, "hop": sw.hop, "encoding": sw.encoding},
             "normalization": "recording",
+            "audio_stream": audio_stream,
             "vector_dtype": dtype,
             "count": 0,
             "n_files": 0,
@@ -212,6 +224,18 @@ class EmbeddingIndex:
     def windows(self) -> SlidingWindows:
         w = self.manifest["windows"]
         return SlidingWindows(float(w["window"]), float(w["hop"]), w["encoding"])
+
+    @property
+    def audio_stream(self) -> AudioStream | None:
+        """The audio stream the index's files are decoded from (None: the first;
+        indexes made before the choice existed have none)."""
+        value = self.manifest.get("audio_stream")
+        if value is None:
+            return None
+        try:
+            return check_audio_stream(value)
+        except InvalidInputError as exc:
+            raise IndexFileError(f"{self.path}: its 'audio_stream' is invalid: {exc}") from exc
 
     @property
     def files(self) -> tuple[IndexedFile, ...]:
@@ -265,6 +289,7 @@ class EmbeddingIndex:
             train_windows=TargetedWindows(sw.window, hop=sw.hop),
             cache=self.cache,
             batch_size=self.batch_size,
+            audio_stream=self.audio_stream,
         )
 
     # ------------------------------------------------------------------ rows
@@ -332,9 +357,10 @@ class EmbeddingIndex:
         the others are still added.
         Embeddings go through the scanner's streaming, cached path, or through
         ``many``: a runner with :meth:`Scanner.sliding_embeddings_many`'s
-        signature that yields in input order with this index's embedder and
-        windows (e.g. ``RayScanner.for_embedding(..., ordered=True)``). Nothing is
-        written until every file is embedded; a cancel leaves the index as it was.
+        signature that yields in input order with this index's embedder,
+        windows and :attr:`audio_stream` (e.g. ``RayScanner.for_embedding(...,
+        ordered=True, audio_stream=index.audio_stream)``). Nothing is written
+        until every file is embedded; a cancel leaves the index as it was.
         """
         report = AddReport()
         todo: list[tuple[Path, str, int, int, str]] = []  # path, key, size, mtime, sha

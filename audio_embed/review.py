@@ -158,6 +158,12 @@ def _check_compatible(scanner: Scanner, index: EmbeddingIndex) -> None:
             "An index holds per-recording normalised vectors; the scanner must use "
             f"normalization='recording'. Got {scanner.normalization!r}."
         )
+    if (scanner.audio_stream or 0) != (index.audio_stream or 0):
+        raise InvalidInputError(
+            f"The scanner decodes audio stream {scanner.audio_stream or 0} of a file but "
+            f"{index.path} holds the vectors of audio stream {index.audio_stream or 0}; set "
+            f"the scanner's audio_stream to {index.audio_stream or 0}."
+        )
 
 
 def fit_from_index(

@@ -39,6 +39,7 @@ from audio_embed.formats import read_markers
 from audio_embed.index import EmbeddingIndex
 from audio_embed.progress import CancelToken
 from audio_embed.scanner import Recording, Scanner, ScanResult
+from audio_embed.windows import SlidingWindows
 
 
 @pytest.fixture(scope="module")
@@ -525,3 +526,47 @@ def test_ray_decodes_at_the_models_rate_or_refuses(
     job["sample_rate"] = 16000  # e.g. a runner built where the plugin was not loaded
     with pytest.raises(AudioEmbedError, match="decoded at 16000 Hz, but LOGMEL32 takes 32000"):
         ModelWorker(job)
+
+
+def test_ray_decodes_the_chosen_audio_stream_and_caches_it_apart(
+    crash_marker: Path, tmp_path: Path, demo: DemoSet, scanner: Scanner
+) -> None:
+    from conftest import SR, video_with_tracks
+
+    from audio_embed import load_audio
+
+    game = load_audio(demo.test_files[0])
+    mic = (0.05 * np.random.default_rng(0).standard_normal(len(game))).astype(np.float32)
+    video = str(video_with_tracks(tmp_path / "obs.mkv", [mic, game], seconds=len(game) / SR))
+    saved = scanner.save(tmp_path / "first.scanner")  # no stream chosen: the first
+    on_game = Scanner.load(saved, cache=EmbeddingCache(tmp_path / "cache"))
+    on_game.audio_stream = 1
+    local_game, local_mic = on_game.scan(video), Scanner.load(saved).scan(video)
+    options = dist.RayOptions(workers=1, cache_dir=tmp_path / "cache")
+    got, failed = dist.scan_results(on_game, [video], options=options, progress=False)
+    assert not failed
+    _same(got[video], local_game)
+    # the worker's entry is the one a local scan of stream 1 reads (the local scan
+    # above wrote it; a Ray entry under another name would be a second file)
+    assert [p.name for p in (tmp_path / "cache").glob("*.npz")] == [
+        f"{on_game.cache_key(video)}.npz"
+    ]
+    # a saved scanner's path: its own stream, or the one asked for
+    run: dict[str, Any] = {"options": dist.RayOptions(workers=1), "progress": False}
+    _same(dist.scan_results(saved, [video], **run)[0][video], local_mic)
+    _same(dist.scan_results(saved, [video], audio_stream=1, **run)[0][video], local_game)
+    want = Scanner(
+        LogMelEmbedder(), scan_windows=SlidingWindows(1.0, 2.0, "shared"), audio_stream=1
+    )
+    entry = want.sliding_embeddings(video)
+    got_emb: list[np.ndarray] = []
+    dist.embed_dataset(
+        "LOGMEL",
+        [video],
+        hop=2.0,
+        audio_stream=1,
+        on_result=lambda _p, e: got_emb.append(e.embeddings),
+        **run,
+    )
+    scale = float(np.abs(entry.embeddings).max())
+    np.testing.assert_allclose(got_emb[0], entry.embeddings, atol=1e-5 * scale)

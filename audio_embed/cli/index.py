@@ -12,6 +12,7 @@ from audio_embed.cli.distributed import ray_options, ray_settings, runner_kwargs
 from audio_embed.cli.options import (
     Formatter,
     Subparsers,
+    audio_stream_options,
     cache_options,
     common_options,
     model_options,
@@ -31,7 +32,15 @@ def add_parser(subparsers: Subparsers) -> argparse.ArgumentParser:
     """The ``index`` subcommand."""
     p = subparsers.add_parser(
         "index",
-        parents=[common_options(), model_options(), cache_options(), ray_options()],
+        parents=[
+            common_options(),
+            model_options(),
+            cache_options(),
+            ray_options(),
+            audio_stream_options(
+                "the first; a new index records it in its manifest, an existing one keeps its own"
+            ),
+        ],
         formatter_class=Formatter,
         help="build or extend a searchable archive of window embeddings",
         description=(
@@ -135,14 +144,15 @@ def _create(run: Run, path: Path) -> EmbeddingIndex:
         dtype=args.dtype,
         cache=make_cache(args),
         batch_size=args.batch_size,
+        audio_stream=args.audio_stream,
     )
 
 
 def _ray_runner(
     run: Run, index: EmbeddingIndex
 ) -> Callable[..., Iterator[tuple[str, CachedEmbeddings | AudioEmbedError]]] | None:
-    """With --ray: the workers' ``sliding_embeddings_many`` with the index's model and
-    windows, in input order (as ``EmbeddingIndex.add`` needs); else None."""
+    """With --ray: the workers' ``sliding_embeddings_many`` with the index's model,
+    windows and audio stream, in input order (as ``EmbeddingIndex.add`` needs); else None."""
     options = ray_settings(run)
     if options is None:
         return None
@@ -156,6 +166,7 @@ def _ray_runner(
         hop=sw.hop,
         encoding=sw.encoding,
         batch_size=run.args.batch_size,
+        audio_stream=index.audio_stream,
         ordered=True,
         **runner_kwargs(run),
     )
@@ -200,6 +211,12 @@ def run(run: Run) -> int:
                 f"{path} exists: its windows are fixed; drop --window/--hop/--encoding."
             )
         index = open_index(run, path, model=args.model)
+        if args.audio_stream is not None and args.audio_stream != (index.audio_stream or 0):
+            raise UsageError(
+                f"{path} holds the vectors of audio stream {index.audio_stream or 0}; drop "
+                f"--audio-stream, or build another index for stream {args.audio_stream}."
+            )
+        args.audio_stream = index.audio_stream  # what the progress bars probe
     else:
         index = _create(run, path)
     many = _ray_runner(run, index)

@@ -166,7 +166,11 @@ def _scanner(run: Run) -> ScansMany:
     if args.store is None and not args.model and not getattr(args, "batch_size", None):
         load = {"allow_mismatch": True} if getattr(args, "allow_mismatch", False) else {}
         return RayScanner.from_scanner(
-            Path(args.scanner), options, load_kwargs=load, **runner_kwargs(run)
+            Path(args.scanner),
+            options,
+            load_kwargs=load,
+            audio_stream=args.audio_stream,
+            **runner_kwargs(run),
         )
     scanner, _name = load_scanner(run, cache=None)
     apply_overrides(scanner, args)

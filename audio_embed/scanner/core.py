@@ -20,7 +20,7 @@ import numpy as np
 from attrs import Factory, define, field, frozen
 from sklearn.base import clone
 
-from audio_embed.audio import load_audio, resample
+from audio_embed.audio import AudioStream, check_audio_stream, load_audio, resample
 from audio_embed.cache import CachedEmbeddings, EmbeddingCache
 from audio_embed.classifier import CalibratedClassifier
 from audio_embed.detect import Postprocessing, detect, flagged_share
@@ -297,6 +297,16 @@ class Scanner(StreamingEmbeddings):
             the automatic estimator (three draws of three copies, one classifier
             per draw, averaged), else none (wolf benchmark); None: none.
             ``training_summary["augmentation"]`` says whether it ran and why.
+        audio_stream: which audio stream of a file fit, scan and every other
+            decoding use: its position among the file's audio streams, 0-based
+            as ``ffmpeg -map 0:a:N`` (an OBS recording's game track, a film's
+            second language; see :func:`~audio_embed.audio.stream_audio`).
+            None (default): the first, with a warning naming the others when a
+            file has several. Saved with the scanner, so a scanner trained on
+            track 1 scans track 1 after :meth:`load`; set the attribute to scan
+            files whose tracks are laid out otherwise. It is part of the
+            embedding cache key (track 0 and track 1 of a file never share
+            cached embeddings).
     """
 
     embedder: Embedder
@@ -321,6 +331,7 @@ class Scanner(StreamingEmbeddings):
     augmentation: AugmentationSetting = "auto"
     postprocessing_from_spans: bool = True
     postprocessing_from_points: bool = True
+    audio_stream: AudioStream | None = None
     training_summary: dict[str, Any] | None = field(default=None, init=False)
     threshold_: float | None = field(default=None, init=False)
     #: The post-processing fit sized from the marked selections, or from the durations
@@ -349,6 +360,8 @@ class Scanner(StreamingEmbeddings):
             )
         _check_threshold(self.threshold)
         check_augmentation(self.augmentation)
+        if self.audio_stream is not None:
+            self.audio_stream = check_audio_stream(self.audio_stream, "audio_stream of Scanner")
         if not (np.isfinite(self.context) and self.context >= 0):
             raise InvalidInputError(
                 f"The 'context' parameter of Scanner must be >= 0 seconds. Got {self.context!r}."
@@ -457,7 +470,7 @@ class Scanner(StreamingEmbeddings):
             if isinstance(rec.source, np.ndarray):
                 audio = resample(mono_array(rec.source), int(rec.sample_rate or sr), sr)
             else:
-                audio = load_audio(rec.source, sr)
+                audio = load_audio(rec.source, sr, self.audio_stream)
             x[~found] = self.embedder.embed_windows(
                 audio,
                 labelled.starts[~found],

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from audio_embed._io import atomic_writer
+from audio_embed.audio import AudioStream, check_audio_stream
 from audio_embed.augment import MixAugmentation
 from audio_embed.cache import EmbeddingCache
 from audio_embed.classifier import CalibratedClassifier
@@ -43,8 +44,12 @@ log = logging.getLogger(__name__)
 SCANNER_FORMAT = "audio_embed.scanner"
 #: 2: ``embedder.cache_id`` fingerprints the weights. 3: the embedder's
 #: :meth:`~audio_embed.Embedder.config` is stored; load rebuilds the embedder from it
-#: and refuses a mismatch. 1 and 2 are still read.
-SCANNER_FORMAT_VERSION = 3
+#: and refuses a mismatch. 4: the scanner decodes another audio stream than the first
+#: (``audio_stream``); written only then, so that a release before it, which would
+#: decode the first stream, refuses the file instead (other files stay 3). 1 to 3 are
+#: still read.
+SCANNER_FORMAT_VERSION = 4
+_FIRST_STREAM_FORMAT_VERSION = 3
 #: Only these modules may appear in a saved classifier (checked before loading).
 TRUSTED_MODULE_PREFIXES = ("sklearn.", "numpy.", "scipy.", "audio_embed.classifier.")
 MAX_SCANNER_BYTES = 512 * 1024 * 1024
@@ -56,7 +61,9 @@ def metadata(scanner: Scanner) -> dict[str, Any]:
 
     return {
         "format": SCANNER_FORMAT,
-        "format_version": SCANNER_FORMAT_VERSION,
+        "format_version": SCANNER_FORMAT_VERSION
+        if scanner.audio_stream not in (None, 0)
+        else _FIRST_STREAM_FORMAT_VERSION,
         "library_version": __version__,
         "embedder": {
             "name": scanner.embedder.name,
@@ -91,6 +98,8 @@ def metadata(scanner: Scanner) -> dict[str, Any]:
         "seed": scanner.seed,
         "batch_size": scanner.batch_size,
         "augmentation": _augmentation_setting(scanner.augmentation),
+        # the audio stream of a file it decodes (None: the first); files from before have none
+        "audio_stream": scanner.audio_stream,
         "training_summary": scanner.training_summary,
     }
 
@@ -171,6 +180,7 @@ def _build(
         augmentation=_saved_augmentation(p, meta.get("augmentation")),
         postprocessing_from_spans=bool(meta.get("postprocessing_from_spans", True)),
         postprocessing_from_points=bool(meta.get("postprocessing_from_points", False)),
+        audio_stream=_saved_audio_stream(p, meta.get("audio_stream")),
     )
     scanner.threshold_ = float(meta["threshold"])
     if used != setting:
@@ -196,6 +206,17 @@ def _saved_augmentation(p: Path, saved: Any) -> AugmentationSetting:
         return MixAugmentation(**saved)
     except (TypeError, InvalidInputError) as exc:
         raise ScannerFileError(f"{p}: its 'augmentation' setting is invalid: {exc}") from exc
+
+
+def _saved_audio_stream(p: Path, saved: Any) -> AudioStream | None:
+    """The saved ``audio_stream`` (absent from files saved before it existed: None,
+    the first stream, which is what they decoded)."""
+    if saved is None:
+        return None
+    try:
+        return check_audio_stream(saved)
+    except InvalidInputError as exc:
+        raise ScannerFileError(f"{p}: its 'audio_stream' setting is invalid: {exc}") from exc
 
 
 def _saved_embedder(
