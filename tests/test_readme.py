@@ -689,3 +689,74 @@ def test_readme_prose_names_existing_api() -> None:
         checked += 1
     assert checked > 20
     assert not checker.errors, "\n".join(checker.errors)
+
+
+# --- Layout -------------------------------------------------------------------------
+
+
+def _layout() -> list[str]:
+    lines = _readme_lines()
+    start = lines.index("## Layout")
+    return next(body for _, at, body in _fenced(lines) if at > start)
+
+
+def _layout_files(block: list[str]) -> list[tuple[str, Path]]:
+    """(line, path) of every ``name.py`` and ``folder/`` the Layout names, resolved by
+    its indentation: an entry's own name under its parent folder, the names in its
+    description beside it (in it, for a folder's description)."""
+    folders: list[tuple[int, Path]] = []
+    here = ROOT
+    found = []
+    for line in block:
+        indent = len(line) - len(line.lstrip())
+        entry = re.match(r"\s*([\w<>]+(?:\.py|/))(\s|$)", line)
+        if entry and indent < 16:  # the description column starts further right
+            while folders and folders[-1][0] >= indent:
+                folders.pop()
+            parent = folders[-1][1] if folders else ROOT
+            name = entry.group(1)
+            if name.endswith("/"):
+                folders.append((indent, parent / name.rstrip("/")))
+                here = parent / name.rstrip("/")
+            else:
+                here = parent
+            rest = line[entry.end(1) :]
+            if "<" not in name:
+                found.append((line, parent / name))
+        else:
+            rest = line
+        for name in re.findall(r"(?<![\w.])(\w+\.py)\b", rest):
+            found.append((line, here / name))
+    return found
+
+
+def test_layout_names_files_that_exist_and_every_module() -> None:
+    block = _layout()
+    files = _layout_files(block)
+    assert len(files) > 40
+    missing = [
+        f"{path.relative_to(ROOT)} ({line.strip()})" for line, path in files if not path.exists()
+    ]
+    assert not missing, "the Layout names files that are not there:\n" + "\n".join(missing)
+    text = "\n".join(block)
+    package = ROOT / "audio_embed"
+    unnamed = [
+        str(path.relative_to(ROOT))
+        for path in sorted(package.rglob("*.py"))
+        if not path.name.startswith("__")
+        and path.parent.name not in ("beats", "eat")  # a model's package: named as a whole
+        and not re.search(rf"(?<![\w/]){re.escape(path.stem)}\b", text)
+    ]
+    assert not unnamed, "modules the Layout does not name:\n" + "\n".join(unnamed)
+
+
+def test_errors_table_names_test_files_that_exist() -> None:
+    lines = _readme_lines()
+    start = lines.index("## Errors and limits")
+    rows = [line for line in lines[start:] if line.startswith("| ")]
+    assert len(rows) > 30
+    for row in rows:
+        if row.startswith("| input or fault"):
+            continue
+        for name in row.rstrip(" |").rsplit("|", 1)[-1].split(","):
+            assert (ROOT / "tests" / f"{name.strip()}.py").exists(), row
