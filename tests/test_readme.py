@@ -799,8 +799,19 @@ def test_the_command_table_lists_every_command_in_help_order() -> None:
             break
         table.append(row.split("`audio-embed ", 1)[1].split()[0].rstrip("`"))
     assert table == list(_subparsers())
+    # "Adding a model": "the command line's `--plugin my_models`, on every command"
+    assert all("--plugin" in _parser_options(p) for p in _subparsers().values())
     words = "zero one two three four five six seven eight nine ten eleven twelve".split()
     count = re.search(
         r"`audio-embed` \(also `python -m audio_embed`\) has (\w+) commands", "\n".join(lines)
     )
     assert count and words.index(count.group(1)) == len(table)
+
+
+def test_repository_paths_the_readme_names_exist() -> None:
+    """`tests/numeric.py`, `audio_embed/registry.py`, `benchmarks/measured-versions.txt`…"""
+    text = README.read_text(encoding="utf-8")
+    paths = re.findall(r"(?<![\w./~-])((?:audio_embed|tests|benchmarks|\.ci)/[\w/.-]*\w)", text)
+    assert len(paths) > 50
+    missing = sorted({p for p in paths if not (ROOT / p).exists()})
+    assert not missing, missing
