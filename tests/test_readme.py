@@ -659,6 +659,8 @@ def _prose_namespace() -> dict[str, object]:
     for info in pkgutil.iter_modules(audio_embed.__path__):
         if not info.name.startswith("_") and info.name not in ("audio", "demo"):  # words too
             env[info.name] = importlib.import_module(f"audio_embed.{info.name}")
+    for module in [m for m in env.values() if isinstance(m, ModuleType)]:  # their public names
+        env.update({n: getattr(module, n) for n in getattr(module, "__all__", ()) if n not in env})
     env.update({name: getattr(audio_embed, name) for name in audio_embed.__all__})
     env["scanner"] = Instance(audio_embed.Scanner)
     env["index"] = Instance(audio_embed.EmbeddingIndex)
