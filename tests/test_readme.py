@@ -817,3 +817,34 @@ def test_repository_paths_the_readme_names_exist() -> None:
     assert len(paths) > 50
     missing = sorted({p for p in paths if not (ROOT / p).exists()})
     assert not missing, missing
+
+
+def test_readme_option_values_are_among_their_choices() -> None:
+    """`--format csv|json|…`, `--classifier hgb|logreg`: named values of an option with
+    choices must be among them (placeholders, like `N` or `F.csv`, are not checked)."""
+    parsers = _subparsers()
+    wrong = []
+    checked = 0
+    for command, option, snippet in _cli_uses(_readme_lines(), set(parsers)):
+        action = next((a for a in parsers[command]._actions if option in a.option_strings), None)
+        if action is None or not action.choices:
+            continue
+        for value in re.findall(rf"{re.escape(option)}[ =]([\w|.-]+)", snippet.text):
+            for choice in value.split("|"):
+                if choice and choice.islower() and "." not in choice:
+                    checked += 1
+                    if choice not in action.choices:
+                        wrong.append(f"README.md:{snippet.line}: {command} {option} {choice}?")
+    assert checked > 5
+    assert not wrong, "\n".join(wrong)
+
+
+def test_a_history_entry_passes_only_on_a_line_that_says_it_is_history(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setitem(HISTORY, ("wolf", "--old"), "renamed to --new")
+    quoted = Snippet(1, "--old", False, "| row | `--old` on commit `abc1234` |")
+    current = Snippet(2, "--old", False, "| row | `--old` |")
+    assert _history_ok("wolf", "--old", quoted)
+    assert not _history_ok("wolf", "--old", current)
+    assert not _history_ok("scan", "--old", quoted)
