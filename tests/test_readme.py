@@ -5,10 +5,14 @@ blocks, backticks in prose, the command table) must be an option of that
 subcommand's parser; every ``benchmarks/NAME.py --option`` (also through the
 aliases it defines, ``R=".venv/bin/python benchmarks/wolf.py …"`` then ``$R
 --opt``, and the "command" column of its result tables) an option of that script's
-parser; and its Python blocks must compile and import, call and read only names
-``audio_embed`` has. Nothing is run, downloaded or measured: parsers are built (a
-benchmark's by calling its ``main`` with ``parse_args`` replaced by a trap), code is
-read with :mod:`ast`.
+parser; every other option it names an option of something here; the values it
+gives options with choices among them; its Python blocks (and the API names in its
+prose, ``Scanner.scan_many``, ``RayOptions(cache_dir=DIR)``) must compile and import,
+call and read only names, attributes and keywords ``audio_embed`` has. The command
+table lists every command; the Layout names files that exist and every module; the
+errors table's test files and every repository path it names exist. Nothing is run,
+downloaded or measured: parsers are built (a benchmark's by calling its ``main`` with
+``parse_args`` replaced by a trap), code is read with :mod:`ast`.
 
 Commands quoted as history (a table row measured "on commit X", an option "before"
 it was renamed) may name options that no longer exist: those are listed in
@@ -43,7 +47,8 @@ README = ROOT / "README.md"
 BENCHMARKS = ROOT / "benchmarks"
 
 #: (command, option) pairs a history row may name although they no longer exist:
-#: command is an ``audio-embed`` subcommand or a benchmark script's file name.
+#: command is an ``audio-embed`` subcommand or a benchmark script's file name. Empty
+#: today: every history row of the README names options that still exist.
 HISTORY: dict[tuple[str, str], str] = {}
 
 #: A README line naming a :data:`HISTORY` option must say that it is history.
@@ -382,14 +387,6 @@ def test_history_entries_are_still_history() -> None:
         assert option in text, f"{command} {option}: no longer in the README"
         if command in parsers:
             assert option not in _parser_options(parsers[command]), f"{command} {option} exists"
-
-
-if __name__ == "__main__":  # print what is checked, to eyeball the extraction
-    _lines = _readme_lines()
-    for _c, _o, _s in _cli_uses(_lines, set(_subparsers())):
-        print(f"{_s.line:5} cli   {_c:10} {_o}")
-    for _c, _o, _s in _bench_uses(_lines):
-        print(f"{_s.line:5} bench {_c:16} {_o}")
 
 
 # --- Python blocks ------------------------------------------------------------------
@@ -848,3 +845,11 @@ def test_a_history_entry_passes_only_on_a_line_that_says_it_is_history(
     assert _history_ok("wolf", "--old", quoted)
     assert not _history_ok("wolf", "--old", current)
     assert not _history_ok("scan", "--old", quoted)
+
+
+if __name__ == "__main__":  # print what is checked, to eyeball the extraction
+    _lines = _readme_lines()
+    for _c, _o, _s in _cli_uses(_lines, set(_subparsers())):
+        print(f"{_s.line:5} cli   {_c:10} {_o}")
+    for _c, _o, _s in _bench_uses(_lines):
+        print(f"{_s.line:5} bench {_c:16} {_o}")
