@@ -854,3 +854,20 @@ if __name__ == "__main__":  # print what is checked, to eyeball the extraction
         print(f"{_s.line:5} cli   {_c:10} {_o}")
     for _c, _o, _s in _bench_uses(_lines):
         print(f"{_s.line:5} bench {_c:16} {_o}")
+
+
+def test_tests_the_readme_names_exist() -> None:
+    """`tests/test_package.py checks …`, `test_float16_storage_vs_float32`: a test (file or
+    function) the README cites as evidence is there."""
+    defined = {
+        name
+        for folder in (ROOT / "tests", BENCHMARKS)
+        for path in folder.glob("*.py")
+        for name in [path.stem, *re.findall(r"^\s*def (test_\w+)", path.read_text(), re.M)]
+    }
+    text = README.read_text(encoding="utf-8")
+    cited = set(re.findall(r"(?<![\w/])(test_[a-z]\w*)(?![\w.])", text))
+    cited.discard("test_clips")  # the bench spec's list of test-split clips
+    defined |= set(re.findall(r"def (test_\w+)", text))  # the README's own examples
+    assert len(cited) > 8
+    assert cited <= defined, sorted(cited - defined)
