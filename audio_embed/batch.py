@@ -49,6 +49,7 @@ __all__ = [
     "ScansMany",
     "collect_inputs",
     "output_paths",
+    "refuse_beside_recordings",
     "run_many",
     "scan_to_folder",
 ]
@@ -388,7 +389,7 @@ def scan_to_folder(
     for item, reason in missing:
         tell(FileOutcome("missing", item, reason=reason))
     targets = output_paths(inputs, out, FORMAT_SUFFIXES[fmt], reserved=(COMBINED_CSV,))
-    _refuse_beside_recordings(inputs, targets, fmt)
+    refuse_beside_recordings(inputs, targets, fmt)
     _refuse_other_recordings(inputs, targets, fmt)
     _refuse_foreign_combined(out / COMBINED_CSV)
     todo = _existing_results(inputs, targets, fmt, settings.skip_existing, tell)
@@ -449,7 +450,7 @@ def _report(
     )
 
 
-def _refuse_beside_recordings(
+def refuse_beside_recordings(
     inputs: Sequence[Input], targets: dict[Path, Path], fmt: OutputFormat
 ) -> None:
     """An output folder that is a recording's own folder, where its result would replace

@@ -297,11 +297,21 @@ _RAVEN_FILE_COLUMNS = ("Begin Path", "Begin File")
 _RAVEN_OFFSET = "File Offset (s)"
 
 
-def _raven_names_files(path: str | os.PathLike[str]) -> bool:
-    """Whether a Raven selection table names the file of each selection (``Begin Path``
-    or ``Begin File`` with ``File Offset (s)``, as Raven writes for a file list)."""
-    head = read_text_file(Path(path)).partition("\n")[0].rstrip("\r").split("\t")
-    return _RAVEN_OFFSET in head and any(c in head for c in _RAVEN_FILE_COLUMNS)
+def _raven_rows(p: Path) -> tuple[list[dict[str, str | None]], bool]:
+    """A Raven table's rows, and whether it names each selection's file (``Begin Path``
+    or ``Begin File`` with ``File Offset (s)``, as Raven writes them)."""
+    reader = csv.DictReader(io.StringIO(_read_text(p)), delimiter="\t")
+    rows = list(reader)
+    head = reader.fieldnames or []
+    return rows, _RAVEN_OFFSET in head and any(c in head for c in _RAVEN_FILE_COLUMNS)
+
+
+def _raven_files(p: Path) -> list[str]:
+    """The recordings a Raven table's selections name, once each (none: no such columns)."""
+    rows, per_file = _raven_rows(p)
+    if not per_file:
+        return []
+    return list({file_key(f): f for f in (_raven_recording(r, p.parent) for r in rows)}.values())
 
 
 def _raven_recording(row: Mapping[str, str | None], folder: Path) -> str:
@@ -320,46 +330,41 @@ def read_raven_table(path: str | os.PathLike[str], audio: str | None = None) -> 
 
     The marker time is the selection's midpoint; the kind comes from a column
     named ``Annotation``, ``Label`` or ``Kind`` when present (positive otherwise).
-    A table made over a list of files (``Begin Path`` or ``Begin File`` and ``File
-    Offset (s)`` columns, where ``Begin Time (s)`` counts from the first file's start)
-    marks each selection's own file at its offset in it; ``audio`` may then name the
-    recording only when every selection lies in one file.
+    With ``audio`` None the table must name each selection's file (``Begin Path`` or
+    ``Begin File`` and ``File Offset (s)`` columns, as Raven writes for a list of
+    files, where ``Begin Time (s)`` counts from the first file's start): each
+    selection then marks its own file at its offset in it. ``audio`` names the one
+    recording of a table whose selections all lie in one file.
     """
     p = Path(path)
-    reader = csv.DictReader(io.StringIO(_read_text(p)), delimiter="\t")
-    per_file = _raven_names_files(p)
+    table, per_file = _raven_rows(p)
     if audio is None and not per_file:
         raise MarkerError(f"{p}: name the recording this Raven table marks.")
+    if audio is not None and len(named := _raven_files(p)) > 1:
+        raise MarkerError(
+            f"{p}: the table marks {len(named)} files (its Begin File / Begin Path "
+            f"column), so --audio {audio} cannot say which one it means. Leave --audio "
+            "out: each selection then marks its own file, found by that column (a path "
+            "that is not on this machine is looked for by name in the table's folder)."
+        )
     rows = []
     spans = []
-    for n, row in enumerate(reader, start=2):
+    for n, row in enumerate(table, start=2):
         where = f"{p}, line {n}"
         if "Begin Time (s)" not in row or "End Time (s)" not in row:
             raise MarkerError(f"{p}: not a Raven selection table (no Begin/End Time (s) columns).")
         start, end = (
             _time(decimal_point(row[c] or ""), where) for c in ("Begin Time (s)", "End Time (s)")
         )
-        file = str(audio)
-        if per_file:
-            file = _raven_recording(row, p.parent)
+        if per_file:  # the time in its own file
             offset = _time(decimal_point(row[_RAVEN_OFFSET] or ""), where)
             start, end = offset, offset + (end - start)
-        label = next((row[c] for c in ("Annotation", "Label", "Kind") if row.get(c)), "")
+        file = audio if audio is not None else _raven_recording(row, p.parent)
+        label = next((row[c] or "" for c in ("Annotation", "Label", "Kind") if row.get(c)), "")
         kind = _KIND_ALIASES.get(label.lower(), "positive")
         rows.append((file, (start + end) / 2.0, kind))
         if kind == "positive" and end > start:
             spans.append((file, start, end))
-    if per_file and audio is not None:
-        named = {file_key(f) for f, _, _ in rows}
-        if len(named) > 1:
-            raise MarkerError(
-                f"{p}: the table marks {len(named)} files (its Begin File / Begin Path "
-                f"column), so --audio {audio} cannot say which one it means. Leave --audio "
-                "out: each selection then marks its own file, found by that column (a path "
-                "that is not on this machine is looked for by name in the table's folder)."
-            )
-        rows = [(audio, t, k) for _, t, k in rows]
-        spans = [(audio, a, b) for _, a, b in spans]
     return _collect(rows, spans)
 
 
@@ -420,7 +425,7 @@ def format_detections(
     raise ValueError(f"Unknown output format {fmt!r}; use {_FORMAT_NAMES}.")
 
 
-_FORMAT_NAMES = "csv, json, audacity, raven, srt or vtt"
+_FORMAT_NAMES = ", ".join(FORMAT_SUFFIXES)
 
 
 def _timing(d: Detection, decimal: str) -> str:
@@ -512,14 +517,13 @@ def _parse_detections(text: str, fmt: OutputFormat) -> list[Detection]:
             if not line.strip():
                 continue
             parts = line.split("\t")
-            if len(parts) != 3:  # a person's notes or labels in rec.txt are not a result
+            said = _LABEL_SCORE.fullmatch(parts[2]) if len(parts) == 3 else None
+            if said is None:  # a person's notes or labels in rec.txt are not a result
                 raise ValueError(f"line {n} is not 'start<TAB>end<TAB>label score'")
-            label, _, said = parts[2].rpartition(" ")
-            score = float(said)
-            labels.add(label)
-            if not 0.0 <= score <= 1.0 or len(labels) > 1:
-                raise ValueError(f"line {n}: {parts[2]!r} is not the one label and a score")
-            rows.append(Detection(float(parts[0]), float(parts[1]), score, math.nan))
+            labels.add(said.group(1) or "")
+            if len(labels) > 1:
+                raise ValueError(f"line {n}: {parts[2]!r} has another label than the lines before")
+            rows.append(Detection(float(parts[0]), float(parts[1]), float(said.group(2)), math.nan))
     elif fmt == "raven":
         reader = csv.DictReader(io.StringIO(text), delimiter="\t")
         _has_columns(reader.fieldnames, ("Begin Time (s)", "End Time (s)", "Score"))
@@ -545,7 +549,9 @@ def _has_columns(found: Sequence[str] | None, needed: tuple[str, ...]) -> None:
 
 _TIME = r"(\d+):([0-5]\d):([0-5]\d)[,.](\d{3})"
 _TIMING = re.compile(rf"{_TIME} --> {_TIME}")
-_SCORE_TEXT = re.compile(r"(?:(.*) )?(-?\d+\.\d+)")
+#: ``label score`` as the Audacity and subtitle writers put it (the score with two decimals,
+#: in [0, 1]): a person's own labels ("1", "wolf 1", "horn 0.5") are not taken for a result
+_LABEL_SCORE = re.compile(r"(?:(.*) )?((?:0\.\d\d)|(?:1\.00))")
 
 
 def _seconds(h: str, m: str, s: str, ms: str) -> float:
@@ -572,7 +578,7 @@ def _parse_cues(text: str, fmt: OutputFormat) -> list[Detection]:
         if len(lines) != 3 or (fmt == "srt" and not lines[0].strip().isdigit()):
             raise ValueError(f"cue {n} is not a number, a timing line and 'label score'")
         timing = _TIMING.fullmatch(lines[1].strip())
-        said = _SCORE_TEXT.fullmatch(lines[2].strip())
+        said = _LABEL_SCORE.fullmatch(lines[2].strip())
         if timing is None or said is None:
             raise ValueError(f"cue {n}: {lines[1]!r} / {lines[2]!r} is not a timing and a score")
         labels.add(said.group(1) or "")
@@ -623,6 +629,21 @@ def recording_next_to(labels: str | os.PathLike[str]) -> Path:
     return candidates[0]
 
 
+def _raven_recording_of(path: Path) -> Path | None:
+    """The one recording a Raven table marks: the one beside it named like it, else the
+    one file its selections name; None for a table over several files (each selection
+    then marks its own)."""
+    named = _raven_files(path)
+    if len(named) > 1:
+        return None
+    try:
+        return recording_next_to(path)
+    except MarkerError:
+        if named and Path(named[0]).is_file():
+            return Path(named[0])
+        raise
+
+
 def merge_markers(a: Markers, b: Markers) -> Markers:
     """The markers of ``a`` and ``b`` in one :class:`Markers` (duplicates merged)."""
     return Markers(
@@ -656,12 +677,11 @@ def read_marker_files(
         kind = fmt if fmt != "auto" else guess_marker_format(path)
         if kind == "csv":
             read = read_markers(path)
-        elif kind == "raven" and path not in pairs and _raven_names_files(path):
-            read = read_raven_table(path)  # each selection names its own file
+        elif kind == "audacity":
+            read = read_audacity_labels(path, str(pairs.get(path) or recording_next_to(path)))
         else:
-            rec = pairs.get(path) or recording_next_to(path)
-            reader = read_audacity_labels if kind == "audacity" else read_raven_table
-            read = reader(path, str(rec))
+            rec = pairs.get(path) or _raven_recording_of(path)
+            read = read_raven_table(path, None if rec is None else str(rec))
         for file, m in read.items():
             for k in MARKER_KINDS:
                 merged[name(file)][k].extend(getattr(m, k))

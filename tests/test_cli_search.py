@@ -134,6 +134,16 @@ def test_search_formats(
                    "vtt", "--out", str(tmp_path / "vtt"), "--top", "5")  # fmt: skip
     vtt = (tmp_path / "vtt" / (Path(f).stem + ".vtt")).read_text()
     assert rc == 0 and vtt.startswith("WEBVTT\n\n1\n") and "\nmatch " in vtt
+    own = Path(f).with_suffix(".srt")  # the recording's own subtitles, beside it
+    own.write_text("1\n00:00:01,000 --> 00:00:03,000\nWho's there?\n\n")
+    try:
+        rc, _, err = cli(capsys, "search", str(archive), "--example", f"{f}:{t}", "--format",
+                         "srt", "--out", str(own.parent), "--top", "5")  # fmt: skip
+        assert rc == 2 and f"{own} exists next to its recording" in err
+        assert own.read_text().endswith("Who's there?\n\n")
+        assert not [p for p in own.parent.glob("*.srt") if p != own]  # nothing written
+    finally:
+        own.unlink()
 
 
 @pytest.mark.parametrize(

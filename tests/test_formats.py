@@ -56,6 +56,10 @@ def test_detections_round_trip(tmp_path: Path, fmt: OutputFormat) -> None:
         ("csv", "name,size\n"),
         ("audacity", "Interview with the ranger\nwolves at dusk\n"),
         ("audacity", "1.0\t2.0\tcall 2\n"),
+        # kinds train reads ("1" positive, "0" negative) and a person's "wolf 1"
+        ("audacity", "3.0\t4.0\t1\n9.0\t9.5\t0\n"),
+        ("audacity", "3.0\t4.0\twolf 1\n"),
+        ("srt", "1\n00:00:01,000 --> 00:00:02,500\nChapter 1.5\n\n"),
         ("audacity", "1.0\t2.0\twolf 0.50\n3.0\t4.0\thorn 0.75\n"),
         ("raven", ""),
         ("raven", "Selection\tView\n"),
@@ -358,6 +362,42 @@ def test_raven_table_over_a_list_of_files_marks_each_file(tmp_path: Path) -> Non
     (tmp_path / "a.wav").unlink()
     with pytest.raises(MarkerError, match="do not exist"):
         read_marker_files([table])
+
+
+def test_raven_table_of_one_recording_with_file_columns_marks_the_one_beside_it(
+    tmp_path: Path,
+) -> None:
+    """Raven and BirdNET write Begin File / File Offset (s) for one recording too: the
+    table still marks the recording beside it (converted or renamed since), and the one
+    file it names when none is beside it."""
+    from audio_embed.formats import read_marker_files
+
+    table = tmp_path / "REC0001.BirdNET.selection.table.txt"
+    table.write_text(
+        "Selection\tView\tChannel\tBegin Time (s)\tEnd Time (s)\tBegin File\t"
+        "File Offset (s)\tAnnotation\n1\tSpectrogram 1\t1\t12.5\t13.5\tREC0001.WAV\t12.5\tx\n"
+    )
+    flac = tmp_path / "REC0001.flac"  # converted from REC0001.WAV
+    flac.write_bytes(b"fLaC")
+    assert read_marker_files([table]) == {
+        str(flac): Markers(positive=(13.0,), spans=((12.5, 13.5),))
+    }
+    flac.rename(tmp_path / "renamed.flac")
+    with pytest.raises(MarkerError, match="cannot tell which recording"):
+        read_marker_files([table])
+    (tmp_path / "REC0001.WAV").write_bytes(b"RIFF")  # the file the table names
+    assert list(read_marker_files([table])) == [str(tmp_path / "REC0001.WAV")]
+    elsewhere = tmp_path / "day1" / "x.wav"  # named by its path, nothing beside the table
+    elsewhere.parent.mkdir()
+    elsewhere.write_bytes(b"RIFF")
+    other = tmp_path / "Table.1.selections.txt"
+    other.write_text(
+        "Selection\tBegin Time (s)\tEnd Time (s)\tBegin Path\tFile Offset (s)\n"
+        f"1\t2.0\t3.0\t{elsewhere}\t2.0\n"
+    )
+    assert read_marker_files([other]) == {
+        str(elsewhere): Markers(positive=(2.5,), spans=((2.0, 3.0),))
+    }
 
 
 def test_a_markers_csv_saved_by_excel_on_windows_reads(tmp_path: Path) -> None:

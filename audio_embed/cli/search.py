@@ -153,11 +153,12 @@ def _write_hits(run: Run, hits: list[Hit], args: argparse.Namespace) -> None:
         else:
             sys.stdout.write(text)
         return
-    from audio_embed.batch import Input, output_paths
+    from audio_embed.batch import Input, output_paths, refuse_beside_recordings
 
     groups = hits_by_file(hits)
     inputs = [Input(Path(f), Path(Path(f).name)) for f in groups]
     paths = output_paths(inputs, Path(args.out), FORMAT_SUFFIXES[args.format])
+    refuse_beside_recordings(inputs, paths, args.format)  # a film's own film.srt stays
     for inp in inputs:
         dets = groups[str(inp.path)]
         write_detections(paths[inp.path], dets, args.format, file=str(inp.path), label=args.label)
