@@ -326,7 +326,10 @@ def _mixed_blocks(p: Path, sample_rate: int, block: int) -> Iterator[np.ndarray]
     if n == 1:
         yield from _rebatched(_decoded_chunks(p, sample_rate, 0), block)
         return
-    parts = [_rebatched(_decoded_chunks(p, sample_rate, k), block) for k in range(n)]
+    parts = [
+        _silent_if_empty(_rebatched(_decoded_chunks(p, sample_rate, k), block)) for k in range(n)
+    ]
+    produced = 0
     try:
         for blocks in zip_longest(*parts):
             mixed = np.zeros(max(len(b) for b in blocks if b is not None), dtype=np.float32)
@@ -334,10 +337,21 @@ def _mixed_blocks(p: Path, sample_rate: int, block: int) -> Iterator[np.ndarray]
                 if b is not None:
                     mixed[: len(b)] += b
             mixed /= n
+            produced += mixed.size
             yield mixed
     finally:
         for part in parts:
             part.close()
+    if not produced:
+        raise EmptyAudioError(p, f"none of its {n} audio streams holds samples")
+
+
+def _silent_if_empty(blocks: Iterator[np.ndarray]) -> Generator[np.ndarray, None, None]:
+    """``blocks``; a stream without samples yields none (silence in a mix), with a note."""
+    try:
+        yield from blocks
+    except EmptyAudioError as exc:
+        log.info("%s; it is silent in the mix", exc)
 
 
 def stream_audio(

@@ -12,6 +12,7 @@ file as it finishes.
 from __future__ import annotations
 
 import contextlib
+import csv
 import logging
 import os
 from collections import defaultdict
@@ -542,7 +543,7 @@ def _refuse_other_recordings(
         if target.is_file():
             try:
                 other = _other_recording(target, fmt, inp.path)
-            except (OSError, ValueError, KeyError, TypeError, AttributeError):
+            except (OSError, ValueError, KeyError, TypeError, AttributeError, csv.Error):
                 continue  # unreadable: scanned again (skip_existing) or replaced
             if other is not None:
                 clash.append((inp.path, target, other))
@@ -561,7 +562,6 @@ def _other_recording(target: Path, fmt: OutputFormat, recording: Path) -> str | 
     ``recording`` (another of the same name, scanned into the same folder), else None.
     Other formats name none; a named file that is not there (moved, named from another
     working folder, or a name edited by hand) is not held against it."""
-    import csv
     import io
     import json
 

@@ -433,7 +433,8 @@ def embed_dataset(
 
 def _reusable(path: Path, settings: dict[str, Any]) -> bool:
     """Whether ``path`` holds embeddings :func:`embed_dataset` wrote with ``settings``
-    (a file from before settings were stored counts when it is readable); a damaged
+    (a file from before settings were stored counts when it is readable, for the first
+    audio stream: the only one decoded then); a damaged
     file, or one of another model or windows, is embedded again (with a warning)."""
     if not path.exists():
         return False
@@ -448,6 +449,8 @@ def _reusable(path: Path, settings: dict[str, Any]) -> bool:
     if not ok:
         log.warning("%s is damaged (inconsistent arrays); embedding its file again.", path)
         return False
+    if saved is None and settings["audio_stream"] != 0:  # before settings: the first stream
+        saved = {**settings, "audio_stream": 0}
     if saved is not None and saved != settings:
         log.warning(
             "%s holds embeddings made with %s, not %s; embedding again.", path, saved, settings

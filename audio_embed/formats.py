@@ -490,7 +490,7 @@ def read_detections(path: str | os.PathLike[str], fmt: OutputFormat) -> list[Det
     p = Path(path)
     try:
         return _parse_detections(p.read_text(encoding="utf-8"), fmt)
-    except (OSError, UnicodeDecodeError, ValueError, KeyError, IndexError, TypeError) as exc:
+    except (OSError, ValueError, KeyError, IndexError, TypeError, csv.Error) as exc:
         detail = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
         raise ResultFileError(f"{p} is unreadable ({detail})") from exc
 

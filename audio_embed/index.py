@@ -115,7 +115,7 @@ class EmbeddingIndex:
         self._unit: np.ndarray = np.zeros((0, self.dim), np.float16)
         self._norms: np.ndarray = np.zeros(0, np.float32)
         self._ann: AnnIndex | None = None
-        self._load_newest(self._load_data)
+        self._load_newest()
 
     # ------------------------------------------------------------------ create / open
 
@@ -417,20 +417,11 @@ class EmbeddingIndex:
             report.windows_added = sum(len(e.starts) for _, e in new)
         return report
 
-    def missing(self, *, folder_present: bool | None = None) -> list[str]:
+    def missing(self) -> list[str]:
         """Indexed files that are no longer where they were indexed (moved or
         deleted): their windows still come up in searches until :meth:`remove`
-        drops them, or :meth:`add` finds them under a new name.
-
-        ``folder_present=True`` keeps those whose folder is still there (deleted or
-        renamed in it), ``False`` those whose folder is gone too: a drive that is not
-        mounted, or a share that is offline, looks like that, so pruning them is a
-        separate decision.
-        """
-        gone = [f.path for f in self._files if not Path(f.path).exists()]
-        if folder_present is None:
-            return gone
-        return [f for f in gone if Path(f).parent.is_dir() is folder_present]
+        drops them, or :meth:`add` finds them under a new name."""
+        return [f.path for f in self._files if not Path(f.path).exists()]
 
     def remove(self, paths: Iterable[str | os.PathLike[str]]) -> int:
         """Drop the windows of ``paths`` (as :attr:`files` names them, or any
@@ -571,23 +562,25 @@ class EmbeddingIndex:
                 except OSError:  # a reader holds it open (Windows): the next commit retries
                     log.debug("%s: could not delete %s yet", self.path, f.name)
 
-    def _load_newest(self, load: Callable[[], object]) -> None:
-        """Run ``load`` (read this generation's files); when a writer has switched the
-        index to a newer generation meanwhile, whose commit deletes the files of the one
-        this reader opened, reload everything from the newest instead. Readers take no
-        lock: a search never waits for an ``index`` run."""
-        for _ in range(_RELOADS):
+    def _load_newest(self, *, ann: bool = False) -> None:
+        """Read this generation's arrays (``ann``: its nearest-neighbour graph, the arrays
+        being read); when a writer has switched the index to a newer generation
+        meanwhile, whose commit deletes the files of the one this reader opened, read
+        the newest instead, arrays and graph. Readers take no lock: a search never
+        waits for an ``index`` run."""
+        for attempt in range(_RELOADS + 1):
             try:
-                load()
+                if attempt or not ann:
+                    self._load_data()
+                if ann:
+                    self._read_ann()
                 return
             except IndexFileError:
                 latest = read_manifest(self.path)
-                if latest["generation"] == self.manifest["generation"]:
-                    raise  # damaged for real, not replaced
+                if attempt == _RELOADS or latest["generation"] == self.manifest["generation"]:
+                    raise  # damaged for real, not replaced (or replaced again and again)
                 log.info("%s: a writer committed a newer generation; reading it", self.path)
                 self.manifest, self._ann = latest, None
-                self._load_data()
-        load()
 
     def _load_data(self) -> None:
         gen = int(self.manifest["generation"])
@@ -611,7 +604,7 @@ class EmbeddingIndex:
 
     def _load_ann(self) -> AnnIndex:
         if self._ann is None:
-            self._load_newest(self._read_ann)
+            self._load_newest(ann=True)
         assert self._ann is not None
         return self._ann
 

@@ -145,7 +145,11 @@ class ScannerStore:
             try:
                 name = str(Scanner.read_metadata(p)["embedder"]["name"])
             except ScannerFileError as exc:  # said, else a damaged profile looks absent
-                log.warning("%s Not listed; restore an earlier version of it.", exc)
+                log.warning(
+                    "%s Not listed. If it is damaged, earlier versions of it are in %s.",
+                    exc,
+                    self.directory / "versions",
+                )
                 continue
             if stem.endswith("_" + name):
                 profile, embedder = stem[: -len(name) - 1], name

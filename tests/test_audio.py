@@ -213,5 +213,18 @@ def test_mix_averages_every_stream_on_the_containers_clock(tmp_path: Path) -> No
     assert probe_audio(path, "mix").audio_stream == "mix"
 
 
+def test_mix_counts_a_stream_without_samples_as_silence(tmp_path: Path) -> None:
+    game = tone(500.0, 2.0, amp=0.4)
+    path = video_with_tracks(tmp_path / "mute.mkv", [game, np.zeros(0, np.float32)], seconds=2.0)
+    with pytest.raises(EmptyAudioError, match="audio stream 1 holds no samples"):
+        load_audio(path, audio_stream=1)
+    np.testing.assert_allclose(
+        load_audio(path, audio_stream="mix"), load_audio(path, audio_stream=0) / 2, atol=1e-6
+    )
+    silent = video_with_tracks(tmp_path / "silent.mkv", [np.zeros(0, np.float32)] * 2)
+    with pytest.raises(EmptyAudioError, match="none of its 2 audio streams holds samples"):
+        load_audio(silent, audio_stream="mix")
+
+
 def test_mix_of_a_single_stream_is_that_stream(tone_file: Path) -> None:
     np.testing.assert_array_equal(load_audio(tone_file, audio_stream="mix"), load_audio(tone_file))

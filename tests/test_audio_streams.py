@@ -151,6 +151,10 @@ def test_a_scanner_saved_before_the_choice_loads_with_the_first_stream(
         Scanner.load(path)
     with pytest.raises(InvalidInputError, match="whole number >= 0"):
         Scanner(LogMelEmbedder(), audio_stream=-1)
+    first.audio_stream = np.int64(1)  # set after construction: checked and made an int
+    assert type(first.audio_stream) is int
+    with pytest.raises(InvalidInputError, match="whole number >= 0"):
+        first.audio_stream = "1"  # type: ignore[assignment]
 
 
 def test_the_cache_keeps_the_streams_apart(

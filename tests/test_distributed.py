@@ -485,6 +485,14 @@ def test_embed_dataset_skips_only_embeddings_of_its_own_model_and_windows(
     assert "made with" in caplog.text
     with np.load(out / "a.npz") as a:
         assert a["embeddings"].shape == (3, 8)
+    for name in "abcd":  # as written before the .npz files stored their settings
+        with np.load(out / f"{name}.npz") as z:
+            arrays = {k: z[k] for k in z.files if k != "settings"}
+        np.savez(out / f"{name}.npz", **arrays)
+    dist.embed_dataset("OTHER_MODEL", files, out, hop=1.0, skip_existing=True)
+    assert len(embedded) == 3  # kept: they hold the first audio stream, all there was then
+    dist.embed_dataset("OTHER_MODEL", files, out, hop=1.0, skip_existing=True, audio_stream=1)
+    assert embedded[3] == ["a.wav", "b.wav", "c.wav", "d.wav"]
 
 
 class _LogMel32(LogMelEmbedder):

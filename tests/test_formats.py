@@ -54,6 +54,7 @@ def test_detections_round_trip(tmp_path: Path, fmt: OutputFormat) -> None:
         ("csv", ""),
         ("json", "{}"),
         ("csv", "name,size\n"),
+        ("csv", "file,start,end,peak,score\n" + "x" * 140_000 + ",1,2,1.5,0.5\n"),  # csv.Error
         ("audacity", "Interview with the ranger\nwolves at dusk\n"),
         ("audacity", "1.0\t2.0\tcall 2\n"),
         # kinds train reads ("1" positive, "0" negative) and a person's "wolf 1"

@@ -96,7 +96,7 @@ def test_a_damaged_current_scanner_is_named_when_the_store_is_listed(
     (tmp_path / "horn_LOGMEL.scanner").write_bytes(b"PK\x03\x04 half a file")
     assert store.list() == []
     assert "horn_LOGMEL.scanner is not a readable scanner file" in caplog.text
-    assert "restore an earlier version" in caplog.text
+    assert "If it is damaged, earlier versions of it are in" in caplog.text
 
 
 def test_a_held_lock_is_waited_for_with_a_word_then_refused_naming_it(

@@ -70,13 +70,13 @@ def add_parser(subparsers: Subparsers) -> argparse.ArgumentParser:
         "--prune",
         action="store_true",
         help="drop the windows of indexed files that are no longer there (deleted, or moved "
-        "and not given again: a moved file given again is recognised by its content); a file "
-        "whose whole folder is gone is kept (a drive not mounted looks like that)",
+        "and not given again: a moved file given again is recognised by its content); the files "
+        "of a folder none of whose files is left are kept (a drive not mounted looks like that)",
     )
     p.add_argument(
         "--prune-all",
         action="store_true",
-        help="--prune, and also drop files whose folder is gone",
+        help="--prune, and also drop the files of folders none of whose files is left",
     )
     p.add_argument(
         "--model",
@@ -173,10 +173,19 @@ def _ray_runner(
     return runner.sliding_embeddings_many
 
 
+def _deleted_from_folders_still_there(index: EmbeddingIndex, gone: list[str]) -> list[str]:
+    """The missing files of folders where another indexed file is still there: a folder
+    none of whose files is left (gone, emptied, or the empty mount point of a drive that
+    is not mounted) may come back, so its files are not pruned without --prune-all."""
+    missing = set(gone)
+    alive = {str(Path(f.path).parent) for f in index.files if f.path not in missing}
+    return [f for f in gone if str(Path(f).parent) in alive]
+
+
 def _prune_or_warn(run: Run, index: EmbeddingIndex, *, prune: bool, folders: bool) -> None:
     gone = index.missing()
     if prune:
-        drop = gone if folders else index.missing(folder_present=True)
+        drop = gone if folders else _deleted_from_folders_still_there(index, gone)
         if drop:
             dropped = index.remove(drop)
             run.echo(f"Pruned {len(drop)} file(s) no longer there ({dropped} window(s)).")
@@ -184,7 +193,7 @@ def _prune_or_warn(run: Run, index: EmbeddingIndex, *, prune: bool, folders: boo
         if kept:
             folders_gone = sorted({str(Path(f).parent) for f in kept})
             run.warn(
-                f"kept {len(kept)} indexed file(s) whose folder is not there "
+                f"kept {len(kept)} indexed file(s) of folders none of whose files is there "
                 f"({', '.join(folders_gone[:3])}{' …' if len(folders_gone) > 3 else ''}): "
                 "a drive that is not mounted looks like this. Mount it, or pass --prune-all "
                 "to drop them too."

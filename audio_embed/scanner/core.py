@@ -224,6 +224,11 @@ def _as_recording(item: Recording | tuple[Source, Markers]) -> Recording:
     return Recording(source=source, markers=markers)
 
 
+def _audio_stream_or_none(value: object) -> AudioStream | None:
+    """:attr:`Scanner.audio_stream` checked when set, at construction or after."""
+    return None if value is None else check_audio_stream(value, "audio_stream of Scanner")
+
+
 @define
 class Scanner(StreamingEmbeddings):
     """Find a target sound in recordings from a few marked moments.
@@ -331,7 +336,7 @@ class Scanner(StreamingEmbeddings):
     augmentation: AugmentationSetting = "auto"
     postprocessing_from_spans: bool = True
     postprocessing_from_points: bool = True
-    audio_stream: AudioStream | None = None
+    audio_stream: AudioStream | None = field(default=None, converter=_audio_stream_or_none)
     training_summary: dict[str, Any] | None = field(default=None, init=False)
     threshold_: float | None = field(default=None, init=False)
     #: The post-processing fit sized from the marked selections, or from the durations
@@ -360,8 +365,6 @@ class Scanner(StreamingEmbeddings):
             )
         _check_threshold(self.threshold)
         check_augmentation(self.augmentation)
-        if self.audio_stream is not None:
-            self.audio_stream = check_audio_stream(self.audio_stream, "audio_stream of Scanner")
         if not (np.isfinite(self.context) and self.context >= 0):
             raise InvalidInputError(
                 f"The 'context' parameter of Scanner must be >= 0 seconds. Got {self.context!r}."
