@@ -258,6 +258,9 @@ def test_commands_take_audio_stream_end_to_end(
         str(tmp_path / "b"),
     )
     assert rc == 0 and _detections(tmp_path / "b" / "test0.csv") == own
+    rc, _, _ = _cli(capsys, "scan", str(scanner), str(videos["test0"]), "--audio-stream",
+                    "0", "--out", str(tmp_path / "mic"))  # fmt: skip
+    assert rc == 0 and _detections(tmp_path / "mic" / "test0.csv") != own  # the override wins
     # a stream the file lacks: reported and skipped, naming the streams there are
     rc, _, err = _cli(
         capsys,
