@@ -671,6 +671,35 @@ def test_an_out_that_cannot_be_written_is_refused_before_any_work(
     assert not (tmp_path / "new").exists() and not (tmp_path / "r").exists()
 
 
+def test_scanner_and_inputs_swapped_is_a_usage_error_saying_which_comes_first(
+    tmp_path: Path, demo: DemoSet, scanner_file: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``scan recordings/ my.scanner`` said "Scanner file not found: recordings" (it is
+    there: a folder) and ``scan rec.wav my.scanner`` "not a readable scanner file
+    (truncated or corrupt: File is not a zip file)", both exit code 1. Now a usage
+    error (2) saying what the argument is and that the scanner comes first."""
+    folder = str(demo.test_files[0].parent)
+    rc, out, err = run_cli(capsys, "scan", folder, str(scanner_file), "--out", str(tmp_path / "r"))
+    assert rc == 2 and "detection(s)" not in out
+    assert_one_line_error(err, f"{folder} is a folder, not a scanner file", "comes first")
+    wav = str(demo.test_files[0])
+    rc, _, err = run_cli(capsys, "scan", wav, str(scanner_file), "--out", str(tmp_path / "r"))
+    assert rc == 2
+    assert_one_line_error(err, f"{wav} is an audio or video file", "comes first")
+    rc, _, err = run_cli(
+        capsys, "evaluate", wav, "--labels", str(demo.labels_csv), "--target", "horn"
+    )  # fmt: skip
+    assert rc == 2
+    assert_one_line_error(err, "is an audio or video file", "audio-embed evaluate SCANNER")
+    store = tmp_path / "scanners"
+    store.mkdir()
+    shutil.copy(scanner_file, store / "horn_LOGMEL.scanner")
+    rc, _, err = run_cli(capsys, "scan", str(store), wav, "--out", str(tmp_path / "r"))
+    assert rc == 2
+    assert_one_line_error(err, "is a folder of scanners", f"--store {store} --profile NAME")
+    assert not (tmp_path / "r").exists()
+
+
 def test_scan_never_replaces_a_label_file_next_to_its_recording(
     tmp_path: Path, demo: DemoSet, scanner_file: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -135,6 +135,15 @@ def test_load_refuses_truncated_and_foreign_files(tmp_path: Path, trained: Scann
         Scanner.load(tmp_path / "text.scanner")
     with pytest.raises(ScannerFileError, match="not found"):
         Scanner.load(tmp_path / "missing.scanner")
+    # a folder or a recording where the scanner goes: said so, not "not found" or "corrupt"
+    (tmp_path / "recordings").mkdir()
+    with pytest.raises(ScannerFileError, match="is a folder, not a scanner file"):
+        Scanner.load(tmp_path / "recordings")
+    with pytest.raises(ScannerFileError, match=r"is a folder of scanners.*ScannerStore"):
+        Scanner.load(tmp_path)  # it holds horn.scanner
+    (tmp_path / "rec.wav").write_bytes(b"RIFF")
+    with pytest.raises(ScannerFileError, match="is an audio or video file, not a scanner"):
+        Scanner.load(tmp_path / "rec.wav")
 
 
 def _rewrite(path: Path, out: Path, payload: bytes) -> None:
