@@ -583,6 +583,39 @@ def test_train_from_audacity_and_raven_labels(
     )
 
 
+def test_markers_takes_several_label_files_as_a_shell_glob_gives_them(
+    tmp_path: Path, demo: DemoSet, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``--markers labels/*.txt`` (one label file per recording, the shell expands the
+    glob) stopped with "unrecognized arguments: labels/b.txt": --markers took one file
+    and had to be repeated. It takes several now; an --audio after several is refused
+    (which one it belongs to is unclear)."""
+    rows = list(csv.DictReader(demo.labels_csv.open()))
+    labels = tmp_path / "labels"
+    labels.mkdir()
+    for name, train_file in zip("ab", demo.train_files, strict=False):
+        shutil.copy(train_file, labels / f"{name}.wav")
+        lines = [
+            f"{r['onset']}\t{r['offset']}\thorn"
+            for r in rows
+            if r["label"] == "horn" and Path(r["file"]).name == train_file.name
+        ]
+        (labels / f"{name}.txt").write_text("\n".join(lines) + "\n")
+    out = tmp_path / "glob.scanner"
+    files = [str(labels / "a.txt"), str(labels / "b.txt")]
+    common = ["--model", "LOGMEL", "--classifier", "logreg", "--augment", "0", "--quiet"]
+    rc, stdout, err = run_cli(capsys, "train", "--markers", *files, *common, "--out", str(out))
+    assert rc == 0, err
+    assert "a.wav" in stdout and "b.wav" in stdout and out.is_file()
+    rc, _, err = run_cli(
+        capsys, "train", "--markers", *files, "--audio", str(labels / "a.wav"), *common,
+        "--out", str(tmp_path / "x.scanner"),
+    )  # fmt: skip
+    assert rc == 2 and "Traceback" not in err
+    assert "--audio" in err and "with 2 files" in err
+    assert not (tmp_path / "x.scanner").exists()
+
+
 def test_label_file_without_its_recording(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
