@@ -75,6 +75,50 @@ def test_array_input_at_another_rate_matches_file(demo: DemoSet, trained: Scanne
         trained.scan(audio)
 
 
+def test_scoring_a_long_recording_holds_no_float64_copy_of_its_windows(
+    trained: Scanner,
+) -> None:
+    """The context features were computed on a float64 copy of every window's
+    embedding and the classifier scored a float64 copy of every feature row: an hour
+    at 0.1 s hops peaked at 260 MB for LOGMEL's 256 numbers (x 12 for a 3072-wide
+    _ML model). The features are float32 throughout now and the rows are scored in
+    chunks, with the same values as the float64 way (scipy sums in double)."""
+    import tracemalloc
+
+    from scipy.ndimage import uniform_filter1d
+
+    from audio_embed.cache import CachedEmbeddings
+    from audio_embed.windows import nearest_index
+
+    rng = np.random.default_rng(0)
+    n = 20_000  # 33 minutes of 0.1 s hops
+    starts = np.round(np.arange(n) * 0.1, 6)
+    emb = (rng.standard_normal((n, trained.embedder.dim)) * 3 + 1).astype(np.float32)
+    entry = CachedEmbeddings(starts=starts, embeddings=emb, duration=n * 0.1 + 1)
+    tracemalloc.start()
+    try:
+        features = trained._scan_features(entry)
+        _, features_peak = tracemalloc.get_traced_memory()
+        tracemalloc.reset_peak()
+        proba = trained.classifier.score_windows(features)
+        _, score_peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    # grid + its local mean + the features (twice the embeddings): 4x, not 7x
+    assert features_peak < 4.5 * emb.nbytes
+    # the features themselves plus a float64 chunk, not a float64 copy of them all
+    assert score_peak < 2 * features.nbytes
+    # the same numbers as before: float64 local means, every row scored at once
+    grid = ((emb - emb.mean(axis=0)) / np.maximum(emb.std(axis=0), 1e-6)).astype(np.float32)
+    size = max(1, round(trained.context / 0.1))
+    size += 1 - size % 2
+    local = uniform_filter1d(grid.astype(np.float64), size=size, axis=0, mode="nearest")
+    idx = nearest_index(starts, starts)
+    expected = np.concatenate([grid, grid - local[idx].astype(np.float32)], axis=1)
+    np.testing.assert_array_equal(features, expected)
+    np.testing.assert_array_equal(proba, trained.classifier.predict_proba(features)[:, 1])
+
+
 def test_save_load_round_trip(tmp_path: Path, demo: DemoSet, trained: Scanner) -> None:
     path = trained.save(tmp_path / "horn.scanner")
     meta = Scanner.read_metadata(path)

@@ -405,7 +405,9 @@ class Scanner(StreamingEmbeddings):
     def _zscore(x: np.ndarray, stats_from: np.ndarray) -> np.ndarray:
         mean = stats_from.mean(axis=0)
         std = np.maximum(stats_from.std(axis=0), STD_FLOOR)
-        out: np.ndarray = ((x - mean) / std).astype(np.float32)
+        centred = x - mean
+        centred /= std  # in place: an hour of windows is held once, not three times
+        out: np.ndarray = centred.astype(np.float32, copy=False)
         return out
 
     # ------------------------------------------------------------------ training
@@ -424,9 +426,16 @@ class Scanner(StreamingEmbeddings):
         hop = float(np.median(np.diff(grid_starts))) if len(grid_starts) > 1 else 1.0
         size = max(1, round(self.context / hop))
         size += 1 - size % 2
-        local = uniform_filter1d(grid.astype(np.float64), size=size, axis=0, mode="nearest")
+        # float32 out: scipy sums in double and rounds once, as the float64 copy did, at
+        # a quarter of the memory (a whole recording's windows: it bounded long scans)
+        local = uniform_filter1d(grid, size=size, axis=0, mode="nearest", output=np.float32)
         idx = nearest_index(grid_starts, at)
-        out: np.ndarray = np.concatenate([x, x - local[idx].astype(np.float32)], axis=1)
+        if len(idx) != len(local) or np.any(idx != np.arange(len(idx))):
+            local = local[idx]  # a scan asks for every window: no copy then
+        d = x.shape[1]
+        out: np.ndarray = np.empty((len(x), 2 * d), dtype=np.result_type(x, np.float32))
+        out[:, :d] = x
+        np.subtract(x, local, out=out[:, d:])
         return out
 
     def window_features(self, normalised: np.ndarray, starts: np.ndarray) -> np.ndarray:
