@@ -41,6 +41,7 @@ if TYPE_CHECKING:
 __all__ = [
     "COMBINED_CSV",
     "FLAGGED_WARNING_SHARE",
+    "SCAN_STAMP",
     "BatchCancelled",
     "BatchReport",
     "BatchSettings",
@@ -82,6 +83,9 @@ class ScansMany(Protocol):
 
 #: The file in the output folder that holds every detection of a batch.
 COMBINED_CSV = "detections.csv"
+#: The file in the output folder that records the threshold each result was written
+#: at, so that ``skip_existing`` can say when it keeps results of another threshold.
+SCAN_STAMP = ".audio-embed-scan.json"
 
 
 @attrs.frozen
@@ -386,10 +390,14 @@ def scan_to_folder(
     inputs, missing = collect_inputs(items)
     for item, reason in missing:
         tell(FileOutcome("missing", item, reason=reason))
-    targets = output_paths(inputs, out, FORMAT_SUFFIXES[fmt], reserved=(COMBINED_CSV,))
+    targets = output_paths(inputs, out, FORMAT_SUFFIXES[fmt], reserved=(COMBINED_CSV, SCAN_STAMP))
     _refuse_beside_recordings(inputs, targets, fmt)
     todo = _existing_results(inputs, targets, fmt, settings.skip_existing, tell)
+    stamp = _read_stamp(out)
+    if settings.skip_existing:
+        _warn_other_thresholds(out, stamp, [o for o in outcomes if o.kind == "skipped"], threshold)
     runner = scanner.scan_many if many is None else many
+    before = dict(stamp)
     try:
         with contextlib.closing(run_many(runner, todo, progress=progress, cancel=cancel)) as runs:
             for inp, result in runs:
@@ -399,6 +407,7 @@ def scan_to_folder(
                     continue
                 dets = result.detections(threshold)
                 write_detections(targets[inp.path], dets, fmt, file=str(inp.path), label=label)
+                stamp[_stamp_key(out, targets[inp.path])] = threshold
                 share = flagged_share(dets, result.duration)
                 if share > FLAGGED_WARNING_SHARE:
                     log.warning(
@@ -423,7 +432,65 @@ def scan_to_folder(
             cancel.check()
     except Cancelled as exc:
         raise BatchCancelled(_report(inputs, outcomes, threshold, None)) from exc
+    finally:
+        if stamp != before:  # also when stopped: the resume reads it
+            _write_stamp(out, stamp)
     return _report(inputs, outcomes, threshold, _write_combined(out, inputs, outcomes, label))
+
+
+def _stamp_key(out: Path, target: Path) -> str:
+    return target.relative_to(out).as_posix()
+
+
+def _read_stamp(out: Path) -> dict[str, float]:
+    """The thresholds :data:`SCAN_STAMP` records, by result file (empty when there
+    is none or it cannot be read: a folder from before the stamp)."""
+    import json
+
+    try:
+        data = json.loads((out / SCAN_STAMP).read_text(encoding="utf-8"))
+        return {str(k): float(v) for k, v in data["thresholds"].items()}
+    except (OSError, ValueError, TypeError, KeyError, AttributeError):
+        return {}
+
+
+def _write_stamp(out: Path, stamp: dict[str, float]) -> None:
+    import json
+
+    from audio_embed.formats import atomic_write_text
+
+    text = json.dumps({"thresholds": dict(sorted(stamp.items()))}, indent=1) + "\n"
+    try:
+        atomic_write_text(out / SCAN_STAMP, text)
+    except OSError as exc:  # the results are written; only the next resume's check is lost
+        log.warning("Could not write %s: %s", out / SCAN_STAMP, exc)
+
+
+def _warn_other_thresholds(
+    out: Path, stamp: dict[str, float], kept: Sequence[FileOutcome], threshold: float
+) -> None:
+    """A warning when ``skip_existing`` keeps results written at another threshold
+    (another scanner, or another ``--threshold``): the batch would mix them."""
+    other = {}
+    for o in kept:
+        was = stamp.get(_stamp_key(out, o.output)) if o.output is not None else None
+        if was is not None and abs(was - threshold) > 1e-9:
+            other[o.output] = was
+    if not other:
+        return
+    first, was = next(iter(other.items()))
+    values = ", ".join(f"{t:g}" for t in sorted(set(other.values())))
+    log.warning(
+        "%d of the %d result(s) kept (skip_existing) were written at threshold %s, this "
+        "scan uses %g (another scanner or --threshold), e.g. %s: %s mixes them. Scan "
+        "again without skip_existing (--skip-existing) to redo them all at one threshold.",
+        len(other),
+        len(kept),
+        values,
+        threshold,
+        first,
+        COMBINED_CSV,
+    )
 
 
 def _report(

@@ -13,6 +13,7 @@ import pytest
 
 from audio_embed.batch import (
     COMBINED_CSV,
+    SCAN_STAMP,
     BatchCancelled,
     BatchSettings,
     FileOutcome,
@@ -253,6 +254,43 @@ def test_skip_existing_reads_back_and_rescans_unreadable_results(tmp_path: Path)
     assert again.total == 3 and again.ok and len(again.done) == 2
 
 
+def test_skip_existing_warns_when_it_keeps_results_of_another_threshold(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Resuming with another scanner or --threshold kept the earlier results without a
+    word, and detections.csv mixed two thresholds under a summary naming one. The
+    folder records each result's threshold (SCAN_STAMP); keeping one of another
+    threshold is a warning. Same threshold, or a folder from before the record: none."""
+    files = _touch(*(tmp_path / f"{n}.wav" for n in ("one", "two", "three")))
+    out = tmp_path / "out"
+    scan_to_folder(FakeScanner(), files, out, BatchSettings())
+    assert (out / SCAN_STAMP).is_file()
+    (out / "three.csv").unlink()
+    with caplog.at_level("WARNING", logger="audio_embed.batch"):
+        scan_to_folder(FakeScanner(), files, out, BatchSettings(skip_existing=True))
+    assert not caplog.records  # the same threshold: nothing to say
+    with caplog.at_level("WARNING", logger="audio_embed.batch"):
+        scan_to_folder(FakeScanner(), files, out, BatchSettings(threshold=0.7, skip_existing=True))
+    (warning,) = [r.getMessage() for r in caplog.records]
+    assert "3 of the 3 result(s) kept" in warning and "threshold 0.5" in warning
+    assert "uses 0.7" in warning and "--skip-existing" in warning
+    # a result written now records its threshold: resuming at 0.7 keeps it silently
+    (out / "two.csv").unlink()
+    scan_to_folder(FakeScanner(), files, out, BatchSettings(threshold=0.7, skip_existing=True))
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="audio_embed.batch"):
+        scan_to_folder(FakeScanner(), files, out, BatchSettings(threshold=0.7, skip_existing=True))
+    (warning,) = [r.getMessage() for r in caplog.records]
+    assert "2 of the 3 result(s) kept" in warning
+    # a folder from before the record: no warning
+    (out / SCAN_STAMP).unlink()
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="audio_embed.batch"):
+        scan_to_folder(FakeScanner(), files, out, BatchSettings(threshold=0.9, skip_existing=True))
+    assert not caplog.records
+    assert SCAN_STAMP not in {r["file"] for r in _combined_rows(out)}
+
+
 def test_scan_to_folder_keeps_results_uses_a_runner_and_checks_arguments(tmp_path: Path) -> None:
     files = _touch(tmp_path / "a.wav", tmp_path / "b.wav")
     ran: list[str] = []
@@ -313,7 +351,8 @@ def test_a_cancelled_batch_reports_what_finished_and_stops_its_runner(tmp_path: 
     assert isinstance(info.value, Cancelled)
     assert [Path(o.item).name for o in report.done] == ["one.wav"]
     assert report.skipped == () and report.failed == () and report.combined is None
-    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["one.csv"]  # nothing else
+    # nothing else: one.csv and the record of its threshold (for a resume)
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [SCAN_STAMP, "one.csv"]
     assert closed == [True]
 
 
@@ -330,4 +369,4 @@ def test_an_interrupted_batch_stops_its_runner_before_the_interrupt_propagates(
     with pytest.raises(KeyboardInterrupt):
         scan_to_folder(FakeScanner(), files, tmp_path / "out", on_file=on_file, many=runner)
     assert closed == [True]
-    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a.csv"]
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [SCAN_STAMP, "a.csv"]

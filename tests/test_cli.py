@@ -901,6 +901,7 @@ def test_scan_name_collisions(
     assert rc == 0, err
     written = sorted(p.name for p in out.iterdir())
     assert written == [
+        ".audio-embed-scan.json",
         "detections.csv",
         "detections.wav.csv",
         "take.csv",
