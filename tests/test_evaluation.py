@@ -96,6 +96,17 @@ def test_plot_results_one_png_per_file(labels: Path, tmp_path: Path) -> None:
     assert all(p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for p in pngs)
 
 
+def test_plot_result_needs_only_a_path_and_a_result(tmp_path: Path) -> None:
+    """In a notebook, ``plot_result("a.png", scanner.scan("a.wav"))`` was a TypeError
+    (detections, events, target, threshold and title all required); they default
+    to the result's own now."""
+    pytest.importorskip("matplotlib")
+    from audio_embed.plot import plot_result
+
+    png = plot_result(tmp_path / "a.png", _result("a.wav", [0.1, 0.9, 0.2]))
+    assert png == tmp_path / "a.png" and png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
 def test_a_labels_file_of_the_wrong_kind_is_one_clear_error(tmp_path: Path) -> None:
     """A markers CSV given as labels said "line 2: bad label row {...} ('onset')"; a
     binary file raised a bare UnicodeDecodeError (a traceback from the CLI)."""
