@@ -336,9 +336,15 @@ def format_detections(
         for d in detections:
             w.writerow([file, f"{d.start:.3f}", f"{d.end:.3f}", f"{d.peak:.3f}", f"{d.score:.4f}"])
         return buf.getvalue()
-    if fmt == "json":
+    if fmt == "json":  # microseconds, as Audacity and Raven get (not 3.4499999999999997)
         items = [
-            {"file": file, "start": d.start, "end": d.end, "peak": d.peak, "score": d.score}
+            {
+                "file": file,
+                "start": round(d.start, 6),
+                "end": round(d.end, 6),
+                "peak": round(d.peak, 6) if math.isfinite(d.peak) else None,  # JSON has no NaN
+                "score": round(d.score, 6),
+            }
             for d in detections
         ]
         return json.dumps(items, indent=2) + "\n"
@@ -400,9 +406,8 @@ def _parse_detections(text: str, fmt: OutputFormat) -> list[Detection]:
             rows.append(Detection(start, end, score, float(r["peak"])))
     elif fmt == "json":
         for d in json.loads(text):
-            rows.append(
-                Detection(float(d["start"]), float(d["end"]), float(d["score"]), float(d["peak"]))
-            )
+            peak = math.nan if d["peak"] is None else float(d["peak"])
+            rows.append(Detection(float(d["start"]), float(d["end"]), float(d["score"]), peak))
     elif fmt == "audacity":
         for line in text.splitlines():
             parts = line.split("\t")

@@ -41,6 +41,26 @@ def test_detections_round_trip(tmp_path: Path, fmt: OutputFormat) -> None:
     assert read_detections(empty, fmt) == []
 
 
+def test_detections_are_plain_floats_and_json_has_no_float_noise(tmp_path: Path) -> None:
+    """Scan detections printed as ``Detection(start=np.float64(55.150000000000006), …)``
+    and the JSON results held ``"start": 3.4499999999999997``; a peak read back
+    from Audacity (NaN) was written as ``NaN``, which is not JSON."""
+    import json
+
+    import numpy as np
+
+    d = Detection(np.float64(3.4499999999999997), np.float64(4.450000000000001), 0.81012473, 3.6)
+    assert type(d.start) is float and "np.float64" not in repr(d)
+    path = write_detections(tmp_path / "r.json", [d, Detection(1, 2, 0.5, math.nan)], "json")
+    text = path.read_text()
+    assert "3.4499999999999997" not in text and "NaN" not in text
+    rows = json.loads(text)
+    assert rows[0]["start"] == 3.45 and rows[0]["end"] == 4.45 and rows[0]["score"] == 0.810125
+    assert rows[1]["peak"] is None
+    back = read_detections(path, "json")
+    assert back[0].start == 3.45 and math.isnan(back[1].peak)
+
+
 @pytest.mark.parametrize(
     ("fmt", "text"),
     [
