@@ -372,3 +372,31 @@ def test_missing_training_files_are_reported_before_any_work(
     ]
     with pytest.raises(AudioFileNotFoundError, match="1 of the 2 training recordings"):
         Scanner(LogMelEmbedder()).fit(recs)
+
+
+def test_every_unreadable_training_file_is_named_before_any_work(
+    tmp_path: Path, demo: DemoSet, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A 0-byte file and a text file among the training recordings: fit stopped at
+    the first it met (after embedding the readable ones before it), so each rerun
+    named one more. All are named at once now, before anything is decoded; one alone
+    keeps its own error."""
+    from audio_embed import CorruptAudioError, EmptyAudioError
+
+    def no_decoding(*_a: object, **_k: object) -> None:
+        raise AssertionError("decoded although a training file cannot be read")
+
+    monkeypatch.setattr(scanner_streaming, "stream_audio", no_decoding)
+    empty, text = tmp_path / "empty.wav", tmp_path / "notes.wav"
+    empty.write_bytes(b"")
+    text.write_text("not audio\n" * 50)
+    recs = [
+        Recording(demo.train_files[0], Markers(positive=[10.0])),
+        Recording(empty, Markers(positive=[5.0])),
+        Recording(text, Markers(positive=[5.0])),
+    ]
+    with pytest.raises(EmptyAudioError, match=r"1 more of the 3 .*notes\.wav \(not a readable"):
+        Scanner(LogMelEmbedder()).fit(recs)
+    with pytest.raises(CorruptAudioError, match=r"notes\.wav: not a readable audio") as info:
+        Scanner(LogMelEmbedder()).fit([recs[0], recs[2]])
+    assert "more of the" not in str(info.value)

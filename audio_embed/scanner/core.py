@@ -20,12 +20,13 @@ import numpy as np
 from attrs import Factory, define, field, frozen
 from sklearn.base import clone
 
-from audio_embed.audio import load_audio, resample
+from audio_embed.audio import load_audio, probe_audio, resample
 from audio_embed.cache import CachedEmbeddings, EmbeddingCache
 from audio_embed.classifier import CalibratedClassifier
 from audio_embed.detect import Postprocessing, detect, flagged_share
 from audio_embed.embedders.base import Embedder
 from audio_embed.errors import (
+    AudioDecodeError,
     AudioEmbedError,
     AudioFileNotFoundError,
     InvalidInputError,
@@ -180,6 +181,29 @@ def _check_files_exist(recs: list[Recording]) -> None:
             missing[0],
             f"no such file; {len(missing)} of the {len(recs)} training recordings are "
             f"missing: {', '.join(missing[:5])}{' …' if len(missing) > 5 else ''}",
+        )
+
+
+def _check_files_readable(recs: list[Recording]) -> None:
+    """Every training file opens as audio (a header read each), so that all the
+    unreadable ones are named at once, before any is embedded: training needs them
+    all, and fixing one to meet the next after minutes of embedding is slow."""
+    bad: list[AudioDecodeError] = []
+    files = [r.source for r in recs if not isinstance(r.source, np.ndarray)]
+    for source in files:
+        try:
+            probe_audio(source)
+        except AudioDecodeError as exc:
+            bad.append(exc)
+    if len(bad) == 1:
+        raise bad[0]
+    if bad:
+        first, more = bad[0], bad[1:]
+        listed = "; ".join(f"{e.path} ({e.reason})" for e in more[:5])
+        raise type(first)(
+            first.path,
+            f"{first.reason}; {len(more)} more of the {len(recs)} training recordings cannot "
+            f"be read either: {listed}{' …' if len(more) > 5 else ''}",
         )
 
 
@@ -524,6 +548,7 @@ class Scanner(StreamingEmbeddings):
             raise TrainingDataError("fit() needs at least one recording with markers.")
         _check_complete(recs)
         _check_files_exist(recs)  # say so before any work, not after embedding others
+        _check_files_readable(recs)
         xs, ys, per_file, grids = [], [], [], []
         # The next file is decoded while the current one is embedded.
         entries = self._embeddings_many(
