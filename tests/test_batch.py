@@ -109,6 +109,18 @@ def test_a_folder_of_camcorder_and_phone_files_is_scanned(tmp_path: Path) -> Non
     assert [i.path for i in found] == list(files) and not missing
 
 
+def test_a_folder_of_production_sound_and_field_recorder_files_is_scanned(
+    tmp_path: Path,
+) -> None:
+    """Broadcast Wave (.bwf, what production sound recorders write), RF64 and Wave64
+    (WAV past 4 GB), .au, .aifc, .m4b: FFmpeg reads them all, but a folder scan
+    skipped them without a word ("no audio or video files in this folder")."""
+    names = ["sc1_t01.BWF", "night.rf64", "long.w64", "old.au", "mac.aifc", "book.m4b"]
+    files = _touch(*(tmp_path / "sound" / n for n in names))
+    found, missing = collect_inputs([str(tmp_path / "sound")])
+    assert sorted(i.path for i in found) == sorted(files) and not missing
+
+
 def test_output_paths_are_unique_and_stay_inside(tmp_path: Path) -> None:
     inputs = [
         Input(Path("/x/a.wav"), Path("a.wav")),
