@@ -39,6 +39,7 @@ __all__ = [
     "MarkerFormat",
     "OutputFormat",
     "atomic_write_text",
+    "clock_seconds",
     "format_detections",
     "guess_marker_format",
     "merge_markers",
@@ -91,10 +92,46 @@ def _kind(value: str, where: str) -> str:
     return kind
 
 
+def clock_seconds(value: str) -> float:
+    """Seconds from ``12.5``, or a clock time as players and video editors show it:
+    ``M:SS.s`` (``1:23.5`` = 83.5) or ``H:MM:SS.s`` (``1:02:03`` = 3723).
+
+    Raises:
+        ValueError: anything else, among them ``HH:MM:SS:FF`` timecodes (their frames
+            need the frame rate).
+    """
+    parts = value.strip().split(":")
+    if len(parts) == 1:
+        return float(value)
+    if len(parts) > 3:
+        raise ValueError(
+            f"{value!r} looks like a timecode with frames (HH:MM:SS:FF), which needs the "
+            "frame rate: give seconds (83.5) or H:MM:SS.sss (0:01:23.5)"
+        )
+    *whole, sec = parts
+    bad = ValueError(f"{value!r} is not a clock time (M:SS.s or H:MM:SS.s)")
+    try:
+        seconds = float(sec)
+        units = [int(p) for p in whole]
+    except ValueError:
+        raise bad from None
+    if not 0 <= seconds < 60 or any(u < 0 for u in units) or (len(units) == 2 and units[1] >= 60):
+        raise bad
+    for i, u in enumerate(reversed(units)):
+        seconds += u * 60 ** (i + 1)
+    return seconds
+
+
 def _time(value: str, where: str) -> float:
     try:
-        t = float(value)
-    except (TypeError, ValueError):
+        t = clock_seconds(value)
+    except ValueError as exc:
+        if "frames" in str(exc):
+            raise MarkerError(f"{where}: {exc}.") from None
+        raise MarkerError(
+            f"{where}: {value!r} is not a time in seconds (or M:SS.s, H:MM:SS.s)."
+        ) from None
+    except TypeError:
         raise MarkerError(f"{where}: {value!r} is not a time in seconds.") from None
     if not math.isfinite(t) or t < 0:
         raise MarkerError(f"{where}: marker time must be a finite number >= 0. Got {value!r}.")

@@ -107,6 +107,15 @@ def test_plot_result_needs_only_a_path_and_a_result(tmp_path: Path) -> None:
     assert png == tmp_path / "a.png" and png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+def test_labels_onsets_and_offsets_as_clock_times(tmp_path: Path) -> None:
+    """Labels written from a player's clock (1:23.5) were a "bad label row"."""
+    from audio_embed.evaluate import read_labels
+
+    (tmp_path / "l.csv").write_text("file,onset,offset,label\nv.mp4,1:23.5,1:24.25,gag\n")
+    (event,) = read_labels(tmp_path / "l.csv")
+    assert (event.onset, event.offset) == (83.5, 84.25)
+
+
 def test_a_labels_file_of_the_wrong_kind_is_one_clear_error(tmp_path: Path) -> None:
     """A markers CSV given as labels said "line 2: bad label row {...} ('onset')"; a
     binary file raised a bare UnicodeDecodeError (a traceback from the CLI)."""

@@ -258,3 +258,29 @@ def test_a_windows_1252_audacity_file_is_recognised_as_such(tmp_path: Path) -> N
     labels = tmp_path / "rec.txt"
     labels.write_bytes("1.0\t2.0\tk\xf6nig\n".encode("cp1252"))
     assert guess_marker_format(labels) == "audacity"
+
+
+def test_marker_times_as_clock_times_video_editors_write(tmp_path: Path) -> None:
+    """A video editor notes a gag at 1:23.5 (a player's clock): the markers CSV said
+    "'1:23.5' is not a time in seconds". M:SS.s and H:MM:SS.s are read now; an
+    HH:MM:SS:FF timecode (frames need the frame rate) is refused saying so."""
+    from audio_embed.formats import clock_seconds
+
+    assert clock_seconds("1:23.5") == 83.5 and clock_seconds("0:01:23.5") == 83.5
+    assert clock_seconds("1:02:03") == 3723.0 and clock_seconds("90:00") == 5400.0
+    for bad in ("1:75", "1:-2", "a:10", "1:nan", "1:2:75"):
+        with pytest.raises(ValueError, match="not a clock time"):
+            clock_seconds(bad)
+    csv_text = "file,time,kind\nrec.wav,1:23.5,positive\nrec.wav,0:02:05,negative\nrec.wav,7,soft\n"
+    (tmp_path / "m.csv").write_text(csv_text)
+    (tmp_path / "rec.wav").write_bytes(b"")
+    (m,) = read_markers(tmp_path / "m.csv").values()
+    assert m.positive == (83.5,) and m.negative == (125.0,) and m.soft == (7.0,)
+    (tmp_path / "m.csv").write_text("file;time;kind\nrec.wav;1:23,5;positive\n")  # decimal comma
+    assert next(iter(read_markers(tmp_path / "m.csv").values())).positive == (83.5,)
+    (tmp_path / "m.csv").write_text("file,time,kind\nrec.wav,00:01:23:12,positive\n")
+    with pytest.raises(MarkerError, match=r"line 2: .*timecode with frames.*frame rate"):
+        read_markers(tmp_path / "m.csv")
+    (tmp_path / "m.csv").write_text("file,time,kind\nrec.wav,1h23,positive\n")
+    with pytest.raises(MarkerError, match=r"line 2: '1h23' is not a time in seconds"):
+        read_markers(tmp_path / "m.csv")
