@@ -138,6 +138,20 @@ def _time(value: str, where: str) -> float:
     return t
 
 
+def listed_file(name: str, root: Path) -> Path:
+    """The file a markers or labels CSV names: relative names against ``root``. A
+    name written on Windows (``train\\rec.wav``) that does not exist here, where
+    ``\\`` is not a separator, is read with ``/`` when that file exists."""
+    p = Path(name)
+    full = p if p.is_absolute() else root / p
+    if os.sep == "/" and "\\" in name and not full.exists():
+        alt = Path(name.replace("\\", "/"))
+        alt_full = alt if alt.is_absolute() else root / alt
+        if alt_full.exists():
+            return alt_full
+    return full
+
+
 def csv_separator(text: str) -> str:
     """The separator of a CSV, from its header line: ``,``; else ``;`` (what a
     spreadsheet writes where the decimal mark is a comma) or a tab when the header
@@ -290,7 +304,7 @@ def read_review_markers(
         if "kind" in fields and not row.get("kind"):
             skipped += 1
             continue
-        file = str((root / row["file"]) if not Path(row["file"]).is_absolute() else row["file"])
+        file = str(listed_file(row["file"], root))
         time = _time(csv_number(row["time"], sep), where)
         rows.append((file, time, _kind(row.get("kind") or "positive", where)))
     return _collect(rows), skipped

@@ -116,6 +116,15 @@ def test_labels_onsets_and_offsets_as_clock_times(tmp_path: Path) -> None:
     assert (event.onset, event.offset) == (83.5, 84.25)
 
 
+def test_a_labels_csv_written_on_windows_finds_its_files(tmp_path: Path) -> None:
+    """``test\\a.wav`` in a labels CSV made on Windows named no file here."""
+    (tmp_path / "test").mkdir()
+    (tmp_path / "test" / "a.wav").write_bytes(b"")
+    (tmp_path / "l.csv").write_text("split,file,onset,offset,label\ntest,test\\a.wav,1,2,horn\n")
+    ls = read_labelled_set(tmp_path / "l.csv", "horn")
+    assert ls.files == (tmp_path / "test" / "a.wav",)
+
+
 def test_a_labels_file_of_the_wrong_kind_is_one_clear_error(tmp_path: Path) -> None:
     """A markers CSV given as labels said "line 2: bad label row {...} ('onset')"; a
     binary file raised a bare UnicodeDecodeError (a traceback from the CLI)."""

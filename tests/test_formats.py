@@ -284,3 +284,17 @@ def test_marker_times_as_clock_times_video_editors_write(tmp_path: Path) -> None
     (tmp_path / "m.csv").write_text("file,time,kind\nrec.wav,1h23,positive\n")
     with pytest.raises(MarkerError, match=r"line 2: '1h23' is not a time in seconds"):
         read_markers(tmp_path / "m.csv")
+
+
+def test_a_markers_csv_written_on_windows_names_its_files_with_backslashes(
+    tmp_path: Path,
+) -> None:
+    """``train\\rec.wav`` (a CSV made on Windows) was "a recording that does not
+    exist" on Linux or macOS, where ``\\`` is part of a name; it is read with ``/``
+    when that file exists (and kept as written when it does not)."""
+    (tmp_path / "train").mkdir()
+    (tmp_path / "train" / "rec.wav").write_bytes(b"")
+    (tmp_path / "m.csv").write_text("file,time,kind\ntrain\\rec.wav,3,positive\n")
+    assert list(read_markers(tmp_path / "m.csv")) == [str(tmp_path / "train" / "rec.wav")]
+    (tmp_path / "m.csv").write_text("file,time,kind\nother\\rec.wav,3,positive\n")
+    assert list(read_markers(tmp_path / "m.csv")) == [str(tmp_path / "other\\rec.wav")]
