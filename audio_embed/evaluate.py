@@ -273,12 +273,16 @@ def _check_keys(
     no_events = sorted(set(results) - set(events)) if events else []
     if unmatched == "ignore" or not (no_result or no_events):
         return
+    parts = []
+    if no_result:
+        listed = f"{', '.join(no_result[:5])}{'…' if len(no_result) > 5 else ''}"
+        parts.append(f"{len(no_result)} labelled file(s) have no result ({listed})")
+    if no_events:
+        listed = f"{', '.join(no_events[:5])}{'…' if len(no_events) > 5 else ''}"
+        parts.append(f"{len(no_events)} result(s) have no labels ({listed})")
     message = (
-        f"evaluate: {len(no_result)} labelled file(s) have no result "
-        f"({', '.join(no_result[:5])}{'…' if len(no_result) > 5 else ''}) and "
-        f"{len(no_events)} result(s) have no labels "
-        f"({', '.join(no_events[:5])}{'…' if len(no_events) > 5 else ''}); they count as "
-        "recordings without the target. Name results and labels alike."
+        f"evaluate: {' and '.join(parts)}; they count as recordings without the target. "
+        "Name results and labels alike."
     )
     if unmatched == "error":
         raise MarkerError(message)

@@ -156,7 +156,9 @@ def evaluate_results(
     string) against the target events of ``labelled`` at ``threshold``."""
     from audio_embed.evaluate import evaluate
 
-    events = labelled.events
+    # every labelled file, those without the target too: labelled, not misnamed
+    events = {str(f): labelled.events.get(str(f), ()) for f in labelled.files}
+    events.update(labelled.events)
     overall = evaluate(results, events, threshold)
     per_file = tuple(
         (

@@ -125,6 +125,27 @@ def test_a_labels_csv_written_on_windows_finds_its_files(tmp_path: Path) -> None
     assert ls.files == (tmp_path / "test" / "a.wav",)
 
 
+def test_a_labelled_file_without_the_target_is_not_called_unlabelled(
+    labels: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """t/b.wav is labelled (a dog), with no horn: evaluate warned "1 result(s) have no
+    labels (t/b.wav) … Name results and labels alike", as for a misnamed file. Only a
+    result of a file the labels do not list is warned about now."""
+    ls = read_labelled_set(labels, "horn", split="test")
+    a, b = str(labels.parent / "t/a.wav"), str(labels.parent / "t/b.wav")
+    c = "/abs/c.wav"
+    results = {k: _result(k, [0.1, 0.9, 0.2]) for k in (a, c)} | {b: _result(b, [0.3] * 3)}
+    with caplog.at_level("WARNING", logger="audio_embed"):
+        report = evaluate_results(results, ls, threshold=0.5)
+    assert not caplog.records, caplog.text
+    assert report.overall.n_events == 2
+    stray = str(labels.parent / "t/stray.wav")
+    with caplog.at_level("WARNING", logger="audio_embed"):
+        evaluate_results({**results, stray: _result(stray, [0.1])}, ls, threshold=0.5)
+    assert "evaluate: 1 result(s) have no labels (" in caplog.text and "stray.wav" in caplog.text
+    assert "0 labelled" not in caplog.text  # only what is wrong is listed
+
+
 def test_a_labels_file_of_the_wrong_kind_is_one_clear_error(tmp_path: Path) -> None:
     """A markers CSV given as labels said "line 2: bad label row {...} ('onset')"; a
     binary file raised a bare UnicodeDecodeError (a traceback from the CLI)."""
