@@ -150,3 +150,13 @@ def test_marked_spans_label_the_windows_holding_the_sound() -> None:
 def test_bad_spans_raise() -> None:
     with pytest.raises(MarkerError, match="span"):
         Markers(spans=[(3.0, 2.0)])
+
+
+def test_one_marker_given_as_a_number_and_a_text_refused() -> None:
+    """``Markers(positive=12.5)`` was "TypeError: 'float' object is not iterable";
+    ``Markers(positive="12")`` marked 1 s and 2 s without a word."""
+    assert Markers(positive=12.5).positive == (12.5,)
+    assert Markers(negative=np.float64(3)).negative == (3.0,)
+    assert Markers(soft=7).soft == (7.0,)
+    with pytest.raises(MarkerError, match=r"numbers of seconds.*the text '12'"):
+        Markers(positive="12")  # type: ignore[arg-type]
