@@ -69,8 +69,17 @@ def _times(values: Iterable[float] | float) -> tuple[float, ...]:
 
 
 def _spans(values: Iterable[tuple[float, float]]) -> tuple[tuple[float, float], ...]:
+    items: list[object] = list(values)
+    if len(items) == 2 and all(isinstance(v, numbers.Real) for v in items):
+        items = [tuple(items)]  # Markers(spans=(3, 5)): one span, not two bare numbers
     out = set()
-    for pair in values:
+    for item in items:
+        pair = tuple(item) if isinstance(item, Iterable) and not isinstance(item, str) else ()
+        if len(pair) != 2:
+            raise MarkerError(
+                f"Marked spans are (start, end) pairs of seconds, e.g. "
+                f"Markers(spans=[(3.0, 5.5)]). Got {item!r} among them."
+            )
         a, b = (float(v) for v in pair)
         if not (math.isfinite(a) and math.isfinite(b)) or a < 0 or b < a:
             raise MarkerError(
