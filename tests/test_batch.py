@@ -303,6 +303,35 @@ def test_skip_existing_warns_when_it_keeps_results_of_another_threshold(
     assert SCAN_STAMP not in {r["file"] for r in _combined_rows(out)}
 
 
+def test_a_batch_of_short_clips_is_warned_about_once(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Clips shorter than SHORT_FILE_SECONDS (a sound-effects library, phone clips) were
+    scanned without a word although the per-recording normalisation then comes from
+    little more than the target sound (README: demo horns in 3 s clips mostly missed).
+    One warning per batch; none for longer files or a scanner that does not normalise."""
+
+    class ShortClips(FakeScanner):
+        normalization = "recording"
+
+        def scan_many(self, sources: Iterable[str | Path], **kw: Any) -> Any:
+            for p, r in super().scan_many(sources, **kw):
+                yield p, ScanResult(p, r.starts[:3], r.probabilities[:3], 2.0, 4.0, 0.5)
+
+    files = _touch(*(tmp_path / f"clip{i}.wav" for i in range(3)))
+    with caplog.at_level("WARNING", logger="audio_embed.batch"):
+        scan_to_folder(ShortClips(), files, tmp_path / "out")
+    (said,) = [r.getMessage() for r in caplog.records]
+    assert said.startswith("3 of the 3 file(s) scanned are shorter than 10 s (e.g. ")
+    assert "--normalization none" in said
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="audio_embed.batch"):
+        scan_to_folder(FakeScanner(), files, tmp_path / "out2")  # 12 s results
+        ShortClips.normalization = "none"
+        scan_to_folder(ShortClips(), files, tmp_path / "out3")
+    assert not caplog.records
+
+
 def test_scan_to_folder_keeps_results_uses_a_runner_and_checks_arguments(tmp_path: Path) -> None:
     files = _touch(tmp_path / "a.wav", tmp_path / "b.wav")
     ran: list[str] = []

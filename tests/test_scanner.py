@@ -400,3 +400,19 @@ def test_every_unreadable_training_file_is_named_before_any_work(
     with pytest.raises(CorruptAudioError, match=r"notes\.wav: not a readable audio") as info:
         Scanner(LogMelEmbedder()).fit([recs[0], recs[2]])
     assert "more of the" not in str(info.value)
+
+
+def test_scanning_a_clip_shorter_than_ten_seconds_warns(
+    trained: Scanner, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A 3 s clip normalised by its own windows hides a sound that fills much of it,
+    and scan said nothing; it warns now, naming --normalization none."""
+    clip = 0.01 * np.random.default_rng(0).standard_normal(3 * 16000).astype(np.float32)
+    with caplog.at_level("WARNING", logger="audio_embed"):
+        trained.scan(clip, sample_rate=16000)
+    assert "<array> is 3.0 s long, shorter than 10 s" in caplog.text
+    assert "normalization='none'" in caplog.text
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="audio_embed"):
+        trained.scan(np.tile(clip, 4), sample_rate=16000)
+    assert "shorter than" not in caplog.text

@@ -21,6 +21,7 @@ from attrs import Factory, define, field, frozen
 from sklearn.base import clone
 
 from audio_embed.audio import load_audio, probe_audio, resample
+from audio_embed.batch import SHORT_FILE_SECONDS, short_file_advice
 from audio_embed.cache import CachedEmbeddings, EmbeddingCache
 from audio_embed.classifier import CalibratedClassifier
 from audio_embed.detect import Postprocessing, detect, flagged_share
@@ -747,6 +748,9 @@ class Scanner(StreamingEmbeddings):
         entry = self.sliding_embeddings(
             source, sample_rate=sample_rate, progress=progress, cancel=cancel
         )
+        if entry.duration < SHORT_FILE_SECONDS and self.normalization != "none":
+            name = "<array>" if isinstance(source, np.ndarray) else str(source)
+            log.warning("%s", short_file_advice(1, 1, name, entry.duration))
         return self._score(source, entry)
 
     def scan_many(
