@@ -42,7 +42,14 @@ from audio_embed.errors import (
 from audio_embed.progress import CancelToken, ProgressEvent
 
 if TYPE_CHECKING:  # imported on first use (see __getattr__), so the CLI starts fast
-    from audio_embed.audio import AudioInfo, load_audio, probe_audio, resample, stream_audio
+    from audio_embed.audio import (
+        AudioInfo,
+        describe_audio_streams,
+        load_audio,
+        probe_audio,
+        resample,
+        stream_audio,
+    )
     from audio_embed.cache import EmbeddingCache
     from audio_embed.classifier import CalibratedClassifier
     from audio_embed.embedders import (
@@ -74,7 +81,14 @@ __version__ = "0.1.0"
 #: The modules behind the lazily imported names: torch, scikit-learn and the model
 #: backends load on first use of a name that needs them, not on ``import audio_embed``.
 _LAZY_MODULES = {
-    "audio_embed.audio": ("AudioInfo", "load_audio", "probe_audio", "resample", "stream_audio"),
+    "audio_embed.audio": (
+        "AudioInfo",
+        "describe_audio_streams",
+        "load_audio",
+        "probe_audio",
+        "resample",
+        "stream_audio",
+    ),
     "audio_embed.cache": ("EmbeddingCache",),
     "audio_embed.classifier": ("CalibratedClassifier",),
     "audio_embed.embedders": (
@@ -161,6 +175,7 @@ __all__ = [
     "UnknownEmbedderError",
     "__version__",
     "create_embedder",
+    "describe_audio_streams",
     "embed_dim",
     "get_spec",
     "list_embedders",

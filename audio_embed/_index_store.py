@@ -20,6 +20,7 @@ from attrs import define, field, frozen
 from audio_embed.errors import IndexFileError
 
 __all__ = [
+    "FIRST_STREAM_INDEX_VERSION",
     "INDEX_FORMAT",
     "INDEX_FORMAT_VERSION",
     "MANIFEST",
@@ -35,7 +36,11 @@ __all__ = [
 ]
 
 INDEX_FORMAT = "audio_embed.index"
-INDEX_FORMAT_VERSION = 1
+#: 2: the files are decoded from another audio stream than the first (``audio_stream``);
+#: written only then, so that a release before it refuses the index instead of adding
+#: files from the first stream (other indexes stay 1).
+INDEX_FORMAT_VERSION = 2
+FIRST_STREAM_INDEX_VERSION = 1
 MANIFEST = "index.json"
 LOCK = ".lock"  # writers take turns (EmbeddingIndex._apply)
 

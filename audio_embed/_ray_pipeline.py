@@ -263,7 +263,7 @@ def _dataset(ray: Any, job: dict[str, Any], opts: RayOptions, items: list[dict[s
     ds = ray.data.from_items(items, override_num_blocks=len(items))
     ds = ds.map(
         decode_row,
-        fn_kwargs={"sample_rate": int(job["sample_rate"])},
+        fn_kwargs={"sample_rate": int(job["sample_rate"]), "audio_stream": job.get("audio_stream")},
         compute=ray.data.TaskPoolStrategy(size=plan["decode_tasks"]),
         num_cpus=plan["decode_cpus"],
     )

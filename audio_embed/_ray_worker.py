@@ -21,6 +21,7 @@ import numpy as np
 from audio_embed.errors import AudioEmbedError
 
 if TYPE_CHECKING:
+    from audio_embed.audio import AudioStream
     from audio_embed.cache import CachedEmbeddings
 
 __all__ = [
@@ -30,6 +31,7 @@ __all__ = [
     "build_scanner",
     "decode_row",
     "describe",
+    "file_state",
     "scanner_file",
 ]
 
@@ -46,15 +48,36 @@ def describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}".splitlines()[0]
 
 
-def decode_row(row: dict[str, Any], sample_rate: int) -> dict[str, Any]:
-    """Ray Data task: one file → its whole waveform (float32 bytes), or the reason it failed."""
+def file_state(path: str) -> tuple[int, int] | None:
+    """``(size, mtime_ns)`` of ``path`` as the embedding cache keys it, or None if gone."""
+    try:
+        st = Path(path).resolve().stat()
+    except OSError:
+        return None
+    return st.st_size, st.st_mtime_ns
+
+
+def decode_row(
+    row: dict[str, Any], sample_rate: int, audio_stream: AudioStream | None = None
+) -> dict[str, Any]:
+    """Ray Data task: one file → its whole waveform (float32 bytes) from audio stream
+    ``audio_stream`` (None: the first), or the reason it failed.
+
+    ``size`` and ``mtime_ns`` are the file's as it was decoded (-1 when it changed
+    while being decoded): the model actor caches the embeddings only under the key of
+    that very file, not of one changed since.
+    """
     from audio_embed.audio import stream_audio
 
     out = {"index": row["index"], "path": row["path"], "audio": b"", "error": ""}
+    out["size"] = out["mtime_ns"] = -1
     try:
-        blocks = list(stream_audio(row["path"], sample_rate, DECODE_BLOCK_SECONDS))
+        before = file_state(row["path"])
+        blocks = list(stream_audio(row["path"], sample_rate, DECODE_BLOCK_SECONDS, audio_stream))
         audio = np.concatenate(blocks) if blocks else np.zeros(0, np.float32)
         out["audio"] = np.ascontiguousarray(audio, dtype=np.float32).tobytes()
+        if before is not None and file_state(row["path"]) == before:
+            out["size"], out["mtime_ns"] = before
     except Exception as exc:  # a bad file is reported, never fatal to the run
         out["error"] = describe(exc)
     return out
@@ -81,6 +104,13 @@ class ModelWorker:
         self.task: str = job["task"]
         self.sample_rate = int(job["sample_rate"])
         self.scanner = build_scanner(job)
+        rate = int(self.scanner.embedder.sample_rate)
+        if rate != self.sample_rate:  # resampled, the vectors would differ from a local scan
+            raise AudioEmbedError(
+                f"The files of this Ray run are decoded at {self.sample_rate} Hz, but "
+                f"{self.scanner.embedder.name} takes {rate} Hz. Register its model on the "
+                "driver too (load_plugin / --plugin) before building the runner."
+            )
 
     def __call__(self, row: dict[str, Any]) -> dict[str, Any]:
         maybe_crash_for_test()
@@ -90,7 +120,10 @@ class ModelWorker:
             return out
         path = str(row["path"])
         try:
-            key = self.scanner.cache_key(path)  # None without a cache
+            decoded = (int(row.get("size", -1)), int(row.get("mtime_ns", -1)))
+            # None without a cache, and when the file changed since it was decoded: its
+            # key would name the new content, the audio here is the old one
+            key = self.scanner.cache_key(path) if file_state(path) == decoded else None
             entry = self._cached(key)
             if entry is None:
                 audio = np.frombuffer(row["audio"], dtype=np.float32)
@@ -178,6 +211,8 @@ def build_scanner(job: dict[str, Any]) -> Any:
             batch_size=job["batch_size"],
             cache=cache,
         )
+    # the stream the decode tasks read: the cache key of a file must name it
+    scanner.audio_stream = job.get("audio_stream", scanner.audio_stream)
     if job.get("device") and "device" not in kwargs:
         scanner.embedder.to(job["device"])
     return scanner

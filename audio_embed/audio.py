@@ -5,8 +5,14 @@ of video containers (mp4, mkv, mov, webm…). Multi-channel audio is averaged
 to mono; audio is resampled with FFmpeg's resampler to the rate asked for.
 Times are the container's: when a video's sound starts after its picture, the
 decoded audio begins with that much silence, so a time in the result is the
-time a player shows. Of several audio streams the first is used (with a
-warning).
+time a player shows.
+
+Of several audio streams (an OBS recording's game, microphone and music
+tracks; a film's languages) the first is decoded unless ``audio_stream``
+names another: its position among the file's audio streams, 0-based, as
+FFmpeg's ``-map 0:a:N`` counts them, or ``"mix"``: every audio stream
+averaged, each on the container's clock. Decoding the first of several
+without naming it logs a warning that lists them.
 
 :func:`stream_audio` yields fixed-size blocks so an hours-long file is decoded
 once, block by block, and never held in memory twice; :func:`load_audio`
@@ -17,8 +23,10 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
+from itertools import zip_longest
 from pathlib import Path
+from typing import Literal, TypeAlias
 
 import av
 import numpy as np
@@ -41,8 +49,12 @@ from audio_embed.errors import (
 __all__ = [
     "AUDIO_EXTENSIONS",
     "MEDIA_EXTENSIONS",
+    "MIX",
     "VIDEO_EXTENSIONS",
     "AudioInfo",
+    "AudioStream",
+    "check_audio_stream",
+    "describe_audio_streams",
     "is_media_file",
     "load_audio",
     "probe_audio",
@@ -53,6 +65,13 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 _SILENCE_BLOCK = 1 << 20  # samples of lead-in silence per chunk (bounded memory)
+_MIX_BLOCK_SECONDS = 60.0  # load_audio's blocks when mixing streams
+
+#: ``audio_stream="mix"``: every audio stream of the file, averaged.
+MIX: Literal["mix"] = "mix"
+#: Which audio stream to decode: its position among the file's audio streams
+#: (0-based, as ``ffmpeg -map 0:a:N``), or ``"mix"``: all of them averaged.
+AudioStream: TypeAlias = int | Literal["mix"]
 
 
 @frozen
@@ -61,7 +80,9 @@ class AudioInfo:
 
     ``duration`` is in seconds, from the container's metadata (None when the
     container does not say); ``sample_rate`` and ``channels`` are the audio
-    stream's own.
+    stream's own (``audio_stream``: its position among the file's audio streams;
+    ``n_audio_streams``: how many the file has). For ``"mix"`` they are the first
+    stream's, and ``duration`` the longest stream's.
     """
 
     path: str
@@ -70,6 +91,45 @@ class AudioInfo:
     channels: int
     codec: str
     has_video: bool
+    audio_stream: AudioStream = 0
+    n_audio_streams: int = 1
+
+
+def check_audio_stream(value: object, owner: str = "audio_stream") -> AudioStream:
+    """``value`` as an :data:`AudioStream` (a whole number >= 0, or ``"mix"``), else
+    :class:`InvalidInputError`."""
+    if isinstance(value, str) and value == MIX:
+        return MIX
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
+        raise InvalidInputError(
+            f"The {owner!r} must be a whole number >= 0 (the position among the file's "
+            "audio streams: 0 for the first, as ffmpeg's -map 0:a:0) or 'mix' (all of them "
+            f"averaged). Got {value!r} instead."
+        )
+    return int(value)
+
+
+def _stream_label(n: int, stream: av.audio.stream.AudioStream) -> str:
+    """``1: eng 'Game' (aac, 2 ch)``: the number, language and title when the file
+    says them, codec and channels."""
+    meta = stream.metadata or {}
+    language = str(meta.get("language", "")).strip()
+    title = str(meta.get("title", "")).strip()
+    named = ""
+    if language and language.lower() != "und":
+        named += f" {language}"
+    if title:
+        named += f" {title!r}"
+    ctx = stream.codec_context
+    return f"{n}{':' if named else ''}{named} ({ctx.name}, {int(ctx.channels or 0)} ch)"
+
+
+def describe_audio_streams(path: str | os.PathLike[str]) -> list[str]:
+    """One line per audio stream of ``path``, in order: its number for ``audio_stream``,
+    its language and title when the file says them, its codec and channels."""
+    p = _check_file(path)
+    with _open(p) as container:
+        return [_stream_label(n, s) for n, s in enumerate(container.streams.audio)]
 
 
 def _check_file(path: str | os.PathLike[str]) -> Path:
@@ -97,23 +157,39 @@ def _ffmpeg_reason(exc: BaseException) -> str:
 
 
 def _audio_stream(
-    p: Path, container: av.container.InputContainer, *, warn: bool = True
+    p: Path,
+    container: av.container.InputContainer,
+    audio_stream: int | None,
+    *,
+    warn: bool = True,
 ) -> av.audio.stream.AudioStream:
+    """Audio stream number ``audio_stream`` (None: the first, with a warning when
+    there are several and ``warn``)."""
     if not container.streams.audio:
         kinds: list[str] = sorted({str(s.type) for s in container.streams}) or ["none"]
         raise NoAudioStreamError(
             p, f"the file has no audio stream (streams found: {', '.join(kinds)})"
         )
     streams = container.streams.audio
-    if len(streams) > 1 and warn:
+    n = 0 if audio_stream is None else audio_stream
+    if n >= len(streams):
+        listed = "; ".join(_stream_label(i, s) for i, s in enumerate(streams))
+        raise NoAudioStreamError(
+            p,
+            f"there is no audio stream {n} (audio_stream / --audio-stream counts from 0): "
+            f"the file has {len(streams)} audio stream{'s' if len(streams) > 1 else ''}: "
+            f"{listed}",
+        )
+    if audio_stream is None and len(streams) > 1 and warn:
         log.warning(
-            "%s holds %d audio streams; only the first (stream #%d) is used. To use "
-            "another, extract it first (e.g. ffmpeg -i IN -map 0:a:1 OUT.wav for the second).",
+            "%s holds %d audio streams; the first (0) is used. Choose another with "
+            "audio_stream=N (--audio-stream N, 0-based as ffmpeg's -map 0:a:N), or mix "
+            "them all with audio_stream='mix': %s",
             p,
             len(streams),
-            streams[0].index,
+            "; ".join(_stream_label(i, s) for i, s in enumerate(streams)),
         )
-    return streams[0]
+    return streams[n]
 
 
 def _lead_in(container: av.container.InputContainer, frame: av.AudioFrame) -> float:
@@ -124,19 +200,28 @@ def _lead_in(container: av.container.InputContainer, frame: av.AudioFrame) -> fl
     return max(0.0, float(frame.time) - container.start_time / av.time_base)
 
 
-def probe_audio(path: str | os.PathLike[str]) -> AudioInfo:
-    """Read the container's metadata about the first audio stream.
+def probe_audio(path: str | os.PathLike[str], audio_stream: AudioStream | None = None) -> AudioInfo:
+    """Read the container's metadata about audio stream ``audio_stream`` (None or 0:
+    the first; ``"mix"``: see :class:`AudioInfo`; see :func:`stream_audio`).
 
     Raises:
         AudioDecodeError: (a subclass naming the reason) missing, empty or
-            unreadable file, or no audio stream.
+            unreadable file, no audio stream, or no stream ``audio_stream``
+            (:class:`NoAudioStreamError`, naming the streams there are).
     """
     p = _check_file(path)
+    n = None if audio_stream is None else check_audio_stream(audio_stream)
     with _open(p) as container:
-        stream = _audio_stream(p, container, warn=False)
+        stream = _audio_stream(p, container, None if n == MIX else n, warn=False)
+        streams = list(container.streams.audio) if n == MIX else [stream]
+        durations = [
+            float(s.duration * s.time_base)
+            for s in streams
+            if s.duration is not None and s.time_base is not None
+        ]
         duration: float | None = None
-        if stream.duration is not None and stream.time_base is not None:
-            duration = float(stream.duration * stream.time_base)
+        if len(durations) == len(streams):
+            duration = max(durations)
         elif container.duration is not None:
             duration = container.duration / av.time_base
         ctx = stream.codec_context
@@ -147,10 +232,14 @@ def probe_audio(path: str | os.PathLike[str]) -> AudioInfo:
             channels=int(ctx.channels or 0),
             codec=str(ctx.name),
             has_video=bool(container.streams.video),
+            audio_stream=n or 0,
+            n_audio_streams=len(container.streams.audio),
         )
 
 
-def _decoded_chunks(p: Path, sample_rate: int) -> Iterator[np.ndarray]:
+def _decoded_chunks(
+    p: Path, sample_rate: int, audio_stream: int | None = None
+) -> Iterator[np.ndarray]:
     """Mono float32 chunks at ``sample_rate``, in file order, as FFmpeg decodes them."""
     if sample_rate <= 0:
         raise InvalidInputError(f"The 'sample_rate' must be > 0. Got {sample_rate} instead.")
@@ -158,7 +247,7 @@ def _decoded_chunks(p: Path, sample_rate: int) -> Iterator[np.ndarray]:
     produced = 0
     lead: int | None = None
     with _open(p) as container:
-        stream = _audio_stream(p, container)
+        stream = _audio_stream(p, container, audio_stream)
         # layout=None keeps the source channels; they are averaged below, exactly,
         # rather than with FFmpeg's downmix matrix (which drops LFE, weights surrounds).
         resampler = av.AudioResampler(format="fltp", layout=None, rate=sample_rate)
@@ -203,36 +292,17 @@ def _decoded_chunks(p: Path, sample_rate: int) -> Iterator[np.ndarray]:
     if produced == 0:
         if errors:
             raise CorruptAudioError(p, "no audio could be decoded (the data is corrupt)")
-        raise EmptyAudioError(p, "the audio stream holds no samples")
+        which = "the audio stream" if audio_stream is None else f"audio stream {audio_stream}"
+        raise EmptyAudioError(p, f"{which} holds no samples")
     if errors:
         log.warning("%s: %d corrupt packet(s) skipped while decoding", p, errors)
 
 
-def stream_audio(
-    path: str | os.PathLike[str],
-    sample_rate: int = 16000,
-    block_seconds: float = 60.0,
-) -> Iterator[np.ndarray]:
-    """Yield the file as consecutive mono float32 blocks of ``block_seconds``.
-
-    Every block has exactly ``round(block_seconds * sample_rate)`` samples
-    except the last, which holds the rest. Memory stays bounded by about one
-    block whatever the file's length.
-
-    Raises:
-        AudioDecodeError: a subclass naming the file and the reason
-            (:class:`AudioFileNotFoundError`, :class:`EmptyAudioError`,
-            :class:`CorruptAudioError`, :class:`NoAudioStreamError`).
-    """
-    p = _check_file(path)
-    block = round(block_seconds * sample_rate)
-    if block <= 0:
-        raise InvalidInputError(
-            f"The 'block_seconds' parameter of stream_audio must be > 0. Got {block_seconds}."
-        )
+def _rebatched(chunks: Iterator[np.ndarray], block: int) -> Generator[np.ndarray, None, None]:
+    """``chunks`` as consecutive blocks of ``block`` samples (the last holds the rest)."""
     pending: list[np.ndarray] = []
     held = 0
-    for chunk in _decoded_chunks(p, sample_rate):
+    for chunk in chunks:
         pending.append(chunk)
         held += chunk.size
         while held >= block:
@@ -245,14 +315,89 @@ def stream_audio(
         yield np.concatenate(pending)
 
 
-def load_audio(path: str | os.PathLike[str], sample_rate: int = 16000) -> np.ndarray:
+def _mixed_blocks(p: Path, sample_rate: int, block: int) -> Iterator[np.ndarray]:
+    """Blocks of every audio stream of ``p`` averaged. Each stream is decoded by its
+    own pass over the file (the file is read once per stream; memory stays one block
+    per stream), with its lead-in silence, so all are on the container's clock; a
+    stream that ends early counts as silence from there."""
+    with _open(p) as container:
+        _audio_stream(p, container, None, warn=False)  # none at all: the usual error
+        n = len(container.streams.audio)
+    if n == 1:
+        yield from _rebatched(_decoded_chunks(p, sample_rate, 0), block)
+        return
+    parts = [_rebatched(_decoded_chunks(p, sample_rate, k), block) for k in range(n)]
+    try:
+        for blocks in zip_longest(*parts):
+            mixed = np.zeros(max(len(b) for b in blocks if b is not None), dtype=np.float32)
+            for b in blocks:
+                if b is not None:
+                    mixed[: len(b)] += b
+            mixed /= n
+            yield mixed
+    finally:
+        for part in parts:
+            part.close()
+
+
+def stream_audio(
+    path: str | os.PathLike[str],
+    sample_rate: int = 16000,
+    block_seconds: float = 60.0,
+    audio_stream: AudioStream | None = None,
+) -> Iterator[np.ndarray]:
+    """Yield the file as consecutive mono float32 blocks of ``block_seconds``.
+
+    Every block has exactly ``round(block_seconds * sample_rate)`` samples
+    except the last, which holds the rest. Memory stays bounded by about one
+    block whatever the file's length.
+
+    ``audio_stream``: which audio stream to decode, by its position among the
+    file's audio streams (0-based, as ``ffmpeg -map 0:a:N``; e.g. 1 for an OBS
+    recording's second track). None (default): the first, with a warning when
+    the file has several; 0: the first, without it. ``"mix"``: every audio
+    stream averaged (each weighs 1/N throughout), each on the container's
+    clock, a stream that ends early silent from there; the file is read once
+    per stream. A file with one audio stream decodes the same with 0 and
+    ``"mix"``.
+
+    Raises:
+        AudioDecodeError: a subclass naming the file and the reason
+            (:class:`AudioFileNotFoundError`, :class:`EmptyAudioError`,
+            :class:`CorruptAudioError`, :class:`NoAudioStreamError`: no audio
+            at all, or no stream ``audio_stream``, naming the streams there are).
+        InvalidInputError: ``audio_stream`` is not a whole number >= 0 or ``"mix"``.
+    """
+    p = _check_file(path)
+    n = None if audio_stream is None else check_audio_stream(audio_stream)
+    block = round(block_seconds * sample_rate)
+    if block <= 0:
+        raise InvalidInputError(
+            f"The 'block_seconds' parameter of stream_audio must be > 0. Got {block_seconds}."
+        )
+    if n == MIX:
+        return _mixed_blocks(p, sample_rate, block)
+    return _rebatched(_decoded_chunks(p, sample_rate, n), block)
+
+
+def load_audio(
+    path: str | os.PathLike[str],
+    sample_rate: int = 16000,
+    audio_stream: AudioStream | None = None,
+) -> np.ndarray:
     """Decode a whole audio or video file to a mono float32 array at ``sample_rate``.
+
+    ``audio_stream``: which audio stream, or ``"mix"`` (see :func:`stream_audio`).
 
     Raises:
         AudioDecodeError: see :func:`stream_audio`.
     """
     p = _check_file(path)
-    chunks = list(_decoded_chunks(p, sample_rate))
+    n = None if audio_stream is None else check_audio_stream(audio_stream)
+    if n == MIX:
+        chunks = list(_mixed_blocks(p, sample_rate, round(_MIX_BLOCK_SECONDS * sample_rate)))
+    else:
+        chunks = list(_decoded_chunks(p, sample_rate, n))
     return np.concatenate(chunks) if chunks else np.zeros(0, dtype=np.float32)
 
 

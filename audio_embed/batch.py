@@ -194,7 +194,7 @@ def _check_format(_obj: object, _attr: object, fmt: str) -> None:
     from audio_embed.formats import FORMAT_SUFFIXES
 
     if fmt not in FORMAT_SUFFIXES:
-        raise InvalidInputError(f"Unknown output format {fmt!r}; use csv, json, audacity or raven.")
+        raise InvalidInputError(f"Unknown output format {fmt!r}; use {', '.join(FORMAT_SUFFIXES)}.")
 
 
 def _check_threshold(_obj: object, _attr: object, threshold: float | None) -> None:
@@ -209,8 +209,9 @@ class BatchSettings:
     (:func:`audio_embed.distributed.scan_dataset`) and ``audio-embed scan``.
 
     Args:
-        fmt: format of the per-file results (``csv``, ``json``, ``audacity``, ``raven``).
-        label: label text in Audacity/Raven output.
+        fmt: format of the per-file results (``csv``, ``json``, ``audacity``, ``raven``,
+            ``srt``, ``vtt``).
+        label: label text in Audacity/Raven output and subtitle cues.
         threshold: detection threshold; None: the scanner's.
         skip_existing: read back the results already in the output folder
             instead of scanning those inputs again.
@@ -417,7 +418,13 @@ def scan_to_folder(
         tell(FileOutcome("missing", item, reason=reason))
     targets = output_paths(inputs, out, FORMAT_SUFFIXES[fmt], reserved=(COMBINED_CSV, SCAN_STAMP))
     _refuse_beside_recordings(inputs, targets, fmt)
+    _refuse_other_recordings(inputs, targets, fmt)
+    _refuse_foreign_combined(out / COMBINED_CSV)
     todo = _existing_results(inputs, targets, fmt, settings.skip_existing, tell)
+    # An earlier batch's combined CSV would contradict the result files this one replaces
+    # if it stops early (cancelled) or writes none (every file failed): it goes now and
+    # is written anew when the batch finishes.
+    (out / COMBINED_CSV).unlink(missing_ok=True)
     stamp = _read_stamp(out)
     if settings.skip_existing:
         _warn_other_thresholds(out, stamp, [o for o in outcomes if o.kind == "skipped"], threshold)
@@ -553,6 +560,8 @@ def _refuse_beside_recordings(
     from audio_embed.formats import read_detections
 
     def foreign(target: Path) -> bool:
+        if target.stat().st_size == 0:  # nothing in it to lose
+            return False
         try:
             read_detections(target, fmt)
         except ResultFileError:
@@ -572,9 +581,27 @@ def _refuse_beside_recordings(
             f"{target} exists next to its recording {audio.name}"
             + (f" (and {more} more)" if more else "")
             + ": it is not an earlier scan result, it may be that recording's labels (train "
-            "reads rec.wav + rec.txt), and its scan result would replace it. Write the "
+            "reads rec.wav + rec.txt) or subtitles (rec.srt), and its scan result would "
+            "replace it. Write the "
             "results to another folder (--out), or move the file away."
         )
+
+
+def _refuse_foreign_combined(path: Path) -> None:
+    """A ``detections.csv`` in the output folder that is not an earlier batch's combined
+    CSV (another tool's table, a person's list) would be replaced: nothing is scanned."""
+    if not path.is_file():
+        return
+    with path.open("rb") as fh:
+        head = fh.read(4096).decode("utf-8", "replace").lstrip("\ufeff")
+    first = head.splitlines()[0].strip() if head.strip() else ""
+    if first in ("", "file,start,end,peak,score"):
+        return
+    raise InvalidInputError(
+        f"{path} exists and is not the combined detections of an earlier scan (it starts "
+        f"{first[:60]!r}); a scan writes every detection there and would replace it. "
+        "Write the results to another folder (--out), or move the file away."
+    )
 
 
 def _existing_results(
@@ -600,6 +627,57 @@ def _existing_results(
                 continue
         todo.append(inp)
     return todo
+
+
+def _refuse_other_recordings(
+    inputs: Sequence[Input], targets: dict[Path, Path], fmt: OutputFormat
+) -> None:
+    """A result file in the output folder that holds the detections of another recording
+    of the same name (day1/REC0001.WAV, now day2/REC0001.WAV into the same folder) would
+    be replaced, or with ``skip_existing`` kept as this one's: nothing is scanned."""
+    clash = []
+    for inp in inputs:
+        target = targets[inp.path]
+        if target.is_file():
+            try:
+                other = _other_recording(target, fmt, inp.path)
+            except (OSError, ValueError, KeyError, TypeError, AttributeError):
+                continue  # unreadable: scanned again (skip_existing) or replaced
+            if other is not None:
+                clash.append((inp.path, target, other))
+    if clash:
+        (audio, target, other), more = clash[0], len(clash) - 1
+        raise InvalidInputError(
+            f"{target} holds the detections of another recording, {other}"
+            + (f" (and {more} more)" if more else "")
+            + f"; scanning {audio} would replace them (or, with --skip-existing, report "
+            "them as its own). Give each folder of recordings its own --out folder."
+        )
+
+
+def _other_recording(target: Path, fmt: OutputFormat, recording: Path) -> str | None:
+    """The recording a CSV or JSON result names when that is an existing file other than
+    ``recording`` (another of the same name, scanned into the same folder), else None.
+    Other formats name none; a named file that is not there (moved, named from another
+    working folder, or a name edited by hand) is not held against it."""
+    import csv
+    import io
+    import json
+
+    if fmt not in ("csv", "json"):
+        return None
+    text = target.read_text(encoding="utf-8")
+    if fmt == "csv":
+        named = {r.get("file") or "" for r in csv.DictReader(io.StringIO(text))}
+    else:
+        named = {str(d.get("file") or "") for d in json.loads(text)}
+    for name in sorted(named - {""}):
+        try:
+            if Path(name).exists() and not os.path.samefile(name, recording):
+                return name
+        except OSError:
+            continue
+    return None
 
 
 def _write_combined(

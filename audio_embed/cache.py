@@ -1,6 +1,7 @@
 """An on-disk cache of sliding-window embeddings, so a re-scan never decodes.
 
 An entry is keyed by the file's identity (resolved path, size, mtime in ns),
+the audio stream decoded (track 0 and track 1 of a file never share an entry),
 the embedder's :meth:`~audio_embed.Embedder.cache_id`, the window settings and
 the cache format version. Entries are ``.npz`` files written atomically
 (temporary file, then rename): a crash or a full disk never leaves a partial
@@ -60,8 +61,17 @@ class EmbeddingCache:
         self.directory = Path(directory).expanduser() if directory else default_cache_dir()
         self._warned_unwritable = False
 
-    def key(self, path: str | os.PathLike[str], settings: dict[str, object]) -> str | None:
-        """The entry name for ``path`` with ``settings``, or None if the file is gone."""
+    def key(
+        self,
+        path: str | os.PathLike[str],
+        settings: dict[str, object],
+        *,
+        audio_stream: int | str = 0,
+    ) -> str | None:
+        """The entry name for ``path`` with ``settings``, or None if the file is gone.
+
+        ``audio_stream``: the position of the decoded stream among the file's audio
+        streams (0, the first, keeps the keys of entries made before the choice)."""
         try:
             p = Path(path).resolve()
             st = p.stat()
@@ -78,6 +88,8 @@ class EmbeddingCache:
             # a video's times follow the container's clock since a late-starting sound
             # is preceded by silence: entries made before that are not reused
             identity["timeline"] = "container"
+        if audio_stream:
+            identity["audio_stream"] = audio_stream
         blob = json.dumps(identity, sort_keys=True, default=str).encode()
         return hashlib.sha256(blob).hexdigest()[:32]
 
@@ -98,10 +110,12 @@ class EmbeddingCache:
                     embeddings=np.asarray(data["embeddings"], dtype=np.float32),
                     duration=float(data["duration"]),
                 )
-            if entry.embeddings.ndim != 2 or len(entry.starts) != len(entry.embeddings):
+            shapes_ok = entry.embeddings.ndim == 2 and entry.starts.ndim == 1
+            if not shapes_ok or len(entry.starts) != len(entry.embeddings):
                 raise ValueError("inconsistent shapes")
             return entry
-        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as exc:
+        # TypeError: a 'duration' of several values
+        except (OSError, ValueError, KeyError, TypeError, EOFError, zipfile.BadZipFile) as exc:
             log.warning("Embedding cache entry %s is unreadable (%s); recomputing it.", path, exc)
             return None
 

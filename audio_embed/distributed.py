@@ -23,10 +23,12 @@ Needs the optional extra: ``pip install "audio_embed[ray]"``.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import tempfile
 import time
+import zipfile
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -45,6 +47,7 @@ from audio_embed.errors import AudioEmbedError, InvalidInputError
 from audio_embed.progress import CancelToken, ProgressCallback
 
 if TYPE_CHECKING:
+    from audio_embed.audio import AudioStream
     from audio_embed.batch import BatchReport, BatchSettings, FileOutcome
     from audio_embed.cache import CachedEmbeddings
     from audio_embed.scanner import Scanner, ScanResult
@@ -134,11 +137,15 @@ class RayScanner:
         load_kwargs: Mapping[str, Any] | None = None,
         ordered: bool = False,
         progress_bar: bool | None = None,
+        audio_stream: AudioStream | None = None,
     ) -> RayScanner:
         """Ship a trained :class:`Scanner` (or the path of a saved one) as its file's bytes.
 
-        ``load_kwargs`` go to :meth:`Scanner.load` on each worker.
+        ``load_kwargs`` go to :meth:`Scanner.load` on each worker. ``audio_stream``:
+        None (default) decodes the scanner's own :attr:`Scanner.audio_stream`; a
+        number decodes that stream instead.
         """
+        from audio_embed.audio import check_audio_stream
         from audio_embed.scanner import Scanner
 
         if isinstance(scanner, Scanner):
@@ -146,16 +153,25 @@ class RayScanner:
                 data = scanner.save(Path(tmp) / "job.scanner").read_bytes()
             sample_rate = int(scanner.embedder.sample_rate)
             threshold = scanner.scan_threshold
+            own = scanner.audio_stream
         else:
             path = Path(os.fspath(scanner))
             # A missing or damaged file fails here, not on Ray.
-            threshold = float(Scanner.read_metadata(path)["threshold"])
-            data, sample_rate = path.read_bytes(), 16000
+            meta = Scanner.read_metadata(path)
+            threshold = float(meta["threshold"])
+            own = meta.get("audio_stream")
+            # decoded at the model's rate (a plugin's may not be 16 kHz); files from
+            # before the embedder's config was saved: the built-ins' rate
+            config = meta["embedder"].get("config") or {}
+            data, sample_rate = path.read_bytes(), int(config.get("sample_rate", 16000))
+        if audio_stream is not None:
+            own = check_audio_stream(audio_stream)
         job: dict[str, Any] = {
             "scanner_bytes": data,
             "load_kwargs": dict(load_kwargs or {}),
             "sample_rate": sample_rate,
             "threshold": threshold,
+            "audio_stream": own,
         }
         return cls(job, options, ordered=ordered, progress_bar=progress_bar)
 
@@ -171,18 +187,30 @@ class RayScanner:
         batch_size: int | None = None,
         ordered: bool = False,
         progress_bar: bool | None = None,
+        audio_stream: AudioStream | None = None,
     ) -> RayScanner:
-        """Sliding-window embeddings with the registered embedder ``model`` (no classifier)."""
+        """Sliding-window embeddings with the registered embedder ``model`` (no classifier),
+        of audio stream ``audio_stream`` of each file (None: the first)."""
+        from audio_embed.audio import check_audio_stream
+        from audio_embed.errors import UnknownEmbedderError
+        from audio_embed.registry import get_spec
         from audio_embed.windows import SlidingWindows
 
         SlidingWindows(window, hop, encoding)  # type: ignore[arg-type]  # validates here
+        if audio_stream is not None:
+            audio_stream = check_audio_stream(audio_stream)
+        try:  # decoded at the model's rate (a plugin's may not be 16 kHz)
+            sample_rate = int(get_spec(model).sample_rate)
+        except UnknownEmbedderError:  # registered on the workers only: they check it
+            sample_rate = 16000
         job = {
+            "audio_stream": audio_stream,
             "scanner_bytes": None,
             "model": model,
             "windows": {"window": window, "hop": hop, "encoding": encoding},
             "batch_size": batch_size,
             "load_kwargs": {},
-            "sample_rate": 16000,
+            "sample_rate": sample_rate,
         }
         return cls(job, options, ordered=ordered, progress_bar=progress_bar)
 
@@ -256,13 +284,20 @@ def scan_results(
     progress: bool | None = None,
     cancel: CancelToken | None = None,
     load_kwargs: Mapping[str, Any] | None = None,
+    audio_stream: AudioStream | None = None,
 ) -> tuple[dict[str, ScanResult], list[FileFailure]]:
     """Scan ``inputs`` on Ray; returns ``{path: ScanResult}`` (in input order) and the failures.
 
-    ``scanner`` is a trained :class:`Scanner` or the path of a saved one.
+    ``scanner`` is a trained :class:`Scanner` or the path of a saved one;
+    ``audio_stream`` (None: the scanner's own) as in :meth:`RayScanner.from_scanner`.
     """
     runner = RayScanner.from_scanner(
-        scanner, options, load_kwargs=load_kwargs, ordered=True, progress_bar=progress
+        scanner,
+        options,
+        load_kwargs=load_kwargs,
+        ordered=True,
+        progress_bar=progress,
+        audio_stream=audio_stream,
     )
     got: dict[str, ScanResult] = {}
     failed: list[FileFailure] = []
@@ -285,6 +320,7 @@ def scan_dataset(
     cancel: CancelToken | None = None,
     on_file: Callable[[FileOutcome], None] | None = None,
     load_kwargs: Mapping[str, Any] | None = None,
+    audio_stream: AudioStream | None = None,
 ) -> BatchReport:
     """:func:`audio_embed.batch.scan_to_folder` on Ray: the same inputs, output
     names, per-file result files, combined CSV, ``settings``
@@ -295,12 +331,13 @@ def scan_dataset(
     ``scanner``: a trained :class:`Scanner`, or the path of a saved one (then
     the model is built on the workers only). Each result file is written
     atomically by the driver as its file finishes; with ``skip_existing`` an
-    input whose result exists is never sent to Ray.
+    input whose result exists is never sent to Ray. ``audio_stream`` (None: the
+    scanner's own) as in :meth:`RayScanner.from_scanner`.
     """
     from audio_embed.batch import scan_to_folder
 
     runner = RayScanner.from_scanner(
-        scanner, options, load_kwargs=load_kwargs, progress_bar=progress
+        scanner, options, load_kwargs=load_kwargs, progress_bar=progress, audio_stream=audio_stream
     )
     return scan_to_folder(runner, items, out_dir, settings, cancel=cancel, on_file=on_file)
 
@@ -319,6 +356,7 @@ def embed_dataset(
     progress: bool | None = None,
     cancel: CancelToken | None = None,
     on_result: Callable[[str, Any], None] | None = None,
+    audio_stream: AudioStream | None = None,
 ) -> DatasetReport:
     """Sliding-window embeddings of files and folders (as :func:`~audio_embed.batch.collect_inputs`
     finds them) with the registered embedder ``model``, on Ray.
@@ -326,8 +364,11 @@ def embed_dataset(
     With ``out_dir``, each file's embeddings are written atomically to
     ``out_dir/<relative folder>/<stem>.npz`` (named as scan results are; arrays
     ``starts``, ``embeddings``, ``duration`` as the embedding cache stores
-    them); ``on_result`` receives each
-    ``(path, CachedEmbeddings)`` on the driver either way.
+    them, and ``settings``: model, windows and audio stream as JSON). With
+    ``skip_existing`` a file whose ``.npz`` is readable and made with the same settings
+    is not embedded again; ``on_result`` receives each
+    ``(path, CachedEmbeddings)`` on the driver either way. ``audio_stream``: which
+    audio stream of each file (None: the first; see :func:`~audio_embed.audio.stream_audio`).
     """
     from audio_embed._io import atomic_writer
     from audio_embed.batch import collect_inputs, output_paths
@@ -339,10 +380,19 @@ def embed_dataset(
     if out_dir is not None:
         named = output_paths(inputs, Path(out_dir), ".npz")
         targets = {str(p): t for p, t in named.items()}
+    from audio_embed.audio import check_audio_stream
+
+    settings = {
+        "model": model,
+        "window": float(window),
+        "hop": float(hop),
+        "encoding": encoding,
+        "audio_stream": 0 if audio_stream is None else check_audio_stream(audio_stream),
+    }
     todo = []
     for inp in inputs:
         p = str(inp.path)
-        if skip_existing and p in targets and targets[p].exists():
+        if skip_existing and p in targets and _reusable(targets[p], settings):
             report.skipped.append(p)
             report.outputs[p] = targets[p]
         else:
@@ -355,6 +405,7 @@ def embed_dataset(
         encoding=encoding,
         batch_size=batch_size,
         progress_bar=progress,
+        audio_stream=audio_stream,
     )
     started = time.monotonic()
     for path, entry in runner.sliding_embeddings_many(todo, cancel=cancel) if todo else ():
@@ -369,6 +420,7 @@ def embed_dataset(
                     starts=entry.starts,
                     embeddings=entry.embeddings,
                     duration=np.float64(entry.duration),
+                    settings=np.array(json.dumps(settings, sort_keys=True)),
                 )
             report.outputs[path] = Path(targets[path])
         report.done.append(path)
@@ -377,3 +429,28 @@ def embed_dataset(
             on_result(path, entry)
     report.wall_seconds = time.monotonic() - started
     return report
+
+
+def _reusable(path: Path, settings: dict[str, Any]) -> bool:
+    """Whether ``path`` holds embeddings :func:`embed_dataset` wrote with ``settings``
+    (a file from before settings were stored counts when it is readable); a damaged
+    file, or one of another model or windows, is embedded again (with a warning)."""
+    if not path.exists():
+        return False
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            saved = json.loads(str(data["settings"])) if "settings" in data.files else None
+            ok = data["embeddings"].ndim == 2 and len(data["starts"]) == len(data["embeddings"])
+            float(data["duration"])
+    except (OSError, ValueError, KeyError, TypeError, EOFError, zipfile.BadZipFile) as exc:
+        log.warning("%s is unreadable (%s); embedding its file again.", path, exc)
+        return False
+    if not ok:
+        log.warning("%s is damaged (inconsistent arrays); embedding its file again.", path)
+        return False
+    if saved is not None and saved != settings:
+        log.warning(
+            "%s holds embeddings made with %s, not %s; embedding again.", path, saved, settings
+        )
+        return False
+    return True

@@ -91,7 +91,7 @@ class Cancelled(AudioEmbedError):
 
 
 class ResultFileError(AudioEmbedError, ValueError):
-    """A result file (CSV, JSON, Audacity labels, Raven table) cannot be read back."""
+    """A result file (CSV, JSON, Audacity labels, Raven table, subtitles) cannot be read back."""
 
 
 def describe_error(exc: BaseException) -> str:

@@ -101,11 +101,15 @@ def read_labels(path: str | os.PathLike[str]) -> list[LabelledEvent]:
         )
     out = []
     for n, row in enumerate(rows, start=2):
+        if not (row.get("file") or "").strip():  # else the labels' own folder is "scanned"
+            raise MarkerError(f"{p}, line {n}: the file column is empty.")
         try:
             onset = clock_seconds(csv_number(row["onset"], sep))
             offset = clock_seconds(csv_number(row["offset"], sep))
             if not (math.isfinite(onset) and math.isfinite(offset)) or offset < onset:
                 raise ValueError("onset/offset must be finite with offset >= onset")
+            if onset < 0:  # as marker times: before the recording, never found
+                raise ValueError("onset must be >= 0 (seconds from the recording's start)")
             out.append(
                 LabelledEvent(
                     file=row["file"],
@@ -273,20 +277,74 @@ def _check_keys(
     no_events = sorted(set(results) - set(events)) if events else []
     if unmatched == "ignore" or not (no_result or no_events):
         return
+
+    def some(keys: list[str]) -> str:
+        return ", ".join(keys[:5]) + ("…" if len(keys) > 5 else "")
+
     parts = []
     if no_result:
-        listed = f"{', '.join(no_result[:5])}{'…' if len(no_result) > 5 else ''}"
-        parts.append(f"{len(no_result)} labelled file(s) have no result ({listed})")
+        parts.append(
+            f"{len(no_result)} labelled file(s) have no result ({some(no_result)}): "
+            "their events are left out"
+        )
     if no_events:
-        listed = f"{', '.join(no_events[:5])}{'…' if len(no_events) > 5 else ''}"
-        parts.append(f"{len(no_events)} result(s) have no labels ({listed})")
-    message = (
-        f"evaluate: {' and '.join(parts)}; they count as recordings without the target. "
-        "Name results and labels alike."
-    )
+        parts.append(
+            f"{len(no_events)} result(s) have no labels ({some(no_events)}): they count "
+            "as recordings without the target"
+        )
+    message = "evaluate: " + "; ".join(parts) + ". Name results and labels alike."
     if unmatched == "error":
         raise MarkerError(message)
     log.warning("%s", message)
+
+
+def _check_events(
+    results: Mapping[str, ScanResult], events: Mapping[str, Sequence[tuple[float, float]]]
+) -> None:
+    """Warn about labelled events no detection can match as meant: past the end of their
+    recording, without length, or listed twice. They are scored as given."""
+    beyond: list[str] = []
+    empty: list[str] = []
+    twice: list[str] = []
+    for key, result in results.items():
+        seen: set[tuple[float, float]] = set()
+        for a, b in events.get(key, ()):
+            where = f"{key} {a:g}-{b:g} s"
+            if a >= result.duration:
+                beyond.append(f"{where} (the recording is {result.duration:g} s long)")
+            if b <= a:
+                empty.append(where)
+            if (a, b) in seen:
+                twice.append(where)
+            seen.add((a, b))
+
+    def some(items: list[str]) -> str:
+        return "; ".join(items[:3]) + ("; …" if len(items) > 3 else "")
+
+    if beyond:
+        log.warning(
+            "evaluate: %d labelled event(s) start at or after the end of their recording "
+            "(%s); they count as missed. Are the labels for another version of the file, "
+            "or in another unit?",
+            len(beyond),
+            some(beyond),
+        )
+    if empty:
+        log.warning(
+            "evaluate: %d labelled event(s) have no length, offset = onset (%s): IoU and "
+            "collar matching cannot pair them (they count as missed there), the lenient "
+            "score finds one inside a detection. Label each event's extent.",
+            len(empty),
+            some(empty),
+        )
+    if twice:
+        log.warning(
+            "evaluate: %d labelled event(s) repeat an earlier row of the same file (%s); "
+            "each copy counts as an event, so one detection finds only one of them one "
+            "to one. Remove the duplicated rows.",
+            len(twice),
+            some(twice),
+        )
 
 
 def evaluate(
@@ -303,10 +361,22 @@ def evaluate(
     although it has others, usually mean the two are named differently (a path
     against a bare file name): ``unmatched="warn"`` (default) logs a warning
     naming them, ``"error"`` raises :class:`~audio_embed.errors.MarkerError`.
+    Events that start at or after the end of their recording, have no length or
+    repeat another of the same file are scored as given, with a warning naming them.
     """
-    from sklearn.metrics import average_precision_score, roc_auc_score
-
     _check_keys(results, events, unmatched)
+    _check_events(results, events)
+    return score(results, events, threshold)
+
+
+def score(
+    results: Mapping[str, ScanResult],
+    events: Mapping[str, Sequence[tuple[float, float]]],
+    threshold: float | None = None,
+) -> Evaluation:
+    """:func:`evaluate` without its warnings (for the per-file scores of a set whose
+    whole :func:`evaluate` has warned already)."""
+    from sklearn.metrics import average_precision_score, roc_auc_score
 
     n_events = n_found = n_det = n_fp = n_iou = n_collar = 0
     det_seconds = event_seconds = 0.0

@@ -81,10 +81,11 @@ def read_labelled_set(
     files: dict[str, Path] = {}
     events: dict[str, list[tuple[float, float]]] = defaultdict(list)
     every: dict[str, list[LabelledEvent]] = defaultdict(list)
+    spelled: dict[Path, str] = {}  # one recording named two ways: its first spelling
     for r in rows:
         file = listed_file(r.file, root)
-        key = str(file)
-        files.setdefault(key, file)
+        key = spelled.setdefault(file.resolve(), str(file))
+        files.setdefault(key, Path(key))
         every[key].append(r)
         if r.label == target:
             events[key].append((r.onset, r.offset))
@@ -154,16 +155,16 @@ def evaluate_results(
 ) -> EvaluationReport:
     """Score ``results`` (keyed like ``labelled.events``: the file path as a
     string) against the target events of ``labelled`` at ``threshold``."""
-    from audio_embed.evaluate import evaluate
+    from audio_embed.evaluate import evaluate, score
 
-    # every labelled file, those without the target too: labelled, not misnamed
+    # every labelled file, those without a target event too: their results are not
+    # "results without labels" (they count as recordings without the target either way)
     events = {str(f): labelled.events.get(str(f), ()) for f in labelled.files}
-    events.update(labelled.events)
     overall = evaluate(results, events, threshold)
     per_file = tuple(
         (
             relative_name(k, labelled.root),
-            evaluate({k: r}, {k: events.get(k, ())}, threshold),
+            score({k: r}, {k: events.get(k, ())}, threshold),  # evaluate warned
         )
         for k, r in results.items()
     )

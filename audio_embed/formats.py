@@ -8,8 +8,10 @@ an Audacity or Raven file marks, :func:`read_marker_files` reads and merges
 several markers files of any of the three formats.
 
 Detections: CSV and JSON (file, start, end, peak, score), Audacity label
-tracks and Raven selection tables, written by :func:`write_detections` and
-read back by :func:`read_detections`. Every writer writes atomically: a
+tracks, Raven selection tables, and SubRip (``.srt``) and WebVTT (``.vtt``)
+subtitles for video players and editors (one cue per detection, the text
+``label score``), written by :func:`write_detections` and read back by
+:func:`read_detections`. Every writer writes atomically: a
 temporary file, then a rename, so an interrupted run leaves no partial file.
 
 Nothing here imports torch or scikit-learn.
@@ -23,9 +25,10 @@ import json
 import logging
 import math
 import os
+import re
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from pathlib import Path
+from pathlib import Path, PureWindowsPath
 from typing import Literal
 
 from audio_embed._io import atomic_writer
@@ -56,13 +59,15 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-OutputFormat = Literal["csv", "json", "audacity", "raven"]
+OutputFormat = Literal["csv", "json", "audacity", "raven", "srt", "vtt"]
 MarkerFormat = Literal["csv", "audacity", "raven"]
 FORMAT_SUFFIXES: dict[str, str] = {
     "csv": ".csv",
     "json": ".json",
     "audacity": ".txt",
     "raven": ".selections.txt",
+    "srt": ".srt",
+    "vtt": ".vtt",
 }
 _KIND_ALIASES = {
     "positive": "positive",
@@ -339,14 +344,43 @@ def read_audacity_labels(path: str | os.PathLike[str], audio: str) -> dict[str, 
     return _collect(rows, spans)
 
 
-def read_raven_table(path: str | os.PathLike[str], audio: str) -> dict[str, Markers]:
+_RAVEN_FILE_COLUMNS = ("Begin Path", "Begin File")
+_RAVEN_OFFSET = "File Offset (s)"
+
+
+def _raven_names_files(path: str | os.PathLike[str]) -> bool:
+    """Whether a Raven selection table names the file of each selection (``Begin Path``
+    or ``Begin File`` with ``File Offset (s)``, as Raven writes for a file list)."""
+    head = read_text_file(Path(path)).partition("\n")[0].rstrip("\r").split("\t")
+    return _RAVEN_OFFSET in head and any(c in head for c in _RAVEN_FILE_COLUMNS)
+
+
+def _raven_recording(row: Mapping[str, str | None], folder: Path) -> str:
+    """The recording a selection lies in: ``Begin Path`` when that file is here, else the
+    file named by ``Begin File`` (or by the path's last part) in the table's folder."""
+    full = (row.get("Begin Path") or "").strip()
+    if full and Path(full).is_file():
+        return full
+    # a path from the machine that made the table (C:\\...\\rec.wav reads on any system)
+    name = (row.get("Begin File") or "").strip() or PureWindowsPath(full).name
+    return str(folder / name)
+
+
+def read_raven_table(path: str | os.PathLike[str], audio: str | None = None) -> dict[str, Markers]:
     """Read a Raven selection table marking ``audio``.
 
     The marker time is the selection's midpoint; the kind comes from a column
     named ``Annotation``, ``Label`` or ``Kind`` when present (positive otherwise).
+    A table made over a list of files (``Begin Path`` or ``Begin File`` and ``File
+    Offset (s)`` columns, where ``Begin Time (s)`` counts from the first file's start)
+    marks each selection's own file at its offset in it; ``audio`` may then name the
+    recording only when every selection lies in one file.
     """
     p = Path(path)
     reader = csv.DictReader(io.StringIO(_read_text(p)), delimiter="\t")
+    per_file = _raven_names_files(p)
+    if audio is None and not per_file:
+        raise MarkerError(f"{p}: name the recording this Raven table marks.")
     rows = []
     spans = []
     for n, row in enumerate(reader, start=2):
@@ -356,11 +390,27 @@ def read_raven_table(path: str | os.PathLike[str], audio: str) -> dict[str, Mark
         start, end = (
             _time(decimal_point(row[c] or ""), where) for c in ("Begin Time (s)", "End Time (s)")
         )
+        file = str(audio)
+        if per_file:
+            file = _raven_recording(row, p.parent)
+            offset = _time(decimal_point(row[_RAVEN_OFFSET] or ""), where)
+            start, end = offset, offset + (end - start)
         label = next((row[c] for c in ("Annotation", "Label", "Kind") if row.get(c)), "")
         kind = _KIND_ALIASES.get(label.lower(), "positive")
-        rows.append((audio, (start + end) / 2.0, kind))
+        rows.append((file, (start + end) / 2.0, kind))
         if kind == "positive" and end > start:
-            spans.append((audio, start, end))
+            spans.append((file, start, end))
+    if per_file and audio is not None:
+        named = {file_key(f) for f, _, _ in rows}
+        if len(named) > 1:
+            raise MarkerError(
+                f"{p}: the table marks {len(named)} files (its Begin File / Begin Path "
+                f"column), so --audio {audio} cannot say which one it means. Leave --audio "
+                "out: each selection then marks its own file, found by that column (a path "
+                "that is not on this machine is looked for by name in the table's folder)."
+            )
+        rows = [(audio, t, k) for _, t, k in rows]
+        spans = [(audio, a, b) for _, a, b in spans]
     return _collect(rows, spans)
 
 
@@ -412,7 +462,52 @@ def format_detections(
             for i, d in enumerate(detections, start=1)
         )
         return head + body
-    raise ValueError(f"Unknown output format {fmt!r}; use csv, json, audacity or raven.")
+    if fmt == "srt":
+        text = _cue_text(label, "srt")
+        return "".join(
+            f"{i}\n{_timing(d, ',')}\n{text}{d.score:.2f}\n\n"
+            for i, d in enumerate(detections, start=1)
+        )
+    if fmt == "vtt":
+        text = _cue_text(label, "vtt")
+        return "WEBVTT\n\n" + "".join(
+            f"{i}\n{_timing(d, '.')}\n{text}{d.score:.2f}\n\n"
+            for i, d in enumerate(detections, start=1)
+        )
+    raise ValueError(f"Unknown output format {fmt!r}; use {_FORMAT_NAMES}.")
+
+
+_FORMAT_NAMES = "csv, json, audacity, raven, srt or vtt"
+
+
+def _timing(d: Detection, decimal: str) -> str:
+    """A cue's ``start --> end`` to the millisecond, at least 1 ms long (players skip
+    an empty cue)."""
+    start = max(0, round(d.start * 1000))
+    end = max(start + 1, round(d.end * 1000))
+    return f"{_timestamp(start, decimal)} --> {_timestamp(end, decimal)}"
+
+
+def _timestamp(ms: int, decimal: str) -> str:
+    """``HH:MM:SS,mmm`` (SubRip) or ``HH:MM:SS.mmm`` (WebVTT): hours keep counting
+    past 24 (``25:00:00,000``, ``100:00:00,000``), as both formats allow."""
+    hours, ms = divmod(ms, 3_600_000)
+    minutes, ms = divmod(ms, 60_000)
+    secs, ms = divmod(ms, 1000)
+    return f"{hours:02d}:{minutes:02d}:{secs:02d}{decimal}{ms:03d}"
+
+
+def _cue_text(label: str, fmt: Literal["srt", "vtt"]) -> str:
+    """The label as the start of a one-line cue text (``"wolf "``; ``""`` for no label):
+    line breaks and runs of blanks become one space (a blank line would end the cue),
+    ``-->`` (a timing line's arrow) is broken up, and in WebVTT ``&``, ``<`` and ``>``
+    are escaped."""
+    text = " ".join(label.split())
+    if fmt == "vtt":
+        text = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    else:
+        text = text.replace("-->", "->")
+    return text + " " if text else ""
 
 
 def atomic_write_text(path: str | os.PathLike[str], text: str) -> Path:
@@ -437,9 +532,12 @@ def write_detections(
 def read_detections(path: str | os.PathLike[str], fmt: OutputFormat) -> list[Detection]:
     """Read back detections that :func:`write_detections` wrote in ``fmt``.
 
-    Audacity labels and Raven tables do not store the peak: it comes back as
-    NaN. Raises :class:`~audio_embed.errors.ResultFileError` when the file is
-    missing or is not a result file of that format.
+    Audacity labels, Raven tables and SubRip / WebVTT subtitles do not store the
+    peak: it comes back as NaN; subtitles keep times to the millisecond and the
+    score to two decimals (as Audacity labels), Raven tables to 6 and 4 decimals.
+    Raises :class:`~audio_embed.errors.ResultFileError` when the file is missing or
+    is not a result file of that format (subtitles that are not cues ``label score``
+    with one label for all, e.g. a film's own, are not).
     """
     p = Path(path)
     try:
@@ -452,25 +550,92 @@ def read_detections(path: str | os.PathLike[str], fmt: OutputFormat) -> list[Det
 def _parse_detections(text: str, fmt: OutputFormat) -> list[Detection]:
     rows: list[Detection] = []
     if fmt == "csv":
-        for r in csv.DictReader(io.StringIO(text)):
+        reader = csv.DictReader(io.StringIO(text))
+        _has_columns(reader.fieldnames, ("file", "start", "end", "peak", "score"))
+        for r in reader:
             start, end, score = float(r["start"]), float(r["end"]), float(r["score"])
             rows.append(Detection(start, end, score, float(r["peak"])))
     elif fmt == "json":
-        for d in json.loads(text):
+        items = json.loads(text)
+        if not isinstance(items, list):  # e.g. a recorder's or a person's {} beside it
+            raise ValueError(f"a JSON {type(items).__name__}, not a list of detections")
+        for d in items:
             peak = math.nan if d["peak"] is None else float(d["peak"])
             rows.append(Detection(float(d["start"]), float(d["end"]), float(d["score"]), peak))
     elif fmt == "audacity":
-        for line in text.splitlines():
+        labels = set()
+        for n, line in enumerate(text.splitlines(), start=1):
+            if not line.strip():
+                continue
             parts = line.split("\t")
-            if len(parts) >= 3:
-                score = float(parts[2].split()[-1])
-                rows.append(Detection(float(parts[0]), float(parts[1]), score, math.nan))
+            if len(parts) != 3:  # a person's notes or labels in rec.txt are not a result
+                raise ValueError(f"line {n} is not 'start<TAB>end<TAB>label score'")
+            label, _, said = parts[2].rpartition(" ")
+            score = float(said)
+            labels.add(label)
+            if not 0.0 <= score <= 1.0 or len(labels) > 1:
+                raise ValueError(f"line {n}: {parts[2]!r} is not the one label and a score")
+            rows.append(Detection(float(parts[0]), float(parts[1]), score, math.nan))
     elif fmt == "raven":
-        for r in csv.DictReader(io.StringIO(text), delimiter="\t"):
+        reader = csv.DictReader(io.StringIO(text), delimiter="\t")
+        _has_columns(reader.fieldnames, ("Begin Time (s)", "End Time (s)", "Score"))
+        for r in reader:
             start, end = float(r["Begin Time (s)"]), float(r["End Time (s)"])
             rows.append(Detection(start, end, float(r["Score"]), math.nan))
+    elif fmt in ("srt", "vtt"):
+        rows = _parse_cues(text, fmt)
     else:
-        raise ValueError(f"unknown result format {fmt!r}; use csv, json, audacity or raven")
+        raise ValueError(f"unknown result format {fmt!r}; use {_FORMAT_NAMES}")
+    return rows
+
+
+def _has_columns(found: Sequence[str] | None, needed: tuple[str, ...]) -> None:
+    """A result table's header holds ``needed`` (an empty file or another table does not)."""
+    missing = [c for c in needed if c not in (found or ())]
+    if missing:
+        raise ValueError(
+            f"not a result table: no column {', '.join(missing)} in its header "
+            f"({', '.join(found or ()) or 'empty file'})"
+        )
+
+
+_TIME = r"(\d+):([0-5]\d):([0-5]\d)[,.](\d{3})"
+_TIMING = re.compile(rf"{_TIME} --> {_TIME}")
+_SCORE_TEXT = re.compile(r"(?:(.*) )?(-?\d+\.\d+)")
+
+
+def _seconds(h: str, m: str, s: str, ms: str) -> float:
+    return int(h) * 3600 + int(m) * 60 + int(s) + int(ms) / 1000
+
+
+def _parse_cues(text: str, fmt: OutputFormat) -> list[Detection]:
+    """The cues of a SubRip or WebVTT file :func:`format_detections` wrote, strictly:
+    every cue ``[number] / start --> end / label score`` with one label for all, so
+    that a person's own subtitles (``rec.srt`` beside ``rec.mp4``) are not taken for
+    an earlier result (and replaced)."""
+    text = text.lstrip("\ufeff").replace("\r\n", "\n")
+    blocks = [b for b in re.split(r"\n[ \t]*\n", text.strip("\n")) if b.strip()]
+    if fmt == "vtt":
+        if not blocks or not re.fullmatch(r"WEBVTT([ \t].*)?", blocks[0].split("\n")[0]):
+            raise ValueError("not a WebVTT file (no WEBVTT line)")
+        blocks = blocks[1:]
+    rows: list[Detection] = []
+    labels = set()
+    for n, block in enumerate(blocks, start=1):
+        lines = block.split("\n")
+        if fmt == "vtt" and len(lines) == 2:  # WebVTT cue numbers are optional
+            lines = ["", *lines]
+        if len(lines) != 3 or (fmt == "srt" and not lines[0].strip().isdigit()):
+            raise ValueError(f"cue {n} is not a number, a timing line and 'label score'")
+        timing = _TIMING.fullmatch(lines[1].strip())
+        said = _SCORE_TEXT.fullmatch(lines[2].strip())
+        if timing is None or said is None:
+            raise ValueError(f"cue {n}: {lines[1]!r} / {lines[2]!r} is not a timing and a score")
+        labels.add(said.group(1) or "")
+        if len(labels) > 1:
+            raise ValueError(f"cues with different labels ({' / '.join(sorted(labels))})")
+        g = timing.groups()
+        rows.append(Detection(_seconds(*g[:4]), _seconds(*g[4:]), float(said.group(2)), math.nan))
     return rows
 
 
@@ -547,6 +712,8 @@ def read_marker_files(
         kind = fmt if fmt != "auto" else guess_marker_format(path)
         if kind == "csv":
             read = read_markers(path)
+        elif kind == "raven" and path not in pairs and _raven_names_files(path):
+            read = read_raven_table(path)  # each selection names its own file
         else:
             rec = pairs.get(path) or recording_next_to(path)
             reader = read_audacity_labels if kind == "audacity" else read_raven_table

@@ -27,6 +27,7 @@ interrupted ``add`` leaves the previous archive intact.
 from __future__ import annotations
 
 import json
+import logging
 import math
 import os
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -37,6 +38,7 @@ import numpy as np
 
 from audio_embed._ann import ANN_LIBRARY, AnnIndex
 from audio_embed._index_store import (
+    FIRST_STREAM_INDEX_VERSION,
     INDEX_FORMAT,
     INDEX_FORMAT_VERSION,
     LOCK,
@@ -52,6 +54,7 @@ from audio_embed._index_store import (
     write_sqlite,
 )
 from audio_embed._io import atomic_writer
+from audio_embed.audio import AudioStream, check_audio_stream
 from audio_embed.cache import CachedEmbeddings, EmbeddingCache
 from audio_embed.embedders.base import Embedder
 from audio_embed.errors import AudioEmbedError, IndexFileError, InvalidInputError
@@ -72,7 +75,10 @@ __all__ = [
     "merge_windows",
 ]
 
+log = logging.getLogger(__name__)
+
 _EPS = 1e-6
+_RELOADS = 3  # newer generations a reader follows before it gives up
 
 
 def recording_zscore(embeddings: np.ndarray) -> np.ndarray:
@@ -109,7 +115,7 @@ class EmbeddingIndex:
         self._unit: np.ndarray = np.zeros((0, self.dim), np.float16)
         self._norms: np.ndarray = np.zeros(0, np.float32)
         self._ann: AnnIndex | None = None
-        self._load_data()
+        self._load_newest(self._load_data)
 
     # ------------------------------------------------------------------ create / open
 
@@ -124,13 +130,18 @@ class EmbeddingIndex:
         cache: EmbeddingCache | None = None,
         batch_size: int | None = None,
         ann_params: dict[str, int] | None = None,
+        audio_stream: AudioStream | None = None,
     ) -> EmbeddingIndex:
         """A new, empty index at ``path`` (a directory that must not exist or be empty).
 
         ``windows``: None (default) takes the embedder's scan windows, the ones a
         :class:`~audio_embed.Scanner` of that model scans with, so a scanner trained
         from the index (``review.fit_from_index``) places detections as one trained
-        from the files would."""
+        from the files would.
+        ``audio_stream``: the audio stream every file added is decoded from (its
+        position among a file's audio streams, 0-based; None: the first, see
+        :func:`~audio_embed.audio.stream_audio`); recorded in the manifest, so
+        later additions and examples embedded from files use it too."""
         p = Path(path)
         if p.exists() and (not p.is_dir() or any(p.iterdir())):
             raise InvalidInputError(
@@ -145,9 +156,13 @@ class EmbeddingIndex:
         from audio_embed._ann import DEFAULT_ANN_PARAMS
 
         sw = windows or model_scan_windows(embedder)
+        if audio_stream is not None:
+            audio_stream = check_audio_stream(audio_stream, "audio_stream of an index")
         manifest: dict[str, Any] = {
             "format": INDEX_FORMAT,
-            "format_version": INDEX_FORMAT_VERSION,
+            "format_version": INDEX_FORMAT_VERSION
+            if audio_stream not in (None, 0)
+            else FIRST_STREAM_INDEX_VERSION,
             "library_version": __version__,
             "generation": 0,
             "embedder": {
@@ -158,6 +173,7 @@ class EmbeddingIndex:
             },
             "windows": {"window": sw.window, "hop": sw.hop, "encoding": sw.encoding},
             "normalization": "recording",
+            "audio_stream": audio_stream,
             "vector_dtype": dtype,
             "count": 0,
             "n_files": 0,
@@ -208,6 +224,18 @@ class EmbeddingIndex:
     def windows(self) -> SlidingWindows:
         w = self.manifest["windows"]
         return SlidingWindows(float(w["window"]), float(w["hop"]), w["encoding"])
+
+    @property
+    def audio_stream(self) -> AudioStream | None:
+        """The audio stream the index's files are decoded from (None: the first;
+        indexes made before the choice existed have none)."""
+        value = self.manifest.get("audio_stream")
+        if value is None:
+            return None
+        try:
+            return check_audio_stream(value)
+        except InvalidInputError as exc:
+            raise IndexFileError(f"{self.path}: its 'audio_stream' is invalid: {exc}") from exc
 
     @property
     def files(self) -> tuple[IndexedFile, ...]:
@@ -261,6 +289,7 @@ class EmbeddingIndex:
             train_windows=TargetedWindows(sw.window, hop=sw.hop),
             cache=self.cache,
             batch_size=self.batch_size,
+            audio_stream=self.audio_stream,
         )
 
     # ------------------------------------------------------------------ rows
@@ -328,9 +357,10 @@ class EmbeddingIndex:
         the others are still added.
         Embeddings go through the scanner's streaming, cached path, or through
         ``many``: a runner with :meth:`Scanner.sliding_embeddings_many`'s
-        signature that yields in input order with this index's embedder and
-        windows (e.g. ``RayScanner.for_embedding(..., ordered=True)``). Nothing is
-        written until every file is embedded; a cancel leaves the index as it was.
+        signature that yields in input order with this index's embedder,
+        windows and :attr:`audio_stream` (e.g. ``RayScanner.for_embedding(...,
+        ordered=True, audio_stream=index.audio_stream)``). Nothing is written
+        until every file is embedded; a cancel leaves the index as it was.
         """
         report = AddReport()
         todo: list[tuple[Path, str, int, int, str]] = []  # path, key, size, mtime, sha
@@ -387,11 +417,20 @@ class EmbeddingIndex:
             report.windows_added = sum(len(e.starts) for _, e in new)
         return report
 
-    def missing(self) -> list[str]:
+    def missing(self, *, folder_present: bool | None = None) -> list[str]:
         """Indexed files that are no longer where they were indexed (moved or
         deleted): their windows still come up in searches until :meth:`remove`
-        drops them, or :meth:`add` finds them under a new name."""
-        return [f.path for f in self._files if not Path(f.path).exists()]
+        drops them, or :meth:`add` finds them under a new name.
+
+        ``folder_present=True`` keeps those whose folder is still there (deleted or
+        renamed in it), ``False`` those whose folder is gone too: a drive that is not
+        mounted, or a share that is offline, looks like that, so pruning them is a
+        separate decision.
+        """
+        gone = [f.path for f in self._files if not Path(f.path).exists()]
+        if folder_present is None:
+            return gone
+        return [f for f in gone if Path(f).parent.is_dir() is folder_present]
 
     def remove(self, paths: Iterable[str | os.PathLike[str]]) -> int:
         """Drop the windows of ``paths`` (as :attr:`files` names them, or any
@@ -420,7 +459,7 @@ class EmbeddingIndex:
             latest = read_manifest(self.path)
             if latest["generation"] != self.manifest["generation"]:  # another writer's
                 self.manifest, self._ann = latest, None
-                self._load_data()
+                self._load_data()  # the lock holds writers off: no newer one can come
             self._apply_latest(new, touched, renamed or {}, removed or set())
 
     def _apply_latest(
@@ -527,7 +566,28 @@ class EmbeddingIndex:
         for f in self.path.iterdir():  # the previous generation, and leftovers of crashes
             stem, _, rest = f.name.partition("-")
             if stem in ("vectors", "norms", "meta", "ann") and not rest.startswith(f"{gen}."):
-                f.unlink(missing_ok=True)
+                try:
+                    f.unlink(missing_ok=True)
+                except OSError:  # a reader holds it open (Windows): the next commit retries
+                    log.debug("%s: could not delete %s yet", self.path, f.name)
+
+    def _load_newest(self, load: Callable[[], object]) -> None:
+        """Run ``load`` (read this generation's files); when a writer has switched the
+        index to a newer generation meanwhile, whose commit deletes the files of the one
+        this reader opened, reload everything from the newest instead. Readers take no
+        lock: a search never waits for an ``index`` run."""
+        for _ in range(_RELOADS):
+            try:
+                load()
+                return
+            except IndexFileError:
+                latest = read_manifest(self.path)
+                if latest["generation"] == self.manifest["generation"]:
+                    raise  # damaged for real, not replaced
+                log.info("%s: a writer committed a newer generation; reading it", self.path)
+                self.manifest, self._ann = latest, None
+                self._load_data()
+        load()
 
     def _load_data(self) -> None:
         gen = int(self.manifest["generation"])
@@ -550,8 +610,12 @@ class EmbeddingIndex:
         self._files, self._starts, self._unit, self._norms = files, starts, unit, norms
 
     def _load_ann(self) -> AnnIndex:
-        if self._ann is not None:
-            return self._ann
+        if self._ann is None:
+            self._load_newest(self._read_ann)
+        assert self._ann is not None
+        return self._ann
+
+    def _read_ann(self) -> None:
         info = self.manifest["ann"]
         path = self.path / str(info.get("file", ""))
         if not path.is_file() or path.stat().st_size != int(info.get("size", -1)):
@@ -559,7 +623,6 @@ class EmbeddingIndex:
         self._ann = AnnIndex.load(
             path, self.dim, len(self), info["params"], int(info.get("trained_on", 0))
         )
-        return self._ann
 
     # ------------------------------------------------------------------ search
 

@@ -126,7 +126,7 @@ def format_hits(hits: Sequence[Hit], fmt: str) -> str:
 
 
 def hits_by_file(hits: Sequence[Hit]) -> dict[str, list[Detection]]:
-    """Hits grouped by file, in time order, as detections (for Audacity / Raven files)."""
+    """Hits grouped by file, in time order, as detections (for label and subtitle files)."""
     out: dict[str, list[Detection]] = {}
     for h in hits:
         out.setdefault(h.file, []).append(Detection(h.start, h.end, h.score, h.peak))
@@ -157,6 +157,12 @@ def _check_compatible(scanner: Scanner, index: EmbeddingIndex) -> None:
         raise InvalidInputError(
             "An index holds per-recording normalised vectors; the scanner must use "
             f"normalization='recording'. Got {scanner.normalization!r}."
+        )
+    if (scanner.audio_stream or 0) != (index.audio_stream or 0):
+        raise InvalidInputError(
+            f"The scanner decodes audio stream {scanner.audio_stream or 0} of a file but "
+            f"{index.path} holds the vectors of audio stream {index.audio_stream or 0}; set "
+            f"the scanner's audio_stream to {index.audio_stream or 0}."
         )
 
 

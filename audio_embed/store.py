@@ -13,6 +13,7 @@ replaces as a version too).
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import shutil
@@ -27,6 +28,8 @@ from audio_embed.errors import InvalidInputError, ScannerFileError
 from audio_embed.scanner import Scanner
 
 __all__ = ["ScannerStore", "StoredScanner"]
+
+log = logging.getLogger(__name__)
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9.-]*$")
 SUFFIX = ".scanner"
@@ -72,7 +75,12 @@ class ScannerStore:
         while target.exists():
             target = vdir / f"{name}-{n}{SUFFIX}"
             n += 1
-        shutil.copy2(current, target)
+        # all or nothing, as every other file: a full disk mid-copy leaves no damaged
+        # version behind (shutil.copy2 did)
+        with atomic_writer(target) as fh, current.open("rb") as src:
+            shutil.copyfileobj(src, fh)
+        st = current.stat()
+        os.utime(target, ns=(st.st_atime_ns, st.st_mtime_ns))
 
     def _lock(self) -> AbstractContextManager[None]:
         """One writer at a time (threads or processes): two saves that both archived
@@ -136,7 +144,8 @@ class ScannerStore:
             # embedder names hold underscores too: split where the stored metadata says
             try:
                 name = str(Scanner.read_metadata(p)["embedder"]["name"])
-            except ScannerFileError:
+            except ScannerFileError as exc:  # said, else a damaged profile looks absent
+                log.warning("%s Not listed; restore an earlier version of it.", exc)
                 continue
             if stem.endswith("_" + name):
                 profile, embedder = stem[: -len(name) - 1], name

@@ -117,6 +117,50 @@ def write_media(path: Path, audio: np.ndarray, sr: int, *, video: bool = False) 
     return path
 
 
+def video_with_tracks(
+    path: Path,
+    tracks: list[np.ndarray],
+    *,
+    audio_start: float = 0.0,
+    seconds: float = 3.0,
+    metadata: list[dict[str, str]] | None = None,
+) -> Path:
+    """A video (mpeg4 picture from 0 s) with one AAC stream per track (no track: no
+    sound), each starting ``audio_start`` seconds in (its packets' timestamps say so),
+    with ``metadata`` per stream (language, title) when given."""
+    import fractions
+
+    with av.open(str(path), "w") as out:
+        vs = out.add_stream("mpeg4", rate=5)
+        vs.width, vs.height, vs.pix_fmt = 32, 32, "yuv420p"
+        streams = [out.add_stream("aac", rate=SR, layout="mono") for _ in tracks]
+        for stream, meta in zip(streams, metadata or [{} for _ in tracks], strict=True):
+            stream.metadata.update(meta)
+        for i in range(int(seconds * 5)):
+            vf = av.VideoFrame.from_ndarray(np.zeros((32, 32, 3), np.uint8), format="rgb24")
+            vf.pts = i
+            for packet in vs.encode(vf):
+                out.mux(packet)
+        for packet in vs.encode(None):
+            out.mux(packet)
+        offset = round(audio_start * SR)
+        for stream, track in zip(streams, tracks, strict=True):
+            for start in range(0, len(track), 1024):
+                frame = av.AudioFrame.from_ndarray(
+                    np.ascontiguousarray(track[None, start : start + 1024]),
+                    format="fltp",
+                    layout="mono",
+                )
+                frame.sample_rate = SR
+                frame.pts = offset + start
+                frame.time_base = fractions.Fraction(1, SR)
+                for packet in stream.encode(frame):
+                    out.mux(packet)
+            for packet in stream.encode(None):
+                out.mux(packet)
+    return path
+
+
 @pytest.fixture
 def tone_file(tmp_path: Path) -> Iterator[Path]:
     yield write_media(tmp_path / "tone.wav", tone(440.0, 3.0), SR)

@@ -6,14 +6,16 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import SR, tone, write_media
+from conftest import SR, tone, video_with_tracks, write_media
 
 from audio_embed import (
     AudioDecodeError,
     AudioFileNotFoundError,
     CorruptAudioError,
     EmptyAudioError,
+    InvalidInputError,
     NoAudioStreamError,
+    describe_audio_streams,
     load_audio,
     probe_audio,
     resample,
@@ -99,7 +101,7 @@ def test_text_file_named_wav(tmp_path: Path) -> None:
 
 
 def test_video_without_audio(tmp_path: Path) -> None:
-    path = _video_with_audio(tmp_path / "silent.mp4", [], seconds=1.0)
+    path = video_with_tracks(tmp_path / "silent.mp4", [], seconds=1.0)
     with pytest.raises(NoAudioStreamError, match="no audio stream"):
         load_audio(path)
 
@@ -115,44 +117,6 @@ def test_resample_keeps_pitch() -> None:
     assert len(y) == SR and dominant_frequency(y) == pytest.approx(500.0, abs=2.0)
 
 
-def _video_with_audio(
-    path: Path, tracks: list[np.ndarray], *, audio_start: float = 0.0, seconds: float = 3.0
-) -> Path:
-    """A video (mpeg4 picture from 0 s) with one AAC stream per track (no track: no
-    sound), each starting ``audio_start`` seconds in (its packets' timestamps say so)."""
-    import fractions
-
-    import av
-
-    with av.open(str(path), "w") as out:
-        vs = out.add_stream("mpeg4", rate=5)
-        vs.width, vs.height, vs.pix_fmt = 32, 32, "yuv420p"
-        streams = [out.add_stream("aac", rate=SR, layout="mono") for _ in tracks]
-        for i in range(int(seconds * 5)):
-            vf = av.VideoFrame.from_ndarray(np.zeros((32, 32, 3), np.uint8), format="rgb24")
-            vf.pts = i
-            for packet in vs.encode(vf):
-                out.mux(packet)
-        for packet in vs.encode(None):
-            out.mux(packet)
-        offset = round(audio_start * SR)
-        for stream, track in zip(streams, tracks, strict=True):
-            for start in range(0, len(track), 1024):
-                frame = av.AudioFrame.from_ndarray(
-                    np.ascontiguousarray(track[None, start : start + 1024]),
-                    format="fltp",
-                    layout="mono",
-                )
-                frame.sample_rate = SR
-                frame.pts = offset + start
-                frame.time_base = fractions.Fraction(1, SR)
-                for packet in stream.encode(frame):
-                    out.mux(packet)
-            for packet in stream.encode(None):
-                out.mux(packet)
-    return path
-
-
 def _onset(audio: np.ndarray) -> float:
     return float(np.argmax(np.abs(audio) > 0.15)) / SR
 
@@ -162,20 +126,92 @@ def test_video_whose_sound_starts_late_keeps_the_players_clock(tmp_path: Path, e
     # a beep 0.5 s into a sound that starts 1.5 s after the picture: a player shows it at 2 s
     track = np.zeros(SR * 2, np.float32)
     track[SR // 2 : SR // 2 + 1600] = tone(1000.0, 0.1, amp=0.5)
-    path = _video_with_audio(tmp_path / f"late{ext}", [track], audio_start=1.5)
+    path = video_with_tracks(tmp_path / f"late{ext}", [track], audio_start=1.5)
     audio = load_audio(path)
     assert _onset(audio) == pytest.approx(2.0, abs=0.08)  # not 0.5: times follow the video
     assert np.array_equal(np.concatenate(list(stream_audio(path, block_seconds=0.7))), audio)
-    on_time = load_audio(_video_with_audio(tmp_path / f"on_time{ext}", [track]))
+    on_time = load_audio(video_with_tracks(tmp_path / f"on_time{ext}", [track]))
     assert _onset(on_time) == pytest.approx(0.5, abs=0.08)
 
 
-def test_several_audio_streams_use_the_first_with_a_warning(
+def test_several_audio_streams_use_the_first_with_a_warning_naming_the_choice(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     first, second = np.zeros(SR, np.float32), tone(1000.0, 1.0, amp=0.5)
-    path = _video_with_audio(tmp_path / "two.mkv", [first, second])
+    meta = [{"language": "eng", "title": "Game"}, {"language": "fra", "title": "Mic"}]
+    path = video_with_tracks(tmp_path / "two.mkv", [first, second], metadata=meta)
     with caplog.at_level("WARNING"):
         audio = load_audio(path)
     assert np.abs(audio).max() < 0.01  # the first stream, silent
-    assert "2 audio streams" in caplog.text and "-map 0:a:1" in caplog.text
+    text = caplog.text
+    assert "2 audio streams" in text and "audio_stream=N" in text and "--audio-stream" in text
+    assert "0: eng 'Game'" in text and "1: fra 'Mic'" in text  # the streams, listed
+    caplog.clear()
+    with caplog.at_level("WARNING"):
+        load_audio(path, audio_stream=0)  # chosen: no warning
+    assert "audio streams" not in caplog.text
+
+
+@pytest.fixture
+def two_tracks(tmp_path: Path) -> tuple[Path, np.ndarray, np.ndarray]:
+    """An OBS-like video: track 0 a 500 Hz tone, track 1 a 1 kHz tone (both from 0 s)."""
+    game, mic = tone(500.0, 2.0, amp=0.4), tone(1000.0, 2.0, amp=0.4)
+    meta = [{"title": "Game"}, {"title": "Mic", "language": "eng"}]
+    return video_with_tracks(tmp_path / "obs.mkv", [game, mic], metadata=meta), game, mic
+
+
+def test_audio_stream_decodes_that_stream(two_tracks: tuple[Path, np.ndarray, np.ndarray]) -> None:
+    path, _game, _mic = two_tracks
+    first, second = load_audio(path, audio_stream=0), load_audio(path, audio_stream=1)
+    mid = slice(SR // 2, SR // 2 + SR)  # away from the codec's edges
+    assert dominant_frequency(first[mid]) == pytest.approx(500.0, abs=5.0)
+    assert dominant_frequency(second[mid]) == pytest.approx(1000.0, abs=5.0)
+    streamed = list(stream_audio(path, block_seconds=0.7, audio_stream=1))
+    assert np.array_equal(np.concatenate(streamed), second)
+    assert np.array_equal(load_audio(path), first)  # the default is the first
+    info = probe_audio(path, 1)
+    assert (info.audio_stream, info.n_audio_streams) == (1, 2)
+
+
+def test_an_audio_stream_the_file_lacks_is_a_clear_error(
+    tmp_path: Path, two_tracks: tuple[Path, np.ndarray, np.ndarray], tone_file: Path
+) -> None:
+    path, _, _ = two_tracks
+    for call in (
+        lambda: load_audio(path, audio_stream=2),
+        lambda: list(stream_audio(path, audio_stream=2)),
+        lambda: probe_audio(path, 2),
+    ):
+        with pytest.raises(NoAudioStreamError) as err:
+            call()
+        message = str(err.value)
+        assert "no audio stream 2" in message and "2 audio streams" in message
+        assert "0: 'Game' (aac, 1 ch)" in message and "1: eng 'Mic' (aac, 1 ch)" in message
+    with pytest.raises(NoAudioStreamError, match=r"has 1 audio stream: 0 \("):
+        load_audio(tone_file, audio_stream=1)
+    for bad in (-1, 1.0, "1", True, "all"):
+        with pytest.raises(InvalidInputError, match="whole number >= 0"):
+            load_audio(path, audio_stream=bad)  # type: ignore[arg-type]
+    assert describe_audio_streams(path) == ["0: 'Game' (aac, 1 ch)", "1: eng 'Mic' (aac, 1 ch)"]
+
+
+def test_mix_averages_every_stream_on_the_containers_clock(tmp_path: Path) -> None:
+    # track 1 starts later in the file and ends sooner: it is silent outside its span
+    game, mic = tone(500.0, 3.0, amp=0.4), tone(1000.0, 1.0, amp=0.4)
+    path = video_with_tracks(tmp_path / "mix.mkv", [game, mic], audio_start=0.0, seconds=3.0)
+    late = video_with_tracks(tmp_path / "late.mkv", [game, mic], audio_start=0.5, seconds=3.0)
+    for p in (path, late):
+        first, second = load_audio(p, audio_stream=0), load_audio(p, audio_stream=1)
+        expected = np.zeros(max(len(first), len(second)), np.float32)
+        expected[: len(first)] += first
+        expected[: len(second)] += second
+        mixed = load_audio(p, audio_stream="mix")
+        np.testing.assert_allclose(mixed, expected / 2, atol=1e-6)
+        streamed = np.concatenate(list(stream_audio(p, block_seconds=0.7, audio_stream="mix")))
+        np.testing.assert_array_equal(streamed, mixed)
+    assert _onset(load_audio(late, audio_stream="mix")) == pytest.approx(0.5, abs=0.08)
+    assert probe_audio(path, "mix").audio_stream == "mix"
+
+
+def test_mix_of_a_single_stream_is_that_stream(tone_file: Path) -> None:
+    np.testing.assert_array_equal(load_audio(tone_file, audio_stream="mix"), load_audio(tone_file))

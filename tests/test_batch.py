@@ -332,6 +332,74 @@ def test_a_batch_of_short_clips_is_warned_about_once(
     assert not caplog.records
 
 
+def test_notes_or_an_empty_table_are_not_taken_for_an_earlier_result(tmp_path: Path) -> None:
+    """A rec.txt of notes beside rec.wav stops an Audacity scan into that folder (before:
+    it read as a result without detections and was replaced); with --skip-existing an
+    empty or foreign CSV is scanned again (before: skipped as "no detections"); an
+    empty file beside its recording holds nothing to lose and is replaced."""
+    (rec,) = _touch(tmp_path / "rec.wav")
+    notes = "Interview with the ranger, take 2\nwolves at dusk\n"
+    (tmp_path / "rec.txt").write_text(notes)
+    with pytest.raises(InvalidInputError, match=r"rec\.txt exists next to its recording"):
+        scan_to_folder(FakeScanner(), [rec], tmp_path, BatchSettings(fmt="audacity"))
+    assert (tmp_path / "rec.txt").read_text() == notes
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "rec.csv").write_text("")
+    heard: list[FileOutcome] = []
+    resume = BatchSettings(skip_existing=True)
+    report = scan_to_folder(FakeScanner(), [rec], out, resume, on_file=heard.append)
+    assert [o.kind for o in heard] == ["rescan", "done"] and "empty file" in str(heard[0].reason)
+    assert len(report.done[0].detections) == 1 == len(read_detections(out / "rec.csv", "csv"))
+    (tmp_path / "rec.csv").write_text("")
+    scan_to_folder(FakeScanner(), [rec], tmp_path)
+    assert len(read_detections(tmp_path / "rec.csv", "csv")) == 1
+
+
+def test_a_result_of_another_recording_of_the_same_name_stops_the_batch(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """day1/REC0001.WAV, then day2/REC0001.WAV into the same folder: refused before any
+    scan, day1's result kept (before: replaced, or with --skip-existing "skipped" and
+    reported as day2's detections)."""
+    _touch(tmp_path / "day1" / "REC0001.WAV", tmp_path / "day2" / "REC0001.WAV")
+    monkeypatch.chdir(tmp_path)
+    out = tmp_path / "out"
+    scan_to_folder(FakeScanner(), ["day1"], out, BatchSettings(fmt="json"))
+    day1 = (out / "REC0001.json").read_text()
+    for skip in (False, True):
+        scanner = FakeScanner()
+        settings = BatchSettings(fmt="json", skip_existing=skip)
+        with pytest.raises(InvalidInputError, match=r"another recording, day1/REC0001\.WAV"):
+            scan_to_folder(scanner, ["day2"], out, settings)
+        assert scanner.calls == [] and (out / "REC0001.json").read_text() == day1
+    heard: list[FileOutcome] = []
+    resume = BatchSettings(fmt="json", skip_existing=True)
+    scan_to_folder(FakeScanner(), ["day1"], out, resume, on_file=heard.append)
+    assert [o.kind for o in heard] == ["skipped"]  # its own result
+    monkeypatch.chdir(tmp_path / "day1")  # named from another folder: still its own
+    scan_to_folder(FakeScanner(), ["."], out, resume, on_file=heard.append)
+    assert [o.kind for o in heard] == ["skipped", "skipped"]
+    scan_to_folder(FakeScanner(), ["."], out, BatchSettings(fmt="json"))  # rescanned
+
+
+def test_a_detections_csv_that_is_not_a_combined_result_stops_the_batch(tmp_path: Path) -> None:
+    """Another tool's detections.csv in the output folder is kept and nothing is scanned
+    (before: replaced by the combined CSV); an earlier batch's is replaced."""
+    (rec,) = _touch(tmp_path / "rec.wav")
+    theirs = "species,confidence,begin,end\nCanis lupus,0.93,12.0,15.0\n"
+    (tmp_path / COMBINED_CSV).write_text(theirs)
+    scanner = FakeScanner()
+    with pytest.raises(InvalidInputError, match=r"detections\.csv exists and is not the combined"):
+        scan_to_folder(scanner, [rec], tmp_path)
+    assert (tmp_path / COMBINED_CSV).read_text() == theirs and scanner.calls == []
+    assert not (tmp_path / "rec.csv").exists()
+    out = tmp_path / "out"
+    scan_to_folder(FakeScanner(), [rec], out)
+    scan_to_folder(FakeScanner(), [rec], out, BatchSettings(threshold=0.95))
+    assert _combined_rows(out) == []  # an earlier combined CSV is replaced
+
+
 def test_scan_to_folder_keeps_results_uses_a_runner_and_checks_arguments(tmp_path: Path) -> None:
     files = _touch(tmp_path / "a.wav", tmp_path / "b.wav")
     ran: list[str] = []
@@ -359,6 +427,34 @@ def test_scan_to_folder_writes_no_combined_file_when_nothing_was_scanned(tmp_pat
     report = scan_to_folder(FakeScanner(corrupt={"bad.wav"}), [bad], tmp_path / "out")
     assert report.combined is None and not (tmp_path / "out" / COMBINED_CSV).exists()
     assert len(report.failed) == 1 and report.done == ()
+
+
+def test_an_earlier_combined_csv_goes_when_a_batch_stops_early_or_writes_none(
+    tmp_path: Path,
+) -> None:
+    """detections.csv never contradicts the result files: a cancelled batch, or one
+    where every file failed, leaves no combined CSV (before: the earlier batch's, listing
+    detections the replaced result files no longer hold)."""
+    files = _touch(tmp_path / "one.wav", tmp_path / "two.wav")
+    out = tmp_path / "out"
+    scan_to_folder(FakeScanner(), files, out)
+    assert len(_combined_rows(out)) == 2
+    token = CancelToken()
+
+    def on_file(outcome: FileOutcome) -> None:
+        if outcome.kind == "done":
+            token.cancel()
+
+    high = BatchSettings(threshold=0.95)  # nothing scores that: one.csv is replaced, empty
+    with pytest.raises(BatchCancelled):
+        scan_to_folder(FakeScanner(), files, out, high, cancel=token, on_file=on_file)
+    assert read_detections(out / "one.csv", "csv") == []
+    assert not (out / COMBINED_CSV).exists()
+    scan_to_folder(FakeScanner(), files, out)
+    report = scan_to_folder(FakeScanner(corrupt={"one.wav", "two.wav"}), files, out)
+    assert report.combined is None and not (out / COMBINED_CSV).exists()
+    again = scan_to_folder(FakeScanner(), files, out, BatchSettings(skip_existing=True))
+    assert again.combined is not None and len(_combined_rows(out)) == 2  # rebuilt
 
 
 def _closing_runner(closed: list[bool]) -> Any:

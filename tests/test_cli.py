@@ -815,7 +815,7 @@ def test_scan_warns_when_detections_cover_much_of_a_file(
     assert "the detections cover" not in err + out
 
 
-@pytest.mark.parametrize("fmt", ["csv", "json", "audacity", "raven"])
+@pytest.mark.parametrize("fmt", ["csv", "json", "audacity", "raven", "srt", "vtt"])
 def test_scan_formats(
     tmp_path: Path,
     demo: DemoSet,
@@ -830,7 +830,14 @@ def test_scan_formats(
         "--label", "horn", "--threshold", "0.2",
     )  # fmt: skip
     assert rc == 0, err
-    suffix = {"csv": ".csv", "json": ".json", "audacity": ".txt", "raven": ".selections.txt"}
+    suffix = {
+        "csv": ".csv",
+        "json": ".json",
+        "audacity": ".txt",
+        "raven": ".selections.txt",
+        "srt": ".srt",
+        "vtt": ".vtt",
+    }
     n_total = 0
     for f in demo.test_files:
         text = (out / (f.stem + suffix[fmt])).read_text()
@@ -847,6 +854,11 @@ def test_scan_formats(
             cols = [line.split("\t") for line in text.splitlines()]
             assert all(len(c) == 3 and c[2].startswith("horn ") for c in cols)
             spans = [(float(c[0]), float(c[1]), float(c[2].split()[1])) for c in cols]
+        elif fmt in ("srt", "vtt"):
+            cues = [c.split("\n") for c in text.removeprefix("WEBVTT\n\n").split("\n\n") if c]
+            assert [int(c[0]) for c in cues] == list(range(1, len(cues) + 1))
+            assert all(len(c) == 3 and c[2].startswith("horn ") for c in cues)
+            spans = [(*_cue_seconds(c[1]), float(c[2].split()[1])) for c in cues]
         else:
             rows = list(csv.DictReader(text.splitlines(), delimiter="\t"))
             assert text.splitlines()[0].split("\t") == RAVEN_HEADER
@@ -862,6 +874,55 @@ def test_scan_formats(
     with (out / "detections.csv").open(newline="") as fh:
         combined = list(csv.DictReader(fh))
     assert len(combined) == n_total
+
+
+def _cue_seconds(timing: str) -> tuple[float, float]:
+    """``01:01:02,500 --> 01:01:03,250`` (or with dots) as seconds."""
+
+    def seconds(stamp: str) -> float:
+        h, m, sec = stamp.replace(",", ".").split(":")
+        return int(h) * 3600 + int(m) * 60 + float(sec)
+
+    start, end = timing.split(" --> ")
+    return seconds(start), seconds(end)
+
+
+def test_scan_writes_subtitles_beside_a_video_but_never_over_its_own(
+    tmp_path: Path, demo: DemoSet, scanner_file: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`scan film.mp4 --format srt --out <its folder>` writes film.srt, the subtitles
+    a player (VLC, mpv) loads beside film.mp4, with the detections of a CSV scan; a
+    film.srt that is the film's own subtitles stops the scan instead of being replaced
+    (also with --skip-existing), an earlier result is replaced."""
+    from conftest import write_media
+
+    from audio_embed import load_audio
+
+    video = write_media(tmp_path / "film.mp4", load_audio(demo.test_files[0]), 16000, video=True)
+    own = tmp_path / "film.srt"
+    subtitles = "1\n00:00:01,000 --> 00:00:03,000\nWho's there?\n\n"
+    own.write_text(subtitles)
+    for extra in ([], ["--skip-existing"]):
+        rc, out, err = run_cli(capsys, "scan", str(scanner_file), str(video), "--format", "srt",
+                               "--out", str(tmp_path), "--label", "horn", *extra)  # fmt: skip
+        assert rc == 2 and "detection(s)" not in out
+        assert_one_line_error(err, f"{own} exists next to its recording film.mp4", "subtitles")
+        assert own.read_text() == subtitles
+    own.unlink()
+    rc, _, err = run_cli(
+        capsys, "scan", str(scanner_file), str(video), "--out", str(tmp_path / "c")
+    )
+    assert rc == 0, err
+    with (tmp_path / "c" / "film.csv").open(newline="") as fh:
+        want = [(float(r["start"]), float(r["end"]), float(r["score"])) for r in csv.DictReader(fh)]
+    assert want
+    for _ in range(2):  # the second run finds the first's subtitles and replaces them
+        rc, _, err = run_cli(capsys, "scan", str(scanner_file), str(video), "--format", "srt",
+                             "--out", str(tmp_path), "--label", "horn")  # fmt: skip
+        assert rc == 0, err
+        cues = [c.split("\n") for c in own.read_text().split("\n\n") if c]
+        got = [(*_cue_seconds(c[1]), float(c[2].removeprefix("horn "))) for c in cues]
+        assert got == [pytest.approx(w, abs=6e-3) for w in want]
 
 
 def test_scan_skip_existing(

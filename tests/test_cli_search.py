@@ -70,21 +70,27 @@ def test_index_moved_and_deleted_files(
     import shutil
 
     folder = tmp_path / "rec"
-    folder.mkdir()
+    (folder / "drive").mkdir(parents=True)
     a, b = (Path(shutil.copy(w, folder / f"{n}.wav")) for n, w in
             zip("ab", sorted(demo.root.glob("train/*.wav")), strict=True))  # fmt: skip
+    c = Path(shutil.copy(sorted(demo.root.glob("test/*.wav"))[0], folder / "drive" / "c.wav"))
     out = str(tmp_path / "m.idx")
     rc, _, _ = cli(capsys, "index", str(folder), "--model", "LOGMEL", "--window", "2",
                    "--hop", "0.5", "--out", out)  # fmt: skip
     assert rc == 0
     moved = a.rename(folder / "a, moved.wav")
     b.unlink()
+    (folder / "drive").rename(tmp_path / "unmounted")  # c's whole folder is gone
     rc, out_text, err = cli(capsys, "search", out, "--example", f"{moved}:5", "--top", "20")
     assert rc == 0 and "file(s) with hits are no longer there" in err
     rc, out_text, err = cli(capsys, "index", str(folder), "--out", out)
     assert rc == 0 and "1 moved (windows kept); 0 window(s) embedded" in out_text
-    assert "1 indexed file(s) are no longer there" in err and "--prune" in err
+    assert "2 indexed file(s) are no longer there" in err and "--prune" in err
     rc, out_text, err = cli(capsys, "index", str(folder), "--out", out, "--prune")
+    assert rc == 0 and "Pruned 1 file(s)" in out_text and "holds 2 file(s)" in out_text
+    assert f"kept 1 indexed file(s) whose folder is not there ({c.parent})" in err
+    assert "--prune-all" in err
+    rc, out_text, err = cli(capsys, "index", str(folder), "--out", out, "--prune-all")
     assert rc == 0 and "Pruned 1 file(s)" in out_text and "holds 1 file(s)" in out_text
     rc, out_text, err = cli(capsys, "search", out, "--example", f"{moved}:5", "--top", "3")
     assert rc == 0 and "no longer there" not in err
@@ -124,6 +130,10 @@ def test_search_formats(
     rc, _, _ = cli(capsys, "search", str(archive), "--example", f"{f}:{t}", "--format",
                    "raven", "--out", str(tmp_path / "raven"), "--top", "5")  # fmt: skip
     assert rc == 0 and len(list((tmp_path / "raven").glob("*.selections.txt"))) >= 1
+    rc, _, _ = cli(capsys, "search", str(archive), "--example", f"{f}:{t}", "--format",
+                   "vtt", "--out", str(tmp_path / "vtt"), "--top", "5")  # fmt: skip
+    vtt = (tmp_path / "vtt" / (Path(f).stem + ".vtt")).read_text()
+    assert rc == 0 and vtt.startswith("WEBVTT\n\n1\n") and "\nmatch " in vtt
 
 
 @pytest.mark.parametrize(
@@ -132,6 +142,7 @@ def test_search_formats(
         (["--example", "x.wav"], 2, "FILE:SECONDS"),
         ([], 2, "at least one --example"),
         (["--example", "a.wav:1", "--format", "audacity"], 2, "--out DIR"),
+        (["--example", "a.wav:1", "--format", "srt"], 2, "--out DIR"),
         (["--suggest", "3"], 2, "--scanner"),
     ],
 )

@@ -45,6 +45,7 @@ from audio_embed.formats import read_markers
 from audio_embed.index import EmbeddingIndex
 from audio_embed.progress import CancelToken
 from audio_embed.scanner import Recording, Scanner, ScanResult
+from audio_embed.windows import SlidingWindows
 
 
 @pytest.fixture(scope="module")
@@ -417,3 +418,162 @@ def test_cli_index_on_ray_matches_local(
     # Adding the same files again on Ray embeds nothing: they are unchanged.
     assert main(["index", files[0], "--out", str(on_ray), "-q", "--ray", "--workers", "1"]) == 0
     assert len(EmbeddingIndex.open(on_ray)) == len(a)
+
+
+def test_a_file_changed_after_decoding_is_not_cached_under_its_new_key(tmp_path: Path) -> None:
+    """A worker embeds the audio a decode task read earlier: when the file has changed
+    since, those embeddings are not stored under the changed file's cache key (before:
+    they were, and every later scan with that cache got the old audio's embeddings)."""
+    from conftest import tone, write_media
+
+    from audio_embed._ray_worker import ModelWorker, decode_row
+
+    path = write_media(tmp_path / "rec.wav", tone(440, 4.0), 16000)
+    cache_dir = tmp_path / "cache"
+    job = {
+        "threads": 1,
+        "task": "embed",
+        "sample_rate": 16000,
+        "scanner_bytes": None,
+        "model": "LOGMEL",
+        "windows": {"window": 1.0, "hop": 1.0, "encoding": "per_window"},
+        "batch_size": None,
+        "load_kwargs": {},
+        "embedder_kwargs": {},
+        "cache_dir": str(cache_dir),
+    }
+    worker = ModelWorker(job)
+    row = decode_row({"index": 0, "path": str(path)}, 16000)
+    assert worker(row)["error"] == "" and len(list(cache_dir.glob("*.npz"))) == 1  # cached
+    for entry in cache_dir.glob("*.npz"):
+        entry.unlink()
+    row = decode_row({"index": 0, "path": str(path)}, 16000)
+    write_media(path, tone(1000, 4.0), 16000)  # replaced before the model gets to it
+    os.utime(path, ns=(time.time_ns(), time.time_ns() + 10**9))  # whatever the clock's grain
+    out = worker(row)
+    assert out["error"] == "" and out["payload"]  # still embedded, from the audio read
+    assert list(cache_dir.glob("*.npz")) == []
+    fresh = worker(decode_row({"index": 0, "path": str(path)}, 16000))
+    assert fresh["error"] == "" and len(list(cache_dir.glob("*.npz"))) == 1
+
+
+def test_embed_dataset_skips_only_embeddings_of_its_own_model_and_windows(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """skip_existing keeps a file's .npz only when it is readable and was made with the
+    same model and windows (before: any file of the name, even a truncated one or
+    another model's embeddings, was kept)."""
+    from audio_embed.cache import CachedEmbeddings
+
+    files = []
+    for name in ("a", "b", "c", "d"):
+        (tmp_path / f"{name}.wav").write_bytes(b"")
+        files.append(str(tmp_path / f"{name}.wav"))
+    embedded: list[list[str]] = []
+
+    def fake(self: dist.RayScanner, sources: list[str], **_: object) -> Iterator[tuple[str, Any]]:
+        embedded.append([Path(s).name for s in sources])
+        dim = 4 if self.job["model"] == "LOGMEL" else 8
+        for s in sources:
+            yield s, CachedEmbeddings(np.arange(3.0), np.ones((3, dim), np.float32), 3.0)
+
+    monkeypatch.setattr(dist.RayScanner, "sliding_embeddings_many", fake)
+    out = tmp_path / "out"
+    dist.embed_dataset("LOGMEL", files, out, hop=1)
+    assert embedded == [["a.wav", "b.wav", "c.wav", "d.wav"]]
+    data = (out / "b.npz").read_bytes()
+    (out / "b.npz").write_bytes(data[: len(data) // 2])  # truncated (copied, synced)
+    (out / "c.npz").unlink()
+    report = dist.embed_dataset("LOGMEL", files, out, hop=1.0, skip_existing=True)
+    assert embedded[1] == ["b.wav", "c.wav"] and "b.npz is unreadable" in caplog.text
+    assert sorted(Path(p).name for p in report.skipped) == ["a.wav", "d.wav"]
+    dist.embed_dataset("OTHER_MODEL", files, out, hop=1.0, skip_existing=True)
+    assert embedded[2] == ["a.wav", "b.wav", "c.wav", "d.wav"]
+    assert "made with" in caplog.text
+    with np.load(out / "a.npz") as a:
+        assert a["embeddings"].shape == (3, 8)
+
+
+class _LogMel32(LogMelEmbedder):
+    """A plugin's model that takes 32 kHz."""
+
+    name = "LOGMEL32"
+    sample_rate = 32000
+
+
+def test_ray_decodes_at_the_models_rate_or_refuses(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, scanner: Scanner
+) -> None:
+    """A plugin at 32 kHz: Ray runs decode at 32 kHz (before: 16 kHz, so the model saw
+    band-limited audio and its vectors differed from a local scan's); a worker whose
+    model takes another rate than the decoding refuses, naming both."""
+    import json
+    import zipfile
+
+    from audio_embed import registry
+    from audio_embed._ray_worker import ModelWorker
+    from audio_embed.errors import AudioEmbedError
+
+    spec = registry.EmbedderSpec(
+        name="LOGMEL32", dim=256, sample_rate=32000, factory=_LogMel32, takes_checkpoint=False
+    )
+    monkeypatch.setitem(registry._REGISTRY, "LOGMEL32", spec)
+    runner = dist.RayScanner.for_embedding("LOGMEL32", window=1.0, hop=1.0)
+    assert runner.job["sample_rate"] == 32000
+    saved = scanner.save(tmp_path / "s.scanner")
+    with zipfile.ZipFile(saved) as zf:
+        meta, payload = json.loads(zf.read("scanner.json")), zf.read("classifier.skops")
+    meta["embedder"]["config"]["sample_rate"] = 32000  # as a 32 kHz model's scanner says
+    with zipfile.ZipFile(tmp_path / "s32.scanner", "w") as zf:
+        zf.writestr("scanner.json", json.dumps(meta))
+        zf.writestr("classifier.skops", payload)
+    assert dist.RayScanner.from_scanner(tmp_path / "s32.scanner").job["sample_rate"] == 32000
+    assert dist.RayScanner.from_scanner(saved).job["sample_rate"] == 16000
+    job = {**runner.job, "task": "embed", "threads": 1, "embedder_kwargs": {}}
+    job["sample_rate"] = 16000  # e.g. a runner built where the plugin was not loaded
+    with pytest.raises(AudioEmbedError, match="decoded at 16000 Hz, but LOGMEL32 takes 32000"):
+        ModelWorker(job)
+
+
+def test_ray_decodes_the_chosen_audio_stream_and_caches_it_apart(
+    crash_marker: Path, tmp_path: Path, demo: DemoSet, scanner: Scanner
+) -> None:
+    from conftest import SR, video_with_tracks
+
+    from audio_embed import load_audio
+
+    game = load_audio(demo.test_files[0])
+    mic = (0.05 * np.random.default_rng(0).standard_normal(len(game))).astype(np.float32)
+    video = str(video_with_tracks(tmp_path / "obs.mkv", [mic, game], seconds=len(game) / SR))
+    saved = scanner.save(tmp_path / "first.scanner")  # no stream chosen: the first
+    on_game = Scanner.load(saved, cache=EmbeddingCache(tmp_path / "cache"))
+    on_game.audio_stream = 1
+    local_game, local_mic = on_game.scan(video), Scanner.load(saved).scan(video)
+    options = dist.RayOptions(workers=1, cache_dir=tmp_path / "cache")
+    got, failed = dist.scan_results(on_game, [video], options=options, progress=False)
+    assert not failed
+    _same(got[video], local_game)
+    # the worker's entry is the one a local scan of stream 1 reads (the local scan
+    # above wrote it; a Ray entry under another name would be a second file)
+    assert [p.name for p in (tmp_path / "cache").glob("*.npz")] == [
+        f"{on_game.cache_key(video)}.npz"
+    ]
+    # a saved scanner's path: its own stream, or the one asked for
+    run: dict[str, Any] = {"options": dist.RayOptions(workers=1), "progress": False}
+    _same(dist.scan_results(saved, [video], **run)[0][video], local_mic)
+    _same(dist.scan_results(saved, [video], audio_stream=1, **run)[0][video], local_game)
+    want = Scanner(
+        LogMelEmbedder(), scan_windows=SlidingWindows(1.0, 2.0, "shared"), audio_stream=1
+    )
+    entry = want.sliding_embeddings(video)
+    got_emb: list[np.ndarray] = []
+    dist.embed_dataset(
+        "LOGMEL",
+        [video],
+        hop=2.0,
+        audio_stream=1,
+        on_result=lambda _p, e: got_emb.append(e.embeddings),
+        **run,
+    )
+    scale = float(np.abs(entry.embeddings).max())
+    np.testing.assert_allclose(got_emb[0], entry.embeddings, atol=1e-5 * scale)

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from audio_embed.errors import InvalidInputError
+from audio_embed.errors import InvalidInputError, MarkerError
 from audio_embed.evaluate import evaluate
 from audio_embed.evaluation import evaluate_results, read_labelled_set, relative_name
 from audio_embed.scanner import ScanResult
@@ -37,6 +37,19 @@ def test_read_labelled_set_filters_split_and_keys_by_path(labels: Path) -> None:
     assert ls.events == {str(root / "t/a.wav"): ((2.0, 4.0),), "/abs/c.wav": ((8.0, 9.0),)}
     assert [e.label for e in ls.every[str(root / "t/a.wav")]] == ["horn", "dog"]
     assert len(read_labelled_set(labels, "horn").files) == 4  # every split
+
+
+def test_one_recording_named_two_ways_in_the_labels_is_one_file(tmp_path: Path) -> None:
+    """a.wav and sub/../a.wav (or its absolute path): one file with both events (before:
+    two files, scanned twice, each scored against half the events)."""
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "labels.csv").write_text(
+        f"file,onset,offset,label\na.wav,1,2,horn\nsub/../a.wav,5,6,horn\n"
+        f"{tmp_path / 'a.wav'},8,9,horn\n"
+    )
+    ls = read_labelled_set(tmp_path / "labels.csv", "horn")
+    assert ls.files == (tmp_path / "a.wav",)
+    assert ls.events == {str(tmp_path / "a.wav"): ((1.0, 2.0), (5.0, 6.0), (8.0, 9.0))}
 
 
 def test_read_labelled_set_names_what_there_is(labels: Path) -> None:
@@ -68,6 +81,48 @@ def test_evaluate_results_overall_and_per_file(labels: Path) -> None:
     assert data["per_file"][1] == {"file": "t/b.wav", "n_events": 0, "n_found": 0,
                                    "n_detections": 1, "n_false_positives": 1}  # fmt: skip
     json.dumps(data, allow_nan=False)  # NaN metrics are None
+
+
+def test_a_labelled_file_without_the_target_raises_no_naming_warning(
+    labels: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """t/b.wav is labelled (a dog, no horn): its result is not "a result with no labels"
+    (before: a warning said so and told to name results and labels alike)."""
+    ls = read_labelled_set(labels, "horn", split="test")
+    a, b, c = str(labels.parent / "t/a.wav"), str(labels.parent / "t/b.wav"), "/abs/c.wav"
+    results = {k: _result(k, [0.1, 0.2, 0.9, 0.8, 0.1, 0.1]) for k in (a, b, c)}
+    report = evaluate_results(results, ls, threshold=0.5)
+    assert "no labels" not in caplog.text and "no result" not in caplog.text
+    assert report.overall.n_false_positives == 2  # b's and c's (c's horn is at 8-9 s)
+    del results[c]  # c.wav could not be scanned: that one is named
+    evaluate_results(results, ls, threshold=0.5)
+    assert "1 labelled file(s) have no result (/abs/c.wav)" in caplog.text
+    assert "result(s) have no labels" not in caplog.text
+
+
+def test_events_no_detection_can_match_as_meant_are_named_once_and_scored_as_given(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An event past the recording's end, one without length and one listed twice: a
+    warning each, naming it, once per evaluation (before: silently lower recall)."""
+    (tmp_path / "labels.csv").write_text(
+        "file,onset,offset,label\n"
+        "a.wav,2,4,horn\na.wav,2,4,horn\n"  # the same event twice
+        "a.wav,5.5,5.5,horn\n"  # no length
+        "a.wav,30,31,horn\n"  # a.wav is 9 s long
+        "a.wav,6,8,horn\na.wav,7,9,horn\n"  # overlapping: fine
+    )
+    ls = read_labelled_set(tmp_path / "labels.csv", "horn")
+    a = str(tmp_path / "a.wav")
+    results = {a: _result(a, [0.1, 0.2, 0.9, 0.8, 0.1, 0.9, 0.9, 0.1])}
+    report = evaluate_results(results, ls, threshold=0.5)
+    warnings = [r.getMessage() for r in caplog.records]
+    assert len(warnings) == 3
+    assert "1 labelled event(s) start at or after the end" in warnings[0]
+    assert "a.wav 30-31 s (the recording is 9 s long)" in warnings[0]
+    assert "1 labelled event(s) have no length" in warnings[1] and "5.5-5.5 s" in warnings[1]
+    assert "1 labelled event(s) repeat an earlier row" in warnings[2] and "2-4 s" in warnings[2]
+    assert report.overall.n_events == 6  # scored as given
 
 
 def test_nan_metrics_become_none(labels: Path) -> None:
@@ -134,7 +189,8 @@ def test_a_labelled_file_without_the_target_is_not_called_unlabelled(
     ls = read_labelled_set(labels, "horn", split="test")
     a, b = str(labels.parent / "t/a.wav"), str(labels.parent / "t/b.wav")
     c = "/abs/c.wav"
-    results = {k: _result(k, [0.1, 0.9, 0.2]) for k in (a, c)} | {b: _result(b, [0.3] * 3)}
+    results = {a: _result(a, [0.1, 0.9, 0.2]), b: _result(b, [0.3] * 3)}
+    results[c] = _result(c, [0.1] * 8 + [0.9] * 2)  # 11 s: its event (8-9 s) lies inside
     with caplog.at_level("WARNING", logger="audio_embed"):
         report = evaluate_results(results, ls, threshold=0.5)
     assert not caplog.records, caplog.text
@@ -159,6 +215,20 @@ def test_a_labels_file_of_the_wrong_kind_is_one_clear_error(tmp_path: Path) -> N
     binary.write_bytes(b"\x00\xfe\x00garbage")  # no BOM (\xff\xfe: UTF-16)
     with pytest.raises(MarkerError, match="Cannot read labels file"):
         read_labelled_set(binary, "horn")
+
+
+def test_a_labels_row_without_a_file_name_is_one_clear_error(tmp_path: Path) -> None:
+    """As for markers (before: the labels' own folder was 'scanned' and failed)."""
+    (tmp_path / "labels.csv").write_text("file,onset,offset,label\na.wav,1,2,horn\n ,3,4,horn\n")
+    with pytest.raises(MarkerError, match=r"labels\.csv, line 3: the file column is empty"):
+        read_labelled_set(tmp_path / "labels.csv", "horn")
+
+
+def test_a_negative_onset_is_one_clear_error(tmp_path: Path) -> None:
+    """As a negative marker time (before: read, then counted as missed)."""
+    (tmp_path / "labels.csv").write_text("file,onset,offset,label\na.wav,-2,-1,horn\n")
+    with pytest.raises(MarkerError, match=r"line 2: bad label row .*onset must be >= 0"):
+        read_labelled_set(tmp_path / "labels.csv", "horn")
 
 
 def test_a_labels_header_with_spaces_reads(tmp_path: Path) -> None:

@@ -12,6 +12,7 @@ from audio_embed.errors import MarkerError, ResultFileError
 from audio_embed.formats import (
     FORMAT_SUFFIXES,
     OutputFormat,
+    format_detections,
     guess_marker_format,
     read_detections,
     read_marker_files,
@@ -26,7 +27,7 @@ from audio_embed.windows import Markers
 DETECTIONS = [Detection(0.5, 3.25, 0.75, 1.5), Detection(10.0, 18.125, 0.5, 14.0)]
 
 
-@pytest.mark.parametrize("fmt", ["csv", "json", "audacity", "raven"])
+@pytest.mark.parametrize("fmt", ["csv", "json", "audacity", "raven", "srt", "vtt"])
 def test_detections_round_trip(tmp_path: Path, fmt: OutputFormat) -> None:
     path = write_detections(tmp_path / f"r{FORMAT_SUFFIXES[fmt]}", DETECTIONS, fmt, file="a.wav")
     back = read_detections(path, fmt)
@@ -35,7 +36,7 @@ def test_detections_round_trip(tmp_path: Path, fmt: OutputFormat) -> None:
     ]
     if fmt in ("csv", "json"):
         assert [d.peak for d in back] == [d.peak for d in DETECTIONS]
-    else:  # Audacity and Raven do not store the peak
+    else:  # Audacity, Raven and subtitles do not store the peak
         assert all(math.isnan(d.peak) for d in back)
     empty = write_detections(tmp_path / f"e{FORMAT_SUFFIXES[fmt]}", [], fmt)
     assert read_detections(empty, fmt) == []
@@ -69,7 +70,33 @@ def test_detections_are_plain_floats_and_json_has_no_float_noise(tmp_path: Path)
         ("json", "[{'start': 1}]"),
         ("json", '[{"start": 1.0}]'),
         ("audacity", "1.0\t2.0\thorn\n"),
+        # an empty or another table, notes or labels are not an earlier (empty) result
+        ("csv", ""),
+        ("json", "{}"),
+        ("csv", "name,size\n"),
+        ("audacity", "Interview with the ranger\nwolves at dusk\n"),
+        ("audacity", "1.0\t2.0\tcall 2\n"),
+        ("audacity", "1.0\t2.0\twolf 0.50\n3.0\t4.0\thorn 0.75\n"),
+        ("raven", ""),
+        ("raven", "Selection\tView\n"),
         ("raven", "Selection\tBegin Time (s)\n1\t2.0\n"),
+        # a film's own subtitles beside it are not an earlier result (scan must not replace them)
+        ("srt", "1\n00:00:01,000 --> 00:00:02,500\nWho's there?\n\n"),
+        ("srt", "1\n00:00:01,000 --> 00:00:02,500\n- Hello.\n- Hi 0.50\n\n"),
+        (
+            "srt",
+            "1\n00:00:01,000 --> 00:00:02,500\nChapter 1\n\n"
+            "2\n00:00:03,000 --> 00:00:04,000\nChapter 2\n",
+        ),
+        (
+            "srt",
+            "1\n00:00:01,000 --> 00:00:02,500\nwolf 0.50\n\n"
+            "2\n00:00:03,000 --> 00:00:04,000\nhorn 0.75\n",
+        ),
+        ("srt", "00:00:01,000 --> 00:00:02,500\nwolf 0.50\n"),
+        ("srt", "1\n00:00:01 --> 00:00:02\nwolf 0.50\n"),
+        ("vtt", "1\n00:00:01.000 --> 00:00:02.500\nwolf 0.50\n"),
+        ("vtt", "WEBVTT\n\n00:00:01.000 --> 00:00:02.500\n<v Roger>Hello\n"),
     ],
 )
 def test_reading_back_a_damaged_result_names_the_file(
@@ -79,6 +106,82 @@ def test_reading_back_a_damaged_result_names_the_file(
     path.write_text(text)
     with pytest.raises(ResultFileError, match=r"r\.out is unreadable"):
         read_detections(path, fmt)
+
+
+SUBTITLES: tuple[OutputFormat, ...] = ("srt", "vtt")
+_HOUR = 3600.0
+LONG = [  # past an hour, a day and 99 hours; millisecond times, two-decimal scores
+    Detection(_HOUR + 1.5, _HOUR + 2.25, 0.87, _HOUR + 2.0),
+    Detection(25 * _HOUR + 59.999, 25 * _HOUR + 61.0, 0.5, 25 * _HOUR + 60.0),
+    Detection(100 * _HOUR, 100 * _HOUR + 0.001, 1.0, 100 * _HOUR),
+]
+
+
+def test_subtitles_as_players_and_editors_read_them(tmp_path: Path) -> None:
+    srt = format_detections(LONG, "srt", label="wolf")
+    assert srt.split("\n\n")[:3] == [
+        "1\n01:00:01,500 --> 01:00:02,250\nwolf 0.87",
+        "2\n25:00:59,999 --> 25:01:01,000\nwolf 0.50",
+        "3\n100:00:00,000 --> 100:00:00,001\nwolf 1.00",
+    ]
+    vtt = format_detections(LONG, "vtt", label="wolf")
+    assert vtt.startswith(
+        "WEBVTT\n\n1\n01:00:01.500 --> 01:00:02.250\nwolf 0.87\n\n2\n25:00:59.999"
+    )
+    for fmt in SUBTITLES:
+        back = read_detections(write_detections(tmp_path / f"long.{fmt}", LONG, fmt), fmt)
+        assert [(d.start, d.end, d.score) for d in back] == [
+            pytest.approx((d.start, d.end, d.score), abs=5e-4) for d in LONG
+        ]
+
+
+@pytest.mark.parametrize("fmt", SUBTITLES)
+def test_ffmpeg_reads_the_subtitles_as_players_do(tmp_path: Path, fmt: OutputFormat) -> None:
+    """FFmpeg's own SubRip / WebVTT demuxer (what mpv and many players use) finds every
+    cue at its time, past an hour and past a day, with its text."""
+    import av
+
+    path = write_detections(tmp_path / f"long.{fmt}", LONG, fmt, label="Wölfe, heulend")
+    with av.open(str(path)) as container:
+        stream = container.streams[0]
+        assert stream.type == "subtitle"
+        cues = [
+            (float(p.pts * p.time_base), float((p.pts + p.duration) * p.time_base), bytes(p))
+            for p in container.demux(stream)
+            if p.pts is not None
+        ]
+    assert cues == [
+        (pytest.approx(d.start, abs=5e-4), pytest.approx(d.end, abs=5e-4), text.encode())
+        for d, text in zip(
+            LONG, ["Wölfe, heulend 0.87", "Wölfe, heulend 0.50", "Wölfe, heulend 1.00"], strict=True
+        )
+    ]
+
+
+def test_subtitle_cues_keep_any_label_on_one_line(tmp_path: Path) -> None:
+    """A label with commas, a line break, tags, an arrow or non-ASCII letters stays one
+    line of cue text (a blank line would end the cue) and reads back."""
+    label = 'Wölfe, "heulend"\n\n<b>horn</b> & 狼 -->'
+    srt = format_detections(DETECTIONS, "srt", label=label)
+    assert srt.split("\n")[2] == 'Wölfe, "heulend" <b>horn</b> & 狼 -> 0.75'
+    vtt = format_detections(DETECTIONS, "vtt", label=label)
+    assert vtt.split("\n")[4] == 'Wölfe, "heulend" &lt;b&gt;horn&lt;/b&gt; &amp; 狼 --&gt; 0.75'
+    assert format_detections(DETECTIONS[:1], "srt", label="").split("\n")[2] == "0.75"
+    for fmt in SUBTITLES:
+        for lab in (label, ""):
+            path = write_detections(tmp_path / f"l.{fmt}", DETECTIONS, fmt, label=lab)
+            assert [d.start for d in read_detections(path, fmt)] == [0.5, 10.0]
+    # what an editor or Windows tool may make of it: a BOM, CRLF line ends
+    path = tmp_path / "crlf.srt"
+    path.write_bytes(b"\xef\xbb\xbf" + srt.replace("\n", "\r\n").encode("utf-8"))
+    assert [d.end for d in read_detections(path, "srt")] == [3.25, 18.125]
+
+
+def test_a_cue_is_never_empty() -> None:
+    """Players skip a cue that ends where it starts: a detection shorter than the
+    format's millisecond still gets one."""
+    srt = format_detections([Detection(3599.9996, 3600.0004, 0.5, 3600.0)], "srt")
+    assert "01:00:00,000 --> 01:00:00,001" in srt
 
 
 def test_reading_back_a_missing_result(tmp_path: Path) -> None:
@@ -239,6 +342,42 @@ def test_raven_table_with_extra_columns_and_two_views(tmp_path: Path) -> None:
     assert read_raven_table(path, "rec.wav") == {
         "rec.wav": Markers(positive=(4.3, 9.0), spans=((4.0, 4.6),))
     }
+
+
+def test_raven_table_over_a_list_of_files_marks_each_file(tmp_path: Path) -> None:
+    """Raven's table for a file list counts Begin Time (s) from the first file's start;
+    each selection's own file and its offset in it are in Begin Path / Begin File and
+    File Offset (s)."""
+    from audio_embed.formats import read_marker_files, read_raven_table
+
+    for name in ("a.wav", "b.wav"):
+        (tmp_path / name).write_bytes(b"RIFF")
+    here = tmp_path / "b.wav"
+    table = tmp_path / "Table.1.selections.txt"
+    table.write_text(
+        "Selection\tView\tChannel\tBegin Time (s)\tEnd Time (s)\tBegin Path\t"
+        "File Offset (s)\tBegin File\tAnnotation\n"
+        "1\tSpectrogram 1\t1\t4.0\t4.6\tC:\\Users\\me\\field\\a.wav\t4.0\ta.wav\thorn\n"
+        "2\tSpectrogram 1\t1\t64.0\t64.5\tD:\\x\\b.wav\t4,0\t\tnegative\n"
+        f"3\tSpectrogram 1\t1\t70.0\t71.0\t{here}\t10.0\tb.wav\thorn\n"
+    )
+    a, b = str(tmp_path / "a.wav"), str(here)
+    expected = {
+        a: Markers(positive=(4.3,), spans=((4.0, 4.6),)),
+        b: Markers(positive=(10.5,), negative=(4.25,), spans=((10.0, 11.0),)),
+    }
+    assert read_raven_table(table) == expected
+    assert read_marker_files([table]) == expected  # no recording named like the table
+    with pytest.raises(MarkerError, match="marks 2 files"):
+        read_raven_table(table, "rec.wav")
+    one = tmp_path / "rec.selections.txt"
+    one.write_text("\n".join(table.read_text().splitlines()[:2]) + "\n")
+    assert read_raven_table(one, "rec.wav") == {  # one file: --audio names it
+        "rec.wav": Markers(positive=(4.3,), spans=((4.0, 4.6),))
+    }
+    (tmp_path / "a.wav").unlink()
+    with pytest.raises(MarkerError, match="do not exist"):
+        read_marker_files([table])
 
 
 def test_a_markers_csv_saved_by_excel_on_windows_reads(tmp_path: Path) -> None:

@@ -233,6 +233,38 @@ def test_two_writers_at_once_keep_both_files(demo: DemoSet, copy: Path, tmp_path
     assert str(x) in {h.file for h in hits}
 
 
+def test_a_reader_follows_a_writer_that_committed_meanwhile(
+    demo: DemoSet, copy: Path, tmp_path: Path
+) -> None:
+    # a search opened the archive; an `index` run then committed a new generation,
+    # deleting the files of the one the search had opened (readers take no lock)
+    reader = EmbeddingIndex.open(copy)
+    x = Path(shutil.copy(wavs(demo)[0], tmp_path / "x.wav")).resolve()
+    EmbeddingIndex.open(copy).add([x])
+    hits = reader.search([Example(str(x), 10.0)], top=2)
+    assert str(x) in {h.file for h in hits}
+    assert len(reader.files) == 4 and len(reader) == sum(f.n_rows for f in reader.files)
+
+
+def test_opening_while_a_writer_commits_reads_the_newest_generation(
+    demo: DemoSet, copy: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    x = Path(shutil.copy(wavs(demo)[1], tmp_path / "x.wav")).resolve()
+    load = EmbeddingIndex._load_data
+    commits = []
+
+    def commit_first(self: EmbeddingIndex) -> None:
+        if not commits:  # the manifest is read; a writer commits before the arrays are
+            commits.append(1)
+            monkeypatch.setattr(EmbeddingIndex, "_load_data", load)
+            EmbeddingIndex.open(copy).add([x])
+        load(self)
+
+    monkeypatch.setattr(EmbeddingIndex, "_load_data", commit_first)
+    index = EmbeddingIndex.open(copy)
+    assert commits and str(x) in {f.path for f in index.files} and len(index.files) == 4
+
+
 def test_failed_file_is_reported_and_others_added(demo: DemoSet, tmp_path: Path) -> None:
     bad = tmp_path / "bad.wav"
     bad.write_bytes(b"RIFF not really a wav")

@@ -171,6 +171,22 @@ def test_cache_directory_not_writable(tmp_path: Path, caplog: pytest.LogCaptureF
     assert cache.get(key) is None
 
 
+def test_a_cache_entry_of_the_wrong_shapes_is_recomputed(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An entry whose arrays have other shapes than the cache writes is a miss with a
+    warning (before: a TypeError for a duration of several values; 2-D starts read)."""
+    cache = EmbeddingCache(tmp_path / "cache")
+    (tmp_path / "cache").mkdir()
+    for name, arrays in {
+        "duration": {"starts": np.arange(3.0), "embeddings": np.ones((3, 2)), "duration": [1, 2]},
+        "starts": {"starts": np.ones((3, 2)), "embeddings": np.ones((3, 2)), "duration": 3.0},
+    }.items():
+        np.savez(tmp_path / "cache" / f"{name}.npz", **arrays)  # type: ignore[arg-type]
+        assert cache.get(name) is None
+        assert f"{name}.npz is unreadable" in caplog.text
+
+
 def test_write_error_midway_keeps_previous_cache_entry(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

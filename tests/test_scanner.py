@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import os
 import zipfile
 from collections import defaultdict
 from pathlib import Path
@@ -190,6 +191,38 @@ def test_load_refuses_truncated_and_foreign_files(tmp_path: Path, trained: Scann
         Scanner.load(tmp_path / "rec.wav")
 
 
+def test_load_refuses_settings_it_does_not_know_with_a_scanner_file_error(
+    tmp_path: Path, trained: Scanner
+) -> None:
+    """A scanner from a newer release (a setting this one lacks) or with damaged
+    settings: a ScannerFileError saying so (before: a TypeError or KeyError traceback)."""
+    path = trained.save(tmp_path / "horn.scanner")
+    with zipfile.ZipFile(path) as zf:
+        meta, payload = json.loads(zf.read("scanner.json")), zf.read("classifier.skops")
+
+    def variant(change: dict[str, object], where: str = "") -> Path:
+        edited = json.loads(json.dumps(meta))
+        (edited[where] if where else edited).update(change)
+        out = tmp_path / "edited.scanner"
+        with zipfile.ZipFile(out, "w") as zf:
+            zf.writestr("scanner.json", json.dumps(edited))
+            zf.writestr("classifier.skops", payload)
+        return out
+
+    for change, where in (
+        ({"new_setting": 1.0}, "postprocessing"),
+        ({"new_setting": 1.0}, "train_windows"),
+        ({"hop": "fast"}, "scan_windows"),
+    ):
+        with pytest.raises(ScannerFileError, match=r"cannot use .*upgrade"):
+            Scanner.load(variant(change, where))
+    del meta["threshold"]
+    with pytest.raises(ScannerFileError, match="lacks the 'threshold' field"):
+        Scanner.read_metadata(variant({}))
+    with pytest.raises(ScannerFileError, match="format_version 'x'"):
+        Scanner.load(variant({"format_version": "x"}))
+
+
 def _rewrite(path: Path, out: Path, payload: bytes) -> None:
     with zipfile.ZipFile(path) as zf:
         meta = zf.read("scanner.json")
@@ -253,6 +286,36 @@ def test_corrupt_cache_entry_is_recomputed(
     again = scanner.scan(demo.test_files[0])
     np.testing.assert_array_equal(again.probabilities, first.probabilities)
     assert "unreadable" in caplog.text
+
+
+def test_a_file_changed_after_a_batch_keyed_it_is_not_cached_under_its_old_key(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A batch keys every file when it starts: a file replaced before its turn is decoded
+    as it is now, and that is not cached under the old key (before: it was, so the
+    original, restored with its time (cp -p, rsync -t), got the replacement's vectors)."""
+    from conftest import tone, write_media
+
+    a = write_media(tmp_path / "a.wav", tone(300, 4.0), 16000)
+    b = write_media(tmp_path / "b.wav", tone(440, 4.0), 16000)
+    original = b.stat()
+    windows = SlidingWindows(1.0, 1.0, "per_window")
+    scanner = Scanner(LogMelEmbedder(), scan_windows=windows, cache=EmbeddingCache(tmp_path / "c"))
+    real_stream = scanner_streaming.stream_audio
+
+    def replace_b_first(path: object, *args: object, **kwargs: object) -> object:
+        if Path(str(path)) == b:  # replaced while the batch worked on a.wav
+            write_media(b, tone(2000, 4.0), 16000)
+            os.utime(b, ns=(original.st_atime_ns, original.st_mtime_ns + 10**9))
+        return real_stream(path, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(scanner_streaming, "stream_audio", replace_b_first)
+    dict(scanner.sliding_embeddings_many([a, b]))
+    monkeypatch.setattr(scanner_streaming, "stream_audio", real_stream)
+    write_media(b, tone(440, 4.0), 16000)  # the original back, with its time
+    os.utime(b, ns=(original.st_atime_ns, original.st_mtime_ns))
+    truth = Scanner(LogMelEmbedder(), scan_windows=windows).sliding_embeddings(b)
+    np.testing.assert_allclose(scanner.sliding_embeddings(b).embeddings, truth.embeddings)
 
 
 def test_cancel_leaves_no_cache_entry(tmp_path: Path, demo: DemoSet, trained: Scanner) -> None:

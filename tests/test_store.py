@@ -56,6 +56,49 @@ def test_concurrent_saves_lose_no_scanner(tmp_path: Path) -> None:
     assert len(store.versions("horn", "LOGMEL")) == n
 
 
+def test_a_full_disk_while_archiving_leaves_no_damaged_version(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The copy of the current scanner into versions/ is all or nothing (before: a full
+    disk left half a file there, listed as a version)."""
+    import errno
+    import os
+    import shutil
+
+    store = ScannerStore(tmp_path / "store")
+    store.save(cast(Scanner, _FakeScanner("first")), "horn")
+
+    def disk_full(*args: object, **kwargs: object) -> None:
+        dst = args[1]
+        if isinstance(dst, int):  # os.sendfile(out_fd, in_fd, offset, count)
+            os.write(dst, b"fi")
+        else:
+            dst.write(b"fi")  # type: ignore[attr-defined]
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "sendfile", disk_full)
+    monkeypatch.setattr(shutil, "copyfileobj", disk_full)
+    with pytest.raises(OSError, match="No space left"):
+        store.save(cast(Scanner, _FakeScanner("second")), "horn")
+    monkeypatch.undo()
+    assert store.versions("horn", "LOGMEL") == []
+    versions = tmp_path / "store" / "versions" / "horn_LOGMEL"
+    assert list(versions.iterdir()) == []  # no temporary file either
+    assert store.path("horn", "LOGMEL").read_text() == "first"
+
+
+def test_a_damaged_current_scanner_is_named_when_the_store_is_listed(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A truncated horn_LOGMEL.scanner is not listed, with a warning naming it (before:
+    silently absent, so `scan --store DIR --profile horn` said none was stored)."""
+    store = ScannerStore(tmp_path)
+    (tmp_path / "horn_LOGMEL.scanner").write_bytes(b"PK\x03\x04 half a file")
+    assert store.list() == []
+    assert "horn_LOGMEL.scanner is not a readable scanner file" in caplog.text
+    assert "restore an earlier version" in caplog.text
+
+
 def test_a_held_lock_is_waited_for_with_a_word_then_refused_naming_it(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:

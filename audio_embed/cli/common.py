@@ -135,9 +135,15 @@ def _load_options(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def apply_overrides(scanner: Scanner, args: argparse.Namespace) -> None:
-    """Settings given on the command line that override the loaded scanner's."""
+    """Settings given on the command line that override the loaded scanner's:
+    --batch-size, --audio-stream (without it the scanner's own stream applies, and
+    ``args.audio_stream`` is set to it for the progress bars' probe)."""
     if getattr(args, "batch_size", None):
         scanner.batch_size = args.batch_size
+    if getattr(args, "audio_stream", None) is not None:
+        scanner.audio_stream = args.audio_stream
+    elif hasattr(args, "audio_stream"):
+        args.audio_stream = scanner.audio_stream
 
 
 def each(

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from audio_embed.cli.common import embedder_kwargs
 from audio_embed.cli.options import (
+    audio_stream_options,
     cache_options,
     common_options,
     model_options,
@@ -38,13 +39,17 @@ T = TypeVar("T")
 
 def scanner_command_options() -> list[argparse.ArgumentParser]:
     """The option groups of a command that runs a scanner over files (``scan``,
-    ``evaluate``): common, scanner source, model, cache and Ray options."""
+    ``evaluate``): common, scanner source, model, cache, Ray and audio stream options."""
     return [
         common_options(),
         scanner_source_options(),
         model_options(),
         cache_options(),
         ray_options(),
+        audio_stream_options(
+            "the scanner's own, the one it was trained on (the first for a scanner saved "
+            "without one)"
+        ),
     ]
 
 

@@ -15,6 +15,7 @@ from audio_embed.cli.distributed import each_on_ray, ray_options, ray_settings, 
 from audio_embed.cli.options import (
     Formatter,
     Subparsers,
+    audio_stream_options,
     cache_options,
     common_options,
     model_options,
@@ -36,13 +37,15 @@ def add_parser(subparsers: Subparsers) -> argparse.ArgumentParser:
             model_options(),
             cache_options(),
             ray_options(),
+            audio_stream_options(),
         ],
         formatter_class=Formatter,
         help="write sliding-window embeddings of files to a .npz",
         description="Embed every sliding window of each file and write one .npz (no pickle): "
         "'files' (the input paths), and for the i-th file 'i/starts' (window start times, s), "
         "'i/embeddings' (float32 [windows, dim]) and 'i/duration'; plus 'model', 'window', "
-        "'hop'. Files that cannot be read are reported and skipped (exit code 1).",
+        "'hop', 'audio_stream' (the audio stream decoded: its number, or 'mix'). Files "
+        "that cannot be read are reported and skipped (exit code 1).",
         epilog=f"example:\n  {PROG} embed a.wav b.mp4 --model LOGMEL --out emb.npz\n"
         "  python -c \"import numpy as np; print(np.load('emb.npz')['0/embeddings'].shape)\"",
     )
@@ -69,6 +72,7 @@ def run(run: Run) -> int:
             train_windows=TargetedWindows(args.window),
             cache=make_cache(args),
             batch_size=args.batch_size,
+            audio_stream=args.audio_stream,
         )
         model = embedder.name
     else:  # the model is built on the workers only
@@ -83,6 +87,7 @@ def run(run: Run) -> int:
             hop=args.hop,
             encoding=args.encoding,
             batch_size=args.batch_size,
+            audio_stream=args.audio_stream,
             ordered=True,
             **runner_kwargs(run),
         )
@@ -117,6 +122,7 @@ def run(run: Run) -> int:
         model=np.array(model),
         window=np.float64(args.window),
         hop=np.float64(args.hop),
+        audio_stream=np.array(args.audio_stream or 0),  # a number, or "mix"
     )
     with atomic_writer(out) as fh:
         np.savez(fh, **arrays)

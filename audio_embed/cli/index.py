@@ -12,6 +12,7 @@ from audio_embed.cli.distributed import ray_options, ray_settings, runner_kwargs
 from audio_embed.cli.options import (
     Formatter,
     Subparsers,
+    audio_stream_options,
     cache_options,
     common_options,
     model_options,
@@ -31,7 +32,15 @@ def add_parser(subparsers: Subparsers) -> argparse.ArgumentParser:
     """The ``index`` subcommand."""
     p = subparsers.add_parser(
         "index",
-        parents=[common_options(), model_options(), cache_options(), ray_options()],
+        parents=[
+            common_options(),
+            model_options(),
+            cache_options(),
+            ray_options(),
+            audio_stream_options(
+                "the first; a new index records it in its manifest, an existing one keeps its own"
+            ),
+        ],
         formatter_class=Formatter,
         help="build or extend a searchable archive of window embeddings",
         description=(
@@ -61,7 +70,13 @@ def add_parser(subparsers: Subparsers) -> argparse.ArgumentParser:
         "--prune",
         action="store_true",
         help="drop the windows of indexed files that are no longer there (deleted, or moved "
-        "and not given again: a moved file given again is recognised by its content)",
+        "and not given again: a moved file given again is recognised by its content); a file "
+        "whose whole folder is gone is kept (a drive not mounted looks like that)",
+    )
+    p.add_argument(
+        "--prune-all",
+        action="store_true",
+        help="--prune, and also drop files whose folder is gone",
     )
     p.add_argument(
         "--model",
@@ -129,14 +144,15 @@ def _create(run: Run, path: Path) -> EmbeddingIndex:
         dtype=args.dtype,
         cache=make_cache(args),
         batch_size=args.batch_size,
+        audio_stream=args.audio_stream,
     )
 
 
 def _ray_runner(
     run: Run, index: EmbeddingIndex
 ) -> Callable[..., Iterator[tuple[str, CachedEmbeddings | AudioEmbedError]]] | None:
-    """With --ray: the workers' ``sliding_embeddings_many`` with the index's model and
-    windows, in input order (as ``EmbeddingIndex.add`` needs); else None."""
+    """With --ray: the workers' ``sliding_embeddings_many`` with the index's model,
+    windows and audio stream, in input order (as ``EmbeddingIndex.add`` needs); else None."""
     options = ray_settings(run)
     if options is None:
         return None
@@ -150,10 +166,35 @@ def _ray_runner(
         hop=sw.hop,
         encoding=sw.encoding,
         batch_size=run.args.batch_size,
+        audio_stream=index.audio_stream,
         ordered=True,
         **runner_kwargs(run),
     )
     return runner.sliding_embeddings_many
+
+
+def _prune_or_warn(run: Run, index: EmbeddingIndex, *, prune: bool, folders: bool) -> None:
+    gone = index.missing()
+    if prune:
+        drop = gone if folders else index.missing(folder_present=True)
+        if drop:
+            dropped = index.remove(drop)
+            run.echo(f"Pruned {len(drop)} file(s) no longer there ({dropped} window(s)).")
+        kept = sorted(set(gone) - set(drop))
+        if kept:
+            folders_gone = sorted({str(Path(f).parent) for f in kept})
+            run.warn(
+                f"kept {len(kept)} indexed file(s) whose folder is not there "
+                f"({', '.join(folders_gone[:3])}{' …' if len(folders_gone) > 3 else ''}): "
+                "a drive that is not mounted looks like this. Mount it, or pass --prune-all "
+                "to drop them too."
+            )
+    elif gone:
+        run.warn(
+            f"{len(gone)} indexed file(s) are no longer there (e.g. {gone[0]}): their windows "
+            "still come up in searches. Index them again from their new place (a moved "
+            "file is recognised by its content) or pass --prune to drop them."
+        )
 
 
 def run(run: Run) -> int:
@@ -170,6 +211,12 @@ def run(run: Run) -> int:
                 f"{path} exists: its windows are fixed; drop --window/--hop/--encoding."
             )
         index = open_index(run, path, model=args.model)
+        if args.audio_stream is not None and args.audio_stream != (index.audio_stream or 0):
+            raise UsageError(
+                f"{path} holds the vectors of audio stream {index.audio_stream or 0}; drop "
+                f"--audio-stream, or build another index for stream {args.audio_stream}."
+            )
+        args.audio_stream = index.audio_stream  # what the progress bars probe
     else:
         index = _create(run, path)
     many = _ray_runner(run, index)
@@ -191,16 +238,7 @@ def run(run: Run) -> int:
         + (f", {len(report.failed)} failed" if report.failed else "")
         + f"; {report.windows_added} window(s) embedded."
     )
-    gone = index.missing()
-    if gone and args.prune:
-        dropped = index.remove(gone)
-        run.echo(f"Pruned {len(gone)} file(s) no longer there ({dropped} window(s)).")
-    elif gone:
-        run.warn(
-            f"{len(gone)} indexed file(s) are no longer there (e.g. {gone[0]}): their windows "
-            "still come up in searches. Index them again from their new place (a moved "
-            "file is recognised by its content) or pass --prune to drop them."
-        )
+    _prune_or_warn(run, index, prune=args.prune or args.prune_all, folders=args.prune_all)
     run.echo(
         f"The index holds {len(index.files)} file(s), {len(index)} windows of {sw.window:g} s "
         f"every {sw.hop:g} s ({index.embedder_name}, {index.manifest['vector_dtype']})."

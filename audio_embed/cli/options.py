@@ -12,6 +12,8 @@ from typing import TypeAlias
 __all__ = [
     "Formatter",
     "Subparsers",
+    "audio_stream",
+    "audio_stream_options",
     "cache_options",
     "common_options",
     "model_options",
@@ -180,6 +182,29 @@ def window_options(*, model_defaults: bool = False) -> argparse.ArgumentParser:
         default=None if model_defaults else generic.encoding,
         help="encode each window alone, or each stretch once and pool frames per window "
         f"(layered models with frame hooks; default: {generic.encoding})",
+    )
+    return parser
+
+
+def audio_stream(text: str) -> int | str:
+    """An ``--audio-stream`` value: a whole number >= 0, or ``mix`` (argparse ``type``)."""
+    return "mix" if text == "mix" else whole_number(text, 0, alternative="mix")
+
+
+def audio_stream_options(default: str = "the first") -> argparse.ArgumentParser:
+    """--audio-stream N|mix; ``default`` says what applies without it."""
+    parser = argparse.ArgumentParser(add_help=False)
+    g = parser.add_argument_group("input")
+    g.add_argument(
+        "--audio-stream",
+        type=audio_stream,
+        default=None,
+        metavar="N|mix",
+        help="which audio stream of a file with several to decode: its position among the "
+        "file's audio streams, from 0 as ffmpeg's -map 0:a:N (e.g. 1 for an OBS "
+        "recording's second track; a file without it is reported, naming the streams it "
+        "has), or mix: all of them averaged, on the file's clock (the file is read once "
+        f"per stream); default: {default}",
     )
     return parser
 

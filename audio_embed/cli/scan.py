@@ -50,8 +50,9 @@ def add_parser(subparsers: Subparsers) -> argparse.ArgumentParser:
         description=(
             "Scan audio and video files (folders are searched recursively) and write one\n"
             "result file per input into --out, named after the input (rec.wav -> rec.csv,\n"
-            "rec.json, rec.txt for Audacity, rec.selections.txt for Raven; subfolders of a\n"
-            "folder argument are kept), plus detections.csv with every detection.\n"
+            "rec.json, rec.txt for Audacity, rec.selections.txt for Raven, rec.srt or\n"
+            "rec.vtt subtitles for video players and editors; subfolders of a folder\n"
+            "argument are kept), plus detections.csv with every detection.\n"
             "A file that cannot be read is reported on stderr and skipped; the others still\n"
             "finish and the exit code is 1. Ctrl-C stops cleanly (exit code 130): results\n"
             "already written are complete, so --skip-existing resumes."
@@ -60,6 +61,7 @@ def add_parser(subparsers: Subparsers) -> argparse.ArgumentParser:
             "examples:\n"
             f"  {PROG} scan horn.scanner recordings/ --out results/\n"
             f"  {PROG} scan horn.scanner film.mp4 --format audacity --label horn --out results/\n"
+            f"  {PROG} scan horn.scanner film.mp4 --format srt --label horn --out results/\n"
             f"  {PROG} scan --store scanners/ --profile horn --model LOGMEL recordings/ "
             "--out results/\n"
             f"  {PROG} scan horn.scanner archive/ --out results/ --ray --skip-existing"
@@ -74,9 +76,10 @@ def add_parser(subparsers: Subparsers) -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, metavar="DIR", help="folder for the results")
     p.add_argument(
         "--format",
-        choices=("csv", "json", "audacity", "raven"),
+        choices=("csv", "json", "audacity", "raven", "srt", "vtt"),
         default="csv",
-        help="format of the per-file results",
+        help="format of the per-file results (srt/vtt: a subtitle cue 'label score' per "
+        "detection, for video players and editors)",
     )
     p.add_argument(
         "--threshold",
@@ -87,8 +90,8 @@ def add_parser(subparsers: Subparsers) -> argparse.ArgumentParser:
     p.add_argument(
         "--label",
         metavar="TEXT",
-        help="label text in Audacity/Raven output (default: the profile name with --store, "
-        "else 'target')",
+        help="label text in Audacity/Raven/subtitle output (default: the profile name with "
+        "--store, else 'target')",
     )
     p.add_argument(
         "--skip-existing", action="store_true", help="skip inputs whose result file exists"
@@ -169,7 +172,11 @@ def _scanner(run: Run) -> ScansMany:
     if args.store is None and not args.model and not getattr(args, "batch_size", None):
         load = {"allow_mismatch": True} if getattr(args, "allow_mismatch", False) else {}
         return RayScanner.from_scanner(
-            Path(args.scanner), options, load_kwargs=load, **runner_kwargs(run)
+            Path(args.scanner),
+            options,
+            load_kwargs=load,
+            audio_stream=args.audio_stream,
+            **runner_kwargs(run),
         )
     scanner, _name = load_scanner(run, cache=None)
     apply_overrides(scanner, args)

@@ -72,10 +72,10 @@ def add_parser(subparsers: Subparsers) -> argparse.ArgumentParser:
     p.add_argument("--top", type=positive_int, default=100, metavar="N", help="hits to list")
     p.add_argument(
         "--format",
-        choices=("csv", "json", "audacity", "raven"),
+        choices=("csv", "json", "audacity", "raven", "srt", "vtt"),
         default="csv",
-        help="csv/json: one table (stdout, or --out FILE); audacity/raven: one label file "
-        "per recording in --out DIR",
+        help="csv/json: one table (stdout, or --out FILE); audacity/raven/srt/vtt: one "
+        "label or subtitle file per recording in --out DIR",
     )
     p.add_argument("--out", metavar="PATH", help="output file (csv/json) or folder")
     p.add_argument(
@@ -86,7 +86,9 @@ def add_parser(subparsers: Subparsers) -> argparse.ArgumentParser:
     p.add_argument(
         "--exact", action="store_true", help="score every window instead of using the graph"
     )
-    p.add_argument("--label", default="match", metavar="TEXT", help="label in Audacity/Raven")
+    p.add_argument(
+        "--label", default="match", metavar="TEXT", help="label in Audacity/Raven/subtitles"
+    )
     p.add_argument("--model", metavar="M", help="checked against the index's embedder")
     g = p.add_argument_group("suggestions (active learning)")
     g.add_argument("--scanner", metavar="SCANNER", help="a scanner trained on this index's model")
@@ -116,7 +118,7 @@ def run(run: Run) -> int:
         raise UsageError("Give at least one --example FILE:SECONDS (or --scanner S --suggest N).")
     examples = [Example.parse(e) for e in args.example]
     negatives = [Example.parse(e) for e in args.negative]
-    if args.format in ("audacity", "raven") and not args.out:
+    if args.format not in ("csv", "json") and not args.out:
         raise UsageError(f"--format {args.format} writes one file per recording: give --out DIR.")
     index = open_index(run, Path(args.archive), model=args.model)
     hits = index.search(examples, negatives=negatives, top=args.top, exact=args.exact)

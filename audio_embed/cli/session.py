@@ -88,7 +88,7 @@ class Run:
         from audio_embed.audio import probe_audio
 
         try:
-            total = probe_audio(path).duration
+            total = probe_audio(path, getattr(self.args, "audio_stream", None)).duration
         except (AudioEmbedError, OSError):
             total = None
         bar = tqdm(

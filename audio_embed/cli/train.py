@@ -14,6 +14,7 @@ from audio_embed.cli.common import embedder_from_args, make_cache
 from audio_embed.cli.options import (
     Formatter,
     Subparsers,
+    audio_stream_options,
     cache_options,
     common_options,
     model_options,
@@ -44,6 +45,10 @@ def add_parser(subparsers: Subparsers) -> argparse.ArgumentParser:
             window_options(model_defaults=True),
             model_options(),
             cache_options(),
+            audio_stream_options(
+                "the first; with --index, the index's. The scanner keeps it: scan decodes "
+                "the same stream"
+            ),
         ],
         formatter_class=Formatter,
         help="train a scanner from marked moments",
@@ -398,6 +403,13 @@ def print_training(run: Run, scanner: Scanner, root: Path | None = None) -> None
         f"(tolerance {tw.tolerance:g} s, negative margin {tw.neg_margin:g} s), "
         f"normalisation {scanner.normalization}."
     )
+    if scanner.audio_stream is not None:
+        which = (
+            "all audio streams mixed"
+            if scanner.audio_stream == "mix"
+            else (f"audio stream {scanner.audio_stream}")
+        )
+        run.echo(f"Decoded {which} of each file; scans decode the same (--audio-stream).")
     files = s.get("files", [])
     names = [relative_name(str(f["source"]), root) for f in files]
     width = max((len(n) for n in names), default=0)
@@ -485,6 +497,13 @@ def run(run: Run) -> int:
         from audio_embed.cli.index import open_index
 
         index = open_index(run, Path(args.index), model=args.model)
+        if args.audio_stream is not None and args.audio_stream != (index.audio_stream or 0):
+            raise UsageError(
+                f"--audio-stream {args.audio_stream}: the index {args.index} holds the vectors "
+                f"of audio stream {index.audio_stream or 0}; a scanner trained from it "
+                "decodes that one (leave --audio-stream out)."
+            )
+        args.audio_stream = index.audio_stream
         sw = index.windows
         run.echo(f"Using the index's windows: {sw.window:g} s every {sw.hop:g} s, {sw.encoding}.")
         embedder = index.embedder()
@@ -507,6 +526,7 @@ def run(run: Run) -> int:
         batch_size=args.batch_size,
         threshold=args.threshold,
         augmentation=_augmentation(args.augment, args.augment_draws),
+        audio_stream=args.audio_stream,
     )
     if index is not None:
         from audio_embed.review import fit_from_index

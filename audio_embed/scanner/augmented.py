@@ -30,7 +30,7 @@ import attrs
 import numpy as np
 from attrs import frozen
 
-from audio_embed.audio import load_audio, resample
+from audio_embed.audio import AudioStream, load_audio, resample
 from audio_embed.augment import (
     AUTO_AUGMENTATION,
     AUTO_MANY_AUGMENTATION,
@@ -242,10 +242,10 @@ def _name(rec: Recording, i: int) -> str:
     return f"training array {i}" if isinstance(rec.source, np.ndarray) else str(rec.source)
 
 
-def _audio(rec: Recording, sr: int) -> np.ndarray:
+def _audio(rec: Recording, sr: int, audio_stream: AudioStream | None) -> np.ndarray:
     if isinstance(rec.source, np.ndarray):
         return resample(mono_array(rec.source), int(rec.sample_rate or sr), sr)
-    return load_audio(rec.source, sr)
+    return load_audio(rec.source, sr, audio_stream)
 
 
 def augmented_pools(
@@ -269,7 +269,7 @@ def augmented_pools(
     if decision.augmentation is None:
         return (AugmentedPool((), dim, decision),)
     sr = scanner.embedder.sample_rate
-    audio = [_audio(r, sr) for r in recs]
+    audio = [_audio(r, sr, scanner.audio_stream) for r in recs]
     normalised = [scanner._normalise(e.embeddings, e.embeddings) for e, _ in grids]
     given = decision.augmentation
     pools = []

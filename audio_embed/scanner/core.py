@@ -20,7 +20,7 @@ import numpy as np
 from attrs import Factory, define, field, frozen
 from sklearn.base import clone
 
-from audio_embed.audio import load_audio, probe_audio, resample
+from audio_embed.audio import AudioStream, check_audio_stream, load_audio, probe_audio, resample
 from audio_embed.batch import SHORT_FILE_SECONDS, short_file_advice
 from audio_embed.cache import CachedEmbeddings, EmbeddingCache
 from audio_embed.classifier import CalibratedClassifier
@@ -185,7 +185,7 @@ def _check_files_exist(recs: list[Recording]) -> None:
         )
 
 
-def _check_files_readable(recs: list[Recording]) -> None:
+def _check_files_readable(recs: list[Recording], audio_stream: AudioStream | None) -> None:
     """Every training file opens as audio (a header read each), so that all the
     unreadable ones are named at once, before any is embedded: training needs them
     all, and fixing one to meet the next after minutes of embedding is slow."""
@@ -193,7 +193,7 @@ def _check_files_readable(recs: list[Recording]) -> None:
     files = [r.source for r in recs if not isinstance(r.source, np.ndarray)]
     for source in files:
         try:
-            probe_audio(source)
+            probe_audio(source, audio_stream)
         except AudioDecodeError as exc:
             bad.append(exc)
     if len(bad) == 1:
@@ -322,6 +322,16 @@ class Scanner(StreamingEmbeddings):
             the automatic estimator (three draws of three copies, one classifier
             per draw, averaged), else none (wolf benchmark); None: none.
             ``training_summary["augmentation"]`` says whether it ran and why.
+        audio_stream: which audio stream of a file fit, scan and every other
+            decoding use: its position among the file's audio streams, 0-based
+            as ``ffmpeg -map 0:a:N`` (an OBS recording's game track, a film's
+            second language; see :func:`~audio_embed.audio.stream_audio`).
+            None (default): the first, with a warning naming the others when a
+            file has several. Saved with the scanner, so a scanner trained on
+            track 1 scans track 1 after :meth:`load`; set the attribute to scan
+            files whose tracks are laid out otherwise. It is part of the
+            embedding cache key (track 0 and track 1 of a file never share
+            cached embeddings).
     """
 
     embedder: Embedder
@@ -346,6 +356,7 @@ class Scanner(StreamingEmbeddings):
     augmentation: AugmentationSetting = "auto"
     postprocessing_from_spans: bool = True
     postprocessing_from_points: bool = True
+    audio_stream: AudioStream | None = None
     training_summary: dict[str, Any] | None = field(default=None, init=False)
     threshold_: float | None = field(default=None, init=False)
     #: The post-processing fit sized from the marked selections, or from the durations
@@ -374,6 +385,8 @@ class Scanner(StreamingEmbeddings):
             )
         _check_threshold(self.threshold)
         check_augmentation(self.augmentation)
+        if self.audio_stream is not None:
+            self.audio_stream = check_audio_stream(self.audio_stream, "audio_stream of Scanner")
         if not (np.isfinite(self.context) and self.context >= 0):
             raise InvalidInputError(
                 f"The 'context' parameter of Scanner must be >= 0 seconds. Got {self.context!r}."
@@ -491,7 +504,7 @@ class Scanner(StreamingEmbeddings):
             if isinstance(rec.source, np.ndarray):
                 audio = resample(mono_array(rec.source), int(rec.sample_rate or sr), sr)
             else:
-                audio = load_audio(rec.source, sr)
+                audio = load_audio(rec.source, sr, self.audio_stream)
             x[~found] = self.embedder.embed_windows(
                 audio,
                 labelled.starts[~found],
@@ -549,7 +562,7 @@ class Scanner(StreamingEmbeddings):
             raise TrainingDataError("fit() needs at least one recording with markers.")
         _check_complete(recs)
         _check_files_exist(recs)  # say so before any work, not after embedding others
-        _check_files_readable(recs)
+        _check_files_readable(recs, self.audio_stream)
         xs, ys, per_file, grids = [], [], [], []
         # The next file is decoded while the current one is embedded.
         entries = self._embeddings_many(

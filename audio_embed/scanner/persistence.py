@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from audio_embed._io import atomic_writer
+from audio_embed.audio import AudioStream, check_audio_stream
 from audio_embed.augment import MixAugmentation
 from audio_embed.cache import EmbeddingCache
 from audio_embed.classifier import CalibratedClassifier
@@ -43,8 +44,12 @@ log = logging.getLogger(__name__)
 SCANNER_FORMAT = "audio_embed.scanner"
 #: 2: ``embedder.cache_id`` fingerprints the weights. 3: the embedder's
 #: :meth:`~audio_embed.Embedder.config` is stored; load rebuilds the embedder from it
-#: and refuses a mismatch. 1 and 2 are still read.
-SCANNER_FORMAT_VERSION = 3
+#: and refuses a mismatch. 4: the scanner decodes another audio stream than the first
+#: (``audio_stream``); written only then, so that a release before it, which would
+#: decode the first stream, refuses the file instead (other files stay 3). 1 to 3 are
+#: still read.
+SCANNER_FORMAT_VERSION = 4
+_FIRST_STREAM_FORMAT_VERSION = 3
 #: Only these modules may appear in a saved classifier (checked before loading).
 TRUSTED_MODULE_PREFIXES = ("sklearn.", "numpy.", "scipy.", "audio_embed.classifier.")
 MAX_SCANNER_BYTES = 512 * 1024 * 1024
@@ -56,7 +61,9 @@ def metadata(scanner: Scanner) -> dict[str, Any]:
 
     return {
         "format": SCANNER_FORMAT,
-        "format_version": SCANNER_FORMAT_VERSION,
+        "format_version": SCANNER_FORMAT_VERSION
+        if scanner.audio_stream not in (None, 0)
+        else _FIRST_STREAM_FORMAT_VERSION,
         "library_version": __version__,
         "embedder": {
             "name": scanner.embedder.name,
@@ -91,6 +98,8 @@ def metadata(scanner: Scanner) -> dict[str, Any]:
         "seed": scanner.seed,
         "batch_size": scanner.batch_size,
         "augmentation": _augmentation_setting(scanner.augmentation),
+        # the audio stream of a file it decodes (None: the first); files from before have none
+        "audio_stream": scanner.audio_stream,
         "training_summary": scanner.training_summary,
     }
 
@@ -130,6 +139,29 @@ def load(
     meta, payload = _read_scanner_file(p)
     embedder = _saved_embedder(p, meta, embedder, embedder_kwargs or {}, allow_mismatch)
     classifier = _load_classifier(p, payload)
+    try:
+        return _build(cls, p, meta, embedder, classifier, cache)
+    except (KeyError, TypeError, ValueError) as exc:  # InvalidInputError is a ValueError
+        from audio_embed import __version__
+
+        detail = f"{type(exc).__name__}: {exc}" if isinstance(exc, KeyError) else str(exc)
+        raise ScannerFileError(
+            f"{p} holds settings this audio_embed ({__version__}) cannot use ({detail}). "
+            f"It was written by audio_embed {meta.get('library_version', '(unknown)')}: "
+            "if that is newer, upgrade; otherwise the file is damaged, train it again."
+        ) from exc
+
+
+def _build(
+    cls: type[Scanner],
+    p: Path,
+    meta: dict[str, Any],
+    embedder: Embedder,
+    classifier: CalibratedClassifier,
+    cache: EmbeddingCache | None,
+) -> Scanner:
+    """The scanner of a saved file's metadata (KeyError, TypeError or ValueError when
+    the settings are missing, of another type, or unknown to this version)."""
     sw, tw = meta["scan_windows"], meta["train_windows"]
     used = meta.get("postprocessing", {"valley": 0.0})
     setting = meta.get("postprocessing_setting", used)
@@ -148,6 +180,7 @@ def load(
         augmentation=_saved_augmentation(p, meta.get("augmentation")),
         postprocessing_from_spans=bool(meta.get("postprocessing_from_spans", True)),
         postprocessing_from_points=bool(meta.get("postprocessing_from_points", False)),
+        audio_stream=_saved_audio_stream(p, meta.get("audio_stream")),
     )
     scanner.threshold_ = float(meta["threshold"])
     if used != setting:
@@ -173,6 +206,17 @@ def _saved_augmentation(p: Path, saved: Any) -> AugmentationSetting:
         return MixAugmentation(**saved)
     except (TypeError, InvalidInputError) as exc:
         raise ScannerFileError(f"{p}: its 'augmentation' setting is invalid: {exc}") from exc
+
+
+def _saved_audio_stream(p: Path, saved: Any) -> AudioStream | None:
+    """The saved ``audio_stream`` (absent from files saved before it existed: None,
+    the first stream, which is what they decoded)."""
+    if saved is None:
+        return None
+    try:
+        return check_audio_stream(saved)
+    except InvalidInputError as exc:
+        raise ScannerFileError(f"{p}: its 'audio_stream' setting is invalid: {exc}") from exc
 
 
 def _saved_embedder(
@@ -268,11 +312,15 @@ def _read_scanner_file(p: Path) -> tuple[dict[str, Any], bytes]:
         ) from exc
     if not isinstance(meta, dict) or meta.get("format") != SCANNER_FORMAT:
         raise ScannerFileError(f"{p} is not an audio_embed scanner file.")
-    if int(meta.get("format_version", -1)) > SCANNER_FORMAT_VERSION:
+    version = meta.get("format_version", -1)
+    if not isinstance(version, int):
+        raise ScannerFileError(f"{p}: its format_version {version!r} is not a number; damaged.")
+    if version > SCANNER_FORMAT_VERSION:
         raise ScannerFileError(
             f"{p} was written by a newer audio_embed ({meta.get('library_version')}); upgrade."
         )
-    for key in ("embedder", "feature_dim", "scan_windows", "train_windows", "normalization"):
+    required = ("embedder", "feature_dim", "scan_windows", "train_windows", "normalization")
+    for key in (*required, "threshold"):
         if key not in meta:
             raise ScannerFileError(f"{p} lacks the {key!r} field; the file is damaged.")
     return meta, payload

@@ -13,7 +13,7 @@ from collections.abc import Iterable, Iterator
 
 import numpy as np
 
-from audio_embed.audio import resample, stream_audio
+from audio_embed.audio import AudioStream, resample, stream_audio
 from audio_embed.cache import CachedEmbeddings, EmbeddingCache
 from audio_embed.embedders.base import Embedder, as_waveform_batch
 from audio_embed.errors import AudioDecodeError, AudioEmbedError, InvalidInputError
@@ -59,6 +59,7 @@ class StreamingEmbeddings:
     scan_windows: SlidingWindows
     cache: EmbeddingCache | None
     batch_size: int | None
+    audio_stream: AudioStream | None
 
     def _settings(self) -> dict[str, object]:
         settings: dict[str, object] = {
@@ -86,7 +87,7 @@ class StreamingEmbeddings:
             audio = resample(mono_array(source), int(sample_rate), sr)
             step = round(BLOCK_SECONDS * sr)
             return iter([audio[i : i + step] for i in range(0, max(len(audio), 1), step)])
-        return stream_audio(source, sr, BLOCK_SECONDS)
+        return stream_audio(source, sr, BLOCK_SECONDS, self.audio_stream)
 
     def _decode_all(
         self, jobs: list[tuple[int, Source, int | None]]
@@ -102,11 +103,12 @@ class StreamingEmbeddings:
             yield i, None
 
     def cache_key(self, source: Source) -> str | None:
-        """The embedding-cache entry name of ``source`` for this scanner's embedder and
-        windows; None without a cache, for arrays, or when the file is gone."""
+        """The embedding-cache entry name of ``source`` for this scanner's embedder,
+        windows and audio stream; None without a cache, for arrays, or when the file
+        is gone."""
         if self.cache is None or isinstance(source, np.ndarray):
             return None
-        return self.cache.key(source, self._settings())
+        return self.cache.key(source, self._settings(), audio_stream=self.audio_stream or 0)
 
     def _cache_key(self, source: Source) -> str | None:
         return self.cache_key(source)
@@ -159,8 +161,11 @@ class StreamingEmbeddings:
                 except (AudioDecodeError, InvalidInputError) as exc:
                     yield i, exc
                     continue
+                # Keyed when the batch began: a file that changed since (its key now
+                # differs) was decoded as it is now, not as the key says; not cached.
                 if self.cache is not None and keys[i] is not None:
-                    self.cache.put(keys[i], entry)
+                    if self._cache_key(source) == keys[i]:
+                        self.cache.put(keys[i], entry)
                 yield i, entry
         finally:
             close = getattr(items, "close", None)
