@@ -529,6 +529,14 @@ def test_ray_decodes_at_the_models_rate_or_refuses(
         zf.writestr("classifier.skops", payload)
     assert dist.RayScanner.from_scanner(tmp_path / "s32.scanner").job["sample_rate"] == 32000
     assert dist.RayScanner.from_scanner(saved).job["sample_rate"] == 16000
+    # the scanner's normalisation, by which scan_to_folder warns about short clips
+    assert dist.RayScanner.from_scanner(saved).normalization == scanner.normalization
+    assert dist.RayScanner.from_scanner(scanner).normalization == scanner.normalization
+    meta["normalization"] = "none"
+    with zipfile.ZipFile(tmp_path / "none.scanner", "w") as zf:
+        zf.writestr("scanner.json", json.dumps(meta))
+        zf.writestr("classifier.skops", payload)
+    assert dist.RayScanner.from_scanner(tmp_path / "none.scanner").normalization == "none"
     job = {**runner.job, "task": "embed", "threads": 1, "embedder_kwargs": {}}
     job["sample_rate"] = 16000  # e.g. a runner built where the plugin was not loaded
     with pytest.raises(AudioEmbedError, match="decoded at 16000 Hz, but LOGMEL32 takes 32000"):
