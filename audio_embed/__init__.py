@@ -1,4 +1,23 @@
-"""audio_embed: find a target sound in long recordings from a few marked moments."""
+"""audio_embed: find a target sound in long recordings from a few marked moments.
+
+Mark a few moments of the sound (a ``file,time,kind`` CSV, Audacity labels or
+Raven selections), train a scanner and scan other files::
+
+    from audio_embed import Recording, Scanner, read_markers
+
+    scanner = Scanner.from_name("LOGMEL")  # weight-free; list_embedders() for the others
+    markers = read_markers("markers.csv")  # file,time,kind (positive|soft|negative)
+    scanner.fit([Recording(path, m) for path, m in markers.items()])
+    result = scanner.scan("long_video.mp4")  # any audio or video file FFmpeg reads
+    for d in result.detections():  # at the threshold fit chose (scanner.threshold_)
+        print(d.start, d.end, d.score)
+    scanner.save("horn.scanner")  # Scanner.load("horn.scanner") later
+
+Then ``audio_embed.plot.plot_result("a.png", result)`` draws the scores, and
+``audio_embed.batch.scan_to_folder`` scans folders into result files. The same
+from a shell: ``audio-embed demo``, ``audio-embed train``, ``audio-embed scan``
+(``audio-embed --help``). The README has the rest.
+"""
 
 from __future__ import annotations
 

@@ -7,9 +7,12 @@ from pathlib import Path
 
 __all__ = ["AUDIO_EXTENSIONS", "MEDIA_EXTENSIONS", "VIDEO_EXTENSIONS", "is_media_file"]
 
+# production sound and field recorders write Broadcast Wave (.bwf) and, past 4 GB, RF64 /
+# Sony Wave64: a folder scan skipped them without a word, as .au, .aifc, .m4b, .ape, .tta
 AUDIO_EXTENSIONS = frozenset(
     {".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".m4a", ".aac", ".wma", ".aif", ".aiff",
-     ".mka", ".caf", ".amr", ".ac3", ".wv", ".mp2"}
+     ".mka", ".caf", ".amr", ".ac3", ".wv", ".mp2", ".bwf", ".rf64", ".w64", ".au", ".snd",
+     ".aifc", ".m4b", ".ape", ".tta", ".spx"}
 )  # fmt: skip
 # camcorders write .mts/.m2ts (AVCHD), phones .3gp, broadcast .mxf: a folder scan skipped them
 VIDEO_EXTENSIONS = frozenset(

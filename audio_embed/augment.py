@@ -137,6 +137,8 @@ class MixAugmentation:
         sources: Sequence[tuple[np.ndarray, Sequence[float]]],
         backgrounds: Sequence[tuple[np.ndarray, Sequence[float]]],
         sample_rate: int = 16000,
+        *,
+        names: Sequence[str] | None = None,
     ) -> list[MixedSound]:
         """Mix every marked sound of ``sources`` into every recording of ``backgrounds``.
 
@@ -144,7 +146,9 @@ class MixAugmentation:
         ``backgrounds``: (audio, every marker time, which new places keep away
         from) per recording; both mono at ``sample_rate``. A copy for which
         no place is found (a recording too short or too densely marked) is
-        skipped with a warning. The same inputs and seed give the same result.
+        skipped with a warning naming the recording (``names[j]`` for
+        ``backgrounds[j]``, else its number). The same inputs and seed give the
+        same result.
         """
         if sample_rate <= 0:
             raise InvalidInputError(f"sample_rate must be > 0. Got {sample_rate!r} instead.")
@@ -167,8 +171,11 @@ class MixAugmentation:
         tried = self.copies * sum(len(m) for _, m in sources)
         for j, n in enumerate(skipped):  # one warning per recording, not one per copy
             if n:
-                log.warning("No place %.1f s from every marker in recording %d: %d of %d "
-                            "copies skipped.", self.min_distance, j, n, tried)  # fmt: skip
+                name = names[j] if names is not None else f"recording {j}"
+                seconds = len(backgrounds[j][0]) / sample_rate
+                log.warning("No place %.1f s from every marker in %s (%.1f s long): %d of %d "
+                            "copies skipped.", self.min_distance, name, seconds, n,
+                            tried)  # fmt: skip
         return out
 
     def _cut(self, audio: np.ndarray, t: float, sr: int) -> np.ndarray:

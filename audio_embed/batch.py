@@ -42,6 +42,8 @@ if TYPE_CHECKING:
 __all__ = [
     "COMBINED_CSV",
     "FLAGGED_WARNING_SHARE",
+    "SCAN_STAMP",
+    "SHORT_FILE_SECONDS",
     "BatchCancelled",
     "BatchReport",
     "BatchSettings",
@@ -53,6 +55,7 @@ __all__ = [
     "refuse_beside_recordings",
     "run_many",
     "scan_to_folder",
+    "short_file_advice",
 ]
 
 log = logging.getLogger(__name__)
@@ -61,6 +64,29 @@ log = logging.getLogger(__name__)
 #: warning; ``scan`` prints it): a threshold chosen from two or three markers can come
 #: out so low that a third of the audio or more is flagged (README, horn benchmark).
 FLAGGED_WARNING_SHARE = 0.25
+#: A scanner that normalises each recording by its own windows (the default) takes
+#: the statistics of a file shorter than this from little more than the target sound,
+#: and often misses it (README, "Errors and limits": demo horns centred in clips of
+#: 1.5-3 s found in 1 of 6, from 10 s in all): scans of such files are reported.
+SHORT_FILE_SECONDS = 10.0
+
+
+def short_file_advice(n_short: int, n_files: int, example: str, seconds: float) -> str:
+    """The warning for scans of files shorter than :data:`SHORT_FILE_SECONDS`."""
+    which = (
+        f"{n_short} of the {n_files} file(s) scanned are shorter than {SHORT_FILE_SECONDS:g} s "
+        f"(e.g. {example}, {seconds:.1f} s)"
+        if n_files > 1
+        else f"{example} is {seconds:.1f} s long, shorter than {SHORT_FILE_SECONDS:g} s"
+    )
+    return (
+        f"{which}: the "
+        "scanner normalises each recording by its own windows, and in a file that short the "
+        "target sound dominates them and is often missed. For short clips train with "
+        "normalization='none' (--normalization none) and scan clips of a loudness like the "
+        "training recordings', or join the clips into one file."
+    )
+
 
 T = TypeVar("T")
 
@@ -84,6 +110,9 @@ class ScansMany(Protocol):
 
 #: The file in the output folder that holds every detection of a batch.
 COMBINED_CSV = "detections.csv"
+#: The file in the output folder that records the threshold each result was written
+#: at, so that ``skip_existing`` can say when it keeps results of another threshold.
+SCAN_STAMP = ".audio-embed-scan.json"
 
 
 @attrs.frozen
@@ -389,7 +418,7 @@ def scan_to_folder(
     inputs, missing = collect_inputs(items)
     for item, reason in missing:
         tell(FileOutcome("missing", item, reason=reason))
-    targets = output_paths(inputs, out, FORMAT_SUFFIXES[fmt], reserved=(COMBINED_CSV,))
+    targets = output_paths(inputs, out, FORMAT_SUFFIXES[fmt], reserved=(COMBINED_CSV, SCAN_STAMP))
     refuse_beside_recordings(inputs, targets, fmt)
     _refuse_other_recordings(inputs, targets, fmt)
     _refuse_foreign_combined(out / COMBINED_CSV)
@@ -398,7 +427,14 @@ def scan_to_folder(
     # if it stops early (cancelled) or writes none (every file failed): it goes now and
     # is written anew when the batch finishes.
     (out / COMBINED_CSV).unlink(missing_ok=True)
+    stamp = _read_stamp(out)
+    if settings.skip_existing:
+        _warn_other_thresholds(out, stamp, [o for o in outcomes if o.kind == "skipped"], threshold)
     runner = scanner.scan_many if many is None else many
+    before = dict(stamp)
+    # a runner that does not say (Ray's) is taken to normalise, as scanners do by default
+    normalises = getattr(scanner, "normalization", "recording") != "none"
+    short: list[tuple[str, float]] = []
     try:
         with contextlib.closing(run_many(runner, todo, progress=progress, cancel=cancel)) as runs:
             for inp, result in runs:
@@ -408,6 +444,7 @@ def scan_to_folder(
                     continue
                 dets = result.detections(threshold)
                 write_detections(targets[inp.path], dets, fmt, file=str(inp.path), label=label)
+                stamp[_stamp_key(out, targets[inp.path])] = threshold
                 share = flagged_share(dets, result.duration)
                 if share > FLAGGED_WARNING_SHARE:
                     log.warning(
@@ -419,6 +456,8 @@ def scan_to_folder(
                         100 * share,
                         threshold,
                     )
+                if result.duration < SHORT_FILE_SECONDS and normalises:
+                    short.append((str(inp.path), result.duration))
                 done = FileOutcome(
                     "done",
                     str(inp.path),
@@ -432,7 +471,68 @@ def scan_to_folder(
             cancel.check()
     except Cancelled as exc:
         raise BatchCancelled(_report(inputs, outcomes, threshold, None)) from exc
+    finally:
+        if stamp != before:  # also when stopped: the resume reads it
+            _write_stamp(out, stamp)
+    if short:  # once per batch, not once per clip of a sound-effects library
+        n_done = sum(o.kind == "done" for o in outcomes)
+        log.warning("%s", short_file_advice(len(short), n_done, *short[0]))
     return _report(inputs, outcomes, threshold, _write_combined(out, inputs, outcomes, label))
+
+
+def _stamp_key(out: Path, target: Path) -> str:
+    return target.relative_to(out).as_posix()
+
+
+def _read_stamp(out: Path) -> dict[str, float]:
+    """The thresholds :data:`SCAN_STAMP` records, by result file (empty when there
+    is none or it cannot be read: a folder from before the stamp)."""
+    import json
+
+    try:
+        data = json.loads((out / SCAN_STAMP).read_text(encoding="utf-8"))
+        return {str(k): float(v) for k, v in data["thresholds"].items()}
+    except (OSError, ValueError, TypeError, KeyError, AttributeError):
+        return {}
+
+
+def _write_stamp(out: Path, stamp: dict[str, float]) -> None:
+    import json
+
+    from audio_embed.formats import atomic_write_text
+
+    text = json.dumps({"thresholds": dict(sorted(stamp.items()))}, indent=1) + "\n"
+    try:
+        atomic_write_text(out / SCAN_STAMP, text)
+    except OSError as exc:  # the results are written; only the next resume's check is lost
+        log.warning("Could not write %s: %s", out / SCAN_STAMP, exc)
+
+
+def _warn_other_thresholds(
+    out: Path, stamp: dict[str, float], kept: Sequence[FileOutcome], threshold: float
+) -> None:
+    """A warning when ``skip_existing`` keeps results written at another threshold
+    (another scanner, or another ``--threshold``): the batch would mix them."""
+    other = {}
+    for o in kept:
+        was = stamp.get(_stamp_key(out, o.output)) if o.output is not None else None
+        if was is not None and abs(was - threshold) > 1e-9:
+            other[o.output] = was
+    if not other:
+        return
+    first, was = next(iter(other.items()))
+    values = ", ".join(f"{t:g}" for t in sorted(set(other.values())))
+    log.warning(
+        "%d of the %d result(s) kept (skip_existing) were written at threshold %s, this "
+        "scan uses %g (another scanner or --threshold), e.g. %s: %s mixes them. Scan "
+        "again without skip_existing (--skip-existing) to redo them all at one threshold.",
+        len(other),
+        len(kept),
+        values,
+        threshold,
+        first,
+        COMBINED_CSV,
+    )
 
 
 def _report(

@@ -26,6 +26,8 @@ log = logging.getLogger(__name__)
 
 #: Below this many samples in the smaller class, calibration is skipped.
 MIN_CALIBRATION_SAMPLES = 6
+#: Rows :meth:`CalibratedClassifier.score_windows` scores at once (memory, not results).
+SCORE_ROWS = 4096
 #: With ``estimator=None``: the prototype scorer below this many positive
 #: windows (1-2 markers at the default 1 s / 0.1 s windows), extremely
 #: randomised trees up to :data:`MIN_BOOSTING_POSITIVES`, gradient boosting
@@ -377,6 +379,16 @@ class CalibratedClassifier(ClassifierMixin, BaseEstimator):  # type: ignore[misc
         return out
 
     def score_windows(self, X: Any) -> np.ndarray:
-        """Probability of the positive class (``classes_[1]``) for each row."""
-        proba: np.ndarray = self.predict_proba(X)[:, 1]
-        return proba
+        """Probability of the positive class (``classes_[1]``) for each row.
+
+        Scored :data:`SCORE_ROWS` rows at a time: the estimators work on a float64
+        copy of what they score, which for every window of a long recording is the
+        largest thing a scan holds (rows are scored independently: the same values)."""
+        if not hasattr(X, "shape"):
+            X = np.asarray(X)
+        if len(X) <= SCORE_ROWS:
+            proba: np.ndarray = self.predict_proba(X)[:, 1]
+            return proba
+        return np.concatenate(
+            [self.predict_proba(X[i : i + SCORE_ROWS])[:, 1] for i in range(0, len(X), SCORE_ROWS)]
+        )

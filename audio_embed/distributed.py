@@ -154,12 +154,14 @@ class RayScanner:
             sample_rate = int(scanner.embedder.sample_rate)
             threshold = scanner.scan_threshold
             own = scanner.audio_stream
+            normalization: str = scanner.normalization
         else:
             path = Path(os.fspath(scanner))
             # A missing or damaged file fails here, not on Ray.
             meta = Scanner.read_metadata(path)
             threshold = float(meta["threshold"])
             own = meta.get("audio_stream")
+            normalization = str(meta.get("normalization", "recording"))
             # decoded at the model's rate (a plugin's may not be 16 kHz); files from
             # before the embedder's config was saved: the built-ins' rate
             config = meta["embedder"].get("config") or {}
@@ -172,6 +174,7 @@ class RayScanner:
             "sample_rate": sample_rate,
             "threshold": threshold,
             "audio_stream": own,
+            "normalization": normalization,
         }
         return cls(job, options, ordered=ordered, progress_bar=progress_bar)
 
@@ -213,6 +216,12 @@ class RayScanner:
             "sample_rate": sample_rate,
         }
         return cls(job, options, ordered=ordered, progress_bar=progress_bar)
+
+    @property
+    def normalization(self) -> str:
+        """The scanner's :attr:`Scanner.normalization` (``"recording"`` for a runner that
+        only embeds): :func:`audio_embed.batch.scan_to_folder` warns about short clips by it."""
+        return str(self.job.get("normalization") or "recording")
 
     @property
     def scan_threshold(self) -> float:

@@ -73,7 +73,13 @@ def read_labels(path: str | os.PathLike[str]) -> list[LabelledEvent]:
     """Read a labels CSV with columns ``file,onset,offset,label`` (and optionally ``split``):
     comma-, ``;``- (decimal commas) or tab-separated, as
     :func:`~audio_embed.formats.read_markers` reads them."""
-    from audio_embed.formats import csv_extra_fields, csv_number, csv_separator, read_text_file
+    from audio_embed.formats import (
+        clock_seconds,
+        csv_extra_fields,
+        csv_number,
+        csv_separator,
+        read_text_file,
+    )
 
     p = Path(path)
     try:
@@ -98,8 +104,8 @@ def read_labels(path: str | os.PathLike[str]) -> list[LabelledEvent]:
         if not (row.get("file") or "").strip():  # else the labels' own folder is "scanned"
             raise MarkerError(f"{p}, line {n}: the file column is empty.")
         try:
-            onset = float(csv_number(row["onset"], sep))
-            offset = float(csv_number(row["offset"], sep))
+            onset = clock_seconds(csv_number(row["onset"], sep))
+            offset = clock_seconds(csv_number(row["offset"], sep))
             if not (math.isfinite(onset) and math.isfinite(offset)) or offset < onset:
                 raise ValueError("onset/offset must be finite with offset >= onset")
             if onset < 0:  # as marker times: before the recording, never found

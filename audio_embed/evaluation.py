@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 from attrs import frozen
 
 from audio_embed.errors import InvalidInputError
+from audio_embed.formats import listed_file
 
 if TYPE_CHECKING:
     from audio_embed.evaluate import Evaluation, LabelledEvent
@@ -82,7 +83,7 @@ def read_labelled_set(
     every: dict[str, list[LabelledEvent]] = defaultdict(list)
     spelled: dict[Path, str] = {}  # one recording named two ways: its first spelling
     for r in rows:
-        file = Path(r.file) if Path(r.file).is_absolute() else root / r.file
+        file = listed_file(r.file, root)
         key = spelled.setdefault(file.resolve(), str(file))
         files.setdefault(key, Path(key))
         every[key].append(r)

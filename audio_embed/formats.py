@@ -42,6 +42,7 @@ __all__ = [
     "MarkerFormat",
     "OutputFormat",
     "atomic_write_text",
+    "clock_seconds",
     "format_detections",
     "guess_marker_format",
     "merge_markers",
@@ -96,14 +97,64 @@ def _kind(value: str, where: str) -> str:
     return kind
 
 
+def clock_seconds(value: str) -> float:
+    """Seconds from ``12.5``, or a clock time as players and video editors show it:
+    ``M:SS.s`` (``1:23.5`` = 83.5) or ``H:MM:SS.s`` (``1:02:03`` = 3723).
+
+    Raises:
+        ValueError: anything else, among them ``HH:MM:SS:FF`` timecodes (their frames
+            need the frame rate).
+    """
+    parts = value.strip().split(":")
+    if len(parts) == 1:
+        return float(value)
+    if len(parts) > 3:
+        raise ValueError(
+            f"{value!r} looks like a timecode with frames (HH:MM:SS:FF), which needs the "
+            "frame rate: give seconds (83.5) or H:MM:SS.sss (0:01:23.5)"
+        )
+    *whole, sec = parts
+    bad = ValueError(f"{value!r} is not a clock time (M:SS.s or H:MM:SS.s)")
+    try:
+        seconds = float(sec)
+        units = [int(p) for p in whole]
+    except ValueError:
+        raise bad from None
+    if not 0 <= seconds < 60 or any(u < 0 for u in units) or (len(units) == 2 and units[1] >= 60):
+        raise bad
+    for i, u in enumerate(reversed(units)):
+        seconds += u * 60 ** (i + 1)
+    return seconds
+
+
 def _time(value: str, where: str) -> float:
     try:
-        t = float(value)
-    except (TypeError, ValueError):
+        t = clock_seconds(value)
+    except ValueError as exc:
+        if "frames" in str(exc):
+            raise MarkerError(f"{where}: {exc}.") from None
+        raise MarkerError(
+            f"{where}: {value!r} is not a time in seconds (or M:SS.s, H:MM:SS.s)."
+        ) from None
+    except TypeError:
         raise MarkerError(f"{where}: {value!r} is not a time in seconds.") from None
     if not math.isfinite(t) or t < 0:
         raise MarkerError(f"{where}: marker time must be a finite number >= 0. Got {value!r}.")
     return t
+
+
+def listed_file(name: str, root: Path) -> Path:
+    """The file a markers or labels CSV names: relative names against ``root``. A
+    name written on Windows (``train\\rec.wav``) that does not exist here, where
+    ``\\`` is not a separator, is read with ``/`` when that file exists."""
+    p = Path(name)
+    full = p if p.is_absolute() else root / p
+    if os.sep == "/" and "\\" in name and not full.exists():
+        alt = Path(name.replace("\\", "/"))
+        alt_full = alt if alt.is_absolute() else root / alt
+        if alt_full.exists():
+            return alt_full
+    return full
 
 
 def csv_separator(text: str) -> str:
@@ -258,7 +309,7 @@ def read_review_markers(
         if "kind" in fields and not row.get("kind"):
             skipped += 1
             continue
-        file = str((root / row["file"]) if not Path(row["file"]).is_absolute() else row["file"])
+        file = str(listed_file(row["file"], root))
         time = _time(csv_number(row["time"], sep), where)
         rows.append((file, time, _kind(row.get("kind") or "positive", where)))
     return _collect(rows), skipped
@@ -391,9 +442,15 @@ def format_detections(
         for d in detections:
             w.writerow([file, f"{d.start:.3f}", f"{d.end:.3f}", f"{d.peak:.3f}", f"{d.score:.4f}"])
         return buf.getvalue()
-    if fmt == "json":
+    if fmt == "json":  # microseconds, as Audacity and Raven get (not 3.4499999999999997)
         items = [
-            {"file": file, "start": d.start, "end": d.end, "peak": d.peak, "score": d.score}
+            {
+                "file": file,
+                "start": round(d.start, 6),
+                "end": round(d.end, 6),
+                "peak": round(d.peak, 6) if math.isfinite(d.peak) else None,  # JSON has no NaN
+                "score": round(d.score, 6),
+            }
             for d in detections
         ]
         return json.dumps(items, indent=2) + "\n"
@@ -508,9 +565,8 @@ def _parse_detections(text: str, fmt: OutputFormat) -> list[Detection]:
         if not isinstance(items, list):  # e.g. a recorder's or a person's {} beside it
             raise ValueError(f"a JSON {type(items).__name__}, not a list of detections")
         for d in items:
-            rows.append(
-                Detection(float(d["start"]), float(d["end"]), float(d["score"]), float(d["peak"]))
-            )
+            peak = math.nan if d["peak"] is None else float(d["peak"])
+            rows.append(Detection(float(d["start"]), float(d["end"]), float(d["score"]), peak))
     elif fmt == "audacity":
         labels = set()
         for n, line in enumerate(text.splitlines(), start=1):

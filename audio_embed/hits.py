@@ -29,7 +29,21 @@ class Example:
 
     @classmethod
     def parse(cls, text: str) -> Example:
-        """``"rec.wav:12.5"`` → ``Example("rec.wav", 12.5)`` (the last colon splits)."""
+        """``"rec.wav:12.5"`` → ``Example("rec.wav", 12.5)`` (the last colon splits);
+        a clock time as a player shows it, ``film.mp4:1:23.5`` or ``film.mp4:0:01:23.5``,
+        when the file before it exists."""
+        import os
+
+        from audio_embed.formats import clock_seconds
+
+        for k in (3, 2):  # H:MM:SS.s, M:SS.s: only where the name before them is a file
+            parts = text.split(":")
+            if len(parts) > k and os.path.isfile(":".join(parts[:-k])):
+                try:
+                    clock = clock_seconds(":".join(parts[-k:]))
+                except ValueError:
+                    continue
+                return cls(":".join(parts[:-k]), clock)
         path, sep, t = text.rpartition(":")
         try:
             value = float(t)
@@ -37,7 +51,8 @@ class Example:
             value = math.nan
         if not sep or not path or not math.isfinite(value) or value < 0:
             raise InvalidInputError(
-                f"An example is FILE:SECONDS, e.g. rec.wav:12.5. Got {text!r} instead."
+                f"An example is FILE:SECONDS, e.g. rec.wav:12.5 (or rec.wav:1:23.5). Got {text!r} "
+                "instead."
             )
         return cls(path, value)
 

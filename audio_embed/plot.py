@@ -25,19 +25,26 @@ __all__ = ["plot_result", "plot_results"]
 def plot_result(
     path: str | os.PathLike[str],
     result: ScanResult,
-    detections: Sequence[Detection],
-    events: Sequence[LabelledEvent],
+    detections: Sequence[Detection] | None = None,
+    events: Sequence[LabelledEvent] = (),
     *,
-    target: str,
-    threshold: float,
-    title: str,
+    target: str = "target",
+    threshold: float | None = None,
+    title: str | None = None,
 ) -> Path:
     """A PNG of the score over time with the labelled events (``target`` in green,
-    other labels in grey) and the detections (red), written atomically to ``path``."""
+    other labels in grey) and the detections (red), written atomically to ``path``.
+
+    Only ``path`` and ``result`` are needed (``plot_result("a.png", scanner.scan("a.wav"))``):
+    ``threshold`` defaults to the result's, ``detections`` to its detections at that
+    threshold, ``events`` to none and ``title`` to the result's source."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
     from matplotlib.patches import Patch
 
+    threshold = result.threshold if threshold is None else threshold
+    detections = result.detections(threshold) if detections is None else detections
+    title = result.source if title is None else title
     fig = Figure(figsize=(12, 3.6), dpi=100)
     FigureCanvasAgg(fig)
     ax = fig.add_subplot()
@@ -55,11 +62,12 @@ def plot_result(
     ax.set_ylabel("P(target)")
     ax.set_title(title, fontsize=9)
     handles, _ = ax.get_legend_handles_labels()
-    handles += [
-        Patch(color="tab:green", alpha=0.35, label=f"labelled {target!r}"),
-        Patch(color="0.6", alpha=0.2, label="other labels"),
-        Patch(color="tab:red", alpha=0.8, label="detections"),
-    ]
+    if events:  # no labelled events (one scan in a notebook): no legend for them
+        handles += [
+            Patch(color="tab:green", alpha=0.35, label=f"labelled {target!r}"),
+            Patch(color="0.6", alpha=0.2, label="other labels"),
+        ]
+    handles.append(Patch(color="tab:red", alpha=0.8, label="detections"))
     ax.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, -0.22), fontsize=7, ncol=5)
     fig.tight_layout()
     with atomic_writer(path) as fh:

@@ -24,13 +24,15 @@ class Detection:
     """A time region where the target sound scored at or above the threshold.
 
     ``start``/``end`` in seconds from the start of the file, ``score`` the
-    highest window probability inside, ``peak`` the centre of that window.
+    highest window probability inside, ``peak`` the centre of that window
+    (NaN when unknown: read back from Audacity or Raven). Plain floats (numpy
+    scalars are converted: ``start=55.15``, not ``start=np.float64(55.15)``).
     """
 
-    start: float
-    end: float
-    score: float
-    peak: float
+    start: float = field(converter=float)
+    end: float = field(converter=float)
+    score: float = field(converter=float)
+    peak: float = field(converter=float)
 
 
 def _positive_or_none(name: str) -> Any:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import math
+import numbers
 from collections.abc import Iterable
 from typing import Literal
 
@@ -46,9 +47,18 @@ def _check_positive(owner: str, name: str, value: float) -> float:
     return value
 
 
-def _times(values: Iterable[float]) -> tuple[float, ...]:
+def _times(values: Iterable[float] | float) -> tuple[float, ...]:
+    if isinstance(values, (str, bytes)):  # "12" read as 1 and 2 seconds, silently
+        raise MarkerError(
+            f"Marker times are numbers of seconds, e.g. Markers(positive=[12.5]). "
+            f"Got the text {values!r}."
+        )
+    if isinstance(values, numbers.Real) or (
+        isinstance(values, np.ndarray) and values.ndim == 0
+    ):  # Markers(positive=12.5): one marker, not "'float' object is not iterable"
+        values = [float(values)]
     out = set()
-    for v in values:
+    for v in values:  # type: ignore[union-attr]
         t = float(v)
         if not math.isfinite(t):
             raise MarkerError(f"Marker times must be finite numbers of seconds. Got {v!r}.")
@@ -59,8 +69,17 @@ def _times(values: Iterable[float]) -> tuple[float, ...]:
 
 
 def _spans(values: Iterable[tuple[float, float]]) -> tuple[tuple[float, float], ...]:
+    items: list[object] = list(values)
+    if len(items) == 2 and all(isinstance(v, numbers.Real) for v in items):
+        items = [tuple(items)]  # Markers(spans=(3, 5)): one span, not two bare numbers
     out = set()
-    for pair in values:
+    for item in items:
+        pair = tuple(item) if isinstance(item, Iterable) and not isinstance(item, str) else ()
+        if len(pair) != 2:
+            raise MarkerError(
+                f"Marked spans are (start, end) pairs of seconds, e.g. "
+                f"Markers(spans=[(3.0, 5.5)]). Got {item!r} among them."
+            )
         a, b = (float(v) for v in pair)
         if not (math.isfinite(a) and math.isfinite(b)) or a < 0 or b < a:
             raise MarkerError(

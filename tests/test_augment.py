@@ -100,7 +100,13 @@ def test_no_place_skips_the_copy(caplog: pytest.LogCaptureFixture) -> None:
     three = MixAugmentation(copies=3).mix([(_source(), [2.0, 5.0])], [(short, [])], SR)
     assert three == []
     said = [r.getMessage() for r in caplog.records]
-    assert said == ["No place 8.0 s from every marker in recording 0: 6 of 6 copies skipped."]
+    assert said == [
+        "No place 8.0 s from every marker in recording 0 (8.0 s long): 6 of 6 copies skipped."
+    ]
+    # training names the file ("recording 0" was the first training file, unnamed)
+    caplog.clear()
+    MixAugmentation().mix([(_source(), [5.0])], [(short, [])], SR, names=["take [1].wav"])
+    assert "in take [1].wav (8.0 s long): 1 of 1" in caplog.text
 
 
 @pytest.mark.parametrize(

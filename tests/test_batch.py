@@ -13,6 +13,7 @@ import pytest
 
 from audio_embed.batch import (
     COMBINED_CSV,
+    SCAN_STAMP,
     BatchCancelled,
     BatchSettings,
     FileOutcome,
@@ -106,6 +107,18 @@ def test_a_folder_of_camcorder_and_phone_files_is_scanned(tmp_path: Path) -> Non
     files = _touch(*(tmp_path / "cam" / n for n in names))  # were skipped without a word
     found, missing = collect_inputs([str(tmp_path / "cam")])
     assert [i.path for i in found] == list(files) and not missing
+
+
+def test_a_folder_of_production_sound_and_field_recorder_files_is_scanned(
+    tmp_path: Path,
+) -> None:
+    """Broadcast Wave (.bwf, what production sound recorders write), RF64 and Wave64
+    (WAV past 4 GB), .au, .aifc, .m4b: FFmpeg reads them all, but a folder scan
+    skipped them without a word ("no audio or video files in this folder")."""
+    names = ["sc1_t01.BWF", "night.rf64", "long.w64", "old.au", "mac.aifc", "book.m4b"]
+    files = _touch(*(tmp_path / "sound" / n for n in names))
+    found, missing = collect_inputs([str(tmp_path / "sound")])
+    assert sorted(i.path for i in found) == sorted(files) and not missing
 
 
 def test_output_paths_are_unique_and_stay_inside(tmp_path: Path) -> None:
@@ -251,6 +264,72 @@ def test_skip_existing_reads_back_and_rescans_unreadable_results(tmp_path: Path)
     assert [Path(r["file"]).name for r in rows] == ["one.wav", "two.wav", "three.wav"]
     assert rows[0]["peak"] == ""  # unknown, not "nan"
     assert again.total == 3 and again.ok and len(again.done) == 2
+
+
+def test_skip_existing_warns_when_it_keeps_results_of_another_threshold(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Resuming with another scanner or --threshold kept the earlier results without a
+    word, and detections.csv mixed two thresholds under a summary naming one. The
+    folder records each result's threshold (SCAN_STAMP); keeping one of another
+    threshold is a warning. Same threshold, or a folder from before the record: none."""
+    files = _touch(*(tmp_path / f"{n}.wav" for n in ("one", "two", "three")))
+    out = tmp_path / "out"
+    scan_to_folder(FakeScanner(), files, out, BatchSettings())
+    assert (out / SCAN_STAMP).is_file()
+    (out / "three.csv").unlink()
+    with caplog.at_level("WARNING", logger="audio_embed.batch"):
+        scan_to_folder(FakeScanner(), files, out, BatchSettings(skip_existing=True))
+    assert not caplog.records  # the same threshold: nothing to say
+    with caplog.at_level("WARNING", logger="audio_embed.batch"):
+        scan_to_folder(FakeScanner(), files, out, BatchSettings(threshold=0.7, skip_existing=True))
+    (warning,) = [r.getMessage() for r in caplog.records]
+    assert "3 of the 3 result(s) kept" in warning and "threshold 0.5" in warning
+    assert "uses 0.7" in warning and "--skip-existing" in warning
+    # a result written now records its threshold: resuming at 0.7 keeps it silently
+    (out / "two.csv").unlink()
+    scan_to_folder(FakeScanner(), files, out, BatchSettings(threshold=0.7, skip_existing=True))
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="audio_embed.batch"):
+        scan_to_folder(FakeScanner(), files, out, BatchSettings(threshold=0.7, skip_existing=True))
+    (warning,) = [r.getMessage() for r in caplog.records]
+    assert "2 of the 3 result(s) kept" in warning
+    # a folder from before the record: no warning
+    (out / SCAN_STAMP).unlink()
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="audio_embed.batch"):
+        scan_to_folder(FakeScanner(), files, out, BatchSettings(threshold=0.9, skip_existing=True))
+    assert not caplog.records
+    assert SCAN_STAMP not in {r["file"] for r in _combined_rows(out)}
+
+
+def test_a_batch_of_short_clips_is_warned_about_once(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Clips shorter than SHORT_FILE_SECONDS (a sound-effects library, phone clips) were
+    scanned without a word although the per-recording normalisation then comes from
+    little more than the target sound (README: demo horns in 3 s clips mostly missed).
+    One warning per batch; none for longer files or a scanner that does not normalise."""
+
+    class ShortClips(FakeScanner):
+        normalization = "recording"
+
+        def scan_many(self, sources: Iterable[str | Path], **kw: Any) -> Any:
+            for p, r in super().scan_many(sources, **kw):
+                yield p, ScanResult(p, r.starts[:3], r.probabilities[:3], 2.0, 4.0, 0.5)
+
+    files = _touch(*(tmp_path / f"clip{i}.wav" for i in range(3)))
+    with caplog.at_level("WARNING", logger="audio_embed.batch"):
+        scan_to_folder(ShortClips(), files, tmp_path / "out")
+    (said,) = [r.getMessage() for r in caplog.records]
+    assert said.startswith("3 of the 3 file(s) scanned are shorter than 10 s (e.g. ")
+    assert "--normalization none" in said
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="audio_embed.batch"):
+        scan_to_folder(FakeScanner(), files, tmp_path / "out2")  # 12 s results
+        ShortClips.normalization = "none"
+        scan_to_folder(ShortClips(), files, tmp_path / "out3")
+    assert not caplog.records
 
 
 def test_notes_or_an_empty_table_are_not_taken_for_an_earlier_result(tmp_path: Path) -> None:
@@ -409,7 +488,8 @@ def test_a_cancelled_batch_reports_what_finished_and_stops_its_runner(tmp_path: 
     assert isinstance(info.value, Cancelled)
     assert [Path(o.item).name for o in report.done] == ["one.wav"]
     assert report.skipped == () and report.failed == () and report.combined is None
-    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["one.csv"]  # nothing else
+    # nothing else: one.csv and the record of its threshold (for a resume)
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [SCAN_STAMP, "one.csv"]
     assert closed == [True]
 
 
@@ -426,4 +506,4 @@ def test_an_interrupted_batch_stops_its_runner_before_the_interrupt_propagates(
     with pytest.raises(KeyboardInterrupt):
         scan_to_folder(FakeScanner(), files, tmp_path / "out", on_file=on_file, many=runner)
     assert closed == [True]
-    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a.csv"]
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [SCAN_STAMP, "a.csv"]

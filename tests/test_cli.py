@@ -583,6 +583,39 @@ def test_train_from_audacity_and_raven_labels(
     )
 
 
+def test_markers_takes_several_label_files_as_a_shell_glob_gives_them(
+    tmp_path: Path, demo: DemoSet, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``--markers labels/*.txt`` (one label file per recording, the shell expands the
+    glob) stopped with "unrecognized arguments: labels/b.txt": --markers took one file
+    and had to be repeated. It takes several now; an --audio after several is refused
+    (which one it belongs to is unclear)."""
+    rows = list(csv.DictReader(demo.labels_csv.open()))
+    labels = tmp_path / "labels"
+    labels.mkdir()
+    for name, train_file in zip("ab", demo.train_files, strict=False):
+        shutil.copy(train_file, labels / f"{name}.wav")
+        lines = [
+            f"{r['onset']}\t{r['offset']}\thorn"
+            for r in rows
+            if r["label"] == "horn" and Path(r["file"]).name == train_file.name
+        ]
+        (labels / f"{name}.txt").write_text("\n".join(lines) + "\n")
+    out = tmp_path / "glob.scanner"
+    files = [str(labels / "a.txt"), str(labels / "b.txt")]
+    common = ["--model", "LOGMEL", "--classifier", "logreg", "--augment", "0", "--quiet"]
+    rc, stdout, err = run_cli(capsys, "train", "--markers", *files, *common, "--out", str(out))
+    assert rc == 0, err
+    assert "a.wav" in stdout and "b.wav" in stdout and out.is_file()
+    rc, _, err = run_cli(
+        capsys, "train", "--markers", *files, "--audio", str(labels / "a.wav"), *common,
+        "--out", str(tmp_path / "x.scanner"),
+    )  # fmt: skip
+    assert rc == 2 and "Traceback" not in err
+    assert "--audio" in err and "with 2 files" in err
+    assert not (tmp_path / "x.scanner").exists()
+
+
 def test_label_file_without_its_recording(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -669,6 +702,35 @@ def test_an_out_that_cannot_be_written_is_refused_before_any_work(
     assert rc == 2
     assert_one_line_error(err, f"{tmp_path} is not writable")
     assert not (tmp_path / "new").exists() and not (tmp_path / "r").exists()
+
+
+def test_scanner_and_inputs_swapped_is_a_usage_error_saying_which_comes_first(
+    tmp_path: Path, demo: DemoSet, scanner_file: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``scan recordings/ my.scanner`` said "Scanner file not found: recordings" (it is
+    there: a folder) and ``scan rec.wav my.scanner`` "not a readable scanner file
+    (truncated or corrupt: File is not a zip file)", both exit code 1. Now a usage
+    error (2) saying what the argument is and that the scanner comes first."""
+    folder = str(demo.test_files[0].parent)
+    rc, out, err = run_cli(capsys, "scan", folder, str(scanner_file), "--out", str(tmp_path / "r"))
+    assert rc == 2 and "detection(s)" not in out
+    assert_one_line_error(err, f"{folder} is a folder, not a scanner file", "comes first")
+    wav = str(demo.test_files[0])
+    rc, _, err = run_cli(capsys, "scan", wav, str(scanner_file), "--out", str(tmp_path / "r"))
+    assert rc == 2
+    assert_one_line_error(err, f"{wav} is an audio or video file", "comes first")
+    rc, _, err = run_cli(
+        capsys, "evaluate", wav, "--labels", str(demo.labels_csv), "--target", "horn"
+    )  # fmt: skip
+    assert rc == 2
+    assert_one_line_error(err, "is an audio or video file", "audio-embed evaluate SCANNER")
+    store = tmp_path / "scanners"
+    store.mkdir()
+    shutil.copy(scanner_file, store / "horn_LOGMEL.scanner")
+    rc, _, err = run_cli(capsys, "scan", str(store), wav, "--out", str(tmp_path / "r"))
+    assert rc == 2
+    assert_one_line_error(err, "is a folder of scanners", f"--store {store} --profile NAME")
+    assert not (tmp_path / "r").exists()
 
 
 def test_scan_never_replaces_a_label_file_next_to_its_recording(
@@ -900,6 +962,7 @@ def test_scan_name_collisions(
     assert rc == 0, err
     written = sorted(p.name for p in out.iterdir())
     assert written == [
+        ".audio-embed-scan.json",
         "detections.csv",
         "detections.wav.csv",
         "take.csv",

@@ -28,7 +28,13 @@ import ray
 from audio_embed import LogMelEmbedder
 from audio_embed import distributed as dist
 from audio_embed._ray_worker import CRASH_ONCE_ENV
-from audio_embed.batch import BatchCancelled, BatchSettings, FileOutcome, scan_to_folder
+from audio_embed.batch import (
+    SCAN_STAMP,
+    BatchCancelled,
+    BatchSettings,
+    FileOutcome,
+    scan_to_folder,
+)
 from audio_embed.cache import EmbeddingCache
 from audio_embed.cli import build_parser, main
 from audio_embed.cli.distributed import ray_settings
@@ -144,8 +150,8 @@ def test_scan_matches_local_and_reports_the_corrupt_file(
     # The same files, names and numbers as a local scan into another folder.
     here = scan_to_folder(scanner, inputs, tmp_path / "local")
     assert [o.item for o in here.failed] == [str(corrupt)]
-    names = sorted(p.name for p in (tmp_path / "ray").iterdir())
-    assert names == sorted(p.name for p in (tmp_path / "local").iterdir())
+    names = sorted(p.name for p in (tmp_path / "ray").iterdir() if p.name != SCAN_STAMP)
+    assert names == sorted(p.name for p in (tmp_path / "local").iterdir() if p.name != SCAN_STAMP)
     assert "detections.csv" in names and not any(n.startswith(".tmp-") for n in names)
     for name in names:
         a, b = _numbers(tmp_path / "ray" / name), _numbers(tmp_path / "local" / name)
@@ -189,8 +195,8 @@ def test_cli_scan_on_ray_survives_a_killed_worker(
     assert rc == 0, out
     assert out.count(" detection(s) -> ") == len(files)
     assert main(["scan", str(saved), *files, "--out", str(tmp_path / "local"), "-q"]) == 0
-    names = sorted(p.name for p in (tmp_path / "local").iterdir())
-    assert sorted(p.name for p in (tmp_path / "ray").iterdir()) == names
+    names = sorted(p.name for p in (tmp_path / "local").iterdir() if p.name != SCAN_STAMP)
+    assert sorted(p.name for p in (tmp_path / "ray").iterdir() if p.name != SCAN_STAMP) == names
     for name in names:
         a, b = _numbers(tmp_path / "ray" / name), _numbers(tmp_path / "local" / name)
         np.testing.assert_allclose(a, b, atol=2e-4)
@@ -343,7 +349,8 @@ def test_a_cancelled_scan_on_ray_keeps_what_finished_and_releases_its_workers(
     assert len(report.done) == 1 and report.failed == () and report.combined is None
     done = report.done[0]
     assert done.output is not None and _numbers(done.output).shape[0] > 0
-    assert [p.name for p in out.iterdir()] == [done.output.name]  # no partial, no combined CSV
+    # no partial file, no combined CSV: the result and the record of its threshold
+    assert sorted(p.name for p in out.iterdir()) == sorted([done.output.name, SCAN_STAMP])
     assert _all_cpus_free(), "the stopped run's actors still hold Ray's CPUs"
 
 
@@ -530,6 +537,14 @@ def test_ray_decodes_at_the_models_rate_or_refuses(
         zf.writestr("classifier.skops", payload)
     assert dist.RayScanner.from_scanner(tmp_path / "s32.scanner").job["sample_rate"] == 32000
     assert dist.RayScanner.from_scanner(saved).job["sample_rate"] == 16000
+    # the scanner's normalisation, by which scan_to_folder warns about short clips
+    assert dist.RayScanner.from_scanner(saved).normalization == scanner.normalization
+    assert dist.RayScanner.from_scanner(scanner).normalization == scanner.normalization
+    meta["normalization"] = "none"
+    with zipfile.ZipFile(tmp_path / "none.scanner", "w") as zf:
+        zf.writestr("scanner.json", json.dumps(meta))
+        zf.writestr("classifier.skops", payload)
+    assert dist.RayScanner.from_scanner(tmp_path / "none.scanner").normalization == "none"
     job = {**runner.job, "task": "embed", "threads": 1, "embedder_kwargs": {}}
     job["sample_rate"] = 16000  # e.g. a runner built where the plugin was not loaded
     with pytest.raises(AudioEmbedError, match="decoded at 16000 Hz, but LOGMEL32 takes 32000"):

@@ -151,6 +151,57 @@ def test_plot_results_one_png_per_file(labels: Path, tmp_path: Path) -> None:
     assert all(p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for p in pngs)
 
 
+def test_plot_result_needs_only_a_path_and_a_result(tmp_path: Path) -> None:
+    """In a notebook, ``plot_result("a.png", scanner.scan("a.wav"))`` was a TypeError
+    (detections, events, target, threshold and title all required); they default
+    to the result's own now."""
+    pytest.importorskip("matplotlib")
+    from audio_embed.plot import plot_result
+
+    png = plot_result(tmp_path / "a.png", _result("a.wav", [0.1, 0.9, 0.2]))
+    assert png == tmp_path / "a.png" and png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_labels_onsets_and_offsets_as_clock_times(tmp_path: Path) -> None:
+    """Labels written from a player's clock (1:23.5) were a "bad label row"."""
+    from audio_embed.evaluate import read_labels
+
+    (tmp_path / "l.csv").write_text("file,onset,offset,label\nv.mp4,1:23.5,1:24.25,gag\n")
+    (event,) = read_labels(tmp_path / "l.csv")
+    assert (event.onset, event.offset) == (83.5, 84.25)
+
+
+def test_a_labels_csv_written_on_windows_finds_its_files(tmp_path: Path) -> None:
+    """``test\\a.wav`` in a labels CSV made on Windows named no file here."""
+    (tmp_path / "test").mkdir()
+    (tmp_path / "test" / "a.wav").write_bytes(b"")
+    (tmp_path / "l.csv").write_text("split,file,onset,offset,label\ntest,test\\a.wav,1,2,horn\n")
+    ls = read_labelled_set(tmp_path / "l.csv", "horn")
+    assert ls.files == (tmp_path / "test" / "a.wav",)
+
+
+def test_a_labelled_file_without_the_target_is_not_called_unlabelled(
+    labels: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """t/b.wav is labelled (a dog), with no horn: evaluate warned "1 result(s) have no
+    labels (t/b.wav) … Name results and labels alike", as for a misnamed file. Only a
+    result of a file the labels do not list is warned about now."""
+    ls = read_labelled_set(labels, "horn", split="test")
+    a, b = str(labels.parent / "t/a.wav"), str(labels.parent / "t/b.wav")
+    c = "/abs/c.wav"
+    results = {a: _result(a, [0.1, 0.9, 0.2]), b: _result(b, [0.3] * 3)}
+    results[c] = _result(c, [0.1] * 8 + [0.9] * 2)  # 11 s: its event (8-9 s) lies inside
+    with caplog.at_level("WARNING", logger="audio_embed"):
+        report = evaluate_results(results, ls, threshold=0.5)
+    assert not caplog.records, caplog.text
+    assert report.overall.n_events == 2
+    stray = str(labels.parent / "t/stray.wav")
+    with caplog.at_level("WARNING", logger="audio_embed"):
+        evaluate_results({**results, stray: _result(stray, [0.1])}, ls, threshold=0.5)
+    assert "evaluate: 1 result(s) have no labels (" in caplog.text and "stray.wav" in caplog.text
+    assert "0 labelled" not in caplog.text  # only what is wrong is listed
+
+
 def test_a_labels_file_of_the_wrong_kind_is_one_clear_error(tmp_path: Path) -> None:
     """A markers CSV given as labels said "line 2: bad label row {...} ('onset')"; a
     binary file raised a bare UnicodeDecodeError (a traceback from the CLI)."""

@@ -42,6 +42,26 @@ def test_detections_round_trip(tmp_path: Path, fmt: OutputFormat) -> None:
     assert read_detections(empty, fmt) == []
 
 
+def test_detections_are_plain_floats_and_json_has_no_float_noise(tmp_path: Path) -> None:
+    """Scan detections printed as ``Detection(start=np.float64(55.150000000000006), …)``
+    and the JSON results held ``"start": 3.4499999999999997``; a peak read back
+    from Audacity (NaN) was written as ``NaN``, which is not JSON."""
+    import json
+
+    import numpy as np
+
+    d = Detection(np.float64(3.4499999999999997), np.float64(4.450000000000001), 0.81012473, 3.6)
+    assert type(d.start) is float and "np.float64" not in repr(d)
+    path = write_detections(tmp_path / "r.json", [d, Detection(1, 2, 0.5, math.nan)], "json")
+    text = path.read_text()
+    assert "3.4499999999999997" not in text and "NaN" not in text
+    rows = json.loads(text)
+    assert rows[0]["start"] == 3.45 and rows[0]["end"] == 4.45 and rows[0]["score"] == 0.810125
+    assert rows[1]["peak"] is None
+    back = read_detections(path, "json")
+    assert back[0].start == 3.45 and math.isnan(back[1].peak)
+
+
 @pytest.mark.parametrize(
     ("fmt", "text"),
     [
@@ -418,3 +438,43 @@ def test_a_windows_1252_audacity_file_is_recognised_as_such(tmp_path: Path) -> N
     labels = tmp_path / "rec.txt"
     labels.write_bytes("1.0\t2.0\tk\xf6nig\n".encode("cp1252"))
     assert guess_marker_format(labels) == "audacity"
+
+
+def test_marker_times_as_clock_times_video_editors_write(tmp_path: Path) -> None:
+    """A video editor notes a gag at 1:23.5 (a player's clock): the markers CSV said
+    "'1:23.5' is not a time in seconds". M:SS.s and H:MM:SS.s are read now; an
+    HH:MM:SS:FF timecode (frames need the frame rate) is refused saying so."""
+    from audio_embed.formats import clock_seconds
+
+    assert clock_seconds("1:23.5") == 83.5 and clock_seconds("0:01:23.5") == 83.5
+    assert clock_seconds("1:02:03") == 3723.0 and clock_seconds("90:00") == 5400.0
+    for bad in ("1:75", "1:-2", "a:10", "1:nan", "1:2:75"):
+        with pytest.raises(ValueError, match="not a clock time"):
+            clock_seconds(bad)
+    csv_text = "file,time,kind\nrec.wav,1:23.5,positive\nrec.wav,0:02:05,negative\nrec.wav,7,soft\n"
+    (tmp_path / "m.csv").write_text(csv_text)
+    (tmp_path / "rec.wav").write_bytes(b"")
+    (m,) = read_markers(tmp_path / "m.csv").values()
+    assert m.positive == (83.5,) and m.negative == (125.0,) and m.soft == (7.0,)
+    (tmp_path / "m.csv").write_text("file;time;kind\nrec.wav;1:23,5;positive\n")  # decimal comma
+    assert next(iter(read_markers(tmp_path / "m.csv").values())).positive == (83.5,)
+    (tmp_path / "m.csv").write_text("file,time,kind\nrec.wav,00:01:23:12,positive\n")
+    with pytest.raises(MarkerError, match=r"line 2: .*timecode with frames.*frame rate"):
+        read_markers(tmp_path / "m.csv")
+    (tmp_path / "m.csv").write_text("file,time,kind\nrec.wav,1h23,positive\n")
+    with pytest.raises(MarkerError, match=r"line 2: '1h23' is not a time in seconds"):
+        read_markers(tmp_path / "m.csv")
+
+
+def test_a_markers_csv_written_on_windows_names_its_files_with_backslashes(
+    tmp_path: Path,
+) -> None:
+    """``train\\rec.wav`` (a CSV made on Windows) was "a recording that does not
+    exist" on Linux or macOS, where ``\\`` is part of a name; it is read with ``/``
+    when that file exists (and kept as written when it does not)."""
+    (tmp_path / "train").mkdir()
+    (tmp_path / "train" / "rec.wav").write_bytes(b"")
+    (tmp_path / "m.csv").write_text("file,time,kind\ntrain\\rec.wav,3,positive\n")
+    assert list(read_markers(tmp_path / "m.csv")) == [str(tmp_path / "train" / "rec.wav")]
+    (tmp_path / "m.csv").write_text("file,time,kind\nother\\rec.wav,3,positive\n")
+    assert list(read_markers(tmp_path / "m.csv")) == [str(tmp_path / "other\\rec.wav")]

@@ -380,6 +380,13 @@ def test_bad_arguments(built: Path, tmp_path: Path) -> None:
         with pytest.raises(InvalidInputError, match="FILE:SECONDS"):
             Example.parse(text)
     assert Example.parse("C:/a:b.wav:12.5") == Example("C:/a:b.wav", 12.5)
+    # a player's clock time, when the file before it exists ("film.mp4:1" did not)
+    film = tmp_path / "film.mp4"
+    film.write_bytes(b"")
+    assert Example.parse(f"{film}:1:23.5") == Example(str(film), 83.5)
+    assert Example.parse(f"{film}:0:01:23.5") == Example(str(film), 83.5)
+    assert Example.parse(f"{film}:83.5") == Example(str(film), 83.5)
+    assert Example.parse("gone.mp4:1:23.5") == Example("gone.mp4:1", 23.5)  # as before
 
 
 def _gen(p: Path, stem: str, suffix: str) -> Path:

@@ -76,6 +76,50 @@ def test_array_input_at_another_rate_matches_file(demo: DemoSet, trained: Scanne
         trained.scan(audio)
 
 
+def test_scoring_a_long_recording_holds_no_float64_copy_of_its_windows(
+    trained: Scanner,
+) -> None:
+    """The context features were computed on a float64 copy of every window's
+    embedding and the classifier scored a float64 copy of every feature row: an hour
+    at 0.1 s hops peaked at 260 MB for LOGMEL's 256 numbers (x 12 for a 3072-wide
+    _ML model). The features are float32 throughout now and the rows are scored in
+    chunks, with the same values as the float64 way (scipy sums in double)."""
+    import tracemalloc
+
+    from scipy.ndimage import uniform_filter1d
+
+    from audio_embed.cache import CachedEmbeddings
+    from audio_embed.windows import nearest_index
+
+    rng = np.random.default_rng(0)
+    n = 20_000  # 33 minutes of 0.1 s hops
+    starts = np.round(np.arange(n) * 0.1, 6)
+    emb = (rng.standard_normal((n, trained.embedder.dim)) * 3 + 1).astype(np.float32)
+    entry = CachedEmbeddings(starts=starts, embeddings=emb, duration=n * 0.1 + 1)
+    tracemalloc.start()
+    try:
+        features = trained._scan_features(entry)
+        _, features_peak = tracemalloc.get_traced_memory()
+        tracemalloc.reset_peak()
+        proba = trained.classifier.score_windows(features)
+        _, score_peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    # grid + its local mean + the features (twice the embeddings): 4x, not 7x
+    assert features_peak < 4.5 * emb.nbytes
+    # the features themselves plus a float64 chunk, not a float64 copy of them all
+    assert score_peak < 2 * features.nbytes
+    # the same numbers as before: float64 local means, every row scored at once
+    grid = ((emb - emb.mean(axis=0)) / np.maximum(emb.std(axis=0), 1e-6)).astype(np.float32)
+    size = max(1, round(trained.context / 0.1))
+    size += 1 - size % 2
+    local = uniform_filter1d(grid.astype(np.float64), size=size, axis=0, mode="nearest")
+    idx = nearest_index(starts, starts)
+    expected = np.concatenate([grid, grid - local[idx].astype(np.float32)], axis=1)
+    np.testing.assert_array_equal(features, expected)
+    np.testing.assert_array_equal(proba, trained.classifier.predict_proba(features)[:, 1])
+
+
 def test_save_load_round_trip(tmp_path: Path, demo: DemoSet, trained: Scanner) -> None:
     path = trained.save(tmp_path / "horn.scanner")
     meta = Scanner.read_metadata(path)
@@ -136,6 +180,15 @@ def test_load_refuses_truncated_and_foreign_files(tmp_path: Path, trained: Scann
         Scanner.load(tmp_path / "text.scanner")
     with pytest.raises(ScannerFileError, match="not found"):
         Scanner.load(tmp_path / "missing.scanner")
+    # a folder or a recording where the scanner goes: said so, not "not found" or "corrupt"
+    (tmp_path / "recordings").mkdir()
+    with pytest.raises(ScannerFileError, match="is a folder, not a scanner file"):
+        Scanner.load(tmp_path / "recordings")
+    with pytest.raises(ScannerFileError, match=r"is a folder of scanners.*ScannerStore"):
+        Scanner.load(tmp_path)  # it holds horn.scanner
+    (tmp_path / "rec.wav").write_bytes(b"RIFF")
+    with pytest.raises(ScannerFileError, match="is an audio or video file, not a scanner"):
+        Scanner.load(tmp_path / "rec.wav")
 
 
 def test_load_refuses_settings_it_does_not_know_with_a_scanner_file_error(
@@ -382,3 +435,47 @@ def test_missing_training_files_are_reported_before_any_work(
     ]
     with pytest.raises(AudioFileNotFoundError, match="1 of the 2 training recordings"):
         Scanner(LogMelEmbedder()).fit(recs)
+
+
+def test_every_unreadable_training_file_is_named_before_any_work(
+    tmp_path: Path, demo: DemoSet, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A 0-byte file and a text file among the training recordings: fit stopped at
+    the first it met (after embedding the readable ones before it), so each rerun
+    named one more. All are named at once now, before anything is decoded; one alone
+    keeps its own error."""
+    from audio_embed import CorruptAudioError, EmptyAudioError
+
+    def no_decoding(*_a: object, **_k: object) -> None:
+        raise AssertionError("decoded although a training file cannot be read")
+
+    monkeypatch.setattr(scanner_streaming, "stream_audio", no_decoding)
+    empty, text = tmp_path / "empty.wav", tmp_path / "notes.wav"
+    empty.write_bytes(b"")
+    text.write_text("not audio\n" * 50)
+    recs = [
+        Recording(demo.train_files[0], Markers(positive=[10.0])),
+        Recording(empty, Markers(positive=[5.0])),
+        Recording(text, Markers(positive=[5.0])),
+    ]
+    with pytest.raises(EmptyAudioError, match=r"1 more of the 3 .*notes\.wav \(not a readable"):
+        Scanner(LogMelEmbedder()).fit(recs)
+    with pytest.raises(CorruptAudioError, match=r"notes\.wav: not a readable audio") as info:
+        Scanner(LogMelEmbedder()).fit([recs[0], recs[2]])
+    assert "more of the" not in str(info.value)
+
+
+def test_scanning_a_clip_shorter_than_ten_seconds_warns(
+    trained: Scanner, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A 3 s clip normalised by its own windows hides a sound that fills much of it,
+    and scan said nothing; it warns now, naming --normalization none."""
+    clip = 0.01 * np.random.default_rng(0).standard_normal(3 * 16000).astype(np.float32)
+    with caplog.at_level("WARNING", logger="audio_embed"):
+        trained.scan(clip, sample_rate=16000)
+    assert "<array> is 3.0 s long, shorter than 10 s" in caplog.text
+    assert "normalization='none'" in caplog.text
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="audio_embed"):
+        trained.scan(np.tile(clip, 4), sample_rate=16000)
+    assert "shorter than" not in caplog.text

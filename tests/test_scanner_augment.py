@@ -150,6 +150,24 @@ def test_one_file_few_markers_end_to_end(tmp_path: Path) -> None:
     )
 
 
+def test_a_recording_with_no_place_for_a_copy_is_named_in_the_warning(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A 0.3 s training file said "No place 8.0 s from every marker in recording 0":
+    the file is named now."""
+    import soundfile as sf
+
+    rec = _recording(41, n_targets=3)
+    short = tmp_path / "short take.wav"
+    sf.write(short, np.zeros(SR // 3, np.float32), SR)
+    with caplog.at_level("WARNING", logger="audio_embed"):
+        Scanner(LogMelEmbedder(), augmentation=_aug(copies=1), threshold=0.5).fit(
+            [rec, Recording(short, Markers(positive=[0.1]))]
+        )
+    said = [r.getMessage() for r in caplog.records if "No place" in r.getMessage()]
+    assert said and all(f"in {short} (0.3 s long)" in m for m in said), said
+
+
 def test_a_cancel_while_augmenting_leaves_the_scanner_unchanged(
     one_file: list[Recording],
 ) -> None:

@@ -150,3 +150,24 @@ def test_marked_spans_label_the_windows_holding_the_sound() -> None:
 def test_bad_spans_raise() -> None:
     with pytest.raises(MarkerError, match="span"):
         Markers(spans=[(3.0, 2.0)])
+
+
+def test_one_marker_given_as_a_number_and_a_text_refused() -> None:
+    """``Markers(positive=12.5)`` was "TypeError: 'float' object is not iterable";
+    ``Markers(positive="12")`` marked 1 s and 2 s without a word."""
+    assert Markers(positive=12.5).positive == (12.5,)
+    assert Markers(negative=np.float64(3)).negative == (3.0,)
+    assert Markers(soft=7).soft == (7.0,)
+    with pytest.raises(MarkerError, match=r"numbers of seconds.*the text '12'"):
+        Markers(positive="12")  # type: ignore[arg-type]
+
+
+def test_one_span_given_as_a_pair_and_malformed_spans_refused() -> None:
+    """``Markers(spans=(3, 5))`` (one selection) was "TypeError: 'int' object is not
+    iterable", as was ``spans=[(1,)]``; one pair is one span now, the rest a
+    MarkerError showing the expected shape."""
+    assert Markers(spans=(3, 5)).spans == ((3.0, 5.0),)
+    assert Markers(spans=[(3, 5)]).spans == ((3.0, 5.0),)
+    for bad in ([3, 5, 7], [(1.0,)], ["ab"]):
+        with pytest.raises(MarkerError, match=r"\(start, end\) pairs"):
+            Markers(spans=bad)  # type: ignore[arg-type]

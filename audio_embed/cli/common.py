@@ -93,11 +93,37 @@ def load_scanner(run: Run, *, cache: EmbeddingCache | None) -> tuple[Scanner, st
     if args.scanner is None:
         raise UsageError("Name a scanner file, or use --store DIR --profile NAME.")
     path = Path(args.scanner)
+    check_scanner_argument(args)
     if not path.is_file():  # before building a model for it
         raise ScannerFileError(f"Scanner file not found: {path}")
     embedder = embedder_from_args(args.model, args) if args.model else None
     scanner = Scanner.load(path, embedder=embedder, cache=cache, **_load_options(args))
     return scanner, str(path)
+
+
+def check_scanner_argument(args: argparse.Namespace) -> None:
+    """A usage error when the SCANNER argument is a folder or a media file: the
+    arguments were most likely given in the wrong order."""
+    from audio_embed.scanner.persistence import not_a_scanner
+
+    if args.scanner is None:
+        return
+    path = Path(args.scanner)
+    if path.is_dir() and any(path.glob("*.scanner")):
+        raise UsageError(
+            f"{path} is a folder of scanners, not a scanner file: name one of its .scanner "
+            f"files, or use --store {path} --profile NAME."
+        )
+    reason = not_a_scanner(path)
+    if reason is not None:
+        command = getattr(args, "command", None) or "scan"
+        rest = "--labels L.csv --target LABEL" if command == "evaluate" else "FILES_OR_DIRS..."
+        raise UsageError(
+            f"{reason}. The scanner file comes first: audio-embed {command} SCANNER {rest} "
+            f"(e.g. audio-embed {command} my.scanner "
+            + ("--labels labels.csv --target horn" if command == "evaluate" else "recordings/")
+            + ")."
+        )
 
 
 def _load_options(args: argparse.Namespace) -> dict[str, Any]:

@@ -145,7 +145,9 @@ def cache_options() -> argparse.ArgumentParser:
         "--cache-dir",
         metavar="DIR",
         help="where sliding-window embeddings are cached (default: $AUDIO_EMBED_CACHE_DIR or "
-        "the user cache folder, ~/.cache/audio_embed/embeddings on Linux)",
+        "the user cache folder, ~/.cache/audio_embed/embeddings on Linux). It grows by about "
+        "37 MB per hour of audio for LOGMEL, 0.44 GB for a 3072-wide _ML model, and is "
+        "never pruned: delete the folder to reclaim the space",
     )
     g.add_argument("--no-cache", action="store_true", help="neither read nor write the cache")
     return parser

@@ -16,7 +16,12 @@ from audio_embed.batch import (
     ScansMany,
     scan_to_folder,
 )
-from audio_embed.cli.common import apply_overrides, load_scanner, make_cache
+from audio_embed.cli.common import (
+    apply_overrides,
+    check_scanner_argument,
+    load_scanner,
+    make_cache,
+)
 from audio_embed.cli.distributed import ray_settings, runner_kwargs, scanner_command_options
 from audio_embed.cli.options import (
     Formatter,
@@ -117,6 +122,7 @@ def run(run: Run) -> int:
                 "NAME [--model M] FILES_OR_DIRS...)."
             )
         args.scanner, items = items[0], items[1:]
+        check_scanner_argument(args)
     else:
         args.scanner = None
     if args.threshold is not None and not 0.0 <= args.threshold <= 1.0:

@@ -54,7 +54,8 @@ def add_parser(subparsers: Subparsers) -> argparse.ArgumentParser:
         help="train a scanner from marked moments",
         description=(
             "Train a scanner from moments marked in recordings.\n\n"
-            "Markers (--markers, repeatable; the format is guessed, or set --markers-format):\n"
+            "Markers (--markers FILE..., repeatable; the format is guessed, or set "
+            "--markers-format):\n"
             "  CSV        file,time,kind  (kind: positive, negative or soft; default positive);\n"
             "             relative file names are read from the CSV's folder.\n"
             "  Audacity   a label track export: start<TAB>end<TAB>label; the marker is the\n"
@@ -69,7 +70,7 @@ def add_parser(subparsers: Subparsers) -> argparse.ArgumentParser:
         epilog=(
             "examples:\n"
             f"  {PROG} train --markers markers.csv --model HUBERT_BASE_ML --out horn.scanner\n"
-            f"  {PROG} train --markers rec1.txt --markers rec2.txt --model LOGMEL "
+            f"  {PROG} train --markers labels/*.txt --model LOGMEL "
             "--store scanners/ --profile horn\n"
             f"  {PROG} train --markers sel.txt --audio /data/night.flac --model LOGMEL "
             "--out owl.scanner"
@@ -148,9 +149,11 @@ def _add_marker_options(p: argparse.ArgumentParser) -> None:
     g.add_argument(
         "--markers",
         action=_MarkersAction,
+        nargs="+",
         required=True,
         metavar="FILE",
-        help="a markers file (repeat for several)",
+        help="markers files: a CSV, or Audacity / Raven label files next to their "
+        "recordings (several at once, e.g. --markers labels/*.txt, or repeated)",
     )
     g.add_argument(
         "--reviewed",
@@ -249,14 +252,16 @@ def _auto_or_probability(value: str) -> float | str:
 
 
 class _MarkersAction(argparse.Action):
-    """``--markers FILE``: appends ``[FILE, None, False]``, ``--reviewed FILE...``
-    ``[FILE, None, True]`` for each; a following ``--audio`` fills the last None."""
+    """``--markers FILE...`` appends ``[FILE, None, False]``, ``--reviewed FILE...``
+    ``[FILE, None, True]`` for each; a following ``--audio`` fills the last None
+    (when that option named one file)."""
 
     def __call__(self, parser: Any, namespace: Any, values: Any, option: Any = None) -> None:
         specs = list(getattr(namespace, self.dest, None) or [])
         reviewed = option == "--reviewed"
-        specs.extend([f, None, reviewed] for f in (values if reviewed else [values]))
+        specs.extend([f, None, reviewed] for f in values)
         setattr(namespace, self.dest, specs)
+        namespace._last_markers_group = (option, list(values))
 
 
 class _AudioAction(argparse.Action):
@@ -266,6 +271,12 @@ class _AudioAction(argparse.Action):
         specs: Any = getattr(namespace, "markers", None)
         if not specs or specs[-1][1] is not None:
             parser.error("--audio must follow the --markers or --reviewed label file it belongs to")
+        group, files = getattr(namespace, "_last_markers_group", (None, []))
+        if len(files) > 1:
+            parser.error(
+                f"--audio {values} follows {group} with {len(files)} files; it names the "
+                f"recording of one label file: {group} {files[-1]} --audio {values}"
+            )
         specs[-1][1] = values
 
 

@@ -237,6 +237,11 @@ def augmentation_settings(aug: MixAugmentation) -> dict[str, Any]:
     return {k: list(v) if isinstance(v, tuple) else v for k, v in attrs.asdict(aug).items()}
 
 
+def _name(rec: Recording, i: int) -> str:
+    """How warnings name a training recording: its path, or the array's place."""
+    return f"training array {i}" if isinstance(rec.source, np.ndarray) else str(rec.source)
+
+
 def _audio(rec: Recording, sr: int, audio_stream: AudioStream | None) -> np.ndarray:
     if isinstance(rec.source, np.ndarray):
         return resample(mono_array(rec.source), int(rec.sample_rate or sr), sr)
@@ -275,6 +280,7 @@ def augmented_pools(
             [(a, m.positive) for a, m in zip(audio, markers, strict=True)],
             [(a, m.all) for a, m in zip(audio, markers, strict=True)],
             sr,
+            names=[_name(r, i) for i, r in enumerate(recs)],
         )
         units = []
         for m in mixed:

@@ -20,12 +20,14 @@ import numpy as np
 from attrs import Factory, define, field, frozen
 from sklearn.base import clone
 
-from audio_embed.audio import AudioStream, check_audio_stream, load_audio, resample
+from audio_embed.audio import AudioStream, check_audio_stream, load_audio, probe_audio, resample
+from audio_embed.batch import SHORT_FILE_SECONDS, short_file_advice
 from audio_embed.cache import CachedEmbeddings, EmbeddingCache
 from audio_embed.classifier import CalibratedClassifier
 from audio_embed.detect import Postprocessing, detect, flagged_share
 from audio_embed.embedders.base import Embedder
 from audio_embed.errors import (
+    AudioDecodeError,
     AudioEmbedError,
     AudioFileNotFoundError,
     InvalidInputError,
@@ -180,6 +182,29 @@ def _check_files_exist(recs: list[Recording]) -> None:
             missing[0],
             f"no such file; {len(missing)} of the {len(recs)} training recordings are "
             f"missing: {', '.join(missing[:5])}{' …' if len(missing) > 5 else ''}",
+        )
+
+
+def _check_files_readable(recs: list[Recording], audio_stream: AudioStream | None) -> None:
+    """Every training file opens as audio (a header read each), so that all the
+    unreadable ones are named at once, before any is embedded: training needs them
+    all, and fixing one to meet the next after minutes of embedding is slow."""
+    bad: list[AudioDecodeError] = []
+    files = [r.source for r in recs if not isinstance(r.source, np.ndarray)]
+    for source in files:
+        try:
+            probe_audio(source, audio_stream)
+        except AudioDecodeError as exc:
+            bad.append(exc)
+    if len(bad) == 1:
+        raise bad[0]
+    if bad:
+        first, more = bad[0], bad[1:]
+        listed = "; ".join(f"{e.path} ({e.reason})" for e in more[:5])
+        raise type(first)(
+            first.path,
+            f"{first.reason}; {len(more)} more of the {len(recs)} training recordings cannot "
+            f"be read either: {listed}{' …' if len(more) > 5 else ''}",
         )
 
 
@@ -421,7 +446,9 @@ class Scanner(StreamingEmbeddings):
     def _zscore(x: np.ndarray, stats_from: np.ndarray) -> np.ndarray:
         mean = stats_from.mean(axis=0)
         std = np.maximum(stats_from.std(axis=0), STD_FLOOR)
-        out: np.ndarray = ((x - mean) / std).astype(np.float32)
+        centred = x - mean
+        centred /= std  # in place: an hour of windows is held once, not three times
+        out: np.ndarray = centred.astype(np.float32, copy=False)
         return out
 
     # ------------------------------------------------------------------ training
@@ -440,9 +467,16 @@ class Scanner(StreamingEmbeddings):
         hop = float(np.median(np.diff(grid_starts))) if len(grid_starts) > 1 else 1.0
         size = max(1, round(self.context / hop))
         size += 1 - size % 2
-        local = uniform_filter1d(grid.astype(np.float64), size=size, axis=0, mode="nearest")
+        # float32 out: scipy sums in double and rounds once, as the float64 copy did, at
+        # a quarter of the memory (a whole recording's windows: it bounded long scans)
+        local = uniform_filter1d(grid, size=size, axis=0, mode="nearest", output=np.float32)
         idx = nearest_index(grid_starts, at)
-        out: np.ndarray = np.concatenate([x, x - local[idx].astype(np.float32)], axis=1)
+        if len(idx) != len(local) or np.any(idx != np.arange(len(idx))):
+            local = local[idx]  # a scan asks for every window: no copy then
+        d = x.shape[1]
+        out: np.ndarray = np.empty((len(x), 2 * d), dtype=np.result_type(x, np.float32))
+        out[:, :d] = x
+        np.subtract(x, local, out=out[:, d:])
         return out
 
     def window_features(self, normalised: np.ndarray, starts: np.ndarray) -> np.ndarray:
@@ -531,6 +565,7 @@ class Scanner(StreamingEmbeddings):
             raise TrainingDataError("fit() needs at least one recording with markers.")
         _check_complete(recs)
         _check_files_exist(recs)  # say so before any work, not after embedding others
+        _check_files_readable(recs, self.audio_stream)
         xs, ys, per_file, grids = [], [], [], []
         # The next file is decoded while the current one is embedded.
         entries = self._embeddings_many(
@@ -729,6 +764,9 @@ class Scanner(StreamingEmbeddings):
         entry = self.sliding_embeddings(
             source, sample_rate=sample_rate, progress=progress, cancel=cancel
         )
+        if entry.duration < SHORT_FILE_SECONDS and self.normalization != "none":
+            name = "<array>" if isinstance(source, np.ndarray) else str(source)
+            log.warning("%s", short_file_advice(1, 1, name, entry.duration))
         return self._score(source, entry)
 
     def scan_many(

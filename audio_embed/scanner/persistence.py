@@ -267,7 +267,30 @@ def _saved_embedder(
     return embedder
 
 
+def not_a_scanner(p: Path) -> str | None:
+    """Why ``p`` is plainly not a scanner file (a folder, audio or video), else None."""
+    from audio_embed._media import is_media_file
+
+    if p.is_dir():
+        if any(p.glob("*.scanner")):
+            return (
+                f"{p} is a folder of scanners, not a scanner file: name one of its .scanner "
+                "files, or load it as a store (ScannerStore(folder).load(profile, model); "
+                "on the command line --store DIR --profile NAME)"
+            )
+        return f"{p} is a folder, not a scanner file"
+    if p.is_file() and is_media_file(p):
+        return (
+            f"{p} is an audio or video file, not a scanner file (the .scanner file that "
+            "Scanner.save or audio-embed train writes)"
+        )
+    return None
+
+
 def _read_scanner_file(p: Path) -> tuple[dict[str, Any], bytes]:
+    reason = not_a_scanner(p)
+    if reason is not None:
+        raise ScannerFileError(reason + ".")
     if not p.is_file():
         raise ScannerFileError(f"Scanner file not found: {p}")
     try:

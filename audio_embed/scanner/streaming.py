@@ -281,6 +281,6 @@ class StreamingEmbeddings:
         starts = np.concatenate(starts_done)
         if not np.allclose(starts, final, atol=1e-6):  # the streamed grid must be the grid
             raise AssertionError("internal error: streamed window grid differs from the grid")
-        return CachedEmbeddings(
-            starts=final, embeddings=np.concatenate(embs).astype(np.float32), duration=duration
-        )
+        embeddings = np.concatenate(embs).astype(np.float32, copy=False)
+        embs.clear()  # the blocks, once they are in one array
+        return CachedEmbeddings(starts=final, embeddings=embeddings, duration=duration)
