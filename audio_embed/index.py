@@ -396,6 +396,8 @@ class EmbeddingIndex:
             todo.append((p, key, size, mtime, sha))
         new: list[tuple[IndexedFile, CachedEmbeddings]] = []
         if todo:
+            if many is not None:
+                self._check_runner(many)
             runner = self.scanner().sliding_embeddings_many if many is None else many
             embedded = runner([t[0] for t in todo], progress=progress, cancel=cancel)
             for (p, key, size, mtime, sha), (path, entry) in zip(todo, embedded, strict=True):
@@ -416,6 +418,32 @@ class EmbeddingIndex:
             self._apply(new, touched, renamed)
             report.windows_added = sum(len(e.starts) for _, e in new)
         return report
+
+    def _check_runner(self, many: Callable[..., object]) -> None:
+        """A runner that says what it embeds (a :class:`~audio_embed.distributed.RayScanner`'s
+        ``job``) must embed what the index holds: another model, windows or audio stream
+        would add vectors that are not comparable, without a word."""
+        job = getattr(getattr(many, "__self__", None), "job", None)
+        if not isinstance(job, dict):
+            return
+        sw = self.windows
+        wanted = {
+            "model": self.embedder_name,
+            "windows": {"window": sw.window, "hop": sw.hop, "encoding": sw.encoding},
+            "audio stream": self.audio_stream or 0,
+        }
+        got = {
+            "model": job.get("model") or self.embedder_name,  # a scanner's: checked on load
+            "windows": job.get("windows") or wanted["windows"],
+            "audio stream": job.get("audio_stream") or 0,
+        }
+        differ = [f"{k} {got[k]} (the index: {wanted[k]})" for k in wanted if got[k] != wanted[k]]
+        if differ:
+            raise InvalidInputError(
+                f"The embedding runner does not embed what {self.path} holds: "
+                + "; ".join(differ)
+                + ". Build it with the index's model, windows and audio_stream."
+            )
 
     def missing(self) -> list[str]:
         """Indexed files that are no longer where they were indexed (moved or

@@ -265,6 +265,18 @@ def test_opening_while_a_writer_commits_reads_the_newest_generation(
     assert commits and str(x) in {f.path for f in index.files} and len(index.files) == 4
 
 
+def test_a_runner_embedding_something_else_is_refused(demo: DemoSet, tmp_path: Path) -> None:
+    """A Ray runner built with other windows or another audio stream than the index's
+    would add vectors that are not comparable to the rest, silently."""
+    from audio_embed.distributed import RayScanner
+
+    index = EmbeddingIndex.create(tmp_path / "r.idx", LogMelEmbedder(), windows=WINDOWS)
+    other = RayScanner.for_embedding("LOGMEL", window=1.0, hop=0.1, audio_stream=1, ordered=True)
+    with pytest.raises(InvalidInputError, match=r"windows .* audio stream 1 \(the index: 0\)"):
+        index.add([wavs(demo)[0]], many=other.sliding_embeddings_many)
+    assert not EmbeddingIndex.open(tmp_path / "r.idx").files
+
+
 def test_failed_file_is_reported_and_others_added(demo: DemoSet, tmp_path: Path) -> None:
     bad = tmp_path / "bad.wav"
     bad.write_bytes(b"RIFF not really a wav")
