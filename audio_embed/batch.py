@@ -24,7 +24,7 @@ import attrs
 
 from audio_embed._io import check_output_folder
 from audio_embed._media import is_media_file
-from audio_embed.detect import flagged_share
+from audio_embed.detect import SHORT_FILE_SECONDS, flagged_share, short_file_advice
 from audio_embed.errors import (
     AudioEmbedError,
     Cancelled,
@@ -43,7 +43,6 @@ __all__ = [
     "COMBINED_CSV",
     "FLAGGED_WARNING_SHARE",
     "SCAN_STAMP",
-    "SHORT_FILE_SECONDS",
     "BatchCancelled",
     "BatchReport",
     "BatchSettings",
@@ -55,7 +54,6 @@ __all__ = [
     "refuse_beside_recordings",
     "run_many",
     "scan_to_folder",
-    "short_file_advice",
 ]
 
 log = logging.getLogger(__name__)
@@ -64,30 +62,6 @@ log = logging.getLogger(__name__)
 #: warning; ``scan`` prints it): a threshold chosen from two or three markers can come
 #: out so low that a third of the audio or more is flagged (README, horn benchmark).
 FLAGGED_WARNING_SHARE = 0.25
-#: A scanner that normalises each recording by its own windows (the default) takes
-#: the statistics of a file shorter than this from little more than the target sound,
-#: and often misses it (README, "Errors and limits": demo horns centred in clips of
-#: 1.5-3 s found in 1 of 6, from 10 s in all): scans of such files are reported.
-SHORT_FILE_SECONDS = 10.0
-
-
-def short_file_advice(n_short: int, n_files: int, example: str, seconds: float) -> str:
-    """The warning for scans of files shorter than :data:`SHORT_FILE_SECONDS`."""
-    which = (
-        f"{n_short} of the {n_files} file(s) scanned are shorter than {SHORT_FILE_SECONDS:g} s "
-        f"(e.g. {example}, {seconds:.1f} s)"
-        if n_files > 1
-        else f"{example} is {seconds:.1f} s long, shorter than {SHORT_FILE_SECONDS:g} s"
-    )
-    return (
-        f"{which}: the "
-        "scanner normalises each recording by its own windows, and in a file that short the "
-        "target sound dominates them and is often missed. For short clips train with "
-        "normalization='none' (--normalization none) and scan clips of a loudness like the "
-        "training recordings', or join the clips into one file."
-    )
-
-
 T = TypeVar("T")
 
 

@@ -21,10 +21,15 @@ from attrs import Factory, define, field, frozen
 from sklearn.base import clone
 
 from audio_embed.audio import AudioStream, check_audio_stream, load_audio, probe_audio, resample
-from audio_embed.batch import SHORT_FILE_SECONDS, short_file_advice
 from audio_embed.cache import CachedEmbeddings, EmbeddingCache
 from audio_embed.classifier import CalibratedClassifier
-from audio_embed.detect import Postprocessing, detect, flagged_share
+from audio_embed.detect import (
+    SHORT_FILE_SECONDS,
+    Postprocessing,
+    detect,
+    flagged_share,
+    short_file_advice,
+)
 from audio_embed.embedders.base import Embedder
 from audio_embed.errors import (
     AudioDecodeError,
