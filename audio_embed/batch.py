@@ -12,7 +12,6 @@ file as it finishes.
 from __future__ import annotations
 
 import contextlib
-import csv
 import logging
 import os
 from collections import defaultdict
@@ -393,10 +392,11 @@ def scan_to_folder(
     for item, reason in missing:
         tell(FileOutcome("missing", item, reason=reason))
     targets = output_paths(inputs, out, FORMAT_SUFFIXES[fmt], reserved=(COMBINED_CSV, SCAN_STAMP))
-    refuse_beside_recordings(inputs, targets, fmt)
-    _refuse_other_recordings(inputs, targets, fmt)
+    earlier = _read_earlier(targets.values(), fmt)  # each existing result read once
+    _refuse_beside(inputs, targets, earlier)
+    _refuse_other_recordings(inputs, targets, earlier)
     _refuse_foreign_combined(out / COMBINED_CSV)
-    todo = _existing_results(inputs, targets, fmt, settings.skip_existing, tell)
+    todo = _existing_results(inputs, targets, earlier, settings.skip_existing, tell)
     # An earlier batch's combined CSV would contradict the result files this one replaces
     # if it stops early (cancelled) or writes none (every file failed): it goes now and
     # is written anew when the batch finishes.
@@ -525,6 +525,34 @@ def _report(
     )
 
 
+@attrs.frozen
+class _Earlier:
+    """An existing file of a result's name in the output folder, read once."""
+
+    detections: tuple[Detection, ...] | None  # None: not a result in the format
+    error: str = ""
+    names: frozenset[str] = frozenset()  # the recordings a CSV or JSON result names
+    empty: bool = False
+
+
+def _read_earlier(targets: Iterable[Path], fmt: OutputFormat) -> dict[Path, _Earlier]:
+    """The existing files among ``targets``, each read back once as a result in ``fmt``."""
+    from audio_embed.formats import read_result
+
+    out = {}
+    for target in targets:
+        if not target.exists():
+            continue
+        empty = target.is_file() and target.stat().st_size == 0
+        try:
+            dets, names = read_result(target, fmt)
+        except ResultFileError as exc:
+            out[target] = _Earlier(None, str(exc), empty=empty)
+        else:
+            out[target] = _Earlier(tuple(dets), names=names, empty=empty)
+    return out
+
+
 def refuse_beside_recordings(
     inputs: Sequence[Input], targets: dict[Path, Path], fmt: OutputFormat
 ) -> None:
@@ -533,24 +561,22 @@ def refuse_beside_recordings(
     that file may be the person's own labels (``rec.wav`` + ``rec.txt`` is how
     ``train`` finds Audacity labels), so nothing is scanned. An earlier result (it
     reads back as one) is replaced, or kept with ``skip_existing``."""
-    from audio_embed.formats import read_detections
+    _refuse_beside(inputs, targets, _read_earlier(targets.values(), fmt))
 
-    def foreign(target: Path) -> bool:
-        if target.stat().st_size == 0:  # nothing in it to lose
-            return False
-        try:
-            read_detections(target, fmt)
-        except ResultFileError:
-            return True
-        return False
 
-    clash = [
-        (inp.path, targets[inp.path])
-        for inp in inputs
-        if targets[inp.path].exists()
-        and targets[inp.path].parent.resolve() == inp.path.parent.resolve()
-        and foreign(targets[inp.path])
-    ]
+def _refuse_beside(
+    inputs: Sequence[Input], targets: dict[Path, Path], earlier: dict[Path, _Earlier]
+) -> None:
+    clash = []
+    for inp in inputs:
+        found = earlier.get(targets[inp.path])
+        if (  # an empty file holds nothing to lose
+            found is not None
+            and found.detections is None
+            and not found.empty
+            and targets[inp.path].parent.resolve() == inp.path.parent.resolve()
+        ):
+            clash.append((inp.path, targets[inp.path]))
     if clash:
         (audio, target), more = clash[0], len(clash) - 1
         raise InvalidInputError(
@@ -583,30 +609,27 @@ def _refuse_foreign_combined(path: Path) -> None:
 def _existing_results(
     inputs: Sequence[Input],
     targets: dict[Path, Path],
-    fmt: OutputFormat,
+    earlier: dict[Path, _Earlier],
     skip_existing: bool,
     tell: Callable[[FileOutcome], None],
 ) -> list[Input]:
-    """The inputs to scan; with ``skip_existing``, reads back the others' results."""
-    from audio_embed.formats import read_detections
-
+    """The inputs to scan; with ``skip_existing``, the others' results as read back."""
     todo = []
     for inp in inputs:
         target = targets[inp.path]
-        if skip_existing and target.exists():
-            try:
-                dets = tuple(read_detections(target, fmt))
-            except ResultFileError as exc:
-                tell(FileOutcome("rescan", str(inp.path), target, reason=str(exc)))
+        found = earlier.get(target)
+        if skip_existing and found is not None:
+            if found.detections is None:
+                tell(FileOutcome("rescan", str(inp.path), target, reason=found.error))
             else:
-                tell(FileOutcome("skipped", str(inp.path), target, dets))
+                tell(FileOutcome("skipped", str(inp.path), target, found.detections))
                 continue
         todo.append(inp)
     return todo
 
 
 def _refuse_other_recordings(
-    inputs: Sequence[Input], targets: dict[Path, Path], fmt: OutputFormat
+    inputs: Sequence[Input], targets: dict[Path, Path], earlier: dict[Path, _Earlier]
 ) -> None:
     """A result file in the output folder that holds the detections of another recording
     of the same name (day1/REC0001.WAV, now day2/REC0001.WAV into the same folder) would
@@ -614,13 +637,10 @@ def _refuse_other_recordings(
     clash = []
     for inp in inputs:
         target = targets[inp.path]
-        if target.is_file():
-            try:
-                other = _other_recording(target, fmt, inp.path)
-            except (OSError, ValueError, KeyError, TypeError, AttributeError, csv.Error):
-                continue  # unreadable: scanned again (skip_existing) or replaced
-            if other is not None:
-                clash.append((inp.path, target, other))
+        found = earlier.get(target)
+        other = None if found is None else _other_recording(found.names, inp.path)
+        if other is not None:
+            clash.append((inp.path, target, other))
     if clash:
         (audio, target, other), more = clash[0], len(clash) - 1
         raise InvalidInputError(
@@ -631,22 +651,13 @@ def _refuse_other_recordings(
         )
 
 
-def _other_recording(target: Path, fmt: OutputFormat, recording: Path) -> str | None:
-    """The recording a CSV or JSON result names when that is an existing file other than
-    ``recording`` (another of the same name, scanned into the same folder), else None.
-    Other formats name none; a named file that is not there (moved, named from another
-    working folder, or a name edited by hand) is not held against it."""
-    import io
-    import json
-
-    if fmt not in ("csv", "json"):
-        return None
-    text = target.read_text(encoding="utf-8")
-    if fmt == "csv":
-        named = {r.get("file") or "" for r in csv.DictReader(io.StringIO(text))}
-    else:
-        named = {str(d.get("file") or "") for d in json.loads(text)}
-    for name in sorted(named - {""}):
+def _other_recording(names: frozenset[str], recording: Path) -> str | None:
+    """The recording among ``names`` (those a CSV or JSON result names; other formats
+    name none) that is an existing file other than ``recording`` (another of the same
+    name, scanned into the same folder), else None. A named file that is not there
+    (moved, named from another working folder, or a name edited by hand) is not held
+    against it."""
+    for name in sorted(names):
         try:
             if Path(name).exists() and not os.path.samefile(name, recording):
                 return name

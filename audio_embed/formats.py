@@ -51,6 +51,7 @@ __all__ = [
     "read_marker_files",
     "read_markers",
     "read_raven_table",
+    "read_result",
     "read_review_markers",
     "recording_next_to",
     "write_detections",
@@ -544,15 +545,25 @@ def read_detections(path: str | os.PathLike[str], fmt: OutputFormat) -> list[Det
     is not a result file of that format (subtitles that are not cues ``label score``
     with one label for all, e.g. a film's own, are not).
     """
+    return read_result(path, fmt)[0]
+
+
+def read_result(
+    path: str | os.PathLike[str], fmt: OutputFormat
+) -> tuple[list[Detection], frozenset[str]]:
+    """:func:`read_detections`, and the recordings a CSV or JSON result names in its
+    ``file`` field (none for the other formats, which do not say)."""
     p = Path(path)
+    names: set[str] = set()
     try:
-        return _parse_detections(p.read_text(encoding="utf-8"), fmt)
+        rows = _parse_detections(p.read_text(encoding="utf-8"), fmt, names)
     except (OSError, ValueError, KeyError, IndexError, TypeError, csv.Error) as exc:
         detail = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
         raise ResultFileError(f"{p} is unreadable ({detail})") from exc
+    return rows, frozenset(names - {""})
 
 
-def _parse_detections(text: str, fmt: OutputFormat) -> list[Detection]:
+def _parse_detections(text: str, fmt: OutputFormat, names: set[str]) -> list[Detection]:
     rows: list[Detection] = []
     if fmt == "csv":
         reader = csv.DictReader(io.StringIO(text))
@@ -560,6 +571,7 @@ def _parse_detections(text: str, fmt: OutputFormat) -> list[Detection]:
         for r in reader:
             start, end, score = float(r["start"]), float(r["end"]), float(r["score"])
             rows.append(Detection(start, end, score, float(r["peak"])))
+            names.add(r["file"] or "")
     elif fmt == "json":
         items = json.loads(text)
         if not isinstance(items, list):  # e.g. a recorder's or a person's {} beside it
@@ -567,6 +579,7 @@ def _parse_detections(text: str, fmt: OutputFormat) -> list[Detection]:
         for d in items:
             peak = math.nan if d["peak"] is None else float(d["peak"])
             rows.append(Detection(float(d["start"]), float(d["end"]), float(d["score"]), peak))
+            names.add(str(d.get("file") or ""))
     elif fmt == "audacity":
         labels = set()
         for n, line in enumerate(text.splitlines(), start=1):
