@@ -102,7 +102,9 @@ def add_parser(subparsers: Subparsers) -> argparse.ArgumentParser:
 
 
 def open_index(run: Run, path: Path, *, model: str | None = None) -> EmbeddingIndex:
-    """Open the index at ``path`` with the embedder --device/--checkpoint ask for."""
+    """Open the index at ``path`` with the embedder --device/--checkpoint ask for; a
+    --model or --audio-stream given must be the index's (``args.audio_stream`` becomes
+    the index's: what a scanner trained from it and the progress bars decode)."""
     from audio_embed.errors import UnknownEmbedderError
     from audio_embed.index import EmbeddingIndex
     from audio_embed.registry import embedder_from_config
@@ -117,6 +119,15 @@ def open_index(run: Run, path: Path, *, model: str | None = None) -> EmbeddingIn
                 f"{path} holds {index.embedder_name} vectors; drop --model or give "
                 f"--model {index.embedder_name}."
             )
+    if hasattr(args, "audio_stream"):
+        asked, held = args.audio_stream, index.audio_stream or 0
+        if asked is not None and asked != held:
+            raise UsageError(
+                f"--audio-stream {asked}: {path} holds the vectors of audio stream {held}; "
+                "leave --audio-stream out (the index's is used), or build another index "
+                f"for stream {asked}."
+            )
+        args.audio_stream = index.audio_stream
     try:
         embedder = embedder_from_args(index.embedder_name, args)
     except UnknownEmbedderError:
@@ -220,12 +231,6 @@ def run(run: Run) -> int:
                 f"{path} exists: its windows are fixed; drop --window/--hop/--encoding."
             )
         index = open_index(run, path, model=args.model)
-        if args.audio_stream is not None and args.audio_stream != (index.audio_stream or 0):
-            raise UsageError(
-                f"{path} holds the vectors of audio stream {index.audio_stream or 0}; drop "
-                f"--audio-stream, or build another index for stream {args.audio_stream}."
-            )
-        args.audio_stream = index.audio_stream  # what the progress bars probe
     else:
         index = _create(run, path)
     many = _ray_runner(run, index)

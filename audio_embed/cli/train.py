@@ -496,14 +496,7 @@ def run(run: Run) -> int:
     if args.index is not None:
         from audio_embed.cli.index import open_index
 
-        index = open_index(run, Path(args.index), model=args.model)
-        if args.audio_stream is not None and args.audio_stream != (index.audio_stream or 0):
-            raise UsageError(
-                f"--audio-stream {args.audio_stream}: the index {args.index} holds the vectors "
-                f"of audio stream {index.audio_stream or 0}; a scanner trained from it "
-                "decodes that one (leave --audio-stream out)."
-            )
-        args.audio_stream = index.audio_stream
+        index = open_index(run, Path(args.index), model=args.model)  # and its audio stream
         sw = index.windows
         run.echo(f"Using the index's windows: {sw.window:g} s every {sw.hop:g} s, {sw.encoding}.")
         embedder = index.embedder()
