@@ -54,6 +54,27 @@ def default_cache_dir() -> Path:
     return Path(user_cache_dir("audio_embed")) / "embeddings"
 
 
+#: What reading an entry that is not one raises (TypeError: a 'duration' of several values).
+ENTRY_ERRORS = (OSError, ValueError, KeyError, TypeError, EOFError, zipfile.BadZipFile)
+
+
+def read_entry(path: Path) -> tuple[CachedEmbeddings, str | None]:
+    """The embeddings in an ``.npz`` written as the cache writes them (``embed`` and
+    ``embed_dataset`` too), their shapes checked, and its ``settings`` text when it holds
+    one. Raises one of :data:`ENTRY_ERRORS` when it is not such a file."""
+    with np.load(path, allow_pickle=False) as data:
+        entry = CachedEmbeddings(
+            starts=np.asarray(data["starts"], dtype=np.float64),
+            embeddings=np.asarray(data["embeddings"], dtype=np.float32),
+            duration=float(data["duration"]),
+        )
+        settings = str(data["settings"]) if "settings" in data.files else None
+    shapes_ok = entry.embeddings.ndim == 2 and entry.starts.ndim == 1
+    if not shapes_ok or len(entry.starts) != len(entry.embeddings):
+        raise ValueError("inconsistent shapes")
+    return entry, settings
+
+
 class EmbeddingCache:
     """Sliding-window embeddings on disk, one ``.npz`` per (file, settings)."""
 
@@ -104,18 +125,8 @@ class EmbeddingCache:
         if not path.exists():
             return None
         try:
-            with np.load(path, allow_pickle=False) as data:
-                entry = CachedEmbeddings(
-                    starts=np.asarray(data["starts"], dtype=np.float64),
-                    embeddings=np.asarray(data["embeddings"], dtype=np.float32),
-                    duration=float(data["duration"]),
-                )
-            shapes_ok = entry.embeddings.ndim == 2 and entry.starts.ndim == 1
-            if not shapes_ok or len(entry.starts) != len(entry.embeddings):
-                raise ValueError("inconsistent shapes")
-            return entry
-        # TypeError: a 'duration' of several values
-        except (OSError, ValueError, KeyError, TypeError, EOFError, zipfile.BadZipFile) as exc:
+            return read_entry(path)[0]
+        except ENTRY_ERRORS as exc:
             log.warning("Embedding cache entry %s is unreadable (%s); recomputing it.", path, exc)
             return None
 

@@ -28,7 +28,6 @@ import logging
 import os
 import tempfile
 import time
-import zipfile
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -445,18 +444,15 @@ def _reusable(path: Path, settings: dict[str, Any]) -> bool:
     (a file from before settings were stored counts when it is readable, for the first
     audio stream: the only one decoded then); a damaged
     file, or one of another model or windows, is embedded again (with a warning)."""
+    from audio_embed.cache import ENTRY_ERRORS, read_entry
+
     if not path.exists():
         return False
     try:
-        with np.load(path, allow_pickle=False) as data:
-            saved = json.loads(str(data["settings"])) if "settings" in data.files else None
-            ok = data["embeddings"].ndim == 2 and len(data["starts"]) == len(data["embeddings"])
-            float(data["duration"])
-    except (OSError, ValueError, KeyError, TypeError, EOFError, zipfile.BadZipFile) as exc:
+        text = read_entry(path)[1]
+        saved = None if text is None else json.loads(text)
+    except ENTRY_ERRORS as exc:
         log.warning("%s is unreadable (%s); embedding its file again.", path, exc)
-        return False
-    if not ok:
-        log.warning("%s is damaged (inconsistent arrays); embedding its file again.", path)
         return False
     if saved is None and settings["audio_stream"] != 0:  # before settings: the first stream
         saved = {**settings, "audio_stream": 0}
