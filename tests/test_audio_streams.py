@@ -287,38 +287,16 @@ def test_commands_take_audio_stream_end_to_end(
     assert rc == 2 and "--audio-stream" in err and "mix" in err
     # embed: the chosen stream's vectors, recorded in the file
     npz = tmp_path / "emb.npz"
-    rc, _, err = _cli(
-        capsys,
-        "embed",
-        str(videos["test0"]),
-        "--model",
-        "LOGMEL",
-        "--audio-stream",
-        "1",
-        "--out",
-        str(npz),
-    )
-    assert rc == 0, err
-    with np.load(npz) as data:
-        assert data["audio_stream"].item() == 1
-        want = Scanner(LogMelEmbedder(), audio_stream=1).sliding_embeddings(videos["test0"])
-        np.testing.assert_allclose(data["0/embeddings"], want.embeddings, atol=1e-6)
-    rc, _, err = _cli(
-        capsys,
-        "embed",
-        str(videos["test0"]),
-        "--model",
-        "LOGMEL",
-        "--audio-stream",
-        "mix",
-        "--out",
-        str(npz),
-    )
-    assert rc == 0, err
-    with np.load(npz) as data:
-        assert data["audio_stream"].item() == "mix"
-        want = Scanner(LogMelEmbedder(), audio_stream="mix").sliding_embeddings(videos["test0"])
-        np.testing.assert_allclose(data["0/embeddings"], want.embeddings, atol=1e-6)
+    for stream in (1, "mix"):
+        rc, _, err = _cli(capsys, "embed", str(videos["test0"]), "--model", "LOGMEL",
+                          "--audio-stream", str(stream), "--out", str(npz))  # fmt: skip
+        assert rc == 0, err
+        with np.load(npz) as data:
+            assert data["audio_stream"].item() == stream
+            want = Scanner(LogMelEmbedder(), audio_stream=stream).sliding_embeddings(
+                videos["test0"]
+            )
+            np.testing.assert_allclose(data["0/embeddings"], want.embeddings, atol=1e-6)
 
 
 def test_index_and_train_from_it_keep_the_indexs_stream(
