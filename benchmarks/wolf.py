@@ -166,12 +166,15 @@ def _run(
     spans: bool = False,
     post_from_spans: bool = True,
     post_from_points: bool = True,
+    scan_gains: tuple[float, ...] = (),
 ) -> tuple[dict[str, Any], dict[str, Any], dict[str, list[tuple[float, float]]]]:
     """Train, scan and score; ``holdout``: train on the other training recordings and
     score that one; ``train_on``: train on that training recording's markers only (the
     first ``first_k`` of them) and score the other training recordings (the few-shot
     validation of ``benchmarks/wolf_fewshot.py``); ``classifier_kwargs`` go to
-    :class:`CalibratedClassifier` and win over the defaults here."""
+    :class:`CalibratedClassifier` and win over the defaults here; ``scan_gains``: also
+    scan the scored recordings rescaled by each gain in dB (float, no quantisation)
+    and score them (``out["scan_gains"]``)."""
     given = embedder is not None
     if not given:
         embedder = (
@@ -312,7 +315,26 @@ def _run(
         out["augment_seed"] = augment_seed
         out["augment_gain"] = (info.get("settings") or {}).get("gain_db")
     out["augment_draws"] = (info.get("settings") or {}).get("draws", 0)
+    if scan_gains:
+        out["scan_gains"] = _scan_gains(scanner, events, scan_gains)
     return out, results, events
+
+
+def _scan_gains(
+    scanner: Scanner, events: dict[str, list[tuple[float, float]]], gains: tuple[float, ...]
+) -> dict[str, dict[str, float]]:
+    """The recordings of ``events`` scanned rescaled by each gain (dB) and scored."""
+    from audio_embed import load_audio
+
+    audio = {path: load_audio(path) for path in sorted(events)}
+    rows: dict[str, dict[str, float]] = {}
+    for gain in gains:
+        scale = np.float32(10 ** (gain / 20))
+        scaled = {p: scanner.scan(a * scale, sample_rate=16000) for p, a in audio.items()}
+        d = evaluate(scaled, events).as_dict()
+        keys = "iou_precision iou_recall iou_f1 lenient_f1 flagged_fraction window_auc"
+        rows[f"{gain:g}"] = {k: round(float(d[k]), 4) for k in keys.split()}
+    return rows
 
 
 def loro_results(
@@ -563,7 +585,17 @@ def main(argv: list[str] | None = None) -> int:
         default=None,
         help='Postprocessing changes for --grid, a JSON list: \'[{}, {"extent": "intersection"}]\'',
     )
+    ap.add_argument(
+        "--scan-gains",
+        type=lambda v: tuple(float(x) for x in v.split(",")),
+        default=(),
+        metavar="DB,DB",
+        help="also scan the scored recordings rescaled by these gains in dB (float audio) "
+        "and score them (the row's scan_gains; benchmarks/loudness.py)",
+    )
     args = ap.parse_args(argv)
+    if args.scan_gains and (args.loro or args.loco or args.grid):
+        ap.error("--scan-gains scores the test split: not with --loro, --loco or --grid")
     model_kwargs = dict(_parse_setting(item) for item in args.set)
     logging.basicConfig(level=logging.WARNING)
     cache = EmbeddingCache(args.cache)
@@ -592,6 +624,8 @@ def main(argv: list[str] | None = None) -> int:
         common["classifier"] = args.classifier
     if args.adapt:
         common["adapt"] = args.adapt
+    if args.scan_gains:
+        common["scan_gains"] = args.scan_gains
     common["augment"], common["augment_seed"] = args.augment, args.augment_seed
     if args.augment_gain is not None and args.augment in ("auto", 0):
         ap.error("--augment-gain needs --augment N (N > 0)")

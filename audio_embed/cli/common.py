@@ -40,19 +40,26 @@ def embedder_kwargs(args: argparse.Namespace) -> dict[str, Any]:
     return kwargs
 
 
-def embedder_from_args(name: str, args: argparse.Namespace) -> Embedder:
+def embedder_from_args(
+    name: str, args: argparse.Namespace, *, config: dict[str, Any] | None = None
+) -> Embedder:
     """The embedder ``name`` with the --device / --checkpoint given.
 
     Every registered factory takes ``device=`` and, unless its spec says
     ``takes_checkpoint=False``, ``checkpoint=`` (the spec contract), so nothing
-    is probed.
+    is probed. ``config``: the :meth:`~audio_embed.Embedder.config` an index was
+    built with, rebuilt with its settings (the ones it lacks at their
+    ``saved_defaults``: the behaviour before they existed) instead of today's
+    defaults.
     """
-    from audio_embed.registry import create_embedder, get_spec
+    from audio_embed.registry import create_embedder, embedder_from_config, get_spec
 
     spec = get_spec(name)  # UnknownEmbedderError with close matches
     kwargs = embedder_kwargs(args)
     if "checkpoint" in kwargs and not spec.takes_checkpoint:
         raise UsageError(f"The {spec.name} embedder has no weights: it takes no --checkpoint.")
+    if config is not None:
+        return embedder_from_config(config, **kwargs)
     return create_embedder(spec.name, **kwargs)
 
 

@@ -128,10 +128,10 @@ def open_index(run: Run, path: Path, *, model: str | None = None) -> EmbeddingIn
                 f"for stream {asked}."
             )
         args.audio_stream = index.audio_stream
-    try:
-        embedder = embedder_from_args(index.embedder_name, args)
+    saved = index.manifest["embedder"].get("config")
+    try:  # with the index's settings, not today's defaults
+        embedder = embedder_from_args(index.embedder_name, args, config=saved or None)
     except UnknownEmbedderError:
-        saved = index.manifest["embedder"].get("config")
         if saved:  # a plugin's model, not loaded: say which module (this raises)
             embedder_from_config(saved, where=str(path))
         raise

@@ -6,6 +6,7 @@ the baseline every pretrained model is compared with.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -14,9 +15,17 @@ import torch
 import torchaudio
 
 from audio_embed.embedders.base import Embedder
+from audio_embed.errors import InvalidInputError
 from audio_embed.registry import EmbedderSpec, register_embedder
 
-__all__ = ["LogMelEmbedder"]
+__all__ = ["DEFAULT_FLOOR", "LEGACY_FLOOR", "LogMelEmbedder"]
+
+#: The floor added to the mel power before the log until it became a setting: a
+#: LOGMEL config without ``floor`` (scanners, indexes saved before) means this one.
+LEGACY_FLOOR = 1e-4
+#: The default floor: far below any recorded background, so the features after the
+#: per-recording normalisation do not depend on the recording's level.
+DEFAULT_FLOOR = 1e-10
 
 
 class LogMelEmbedder(Embedder):
@@ -30,6 +39,8 @@ class LogMelEmbedder(Embedder):
         n_mels: mel bands (64 by default, 50 Hz to 8 kHz).
         n_fft: FFT size in samples (512 = 32 ms at 16 kHz).
         hop_length: frame step in samples (160 = 10 ms).
+        floor: added to the mel power before the log (see :meth:`frames`);
+            1e-10 by default, 1e-4 (``LEGACY_FLOOR``) before it was a setting.
     """
 
     name = "LOGMEL"
@@ -42,17 +53,25 @@ class LogMelEmbedder(Embedder):
         hop_length: int = 160,
         f_min: float = 50.0,
         f_max: float = 8000.0,
+        floor: float = DEFAULT_FLOOR,
         device: str | torch.device | None = None,
     ) -> None:
+        if not (0 < floor < math.inf):
+            raise InvalidInputError(f"LOGMEL floor must be positive and finite; got {floor!r}.")
         self.n_mels = n_mels
         self.hop_length = hop_length
-        self._settings = {
+        self.floor = float(floor)
+        self._settings: dict[str, Any] = {
             "n_mels": n_mels,
             "n_fft": n_fft,
             "hop_length": hop_length,
             "f_min": float(f_min),
             "f_max": float(f_max),
         }
+        if self.floor != LEGACY_FLOOR:
+            # only when not the original floor: caches, indexes and scanners made
+            # before the setting existed keep their keys
+            self._settings["floor"] = self.floor
         self.dim = len(self.STATS) * n_mels
         self.min_samples = n_fft
         self.melspec = torchaudio.transforms.MelSpectrogram(
@@ -71,12 +90,20 @@ class LogMelEmbedder(Embedder):
         return dict(self._settings)
 
     def frames(self, waveforms: torch.Tensor) -> torch.Tensor:
-        """Log-mel frames ``[B, T, n_mels]``: natural log of mel power + 1e-4.
+        """Log-mel frames ``[B, T, n_mels]``: natural log of mel power + :attr:`floor`.
 
-        The offset keeps empty bands from measuring numerical noise (int16
-        quantisation alone is far below it).
+        The floor (1e-10 by default) lies far below the mel power of any recorded
+        background, also 40–60 dB below the usual level, so a gain ``g`` only adds
+        ``log g²`` to every frame: the mean and max features shift by a constant and
+        the std and |delta| ones stay, and the per-recording normalisation removes the
+        shift. The old floor, 1e-4 (``floor=LEGACY_FLOOR``; scanners, indexes and
+        caches made before the setting keep it), is above the background of a
+        recording 20–30 dB quieter than usual, whose features then change with its
+        level. What the small floor measures that the old one hid: int16 quantisation
+        noise (about 1e-7) in bands where the audio holds nothing else (a synthetic
+        tone; digital silence).
         """
-        return torch.log(self.melspec(waveforms) + 1e-4).transpose(1, 2)
+        return torch.log(self.melspec(waveforms) + self.floor).transpose(1, 2)
 
     @staticmethod
     def statistics(frames: torch.Tensor) -> torch.Tensor:
@@ -145,5 +172,6 @@ register_embedder(
         license="n/a",
         description="log-mel band statistics (mean, std, max, |delta|); no weights",
         takes_checkpoint=False,
+        saved_defaults={"floor": LEGACY_FLOOR},  # scanners saved before the setting
     )
 )

@@ -236,8 +236,9 @@ def _saved_embedder(
     if embedder is None:
         if saved is not None:
             embedder = embedder_from_config(saved, where=str(p), **kwargs)
-        else:
-            embedder = create_embedder(str(want["name"]), **kwargs)
+        else:  # formats 1 and 2: by name, as saved before every setting added since
+            old = with_saved_defaults({"name": want["name"]})["settings"]
+            embedder = create_embedder(str(want["name"]), **{**old, **kwargs})
     if embedder.name != want["name"] or embedder.dim != int(meta["feature_dim"]):
         raise ScannerFileError(
             f"{p} was trained with embedder {want['name']} ({meta['feature_dim']} features); "
@@ -245,7 +246,8 @@ def _saved_embedder(
             f"the same embedder, or train a new scanner for {embedder.name}."
         )
     if saved is not None:
-        differences = config_differences(saved, embedder.config())
+        # a setting at the value a config without it means (saved_defaults) may be left out
+        differences = config_differences(saved, with_saved_defaults(embedder.config()))
     elif int(meta.get("format_version", 1)) >= 2 and want.get("cache_id") != embedder.cache_id():
         differences = [
             f"fingerprint: saved {want.get('cache_id')!r} (format {meta['format_version']}, "
