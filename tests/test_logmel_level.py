@@ -76,9 +76,10 @@ def test_floor_setting_keys_and_checks() -> None:
     assert isinstance(new, LogMelEmbedder)
     assert new.settings()["floor"] == DEFAULT_FLOOR
     assert len({old.cache_id(), new.cache_id(), LogMelEmbedder(floor=1e-6).cache_id()}) == 3
-    for bad in (0.0, -1e-4, float("nan"), float("inf")):
+    assert LogMelEmbedder(floor="1e-6").floor == 1e-6  # type: ignore[arg-type]
+    for bad in (0.0, -1e-4, float("nan"), float("inf"), "none"):
         with pytest.raises(InvalidInputError, match="floor must be positive and finite"):
-            LogMelEmbedder(floor=bad)
+            LogMelEmbedder(floor=bad)  # type: ignore[arg-type]
 
 
 def _fit(embedder: LogMelEmbedder) -> tuple[Scanner, np.ndarray]:

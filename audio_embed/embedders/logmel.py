@@ -56,11 +56,14 @@ class LogMelEmbedder(Embedder):
         floor: float = DEFAULT_FLOOR,
         device: str | torch.device | None = None,
     ) -> None:
-        if not (0 < floor < math.inf):
+        try:
+            self.floor = float(floor)
+        except (TypeError, ValueError):
+            self.floor = math.nan
+        if not (0 < self.floor < math.inf):
             raise InvalidInputError(f"LOGMEL floor must be positive and finite; got {floor!r}.")
         self.n_mels = n_mels
         self.hop_length = hop_length
-        self.floor = float(floor)
         self._settings: dict[str, Any] = {
             "n_mels": n_mels,
             "n_fft": n_fft,
@@ -103,7 +106,8 @@ class LogMelEmbedder(Embedder):
         noise (about 1e-7) in bands where the audio holds nothing else (a synthetic
         tone; digital silence).
         """
-        return torch.log(self.melspec(waveforms) + self.floor).transpose(1, 2)
+        # in float32 also under float16 autocast (its mel matmul): 1e-10 underflows there
+        return torch.log(self.melspec(waveforms).float() + self.floor).transpose(1, 2)
 
     @staticmethod
     def statistics(frames: torch.Tensor) -> torch.Tensor:
