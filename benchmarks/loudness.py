@@ -50,7 +50,8 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         demo = make_demo_set(root / "demo")
-        scanner = Scanner(create_embedder("LOGMEL", **kwargs))
+        embedder = create_embedder("LOGMEL", **kwargs)
+        scanner = Scanner(embedder)
         markers = read_markers(demo.markers_csv)
         scanner.fit([Recording(f, m) for f, m in sorted(markers.items())])
         labelled = read_labelled_set(demo.labels_csv, "horn", split="test")
@@ -73,6 +74,7 @@ def main(argv: list[str] | None = None) -> int:
                     "horns": len(horns),
                     "detections": len(dets),
                     "threshold": round(scanner.scan_threshold, 4),
+                    "floor": getattr(embedder, "floor", None),
                     **kwargs,
                 }
                 print(json.dumps(row), flush=True)
