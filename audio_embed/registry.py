@@ -28,6 +28,7 @@ from __future__ import annotations
 import difflib
 import fnmatch
 import importlib
+import inspect
 import logging
 import os
 import threading
@@ -302,6 +303,28 @@ def embed_dim(name: str) -> int:
     return get_spec(name).dim
 
 
+def _check_settings(spec: EmbedderSpec, settings: Mapping[str, Any]) -> None:
+    """An InvalidInputError naming the settings the factory takes, for one it does not
+    (before, a TypeError from deep in the factory); factories taking ``**kwargs`` pass."""
+    try:
+        params = inspect.signature(spec.factory).parameters
+    except (TypeError, ValueError):  # no signature to read: the factory decides
+        return
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        return
+    takes = [
+        n
+        for n, p in params.items()
+        if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD) and n not in ("checkpoint", "device")
+    ]
+    unknown = sorted(set(settings) - set(takes))
+    if unknown:
+        raise InvalidInputError(
+            f"The {spec.name} embedder has no setting {', '.join(map(repr, unknown))}; "
+            f"it takes: {', '.join(takes) or 'none'}."
+        )
+
+
 def create_embedder(
     name: str,
     *,
@@ -321,6 +344,7 @@ def create_embedder(
     """
     spec = get_spec(name)
     kwargs = dict(settings)
+    _check_settings(spec, kwargs)
     if checkpoint is not None:
         if not spec.takes_checkpoint:
             raise InvalidInputError(
@@ -330,7 +354,12 @@ def create_embedder(
         kwargs["checkpoint"] = checkpoint
     if device is not None:
         kwargs["device"] = device
-    embedder = spec.factory(**kwargs)
+    try:
+        embedder = spec.factory(**kwargs)
+    except TypeError as exc:  # a factory of **kwargs passed on a setting its class lacks
+        if "unexpected keyword argument" not in str(exc):
+            raise
+        raise InvalidInputError(f"The {spec.name} embedder: {exc}") from exc
     # another checkpoint of the family, custom layers or other settings (BirdNET's
     # frames) may have another size
     default = checkpoint is None and not settings

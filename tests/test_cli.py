@@ -1208,6 +1208,24 @@ def test_plugin_module_makes_its_models_nameable(
     assert rc != 0 and "no_such_plugin_module" in err
 
 
+def test_model_option_sets_the_models_settings(
+    tmp_path: Path, demo: DemoSet, cache_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from audio_embed.scanner import Scanner
+
+    common = ["--markers", str(demo.markers_csv), "--model", "LOGMEL", "--quiet"]
+    common += ["--cache-dir", str(cache_dir), "--out", str(tmp_path / "s.scanner")]
+    rc, _, err = run_cli(capsys, "train", *common, "--model-option", "n_mels=32")
+    assert rc == 0, err
+    embedder = Scanner.load(tmp_path / "s.scanner").embedder
+    assert embedder.settings()["n_mels"] == 32 and embedder.dim == 4 * 32
+    # a setting the model lacks names those it takes; a malformed one is a usage error
+    rc, _, err = run_cli(capsys, "train", *common, "--model-option", "speed=2")
+    assert rc != 0 and "no setting 'speed'" in err and "n_mels" in err
+    rc, _, err = run_cli(capsys, "train", *common, "--model-option", "n_mels")
+    assert rc == 2 and "KEY=VALUE" in err
+
+
 def test_train_takes_the_models_scan_defaults_unless_told(
     tmp_path: Path,
     demo: DemoSet,

@@ -31,8 +31,8 @@ T = TypeVar("T")
 
 
 def embedder_kwargs(args: argparse.Namespace) -> dict[str, Any]:
-    """The keyword arguments --device and --checkpoint ask for."""
-    kwargs: dict[str, Any] = {}
+    """The keyword arguments --model-option, --device and --checkpoint ask for."""
+    kwargs: dict[str, Any] = dict(getattr(args, "model_option", None) or ())
     if getattr(args, "device", None):
         kwargs["device"] = args.device
     if getattr(args, "checkpoint", None):

@@ -5,9 +5,10 @@ new parent parser: parents share their action objects)."""
 from __future__ import annotations
 
 import argparse
+import json
 import math
 from collections.abc import Callable
-from typing import TypeAlias
+from typing import Any, TypeAlias
 
 __all__ = [
     "Formatter",
@@ -85,6 +86,19 @@ def positive_int(text: str) -> int:
     return whole_number(text, 1)
 
 
+def model_setting(text: str) -> tuple[str, Any]:
+    """``KEY=VALUE`` of --model-option: VALUE read as JSON (``2``, ``true``,
+    ``[1, 2]``), else kept as text (``frames=chunk``)."""
+    key, sep, value = text.partition("=")
+    if not sep or not key.strip().isidentifier():
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE (e.g. audio_speed=2), got {text!r}")
+    try:
+        parsed: Any = json.loads(value)
+    except ValueError:
+        parsed = value
+    return key.strip(), parsed
+
+
 def common_options(threads: int | None = None) -> argparse.ArgumentParser:
     """-q, -v, --threads (a new parser each call: parents share their action objects)."""
     common = argparse.ArgumentParser(add_help=False)
@@ -119,7 +133,7 @@ def common_options(threads: int | None = None) -> argparse.ArgumentParser:
 
 
 def model_options() -> argparse.ArgumentParser:
-    """--device, --checkpoint, --batch-size."""
+    """--device, --checkpoint, --batch-size, --model-option."""
     parser = argparse.ArgumentParser(add_help=False)
     g = parser.add_argument_group("model")
     g.add_argument("--device", help="torch device for the model, e.g. cpu, cuda, cuda:1")
@@ -133,6 +147,16 @@ def model_options() -> argparse.ArgumentParser:
         type=positive_int,
         metavar="N",
         help="windows per model call (default: sized automatically from memory)",
+    )
+    g.add_argument(
+        "--model-option",
+        type=model_setting,
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a setting of the model, as create_embedder(NAME, KEY=VALUE) takes it "
+        "(repeatable; VALUE read as JSON, else as text), e.g. --model-option audio_speed=2 "
+        "for BIRDNET_V24; a scanner or index keeps its model's settings",
     )
     return parser
 
