@@ -8,6 +8,7 @@ Raven selections), train a scanner and scan other files::
     scanner = Scanner.from_name("LOGMEL")  # weight-free; list_embedders() for the others
     markers = read_markers("markers.csv")  # file,time,kind (positive|soft|negative)
     scanner.fit([Recording(path, m) for path, m in markers.items()])
+    print(scanner.describe())  # windows, classifier, threshold: what train prints
     result = scanner.scan("long_video.mp4")  # any audio or video file FFmpeg reads
     for d in result.detections():  # at the threshold fit chose (scanner.threshold_)
         print(d.start, d.end, d.score)

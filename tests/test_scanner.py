@@ -53,6 +53,20 @@ def test_finds_held_out_targets(demo: DemoSet, trained: Scanner) -> None:
     assert score.window_auc > 0.9
 
 
+def test_describe_is_the_training_summary_as_text(demo: DemoSet, trained: Scanner) -> None:
+    """What ``audio-embed train`` prints, for notebooks (``print(scanner.describe())``)."""
+    text = trained.describe(demo.root)
+    summary = trained.training_summary or {}
+    assert text.startswith("Trained a LOGMEL scanner on 3 recording(s)")
+    assert f"{summary['windows_positive']} positive (target)" in text
+    assert f"Detection threshold: {trained.scan_threshold:g}, chosen by cross-validation" in text
+    assert "train_00.wav" in text and str(demo.root) not in text  # relative to the root
+    from sklearn.exceptions import NotFittedError
+
+    with pytest.raises(NotFittedError):
+        Scanner(LogMelEmbedder()).describe()
+
+
 def test_scan_result_shape(demo: DemoSet, trained: Scanner) -> None:
     result = trained.scan(demo.test_files[0])
     assert result.duration == pytest.approx(90.0)

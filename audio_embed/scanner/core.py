@@ -756,6 +756,16 @@ class Scanner(StreamingEmbeddings):
 
     # ------------------------------------------------------------------ scanning
 
+    def describe(self, root: str | os.PathLike[str] | None = None) -> str:
+        """The training summary as text, as ``audio-embed train`` prints it: the
+        recordings and windows per class, classifier, calibration, augmentation,
+        post-processing and the threshold with how it was chosen (in a notebook:
+        ``print(scanner.describe())``). File names are relative to ``root`` if given."""
+        from audio_embed.scanner.report import describe
+
+        self._check_fitted()
+        return describe(self, root)
+
     def scan(
         self,
         source: Source,
