@@ -64,6 +64,10 @@ log = logging.getLogger(__name__)
 #: out so low that a third of the audio or more is flagged (README, horn benchmark).
 FLAGGED_WARNING_SHARE = 0.25
 T = TypeVar("T")
+#: Seconds between updates of :data:`SCAN_STAMP` while a batch runs (and once at its
+#: end): a scan killed outright (out of memory, power cut) leaves results the record
+#: names, but for the last few.
+_RECORD_EVERY = 30.0
 
 
 class ScansMany(Protocol):
@@ -434,6 +438,7 @@ def scan_to_folder(
     short: list[tuple[str, float]] = []
     # each recording as it was before its scan: one that changes later is scanned again
     made = {inp.path: _made(inp.path, fmt) for inp in todo}
+    flushed = time.monotonic()
     try:
         with contextlib.closing(run_many(runner, todo, progress=progress, cancel=cancel)) as runs:
             for inp, result in runs:
@@ -447,8 +452,12 @@ def scan_to_folder(
                 key = _stamp_key(out, target)
                 update.thresholds[key] = threshold
                 update.made[key] = attrs.evolve(made[inp.path], written=time.time())
-                with _folder_lock(out):  # a combined CSV another scan wrote no longer holds
-                    (out / COMBINED_CSV).unlink(missing_ok=True)
+                if time.monotonic() - flushed >= _RECORD_EVERY:  # a killed scan loses little
+                    _update_stamp(out, update)  # (and removes the combined CSV, as below)
+                    flushed = time.monotonic()
+                else:
+                    with _folder_lock(out):  # a combined CSV another scan wrote no longer holds
+                        (out / COMBINED_CSV).unlink(missing_ok=True)
                 share = flagged_share(dets, result.duration)
                 if share > FLAGGED_WARNING_SHARE:
                     log.warning(

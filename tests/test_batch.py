@@ -684,3 +684,25 @@ def test_a_record_naming_files_outside_the_folder_is_not_read(tmp_path: Path) ->
     (out / SCAN_STAMP).write_text(json.dumps(record))
     scan_to_folder(FakeScanner(), [b], out)
     assert [r["file"] for r in _combined_rows(out)] == [str(b), str(a)]
+
+
+def test_a_long_batch_records_its_results_as_it_goes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The record was written once, at the end: a scan killed outright (out of memory,
+    a power cut) left hours of results it did not name, so the next scan's guard and
+    detections.csv knew nothing of them. Now it is updated as the batch goes."""
+    import json
+
+    from audio_embed import batch
+
+    monkeypatch.setattr(batch, "_RECORD_EVERY", 0.0)
+    files = _recordings(*(tmp_path / f"{n}.wav" for n in ("one", "two")))
+    out = tmp_path / "out"
+    seen: list[list[str]] = []
+
+    def on_file(outcome: FileOutcome) -> None:
+        seen.append(sorted(json.loads((out / SCAN_STAMP).read_text())["results"]))
+
+    scan_to_folder(FakeScanner(), files, out, on_file=on_file)
+    assert seen == [["one.csv"], ["one.csv", "two.csv"]]
