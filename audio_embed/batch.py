@@ -438,6 +438,8 @@ def scan_to_folder(
     short: list[tuple[str, float]] = []
     # each recording as it was before its scan: one that changes later is scanned again
     made = {inp.path: _made(inp.path, fmt) for inp in todo}
+    # each result file as this batch found it: another scan into the folder may write it
+    seen = {targets[inp.path]: _file_state(targets[inp.path]) for inp in todo}
     flushed = time.monotonic()
     try:
         with contextlib.closing(run_many(runner, todo, progress=progress, cancel=cancel)) as runs:
@@ -448,16 +450,20 @@ def scan_to_folder(
                     continue
                 dets = result.detections(threshold)
                 target = targets[inp.path]
-                write_detections(target, dets, fmt, file=_named(inp.path), label=label)
                 key = _stamp_key(out, target)
+                with _folder_lock(out):  # scans into the folder write one at a time
+                    taken = _written_meanwhile(out, target, seen[target], inp.path)
+                    if taken is not None:
+                        tell(FileOutcome("failed", str(inp.path), reason=taken))
+                        continue
+                    write_detections(target, dets, fmt, file=_named(inp.path), label=label)
+                    # a combined CSV another scan wrote no longer holds
+                    (out / COMBINED_CSV).unlink(missing_ok=True)
                 update.thresholds[key] = threshold
                 update.made[key] = attrs.evolve(made[inp.path], written=time.time())
                 if time.monotonic() - flushed >= _RECORD_EVERY:  # a killed scan loses little
-                    _update_stamp(out, update)  # (and removes the combined CSV, as below)
+                    _update_stamp(out, update)
                     flushed = time.monotonic()
-                else:
-                    with _folder_lock(out):  # a combined CSV another scan wrote no longer holds
-                        (out / COMBINED_CSV).unlink(missing_ok=True)
                 share = flagged_share(dets, result.duration)
                 if share > FLAGGED_WARNING_SHARE:
                     log.warning(
@@ -492,6 +498,48 @@ def scan_to_folder(
         log.warning("%s", short_file_advice(len(short), n_done, *short[0]))
     combined = _write_combined(out, inputs, targets, outcomes, label)
     return _report(inputs, outcomes, threshold, combined)
+
+
+def _file_state(path: Path) -> tuple[int, int, int] | None:
+    """Which file ``path`` is now (inode, size, modification time; None: none)."""
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return (st.st_ino, st.st_size, st.st_mtime_ns)
+
+
+def _written_meanwhile(
+    out: Path, target: Path, seen: tuple[int, int, int] | None, recording: Path
+) -> str | None:
+    """Why ``target`` must not be replaced: another scan into ``out`` (or a person) wrote
+    it after this batch looked at the folder, and :data:`SCAN_STAMP` does not say it
+    holds ``recording`` (a recording of the same name from another folder, scanned at
+    the same time). None: write it. Called under the folder's lock."""
+    if _file_state(target) == seen:
+        return None
+    was = _read_stamp(out).made.get(_stamp_key(out, target))
+    if was is not None and was.same_file(recording):
+        return None  # the same recording, scanned by both
+    if was is None and _names_only(target, recording):  # a CSV or JSON result says so
+        return None
+    return (
+        f"{target} was written by another scan into {out} (or by hand) while this one "
+        f"ran; it may hold the detections of another recording of the same name, so it "
+        "is kept. Give each folder of recordings its own --out folder."
+    )
+
+
+def _names_only(result: Path, recording: Path) -> bool:
+    """``result`` is a CSV or JSON result naming ``recording`` and no other file."""
+    from audio_embed.formats import read_result
+
+    fmt: OutputFormat = "json" if result.suffix.lower() == ".json" else "csv"
+    try:
+        _, names = read_result(result, fmt)
+    except ResultFileError:
+        return False
+    return bool(names) and all(_made(Path(n), fmt).same_file(recording) for n in names)
 
 
 def _named(recording: Path) -> str:

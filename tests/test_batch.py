@@ -706,3 +706,43 @@ def test_a_long_batch_records_its_results_as_it_goes(
 
     scan_to_folder(FakeScanner(), files, out, on_file=on_file)
     assert seen == [["one.csv"], ["one.csv", "two.csv"]]
+
+
+@pytest.mark.parametrize("fmt", ["audacity", "csv"])
+def test_a_result_another_scan_wrote_meanwhile_is_not_replaced(tmp_path: Path, fmt: str) -> None:
+    """day1/ and day2/ scanned into one folder at once: each checked the folder when it
+    started, found no REC0001 result, and the one that finished second replaced the
+    other's. Now a result file written by another scan while this one ran is kept and
+    this recording is reported as failed; the same recording scanned by both is not."""
+    import json
+
+    day1, day2 = _recordings(tmp_path / "day1" / "REC0001.WAV", tmp_path / "day2" / "REC0001.WAV")
+    out = tmp_path / "out"
+    settings = BatchSettings(fmt=fmt)  # type: ignore[arg-type]
+    suffix = {"audacity": ".txt", "csv": ".csv"}[fmt]
+
+    def meanwhile(other: Path, recorded: bool = True) -> FakeScanner:
+        class Meanwhile(FakeScanner):
+            def scan_many(self, sources: Iterable[str | Path], **kw: Any) -> Any:
+                scan_to_folder(FakeScanner(), [other], out, settings)  # from start to end
+                if not recorded:  # as while the other scan still runs (recorded every 30 s)
+                    (out / SCAN_STAMP).unlink()
+                yield from super().scan_many(sources, **kw)
+
+        return Meanwhile()
+
+    report = scan_to_folder(meanwhile(day2), [day1], out, settings)
+    (failed,) = report.failed
+    assert "was written by another scan" in str(failed.reason) and report.done == ()
+    result = out / f"REC0001{suffix}"
+    record = json.loads((out / SCAN_STAMP).read_text())["results"][result.name]
+    assert record["recording"] == os.path.realpath(day2)  # day2's result, kept
+    assert fmt != "csv" or str(day2) in result.read_text()
+    result.unlink()
+    report = scan_to_folder(meanwhile(day1, recorded=False), [day1], out, settings)
+    if fmt == "csv":  # the result names its recording
+        assert [Path(o.item) for o in report.done] == [day1] and report.ok
+    else:  # Audacity labels do not: kept, to be safe
+        assert report.done == () and len(report.failed) == 1
+    report = scan_to_folder(meanwhile(day1), [day1], out, settings)  # now recorded
+    assert [Path(o.item) for o in report.done] == [day1] and report.ok
