@@ -963,6 +963,7 @@ def test_scan_name_collisions(
     written = sorted(p.name for p in out.iterdir())
     assert written == [
         ".audio-embed-scan.json",
+        ".audio-embed-scan.lock",
         "detections.csv",
         "detections.wav.csv",
         "take.csv",

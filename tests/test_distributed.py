@@ -29,6 +29,7 @@ from audio_embed import LogMelEmbedder
 from audio_embed import distributed as dist
 from audio_embed._ray_worker import CRASH_ONCE_ENV
 from audio_embed.batch import (
+    SCAN_LOCK,
     SCAN_STAMP,
     BatchCancelled,
     BatchSettings,
@@ -114,6 +115,11 @@ def _same(a: ScanResult, b: ScanResult) -> None:
         assert x.score == pytest.approx(y.score, rel=1e-4, abs=1e-5)
 
 
+def _result_names(folder: Path) -> list[str]:
+    """The files of a scan's output folder, less its record and lock file."""
+    return sorted(p.name for p in folder.iterdir() if p.name not in (SCAN_STAMP, SCAN_LOCK))
+
+
 def _numbers(path: Path) -> np.ndarray:
     """The numeric cells of a CSV result file (start, end, peak, score per row)."""
     lines = path.read_text(encoding="utf-8").splitlines()
@@ -150,8 +156,8 @@ def test_scan_matches_local_and_reports_the_corrupt_file(
     # The same files, names and numbers as a local scan into another folder.
     here = scan_to_folder(scanner, inputs, tmp_path / "local")
     assert [o.item for o in here.failed] == [str(corrupt)]
-    names = sorted(p.name for p in (tmp_path / "ray").iterdir() if p.name != SCAN_STAMP)
-    assert names == sorted(p.name for p in (tmp_path / "local").iterdir() if p.name != SCAN_STAMP)
+    names = _result_names(tmp_path / "ray")
+    assert names == _result_names(tmp_path / "local")
     assert "detections.csv" in names and not any(n.startswith(".tmp-") for n in names)
     for name in names:
         a, b = _numbers(tmp_path / "ray" / name), _numbers(tmp_path / "local" / name)
@@ -195,8 +201,8 @@ def test_cli_scan_on_ray_survives_a_killed_worker(
     assert rc == 0, out
     assert out.count(" detection(s) -> ") == len(files)
     assert main(["scan", str(saved), *files, "--out", str(tmp_path / "local"), "-q"]) == 0
-    names = sorted(p.name for p in (tmp_path / "local").iterdir() if p.name != SCAN_STAMP)
-    assert sorted(p.name for p in (tmp_path / "ray").iterdir() if p.name != SCAN_STAMP) == names
+    names = _result_names(tmp_path / "local")
+    assert _result_names(tmp_path / "ray") == names
     for name in names:
         a, b = _numbers(tmp_path / "ray" / name), _numbers(tmp_path / "local" / name)
         np.testing.assert_allclose(a, b, atol=2e-4)
@@ -350,7 +356,8 @@ def test_a_cancelled_scan_on_ray_keeps_what_finished_and_releases_its_workers(
     done = report.done[0]
     assert done.output is not None and _numbers(done.output).shape[0] > 0
     # no partial file, no combined CSV: the result and the record of its threshold
-    assert sorted(p.name for p in out.iterdir()) == sorted([done.output.name, SCAN_STAMP])
+    assert _result_names(out) == [done.output.name]
+    assert {SCAN_STAMP, SCAN_LOCK} <= {p.name for p in out.iterdir()}
     assert _all_cpus_free(), "the stopped run's actors still hold Ray's CPUs"
 
 
