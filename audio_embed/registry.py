@@ -30,6 +30,7 @@ import fnmatch
 import importlib
 import logging
 import os
+import sys
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from importlib.metadata import entry_points
@@ -194,13 +195,47 @@ def load_plugin(module: str) -> ModuleType:
     """Import ``module`` (once) so that the specs it registers become known.
 
     How the command line's ``--plugin MODULE`` reaches a model registered in
-    the user's own module. A module that fails to import raises
+    the user's own module. ``module`` is a module name (installed, or its
+    folder on the Python path) or the path of a ``.py`` file
+    (``./my_models.py``): the file's folder is then put first on ``sys.path``
+    and the file imported by its name (``my_models``), the name a scanner
+    saved with its models records. A module that fails to import raises
     :class:`~audio_embed.errors.AudioEmbedError` naming it.
     """
+    name = module
+    if module.endswith(".py") or "/" in module or os.sep in module:
+        path = os.path.abspath(os.path.expanduser(module))
+        if not module.endswith(".py") or not os.path.isfile(path):
+            raise AudioEmbedError(
+                f"The plug-in {module!r} is not a Python file: pass the path of a .py file "
+                "(./my_models.py) or a module name (my_models)."
+            )
+        folder = os.path.dirname(path)
+        if folder not in sys.path:
+            sys.path.insert(0, folder)
+        name = os.path.basename(path)[: -len(".py")]
     try:
-        loaded = importlib.import_module(module)
-    except ImportError as exc:
+        loaded = importlib.import_module(name)
+    except ModuleNotFoundError as exc:
+        hint = ""
+        if exc.name is not None and name.split(".")[0] == exc.name.split(".")[0]:
+            hint = (
+                ". A plug-in must be importable: install it, put its folder on PYTHONPATH, or "
+                "pass the file's path (--plugin ./my_models.py, load_plugin('./my_models.py')); "
+                "the audio-embed command does not look in the current folder"
+            )
+        raise AudioEmbedError(
+            f"Could not import the plug-in module {module!r}: {exc}{hint}"
+        ) from exc
+    except (ImportError, TypeError, ValueError) as exc:  # TypeError/ValueError: a bad name
         raise AudioEmbedError(f"Could not import the plug-in module {module!r}: {exc}") from exc
+    if name != module:
+        where = os.path.abspath(str(getattr(loaded, "__file__", "") or ""))
+        if where != os.path.abspath(os.path.expanduser(module)):
+            raise AudioEmbedError(
+                f"The plug-in {module!r} cannot be imported as {name!r}: a module of that name "
+                f"is already loaded from {where or 'elsewhere'}. Rename the file."
+            )
     with _LOCK:
         _LOADED.add(module)
     return loaded

@@ -1208,6 +1208,25 @@ def test_plugin_module_makes_its_models_nameable(
     assert rc != 0 and "no_such_plugin_module" in err
 
 
+def test_plugin_named_by_its_file_path(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``--plugin ./my_models.py``: the audio-embed script does not search the current
+    folder, so a module there was not found; a path crashed with a TypeError traceback."""
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    (tmp_path / "cli_path_plugin.py").write_text(
+        "from audio_embed.embedders.logmel import LogMelEmbedder\n"
+        "from audio_embed.registry import EmbedderSpec, register_embedder\n"
+        "register_embedder(EmbedderSpec(name='CLI_PATH_LOGMEL', dim=128, takes_checkpoint=False,\n"
+        "    factory=lambda **kw: LogMelEmbedder(n_mels=32, **kw)))\n"
+    )
+    monkeypatch.chdir(tmp_path)
+    rc, _, err = run_cli(capsys, "models", "--plugin", "cli_path_plugin")
+    assert rc != 0 and "--plugin ./my_models.py" in err
+    rc, out, _ = run_cli(capsys, "models", "--plugin", "./cli_path_plugin.py")
+    assert rc == 0 and "CLI_PATH_LOGMEL" in out
+
+
 def test_train_takes_the_models_scan_defaults_unless_told(
     tmp_path: Path,
     demo: DemoSet,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import ast
 import os
 import stat
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -413,6 +414,34 @@ def test_a_plugin_module_registers_its_specs(
     assert create_embedder("my_logmel").dim == 128
     with pytest.raises(audio_embed.AudioEmbedError, match="no_such_module"):
         load_plugin("no_such_module")
+
+
+def test_a_plugin_is_also_named_by_its_file_path(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``load_plugin("./my_models.py")`` (``--plugin ./my_models.py``) imports the file as
+    ``my_models``; before, a path raised a bare TypeError, and a module beside the current
+    folder but not on the Python path failed with no word on how to make it importable."""
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    folder = tmp_path / "plugins"
+    folder.mkdir()
+    (folder / "path_plugin_models.py").write_text(
+        "from audio_embed.embedders.logmel import LogMelEmbedder\n"
+        "from audio_embed.registry import EmbedderSpec, register_embedder\n"
+        "register_embedder(EmbedderSpec(name='PATH_LOGMEL', dim=128, takes_checkpoint=False,\n"
+        "    factory=lambda **kw: LogMelEmbedder(n_mels=32, **kw)))\n"
+    )
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(audio_embed.AudioEmbedError, match=r"put its folder on PYTHONPATH.*\.py"):
+        load_plugin("path_plugin_models")
+    loaded = load_plugin("plugins/path_plugin_models.py")
+    assert loaded.__name__ == "path_plugin_models"
+    assert create_embedder("PATH_LOGMEL").config()["class"].startswith("audio_embed.")
+    assert load_plugin("path_plugin_models") is loaded  # now importable by its name
+    with pytest.raises(audio_embed.AudioEmbedError, match=r"not a Python file"):
+        load_plugin("plugins/missing.py")
+    with pytest.raises(audio_embed.AudioEmbedError, match=r"Could not import"):
+        load_plugin("..relative")
 
 
 # ---------------------------------------------------------------- what a model's author meets

@@ -113,7 +113,8 @@ def common_options(threads: int | None = None) -> argparse.ArgumentParser:
         default=[],
         metavar="MODULE",
         help="import this Python module first, so the models it registers can be named "
-        "(repeatable; e.g. --plugin my_models for my_models.py on the Python path)",
+        "(repeatable; a module on the Python path, --plugin my_models, or a file's path, "
+        "--plugin ./my_models.py)",
     )
     return common
 
