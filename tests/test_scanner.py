@@ -479,3 +479,33 @@ def test_scanning_a_clip_shorter_than_ten_seconds_warns(
     with caplog.at_level("WARNING", logger="audio_embed"):
         trained.scan(np.tile(clip, 4), sample_rate=16000)
     assert "shorter than" not in caplog.text
+
+
+def test_scanner_refuses_parts_it_cannot_use_saying_what_to_pass() -> None:
+    """A plain estimator failed later in fit with "'LogisticRegression' object has no
+    attribute 'estimator'"; SlidingWindows with its own starts() crashed in scan with a
+    numpy broadcasting error (the scanner streams the regular grid only)."""
+    from attrs import frozen
+    from sklearn.linear_model import LogisticRegression
+
+    from audio_embed import CalibratedClassifier, InvalidInputError
+
+    emb = LogMelEmbedder(n_mels=16)
+    with pytest.raises(InvalidInputError, match=r"CalibratedClassifier\(estimator=Logistic"):
+        Scanner(emb, classifier=LogisticRegression())  # type: ignore[arg-type]
+    Scanner(emb, classifier=CalibratedClassifier(estimator=LogisticRegression()))
+
+    @frozen
+    class EveryOther(SlidingWindows):
+        def starts(self, duration: float) -> np.ndarray:
+            return super().starts(duration)[::2]
+
+    @frozen
+    class Plain(SlidingWindows):  # a subclass that keeps the grid is fine
+        pass
+
+    with pytest.raises(InvalidInputError, match=r"Got EveryOther instead, with its own starts"):
+        Scanner(emb, scan_windows=EveryOther(1.0, 0.1))
+    Scanner(emb, scan_windows=Plain(1.0, 0.1))
+    with pytest.raises(InvalidInputError, match=r"'train_windows' .* Got SlidingWindows"):
+        Scanner(emb, train_windows=SlidingWindows())  # type: ignore[arg-type]

@@ -375,6 +375,7 @@ class Scanner(StreamingEmbeddings):
     _fit_data: FitData | None = field(default=None, init=False, repr=False, eq=False)
 
     def __attrs_post_init__(self) -> None:
+        self._check_parts()
         if self.train_windows == TargetedWindows():  # the default follows the scan windows
             self.train_windows = attrs.evolve(self.train_windows, window=self.scan_windows.window)
         if self.train_windows.hop is None:
@@ -398,6 +399,30 @@ class Scanner(StreamingEmbeddings):
         if not (np.isfinite(self.context) and self.context >= 0):
             raise InvalidInputError(
                 f"The 'context' parameter of Scanner must be >= 0 seconds. Got {self.context!r}."
+            )
+
+    def _check_parts(self) -> None:
+        """Refuse parts of another type than the scanner can use, saying what to pass."""
+        if not isinstance(self.classifier, CalibratedClassifier):
+            name = type(self.classifier).__name__
+            raise InvalidInputError(
+                "The 'classifier' parameter of Scanner must be a CalibratedClassifier. Got "
+                f"{name} instead; wrap it: CalibratedClassifier(estimator={name}(...)) "
+                "(calibration=None keeps its own probabilities)."
+            )
+        sw = self.scan_windows
+        if not isinstance(sw, SlidingWindows) or type(sw).starts is not SlidingWindows.starts:
+            raise InvalidInputError(
+                "The 'scan_windows' parameter of Scanner must be SlidingWindows(window, hop, "
+                f"encoding). Got {type(sw).__name__} instead, with its own starts(): a scanner "
+                "streams, caches and saves the grid 0, hop, 2·hop, … (plus one window at the "
+                "end) only. Choose window and hop, or embed windows of your own "
+                "(embedder.embed_windows) and score them with scanner.score_embeddings."
+            )
+        if not isinstance(self.train_windows, TargetedWindows):
+            raise InvalidInputError(
+                "The 'train_windows' parameter of Scanner must be TargetedWindows (or a "
+                f"subclass). Got {type(self.train_windows).__name__} instead."
             )
 
     @property
