@@ -519,3 +519,36 @@ def test_spec_and_class_must_agree_on_layers() -> None:
         overwrite=True,
     )
     assert create_embedder("TOY_CHUNKS", hop=0.5).settings() == {"hop": 0.5}
+
+
+def test_check_embedder_says_what_is_wrong_with_a_frame_geometry() -> None:
+    """A geometry that cannot be (hop 0: a ZeroDivisionError before; offset > 0: a frame
+    count message) is named as such; a frame count that another offset or hop would give
+    says which (a centred STFT declared uncentred)."""
+
+    class Geometry(ToyChunks):
+        def __init__(self, geometry: FrameGeometry) -> None:
+            super().__init__()
+            self.geometry = geometry
+
+        def frame_geometry(self) -> FrameGeometry:
+            return self.geometry
+
+    for bad in (FrameGeometry(hop=0, field=8000), FrameGeometry(hop=4000, field=8000, offset=5)):
+        with pytest.raises(AssertionError, match=r"must have hop > 0, field > 0 and offset <= 0"):
+            check_embedder(Geometry(bad))
+    with pytest.raises(InvalidInputError, match=r"must have hop > 0"):
+        Geometry(FrameGeometry(hop=0, field=8000)).config()
+    with pytest.raises(AssertionError, match=r"got \[11\] \(a hop of 3637 to 4000 would give 11"):
+        check_embedder(Geometry(FrameGeometry(hop=8000, field=8000)))
+    with pytest.raises(AssertionError, match=r"got \[11\] \(offset=0 would give 11: the frames"):
+        check_embedder(Geometry(FrameGeometry(hop=4000, field=8000, offset=-4000)))
+
+    class Centred(ToyChunks):  # pads half a chunk on both sides, declares no offset
+        def encode_frames(
+            self, waveforms: torch.Tensor, layers: tuple[int, ...] | None
+        ) -> list[torch.Tensor]:
+            return super().encode_frames(torch.nn.functional.pad(waveforms, (4000, 4000)), layers)
+
+    with pytest.raises(AssertionError, match=r"got \[13\] \(offset=-4000 would give 13: a cent"):
+        check_embedder(Centred())
