@@ -70,3 +70,15 @@ def test_help_of_the_package_shows_a_quickstart_that_runs(tmp_path: Path) -> Non
     finally:
         os.chdir(cwd)
     assert (tmp_path / "horn.scanner").is_file()
+
+
+def test_the_parts_an_extension_passes_are_public_names() -> None:
+    """A model with time frames returns a FrameGeometry, a Scanner takes a Postprocessing:
+    both were reachable only from the modules that define them (README: "Adding a model")."""
+    for name in ("FrameGeometry", "Postprocessing", "CalibratedClassifier", "SlidingWindows"):
+        assert name in audio_embed.__all__, name
+    from audio_embed.detect import Postprocessing
+    from audio_embed.embedders import FrameGeometry
+
+    assert audio_embed.FrameGeometry is FrameGeometry
+    assert audio_embed.Postprocessing is Postprocessing
