@@ -1192,6 +1192,33 @@ def test_allow_mismatch_reaches_scanner_load(
     assert rc == 0 and "--allow-mismatch" in out
 
 
+def test_trust_reaches_scanner_load(
+    tmp_path: Path,
+    demo: DemoSet,
+    scanner_file: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """--trust TYPE: a scanner whose classifier holds an estimator of your own loads on
+    the command line too (Scanner.load(trusted=...); before, no way through)."""
+    from audio_embed.errors import ScannerFileError
+    from audio_embed.scanner import Scanner
+
+    seen: list[object] = []
+
+    def load_with_option(path: object, **kw: object) -> Scanner:
+        seen.append(kw.get("trusted"))
+        raise ScannerFileError("stop here")
+
+    scan = ["scan", str(scanner_file), str(demo.test_files[0]), "--out", str(tmp_path)]
+    monkeypatch.setattr(Scanner, "load", load_with_option)
+    assert run_cli(capsys, *scan, "--trust", "my_parts.Mine", "--trust", "my_parts.Other")[0] == 1
+    assert run_cli(capsys, *scan)[0] == 1
+    assert seen == [["my_parts.Mine", "my_parts.Other"], None]
+    rc, out, _ = run_cli(capsys, "evaluate", "--help")
+    assert rc == 0 and "--trust" in out
+
+
 def test_plugin_module_makes_its_models_nameable(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:

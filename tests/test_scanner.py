@@ -14,6 +14,7 @@ import pytest
 import torch
 from hypothesis import given
 from hypothesis import strategies as st
+from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.exceptions import NotFittedError
 
 import audio_embed.scanner.core as scanner_core
@@ -509,3 +510,43 @@ def test_scanner_refuses_parts_it_cannot_use_saying_what_to_pass() -> None:
     Scanner(emb, scan_windows=Plain(1.0, 0.1))
     with pytest.raises(InvalidInputError, match=r"'train_windows' .* Got SlidingWindows"):
         Scanner(emb, train_windows=SlidingWindows())  # type: ignore[arg-type]
+
+
+class NearestMean(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
+    """A classifier of the user's own (not scikit-learn's): the softmax of minus the
+    squared distances to each class mean."""
+
+    def fit(self, X: np.ndarray, y: np.ndarray) -> NearestMean:
+        self.classes_ = np.unique(y)
+        self.means_ = np.stack([np.asarray(X)[y == c].mean(axis=0) for c in self.classes_])
+        return self
+
+    def predict_proba(self, X: np.ndarray) -> np.ndarray:
+        d = -((np.asarray(X)[:, None, :] - self.means_[None]) ** 2).sum(-1) / X.shape[1]
+        e = np.exp(d - d.max(axis=1, keepdims=True))
+        return np.asarray(e / e.sum(axis=1, keepdims=True))
+
+
+def test_a_scanner_with_an_estimator_of_your_own_loads_when_its_type_is_trusted(
+    tmp_path: Path, demo: DemoSet, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Save warned of nothing and load refused the file with no way through: the README
+    accepts "any scikit-learn estimator with predict_proba", a class of your own too."""
+    from audio_embed import CalibratedClassifier
+
+    recs = [Recording(f, m) for f, m in read_markers(demo.markers_csv).items()]
+    own = CalibratedClassifier(estimator=NearestMean(), calibration=None)
+    scanner = Scanner(LogMelEmbedder(), classifier=own, augmentation=None, threshold=0.5)
+    scanner.fit(recs)
+    name = f"{NearestMean.__module__}.NearestMean"
+    with caplog.at_level("WARNING", logger="audio_embed"):
+        path = scanner.save(tmp_path / "own.scanner")
+    assert f"trusted=[{name!r}]" in caplog.text and f"--trust {name}" in caplog.text
+    with pytest.raises(ScannerFileError, match=rf"\({name}\); refusing .*trusted=\['{name}'\]"):
+        Scanner.load(path)
+    loaded = Scanner.load(path, trusted=[name])
+    assert isinstance(loaded.classifier.estimator_, NearestMean)
+    np.testing.assert_allclose(
+        loaded.scan(demo.test_files[0]).probabilities,
+        scanner.scan(demo.test_files[0]).probabilities,
+    )

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
@@ -867,6 +867,7 @@ class Scanner(StreamingEmbeddings):
         cache: EmbeddingCache | None = None,
         embedder_kwargs: dict[str, Any] | None = None,
         allow_mismatch: bool = False,
+        trusted: Sequence[str] = (),
     ) -> Scanner:
         """Load a scanner saved by :meth:`save`.
 
@@ -877,7 +878,9 @@ class Scanner(StreamingEmbeddings):
         ``allow_mismatch=True`` a mismatch is only logged as a warning. Files
         of formats 1 and 2 (no config) are rebuilt by name. Never unpickles:
         the classifier is read with skops after checking that it holds only
-        scikit-learn / numpy types.
+        scikit-learn / numpy types, and the types named in ``trusted``
+        (``"my_module.MyEstimator"``: a classifier of your own, wrapped in
+        :class:`CalibratedClassifier`; its module is imported).
 
         Raises:
             ScannerFileError: unreadable, truncated, of another format, made for
@@ -891,4 +894,5 @@ class Scanner(StreamingEmbeddings):
             cache=cache,
             embedder_kwargs=embedder_kwargs,
             allow_mismatch=allow_mismatch,
+            trusted=tuple(trusted),
         )

@@ -11,6 +11,7 @@ import json
 import logging
 import os
 import zipfile
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -112,6 +113,16 @@ def save(scanner: Scanner, path: str | os.PathLike[str]) -> Path:
         raise InvalidInputError("Only a trained scanner can be saved; call fit() first.")
     target = Path(path)
     payload = skops.io.dumps(scanner.classifier)
+    own = _refused_types(skops.io.get_untrusted_types(data=payload), ())
+    if own:
+        log.warning(
+            "%s holds types that are not scikit-learn or numpy types (%s): load it with "
+            "Scanner.load(path, trusted=%r) (command line: %s).",
+            target,
+            ", ".join(own),
+            own,
+            " ".join(f"--trust {t}" for t in own),
+        )
     with atomic_writer(target) as fh:
         with zipfile.ZipFile(fh, "w", compression=zipfile.ZIP_DEFLATED) as zf:
             zf.writestr("scanner.json", json.dumps(metadata(scanner), indent=2))
@@ -133,12 +144,13 @@ def load(
     cache: EmbeddingCache | None,
     embedder_kwargs: dict[str, Any] | None,
     allow_mismatch: bool,
+    trusted: Sequence[str] = (),
 ) -> Scanner:
     """See :meth:`Scanner.load <audio_embed.scanner.Scanner.load>`."""
     p = Path(path)
     meta, payload = _read_scanner_file(p)
     embedder = _saved_embedder(p, meta, embedder, embedder_kwargs or {}, allow_mismatch)
-    classifier = _load_classifier(p, payload)
+    classifier = _load_classifier(p, payload, trusted)
     try:
         return _build(cls, p, meta, embedder, classifier, cache)
     except (KeyError, TypeError, ValueError) as exc:  # InvalidInputError is a ValueError
@@ -326,18 +338,27 @@ def _read_scanner_file(p: Path) -> tuple[dict[str, Any], bytes]:
     return meta, payload
 
 
-def _load_classifier(p: Path, payload: bytes) -> CalibratedClassifier:
+def _refused_types(untrusted: Sequence[str], trusted: Sequence[str]) -> list[str]:
+    """The types skops does not trust that are neither scikit-learn / numpy nor ``trusted``."""
+    return [t for t in untrusted if not t.startswith(TRUSTED_MODULE_PREFIXES) and t not in trusted]
+
+
+def _load_classifier(p: Path, payload: bytes, trusted: Sequence[str]) -> CalibratedClassifier:
     import skops.io
 
     try:
         untrusted = skops.io.get_untrusted_types(data=payload)
     except Exception as exc:
         raise ScannerFileError(f"{p}: the classifier part is damaged ({exc}).") from exc
-    refused = [t for t in untrusted if not t.startswith(TRUSTED_MODULE_PREFIXES)]
+    refused = _refused_types(untrusted, trusted)
     if refused:
         raise ScannerFileError(
             f"{p} holds types that are not scikit-learn or numpy types ({', '.join(refused)}); "
-            "refusing to load it. Nothing from the file was executed."
+            "refusing to load it. Nothing from the file was executed. If they are your own "
+            "estimator's classes (or a package's you trust) and you trust the file, pass "
+            f"trusted={refused!r} to Scanner.load (command line: "
+            + " ".join(f"--trust {t}" for t in refused)
+            + ")."
         )
     try:
         obj = skops.io.loads(payload, trusted=untrusted)
