@@ -412,7 +412,15 @@ def embedder_from_config(
     kwargs.update(overrides)
     if source is not None and "checkpoint" not in kwargs and "model" not in kwargs:
         kwargs["checkpoint"] = source
-    embedder = create_embedder(name, **kwargs)
+    try:
+        embedder = create_embedder(name, **kwargs)
+    except TypeError as exc:  # a settings() key the factory does not take, most likely
+        raise AudioEmbedError(
+            f"{where or 'Cannot rebuild the embedder'}: {name} could not be rebuilt with "
+            f"{kwargs!r} ({type(exc).__name__}: {exc}). The keys of its settings() go back "
+            "to its registered factory, so each must be one of the factory's keyword "
+            "arguments."
+        ) from exc
     shared = config.get("shared")
     if shared:
         embedder.shared_chunk = float(shared["chunk"])

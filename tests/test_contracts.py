@@ -318,6 +318,28 @@ def test_a_saved_plugin_model_not_loaded_here_names_its_module() -> None:
         embedder_from_config(config, where="zc.scanner")
 
 
+def test_a_setting_the_factory_does_not_take_is_named_at_rebuild() -> None:
+    """A subclass inheriting settings() its own __init__ does not take: Scanner.load
+    stopped with a bare TypeError traceback from the factory call."""
+
+    class Renamed(ToyChunks):
+        name = "TOY_CHUNKS_FIXED_HOP"
+
+        def __init__(self, *, device: object = None) -> None:
+            super().__init__(hop=0.25)
+
+    register_embedder(
+        EmbedderSpec(name="TOY_CHUNKS_FIXED_HOP", factory=Renamed, dim=4, takes_checkpoint=False),
+        overwrite=True,
+    )
+    with pytest.raises(
+        audio_embed.AudioEmbedError,
+        match=r"^t\.scanner: TOY_CHUNKS_FIXED_HOP could not be rebuilt with \{'hop': 0\.25\} "
+        r"\(TypeError: .*unexpected keyword argument 'hop'\)\. The keys of its settings\(\)",
+    ):
+        embedder_from_config(Renamed().config(), where="t.scanner")
+
+
 # ---------------------------------------------------------------- extension surface
 
 
