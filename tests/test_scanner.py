@@ -19,7 +19,14 @@ from sklearn.exceptions import NotFittedError
 
 import audio_embed.scanner.core as scanner_core
 import audio_embed.scanner.streaming as scanner_streaming
-from audio_embed import Cancelled, LogMelEmbedder, ScannerFileError, TrainingDataError, load_audio
+from audio_embed import (
+    Cancelled,
+    InvalidInputError,
+    LogMelEmbedder,
+    ScannerFileError,
+    TrainingDataError,
+    load_audio,
+)
 from audio_embed.cache import EmbeddingCache
 from audio_embed.demo import DemoSet, make_demo_set
 from audio_embed.evaluate import evaluate, read_labels
@@ -550,3 +557,36 @@ def test_a_scanner_with_an_estimator_of_your_own_loads_when_its_type_is_trusted(
         loaded.scan(demo.test_files[0]).probabilities,
         scanner.scan(demo.test_files[0]).probabilities,
     )
+
+
+def test_a_scanner_subclass_with_its_own_window_features_trains_and_loads_with_them(
+    tmp_path: Path, demo: DemoSet, caplog: pytest.LogCaptureFixture
+) -> None:
+    """window_features() is a hook: fit used its own copy of the context features, so a
+    subclass's extra features reached scans only ("X has 512 features, but
+    CalibratedClassifier is expecting 256"), and Scanner.load of its file scored with
+    the base class's features."""
+    from attrs import define
+
+    @define
+    class Squared(Scanner):
+        def window_features(self, normalised: np.ndarray, starts: np.ndarray) -> np.ndarray:
+            f = super().window_features(normalised, starts)
+            return np.concatenate([f, np.abs(f)], axis=1)
+
+    recs = [Recording(f, m) for f, m in read_markers(demo.markers_csv).items()]
+    scanner = Squared(LogMelEmbedder(), augmentation=None, threshold=0.5, context=0.0).fit(recs)
+    assert scanner.classifier.n_features_in_ == 2 * scanner.embedder.dim
+    probabilities = scanner.scan(demo.test_files[0]).probabilities
+    path = scanner.save(tmp_path / "squared.scanner")
+    with pytest.raises(ScannerFileError, match=r"window features of .*Squared .*Squared\.load"):
+        Scanner.load(path)
+    loaded = Squared.load(path)
+    assert isinstance(loaded, Squared)
+    np.testing.assert_array_equal(loaded.scan(demo.test_files[0]).probabilities, probabilities)
+    with caplog.at_level("WARNING", logger="audio_embed"):
+        Scanner.load(path, allow_mismatch=True)
+    assert "loaded anyway" in caplog.text
+    off_grid = TargetedWindows(hop=0.25)
+    with pytest.raises(InvalidInputError, match=r"needs the training windows on the scan grid"):
+        Squared(LogMelEmbedder(), train_windows=off_grid, augmentation=None).fit(recs)

@@ -515,6 +515,11 @@ class Scanner(StreamingEmbeddings):
         ``normalised``: every sliding window of the recording, in time order,
         already normalised as ``normalization`` says (an index's vectors are);
         ``starts``: their start times. Appends the context features.
+
+        A hook: a subclass that overrides it (more features, another context)
+        changes what fit, the threshold's cross-validation, scans and
+        ``fit_from_index`` all see; load its saved scanners with the subclass's
+        :meth:`load`.
         """
         return self._with_context(normalised, normalised, starts, starts)
 
@@ -547,6 +552,15 @@ class Scanner(StreamingEmbeddings):
             )
         stats = x if self.normalization == "targeted" and len(x) else entry.embeddings
         grid = self._normalise(entry.embeddings, stats)
+        if found.all():  # windows of the scan grid: the features a scan gives them
+            return self.window_features(grid, entry.starts)[idx], labelled.labels
+        if type(self).window_features is not Scanner.window_features:
+            raise InvalidInputError(
+                f"{type(self).__name__} has its own window_features(), which needs the "
+                "training windows on the scan grid; these start between its windows (the "
+                f"train_windows' hop {self.train_windows.hop} s, the scan hop "
+                f"{self.scan_windows.hop} s): give TargetedWindows(hop=None) the scan hop."
+            )
         x = self._with_context(self._normalise(x, stats), grid, entry.starts, labelled.starts)
         return x, labelled.labels
 

@@ -73,6 +73,8 @@ def metadata(scanner: Scanner) -> dict[str, Any]:
             "config": scanner.embedder.config(),
         },
         "feature_dim": scanner.embedder.dim,
+        # whose window_features() made the classifier's features (a Scanner subclass's own)
+        "window_features": _features_of(type(scanner)),
         "scan_windows": {
             "window": scanner.scan_windows.window,
             "hop": scanner.scan_windows.hop,
@@ -149,6 +151,7 @@ def load(
     """See :meth:`Scanner.load <audio_embed.scanner.Scanner.load>`."""
     p = Path(path)
     meta, payload = _read_scanner_file(p)
+    _check_features(p, meta, cls, allow_mismatch)
     embedder = _saved_embedder(p, meta, embedder, embedder_kwargs or {}, allow_mismatch)
     classifier = _load_classifier(p, payload, trusted)
     try:
@@ -162,6 +165,30 @@ def load(
             f"It was written by audio_embed {meta.get('library_version', '(unknown)')}: "
             "if that is newer, upgrade; otherwise the file is damaged, train it again."
         ) from exc
+
+
+def _features_of(cls: type[Scanner]) -> str:
+    """The qualified name of the ``window_features`` a scanner class uses."""
+    method = cls.window_features
+    return f"{method.__module__}.{method.__qualname__}"
+
+
+def _check_features(p: Path, meta: dict[str, Any], cls: type[Scanner], allow: bool) -> None:
+    """Refuse to load, as ``cls``, a scanner whose classifier saw the features of another
+    ``window_features`` (a Scanner subclass's): its scores would be wrong, or fail."""
+    saved = meta.get("window_features")
+    here = _features_of(cls)
+    if saved is None or saved == here:
+        return
+    owner = str(saved).rsplit(".", 1)[0]
+    message = (
+        f"{p} was trained with the window features of {owner} (its window_features() "
+        f"overrides the scanner's), not {here.rsplit('.', 1)[0]}'s: load it with "
+        f"{owner.rsplit('.', 1)[-1]}.load(...) (import its module first)"
+    )
+    if not allow:
+        raise ScannerFileError(f"{message}, or pass allow_mismatch=True to use it anyway.")
+    log.warning("%s; loaded anyway (allow_mismatch=True).", message)
 
 
 def _build(
