@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from attrs import frozen
 from hypothesis import given
 from hypothesis import strategies as st
 from sklearn.base import BaseEstimator, ClassifierMixin
@@ -34,7 +35,7 @@ from audio_embed.formats import read_markers
 from audio_embed.progress import CancelToken, ProgressEvent
 from audio_embed.scanner import Detection, Recording, Scanner, fuse_windows
 from audio_embed.store import ScannerStore
-from audio_embed.windows import Markers, SlidingWindows, TargetedWindows
+from audio_embed.windows import LabelledWindows, Markers, SlidingWindows, TargetedWindows
 
 
 @pytest.fixture(scope="module")
@@ -590,3 +591,37 @@ def test_a_scanner_subclass_with_its_own_window_features_trains_and_loads_with_t
     off_grid = TargetedWindows(hop=0.25)
     with pytest.raises(InvalidInputError, match=r"needs the training windows on the scan grid"):
         Squared(LogMelEmbedder(), train_windows=off_grid, augmentation=None).fit(recs)
+
+
+@frozen
+class PositivesAndEveryThirdWindow(TargetedWindows):
+    """Training windows of the user's own: the positives and every third other window."""
+
+    def windows(self, duration: float, markers: Markers) -> LabelledWindows:
+        lw = super().windows(duration, markers)
+        keep = lw.labels == 1
+        keep[::3] = True
+        return LabelledWindows(starts=lw.starts[keep], labels=lw.labels[keep])
+
+
+def test_a_targeted_windows_subclass_comes_back_from_a_saved_scanner(
+    tmp_path: Path, demo: DemoSet, caplog: pytest.LogCaptureFixture
+) -> None:
+    """It loaded as TargetedWindows, silently: a refit then labelled windows otherwise."""
+    recs = [Recording(f, m) for f, m in read_markers(demo.markers_csv).items()]
+    own = PositivesAndEveryThirdWindow()
+    scanner = Scanner(LogMelEmbedder(), train_windows=own, augmentation=None, threshold=0.5)
+    path = scanner.fit(recs).save(tmp_path / "own.scanner")
+    loaded = Scanner.load(path)
+    assert type(loaded.train_windows) is PositivesAndEveryThirdWindow
+    assert loaded.train_windows == scanner.train_windows
+
+    @frozen
+    class Local(TargetedWindows):  # not reachable by name: loads as TargetedWindows, said
+        pass
+
+    local = Scanner(LogMelEmbedder(), train_windows=Local(), augmentation=None, threshold=0.5)
+    path = local.fit(recs).save(tmp_path / "local.scanner")
+    with caplog.at_level("WARNING", logger="audio_embed"):
+        assert type(Scanner.load(path).train_windows) is TargetedWindows
+    assert "trained with training windows of class" in caplog.text and ".Local" in caplog.text

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import sys
 import zipfile
 from collections.abc import Sequence
 from pathlib import Path
@@ -88,6 +89,10 @@ def metadata(scanner: Scanner) -> dict[str, Any]:
             "labelling": scanner.train_windows.labelling,
             "hop": scanner.train_windows.hop,
         },
+        # a TargetedWindows subclass of the user's (None: TargetedWindows itself)
+        "train_windows_class": None
+        if type(scanner.train_windows) is TargetedWindows
+        else _class_name(type(scanner.train_windows)),
         "normalization": scanner.normalization,
         "threshold": scanner.scan_threshold,
         "threshold_setting": scanner.threshold,
@@ -167,6 +172,30 @@ def load(
         ) from exc
 
 
+def _class_name(cls: type) -> str:
+    return f"{cls.__module__}.{cls.__qualname__}"
+
+
+def _train_windows_class(p: Path, saved: Any) -> type[TargetedWindows]:
+    """The TargetedWindows subclass a scanner was saved with, when its module is imported
+    here (nothing is imported from a file); else TargetedWindows, with a warning."""
+    if saved is None:
+        return TargetedWindows
+    module, _, name = str(saved).rpartition(".")
+    found = getattr(sys.modules.get(module), name, None)
+    if isinstance(found, type) and issubclass(found, TargetedWindows):
+        return found
+    log.warning(
+        "%s was trained with training windows of class %s; its module is not imported, "
+        "so they load as TargetedWindows with the same settings. Scans are the same; "
+        "to refit it with that class's labelling, import %s before Scanner.load.",
+        p,
+        saved,
+        module or saved,
+    )
+    return TargetedWindows
+
+
 def _features_of(cls: type[Scanner]) -> str:
     """The qualified name of the ``window_features`` a scanner class uses."""
     method = cls.window_features
@@ -208,7 +237,7 @@ def _build(
         embedder=embedder,
         classifier=classifier,
         scan_windows=SlidingWindows(float(sw["window"]), float(sw["hop"]), sw["encoding"]),
-        train_windows=TargetedWindows(**tw),
+        train_windows=_train_windows_class(p, meta.get("train_windows_class"))(**tw),
         normalization=meta["normalization"],
         cache=cache,
         batch_size=None if meta.get("batch_size") is None else int(meta["batch_size"]),
