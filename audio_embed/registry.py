@@ -380,6 +380,15 @@ def create_embedder(
             f"its model has {embedder.num_layers}; fix the spec (None for a model without "
             "blocks to pick, e.g. a chunk model with frames)."
         )
+    if embedder.name != spec.name:  # config() names it so: a saved scanner rebuilds by it
+        try:
+            embedder.name = spec.name
+        except AttributeError as exc:  # a read-only name property
+            raise AudioEmbedError(
+                f"Embedder {spec.name!r}'s factory built {type(embedder).__name__} named "
+                f"{embedder.name!r}; its name must be the registry name, which saved "
+                "scanners rebuild it by."
+            ) from exc
     return embedder
 
 

@@ -340,6 +340,37 @@ def test_a_setting_the_factory_does_not_take_is_named_at_rebuild() -> None:
         embedder_from_config(Renamed().config(), where="t.scanner")
 
 
+def test_an_embedder_takes_its_registry_name_so_its_saved_config_rebuilds_it() -> None:
+    """A spec whose factory builds a class named otherwise (a LogMelEmbedder variant
+    registered as MY_SMALL_MEL): config() named the class's name, LOGMEL, so a saved
+    scanner rebuilt the built-in LOGMEL (refused: other settings) or, for a class of the
+    user's, "is not registered here" in the very process that registered it."""
+    register_embedder(
+        EmbedderSpec(
+            name="MY_SMALL_MEL",
+            factory=lambda **kw: LogMelEmbedder(**{"n_mels": 32, **kw}),
+            dim=128,
+            takes_checkpoint=False,
+        ),
+        overwrite=True,
+    )
+    emb = create_embedder("my_small_mel")
+    assert emb.name == "MY_SMALL_MEL" and emb.config()["name"] == "MY_SMALL_MEL"
+    assert embedder_from_config(emb.config()).config() == emb.config()
+
+    class Fixed(ToyChunks):
+        @property
+        def name(self) -> str:  # type: ignore[override]
+            return "FIXED"
+
+    register_embedder(
+        EmbedderSpec(name="NOT_FIXED", factory=Fixed, dim=4, takes_checkpoint=False),
+        overwrite=True,
+    )
+    with pytest.raises(audio_embed.AudioEmbedError, match=r"named 'FIXED'; its name must be"):
+        create_embedder("NOT_FIXED")
+
+
 # ---------------------------------------------------------------- extension surface
 
 
