@@ -13,7 +13,7 @@ import logging
 import os
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import attrs
 import numpy as np
@@ -80,6 +80,9 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
+
+#: A Scanner subclass: fit, load, from_name and adapt return the class they were called on.
+_S = TypeVar("_S", bound="Scanner")
 
 Normalization = Literal["recording", "targeted", "none"]
 STD_FLOOR = 1e-6
@@ -465,8 +468,8 @@ class Scanner(StreamingEmbeddings):
 
     @classmethod
     def from_name(
-        cls, name: str, *, embedder_kwargs: dict[str, Any] | None = None, **kwargs: Any
-    ) -> Scanner:
+        cls: type[_S], name: str, *, embedder_kwargs: dict[str, Any] | None = None, **kwargs: Any
+    ) -> _S:
         """A scanner over the registered embedder ``name`` (see :func:`list_embedders`)."""
         from audio_embed.registry import create_embedder
 
@@ -572,13 +575,13 @@ class Scanner(StreamingEmbeddings):
         return attrs.evolve(self.train_windows, neg_margin=0.0)
 
     def fit(
-        self,
+        self: _S,
         recordings: Iterable[Recording | tuple[Source, Markers]],
         *,
         threshold: float | Literal["auto"] | None = None,
         progress: ProgressCallback | None = None,
         cancel: CancelToken | None = None,
-    ) -> Scanner:
+    ) -> _S:
         """Train on recordings with markers; returns ``self``.
 
         ``threshold``: ``"auto"`` chooses the detection threshold by
@@ -749,7 +752,7 @@ class Scanner(StreamingEmbeddings):
         self._fit_data = data
 
     def adapt(
-        self,
+        self: _S,
         sources: Iterable[Source],
         *,
         top: int = 1,
@@ -758,7 +761,7 @@ class Scanner(StreamingEmbeddings):
         sample_rate: int | None = None,
         progress: ProgressCallback | None = None,
         cancel: CancelToken | None = None,
-    ) -> Scanner:
+    ) -> _S:
         """A copy of this scanner refitted with pseudo-labels from ``sources``, the
         recordings to be scanned (self-training; see :mod:`audio_embed.scanner.adapt`).
 
@@ -874,7 +877,7 @@ class Scanner(StreamingEmbeddings):
 
     @classmethod
     def load(
-        cls,
+        cls: type[_S],
         path: str | os.PathLike[str],
         *,
         embedder: Embedder | None = None,
@@ -882,7 +885,7 @@ class Scanner(StreamingEmbeddings):
         embedder_kwargs: dict[str, Any] | None = None,
         allow_mismatch: bool = False,
         trusted: Sequence[str] = (),
-    ) -> Scanner:
+    ) -> _S:
         """Load a scanner saved by :meth:`save`.
 
         The embedder is rebuilt from the saved config (registry name, settings,

@@ -14,7 +14,7 @@ import sys
 import zipfile
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from audio_embed._io import atomic_writer
 from audio_embed.audio import AudioStream, check_audio_stream
@@ -29,6 +29,8 @@ from audio_embed.windows import SlidingWindows, TargetedWindows
 
 if TYPE_CHECKING:
     from audio_embed.scanner.core import Scanner
+
+_S = TypeVar("_S", bound="Scanner")
 
 __all__ = [
     "MAX_SCANNER_BYTES",
@@ -144,7 +146,7 @@ def read_metadata(path: str | os.PathLike[str]) -> dict[str, Any]:
 
 
 def load(
-    cls: type[Scanner],
+    cls: type[_S],
     path: str | os.PathLike[str],
     *,
     embedder: Embedder | None,
@@ -152,7 +154,7 @@ def load(
     embedder_kwargs: dict[str, Any] | None,
     allow_mismatch: bool,
     trusted: Sequence[str] = (),
-) -> Scanner:
+) -> _S:
     """See :meth:`Scanner.load <audio_embed.scanner.Scanner.load>`."""
     p = Path(path)
     meta, payload = _read_scanner_file(p)
@@ -221,13 +223,13 @@ def _check_features(p: Path, meta: dict[str, Any], cls: type[Scanner], allow: bo
 
 
 def _build(
-    cls: type[Scanner],
+    cls: type[_S],
     p: Path,
     meta: dict[str, Any],
     embedder: Embedder,
     classifier: CalibratedClassifier,
     cache: EmbeddingCache | None,
-) -> Scanner:
+) -> _S:
     """The scanner of a saved file's metadata (KeyError, TypeError or ValueError when
     the settings are missing, of another type, or unknown to this version)."""
     sw, tw = meta["scan_windows"], meta["train_windows"]
