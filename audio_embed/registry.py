@@ -440,7 +440,15 @@ def embedder_from_config(
 def _unregistered(name: str, cls: str) -> str:
     """Why a saved embedder cannot be rebuilt here: its name is not registered."""
     module = cls.rpartition(".")[0]
-    if module and not module.startswith("audio_embed."):
+    if module.split(".")[0] == "__main__":  # defined in the script that trained it
+        how = (
+            f"Its class, {cls}, was defined in the script that saved it, which nothing "
+            "else can import: load it from a script that defines and registers that class "
+            "too, or move the class and its register_embedder(...) to a module of their "
+            "own (my_models.py), train again and load the module first "
+            "(load_plugin('my_models'), --plugin my_models)."
+        )
+    elif module and not module.startswith("audio_embed."):
         how = (
             f"Its class is {cls}: load the module that registers it first "
             f"(audio_embed.registry.load_plugin({module!r}), or import it; on the "

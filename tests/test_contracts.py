@@ -316,6 +316,9 @@ def test_a_saved_plugin_model_not_loaded_here_names_its_module() -> None:
         r"--plugin my_models",
     ):
         embedder_from_config(config, where="zc.scanner")
+    config["class"] = "__main__.ZeroCrossings"  # defined in the training script itself
+    with pytest.raises(audio_embed.UnknownEmbedderError, match=r"defined in the script that"):
+        embedder_from_config(config, where="zc.scanner")  # said: --plugin __main__
 
 
 def test_a_setting_the_factory_does_not_take_is_named_at_rebuild() -> None:
