@@ -41,9 +41,17 @@ def _close(actual: torch.Tensor, expected: torch.Tensor, rtol: float, what: str)
 def _check_embed(emb: Embedder, x: torch.Tensor, rtol: float) -> torch.Tensor:
     vectors = emb.embed(x)
     if tuple(vectors.shape) != (x.shape[0], emb.dim) or vectors.dtype != torch.float32:
+        geometry = emb.frame_geometry()
+        hint = (
+            " (the frame count: do the frames come as [B, D, T] instead of [B, T, D]?)"
+            if geometry is not None
+            and vectors.ndim == 2
+            and int(vectors.shape[1]) == geometry.num_frames(int(x.shape[1]))
+            else ""
+        )
         raise AssertionError(
             f"embed() must return float32 [batch, dim] = [{x.shape[0]}, {emb.dim}]; "
-            f"got {vectors.dtype} {tuple(vectors.shape)}"
+            f"got {vectors.dtype} {tuple(vectors.shape)}{hint}"
         )
     if not bool(torch.isfinite(vectors).all()):
         raise AssertionError("embed() returned NaN or infinite values")

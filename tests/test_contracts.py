@@ -608,3 +608,12 @@ def test_check_embedder_says_what_is_wrong_with_a_frame_geometry() -> None:
 
     with pytest.raises(AssertionError, match=r"got \[13\] \(offset=-4000 would give 13: a cent"):
         check_embedder(Centred())
+
+    class Transposed(ToyChunks):  # frames [B, D, T]: pooled over D, a vector of T values
+        def encode_frames(
+            self, waveforms: torch.Tensor, layers: tuple[int, ...] | None
+        ) -> list[torch.Tensor]:
+            return [f.transpose(1, 2) for f in super().encode_frames(waveforms, layers)]
+
+    with pytest.raises(AssertionError, match=r"\(3, 11\) \(the frame count: .*\[B, D, T\]"):
+        check_embedder(Transposed())
