@@ -53,6 +53,7 @@ if TYPE_CHECKING:  # imported on first use (see __getattr__), so the CLI starts 
     )
     from audio_embed.cache import EmbeddingCache
     from audio_embed.classifier import CalibratedClassifier
+    from audio_embed.detect import Postprocessing
     from audio_embed.embedders import (
         Embedder,
         LayeredEmbedder,
@@ -63,6 +64,7 @@ if TYPE_CHECKING:  # imported on first use (see __getattr__), so the CLI starts 
     from audio_embed.embedders.ast import ASTEmbedder
     from audio_embed.embedders.beats import BEATsEmbedder
     from audio_embed.embedders.eat import EATEmbedder
+    from audio_embed.embedders.shared import FrameGeometry
     from audio_embed.formats import read_markers, write_detections
     from audio_embed.index import EmbeddingIndex, Example, Hit
     from audio_embed.registry import (
@@ -92,6 +94,7 @@ _LAZY_MODULES = {
     ),
     "audio_embed.cache": ("EmbeddingCache",),
     "audio_embed.classifier": ("CalibratedClassifier",),
+    "audio_embed.detect": ("Postprocessing",),
     "audio_embed.embedders": (
         "Embedder",
         "LayeredEmbedder",
@@ -102,6 +105,7 @@ _LAZY_MODULES = {
     "audio_embed.embedders.ast": ("ASTEmbedder",),
     "audio_embed.embedders.beats": ("BEATsEmbedder",),
     "audio_embed.embedders.eat": ("EATEmbedder",),
+    "audio_embed.embedders.shared": ("FrameGeometry",),
     "audio_embed.formats": ("read_markers", "write_detections"),
     "audio_embed.index": ("EmbeddingIndex", "Example", "Hit"),
     "audio_embed.registry": (
@@ -154,6 +158,7 @@ __all__ = [
     "EmbeddingIndex",
     "EmptyAudioError",
     "Example",
+    "FrameGeometry",
     "Hit",
     "IndexFileError",
     "InvalidInputError",
@@ -163,6 +168,7 @@ __all__ = [
     "Markers",
     "MultiLayerEmbedder",
     "NoAudioStreamError",
+    "Postprocessing",
     "ProgressEvent",
     "Recording",
     "ScanResult",

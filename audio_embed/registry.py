@@ -31,6 +31,7 @@ import importlib
 import inspect
 import logging
 import os
+import sys
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from importlib.metadata import entry_points
@@ -195,13 +196,47 @@ def load_plugin(module: str) -> ModuleType:
     """Import ``module`` (once) so that the specs it registers become known.
 
     How the command line's ``--plugin MODULE`` reaches a model registered in
-    the user's own module. A module that fails to import raises
+    the user's own module. ``module`` is a module name (installed, or its
+    folder on the Python path) or the path of a ``.py`` file
+    (``./my_models.py``): the file's folder is then put first on ``sys.path``
+    and the file imported by its name (``my_models``), the name a scanner
+    saved with its models records. A module that fails to import raises
     :class:`~audio_embed.errors.AudioEmbedError` naming it.
     """
+    name = module
+    if module.endswith(".py") or "/" in module or os.sep in module:
+        path = os.path.abspath(os.path.expanduser(module))
+        if not module.endswith(".py") or not os.path.isfile(path):
+            raise AudioEmbedError(
+                f"The plug-in {module!r} is not a Python file: pass the path of a .py file "
+                "(./my_models.py) or a module name (my_models)."
+            )
+        folder = os.path.dirname(path)
+        if folder not in sys.path:
+            sys.path.insert(0, folder)
+        name = os.path.basename(path)[: -len(".py")]
     try:
-        loaded = importlib.import_module(module)
-    except ImportError as exc:
+        loaded = importlib.import_module(name)
+    except ModuleNotFoundError as exc:
+        hint = ""
+        if exc.name is not None and name.split(".")[0] == exc.name.split(".")[0]:
+            hint = (
+                ". A plug-in must be importable: install it, put its folder on PYTHONPATH, or "
+                "pass the file's path (--plugin ./my_models.py, load_plugin('./my_models.py')); "
+                "the audio-embed command does not look in the current folder"
+            )
+        raise AudioEmbedError(
+            f"Could not import the plug-in module {module!r}: {exc}{hint}"
+        ) from exc
+    except (ImportError, TypeError, ValueError) as exc:  # TypeError/ValueError: a bad name
         raise AudioEmbedError(f"Could not import the plug-in module {module!r}: {exc}") from exc
+    if name != module:
+        where = os.path.abspath(str(getattr(loaded, "__file__", "") or ""))
+        if where != os.path.abspath(os.path.expanduser(module)):
+            raise AudioEmbedError(
+                f"The plug-in {module!r} cannot be imported as {name!r}: a module of that name "
+                f"is already loaded from {where or 'elsewhere'}. Rename the file."
+            )
     with _LOCK:
         _LOADED.add(module)
     return loaded
@@ -303,6 +338,10 @@ def embed_dim(name: str) -> int:
     return get_spec(name).dim
 
 
+class _UnknownSetting(InvalidInputError):
+    """A keyword the factory does not take (:func:`embedder_from_config` names the rule)."""
+
+
 def _check_settings(spec: EmbedderSpec, settings: Mapping[str, Any]) -> None:
     """An InvalidInputError naming the settings the factory takes, for one it does not
     (before, a TypeError from deep in the factory); factories taking ``**kwargs`` pass."""
@@ -319,7 +358,7 @@ def _check_settings(spec: EmbedderSpec, settings: Mapping[str, Any]) -> None:
     ]
     unknown = sorted(set(settings) - set(takes))
     if unknown:
-        raise InvalidInputError(
+        raise _UnknownSetting(
             f"The {spec.name} embedder has no setting {', '.join(map(repr, unknown))}; "
             f"it takes: {', '.join(takes) or 'none'}."
         )
@@ -359,7 +398,7 @@ def create_embedder(
     except TypeError as exc:  # a factory of **kwargs passed on a setting its class lacks
         if "unexpected keyword argument" not in str(exc):
             raise
-        raise InvalidInputError(f"The {spec.name} embedder: {exc}") from exc
+        raise _UnknownSetting(f"The {spec.name} embedder: {exc}") from exc
     # another checkpoint of the family, custom layers or other settings (BirdNET's
     # frames) may have another size
     default = checkpoint is None and not settings
@@ -374,6 +413,15 @@ def create_embedder(
             f"its model has {embedder.num_layers}; fix the spec (None for a model without "
             "blocks to pick, e.g. a chunk model with frames)."
         )
+    if embedder.name != spec.name:  # config() names it so: a saved scanner rebuilds by it
+        try:
+            embedder.name = spec.name
+        except AttributeError as exc:  # a read-only name property
+            raise AudioEmbedError(
+                f"Embedder {spec.name!r}'s factory built {type(embedder).__name__} named "
+                f"{embedder.name!r}; its name must be the registry name, which saved "
+                "scanners rebuild it by."
+            ) from exc
     return embedder
 
 
@@ -406,7 +454,15 @@ def embedder_from_config(
     kwargs.update(overrides)
     if source is not None and "checkpoint" not in kwargs and "model" not in kwargs:
         kwargs["checkpoint"] = source
-    embedder = create_embedder(name, **kwargs)
+    try:
+        embedder = create_embedder(name, **kwargs)
+    except _UnknownSetting as exc:  # a settings() key the factory does not take
+        raise AudioEmbedError(
+            f"{where or 'Cannot rebuild the embedder'}: {name} could not be rebuilt with "
+            f"{kwargs!r} ({exc}). The keys of its settings() go back "
+            "to its registered factory, so each must be one of the factory's keyword "
+            "arguments."
+        ) from exc
     shared = config.get("shared")
     if shared:
         embedder.shared_chunk = float(shared["chunk"])
@@ -417,7 +473,15 @@ def embedder_from_config(
 def _unregistered(name: str, cls: str) -> str:
     """Why a saved embedder cannot be rebuilt here: its name is not registered."""
     module = cls.rpartition(".")[0]
-    if module and not module.startswith("audio_embed."):
+    if module.split(".")[0] == "__main__":  # defined in the script that trained it
+        how = (
+            f"Its class, {cls}, was defined in the script that saved it, which nothing "
+            "else can import: load it from a script that defines and registers that class "
+            "too, or move the class and its register_embedder(...) to a module of their "
+            "own (my_models.py), train again and load the module first "
+            "(load_plugin('my_models'), --plugin my_models)."
+        )
+    elif module and not module.startswith("audio_embed."):
         how = (
             f"Its class is {cls}: load the module that registers it first "
             f"(audio_embed.registry.load_plugin({module!r}), or import it; on the "

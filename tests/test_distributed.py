@@ -509,6 +509,34 @@ def test_embed_dataset_skips_only_embeddings_of_its_own_model_and_windows(
     assert embedded[3] == ["a.wav", "b.wav", "c.wav", "d.wav"]
 
 
+def test_a_worker_names_the_scanner_file_in_its_load_errors(
+    tmp_path: Path, scanner: Scanner
+) -> None:
+    """A worker loads the scanner's bytes from an in-memory file: its errors named
+    /proc/self/fd/N (e.g. "/proc/self/fd/38 holds types that are not scikit-learn…")."""
+    import zipfile
+
+    from audio_embed._ray_worker import build_scanner
+    from audio_embed.errors import UnknownEmbedderError
+
+    saved = scanner.save(tmp_path / "s.scanner")
+    with zipfile.ZipFile(saved) as zf:
+        meta, payload = json.loads(zf.read("scanner.json")), zf.read("classifier.skops")
+    meta["embedder"]["config"].update(name="NOT_LOADED_HERE", **{"class": "my_models.Nope"})
+    meta["embedder"]["name"] = "NOT_LOADED_HERE"
+    with zipfile.ZipFile(tmp_path / "plugin.scanner", "w") as zf:
+        zf.writestr("scanner.json", json.dumps(meta))
+        zf.writestr("classifier.skops", payload)
+    runner = dist.RayScanner.from_scanner(tmp_path / "plugin.scanner")
+    job = {**runner.job, "embedder_kwargs": {}}
+    with pytest.raises(UnknownEmbedderError, match=r"^\S*plugin\.scanner: the embedder 'NOT_LOA"):
+        build_scanner(job)
+    job = {**dist.RayScanner.from_scanner(scanner).job, "embedder_kwargs": {}}
+    job["load_kwargs"] = {"embedder": LogMelEmbedder(n_mels=32)}  # another model
+    with pytest.raises(ScannerFileError, match=r"^the Scanner given to RayScanner\.from_scanner"):
+        build_scanner(job)
+
+
 class _LogMel32(LogMelEmbedder):
     """A plugin's model that takes 32 kHz."""
 

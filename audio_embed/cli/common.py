@@ -131,6 +131,8 @@ def _load_options(args: argparse.Namespace) -> dict[str, Any]:
     options: dict[str, Any] = {"embedder_kwargs": embedder_kwargs(args) or None}
     if getattr(args, "allow_mismatch", False):
         options["allow_mismatch"] = True
+    if getattr(args, "trust", None):
+        options["trusted"] = list(args.trust)
     return options
 
 

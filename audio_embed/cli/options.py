@@ -127,7 +127,8 @@ def common_options(threads: int | None = None) -> argparse.ArgumentParser:
         default=[],
         metavar="MODULE",
         help="import this Python module first, so the models it registers can be named "
-        "(repeatable; e.g. --plugin my_models for my_models.py on the Python path)",
+        "(repeatable; a module on the Python path, --plugin my_models, or a file's path, "
+        "--plugin ./my_models.py)",
     )
     return common
 
@@ -234,7 +235,8 @@ def audio_stream_options(default: str = "the first") -> argparse.ArgumentParser:
 
 
 def scanner_source_options() -> argparse.ArgumentParser:
-    """--store, --profile, --model (a scanner from a store instead of a file), --allow-mismatch."""
+    """--store, --profile, --model (a scanner from a store instead of a file),
+    --allow-mismatch, --trust."""
     parser = argparse.ArgumentParser(add_help=False)
     g = parser.add_argument_group("scanner from a store (instead of a SCANNER file)")
     g.add_argument("--store", metavar="DIR", help="a folder of scanners made by train --store")
@@ -251,5 +253,14 @@ def scanner_source_options() -> argparse.ArgumentParser:
         action="store_true",
         help="load a scanner even when its embedder's settings or weights differ from the "
         "ones it was trained with (a warning instead of an error; scores may be wrong)",
+    )
+    g.add_argument(
+        "--trust",
+        action="append",
+        default=[],
+        metavar="TYPE",
+        help="a type the scanner's classifier may hold besides scikit-learn's and numpy's "
+        "(your own estimator: --trust my_parts.MyEstimator; repeatable; only for files "
+        "you trust)",
     )
     return parser
