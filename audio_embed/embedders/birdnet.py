@@ -258,8 +258,8 @@ class BirdNETEmbedder(Embedder):
         self.audio_speed = self._speed_rate / self.sample_rate
         #: Samples of the recording (at :attr:`sample_rate`) in one 3 s model chunk.
         self.field = round(CHUNK_SECONDS * self._speed_rate)
-        if chunk_hop is None:
-            chunk_hop = DEFAULT_CHUNK_HOP[self.frames]
+        if chunk_hop is None:  # no longer than a chunk (audio_speed below 1)
+            chunk_hop = min(DEFAULT_CHUNK_HOP[self.frames], self.field / self.sample_rate)
         hop = round(float(chunk_hop) * self.sample_rate)
         if not 0 < hop <= self.field:
             raise InvalidInputError(
@@ -314,21 +314,22 @@ class BirdNETEmbedder(Embedder):
         """``[n, 144000]`` model input for ``[n, field]`` chunks of the recording."""
         import torchaudio.functional as F
 
+        # field = 3 s x the rate resampled from, so exactly 3 s at 48 kHz come out
         out: torch.Tensor = F.resample(chunks.float().cpu(), self._speed_rate, MODEL_RATE)
-        size = round(CHUNK_SECONDS * MODEL_RATE)
-        if out.shape[1] != size:  # a speed whose rate does not divide evenly
-            out = torch.nn.functional.pad(out, (0, max(0, size - out.shape[1])))[:, :size]
         return out.numpy()
 
     def scan_defaults(self) -> ScanDefaults:
         """Measured on the wolf benchmark (README "Real pretrained weights"), logistic
         regression both: ``"time"``: windows of one frame (``chunk_hop``, 0.5 s by
-        default) every 0.1 s, every negative window kept; ``"chunk"``: 3 s windows
-        (one chunk each) every ``chunk_hop`` seconds."""
+        default) every 0.1 s, every negative window kept; ``"chunk"``: windows of one
+        chunk (3 s, × ``audio_speed``) every ``chunk_hop`` seconds."""
         if self.frames == "time":  # one frame per window, whatever the chunk hop
             own = SCAN_DEFAULTS["time"]  # its window stands for chunk_hop; no gaps below 0.1 s
             return attrs.evolve(own, window=self.chunk_hop, hop=min(own.hop or 0.1, self.chunk_hop))
-        return attrs.evolve(SCAN_DEFAULTS["chunk"], hop=self.chunk_hop)
+        # one chunk per window: 3 s x audio_speed of the recording
+        return attrs.evolve(
+            SCAN_DEFAULTS["chunk"], window=self.field / self.sample_rate, hop=self.chunk_hop
+        )
 
     def weights_fingerprint(self) -> str:
         """SHA-256 of the ``.tflite`` file (computed once)."""
