@@ -40,7 +40,12 @@ from typing import TYPE_CHECKING, Any
 
 from attrs import field, frozen
 
-from audio_embed.errors import AudioEmbedError, InvalidInputError, UnknownEmbedderError
+from audio_embed.errors import (
+    AudioEmbedError,
+    CheckpointError,
+    InvalidInputError,
+    UnknownEmbedderError,
+)
 
 if TYPE_CHECKING:  # types only: the registry imports no embedder at run time
     from audio_embed.embedders.base import Embedder
@@ -395,10 +400,17 @@ def create_embedder(
         kwargs["device"] = device
     try:
         embedder = spec.factory(**kwargs)
-    except TypeError as exc:  # a factory of **kwargs passed on a setting its class lacks
-        if "unexpected keyword argument" not in str(exc):
+    except (TypeError, ValueError) as exc:
+        if isinstance(exc, TypeError) and "unexpected keyword argument" in str(exc):
+            # a factory of **kwargs passed on a setting its class lacks
+            raise _UnknownSetting(f"The {spec.name} embedder: {exc}") from exc
+        if not settings:
             raise
-        raise _UnknownSetting(f"The {spec.name} embedder: {exc}") from exc
+        # a value of the wrong type (--model-option n_mels=abc), named with the settings
+        raise InvalidInputError(
+            f"The {spec.name} embedder could not be built with {dict(settings)!r}: "
+            f"{type(exc).__name__}: {exc}"
+        ) from exc
     # another checkpoint of the family, custom layers or other settings (BirdNET's
     # frames) may have another size
     default = checkpoint is None and not settings
@@ -452,10 +464,23 @@ def embedder_from_config(
         raise UnknownEmbedderError(f"{where or 'Cannot rebuild the embedder'}: {why}")
     source = (config.get("weights") or {}).get("source")
     kwargs.update(overrides)
+    gone = source is not None and os.path.isabs(str(source)) and not os.path.exists(str(source))
     if source is not None and "checkpoint" not in kwargs and "model" not in kwargs:
-        kwargs["checkpoint"] = source
+        # a local weights file of another machine or environment (a venv's bundled
+        # BirdNET): the model's default weights instead, whose fingerprint the caller
+        # checks against the saved one
+        if not gone:
+            kwargs["checkpoint"] = source
     try:
         embedder = create_embedder(name, **kwargs)
+    except CheckpointError as exc:
+        if not gone or "checkpoint" in kwargs:
+            raise
+        raise CheckpointError(
+            f"{where or 'Cannot rebuild the embedder'}: its weights were {source}, which is "
+            f"not here, and {name}'s default weights are not either ({exc}); give the file "
+            "(--checkpoint PATH, checkpoint=PATH)."
+        ) from exc
     except _UnknownSetting as exc:  # a settings() key the factory does not take
         raise AudioEmbedError(
             f"{where or 'Cannot rebuild the embedder'}: {name} could not be rebuilt with "

@@ -1252,6 +1252,9 @@ def test_model_option_sets_the_models_settings(
     assert rc != 0 and "no setting 'speed'" in err and "n_mels" in err
     rc, _, err = run_cli(capsys, "train", *common, "--model-option", "n_mels")
     assert rc == 2 and "KEY=VALUE" in err
+    rc, _, err = run_cli(capsys, "train", *common, "--model-option", "n_mels=abc")
+    assert rc != 0 and "could not be built with {'n_mels': 'abc'}" in err
+    assert "Traceback" not in err
 
 
 def test_plugin_named_by_its_file_path(
