@@ -1255,6 +1255,8 @@ def test_model_option_sets_the_models_settings(
     rc, _, err = run_cli(capsys, "train", *common, "--model-option", "n_mels=abc")
     assert rc != 0 and "could not be built with {'n_mels': 'abc'}" in err
     assert "Traceback" not in err
+    rc, _, err = run_cli(capsys, "train", *common, *["--model-option", "n_mels=32"] * 2)
+    assert rc == 2 and "--model-option n_mels given more than once" in err
 
 
 def test_plugin_named_by_its_file_path(

@@ -32,7 +32,11 @@ T = TypeVar("T")
 
 def embedder_kwargs(args: argparse.Namespace) -> dict[str, Any]:
     """The keyword arguments --model-option, --device and --checkpoint ask for."""
-    kwargs: dict[str, Any] = dict(getattr(args, "model_option", None) or ())
+    options = list(getattr(args, "model_option", None) or ())
+    kwargs: dict[str, Any] = dict(options)
+    if len(kwargs) < len(options):
+        twice = sorted({k for k, _ in options if sum(k == o for o, _ in options) > 1})
+        raise UsageError(f"--model-option {', '.join(twice)} given more than once.")
     if getattr(args, "device", None):
         kwargs["device"] = args.device
     if getattr(args, "checkpoint", None):
