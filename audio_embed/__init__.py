@@ -8,6 +8,7 @@ Raven selections), train a scanner and scan other files::
     scanner = Scanner.from_name("LOGMEL")  # weight-free; list_embedders() for the others
     markers = read_markers("markers.csv")  # file,time,kind (positive|soft|negative)
     scanner.fit([Recording(path, m) for path, m in markers.items()])
+    print(scanner.describe())  # windows, classifier, threshold: what train prints
     result = scanner.scan("long_video.mp4")  # any audio or video file FFmpeg reads
     for d in result.detections():  # at the threshold fit chose (scanner.threshold_)
         print(d.start, d.end, d.score)
@@ -52,6 +53,7 @@ if TYPE_CHECKING:  # imported on first use (see __getattr__), so the CLI starts 
     )
     from audio_embed.cache import EmbeddingCache
     from audio_embed.classifier import CalibratedClassifier
+    from audio_embed.detect import Postprocessing
     from audio_embed.embedders import (
         Embedder,
         LayeredEmbedder,
@@ -62,6 +64,7 @@ if TYPE_CHECKING:  # imported on first use (see __getattr__), so the CLI starts 
     from audio_embed.embedders.ast import ASTEmbedder
     from audio_embed.embedders.beats import BEATsEmbedder
     from audio_embed.embedders.eat import EATEmbedder
+    from audio_embed.embedders.shared import FrameGeometry
     from audio_embed.formats import read_markers, write_detections
     from audio_embed.index import EmbeddingIndex, Example, Hit
     from audio_embed.registry import (
@@ -91,6 +94,7 @@ _LAZY_MODULES = {
     ),
     "audio_embed.cache": ("EmbeddingCache",),
     "audio_embed.classifier": ("CalibratedClassifier",),
+    "audio_embed.detect": ("Postprocessing",),
     "audio_embed.embedders": (
         "Embedder",
         "LayeredEmbedder",
@@ -101,6 +105,7 @@ _LAZY_MODULES = {
     "audio_embed.embedders.ast": ("ASTEmbedder",),
     "audio_embed.embedders.beats": ("BEATsEmbedder",),
     "audio_embed.embedders.eat": ("EATEmbedder",),
+    "audio_embed.embedders.shared": ("FrameGeometry",),
     "audio_embed.formats": ("read_markers", "write_detections"),
     "audio_embed.index": ("EmbeddingIndex", "Example", "Hit"),
     "audio_embed.registry": (
@@ -153,6 +158,7 @@ __all__ = [
     "EmbeddingIndex",
     "EmptyAudioError",
     "Example",
+    "FrameGeometry",
     "Hit",
     "IndexFileError",
     "InvalidInputError",
@@ -162,6 +168,7 @@ __all__ = [
     "Markers",
     "MultiLayerEmbedder",
     "NoAudioStreamError",
+    "Postprocessing",
     "ProgressEvent",
     "Recording",
     "ScanResult",

@@ -191,12 +191,20 @@ def build_scanner(job: dict[str, Any]) -> Any:
 
             data = ray.get(data)
         with scanner_file(data) as path:
-            if embedder is not None:
-                scanner = Scanner.load(path, embedder=embedder, cache=cache, **job["load_kwargs"])
-            else:
-                scanner = Scanner.load(
-                    path, embedder_kwargs=kwargs, cache=cache, **job["load_kwargs"]
-                )
+            try:
+                if embedder is not None:
+                    scanner = Scanner.load(
+                        path, embedder=embedder, cache=cache, **job["load_kwargs"]
+                    )
+                else:
+                    scanner = Scanner.load(
+                        path, embedder_kwargs=kwargs, cache=cache, **job["load_kwargs"]
+                    )
+            except AudioEmbedError as exc:  # named by the driver's name, not /proc/self/fd/N
+                name = job.get("scanner_name")
+                if name is None or str(path) not in str(exc):
+                    raise
+                raise type(exc)(str(exc).replace(str(path), str(name))) from exc
     else:
         from audio_embed.registry import create_embedder
         from audio_embed.windows import SlidingWindows, TargetedWindows

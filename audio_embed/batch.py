@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import time
 from collections import defaultdict
 from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
 from pathlib import Path
@@ -21,7 +22,7 @@ from typing import TYPE_CHECKING, Literal, Protocol, TypeVar
 
 import attrs
 
-from audio_embed._io import check_output_folder
+from audio_embed._io import check_output_folder, writer_lock
 from audio_embed._media import is_media_file
 from audio_embed.detect import SHORT_FILE_SECONDS, flagged_share, short_file_advice
 from audio_embed.errors import (
@@ -41,6 +42,7 @@ if TYPE_CHECKING:
 __all__ = [
     "COMBINED_CSV",
     "FLAGGED_WARNING_SHARE",
+    "SCAN_LOCK",
     "SCAN_STAMP",
     "BatchCancelled",
     "BatchReport",
@@ -62,6 +64,10 @@ log = logging.getLogger(__name__)
 #: out so low that a third of the audio or more is flagged (README, horn benchmark).
 FLAGGED_WARNING_SHARE = 0.25
 T = TypeVar("T")
+#: Seconds between updates of :data:`SCAN_STAMP` while a batch runs (and once at its
+#: end): a scan killed outright (out of memory, power cut) leaves results the record
+#: names, but for the last few.
+_RECORD_EVERY = 30.0
 
 
 class ScansMany(Protocol):
@@ -83,9 +89,15 @@ class ScansMany(Protocol):
 
 #: The file in the output folder that holds every detection of a batch.
 COMBINED_CSV = "detections.csv"
-#: The file in the output folder that records the threshold each result was written
-#: at, so that ``skip_existing`` can say when it keeps results of another threshold.
+#: The file in the output folder that records how each result file was made: the
+#: threshold it was written at (so that ``skip_existing`` can say when it keeps results
+#: of another threshold) and the recording it holds the detections of, by its resolved
+#: path, size and modification time (so that a result of another recording of the same
+#: name is never replaced or kept as this one's, whatever the format).
 SCAN_STAMP = ".audio-embed-scan.json"
+#: The lock file in the output folder: scans writing into one folder at once take
+#: turns updating :data:`SCAN_STAMP` and :data:`COMBINED_CSV`.
+SCAN_LOCK = ".audio-embed-scan.lock"
 
 
 @attrs.frozen
@@ -358,7 +370,15 @@ def scan_to_folder(
 ) -> BatchReport:
     """Scan files and folders (searched recursively, see :func:`collect_inputs`)
     into ``out_dir``: one result file per input in ``settings.fmt`` (named by
-    :func:`output_paths`) and :data:`COMBINED_CSV` with every detection.
+    :func:`output_paths`), and :data:`COMBINED_CSV` with every detection of the
+    results in ``out_dir`` (this batch's and those of earlier or concurrent scans
+    into it that :data:`SCAN_STAMP` records, see :func:`_write_combined`).
+
+    A result file names its recording by its absolute path (CSV, JSON), and
+    :data:`SCAN_STAMP` records it for every format: a result of another recording
+    of the same name in ``out_dir`` stops the batch before any scan
+    (:class:`~audio_embed.errors.InvalidInputError`), and with ``skip_existing`` a
+    recording changed since its result was written is scanned again.
 
     A file that cannot be read is reported (``failed``) and the others go on;
     ``settings`` (:class:`BatchSettings`, default: CSV at the scanner's
@@ -391,24 +411,36 @@ def scan_to_folder(
     inputs, missing = collect_inputs(items)
     for item, reason in missing:
         tell(FileOutcome("missing", item, reason=reason))
-    targets = output_paths(inputs, out, FORMAT_SUFFIXES[fmt], reserved=(COMBINED_CSV, SCAN_STAMP))
+    targets = output_paths(
+        inputs, out, FORMAT_SUFFIXES[fmt], reserved=(COMBINED_CSV, SCAN_STAMP, SCAN_LOCK)
+    )
+    stamp = _read_stamp(out)
     earlier = _read_earlier(targets.values(), fmt)  # each existing result read once
     _refuse_beside(inputs, targets, earlier)
-    _refuse_other_recordings(inputs, targets, earlier)
+    _refuse_other_recordings(out, inputs, targets, earlier, stamp.made)
     _refuse_foreign_combined(out / COMBINED_CSV)
-    todo = _existing_results(inputs, targets, earlier, settings.skip_existing, tell)
+    todo = _existing_results(out, inputs, targets, earlier, stamp.made, settings, tell)
     # An earlier batch's combined CSV would contradict the result files this one replaces
     # if it stops early (cancelled) or writes none (every file failed): it goes now and
     # is written anew when the batch finishes.
-    (out / COMBINED_CSV).unlink(missing_ok=True)
-    stamp = _read_stamp(out)
+    if out.is_dir():
+        with _folder_lock(out):
+            (out / COMBINED_CSV).unlink(missing_ok=True)
     if settings.skip_existing:
-        _warn_other_thresholds(out, stamp, [o for o in outcomes if o.kind == "skipped"], threshold)
+        _warn_other_thresholds(
+            out, stamp.thresholds, [o for o in outcomes if o.kind == "skipped"], threshold
+        )
+    # what this batch adds to SCAN_STAMP: kept results it now knows the recording of
+    update = _Stamp({}, _kept_recordings(out, inputs, targets, outcomes, stamp.made, fmt))
     runner = scanner.scan_many if many is None else many
-    before = dict(stamp)
     # a runner that does not say (Ray's) is taken to normalise, as scanners do by default
     normalises = getattr(scanner, "normalization", "recording") != "none"
     short: list[tuple[str, float]] = []
+    # each recording as it was before its scan: one that changes later is scanned again
+    made = {inp.path: _made(inp.path, fmt) for inp in todo}
+    # each result file as this batch found it: another scan into the folder may write it
+    seen = {targets[inp.path]: _file_state(targets[inp.path]) for inp in todo}
+    flushed = time.monotonic()
     try:
         with contextlib.closing(run_many(runner, todo, progress=progress, cancel=cancel)) as runs:
             for inp, result in runs:
@@ -417,8 +449,21 @@ def scan_to_folder(
                     tell(FileOutcome("failed", str(inp.path), reason=describe_error(result)))
                     continue
                 dets = result.detections(threshold)
-                write_detections(targets[inp.path], dets, fmt, file=str(inp.path), label=label)
-                stamp[_stamp_key(out, targets[inp.path])] = threshold
+                target = targets[inp.path]
+                key = _stamp_key(out, target)
+                with _folder_lock(out):  # scans into the folder write one at a time
+                    taken = _written_meanwhile(out, target, seen[target], inp.path)
+                    if taken is not None:
+                        tell(FileOutcome("failed", str(inp.path), reason=taken))
+                        continue
+                    write_detections(target, dets, fmt, file=_named(inp.path), label=label)
+                    # a combined CSV another scan wrote no longer holds
+                    (out / COMBINED_CSV).unlink(missing_ok=True)
+                update.thresholds[key] = threshold
+                update.made[key] = attrs.evolve(made[inp.path], written=time.time())
+                if time.monotonic() - flushed >= _RECORD_EVERY:  # a killed scan loses little
+                    _update_stamp(out, update)
+                    flushed = time.monotonic()
                 share = flagged_share(dets, result.duration)
                 if share > FLAGGED_WARNING_SHARE:
                     log.warning(
@@ -435,7 +480,7 @@ def scan_to_folder(
                 done = FileOutcome(
                     "done",
                     str(inp.path),
-                    targets[inp.path],
+                    target,
                     tuple(dets),
                     result=result,
                     flagged=share,
@@ -446,40 +491,217 @@ def scan_to_folder(
     except Cancelled as exc:
         raise BatchCancelled(_report(inputs, outcomes, threshold, None)) from exc
     finally:
-        if stamp != before:  # also when stopped: the resume reads it
-            _write_stamp(out, stamp)
+        if update.thresholds or update.made:  # also when stopped: the resume reads it
+            _update_stamp(out, update)
     if short:  # once per batch, not once per clip of a sound-effects library
         n_done = sum(o.kind == "done" for o in outcomes)
         log.warning("%s", short_file_advice(len(short), n_done, *short[0]))
-    return _report(inputs, outcomes, threshold, _write_combined(out, inputs, outcomes, label))
+    combined = _write_combined(out, inputs, targets, outcomes, label)
+    return _report(inputs, outcomes, threshold, combined)
+
+
+def _file_state(path: Path) -> tuple[int, int, int] | None:
+    """Which file ``path`` is now (inode, size, modification time; None: none)."""
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return (st.st_ino, st.st_size, st.st_mtime_ns)
+
+
+def _written_meanwhile(
+    out: Path, target: Path, seen: tuple[int, int, int] | None, recording: Path
+) -> str | None:
+    """Why ``target`` must not be replaced: another scan into ``out`` (or a person) wrote
+    it after this batch looked at the folder, and :data:`SCAN_STAMP` does not say it
+    holds ``recording`` (a recording of the same name from another folder, scanned at
+    the same time). None: write it. Called under the folder's lock."""
+    if _file_state(target) == seen:
+        return None
+    was = _read_stamp(out).made.get(_stamp_key(out, target))
+    if was is not None and was.same_file(recording):
+        return None  # the same recording, scanned by both
+    if was is None and _names_only(target, recording):  # a CSV or JSON result says so
+        return None
+    return (
+        f"{target} was written by another scan into {out} (or by hand) while this one "
+        f"ran; it may hold the detections of another recording of the same name, so it "
+        "is kept. Give each folder of recordings its own --out folder."
+    )
+
+
+def _names_only(result: Path, recording: Path) -> bool:
+    """``result`` is a CSV or JSON result naming ``recording`` and no other file."""
+    from audio_embed.formats import read_result
+
+    fmt: OutputFormat = "json" if result.suffix.lower() == ".json" else "csv"
+    try:
+        _, names = read_result(result, fmt)
+    except ResultFileError:
+        return False
+    return bool(names) and all(_made(Path(n), fmt).same_file(recording) for n in names)
+
+
+def _named(recording: Path) -> str:
+    """A recording as its results name it: its absolute path (not resolved, so a
+    linked folder keeps the name it was given), whichever folder the scan ran in."""
+    return os.path.abspath(recording)
+
+
+def _folder_lock(out: Path) -> contextlib.AbstractContextManager[None]:
+    """One scan at a time updates :data:`SCAN_STAMP` and :data:`COMBINED_CSV` in ``out``."""
+    out.mkdir(parents=True, exist_ok=True)
+    return writer_lock(out / SCAN_LOCK, f"the scan results in {out}")
+
+
+@attrs.frozen
+class _Made:
+    """What :data:`SCAN_STAMP` records of the recording a result file holds the
+    detections of: its name in the result (:func:`_named`), its resolved path (who
+    it is), its size and modification time when it was scanned (unknown: None), the
+    result's format and when it was written (``time.time()``)."""
+
+    file: str
+    recording: str
+    fmt: str
+    size: int | None
+    mtime_ns: int | None
+    written: float = 0.0
+
+    def same_file(self, path: Path) -> bool:
+        """``path`` is the file recorded (the same resolved path, or a link to it)."""
+        if os.path.normcase(self.recording) == os.path.normcase(os.path.realpath(path)):
+            return True
+        try:
+            return os.path.samefile(self.recording, path)
+        except OSError:
+            return False
+
+    def same_content(self, other: _Made) -> bool:
+        """The same size and modification time (to 2 s: a FAT card's clock) as
+        ``other``; unknown on either side: False."""
+        if None in (self.size, self.mtime_ns, other.size, other.mtime_ns):
+            return False
+        assert self.mtime_ns is not None and other.mtime_ns is not None
+        return self.size == other.size and abs(self.mtime_ns - other.mtime_ns) <= 2_000_000_000
+
+
+def _made(recording: Path, fmt: str) -> _Made:
+    size: int | None = None
+    mtime_ns: int | None = None
+    with contextlib.suppress(OSError):
+        st = recording.stat()
+        size, mtime_ns = st.st_size, st.st_mtime_ns
+    real = os.path.realpath(recording)
+    return _Made(_named(recording), real, fmt, size, mtime_ns)
+
+
+@attrs.frozen
+class _Stamp:
+    """:data:`SCAN_STAMP`: per result file (its path in the folder, ``/``-separated)
+    the threshold it was written at and the recording it holds."""
+
+    thresholds: dict[str, float]
+    made: dict[str, _Made]
 
 
 def _stamp_key(out: Path, target: Path) -> str:
     return target.relative_to(out).as_posix()
 
 
-def _read_stamp(out: Path) -> dict[str, float]:
-    """The thresholds :data:`SCAN_STAMP` records, by result file (empty when there
-    is none or it cannot be read: a folder from before the stamp)."""
+def _read_stamp(out: Path) -> _Stamp:
+    """What :data:`SCAN_STAMP` records (empty when there is none or it cannot be read: a
+    folder from before the stamp; no recordings: a stamp from before they were kept,
+    or an entry that cannot be read)."""
     import json
 
     try:
         data = json.loads((out / SCAN_STAMP).read_text(encoding="utf-8"))
-        return {str(k): float(v) for k, v in data["thresholds"].items()}
+        thresholds = {str(k): float(v) for k, v in data["thresholds"].items()}
     except (OSError, ValueError, TypeError, KeyError, AttributeError):
-        return {}
+        return _Stamp({}, {})
+    made = {}
+    results = data.get("results")
+    for key, e in (results if isinstance(results, dict) else {}).items():
+        if not _inside(str(key)):  # a hand-edited record: never read outside the folder
+            continue
+        try:
+            size, mtime = e.get("size"), e.get("mtime_ns")
+            made[str(key)] = _Made(
+                file=str(e["file"]),
+                recording=str(e["recording"]),
+                fmt=str(e["format"]),
+                size=None if size is None else int(size),
+                mtime_ns=None if mtime is None else int(mtime),
+                written=float(e.get("written") or 0.0),
+            )
+        except (ValueError, TypeError, KeyError, AttributeError):
+            continue
+    return _Stamp(thresholds, made)
 
 
-def _write_stamp(out: Path, stamp: dict[str, float]) -> None:
+def _inside(key: str) -> bool:
+    """``key`` names a file inside the output folder (as :func:`output_paths` makes them)."""
+    path = Path(key)
+    return bool(path.parts) and not path.anchor and ".." not in path.parts
+
+
+def _update_stamp(out: Path, update: _Stamp) -> None:
+    """Add ``update`` to :data:`SCAN_STAMP` as it is now (another scan into the folder
+    may have written it since this one read it: its entries stay), under the folder's
+    lock; a combined CSV written before is removed (``update`` changed the results)."""
     import json
 
     from audio_embed.formats import atomic_write_text
 
-    text = json.dumps({"thresholds": dict(sorted(stamp.items()))}, indent=1) + "\n"
     try:
-        atomic_write_text(out / SCAN_STAMP, text)
-    except OSError as exc:  # the results are written; only the next resume's check is lost
+        with _folder_lock(out):
+            stamp = _read_stamp(out)
+            stamp.thresholds.update(update.thresholds)
+            stamp.made.update(update.made)
+            results = {
+                k: {
+                    "file": m.file,
+                    "recording": m.recording,
+                    "format": m.fmt,
+                    "size": m.size,
+                    "mtime_ns": m.mtime_ns,
+                    "written": m.written,
+                }
+                for k, m in sorted(stamp.made.items())
+            }
+            thresholds = dict(sorted(stamp.thresholds.items()))
+            text = json.dumps({"thresholds": thresholds, "results": results}, indent=1)
+            atomic_write_text(out / SCAN_STAMP, text + "\n")
+            if update.thresholds:
+                (out / COMBINED_CSV).unlink(missing_ok=True)
+    except (OSError, AudioEmbedError) as exc:
+        # the results are written; only the next resume's checks are lost
         log.warning("Could not write %s: %s", out / SCAN_STAMP, exc)
+
+
+def _kept_recordings(
+    out: Path,
+    inputs: Sequence[Input],
+    targets: dict[Path, Path],
+    outcomes: Sequence[FileOutcome],
+    made: dict[str, _Made],
+    fmt: str,
+) -> dict[str, _Made]:
+    """The results kept (``skip_existing``) whose recording :data:`SCAN_STAMP` does not
+    name (a folder from before it did) or names at a path it has since been moved from:
+    this batch reports them as that input's, so the stamp records it."""
+    kept = {o.item for o in outcomes if o.kind == "skipped"}
+    out_made = {}
+    for inp in inputs:
+        if str(inp.path) not in kept:
+            continue
+        key = _stamp_key(out, targets[inp.path])
+        was = made.get(key)
+        if was is None or not was.same_file(inp.path):
+            now = _made(inp.path, fmt)
+            out_made[key] = attrs.evolve(now, written=was.written if was else time.time())
+    return out_made
 
 
 def _warn_other_thresholds(
@@ -607,20 +829,29 @@ def _refuse_foreign_combined(path: Path) -> None:
 
 
 def _existing_results(
+    out: Path,
     inputs: Sequence[Input],
     targets: dict[Path, Path],
     earlier: dict[Path, _Earlier],
-    skip_existing: bool,
+    made: dict[str, _Made],
+    settings: BatchSettings,
     tell: Callable[[FileOutcome], None],
 ) -> list[Input]:
-    """The inputs to scan; with ``skip_existing``, the others' results as read back."""
+    """The inputs to scan; with ``skip_existing``, the others' results as read back. A
+    result whose recording has changed since it was scanned (another size or
+    modification time than :data:`SCAN_STAMP` records: re-recorded, replaced, edited)
+    is scanned again."""
     todo = []
     for inp in inputs:
         target = targets[inp.path]
         found = earlier.get(target)
-        if skip_existing and found is not None:
+        if settings.skip_existing and found is not None:
+            was = made.get(_stamp_key(out, target))
             if found.detections is None:
                 tell(FileOutcome("rescan", str(inp.path), target, reason=found.error))
+            elif was is not None and was.same_file(inp.path) and _changed(was, inp.path):
+                why = f"{inp.path} has changed since {target} was written (size or time)"
+                tell(FileOutcome("rescan", str(inp.path), target, reason=why))
             else:
                 tell(FileOutcome("skipped", str(inp.path), target, found.detections))
                 continue
@@ -628,17 +859,37 @@ def _existing_results(
     return todo
 
 
+def _changed(was: _Made, recording: Path) -> bool:
+    now = _made(recording, was.fmt)
+    known = None not in (was.size, was.mtime_ns, now.size, now.mtime_ns)
+    return known and (was.size, was.mtime_ns) != (now.size, now.mtime_ns)
+
+
 def _refuse_other_recordings(
-    inputs: Sequence[Input], targets: dict[Path, Path], earlier: dict[Path, _Earlier]
+    out: Path,
+    inputs: Sequence[Input],
+    targets: dict[Path, Path],
+    earlier: dict[Path, _Earlier],
+    made: dict[str, _Made],
 ) -> None:
     """A result file in the output folder that holds the detections of another recording
     of the same name (day1/REC0001.WAV, now day2/REC0001.WAV into the same folder) would
-    be replaced, or with ``skip_existing`` kept as this one's: nothing is scanned."""
+    be replaced, or with ``skip_existing`` kept as this one's: nothing is scanned.
+
+    The recording is the one :data:`SCAN_STAMP` records for the result (any format);
+    for a result it does not record (a folder from before it did), the one a CSV or
+    JSON result names (best-effort, see :func:`_other_recording`)."""
     clash = []
     for inp in inputs:
         target = targets[inp.path]
         found = earlier.get(target)
-        other = None if found is None else _other_recording(found.names, inp.path)
+        if found is None or found.detections is None:
+            continue
+        was = made.get(_stamp_key(out, target))
+        if was is not None:
+            other = _other_made(was, inp.path)
+        else:
+            other = _other_recording(found.names, inp.path)
         if other is not None:
             clash.append((inp.path, target, other))
     if clash:
@@ -647,8 +898,25 @@ def _refuse_other_recordings(
             f"{target} holds the detections of another recording, {other}"
             + (f" (and {more} more)" if more else "")
             + f"; scanning {audio} would replace them (or, with --skip-existing, report "
-            "them as its own). Give each folder of recordings its own --out folder."
+            "them as its own). Give each folder of recordings its own --out folder, or "
+            "delete the result to scan the recording again."
         )
+
+
+def _other_made(was: _Made, recording: Path) -> str | None:
+    """The recording ``was`` records, when it is not ``recording``: another file that
+    exists, or a file no longer there that ``recording`` is not (moved, it would have
+    the size and modification time recorded). None: the same recording."""
+    if was.same_file(recording):
+        return None
+    if os.path.exists(was.recording):
+        return was.file
+    if was.same_content(_made(recording, was.fmt)):  # moved (or its folder renamed)
+        return None
+    return (
+        f"{was.file} (no longer there, and {recording} is not that file moved: its size "
+        "or modification time differ)"
+    )
 
 
 def _other_recording(names: frozenset[str], recording: Path) -> str | None:
@@ -667,20 +935,54 @@ def _other_recording(names: frozenset[str], recording: Path) -> str | None:
 
 
 def _write_combined(
-    out: Path, inputs: Sequence[Input], outcomes: Sequence[FileOutcome], label: str
+    out: Path,
+    inputs: Sequence[Input],
+    targets: dict[Path, Path],
+    outcomes: Sequence[FileOutcome],
+    label: str,
 ) -> Path | None:
-    """Every detection of the batch, in input order, in one CSV (None when no file
-    has a result)."""
-    from audio_embed.formats import atomic_write_text, format_detections
+    """Every detection of the results in ``out``, one result per recording, in one CSV
+    (None, and none written, when no file of this batch has a result).
+
+    First this batch's, in input order; then, by result file, those :data:`SCAN_STAMP`
+    records of other recordings (earlier scans, or a scan into the folder at the same
+    time): for a recording with several (two formats), the one written last. Written
+    under the folder's lock from the stamp as it is then, so two scans into one folder
+    leave a combined CSV of both, whichever finishes last."""
+    from audio_embed.formats import atomic_write_text, format_detections, read_result
 
     by_path = {o.item: o for o in outcomes if o.kind in ("done", "skipped")}
     if not by_path:
         return None
-    parts = ["file,start,end,peak,score\n"]
-    for inp in inputs:
-        outcome = by_path.get(str(inp.path))
-        if outcome is None:
-            continue
-        text = format_detections(outcome.detections, "csv", file=str(inp.path), label=label)
-        parts.append(text.split("\n", 1)[1].replace(",nan,", ",,"))
-    return atomic_write_text(out / COMBINED_CSV, "".join(parts))
+
+    def rows(detections: Iterable[Detection], file: str) -> str:
+        text = format_detections(list(detections), "csv", file=file, label=label)
+        return text.split("\n", 1)[1].replace(",nan,", ",,")
+
+    with _folder_lock(out):
+        stamp = _read_stamp(out)
+        parts = ["file,start,end,peak,score\n"]
+        ours: set[str] = set()  # this batch's recordings (resolved)
+        keys: set[str] = set()
+        for inp in inputs:
+            outcome = by_path.get(str(inp.path))
+            if outcome is None:
+                continue
+            parts.append(rows(outcome.detections, _named(inp.path)))
+            ours.add(os.path.normcase(os.path.realpath(inp.path)))
+            keys.add(_stamp_key(out, targets[inp.path]))
+        latest: dict[str, tuple[str, _Made]] = {}
+        for key, was in stamp.made.items():
+            recording = os.path.normcase(was.recording)
+            if key in keys or recording in ours or not (out / key).is_file():
+                continue
+            if recording not in latest or was.written > latest[recording][1].written:
+                latest[recording] = (key, was)
+        for key, was in sorted(latest.values(), key=lambda kw: kw[0]):
+            try:
+                detections, _ = read_result(out / key, was.fmt)  # type: ignore[arg-type]
+            except ResultFileError as exc:
+                log.warning("%s leaves it out: %s", COMBINED_CSV, exc)
+                continue
+            parts.append(rows(detections, was.file))
+        return atomic_write_text(out / COMBINED_CSV, "".join(parts))

@@ -154,6 +154,7 @@ class RayScanner:
             threshold = scanner.scan_threshold
             own = scanner.audio_stream
             normalization: str = scanner.normalization
+            name = f"the {type(scanner).__name__} given to RayScanner.from_scanner"
         else:
             path = Path(os.fspath(scanner))
             # A missing or damaged file fails here, not on Ray.
@@ -165,10 +166,12 @@ class RayScanner:
             # before the embedder's config was saved: the built-ins' rate
             config = meta["embedder"].get("config") or {}
             data, sample_rate = path.read_bytes(), int(config.get("sample_rate", 16000))
+            name = str(path)
         if audio_stream is not None:
             own = check_audio_stream(audio_stream)
         job: dict[str, Any] = {
             "scanner_bytes": data,
+            "scanner_name": name,  # what a worker's load errors call it (not its memfd)
             "load_kwargs": dict(load_kwargs or {}),
             "sample_rate": sample_rate,
             "threshold": threshold,

@@ -28,8 +28,10 @@ from __future__ import annotations
 import difflib
 import fnmatch
 import importlib
+import inspect
 import logging
 import os
+import sys
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from importlib.metadata import entry_points
@@ -38,7 +40,12 @@ from typing import TYPE_CHECKING, Any
 
 from attrs import field, frozen
 
-from audio_embed.errors import AudioEmbedError, InvalidInputError, UnknownEmbedderError
+from audio_embed.errors import (
+    AudioEmbedError,
+    CheckpointError,
+    InvalidInputError,
+    UnknownEmbedderError,
+)
 
 if TYPE_CHECKING:  # types only: the registry imports no embedder at run time
     from audio_embed.embedders.base import Embedder
@@ -194,13 +201,47 @@ def load_plugin(module: str) -> ModuleType:
     """Import ``module`` (once) so that the specs it registers become known.
 
     How the command line's ``--plugin MODULE`` reaches a model registered in
-    the user's own module. A module that fails to import raises
+    the user's own module. ``module`` is a module name (installed, or its
+    folder on the Python path) or the path of a ``.py`` file
+    (``./my_models.py``): the file's folder is then put first on ``sys.path``
+    and the file imported by its name (``my_models``), the name a scanner
+    saved with its models records. A module that fails to import raises
     :class:`~audio_embed.errors.AudioEmbedError` naming it.
     """
+    name = module
+    if module.endswith(".py") or "/" in module or os.sep in module:
+        path = os.path.abspath(os.path.expanduser(module))
+        if not module.endswith(".py") or not os.path.isfile(path):
+            raise AudioEmbedError(
+                f"The plug-in {module!r} is not a Python file: pass the path of a .py file "
+                "(./my_models.py) or a module name (my_models)."
+            )
+        folder = os.path.dirname(path)
+        if folder not in sys.path:
+            sys.path.insert(0, folder)
+        name = os.path.basename(path)[: -len(".py")]
     try:
-        loaded = importlib.import_module(module)
-    except ImportError as exc:
+        loaded = importlib.import_module(name)
+    except ModuleNotFoundError as exc:
+        hint = ""
+        if exc.name is not None and name.split(".")[0] == exc.name.split(".")[0]:
+            hint = (
+                ". A plug-in must be importable: install it, put its folder on PYTHONPATH, or "
+                "pass the file's path (--plugin ./my_models.py, load_plugin('./my_models.py')); "
+                "the audio-embed command does not look in the current folder"
+            )
+        raise AudioEmbedError(
+            f"Could not import the plug-in module {module!r}: {exc}{hint}"
+        ) from exc
+    except (ImportError, TypeError, ValueError) as exc:  # TypeError/ValueError: a bad name
         raise AudioEmbedError(f"Could not import the plug-in module {module!r}: {exc}") from exc
+    if name != module:
+        where = os.path.abspath(str(getattr(loaded, "__file__", "") or ""))
+        if where != os.path.abspath(os.path.expanduser(module)):
+            raise AudioEmbedError(
+                f"The plug-in {module!r} cannot be imported as {name!r}: a module of that name "
+                f"is already loaded from {where or 'elsewhere'}. Rename the file."
+            )
     with _LOCK:
         _LOADED.add(module)
     return loaded
@@ -302,6 +343,32 @@ def embed_dim(name: str) -> int:
     return get_spec(name).dim
 
 
+class _UnknownSetting(InvalidInputError):
+    """A keyword the factory does not take (:func:`embedder_from_config` names the rule)."""
+
+
+def _check_settings(spec: EmbedderSpec, settings: Mapping[str, Any]) -> None:
+    """An InvalidInputError naming the settings the factory takes, for one it does not
+    (before, a TypeError from deep in the factory); factories taking ``**kwargs`` pass."""
+    try:
+        params = inspect.signature(spec.factory).parameters
+    except (TypeError, ValueError):  # no signature to read: the factory decides
+        return
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        return
+    takes = [
+        n
+        for n, p in params.items()
+        if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD) and n not in ("checkpoint", "device")
+    ]
+    unknown = sorted(set(settings) - set(takes))
+    if unknown:
+        raise _UnknownSetting(
+            f"The {spec.name} embedder has no setting {', '.join(map(repr, unknown))}; "
+            f"it takes: {', '.join(takes) or 'none'}."
+        )
+
+
 def create_embedder(
     name: str,
     *,
@@ -321,6 +388,7 @@ def create_embedder(
     """
     spec = get_spec(name)
     kwargs = dict(settings)
+    _check_settings(spec, kwargs)
     if checkpoint is not None:
         if not spec.takes_checkpoint:
             raise InvalidInputError(
@@ -330,7 +398,19 @@ def create_embedder(
         kwargs["checkpoint"] = checkpoint
     if device is not None:
         kwargs["device"] = device
-    embedder = spec.factory(**kwargs)
+    try:
+        embedder = spec.factory(**kwargs)
+    except (TypeError, ValueError) as exc:
+        if isinstance(exc, TypeError) and "unexpected keyword argument" in str(exc):
+            # a factory of **kwargs passed on a setting its class lacks
+            raise _UnknownSetting(f"The {spec.name} embedder: {exc}") from exc
+        if not settings:
+            raise
+        # a value of the wrong type (--model-option n_mels=abc), named with the settings
+        raise InvalidInputError(
+            f"The {spec.name} embedder could not be built with {dict(settings)!r}: "
+            f"{type(exc).__name__}: {exc}"
+        ) from exc
     # another checkpoint of the family, custom layers or other settings (BirdNET's
     # frames) may have another size
     default = checkpoint is None and not settings
@@ -345,6 +425,15 @@ def create_embedder(
             f"its model has {embedder.num_layers}; fix the spec (None for a model without "
             "blocks to pick, e.g. a chunk model with frames)."
         )
+    if embedder.name != spec.name:  # config() names it so: a saved scanner rebuilds by it
+        try:
+            embedder.name = spec.name
+        except AttributeError as exc:  # a read-only name property
+            raise AudioEmbedError(
+                f"Embedder {spec.name!r}'s factory built {type(embedder).__name__} named "
+                f"{embedder.name!r}; its name must be the registry name, which saved "
+                "scanners rebuild it by."
+            ) from exc
     return embedder
 
 
@@ -375,9 +464,30 @@ def embedder_from_config(
         raise UnknownEmbedderError(f"{where or 'Cannot rebuild the embedder'}: {why}")
     source = (config.get("weights") or {}).get("source")
     kwargs.update(overrides)
+    gone = source is not None and os.path.isabs(str(source)) and not os.path.exists(str(source))
     if source is not None and "checkpoint" not in kwargs and "model" not in kwargs:
-        kwargs["checkpoint"] = source
-    embedder = create_embedder(name, **kwargs)
+        # a local weights file of another machine or environment (a venv's bundled
+        # BirdNET): the model's default weights instead, whose fingerprint the caller
+        # checks against the saved one
+        if not gone:
+            kwargs["checkpoint"] = source
+    try:
+        embedder = create_embedder(name, **kwargs)
+    except CheckpointError as exc:
+        if not gone or "checkpoint" in kwargs:
+            raise
+        raise CheckpointError(
+            f"{where or 'Cannot rebuild the embedder'}: its weights were {source}, which is "
+            f"not here, and {name}'s default weights are not either ({exc}); give the file "
+            "(--checkpoint PATH, checkpoint=PATH)."
+        ) from exc
+    except _UnknownSetting as exc:  # a settings() key the factory does not take
+        raise AudioEmbedError(
+            f"{where or 'Cannot rebuild the embedder'}: {name} could not be rebuilt with "
+            f"{kwargs!r} ({exc}). The keys of its settings() go back "
+            "to its registered factory, so each must be one of the factory's keyword "
+            "arguments."
+        ) from exc
     shared = config.get("shared")
     if shared:
         embedder.shared_chunk = float(shared["chunk"])
@@ -388,7 +498,15 @@ def embedder_from_config(
 def _unregistered(name: str, cls: str) -> str:
     """Why a saved embedder cannot be rebuilt here: its name is not registered."""
     module = cls.rpartition(".")[0]
-    if module and not module.startswith("audio_embed."):
+    if module.split(".")[0] == "__main__":  # defined in the script that trained it
+        how = (
+            f"Its class, {cls}, was defined in the script that saved it, which nothing "
+            "else can import: load it from a script that defines and registers that class "
+            "too, or move the class and its register_embedder(...) to a module of their "
+            "own (my_models.py), train again and load the module first "
+            "(load_plugin('my_models'), --plugin my_models)."
+        )
+    elif module and not module.startswith("audio_embed."):
         how = (
             f"Its class is {cls}: load the module that registers it first "
             f"(audio_embed.registry.load_plugin({module!r}), or import it; on the "

@@ -31,7 +31,11 @@ __all__ = ["ScannerStore", "StoredScanner"]
 
 log = logging.getLogger(__name__)
 
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9.-]*$")
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9.-]*")
+#: A plain file name (matched whole): an embedder's name (``HUBERT_BASE_ML``) or a
+#: version's (``20261124T101500123456``, ``-1`` added when two share a time, as
+#: :meth:`ScannerStore._archive` writes them): never a path separator or a leading dot.
+_PLAIN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 SUFFIX = ".scanner"
 
 
@@ -53,9 +57,14 @@ class ScannerStore:
 
     @staticmethod
     def _key(profile: str, embedder: str) -> str:
-        if not _NAME.match(profile):
+        if not _NAME.fullmatch(profile):
             raise InvalidInputError(
                 f"A profile name may hold letters, digits, '.' and '-' only. Got {profile!r}."
+            )
+        if not _PLAIN.fullmatch(embedder):  # its name is part of a path: never "../x"
+            raise InvalidInputError(
+                f"An embedder name in a scanner store may hold letters, digits, '_', '.' and "
+                f"'-' only. Got {embedder!r}."
             )
         return f"{profile}_{embedder.upper()}"
 
@@ -114,12 +123,24 @@ class ScannerStore:
     def versions(self, profile: str, embedder: str) -> list[str]:
         """Earlier versions, oldest first (names to pass to :meth:`restore`)."""
         vdir = self._versions_dir(profile, embedder)
-        return sorted(p.name[: -len(SUFFIX)] for p in vdir.glob(f"*{SUFFIX}"))
+        names = (p.name[: -len(SUFFIX)] for p in vdir.glob(f"*{SUFFIX}") if p.is_file())
+        # not the temporary file of a copy that was stopped (".tmp-…", half written)
+        return sorted(n for n in names if _PLAIN.fullmatch(n))
 
     def restore(self, profile: str, embedder: str, version: str) -> Path:
-        """Make ``version`` current again; the current one is kept as a version."""
+        """Make ``version`` current again; the current one is kept as a version.
+
+        ``version`` is one of the names :meth:`versions` lists: a name that is not a
+        plain file name (``../x``, ``a/b``) is an :class:`InvalidInputError`, one that is
+        not listed a :class:`ScannerFileError`.
+        """
+        if not isinstance(version, str) or not _PLAIN.fullmatch(version):
+            raise InvalidInputError(
+                f"A version of a stored scanner is one of the names ScannerStore.versions "
+                f"lists (e.g. 20261124T101500123456), not a path. Got {version!r}."
+            )
         source = self._versions_dir(profile, embedder) / f"{version}{SUFFIX}"
-        if not source.is_file():
+        if version not in self.versions(profile, embedder):
             raise ScannerFileError(
                 f"No version {version!r} of {self._key(profile, embedder)}; "
                 f"known: {', '.join(self.versions(profile, embedder)) or 'none'}."
@@ -138,6 +159,8 @@ class ScannerStore:
         out = []
         for p in sorted(self.directory.glob(f"*{SUFFIX}")):
             stem = p.name[: -len(SUFFIX)]
+            if stem.startswith("."):  # a save stopped half way (".tmp-…"), not a scanner
+                continue
             profile, _, embedder = stem.rpartition("_")
             if not profile:
                 continue

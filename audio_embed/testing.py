@@ -23,6 +23,7 @@ import torch
 
 from audio_embed.embedders.base import Embedder, LayeredEmbedder
 from audio_embed.embedders.multilayer import MultiLayerEmbedder
+from audio_embed.embedders.shared import FrameGeometry
 from audio_embed.errors import InvalidInputError
 
 __all__ = ["check_embedder"]
@@ -40,9 +41,17 @@ def _close(actual: torch.Tensor, expected: torch.Tensor, rtol: float, what: str)
 def _check_embed(emb: Embedder, x: torch.Tensor, rtol: float) -> torch.Tensor:
     vectors = emb.embed(x)
     if tuple(vectors.shape) != (x.shape[0], emb.dim) or vectors.dtype != torch.float32:
+        geometry = emb.frame_geometry()
+        hint = (
+            " (the frame count: do the frames come as [B, D, T] instead of [B, T, D]?)"
+            if geometry is not None
+            and vectors.ndim == 2
+            and int(vectors.shape[1]) == geometry.num_frames(int(x.shape[1]))
+            else ""
+        )
         raise AssertionError(
             f"embed() must return float32 [batch, dim] = [{x.shape[0]}, {emb.dim}]; "
-            f"got {vectors.dtype} {tuple(vectors.shape)}"
+            f"got {vectors.dtype} {tuple(vectors.shape)}{hint}"
         )
     if not bool(torch.isfinite(vectors).all()):
         raise AssertionError("embed() returned NaN or infinite values")
@@ -98,6 +107,34 @@ def _check_layers(emb: LayeredEmbedder, x: torch.Tensor, plain: torch.Tensor, rt
     _close(multi[:, : emb.dim], emb.embed_layers(x, [1]), rtol, "_ML slice 1 vs block 1")
 
 
+def _check_geometry(emb: Embedder) -> None:
+    geometry = emb.frame_geometry()
+    if geometry is None:
+        return
+    try:
+        geometry.check(type(emb).__name__)
+    except InvalidInputError as exc:
+        raise AssertionError(str(exc)) from None
+
+
+def _geometry_hint(geometry: FrameGeometry, n: int, got: int) -> str:
+    """What geometry would give ``got`` frames of ``n`` samples: a centring offset, or a hop."""
+    for pad in range(geometry.field + 1):
+        if geometry._replace(offset=-pad).num_frames(n) == got:
+            why = (
+                "a centred front end, e.g. an STFT with center=True, pads n_fft // 2 "
+                "samples on both sides"
+                if pad
+                else "the frames start at sample 0, no padding"
+            )
+            return f" (offset={-pad} would give {got}: {why})"
+    hops = [h for h in range(1, n + 1) if geometry._replace(hop=h).num_frames(n) == got]
+    if not hops:
+        return ""
+    what = f"hop={hops[0]}" if len(hops) == 1 else f"a hop of {hops[0]} to {hops[-1]}"
+    return f" ({what} would give {got})"
+
+
 def _check_frames(emb: Embedder, x: torch.Tensor, plain: torch.Tensor, rtol: float) -> None:
     geometry = emb.frame_geometry()
     if geometry is None:
@@ -105,11 +142,13 @@ def _check_frames(emb: Embedder, x: torch.Tensor, plain: torch.Tensor, rtol: flo
     frames = emb.frame_states(x)
     if not frames or any(f.ndim != 3 or f.shape[0] != x.shape[0] for f in frames):
         raise AssertionError("frame_states() must return [B, T, D] tensors")
-    expected_t = geometry.num_frames(int(x.shape[1]))
-    if any(int(f.shape[1]) != expected_t for f in frames):
+    n = int(x.shape[1])
+    expected_t = geometry.num_frames(n)
+    counts = [int(f.shape[1]) for f in frames]
+    if any(t != expected_t for t in counts):
         raise AssertionError(
-            f"frame_states() of {x.shape[1]} samples must have {expected_t} frames "
-            f"({geometry}); got {[int(f.shape[1]) for f in frames]}"
+            f"frame_states() of {n} samples must have {expected_t} frames "
+            f"({geometry}); got {counts}{_geometry_hint(geometry, n, counts[0])}"
         )
     pooled = torch.cat([emb.pool(f) for f in frames], dim=-1)
     _close(pooled, plain, rtol, "pool(frame_states()) vs embed()")
@@ -137,8 +176,9 @@ def check_embedder(
     tensor per block and stops early, the pooled block ``embedding_layer``
     (the last, unless the model says otherwise) equals the embedding and, when
     it is the last, so does the last slice of a :class:`MultiLayerEmbedder`;
-    for models with a frame geometry, ``frame_states`` has the frame count the
-    geometry gives, pooling it gives the embedding, and shared encoding runs.
+    for models with a frame geometry, the geometry is valid (hop > 0, field >
+    0, offset <= 0), ``frame_states`` has the frame count the geometry gives,
+    pooling it gives the embedding, and shared encoding runs.
 
     Args:
         emb: the embedder to check (small random weights are fine).
@@ -146,6 +186,7 @@ def check_embedder(
         rtol: tolerance relative to the values' magnitude.
         seed: seed of the test waveforms.
     """
+    _check_geometry(emb)
     gen = torch.Generator().manual_seed(seed)
     n = round(seconds * emb.sample_rate)
     x = 0.1 * torch.randn(3, n, generator=gen)

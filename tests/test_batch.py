@@ -4,15 +4,19 @@ the report (with a fake scanner: the scanning itself is tested elsewhere)."""
 from __future__ import annotations
 
 import csv
+import os
+import re
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
+import attrs
 import numpy as np
 import pytest
 
 from audio_embed.batch import (
     COMBINED_CSV,
+    SCAN_LOCK,
     SCAN_STAMP,
     BatchCancelled,
     BatchSettings,
@@ -370,7 +374,8 @@ def test_a_result_of_another_recording_of_the_same_name_stops_the_batch(
     for skip in (False, True):
         scanner = FakeScanner()
         settings = BatchSettings(fmt="json", skip_existing=skip)
-        with pytest.raises(InvalidInputError, match=r"another recording, day1/REC0001\.WAV"):
+        day1_rec = re.escape(str(tmp_path / "day1" / "REC0001.WAV"))
+        with pytest.raises(InvalidInputError, match=f"another recording, {day1_rec};"):
             scan_to_folder(scanner, ["day2"], out, settings)
         assert scanner.calls == [] and (out / "REC0001.json").read_text() == day1
     heard: list[FileOutcome] = []
@@ -489,7 +494,11 @@ def test_a_cancelled_batch_reports_what_finished_and_stops_its_runner(tmp_path: 
     assert [Path(o.item).name for o in report.done] == ["one.wav"]
     assert report.skipped == () and report.failed == () and report.combined is None
     # nothing else: one.csv and the record of its threshold (for a resume)
-    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [SCAN_STAMP, "one.csv"]
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [
+        SCAN_STAMP,
+        SCAN_LOCK,
+        "one.csv",
+    ]
     assert closed == [True]
 
 
@@ -506,4 +515,234 @@ def test_an_interrupted_batch_stops_its_runner_before_the_interrupt_propagates(
     with pytest.raises(KeyboardInterrupt):
         scan_to_folder(FakeScanner(), files, tmp_path / "out", on_file=on_file, many=runner)
     assert closed == [True]
-    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [SCAN_STAMP, "a.csv"]
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [SCAN_STAMP, SCAN_LOCK, "a.csv"]
+
+
+# ---------------------------------------------------------------- the folder's record
+
+
+def _recordings(*paths: Path) -> list[Path]:
+    """Recordings with content of their own (a size of their own)."""
+    for i, p in enumerate(paths):
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_bytes(b"x" * (100 + i))
+    return list(paths)
+
+
+@pytest.mark.parametrize("fmt", ["audacity", "raven", "srt", "vtt", "csv", "json"])
+def test_a_result_of_another_recording_is_known_in_every_format(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fmt: str
+) -> None:
+    """Audacity labels, Raven tables and subtitles name no recording, so day2/REC0001.WAV
+    replaced day1's result (or, with --skip-existing, reported it as its own); a CSV
+    named day1's by a relative name, held against nothing when the next scan ran in
+    another folder. The folder's record (SCAN_STAMP) names each result's recording."""
+    _recordings(tmp_path / "day1" / "REC0001.WAV", tmp_path / "day2" / "REC0001.WAV")
+    out = tmp_path / "out"
+    monkeypatch.chdir(tmp_path)
+    settings = BatchSettings(fmt=fmt)  # type: ignore[arg-type]
+    (done,) = scan_to_folder(FakeScanner(), ["day1"], out, settings).done
+    assert done.output is not None
+    day1 = done.output.read_text()
+    monkeypatch.chdir(tmp_path / "day2")  # another working folder: "." is day2
+    for skip in (False, True):
+        scanner = FakeScanner()
+        again = attrs.evolve(settings, skip_existing=skip)
+        with pytest.raises(InvalidInputError, match="another recording"):
+            scan_to_folder(scanner, ["."], out, again)
+        assert scanner.calls == [] and done.output.read_text() == day1
+
+
+def test_results_name_their_recording_by_its_absolute_path(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`scan day1 --out res` wrote day1/REC0001.WAV in the file column, a name relative
+    to a folder the results do not record; results and detections.csv name it whole."""
+    (rec,) = _recordings(tmp_path / "day1" / "REC0001.WAV")
+    monkeypatch.chdir(tmp_path)
+    for fmt in ("csv", "json"):
+        scan_to_folder(FakeScanner(), ["day1"], "out", BatchSettings(fmt=fmt))  # type: ignore[arg-type]
+        text = (tmp_path / "out" / f"REC0001.{fmt}").read_text()
+        assert str(rec) in text.replace("\\\\", "\\")
+        assert {r["file"] for r in _combined_rows(tmp_path / "out")} == {str(rec)}
+
+
+def test_a_folder_recorded_before_recordings_were_keeps_the_best_effort_check(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A stamp that records thresholds only (written before recordings were recorded):
+    Audacity labels of day1 are not known as day1's (as before), a CSV naming day1's
+    recording is; the stamp is still read (its thresholds), and a resume records the
+    recordings of the results it keeps."""
+    import json
+
+    _recordings(tmp_path / "day1" / "REC0001.WAV", tmp_path / "day2" / "REC0001.WAV")
+    monkeypatch.chdir(tmp_path)
+    for fmt, refused in (("audacity", False), ("csv", True)):
+        out = tmp_path / f"out-{fmt}"
+        settings = BatchSettings(fmt=fmt, skip_existing=True)  # type: ignore[arg-type]
+        scan_to_folder(FakeScanner(), ["day1"], out, settings)
+        old = {"thresholds": json.loads((out / SCAN_STAMP).read_text())["thresholds"]}
+        (out / SCAN_STAMP).write_text(json.dumps(old))
+        if refused:
+            with pytest.raises(InvalidInputError, match="another recording"):
+                scan_to_folder(FakeScanner(), ["day2"], out, settings)
+            continue
+        heard: list[FileOutcome] = []
+        scan_to_folder(FakeScanner(), ["day1"], out, settings, on_file=heard.append)
+        assert [o.kind for o in heard] == ["skipped"]
+        with pytest.raises(InvalidInputError, match="another recording"):  # now recorded
+            scan_to_folder(FakeScanner(), ["day2"], out, settings)
+
+
+def test_a_moved_recording_is_its_own_a_missing_other_one_is_not(tmp_path: Path) -> None:
+    """day1/ renamed: its results are still its own (the same size and time). day1's
+    card taken out and day2's put in elsewhere: the result is not day2's, refused."""
+    (rec,) = _recordings(tmp_path / "day1" / "REC0001.WAV")
+    out = tmp_path / "out"
+    resume = BatchSettings(fmt="audacity", skip_existing=True)
+    scan_to_folder(FakeScanner(), [tmp_path / "day1"], out, resume)
+    rec.parent.rename(tmp_path / "day1-kept")
+    heard: list[FileOutcome] = []
+    scan_to_folder(FakeScanner(), [tmp_path / "day1-kept"], out, resume, on_file=heard.append)
+    assert [o.kind for o in heard] == ["skipped"]
+    (tmp_path / "day1-kept").rename(tmp_path / "elsewhere")
+    (other,) = _recordings(tmp_path / "day2" / "REC0001.WAV")
+    other.write_bytes(b"another recording, another size")
+    with pytest.raises(InvalidInputError, match=r"day1-kept/REC0001\.WAV \(no longer there"):
+        scan_to_folder(FakeScanner(), [tmp_path / "day2"], out, resume)
+
+
+def test_skip_existing_scans_a_recording_again_when_it_changed(tmp_path: Path) -> None:
+    """A recording re-recorded or edited since its result was written: with
+    --skip-existing its result was kept (the detections of the audio it held before)."""
+    (rec,) = _recordings(tmp_path / "rec.wav")
+    out = tmp_path / "out"
+    resume = BatchSettings(skip_existing=True)
+    scan_to_folder(FakeScanner(), [rec], out, resume)
+    heard: list[FileOutcome] = []
+    scan_to_folder(FakeScanner(), [rec], out, resume, on_file=heard.append)
+    assert [o.kind for o in heard] == ["skipped"]
+    rec.write_bytes(b"a longer take of the same name")
+    heard.clear()
+    scan_to_folder(FakeScanner(), [rec], out, resume, on_file=heard.append)
+    assert [o.kind for o in heard] == ["rescan", "done"]
+    assert "has changed since" in str(heard[0].reason)
+
+
+def test_detections_csv_lists_the_results_of_every_scan_into_the_folder(tmp_path: Path) -> None:
+    """Two scans into one folder, one after the other: detections.csv listed only the
+    recordings of the last. Now every result the folder records, one per recording
+    (the last written when a recording has results in two formats)."""
+    a, b, c = _recordings(*(tmp_path / "in" / f"{n}.wav" for n in ("a", "b", "c")))
+    out = tmp_path / "out"
+    scan_to_folder(FakeScanner(), [a, b], out)
+    scan_to_folder(FakeScanner(), [c], out)
+    rows = _combined_rows(out)
+    assert [r["file"] for r in rows] == [str(c), str(a), str(b)]  # this scan's first
+    scan_to_folder(FakeScanner(), [a], out, BatchSettings(fmt="json", threshold=0.95))
+    rows = _combined_rows(out)
+    assert [r["file"] for r in rows] == [str(b), str(c)]  # a's last result: none at 0.95
+    (out / "b.csv").unlink()  # a result deleted by hand is not listed
+    scan_to_folder(FakeScanner(), [c], out)
+    assert [r["file"] for r in _combined_rows(out)] == [str(c)]
+
+
+def test_two_scans_into_one_folder_at_once_lose_no_record(tmp_path: Path) -> None:
+    """A scan that started before another one finished wrote the folder's record as it
+    had read it at its start: the other's entries were lost (and with them its
+    thresholds and recordings), and detections.csv listed one scan's recordings."""
+    import json
+
+    a, b = _recordings(tmp_path / "one" / "a.wav", tmp_path / "two" / "b.wav")
+    out = tmp_path / "out"
+
+    class Meanwhile(FakeScanner):
+        def scan_many(self, sources: Iterable[str | Path], **kw: Any) -> Any:
+            scan_to_folder(FakeScanner(), [b], out)  # the other scan, from start to end
+            yield from super().scan_many(sources, **kw)
+
+    scan_to_folder(Meanwhile(), [a], out)
+    record = json.loads((out / SCAN_STAMP).read_text())
+    assert sorted(record["thresholds"]) == sorted(record["results"]) == ["a.csv", "b.csv"]
+    assert record["results"]["b.csv"]["recording"] == os.path.realpath(b)
+    assert sorted(r["file"] for r in _combined_rows(out)) == [str(a), str(b)]
+
+
+def test_a_record_naming_files_outside_the_folder_is_not_read(tmp_path: Path) -> None:
+    """detections.csv is rebuilt from the results the folder's record names: an entry
+    naming ../elsewhere.csv (a record edited by hand) is no result of the folder."""
+    import json
+
+    (a,) = _recordings(tmp_path / "in" / "a.wav")
+    (b,) = _recordings(tmp_path / "in" / "b.wav")
+    (tmp_path / "elsewhere.csv").write_text("file,start,end,peak,score\nx,1.000,2.000,1.500,0.9\n")
+    out = tmp_path / "out"
+    scan_to_folder(FakeScanner(), [a], out)
+    record = json.loads((out / SCAN_STAMP).read_text())
+    record["results"]["../elsewhere.csv"] = dict(record["results"]["a.csv"], recording="/x")
+    (out / SCAN_STAMP).write_text(json.dumps(record))
+    scan_to_folder(FakeScanner(), [b], out)
+    assert [r["file"] for r in _combined_rows(out)] == [str(b), str(a)]
+
+
+def test_a_long_batch_records_its_results_as_it_goes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The record was written once, at the end: a scan killed outright (out of memory,
+    a power cut) left hours of results it did not name, so the next scan's guard and
+    detections.csv knew nothing of them. Now it is updated as the batch goes."""
+    import json
+
+    from audio_embed import batch
+
+    monkeypatch.setattr(batch, "_RECORD_EVERY", 0.0)
+    files = _recordings(*(tmp_path / f"{n}.wav" for n in ("one", "two")))
+    out = tmp_path / "out"
+    seen: list[list[str]] = []
+
+    def on_file(outcome: FileOutcome) -> None:
+        seen.append(sorted(json.loads((out / SCAN_STAMP).read_text())["results"]))
+
+    scan_to_folder(FakeScanner(), files, out, on_file=on_file)
+    assert seen == [["one.csv"], ["one.csv", "two.csv"]]
+
+
+@pytest.mark.parametrize("fmt", ["audacity", "csv"])
+def test_a_result_another_scan_wrote_meanwhile_is_not_replaced(tmp_path: Path, fmt: str) -> None:
+    """day1/ and day2/ scanned into one folder at once: each checked the folder when it
+    started, found no REC0001 result, and the one that finished second replaced the
+    other's. Now a result file written by another scan while this one ran is kept and
+    this recording is reported as failed; the same recording scanned by both is not."""
+    import json
+
+    day1, day2 = _recordings(tmp_path / "day1" / "REC0001.WAV", tmp_path / "day2" / "REC0001.WAV")
+    out = tmp_path / "out"
+    settings = BatchSettings(fmt=fmt)  # type: ignore[arg-type]
+    suffix = {"audacity": ".txt", "csv": ".csv"}[fmt]
+
+    def meanwhile(other: Path, recorded: bool = True) -> FakeScanner:
+        class Meanwhile(FakeScanner):
+            def scan_many(self, sources: Iterable[str | Path], **kw: Any) -> Any:
+                scan_to_folder(FakeScanner(), [other], out, settings)  # from start to end
+                if not recorded:  # as while the other scan still runs (recorded every 30 s)
+                    (out / SCAN_STAMP).unlink()
+                yield from super().scan_many(sources, **kw)
+
+        return Meanwhile()
+
+    report = scan_to_folder(meanwhile(day2), [day1], out, settings)
+    (failed,) = report.failed
+    assert "was written by another scan" in str(failed.reason) and report.done == ()
+    result = out / f"REC0001{suffix}"
+    record = json.loads((out / SCAN_STAMP).read_text())["results"][result.name]
+    assert record["recording"] == os.path.realpath(day2)  # day2's result, kept
+    assert fmt != "csv" or str(day2) in result.read_text()
+    result.unlink()
+    report = scan_to_folder(meanwhile(day1, recorded=False), [day1], out, settings)
+    if fmt == "csv":  # the result names its recording
+        assert [Path(o.item) for o in report.done] == [day1] and report.ok
+    else:  # Audacity labels do not: kept, to be safe
+        assert report.done == () and len(report.failed) == 1
+    report = scan_to_folder(meanwhile(day1), [day1], out, settings)  # now recorded
+    assert [Path(o.item) for o in report.done] == [day1] and report.ok

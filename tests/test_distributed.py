@@ -29,6 +29,7 @@ from audio_embed import LogMelEmbedder
 from audio_embed import distributed as dist
 from audio_embed._ray_worker import CRASH_ONCE_ENV
 from audio_embed.batch import (
+    SCAN_LOCK,
     SCAN_STAMP,
     BatchCancelled,
     BatchSettings,
@@ -114,6 +115,11 @@ def _same(a: ScanResult, b: ScanResult) -> None:
         assert x.score == pytest.approx(y.score, rel=1e-4, abs=1e-5)
 
 
+def _result_names(folder: Path) -> list[str]:
+    """The files of a scan's output folder, less its record and lock file."""
+    return sorted(p.name for p in folder.iterdir() if p.name not in (SCAN_STAMP, SCAN_LOCK))
+
+
 def _numbers(path: Path) -> np.ndarray:
     """The numeric cells of a CSV result file (start, end, peak, score per row)."""
     lines = path.read_text(encoding="utf-8").splitlines()
@@ -150,8 +156,8 @@ def test_scan_matches_local_and_reports_the_corrupt_file(
     # The same files, names and numbers as a local scan into another folder.
     here = scan_to_folder(scanner, inputs, tmp_path / "local")
     assert [o.item for o in here.failed] == [str(corrupt)]
-    names = sorted(p.name for p in (tmp_path / "ray").iterdir() if p.name != SCAN_STAMP)
-    assert names == sorted(p.name for p in (tmp_path / "local").iterdir() if p.name != SCAN_STAMP)
+    names = _result_names(tmp_path / "ray")
+    assert names == _result_names(tmp_path / "local")
     assert "detections.csv" in names and not any(n.startswith(".tmp-") for n in names)
     for name in names:
         a, b = _numbers(tmp_path / "ray" / name), _numbers(tmp_path / "local" / name)
@@ -195,8 +201,8 @@ def test_cli_scan_on_ray_survives_a_killed_worker(
     assert rc == 0, out
     assert out.count(" detection(s) -> ") == len(files)
     assert main(["scan", str(saved), *files, "--out", str(tmp_path / "local"), "-q"]) == 0
-    names = sorted(p.name for p in (tmp_path / "local").iterdir() if p.name != SCAN_STAMP)
-    assert sorted(p.name for p in (tmp_path / "ray").iterdir() if p.name != SCAN_STAMP) == names
+    names = _result_names(tmp_path / "local")
+    assert _result_names(tmp_path / "ray") == names
     for name in names:
         a, b = _numbers(tmp_path / "ray" / name), _numbers(tmp_path / "local" / name)
         np.testing.assert_allclose(a, b, atol=2e-4)
@@ -350,7 +356,8 @@ def test_a_cancelled_scan_on_ray_keeps_what_finished_and_releases_its_workers(
     done = report.done[0]
     assert done.output is not None and _numbers(done.output).shape[0] > 0
     # no partial file, no combined CSV: the result and the record of its threshold
-    assert sorted(p.name for p in out.iterdir()) == sorted([done.output.name, SCAN_STAMP])
+    assert _result_names(out) == [done.output.name]
+    assert {SCAN_STAMP, SCAN_LOCK} <= {p.name for p in out.iterdir()}
     assert _all_cpus_free(), "the stopped run's actors still hold Ray's CPUs"
 
 
@@ -500,6 +507,34 @@ def test_embed_dataset_skips_only_embeddings_of_its_own_model_and_windows(
     assert len(embedded) == 3  # kept: they hold the first audio stream, all there was then
     dist.embed_dataset("OTHER_MODEL", files, out, hop=1.0, skip_existing=True, audio_stream=1)
     assert embedded[3] == ["a.wav", "b.wav", "c.wav", "d.wav"]
+
+
+def test_a_worker_names_the_scanner_file_in_its_load_errors(
+    tmp_path: Path, scanner: Scanner
+) -> None:
+    """A worker loads the scanner's bytes from an in-memory file: its errors named
+    /proc/self/fd/N (e.g. "/proc/self/fd/38 holds types that are not scikit-learn…")."""
+    import zipfile
+
+    from audio_embed._ray_worker import build_scanner
+    from audio_embed.errors import UnknownEmbedderError
+
+    saved = scanner.save(tmp_path / "s.scanner")
+    with zipfile.ZipFile(saved) as zf:
+        meta, payload = json.loads(zf.read("scanner.json")), zf.read("classifier.skops")
+    meta["embedder"]["config"].update(name="NOT_LOADED_HERE", **{"class": "my_models.Nope"})
+    meta["embedder"]["name"] = "NOT_LOADED_HERE"
+    with zipfile.ZipFile(tmp_path / "plugin.scanner", "w") as zf:
+        zf.writestr("scanner.json", json.dumps(meta))
+        zf.writestr("classifier.skops", payload)
+    runner = dist.RayScanner.from_scanner(tmp_path / "plugin.scanner")
+    job = {**runner.job, "embedder_kwargs": {}}
+    with pytest.raises(UnknownEmbedderError, match=r"^\S*plugin\.scanner: the embedder 'NOT_LOA"):
+        build_scanner(job)
+    job = {**dist.RayScanner.from_scanner(scanner).job, "embedder_kwargs": {}}
+    job["load_kwargs"] = {"embedder": LogMelEmbedder(n_mels=32)}  # another model
+    with pytest.raises(ScannerFileError, match=r"^the Scanner given to RayScanner\.from_scanner"):
+        build_scanner(job)
 
 
 class _LogMel32(LogMelEmbedder):

@@ -68,6 +68,15 @@ def test_unknown_name_lists_close_matches() -> None:
         embed_dim("LOGMEL_ML")  # weight-free models have no layers, hence no _ML
 
 
+def test_unknown_setting_names_the_settings_a_model_takes() -> None:
+    """Before: a TypeError from the factory (or none, for a setting a lambda swallowed)."""
+    with pytest.raises(InvalidInputError, match=r"no setting 'speed'; it takes: n_mels, n_fft"):
+        create_embedder("LOGMEL", speed=2)
+    # a factory of **kwargs: the class's own TypeError, as an InvalidInputError
+    with pytest.raises(InvalidInputError, match=r"WAV2VEC2_BASE.*unexpected keyword.*'speed'"):
+        create_embedder("WAV2VEC2_BASE", speed=2)
+
+
 def test_list_embedders_pattern() -> None:
     assert list_embedders("HUBERT_*_ML") == [
         "HUBERT_BASE_ML",

@@ -70,3 +70,43 @@ def test_help_of_the_package_shows_a_quickstart_that_runs(tmp_path: Path) -> Non
     finally:
         os.chdir(cwd)
     assert (tmp_path / "horn.scanner").is_file()
+
+
+def test_the_parts_an_extension_passes_are_public_names() -> None:
+    """A model with time frames returns a FrameGeometry, a Scanner takes a Postprocessing:
+    both were reachable only from the modules that define them (README: "Adding a model")."""
+    for name in ("FrameGeometry", "Postprocessing", "CalibratedClassifier", "SlidingWindows"):
+        assert name in audio_embed.__all__, name
+    from audio_embed.detect import Postprocessing
+    from audio_embed.embedders import FrameGeometry
+
+    assert audio_embed.FrameGeometry is FrameGeometry
+    assert audio_embed.Postprocessing is Postprocessing
+
+
+def test_a_scanner_subclass_keeps_its_type_through_load_fit_and_adapt(tmp_path: Path) -> None:
+    """``MyScanner.load(path)`` was typed ``Scanner`` (as were from_name, fit and adapt), so
+    mypy --strict refused ``mine: MyScanner = MyScanner.load(path)`` in a user's code."""
+    snippet = tmp_path / "subclass_types.py"
+    snippet.write_text(
+        "from attrs import define\n"
+        "from typing_extensions import assert_type\n\n"
+        "from audio_embed import Scanner\n\n\n"
+        "@define\n"
+        "class Mine(Scanner):\n"
+        "    pass\n\n\n"
+        "def check(path: str) -> None:\n"
+        "    assert_type(Mine.load(path), Mine)\n"
+        "    assert_type(Mine.from_name('LOGMEL'), Mine)\n"
+        "    assert_type(Mine.load(path).fit([]), Mine)\n"
+        "    assert_type(Mine.load(path).adapt([]), Mine)\n"
+    )
+    root = Path(__file__).resolve().parents[1]
+    path = os.pathsep.join([str(root), os.environ.get("PYTHONPATH", "")])
+    env = {**os.environ, "PYTHONPATH": path}
+    out = subprocess.run(
+        [sys.executable, "-m", "mypy", "--strict", "--cache-dir", str(tmp_path / "cache"),
+         str(snippet)],
+        capture_output=True, text=True, cwd=tmp_path, env=env,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stdout + out.stderr

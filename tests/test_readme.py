@@ -430,6 +430,11 @@ def _as_instance(annotation: object, owner: type | None, home: object = None) ->
         )
     if annotation is getattr(typing, "Self", "Self") and owner is not None:  # 3.11+
         return Instance(owner)
+    if isinstance(annotation, typing.TypeVar):  # Scanner's _S: the class it is called on
+        if owner is not None:
+            return Instance(owner)
+        bound = annotation.__bound__
+        return _as_instance(getattr(bound, "__forward_arg__", bound), owner, home)
     return Instance(annotation) if isinstance(annotation, type) else None
 
 

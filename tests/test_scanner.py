@@ -12,13 +12,22 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from attrs import frozen
 from hypothesis import given
 from hypothesis import strategies as st
+from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.exceptions import NotFittedError
 
 import audio_embed.scanner.core as scanner_core
 import audio_embed.scanner.streaming as scanner_streaming
-from audio_embed import Cancelled, LogMelEmbedder, ScannerFileError, TrainingDataError, load_audio
+from audio_embed import (
+    Cancelled,
+    InvalidInputError,
+    LogMelEmbedder,
+    ScannerFileError,
+    TrainingDataError,
+    load_audio,
+)
 from audio_embed.cache import EmbeddingCache
 from audio_embed.demo import DemoSet, make_demo_set
 from audio_embed.evaluate import evaluate, read_labels
@@ -26,7 +35,7 @@ from audio_embed.formats import read_markers
 from audio_embed.progress import CancelToken, ProgressEvent
 from audio_embed.scanner import Detection, Recording, Scanner, fuse_windows
 from audio_embed.store import ScannerStore
-from audio_embed.windows import Markers, SlidingWindows, TargetedWindows
+from audio_embed.windows import LabelledWindows, Markers, SlidingWindows, TargetedWindows
 
 
 @pytest.fixture(scope="module")
@@ -51,6 +60,20 @@ def test_finds_held_out_targets(demo: DemoSet, trained: Scanner) -> None:
     assert score.recall >= 0.9
     assert score.false_positives_per_minute <= 1.0
     assert score.window_auc > 0.9
+
+
+def test_describe_is_the_training_summary_as_text(demo: DemoSet, trained: Scanner) -> None:
+    """What ``audio-embed train`` prints, for notebooks (``print(scanner.describe())``)."""
+    text = trained.describe(demo.root)
+    summary = trained.training_summary or {}
+    assert text.startswith("Trained a LOGMEL scanner on 3 recording(s)")
+    assert f"{summary['windows_positive']} positive (target)" in text
+    assert f"Detection threshold: {trained.scan_threshold:g}, chosen by cross-validation" in text
+    assert "train_00.wav" in text and str(demo.root) not in text  # relative to the root
+    from sklearn.exceptions import NotFittedError
+
+    with pytest.raises(NotFittedError):
+        Scanner(LogMelEmbedder()).describe()
 
 
 def test_scan_result_shape(demo: DemoSet, trained: Scanner) -> None:
@@ -479,3 +502,140 @@ def test_scanning_a_clip_shorter_than_ten_seconds_warns(
     with caplog.at_level("WARNING", logger="audio_embed"):
         trained.scan(np.tile(clip, 4), sample_rate=16000)
     assert "shorter than" not in caplog.text
+
+
+def test_scanner_refuses_parts_it_cannot_use_saying_what_to_pass() -> None:
+    """A plain estimator failed later in fit with "'LogisticRegression' object has no
+    attribute 'estimator'"; SlidingWindows with its own starts() crashed in scan with a
+    numpy broadcasting error (the scanner streams the regular grid only)."""
+    from attrs import frozen
+    from sklearn.linear_model import LogisticRegression
+
+    from audio_embed import CalibratedClassifier, InvalidInputError
+
+    emb = LogMelEmbedder(n_mels=16)
+    with pytest.raises(InvalidInputError, match=r"CalibratedClassifier\(estimator=Logistic"):
+        Scanner(emb, classifier=LogisticRegression())  # type: ignore[arg-type]
+    Scanner(emb, classifier=CalibratedClassifier(estimator=LogisticRegression()))
+
+    @frozen
+    class EveryOther(SlidingWindows):
+        def starts(self, duration: float) -> np.ndarray:
+            return super().starts(duration)[::2]
+
+    @frozen
+    class Plain(SlidingWindows):  # a subclass that keeps the grid is fine
+        pass
+
+    with pytest.raises(InvalidInputError, match=r"Got EveryOther instead, with its own starts"):
+        Scanner(emb, scan_windows=EveryOther(1.0, 0.1))
+    Scanner(emb, scan_windows=Plain(1.0, 0.1))
+    with pytest.raises(InvalidInputError, match=r"'train_windows' .* Got SlidingWindows"):
+        Scanner(emb, train_windows=SlidingWindows())  # type: ignore[arg-type]
+
+
+class NearestMean(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
+    """A classifier of the user's own (not scikit-learn's): the softmax of minus the
+    squared distances to each class mean."""
+
+    def fit(self, X: np.ndarray, y: np.ndarray) -> NearestMean:
+        self.classes_ = np.unique(y)
+        self.means_ = np.stack([np.asarray(X)[y == c].mean(axis=0) for c in self.classes_])
+        return self
+
+    def predict_proba(self, X: np.ndarray) -> np.ndarray:
+        d = -((np.asarray(X)[:, None, :] - self.means_[None]) ** 2).sum(-1) / X.shape[1]
+        e = np.exp(d - d.max(axis=1, keepdims=True))
+        return np.asarray(e / e.sum(axis=1, keepdims=True))
+
+
+def test_a_scanner_with_an_estimator_of_your_own_loads_when_its_type_is_trusted(
+    tmp_path: Path, demo: DemoSet, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Save warned of nothing and load refused the file with no way through: the README
+    accepts "any scikit-learn estimator with predict_proba", a class of your own too."""
+    from audio_embed import CalibratedClassifier
+
+    recs = [Recording(f, m) for f, m in read_markers(demo.markers_csv).items()]
+    own = CalibratedClassifier(estimator=NearestMean(), calibration=None)
+    scanner = Scanner(LogMelEmbedder(), classifier=own, augmentation=None, threshold=0.5)
+    scanner.fit(recs)
+    name = f"{NearestMean.__module__}.NearestMean"
+    with caplog.at_level("WARNING", logger="audio_embed"):
+        path = scanner.save(tmp_path / "own.scanner")
+    assert f"trusted=[{name!r}]" in caplog.text and f"--trust {name}" in caplog.text
+    with pytest.raises(ScannerFileError, match=rf"\({name}\); refusing .*trusted=\['{name}'\]"):
+        Scanner.load(path)
+    loaded = Scanner.load(path, trusted=[name])
+    assert isinstance(loaded.classifier.estimator_, NearestMean)
+    np.testing.assert_allclose(
+        loaded.scan(demo.test_files[0]).probabilities,
+        scanner.scan(demo.test_files[0]).probabilities,
+    )
+
+
+def test_a_scanner_subclass_with_its_own_window_features_trains_and_loads_with_them(
+    tmp_path: Path, demo: DemoSet, caplog: pytest.LogCaptureFixture
+) -> None:
+    """window_features() is a hook: fit used its own copy of the context features, so a
+    subclass's extra features reached scans only ("X has 512 features, but
+    CalibratedClassifier is expecting 256"), and Scanner.load of its file scored with
+    the base class's features."""
+    from attrs import define
+
+    @define
+    class Squared(Scanner):
+        def window_features(self, normalised: np.ndarray, starts: np.ndarray) -> np.ndarray:
+            f = super().window_features(normalised, starts)
+            return np.concatenate([f, np.abs(f)], axis=1)
+
+    recs = [Recording(f, m) for f, m in read_markers(demo.markers_csv).items()]
+    scanner = Squared(LogMelEmbedder(), augmentation=None, threshold=0.5, context=0.0).fit(recs)
+    assert scanner.classifier.n_features_in_ == 2 * scanner.embedder.dim
+    probabilities = scanner.scan(demo.test_files[0]).probabilities
+    path = scanner.save(tmp_path / "squared.scanner")
+    with pytest.raises(ScannerFileError, match=r"window features of .*Squared .*Squared\.load"):
+        Scanner.load(path)
+    loaded = Squared.load(path)
+    assert isinstance(loaded, Squared)
+    np.testing.assert_array_equal(loaded.scan(demo.test_files[0]).probabilities, probabilities)
+    with caplog.at_level("WARNING", logger="audio_embed"):
+        Scanner.load(path, allow_mismatch=True)
+    assert "loaded anyway" in caplog.text
+    off_grid = TargetedWindows(hop=0.25)
+    with pytest.raises(InvalidInputError, match=r"needs the training windows on the scan grid"):
+        Squared(LogMelEmbedder(), train_windows=off_grid, augmentation=None).fit(recs)
+
+
+@frozen
+class PositivesAndEveryThirdWindow(TargetedWindows):
+    """Training windows of the user's own: the positives and every third other window."""
+
+    def windows(self, duration: float, markers: Markers) -> LabelledWindows:
+        lw = super().windows(duration, markers)
+        keep = lw.labels == 1
+        keep[::3] = True
+        return LabelledWindows(starts=lw.starts[keep], labels=lw.labels[keep])
+
+
+def test_a_targeted_windows_subclass_comes_back_from_a_saved_scanner(
+    tmp_path: Path, demo: DemoSet, caplog: pytest.LogCaptureFixture
+) -> None:
+    """It loaded as TargetedWindows, silently: a refit then labelled windows otherwise."""
+    recs = [Recording(f, m) for f, m in read_markers(demo.markers_csv).items()]
+    own = PositivesAndEveryThirdWindow()
+    scanner = Scanner(LogMelEmbedder(), train_windows=own, augmentation=None, threshold=0.5)
+    path = scanner.fit(recs).save(tmp_path / "own.scanner")
+    loaded = Scanner.load(path)
+    assert type(loaded.train_windows) is PositivesAndEveryThirdWindow
+    assert loaded.train_windows == scanner.train_windows
+
+    @frozen
+    class Local(TargetedWindows):  # not reachable by name: loads as TargetedWindows, said
+        pass
+
+    local = Scanner(LogMelEmbedder(), train_windows=Local(), augmentation=None, threshold=0.5)
+    path = local.fit(recs).save(tmp_path / "local.scanner")
+    with caplog.at_level("WARNING", logger="audio_embed"):
+        assert type(Scanner.load(path).train_windows) is TargetedWindows
+    assert "trained with training windows of class" in caplog.text and ".Local" in caplog.text

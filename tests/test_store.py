@@ -122,3 +122,50 @@ def test_a_held_lock_is_waited_for_with_a_word_then_refused_naming_it(
         other.release()
     with writer_lock(lock, "the test store", timeout=0.3):
         pass
+
+
+def test_names_that_are_not_plain_names_are_refused_before_any_file_is_touched(
+    tmp_path: Path,
+) -> None:
+    """restore(version="../x") read (and, were it a scanner, restored) a file outside
+    the profile's versions; an embedder name took the same path (load(p, "../../x")).
+    Names are plain names the store wrote; nothing outside the store is read."""
+    from audio_embed.errors import InvalidInputError, ScannerFileError
+
+    store = ScannerStore(tmp_path / "store")
+    store.save(cast(Scanner, _FakeScanner("first")), "horn")
+    store.save(cast(Scanner, _FakeScanner("second")), "horn")
+    (version,) = store.versions("horn", "LOGMEL")
+    outside = tmp_path / "store" / "versions" / "x.scanner"  # beside the profile's folder
+    outside.write_text("not theirs")
+    for bad in ("../x", "..", "a/b", "a\\b", "/abs/x", ".hidden", f"{version}\n", ""):
+        with pytest.raises(InvalidInputError, match="not a path"):
+            store.restore("horn", "LOGMEL", bad)
+    with pytest.raises(ScannerFileError, match="No version 'x'"):
+        store.restore("horn", "LOGMEL", "x")
+    for embedder in ("../../x", "LOGMEL/..", ".LOGMEL", "a:b"):
+        for call in (store.path, store.versions, store.load):
+            with pytest.raises(InvalidInputError, match="embedder name"):
+                call("horn", embedder)
+        with pytest.raises(InvalidInputError, match="embedder name"):
+            store.restore("horn", embedder, version)
+    with pytest.raises(InvalidInputError, match="profile name"):
+        store.load("horn\n", "LOGMEL")
+    assert store.path("horn", "LOGMEL").read_text() == "second"
+    assert outside.read_text() == "not theirs"
+
+
+def test_a_copy_stopped_half_way_is_neither_a_version_nor_a_scanner(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An archive copy or a save killed before its rename leaves ".tmp-….scanner": it was
+    listed as a version (and could be restored: half a file) and as a profile."""
+    store = ScannerStore(tmp_path / "store")
+    store.save(cast(Scanner, _FakeScanner("first")), "horn")
+    store.save(cast(Scanner, _FakeScanner("second")), "horn")
+    vdir = tmp_path / "store" / "versions" / "horn_LOGMEL"
+    (vdir / ".tmp-ab_cd.scanner").write_bytes(b"PK\x03\x04 half")
+    (tmp_path / "store" / ".tmp-x_y.scanner").write_bytes(b"PK\x03\x04 half")
+    assert len(store.versions("horn", "LOGMEL")) == 1
+    store.list()
+    assert ".tmp-x_y" not in caplog.text  # not warned about as a damaged scanner

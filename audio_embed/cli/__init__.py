@@ -100,6 +100,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             if getattr(args, "plugin", None):
                 from audio_embed.registry import load_plugin
 
+                # a file's path made absolute: Ray workers load it from another folder
+                args.plugin = [os.path.abspath(m) if m.endswith(".py") else m for m in args.plugin]
                 for module in args.plugin:
                     load_plugin(module)
             return func(run)

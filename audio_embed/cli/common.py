@@ -31,8 +31,12 @@ T = TypeVar("T")
 
 
 def embedder_kwargs(args: argparse.Namespace) -> dict[str, Any]:
-    """The keyword arguments --device and --checkpoint ask for."""
-    kwargs: dict[str, Any] = {}
+    """The keyword arguments --model-option, --device and --checkpoint ask for."""
+    options = list(getattr(args, "model_option", None) or ())
+    kwargs: dict[str, Any] = dict(options)
+    if len(kwargs) < len(options):
+        twice = sorted({k for k, _ in options if sum(k == o for o, _ in options) > 1})
+        raise UsageError(f"--model-option {', '.join(twice)} given more than once.")
     if getattr(args, "device", None):
         kwargs["device"] = args.device
     if getattr(args, "checkpoint", None):
@@ -40,26 +44,19 @@ def embedder_kwargs(args: argparse.Namespace) -> dict[str, Any]:
     return kwargs
 
 
-def embedder_from_args(
-    name: str, args: argparse.Namespace, *, config: dict[str, Any] | None = None
-) -> Embedder:
+def embedder_from_args(name: str, args: argparse.Namespace) -> Embedder:
     """The embedder ``name`` with the --device / --checkpoint given.
 
     Every registered factory takes ``device=`` and, unless its spec says
     ``takes_checkpoint=False``, ``checkpoint=`` (the spec contract), so nothing
-    is probed. ``config``: the :meth:`~audio_embed.Embedder.config` an index was
-    built with, rebuilt with its settings (the ones it lacks at their
-    ``saved_defaults``: the behaviour before they existed) instead of today's
-    defaults.
+    is probed.
     """
-    from audio_embed.registry import create_embedder, embedder_from_config, get_spec
+    from audio_embed.registry import create_embedder, get_spec
 
     spec = get_spec(name)  # UnknownEmbedderError with close matches
     kwargs = embedder_kwargs(args)
     if "checkpoint" in kwargs and not spec.takes_checkpoint:
         raise UsageError(f"The {spec.name} embedder has no weights: it takes no --checkpoint.")
-    if config is not None:
-        return embedder_from_config(config, **kwargs)
     return create_embedder(spec.name, **kwargs)
 
 
@@ -138,6 +135,8 @@ def _load_options(args: argparse.Namespace) -> dict[str, Any]:
     options: dict[str, Any] = {"embedder_kwargs": embedder_kwargs(args) or None}
     if getattr(args, "allow_mismatch", False):
         options["allow_mismatch"] = True
+    if getattr(args, "trust", None):
+        options["trusted"] = list(args.trust)
     return options
 
 

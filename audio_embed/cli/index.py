@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from audio_embed.cli.common import embedder_from_args, make_cache
+from audio_embed.cli.common import embedder_from_args, embedder_kwargs, make_cache
 from audio_embed.cli.distributed import ray_options, ray_settings, runner_kwargs
 from audio_embed.cli.options import (
     Formatter,
@@ -102,10 +102,10 @@ def add_parser(subparsers: Subparsers) -> argparse.ArgumentParser:
 
 
 def open_index(run: Run, path: Path, *, model: str | None = None) -> EmbeddingIndex:
-    """Open the index at ``path`` with the embedder --device/--checkpoint ask for; a
+    """Open the index at ``path`` with the embedder it was built with, changed by
+    --device/--checkpoint/--model-option (a change of its vectors is refused); a
     --model or --audio-stream given must be the index's (``args.audio_stream`` becomes
     the index's: what a scanner trained from it and the progress bars decode)."""
-    from audio_embed.errors import UnknownEmbedderError
     from audio_embed.index import EmbeddingIndex
     from audio_embed.registry import embedder_from_config
 
@@ -129,12 +129,13 @@ def open_index(run: Run, path: Path, *, model: str | None = None) -> EmbeddingIn
             )
         args.audio_stream = index.audio_stream
     saved = index.manifest["embedder"].get("config")
-    try:  # with the index's settings, not today's defaults
-        embedder = embedder_from_args(index.embedder_name, args, config=saved or None)
-    except UnknownEmbedderError:
-        if saved:  # a plugin's model, not loaded: say which module (this raises)
-            embedder_from_config(saved, where=str(path))
-        raise
+    # the embedder the vectors were made with (its settings and weights), with what
+    # --device/--checkpoint/--model-option change; a plugin's model not loaded says which
+    embedder = (
+        embedder_from_config(saved, where=str(path), **embedder_kwargs(args))
+        if saved
+        else embedder_from_args(index.embedder_name, args)
+    )
     return EmbeddingIndex.open(
         path, embedder=embedder, cache=make_cache(args), batch_size=args.batch_size
     )

@@ -5,9 +5,10 @@ new parent parser: parents share their action objects)."""
 from __future__ import annotations
 
 import argparse
+import json
 import math
 from collections.abc import Callable
-from typing import TypeAlias
+from typing import Any, TypeAlias
 
 __all__ = [
     "Formatter",
@@ -85,6 +86,19 @@ def positive_int(text: str) -> int:
     return whole_number(text, 1)
 
 
+def model_setting(text: str) -> tuple[str, Any]:
+    """``KEY=VALUE`` of --model-option: VALUE read as JSON (``2``, ``true``,
+    ``[1, 2]``), else kept as text (``frames=chunk``)."""
+    key, sep, value = text.partition("=")
+    if not sep or not key.strip().isidentifier():
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE (e.g. audio_speed=2), got {text!r}")
+    try:
+        parsed: Any = json.loads(value)
+    except ValueError:
+        parsed = value
+    return key.strip(), parsed
+
+
 def common_options(threads: int | None = None) -> argparse.ArgumentParser:
     """-q, -v, --threads (a new parser each call: parents share their action objects)."""
     common = argparse.ArgumentParser(add_help=False)
@@ -113,13 +127,14 @@ def common_options(threads: int | None = None) -> argparse.ArgumentParser:
         default=[],
         metavar="MODULE",
         help="import this Python module first, so the models it registers can be named "
-        "(repeatable; e.g. --plugin my_models for my_models.py on the Python path)",
+        "(repeatable; a module on the Python path, --plugin my_models, or a file's path, "
+        "--plugin ./my_models.py)",
     )
     return common
 
 
 def model_options() -> argparse.ArgumentParser:
-    """--device, --checkpoint, --batch-size."""
+    """--device, --checkpoint, --batch-size, --model-option."""
     parser = argparse.ArgumentParser(add_help=False)
     g = parser.add_argument_group("model")
     g.add_argument("--device", help="torch device for the model, e.g. cpu, cuda, cuda:1")
@@ -133,6 +148,16 @@ def model_options() -> argparse.ArgumentParser:
         type=positive_int,
         metavar="N",
         help="windows per model call (default: sized automatically from memory)",
+    )
+    g.add_argument(
+        "--model-option",
+        type=model_setting,
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a setting of the model, as create_embedder(NAME, KEY=VALUE) takes it "
+        "(repeatable; VALUE read as JSON, else as text), e.g. --model-option audio_speed=2 "
+        "for BIRDNET_V24; a scanner or index keeps its model's settings",
     )
     return parser
 
@@ -210,7 +235,8 @@ def audio_stream_options(default: str = "the first") -> argparse.ArgumentParser:
 
 
 def scanner_source_options() -> argparse.ArgumentParser:
-    """--store, --profile, --model (a scanner from a store instead of a file), --allow-mismatch."""
+    """--store, --profile, --model (a scanner from a store instead of a file),
+    --allow-mismatch, --trust."""
     parser = argparse.ArgumentParser(add_help=False)
     g = parser.add_argument_group("scanner from a store (instead of a SCANNER file)")
     g.add_argument("--store", metavar="DIR", help="a folder of scanners made by train --store")
@@ -227,5 +253,14 @@ def scanner_source_options() -> argparse.ArgumentParser:
         action="store_true",
         help="load a scanner even when its embedder's settings or weights differ from the "
         "ones it was trained with (a warning instead of an error; scores may be wrong)",
+    )
+    g.add_argument(
+        "--trust",
+        action="append",
+        default=[],
+        metavar="TYPE",
+        help="a type the scanner's classifier may hold besides scikit-learn's and numpy's "
+        "(your own estimator: --trust my_parts.MyEstimator; repeatable; only for files "
+        "you trust)",
     )
     return parser

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from audio_embed.batch import (
     COMBINED_CSV,
@@ -170,7 +170,11 @@ def _scanner(run: Run) -> ScansMany:
     from audio_embed.distributed import RayScanner
 
     if args.store is None and not args.model and not getattr(args, "batch_size", None):
-        load = {"allow_mismatch": True} if getattr(args, "allow_mismatch", False) else {}
+        load: dict[str, Any] = (
+            {"allow_mismatch": True} if getattr(args, "allow_mismatch", False) else {}
+        )
+        if getattr(args, "trust", None):
+            load["trusted"] = list(args.trust)
         return RayScanner.from_scanner(
             Path(args.scanner),
             options,

@@ -26,7 +26,6 @@ from audio_embed.cli.options import (
     window_options,
 )
 from audio_embed.cli.session import PROG, Progress, Run, UsageError
-from audio_embed.evaluation import relative_name
 
 if TYPE_CHECKING:
     from audio_embed.scanner import Scanner
@@ -368,102 +367,9 @@ def adapt(run: Run, scanner: Scanner, items: list[str], top: int) -> Scanner:
     return adapted
 
 
-def print_postprocessing(run: Run, scanner: Scanner) -> None:
-    """What the post-processing was sized from: the marked selections, the durations
-    estimated from the points, or (points of short sounds) a hint."""
-    pp = (scanner.training_summary or {}).get("postprocessing") or {}
-    post, window = scanner.scan_postprocessing, scanner.scan_windows.window
-    if pp.get("source") == "selections":
-        run.echo(f"Post-processing sized {pp['reason']}.")
-    elif pp.get("source") == "points (estimated)":
-        run.echo(
-            f"Post-processing sized from the marked sounds' durations, {pp['reason']}. "
-            "Marking each sound as a selection (start and end) gives the true durations."
-        )
-    elif pp.get("source") == "points":
-        about = (
-            f", the marked sounds about {pp['estimated_duration']:g} s long (estimated)"
-            if pp.get("estimated_duration")
-            else ""
-        )
-        run.echo(
-            f"Markers are points{about}: detections follow the scores (hysteresis "
-            f"{post.hysteresis:g}). For sounds longer than the {window:g} s window, mark each "
-            "as a selection (start and end: Audacity labels, Raven selections): training then "
-            "learns the whole sound and sizes the post-processing from the marked durations."
-        )
-
-
 def print_training(run: Run, scanner: Scanner, root: Path | None = None) -> None:
-    s = scanner.training_summary or {}
-    tw, sw = scanner.train_windows, scanner.scan_windows
-    run.echo(
-        f"Trained a {scanner.embedder.name} scanner on {len(s.get('files', []))} recording(s): "
-        f"window {sw.window:g} s, hop {sw.hop:g} s, labelling {tw.labelling} "
-        f"(tolerance {tw.tolerance:g} s, negative margin {tw.neg_margin:g} s), "
-        f"normalisation {scanner.normalization}."
-    )
-    if scanner.audio_stream is not None:
-        which = (
-            "all audio streams mixed"
-            if scanner.audio_stream == "mix"
-            else (f"audio stream {scanner.audio_stream}")
-        )
-        run.echo(f"Decoded {which} of each file; scans decode the same (--audio-stream).")
-    files = s.get("files", [])
-    names = [relative_name(str(f["source"]), root) for f in files]
-    width = max((len(n) for n in names), default=0)
-    for name, f in zip(names, files, strict=True):
-        reviewed = "  (reviewed: only its marked moments)" if f.get("complete") is False else ""
-        run.echo(
-            f"  {name.ljust(width)}  {f['positive']:5d} positive  {f['negative']:5d} negative"
-            + reviewed
-        )
-    run.echo(
-        f"Windows per class: {s.get('windows_positive', 0)} positive (target), "
-        f"{s.get('windows_negative', 0)} negative."
-    )
-    used_neg, avail = s.get("classifier_n_negative"), s.get("classifier_n_negative_available")
-    if used_neg is not None and avail is not None and used_neg != avail:
-        run.echo(f"  the classifier used {used_neg} of the {avail} negatives (subsampled).")
-    run.echo(
-        f"Classifier: {scanner.classifier.summary_['estimator']}; "
-        f"calibration: {s.get('classifier_calibration_note', 'n/a')}."
-    )
-    au = s.get("augmentation")
-    if au and au.get("ran", True):  # summaries before "ran" only exist when it ran
-        draws = (au.get("settings") or {}).get("draws", 1)
-        averaged = f" in {draws} draws (one classifier each, averaged)" if draws > 1 else ""
-        run.echo(
-            f"Augmentation ({au.get('reason', 'given')}): {au['mixed_sounds']} marked sound(s) "
-            f"mixed into new places{averaged}, {au['windows_added']} positive windows added "
-            "(the estimator was chosen by the marked windows)."
-        )
-    elif au:
-        run.echo(f"Augmentation: none ({au['reason']}).")
-    ad = s.get("adaptation")
-    if ad:
-        run.echo(
-            f"Self-training on {ad['recordings']} unmarked recording(s): pseudo-labels from "
-            f"{ad['pseudo_positive_markers']} detection(s) (the best {ad['top']} of each; "
-            f"{ad['pseudo_positive_windows']} positive windows) and "
-            f"{ad['pseudo_negative_windows']} negative windows."
-        )
-    print_postprocessing(run, scanner)
-    th = s.get("threshold") or {}
-    if th.get("cv_f1") is not None:
-        run.echo(
-            f"Detection threshold: {scanner.scan_threshold:g}, chosen by cross-validation "
-            f"({th['method']}, {th['folds']} folds; event F1 {th['cv_f1']:.3f} on held-out "
-            "markers)."
-        )
-        if th.get("rule"):
-            run.echo(f"  Picked by: {th['rule']}.")
-        if th.get("draws"):
-            run.echo(f"  The draws' thresholds: {', '.join(f'{v:g}' for v in th['draws'])}.")
-    else:
-        note = f" ({th['note']})" if th.get("note") else ""
-        run.echo(f"Detection threshold: {scanner.scan_threshold:g}{note}.")
+    for line in scanner.describe(root).splitlines():
+        run.echo(line)
 
 
 def run(run: Run) -> int:

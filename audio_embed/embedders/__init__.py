@@ -19,10 +19,12 @@ import pkgutil
 from audio_embed.embedders.base import Embedder, LayeredEmbedder
 from audio_embed.embedders.logmel import LogMelEmbedder
 from audio_embed.embedders.multilayer import MultiLayerEmbedder
+from audio_embed.embedders.shared import FrameGeometry
 from audio_embed.embedders.torchaudio import TorchaudioEmbedder
 
 __all__ = [
     "Embedder",
+    "FrameGeometry",
     "LayeredEmbedder",
     "LogMelEmbedder",
     "MultiLayerEmbedder",

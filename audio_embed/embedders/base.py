@@ -358,6 +358,7 @@ class Embedder(abc.ABC):
         geometry = self.frame_geometry()
         if geometry is None:
             return {}
+        geometry.check(type(self).__name__)
         least = min_shared_context(geometry) / self.sample_rate
         context = max(float(self.shared_context), least)
         return {"chunk": float(self.shared_chunk), "context": context}

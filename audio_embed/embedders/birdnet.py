@@ -203,6 +203,13 @@ class BirdNETEmbedder(Embedder):
         batch_size: chunks per interpreter call.
         num_threads: LiteRT threads (default: torch's thread count).
         frame_pooling: ``"mean"`` (default) or ``"max"`` of the frames in a window.
+        audio_speed: BirdNET-Analyzer's ``--audio_speed``: each chunk holds
+            ``3 * audio_speed`` seconds of the recording, played to the model
+            ``audio_speed`` times faster (resampled from a rate ``audio_speed``
+            times the real one, so pitch rises with it): above 1 for sounds lower
+            and slower than birdsong, below 1 for higher and faster ones (bats
+            need audio above 8 kHz, which the 16 kHz decoding loses). Times stay
+            the recording's own; ``chunk_hop`` and the windows are unchanged.
         device: accepted for symmetry with the other embedders; only "cpu".
     """
 
@@ -212,7 +219,7 @@ class BirdNETEmbedder(Embedder):
     sample_rate = 16000
     shared_chunk = 60.0
     #: ``"chunk"``: raised to what whole chunks need (field - hop); ``"time"``: set
-    #: to the 1.5 s a frame's chunk reaches on each side of it.
+    #: to the 1.5 s (× ``audio_speed``) a frame's chunk reaches on each side of it.
     shared_context = 0.0
 
     def __init__(
@@ -224,6 +231,7 @@ class BirdNETEmbedder(Embedder):
         batch_size: int = 16,
         num_threads: int | None = None,
         frame_pooling: str = "mean",
+        audio_speed: float = 1.0,
         device: str | torch.device | None = None,
     ) -> None:
         if frames not in FRAMES:
@@ -240,13 +248,23 @@ class BirdNETEmbedder(Embedder):
         self.frame_pooling = "max" if frame_pooling == "max" else "mean"
         if device is not None and torch.device(device).type != "cpu":
             raise InvalidInputError(f"BirdNET (LiteRT) runs on the CPU only. Got device {device}.")
-        if chunk_hop is None:
-            chunk_hop = DEFAULT_CHUNK_HOP[self.frames]
-        hop = round(float(chunk_hop) * self.sample_rate)
-        if not 0 < hop <= round(CHUNK_SECONDS * self.sample_rate):
+        # the real rate a chunk is resampled from, as BirdNET-Analyzer's int(rate * speed)
+        self._speed_rate = round(float(audio_speed) * self.sample_rate)
+        if not (0.25 <= float(audio_speed) <= 8 and self._speed_rate > 0):
             raise InvalidInputError(
-                "The 'chunk_hop' parameter of BirdNETEmbedder must be in (0, 3] seconds. "
-                f"Got {chunk_hop!r} instead."
+                "The 'audio_speed' parameter of BirdNETEmbedder must be in [0.25, 8]. "
+                f"Got {audio_speed!r} instead."
+            )
+        self.audio_speed = self._speed_rate / self.sample_rate
+        #: Samples of the recording (at :attr:`sample_rate`) in one 3 s model chunk.
+        self.field = round(CHUNK_SECONDS * self._speed_rate)
+        if chunk_hop is None:  # no longer than a chunk (audio_speed below 1)
+            chunk_hop = min(DEFAULT_CHUNK_HOP[self.frames], self.field / self.sample_rate)
+        hop = round(float(chunk_hop) * self.sample_rate)
+        if not 0 < hop <= self.field:
+            raise InvalidInputError(
+                "The 'chunk_hop' parameter of BirdNETEmbedder must be in (0, "
+                f"{self.field / self.sample_rate:g}] seconds. Got {chunk_hop!r} instead."
             )
         if batch_size < 1:
             raise InvalidInputError(f"The 'batch_size' must be >= 1. Got {batch_size}.")
@@ -256,10 +274,9 @@ class BirdNETEmbedder(Embedder):
         self.model_file = path
         self.chunk_hop = hop / self.sample_rate
         self.hop = hop
-        self.field = round(CHUNK_SECONDS * self.sample_rate)
         self.batch_size = int(batch_size)
         if self.frames == "time":  # every frame's chunk sees real audio on both sides
-            self.shared_context = _HALF_CHUNK
+            self.shared_context = _HALF_CHUNK * self.audio_speed
         self.dim = TIME_DIM if self.frames == "time" else 1024
         self.interpreter, names = _interpreter(
             path,
@@ -284,21 +301,35 @@ class BirdNETEmbedder(Embedder):
         self.activation_bytes_per_second = 4 * MODEL_RATE * 4 * max(1, round(1 / self.chunk_hop))
 
     def settings(self) -> dict[str, Any]:
-        return {
+        out: dict[str, Any] = {
             "frames": self.frames,
             "chunk_hop": self.chunk_hop,
             "frame_pooling": self.frame_pooling,
         }
+        if self.audio_speed != 1.0:  # left out at 1: the cache keys of before stay
+            out["audio_speed"] = self.audio_speed
+        return out
+
+    def _to_model(self, chunks: torch.Tensor) -> np.ndarray:
+        """``[n, 144000]`` model input for ``[n, field]`` chunks of the recording."""
+        import torchaudio.functional as F
+
+        # field = 3 s x the rate resampled from, so exactly 3 s at 48 kHz come out
+        out: torch.Tensor = F.resample(chunks.float().cpu(), self._speed_rate, MODEL_RATE)
+        return out.numpy()
 
     def scan_defaults(self) -> ScanDefaults:
         """Measured on the wolf benchmark (README "Real pretrained weights"), logistic
         regression both: ``"time"``: windows of one frame (``chunk_hop``, 0.5 s by
-        default) every 0.1 s, every negative window kept; ``"chunk"``: 3 s windows
-        (one chunk each) every ``chunk_hop`` seconds."""
+        default) every 0.1 s, every negative window kept; ``"chunk"``: windows of one
+        chunk (3 s, × ``audio_speed``) every ``chunk_hop`` seconds."""
         if self.frames == "time":  # one frame per window, whatever the chunk hop
             own = SCAN_DEFAULTS["time"]  # its window stands for chunk_hop; no gaps below 0.1 s
             return attrs.evolve(own, window=self.chunk_hop, hop=min(own.hop or 0.1, self.chunk_hop))
-        return attrs.evolve(SCAN_DEFAULTS["chunk"], hop=self.chunk_hop)
+        # one chunk per window: 3 s x audio_speed of the recording
+        return attrs.evolve(
+            SCAN_DEFAULTS["chunk"], window=self.field / self.sample_rate, hop=self.chunk_hop
+        )
 
     def weights_fingerprint(self) -> str:
         """SHA-256 of the ``.tflite`` file (computed once)."""
@@ -344,7 +375,8 @@ class BirdNETEmbedder(Embedder):
         return np.concatenate(centre, axis=1, dtype=np.float32)
 
     def positions(self, waveforms: torch.Tensor | np.ndarray) -> dict[str, torch.Tensor]:
-        """The time positions inside BirdNET, for 3 s inputs ``[B, 48000]`` (16 kHz).
+        """The time positions inside BirdNET, for one chunk's input ``[B, field]`` (16 kHz:
+        3 s, ``[B, 48000]``, at ``audio_speed=1``).
 
         ``"post"``: ``[B, 6, 1024]``, the positions the global pool averages
         (their mean is the ``"chunk"`` embedding); ``"block4"``: ``[B, 8, 576]``,
@@ -352,16 +384,13 @@ class BirdNETEmbedder(Embedder):
         ``"time"`` frame centred on the input is the mean of ``post`` positions
         2–3 followed by the mean of ``block4`` steps 3–4 (0-based).
         """
-        import torchaudio.functional as F
-
         x = self.prepare(waveforms)
         if x.shape[1] != self.field:
             raise InvalidInputError(
-                f"BirdNETEmbedder.positions takes 3 s inputs ({self.field} samples at "
-                f"{self.sample_rate} Hz). Got {x.shape[1]} samples."
+                f"BirdNETEmbedder.positions takes inputs of one chunk ({self.field} samples "
+                f"at {self.sample_rate} Hz). Got {x.shape[1]} samples."
             )
-        resampled = F.resample(x.float().cpu(), self.sample_rate, MODEL_RATE).numpy()
-        post, block4 = self._invoke(resampled, ("post", "block4"))
+        post, block4 = self._invoke(self._to_model(x), ("post", "block4"))
         steps = block4.transpose(0, 2, 1, 3).reshape(len(block4), 8, -1)
         return {"post": torch.from_numpy(post[:, 0]), "block4": torch.from_numpy(steps)}
 
@@ -378,12 +407,9 @@ class BirdNETEmbedder(Embedder):
 
     def _states(self, waveforms: torch.Tensor) -> torch.Tensor:
         """``[B, T, dim]``: one vector per chunk (see :meth:`frame_geometry`)."""
-        import torchaudio.functional as F
-
         chunks = self._chunks(waveforms.detach().float().cpu())
         b, t, _ = chunks.shape
-        resampled = F.resample(chunks.reshape(b * t, self.field), self.sample_rate, MODEL_RATE)
-        states = self._run(resampled.numpy())
+        states = self._run(self._to_model(chunks.reshape(b * t, self.field)))
         return torch.from_numpy(states).reshape(b, t, self.dim)
 
     def _embed_batch(self, waveforms: torch.Tensor) -> torch.Tensor:
@@ -392,8 +418,8 @@ class BirdNETEmbedder(Embedder):
     def frame_geometry(self) -> FrameGeometry:
         """``"chunk"``: 3 s chunks every ``chunk_hop`` seconds. ``"time"``: a frame every
         ``chunk_hop`` seconds placed at its centre (a field of one sample), so a window
-        pools the frames centred inside it; each frame's chunk reaches 1.5 s either side,
-        which ``shared_context`` covers."""
+        pools the frames centred inside it; each frame's chunk reaches 1.5 s (×
+        ``audio_speed``) either side, which ``shared_context`` covers."""
         if self.frames == "time":
             return FrameGeometry(hop=self.hop, field=1)
         return FrameGeometry(hop=self.hop, field=self.field)
@@ -409,7 +435,8 @@ class BirdNETEmbedder(Embedder):
     def __repr__(self) -> str:
         return (
             f"BirdNETEmbedder(checkpoint={self.checkpoint!r}, frames={self.frames!r}, "
-            f"chunk_hop={self.chunk_hop}, frame_pooling={self.frame_pooling!r})"
+            f"chunk_hop={self.chunk_hop}, frame_pooling={self.frame_pooling!r}, "
+            f"audio_speed={self.audio_speed:g})"
         )
 
 

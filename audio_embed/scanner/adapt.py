@@ -21,7 +21,7 @@ import math
 import numbers
 from collections.abc import Iterable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 import attrs
 import numpy as np
@@ -37,6 +37,8 @@ if TYPE_CHECKING:
     from audio_embed.scanner.augmented import AugmentedPool
     from audio_embed.scanner.core import Scanner
     from audio_embed.scanner.streaming import Source
+
+_S = TypeVar("_S", bound="Scanner")
 
 __all__ = [
     "FitData",
@@ -139,7 +141,7 @@ def pseudo_labels(
 
 
 def adapt_scanner(
-    scanner: Scanner,
+    scanner: _S,
     sources: Iterable[Source],
     *,
     top: int,
@@ -148,7 +150,7 @@ def adapt_scanner(
     sample_rate: int | None,
     progress: ProgressCallback | None,
     cancel: CancelToken | None,
-) -> Scanner:
+) -> _S:
     """:meth:`Scanner.adapt` (its docstring says what this does and raises)."""
     scanner._check_fitted()
     check_adapt_options(top, rounds, negative_quantile)
@@ -185,14 +187,14 @@ def adapt_scanner(
 
 
 def _adapt_round(
-    scanner: Scanner,
+    scanner: _S,
     data: FitData,
     entries: list[tuple[CachedEmbeddings, np.ndarray]],
     top: int,
     negative_quantile: float,
     rounds: int,
     cancel: CancelToken | None,
-) -> Scanner:
+) -> _S:
     """One round of :meth:`Scanner.adapt`: pseudo-label ``entries`` with ``scanner``,
     refit a copy."""
     xs, ys, peaks, dets = [], [], 0, 0

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import attrs
 import numpy as np
@@ -80,6 +80,9 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
+
+#: A Scanner subclass: fit, load, from_name and adapt return the class they were called on.
+_S = TypeVar("_S", bound="Scanner")
 
 Normalization = Literal["recording", "targeted", "none"]
 STD_FLOOR = 1e-6
@@ -375,6 +378,7 @@ class Scanner(StreamingEmbeddings):
     _fit_data: FitData | None = field(default=None, init=False, repr=False, eq=False)
 
     def __attrs_post_init__(self) -> None:
+        self._check_parts()
         if self.train_windows == TargetedWindows():  # the default follows the scan windows
             self.train_windows = attrs.evolve(self.train_windows, window=self.scan_windows.window)
         if self.train_windows.hop is None:
@@ -398,6 +402,30 @@ class Scanner(StreamingEmbeddings):
         if not (np.isfinite(self.context) and self.context >= 0):
             raise InvalidInputError(
                 f"The 'context' parameter of Scanner must be >= 0 seconds. Got {self.context!r}."
+            )
+
+    def _check_parts(self) -> None:
+        """Refuse parts of another type than the scanner can use, saying what to pass."""
+        if not isinstance(self.classifier, CalibratedClassifier):
+            name = type(self.classifier).__name__
+            raise InvalidInputError(
+                "The 'classifier' parameter of Scanner must be a CalibratedClassifier. Got "
+                f"{name} instead; wrap it: CalibratedClassifier(estimator={name}(...)) "
+                "(calibration=None keeps its own probabilities)."
+            )
+        sw = self.scan_windows
+        if not isinstance(sw, SlidingWindows) or type(sw).starts is not SlidingWindows.starts:
+            raise InvalidInputError(
+                "The 'scan_windows' parameter of Scanner must be SlidingWindows(window, hop, "
+                f"encoding). Got {type(sw).__name__} instead, with its own starts(): a scanner "
+                "streams, caches and saves the grid 0, hop, 2·hop, … (plus one window at the "
+                "end) only. Choose window and hop, or embed windows of your own "
+                "(embedder.embed_windows) and score them with scanner.score_embeddings."
+            )
+        if not isinstance(self.train_windows, TargetedWindows):
+            raise InvalidInputError(
+                "The 'train_windows' parameter of Scanner must be TargetedWindows (or a "
+                f"subclass). Got {type(self.train_windows).__name__} instead."
             )
 
     @property
@@ -440,8 +468,8 @@ class Scanner(StreamingEmbeddings):
 
     @classmethod
     def from_name(
-        cls, name: str, *, embedder_kwargs: dict[str, Any] | None = None, **kwargs: Any
-    ) -> Scanner:
+        cls: type[_S], name: str, *, embedder_kwargs: dict[str, Any] | None = None, **kwargs: Any
+    ) -> _S:
         """A scanner over the registered embedder ``name`` (see :func:`list_embedders`)."""
         from audio_embed.registry import create_embedder
 
@@ -490,6 +518,11 @@ class Scanner(StreamingEmbeddings):
         ``normalised``: every sliding window of the recording, in time order,
         already normalised as ``normalization`` says (an index's vectors are);
         ``starts``: their start times. Appends the context features.
+
+        A hook: a subclass that overrides it (more features, another context)
+        changes what fit, the threshold's cross-validation, scans and
+        ``fit_from_index`` all see; load its saved scanners with the subclass's
+        :meth:`load`.
         """
         return self._with_context(normalised, normalised, starts, starts)
 
@@ -522,6 +555,15 @@ class Scanner(StreamingEmbeddings):
             )
         stats = x if self.normalization == "targeted" and len(x) else entry.embeddings
         grid = self._normalise(entry.embeddings, stats)
+        if found.all():  # windows of the scan grid: the features a scan gives them
+            return self.window_features(grid, entry.starts)[idx], labelled.labels
+        if type(self).window_features is not Scanner.window_features:
+            raise InvalidInputError(
+                f"{type(self).__name__} has its own window_features(), which needs the "
+                "training windows on the scan grid; these start between its windows (the "
+                f"train_windows' hop {self.train_windows.hop} s, the scan hop "
+                f"{self.scan_windows.hop} s): give TargetedWindows(hop=None) the scan hop."
+            )
         x = self._with_context(self._normalise(x, stats), grid, entry.starts, labelled.starts)
         return x, labelled.labels
 
@@ -533,13 +575,13 @@ class Scanner(StreamingEmbeddings):
         return attrs.evolve(self.train_windows, neg_margin=0.0)
 
     def fit(
-        self,
+        self: _S,
         recordings: Iterable[Recording | tuple[Source, Markers]],
         *,
         threshold: float | Literal["auto"] | None = None,
         progress: ProgressCallback | None = None,
         cancel: CancelToken | None = None,
-    ) -> Scanner:
+    ) -> _S:
         """Train on recordings with markers; returns ``self``.
 
         ``threshold``: ``"auto"`` chooses the detection threshold by
@@ -710,7 +752,7 @@ class Scanner(StreamingEmbeddings):
         self._fit_data = data
 
     def adapt(
-        self,
+        self: _S,
         sources: Iterable[Source],
         *,
         top: int = 1,
@@ -719,7 +761,7 @@ class Scanner(StreamingEmbeddings):
         sample_rate: int | None = None,
         progress: ProgressCallback | None = None,
         cancel: CancelToken | None = None,
-    ) -> Scanner:
+    ) -> _S:
         """A copy of this scanner refitted with pseudo-labels from ``sources``, the
         recordings to be scanned (self-training; see :mod:`audio_embed.scanner.adapt`).
 
@@ -755,6 +797,16 @@ class Scanner(StreamingEmbeddings):
         return hasattr(self.classifier, "estimator_")
 
     # ------------------------------------------------------------------ scanning
+
+    def describe(self, root: str | os.PathLike[str] | None = None) -> str:
+        """The training summary as text, as ``audio-embed train`` prints it: the
+        recordings and windows per class, classifier, calibration, augmentation,
+        post-processing and the threshold with how it was chosen (in a notebook:
+        ``print(scanner.describe())``). File names are relative to ``root`` if given."""
+        from audio_embed.scanner.report import describe
+
+        self._check_fitted()
+        return describe(self, root)
 
     def scan(
         self,
@@ -835,14 +887,15 @@ class Scanner(StreamingEmbeddings):
 
     @classmethod
     def load(
-        cls,
+        cls: type[_S],
         path: str | os.PathLike[str],
         *,
         embedder: Embedder | None = None,
         cache: EmbeddingCache | None = None,
         embedder_kwargs: dict[str, Any] | None = None,
         allow_mismatch: bool = False,
-    ) -> Scanner:
+        trusted: Sequence[str] = (),
+    ) -> _S:
         """Load a scanner saved by :meth:`save`.
 
         The embedder is rebuilt from the saved config (registry name, settings,
@@ -852,7 +905,9 @@ class Scanner(StreamingEmbeddings):
         ``allow_mismatch=True`` a mismatch is only logged as a warning. Files
         of formats 1 and 2 (no config) are rebuilt by name. Never unpickles:
         the classifier is read with skops after checking that it holds only
-        scikit-learn / numpy types.
+        scikit-learn / numpy types, and the types named in ``trusted``
+        (``"my_module.MyEstimator"``: a classifier of your own, wrapped in
+        :class:`CalibratedClassifier`; its module is imported).
 
         Raises:
             ScannerFileError: unreadable, truncated, of another format, made for
@@ -866,4 +921,5 @@ class Scanner(StreamingEmbeddings):
             cache=cache,
             embedder_kwargs=embedder_kwargs,
             allow_mismatch=allow_mismatch,
+            trusted=tuple(trusted),
         )

@@ -10,9 +10,11 @@ from __future__ import annotations
 import json
 import logging
 import os
+import sys
 import zipfile
+from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from audio_embed._io import atomic_writer
 from audio_embed.audio import AudioStream, check_audio_stream
@@ -27,6 +29,8 @@ from audio_embed.windows import SlidingWindows, TargetedWindows
 
 if TYPE_CHECKING:
     from audio_embed.scanner.core import Scanner
+
+_S = TypeVar("_S", bound="Scanner")
 
 __all__ = [
     "MAX_SCANNER_BYTES",
@@ -72,6 +76,8 @@ def metadata(scanner: Scanner) -> dict[str, Any]:
             "config": scanner.embedder.config(),
         },
         "feature_dim": scanner.embedder.dim,
+        # whose window_features() made the classifier's features (a Scanner subclass's own)
+        "window_features": _features_of(type(scanner)),
         "scan_windows": {
             "window": scanner.scan_windows.window,
             "hop": scanner.scan_windows.hop,
@@ -85,6 +91,10 @@ def metadata(scanner: Scanner) -> dict[str, Any]:
             "labelling": scanner.train_windows.labelling,
             "hop": scanner.train_windows.hop,
         },
+        # a TargetedWindows subclass of the user's (None: TargetedWindows itself)
+        "train_windows_class": None
+        if type(scanner.train_windows) is TargetedWindows
+        else _class_name(type(scanner.train_windows)),
         "normalization": scanner.normalization,
         "threshold": scanner.scan_threshold,
         "threshold_setting": scanner.threshold,
@@ -112,6 +122,16 @@ def save(scanner: Scanner, path: str | os.PathLike[str]) -> Path:
         raise InvalidInputError("Only a trained scanner can be saved; call fit() first.")
     target = Path(path)
     payload = skops.io.dumps(scanner.classifier)
+    own = _refused_types(skops.io.get_untrusted_types(data=payload), ())
+    if own:
+        log.warning(
+            "%s holds types that are not scikit-learn or numpy types (%s): load it with "
+            "Scanner.load(path, trusted=%r) (command line: %s).",
+            target,
+            ", ".join(own),
+            own,
+            " ".join(f"--trust {t}" for t in own),
+        )
     with atomic_writer(target) as fh:
         with zipfile.ZipFile(fh, "w", compression=zipfile.ZIP_DEFLATED) as zf:
             zf.writestr("scanner.json", json.dumps(metadata(scanner), indent=2))
@@ -126,19 +146,21 @@ def read_metadata(path: str | os.PathLike[str]) -> dict[str, Any]:
 
 
 def load(
-    cls: type[Scanner],
+    cls: type[_S],
     path: str | os.PathLike[str],
     *,
     embedder: Embedder | None,
     cache: EmbeddingCache | None,
     embedder_kwargs: dict[str, Any] | None,
     allow_mismatch: bool,
-) -> Scanner:
+    trusted: Sequence[str] = (),
+) -> _S:
     """See :meth:`Scanner.load <audio_embed.scanner.Scanner.load>`."""
     p = Path(path)
     meta, payload = _read_scanner_file(p)
+    _check_features(p, meta, cls, allow_mismatch)
     embedder = _saved_embedder(p, meta, embedder, embedder_kwargs or {}, allow_mismatch)
-    classifier = _load_classifier(p, payload)
+    classifier = _load_classifier(p, payload, trusted)
     try:
         return _build(cls, p, meta, embedder, classifier, cache)
     except (KeyError, TypeError, ValueError) as exc:  # InvalidInputError is a ValueError
@@ -152,14 +174,62 @@ def load(
         ) from exc
 
 
+def _class_name(cls: type) -> str:
+    return f"{cls.__module__}.{cls.__qualname__}"
+
+
+def _train_windows_class(p: Path, saved: Any) -> type[TargetedWindows]:
+    """The TargetedWindows subclass a scanner was saved with, when its module is imported
+    here (nothing is imported from a file); else TargetedWindows, with a warning."""
+    if saved is None:
+        return TargetedWindows
+    module, _, name = str(saved).rpartition(".")
+    found = getattr(sys.modules.get(module), name, None)
+    if isinstance(found, type) and issubclass(found, TargetedWindows):
+        return found
+    log.warning(
+        "%s was trained with training windows of class %s; its module is not imported, "
+        "so they load as TargetedWindows with the same settings. Scans are the same; "
+        "to refit it with that class's labelling, import %s before Scanner.load.",
+        p,
+        saved,
+        module or saved,
+    )
+    return TargetedWindows
+
+
+def _features_of(cls: type[Scanner]) -> str:
+    """The qualified name of the ``window_features`` a scanner class uses."""
+    method = cls.window_features
+    return f"{method.__module__}.{method.__qualname__}"
+
+
+def _check_features(p: Path, meta: dict[str, Any], cls: type[Scanner], allow: bool) -> None:
+    """Refuse to load, as ``cls``, a scanner whose classifier saw the features of another
+    ``window_features`` (a Scanner subclass's): its scores would be wrong, or fail."""
+    saved = meta.get("window_features")
+    here = _features_of(cls)
+    if saved is None or saved == here:
+        return
+    owner = str(saved).rsplit(".", 1)[0]
+    message = (
+        f"{p} was trained with the window features of {owner} (its window_features() "
+        f"overrides the scanner's), not {here.rsplit('.', 1)[0]}'s: load it with "
+        f"{owner.rsplit('.', 1)[-1]}.load(...) (import its module first)"
+    )
+    if not allow:
+        raise ScannerFileError(f"{message}, or pass allow_mismatch=True to use it anyway.")
+    log.warning("%s; loaded anyway (allow_mismatch=True).", message)
+
+
 def _build(
-    cls: type[Scanner],
+    cls: type[_S],
     p: Path,
     meta: dict[str, Any],
     embedder: Embedder,
     classifier: CalibratedClassifier,
     cache: EmbeddingCache | None,
-) -> Scanner:
+) -> _S:
     """The scanner of a saved file's metadata (KeyError, TypeError or ValueError when
     the settings are missing, of another type, or unknown to this version)."""
     sw, tw = meta["scan_windows"], meta["train_windows"]
@@ -169,7 +239,7 @@ def _build(
         embedder=embedder,
         classifier=classifier,
         scan_windows=SlidingWindows(float(sw["window"]), float(sw["hop"]), sw["encoding"]),
-        train_windows=TargetedWindows(**tw),
+        train_windows=_train_windows_class(p, meta.get("train_windows_class"))(**tw),
         normalization=meta["normalization"],
         cache=cache,
         batch_size=None if meta.get("batch_size") is None else int(meta["batch_size"]),
@@ -328,18 +398,27 @@ def _read_scanner_file(p: Path) -> tuple[dict[str, Any], bytes]:
     return meta, payload
 
 
-def _load_classifier(p: Path, payload: bytes) -> CalibratedClassifier:
+def _refused_types(untrusted: Sequence[str], trusted: Sequence[str]) -> list[str]:
+    """The types skops does not trust that are neither scikit-learn / numpy nor ``trusted``."""
+    return [t for t in untrusted if not t.startswith(TRUSTED_MODULE_PREFIXES) and t not in trusted]
+
+
+def _load_classifier(p: Path, payload: bytes, trusted: Sequence[str]) -> CalibratedClassifier:
     import skops.io
 
     try:
         untrusted = skops.io.get_untrusted_types(data=payload)
     except Exception as exc:
         raise ScannerFileError(f"{p}: the classifier part is damaged ({exc}).") from exc
-    refused = [t for t in untrusted if not t.startswith(TRUSTED_MODULE_PREFIXES)]
+    refused = _refused_types(untrusted, trusted)
     if refused:
         raise ScannerFileError(
             f"{p} holds types that are not scikit-learn or numpy types ({', '.join(refused)}); "
-            "refusing to load it. Nothing from the file was executed."
+            "refusing to load it. Nothing from the file was executed. If they are your own "
+            "estimator's classes (or a package's you trust) and you trust the file, pass "
+            f"trusted={refused!r} to Scanner.load (command line: "
+            + " ".join(f"--trust {t}" for t in refused)
+            + ")."
         )
     try:
         obj = skops.io.loads(payload, trusted=untrusted)
