@@ -105,12 +105,13 @@ def test_an_index_of_a_plugins_model_searched_without_the_plugin(
 
     copy = Path(shutil.copytree(archive, tmp_path / "plugin.idx"))
     manifest = json.loads((copy / "index.json").read_text())
-    manifest["embedder"]["name"] = manifest["embedder"]["config"]["name"] = "ZERO_CROSSINGS"
+    # a name no test registers (test_embedders registers ZERO_CROSSINGS in its process)
+    manifest["embedder"]["name"] = manifest["embedder"]["config"]["name"] = "UNLOADED_CROSSINGS"
     manifest["embedder"]["config"]["class"] = "my_models.ZeroCrossings"
     (copy / "index.json").write_text(json.dumps(manifest))
     rc, _, err = cli(capsys, "search", str(copy), "--example", "a.wav:1")
     assert rc == 2
-    assert "plugin.idx: the embedder 'ZERO_CROSSINGS'" in err and "--plugin my_models" in err
+    assert "plugin.idx: the embedder 'UNLOADED_CROSSINGS'" in err and "--plugin my_models" in err
 
 
 def test_an_index_keeps_its_models_settings(

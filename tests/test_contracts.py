@@ -307,12 +307,12 @@ def test_a_saved_plugin_model_not_loaded_here_names_its_module() -> None:
     # a scanner trained with a model from my_models.py, loaded without --plugin my_models
     config = {
         **LogMelEmbedder().config(),
-        "name": "ZERO_CROSSINGS",
+        "name": "UNLOADED_CROSSINGS",
         "class": "my_models.ZeroCrossings",
     }
     with pytest.raises(
         audio_embed.UnknownEmbedderError,
-        match=r"^zc\.scanner: the embedder 'ZERO_CROSSINGS' .*load_plugin\('my_models'\).*"
+        match=r"^zc\.scanner: the embedder 'UNLOADED_CROSSINGS' .*load_plugin\('my_models'\).*"
         r"--plugin my_models",
     ):
         embedder_from_config(config, where="zc.scanner")
