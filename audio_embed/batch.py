@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Literal, Protocol, TypeVar
 
 import attrs
 
-from audio_embed._io import check_output_folder, writer_lock
+from audio_embed._io import check_output_folder
 from audio_embed._media import is_media_file
 from audio_embed.detect import SHORT_FILE_SECONDS, flagged_share, short_file_advice
 from audio_embed.errors import (
@@ -64,10 +64,11 @@ log = logging.getLogger(__name__)
 #: out so low that a third of the audio or more is flagged (README, horn benchmark).
 FLAGGED_WARNING_SHARE = 0.25
 T = TypeVar("T")
-#: Seconds between updates of :data:`SCAN_STAMP` while a batch runs (and once at its
-#: end): a scan killed outright (out of memory, power cut) leaves results the record
-#: names, but for the last few.
-_RECORD_EVERY = 30.0
+#: Seconds: a write of :data:`SCAN_STAMP` (rewritten whole after each result) that takes
+#: longer (a folder of many thousand results) makes the next wait until ten times as
+#: long has passed, so that the record costs at most about a tenth of the batch's time;
+#: it then names the results of all but the last second or so.
+_RECORD_SLOW = 0.05
 
 
 class ScansMany(Protocol):
@@ -95,8 +96,8 @@ COMBINED_CSV = "detections.csv"
 #: path, size and modification time (so that a result of another recording of the same
 #: name is never replaced or kept as this one's, whatever the format).
 SCAN_STAMP = ".audio-embed-scan.json"
-#: The lock file in the output folder: scans writing into one folder at once take
-#: turns updating :data:`SCAN_STAMP` and :data:`COMBINED_CSV`.
+#: The lock file in the output folder, held by a scan from its first look at the folder
+#: to its end: a second scan into the folder meanwhile stops at once.
 SCAN_LOCK = ".audio-embed-scan.lock"
 
 
@@ -246,6 +247,9 @@ class BatchReport:
     failed: tuple[FileOutcome, ...]
     threshold: float
     combined: Path | None
+    #: Earlier results in the folder (one per recording) that :data:`COMBINED_CSV` leaves
+    #: out: written at another threshold than this batch's.
+    left_out: int = 0
 
     @property
     def total(self) -> int:
@@ -371,8 +375,16 @@ def scan_to_folder(
     """Scan files and folders (searched recursively, see :func:`collect_inputs`)
     into ``out_dir``: one result file per input in ``settings.fmt`` (named by
     :func:`output_paths`), and :data:`COMBINED_CSV` with every detection of the
-    results in ``out_dir`` (this batch's and those of earlier or concurrent scans
-    into it that :data:`SCAN_STAMP` records, see :func:`_write_combined`).
+    results in ``out_dir`` at this batch's threshold (this batch's and those of earlier
+    scans into it that :data:`SCAN_STAMP` records; earlier ones of another threshold are
+    left out, with a warning and :attr:`BatchReport.left_out`; see
+    :func:`_write_combined`).
+
+    One scan writes into a folder at a time: the batch holds :data:`SCAN_LOCK` from
+    its first look at ``out_dir`` to its end, and another scan holding it is an
+    :class:`~audio_embed.errors.InvalidInputError` at once, before anything is read or
+    written. :data:`SCAN_STAMP` is written after each result, so a scan killed outright
+    leaves a record of every result it wrote.
 
     A result file names its recording by its absolute path (CSV, JSON), and
     :data:`SCAN_STAMP` records it for every format: a result of another recording
@@ -408,150 +420,140 @@ def scan_to_folder(
             keep = settings.keep_results
             outcomes.append(outcome if keep else attrs.evolve(outcome, result=None))
 
-    inputs, missing = collect_inputs(items)
-    for item, reason in missing:
-        tell(FileOutcome("missing", item, reason=reason))
-    targets = output_paths(
-        inputs, out, FORMAT_SUFFIXES[fmt], reserved=(COMBINED_CSV, SCAN_STAMP, SCAN_LOCK)
-    )
-    stamp = _read_stamp(out)
-    earlier = _read_earlier(targets.values(), fmt)  # each existing result read once
-    _refuse_beside(inputs, targets, earlier)
-    _refuse_other_recordings(out, inputs, targets, earlier, stamp.made)
-    _refuse_foreign_combined(out / COMBINED_CSV)
-    todo = _existing_results(out, inputs, targets, earlier, stamp.made, settings, tell)
-    # An earlier batch's combined CSV would contradict the result files this one replaces
-    # if it stops early (cancelled) or writes none (every file failed): it goes now and
-    # is written anew when the batch finishes.
-    if out.is_dir():
-        with _folder_lock(out):
-            (out / COMBINED_CSV).unlink(missing_ok=True)
-    if settings.skip_existing:
-        _warn_other_thresholds(
-            out, stamp.thresholds, [o for o in outcomes if o.kind == "skipped"], threshold
+    with _own_folder(out) as hold:  # from the first look at the folder to its end
+        inputs, missing = collect_inputs(items)
+        for item, reason in missing:
+            tell(FileOutcome("missing", item, reason=reason))
+        targets = output_paths(
+            inputs, out, FORMAT_SUFFIXES[fmt], reserved=(COMBINED_CSV, SCAN_STAMP, SCAN_LOCK)
         )
-    # what this batch adds to SCAN_STAMP: kept results it now knows the recording of
-    update = _Stamp({}, _kept_recordings(out, inputs, targets, outcomes, stamp.made, fmt))
-    runner = scanner.scan_many if many is None else many
-    # a runner that does not say (Ray's) is taken to normalise, as scanners do by default
-    normalises = getattr(scanner, "normalization", "recording") != "none"
-    short: list[tuple[str, float]] = []
-    # each recording as it was before its scan: one that changes later is scanned again
-    made = {inp.path: _made(inp.path, fmt) for inp in todo}
-    # each result file as this batch found it: another scan into the folder may write it
-    seen = {targets[inp.path]: _file_state(targets[inp.path]) for inp in todo}
-    flushed = time.monotonic()
-    try:
-        with contextlib.closing(run_many(runner, todo, progress=progress, cancel=cancel)) as runs:
-            for inp, result in runs:
-                if isinstance(result, Exception):
-                    log.info("Scan %s failed", inp.path, exc_info=result)
-                    tell(FileOutcome("failed", str(inp.path), reason=describe_error(result)))
-                    continue
-                dets = result.detections(threshold)
-                target = targets[inp.path]
-                key = _stamp_key(out, target)
-                with _folder_lock(out):  # scans into the folder write one at a time
-                    taken = _written_meanwhile(out, target, seen[target], inp.path)
-                    if taken is not None:
-                        tell(FileOutcome("failed", str(inp.path), reason=taken))
+        stamp = _read_stamp(out)
+        earlier = _read_earlier(targets.values(), fmt)  # each existing result read once
+        _refuse_beside(inputs, targets, earlier)
+        _refuse_other_recordings(out, inputs, targets, earlier, stamp.made)
+        _refuse_foreign_combined(out / COMBINED_CSV)
+        todo = _existing_results(out, inputs, targets, earlier, stamp.made, settings, tell)
+        # An earlier batch's combined CSV would contradict the result files this one
+        # replaces if it stops early (cancelled) or writes none (every file failed): it
+        # goes now and is written anew when the batch finishes.
+        (out / COMBINED_CSV).unlink(missing_ok=True)
+        if settings.skip_existing:
+            _warn_other_thresholds(
+                out, stamp.thresholds, [o for o in outcomes if o.kind == "skipped"], threshold
+            )
+        kept = _kept_recordings(out, inputs, targets, outcomes, stamp.made, fmt)
+        if kept:  # kept results this batch now knows the recording of
+            stamp.made.update(kept)
+            hold.wrote = True
+            _write_stamp(out, stamp)
+        runner = scanner.scan_many if many is None else many
+        # a runner that does not say (Ray's) is taken to normalise, as scanners do by default
+        normalises = getattr(scanner, "normalization", "recording") != "none"
+        short: list[tuple[str, float]] = []
+        # each recording as it was before its scan: one that changes later is scanned again
+        made = {inp.path: _made(inp.path, fmt) for inp in todo}
+        next_write, unrecorded = 0.0, False
+        try:
+            with contextlib.closing(
+                run_many(runner, todo, progress=progress, cancel=cancel)
+            ) as runs:
+                for inp, result in runs:
+                    if isinstance(result, Exception):
+                        log.info("Scan %s failed", inp.path, exc_info=result)
+                        tell(FileOutcome("failed", str(inp.path), reason=describe_error(result)))
                         continue
+                    dets = result.detections(threshold)
+                    target = targets[inp.path]
+                    hold.wrote = True
                     write_detections(target, dets, fmt, file=_named(inp.path), label=label)
-                    # a combined CSV another scan wrote no longer holds
-                    (out / COMBINED_CSV).unlink(missing_ok=True)
-                update.thresholds[key] = threshold
-                update.made[key] = attrs.evolve(made[inp.path], written=time.time())
-                if time.monotonic() - flushed >= _RECORD_EVERY:  # a killed scan loses little
-                    _update_stamp(out, update)
-                    flushed = time.monotonic()
-                share = flagged_share(dets, result.duration)
-                if share > FLAGGED_WARNING_SHARE:
-                    log.warning(
-                        "%s: the detections cover %.0f%% of the audio at threshold %g. The "
-                        "threshold is probably too low for these recordings (with few "
-                        "markers the cross-validated threshold is unreliable): mark more "
-                        "examples, or use a higher threshold (--threshold).",
-                        inp.path,
-                        100 * share,
-                        threshold,
+                    # recorded with each result: a scan killed outright (out of memory, a
+                    # power cut) leaves a record of every result it wrote
+                    key = _stamp_key(out, target)
+                    stamp.thresholds[key] = threshold
+                    stamp.made[key] = attrs.evolve(made[inp.path], written=time.time())
+                    unrecorded = True
+                    if time.monotonic() >= next_write:
+                        next_write, unrecorded = _write_stamp(out, stamp), False
+                    share = flagged_share(dets, result.duration)
+                    if share > FLAGGED_WARNING_SHARE:
+                        log.warning(
+                            "%s: the detections cover %.0f%% of the audio at threshold %g. "
+                            "The threshold is probably too low for these recordings (with "
+                            "few markers the cross-validated threshold is unreliable): mark "
+                            "more examples, or use a higher threshold (--threshold).",
+                            inp.path,
+                            100 * share,
+                            threshold,
+                        )
+                    if result.duration < SHORT_FILE_SECONDS and normalises:
+                        short.append((str(inp.path), result.duration))
+                    done = FileOutcome(
+                        "done", str(inp.path), target, tuple(dets), result=result, flagged=share
                     )
-                if result.duration < SHORT_FILE_SECONDS and normalises:
-                    short.append((str(inp.path), result.duration))
-                done = FileOutcome(
-                    "done",
-                    str(inp.path),
-                    target,
-                    tuple(dets),
-                    result=result,
-                    flagged=share,
-                )
-                tell(done)
-        if cancel is not None:
-            cancel.check()
-    except Cancelled as exc:
-        raise BatchCancelled(_report(inputs, outcomes, threshold, None)) from exc
+                    tell(done)
+            if cancel is not None:
+                cancel.check()
+        except Cancelled as exc:
+            raise BatchCancelled(_report(inputs, outcomes, threshold, None)) from exc
+        finally:
+            if unrecorded:  # also when stopped (Ctrl-C, cancelled): a resume reads it
+                _write_stamp(out, stamp)
+        if short:  # once per batch, not once per clip of a sound-effects library
+            n_done = sum(o.kind == "done" for o in outcomes)
+            log.warning("%s", short_file_advice(len(short), n_done, *short[0]))
+        combined, left_out = _write_combined(
+            out, inputs, targets, outcomes, label, stamp, threshold
+        )
+        return _report(inputs, outcomes, threshold, combined, left_out)
+
+
+@attrs.define
+class _Hold:
+    """A batch's hold on its output folder; ``wrote``: it has written a file there."""
+
+    wrote: bool = False
+
+
+@contextlib.contextmanager
+def _own_folder(out: Path) -> Iterator[_Hold]:
+    """Hold :data:`SCAN_LOCK` in ``out`` for a whole batch: one scan writes into a folder
+    at a time. Another scan holding it is an
+    :class:`~audio_embed.errors.InvalidInputError` at once, before this one reads or
+    writes anything there. The lock is the operating system's (``filelock``): it goes
+    with the process that held it, so a lock file a killed scan left does not block. A
+    batch that writes nothing (refused by its start-up checks, every input missing)
+    leaves the folder as it found it: a lock file or folder it made is removed."""
+    from filelock import FileLock, Timeout
+
+    made_dir = not out.exists()
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / SCAN_LOCK
+    made_lock = not path.exists()
+    lock = FileLock(path)
+    try:
+        lock.acquire(blocking=False)
+    except Timeout:
+        raise InvalidInputError(
+            f"Another scan is writing into {out}; wait for it to finish, or give this one "
+            "another --out folder."
+        ) from None
+    hold = _Hold()
+    try:
+        yield hold
     finally:
-        if update.thresholds or update.made:  # also when stopped: the resume reads it
-            _update_stamp(out, update)
-    if short:  # once per batch, not once per clip of a sound-effects library
-        n_done = sum(o.kind == "done" for o in outcomes)
-        log.warning("%s", short_file_advice(len(short), n_done, *short[0]))
-    combined = _write_combined(out, inputs, targets, outcomes, label)
-    return _report(inputs, outcomes, threshold, combined)
-
-
-def _file_state(path: Path) -> tuple[int, int, int] | None:
-    """Which file ``path`` is now (inode, size, modification time; None: none)."""
-    try:
-        st = path.stat()
-    except OSError:
-        return None
-    return (st.st_ino, st.st_size, st.st_mtime_ns)
-
-
-def _written_meanwhile(
-    out: Path, target: Path, seen: tuple[int, int, int] | None, recording: Path
-) -> str | None:
-    """Why ``target`` must not be replaced: another scan into ``out`` (or a person) wrote
-    it after this batch looked at the folder, and :data:`SCAN_STAMP` does not say it
-    holds ``recording`` (a recording of the same name from another folder, scanned at
-    the same time). None: write it. Called under the folder's lock."""
-    if _file_state(target) == seen:
-        return None
-    was = _read_stamp(out).made.get(_stamp_key(out, target))
-    if was is not None and was.same_file(recording):
-        return None  # the same recording, scanned by both
-    if was is None and _names_only(target, recording):  # a CSV or JSON result says so
-        return None
-    return (
-        f"{target} was written by another scan into {out} (or by hand) while this one "
-        f"ran; it may hold the detections of another recording of the same name, so it "
-        "is kept. Give each folder of recordings its own --out folder."
-    )
-
-
-def _names_only(result: Path, recording: Path) -> bool:
-    """``result`` is a CSV or JSON result naming ``recording`` and no other file."""
-    from audio_embed.formats import read_result
-
-    fmt: OutputFormat = "json" if result.suffix.lower() == ".json" else "csv"
-    try:
-        _, names = read_result(result, fmt)
-    except ResultFileError:
-        return False
-    return bool(names) and all(_made(Path(n), fmt).same_file(recording) for n in names)
+        if not hold.wrote:
+            with contextlib.suppress(OSError):
+                if made_lock:
+                    path.unlink()  # while held; nothing is written after it
+                if made_dir:
+                    out.rmdir()
+        lock.release()
 
 
 def _named(recording: Path) -> str:
     """A recording as its results name it: its absolute path (not resolved, so a
     linked folder keeps the name it was given), whichever folder the scan ran in."""
     return os.path.abspath(recording)
-
-
-def _folder_lock(out: Path) -> contextlib.AbstractContextManager[None]:
-    """One scan at a time updates :data:`SCAN_STAMP` and :data:`COMBINED_CSV` in ``out``."""
-    out.mkdir(parents=True, exist_ok=True)
-    return writer_lock(out / SCAN_LOCK, f"the scan results in {out}")
 
 
 @attrs.frozen
@@ -646,38 +648,35 @@ def _inside(key: str) -> bool:
     return bool(path.parts) and not path.anchor and ".." not in path.parts
 
 
-def _update_stamp(out: Path, update: _Stamp) -> None:
-    """Add ``update`` to :data:`SCAN_STAMP` as it is now (another scan into the folder
-    may have written it since this one read it: its entries stay), under the folder's
-    lock; a combined CSV written before is removed (``update`` changed the results)."""
+def _write_stamp(out: Path, stamp: _Stamp) -> float:
+    """Write :data:`SCAN_STAMP` (all or nothing); returns when (``time.monotonic()``) the
+    next write may be made (see :data:`_RECORD_SLOW`). A failure is a warning: the
+    results are written, only the next scan's checks and :data:`COMBINED_CSV` lose them."""
     import json
 
     from audio_embed.formats import atomic_write_text
 
-    try:
-        with _folder_lock(out):
-            stamp = _read_stamp(out)
-            stamp.thresholds.update(update.thresholds)
-            stamp.made.update(update.made)
-            results = {
-                k: {
-                    "file": m.file,
-                    "recording": m.recording,
-                    "format": m.fmt,
-                    "size": m.size,
-                    "mtime_ns": m.mtime_ns,
-                    "written": m.written,
-                }
-                for k, m in sorted(stamp.made.items())
-            }
-            thresholds = dict(sorted(stamp.thresholds.items()))
-            text = json.dumps({"thresholds": thresholds, "results": results}, indent=1)
-            atomic_write_text(out / SCAN_STAMP, text + "\n")
-            if update.thresholds:
-                (out / COMBINED_CSV).unlink(missing_ok=True)
-    except (OSError, AudioEmbedError) as exc:
-        # the results are written; only the next resume's checks are lost
+    results = {
+        k: {
+            "file": m.file,
+            "recording": m.recording,
+            "format": m.fmt,
+            "size": m.size,
+            "mtime_ns": m.mtime_ns,
+            "written": m.written,
+        }
+        for k, m in sorted(stamp.made.items())
+    }
+    thresholds = dict(sorted(stamp.thresholds.items()))
+    start = time.monotonic()
+    try:  # no indent: the record is written after every result of a batch
+        atomic_write_text(
+            out / SCAN_STAMP, json.dumps({"thresholds": thresholds, "results": results}) + "\n"
+        )
+    except OSError as exc:
         log.warning("Could not write %s: %s", out / SCAN_STAMP, exc)
+    took = time.monotonic() - start
+    return start + took + (10 * took if took > _RECORD_SLOW else 0.0)
 
 
 def _kept_recordings(
@@ -736,6 +735,7 @@ def _report(
     outcomes: Sequence[FileOutcome],
     threshold: float,
     combined: Path | None,
+    left_out: int = 0,
 ) -> BatchReport:
     return BatchReport(
         inputs=tuple(inputs),
@@ -744,6 +744,7 @@ def _report(
         failed=tuple(o for o in outcomes if o.kind in ("missing", "failed")),
         threshold=threshold,
         combined=combined,
+        left_out=left_out,
     )
 
 
@@ -940,49 +941,68 @@ def _write_combined(
     targets: dict[Path, Path],
     outcomes: Sequence[FileOutcome],
     label: str,
-) -> Path | None:
-    """Every detection of the results in ``out``, one result per recording, in one CSV
-    (None, and none written, when no file of this batch has a result).
+    stamp: _Stamp,
+    threshold: float,
+) -> tuple[Path | None, int]:
+    """Every detection of the results in ``out`` at ``threshold``, one result per
+    recording, in one CSV (None, and none written, when no file of this batch has a
+    result), and how many earlier results it leaves out (another threshold).
 
-    First this batch's, in input order; then, by result file, those :data:`SCAN_STAMP`
-    records of other recordings (earlier scans, or a scan into the folder at the same
-    time): for a recording with several (two formats), the one written last. Written
-    under the folder's lock from the stamp as it is then, so two scans into one folder
-    leave a combined CSV of both, whichever finishes last."""
+    First this batch's, in input order; then, by result file, those ``stamp`` records
+    of other recordings (earlier scans into the folder): for a recording with several
+    (two formats), the one written last, left out (with a warning) when it was written at
+    another threshold than ``threshold``; a result file no longer there is left out."""
     from audio_embed.formats import atomic_write_text, format_detections, read_result
 
     by_path = {o.item: o for o in outcomes if o.kind in ("done", "skipped")}
     if not by_path:
-        return None
+        return None, 0
 
     def rows(detections: Iterable[Detection], file: str) -> str:
         text = format_detections(list(detections), "csv", file=file, label=label)
         return text.split("\n", 1)[1].replace(",nan,", ",,")
 
-    with _folder_lock(out):
-        stamp = _read_stamp(out)
-        parts = ["file,start,end,peak,score\n"]
-        ours: set[str] = set()  # this batch's recordings (resolved)
-        keys: set[str] = set()
-        for inp in inputs:
-            outcome = by_path.get(str(inp.path))
-            if outcome is None:
-                continue
-            parts.append(rows(outcome.detections, _named(inp.path)))
-            ours.add(os.path.normcase(os.path.realpath(inp.path)))
-            keys.add(_stamp_key(out, targets[inp.path]))
-        latest: dict[str, tuple[str, _Made]] = {}
-        for key, was in stamp.made.items():
-            recording = os.path.normcase(was.recording)
-            if key in keys or recording in ours or not (out / key).is_file():
-                continue
-            if recording not in latest or was.written > latest[recording][1].written:
-                latest[recording] = (key, was)
-        for key, was in sorted(latest.values(), key=lambda kw: kw[0]):
-            try:
-                detections, _ = read_result(out / key, was.fmt)  # type: ignore[arg-type]
-            except ResultFileError as exc:
-                log.warning("%s leaves it out: %s", COMBINED_CSV, exc)
-                continue
-            parts.append(rows(detections, was.file))
-        return atomic_write_text(out / COMBINED_CSV, "".join(parts))
+    parts = ["file,start,end,peak,score\n"]
+    ours: set[str] = set()  # this batch's recordings (resolved)
+    keys: set[str] = set()
+    for inp in inputs:
+        outcome = by_path.get(str(inp.path))
+        if outcome is None:
+            continue
+        parts.append(rows(outcome.detections, _named(inp.path)))
+        ours.add(os.path.normcase(os.path.realpath(inp.path)))
+        keys.add(_stamp_key(out, targets[inp.path]))
+    latest: dict[str, tuple[str, _Made]] = {}
+    for key, was in stamp.made.items():
+        recording = os.path.normcase(was.recording)
+        if key in keys or recording in ours or not (out / key).is_file():
+            continue
+        if recording not in latest or was.written > latest[recording][1].written:
+            latest[recording] = (key, was)
+    other: dict[str, float | None] = {}
+    for key, was in sorted(latest.values(), key=lambda kw: kw[0]):
+        at = stamp.thresholds.get(key)
+        if at is None or abs(at - threshold) > 1e-9:
+            other[key] = at
+            continue
+        try:
+            detections, _ = read_result(out / key, was.fmt)  # type: ignore[arg-type]
+        except ResultFileError as exc:
+            log.warning("%s leaves it out: %s", COMBINED_CSV, exc)
+            continue
+        parts.append(rows(detections, was.file))
+    if other:
+        first = next(iter(other))
+        values = ", ".join(sorted({"unknown" if t is None else f"{t:g}" for t in other.values()}))
+        log.warning(
+            "%s leaves out %d earlier result(s) in %s written at another threshold (%s; this "
+            "scan: %g), e.g. %s: scan their recordings again at %g to list them.",
+            COMBINED_CSV,
+            len(other),
+            out,
+            values,
+            threshold,
+            first,
+            threshold,
+        )
+    return atomic_write_text(out / COMBINED_CSV, "".join(parts)), len(other)

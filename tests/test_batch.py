@@ -630,43 +630,130 @@ def test_skip_existing_scans_a_recording_again_when_it_changed(tmp_path: Path) -
     assert "has changed since" in str(heard[0].reason)
 
 
-def test_detections_csv_lists_the_results_of_every_scan_into_the_folder(tmp_path: Path) -> None:
+def test_detections_csv_lists_the_results_of_every_scan_into_the_folder_at_its_threshold(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     """Two scans into one folder, one after the other: detections.csv listed only the
     recordings of the last. Now every result the folder records, one per recording
-    (the last written when a recording has results in two formats)."""
+    (the last written when a recording has results in two formats), at this scan's
+    threshold: earlier results of another threshold are left out, and the scan says so
+    (before: mixed in silently)."""
     a, b, c = _recordings(*(tmp_path / "in" / f"{n}.wav" for n in ("a", "b", "c")))
     out = tmp_path / "out"
+
+    def listed() -> list[str]:
+        return [r["file"] for r in _combined_rows(out)]
+
     scan_to_folder(FakeScanner(), [a, b], out)
-    scan_to_folder(FakeScanner(), [c], out)
-    rows = _combined_rows(out)
-    assert [r["file"] for r in rows] == [str(c), str(a), str(b)]  # this scan's first
-    scan_to_folder(FakeScanner(), [a], out, BatchSettings(fmt="json", threshold=0.95))
-    rows = _combined_rows(out)
-    assert [r["file"] for r in rows] == [str(b), str(c)]  # a's last result: none at 0.95
+    report = scan_to_folder(FakeScanner(), [c], out)
+    assert listed() == [str(c), str(a), str(b)] and report.left_out == 0  # this scan's first
+    with caplog.at_level("WARNING", logger="audio_embed"):
+        report = scan_to_folder(FakeScanner(), [a], out, BatchSettings(fmt="json", threshold=0.95))
+    assert listed() == []  # a: nothing at 0.95; b and c were written at 0.5
+    assert report.left_out == 2
+    assert (
+        "leaves out 2 earlier result(s)" in caplog.text and "(0.5; this scan: 0.95)" in caplog.text
+    )
+    report = scan_to_folder(FakeScanner(), [c], out)
+    # a's last result (a.json, at 0.95) is left out, not replaced by its older a.csv
+    assert listed() == [str(c), str(b)] and report.left_out == 1
     (out / "b.csv").unlink()  # a result deleted by hand is not listed
     scan_to_folder(FakeScanner(), [c], out)
-    assert [r["file"] for r in _combined_rows(out)] == [str(c)]
+    assert listed() == [str(c)]
 
 
-def test_two_scans_into_one_folder_at_once_lose_no_record(tmp_path: Path) -> None:
-    """A scan that started before another one finished wrote the folder's record as it
-    had read it at its start: the other's entries were lost (and with them its
-    thresholds and recordings), and detections.csv listed one scan's recordings."""
+@pytest.mark.parametrize("fmt", ["audacity", "csv"])
+def test_a_second_scan_into_a_folder_stops_at_once_and_writes_nothing(
+    tmp_path: Path, fmt: str
+) -> None:
+    """day1/ and day2/ scanned into one folder at once: each checked the folder when it
+    started, found no REC0001 result, and the one that finished second replaced the
+    other's (and the same folder scanned twice at once could report a false failure).
+    Now one scan writes into a folder at a time: a second one stops before it reads or
+    writes anything there, and the first finishes untouched."""
     import json
 
-    a, b = _recordings(tmp_path / "one" / "a.wav", tmp_path / "two" / "b.wav")
+    day1, day2 = _recordings(tmp_path / "day1" / "REC0001.WAV", tmp_path / "day2" / "REC0001.WAV")
+    (other,) = _recordings(tmp_path / "day1" / "REC0002.WAV")
     out = tmp_path / "out"
+    settings = BatchSettings(fmt=fmt)  # type: ignore[arg-type]
+    refused: list[str] = []
+
+    def folder() -> dict[str, bytes]:
+        return {p.name: p.read_bytes() for p in out.iterdir()}
 
     class Meanwhile(FakeScanner):
         def scan_many(self, sources: Iterable[str | Path], **kw: Any) -> Any:
-            scan_to_folder(FakeScanner(), [b], out)  # the other scan, from start to end
-            yield from super().scan_many(sources, **kw)
+            for i, item in enumerate(super().scan_many(sources, **kw)):
+                if i == 1:  # the first result is written and recorded
+                    before = folder()
+                    for recording in (day2, day1):  # another recording, or the same
+                        second = FakeScanner()
+                        with pytest.raises(InvalidInputError) as info:
+                            scan_to_folder(second, [recording], out, settings)
+                        refused.append(str(info.value))
+                        assert second.calls == [] and folder() == before
+                yield item
 
-    scan_to_folder(Meanwhile(), [a], out)
+    report = scan_to_folder(Meanwhile(), [day1, other], out, settings)
+    assert [Path(o.item) for o in report.done] == [day1, other] and report.ok
+    assert (
+        refused
+        == [
+            f"Another scan is writing into {out}; wait for it to finish, or give this one "
+            "another --out folder."
+        ]
+        * 2
+    )
+    suffix = {"audacity": ".txt", "csv": ".csv"}[fmt]
+    record = json.loads((out / SCAN_STAMP).read_text())["results"]
+    assert record[f"REC0001{suffix}"]["recording"] == os.path.realpath(day1)
+    # once it has finished, the folder is free again: day2's scan meets the same-name guard
+    with pytest.raises(InvalidInputError, match="holds the detections of another recording"):
+        scan_to_folder(FakeScanner(), [day2], out, settings)
+
+
+def test_a_scan_killed_outright_leaves_a_record_of_every_result_and_no_lock(
+    tmp_path: Path,
+) -> None:
+    """The record was written every 30 s (before that: at the end only): a scan killed
+    outright (out of memory, a power cut) left results the record did not name, so the
+    next scan's same-name guard and detections.csv knew nothing of them. Now it is
+    written with each result. The lock file the killed scan held stays behind, but the
+    lock was the process's: the next scan into the folder goes ahead."""
+    import json
+    import subprocess
+    import sys
+
+    files = _recordings(*(tmp_path / f"{n}.wav" for n in ("one", "two", "three")))
+    out = tmp_path / "out"
+    script = f"""
+import os, sys
+sys.path.insert(0, {str(Path(__file__).parent)!r})
+from test_batch import FakeScanner
+from audio_embed import batch
+from audio_embed.batch import scan_to_folder
+
+batch._RECORD_SLOW = float("inf")  # never wait (a slow disk): written after every result
+
+class Killed(FakeScanner):
+    def scan_many(self, sources, **kw):
+        for i, item in enumerate(super().scan_many(sources, **kw)):
+            if i == 2:  # two results written: killed outright, no cleanup of any kind
+                os._exit(137)
+            yield item
+
+scan_to_folder(Killed(), {[str(f) for f in files]!r}, {str(out)!r})
+"""
+    run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert run.returncode == 137, run.stderr
+    assert (out / SCAN_LOCK).exists() and not (out / COMBINED_CSV).exists()
     record = json.loads((out / SCAN_STAMP).read_text())
-    assert sorted(record["thresholds"]) == sorted(record["results"]) == ["a.csv", "b.csv"]
-    assert record["results"]["b.csv"]["recording"] == os.path.realpath(b)
-    assert sorted(r["file"] for r in _combined_rows(out)) == [str(a), str(b)]
+    assert sorted(record["results"]) == sorted(record["thresholds"]) == ["one.csv", "two.csv"]
+    scanner = FakeScanner()
+    report = scan_to_folder(scanner, files, out, BatchSettings(skip_existing=True))
+    assert scanner.calls == [["three.wav"]] and report.ok
+    assert sorted(r["file"] for r in _combined_rows(out)) == sorted(str(f) for f in files)
 
 
 def test_a_record_naming_files_outside_the_folder_is_not_read(tmp_path: Path) -> None:
@@ -684,65 +771,3 @@ def test_a_record_naming_files_outside_the_folder_is_not_read(tmp_path: Path) ->
     (out / SCAN_STAMP).write_text(json.dumps(record))
     scan_to_folder(FakeScanner(), [b], out)
     assert [r["file"] for r in _combined_rows(out)] == [str(b), str(a)]
-
-
-def test_a_long_batch_records_its_results_as_it_goes(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """The record was written once, at the end: a scan killed outright (out of memory,
-    a power cut) left hours of results it did not name, so the next scan's guard and
-    detections.csv knew nothing of them. Now it is updated as the batch goes."""
-    import json
-
-    from audio_embed import batch
-
-    monkeypatch.setattr(batch, "_RECORD_EVERY", 0.0)
-    files = _recordings(*(tmp_path / f"{n}.wav" for n in ("one", "two")))
-    out = tmp_path / "out"
-    seen: list[list[str]] = []
-
-    def on_file(outcome: FileOutcome) -> None:
-        seen.append(sorted(json.loads((out / SCAN_STAMP).read_text())["results"]))
-
-    scan_to_folder(FakeScanner(), files, out, on_file=on_file)
-    assert seen == [["one.csv"], ["one.csv", "two.csv"]]
-
-
-@pytest.mark.parametrize("fmt", ["audacity", "csv"])
-def test_a_result_another_scan_wrote_meanwhile_is_not_replaced(tmp_path: Path, fmt: str) -> None:
-    """day1/ and day2/ scanned into one folder at once: each checked the folder when it
-    started, found no REC0001 result, and the one that finished second replaced the
-    other's. Now a result file written by another scan while this one ran is kept and
-    this recording is reported as failed; the same recording scanned by both is not."""
-    import json
-
-    day1, day2 = _recordings(tmp_path / "day1" / "REC0001.WAV", tmp_path / "day2" / "REC0001.WAV")
-    out = tmp_path / "out"
-    settings = BatchSettings(fmt=fmt)  # type: ignore[arg-type]
-    suffix = {"audacity": ".txt", "csv": ".csv"}[fmt]
-
-    def meanwhile(other: Path, recorded: bool = True) -> FakeScanner:
-        class Meanwhile(FakeScanner):
-            def scan_many(self, sources: Iterable[str | Path], **kw: Any) -> Any:
-                scan_to_folder(FakeScanner(), [other], out, settings)  # from start to end
-                if not recorded:  # as while the other scan still runs (recorded every 30 s)
-                    (out / SCAN_STAMP).unlink()
-                yield from super().scan_many(sources, **kw)
-
-        return Meanwhile()
-
-    report = scan_to_folder(meanwhile(day2), [day1], out, settings)
-    (failed,) = report.failed
-    assert "was written by another scan" in str(failed.reason) and report.done == ()
-    result = out / f"REC0001{suffix}"
-    record = json.loads((out / SCAN_STAMP).read_text())["results"][result.name]
-    assert record["recording"] == os.path.realpath(day2)  # day2's result, kept
-    assert fmt != "csv" or str(day2) in result.read_text()
-    result.unlink()
-    report = scan_to_folder(meanwhile(day1, recorded=False), [day1], out, settings)
-    if fmt == "csv":  # the result names its recording
-        assert [Path(o.item) for o in report.done] == [day1] and report.ok
-    else:  # Audacity labels do not: kept, to be safe
-        assert report.done == () and len(report.failed) == 1
-    report = scan_to_folder(meanwhile(day1), [day1], out, settings)  # now recorded
-    assert [Path(o.item) for o in report.done] == [day1] and report.ok

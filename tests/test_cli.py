@@ -1333,3 +1333,27 @@ def test_progress_bars_count_files_on_a_terminal(
     assert "scan: 100%" in err and "2/2" in err  # the file bar learnt its total
     assert f"scan {demo.test_files[1].name}" in err  # a seconds bar per file
     assert out.count("detection(s) ->") == 2
+
+
+def test_scan_into_a_folder_another_scan_holds_stops_at_once_and_says_so(
+    tmp_path: Path, demo: DemoSet, scanner_file: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """One scan writes into a folder at a time: a second stops before it reads or writes
+    anything there (exit code 2). detections.csv leaves out an earlier result of another
+    threshold, and the summary says so."""
+    from filelock import FileLock
+
+    out = tmp_path / "res"
+    out.mkdir()
+    a, b = demo.test_files[:2]
+    with FileLock(out / ".audio-embed-scan.lock"):  # another scan, still running
+        rc, text, err = run_cli(capsys, "scan", str(scanner_file), str(a), "--out", str(out))
+    assert rc == 2 and "detection(s)" not in text
+    assert_one_line_error(err, f"Another scan is writing into {out}; wait for it to finish")
+    assert [p.name for p in out.iterdir()] == [".audio-embed-scan.lock"]
+    rc, text, err = run_cli(capsys, "scan", str(scanner_file), str(a), "--out", str(out))
+    assert rc == 0, err
+    rc, text, err = run_cli(capsys, "scan", str(scanner_file), str(b), "--out", str(out),
+                            "--threshold", "0.999")  # fmt: skip
+    assert rc == 0, err
+    assert text.rstrip().endswith("(1 earlier result(s) of another threshold left out).")

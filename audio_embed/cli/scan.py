@@ -249,5 +249,10 @@ def _print_summary(run: Run, report: BatchReport, out_dir: Path) -> None:
         f"{report.threshold:g}: {report.n_detections} detection(s)"
         + (f"; {skipped} skipped (result exists)" if skipped else "")
         + (f"; {failed} failed" if failed else "")
-        + (f". Combined: {out_dir / COMBINED_CSV}" if report.combined is not None else ".")
+        + (f". Combined: {out_dir / COMBINED_CSV}" if report.combined is not None else "")
+        + (
+            f" ({report.left_out} earlier result(s) of another threshold left out)."
+            if report.left_out
+            else "."
+        )
     )
