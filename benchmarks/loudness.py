@@ -7,7 +7,7 @@ Makes the demo's data set (``audio-embed demo``'s: ``make_demo_set`` with seed 0
 rescaled by each gain, written as float WAV (no quantisation) and as 16-bit WAV, and
 counts the labelled horns a detection overlaps (of 5) and the detections:
 
-    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/loudness.py [--set floor=1e-4]
+    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/loudness.py [--set floor=1e-10]
 
 ``--set KEY=VALUE`` passes a keyword to the LOGMEL embedder (repeatable). One JSON
 row per gain and format.

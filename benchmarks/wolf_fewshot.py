@@ -149,6 +149,10 @@ SETTINGS: dict[str, dict[str, Any]] = {
     "tolerance-0.25": {"tolerance": 0.25},
     # no per-recording z-score of the embeddings (defaults: "recording")
     "norm-none": {"normalization": "none"},
+    # LOGMEL's floor before session 14 (defaults: 1e-10)
+    "floor-1e-4": {"model_kwargs": {"floor": 1e-4}},
+    "floor-1e-6": {"model_kwargs": {"floor": 1e-6}},
+    "floor-1e-8": {"model_kwargs": {"floor": 1e-8}},
     # self-training on the scanned recordings (Scanner.adapt, top=1; opt-in)
     "adapt-1": {"adapt": 1},
     # other new takes from the markers' copies (MixAugmentation fields; defaults: speed

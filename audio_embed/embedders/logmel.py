@@ -18,14 +18,15 @@ from audio_embed.embedders.base import Embedder
 from audio_embed.errors import InvalidInputError
 from audio_embed.registry import EmbedderSpec, register_embedder
 
-__all__ = ["DEFAULT_FLOOR", "LEGACY_FLOOR", "LogMelEmbedder"]
+__all__ = ["DEFAULT_FLOOR", "LEVEL_FLOOR", "LogMelEmbedder"]
 
-#: The floor added to the mel power before the log until it became a setting: a
-#: LOGMEL config without ``floor`` (scanners, indexes saved before) means this one.
-LEGACY_FLOOR = 1e-4
-#: The default floor: far below any recorded background, so the features after the
-#: per-recording normalisation do not depend on the recording's level.
-DEFAULT_FLOOR = 1e-10
+#: The floor added to the mel power before the log by default (and before it was a
+#: setting: a LOGMEL config without ``floor`` means this one).
+DEFAULT_FLOOR = 1e-4
+#: A floor far below any recorded background, so the features after the
+#: per-recording normalisation do not depend on the recording's level (README
+#: "Models": measured, and why it is not the default: fewer markers lose).
+LEVEL_FLOOR = 1e-10
 
 
 class LogMelEmbedder(Embedder):
@@ -40,7 +41,8 @@ class LogMelEmbedder(Embedder):
         n_fft: FFT size in samples (512 = 32 ms at 16 kHz).
         hop_length: frame step in samples (160 = 10 ms).
         floor: added to the mel power before the log (see :meth:`frames`);
-            1e-10 by default, 1e-4 (``LEGACY_FLOOR``) before it was a setting.
+            1e-4 by default; ``LEVEL_FLOOR`` (1e-10) for recordings of other levels
+            than the training ones.
     """
 
     name = "LOGMEL"
@@ -71,9 +73,9 @@ class LogMelEmbedder(Embedder):
             "f_min": float(f_min),
             "f_max": float(f_max),
         }
-        if self.floor != LEGACY_FLOOR:
-            # only when not the original floor: caches, indexes and scanners made
-            # before the setting existed keep their keys
+        if self.floor != DEFAULT_FLOOR:
+            # only when not the default: caches, indexes and scanners made before
+            # the setting existed keep their keys
             self._settings["floor"] = self.floor
         self.dim = len(self.STATS) * n_mels
         self.min_samples = n_fft
@@ -95,16 +97,15 @@ class LogMelEmbedder(Embedder):
     def frames(self, waveforms: torch.Tensor) -> torch.Tensor:
         """Log-mel frames ``[B, T, n_mels]``: natural log of mel power + :attr:`floor`.
 
-        The floor (1e-10 by default) lies far below the mel power of any recorded
-        background, also 40–60 dB below the usual level, so a gain ``g`` only adds
-        ``log g²`` to every frame: the mean and max features shift by a constant and
-        the std and |delta| ones stay, and the per-recording normalisation removes the
-        shift. The old floor, 1e-4 (``floor=LEGACY_FLOOR``; scanners, indexes and
-        caches made before the setting keep it), is above the background of a
-        recording 20–30 dB quieter than usual, whose features then change with its
-        level. What the small floor measures that the old one hid: int16 quantisation
-        noise (about 1e-7) in bands where the audio holds nothing else (a synthetic
-        tone; digital silence).
+        The default floor, 1e-4, keeps empty bands from measuring numerical noise, but
+        it is above the background of a recording 20–30 dB quieter than usual, whose
+        features then change with its level. ``LEVEL_FLOOR`` (1e-10) lies far below
+        the mel power of any recorded background, also 40–60 dB below the usual
+        level, so a gain ``g`` only adds ``log g²`` to every frame: the mean and max
+        features shift by a constant and the std and |delta| ones stay, and the
+        per-recording normalisation removes the shift. It also measures int16
+        quantisation noise (about 1e-7) in bands where the audio holds nothing else
+        (a synthetic tone; digital silence).
         """
         # in float32 also under float16 autocast (its mel matmul): 1e-10 underflows there
         return torch.log(self.melspec(waveforms).float() + self.floor).transpose(1, 2)
@@ -176,6 +177,6 @@ register_embedder(
         license="n/a",
         description="log-mel band statistics (mean, std, max, |delta|); no weights",
         takes_checkpoint=False,
-        saved_defaults={"floor": LEGACY_FLOOR},  # scanners saved before the setting
+        saved_defaults={"floor": DEFAULT_FLOOR},  # scanners saved before the setting
     )
 )
