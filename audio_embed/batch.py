@@ -861,9 +861,11 @@ def _existing_results(
 
 
 def _changed(was: _Made, recording: Path) -> bool:
+    """``recording`` is not the file ``was`` records, by the rule a moved file is
+    recognised by (:meth:`_Made.same_content`: size, and time to 2 s); unknown: False."""
     now = _made(recording, was.fmt)
     known = None not in (was.size, was.mtime_ns, now.size, now.mtime_ns)
-    return known and (was.size, was.mtime_ns) != (now.size, now.mtime_ns)
+    return known and not was.same_content(now)
 
 
 def _refuse_other_recordings(

@@ -623,6 +623,12 @@ def test_skip_existing_scans_a_recording_again_when_it_changed(tmp_path: Path) -
     heard: list[FileOutcome] = []
     scan_to_folder(FakeScanner(), [rec], out, resume, on_file=heard.append)
     assert [o.kind for o in heard] == ["skipped"]
+    # a time 1 s off, the same size (a FAT card's 2 s clock): the same file, as when moved
+    st = rec.stat()
+    os.utime(rec, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000_000))
+    heard.clear()
+    scan_to_folder(FakeScanner(), [rec], out, resume, on_file=heard.append)
+    assert [o.kind for o in heard] == ["skipped"]
     rec.write_bytes(b"a longer take of the same name")
     heard.clear()
     scan_to_folder(FakeScanner(), [rec], out, resume, on_file=heard.append)
