@@ -39,6 +39,7 @@ from audio_embed._media import (
     is_media_file,
 )
 from audio_embed.errors import (
+    AudioEmbedError,
     AudioFileNotFoundError,
     CorruptAudioError,
     EmptyAudioError,
@@ -59,6 +60,7 @@ __all__ = [
     "load_audio",
     "probe_audio",
     "resample",
+    "saved_audio_stream",
     "stream_audio",
 ]
 
@@ -107,6 +109,20 @@ def check_audio_stream(value: object, owner: str = "audio_stream") -> AudioStrea
             f"averaged). Got {value!r} instead."
         )
     return int(value)
+
+
+def saved_audio_stream(
+    value: object, where: str | os.PathLike[str], error: type[AudioEmbedError]
+) -> AudioStream | None:
+    """An ``audio_stream`` read back from a saved file (a scanner, an index manifest):
+    None when absent (saved before the setting existed: the first stream, which it
+    decoded); an invalid value raises ``error`` naming ``where``."""
+    if value is None:
+        return None
+    try:
+        return check_audio_stream(value)
+    except InvalidInputError as exc:
+        raise error(f"{os.fspath(where)}: its 'audio_stream' setting is invalid: {exc}") from exc
 
 
 def _stream_label(n: int, stream: av.audio.stream.AudioStream) -> str:

@@ -54,7 +54,7 @@ from audio_embed._index_store import (
     write_sqlite,
 )
 from audio_embed._io import atomic_writer
-from audio_embed.audio import AudioStream, check_audio_stream
+from audio_embed.audio import AudioStream, check_audio_stream, saved_audio_stream
 from audio_embed.cache import CachedEmbeddings, EmbeddingCache
 from audio_embed.embedders.base import Embedder
 from audio_embed.errors import AudioEmbedError, IndexFileError, InvalidInputError
@@ -229,13 +229,7 @@ class EmbeddingIndex:
     def audio_stream(self) -> AudioStream | None:
         """The audio stream the index's files are decoded from (None: the first;
         indexes made before the choice existed have none)."""
-        value = self.manifest.get("audio_stream")
-        if value is None:
-            return None
-        try:
-            return check_audio_stream(value)
-        except InvalidInputError as exc:
-            raise IndexFileError(f"{self.path}: its 'audio_stream' is invalid: {exc}") from exc
+        return saved_audio_stream(self.manifest.get("audio_stream"), self.path, IndexFileError)
 
     @property
     def files(self) -> tuple[IndexedFile, ...]:

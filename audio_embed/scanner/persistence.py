@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from audio_embed._io import atomic_writer
-from audio_embed.audio import AudioStream, check_audio_stream
+from audio_embed.audio import saved_audio_stream
 from audio_embed.augment import MixAugmentation
 from audio_embed.cache import EmbeddingCache
 from audio_embed.classifier import CalibratedClassifier
@@ -250,7 +250,7 @@ def _build(
         augmentation=_saved_augmentation(p, meta.get("augmentation")),
         postprocessing_from_spans=bool(meta.get("postprocessing_from_spans", True)),
         postprocessing_from_points=bool(meta.get("postprocessing_from_points", False)),
-        audio_stream=_saved_audio_stream(p, meta.get("audio_stream")),
+        audio_stream=saved_audio_stream(meta.get("audio_stream"), p, ScannerFileError),
     )
     scanner.threshold_ = float(meta["threshold"])
     if used != setting:
@@ -276,17 +276,6 @@ def _saved_augmentation(p: Path, saved: Any) -> AugmentationSetting:
         return MixAugmentation(**saved)
     except (TypeError, InvalidInputError) as exc:
         raise ScannerFileError(f"{p}: its 'augmentation' setting is invalid: {exc}") from exc
-
-
-def _saved_audio_stream(p: Path, saved: Any) -> AudioStream | None:
-    """The saved ``audio_stream`` (absent from files saved before it existed: None,
-    the first stream, which is what they decoded)."""
-    if saved is None:
-        return None
-    try:
-        return check_audio_stream(saved)
-    except InvalidInputError as exc:
-        raise ScannerFileError(f"{p}: its 'audio_stream' setting is invalid: {exc}") from exc
 
 
 def _saved_embedder(
