@@ -239,51 +239,26 @@ def test_commands_take_audio_stream_end_to_end(
     assert rc == 0, err
     assert "Decoded audio stream 1 of each file" in out
     assert Scanner.read_metadata(scanner)["audio_stream"] == 1
+
+    def scan(out: str, *stream: str) -> tuple[int, str, str]:
+        return _cli(capsys, "scan", str(scanner), str(videos["test0"]), *stream,
+                    "--out", str(tmp_path / out))  # fmt: skip
+
     # scan without the option: the scanner's own stream; with it: the same
-    rc, _, err = _cli(
-        capsys, "scan", str(scanner), str(videos["test0"]), "--out", str(tmp_path / "a")
-    )
+    rc, _, err = scan("a")
     assert rc == 0, err
     assert "audio streams" not in err  # a stream was chosen: no warning
     own = _detections(tmp_path / "a" / "test0.csv")
     assert len(own) > 1  # the horns of the game track
-    rc, _, _ = _cli(
-        capsys,
-        "scan",
-        str(scanner),
-        str(videos["test0"]),
-        "--audio-stream",
-        "1",
-        "--out",
-        str(tmp_path / "b"),
-    )
+    rc, _, _ = scan("b", "--audio-stream", "1")
     assert rc == 0 and _detections(tmp_path / "b" / "test0.csv") == own
-    rc, _, _ = _cli(capsys, "scan", str(scanner), str(videos["test0"]), "--audio-stream",
-                    "0", "--out", str(tmp_path / "mic"))  # fmt: skip
+    rc, _, _ = scan("mic", "--audio-stream", "0")
     assert rc == 0 and _detections(tmp_path / "mic" / "test0.csv") != own  # the override wins
     # a stream the file lacks: reported and skipped, naming the streams there are
-    rc, _, err = _cli(
-        capsys,
-        "scan",
-        str(scanner),
-        str(videos["test0"]),
-        "--audio-stream",
-        "4",
-        "--out",
-        str(tmp_path / "c"),
-    )
+    rc, _, err = scan("c", "--audio-stream", "4")
     assert rc == 1
     assert "no audio stream 4" in err and "2 audio streams" in err and "'Game'" in err
-    rc, _, err = _cli(
-        capsys,
-        "scan",
-        str(scanner),
-        str(videos["test0"]),
-        "--audio-stream",
-        "x",
-        "--out",
-        str(tmp_path / "d"),
-    )
+    rc, _, err = scan("d", "--audio-stream", "x")
     assert rc == 2 and "--audio-stream" in err and "mix" in err
     # embed: the chosen stream's vectors, recorded in the file
     npz = tmp_path / "emb.npz"

@@ -1168,6 +1168,28 @@ def test_plot_without_matplotlib(
 # ---------------------------------------------------------------------------- --allow-mismatch
 
 
+def _scan_load_options(
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    scan: list[str],
+    *runs: list[str],
+) -> list[dict[str, object]]:
+    """The keywords each ``scan`` command (``scan`` + one of ``runs``) gives Scanner.load."""
+    from audio_embed.errors import ScannerFileError
+    from audio_embed.scanner import Scanner
+
+    seen: list[dict[str, object]] = []
+
+    def load_with_option(path: object, **kw: object) -> Scanner:
+        seen.append(kw)
+        raise ScannerFileError("stop here")
+
+    monkeypatch.setattr(Scanner, "load", load_with_option)
+    for options in runs:
+        assert run_cli(capsys, *scan, *options)[0] == 1
+    return seen
+
+
 def test_allow_mismatch_reaches_scanner_load(
     tmp_path: Path,
     demo: DemoSet,
@@ -1175,20 +1197,9 @@ def test_allow_mismatch_reaches_scanner_load(
     capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from audio_embed.errors import ScannerFileError
-    from audio_embed.scanner import Scanner
-
-    seen: list[dict[str, object]] = []
-
-    def load_with_option(path: object, *, allow_mismatch: bool = False, **kw: object) -> Scanner:
-        seen.append({"allow_mismatch": allow_mismatch, **kw})
-        raise ScannerFileError("stop here")
-
     scan = ["scan", str(scanner_file), str(demo.test_files[0]), "--out", str(tmp_path)]
-    monkeypatch.setattr(Scanner, "load", load_with_option)
-    assert run_cli(capsys, *scan, "--allow-mismatch")[0] == 1
-    assert run_cli(capsys, *scan)[0] == 1
-    assert [s["allow_mismatch"] for s in seen] == [True, False]
+    seen = _scan_load_options(capsys, monkeypatch, scan, ["--allow-mismatch"], [])
+    assert [s.get("allow_mismatch", False) for s in seen] == [True, False]
     rc, out, _ = run_cli(capsys, "evaluate", "--help")
     assert rc == 0 and "--allow-mismatch" in out
 
@@ -1202,20 +1213,10 @@ def test_trust_reaches_scanner_load(
 ) -> None:
     """--trust TYPE: a scanner whose classifier holds an estimator of your own loads on
     the command line too (Scanner.load(trusted=...); before, no way through)."""
-    from audio_embed.errors import ScannerFileError
-    from audio_embed.scanner import Scanner
-
-    seen: list[object] = []
-
-    def load_with_option(path: object, **kw: object) -> Scanner:
-        seen.append(kw.get("trusted"))
-        raise ScannerFileError("stop here")
-
     scan = ["scan", str(scanner_file), str(demo.test_files[0]), "--out", str(tmp_path)]
-    monkeypatch.setattr(Scanner, "load", load_with_option)
-    assert run_cli(capsys, *scan, "--trust", "my_parts.Mine", "--trust", "my_parts.Other")[0] == 1
-    assert run_cli(capsys, *scan)[0] == 1
-    assert seen == [["my_parts.Mine", "my_parts.Other"], None]
+    trust = ["--trust", "my_parts.Mine", "--trust", "my_parts.Other"]
+    seen = _scan_load_options(capsys, monkeypatch, scan, trust, [])
+    assert [s.get("trusted") for s in seen] == [["my_parts.Mine", "my_parts.Other"], None]
     rc, out, _ = run_cli(capsys, "evaluate", "--help")
     assert rc == 0 and "--trust" in out
 
