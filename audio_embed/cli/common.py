@@ -5,6 +5,7 @@ files, reporting and skipping the ones that fail."""
 from __future__ import annotations
 
 import argparse
+from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -33,10 +34,10 @@ T = TypeVar("T")
 def embedder_kwargs(args: argparse.Namespace) -> dict[str, Any]:
     """The keyword arguments --model-option, --device and --checkpoint ask for."""
     options = list(getattr(args, "model_option", None) or ())
-    kwargs: dict[str, Any] = dict(options)
-    if len(kwargs) < len(options):
-        twice = sorted({k for k, _ in options if sum(k == o for o, _ in options) > 1})
+    twice = sorted(k for k, n in Counter(k for k, _ in options).items() if n > 1)
+    if twice:
         raise UsageError(f"--model-option {', '.join(twice)} given more than once.")
+    kwargs: dict[str, Any] = dict(options)
     if getattr(args, "device", None):
         kwargs["device"] = args.device
     if getattr(args, "checkpoint", None):
