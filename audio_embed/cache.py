@@ -117,6 +117,11 @@ class EmbeddingCache:
     def _file(self, key: str) -> Path:
         return self.directory / f"{key}.npz"
 
+    def has(self, key: str | None) -> bool:
+        """Whether an entry is stored under ``key`` (not read: :meth:`get` may still
+        find it unreadable)."""
+        return key is not None and self._file(key).exists()
+
     def get(self, key: str | None) -> CachedEmbeddings | None:
         """The cached entry, or None (missing, unreadable or corrupt: with a warning)."""
         if key is None:

@@ -341,6 +341,53 @@ def test_a_file_changed_after_a_batch_keyed_it_is_not_cached_under_its_old_key(
     np.testing.assert_allclose(scanner.sliding_embeddings(b).embeddings, truth.embeddings)
 
 
+def test_a_batch_of_cached_files_reads_each_entry_at_its_turn(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A rescan whose files are all cached (a new scanner over an archive scanned
+    before) reads one cache entry at a time and stops at Ctrl-C between files (before:
+    every entry was read when the batch began and held to its end, and a cancel was
+    not seen until the whole batch was done); an entry found unreadable at its turn is
+    decoded in its place."""
+    from conftest import tone, write_media
+
+    files = [write_media(tmp_path / f"{k}.wav", tone(300 + 200 * k, 3.0), 16000) for k in range(3)]
+    cache = EmbeddingCache(tmp_path / "c")
+    windows = SlidingWindows(1.0, 0.5, "per_window")
+    scanner = Scanner(LogMelEmbedder(), scan_windows=windows, cache=cache)
+
+    def vectors() -> dict[str, np.ndarray]:
+        runs = scanner.sliding_embeddings_many(files)
+        return {p: e.embeddings for p, e in runs if not isinstance(e, Exception)}
+
+    first = vectors()
+    assert len(list((tmp_path / "c").glob("*.npz"))) == 3
+
+    reads: list[str | None] = []
+    real_get = cache.get
+
+    def counted(key: str | None) -> object:
+        reads.append(key)
+        return real_get(key)
+
+    monkeypatch.setattr(cache, "get", counted)
+    token = CancelToken()
+    runs = scanner.sliding_embeddings_many(files, cancel=token)
+    next(runs)
+    assert len(reads) == 1
+    token.cancel()
+    with pytest.raises(Cancelled):
+        next(runs)
+    assert len(reads) == 1
+
+    key = scanner.cache_key(files[1])
+    (tmp_path / "c" / f"{key}.npz").write_bytes(b"garbage")
+    again = vectors()
+    assert again.keys() == first.keys() and len(first) == 3
+    for p in first:
+        np.testing.assert_array_equal(again[p], first[p])
+
+
 def test_cancel_leaves_no_cache_entry(tmp_path: Path, demo: DemoSet, trained: Scanner) -> None:
     scanner = Scanner.load(
         trained.save(tmp_path / "s.scanner"), cache=EmbeddingCache(tmp_path / "c")

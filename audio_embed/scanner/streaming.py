@@ -133,11 +133,16 @@ class StreamingEmbeddings:
         other in one background thread, at most two blocks ahead of the
         embedder, so the next file is already being decoded while the current
         one's last blocks are embedded; memory stays bounded by a few blocks.
-        A file that cannot be decoded yields its error instead of embeddings.
+        A cache entry is read when its turn comes, after a check for
+        cancellation, so a batch of cached files holds one entry at a time (before:
+        every entry was read when the batch began, all held until it ended, and
+        Ctrl-C waited for the whole batch); one found unreadable then is decoded
+        in its place. A file that cannot be decoded yields its error instead of
+        embeddings.
         """
         keys = [self._cache_key(src) for src, _ in sources]
-        hits = {i: hit for i, key in enumerate(keys) if (hit := self._cached(key)) is not None}
-        jobs = [(i, src, rate) for i, (src, rate) in enumerate(sources) if i not in hits]
+        cached = {i for i, key in enumerate(keys) if self.cache is not None and self.cache.has(key)}
+        jobs = [(i, src, rate) for i, (src, rate) in enumerate(sources) if i not in cached]
         items = prefetch(self._decode_all(jobs), depth=2) if jobs else iter(())
 
         def blocks(i: int) -> Iterator[np.ndarray]:
@@ -151,13 +156,19 @@ class StreamingEmbeddings:
                 yield item
 
         try:
-            for i, (source, _rate) in enumerate(sources):
-                if i in hits:
-                    yield i, hits[i]
-                    continue
+            for i, (source, rate) in enumerate(sources):
+                if cancel is not None:
+                    cancel.check()
+                if i in cached:
+                    hit = self._cached(keys[i])
+                    if hit is not None:
+                        yield i, hit
+                        continue
                 label = "<array>" if isinstance(source, np.ndarray) else str(source)
                 try:
-                    entry = self._stream_sliding(blocks(i), label, progress, cancel)
+                    # an entry found unreadable (or gone) at its turn is decoded here
+                    own = self._raw_blocks(source, rate) if i in cached else blocks(i)
+                    entry = self._stream_sliding(own, label, progress, cancel)
                 except (AudioDecodeError, InvalidInputError) as exc:
                     yield i, exc
                     continue
