@@ -409,6 +409,7 @@ def scan_to_folder(
     settings = BatchSettings() if settings is None else settings
     fmt, label = settings.fmt, settings.label
     threshold = scanner.scan_threshold if settings.threshold is None else settings.threshold
+    stream = _audio_stream_of(scanner)
     out = Path(out_dir)
     check_output_folder(out)  # before any scan, not when the first result is written
     outcomes: list[FileOutcome] = []
@@ -432,7 +433,7 @@ def scan_to_folder(
         _refuse_beside(inputs, targets, earlier)
         _refuse_other_recordings(out, inputs, targets, earlier, stamp.made)
         _refuse_foreign_combined(out / COMBINED_CSV)
-        todo = _existing_results(out, inputs, targets, earlier, stamp.made, settings, tell)
+        todo = _existing_results(out, inputs, targets, earlier, stamp.made, settings, tell, stream)
         # An earlier batch's combined CSV would contradict the result files this one
         # replaces if it stops early (cancelled) or writes none (every file failed): it
         # goes now and is written anew when the batch finishes.
@@ -470,7 +471,9 @@ def scan_to_folder(
                     # power cut) leaves a record of every result it wrote
                     key = _stamp_key(out, target)
                     stamp.thresholds[key] = threshold
-                    stamp.made[key] = attrs.evolve(made[inp.path], written=time.time())
+                    stamp.made[key] = attrs.evolve(
+                        made[inp.path], written=time.time(), audio_stream=stream
+                    )
                     unrecorded = True
                     if time.monotonic() >= next_write:
                         next_write, unrecorded = _write_stamp(out, stamp), False
@@ -561,7 +564,9 @@ class _Made:
     """What :data:`SCAN_STAMP` records of the recording a result file holds the
     detections of: its name in the result (:func:`_named`), its resolved path (who
     it is), its size and modification time when it was scanned (unknown: None), the
-    result's format and when it was written (``time.time()``)."""
+    result's format, when it was written (``time.time()``) and the audio stream it
+    was decoded from (0, 1, …, ``"mix"``; None: unknown, a record from before it was
+    kept)."""
 
     file: str
     recording: str
@@ -569,6 +574,7 @@ class _Made:
     size: int | None
     mtime_ns: int | None
     written: float = 0.0
+    audio_stream: int | str | None = None
 
     def same_file(self, path: Path) -> bool:
         """``path`` is the file recorded (the same resolved path, or a link to it)."""
@@ -628,7 +634,7 @@ def _read_stamp(out: Path) -> _Stamp:
         if not _inside(str(key)):  # a hand-edited record: never read outside the folder
             continue
         try:
-            size, mtime = e.get("size"), e.get("mtime_ns")
+            size, mtime, stream = e.get("size"), e.get("mtime_ns"), e.get("audio_stream")
             made[str(key)] = _Made(
                 file=str(e["file"]),
                 recording=str(e["recording"]),
@@ -636,6 +642,7 @@ def _read_stamp(out: Path) -> _Stamp:
                 size=None if size is None else int(size),
                 mtime_ns=None if mtime is None else int(mtime),
                 written=float(e.get("written") or 0.0),
+                audio_stream=stream if stream == "mix" or stream is None else int(stream),
             )
         except (ValueError, TypeError, KeyError, AttributeError):
             continue
@@ -664,6 +671,7 @@ def _write_stamp(out: Path, stamp: _Stamp) -> float:
             "size": m.size,
             "mtime_ns": m.mtime_ns,
             "written": m.written,
+            **({} if m.audio_stream is None else {"audio_stream": m.audio_stream}),
         }
         for k, m in sorted(stamp.made.items())
     }
@@ -699,7 +707,11 @@ def _kept_recordings(
         was = made.get(key)
         if was is None or not was.same_file(inp.path):
             now = _made(inp.path, fmt)
-            out_made[key] = attrs.evolve(now, written=was.written if was else time.time())
+            out_made[key] = attrs.evolve(
+                now,
+                written=was.written if was else time.time(),
+                audio_stream=was.audio_stream if was else None,
+            )
     return out_made
 
 
@@ -837,11 +849,14 @@ def _existing_results(
     made: dict[str, _Made],
     settings: BatchSettings,
     tell: Callable[[FileOutcome], None],
+    stream: int | str = 0,
 ) -> list[Input]:
     """The inputs to scan; with ``skip_existing``, the others' results as read back. A
     result whose recording has changed since it was scanned (another size or
-    modification time than :data:`SCAN_STAMP` records: re-recorded, replaced, edited)
-    is scanned again."""
+    modification time than :data:`SCAN_STAMP` records: re-recorded, replaced, edited),
+    or that :data:`SCAN_STAMP` records as decoded from another audio stream than
+    ``stream`` (the first scan without ``--audio-stream``, this one with it), is scanned
+    again."""
     todo = []
     for inp in inputs:
         target = targets[inp.path]
@@ -853,11 +868,29 @@ def _existing_results(
             elif was is not None and was.same_file(inp.path) and _changed(was, inp.path):
                 why = f"{inp.path} has changed since {target} was written (size or time)"
                 tell(FileOutcome("rescan", str(inp.path), target, reason=why))
+            elif (
+                was is not None
+                and was.audio_stream is not None
+                and was.same_file(inp.path)
+                and was.audio_stream != stream
+            ):
+                why = (
+                    f"{target} holds the detections of audio stream {was.audio_stream} of "
+                    f"{inp.path}; this scan decodes audio stream {stream}"
+                )
+                tell(FileOutcome("rescan", str(inp.path), target, reason=why))
             else:
                 tell(FileOutcome("skipped", str(inp.path), target, found.detections))
                 continue
         todo.append(inp)
     return todo
+
+
+def _audio_stream_of(scanner: object) -> int | str:
+    """The audio stream a scanner (or a runner that says, as Ray's does) decodes: 0 for
+    the first (its ``audio_stream`` None)."""
+    stream = getattr(scanner, "audio_stream", None)
+    return 0 if stream is None else stream if isinstance(stream, str) else int(stream)
 
 
 def _changed(was: _Made, recording: Path) -> bool:

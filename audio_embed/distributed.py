@@ -226,6 +226,14 @@ class RayScanner:
         return str(self.job.get("normalization") or "recording")
 
     @property
+    def audio_stream(self) -> AudioStream | None:
+        """The audio stream the workers decode (as :attr:`Scanner.audio_stream`; None:
+        the first): :func:`audio_embed.batch.scan_to_folder` records it with each
+        result."""
+        stream: AudioStream | None = self.job.get("audio_stream")  # checked when built
+        return stream
+
+    @property
     def scan_threshold(self) -> float:
         """The scanner's detection threshold (as :attr:`Scanner.scan_threshold`), so that
         :func:`audio_embed.batch.scan_to_folder` takes this runner as a scanner."""

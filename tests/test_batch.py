@@ -636,6 +636,39 @@ def test_skip_existing_scans_a_recording_again_when_it_changed(tmp_path: Path) -
     assert "has changed since" in str(heard[0].reason)
 
 
+def test_skip_existing_scans_a_recording_again_from_another_audio_stream(
+    tmp_path: Path,
+) -> None:
+    """A video scanned from its first audio stream (the default, with a warning naming
+    the others), then again with --audio-stream 1 --skip-existing: the first stream's
+    result was kept, silently, as the second's. Now the folder's record names the stream
+    each result was decoded from, and a result of another stream is scanned again; a
+    result recorded before the stream was (no record of it) is kept as before."""
+    import json
+
+    from audio_embed.batch import SCAN_STAMP
+
+    (rec,) = _recordings(tmp_path / "obs.mkv")
+    out = tmp_path / "out"
+    resume = BatchSettings(skip_existing=True)
+    first, game = FakeScanner(), FakeScanner()
+    game.audio_stream = 1  # type: ignore[attr-defined]
+    scan_to_folder(first, [rec], out, resume)
+    heard: list[FileOutcome] = []
+    scan_to_folder(game, [rec], out, resume, on_file=heard.append)
+    assert [o.kind for o in heard] == ["rescan", "done"]
+    assert "audio stream 0" in str(heard[0].reason) and "stream 1" in str(heard[0].reason)
+    heard.clear()
+    scan_to_folder(game, [rec], out, resume, on_file=heard.append)
+    assert [o.kind for o in heard] == ["skipped"]
+    stamp = json.loads((out / SCAN_STAMP).read_text())
+    del stamp["results"]["obs.csv"]["audio_stream"]  # a folder scanned before the record
+    (out / SCAN_STAMP).write_text(json.dumps(stamp))
+    heard.clear()
+    scan_to_folder(first, [rec], out, resume, on_file=heard.append)
+    assert [o.kind for o in heard] == ["skipped"]
+
+
 def test_detections_csv_lists_the_results_of_every_scan_into_the_folder_at_its_threshold(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:

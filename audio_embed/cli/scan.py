@@ -94,7 +94,11 @@ def add_parser(subparsers: Subparsers) -> argparse.ArgumentParser:
         "--store, else 'target')",
     )
     p.add_argument(
-        "--skip-existing", action="store_true", help="skip inputs whose result file exists"
+        "--skip-existing",
+        action="store_true",
+        help="skip inputs whose result file exists (scanned again: a recording changed "
+        "since its result was written, a result that cannot be read back, or one decoded "
+        "from another audio stream than this scan's)",
     )
     g = p.add_argument_group("suggestions (active learning)")
     g.add_argument(
