@@ -347,20 +347,33 @@ class _UnknownSetting(InvalidInputError):
     """A keyword the factory does not take (:func:`embedder_from_config` names the rule)."""
 
 
-def _check_settings(spec: EmbedderSpec, settings: Mapping[str, Any]) -> None:
-    """An InvalidInputError naming the settings the factory takes, for one it does not
-    (before, a TypeError from deep in the factory); factories taking ``**kwargs`` pass."""
+def embedder_settings(name: str) -> list[str] | None:
+    """The settings ``create_embedder(name, KEY=VALUE)`` takes (``checkpoint`` and
+    ``device`` aside), read from the factory's signature without building anything;
+    None when it cannot say (a factory of ``**kwargs``, or without a signature)."""
+    return _factory_settings(get_spec(name))
+
+
+def _factory_settings(spec: EmbedderSpec) -> list[str] | None:
     try:
         params = inspect.signature(spec.factory).parameters
     except (TypeError, ValueError):  # no signature to read: the factory decides
-        return
+        return None
     if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
-        return
-    takes = [
+        return None
+    return [
         n
         for n, p in params.items()
         if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD) and n not in ("checkpoint", "device")
     ]
+
+
+def _check_settings(spec: EmbedderSpec, settings: Mapping[str, Any]) -> None:
+    """An InvalidInputError naming the settings the factory takes, for one it does not
+    (before, a TypeError from deep in the factory); factories taking ``**kwargs`` pass."""
+    takes = _factory_settings(spec)
+    if takes is None:
+        return
     unknown = sorted(set(settings) - set(takes))
     if unknown:
         raise _UnknownSetting(

@@ -77,6 +77,28 @@ def test_unknown_setting_names_the_settings_a_model_takes() -> None:
         create_embedder("WAV2VEC2_BASE", speed=2)
 
 
+def test_scanner_from_name_names_a_setting_of_the_model_or_a_close_one() -> None:
+    """``Scanner.from_name("LOGMEL", floor=1e-10)`` (the README's advice for recordings
+    at other levels, as Python) was ``TypeError: Scanner.__init__() got an unexpected
+    keyword argument 'floor'``: the model's settings go in ``embedder_kwargs``."""
+    from audio_embed import Scanner
+
+    with pytest.raises(InvalidInputError) as info:
+        Scanner.from_name("LOGMEL", floor=1e-10)
+    assert "embedder_kwargs={'floor': 1e-10}" in str(info.value)
+    with pytest.raises(InvalidInputError, match=r"'treshold'\. Did you mean 'threshold'"):
+        Scanner.from_name("LOGMEL", treshold=0.5)
+    with pytest.raises(InvalidInputError, match=r"Did you mean 'n_mels' \(the model's\)"):
+        Scanner.from_name("LOGMEL", n_mel=32)
+    with pytest.raises(InvalidInputError, match=r"scan_windows=SlidingWindows\(window, hop\)"):
+        Scanner.from_name("LOGMEL", window=0.5, hop=0.1)
+    # a model whose factory takes **kwargs cannot say: the rule, not a claim
+    with pytest.raises(InvalidInputError, match=r"embedder_kwargs=\{'layers': \[3\]\}"):
+        Scanner.from_name("HUBERT_BASE_ML", layers=[3])
+    scanner = Scanner.from_name("LOGMEL", embedder_kwargs={"floor": 1e-10}, audio_stream=1)
+    assert scanner.audio_stream == 1
+
+
 def test_list_embedders_pattern() -> None:
     assert list_embedders("HUBERT_*_ML") == [
         "HUBERT_BASE_ML",

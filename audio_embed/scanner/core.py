@@ -148,6 +148,49 @@ class ScanResult:
         return flagged_share(self.detections(threshold), self.duration)
 
 
+def _unknown_scanner_settings(
+    name: str, unknown: list[str], kwargs: dict[str, Any], known: list[str]
+) -> str:
+    """What :meth:`Scanner.from_name` says of keywords that are not Scanner settings:
+    those of the model go in ``embedder_kwargs``; a close name is suggested."""
+    import difflib
+
+    from audio_embed.registry import embedder_settings
+
+    model = embedder_settings(name)  # None: the model cannot say (a factory of **kwargs)
+
+    def near(k: str) -> list[str]:
+        return difflib.get_close_matches(k, [*known, *(model or [])], n=1, cutoff=0.75)
+
+    theirs = {k: kwargs[k] for k in unknown if (k in model if model else not near(k))}
+    hint = ""
+    if theirs:
+        hint += (
+            f" A setting of the {name} model goes in embedder_kwargs: "
+            f"Scanner.from_name({name!r}, embedder_kwargs={theirs!r})."
+            if model is None
+            else f" {', '.join(map(repr, theirs))}: a setting of the {name} model, given "
+            f"as Scanner.from_name({name!r}, embedder_kwargs={theirs!r})."
+        )
+    for k in unknown:
+        if k in theirs:
+            continue
+        close = near(k)
+        if close:
+            whose = "the model's" if close[0] in (model or []) else "Scanner's"
+            hint += f" Did you mean {close[0]!r} ({whose})?"
+    if {"window", "hop"} & set(unknown):
+        hint += (
+            " Windows are set as scan_windows=SlidingWindows(window, hop) (and "
+            "train_windows=TargetedWindows(window, ...))."
+        )
+    models = f"; the {name} model's: {', '.join(model)}" if model else ""
+    return (
+        f"Scanner has no setting {', '.join(map(repr, unknown))}.{hint} Its settings: "
+        f"{', '.join(known)}{models}."
+    )
+
+
 @frozen
 class Recording:
     """One training recording: a file path (or an array and its rate) and its markers.
@@ -470,9 +513,22 @@ class Scanner(StreamingEmbeddings):
     def from_name(
         cls: type[_S], name: str, *, embedder_kwargs: dict[str, Any] | None = None, **kwargs: Any
     ) -> _S:
-        """A scanner over the registered embedder ``name`` (see :func:`list_embedders`)."""
+        """A scanner over the registered embedder ``name`` (see :func:`list_embedders`);
+        ``embedder_kwargs`` go to :func:`create_embedder` (the model's own settings,
+        ``--model-option`` on the command line), ``kwargs`` to :class:`Scanner`.
+
+        Raises:
+            InvalidInputError: a keyword that is not a setting of :class:`Scanner`,
+                named with the settings it has; a setting of the model is named as
+                one for ``embedder_kwargs`` (before: a ``TypeError`` from
+                ``Scanner.__init__``).
+        """
         from audio_embed.registry import create_embedder
 
+        known = [a.alias for a in attrs.fields(cls) if a.init and a.alias != "embedder"]
+        unknown = sorted(set(kwargs) - set(known))
+        if unknown:
+            raise InvalidInputError(_unknown_scanner_settings(name, unknown, kwargs, known))
         return cls(create_embedder(name, **(embedder_kwargs or {})), **kwargs)
 
     @staticmethod
