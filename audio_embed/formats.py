@@ -295,9 +295,10 @@ def read_review_markers(
     reader = csv.DictReader(io.StringIO(text), delimiter=sep)
     fields = {f.strip().lower() for f in reader.fieldnames or []}
     if not {"file", "time"} <= fields:
+        hint = _looks_like_labels(text.partition("\n")[0])
         raise MarkerError(
             f"{p}: a markers CSV needs the columns file,time[,kind]. Found: "
-            f"{', '.join(sorted(fields)) or 'none'}."
+            f"{', '.join(sorted(fields)) or 'none'}.{hint}"
         )
     rows = []
     skipped = 0
@@ -660,12 +661,41 @@ def _parse_cues(text: str, fmt: OutputFormat) -> list[Detection]:
 
 def guess_marker_format(path: str | os.PathLike[str]) -> MarkerFormat:
     """``csv`` for a ``.csv`` file, ``raven`` for a header with ``Begin Time (s)``,
-    else ``audacity``."""
+    ``csv`` for a header with ``file`` and ``time`` columns (a markers CSV saved as
+    ``.txt``: Excel's "Text (Tab delimited)" and "Unicode Text"; before: read as
+    Audacity labels, "cannot tell which recording these labels mark"), else
+    ``audacity``."""
     p = Path(path)
     if p.suffix.lower() == ".csv":
         return "csv"
     head = read_text_file(p).partition("\n")[0]  # Windows-1252 too, as the readers
-    return "raven" if "Begin Time (s)" in head else "audacity"
+    if "Begin Time (s)" in head:
+        return "raven"
+    return "csv" if {"file", "time"} <= _header_fields(head) else "audacity"
+
+
+def _header_fields(header: str) -> set[str]:
+    """The column names of a CSV header line, lower-cased (as the readers match them)."""
+    row = next(csv.reader([header.strip()], delimiter=csv_separator(header)), [])
+    return {f.strip().lower() for f in row}
+
+
+def _looks_like_labels(header: str) -> str:
+    """A hint for a markers CSV whose header is an Audacity label or a Raven line."""
+    if "Begin Time (s)" in header:
+        kind, what = "raven", "a Raven selection table"
+    else:
+        first = header.replace("\t", ",").split(",", 1)[0].strip()
+        try:
+            float(decimal_point(first))
+        except ValueError:
+            return ""
+        kind, what = "audacity", "an Audacity label track (start, end, label; no header)"
+    return (
+        f" It looks like {what}: read it as one (train --markers-format {kind}; Python: "
+        f"read_marker_files([path], fmt={kind!r})), its recording beside it (rec.wav + "
+        "rec.txt) or named with --audio."
+    )
 
 
 def recording_next_to(labels: str | os.PathLike[str]) -> Path:

@@ -230,6 +230,28 @@ def test_guess_marker_format(tmp_path: Path) -> None:
         guess_marker_format(tmp_path / "none.txt")
 
 
+def test_a_markers_csv_saved_as_txt_is_read_as_one(tmp_path: Path) -> None:
+    """Excel's "Text (Tab delimited)" and "Unicode Text" save a markers table as .txt:
+    it was taken for Audacity labels ("cannot tell which recording these labels mark");
+    an Audacity label track saved as .csv gets a hint to read it as one."""
+    _touch(tmp_path, "a.wav")
+    table = "file\ttime\tkind\na.wav\t3,5\tpositive\na.wav\t12\tpositive\n"
+    (tmp_path / "tab.txt").write_text(table)
+    (tmp_path / "unicode.txt").write_bytes(table.encode("utf-16"))  # with its BOM
+    for name in ("tab.txt", "unicode.txt"):
+        assert guess_marker_format(tmp_path / name) == "csv"
+        (markers,) = read_marker_files([tmp_path / name]).values()
+        assert markers.positive == (3.5, 12.0)
+    (tmp_path / "a.csv").write_text("1.000000\t2.000000\thorn\n")
+    with pytest.raises(MarkerError, match=r"Audacity label track.*--markers-format audacity"):
+        read_marker_files([tmp_path / "a.csv"])
+    (tmp_path / "r.csv").write_text("Selection\tView\tBegin Time (s)\tEnd Time (s)\n")
+    with pytest.raises(MarkerError, match=r"Raven selection table.*fmt='raven'"):
+        read_marker_files([tmp_path / "r.csv"])
+    (markers,) = read_marker_files([tmp_path / "a.csv"], fmt="audacity").values()
+    assert markers.positive == (1.5,)
+
+
 def test_read_marker_files_merges_every_format(tmp_path: Path) -> None:
     _touch(tmp_path, "a.wav", "b.wav")
     _touch(tmp_path / "elsewhere", "c.flac")

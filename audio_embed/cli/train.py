@@ -171,7 +171,8 @@ def _add_marker_options(p: argparse.ArgumentParser) -> None:
         choices=("auto", "csv", "audacity", "raven"),
         default="auto",
         help="format of every --markers file (auto: .csv is CSV, a header with "
-        "'Begin Time (s)' is Raven, anything else Audacity)",
+        "'Begin Time (s)' is Raven, a header with file and time columns CSV (a .txt "
+        "from a spreadsheet), anything else Audacity)",
     )
     g.add_argument(
         "--audio",
