@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 import os
 from collections import defaultdict
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -151,15 +151,27 @@ def _finite(value: float) -> float | None:
 
 
 def evaluate_results(
-    results: Mapping[str, ScanResult], labelled: LabelledSet, *, threshold: float
+    results: Mapping[str, ScanResult],
+    labelled: LabelledSet,
+    *,
+    threshold: float,
+    unscanned: Iterable[str] = (),
 ) -> EvaluationReport:
     """Score ``results`` (keyed like ``labelled.events``: the file path as a
-    string) against the target events of ``labelled`` at ``threshold``."""
+    string) against the target events of ``labelled`` at ``threshold``.
+
+    A labelled file without a result is warned about (results and labels named
+    differently), except those in ``unscanned``: files the caller could not scan and
+    reports itself (``evaluate`` names each as skipped; before, it also warned that
+    they "have no result" and to name results and labels alike)."""
     from audio_embed.evaluate import evaluate, score
 
     # every labelled file, those without a target event too: their results are not
     # "results without labels" (they count as recordings without the target either way)
-    events = {str(f): labelled.events.get(str(f), ()) for f in labelled.files}
+    left_out = {str(f) for f in unscanned}
+    events = {
+        str(f): labelled.events.get(str(f), ()) for f in labelled.files if str(f) not in left_out
+    }
     overall = evaluate(results, events, threshold)
     per_file = tuple(
         (

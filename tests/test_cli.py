@@ -1114,6 +1114,29 @@ def test_evaluate_text_and_plot(
     assert all(p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for p in pngs)
 
 
+def test_evaluate_names_a_file_it_could_not_scan_once(
+    tmp_path: Path, demo: DemoSet, scanner_file: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A labelled file that cannot be scanned is named as skipped and not counted
+    (before: also a warning that it "has no result" and to "name results and labels
+    alike", which it was)."""
+    (tmp_path / "broken.wav").write_text("not audio\n")
+    labels = tmp_path / "labels.csv"
+    rows = demo.labels_csv.read_text().splitlines()[1:]
+    labels.write_text(
+        "split,file,onset,offset,label\n"
+        + "".join(f"{r.split(',', 2)[0]},{demo.root / r.split(',', 2)[1]},{r.split(',', 2)[2]}\n"
+                  for r in rows)
+        + "test,broken.wav,1,2,horn\n"
+    )  # fmt: skip
+    rc, out, err = run_cli(
+        capsys, "evaluate", str(scanner_file), "--labels", str(labels), "--target", "horn",
+        "--split", "test",
+    )  # fmt: skip
+    assert rc == 1 and "skipped" in err and "broken.wav" in err and "Events" in out
+    assert "no result" not in err and "alike" not in err
+
+
 def test_evaluate_unknown_target_or_split(
     demo: DemoSet, scanner_file: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -98,6 +98,12 @@ def test_a_labelled_file_without_the_target_raises_no_naming_warning(
     evaluate_results(results, ls, threshold=0.5)
     assert "1 labelled file(s) have no result (/abs/c.wav)" in caplog.text
     assert "result(s) have no labels" not in caplog.text
+    # ... unless the caller says it could not scan it (evaluate names it as skipped;
+    # before, it also warned to "name results and labels alike")
+    caplog.clear()
+    left = evaluate_results(results, ls, threshold=0.5, unscanned=[c])
+    assert "no result" not in caplog.text and "alike" not in caplog.text
+    assert left.overall == evaluate_results(results, ls, threshold=0.5).overall
 
 
 def test_events_no_detection_can_match_as_meant_are_named_once_and_scored_as_given(

@@ -115,7 +115,7 @@ def run(run: Run) -> int:
     run.cancel.check()
     if not results:
         raise AudioEmbedError("No labelled file could be scanned; nothing to evaluate.")
-    report = evaluate_results(results, labelled, threshold=threshold)
+    report = evaluate_results(results, labelled, threshold=threshold, unscanned=failed)
     show_report(
         run,
         report,
