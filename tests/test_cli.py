@@ -333,6 +333,8 @@ def test_embed_skips_a_bad_file(
         capsys, "embed", str(bad), str(demo.test_files[0]), "--model", "LOGMEL", "--out", str(out)
     )
     assert rc == 1 and "empty.wav" in err and "Traceback" not in err
+    line = next(x for x in err.splitlines() if "skipped" in x)
+    assert line.count("empty.wav") == 1, line  # before: "skipped …empty.wav: …empty.wav: …"
     with np.load(out, allow_pickle=False) as data:
         assert list(data["files"]) == [str(demo.test_files[0])]
         assert data["0/embeddings"].shape[1] == 256

@@ -52,6 +52,25 @@ def horn(demo: DemoSet) -> tuple[str, float, list[tuple[str, float, float]]]:
     return f, (on + off) / 2, events
 
 
+def test_index_names_a_file_it_cannot_read_once(
+    tmp_path: Path,
+    demo: DemoSet,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Before: ``skipped /abs/in/empty.wav: in/empty.wav: the file is empty`` (the
+    index's absolute name, then the error's own)."""
+    pytest.importorskip("faiss")
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "empty.wav").write_bytes(b"")
+    rc, _, err = cli(capsys, "index", "in", str(demo.test_files[0]), "--model", "LOGMEL",
+                     "--out", str(tmp_path / "a.idx"))  # fmt: skip
+    assert rc == 1, err
+    line = next(x for x in err.splitlines() if "skipped" in x)
+    assert line.count("empty.wav") == 1 and "the file is empty" in line, line
+
+
 def test_index_again_skips_unchanged(
     demo: DemoSet, archive: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

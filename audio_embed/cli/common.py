@@ -177,5 +177,5 @@ def each(
 def _skip(run: Run, inp: Input, exc: BaseException, desc: str) -> str:
     reason = describe_error(exc)
     log.info("%s %s failed", desc.capitalize(), inp.path, exc_info=exc)
-    run.warn(f"skipped {inp.path}: {reason}")
+    run.skipped(inp.path, reason)
     return reason

@@ -121,7 +121,7 @@ def each_on_ray(
         if isinstance(result, Exception):
             reason = describe_error(result)
             log.info("%s %s failed", desc.capitalize(), inp.path, exc_info=result)
-            run.warn(f"skipped {inp.path}: {reason}")
+            run.skipped(inp.path, reason)
             yield inp, None, reason
         else:
             yield inp, result, None

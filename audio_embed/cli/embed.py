@@ -94,7 +94,7 @@ def run(run: Run) -> int:
     inputs, missing = collect_inputs(args.files)
     failed = [item for item, _ in missing]
     for item, reason in missing:
-        run.warn(f"skipped {item}: {reason}")
+        run.skipped(item, reason)
     arrays: dict[str, Any] = {}
     files: list[str] = []
     if options is None:

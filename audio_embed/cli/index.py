@@ -225,7 +225,7 @@ def run(run: Run) -> int:
     path = Path(args.out)
     inputs, missing = collect_inputs(args.inputs)
     for item, reason in missing:
-        run.warn(f"skipped {item}: {reason}")
+        run.skipped(item, reason)
     if path.exists():
         if any(v is not None for v in (args.window, args.hop, args.encoding)):
             raise UsageError(
@@ -244,7 +244,7 @@ def run(run: Run) -> int:
         if progress is not None:
             progress.close()
     for file, reason in report.failed:
-        run.warn(f"skipped {file}: {reason}")
+        run.skipped(file, reason)
     sw = index.windows
     run.echo(
         f"Indexed {len(inputs)} input(s) into {path}: {len(report.added)} added, "

@@ -233,10 +233,7 @@ def scan_and_print(
 
 def _print_outcome(run: Run, o: FileOutcome) -> None:
     if o.kind in ("missing", "failed"):
-        reason = o.reason or ""
-        if reason.startswith(f"{o.item}: "):  # "skipped a.wav: a.wav: the file is empty"
-            reason = reason[len(o.item) + 2 :]
-        run.warn(f"skipped {o.item}: {reason}")
+        run.skipped(o.item, o.reason or "")
     elif o.kind == "skipped":
         run.echo(f"{o.item}: result exists, skipped ({o.output})")
     elif o.kind == "rescan":

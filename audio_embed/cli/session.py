@@ -4,7 +4,9 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
+import os
 import signal
 import sys
 import threading
@@ -68,6 +70,20 @@ class Run:
 
     def warn(self, text: str) -> None:
         write_stderr(f"{PROG}: {text}")
+
+    def skipped(self, item: object, reason: str) -> None:
+        """``skipped ITEM: REASON``, the reason without the file name it starts with
+        (an error message names its file, as given or relative to here; before:
+        ``skipped /data/a.wav: a.wav: the file is empty``)."""
+        name = str(item)
+        spellings = [name]
+        with contextlib.suppress(ValueError):  # another drive (Windows)
+            spellings.append(os.path.relpath(name))
+        for spelling in spellings:
+            if reason.startswith(f"{spelling}: "):
+                reason = reason[len(spelling) + 2 :]
+                break
+        self.warn(f"skipped {name}: {reason}")
 
     def file_bar(self, total: int, desc: str) -> Any:
         """An outer bar over files (a no-op object when progress is off)."""
