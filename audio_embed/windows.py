@@ -144,13 +144,23 @@ class Markers:
             kind: tuple(t for t in getattr(self, kind) if t <= duration + _EPS)
             for kind in MARKER_KINDS
         }
-        dropped = len(self) - sum(len(v) for v in kept.values())
-        if dropped:
+        late = sorted(t for t in self.all if t > duration + _EPS)
+        if late:
+            times = ", ".join(f"{t:g} s" for t in late[:5]) + (", …" if len(late) > 5 else "")
+            hint = (
+                " (every marker: are the times in milliseconds? Marker times are seconds, "
+                "or clock times such as 1:23.5)"
+                if len(late) == len(self) and late[-1] / 1000.0 <= duration
+                else ""
+            )
             log.warning(
-                "%s%d marker(s) lie beyond the end of the recording (%.1f s) and were ignored",
+                "%s%d marker(s) lie beyond the end of the recording (%.1f s) and were "
+                "ignored: %s%s",
                 f"{source}: " if source else "",
-                dropped,
+                len(late),
                 duration,
+                times,
+                hint,
             )
         spans = tuple(s for s in self.spans if span_midpoint(s) in kept["positive"])
         return Markers(**kept, spans=spans)

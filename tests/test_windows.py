@@ -62,7 +62,14 @@ def test_markers_beyond_the_end_are_dropped_with_a_warning(
 ) -> None:
     m = Markers(positive=[10.0, 500.0])
     assert m.within(100.0).positive == (10.0,)
-    assert "beyond the end" in caplog.text
+    assert "beyond the end" in caplog.text and "ignored: 500 s" in caplog.text
+    assert "milliseconds" not in caplog.text
+    # every marker far past the end, each inside it in seconds: times in milliseconds
+    # (before: the count alone, then "The markers produced no training windows at all")
+    caplog.clear()
+    assert Markers(positive=[36737.0, 68836.0], negative=[5000.0]).within(300.0).all == ()
+    assert "3 marker(s)" in caplog.text and "5000 s, 36737 s, 68836 s" in caplog.text
+    assert "are the times in milliseconds?" in caplog.text
 
 
 def test_targeted_original_rules() -> None:
