@@ -370,6 +370,28 @@ def test_train_prints_summary(
     assert out.is_file()
 
 
+def test_train_refuses_to_replace_a_file_that_is_not_a_scanner(
+    tmp_path: Path, demo: DemoSet, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``--out markers.csv`` (or a recording) by a slip: the scanner replaced it, the
+    markers lost. Now refused before any work; an earlier scanner is replaced."""
+    markers = tmp_path / "markers.csv"
+    shutil.copy(demo.markers_csv, markers)
+    text = markers.read_text()
+    rec = tmp_path / "rec.wav"
+    shutil.copy(demo.test_files[0], rec)
+    for victim in (markers, rec):
+        before = victim.read_bytes()
+        rc, out, err = run_cli(
+            capsys, "train", "--markers", str(demo.markers_csv), "--model", "LOGMEL",
+            "--augment", "0", "--out", str(victim),
+        )  # fmt: skip
+        assert rc == 2 and "Trained" not in out
+        assert_one_line_error(err, str(victim), "exists and is not a scanner file")
+        assert victim.read_bytes() == before
+    assert markers.read_text() == text
+
+
 def test_train_reviewed_markers_are_not_complete(
     tmp_path: Path, demo: DemoSet, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -398,6 +398,7 @@ def run(run: Run) -> int:
         from audio_embed._io import check_output_file
 
         check_output_file(args.out, example="my.scanner")
+        _refuse_replacing_other_files(Path(args.out))
     markers, partial = _read_marker_files(args)
     index = None
     if args.index is not None:
@@ -444,3 +445,23 @@ def run(run: Run) -> int:
     print_training(run, scanner)
     run.echo(f"Saved: {path}")
     return 0
+
+
+def _refuse_replacing_other_files(out: Path) -> None:
+    """An ``--out`` that exists and is not a scanner (``--out markers.csv``, or a
+    recording, by a slip of tab completion) stops train before any work: saving would
+    replace it (before: it did, the markers file or recording lost)."""
+    import zipfile
+
+    if not out.is_file():
+        return
+    try:
+        with zipfile.ZipFile(out) as zf:
+            if "scanner.json" in zf.namelist():
+                return  # an earlier scanner: replaced, as asked
+    except (zipfile.BadZipFile, OSError):
+        pass
+    raise UsageError(
+        f"{out} exists and is not a scanner file; saving the scanner would replace it. "
+        "Name a new file with --out (e.g. my.scanner), or delete it first."
+    )
