@@ -71,6 +71,27 @@ def test_index_names_a_file_it_cannot_read_once(
     assert line.count("empty.wav") == 1 and "the file is empty" in line, line
 
 
+def test_search_out_refuses_to_replace_a_file_that_is_not_earlier_hits(
+    tmp_path: Path, demo: DemoSet, archive: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``search --out markers.csv`` replaced the markers with the hits; now refused
+    before the search. Earlier hits (CSV or JSON) are replaced as before."""
+    f, t, _ = horn(demo)
+    markers = tmp_path / "markers.csv"
+    markers.write_text(demo.markers_csv.read_text())
+    base = ["search", str(archive), "--example", f"{f}:{t}", "--top", "3"]
+    rc, _, err = cli(capsys, *base, "--out", str(markers))
+    assert rc == 2 and "is not the hits of an earlier search" in err
+    assert markers.read_text() == demo.markers_csv.read_text()
+    for fmt in ("csv", "json"):
+        hits = tmp_path / f"hits.{fmt}"
+        for _ in range(2):  # the second replaces the first's hits
+            rc, _, err = cli(capsys, *base, "--format", fmt, "--out", str(hits))
+            assert rc == 0, err
+    rc, _, err = cli(capsys, *base, "--format", "json", "--out", str(markers))
+    assert rc == 2 and markers.read_text() == demo.markers_csv.read_text()
+
+
 def test_index_again_skips_unchanged(
     demo: DemoSet, archive: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -120,6 +120,8 @@ def run(run: Run) -> int:
     negatives = [Example.parse(e) for e in args.negative]
     if args.format not in ("csv", "json") and not args.out:
         raise UsageError(f"--format {args.format} writes one file per recording: give --out DIR.")
+    if args.out and args.format in ("csv", "json"):
+        _refuse_replacing_other_files(Path(args.out), args.format)
     index = open_index(run, Path(args.archive), model=args.model)
     hits = index.search(examples, negatives=negatives, top=args.top, exact=args.exact)
     _write_hits(run, hits, args)
@@ -139,6 +141,38 @@ def run(run: Run) -> int:
         else:  # stdout holds the hits
             write_stderr(text)
     return 0
+
+
+def _refuse_replacing_other_files(out: Path, fmt: str) -> None:
+    """``--out FILE`` that exists and is not an earlier search's hits (``--out
+    markers.csv``, a person's list) stops the search: writing would replace it (before:
+    it did). A folder is refused too (the hits are one file)."""
+    import json
+
+    if out.is_dir():
+        raise UsageError(f"{out} is a folder; --format {fmt} writes one file (e.g. hits.{fmt}).")
+    if not out.is_file():
+        return
+    try:
+        text = out.read_text(encoding="utf-8").lstrip("\ufeff")
+    except (OSError, UnicodeDecodeError):
+        text = None
+    if text is not None:
+        if fmt == "csv" and text.partition("\n")[0].strip() in ("", "file,start,end,peak,score"):
+            return
+        if fmt == "json":
+            try:
+                items = json.loads(text)
+            except ValueError:
+                items = None
+            if isinstance(items, list) and all(
+                isinstance(i, dict) and {"file", "score"} <= set(i) for i in items
+            ):
+                return
+    raise UsageError(
+        f"{out} exists and is not the hits of an earlier search; writing them there would "
+        "replace it. Name another file with --out, or move it away first."
+    )
 
 
 def _write_hits(run: Run, hits: list[Hit], args: argparse.Namespace) -> None:
