@@ -1161,6 +1161,22 @@ def test_evaluate_names_a_file_it_could_not_scan_once(
     assert "no result" not in err and "alike" not in err
 
 
+def test_evaluate_plot_into_a_file_is_refused_before_any_scan(
+    tmp_path: Path, demo: DemoSet, scanner_file: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``--plot rec.wav`` (a file): every labelled file was scanned and evaluated, then
+    ``Not a directory: rec.wav/test``."""
+    not_a_folder = tmp_path / "rec.wav"
+    not_a_folder.write_bytes(b"RIFF")
+    rc, out, err = run_cli(
+        capsys, "evaluate", str(scanner_file), "--labels", str(demo.labels_csv),
+        "--target", "horn", "--plot", str(not_a_folder),
+    )  # fmt: skip
+    assert rc != 0 and out == ""
+    assert_one_line_error(err, "rec.wav is an existing file")
+    assert not_a_folder.read_bytes() == b"RIFF"
+
+
 def test_evaluate_unknown_target_or_split(
     demo: DemoSet, scanner_file: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -93,7 +93,10 @@ def run(run: Run) -> int:
     if args.threshold is not None and not 0.0 <= args.threshold <= 1.0:
         raise UsageError(f"--threshold must be in [0, 1]. Got {args.threshold}.")
     if args.plot is not None:
+        from audio_embed._io import check_output_folder
+
         check_matplotlib()
+        check_output_folder(args.plot)  # before the scans, not after them
     labelled = read_labelled_set(args.labels, args.target, split=args.split)
     scanner, _name = load_scanner(run, cache=make_cache(args))
     apply_overrides(scanner, args)
