@@ -239,6 +239,11 @@ def test_load_refuses_settings_it_does_not_know_with_a_scanner_file_error(
     ):
         with pytest.raises(ScannerFileError, match=r"cannot use .*upgrade"):
             Scanner.load(variant(change, where))
+    # a threshold that is not a number in [0, 1] (NaN: json.dumps writes NaN): loaded,
+    # then every scan failed with "The 'threshold' must be in [0, 1]", naming no file
+    for bad in (float("nan"), 1.5):
+        with pytest.raises(ScannerFileError, match=r"edited\.scanner .*its threshold .*damaged"):
+            Scanner.load(variant({"threshold": bad}))
     del meta["threshold"]
     with pytest.raises(ScannerFileError, match="lacks the 'threshold' field"):
         Scanner.read_metadata(variant({}))

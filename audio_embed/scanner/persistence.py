@@ -252,7 +252,10 @@ def _build(
         postprocessing_from_points=bool(meta.get("postprocessing_from_points", False)),
         audio_stream=saved_audio_stream(meta.get("audio_stream"), p, ScannerFileError),
     )
-    scanner.threshold_ = float(meta["threshold"])
+    threshold = float(meta["threshold"])
+    if not 0.0 <= threshold <= 1.0:  # NaN too: every scan would fail, far from here
+        raise ValueError(f"its threshold {meta['threshold']!r} is not a number in [0, 1]")
+    scanner.threshold_ = threshold
     if used != setting:
         scanner.postprocessing_ = Postprocessing(**used)
     scanner.training_summary = meta.get("training_summary")
