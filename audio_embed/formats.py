@@ -766,6 +766,11 @@ def read_marker_files(
     """
     paths = [Path(f) for f in files]
     for path in paths:
+        if path.is_dir():  # before: "Markers file not found", of a folder that is there
+            raise MarkerError(
+                f"{path} is a folder, not a markers file: name the files in it (e.g. "
+                f"--markers {os.path.join(path, '*.txt')} for its Audacity labels)."
+            )
         if not path.is_file():
             raise MarkerError(f"Markers file not found: {path}")
     pairs = {Path(m): Path(a) for m, a in (recordings or {}).items()}

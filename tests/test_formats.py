@@ -252,6 +252,13 @@ def test_a_markers_csv_saved_as_txt_is_read_as_one(tmp_path: Path) -> None:
     assert markers.positive == (1.5,)
 
 
+def test_a_folder_given_as_markers_is_named_a_folder(tmp_path: Path) -> None:
+    """``--markers labels/``: "Markers file not found: labels", of a folder that is there."""
+    (tmp_path / "labels").mkdir()
+    with pytest.raises(MarkerError, match=r"labels is a folder, not a markers file.*\*\.txt"):
+        read_marker_files([tmp_path / "labels"])
+
+
 def test_read_marker_files_merges_every_format(tmp_path: Path) -> None:
     _touch(tmp_path, "a.wav", "b.wav")
     _touch(tmp_path / "elsewhere", "c.flac")
