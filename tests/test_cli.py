@@ -1177,6 +1177,35 @@ def test_evaluate_plot_into_a_file_is_refused_before_any_scan(
     assert not_a_folder.read_bytes() == b"RIFF"
 
 
+def test_a_model_other_than_the_scanners_is_refused_before_it_is_built(
+    tmp_path: Path,
+    demo: DemoSet,
+    scanner_file: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """``scan horn.scanner … --model HUBERT_BASE`` for a LOGMEL scanner downloaded HuBERT's
+    weights (or failed to, offline: "Could not load the HUBERT_BASE weights") before
+    saying the scanner cannot use it."""
+    import audio_embed.registry as registry
+
+    built: list[str] = []
+    real = registry.create_embedder
+
+    def spy(name: str, **kwargs: object) -> object:
+        built.append(name)
+        return real(name, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(registry, "create_embedder", spy)
+    rc, _, err = run_cli(capsys, "scan", str(scanner_file), str(demo.test_files[0]),
+                         "--model", "HUBERT_BASE", "--out", str(tmp_path / "r"))  # fmt: skip
+    assert rc == 1 and "HUBERT_BASE" not in built
+    assert_one_line_error(err, "trained with embedder LOGMEL; --model HUBERT_BASE names another")
+    rc, _, err = run_cli(capsys, "scan", str(scanner_file), str(demo.test_files[0]),
+                         "--model", "logmel", "--out", str(tmp_path / "r"))  # fmt: skip
+    assert rc == 0, err
+
+
 def test_evaluate_unknown_target_or_split(
     demo: DemoSet, scanner_file: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

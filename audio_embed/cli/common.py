@@ -101,6 +101,17 @@ def load_scanner(run: Run, *, cache: EmbeddingCache | None) -> tuple[Scanner, st
     check_scanner_argument(args)
     if not path.is_file():  # before building a model for it
         raise ScannerFileError(f"Scanner file not found: {path}")
+    if args.model:  # another model than the scanner's: said before building (downloading) it
+        from audio_embed.registry import get_spec
+
+        wanted, saved = get_spec(args.model).name, Scanner.read_metadata(path)["embedder"]
+        name = str(saved.get("name")) if isinstance(saved, dict) else None
+        if name is not None and name != wanted:
+            raise ScannerFileError(
+                f"{path} was trained with embedder {name}; --model {wanted} names another, "
+                f"and a scanner works only with its own. Leave --model out (the scanner "
+                f"rebuilds {name}), or use a scanner trained with {wanted}."
+            )
     embedder = embedder_from_args(args.model, args) if args.model else None
     scanner = Scanner.load(path, embedder=embedder, cache=cache, **_load_options(args))
     return scanner, str(path)
