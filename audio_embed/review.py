@@ -88,7 +88,10 @@ def write_review_markers(path: str | os.PathLike[str], hits: Sequence[Hit]) -> P
 
     ``time`` is each hit's peak (the centre of its best window); ``start``,
     ``end`` and ``score`` help the reviewer and are ignored when reading back.
-    A file holding reviewed markers is never written over
+    ``file`` is the recording's absolute path: a relative one (``scan --suggest`` of
+    files named relative to here) would be read back from the markers file's own
+    folder (before: ``--markers-out reviews/next.csv`` named recordings that do not
+    exist, ``reviews/rec.wav``). A file holding reviewed markers is never written over
     (:func:`check_review_target` raises :class:`~audio_embed.errors.InvalidInputError`).
     """
     check_review_target(path)
@@ -97,7 +100,14 @@ def write_review_markers(path: str | os.PathLike[str], hits: Sequence[Hit]) -> P
     w.writerow(["file", "time", "kind", "start", "end", "score"])
     for h in hits:
         w.writerow(
-            [h.file, f"{h.peak:.3f}", "", f"{h.start:.3f}", f"{h.end:.3f}", f"{h.score:.4f}"]
+            [
+                os.path.abspath(h.file),
+                f"{h.peak:.3f}",
+                "",
+                f"{h.start:.3f}",
+                f"{h.end:.3f}",
+                f"{h.score:.4f}",
+            ]
         )
     return atomic_write_text(path, buf.getvalue())
 

@@ -1206,6 +1206,31 @@ def test_a_model_other_than_the_scanners_is_refused_before_it_is_built(
     assert rc == 0, err
 
 
+def test_scan_suggest_markers_out_in_another_folder_names_recordings_that_exist(
+    tmp_path: Path,
+    demo: DemoSet,
+    scanner_file: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """``scan … test/ --suggest 3 --markers-out reviews/next.csv`` wrote ``test/…wav``,
+    relative to here, which train reads from the markers file's folder: "The markers name
+    recordings that do not exist: reviews/test/test_00.wav"."""
+    from audio_embed.formats import read_marker_files
+
+    monkeypatch.chdir(demo.root)
+    (tmp_path / "reviews").mkdir()
+    nxt = tmp_path / "reviews" / "next.csv"
+    rc, _, err = run_cli(
+        capsys, "scan", str(scanner_file), "test", "--out", str(tmp_path / "res"),
+        "--suggest", "3", "--markers-out", str(nxt),
+    )  # fmt: skip
+    assert rc == 0, err
+    nxt.write_text(nxt.read_text().replace(",,", ",negative,"))  # the reviewer's answers
+    marked = read_marker_files([nxt])
+    assert marked and all(Path(f).is_file() for f in marked)
+
+
 def test_evaluate_unknown_target_or_split(
     demo: DemoSet, scanner_file: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
