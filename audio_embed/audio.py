@@ -152,6 +152,12 @@ def _check_file(path: str | os.PathLike[str]) -> Path:
     p = Path(path)
     if not p.exists():
         raise AudioFileNotFoundError(p, "no such file")
+    if p.is_dir():  # before: "not a regular file", of Scanner.scan("recordings/")
+        raise AudioFileNotFoundError(
+            p,
+            "a folder, not an audio or video file: one file is read at a time (a folder's "
+            "files: audio_embed.batch.scan_to_folder, or audio-embed scan)",
+        )
     if not p.is_file():
         raise AudioFileNotFoundError(p, "not a regular file")
     if p.stat().st_size == 0:

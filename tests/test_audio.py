@@ -82,6 +82,20 @@ def test_probe(tone_file: Path) -> None:
     assert (info.sample_rate, info.channels, info.has_video) == (SR, 1, False)
 
 
+def test_a_folder_is_named_a_folder(tmp_path: Path) -> None:
+    """``Scanner.scan("recordings/")`` said "not a regular file"; now what to use for
+    a folder's files."""
+    from audio_embed import Markers, Recording, Scanner
+
+    (tmp_path / "recordings").mkdir()
+    with pytest.raises(AudioFileNotFoundError, match=r"recordings: a folder.*scan_to_folder"):
+        load_audio(tmp_path / "recordings")
+    with pytest.raises(AudioFileNotFoundError, match=r"a folder, not an audio or video file"):
+        Scanner.from_name("LOGMEL").sliding_embeddings(tmp_path / "recordings")
+    with pytest.raises(AudioFileNotFoundError, match=r"recordings: a folder, not a recording"):
+        Scanner.from_name("LOGMEL").fit([Recording(tmp_path / "recordings", Markers([3.0]))])
+
+
 def test_missing_file(tmp_path: Path) -> None:
     with pytest.raises(AudioFileNotFoundError, match="no such file"):
         load_audio(tmp_path / "nope.wav")

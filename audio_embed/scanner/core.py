@@ -228,6 +228,13 @@ def _check_files_exist(recs: list[Recording]) -> None:
         for r in recs
         if not isinstance(r.source, np.ndarray) and not Path(r.source).is_file()
     ]
+    folders = [m for m in missing if Path(m).is_dir()]
+    if folders:  # before: "no such file", of a folder that is there
+        raise AudioFileNotFoundError(
+            folders[0],
+            "a folder, not a recording: a Recording is one audio or video file with its "
+            "markers (e.g. [Recording(f, m) for f, m in read_markers('markers.csv').items()])",
+        )
     if missing:
         raise AudioFileNotFoundError(
             missing[0],
