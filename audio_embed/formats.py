@@ -456,6 +456,8 @@ def format_detections(
             for d in detections
         ]
         return json.dumps(items, indent=2) + "\n"
+    if fmt in ("audacity", "raven"):  # tab-separated lines: one field of label text
+        label = " ".join(label.split())  # (before: a tab in it made a column more)
     if fmt == "audacity":
         return "".join(f"{d.start:.6f}\t{d.end:.6f}\t{label} {d.score:.2f}\n" for d in detections)
     if fmt == "raven":

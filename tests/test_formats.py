@@ -122,6 +122,21 @@ LONG = [  # past an hour, a day and 99 hours; millisecond times, two-decimal sco
 ]
 
 
+@pytest.mark.parametrize("fmt", ["audacity", "raven"])
+def test_a_label_with_a_tab_or_line_break_stays_one_field(
+    tmp_path: Path, fmt: OutputFormat
+) -> None:
+    """``--label $'wolf\\thowl'`` wrote a column more in every Audacity line and Raven row
+    (the table no longer matched its header), and --skip-existing could not read the
+    results back, so it scanned every recording again, each time."""
+    path = write_detections(tmp_path / f"r.{fmt}", DETECTIONS, fmt, label="wolf\thowl\nx")
+    rows = [line.split("\t") for line in path.read_text().splitlines()]
+    assert len({len(r) for r in rows}) == 1  # every line as many fields as the header
+    assert "wolf howl x" in path.read_text()
+    back = read_detections(path, fmt)
+    assert [(d.start, d.end) for d in back] == [(d.start, d.end) for d in DETECTIONS]
+
+
 def test_subtitles_as_players_and_editors_read_them(tmp_path: Path) -> None:
     srt = format_detections(LONG, "srt", label="wolf")
     assert srt.split("\n\n")[:3] == [
