@@ -563,7 +563,8 @@ def test_train_augment_auto_is_the_default_and_0_turns_it_off(
         "--augment", "0",
     )  # fmt: skip
     assert rc == 0 and Scanner.read_metadata(out)["augmentation"] is None
-    assert "Augmentation: none (off" in stdout
+    # said as given (before: "none (off (augmentation=None))", the Python name only)
+    assert "Augmentation: none (off: augmentation=None, --augment 0)." in stdout
 
 
 def test_train_from_audacity_and_raven_labels(

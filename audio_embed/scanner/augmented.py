@@ -139,7 +139,7 @@ def decide_augmentation(
     """
     check_augmentation(setting)
     if setting is None:
-        return AugmentationDecision("off", None, "off (augmentation=None)")
+        return AugmentationDecision("off", None, "off: augmentation=None, --augment 0")
     if isinstance(setting, MixAugmentation):
         return AugmentationDecision("given", setting, "given")
     if from_index:
