@@ -683,7 +683,15 @@ def _header_fields(header: str) -> set[str]:
 
 
 def _looks_like_labels(header: str) -> str:
-    """A hint for a markers CSV whose header is an Audacity label or a Raven line."""
+    """A hint for a markers CSV whose header is an Audacity label or a Raven line, or
+    that is a scan's results (``detections.csv``)."""
+    if {"file", "start", "end", "peak", "score"} <= _header_fields(header):
+        return (
+            " It holds scan results (file,start,end,peak,score), not markers: for the "
+            "detections you checked, rename the peak column to time and add a kind column "
+            "(positive or negative), or have them listed to review with scan --suggest N "
+            "--markers-out FILE."
+        )
     if "Begin Time (s)" in header:
         kind, what = "raven", "a Raven selection table"
     else:

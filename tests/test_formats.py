@@ -265,6 +265,10 @@ def test_a_markers_csv_saved_as_txt_is_read_as_one(tmp_path: Path) -> None:
         read_marker_files([tmp_path / "r.csv"])
     (markers,) = read_marker_files([tmp_path / "a.csv"], fmt="audacity").values()
     assert markers.positive == (1.5,)
+    # a scan's detections.csv given as markers (to retrain on what it found)
+    (tmp_path / "detections.csv").write_text("file,start,end,peak,score\na.wav,1,2,1.5,0.9\n")
+    with pytest.raises(MarkerError, match=r"holds scan results .*rename the peak column to time"):
+        read_marker_files([tmp_path / "detections.csv"])
 
 
 def test_a_folder_given_as_markers_is_named_a_folder(tmp_path: Path) -> None:
