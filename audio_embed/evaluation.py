@@ -65,6 +65,11 @@ def read_labelled_set(
     if split is not None:
         splits = sorted({r.split for r in rows})
         rows = [r for r in rows if r.split == split]
+        if not rows and splits == [""]:  # before: "its splits: ''"
+            raise InvalidInputError(
+                f"{path} has no split column (or every row's split is empty), so no row "
+                f"has split {split!r}: leave out split (--split) to use every row."
+            )
         if not rows:
             raise InvalidInputError(
                 f"No rows of {path} have split {split!r}; its splits: "
@@ -72,9 +77,14 @@ def read_labelled_set(
             )
     known = sorted({r.label for r in rows})
     if target not in known:
+        import difflib
+
+        same = [k for k in known if k.casefold() == target.casefold()]
+        close = same or difflib.get_close_matches(target, known, n=1, cutoff=0.75)
         raise InvalidInputError(
             f"No event labelled {target!r} in {path}"
             + (f" (split {split!r})" if split else "")
+            + (f". Did you mean {close[0]!r}? Labels are matched exactly" if close else "")
             + f"; its labels: {', '.join(known) or 'none'}."
         )
     root = path.parent

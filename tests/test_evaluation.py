@@ -57,6 +57,18 @@ def test_read_labelled_set_names_what_there_is(labels: Path) -> None:
         read_labelled_set(labels, "horn", split="dev")
     with pytest.raises(InvalidInputError, match=r"'owl'.*split 'train'.*labels: horn"):
         read_labelled_set(labels, "owl", split="train")
+    # a case slip or a typo: the label meant (before: only the list of every label)
+    with pytest.raises(InvalidInputError, match=r"'Horn'.*Did you mean 'horn'\?"):
+        read_labelled_set(labels, "Horn", split="test")
+    with pytest.raises(InvalidInputError, match=r"'hron'.*Did you mean 'horn'\?"):
+        read_labelled_set(labels, "hron")
+
+
+def test_a_split_asked_of_labels_without_splits_says_so(tmp_path: Path) -> None:
+    """``--split test`` with a labels CSV without a split column: "its splits: ''"."""
+    (tmp_path / "labels.csv").write_text("file,onset,offset,label\na.wav,1,2,horn\n")
+    with pytest.raises(InvalidInputError, match=r"has no split column.*leave out split"):
+        read_labelled_set(tmp_path / "labels.csv", "horn", split="test")
 
 
 def _result(path: str, probs: list[float]) -> ScanResult:
