@@ -26,7 +26,7 @@ import logging
 import math
 import os
 import re
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path, PureWindowsPath
 from typing import Literal
@@ -330,6 +330,7 @@ def read_audacity_labels(path: str | os.PathLike[str], audio: str) -> dict[str, 
     p = Path(path)
     rows = []
     spans = []
+    names: list[str] = []
     for n, line in enumerate(_read_text(p).splitlines(), start=1):
         if not line.strip() or line.startswith("\\"):  # "\\" lines hold frequency ranges
             continue
@@ -341,9 +342,30 @@ def read_audacity_labels(path: str | os.PathLike[str], audio: str) -> dict[str, 
         label = parts[2].strip() if len(parts) > 2 else ""
         kind = _KIND_ALIASES.get(label.lower(), "positive")
         rows.append((audio, (start + end) / 2.0, kind))
+        names.append(label)
         if kind == "positive" and end > start:
             spans.append((audio, start, end))
+    _warn_several_targets(p, names)
     return _collect(rows, spans)
+
+
+def _warn_several_targets(path: Path, labels: Sequence[str]) -> None:
+    """A warning when the labels of one file that count as the target (any text but a
+    kind name) have several names: a track labelling every sound (wolf, dog, car) trains
+    a scanner for all of them at once (before: without a word)."""
+    names = Counter(t for t in labels if t and t.lower() not in _KIND_ALIASES)
+    if len(names) < 2:
+        return
+    listed = ", ".join(f"{name!r} ×{n}" for name, n in names.most_common(4))
+    log.warning(
+        "%s: labels of %d different names are all taken as the target sound (%s%s): any "
+        "label text but negative / soft (or no, maybe, …) marks the target. Keep one "
+        "sound's labels in the file, or rename the other sounds' labels 'negative'.",
+        path,
+        len(names),
+        listed,
+        ", …" if len(names) > 4 else "",
+    )
 
 
 _RAVEN_FILE_COLUMNS = ("Begin Path", "Begin File")
@@ -402,6 +424,7 @@ def read_raven_table(path: str | os.PathLike[str], audio: str | None = None) -> 
         )
     rows = []
     spans = []
+    names: list[str] = []
     for n, row in enumerate(table, start=2):
         where = f"{p}, line {n}"
         if "Begin Time (s)" not in row or "End Time (s)" not in row:
@@ -416,8 +439,10 @@ def read_raven_table(path: str | os.PathLike[str], audio: str | None = None) -> 
         label = next((row[c] or "" for c in ("Annotation", "Label", "Kind") if row.get(c)), "")
         kind = _KIND_ALIASES.get(label.lower(), "positive")
         rows.append((file, (start + end) / 2.0, kind))
+        names.append(label.strip())
         if kind == "positive" and end > start:
             spans.append((file, start, end))
+    _warn_several_targets(p, names)
     return _collect(rows, spans)
 
 

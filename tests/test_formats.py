@@ -278,6 +278,35 @@ def test_a_folder_given_as_markers_is_named_a_folder(tmp_path: Path) -> None:
         read_marker_files([tmp_path / "labels"])
 
 
+def test_labels_of_several_sounds_taken_as_one_target_are_warned_about(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An Audacity track labelling every sound (wolf, dog) trained a scanner for all of
+    them, without a word: any label text but a kind name marks the target."""
+    _touch(tmp_path, "a.wav", "b.wav")
+    (tmp_path / "a.txt").write_text("1\t2\twolf\n5\t6\tdog\n8\t9\twolf\n12\t13\tnegative\n")
+    with caplog.at_level("WARNING", logger="audio_embed"):
+        (markers,) = read_marker_files([tmp_path / "a.txt"]).values()
+    assert markers.positive == (1.5, 5.5, 8.5) and markers.negative == (12.5,)  # as before
+    assert "labels of 2 different names are all taken as the target sound" in caplog.text
+    assert "'wolf' ×2, 'dog' ×1" in caplog.text
+    caplog.clear()
+    (tmp_path / "b.txt").write_text("1\t2\twolf\n5\t6\tno\n8\t9\t\n")  # one name
+    (tmp_path / "r.txt").write_text(
+        "Selection\tBegin Time (s)\tEnd Time (s)\tAnnotation\n1\t1\t2\thorn\n2\t4\t5\tsoft\n"
+    )
+    with caplog.at_level("WARNING", logger="audio_embed"):
+        read_marker_files([tmp_path / "b.txt"])
+        read_marker_files([tmp_path / "r.txt"], recordings={tmp_path / "r.txt": tmp_path / "a.wav"})
+    assert "different names" not in caplog.text
+    (tmp_path / "r.txt").write_text(
+        "Selection\tBegin Time (s)\tEnd Time (s)\tAnnotation\n1\t1\t2\thorn\n2\t4\t5\tcar\n"
+    )
+    with caplog.at_level("WARNING", logger="audio_embed"):
+        read_marker_files([tmp_path / "r.txt"], recordings={tmp_path / "r.txt": tmp_path / "a.wav"})
+    assert "labels of 2 different names" in caplog.text
+
+
 def test_read_marker_files_merges_every_format(tmp_path: Path) -> None:
     _touch(tmp_path, "a.wav", "b.wav")
     _touch(tmp_path / "elsewhere", "c.flac")
