@@ -392,6 +392,28 @@ def test_train_refuses_to_replace_a_file_that_is_not_a_scanner(
     assert markers.read_text() == text
 
 
+def test_train_refuses_a_bad_profile_name_before_any_work(
+    tmp_path: Path,
+    demo: DemoSet,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """``--store s --profile "wolf howl"``: the whole training ran, then the store
+    refused the name."""
+    from audio_embed.scanner import Scanner
+
+    def no_fit(*_a: object, **_k: object) -> None:
+        raise AssertionError("trained before the profile name was checked")
+
+    monkeypatch.setattr(Scanner, "fit", no_fit)
+    rc, out, err = run_cli(
+        capsys, "train", "--markers", str(demo.markers_csv), "--model", "LOGMEL",
+        "--store", str(tmp_path / "s"), "--profile", "wolf howl",
+    )  # fmt: skip
+    assert rc == 2 and "Trained" not in out
+    assert_one_line_error(err, "--profile: A profile name may hold", "'wolf howl'")
+
+
 def test_train_reviewed_markers_are_not_complete(
     tmp_path: Path, demo: DemoSet, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -394,6 +394,13 @@ def run(run: Run) -> int:
     if args.augment_draws != 1 and not explicit_augment:
         raise UsageError("--augment-draws needs --augment N (N > 0).")
     get_spec(args.model)  # an unknown name fails before any work
+    if args.store is not None:  # so does a profile name the store refuses (before: after)
+        from audio_embed.errors import InvalidInputError
+
+        try:
+            ScannerStore(args.store).path(args.profile, get_spec(args.model).name)
+        except InvalidInputError as exc:
+            raise UsageError(f"--profile: {exc}") from exc
     if args.out is not None:  # so does an --out that cannot be written (a folder, …)
         from audio_embed._io import check_output_file
 
