@@ -412,6 +412,13 @@ def test_train_refuses_a_bad_profile_name_before_any_work(
     )  # fmt: skip
     assert rc == 2 and "Trained" not in out
     assert_one_line_error(err, "--profile: A profile name may hold", "'wolf howl'")
+    # so is an --adapt path that is not there (before: after the fit)
+    rc, out, err = run_cli(
+        capsys, "train", "--markers", str(demo.markers_csv), "--model", "LOGMEL",
+        "--out", str(tmp_path / "a.scanner"), "--adapt", str(tmp_path / "nope"),
+    )  # fmt: skip
+    assert rc == 2
+    assert_one_line_error(err, "--adapt", "nope")
 
 
 def test_train_reviewed_markers_are_not_complete(

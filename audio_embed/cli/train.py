@@ -28,6 +28,7 @@ from audio_embed.cli.options import (
 from audio_embed.cli.session import PROG, Progress, Run, UsageError
 
 if TYPE_CHECKING:
+    from audio_embed.batch import Input
     from audio_embed.scanner import Scanner
     from audio_embed.scanner.augmented import AugmentationSetting
     from audio_embed.windows import Markers, SlidingWindows
@@ -348,14 +349,21 @@ def fit(
     run.cancel.check()  # Ctrl-C during the classifier fit: save nothing
 
 
-def adapt(run: Run, scanner: Scanner, items: list[str], top: int) -> Scanner:
-    """``--adapt``: the scanner refitted with pseudo-labels from these recordings."""
+def _adapt_inputs(items: list[str]) -> list[Input]:
+    """The recordings ``--adapt`` names; one missing (or a folder without media) is a
+    usage error."""
     from audio_embed.batch import collect_inputs
 
     inputs, missing = collect_inputs(items)
     if missing:
         item, reason = missing[0]
         raise UsageError(f"--adapt {item}: {reason}.")
+    return inputs
+
+
+def adapt(run: Run, scanner: Scanner, items: list[str], top: int) -> Scanner:
+    """``--adapt``: the scanner refitted with pseudo-labels from these recordings."""
+    inputs = _adapt_inputs(items)
     progress = Progress(run, len(inputs), "adapt") if run.show_progress else None
     try:
         adapted = scanner.adapt(
@@ -394,6 +402,8 @@ def run(run: Run) -> int:
     if args.augment_draws != 1 and not explicit_augment:
         raise UsageError("--augment-draws needs --augment N (N > 0).")
     get_spec(args.model)  # an unknown name fails before any work
+    if args.adapt:  # so does an --adapt path that is not there (before: after the fit)
+        _adapt_inputs(args.adapt)
     if args.store is not None:  # so does a profile name the store refuses (before: after)
         from audio_embed.errors import InvalidInputError
 
