@@ -1279,6 +1279,8 @@ def test_evaluate_unknown_target_or_split(
 def test_help_and_usage_errors(capsys: pytest.CaptureFixture[str]) -> None:
     rc, out, _ = run_cli(capsys, "scan", "--help")
     assert rc == 0 and "--skip-existing" in out and "detections.csv" in out
+    # what detections.csv holds, as the README says (before: "with every detection")
+    assert "at this scan's threshold (earlier scans' into it too" in " ".join(out.split())
     rc, _, err = run_cli(capsys)
     assert rc == 2 and "COMMAND" in err
     rc, _, err = run_cli(capsys, "scan", "x.scanner", "a.wav", "--out", "o", "--threshold", "2")
