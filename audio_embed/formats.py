@@ -26,6 +26,7 @@ import logging
 import math
 import os
 import re
+import shlex
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path, PureWindowsPath
@@ -804,7 +805,7 @@ def read_marker_files(
         if path.is_dir():  # before: "Markers file not found", of a folder that is there
             raise MarkerError(
                 f"{path} is a folder, not a markers file: name the files in it (e.g. "
-                f"--markers {os.path.join(path, '*.txt')} for its Audacity labels)."
+                f"--markers {shlex.quote(str(path))}{os.sep}*.txt for its Audacity labels)."
             )
         if not path.is_file():
             raise MarkerError(f"Markers file not found: {path}")

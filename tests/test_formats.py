@@ -276,6 +276,9 @@ def test_a_folder_given_as_markers_is_named_a_folder(tmp_path: Path) -> None:
     (tmp_path / "labels").mkdir()
     with pytest.raises(MarkerError, match=r"labels is a folder, not a markers file.*\*\.txt"):
         read_marker_files([tmp_path / "labels"])
+    (tmp_path / "my labels").mkdir()  # the glob to type, quoted where it needs to be
+    with pytest.raises(MarkerError, match=r"--markers '.*/my labels'/\*\.txt"):
+        read_marker_files([tmp_path / "my labels"])
 
 
 def test_labels_of_several_sounds_taken_as_one_target_are_warned_about(
