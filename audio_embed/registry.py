@@ -388,7 +388,7 @@ def declare_settings(
     function), declared to take ``target``'s keyword parameters, less those in
     ``drop`` (which the factory sets itself), with the defaults in ``defaults``
     where the factory chooses others. The registry then checks settings against
-    them and :func:`setting_defaults` lists them."""
+    them and :func:`setting_defaults` (``audio-embed models --settings``) lists them."""
     dropped = set(drop)
     return _set_signature(
         factory,
