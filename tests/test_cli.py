@@ -301,6 +301,35 @@ def test_models_pattern_and_json(capsys: pytest.CaptureFixture[str]) -> None:
     assert rc == 1 and "no embedder matches" in err
 
 
+def test_models_lists_the_settings_each_model_takes(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """--model-option keys are discoverable (before: only from the error of a wrong one)."""
+    from audio_embed import EmbedderSpec, LogMelEmbedder, registry
+
+    rc, out, _ = run_cli(capsys, "models", "LOGMEL")
+    assert rc == 0 and "audio-embed models NAME --settings" in out and "n_mels" not in out
+    spec = EmbedderSpec(name="LOGMEL_ANY", dim=256, factory=lambda **kw: LogMelEmbedder(**kw))
+    monkeypatch.setitem(registry._REGISTRY, "LOGMEL_ANY", spec)
+    rc, out, _ = run_cli(capsys, "models", "[BL]*", "--settings")
+    assert rc == 0
+    rows = dict(line.split(maxsplit=1) for line in out.split("SETTINGS")[1].splitlines()[1:])
+    assert rows["LOGMEL"] == (
+        "n_mels=64 n_fft=512 hop_length=160 f_min=50.0 f_max=8000.0 floor=0.0001"
+    )
+    assert rows["BIRDNET_V24"].startswith("frames=time chunk_hop=auto batch_size=16")
+    assert "audio_speed=1.0" in rows["BIRDNET_V24"]
+    assert rows["BEATS_ML"] == "layers=[3,6,9,12]" and rows["BEATS"] == "none"
+    assert rows["LOGMEL_ANY"].startswith("not declared by its factory")
+    rc, out, _ = run_cli(capsys, "models", "WHISPER_TINY_EN*", "--json")
+    assert [r["settings"] for r in json.loads(out)] == [
+        {"short_input": "pad", "layer": 2},
+        {"layers": [1, 2, 3, 4], "short_input": "pad", "layer": 2},
+    ]
+    rc, out, _ = run_cli(capsys, "train", "--help")
+    assert "models NAME --settings" in " ".join(out.split())
+
+
 # ---------------------------------------------------------------------------- embed
 
 

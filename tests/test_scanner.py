@@ -76,6 +76,45 @@ def test_describe_is_the_training_summary_as_text(demo: DemoSet, trained: Scanne
         Scanner(LogMelEmbedder()).describe()
 
 
+def test_describe_names_the_models_settings_and_weights_that_are_not_its_defaults(
+    demo: DemoSet, trained: Scanner, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """A scanner of a model built with other settings (--model-option) or weights says
+    so (before: it described itself as a default one); a default model adds no line."""
+    import copy
+
+    from audio_embed import registry
+    from audio_embed.embedders.logmel import LEVEL_FLOOR
+
+    assert "Model settings" not in trained.describe() and "Model weights" not in trained.describe()
+    other = copy.copy(trained)
+    other.embedder = LogMelEmbedder(floor=LEVEL_FLOOR, n_mels=32)
+    lines = other.describe().splitlines()
+    assert lines[1] == (
+        "Model settings (--model-option): n_mels=32 (default 64), floor=1e-10 (default 0.0001)."
+    )
+
+    class Weighted(LogMelEmbedder):
+        name = "WEIGHTED"
+
+        def __init__(self, checkpoint: str | None = None, *, n_mels: int = 64) -> None:
+            super().__init__(n_mels=n_mels)
+            self.checkpoint = checkpoint
+
+    spec = registry.EmbedderSpec(
+        name="WEIGHTED", dim=256, factory=Weighted, default_source=lambda: "bundled.pt"
+    )
+    monkeypatch.setitem(registry._REGISTRY, "WEIGHTED", spec)
+    other.embedder = Weighted("bundled.pt")  # a model that records its default weights
+    assert "Model" not in other.describe()
+    other.embedder = Weighted(str(tmp_path / "mine.pt"), n_mels=32)
+    lines = other.describe().splitlines()
+    assert lines[1:3] == [
+        "Model settings (--model-option): n_mels=32 (default 64).",
+        f"Model weights: {tmp_path / 'mine.pt'} (not WEIGHTED's default ones).",
+    ]
+
+
 def test_scan_result_shape(demo: DemoSet, trained: Scanner) -> None:
     result = trained.scan(demo.test_files[0])
     assert result.duration == pytest.approx(90.0)
