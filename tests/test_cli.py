@@ -1237,6 +1237,45 @@ def test_plugin_module_makes_its_models_nameable(
     assert rc != 0 and "no_such_plugin_module" in err
 
 
+def test_plugin_before_the_command(
+    tmp_path: Path,
+    demo: DemoSet,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """``audio-embed --plugin my_models COMMAND …``, as people write it (before, only
+    ``COMMAND --plugin my_models``: the first was 'unrecognized arguments')."""
+    from audio_embed.cli import models
+
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    (tmp_path / "cli_first_plugin.py").write_text(
+        "from audio_embed.embedders.logmel import LogMelEmbedder\n"
+        "from audio_embed.registry import EmbedderSpec, register_embedder\n"
+        "register_embedder(EmbedderSpec(name='FIRST_LOGMEL', dim=128, takes_checkpoint=False,\n"
+        "    factory=lambda **kw: LogMelEmbedder(n_mels=32, **kw)))\n"
+    )
+    (tmp_path / "cli_second_plugin.py").write_text("")
+    monkeypatch.chdir(tmp_path)
+    rc, out, err = run_cli(capsys, "--plugin", "./cli_first_plugin.py", "models", "FIRST_*")
+    assert rc == 0 and "FIRST_LOGMEL" in out, err
+    # the model is a valid --model of a command
+    npz = tmp_path / "e.npz"
+    embed = ["embed", str(demo.test_files[0]), "--model", "FIRST_LOGMEL", "--out", str(npz)]
+    rc, _, err = run_cli(capsys, "--plugin=cli_first_plugin", *embed, "--hop", "5", "-q")
+    assert rc == 0 and npz.is_file(), err
+    # both forms together: the command (and Ray's workers) get every module once, those
+    # before the command first, a file by its absolute path
+    seen: list[list[str]] = []
+    monkeypatch.setattr(models, "run", lambda run: seen.append(run.args.plugin) or 0)
+    first = ["--plugin", "./cli_first_plugin.py", "--plugin", "cli_second_plugin"]
+    assert main([*first, "models", "--plugin", "cli_second_plugin"]) == 0
+    assert seen == [[str(tmp_path / "cli_first_plugin.py"), "cli_second_plugin"]]
+    rc, _, err = run_cli(capsys, "--plugin", "no_such_first_plugin", "models")
+    assert rc == 1 and "no_such_first_plugin" in err and "Traceback" not in err
+    rc, out, _ = run_cli(capsys, "--help")
+    assert rc == 0 and "--plugin MODULE" in out
+
+
 def test_model_option_sets_the_models_settings(
     tmp_path: Path, demo: DemoSet, cache_dir: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
