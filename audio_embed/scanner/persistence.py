@@ -105,6 +105,9 @@ def metadata(scanner: Scanner) -> dict[str, Any]:
         "postprocessing_setting": scanner.postprocessing.as_dict(),
         "postprocessing_from_spans": scanner.postprocessing_from_spans,
         "postprocessing_from_points": scanner.postprocessing_from_points,
+        # a Postprocessing subclass of the user's, by import path (None: Postprocessing)
+        "postprocessing_class": _own_class(type(scanner.scan_postprocessing)),
+        "postprocessing_setting_class": _own_class(type(scanner.postprocessing)),
         "seed": scanner.seed,
         "batch_size": scanner.batch_size,
         "augmentation": _augmentation_setting(scanner.augmentation),
@@ -159,10 +162,14 @@ def load(
     p = Path(path)
     meta, payload = _read_scanner_file(p)
     _check_features(p, meta, cls, allow_mismatch)
+    post_classes = (
+        _postprocessing_class(p, meta.get("postprocessing_class")),
+        _postprocessing_class(p, meta.get("postprocessing_setting_class")),
+    )
     embedder = _saved_embedder(p, meta, embedder, embedder_kwargs or {}, allow_mismatch)
     classifier = _load_classifier(p, payload, trusted)
     try:
-        return _build(cls, p, meta, embedder, classifier, cache)
+        return _build(cls, p, meta, embedder, classifier, cache, post_classes)
     except (KeyError, TypeError, ValueError) as exc:  # InvalidInputError is a ValueError
         from audio_embed import __version__
 
@@ -176,6 +183,41 @@ def load(
 
 def _class_name(cls: type) -> str:
     return f"{cls.__module__}.{cls.__qualname__}"
+
+
+def _own_class(cls: type[Postprocessing]) -> str | None:
+    return None if cls is Postprocessing else _class_name(cls)
+
+
+def _postprocessing_class(p: Path, saved: Any) -> type[Postprocessing]:
+    """The Postprocessing subclass a scanner was saved with (None: Postprocessing). It
+    turns scores into detections, so a class that is not here refuses the file; nothing
+    is imported from a file, the class's module must be imported already."""
+    if saved is None:
+        return Postprocessing
+    parts = str(saved).split(".")
+    for i in range(len(parts) - 1, 0, -1):  # the module, then the class's qualified name
+        found: Any = sys.modules.get(".".join(parts[:i]))
+        for part in parts[i:]:
+            found = getattr(found, part, None)
+        if isinstance(found, type) and issubclass(found, Postprocessing):
+            return found
+    module = str(saved).rpartition(".")[0]
+    if parts[0] == "__main__" or "<locals>" in parts:
+        how = (
+            "it was defined in the script that saved it (or inside a function), which "
+            "nothing else can import: move the class to a module of its own "
+            "(my_post.py), train again, and import that module before Scanner.load"
+        )
+    else:
+        how = (
+            f"import its module first (import {module}, or load_plugin({module!r}); on the "
+            f"command line --plugin {module})"
+        )
+    raise ScannerFileError(
+        f"{p} turns scores into detections with {saved}, a Postprocessing subclass that "
+        f"is not loaded here (nothing is imported from a scanner file): {how}."
+    )
 
 
 def _train_windows_class(p: Path, saved: Any) -> type[TargetedWindows]:
@@ -229,10 +271,12 @@ def _build(
     embedder: Embedder,
     classifier: CalibratedClassifier,
     cache: EmbeddingCache | None,
+    post_classes: tuple[type[Postprocessing], type[Postprocessing]],
 ) -> _S:
     """The scanner of a saved file's metadata (KeyError, TypeError or ValueError when
     the settings are missing, of another type, or unknown to this version)."""
     sw, tw = meta["scan_windows"], meta["train_windows"]
+    used_class, setting_class = post_classes
     used = meta.get("postprocessing", {"valley": 0.0})
     setting = meta.get("postprocessing_setting", used)
     scanner = cls(
@@ -245,7 +289,7 @@ def _build(
         batch_size=None if meta.get("batch_size") is None else int(meta["batch_size"]),
         threshold=meta.get("threshold_setting", float(meta["threshold"])),
         context=float(meta.get("context", 0.0)),
-        postprocessing=Postprocessing(**setting),
+        postprocessing=setting_class(**setting),
         seed=int(meta.get("seed", 0)),
         augmentation=_saved_augmentation(p, meta.get("augmentation")),
         postprocessing_from_spans=bool(meta.get("postprocessing_from_spans", True)),
@@ -253,8 +297,8 @@ def _build(
         audio_stream=saved_audio_stream(meta.get("audio_stream"), p, ScannerFileError),
     )
     scanner.threshold_ = float(meta["threshold"])
-    if used != setting:
-        scanner.postprocessing_ = Postprocessing(**used)
+    if used != setting or used_class is not setting_class:
+        scanner.postprocessing_ = used_class(**used)
     scanner.training_summary = meta.get("training_summary")
     return scanner
 
