@@ -161,7 +161,7 @@ def load(
     """See :meth:`Scanner.load <audio_embed.scanner.Scanner.load>`."""
     p = Path(path)
     meta, payload = _read_scanner_file(p)
-    _check_features(p, meta, cls, allow_mismatch)
+    cls = _check_features(p, meta, cls, allow_mismatch)
     post_classes = (
         _postprocessing_class(p, meta.get("postprocessing_class")),
         _postprocessing_class(p, meta.get("postprocessing_setting_class")),
@@ -185,6 +185,22 @@ def _class_name(cls: type) -> str:
     return f"{cls.__module__}.{cls.__qualname__}"
 
 
+_T = TypeVar("_T")
+
+
+def loaded_class(path: str, base: type[_T]) -> type[_T] | None:
+    """The class ``path`` (``module.QualName``) when its module is imported here and it
+    is ``base`` or a subclass of it, else None (nothing is imported)."""
+    parts = path.split(".")
+    for i in range(len(parts) - 1, 0, -1):  # the module, then the class's qualified name
+        found: Any = sys.modules.get(".".join(parts[:i]))
+        for part in parts[i:]:
+            found = getattr(found, part, None)
+        if isinstance(found, type) and issubclass(found, base):
+            return found
+    return None
+
+
 def _own_class(cls: type[Postprocessing]) -> str | None:
     return None if cls is Postprocessing else _class_name(cls)
 
@@ -195,14 +211,10 @@ def _postprocessing_class(p: Path, saved: Any) -> type[Postprocessing]:
     is imported from a file, the class's module must be imported already."""
     if saved is None:
         return Postprocessing
-    parts = str(saved).split(".")
-    for i in range(len(parts) - 1, 0, -1):  # the module, then the class's qualified name
-        found: Any = sys.modules.get(".".join(parts[:i]))
-        for part in parts[i:]:
-            found = getattr(found, part, None)
-        if isinstance(found, type) and issubclass(found, Postprocessing):
-            return found
-    module = str(saved).rpartition(".")[0]
+    found = loaded_class(str(saved), Postprocessing)
+    if found is not None:
+        return found
+    module, parts = str(saved).rpartition(".")[0], str(saved).split(".")
     if parts[0] == "__main__" or "<locals>" in parts:
         how = (
             "it was defined in the script that saved it (or inside a function), which "
@@ -246,22 +258,35 @@ def _features_of(cls: type[Scanner]) -> str:
     return f"{method.__module__}.{method.__qualname__}"
 
 
-def _check_features(p: Path, meta: dict[str, Any], cls: type[Scanner], allow: bool) -> None:
-    """Refuse to load, as ``cls``, a scanner whose classifier saw the features of another
-    ``window_features`` (a Scanner subclass's): its scores would be wrong, or fail."""
+def _check_features(p: Path, meta: dict[str, Any], cls: type[_S], allow: bool) -> type[_S]:
+    """The class to load a scanner as: ``cls``, or the subclass of it whose
+    ``window_features`` made the classifier's features when that subclass's module is
+    imported here (nothing is imported from a file). Otherwise refuse to load it as
+    ``cls``: its scores would be wrong, or fail."""
     saved = meta.get("window_features")
     here = _features_of(cls)
     if saved is None or saved == here:
-        return
+        return cls
     owner = str(saved).rsplit(".", 1)[0]
+    found = loaded_class(owner, cls)
+    if found is not None and _features_of(found) == saved:
+        return found
+    module, name = owner.rpartition(".")[0], owner.rsplit(".", 1)[-1]
     message = (
         f"{p} was trained with the window features of {owner} (its window_features() "
         f"overrides the scanner's), not {here.rsplit('.', 1)[0]}'s: load it with "
-        f"{owner.rsplit('.', 1)[-1]}.load(...) (import its module first)"
+        f"{name}.load(...), or import its module first and Scanner.load loads it as {name}"
+        + (
+            " (a class of the script that saved it, or of a function, is imported nowhere "
+            "else: move it to a module of its own)"
+            if module.split(".")[0] == "__main__" or "<locals>" in owner
+            else f" (command line: --plugin {module}; Ray: RayOptions(plugins=[{module!r}]))"
+        )
     )
     if not allow:
         raise ScannerFileError(f"{message}, or pass allow_mismatch=True to use it anyway.")
     log.warning("%s; loaded anyway (allow_mismatch=True).", message)
+    return cls
 
 
 def _build(
