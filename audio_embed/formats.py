@@ -85,8 +85,9 @@ class ResultWriter(Protocol):
 
 
 class ResultReader(Protocol):
-    """The detections in the text of a result file this format's writer wrote; any
-    exception (ValueError, KeyError…) when it is not one (a person's own file)."""
+    """The detections in the text of a result file this format's writer wrote; a
+    ValueError (or KeyError, IndexError, TypeError) when it is not one (a person's own
+    file of that name)."""
 
     def __call__(self, text: str) -> list[Detection]: ...
 

@@ -11,6 +11,9 @@ Subcommands::
     audio-embed search ARCHIVE.idx --example rec.wav:12.5 [--markers-out review.csv]
     audio-embed demo [DIR]                            the whole workflow on synthetic data
 
+``--plugin MODULE`` (before the command, or after it) imports a module of the
+user's first, so the models and result formats it registers can be named.
+
 Exit codes: 0 success, 1 a failure (a file that could not be read, bad markers,
 a damaged scanner…), 2 a usage error (bad option, unknown model), 130 cancelled
 with Ctrl-C. Errors are one line, ``audio-embed: error: …``; ``--verbose``
