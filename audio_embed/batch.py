@@ -179,10 +179,9 @@ def output_paths(
 
 
 def _check_format(_obj: object, _attr: object, fmt: str) -> None:
-    from audio_embed.formats import FORMAT_SUFFIXES
+    from audio_embed.formats import result_format
 
-    if fmt not in FORMAT_SUFFIXES:
-        raise InvalidInputError(f"Unknown output format {fmt!r}; use {', '.join(FORMAT_SUFFIXES)}.")
+    result_format(fmt)  # InvalidInputError naming the registered formats
 
 
 def _check_threshold(_obj: object, _attr: object, threshold: float | None) -> None:
@@ -198,7 +197,8 @@ class BatchSettings:
 
     Args:
         fmt: format of the per-file results (``csv``, ``json``, ``audacity``, ``raven``,
-            ``srt``, ``vtt``).
+            ``srt``, ``vtt``, or one registered with
+            :func:`~audio_embed.formats.register_format`).
         label: label text in Audacity/Raven output and subtitle cues.
         threshold: detection threshold; None: the scanner's.
         skip_existing: read back the results already in the output folder
@@ -988,7 +988,7 @@ def _write_combined(
             other[key] = at
             continue
         try:
-            detections, _ = read_result(out / key, was.fmt)  # type: ignore[arg-type]
+            detections, _ = read_result(out / key, was.fmt)
         except ResultFileError as exc:
             log.warning("%s leaves it out: %s", COMBINED_CSV, exc)
             continue

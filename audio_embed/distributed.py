@@ -140,14 +140,21 @@ class RayScanner:
     ) -> RayScanner:
         """Ship a trained :class:`Scanner` (or the path of a saved one) as its file's bytes.
 
-        ``load_kwargs`` go to :meth:`Scanner.load` on each worker. ``audio_stream``:
+        ``load_kwargs`` go to :meth:`Scanner.load` on each worker. A Scanner subclass
+        with its own ``window_features``, or a Postprocessing subclass, loads as that
+        class on the workers: given as a scanner, its module is imported there (a class
+        of ``__main__`` or of a function cannot be:
+        :class:`~audio_embed.errors.InvalidInputError`); given as a file, name its
+        module in ``RayOptions(plugins=[...])``. ``audio_stream``:
         None (default) decodes the scanner's own :attr:`Scanner.audio_stream`; a
         number decodes that stream instead.
         """
         from audio_embed.audio import check_audio_stream
         from audio_embed.scanner import Scanner
 
+        own_modules: list[str] = []
         if isinstance(scanner, Scanner):
+            own_modules = _own_modules(scanner)
             with tempfile.TemporaryDirectory(prefix="audio_embed-") as tmp:
                 data = scanner.save(Path(tmp) / "job.scanner").read_bytes()
             sample_rate = int(scanner.embedder.sample_rate)
@@ -171,6 +178,8 @@ class RayScanner:
             own = check_audio_stream(audio_stream)
         job: dict[str, Any] = {
             "scanner_bytes": data,
+            # of a Scanner or Postprocessing subclass of the scanner's: imported on each worker
+            "scanner_modules": own_modules,
             "scanner_name": name,  # what a worker's load errors call it (not its memfd)
             "load_kwargs": dict(load_kwargs or {}),
             "sample_rate": sample_rate,
@@ -525,3 +534,30 @@ def _reusable(path: Path, settings: dict[str, Any]) -> bool:
         log.warning("%s holds embeddings made with other settings: %s; embedding again.", path, why)
         return False
     return True
+
+
+def _own_modules(scanner: Scanner) -> list[str]:
+    """The modules Ray's workers import so that they load ``scanner``'s file with its own
+    classes: a Scanner subclass whose ``window_features`` is its own, a Postprocessing
+    subclass. A class of ``__main__`` or of a function cannot be imported there."""
+    from audio_embed.detect import Postprocessing
+    from audio_embed.scanner import Scanner
+
+    method = type(scanner).window_features
+    own: list[tuple[str, str, str]] = []
+    if method is not Scanner.window_features:
+        own.append((method.__module__, method.__qualname__, "its own window_features()"))
+    for post in (scanner.postprocessing, scanner.scan_postprocessing):
+        if type(post) is not Postprocessing:
+            cls = type(post)
+            own.append((cls.__module__, cls.__qualname__, f"post-processing {cls.__name__}"))
+    for module, qualname, what in own:
+        if module.split(".")[0] == "__main__" or "<locals>" in qualname:
+            raise InvalidInputError(
+                f"{type(scanner).__name__} has {what}, defined in "
+                + ("the running script (__main__)" if module == "__main__" else "a function")
+                + ", which Ray's workers cannot import, so they could not load the scanner "
+                "with it: move the class to a module of its own (my_scanners.py), "
+                "importable on the workers."
+            )
+    return list(dict.fromkeys(module for module, _, _ in own))

@@ -629,6 +629,98 @@ def test_a_worker_names_the_scanner_file_in_its_load_errors(
         build_scanner(job)
 
 
+OWN_FEATURES = """\
+import numpy as np
+from attrs import define
+
+from attrs import frozen
+
+from audio_embed import Postprocessing
+from audio_embed.scanner import Scanner
+
+
+@define
+class Squared(Scanner):
+    def window_features(self, normalised, starts):
+        f = super().window_features(normalised, starts)
+        return np.concatenate([f, np.abs(f)], axis=1)
+
+
+@frozen(kw_only=True)
+class Strongest(Postprocessing):
+    def detections(self, *args, **kwargs):
+        found = super().detections(*args, **kwargs)
+        return [max(found, key=lambda d: d.score)] if found else []
+"""
+
+
+def test_a_scanner_subclass_with_its_own_features_loads_as_one_on_the_workers(
+    crash_marker: Path, tmp_path: Path, demo: DemoSet, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """RayScanner.from_scanner of a Scanner subclass with its own window_features(): each
+    worker's Scanner.load refused the file ("trained with the window features of …"),
+    so every file failed. Given as a scanner, its module goes to the workers; given as
+    a file, RayOptions(plugins=[module]) names it."""
+    import importlib
+
+    from attrs import define
+
+    from audio_embed._ray_worker import build_scanner
+
+    (tmp_path / "ray_own_features.py").write_text(OWN_FEATURES)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setitem(sys.modules, "ray_own_features", None)  # imported here, then forgotten
+    del sys.modules["ray_own_features"]
+    squared = importlib.import_module("ray_own_features").Squared
+    recs = [Recording(f, m) for f, m in read_markers(demo.markers_csv).items()]
+    own = squared(LogMelEmbedder(), augmentation=None, threshold=0.5, context=0.0).fit(recs)
+    want = own.scan(demo.test_files[0]).probabilities
+    path = own.save(tmp_path / "own.scanner")
+
+    def on_a_worker(job: dict[str, Any]) -> Scanner:  # a new process: the module not imported
+        monkeypatch.delitem(sys.modules, "ray_own_features", raising=False)
+        return build_scanner({**job, "embedder_kwargs": {}})
+
+    loaded = on_a_worker(dist.RayScanner.from_scanner(own).job)
+    assert f"{type(loaded).__module__}.{type(loaded).__name__}" == "ray_own_features.Squared"
+    got = loaded.scan(demo.test_files[0]).probabilities
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+    job = dist.RayScanner.from_scanner(path).job
+    with pytest.raises(
+        ScannerFileError,
+        match=r"features of ray_own_features\.Squared .*RayOptions\(plugins=\['ray_own_features'\]",
+    ):
+        on_a_worker({**job, "plugins": []})
+    assert type(on_a_worker({**job, "plugins": ["ray_own_features"]})).__name__ == "Squared"
+    # a Postprocessing subclass given with the scanner: its module goes to the workers too
+    strongest = importlib.import_module("ray_own_features").Strongest
+    post = attrs.evolve(own, postprocessing=strongest(**own.postprocessing.as_dict()))
+    post.postprocessing_ = None
+    job = dist.RayScanner.from_scanner(post).job
+    assert job["scanner_modules"] == ["ray_own_features"]
+    assert type(on_a_worker(job).scan_postprocessing).__name__ == "Strongest"
+    # the command line, locally: Scanner.load loads it as Squared once --plugin imports it
+    scan = ["scan", str(path), str(demo.test_files[0]), "--out", str(tmp_path / "o"), "-q"]
+    assert main([*scan, "--plugin", str(tmp_path / "ray_own_features.py")]) == 0
+    # on Ray's own workers (new processes: the module by its file's path)
+    file = str(tmp_path / "ray_own_features.py")
+    options = dist.RayOptions(workers=1, plugins=[file])
+    got_ray, failed = dist.scan_results(path, demo.test_files[:1], options=options)
+    assert failed == []
+    ray_scores = got_ray[str(demo.test_files[0])].probabilities
+    np.testing.assert_allclose(ray_scores, want, rtol=1e-4, atol=1e-5)
+    _, failed = dist.scan_results(path, demo.test_files[:1], options=dist.RayOptions(workers=1))
+    assert len(failed) == 1 and "RayOptions(plugins=['ray_own_features'])" in failed[0].reason
+
+    @define
+    class Local(Scanner):  # no worker can import it: refused before Ray starts
+        def window_features(self, normalised: np.ndarray, starts: np.ndarray) -> np.ndarray:
+            return super().window_features(normalised, starts)
+
+    with pytest.raises(InvalidInputError, match=r"^Local has its own window_features\(\), def"):
+        dist.RayScanner.from_scanner(Local(LogMelEmbedder()))
+
+
 class _LogMel32(LogMelEmbedder):
     """A plugin's model that takes 32 kHz."""
 
