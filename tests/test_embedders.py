@@ -94,7 +94,7 @@ def test_setting_defaults_are_the_factories_keywords() -> None:
     """What --model-option takes, with its defaults (audio-embed models --settings)."""
     assert setting_defaults("LOGMEL") == {
         "n_mels": 64, "n_fft": 512, "hop_length": 160, "f_min": 50.0, "f_max": 8000.0,
-        "floor": 1e-4,
+        "floor": 1e-4, "frontend": "log",
     }  # fmt: skip
     assert setting_defaults("BIRDNET_V24") == {
         "frames": "time", "chunk_hop": None, "batch_size": 16, "num_threads": None,
