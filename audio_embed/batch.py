@@ -154,28 +154,41 @@ def output_paths(
 
     When two inputs share a stem (``a.wav`` and ``a.mp4``), both use their full
     name (``a.wav.csv``, ``a.mp4.csv``), and a number is added if still needed.
+    Names are compared regardless of case (:func:`_fold`): ``day1/Clip.wav`` and
+    ``day2/clip.wav`` give ``Clip.wav.csv`` and ``clip.wav-2.csv``, never two results
+    written to one file on a case-insensitive file system.
     """
 
     def safe(rel: Path) -> Path:  # never write outside out_dir
         return Path(rel.name) if rel.is_absolute() or ".." in rel.parts else rel
 
     inputs = [Input(inp.path, safe(inp.rel)) for inp in inputs]
-    stems: dict[Path, int] = defaultdict(int)
+    stems: dict[str, int] = defaultdict(int)
     for inp in inputs:
-        stems[inp.rel.parent / (inp.rel.stem + suffix)] += 1
-    taken = {Path(r) for r in reserved}
+        stems[_fold(inp.rel.parent / (inp.rel.stem + suffix))] += 1
+    taken = {_fold(Path(r)) for r in reserved}
     out: dict[Path, Path] = {}
     for inp in inputs:
         rel = inp.rel.parent / (inp.rel.stem + suffix)
-        if stems[rel] > 1 or rel in taken:
+        if stems[_fold(rel)] > 1 or _fold(rel) in taken:
             rel = inp.rel.parent / (inp.rel.name + suffix)
         base, n = rel, 2
-        while rel in taken:
+        while _fold(rel) in taken:
             rel = base.parent / f"{base.name[: -len(suffix)]}-{n}{suffix}"
             n += 1
-        taken.add(rel)
+        taken.add(_fold(rel))
         out[inp.path] = out_dir / rel
     return out
+
+
+def _fold(rel: Path | str) -> str:
+    """A name in the output folder as a case-insensitive file system (macOS, Windows)
+    compares it: ``Clip.csv`` and ``clip.csv`` (or ``A/x.csv`` and ``a/x.csv``) are one
+    file there, so :func:`output_paths` never gives them to two recordings, whatever the
+    file system the scan runs on."""
+    import unicodedata
+
+    return unicodedata.normalize("NFC", Path(rel).as_posix()).casefold()
 
 
 def _check_format(_obj: object, _attr: object, fmt: str) -> None:
@@ -428,6 +441,7 @@ def scan_to_folder(
             inputs, out, FORMAT_SUFFIXES[fmt], reserved=(COMBINED_CSV, SCAN_STAMP, SCAN_LOCK)
         )
         stamp = _read_stamp(out)
+        _one_key_per_file(out, stamp, targets.values())
         earlier = _read_earlier(targets.values(), fmt)  # each existing result read once
         _refuse_beside(inputs, targets, earlier)
         _refuse_other_recordings(out, inputs, targets, earlier, stamp.made)
@@ -609,6 +623,55 @@ class _Stamp:
 
 def _stamp_key(out: Path, target: Path) -> str:
     return target.relative_to(out).as_posix()
+
+
+def _one_key_per_file(out: Path, stamp: _Stamp, targets: Iterable[Path]) -> None:
+    """Keys of ``stamp`` that differ only in case but name one file (a case-insensitive
+    file system: an earlier scan's ``Clip.txt`` is the ``clip.txt`` this one writes)
+    become one: the entry written last, under the name this batch gives the file (else
+    that entry's), so that the checks know the recording the file holds and
+    :data:`COMBINED_CSV` never lists one file as the result of two recordings. A key of
+    the name's file that is not there is dropped (once written, it would be this
+    batch's file). On a case-sensitive file system the names are other files: kept."""
+    ours = {_fold(k): k for k in (_stamp_key(out, t) for t in targets)}
+    groups: dict[str, set[str]] = defaultdict(set)
+    for key in (*stamp.made, *stamp.thresholds):
+        groups[_fold(key)].add(key)
+    for fold, keys in groups.items():
+        mine = ours.get(fold)
+        if mine is not None:
+            keys.add(mine)
+        if len(keys) < 2:
+            continue
+        if mine is not None and not (out / mine).exists():
+            for key in keys - {mine}:
+                if not (out / key).exists():
+                    stamp.made.pop(key, None)
+                    stamp.thresholds.pop(key, None)
+            continue
+        first = mine or next((k for k in sorted(keys) if (out / k).exists()), None)
+        if first is None:
+            continue
+        same = [k for k in sorted(keys) if k == first or _same_path(out / first, out / k)]
+        if len(same) < 2:
+            continue
+        last = max(same, key=lambda k: stamp.made[k].written if k in stamp.made else -1.0)
+        made, at = stamp.made.get(last), stamp.thresholds.get(last)
+        for key in same:
+            stamp.made.pop(key, None)
+            stamp.thresholds.pop(key, None)
+        keep = mine or last
+        if made is not None:
+            stamp.made[keep] = made
+        if at is not None:
+            stamp.thresholds[keep] = at
+
+
+def _same_path(a: Path, b: Path) -> bool:
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return False
 
 
 def _read_stamp(out: Path) -> _Stamp:

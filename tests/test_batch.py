@@ -143,6 +143,76 @@ def test_output_paths_are_unique_and_stay_inside(tmp_path: Path) -> None:
     }
 
 
+def test_output_paths_never_give_two_inputs_names_that_differ_only_in_case(
+    tmp_path: Path,
+) -> None:
+    """On a case-insensitive file system (macOS, Windows) Clip.csv and clip.csv are one
+    file: the second result silently replaced the first, and Detections.wav's result was
+    replaced by the combined detections.csv. Names are unique regardless of case."""
+    inputs = [
+        Input(Path("/d1/Clip.wav"), Path("Clip.wav")),
+        Input(Path("/d2/clip.wav"), Path("clip.wav")),
+        Input(Path("/d3/x.wav"), Path("A/x.wav")),
+        Input(Path("/d4/x.wav"), Path("a/x.wav")),
+        Input(Path("/d5/Detections.wav"), Path("Detections.wav")),
+    ]
+    out = output_paths(inputs, tmp_path, ".csv", reserved=(COMBINED_CSV,))
+    names = [v.relative_to(tmp_path).as_posix() for v in out.values()]
+    assert names == [
+        "Clip.wav.csv",
+        "clip.wav-2.csv",
+        "A/x.wav.csv",
+        "a/x.wav-2.csv",
+        "Detections.wav.csv",
+    ]
+
+
+def test_an_earlier_result_of_another_case_is_known_on_a_case_insensitive_file_system(
+    tmp_path: Path,
+) -> None:
+    """day1/Clip.wav's Clip.txt is day2/clip.wav's clip.txt on macOS or Windows (a hard
+    link stands for that here): the record knew it only as Clip.txt, so Audacity labels
+    (which name no recording) of day1 were replaced by day2's. And a record naming one
+    file under two cases listed it in detections.csv as both recordings' result."""
+    import json
+
+    _recordings(tmp_path / "day1" / "Clip.wav", tmp_path / "day2" / "clip.wav")
+    out = tmp_path / "out"
+    labels = BatchSettings(fmt="audacity")
+    scan_to_folder(FakeScanner(), [tmp_path / "day1"], out, labels)
+    os.link(out / "Clip.txt", out / "clip.txt")  # one file, two names
+    day1 = (out / "Clip.txt").read_text()
+    for skip in (False, True):
+        scanner = FakeScanner()
+        with pytest.raises(InvalidInputError, match=r"another recording, .*day1.Clip\.wav"):
+            scan_to_folder(
+                scanner, [tmp_path / "day2"], out, attrs.evolve(labels, skip_existing=skip)
+            )
+        assert scanner.calls == [] and (out / "clip.txt").read_text() == day1
+    # a record that names one file under two cases (day2's written last) keeps the last
+    (tmp_path / "day1" / "Clip.wav").unlink()
+    (out / "Clip.txt").unlink()
+    (out / "clip.txt").unlink()
+    scan_to_folder(FakeScanner(), [tmp_path / "day2"], out, BatchSettings())
+    record = json.loads((out / SCAN_STAMP).read_text())
+    record["results"]["Clip.csv"] = dict(
+        record["results"]["clip.csv"],
+        file=str(tmp_path / "day1" / "Clip.wav"),
+        recording=str(tmp_path / "day1" / "Clip.wav"),
+        written=1.0,
+    )
+    record["thresholds"]["Clip.csv"] = 0.5
+    (out / SCAN_STAMP).write_text(json.dumps(record))
+    os.link(out / "clip.csv", out / "Clip.csv")
+    (other,) = _recordings(tmp_path / "day3" / "other.wav")
+    scan_to_folder(FakeScanner(), [other], out, BatchSettings())
+    files = [r["file"] for r in _combined_rows(out)]
+    assert str(tmp_path / "day1" / "Clip.wav") not in files
+    assert str(tmp_path / "day2" / "clip.wav") in files
+    kept = json.loads((out / SCAN_STAMP).read_text())["results"]
+    assert {k for k in kept if k.endswith(".csv")} == {"clip.csv", "other.csv"}
+
+
 # ---------------------------------------------------------------- run_many
 
 
