@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import os
 import re
+import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
@@ -681,6 +682,93 @@ def test_a_moved_recording_is_its_own_a_missing_other_one_is_not(tmp_path: Path)
     other.write_bytes(b"another recording, another size")
     with pytest.raises(InvalidInputError, match=r"day1-kept/REC0001\.WAV \(no longer there"):
         scan_to_folder(FakeScanner(), [tmp_path / "day2"], out, resume)
+
+
+def test_a_recording_copied_without_its_time_is_its_own_once_the_original_is_gone(
+    tmp_path: Path,
+) -> None:
+    """day1/ copied to another disk without its modification times (cp without -p, a
+    download), the original gone: its results were refused as another recording's (the
+    size the same, the time not). The record keeps a fingerprint of each recording's
+    content (its first, middle and last MiB), by which the copy is known; a copy of
+    other content is not, and a record from before fingerprints behaves as before."""
+    import json
+    import shutil
+
+    rec = tmp_path / "day1" / "REC0001.WAV"
+    rec.parent.mkdir()
+    rng = np.random.default_rng(0)
+    audio = rng.bytes(5 << 20)  # over 3 MiB: sampled, not hashed whole
+    rec.write_bytes(audio)
+    out = tmp_path / "out"
+    resume = BatchSettings(fmt="audacity", skip_existing=True)
+    scan_to_folder(FakeScanner(), [tmp_path / "day1"], out, resume)
+    record = json.loads((out / SCAN_STAMP).read_text())
+    assert len(record["results"]["REC0001.txt"]["fingerprint"]) == 64
+
+    def copy_elsewhere(name: str, content: bytes | None = None) -> Path:
+        copy = tmp_path / name / "REC0001.WAV"
+        copy.parent.mkdir()
+        copy.write_bytes(audio if content is None else content)
+        os.utime(copy, (time.time() + 3600, time.time() + 3600))  # a time of its own
+        return copy
+
+    gone = tmp_path / "gone.wav"
+    rec.rename(gone)
+    edited = bytearray(audio)
+    edited[len(audio) // 2] ^= 0xFF  # the same size, another middle
+    copy_elsewhere("edited", bytes(edited))
+    with pytest.raises(InvalidInputError, match="moved or copied: its size, modification"):
+        scan_to_folder(FakeScanner(), [tmp_path / "edited"], out, resume)
+    copy = copy_elsewhere("copy")
+    scanner, heard = FakeScanner(), []
+    scan_to_folder(scanner, [tmp_path / "copy"], out, resume, on_file=heard.append)
+    assert [o.kind for o in heard] == ["skipped"] and scanner.calls == []
+    record = json.loads((out / SCAN_STAMP).read_text())
+    assert record["results"]["REC0001.txt"]["recording"] == os.path.realpath(copy)
+    # a record from before fingerprints: the copy refused, as before ...
+    gone.rename(rec)
+    shutil.rmtree(tmp_path / "copy")
+    out2 = tmp_path / "out2"
+    scan_to_folder(FakeScanner(), [tmp_path / "day1"], out2, resume)
+    record = json.loads((out2 / SCAN_STAMP).read_text())
+    del record["results"]["REC0001.txt"]["fingerprint"]
+    (out2 / SCAN_STAMP).write_text(json.dumps(record))
+    rec.rename(gone)
+    copy_elsewhere("copy")
+    with pytest.raises(InvalidInputError, match="no longer there"):
+        scan_to_folder(FakeScanner(), [tmp_path / "copy"], out2, resume)
+    # ... until a resume of the original records it
+    shutil.rmtree(tmp_path / "copy")
+    gone.rename(rec)
+    scan_to_folder(FakeScanner(), [tmp_path / "day1"], out2, resume)
+    rec.rename(gone)
+    copy_elsewhere("copy")
+    heard = []
+    scan_to_folder(FakeScanner(), [tmp_path / "copy"], out2, resume, on_file=heard.append)
+    assert [o.kind for o in heard] == ["skipped"]
+
+
+def test_no_fingerprint_is_recorded_of_a_recording_changed_during_its_scan(
+    tmp_path: Path,
+) -> None:
+    """The fingerprint is taken after the scan: of a recording changed meanwhile it would
+    mark content the result does not hold, so none is recorded."""
+    import json
+
+    (rec,) = _recordings(tmp_path / "rec.wav")
+
+    class Editing(FakeScanner):
+        def scan_many(self, sources: Iterable[str | Path], **kw: Any) -> Any:
+            for item in super().scan_many(sources, **kw):
+                rec.write_bytes(b"edited while scanned, another size")
+                yield item
+
+    out = tmp_path / "out"
+    scan_to_folder(Editing(), [rec], out)
+    assert "fingerprint" not in json.loads((out / SCAN_STAMP).read_text())["results"]["rec.csv"]
+    scan_to_folder(FakeScanner(), [rec], out)
+    assert "fingerprint" in json.loads((out / SCAN_STAMP).read_text())["results"]["rec.csv"]
 
 
 def test_skip_existing_scans_a_recording_again_when_it_changed(tmp_path: Path) -> None:
