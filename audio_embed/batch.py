@@ -18,7 +18,7 @@ import time
 from collections import defaultdict
 from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeVar
 
 import attrs
 
@@ -42,6 +42,7 @@ if TYPE_CHECKING:
 __all__ = [
     "COMBINED_CSV",
     "FLAGGED_WARNING_SHARE",
+    "SCAN_JOURNAL",
     "SCAN_LOCK",
     "SCAN_STAMP",
     "BatchCancelled",
@@ -64,11 +65,6 @@ log = logging.getLogger(__name__)
 #: out so low that a third of the audio or more is flagged (README, horn benchmark).
 FLAGGED_WARNING_SHARE = 0.25
 T = TypeVar("T")
-#: Seconds: a write of :data:`SCAN_STAMP` (rewritten whole after each result) that takes
-#: longer (a folder of many thousand results) makes the next wait until ten times as
-#: long has passed, so that the record costs at most about a tenth of the batch's time;
-#: it then names the results of all but the last second or so.
-_RECORD_SLOW = 0.05
 
 
 class ScansMany(Protocol):
@@ -96,6 +92,13 @@ COMBINED_CSV = "detections.csv"
 #: path, size and modification time (so that a result of another recording of the same
 #: name is never replaced or kept as this one's, whatever the format).
 SCAN_STAMP = ".audio-embed-scan.json"
+#: What a scan adds to :data:`SCAN_STAMP` as it goes: a line per result written (JSON:
+#: ``key``, ``threshold``, ``result``), appended at once, so that a scan killed outright
+#: leaves a record of every result it wrote without rewriting the whole record after each
+#: (32 MB for 100,000 results). The record is read as :data:`SCAN_STAMP` and then these
+#: lines; when a batch ends (or stops) it writes them into :data:`SCAN_STAMP` and removes
+#: this file.
+SCAN_JOURNAL = ".audio-embed-scan.jsonl"
 #: The lock file in the output folder, held by a scan from its first look at the folder
 #: to its end: a second scan into the folder meanwhile stops at once.
 SCAN_LOCK = ".audio-embed-scan.lock"
@@ -188,7 +191,8 @@ def _fold(rel: Path | str) -> str:
     file system the scan runs on."""
     import unicodedata
 
-    return unicodedata.normalize("NFC", Path(rel).as_posix()).casefold()
+    name = rel if isinstance(rel, str) else rel.as_posix()  # keys: already "/"-separated
+    return unicodedata.normalize("NFC", name).casefold()
 
 
 def _check_format(_obj: object, _attr: object, fmt: str) -> None:
@@ -438,7 +442,10 @@ def scan_to_folder(
         for item, reason in missing:
             tell(FileOutcome("missing", item, reason=reason))
         targets = output_paths(
-            inputs, out, FORMAT_SUFFIXES[fmt], reserved=(COMBINED_CSV, SCAN_STAMP, SCAN_LOCK)
+            inputs,
+            out,
+            FORMAT_SUFFIXES[fmt],
+            reserved=(COMBINED_CSV, SCAN_STAMP, SCAN_JOURNAL, SCAN_LOCK),
         )
         stamp = _read_stamp(out)
         _one_key_per_file(out, stamp, targets.values())
@@ -456,8 +463,8 @@ def scan_to_folder(
                 out, stamp.thresholds, [o for o in outcomes if o.kind == "skipped"], threshold
             )
         kept = _kept_recordings(out, inputs, targets, outcomes, stamp.made, fmt)
-        if kept:  # kept results this batch now knows the recording of
-            stamp.made.update(kept)
+        stamp.made.update(kept)  # kept results this batch now knows the recording of
+        if kept or (out / SCAN_JOURNAL).exists():  # (a killed scan's lines: compacted)
             hold.wrote = True
             _write_stamp(out, stamp)
         runner = scanner.scan_many if many is None else many
@@ -466,7 +473,7 @@ def scan_to_folder(
         short: list[tuple[str, float]] = []
         # each recording as it was before its scan: one that changes later is scanned again
         made = {inp.path: _made(inp.path, fmt) for inp in todo}
-        next_write, unrecorded = 0.0, False
+        journaled = False
         try:
             with contextlib.closing(
                 run_many(runner, todo, progress=progress, cancel=cancel)
@@ -485,9 +492,7 @@ def scan_to_folder(
                     key = _stamp_key(out, target)
                     stamp.thresholds[key] = threshold
                     stamp.made[key] = _with_fingerprint(made[inp.path], inp.path)
-                    unrecorded = True
-                    if time.monotonic() >= next_write:
-                        next_write, unrecorded = _write_stamp(out, stamp), False
+                    journaled = _journal(out, key, threshold, stamp.made[key]) or journaled
                     share = flagged_share(dets, result.duration)
                     if share > FLAGGED_WARNING_SHARE:
                         log.warning(
@@ -510,7 +515,7 @@ def scan_to_folder(
         except Cancelled as exc:
             raise BatchCancelled(_report(inputs, outcomes, threshold, None)) from exc
         finally:
-            if unrecorded:  # also when stopped (Ctrl-C, cancelled): a resume reads it
+            if journaled:  # also when stopped (Ctrl-C, cancelled)
                 _write_stamp(out, stamp)
         if short:  # once per batch, not once per clip of a sound-effects library
             n_done = sum(o.kind == "done" for o in outcomes)
@@ -704,36 +709,80 @@ def _same_path(a: Path, b: Path) -> bool:
         return False
 
 
+_BAD_ENTRY = (ValueError, TypeError, KeyError, AttributeError)
+
+
 def _read_stamp(out: Path) -> _Stamp:
     """What :data:`SCAN_STAMP` records (empty when there is none or it cannot be read: a
     folder from before the stamp; no recordings: a stamp from before they were kept,
-    or an entry that cannot be read)."""
+    or an entry that cannot be read), and then :data:`SCAN_JOURNAL` (a line that cannot
+    be read, such as one a killed scan left half-written, is passed over)."""
     import json
 
+    stamp = _Stamp({}, {})
     try:
         data = json.loads((out / SCAN_STAMP).read_text(encoding="utf-8"))
-        thresholds = {str(k): float(v) for k, v in data["thresholds"].items()}
-    except (OSError, ValueError, TypeError, KeyError, AttributeError):
-        return _Stamp({}, {})
-    made = {}
-    results = data.get("results")
-    for key, e in (results if isinstance(results, dict) else {}).items():
+        stamp.thresholds.update({str(k): float(v) for k, v in data["thresholds"].items()})
+        results = data.get("results")
+        entries = list(results.items()) if isinstance(results, dict) else []
+    except (OSError, *_BAD_ENTRY):
+        entries = []
+    for key, e in entries:
         if not _inside(str(key)):  # a hand-edited record: never read outside the folder
             continue
-        try:
-            size, mtime = e.get("size"), e.get("mtime_ns")
-            made[str(key)] = _Made(
-                file=str(e["file"]),
-                recording=str(e["recording"]),
-                fmt=str(e["format"]),
-                size=None if size is None else int(size),
-                mtime_ns=None if mtime is None else int(mtime),
-                written=float(e.get("written") or 0.0),
-                fingerprint=None if e.get("fingerprint") is None else str(e["fingerprint"]),
-            )
-        except (ValueError, TypeError, KeyError, AttributeError):
-            continue
-    return _Stamp(thresholds, made)
+        with contextlib.suppress(*_BAD_ENTRY):
+            stamp.made[str(key)] = _parse_made(e)
+    try:
+        lines = (out / SCAN_JOURNAL).read_text(encoding="utf-8").splitlines()
+    except (OSError, ValueError):
+        lines = []
+    for line in lines:
+        with contextlib.suppress(*_BAD_ENTRY):
+            e = json.loads(line)
+            key, at, was = str(e["key"]), float(e["threshold"]), _parse_made(e["result"])
+            if _inside(key):
+                stamp.thresholds[key], stamp.made[key] = at, was
+    return stamp
+
+
+def _parse_made(e: Any) -> _Made:
+    size, mtime, mark = e.get("size"), e.get("mtime_ns"), e.get("fingerprint")
+    return _Made(
+        file=str(e["file"]),
+        recording=str(e["recording"]),
+        fmt=str(e["format"]),
+        size=None if size is None else int(size),
+        mtime_ns=None if mtime is None else int(mtime),
+        written=float(e.get("written") or 0.0),
+        fingerprint=None if mark is None else str(mark),
+    )
+
+
+def _entry(m: _Made) -> dict[str, object]:
+    return {
+        "file": m.file,
+        "recording": m.recording,
+        "format": m.fmt,
+        "size": m.size,
+        "mtime_ns": m.mtime_ns,
+        "written": m.written,
+        **({} if m.fingerprint is None else {"fingerprint": m.fingerprint}),
+    }
+
+
+def _journal(out: Path, key: str, threshold: float, made: _Made) -> bool:
+    """Append a result's record to :data:`SCAN_JOURNAL` (True: done). A failure is a
+    warning, as for :func:`_write_stamp`."""
+    import json
+
+    line = json.dumps({"key": key, "threshold": threshold, "result": _entry(made)})
+    try:
+        with (out / SCAN_JOURNAL).open("a", encoding="utf-8") as fh:
+            fh.write(line + "\n")
+    except OSError as exc:
+        log.warning("Could not write %s: %s", out / SCAN_JOURNAL, exc)
+        return False
+    return True
 
 
 def _inside(key: str) -> bool:
@@ -742,36 +791,23 @@ def _inside(key: str) -> bool:
     return bool(path.parts) and not path.anchor and ".." not in path.parts
 
 
-def _write_stamp(out: Path, stamp: _Stamp) -> float:
-    """Write :data:`SCAN_STAMP` (all or nothing); returns when (``time.monotonic()``) the
-    next write may be made (see :data:`_RECORD_SLOW`). A failure is a warning: the
-    results are written, only the next scan's checks and :data:`COMBINED_CSV` lose them."""
+def _write_stamp(out: Path, stamp: _Stamp) -> None:
+    """Write :data:`SCAN_STAMP` (all or nothing), then remove :data:`SCAN_JOURNAL` (its
+    lines are in ``stamp``). A failure is a warning (the journal is kept): the results
+    are written, only the next scan's checks and :data:`COMBINED_CSV` lose them."""
     import json
 
     from audio_embed.formats import atomic_write_text
 
-    results = {
-        k: {
-            "file": m.file,
-            "recording": m.recording,
-            "format": m.fmt,
-            "size": m.size,
-            "mtime_ns": m.mtime_ns,
-            "written": m.written,
-            **({} if m.fingerprint is None else {"fingerprint": m.fingerprint}),
-        }
-        for k, m in sorted(stamp.made.items())
-    }
+    results = {k: _entry(m) for k, m in sorted(stamp.made.items())}
     thresholds = dict(sorted(stamp.thresholds.items()))
-    start = time.monotonic()
-    try:  # no indent: the record is written after every result of a batch
+    try:  # no indent: 32 MB for 100,000 results
         atomic_write_text(
             out / SCAN_STAMP, json.dumps({"thresholds": thresholds, "results": results}) + "\n"
         )
+        (out / SCAN_JOURNAL).unlink(missing_ok=True)
     except OSError as exc:
         log.warning("Could not write %s: %s", out / SCAN_STAMP, exc)
-    took = time.monotonic() - start
-    return start + took + (10 * took if took > _RECORD_SLOW else 0.0)
 
 
 def _kept_recordings(
