@@ -400,7 +400,8 @@ def scan_to_folder(
     One scan writes into a folder at a time: the batch holds :data:`SCAN_LOCK` from
     its first look at ``out_dir`` to its end, and another scan holding it is an
     :class:`~audio_embed.errors.InvalidInputError` at once, before anything is read or
-    written. :data:`SCAN_STAMP` is written after each result, so a scan killed outright
+    written. Each result is recorded as it is written (a line of :data:`SCAN_JOURNAL`,
+    written into :data:`SCAN_STAMP` when the batch ends), so a scan killed outright
     leaves a record of every result it wrote.
 
     A result file names its recording by its absolute path (CSV, JSON), and
@@ -473,7 +474,7 @@ def scan_to_folder(
         short: list[tuple[str, float]] = []
         # each recording as it was before its scan: one that changes later is scanned again
         made = {inp.path: _made(inp.path, fmt) for inp in todo}
-        journaled = False
+        unrecorded = False  # results the whole record does not name yet
         try:
             with contextlib.closing(
                 run_many(runner, todo, progress=progress, cancel=cancel)
@@ -492,7 +493,8 @@ def scan_to_folder(
                     key = _stamp_key(out, target)
                     stamp.thresholds[key] = threshold
                     stamp.made[key] = _with_fingerprint(made[inp.path], inp.path)
-                    journaled = _journal(out, key, threshold, stamp.made[key]) or journaled
+                    _journal(out, key, threshold, stamp.made[key])
+                    unrecorded = True
                     share = flagged_share(dets, result.duration)
                     if share > FLAGGED_WARNING_SHARE:
                         log.warning(
@@ -515,7 +517,7 @@ def scan_to_folder(
         except Cancelled as exc:
             raise BatchCancelled(_report(inputs, outcomes, threshold, None)) from exc
         finally:
-            if journaled:  # also when stopped (Ctrl-C, cancelled)
+            if unrecorded:  # also when stopped (Ctrl-C, cancelled)
                 _write_stamp(out, stamp)
         if short:  # once per batch, not once per clip of a sound-effects library
             n_done = sum(o.kind == "done" for o in outcomes)
@@ -770,9 +772,9 @@ def _entry(m: _Made) -> dict[str, object]:
     }
 
 
-def _journal(out: Path, key: str, threshold: float, made: _Made) -> bool:
-    """Append a result's record to :data:`SCAN_JOURNAL` (True: done). A failure is a
-    warning, as for :func:`_write_stamp`."""
+def _journal(out: Path, key: str, threshold: float, made: _Made) -> None:
+    """Append a result's record to :data:`SCAN_JOURNAL`. A failure is a warning: the
+    batch writes it into :data:`SCAN_STAMP` when it ends."""
     import json
 
     line = json.dumps({"key": key, "threshold": threshold, "result": _entry(made)})
@@ -781,8 +783,6 @@ def _journal(out: Path, key: str, threshold: float, made: _Made) -> bool:
             fh.write(line + "\n")
     except OSError as exc:
         log.warning("Could not write %s: %s", out / SCAN_JOURNAL, exc)
-        return False
-    return True
 
 
 def _inside(key: str) -> bool:
