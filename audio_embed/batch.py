@@ -820,7 +820,9 @@ def _kept_recordings(
 ) -> dict[str, _Made]:
     """The results kept (``skip_existing``) whose recording :data:`SCAN_STAMP` does not
     name (a folder from before it did) or names at a path it has since been moved from:
-    this batch reports them as that input's, so the stamp records it."""
+    this batch reports them as that input's, so the stamp records it. A moved one keeps
+    the :func:`_fingerprint` recorded (it was known as the same content); none is taken
+    of a recording the stamp did not name (a resume reads no more than before)."""
     kept = {o.item for o in outcomes if o.kind == "skipped"}
     out_made = {}
     for inp in inputs:
@@ -828,9 +830,11 @@ def _kept_recordings(
             continue
         key = _stamp_key(out, targets[inp.path])
         was = made.get(key)
-        if was is None or not was.same_file(inp.path) or was.fingerprint is None:
-            now = _made(inp.path, fmt, fingerprint=True)
-            out_made[key] = attrs.evolve(now, written=was.written if was else time.time())
+        if was is None:
+            out_made[key] = attrs.evolve(_made(inp.path, fmt), written=time.time())
+        elif not was.same_file(inp.path):
+            now = _made(inp.path, fmt)
+            out_made[key] = attrs.evolve(now, written=was.written, fingerprint=was.fingerprint)
     return out_made
 
 

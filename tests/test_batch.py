@@ -740,15 +740,25 @@ def test_a_recording_copied_without_its_time_is_its_own_once_the_original_is_gon
     copy_elsewhere("copy")
     with pytest.raises(InvalidInputError, match="no longer there"):
         scan_to_folder(FakeScanner(), [tmp_path / "copy"], out2, resume)
-    # ... until a resume of the original records it
+    # ... until the recording is scanned again
     shutil.rmtree(tmp_path / "copy")
     gone.rename(rec)
-    scan_to_folder(FakeScanner(), [tmp_path / "day1"], out2, resume)
+    scan_to_folder(FakeScanner(), [tmp_path / "day1"], out2, resume)  # kept: no fingerprint
+    assert (
+        "fingerprint" not in json.loads((out2 / SCAN_STAMP).read_text())["results"]["REC0001.txt"]
+    )
+    scan_to_folder(
+        FakeScanner(), [tmp_path / "day1"], out2, attrs.evolve(resume, skip_existing=False)
+    )
     rec.rename(gone)
     copy_elsewhere("copy")
     heard = []
     scan_to_folder(FakeScanner(), [tmp_path / "copy"], out2, resume, on_file=heard.append)
     assert [o.kind for o in heard] == ["skipped"]
+    # moved once more (its time kept): the record keeps the fingerprint
+    (tmp_path / "copy").rename(tmp_path / "moved")
+    scan_to_folder(FakeScanner(), [tmp_path / "moved"], out2, resume)
+    assert "fingerprint" in json.loads((out2 / SCAN_STAMP).read_text())["results"]["REC0001.txt"]
 
 
 def test_no_fingerprint_is_recorded_of_a_recording_changed_during_its_scan(
