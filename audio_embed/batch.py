@@ -805,9 +805,13 @@ def _write_stamp(out: Path, stamp: _Stamp) -> None:
         atomic_write_text(
             out / SCAN_STAMP, json.dumps({"thresholds": thresholds, "results": results}) + "\n"
         )
-        (out / SCAN_JOURNAL).unlink(missing_ok=True)
     except OSError as exc:
         log.warning("Could not write %s: %s", out / SCAN_STAMP, exc)
+        return
+    try:
+        (out / SCAN_JOURNAL).unlink(missing_ok=True)
+    except OSError as exc:  # its lines would be read again over later records
+        log.warning("Could not remove %s (delete it by hand): %s", out / SCAN_JOURNAL, exc)
 
 
 def _kept_recordings(

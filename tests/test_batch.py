@@ -937,6 +937,19 @@ scan_to_folder(Killed(), {[str(f) for f in files]!r}, {str(out)!r})
     assert sorted(record["results"]) == ["one.csv", "three.csv", "two.csv"]
 
 
+def test_results_are_recorded_when_the_journal_cannot_be_written(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A journal that cannot be appended to (here a folder of its name) is a warning; the
+    record is still written whole when the batch ends."""
+    files = _recordings(tmp_path / "a.wav", tmp_path / "b.wav")
+    out = tmp_path / "out"
+    (out / SCAN_JOURNAL).mkdir(parents=True)
+    scan_to_folder(FakeScanner(), files, out)
+    assert sorted(_read_stamp(out).made) == ["a.csv", "b.csv"]
+    assert "Could not write" in caplog.text and "Could not remove" in caplog.text
+
+
 def test_the_whole_record_is_written_once_per_batch_not_after_each_result(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
