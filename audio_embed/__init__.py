@@ -65,7 +65,7 @@ if TYPE_CHECKING:  # imported on first use (see __getattr__), so the CLI starts 
     from audio_embed.embedders.beats import BEATsEmbedder
     from audio_embed.embedders.eat import EATEmbedder
     from audio_embed.embedders.shared import FrameGeometry
-    from audio_embed.formats import read_markers, write_detections
+    from audio_embed.formats import read_markers, register_format, write_detections
     from audio_embed.index import EmbeddingIndex, Example, Hit
     from audio_embed.registry import (
         EmbedderSpec,
@@ -106,7 +106,7 @@ _LAZY_MODULES = {
     "audio_embed.embedders.beats": ("BEATsEmbedder",),
     "audio_embed.embedders.eat": ("EATEmbedder",),
     "audio_embed.embedders.shared": ("FrameGeometry",),
-    "audio_embed.formats": ("read_markers", "write_detections"),
+    "audio_embed.formats": ("read_markers", "register_format", "write_detections"),
     "audio_embed.index": ("EmbeddingIndex", "Example", "Hit"),
     "audio_embed.registry": (
         "EmbedderSpec",
@@ -190,6 +190,7 @@ __all__ = [
     "probe_audio",
     "read_markers",
     "register_embedder",
+    "register_format",
     "resample",
     "stream_audio",
     "write_detections",

@@ -175,6 +175,8 @@ def build_scanner(job: dict[str, Any]) -> Any:
 
     for module in job.get("plugins") or ():  # the driver's --plugin: its models, here too
         load_plugin(module)
+    for module in job.get("scanner_modules") or ():  # the scanner's own classes' modules
+        load_plugin(module)
     kwargs = dict(job["embedder_kwargs"])
     cache = None
     if job.get("cache_dir") is not None:

@@ -18,7 +18,7 @@ import time
 from collections import defaultdict
 from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeVar
 
 import attrs
 
@@ -42,6 +42,7 @@ if TYPE_CHECKING:
 __all__ = [
     "COMBINED_CSV",
     "FLAGGED_WARNING_SHARE",
+    "SCAN_JOURNAL",
     "SCAN_LOCK",
     "SCAN_STAMP",
     "BatchCancelled",
@@ -64,11 +65,6 @@ log = logging.getLogger(__name__)
 #: out so low that a third of the audio or more is flagged (README, horn benchmark).
 FLAGGED_WARNING_SHARE = 0.25
 T = TypeVar("T")
-#: Seconds: a write of :data:`SCAN_STAMP` (rewritten whole after each result) that takes
-#: longer (a folder of many thousand results) makes the next wait until ten times as
-#: long has passed, so that the record costs at most about a tenth of the batch's time;
-#: it then names the results of all but the last second or so.
-_RECORD_SLOW = 0.05
 
 
 class ScansMany(Protocol):
@@ -96,6 +92,13 @@ COMBINED_CSV = "detections.csv"
 #: path, size and modification time (so that a result of another recording of the same
 #: name is never replaced or kept as this one's, whatever the format).
 SCAN_STAMP = ".audio-embed-scan.json"
+#: What a scan adds to :data:`SCAN_STAMP` as it goes: a line per result written (JSON:
+#: ``key``, ``threshold``, ``result``), appended at once, so that a scan killed outright
+#: leaves a record of every result it wrote without rewriting the whole record after each
+#: (32 MB for 100,000 results). The record is read as :data:`SCAN_STAMP` and then these
+#: lines; when a batch ends (or stops) it writes them into :data:`SCAN_STAMP` and removes
+#: this file.
+SCAN_JOURNAL = ".audio-embed-scan.jsonl"
 #: The lock file in the output folder, held by a scan from its first look at the folder
 #: to its end: a second scan into the folder meanwhile stops at once.
 SCAN_LOCK = ".audio-embed-scan.lock"
@@ -154,35 +157,48 @@ def output_paths(
 
     When two inputs share a stem (``a.wav`` and ``a.mp4``), both use their full
     name (``a.wav.csv``, ``a.mp4.csv``), and a number is added if still needed.
+    Names are compared regardless of case (:func:`_fold`): ``day1/Clip.wav`` and
+    ``day2/clip.wav`` give ``Clip.wav.csv`` and ``clip.wav-2.csv``, never two results
+    written to one file on a case-insensitive file system.
     """
 
     def safe(rel: Path) -> Path:  # never write outside out_dir
         return Path(rel.name) if rel.is_absolute() or ".." in rel.parts else rel
 
     inputs = [Input(inp.path, safe(inp.rel)) for inp in inputs]
-    stems: dict[Path, int] = defaultdict(int)
+    stems: dict[str, int] = defaultdict(int)
     for inp in inputs:
-        stems[inp.rel.parent / (inp.rel.stem + suffix)] += 1
-    taken = {Path(r) for r in reserved}
+        stems[_fold(inp.rel.parent / (inp.rel.stem + suffix))] += 1
+    taken = {_fold(Path(r)) for r in reserved}
     out: dict[Path, Path] = {}
     for inp in inputs:
         rel = inp.rel.parent / (inp.rel.stem + suffix)
-        if stems[rel] > 1 or rel in taken:
+        if stems[_fold(rel)] > 1 or _fold(rel) in taken:
             rel = inp.rel.parent / (inp.rel.name + suffix)
         base, n = rel, 2
-        while rel in taken:
+        while _fold(rel) in taken:
             rel = base.parent / f"{base.name[: -len(suffix)]}-{n}{suffix}"
             n += 1
-        taken.add(rel)
+        taken.add(_fold(rel))
         out[inp.path] = out_dir / rel
     return out
 
 
-def _check_format(_obj: object, _attr: object, fmt: str) -> None:
-    from audio_embed.formats import FORMAT_SUFFIXES
+def _fold(rel: Path | str) -> str:
+    """A name in the output folder as a case-insensitive file system (macOS, Windows)
+    compares it: ``Clip.csv`` and ``clip.csv`` (or ``A/x.csv`` and ``a/x.csv``) are one
+    file there, so :func:`output_paths` never gives them to two recordings, whatever the
+    file system the scan runs on."""
+    import unicodedata
 
-    if fmt not in FORMAT_SUFFIXES:
-        raise InvalidInputError(f"Unknown output format {fmt!r}; use {', '.join(FORMAT_SUFFIXES)}.")
+    name = rel if isinstance(rel, str) else rel.as_posix()  # keys: already "/"-separated
+    return unicodedata.normalize("NFC", name).casefold()
+
+
+def _check_format(_obj: object, _attr: object, fmt: str) -> None:
+    from audio_embed.formats import result_format
+
+    result_format(fmt)  # InvalidInputError naming the registered formats
 
 
 def _check_threshold(_obj: object, _attr: object, threshold: float | None) -> None:
@@ -198,7 +214,8 @@ class BatchSettings:
 
     Args:
         fmt: format of the per-file results (``csv``, ``json``, ``audacity``, ``raven``,
-            ``srt``, ``vtt``).
+            ``srt``, ``vtt``, or one registered with
+            :func:`~audio_embed.formats.register_format`).
         label: label text in Audacity/Raven output and subtitle cues.
         threshold: detection threshold; None: the scanner's.
         skip_existing: read back the results already in the output folder
@@ -383,7 +400,8 @@ def scan_to_folder(
     One scan writes into a folder at a time: the batch holds :data:`SCAN_LOCK` from
     its first look at ``out_dir`` to its end, and another scan holding it is an
     :class:`~audio_embed.errors.InvalidInputError` at once, before anything is read or
-    written. :data:`SCAN_STAMP` is written after each result, so a scan killed outright
+    written. Each result is recorded as it is written (a line of :data:`SCAN_JOURNAL`,
+    written into :data:`SCAN_STAMP` when the batch ends), so a scan killed outright
     leaves a record of every result it wrote.
 
     A result file names its recording by its absolute path (CSV, JSON), and
@@ -426,9 +444,13 @@ def scan_to_folder(
         for item, reason in missing:
             tell(FileOutcome("missing", item, reason=reason))
         targets = output_paths(
-            inputs, out, FORMAT_SUFFIXES[fmt], reserved=(COMBINED_CSV, SCAN_STAMP, SCAN_LOCK)
+            inputs,
+            out,
+            FORMAT_SUFFIXES[fmt],
+            reserved=(COMBINED_CSV, SCAN_STAMP, SCAN_JOURNAL, SCAN_LOCK),
         )
         stamp = _read_stamp(out)
+        _one_key_per_file(out, stamp, targets.values())
         earlier = _read_earlier(targets.values(), fmt)  # each existing result read once
         _refuse_beside(inputs, targets, earlier)
         _refuse_other_recordings(out, inputs, targets, earlier, stamp.made)
@@ -443,8 +465,8 @@ def scan_to_folder(
                 out, stamp.thresholds, [o for o in outcomes if o.kind == "skipped"], threshold
             )
         kept = _kept_recordings(out, inputs, targets, outcomes, stamp.made, fmt)
-        if kept:  # kept results this batch now knows the recording of
-            stamp.made.update(kept)
+        stamp.made.update(kept)  # kept results this batch now knows the recording of
+        if kept or (out / SCAN_JOURNAL).exists():  # (a killed scan's lines: compacted)
             hold.wrote = True
             _write_stamp(out, stamp)
         runner = scanner.scan_many if many is None else many
@@ -453,7 +475,7 @@ def scan_to_folder(
         short: list[tuple[str, float]] = []
         # each recording as it was before its scan: one that changes later is scanned again
         made = {inp.path: _made(inp.path, fmt) for inp in todo}
-        next_write, unrecorded = 0.0, False
+        unrecorded = False  # results the whole record does not name yet
         try:
             with contextlib.closing(
                 run_many(runner, todo, progress=progress, cancel=cancel)
@@ -472,11 +494,10 @@ def scan_to_folder(
                     key = _stamp_key(out, target)
                     stamp.thresholds[key] = threshold
                     stamp.made[key] = attrs.evolve(
-                        made[inp.path], written=time.time(), audio_stream=stream
+                        _with_fingerprint(made[inp.path], inp.path), audio_stream=stream
                     )
+                    _journal(out, key, threshold, stamp.made[key])
                     unrecorded = True
-                    if time.monotonic() >= next_write:
-                        next_write, unrecorded = _write_stamp(out, stamp), False
                     share = flagged_share(dets, result.duration)
                     if share > FLAGGED_WARNING_SHARE:
                         log.warning(
@@ -499,7 +520,7 @@ def scan_to_folder(
         except Cancelled as exc:
             raise BatchCancelled(_report(inputs, outcomes, threshold, None)) from exc
         finally:
-            if unrecorded:  # also when stopped (Ctrl-C, cancelled): a resume reads it
+            if unrecorded:  # also when stopped (Ctrl-C, cancelled)
                 _write_stamp(out, stamp)
         if short:  # once per batch, not once per clip of a sound-effects library
             n_done = sum(o.kind == "done" for o in outcomes)
@@ -564,9 +585,9 @@ class _Made:
     """What :data:`SCAN_STAMP` records of the recording a result file holds the
     detections of: its name in the result (:func:`_named`), its resolved path (who
     it is), its size and modification time when it was scanned (unknown: None), the
-    result's format, when it was written (``time.time()``) and the audio stream it
-    was decoded from (0, 1, …, ``"mix"``; None: unknown, a record from before it was
-    kept)."""
+    result's format, when it was written (``time.time()``), its content's
+    :func:`_fingerprint` and the audio stream it was decoded from (0, 1, …, ``"mix"``)
+    (each None: not known, a record from before it was kept)."""
 
     file: str
     recording: str
@@ -574,6 +595,7 @@ class _Made:
     size: int | None
     mtime_ns: int | None
     written: float = 0.0
+    fingerprint: str | None = None
     audio_stream: int | str | None = None
 
     def same_file(self, path: Path) -> bool:
@@ -594,14 +616,42 @@ class _Made:
         return self.size == other.size and abs(self.mtime_ns - other.mtime_ns) <= 2_000_000_000
 
 
-def _made(recording: Path, fmt: str) -> _Made:
+def _made(recording: Path, fmt: str, *, fingerprint: bool = False) -> _Made:
     size: int | None = None
     mtime_ns: int | None = None
     with contextlib.suppress(OSError):
         st = recording.stat()
         size, mtime_ns = st.st_size, st.st_mtime_ns
     real = os.path.realpath(recording)
-    return _Made(_named(recording), real, fmt, size, mtime_ns)
+    mark = _fingerprint(recording) if fingerprint else None
+    return _Made(_named(recording), real, fmt, size, mtime_ns, fingerprint=mark)
+
+
+#: Bytes: :func:`_fingerprint` hashes this much at the start, middle and end of a file.
+_FINGERPRINT_PART = 1 << 20
+
+
+def _fingerprint(path: Path) -> str | None:
+    """A cheap mark of a recording's content, by which a copy that lost its modification
+    time (``cp`` without ``-p``, a download) is known once the original is gone: SHA-256
+    of its size and its first, middle and last MiB (the whole file up to 3 MiB), about
+    3 ms. None: it cannot be read."""
+    import hashlib
+
+    part = _FINGERPRINT_PART
+    try:
+        with path.open("rb") as fh:
+            size = os.fstat(fh.fileno()).st_size
+            digest = hashlib.sha256(f"{size}:".encode())
+            if size <= 3 * part:
+                digest.update(fh.read())
+            else:
+                for at in (0, (size - part) // 2, size - part):
+                    fh.seek(at)
+                    digest.update(fh.read(part))
+    except OSError:
+        return None
+    return digest.hexdigest()
 
 
 @attrs.frozen
@@ -617,36 +667,130 @@ def _stamp_key(out: Path, target: Path) -> str:
     return target.relative_to(out).as_posix()
 
 
+def _one_key_per_file(out: Path, stamp: _Stamp, targets: Iterable[Path]) -> None:
+    """Keys of ``stamp`` that differ only in case but name one file (a case-insensitive
+    file system: an earlier scan's ``Clip.txt`` is the ``clip.txt`` this one writes)
+    become one: the entry written last, under the name this batch gives the file (else
+    that entry's), so that the checks know the recording the file holds and
+    :data:`COMBINED_CSV` never lists one file as the result of two recordings. A key of
+    the name's file that is not there is dropped (once written, it would be this
+    batch's file). On a case-sensitive file system the names are other files: kept."""
+    ours = {_fold(k): k for k in (_stamp_key(out, t) for t in targets)}
+    groups: dict[str, set[str]] = defaultdict(set)
+    for key in (*stamp.made, *stamp.thresholds):
+        groups[_fold(key)].add(key)
+    for fold, keys in groups.items():
+        mine = ours.get(fold)
+        if mine is not None:
+            keys.add(mine)
+        if len(keys) < 2:
+            continue
+        if mine is not None and not (out / mine).exists():
+            for key in keys - {mine}:
+                if not (out / key).exists():
+                    stamp.made.pop(key, None)
+                    stamp.thresholds.pop(key, None)
+            continue
+        first = mine or next((k for k in sorted(keys) if (out / k).exists()), None)
+        if first is None:
+            continue
+        same = [k for k in sorted(keys) if k == first or _same_path(out / first, out / k)]
+        if len(same) < 2:
+            continue
+        last = max(same, key=lambda k: stamp.made[k].written if k in stamp.made else -1.0)
+        made, at = stamp.made.get(last), stamp.thresholds.get(last)
+        for key in same:
+            stamp.made.pop(key, None)
+            stamp.thresholds.pop(key, None)
+        keep = mine or last
+        if made is not None:
+            stamp.made[keep] = made
+        if at is not None:
+            stamp.thresholds[keep] = at
+
+
+def _same_path(a: Path, b: Path) -> bool:
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
+_BAD_ENTRY = (ValueError, TypeError, KeyError, AttributeError)
+
+
 def _read_stamp(out: Path) -> _Stamp:
     """What :data:`SCAN_STAMP` records (empty when there is none or it cannot be read: a
     folder from before the stamp; no recordings: a stamp from before they were kept,
-    or an entry that cannot be read)."""
+    or an entry that cannot be read), and then :data:`SCAN_JOURNAL` (a line that cannot
+    be read, such as one a killed scan left half-written, is passed over)."""
     import json
 
+    stamp = _Stamp({}, {})
     try:
         data = json.loads((out / SCAN_STAMP).read_text(encoding="utf-8"))
-        thresholds = {str(k): float(v) for k, v in data["thresholds"].items()}
-    except (OSError, ValueError, TypeError, KeyError, AttributeError):
-        return _Stamp({}, {})
-    made = {}
-    results = data.get("results")
-    for key, e in (results if isinstance(results, dict) else {}).items():
+        stamp.thresholds.update({str(k): float(v) for k, v in data["thresholds"].items()})
+        results = data.get("results")
+        entries = list(results.items()) if isinstance(results, dict) else []
+    except (OSError, *_BAD_ENTRY):
+        entries = []
+    for key, e in entries:
         if not _inside(str(key)):  # a hand-edited record: never read outside the folder
             continue
-        try:
-            size, mtime, stream = e.get("size"), e.get("mtime_ns"), e.get("audio_stream")
-            made[str(key)] = _Made(
-                file=str(e["file"]),
-                recording=str(e["recording"]),
-                fmt=str(e["format"]),
-                size=None if size is None else int(size),
-                mtime_ns=None if mtime is None else int(mtime),
-                written=float(e.get("written") or 0.0),
-                audio_stream=stream if stream == "mix" or stream is None else int(stream),
-            )
-        except (ValueError, TypeError, KeyError, AttributeError):
-            continue
-    return _Stamp(thresholds, made)
+        with contextlib.suppress(*_BAD_ENTRY):
+            stamp.made[str(key)] = _parse_made(e)
+    try:
+        lines = (out / SCAN_JOURNAL).read_text(encoding="utf-8").splitlines()
+    except (OSError, ValueError):
+        lines = []
+    for line in lines:
+        with contextlib.suppress(*_BAD_ENTRY):
+            e = json.loads(line)
+            key, at, was = str(e["key"]), float(e["threshold"]), _parse_made(e["result"])
+            if _inside(key):
+                stamp.thresholds[key], stamp.made[key] = at, was
+    return stamp
+
+
+def _parse_made(e: Any) -> _Made:
+    size, mtime, mark = e.get("size"), e.get("mtime_ns"), e.get("fingerprint")
+    stream = e.get("audio_stream")
+    return _Made(
+        file=str(e["file"]),
+        recording=str(e["recording"]),
+        fmt=str(e["format"]),
+        size=None if size is None else int(size),
+        mtime_ns=None if mtime is None else int(mtime),
+        written=float(e.get("written") or 0.0),
+        fingerprint=None if mark is None else str(mark),
+        audio_stream=stream if stream == "mix" or stream is None else int(stream),
+    )
+
+
+def _entry(m: _Made) -> dict[str, object]:
+    return {
+        "file": m.file,
+        "recording": m.recording,
+        "format": m.fmt,
+        "size": m.size,
+        "mtime_ns": m.mtime_ns,
+        "written": m.written,
+        **({} if m.fingerprint is None else {"fingerprint": m.fingerprint}),
+        **({} if m.audio_stream is None else {"audio_stream": m.audio_stream}),
+    }
+
+
+def _journal(out: Path, key: str, threshold: float, made: _Made) -> None:
+    """Append a result's record to :data:`SCAN_JOURNAL`. A failure is a warning: the
+    batch writes it into :data:`SCAN_STAMP` when it ends."""
+    import json
+
+    line = json.dumps({"key": key, "threshold": threshold, "result": _entry(made)})
+    try:
+        with (out / SCAN_JOURNAL).open("a", encoding="utf-8") as fh:
+            fh.write(line + "\n")
+    except OSError as exc:
+        log.warning("Could not write %s: %s", out / SCAN_JOURNAL, exc)
 
 
 def _inside(key: str) -> bool:
@@ -655,36 +799,27 @@ def _inside(key: str) -> bool:
     return bool(path.parts) and not path.anchor and ".." not in path.parts
 
 
-def _write_stamp(out: Path, stamp: _Stamp) -> float:
-    """Write :data:`SCAN_STAMP` (all or nothing); returns when (``time.monotonic()``) the
-    next write may be made (see :data:`_RECORD_SLOW`). A failure is a warning: the
-    results are written, only the next scan's checks and :data:`COMBINED_CSV` lose them."""
+def _write_stamp(out: Path, stamp: _Stamp) -> None:
+    """Write :data:`SCAN_STAMP` (all or nothing), then remove :data:`SCAN_JOURNAL` (its
+    lines are in ``stamp``). A failure is a warning (the journal is kept): the results
+    are written, only the next scan's checks and :data:`COMBINED_CSV` lose them."""
     import json
 
     from audio_embed.formats import atomic_write_text
 
-    results = {
-        k: {
-            "file": m.file,
-            "recording": m.recording,
-            "format": m.fmt,
-            "size": m.size,
-            "mtime_ns": m.mtime_ns,
-            "written": m.written,
-            **({} if m.audio_stream is None else {"audio_stream": m.audio_stream}),
-        }
-        for k, m in sorted(stamp.made.items())
-    }
+    results = {k: _entry(m) for k, m in sorted(stamp.made.items())}
     thresholds = dict(sorted(stamp.thresholds.items()))
-    start = time.monotonic()
-    try:  # no indent: the record is written after every result of a batch
+    try:  # no indent: 32 MB for 100,000 results
         atomic_write_text(
             out / SCAN_STAMP, json.dumps({"thresholds": thresholds, "results": results}) + "\n"
         )
     except OSError as exc:
         log.warning("Could not write %s: %s", out / SCAN_STAMP, exc)
-    took = time.monotonic() - start
-    return start + took + (10 * took if took > _RECORD_SLOW else 0.0)
+        return
+    try:
+        (out / SCAN_JOURNAL).unlink(missing_ok=True)
+    except OSError as exc:  # its lines would be read again over later records
+        log.warning("Could not remove %s (delete it by hand): %s", out / SCAN_JOURNAL, exc)
 
 
 def _kept_recordings(
@@ -697,7 +832,9 @@ def _kept_recordings(
 ) -> dict[str, _Made]:
     """The results kept (``skip_existing``) whose recording :data:`SCAN_STAMP` does not
     name (a folder from before it did) or names at a path it has since been moved from:
-    this batch reports them as that input's, so the stamp records it."""
+    this batch reports them as that input's, so the stamp records it. A moved one keeps
+    the :func:`_fingerprint` recorded (it was known as the same content); none is taken
+    of a recording the stamp did not name (a resume reads no more than before)."""
     kept = {o.item for o in outcomes if o.kind == "skipped"}
     out_made = {}
     for inp in inputs:
@@ -705,12 +842,12 @@ def _kept_recordings(
             continue
         key = _stamp_key(out, targets[inp.path])
         was = made.get(key)
-        if was is None or not was.same_file(inp.path):
+        if was is None:
+            out_made[key] = attrs.evolve(_made(inp.path, fmt), written=time.time())
+        elif not was.same_file(inp.path):
             now = _made(inp.path, fmt)
             out_made[key] = attrs.evolve(
-                now,
-                written=was.written if was else time.time(),
-                audio_stream=was.audio_stream if was else None,
+                now, written=was.written, fingerprint=was.fingerprint, audio_stream=was.audio_stream
             )
     return out_made
 
@@ -893,6 +1030,15 @@ def _audio_stream_of(scanner: object) -> int | str:
     return 0 if stream is None else stream if isinstance(stream, str) else int(stream)
 
 
+def _with_fingerprint(was: _Made, recording: Path) -> _Made:
+    """``was`` (the recording before its scan) with the time its result is written, and
+    the recording's :func:`_fingerprint` when it has not changed since (the same size
+    and modification time: the content scanned)."""
+    now = _made(recording, was.fmt, fingerprint=True)
+    same = (now.size, now.mtime_ns) == (was.size, was.mtime_ns) and was.size is not None
+    return attrs.evolve(was, written=time.time(), fingerprint=now.fingerprint if same else None)
+
+
 def _changed(was: _Made, recording: Path) -> bool:
     """``recording`` is not the file ``was`` records, by the rule a moved file is
     recognised by (:meth:`_Made.same_content`: size, and time to 2 s); unknown: False."""
@@ -947,11 +1093,18 @@ def _other_made(was: _Made, recording: Path) -> str | None:
         return None
     if os.path.exists(was.recording):
         return was.file
-    if was.same_content(_made(recording, was.fmt)):  # moved (or its folder renamed)
+    now = _made(recording, was.fmt)
+    if was.same_content(now):  # moved (or its folder renamed)
+        return None
+    if (  # copied without its modification time, the original gone
+        was.fingerprint is not None
+        and was.size == now.size
+        and was.fingerprint == _fingerprint(recording)
+    ):
         return None
     return (
-        f"{was.file} (no longer there, and {recording} is not that file moved: its size "
-        "or modification time differ)"
+        f"{was.file} (no longer there, and {recording} is not that file moved or copied: "
+        "its size, modification time or content differ)"
     )
 
 
@@ -1021,7 +1174,7 @@ def _write_combined(
             other[key] = at
             continue
         try:
-            detections, _ = read_result(out / key, was.fmt)  # type: ignore[arg-type]
+            detections, _ = read_result(out / key, was.fmt)
         except ResultFileError as exc:
             log.warning("%s leaves it out: %s", COMBINED_CSV, exc)
             continue

@@ -50,6 +50,7 @@ import math
 from collections.abc import Sequence
 from typing import Any, Literal
 
+import attrs
 import numpy as np
 from attrs import frozen
 
@@ -123,17 +124,29 @@ class Postprocessing:
         _check_range("min_gap", self.min_gap, 0.0, math.inf)
         _check_range("min_duration", self.min_duration, 0.0, math.inf)
 
-    def as_dict(self) -> dict[str, float | str]:
-        out: dict[str, float | str] = {
-            "smooth": self.smooth,
-            "hysteresis": self.hysteresis,
-            "valley": self.valley,
-            "min_gap": self.min_gap,
-            "min_duration": self.min_duration,
-        }
-        if self.extent != "track":  # files saved before the option read the same
-            out["extent"] = self.extent
+    def as_dict(self) -> dict[str, Any]:
+        """The fields, as a saved scanner stores them (a subclass's own fields too: they
+        must be JSON values, and its ``__init__`` must take them back)."""
+        out: dict[str, Any] = {f.name: getattr(self, f.name) for f in attrs.fields(type(self))}
+        if self.extent == "track":  # files saved before the option read the same
+            del out["extent"]
         return out
+
+    def detections(
+        self,
+        starts: np.ndarray,
+        probabilities: np.ndarray,
+        window: float,
+        threshold: float,
+        duration: float | None = None,
+    ) -> list[Detection]:
+        """The hook :func:`detect` calls (``threshold`` already checked, in [0, 1]):
+        the steps of the module docstring. A subclass overrides it, e.g. to drop or
+        merge some of ``super().detections(...)``; every scan, the threshold's choice
+        and self-training then use it, and a saved scanner keeps it by its import path
+        (loaded when its module is imported first: ``--plugin MODULE``). Return
+        detections sorted, not overlapping, inside ``[0, duration]``."""
+        return _detections(starts, probabilities, window, threshold, duration, self)
 
 
 def _hop(centres: np.ndarray, window: float) -> float:
@@ -232,7 +245,8 @@ def detect(
     duration: float | None = None,
     post: Postprocessing | None = None,
 ) -> list[Detection]:
-    """Detections from window scores: see the module docstring for each step."""
+    """Detections from window scores: see the module docstring for each step
+    (``post.detections``, a subclass's own when ``post`` is one)."""
     if not _is_number(threshold):
         hint = (
             " A scanner's 'threshold' setting can be 'auto'; the number it chose is "
@@ -247,6 +261,17 @@ def detect(
         raise InvalidInputError(f"The 'threshold' must be in [0, 1]. Got {threshold!r} instead.")
     threshold = float(threshold)
     post = post or Postprocessing()
+    return post.detections(starts, probabilities, window, threshold, duration)
+
+
+def _detections(
+    starts: np.ndarray,
+    probabilities: np.ndarray,
+    window: float,
+    threshold: float,
+    duration: float | None,
+    post: Postprocessing,
+) -> list[Detection]:
     centres, track, raw = score_track(starts, probabilities, window, post.smooth)
     if len(centres) == 0:
         return []

@@ -140,14 +140,21 @@ class RayScanner:
     ) -> RayScanner:
         """Ship a trained :class:`Scanner` (or the path of a saved one) as its file's bytes.
 
-        ``load_kwargs`` go to :meth:`Scanner.load` on each worker. ``audio_stream``:
+        ``load_kwargs`` go to :meth:`Scanner.load` on each worker. A Scanner subclass
+        with its own ``window_features``, or a Postprocessing subclass, loads as that
+        class on the workers: given as a scanner, its module is imported there (a class
+        of ``__main__`` or of a function cannot be:
+        :class:`~audio_embed.errors.InvalidInputError`); given as a file, name its
+        module in ``RayOptions(plugins=[...])``. ``audio_stream``:
         None (default) decodes the scanner's own :attr:`Scanner.audio_stream`; a
         number decodes that stream instead.
         """
         from audio_embed.audio import check_audio_stream
         from audio_embed.scanner import Scanner
 
+        own_modules: list[str] = []
         if isinstance(scanner, Scanner):
+            own_modules = _own_modules(scanner)
             with tempfile.TemporaryDirectory(prefix="audio_embed-") as tmp:
                 data = scanner.save(Path(tmp) / "job.scanner").read_bytes()
             sample_rate = int(scanner.embedder.sample_rate)
@@ -171,6 +178,8 @@ class RayScanner:
             own = check_audio_stream(audio_stream)
         job: dict[str, Any] = {
             "scanner_bytes": data,
+            # of a Scanner or Postprocessing subclass of the scanner's: imported on each worker
+            "scanner_modules": own_modules,
             "scanner_name": name,  # what a worker's load errors call it (not its memfd)
             "load_kwargs": dict(load_kwargs or {}),
             "sample_rate": sample_rate,
@@ -383,11 +392,22 @@ def embed_dataset(
     With ``out_dir``, each file's embeddings are written atomically to
     ``out_dir/<relative folder>/<stem>.npz`` (named as scan results are; arrays
     ``starts``, ``embeddings``, ``duration`` as the embedding cache stores
-    them, and ``settings``: model, windows and audio stream as JSON). With
-    ``skip_existing`` a file whose ``.npz`` is readable and made with the same settings
-    is not embedded again; ``on_result`` receives each
-    ``(path, CachedEmbeddings)`` on the driver either way. ``audio_stream``: which
-    audio stream of each file (None: the first; see :func:`~audio_embed.audio.stream_audio`).
+    them, and ``settings``: model, windows, audio stream and ``embedder``, the
+    model's identity, as JSON). The identity is the
+    :meth:`~audio_embed.Embedder.cache_id` that keys the embedding cache: it
+    changes with the model's own settings (``options.embedder_kwargs``, the CLI's
+    ``--model-option``) and its weights (their fingerprint), so the driver builds
+    the model once, on its CPU, as the workers do (``options.plugins``, then
+    ``options.embedder_factory`` or the registry with ``options.embedder_kwargs``).
+
+    With ``skip_existing`` a file whose ``.npz`` is readable and made with the same
+    settings and identity is not embedded again. Any other ``.npz`` is embedded
+    again, with a warning that says why: a damaged one, one of other settings,
+    one written before the identity was stored (it cannot be checked), and every
+    one when the driver cannot build the model (a model registered on the workers
+    only). ``on_result`` receives each ``(path, CachedEmbeddings)`` on the driver
+    either way. ``audio_stream``: which audio stream of each file (None: the
+    first; see :func:`~audio_embed.audio.stream_audio`).
     """
     from audio_embed._io import atomic_writer
     from audio_embed.batch import collect_inputs, output_paths
@@ -408,6 +428,8 @@ def embed_dataset(
         "encoding": encoding,
         "audio_stream": 0 if audio_stream is None else check_audio_stream(audio_stream),
     }
+    if targets:
+        settings["embedder"] = _embedder_identity(model, options)
     todo = []
     for inp in inputs:
         p = str(inp.path)
@@ -450,11 +472,43 @@ def embed_dataset(
     return report
 
 
+def _embedder_identity(model: str, options: RayOptions | None) -> str | None:
+    """The :meth:`~audio_embed.Embedder.cache_id` of the embedder the workers build
+    for ``model`` (see ``build_scanner`` in ``_ray_worker``), built here on the CPU;
+    None, with a warning, when the driver cannot build it. A setting the model does
+    not take raises here, before Ray starts (every worker would fail on it)."""
+    from audio_embed.registry import create_embedder, load_plugin
+
+    opts = options or RayOptions()
+    kwargs = {k: v for k, v in opts.embedder_kwargs.items() if k != "device"}
+    try:
+        for module in opts.plugins:
+            load_plugin(module)
+        if opts.embedder_factory is not None:
+            embedder = opts.embedder_factory()
+        else:
+            embedder = create_embedder(model, **kwargs)
+        return str(embedder.cache_id())
+    except InvalidInputError:  # a setting it does not take, a checkpoint for no weights
+        raise
+    except Exception as exc:  # registered on the workers only, weights only they can read...
+        log.warning(
+            "Cannot build the %s model on this machine to name its settings and weights "
+            "(%s): its .npz files are written without that identity, and existing ones "
+            "cannot be checked, so they are embedded again. Register the model here too "
+            "(load_plugin, RayOptions.plugins) to resume runs.",
+            model,
+            str(exc).splitlines()[0] if str(exc) else type(exc).__name__,
+        )
+        return None
+
+
 def _reusable(path: Path, settings: dict[str, Any]) -> bool:
-    """Whether ``path`` holds embeddings :func:`embed_dataset` wrote with ``settings``
-    (a file from before settings were stored counts when it is readable, for the first
-    audio stream: the only one decoded then); a damaged
-    file, or one of another model or windows, is embedded again (with a warning)."""
+    """Whether ``path`` holds embeddings :func:`embed_dataset` wrote with ``settings``,
+    its ``embedder`` identity included. Anything else is embedded again, with a warning
+    that says why: a damaged file, one of another model, windows, audio stream, model
+    settings or weights, and one whose identity cannot be compared (written before
+    it was stored, or this driver could not build the model)."""
     from audio_embed.cache import ENTRY_ERRORS, read_entry
 
     if not path.exists():
@@ -465,11 +519,53 @@ def _reusable(path: Path, settings: dict[str, Any]) -> bool:
     except ENTRY_ERRORS as exc:
         log.warning("%s is unreadable (%s); embedding its file again.", path, exc)
         return False
-    if saved is None and settings["audio_stream"] != 0:  # before settings: the first stream
-        saved = {**settings, "audio_stream": 0}
-    if saved is not None and saved != settings:
+    if settings.get("embedder") is None:
+        return False  # this driver cannot build the model: _embedder_identity warned
+    if not isinstance(saved, dict) or saved.get("embedder") is None:
+        when = (
+            "by a run that could not build the model"
+            if isinstance(saved, dict) and "embedder" in saved
+            else "before embed_dataset stored it"
+        )
         log.warning(
-            "%s holds embeddings made with %s, not %s; embedding again.", path, saved, settings
+            "%s does not name the model's identity (its own settings and weights; written "
+            "%s), so whether it matches this run cannot be checked; embedding its file again.",
+            path,
+            when,
         )
         return False
+    if saved != settings:
+        changed = sorted(k for k in set(saved) | set(settings) if saved.get(k) != settings.get(k))
+        why = ", ".join(f"{k} {saved.get(k)!r}, now {settings.get(k)!r}" for k in changed)
+        if changed == ["embedder"]:
+            why += " (the model's own settings or its weights differ)"
+        log.warning("%s holds embeddings made with other settings: %s; embedding again.", path, why)
+        return False
     return True
+
+
+def _own_modules(scanner: Scanner) -> list[str]:
+    """The modules Ray's workers import so that they load ``scanner``'s file with its own
+    classes: a Scanner subclass whose ``window_features`` is its own, a Postprocessing
+    subclass. A class of ``__main__`` or of a function cannot be imported there."""
+    from audio_embed.detect import Postprocessing
+    from audio_embed.scanner import Scanner
+
+    method = type(scanner).window_features
+    own: list[tuple[str, str, str]] = []
+    if method is not Scanner.window_features:
+        own.append((method.__module__, method.__qualname__, "its own window_features()"))
+    for post in (scanner.postprocessing, scanner.scan_postprocessing):
+        if type(post) is not Postprocessing:
+            cls = type(post)
+            own.append((cls.__module__, cls.__qualname__, f"post-processing {cls.__name__}"))
+    for module, qualname, what in own:
+        if module.split(".")[0] == "__main__" or "<locals>" in qualname:
+            raise InvalidInputError(
+                f"{type(scanner).__name__} has {what}, defined in "
+                + ("the running script (__main__)" if module == "__main__" else "a function")
+                + ", which Ray's workers cannot import, so they could not load the scanner "
+                "with it: move the class to a module of its own (my_scanners.py), "
+                "importable on the workers."
+            )
+    return list(dict.fromkeys(module for module, _, _ in own))

@@ -13,6 +13,9 @@ subtitles for video players and editors (one cue per detection, the text
 ``label score``), written by :func:`write_detections` and read back by
 :func:`read_detections`. Every writer writes atomically: a
 temporary file, then a rename, so an interrupted run leaves no partial file.
+Each format is a :class:`ResultFormat` in one registry, the built-ins too:
+:func:`register_format` adds one of your own (``scan --format NAME`` once its
+module is loaded, ``--plugin MODULE``).
 
 Nothing here imports torch or scikit-learn.
 """
@@ -28,13 +31,15 @@ import os
 import re
 import shlex
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path, PureWindowsPath
-from typing import Literal
+from typing import Any, Literal, Protocol, TypeAlias
+
+from attrs import frozen
 
 from audio_embed._io import atomic_writer
 from audio_embed._media import is_media_file
-from audio_embed.errors import MarkerError, ResultFileError
+from audio_embed.errors import InvalidInputError, MarkerError, ResultFileError
 from audio_embed.types import Detection
 from audio_embed.windows import MARKER_KINDS, Markers
 
@@ -42,10 +47,14 @@ __all__ = [
     "FORMAT_SUFFIXES",
     "MarkerFormat",
     "OutputFormat",
+    "ResultFormat",
+    "ResultReader",
+    "ResultWriter",
     "atomic_write_text",
     "clock_seconds",
     "format_detections",
     "guess_marker_format",
+    "list_formats",
     "merge_markers",
     "read_audacity_labels",
     "read_detections",
@@ -55,22 +64,128 @@ __all__ = [
     "read_result",
     "read_review_markers",
     "recording_next_to",
+    "register_format",
+    "result_format",
     "write_detections",
     "write_markers",
 ]
 
 log = logging.getLogger(__name__)
 
-OutputFormat = Literal["csv", "json", "audacity", "raven", "srt", "vtt"]
+#: A result format's name: a built-in (``csv``, ``json``, ``audacity``, ``raven``,
+#: ``srt``, ``vtt``) or one registered with :func:`register_format`.
+OutputFormat: TypeAlias = str
 MarkerFormat = Literal["csv", "audacity", "raven"]
-FORMAT_SUFFIXES: dict[str, str] = {
-    "csv": ".csv",
-    "json": ".json",
-    "audacity": ".txt",
-    "raven": ".selections.txt",
-    "srt": ".srt",
-    "vtt": ".vtt",
-}
+
+
+class ResultWriter(Protocol):
+    """Detections as the text of one result file. ``file``: the recording (its absolute
+    path in a scan); ``label``: the label text (``--label``, default ``target``)."""
+
+    def __call__(self, detections: Sequence[Detection], *, file: str, label: str) -> str: ...
+
+
+class ResultReader(Protocol):
+    """The detections in the text of a result file this format's writer wrote; a
+    ValueError (or KeyError, IndexError, TypeError) when it is not one (a person's own
+    file of that name)."""
+
+    def __call__(self, text: str) -> list[Detection]: ...
+
+
+@frozen
+class ResultFormat:
+    """A format of scan results: ``--format name`` writes ``write``'s text to
+    ``<recording><suffix>``. ``read`` (optional) reads one back: without it, an
+    existing file of the result's name is never taken for an earlier result (it is
+    not replaced beside its recording, ``--skip-existing`` scans again, and
+    ``detections.csv`` leaves out earlier scans' results in it). ``recordings``
+    (optional): the recordings a result names (CSV's and JSON's ``file`` field),
+    which catches a result of another recording of the same name."""
+
+    name: str
+    suffix: str
+    write: ResultWriter
+    read: ResultReader | None = None
+    recordings: Callable[[str], Iterable[str]] | None = None
+
+
+_FORMATS: dict[str, ResultFormat] = {}
+
+
+class _Suffixes(Mapping[str, str]):
+    """The suffix of each registered format, by name (a live, read-only view)."""
+
+    def __getitem__(self, name: str) -> str:
+        return _FORMATS[name].suffix
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(dict(_FORMATS))
+
+    def __len__(self) -> int:
+        return len(_FORMATS)
+
+    def __repr__(self) -> str:
+        return repr(dict(self))
+
+
+#: The file suffix of each result format, by name (the registered ones, plug-ins' too).
+FORMAT_SUFFIXES: Mapping[str, str] = _Suffixes()
+
+
+def register_format(
+    name: str,
+    suffix: str,
+    writer: ResultWriter,
+    reader: ResultReader | None = None,
+    *,
+    recordings: Callable[[str], Iterable[str]] | None = None,
+    overwrite: bool = False,
+) -> ResultFormat:
+    """Add the result format ``name`` (``scan --format name``, ``BatchSettings(fmt=name)``,
+    :func:`write_detections`): ``writer(detections, file=..., label=...)`` returns the
+    file's text, written to ``<recording><suffix>``; ``reader(text)`` (optional) reads
+    it back (see :class:`ResultFormat`). The built-in formats are registered so too.
+    A name already registered is an :class:`~audio_embed.errors.InvalidInputError`
+    unless ``overwrite``."""
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", name or ""):
+        raise InvalidInputError(
+            f"A result format's name is letters, digits, '_', '-' or '.' (it is given as "
+            f"--format NAME). Got {name!r} instead."
+        )
+    if not re.fullmatch(r"\.[^/\\\s]+", suffix or ""):
+        raise InvalidInputError(
+            f"A result format's suffix starts with '.' and names no folder (e.g. '.tsv'). "
+            f"Got {suffix!r} instead."
+        )
+    if not callable(writer) or (reader is not None and not callable(reader)):
+        raise InvalidInputError(f"The writer and reader of format {name!r} must be callables.")
+    if name in _FORMATS and not overwrite:
+        raise InvalidInputError(
+            f"The result format {name!r} is already registered; pass overwrite=True to replace it."
+        )
+    fmt = ResultFormat(name, suffix, writer, reader, recordings)
+    _FORMATS[name] = fmt
+    return fmt
+
+
+def result_format(name: str) -> ResultFormat:
+    """The registered format ``name``; an :class:`~audio_embed.errors.InvalidInputError`
+    naming those there are when it is not registered."""
+    found = _FORMATS.get(name)
+    if found is None:
+        raise InvalidInputError(
+            f"Unknown output format {name!r}; use {', '.join(_FORMATS)} (a format of your "
+            "own: register_format in a module loaded first, --plugin MODULE)."
+        )
+    return found
+
+
+def list_formats() -> tuple[str, ...]:
+    """The names of the registered result formats, the built-ins first."""
+    return tuple(_FORMATS)
+
+
 _KIND_ALIASES = {
     "positive": "positive",
     "pos": "positive",
@@ -462,57 +577,71 @@ def write_markers(path: str | os.PathLike[str], markers: dict[str, Markers]) -> 
 def format_detections(
     detections: Sequence[Detection], fmt: OutputFormat, *, file: str = "", label: str = "target"
 ) -> str:
-    """Detections as text in ``fmt`` (see :data:`FORMAT_SUFFIXES`)."""
-    if fmt == "csv":
-        buf = io.StringIO()
-        w = csv.writer(buf, lineterminator="\n")
-        w.writerow(["file", "start", "end", "peak", "score"])
-        for d in detections:
-            w.writerow([file, f"{d.start:.3f}", f"{d.end:.3f}", f"{d.peak:.3f}", f"{d.score:.4f}"])
-        return buf.getvalue()
-    if fmt == "json":  # microseconds, as Audacity and Raven get (not 3.4499999999999997)
-        items = [
-            {
-                "file": file,
-                "start": round(d.start, 6),
-                "end": round(d.end, 6),
-                "peak": round(d.peak, 6) if math.isfinite(d.peak) else None,  # JSON has no NaN
-                "score": round(d.score, 6),
-            }
-            for d in detections
-        ]
-        return json.dumps(items, indent=2) + "\n"
-    if fmt in ("audacity", "raven"):  # tab-separated lines: one field of label text
-        label = " ".join(label.split())  # (before: a tab in it made a column more)
-    if fmt == "audacity":
-        return "".join(f"{d.start:.6f}\t{d.end:.6f}\t{label} {d.score:.2f}\n" for d in detections)
-    if fmt == "raven":
-        head = (
-            "Selection\tView\tChannel\tBegin Time (s)\tEnd Time (s)\tLow Freq (Hz)\t"
-            "High Freq (Hz)\tAnnotation\tScore\n"
-        )
-        body = "".join(
-            f"{i}\tSpectrogram 1\t1\t{d.start:.6f}\t{d.end:.6f}\t0.0\t8000.0\t"
-            f"{label}\t{d.score:.4f}\n"
-            for i, d in enumerate(detections, start=1)
-        )
-        return head + body
-    if fmt == "srt":
-        text = _cue_text(label, "srt")
-        return "".join(
-            f"{i}\n{_timing(d, ',')}\n{text}{d.score:.2f}\n\n"
-            for i, d in enumerate(detections, start=1)
-        )
-    if fmt == "vtt":
-        text = _cue_text(label, "vtt")
-        return "WEBVTT\n\n" + "".join(
-            f"{i}\n{_timing(d, '.')}\n{text}{d.score:.2f}\n\n"
-            for i, d in enumerate(detections, start=1)
-        )
-    raise ValueError(f"Unknown output format {fmt!r}; use {_FORMAT_NAMES}.")
+    """Detections as text in ``fmt`` (a registered format: see :func:`register_format`)."""
+    return result_format(fmt).write(detections, file=file, label=label)
 
 
-_FORMAT_NAMES = ", ".join(FORMAT_SUFFIXES)
+def _write_csv(detections: Sequence[Detection], *, file: str, label: str) -> str:
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(["file", "start", "end", "peak", "score"])
+    for d in detections:
+        w.writerow([file, f"{d.start:.3f}", f"{d.end:.3f}", f"{d.peak:.3f}", f"{d.score:.4f}"])
+    return buf.getvalue()
+
+
+def _write_json(detections: Sequence[Detection], *, file: str, label: str) -> str:
+    items = [  # microseconds, as Audacity and Raven get (not 3.4499999999999997)
+        {
+            "file": file,
+            "start": round(d.start, 6),
+            "end": round(d.end, 6),
+            "peak": round(d.peak, 6) if math.isfinite(d.peak) else None,  # JSON has no NaN
+            "score": round(d.score, 6),
+        }
+        for d in detections
+    ]
+    return json.dumps(items, indent=2) + "\n"
+
+
+def _one_field(label: str) -> str:
+    """``label`` as one field of a tab-separated line (before: a tab in it made a column
+    more, and a line break a line)."""
+    return " ".join(label.split())
+
+
+def _write_audacity(detections: Sequence[Detection], *, file: str, label: str) -> str:
+    label = _one_field(label)
+    return "".join(f"{d.start:.6f}\t{d.end:.6f}\t{label} {d.score:.2f}\n" for d in detections)
+
+
+def _write_raven(detections: Sequence[Detection], *, file: str, label: str) -> str:
+    label = _one_field(label)
+    head = (
+        "Selection\tView\tChannel\tBegin Time (s)\tEnd Time (s)\tLow Freq (Hz)\t"
+        "High Freq (Hz)\tAnnotation\tScore\n"
+    )
+    body = "".join(
+        f"{i}\tSpectrogram 1\t1\t{d.start:.6f}\t{d.end:.6f}\t0.0\t8000.0\t{label}\t{d.score:.4f}\n"
+        for i, d in enumerate(detections, start=1)
+    )
+    return head + body
+
+
+def _write_srt(detections: Sequence[Detection], *, file: str, label: str) -> str:
+    text = _cue_text(label, "srt")
+    return "".join(
+        f"{i}\n{_timing(d, ',')}\n{text}{d.score:.2f}\n\n"
+        for i, d in enumerate(detections, start=1)
+    )
+
+
+def _write_vtt(detections: Sequence[Detection], *, file: str, label: str) -> str:
+    text = _cue_text(label, "vtt")
+    return "WEBVTT\n\n" + "".join(
+        f"{i}\n{_timing(d, '.')}\n{text}{d.score:.2f}\n\n"
+        for i, d in enumerate(detections, start=1)
+    )
 
 
 def _timing(d: Detection, decimal: str) -> str:
@@ -593,45 +722,77 @@ def read_result(
 
 
 def _parse_detections(text: str, fmt: OutputFormat, names: set[str]) -> list[Detection]:
+    found = _FORMATS.get(fmt)
+    if found is None:
+        raise ValueError(f"unknown result format {fmt!r}; use {', '.join(_FORMATS)}")
+    if found.read is None:
+        raise ValueError(f"the {fmt} format has no reader: a file in it is not read back")
+    rows = list(found.read(text))
+    if found.recordings is not None:
+        names.update(found.recordings(text))
+    return rows
+
+
+def _csv_rows(text: str) -> list[dict[str, str]]:
+    reader = csv.DictReader(io.StringIO(text))
+    _has_columns(reader.fieldnames, ("file", "start", "end", "peak", "score"))
+    return list(reader)
+
+
+def _read_csv(text: str) -> list[Detection]:
+    return [
+        Detection(float(r["start"]), float(r["end"]), float(r["score"]), float(r["peak"]))
+        for r in _csv_rows(text)
+    ]
+
+
+def _csv_recordings(text: str) -> list[str]:
+    return [r["file"] or "" for r in _csv_rows(text)]
+
+
+def _json_items(text: str) -> list[dict[str, Any]]:
+    items = json.loads(text)
+    if not isinstance(items, list):  # e.g. a recorder's or a person's {} beside it
+        raise ValueError(f"a JSON {type(items).__name__}, not a list of detections")
+    return items
+
+
+def _read_json(text: str) -> list[Detection]:
+    rows = []
+    for d in _json_items(text):
+        peak = math.nan if d["peak"] is None else float(d["peak"])
+        rows.append(Detection(float(d["start"]), float(d["end"]), float(d["score"]), peak))
+    return rows
+
+
+def _json_recordings(text: str) -> list[str]:
+    return [str(d.get("file") or "") for d in _json_items(text)]
+
+
+def _read_audacity(text: str) -> list[Detection]:
     rows: list[Detection] = []
-    if fmt == "csv":
-        reader = csv.DictReader(io.StringIO(text))
-        _has_columns(reader.fieldnames, ("file", "start", "end", "peak", "score"))
-        for r in reader:
-            start, end, score = float(r["start"]), float(r["end"]), float(r["score"])
-            rows.append(Detection(start, end, score, float(r["peak"])))
-            names.add(r["file"] or "")
-    elif fmt == "json":
-        items = json.loads(text)
-        if not isinstance(items, list):  # e.g. a recorder's or a person's {} beside it
-            raise ValueError(f"a JSON {type(items).__name__}, not a list of detections")
-        for d in items:
-            peak = math.nan if d["peak"] is None else float(d["peak"])
-            rows.append(Detection(float(d["start"]), float(d["end"]), float(d["score"]), peak))
-            names.add(str(d.get("file") or ""))
-    elif fmt == "audacity":
-        labels = set()
-        for n, line in enumerate(text.splitlines(), start=1):
-            if not line.strip():
-                continue
-            parts = line.split("\t")
-            said = _LABEL_SCORE.fullmatch(parts[2]) if len(parts) == 3 else None
-            if said is None:  # a person's notes or labels in rec.txt are not a result
-                raise ValueError(f"line {n} is not 'start<TAB>end<TAB>label score'")
-            labels.add(said.group(1) or "")
-            if len(labels) > 1:
-                raise ValueError(f"line {n}: {parts[2]!r} has another label than the lines before")
-            rows.append(Detection(float(parts[0]), float(parts[1]), float(said.group(2)), math.nan))
-    elif fmt == "raven":
-        reader = csv.DictReader(io.StringIO(text), delimiter="\t")
-        _has_columns(reader.fieldnames, ("Begin Time (s)", "End Time (s)", "Score"))
-        for r in reader:
-            start, end = float(r["Begin Time (s)"]), float(r["End Time (s)"])
-            rows.append(Detection(start, end, float(r["Score"]), math.nan))
-    elif fmt in ("srt", "vtt"):
-        rows = _parse_cues(text, fmt)
-    else:
-        raise ValueError(f"unknown result format {fmt!r}; use {_FORMAT_NAMES}")
+    labels = set()
+    for n, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        parts = line.split("\t")
+        said = _LABEL_SCORE.fullmatch(parts[2]) if len(parts) == 3 else None
+        if said is None:  # a person's notes or labels in rec.txt are not a result
+            raise ValueError(f"line {n} is not 'start<TAB>end<TAB>label score'")
+        labels.add(said.group(1) or "")
+        if len(labels) > 1:
+            raise ValueError(f"line {n}: {parts[2]!r} has another label than the lines before")
+        rows.append(Detection(float(parts[0]), float(parts[1]), float(said.group(2)), math.nan))
+    return rows
+
+
+def _read_raven(text: str) -> list[Detection]:
+    reader = csv.DictReader(io.StringIO(text), delimiter="\t")
+    _has_columns(reader.fieldnames, ("Begin Time (s)", "End Time (s)", "Score"))
+    rows = []
+    for r in reader:
+        start, end = float(r["Begin Time (s)"]), float(r["End Time (s)"])
+        rows.append(Detection(start, end, float(r["Score"]), math.nan))
     return rows
 
 
@@ -656,7 +817,7 @@ def _seconds(h: str, m: str, s: str, ms: str) -> float:
     return int(h) * 3600 + int(m) * 60 + int(s) + int(ms) / 1000
 
 
-def _parse_cues(text: str, fmt: OutputFormat) -> list[Detection]:
+def _parse_cues(text: str, fmt: Literal["srt", "vtt"]) -> list[Detection]:
     """The cues of a SubRip or WebVTT file :func:`format_detections` wrote, strictly:
     every cue ``[number] / start --> end / label score`` with one label for all, so
     that a person's own subtitles (``rec.srt`` beside ``rec.mp4``) are not taken for
@@ -685,6 +846,23 @@ def _parse_cues(text: str, fmt: OutputFormat) -> list[Detection]:
         g = timing.groups()
         rows.append(Detection(_seconds(*g[:4]), _seconds(*g[4:]), float(said.group(2)), math.nan))
     return rows
+
+
+def _read_srt(text: str) -> list[Detection]:
+    return _parse_cues(text, "srt")
+
+
+def _read_vtt(text: str) -> list[Detection]:
+    return _parse_cues(text, "vtt")
+
+
+# The built-in formats, registered as a plug-in's are (the order of --help).
+register_format("csv", ".csv", _write_csv, _read_csv, recordings=_csv_recordings)
+register_format("json", ".json", _write_json, _read_json, recordings=_json_recordings)
+register_format("audacity", ".txt", _write_audacity, _read_audacity)
+register_format("raven", ".selections.txt", _write_raven, _read_raven)
+register_format("srt", ".srt", _write_srt, _read_srt)
+register_format("vtt", ".vtt", _write_vtt, _read_vtt)
 
 
 def guess_marker_format(path: str | os.PathLike[str]) -> MarkerFormat:

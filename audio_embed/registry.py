@@ -36,7 +36,7 @@ import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from importlib.metadata import entry_points
 from types import ModuleType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from attrs import field, frozen
 
@@ -60,6 +60,7 @@ __all__ = [
     "ML_SUFFIX",
     "EmbedderSpec",
     "create_embedder",
+    "declare_settings",
     "embed_dim",
     "embedder_from_config",
     "get_spec",
@@ -68,6 +69,7 @@ __all__ = [
     "quartile_layers",
     "register_embedder",
     "register_layer_selector",
+    "setting_defaults",
 ]
 
 log = logging.getLogger(__name__)
@@ -123,6 +125,15 @@ class EmbedderSpec:
             with: a setting added later whose default is not the old
             behaviour (BirdNET's ``frames="chunk"``), so scanners saved before
             it rebuild the embedder they were trained with.
+        default_source: for a model that records its default weights as its
+            :attr:`~audio_embed.Embedder.checkpoint` (BirdNET's bundled file,
+            Whisper's Hub id), where they are on this machine; None when a
+            default build records none (:meth:`Scanner.describe` names other
+            weights).
+
+    The settings a model takes (``--model-option`` keys) and their defaults are
+    the keyword parameters of ``factory`` (:func:`setting_defaults`); a factory
+    that passes ``**kwargs`` on declares them with :func:`declare_settings`.
     """
 
     name: str = field(converter=_upper)
@@ -137,6 +148,7 @@ class EmbedderSpec:
     layers: tuple[int, ...] | None = None
     takes_checkpoint: bool = True
     saved_defaults: Mapping[str, Any] = field(factory=dict, eq=False)
+    default_source: Callable[[], str | None] | None = field(default=None, eq=False)
 
     @property
     def layered(self) -> bool:
@@ -280,6 +292,18 @@ def _ml_spec(base: EmbedderSpec) -> EmbedderSpec:
             )
         return _LAYER_SELECTOR[0](base.factory(**kwargs), layers)
 
+    try:  # the base's settings and layers= (a base taking **kwargs: any, as before)
+        base_params = inspect.signature(base.factory).parameters.values()
+    except (TypeError, ValueError):
+        base_params = inspect.signature(factory).parameters.values()
+    params = [inspect.signature(factory).parameters["layers"]]
+    params += [
+        p.replace(kind=p.KEYWORD_ONLY) if p.kind is not p.VAR_KEYWORD else p
+        for p in base_params
+        if p.name != "layers" and p.kind is not p.VAR_POSITIONAL
+    ]
+    _set_signature(factory, params)
+
     return EmbedderSpec(
         name=base.name + ML_SUFFIX,
         factory=factory,
@@ -293,6 +317,7 @@ def _ml_spec(base: EmbedderSpec) -> EmbedderSpec:
         layers=layers,
         takes_checkpoint=base.takes_checkpoint,
         saved_defaults=base.saved_defaults,
+        default_source=base.default_source,
     )
 
 
@@ -343,38 +368,86 @@ def embed_dim(name: str) -> int:
     return get_spec(name).dim
 
 
+#: Factory keywords that are not settings: where the weights come from, where the
+#: model runs, objects passed in instead of loaded.
+NOT_SETTINGS = ("checkpoint", "device", "model", "feature_extractor")
+
+
+_Factory = TypeVar("_Factory", bound=Callable[..., Any])
+
+
+def _set_signature(factory: _Factory, params: Iterable[inspect.Parameter]) -> _Factory:
+    factory.__signature__ = inspect.Signature(list(params))  # type: ignore[attr-defined]
+    return factory
+
+
+def declare_settings(
+    factory: _Factory, target: Callable[..., Any], *, drop: Iterable[str] = (), **defaults: Any
+) -> _Factory:
+    """``factory``, which passes its ``**kwargs`` on to ``target`` (a class or
+    function), declared to take ``target``'s keyword parameters, less those in
+    ``drop`` (which the factory sets itself), with the defaults in ``defaults``
+    where the factory chooses others. The registry then checks settings against
+    them and :func:`setting_defaults` (``audio-embed models --settings``) lists them."""
+    dropped = set(drop)
+    return _set_signature(
+        factory,
+        (
+            p.replace(kind=p.KEYWORD_ONLY, default=defaults.get(p.name, p.default))
+            for p in inspect.signature(target).parameters.values()
+            if p.name not in dropped and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
+        ),
+    )
+
+
+def setting_defaults(name: str) -> dict[str, Any] | None:
+    """The settings ``create_embedder(name, KEY=VALUE)`` (``--model-option KEY=VALUE``)
+    takes, each with its default: the factory's keyword parameters, less
+    :data:`NOT_SETTINGS`. A default of None means the model chooses (from the weights
+    or its other settings); ``inspect.Parameter.empty``, that it has none. None when
+    the factory does not say (it takes ``**kwargs`` and declares no signature).
+
+    >>> setting_defaults("LOGMEL")["n_mels"]
+    64
+    """
+    spec = get_spec(name)
+    try:
+        params = inspect.signature(spec.factory).parameters
+    except (TypeError, ValueError):
+        return None
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        return None
+    return {
+        n: p.default
+        for n, p in params.items()
+        if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD) and n not in NOT_SETTINGS
+    }
+
+
 class _UnknownSetting(InvalidInputError):
     """A keyword the factory does not take (:func:`embedder_from_config` names the rule)."""
 
 
 def embedder_settings(name: str) -> list[str] | None:
-    """The settings ``create_embedder(name, KEY=VALUE)`` takes (``checkpoint`` and
-    ``device`` aside), read from the factory's signature without building anything;
-    None when it cannot say (a factory of ``**kwargs``, or without a signature)."""
-    return _factory_settings(get_spec(name))
-
-
-def _factory_settings(spec: EmbedderSpec) -> list[str] | None:
-    try:
-        params = inspect.signature(spec.factory).parameters
-    except (TypeError, ValueError):  # no signature to read: the factory decides
-        return None
-    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
-        return None
-    return [
-        n
-        for n, p in params.items()
-        if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD) and n not in ("checkpoint", "device")
-    ]
+    """The settings ``create_embedder(name, KEY=VALUE)`` takes (the keys of
+    :func:`setting_defaults`), read from the factory's signature without building
+    anything; None when it cannot say (a factory of ``**kwargs``, or without a signature)."""
+    defaults = setting_defaults(name)
+    return None if defaults is None else list(defaults)
 
 
 def _check_settings(spec: EmbedderSpec, settings: Mapping[str, Any]) -> None:
     """An InvalidInputError naming the settings the factory takes, for one it does not
     (before, a TypeError from deep in the factory); factories taking ``**kwargs`` pass."""
-    takes = _factory_settings(spec)
-    if takes is None:
+    try:
+        params = inspect.signature(spec.factory).parameters
+    except (TypeError, ValueError):  # no signature to read: the factory decides
         return
-    unknown = sorted(set(settings) - set(takes))
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        return
+    keywords = [n for n, p in params.items() if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    unknown = sorted(set(settings) - set(keywords))
+    takes = [n for n in keywords if n not in NOT_SETTINGS]  # objects passed in are no settings
     if unknown:
         raise _UnknownSetting(
             f"The {spec.name} embedder has no setting {', '.join(map(repr, unknown))}; "

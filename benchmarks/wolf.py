@@ -167,6 +167,7 @@ def _run(
     post_from_spans: bool = True,
     post_from_points: bool = True,
     scan_gains: tuple[float, ...] = (),
+    breakdown: bool = False,
 ) -> tuple[dict[str, Any], dict[str, Any], dict[str, list[tuple[float, float]]]]:
     """Train, scan and score; ``holdout``: train on the other training recordings and
     score that one; ``train_on``: train on that training recording's markers only (the
@@ -174,7 +175,8 @@ def _run(
     validation of ``benchmarks/wolf_fewshot.py``); ``classifier_kwargs`` go to
     :class:`CalibratedClassifier` and win over the defaults here; ``scan_gains``: also
     scan the scored recordings rescaled by each gain in dB (float, no quantisation)
-    and score them (``out["scan_gains"]``)."""
+    and score them (``out["scan_gains"]``); ``breakdown``: where the detections lie and
+    which takes are found (:func:`_breakdown`)."""
     given = embedder is not None
     if not given:
         embedder = (
@@ -317,7 +319,43 @@ def _run(
     out["augment_draws"] = (info.get("settings") or {}).get("draws", 0)
     if scan_gains:
         out["scan_gains"] = _scan_gains(scanner, events, scan_gains)
+    if breakdown:
+        out.update(_breakdown(bench, results, events, target))
     return out, results, events
+
+
+def _breakdown(
+    bench: Path,
+    results: dict[str, Any],
+    events: dict[str, list[tuple[float, float]]],
+    target: str,
+) -> dict[str, Any]:
+    """``by_take``: per take of the target (its labelled length, to 0.01 s: each clip
+    of the bench has its own), ``found/total`` events overlapped by a detection at
+    IoU >= 0.3; ``detections_on``: the detections by the labelled sound they overlap
+    most (the target, another labelled sound, or unlabelled background: the bed)."""
+    labelled: dict[str, list[tuple[float, float, str]]] = defaultdict(list)
+    for ev in read_labels(bench / "labels.csv"):
+        labelled[str(bench / ev.file)].append((ev.onset, ev.offset, ev.label))
+    takes: dict[str, list[int]] = defaultdict(lambda: [0, 0])
+    on = {"target": 0, "other sound": 0, "background": 0}
+    for path, evs in events.items():
+        detections = [(d.start, d.end) for d in results[path].detections()]
+        for a, b in evs:
+            take = takes[f"{b - a:.2f}"]
+            take[1] += 1
+            take[0] += any(
+                min(b, e) - max(a, s) >= 0.3 * (max(b, e) - min(a, s)) for s, e in detections
+            )
+        for s, e in detections:
+            overlaps = [(min(e, b) - max(s, a), lab) for a, b, lab in labelled[path]]
+            most = max((o for o in overlaps if o[0] > 0), default=None)
+            key = "background" if most is None else "target" if most[1] == target else "other sound"
+            on[key] += 1
+    return {
+        "by_take": {k: f"{takes[k][0]}/{takes[k][1]}" for k in sorted(takes, key=float)},
+        "detections_on": on,
+    }
 
 
 def _scan_gains(
@@ -593,9 +631,17 @@ def main(argv: list[str] | None = None) -> int:
         help="also scan the scored recordings rescaled by these gains in dB (float audio) "
         "and score them (the row's scan_gains; benchmarks/loudness.py)",
     )
+    ap.add_argument(
+        "--breakdown",
+        action="store_true",
+        help="add which takes of the target are found (by_take) and what each detection "
+        "overlaps most (detections_on: target, other sound, background) to the row",
+    )
     args = ap.parse_args(argv)
     if args.scan_gains and (args.loro or args.loco or args.grid):
         ap.error("--scan-gains scores the test split: not with --loro, --loco or --grid")
+    if args.breakdown and (args.loro or args.loco or args.grid):
+        ap.error("--breakdown scores the test split: not with --loro, --loco or --grid")
     model_kwargs = dict(_parse_setting(item) for item in args.set)
     logging.basicConfig(level=logging.WARNING)
     cache = EmbeddingCache(args.cache)
@@ -626,6 +672,8 @@ def main(argv: list[str] | None = None) -> int:
         common["adapt"] = args.adapt
     if args.scan_gains:
         common["scan_gains"] = args.scan_gains
+    if args.breakdown:
+        common["breakdown"] = True
     common["augment"], common["augment_seed"] = args.augment, args.augment_seed
     if args.augment_gain is not None and args.augment in ("auto", 0):
         ap.error("--augment-gain needs --augment N (N > 0)")

@@ -153,6 +153,9 @@ SETTINGS: dict[str, dict[str, Any]] = {
     "floor-1e-4": {"model_kwargs": {"floor": 1e-4}},
     "floor-1e-6": {"model_kwargs": {"floor": 1e-6}},
     "floor-1e-8": {"model_kwargs": {"floor": 1e-8}},
+    # per-channel energy normalisation in place of the log (LOGMEL frontend="pcen")
+    "pcen": {"model_kwargs": {"frontend": "pcen"}},
+    "log+pcen": {"model_kwargs": {"frontend": "log+pcen"}},
     # self-training on the scanned recordings (Scanner.adapt, top=1; opt-in)
     "adapt-1": {"adapt": 1},
     # other new takes from the markers' copies (MixAugmentation fields; defaults: speed

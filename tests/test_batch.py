@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import os
 import re
+import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
@@ -16,12 +17,14 @@ import pytest
 
 from audio_embed.batch import (
     COMBINED_CSV,
+    SCAN_JOURNAL,
     SCAN_LOCK,
     SCAN_STAMP,
     BatchCancelled,
     BatchSettings,
     FileOutcome,
     Input,
+    _read_stamp,
     collect_inputs,
     output_paths,
     run_many,
@@ -141,6 +144,76 @@ def test_output_paths_are_unique_and_stay_inside(tmp_path: Path) -> None:
         Path("/y/detections.wav"): "detections.wav.csv",
         Path("/z/evil.wav"): "evil.csv",
     }
+
+
+def test_output_paths_never_give_two_inputs_names_that_differ_only_in_case(
+    tmp_path: Path,
+) -> None:
+    """On a case-insensitive file system (macOS, Windows) Clip.csv and clip.csv are one
+    file: the second result silently replaced the first, and Detections.wav's result was
+    replaced by the combined detections.csv. Names are unique regardless of case."""
+    inputs = [
+        Input(Path("/d1/Clip.wav"), Path("Clip.wav")),
+        Input(Path("/d2/clip.wav"), Path("clip.wav")),
+        Input(Path("/d3/x.wav"), Path("A/x.wav")),
+        Input(Path("/d4/x.wav"), Path("a/x.wav")),
+        Input(Path("/d5/Detections.wav"), Path("Detections.wav")),
+    ]
+    out = output_paths(inputs, tmp_path, ".csv", reserved=(COMBINED_CSV,))
+    names = [v.relative_to(tmp_path).as_posix() for v in out.values()]
+    assert names == [
+        "Clip.wav.csv",
+        "clip.wav-2.csv",
+        "A/x.wav.csv",
+        "a/x.wav-2.csv",
+        "Detections.wav.csv",
+    ]
+
+
+def test_an_earlier_result_of_another_case_is_known_on_a_case_insensitive_file_system(
+    tmp_path: Path,
+) -> None:
+    """day1/Clip.wav's Clip.txt is day2/clip.wav's clip.txt on macOS or Windows (a hard
+    link stands for that here): the record knew it only as Clip.txt, so Audacity labels
+    (which name no recording) of day1 were replaced by day2's. And a record naming one
+    file under two cases listed it in detections.csv as both recordings' result."""
+    import json
+
+    _recordings(tmp_path / "day1" / "Clip.wav", tmp_path / "day2" / "clip.wav")
+    out = tmp_path / "out"
+    labels = BatchSettings(fmt="audacity")
+    scan_to_folder(FakeScanner(), [tmp_path / "day1"], out, labels)
+    os.link(out / "Clip.txt", out / "clip.txt")  # one file, two names
+    day1 = (out / "Clip.txt").read_text()
+    for skip in (False, True):
+        scanner = FakeScanner()
+        with pytest.raises(InvalidInputError, match=r"another recording, .*day1.Clip\.wav"):
+            scan_to_folder(
+                scanner, [tmp_path / "day2"], out, attrs.evolve(labels, skip_existing=skip)
+            )
+        assert scanner.calls == [] and (out / "clip.txt").read_text() == day1
+    # a record that names one file under two cases (day2's written last) keeps the last
+    (tmp_path / "day1" / "Clip.wav").unlink()
+    (out / "Clip.txt").unlink()
+    (out / "clip.txt").unlink()
+    scan_to_folder(FakeScanner(), [tmp_path / "day2"], out, BatchSettings())
+    record = json.loads((out / SCAN_STAMP).read_text())
+    record["results"]["Clip.csv"] = dict(
+        record["results"]["clip.csv"],
+        file=str(tmp_path / "day1" / "Clip.wav"),
+        recording=str(tmp_path / "day1" / "Clip.wav"),
+        written=1.0,
+    )
+    record["thresholds"]["Clip.csv"] = 0.5
+    (out / SCAN_STAMP).write_text(json.dumps(record))
+    os.link(out / "clip.csv", out / "Clip.csv")
+    (other,) = _recordings(tmp_path / "day3" / "other.wav")
+    scan_to_folder(FakeScanner(), [other], out, BatchSettings())
+    files = [r["file"] for r in _combined_rows(out)]
+    assert str(tmp_path / "day1" / "Clip.wav") not in files
+    assert str(tmp_path / "day2" / "clip.wav") in files
+    kept = json.loads((out / SCAN_STAMP).read_text())["results"]
+    assert {k for k in kept if k.endswith(".csv")} == {"clip.csv", "other.csv"}
 
 
 # ---------------------------------------------------------------- run_many
@@ -613,6 +686,103 @@ def test_a_moved_recording_is_its_own_a_missing_other_one_is_not(tmp_path: Path)
         scan_to_folder(FakeScanner(), [tmp_path / "day2"], out, resume)
 
 
+def test_a_recording_copied_without_its_time_is_its_own_once_the_original_is_gone(
+    tmp_path: Path,
+) -> None:
+    """day1/ copied to another disk without its modification times (cp without -p, a
+    download), the original gone: its results were refused as another recording's (the
+    size the same, the time not). The record keeps a fingerprint of each recording's
+    content (its first, middle and last MiB), by which the copy is known; a copy of
+    other content is not, and a record from before fingerprints behaves as before."""
+    import json
+    import shutil
+
+    rec = tmp_path / "day1" / "REC0001.WAV"
+    rec.parent.mkdir()
+    rng = np.random.default_rng(0)
+    audio = rng.bytes(5 << 20)  # over 3 MiB: sampled, not hashed whole
+    rec.write_bytes(audio)
+    out = tmp_path / "out"
+    resume = BatchSettings(fmt="audacity", skip_existing=True)
+    scan_to_folder(FakeScanner(), [tmp_path / "day1"], out, resume)
+    record = json.loads((out / SCAN_STAMP).read_text())
+    assert len(record["results"]["REC0001.txt"]["fingerprint"]) == 64
+
+    def copy_elsewhere(name: str, content: bytes | None = None) -> Path:
+        copy = tmp_path / name / "REC0001.WAV"
+        copy.parent.mkdir()
+        copy.write_bytes(audio if content is None else content)
+        os.utime(copy, (time.time() + 3600, time.time() + 3600))  # a time of its own
+        return copy
+
+    gone = tmp_path / "gone.wav"
+    rec.rename(gone)
+    edited = bytearray(audio)
+    edited[len(audio) // 2] ^= 0xFF  # the same size, another middle
+    copy_elsewhere("edited", bytes(edited))
+    with pytest.raises(InvalidInputError, match="moved or copied: its size, modification"):
+        scan_to_folder(FakeScanner(), [tmp_path / "edited"], out, resume)
+    copy = copy_elsewhere("copy")
+    scanner, heard = FakeScanner(), []
+    scan_to_folder(scanner, [tmp_path / "copy"], out, resume, on_file=heard.append)
+    assert [o.kind for o in heard] == ["skipped"] and scanner.calls == []
+    record = json.loads((out / SCAN_STAMP).read_text())
+    assert record["results"]["REC0001.txt"]["recording"] == os.path.realpath(copy)
+    # a record from before fingerprints: the copy refused, as before ...
+    gone.rename(rec)
+    shutil.rmtree(tmp_path / "copy")
+    out2 = tmp_path / "out2"
+    scan_to_folder(FakeScanner(), [tmp_path / "day1"], out2, resume)
+    record = json.loads((out2 / SCAN_STAMP).read_text())
+    del record["results"]["REC0001.txt"]["fingerprint"]
+    (out2 / SCAN_STAMP).write_text(json.dumps(record))
+    rec.rename(gone)
+    copy_elsewhere("copy")
+    with pytest.raises(InvalidInputError, match="no longer there"):
+        scan_to_folder(FakeScanner(), [tmp_path / "copy"], out2, resume)
+    # ... until the recording is scanned again
+    shutil.rmtree(tmp_path / "copy")
+    gone.rename(rec)
+    scan_to_folder(FakeScanner(), [tmp_path / "day1"], out2, resume)  # kept: no fingerprint
+    assert (
+        "fingerprint" not in json.loads((out2 / SCAN_STAMP).read_text())["results"]["REC0001.txt"]
+    )
+    scan_to_folder(
+        FakeScanner(), [tmp_path / "day1"], out2, attrs.evolve(resume, skip_existing=False)
+    )
+    rec.rename(gone)
+    copy_elsewhere("copy")
+    heard = []
+    scan_to_folder(FakeScanner(), [tmp_path / "copy"], out2, resume, on_file=heard.append)
+    assert [o.kind for o in heard] == ["skipped"]
+    # moved once more (its time kept): the record keeps the fingerprint
+    (tmp_path / "copy").rename(tmp_path / "moved")
+    scan_to_folder(FakeScanner(), [tmp_path / "moved"], out2, resume)
+    assert "fingerprint" in json.loads((out2 / SCAN_STAMP).read_text())["results"]["REC0001.txt"]
+
+
+def test_no_fingerprint_is_recorded_of_a_recording_changed_during_its_scan(
+    tmp_path: Path,
+) -> None:
+    """The fingerprint is taken after the scan: of a recording changed meanwhile it would
+    mark content the result does not hold, so none is recorded."""
+    import json
+
+    (rec,) = _recordings(tmp_path / "rec.wav")
+
+    class Editing(FakeScanner):
+        def scan_many(self, sources: Iterable[str | Path], **kw: Any) -> Any:
+            for item in super().scan_many(sources, **kw):
+                rec.write_bytes(b"edited while scanned, another size")
+                yield item
+
+    out = tmp_path / "out"
+    scan_to_folder(Editing(), [rec], out)
+    assert "fingerprint" not in json.loads((out / SCAN_STAMP).read_text())["results"]["rec.csv"]
+    scan_to_folder(FakeScanner(), [rec], out)
+    assert "fingerprint" in json.loads((out / SCAN_STAMP).read_text())["results"]["rec.csv"]
+
+
 def test_skip_existing_scans_a_recording_again_when_it_changed(tmp_path: Path) -> None:
     """A recording re-recorded or edited since its result was written: with
     --skip-existing its result was kept (the detections of the audio it held before)."""
@@ -667,6 +837,32 @@ def test_skip_existing_scans_a_recording_again_from_another_audio_stream(
     heard.clear()
     scan_to_folder(first, [rec], out, resume, on_file=heard.append)
     assert [o.kind for o in heard] == ["skipped"]
+
+
+def test_the_journal_records_each_results_audio_stream(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A scan killed before it writes the record leaves the journal only: its lines
+    name each result's audio stream too, so --skip-existing of another stream scans the
+    recording again (merged: the stream of newuser4, the journal of folder2)."""
+    from audio_embed import batch
+
+    (rec,) = _recordings(tmp_path / "obs.mkv")
+    out = tmp_path / "out"
+    game = FakeScanner()
+    game.audio_stream = 1  # type: ignore[attr-defined]
+    with monkeypatch.context() as m:  # as if killed: the journal is never compacted
+        m.setattr(batch, "_write_stamp", lambda out, stamp: None)
+        scan_to_folder(game, [rec], out)
+    assert (out / SCAN_JOURNAL).is_file()
+    assert _read_stamp(out).made["obs.csv"].audio_stream == 1
+    heard: list[FileOutcome] = []
+    scan_to_folder(
+        FakeScanner(), [rec], out, BatchSettings(skip_existing=True), on_file=heard.append
+    )
+    assert [o.kind for o in heard] == ["rescan", "done"]
+    assert "audio stream 1" in str(heard[0].reason)
+    assert _read_stamp(out).made["obs.csv"].audio_stream == 0
 
 
 def test_detections_csv_lists_the_results_of_every_scan_into_the_folder_at_its_threshold(
@@ -757,9 +953,11 @@ def test_a_scan_killed_outright_leaves_a_record_of_every_result_and_no_lock(
 ) -> None:
     """The record was written every 30 s (before that: at the end only): a scan killed
     outright (out of memory, a power cut) left results the record did not name, so the
-    next scan's same-name guard and detections.csv knew nothing of them. Now it is
-    written with each result. The lock file the killed scan held stays behind, but the
-    lock was the process's: the next scan into the folder goes ahead."""
+    next scan's same-name guard and detections.csv knew nothing of them. Now each result
+    is recorded as it is written (a line of the journal; a line left half-written is
+    passed over), and the next scan writes the journal into the record. The lock file
+    the killed scan held stays behind, but the lock was the process's: the next scan
+    into the folder goes ahead."""
     import json
     import subprocess
     import sys
@@ -773,8 +971,6 @@ from test_batch import FakeScanner
 from audio_embed import batch
 from audio_embed.batch import scan_to_folder
 
-batch._RECORD_SLOW = float("inf")  # never wait (a slow disk): written after every result
-
 class Killed(FakeScanner):
     def scan_many(self, sources, **kw):
         for i, item in enumerate(super().scan_many(sources, **kw)):
@@ -787,12 +983,65 @@ scan_to_folder(Killed(), {[str(f) for f in files]!r}, {str(out)!r})
     run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
     assert run.returncode == 137, run.stderr
     assert (out / SCAN_LOCK).exists() and not (out / COMBINED_CSV).exists()
-    record = json.loads((out / SCAN_STAMP).read_text())
-    assert sorted(record["results"]) == sorted(record["thresholds"]) == ["one.csv", "two.csv"]
+    record = _read_stamp(out)
+    assert sorted(record.made) == sorted(record.thresholds) == ["one.csv", "two.csv"]
+    with (out / SCAN_JOURNAL).open("a") as fh:
+        fh.write('{"key": "three.csv", "thresh')  # killed mid-line
     scanner = FakeScanner()
     report = scan_to_folder(scanner, files, out, BatchSettings(skip_existing=True))
     assert scanner.calls == [["three.wav"]] and report.ok
     assert sorted(r["file"] for r in _combined_rows(out)) == sorted(str(f) for f in files)
+    assert not (out / SCAN_JOURNAL).exists()
+    record = json.loads((out / SCAN_STAMP).read_text())
+    assert sorted(record["results"]) == ["one.csv", "three.csv", "two.csv"]
+
+
+def test_results_are_recorded_when_the_journal_cannot_be_written(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A journal that cannot be appended to (here a folder of its name) is a warning; the
+    record is still written whole when the batch ends."""
+    files = _recordings(tmp_path / "a.wav", tmp_path / "b.wav")
+    out = tmp_path / "out"
+    (out / SCAN_JOURNAL).mkdir(parents=True)
+    scan_to_folder(FakeScanner(), files, out)
+    assert sorted(_read_stamp(out).made) == ["a.csv", "b.csv"]
+    assert "Could not write" in caplog.text and "Could not remove" in caplog.text
+
+
+def test_the_whole_record_is_written_once_per_batch_not_after_each_result(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The record (32 MB for 100,000 results, 0.5-0.8 s to write) was rewritten after
+    each result, throttled when slow; now a result adds a line to the journal and the
+    record is written once, when the batch ends, also when it is cancelled."""
+    from audio_embed import batch
+
+    files = _recordings(*(tmp_path / f"{n}.wav" for n in ("one", "two", "three", "four")))
+    writes: list[int] = []
+    real = batch._write_stamp
+
+    def counted(out: Path, stamp: Any) -> None:
+        writes.append(len(stamp.made))
+        real(out, stamp)
+
+    monkeypatch.setattr(batch, "_write_stamp", counted)
+    out = tmp_path / "out"
+    scan_to_folder(FakeScanner(), files, out)
+    assert writes == [4] and not (out / SCAN_JOURNAL).exists()
+    writes.clear()
+    token = CancelToken()
+    heard: list[FileOutcome] = []
+
+    def stop_after_two(outcome: FileOutcome) -> None:
+        heard.append(outcome)
+        if len(heard) == 2:
+            token.cancel()
+
+    with pytest.raises(BatchCancelled):
+        scan_to_folder(FakeScanner(), files, tmp_path / "cut", cancel=token, on_file=stop_after_two)
+    assert writes == [2] and not (tmp_path / "cut" / SCAN_JOURNAL).exists()
+    assert len(_read_stamp(tmp_path / "cut").made) == 2
 
 
 def test_a_record_naming_files_outside_the_folder_is_not_read(tmp_path: Path) -> None:

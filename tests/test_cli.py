@@ -301,6 +301,35 @@ def test_models_pattern_and_json(capsys: pytest.CaptureFixture[str]) -> None:
     assert rc == 1 and "no embedder matches" in err
 
 
+def test_models_lists_the_settings_each_model_takes(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """--model-option keys are discoverable (before: only from the error of a wrong one)."""
+    from audio_embed import EmbedderSpec, LogMelEmbedder, registry
+
+    rc, out, _ = run_cli(capsys, "models", "LOGMEL")
+    assert rc == 0 and "audio-embed models NAME --settings" in out and "n_mels" not in out
+    spec = EmbedderSpec(name="LOGMEL_ANY", dim=256, factory=lambda **kw: LogMelEmbedder(**kw))
+    monkeypatch.setitem(registry._REGISTRY, "LOGMEL_ANY", spec)
+    rc, out, _ = run_cli(capsys, "models", "[BL]*", "--settings")
+    assert rc == 0
+    rows = dict(line.split(maxsplit=1) for line in out.split("SETTINGS")[1].splitlines()[1:])
+    assert rows["LOGMEL"] == (
+        "n_mels=64 n_fft=512 hop_length=160 f_min=50.0 f_max=8000.0 floor=0.0001 frontend=log"
+    )
+    assert rows["BIRDNET_V24"].startswith("frames=time chunk_hop=auto batch_size=16")
+    assert "audio_speed=1.0" in rows["BIRDNET_V24"]
+    assert rows["BEATS_ML"] == "layers=[3,6,9,12]" and rows["BEATS"] == "none"
+    assert rows["LOGMEL_ANY"].startswith("not declared by its factory")
+    rc, out, _ = run_cli(capsys, "models", "WHISPER_TINY_EN*", "--json")
+    assert [r["settings"] for r in json.loads(out)] == [
+        {"short_input": "pad", "layer": 2},
+        {"layers": [1, 2, 3, 4], "short_input": "pad", "layer": 2},
+    ]
+    rc, out, _ = run_cli(capsys, "train", "--help")
+    assert "models NAME --settings" in " ".join(out.split())
+
+
 # ---------------------------------------------------------------------------- embed
 
 
@@ -941,6 +970,62 @@ def _cue_seconds(timing: str) -> tuple[float, float]:
     return seconds(start), seconds(end)
 
 
+TSV_FORMAT = """\
+from audio_embed.formats import register_format
+from audio_embed.types import Detection
+
+def write(detections, *, file, label):
+    return "".join(f"{label}\\t{d.start:.3f}\\t{d.end:.3f}\\t{d.score:.4f}\\n" for d in detections)
+
+def read(text):
+    rows = [line.split("\\t") for line in text.splitlines()]
+    return [Detection(float(r[1]), float(r[2]), float(r[3]), float("nan")) for r in rows]
+
+register_format("tsv", ".tsv", write, read)
+"""
+
+
+def test_scan_writes_a_format_a_plugin_registers(
+    tmp_path: Path,
+    demo: DemoSet,
+    scanner_file: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """``--format NAME`` of a format registered in a --plugin module (before, the six
+    built-in formats only), given before or after the command; its reader reads results
+    back (--skip-existing, detections.csv)."""
+    from audio_embed import formats
+
+    monkeypatch.setattr(formats, "_FORMATS", dict(formats._FORMATS))  # forgotten after
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    monkeypatch.setitem(sys.modules, "cli_tsv_format", None)  # imported here, then forgotten
+    del sys.modules["cli_tsv_format"]
+    (tmp_path / "cli_tsv_format.py").write_text(TSV_FORMAT)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    rec = demo.test_files[0]
+    scan = ["scan", str(scanner_file), str(rec), "--threshold", "0.2", "-q"]
+    rc, _, err = run_cli(capsys, *scan, "--out", str(tmp_path / "c"))
+    assert rc == 0, err
+    with (tmp_path / "c" / f"{rec.stem}.csv").open(newline="") as fh:
+        want = [(float(r["start"]), float(r["end"]), float(r["score"])) for r in csv.DictReader(fh)]
+    assert want
+    rc, _, err = run_cli(capsys, *scan, "--out", str(tmp_path / "t"), "--format", "tsv")
+    assert rc == 2 and "invalid choice: 'tsv'" in err  # not loaded: not a choice
+    for first, last in ((["--plugin", "cli_tsv_format"], []), ([], ["--plugin", "cli_tsv_format"])):
+        out = tmp_path / f"t{len(first)}"
+        args = [*scan, "--out", str(out), "--format", "tsv", "--label", "horn"]
+        rc, _, err = run_cli(capsys, *first, *args, *last)
+        assert rc == 0, err
+        rows = [line.split("\t") for line in (out / f"{rec.stem}.tsv").read_text().splitlines()]
+        assert {r[0] for r in rows} == {"horn"}
+        assert [(float(r[1]), float(r[2]), float(r[3])) for r in rows] == want
+        with (out / "detections.csv").open(newline="") as fh:
+            assert len(list(csv.DictReader(fh))) == len(want)
+    rc, out_text, err = run_cli(capsys, *args, "--skip-existing", "--plugin", "cli_tsv_format")
+    assert rc == 0 and f"{rec}: result exists, skipped" in out_text, out_text + err
+
+
 def test_scan_writes_subtitles_beside_a_video_but_never_over_its_own(
     tmp_path: Path, demo: DemoSet, scanner_file: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -1384,6 +1469,45 @@ def test_plugin_module_makes_its_models_nameable(
     assert rc == 0 and "PLUGIN_LOGMEL" in out
     rc, _, err = run_cli(capsys, "models", "--plugin", "no_such_plugin_module")
     assert rc != 0 and "no_such_plugin_module" in err
+
+
+def test_plugin_before_the_command(
+    tmp_path: Path,
+    demo: DemoSet,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """``audio-embed --plugin my_models COMMAND …``, as people write it (before, only
+    ``COMMAND --plugin my_models``: the first was 'unrecognized arguments')."""
+    from audio_embed.cli import models
+
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    (tmp_path / "cli_first_plugin.py").write_text(
+        "from audio_embed.embedders.logmel import LogMelEmbedder\n"
+        "from audio_embed.registry import EmbedderSpec, register_embedder\n"
+        "register_embedder(EmbedderSpec(name='FIRST_LOGMEL', dim=128, takes_checkpoint=False,\n"
+        "    factory=lambda **kw: LogMelEmbedder(n_mels=32, **kw)))\n"
+    )
+    (tmp_path / "cli_second_plugin.py").write_text("")
+    monkeypatch.chdir(tmp_path)
+    rc, out, err = run_cli(capsys, "--plugin", "./cli_first_plugin.py", "models", "FIRST_*")
+    assert rc == 0 and "FIRST_LOGMEL" in out, err
+    # the model is a valid --model of a command
+    npz = tmp_path / "e.npz"
+    embed = ["embed", str(demo.test_files[0]), "--model", "FIRST_LOGMEL", "--out", str(npz)]
+    rc, _, err = run_cli(capsys, "--plugin=cli_first_plugin", *embed, "--hop", "5", "-q")
+    assert rc == 0 and npz.is_file(), err
+    # both forms together: the command (and Ray's workers) get every module once, those
+    # before the command first, a file by its absolute path
+    seen: list[list[str]] = []
+    monkeypatch.setattr(models, "run", lambda run: seen.append(run.args.plugin) or 0)
+    first = ["--plugin", "./cli_first_plugin.py", "--plugin", "cli_second_plugin"]
+    assert main([*first, "models", "--plugin", "cli_second_plugin"]) == 0
+    assert seen == [[str(tmp_path / "cli_first_plugin.py"), "cli_second_plugin"]]
+    rc, _, err = run_cli(capsys, "--plugin", "no_such_first_plugin", "models")
+    assert rc == 1 and "no_such_first_plugin" in err and "Traceback" not in err
+    rc, out, _ = run_cli(capsys, "--help")
+    assert rc == 0 and "--plugin MODULE" in out
 
 
 def test_model_option_sets_the_models_settings(

@@ -19,13 +19,14 @@ from typing import Any
 import attrs
 import numpy as np
 import pytest
+import torch
 
 pytest.importorskip("ray", reason="ray is not installed: pip install 'audio_embed[ray]'")
 pytest.importorskip("ray.data", reason="Ray Data is not installed: pip install 'audio_embed[ray]'")
 
 import ray
 
-from audio_embed import LogMelEmbedder
+from audio_embed import Embedder, LogMelEmbedder
 from audio_embed import distributed as dist
 from audio_embed._ray_worker import CRASH_ONCE_ENV
 from audio_embed.batch import (
@@ -464,18 +465,30 @@ def test_a_file_changed_after_decoding_is_not_cached_under_its_new_key(tmp_path:
     assert fresh["error"] == "" and len(list(cache_dir.glob("*.npz"))) == 1
 
 
-def test_embed_dataset_skips_only_embeddings_of_its_own_model_and_windows(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
-) -> None:
-    """skip_existing keeps a file's .npz only when it is readable and was made with the
-    same model and windows (before: any file of the name, even a truncated one or
-    another model's embeddings, was kept)."""
+class _Seeded(Embedder):
+    """A plugin's model with weights: ``checkpoint`` is the seed they are drawn with."""
+
+    name = "SEEDED"
+    dim = 8
+
+    def __init__(self, checkpoint: str | None = None) -> None:
+        self.checkpoint = checkpoint
+        rng = np.random.default_rng(int(checkpoint or 0))
+        self.weights = torch.from_numpy(rng.standard_normal((1, self.dim)).astype(np.float32))
+
+    def _embed_batch(self, waveforms: torch.Tensor) -> torch.Tensor:
+        return waveforms.mean(dim=1, keepdim=True) * self.weights
+
+
+@pytest.fixture
+def fake_embedding(monkeypatch: pytest.MonkeyPatch) -> list[list[str]]:
+    """embed_dataset without Ray: the names of the files each run embeds (LOGMEL gives
+    4 numbers a window, other models 8); SEEDED registered as a plugin's model."""
+    from audio_embed import registry
     from audio_embed.cache import CachedEmbeddings
 
-    files = []
-    for name in ("a", "b", "c", "d"):
-        (tmp_path / f"{name}.wav").write_bytes(b"")
-        files.append(str(tmp_path / f"{name}.wav"))
+    spec = registry.EmbedderSpec(name="SEEDED", dim=8, factory=_Seeded)
+    monkeypatch.setitem(registry._REGISTRY, "SEEDED", spec)
     embedded: list[list[str]] = []
 
     def fake(self: dist.RayScanner, sources: list[str], **_: object) -> Iterator[tuple[str, Any]]:
@@ -485,6 +498,23 @@ def test_embed_dataset_skips_only_embeddings_of_its_own_model_and_windows(
             yield s, CachedEmbeddings(np.arange(3.0), np.ones((3, dim), np.float32), 3.0)
 
     monkeypatch.setattr(dist.RayScanner, "sliding_embeddings_many", fake)
+    return embedded
+
+
+def _empty_files(folder: Path, names: str) -> list[str]:
+    for name in names:
+        (folder / f"{name}.wav").write_bytes(b"")
+    return [str(folder / f"{name}.wav") for name in names]
+
+
+def test_embed_dataset_skips_only_embeddings_of_its_own_model_and_windows(
+    tmp_path: Path, fake_embedding: list[list[str]], caplog: pytest.LogCaptureFixture
+) -> None:
+    """skip_existing keeps a file's .npz only when it is readable and was made with the
+    same model and windows (before: any file of the name, even a truncated one or
+    another model's embeddings, was kept)."""
+    embedded = fake_embedding
+    files = _empty_files(tmp_path, "abcd")
     out = tmp_path / "out"
     dist.embed_dataset("LOGMEL", files, out, hop=1)
     assert embedded == [["a.wav", "b.wav", "c.wav", "d.wav"]]
@@ -494,19 +524,81 @@ def test_embed_dataset_skips_only_embeddings_of_its_own_model_and_windows(
     report = dist.embed_dataset("LOGMEL", files, out, hop=1.0, skip_existing=True)
     assert embedded[1] == ["b.wav", "c.wav"] and "b.npz is unreadable" in caplog.text
     assert sorted(Path(p).name for p in report.skipped) == ["a.wav", "d.wav"]
-    dist.embed_dataset("OTHER_MODEL", files, out, hop=1.0, skip_existing=True)
+    dist.embed_dataset("SEEDED", files, out, hop=1.0, skip_existing=True)
     assert embedded[2] == ["a.wav", "b.wav", "c.wav", "d.wav"]
-    assert "made with" in caplog.text
+    assert "made with other settings: embedder" in caplog.text
     with np.load(out / "a.npz") as a:
         assert a["embeddings"].shape == (3, 8)
-    for name in "abcd":  # as written before the .npz files stored their settings
-        with np.load(out / f"{name}.npz") as z:
-            arrays = {k: z[k] for k in z.files if k != "settings"}
-        np.savez(out / f"{name}.npz", **arrays)
-    dist.embed_dataset("OTHER_MODEL", files, out, hop=1.0, skip_existing=True)
-    assert len(embedded) == 3  # kept: they hold the first audio stream, all there was then
-    dist.embed_dataset("OTHER_MODEL", files, out, hop=1.0, skip_existing=True, audio_stream=1)
+    dist.embed_dataset("SEEDED", files, out, hop=1.0, skip_existing=True)
+    assert len(embedded) == 3  # all kept
+    dist.embed_dataset("SEEDED", files, out, hop=1.0, skip_existing=True, audio_stream=1)
     assert embedded[3] == ["a.wav", "b.wav", "c.wav", "d.wav"]
+    assert "audio_stream 0, now 1" in caplog.text
+
+
+def test_embed_dataset_skips_only_embeddings_of_the_same_model_settings_and_weights(
+    tmp_path: Path, fake_embedding: list[list[str]], caplog: pytest.LogCaptureFixture
+) -> None:
+    """The .npz names the model's identity (its cache_id: own settings and weights), so
+    skip_existing re-embeds a file made with another --model-option or other weights
+    (before: the model's name and windows matched, the file was kept, silently wrong)."""
+    embedded = fake_embedding
+    files = _empty_files(tmp_path, "ab")
+    out = tmp_path / "out"
+
+    def run(model: str, **kwargs: Any) -> dist.DatasetReport:
+        options = dist.RayOptions(embedder_kwargs=kwargs)
+        return dist.embed_dataset(model, files, out, skip_existing=True, options=options)
+
+    floor = LogMelEmbedder(floor=1e-10).cache_id()
+    run("LOGMEL", floor=1e-10)
+    with np.load(out / "a.npz") as a:
+        assert json.loads(str(a["settings"]))["embedder"] == floor
+    caplog.clear()
+    assert run("LOGMEL", floor=1e-10).skipped == files and len(embedded) == 1
+    assert caplog.text == ""
+    run("LOGMEL")  # the default floor: other vectors
+    assert embedded[1] == ["a.wav", "b.wav"]
+    assert f"embedder {floor!r}" in caplog.text and "own settings or its weights" in caplog.text
+    run("SEEDED", checkpoint="1")
+    assert run("SEEDED", checkpoint="1").skipped == files and len(embedded) == 3
+    caplog.clear()
+    run("SEEDED", checkpoint="2")  # other weights, same name and settings
+    assert embedded[3] == ["a.wav", "b.wav"] and "own settings or its weights" in caplog.text
+    # a setting the model does not take fails before Ray starts
+    with pytest.raises(InvalidInputError, match="no setting 'flor'"):
+        run("LOGMEL", flor=1e-10)
+    assert len(embedded) == 4
+
+
+def test_embed_dataset_re_embeds_what_it_cannot_check(
+    tmp_path: Path, fake_embedding: list[list[str]], caplog: pytest.LogCaptureFixture
+) -> None:
+    """An .npz without the model's identity (written before it was stored) is embedded
+    again with a warning that says why; so is every one when the driver cannot build
+    the model (registered on the workers only)."""
+    embedded = fake_embedding
+    files = _empty_files(tmp_path, "ab")
+    out = tmp_path / "out"
+    dist.embed_dataset("LOGMEL", files, out)
+    for name in "ab":  # as written before the .npz files stored the identity
+        with np.load(out / f"{name}.npz") as z:
+            arrays = {k: z[k] for k in z.files}
+        settings = json.loads(str(arrays["settings"]))
+        del settings["embedder"]
+        arrays["settings"] = np.array(json.dumps(settings, sort_keys=True))
+        np.savez(out / f"{name}.npz", **arrays)
+    with np.load(out / "b.npz") as z:  # and before they stored any settings
+        np.savez(out / "b.npz", **{k: z[k] for k in z.files if k != "settings"})
+    dist.embed_dataset("LOGMEL", files, out, skip_existing=True)
+    assert embedded[1] == ["a.wav", "b.wav"]
+    assert caplog.text.count("cannot be checked") == 2
+    assert dist.embed_dataset("LOGMEL", files, out, skip_existing=True).skipped == files
+    caplog.clear()
+    dist.embed_dataset("WORKERS_ONLY", files, out, skip_existing=True)
+    assert "Cannot build the WORKERS_ONLY model on this machine" in caplog.text
+    dist.embed_dataset("WORKERS_ONLY", files, out, skip_existing=True)
+    assert embedded[2] == embedded[3] == ["a.wav", "b.wav"]
 
 
 def test_a_worker_names_the_scanner_file_in_its_load_errors(
@@ -535,6 +627,98 @@ def test_a_worker_names_the_scanner_file_in_its_load_errors(
     job["load_kwargs"] = {"embedder": LogMelEmbedder(n_mels=32)}  # another model
     with pytest.raises(ScannerFileError, match=r"^the Scanner given to RayScanner\.from_scanner"):
         build_scanner(job)
+
+
+OWN_FEATURES = """\
+import numpy as np
+from attrs import define
+
+from attrs import frozen
+
+from audio_embed import Postprocessing
+from audio_embed.scanner import Scanner
+
+
+@define
+class Squared(Scanner):
+    def window_features(self, normalised, starts):
+        f = super().window_features(normalised, starts)
+        return np.concatenate([f, np.abs(f)], axis=1)
+
+
+@frozen(kw_only=True)
+class Strongest(Postprocessing):
+    def detections(self, *args, **kwargs):
+        found = super().detections(*args, **kwargs)
+        return [max(found, key=lambda d: d.score)] if found else []
+"""
+
+
+def test_a_scanner_subclass_with_its_own_features_loads_as_one_on_the_workers(
+    crash_marker: Path, tmp_path: Path, demo: DemoSet, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """RayScanner.from_scanner of a Scanner subclass with its own window_features(): each
+    worker's Scanner.load refused the file ("trained with the window features of …"),
+    so every file failed. Given as a scanner, its module goes to the workers; given as
+    a file, RayOptions(plugins=[module]) names it."""
+    import importlib
+
+    from attrs import define
+
+    from audio_embed._ray_worker import build_scanner
+
+    (tmp_path / "ray_own_features.py").write_text(OWN_FEATURES)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setitem(sys.modules, "ray_own_features", None)  # imported here, then forgotten
+    del sys.modules["ray_own_features"]
+    squared = importlib.import_module("ray_own_features").Squared
+    recs = [Recording(f, m) for f, m in read_markers(demo.markers_csv).items()]
+    own = squared(LogMelEmbedder(), augmentation=None, threshold=0.5, context=0.0).fit(recs)
+    want = own.scan(demo.test_files[0]).probabilities
+    path = own.save(tmp_path / "own.scanner")
+
+    def on_a_worker(job: dict[str, Any]) -> Scanner:  # a new process: the module not imported
+        monkeypatch.delitem(sys.modules, "ray_own_features", raising=False)
+        return build_scanner({**job, "embedder_kwargs": {}})
+
+    loaded = on_a_worker(dist.RayScanner.from_scanner(own).job)
+    assert f"{type(loaded).__module__}.{type(loaded).__name__}" == "ray_own_features.Squared"
+    got = loaded.scan(demo.test_files[0]).probabilities
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+    job = dist.RayScanner.from_scanner(path).job
+    with pytest.raises(
+        ScannerFileError,
+        match=r"features of ray_own_features\.Squared .*RayOptions\(plugins=\['ray_own_features'\]",
+    ):
+        on_a_worker({**job, "plugins": []})
+    assert type(on_a_worker({**job, "plugins": ["ray_own_features"]})).__name__ == "Squared"
+    # a Postprocessing subclass given with the scanner: its module goes to the workers too
+    strongest = importlib.import_module("ray_own_features").Strongest
+    post = attrs.evolve(own, postprocessing=strongest(**own.postprocessing.as_dict()))
+    post.postprocessing_ = None
+    job = dist.RayScanner.from_scanner(post).job
+    assert job["scanner_modules"] == ["ray_own_features"]
+    assert type(on_a_worker(job).scan_postprocessing).__name__ == "Strongest"
+    # the command line, locally: Scanner.load loads it as Squared once --plugin imports it
+    scan = ["scan", str(path), str(demo.test_files[0]), "--out", str(tmp_path / "o"), "-q"]
+    assert main([*scan, "--plugin", str(tmp_path / "ray_own_features.py")]) == 0
+    # on Ray's own workers (new processes: the module by its file's path)
+    file = str(tmp_path / "ray_own_features.py")
+    options = dist.RayOptions(workers=1, plugins=[file])
+    got_ray, failed = dist.scan_results(path, demo.test_files[:1], options=options)
+    assert failed == []
+    ray_scores = got_ray[str(demo.test_files[0])].probabilities
+    np.testing.assert_allclose(ray_scores, want, rtol=1e-4, atol=1e-5)
+    _, failed = dist.scan_results(path, demo.test_files[:1], options=dist.RayOptions(workers=1))
+    assert len(failed) == 1 and "RayOptions(plugins=['ray_own_features'])" in failed[0].reason
+
+    @define
+    class Local(Scanner):  # no worker can import it: refused before Ray starts
+        def window_features(self, normalised: np.ndarray, starts: np.ndarray) -> np.ndarray:
+            return super().window_features(normalised, starts)
+
+    with pytest.raises(InvalidInputError, match=r"^Local has its own window_features\(\), def"):
+        dist.RayScanner.from_scanner(Local(LogMelEmbedder()))
 
 
 class _LogMel32(LogMelEmbedder):

@@ -24,9 +24,10 @@ from audio_embed import (
     get_spec,
     list_embedders,
     register_embedder,
+    registry,
 )
 from audio_embed.embedders.multilayer import resolve_layers
-from audio_embed.registry import quartile_layers
+from audio_embed.registry import quartile_layers, setting_defaults
 
 BUILTIN_DIMS = {
     "WAV2VEC2_BASE": 768,
@@ -72,9 +73,44 @@ def test_unknown_setting_names_the_settings_a_model_takes() -> None:
     """Before: a TypeError from the factory (or none, for a setting a lambda swallowed)."""
     with pytest.raises(InvalidInputError, match=r"no setting 'speed'; it takes: n_mels, n_fft"):
         create_embedder("LOGMEL", speed=2)
-    # a factory of **kwargs: the class's own TypeError, as an InvalidInputError
-    with pytest.raises(InvalidInputError, match=r"WAV2VEC2_BASE.*unexpected keyword.*'speed'"):
+    # a built-in factory of **kwargs declares its class's settings (before: the class's
+    # TypeError, as an InvalidInputError, "unexpected keyword argument 'speed'")
+    with pytest.raises(InvalidInputError, match=r"WAV2VEC2_BASE.*no setting 'speed'; it takes: "):
         create_embedder("WAV2VEC2_BASE", speed=2)
+    for name in ("WAV2VEC2_BASE", "WHISPER_TINY_EN_ML", "BEATS", "EAT"):
+        with pytest.raises(InvalidInputError, match=f"{name} embedder has no setting 'speed'"):
+            create_embedder(name, speed=2)
+    with pytest.raises(InvalidInputError, match=r"it takes: layers, normalize_waveform\.$"):
+        create_embedder("HUBERT_BASE_ML", speed=2)
+    # a plugin's factory of **kwargs that declares nothing: its class's TypeError
+    spec = EmbedderSpec(name="ANY", dim=256, factory=lambda **kw: LogMelEmbedder(**kw))
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setitem(registry._REGISTRY, "ANY", spec)
+        with pytest.raises(InvalidInputError, match=r"ANY.*unexpected keyword.*'speed'"):
+            create_embedder("ANY", speed=2)
+
+
+def test_setting_defaults_are_the_factories_keywords() -> None:
+    """What --model-option takes, with its defaults (audio-embed models --settings)."""
+    assert setting_defaults("LOGMEL") == {
+        "n_mels": 64, "n_fft": 512, "hop_length": 160, "f_min": 50.0, "f_max": 8000.0,
+        "floor": 1e-4, "frontend": "log",
+    }  # fmt: skip
+    assert setting_defaults("BIRDNET_V24") == {
+        "frames": "time", "chunk_hop": None, "batch_size": 16, "num_threads": None,
+        "frame_pooling": "mean", "audio_speed": 1.0,
+    }  # fmt: skip
+    # a factory's own defaults (Whisper tiny.en: the measured block), and _ML's layers
+    assert setting_defaults("WHISPER_TINY_EN") == {"short_input": "pad", "layer": 2}
+    assert setting_defaults("WHISPER_TINY") == {"short_input": "pad", "layer": None}
+    assert setting_defaults("HUBERT_BASE_ML") == {
+        "layers": (3, 6, 9, 12), "normalize_waveform": None
+    }  # fmt: skip
+    assert setting_defaults("EAT") == {"pooling": "mean", "target_length": 1024}
+    spec = EmbedderSpec(name="ANY", dim=256, factory=lambda **kw: LogMelEmbedder(**kw))
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setitem(registry._REGISTRY, "ANY", spec)
+        assert setting_defaults("ANY") is None  # it does not say
 
 
 def test_scanner_from_name_names_a_setting_of_the_model_or_a_close_one() -> None:
@@ -92,9 +128,15 @@ def test_scanner_from_name_names_a_setting_of_the_model_or_a_close_one() -> None
         Scanner.from_name("LOGMEL", n_mel=32)
     with pytest.raises(InvalidInputError, match=r"scan_windows=SlidingWindows\(window, hop\)"):
         Scanner.from_name("LOGMEL", window=0.5, hop=0.1)
-    # a model whose factory takes **kwargs cannot say: the rule, not a claim
+    # HuBERT's factory takes **kwargs but declares its settings (declare_settings)
     with pytest.raises(InvalidInputError, match=r"embedder_kwargs=\{'layers': \[3\]\}"):
         Scanner.from_name("HUBERT_BASE_ML", layers=[3])
+    # a plugin's factory of **kwargs that declares nothing cannot say: the rule, not a claim
+    spec = EmbedderSpec(name="ANY", dim=256, factory=lambda **kw: LogMelEmbedder(**kw))
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setitem(registry._REGISTRY, "ANY", spec)
+        with pytest.raises(InvalidInputError, match=r"ANY model goes in embedder_kwargs"):
+            Scanner.from_name("ANY", floor=1e-10)
     scanner = Scanner.from_name("LOGMEL", embedder_kwargs={"floor": 1e-10}, audio_stream=1)
     assert scanner.audio_stream == 1
 

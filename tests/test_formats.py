@@ -8,16 +8,20 @@ from pathlib import Path
 
 import pytest
 
-from audio_embed.errors import MarkerError, ResultFileError
+from audio_embed import formats
+from audio_embed.errors import InvalidInputError, MarkerError, ResultFileError
 from audio_embed.formats import (
     FORMAT_SUFFIXES,
     OutputFormat,
     format_detections,
     guess_marker_format,
+    list_formats,
     read_detections,
     read_marker_files,
     read_markers,
     recording_next_to,
+    register_format,
+    result_format,
     write_detections,
 )
 from audio_embed.types import Detection
@@ -558,3 +562,35 @@ def test_a_markers_csv_written_on_windows_names_its_files_with_backslashes(
     assert list(read_markers(tmp_path / "m.csv")) == [str(tmp_path / "train" / "rec.wav")]
     (tmp_path / "m.csv").write_text("file,time,kind\nother\\rec.wav,3,positive\n")
     assert list(read_markers(tmp_path / "m.csv")) == [str(tmp_path / "other\\rec.wav")]
+
+
+def test_a_registered_format_is_written_and_read_like_the_built_ins(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """register_format: the built-ins are registered so too (one code path); a format
+    without a reader writes, and its files are never taken for results."""
+    from audio_embed.batch import BatchSettings
+
+    monkeypatch.setattr(formats, "_FORMATS", dict(formats._FORMATS))
+    assert list_formats() == ("csv", "json", "audacity", "raven", "srt", "vtt")
+    assert result_format("raven").suffix == ".selections.txt" == FORMAT_SUFFIXES["raven"]
+
+    def starts(detections: object, *, file: str, label: str) -> str:
+        return "".join(f"{label} {d.start:g}\n" for d in detections)  # type: ignore[attr-defined]
+
+    with pytest.raises(InvalidInputError, match=r"Unknown output format 'starts'; use csv, "):
+        BatchSettings(fmt="starts")
+    register_format("starts", ".starts.txt", starts)
+    assert list_formats()[-1] == "starts" and FORMAT_SUFFIXES["starts"] == ".starts.txt"
+    assert BatchSettings(fmt="starts").fmt == "starts"
+    path = write_detections(tmp_path / "a.starts.txt", DETECTIONS, "starts", label="owl")
+    assert path.read_text() == "owl 0.5\nowl 10\n"
+    with pytest.raises(ResultFileError, match=r"the starts format has no reader"):
+        read_detections(path, "starts")
+    for name, suffix in (("", ".x"), ("a b", ".x"), ("ok", "x"), ("ok", "./x"), ("ok", ".")):
+        with pytest.raises(InvalidInputError, match=r"result format's (name|suffix)"):
+            register_format(name, suffix, starts)
+    with pytest.raises(InvalidInputError, match=r"'csv' is already registered"):
+        register_format("csv", ".csv", starts)
+    register_format("csv", ".csv", starts, overwrite=True)
+    assert format_detections(DETECTIONS, "csv", label="x") == "x 0.5\nx 10\n"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import json
 import os
+import re
 import zipfile
 from collections import defaultdict
 from pathlib import Path
@@ -24,6 +25,7 @@ from audio_embed import (
     Cancelled,
     InvalidInputError,
     LogMelEmbedder,
+    Postprocessing,
     ScannerFileError,
     TrainingDataError,
     load_audio,
@@ -74,6 +76,45 @@ def test_describe_is_the_training_summary_as_text(demo: DemoSet, trained: Scanne
 
     with pytest.raises(NotFittedError):
         Scanner(LogMelEmbedder()).describe()
+
+
+def test_describe_names_the_models_settings_and_weights_that_are_not_its_defaults(
+    demo: DemoSet, trained: Scanner, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """A scanner of a model built with other settings (--model-option) or weights says
+    so (before: it described itself as a default one); a default model adds no line."""
+    import copy
+
+    from audio_embed import registry
+    from audio_embed.embedders.logmel import LEVEL_FLOOR
+
+    assert "Model settings" not in trained.describe() and "Model weights" not in trained.describe()
+    other = copy.copy(trained)
+    other.embedder = LogMelEmbedder(floor=LEVEL_FLOOR, n_mels=32)
+    lines = other.describe().splitlines()
+    assert lines[1] == (
+        "Model settings (--model-option): n_mels=32 (default 64), floor=1e-10 (default 0.0001)."
+    )
+
+    class Weighted(LogMelEmbedder):
+        name = "WEIGHTED"
+
+        def __init__(self, checkpoint: str | None = None, *, n_mels: int = 64) -> None:
+            super().__init__(n_mels=n_mels)
+            self.checkpoint = checkpoint
+
+    spec = registry.EmbedderSpec(
+        name="WEIGHTED", dim=256, factory=Weighted, default_source=lambda: "bundled.pt"
+    )
+    monkeypatch.setitem(registry._REGISTRY, "WEIGHTED", spec)
+    other.embedder = Weighted("bundled.pt")  # a model that records its default weights
+    assert "Model" not in other.describe()
+    other.embedder = Weighted(str(tmp_path / "mine.pt"), n_mels=32)
+    lines = other.describe().splitlines()
+    assert lines[1:3] == [
+        "Model settings (--model-option): n_mels=32 (default 64).",
+        f"Model weights: {tmp_path / 'mine.pt'} (not WEIGHTED's default ones).",
+    ]
 
 
 def test_scan_result_shape(demo: DemoSet, trained: Scanner) -> None:
@@ -657,6 +698,69 @@ def test_a_scanner_subclass_with_its_own_window_features_trains_and_loads_with_t
     off_grid = TargetedWindows(hop=0.25)
     with pytest.raises(InvalidInputError, match=r"needs the training windows on the scan grid"):
         Squared(LogMelEmbedder(), train_windows=off_grid, augmentation=None).fit(recs)
+
+
+@frozen(kw_only=True)
+class StrongestOnly(Postprocessing):
+    """Post-processing of the user's own: the ``keep`` best detections of the built-in
+    steps (a field of its own, saved with the scanner)."""
+
+    keep: int = 1
+
+    def detections(
+        self,
+        starts: np.ndarray,
+        probabilities: np.ndarray,
+        window: float,
+        threshold: float,
+        duration: float | None = None,
+    ) -> list[Detection]:
+        found = super().detections(starts, probabilities, window, threshold, duration)
+        best = sorted(found, key=lambda d: -d.score)[: self.keep]
+        return sorted(best, key=lambda d: d.start)
+
+
+def test_a_postprocessing_subclass_detects_and_comes_back_from_a_saved_scanner(
+    tmp_path: Path, demo: DemoSet, trained: Scanner
+) -> None:
+    """A Postprocessing subclass is a hook: detect() and every scan use its detections(),
+    and a saved scanner keeps it by its import path (before, a subclass changed nothing:
+    detect() read the fields only, and the file loaded as Postprocessing)."""
+    import attrs
+
+    base = trained.scan(demo.test_files[0])
+    assert len(base.detections(0.3)) > 1
+    own = attrs.evolve(trained, postprocessing=StrongestOnly(**trained.postprocessing.as_dict()))
+    own.postprocessing_ = None
+    result = own.scan(demo.test_files[0])
+    assert result.detections(0.3) == [max(base.detections(0.3), key=lambda d: d.score)]
+    path = own.save(tmp_path / "own.scanner")
+    loaded = Scanner.load(path)
+    assert type(loaded.scan_postprocessing) is StrongestOnly
+    assert loaded.postprocessing == own.postprocessing and loaded.postprocessing.keep == 1
+    assert loaded.scan(demo.test_files[0]).detections(0.3) == result.detections(0.3)
+    # refused, naming what to do, when the class is not loaded here
+    with zipfile.ZipFile(path) as zf:
+        meta, payload = json.loads(zf.read("scanner.json")), zf.read("classifier.skops")
+    for saved, says in (
+        ("not_loaded_post.Mine", r"--plugin not_loaded_post"),
+        ("__main__.Mine", r"module of its own"),
+        (f"{__name__}.Local.<locals>.Mine", r"module of its own"),
+        ("audio_embed.windows.TargetedWindows", r"--plugin audio_embed\.windows"),
+    ):
+        meta["postprocessing_class"] = meta["postprocessing_setting_class"] = saved
+        with zipfile.ZipFile(edited := tmp_path / "edited.scanner", "w") as zf:
+            zf.writestr("scanner.json", json.dumps(meta))
+            zf.writestr("classifier.skops", payload)
+        with pytest.raises(ScannerFileError, match=rf"with {re.escape(saved)}, a .*{says}"):
+            Scanner.load(edited)
+    # files from before the option (no class saved) load as Postprocessing
+    del meta["postprocessing_class"], meta["postprocessing_setting_class"]
+    del meta["postprocessing"]["keep"], meta["postprocessing_setting"]["keep"]
+    with zipfile.ZipFile(edited, "w") as zf:
+        zf.writestr("scanner.json", json.dumps(meta))
+        zf.writestr("classifier.skops", payload)
+    assert type(Scanner.load(edited).scan_postprocessing) is Postprocessing
 
 
 @frozen

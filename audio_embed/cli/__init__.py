@@ -11,6 +11,9 @@ Subcommands::
     audio-embed search ARCHIVE.idx --example rec.wav:12.5 [--markers-out review.csv]
     audio-embed demo [DIR]                            the whole workflow on synthetic data
 
+``--plugin MODULE`` (before the command, or after it) imports a module of the
+user's first, so the models and result formats it registers can be named.
+
 Exit codes: 0 success, 1 a failure (a file that could not be read, bad markers,
 a damaged scanner…), 2 a usage error (bad option, unknown model), 130 cancelled
 with Ctrl-C. Errors are one line, ``audio-embed: error: …``; ``--verbose``
@@ -80,6 +83,16 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    parser.add_argument(
+        "--plugin",
+        action="append",
+        default=[],
+        dest="plugins_first",
+        metavar="MODULE",
+        help="import this Python module before anything else, so the models and result "
+        "formats it registers can be named by every command (repeatable; a module on the "
+        "Python path, or a .py file's path; the same as a command's own --plugin)",
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for command in COMMANDS:
         command.add_parser(sub).set_defaults(func=command.run)
@@ -87,23 +100,30 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run ``audio-embed`` with ``argv`` (default: ``sys.argv[1:]``); returns the exit code."""
-    parser = build_parser()
-    try:
-        args = parser.parse_args(argv)
-    except SystemExit as exc:  # --help, --version, or a usage error (already printed)
-        return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 2)
-    func = cast(Callable[[Run], int], args.func)
-    verbose = bool(getattr(args, "verbose", False))
-    try:
-        with session(args) as run:
-            if getattr(args, "plugin", None):
-                from audio_embed.registry import load_plugin
+    """Run ``audio-embed`` with ``argv`` (default: ``sys.argv[1:]``); returns the exit code.
 
-                # a file's path made absolute: Ray workers load it from another folder
-                args.plugin = [os.path.abspath(m) if m.endswith(".py") else m for m in args.plugin]
-                for module in args.plugin:
-                    load_plugin(module)
+    Every ``--plugin`` module, before the command (``audio-embed --plugin my_models
+    train …``) or after it (``audio-embed train --plugin my_models …``), is imported
+    before the command line is parsed, so that the models and result formats it
+    registers are valid choices everywhere (``scan --format``).
+    """
+    argv = list(sys.argv[1:] if argv is None else argv)
+    verbose = any(a in ("-v", "--verbose") for a in argv)  # until the arguments are parsed
+    try:
+        plugins = _plugins_named(argv)
+        _load_plugins(plugins)
+        parser = build_parser()
+        try:
+            args = parser.parse_args(argv)
+        except SystemExit as exc:  # --help, --version, or a usage error (already printed)
+            return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 2)
+        func = cast(Callable[[Run], int], args.func)
+        verbose = bool(getattr(args, "verbose", False))
+        # those before the command first; each once (Ray workers load the same list)
+        given = [*args.plugins_first, *(getattr(args, "plugin", None) or ())]
+        args.plugin = list(dict.fromkeys(_absolute(m) for m in given))
+        with session(args) as run:
+            _load_plugins(args.plugin)  # e.g. an abbreviated --plug, not seen before parsing
             return func(run)
     except (Cancelled, KeyboardInterrupt):
         fail("cancelled (results already written are complete; nothing is half-written).")
@@ -124,3 +144,35 @@ def main(argv: Sequence[str] | None = None) -> int:
             traceback.print_exc()
         fail(describe_error(exc))
         return EXIT_FAILURE
+
+
+def _plugins_named(argv: Sequence[str]) -> list[str]:
+    """The modules of every ``--plugin MODULE`` / ``--plugin=MODULE`` in ``argv``
+    (before ``--``), wherever it stands, so they are loaded before parsing."""
+    found: list[str] = []
+    i = 0
+    while i < len(argv):
+        arg = argv[i]
+        if arg == "--":
+            break
+        if arg == "--plugin" and i + 1 < len(argv):
+            found.append(argv[i + 1])
+            i += 1
+        elif arg.startswith("--plugin="):
+            found.append(arg.partition("=")[2])
+        i += 1
+    return found
+
+
+def _absolute(module: str) -> str:
+    """A file's path made absolute (Ray workers load it from another folder)."""
+    return os.path.abspath(module) if module.endswith(".py") else module
+
+
+def _load_plugins(modules: Sequence[str]) -> None:
+    if not modules:
+        return
+    from audio_embed.registry import load_plugin
+
+    for module in modules:
+        load_plugin(_absolute(module))

@@ -157,7 +157,8 @@ def model_options() -> argparse.ArgumentParser:
         metavar="KEY=VALUE",
         help="a setting of the model, as create_embedder(NAME, KEY=VALUE) takes it "
         "(repeatable; VALUE read as JSON, else as text), e.g. --model-option audio_speed=2 "
-        "for BIRDNET_V24; a scanner or index keeps its model's settings",
+        "for BIRDNET_V24; a scanner or index keeps its model's settings; "
+        "`audio-embed models NAME --settings` lists them with their defaults",
     )
     return parser
 

@@ -30,6 +30,7 @@ from audio_embed.cli.options import (
     probability,
 )
 from audio_embed.cli.session import EXIT_FAILURE, PROG, Progress, Run, UsageError
+from audio_embed.formats import list_formats
 
 if TYPE_CHECKING:
     from audio_embed.errors import AudioEmbedError
@@ -78,10 +79,11 @@ def add_parser(subparsers: Subparsers) -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, metavar="DIR", help="folder for the results")
     p.add_argument(
         "--format",
-        choices=("csv", "json", "audacity", "raven", "srt", "vtt"),
+        choices=list_formats(),
         default="csv",
         help="format of the per-file results (srt/vtt: a subtitle cue 'label score' per "
-        "detection, for video players and editors)",
+        "detection, for video players and editors; a --plugin module may register more: "
+        "audio_embed.formats.register_format)",
     )
     p.add_argument(
         "--threshold",

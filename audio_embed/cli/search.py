@@ -18,6 +18,7 @@ from audio_embed.cli.options import (
     positive_int,
 )
 from audio_embed.cli.session import PROG, Run, UsageError, write_stderr
+from audio_embed.formats import list_formats
 
 if TYPE_CHECKING:
     from audio_embed.index import EmbeddingIndex, Hit
@@ -72,10 +73,11 @@ def add_parser(subparsers: Subparsers) -> argparse.ArgumentParser:
     p.add_argument("--top", type=positive_int, default=100, metavar="N", help="hits to list")
     p.add_argument(
         "--format",
-        choices=("csv", "json", "audacity", "raven", "srt", "vtt"),
+        choices=list_formats(),
         default="csv",
-        help="csv/json: one table (stdout, or --out FILE); audacity/raven/srt/vtt: one "
-        "label or subtitle file per recording in --out DIR",
+        help="csv/json: one table (stdout, or --out FILE); audacity/raven/srt/vtt (and a "
+        "format a --plugin module registers): one label or subtitle file per recording in "
+        "--out DIR",
     )
     p.add_argument("--out", metavar="PATH", help="output file (csv/json) or folder")
     p.add_argument(

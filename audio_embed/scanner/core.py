@@ -863,7 +863,8 @@ class Scanner(StreamingEmbeddings):
 
     def describe(self, root: str | os.PathLike[str] | None = None) -> str:
         """The training summary as text, as ``audio-embed train`` prints it: the
-        recordings and windows per class, classifier, calibration, augmentation,
+        recordings and windows per class, the model's settings (``--model-option``)
+        and weights that are not its defaults, classifier, calibration, augmentation,
         post-processing and the threshold with how it was chosen (in a notebook:
         ``print(scanner.describe())``). File names are relative to ``root`` if given."""
         from audio_embed.scanner.report import describe

@@ -105,6 +105,9 @@ def metadata(scanner: Scanner) -> dict[str, Any]:
         "postprocessing_setting": scanner.postprocessing.as_dict(),
         "postprocessing_from_spans": scanner.postprocessing_from_spans,
         "postprocessing_from_points": scanner.postprocessing_from_points,
+        # a Postprocessing subclass of the user's, by import path (None: Postprocessing)
+        "postprocessing_class": _own_class(type(scanner.scan_postprocessing)),
+        "postprocessing_setting_class": _own_class(type(scanner.postprocessing)),
         "seed": scanner.seed,
         "batch_size": scanner.batch_size,
         "augmentation": _augmentation_setting(scanner.augmentation),
@@ -158,11 +161,15 @@ def load(
     """See :meth:`Scanner.load <audio_embed.scanner.Scanner.load>`."""
     p = Path(path)
     meta, payload = _read_scanner_file(p)
-    _check_features(p, meta, cls, allow_mismatch)
+    cls = _check_features(p, meta, cls, allow_mismatch)
+    post_classes = (
+        _postprocessing_class(p, meta.get("postprocessing_class")),
+        _postprocessing_class(p, meta.get("postprocessing_setting_class")),
+    )
     embedder = _saved_embedder(p, meta, embedder, embedder_kwargs or {}, allow_mismatch)
     classifier = _load_classifier(p, payload, trusted)
     try:
-        return _build(cls, p, meta, embedder, classifier, cache)
+        return _build(cls, p, meta, embedder, classifier, cache, post_classes)
     except (KeyError, TypeError, ValueError) as exc:  # InvalidInputError is a ValueError
         from audio_embed import __version__
 
@@ -176,6 +183,53 @@ def load(
 
 def _class_name(cls: type) -> str:
     return f"{cls.__module__}.{cls.__qualname__}"
+
+
+_T = TypeVar("_T")
+
+
+def loaded_class(path: str, base: type[_T]) -> type[_T] | None:
+    """The class ``path`` (``module.QualName``) when its module is imported here and it
+    is ``base`` or a subclass of it, else None (nothing is imported)."""
+    parts = path.split(".")
+    for i in range(len(parts) - 1, 0, -1):  # the module, then the class's qualified name
+        found: Any = sys.modules.get(".".join(parts[:i]))
+        for part in parts[i:]:
+            found = getattr(found, part, None)
+        if isinstance(found, type) and issubclass(found, base):
+            return found
+    return None
+
+
+def _own_class(cls: type[Postprocessing]) -> str | None:
+    return None if cls is Postprocessing else _class_name(cls)
+
+
+def _postprocessing_class(p: Path, saved: Any) -> type[Postprocessing]:
+    """The Postprocessing subclass a scanner was saved with (None: Postprocessing). It
+    turns scores into detections, so a class that is not here refuses the file; nothing
+    is imported from a file, the class's module must be imported already."""
+    if saved is None:
+        return Postprocessing
+    found = loaded_class(str(saved), Postprocessing)
+    if found is not None:
+        return found
+    module, parts = str(saved).rpartition(".")[0], str(saved).split(".")
+    if parts[0] == "__main__" or "<locals>" in parts:
+        how = (
+            "it was defined in the script that saved it (or inside a function), which "
+            "nothing else can import: move the class to a module of its own "
+            "(my_post.py), train again, and import that module before Scanner.load"
+        )
+    else:
+        how = (
+            f"import its module first (import {module}, or load_plugin({module!r}); on the "
+            f"command line --plugin {module})"
+        )
+    raise ScannerFileError(
+        f"{p} turns scores into detections with {saved}, a Postprocessing subclass that "
+        f"is not loaded here (nothing is imported from a scanner file): {how}."
+    )
 
 
 def _train_windows_class(p: Path, saved: Any) -> type[TargetedWindows]:
@@ -204,22 +258,35 @@ def _features_of(cls: type[Scanner]) -> str:
     return f"{method.__module__}.{method.__qualname__}"
 
 
-def _check_features(p: Path, meta: dict[str, Any], cls: type[Scanner], allow: bool) -> None:
-    """Refuse to load, as ``cls``, a scanner whose classifier saw the features of another
-    ``window_features`` (a Scanner subclass's): its scores would be wrong, or fail."""
+def _check_features(p: Path, meta: dict[str, Any], cls: type[_S], allow: bool) -> type[_S]:
+    """The class to load a scanner as: ``cls``, or the subclass of it whose
+    ``window_features`` made the classifier's features when that subclass's module is
+    imported here (nothing is imported from a file). Otherwise refuse to load it as
+    ``cls``: its scores would be wrong, or fail."""
     saved = meta.get("window_features")
     here = _features_of(cls)
     if saved is None or saved == here:
-        return
+        return cls
     owner = str(saved).rsplit(".", 1)[0]
+    found = loaded_class(owner, cls)
+    if found is not None and _features_of(found) == saved:
+        return found
+    module, name = owner.rpartition(".")[0], owner.rsplit(".", 1)[-1]
     message = (
         f"{p} was trained with the window features of {owner} (its window_features() "
         f"overrides the scanner's), not {here.rsplit('.', 1)[0]}'s: load it with "
-        f"{owner.rsplit('.', 1)[-1]}.load(...) (import its module first)"
+        f"{name}.load(...), or import its module first and Scanner.load loads it as {name}"
+        + (
+            " (a class of the script that saved it, or of a function, is imported nowhere "
+            "else: move it to a module of its own)"
+            if module.split(".")[0] == "__main__" or "<locals>" in owner
+            else f" (command line: --plugin {module}; Ray: RayOptions(plugins=[{module!r}]))"
+        )
     )
     if not allow:
         raise ScannerFileError(f"{message}, or pass allow_mismatch=True to use it anyway.")
     log.warning("%s; loaded anyway (allow_mismatch=True).", message)
+    return cls
 
 
 def _build(
@@ -229,10 +296,12 @@ def _build(
     embedder: Embedder,
     classifier: CalibratedClassifier,
     cache: EmbeddingCache | None,
+    post_classes: tuple[type[Postprocessing], type[Postprocessing]],
 ) -> _S:
     """The scanner of a saved file's metadata (KeyError, TypeError or ValueError when
     the settings are missing, of another type, or unknown to this version)."""
     sw, tw = meta["scan_windows"], meta["train_windows"]
+    used_class, setting_class = post_classes
     used = meta.get("postprocessing", {"valley": 0.0})
     setting = meta.get("postprocessing_setting", used)
     scanner = cls(
@@ -245,7 +314,7 @@ def _build(
         batch_size=None if meta.get("batch_size") is None else int(meta["batch_size"]),
         threshold=meta.get("threshold_setting", float(meta["threshold"])),
         context=float(meta.get("context", 0.0)),
-        postprocessing=Postprocessing(**setting),
+        postprocessing=setting_class(**setting),
         seed=int(meta.get("seed", 0)),
         augmentation=_saved_augmentation(p, meta.get("augmentation")),
         postprocessing_from_spans=bool(meta.get("postprocessing_from_spans", True)),
@@ -256,8 +325,8 @@ def _build(
     if not 0.0 <= threshold <= 1.0:  # NaN too: every scan would fail, far from here
         raise ValueError(f"its threshold {meta['threshold']!r} is not a number in [0, 1]")
     scanner.threshold_ = threshold
-    if used != setting:
-        scanner.postprocessing_ = Postprocessing(**used)
+    if used != setting or used_class is not setting_class:
+        scanner.postprocessing_ = used_class(**used)
     scanner.training_summary = meta.get("training_summary")
     return scanner
 

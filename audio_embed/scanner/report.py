@@ -3,8 +3,10 @@ train`` prints line by line."""
 
 from __future__ import annotations
 
+import inspect
+import json
 import os
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from audio_embed.evaluation import relative_name
 
@@ -42,9 +44,52 @@ def _postprocessing(scanner: Scanner) -> list[str]:
     return lines
 
 
+def _value(value: Any) -> str:
+    """A setting as ``--model-option`` takes it: numbers by ``:g``, text as is, else JSON."""
+    if isinstance(value, float):
+        return f"{value:g}"
+    if isinstance(value, str | int):
+        return str(value)
+    return json.dumps(value)
+
+
+def _model_settings(scanner: Scanner) -> list[str]:
+    """The model's own settings that are not its defaults (``--model-option``), and its
+    weights when they are not the default ones: nothing for a default model, or one not
+    registered here (its defaults are unknown)."""
+    from audio_embed.errors import UnknownEmbedderError
+    from audio_embed.registry import get_spec, setting_defaults
+
+    embedder = scanner.embedder
+    try:
+        spec = get_spec(embedder.name)
+        defaults = setting_defaults(embedder.name) or {}
+    except UnknownEmbedderError:
+        return []
+    parts = []
+    for key, value in embedder.settings().items():
+        default = defaults.get(key, inspect.Parameter.empty)
+        # None: the model chooses (from its weights or other settings), so any value is its own
+        if default is inspect.Parameter.empty or default is None:
+            continue
+        if json.dumps(value) != json.dumps(default) and value != default:
+            parts.append(f"{key}={_value(value)} (default {_value(default)})")
+    lines = [f"Model settings (--model-option): {', '.join(parts)}."] if parts else []
+    source = embedder.checkpoint
+    if source is not None:
+        try:
+            default_source = spec.default_source() if spec.default_source else None
+        except Exception:  # a broken check must not break the summary
+            default_source = None
+        if os.fspath(source) != default_source:
+            lines.append(f"Model weights: {source} (not {spec.name}'s default ones).")
+    return lines
+
+
 def describe(scanner: Scanner, root: str | os.PathLike[str] | None = None) -> str:
     """The training summary as text (what ``audio-embed train`` prints): recordings and
-    windows per class, classifier, calibration, augmentation, post-processing and the
+    windows per class, the model's settings and weights that are not its defaults,
+    classifier, calibration, augmentation, post-processing and the
     threshold with how it was chosen. File names are relative to ``root`` when given."""
     s = scanner.training_summary or {}
     tw, sw = scanner.train_windows, scanner.scan_windows
@@ -62,6 +107,7 @@ def describe(scanner: Scanner, root: str | os.PathLike[str] | None = None) -> st
             else (f"audio stream {scanner.audio_stream}")
         )
         lines.append(f"Decoded {which} of each file; scans decode the same (--audio-stream).")
+    lines += _model_settings(scanner)
     files = s.get("files", [])
     names = [relative_name(str(f["source"]), root) for f in files]
     width = max((len(n) for n in names), default=0)

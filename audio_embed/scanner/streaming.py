@@ -238,7 +238,7 @@ class StreamingEmbeddings:
             context = float(self.embedder.shared_settings().get("context", 0.0))
             geometry = self.embedder.frame_geometry()
             align = 1 if geometry is None else int(geometry.hop)
-        margin = round(context * sr)
+        margin = round(max(context, self.embedder.lead_in) * sr)
         buf = np.zeros(0, dtype=np.float32)
         offset = 0  # sample index of buf[0]
         total = 0

@@ -57,7 +57,7 @@ from audio_embed.embedders.beats.config import (
 from audio_embed.embedders.beats.features import BEATsFeatureExtractor, forward_padding_mask
 from audio_embed.embedders.beats.network import BEATsModel, BEATsOutput, relative_position_bucket
 from audio_embed.errors import CheckpointError, InvalidInputError
-from audio_embed.registry import EmbedderSpec, register_embedder
+from audio_embed.registry import EmbedderSpec, declare_settings, register_embedder
 
 __all__ = [
     "DEFAULT_CHECKPOINT_NAME",
@@ -201,6 +201,9 @@ class BEATsEmbedder(LayeredEmbedder):
 
 def _beats(**kwargs: Any) -> BEATsEmbedder:
     return BEATsEmbedder(**kwargs)
+
+
+declare_settings(_beats, BEATsEmbedder)
 
 
 def _beats_available() -> bool:

@@ -58,7 +58,7 @@ from audio_embed.embedders.eat.config import DEFAULT_EAT_CHECKPOINT, EATConfig
 from audio_embed.embedders.eat.features import EATFeatureExtractor
 from audio_embed.embedders.eat.network import EATModel, sincos_positions
 from audio_embed.errors import CheckpointError, InvalidInputError
-from audio_embed.registry import EmbedderSpec, register_embedder
+from audio_embed.registry import EmbedderSpec, declare_settings, register_embedder
 
 __all__ = [
     "DEFAULT_EAT_CHECKPOINT",
@@ -235,6 +235,9 @@ class EATEmbedder(LayeredEmbedder):
 
 def _eat(**kwargs: Any) -> EATEmbedder:
     return EATEmbedder(**kwargs)
+
+
+declare_settings(_eat, EATEmbedder)
 
 
 def _eat_available() -> bool:
