@@ -64,14 +64,14 @@ class FrontEnd(LogMelEmbedder):
 
     def __init__(self, frontend: str = "log", **kw: Any) -> None:
         super().__init__(**kw)
-        self.frontend = frontend
+        self.variant = frontend
         n = self.n_mels
         self.dim = {"log": 4 * n, "pcen": 4 * n, "log+pcen": 8 * n,
                     "log+extra": 6 * n + 9, "log+top": 5 * n,
                     "log+contrast": 6 * n}[frontend]  # fmt: skip
 
     def settings(self) -> dict[str, Any]:
-        extra = {} if self.frontend == "log" else {"frontend": self.frontend}
+        extra = {} if self.variant == "log" else {"frontend": self.variant}
         return super().settings() | extra  # "log" is LOGMEL: its cached vectors
 
     def pcen(self, waveforms: torch.Tensor) -> torch.Tensor:
@@ -87,27 +87,27 @@ class FrontEnd(LogMelEmbedder):
         return out.transpose(1, 2)
 
     def frames(self, waveforms: torch.Tensor) -> torch.Tensor:
-        if self.frontend == "pcen":
+        if self.variant == "pcen":
             return self.pcen(waveforms)
         log = super().frames(waveforms)
-        if self.frontend == "log+pcen":
+        if self.variant == "log+pcen":
             return torch.cat([log, self.pcen(waveforms)], dim=-1)
         return log
 
     def statistics(self, frames: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
         n = self.n_mels
-        if self.frontend == "log+pcen":
+        if self.variant == "log+pcen":
             return torch.cat(
                 [LogMelEmbedder.statistics(frames[..., :n]),
                  LogMelEmbedder.statistics(frames[..., n:])], dim=-1)  # fmt: skip
         base = LogMelEmbedder.statistics(frames)
-        if self.frontend == "log+contrast":
+        if self.variant == "log+contrast":
             return torch.cat([base, *contrast(frames)], dim=-1)
-        if self.frontend not in ("log+extra", "log+top"):
+        if self.variant not in ("log+extra", "log+top"):
             return base
         k = max(1, frames.shape[1] // 5)
         top = frames.topk(k, dim=1).values.mean(dim=1)
-        if self.frontend == "log+top":
+        if self.variant == "log+top":
             return torch.cat([base, top], dim=-1)
         mean = frames.mean(dim=1)
         shape = mean - mean.mean(dim=-1, keepdim=True)

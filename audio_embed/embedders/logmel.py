@@ -81,7 +81,11 @@ class LogMelEmbedder(Embedder):
                 f"LOGMEL frontend must be one of {', '.join(FRONTENDS)}; got {frontend!r}."
             )
         self.frontend = frontend
-        self.lead_in = PCEN_LEAD_IN if "pcen" in frontend else 0.0
+        #: PCEN's lead-in in frames; lead_in is exactly that many hops (streaming's margin)
+        self._lead_frames = (
+            round(PCEN_LEAD_IN * self.sample_rate / hop_length) if "pcen" in frontend else 0
+        )
+        self.lead_in = self._lead_frames * hop_length / self.sample_rate
         try:
             self.floor = float(floor)
         except (TypeError, ValueError):
@@ -148,12 +152,24 @@ class LogMelEmbedder(Embedder):
 
     def _frames(self, power: torch.Tensor) -> torch.Tensor:
         """Frames from mel power ``[..., T, M]`` (PCEN's smoother from its first frame)."""
-        parts = []
-        if self.frontend != "pcen":
-            parts.append(torch.log(power + self.floor))
-        if self.frontend != "log":
-            parts.append(_pcen(power, self.sample_rate / self.hop_length))
-        return parts[0] if len(parts) == 1 else torch.cat(parts, dim=-1)
+        if self.frontend == "log":
+            return self._join(power, None)
+        mag = _magnitude(power)
+        return self._join(power, _normalise(mag, _smooth(mag, self._decay)))
+
+    def _join(self, power: torch.Tensor, pcen: torch.Tensor | None) -> torch.Tensor:
+        """The frontend's frames: the log of ``power``, ``pcen``, or both side by side."""
+        if pcen is None:
+            return torch.log(power + self.floor)
+        if self.frontend == "pcen":
+            return pcen
+        return torch.cat([torch.log(power + self.floor), pcen], dim=-1)
+
+    @property
+    def _decay(self) -> float:
+        """What PCEN's smoother keeps of its past per frame (1 - s, librosa's ``b``)."""
+        t = _PCEN[0] * self.sample_rate / self.hop_length
+        return 1.0 - (math.sqrt(1 + 4 * t**2) - 1) / (2 * t**2)
 
     @staticmethod
     def statistics(frames: torch.Tensor) -> torch.Tensor:
@@ -209,45 +225,33 @@ class LogMelEmbedder(Embedder):
             padded[: len(audio)] = audio
             n_frames = (length - self.melspec.spectrogram.n_fft) // self.hop_length + 1
             with torch.inference_mode():
-                power = self._mel(self.prepare(padded))[0]  # [T, M]
-                if self.frontend != "log":
-                    # one smoother over all the audio; a window's own, started at its
-                    # lead-in, differs from it by what their starts differ, decayed
-                    decay = _pcen_decay(self.sample_rate / self.hop_length)
-                    mag = _magnitude(power)
-                    smooth = _smooth(mag, decay)
-                    kept = torch.tensor(
-                        decay ** np.arange(self._lead_frames + n_frames), dtype=torch.float32
-                    )
+                if self.frontend == "log":  # through frames(), which a subclass may change
+                    whole = self.frames(self.prepare(padded))[0]
+                else:
+                    power = self._mel(self.prepare(padded))[0]  # [T, M]
+                    # one smoother over all the audio, in float64 (a loud passage's
+                    # energy is subtracted again below); a window's own, started at its
+                    # lead-in, differs from it by what they differ there, decayed
+                    mag = _magnitude(power.double())
+                    smooth = _smooth(mag, self._decay)
+                    kept = torch.from_numpy(self._decay ** np.arange(self._lead_frames + n_frames))
                 idx = torch.from_numpy(first[aligned] // self.hop_length)
                 rows = []
                 for lo in range(0, len(idx), batch_size):
                     at = idx[lo : lo + batch_size]
                     keep = at[:, None] + torch.arange(n_frames)[None, :]  # the window's frames
-                    parts = []
-                    if self.frontend != "pcen":
-                        parts.append(torch.log(power[keep] + self.floor))
-                    if self.frontend != "log":
+                    if self.frontend == "log":
+                        frames = whole[keep]
+                    else:
                         lead = (at - self._lead_frames).clamp_min(0)
                         gap = (mag[lead] - smooth[lead])[:, None, :]
                         own = smooth[keep] + kept[keep - lead[:, None]][..., None] * gap
-                        parts.append(_normalise(mag[keep], own))
-                    frames = parts[0] if len(parts) == 1 else torch.cat(parts, dim=-1)
+                        frames = self._join(power[keep], _normalise(mag[keep], own).float())
                     rows.append(self.statistics(frames))
                     if on_batch is not None:
                         on_batch(len(at))
             out[aligned] = torch.cat(rows).float().cpu().numpy()
         return out
-
-    @property
-    def _lead_frames(self) -> int:
-        return round(self.lead_in * self.sample_rate / self.hop_length)
-
-
-def _pcen_decay(frame_rate: float) -> float:
-    """What PCEN's smoother keeps of its past per frame (1 - s, librosa's ``b``)."""
-    t = _PCEN[0] * frame_rate
-    return 1.0 - (math.sqrt(1 + 4 * t**2) - 1) / (2 * t**2)
 
 
 def _magnitude(power: torch.Tensor) -> torch.Tensor:
@@ -256,12 +260,15 @@ def _magnitude(power: torch.Tensor) -> torch.Tensor:
 
 def _smooth(mag: torch.Tensor, decay: float) -> torch.Tensor:
     """PCEN's smoother over frames ``[T, M]`` (or ``[B, T, M]``), started at the first
-    frame's energy (librosa's lfilter_zi): that plus the rest smoothed from zero."""
+    frame's energy (librosa's lfilter_zi): the frames smoothed from zero plus the first
+    frame's energy, decayed (not the first subtracted and added again: that keeps a
+    loud first frame's rounding error for ever)."""
     moved = mag.transpose(-1, -2)  # lfilter runs over the last axis
-    first = moved[..., :1]
     a = torch.tensor([1.0, -decay], dtype=mag.dtype)
     b = torch.tensor([1.0 - decay, 0.0], dtype=mag.dtype)
-    out: torch.Tensor = first + torchaudio.functional.lfilter(moved - first, a, b, clamp=False)
+    fade = decay ** torch.arange(1, moved.shape[-1] + 1, dtype=mag.dtype)
+    out: torch.Tensor = torchaudio.functional.lfilter(moved, a, b, clamp=False)
+    out += moved[..., :1] * fade
     return out.transpose(-1, -2)
 
 
@@ -273,14 +280,6 @@ def _normalise(mag: torch.Tensor, smooth: torch.Tensor) -> torch.Tensor:
     return out
 
 
-def _pcen(power: torch.Tensor, frame_rate: float) -> torch.Tensor:
-    """Per-channel energy normalisation of mel power ``[..., T, M]`` (librosa.pcen with
-    its defaults, of the mel magnitudes scaled by 2**31), the smoother started at the
-    first frame."""
-    mag = _magnitude(power)
-    return _normalise(mag, _smooth(mag, _pcen_decay(frame_rate)))
-
-
 register_embedder(
     EmbedderSpec(
         name="LOGMEL",
@@ -290,6 +289,7 @@ register_embedder(
         license="n/a",
         description="log-mel band statistics (mean, std, max, |delta|); no weights",
         takes_checkpoint=False,
-        saved_defaults={"floor": DEFAULT_FLOOR},  # scanners saved before the setting
+        # scanners saved before the settings
+        saved_defaults={"floor": DEFAULT_FLOOR, "frontend": "log"},
     )
 )

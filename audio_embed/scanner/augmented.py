@@ -287,7 +287,11 @@ def augmented_pools(
             if cancel is not None:
                 cancel.check()
             entry = grids[m.background][0]
-            feats = _unit_features(scanner, m, entry, normalised[m.background], sr)
+            first = round(m.start * sr)  # the recording before the segment: the lead-in
+            before = audio[m.background][
+                max(0, first - round(scanner.embedder.lead_in * sr)) : first
+            ]
+            feats = _unit_features(scanner, m, entry, normalised[m.background], sr, before)
             if len(feats):
                 units.append(AugmentedUnit(m.source, m.background, feats))
         pools.append(AugmentedPool(tuple(units), dim, decision))
@@ -307,9 +311,17 @@ def pools_summary(pools: Sequence[AugmentedPool]) -> dict[str, Any]:
 
 
 def _unit_features(
-    scanner: Scanner, m: MixedSound, entry: CachedEmbeddings, grid: np.ndarray, sr: int
+    scanner: Scanner,
+    m: MixedSound,
+    entry: CachedEmbeddings,
+    grid: np.ndarray,
+    sr: int,
+    before: np.ndarray,
 ) -> np.ndarray:
-    """Features of the windows holding the moved marker, as the recording's own windows'."""
+    """Features of the windows holding the moved marker, as the recording's own windows'
+    (``before``: the recording's audio just before the segment, the embedder's
+    :attr:`~audio_embed.Embedder.lead_in`, so windows at the segment's start are
+    embedded as a scan embeds them)."""
     window = scanner.scan_windows.window
     end = m.start + len(m.audio) / sr
     starts = entry.starts
@@ -320,8 +332,8 @@ def _unit_features(
     if not len(pos):
         return np.zeros((0, grid.shape[1] * (2 if scanner.context > 0 else 1)), np.float32)
     x = scanner.embedder.embed_windows(
-        m.audio,
-        starts[rows] - m.start,
+        np.concatenate([before, m.audio]) if len(before) else m.audio,
+        starts[rows] - m.start + len(before) / sr,
         window,
         batch_size=scanner.batch_size,
         encoding=scanner.scan_windows.encoding,
