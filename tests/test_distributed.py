@@ -627,6 +627,15 @@ def test_a_worker_names_the_scanner_file_in_its_load_errors(
     job["load_kwargs"] = {"embedder": LogMelEmbedder(n_mels=32)}  # another model
     with pytest.raises(ScannerFileError, match=r"^the Scanner given to RayScanner\.from_scanner"):
         build_scanner(job)
+    # a saved threshold that is not a number in [0, 1]: refused before Ray, naming the
+    # file (before: read as it was, so every worker's scan failed naming no file)
+    meta = json.loads(zipfile.ZipFile(saved).read("scanner.json"))
+    for bad in (float("nan"), 1.5):
+        with zipfile.ZipFile(tmp_path / "edited.scanner", "w") as zf:
+            zf.writestr("scanner.json", json.dumps({**meta, "threshold": bad}))
+            zf.writestr("classifier.skops", payload)
+        with pytest.raises(ScannerFileError, match=r"edited\.scanner holds a threshold .* damaged"):
+            dist.RayScanner.from_scanner(tmp_path / "edited.scanner")
 
 
 OWN_FEATURES = """\

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import sys
 import zipfile
@@ -321,10 +322,7 @@ def _build(
         postprocessing_from_points=bool(meta.get("postprocessing_from_points", False)),
         audio_stream=saved_audio_stream(meta.get("audio_stream"), p, ScannerFileError),
     )
-    threshold = float(meta["threshold"])
-    if not 0.0 <= threshold <= 1.0:  # NaN too: every scan would fail, far from here
-        raise ValueError(f"its threshold {meta['threshold']!r} is not a number in [0, 1]")
-    scanner.threshold_ = threshold
+    scanner.threshold_ = float(meta["threshold"])  # in [0, 1]: _read_scanner_file
     if used != setting or used_class is not setting_class:
         scanner.postprocessing_ = used_class(**used)
     scanner.training_summary = meta.get("training_summary")
@@ -456,6 +454,15 @@ def _read_scanner_file(p: Path) -> tuple[dict[str, Any], bytes]:
     for key in (*required, "threshold"):
         if key not in meta:
             raise ScannerFileError(f"{p} lacks the {key!r} field; the file is damaged.")
+    try:
+        threshold = float(meta["threshold"])
+    except (TypeError, ValueError):
+        threshold = math.nan
+    if not 0.0 <= threshold <= 1.0:  # NaN too: every scan would fail, far from here
+        raise ScannerFileError(
+            f"{p} holds a threshold that is not a number in [0, 1] (its threshold "
+            f"{meta['threshold']!r}); the file is damaged."
+        )
     return meta, payload
 
 
