@@ -1005,12 +1005,9 @@ def _existing_results(
             elif was is not None and was.same_file(inp.path) and _changed(was, inp.path):
                 why = f"{inp.path} has changed since {target} was written (size or time)"
                 tell(FileOutcome("rescan", str(inp.path), target, reason=why))
-            elif (
-                was is not None
-                and was.audio_stream is not None
-                and was.same_file(inp.path)
-                and was.audio_stream != stream
-            ):
+            elif was is not None and was.audio_stream not in (None, stream):
+                # `was` is this recording's, at its path or moved (another recording's
+                # result of the name stopped the batch: _refuse_other_recordings)
                 why = (
                     f"{target} holds the detections of audio stream {was.audio_stream} of "
                     f"{inp.path}; this scan decodes audio stream {stream}"

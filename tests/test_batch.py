@@ -839,6 +839,28 @@ def test_skip_existing_scans_a_recording_again_from_another_audio_stream(
     assert [o.kind for o in heard] == ["skipped"]
 
 
+def test_a_moved_recording_is_scanned_again_from_another_audio_stream(tmp_path: Path) -> None:
+    """The stream check holds for a recording recognised as moved too (its record names
+    the old path; before, only a recording at the recorded path was checked, so a moved
+    one's result of stream 1 was kept for a scan of stream 0)."""
+    (rec,) = _recordings(tmp_path / "day" / "obs.mkv")
+    out = tmp_path / "out"
+    game = FakeScanner()
+    game.audio_stream = 1  # type: ignore[attr-defined]
+    scan_to_folder(game, [rec], out)
+    moved = tmp_path / "archive" / "obs.mkv"
+    moved.parent.mkdir()
+    os.rename(rec, moved)  # the same size and modification time: the file moved
+    heard: list[FileOutcome] = []
+    resume = BatchSettings(skip_existing=True)
+    scan_to_folder(FakeScanner(), [moved], out, resume, on_file=heard.append)
+    assert [o.kind for o in heard] == ["rescan", "done"]
+    assert "audio stream 1" in str(heard[0].reason)
+    heard.clear()
+    scan_to_folder(FakeScanner(), [moved], out, resume, on_file=heard.append)
+    assert [o.kind for o in heard] == ["skipped"]
+
+
 def test_the_journal_records_each_results_audio_stream(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
