@@ -428,16 +428,6 @@ def embed_dataset(
         "encoding": encoding,
         "audio_stream": 0 if audio_stream is None else check_audio_stream(audio_stream),
     }
-    if targets:
-        settings["embedder"] = _embedder_identity(model, options)
-    todo = []
-    for inp in inputs:
-        p = str(inp.path)
-        if skip_existing and p in targets and _reusable(targets[p], settings):
-            report.skipped.append(p)
-            report.outputs[p] = targets[p]
-        else:
-            todo.append(p)
     runner = RayScanner.for_embedding(
         model,
         options,
@@ -448,6 +438,16 @@ def embed_dataset(
         progress_bar=progress,
         audio_stream=audio_stream,
     )
+    if targets:
+        settings["embedder"] = _embedder_identity(runner)
+    todo = []
+    for inp in inputs:
+        p = str(inp.path)
+        if skip_existing and p in targets and _reusable(targets[p], settings):
+            report.skipped.append(p)
+            report.outputs[p] = targets[p]
+        else:
+            todo.append(p)
     started = time.monotonic()
     for path, entry in runner.sliding_embeddings_many(todo, cancel=cancel) if todo else ():
         if isinstance(entry, Exception):
@@ -472,23 +472,24 @@ def embed_dataset(
     return report
 
 
-def _embedder_identity(model: str, options: RayOptions | None) -> str | None:
-    """The :meth:`~audio_embed.Embedder.cache_id` of the embedder the workers build
-    for ``model`` (see ``build_scanner`` in ``_ray_worker``), built here on the CPU;
-    None, with a warning, when the driver cannot build it. A setting the model does
-    not take raises here, before Ray starts (every worker would fail on it)."""
-    from audio_embed.registry import create_embedder, load_plugin
+def _embedder_identity(runner: RayScanner) -> str | None:
+    """The :meth:`~audio_embed.Embedder.cache_id` of the embedder ``runner``'s workers
+    build, built here on the CPU by the workers' own code (``build_scanner``); None,
+    with a warning, when the driver cannot build it. A setting the model does not take
+    raises here, before Ray starts (every worker would fail on it)."""
+    from audio_embed._ray_worker import build_scanner
 
-    opts = options or RayOptions()
-    kwargs = {k: v for k, v in opts.embedder_kwargs.items() if k != "device"}
+    opts = runner.options
+    job = {
+        **runner.job,
+        "embedder_kwargs": {k: v for k, v in opts.embedder_kwargs.items() if k != "device"},
+        "embedder_factory": opts.embedder_factory,
+        "plugins": list(opts.plugins),
+        "cache_dir": None,
+        "device": None,
+    }
     try:
-        for module in opts.plugins:
-            load_plugin(module)
-        if opts.embedder_factory is not None:
-            embedder = opts.embedder_factory()
-        else:
-            embedder = create_embedder(model, **kwargs)
-        return str(embedder.cache_id())
+        return str(build_scanner(job).embedder.cache_id())
     except InvalidInputError:  # a setting it does not take, a checkpoint for no weights
         raise
     except Exception as exc:  # registered on the workers only, weights only they can read...
@@ -497,7 +498,7 @@ def _embedder_identity(model: str, options: RayOptions | None) -> str | None:
             "(%s): its .npz files are written without that identity, and existing ones "
             "cannot be checked, so they are embedded again. Register the model here too "
             "(load_plugin, RayOptions.plugins) to resume runs.",
-            model,
+            runner.job["model"],
             str(exc).splitlines()[0] if str(exc) else type(exc).__name__,
         )
         return None
