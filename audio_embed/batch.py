@@ -602,10 +602,7 @@ class _Made:
         """``path`` is the file recorded (the same resolved path, or a link to it)."""
         if os.path.normcase(self.recording) == os.path.normcase(os.path.realpath(path)):
             return True
-        try:
-            return os.path.samefile(self.recording, path)
-        except OSError:
-            return False
+        return _same_path(Path(self.recording), path)
 
     def same_content(self, other: _Made) -> bool:
         """The same size and modification time (to 2 s: a FAT card's clock) as
