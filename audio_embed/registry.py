@@ -29,6 +29,7 @@ import difflib
 import fnmatch
 import importlib
 import inspect
+import json
 import logging
 import os
 import sys
@@ -422,6 +423,21 @@ def setting_defaults(name: str) -> dict[str, Any] | None:
         for n, p in params.items()
         if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD) and n not in NOT_SETTINGS
     }
+
+
+def setting_text(value: Any) -> str:
+    """A setting's value as ``--model-option KEY=VALUE`` reads it back (VALUE is read as
+    JSON, else as text): numbers in their shortest exact form (``8000``, ``1e-10``), text
+    as is, anything else compact JSON (``[3,6,9,12]``, ``true``).
+
+    >>> setting_text(8000.0), setting_text(1e-4), setting_text((3, 6)), setting_text(True)
+    ('8000', '0.0001', '[3,6]', 'true')
+    """
+    if isinstance(value, float) and value.is_integer() and abs(value) < 2**53:
+        return str(int(value))
+    if isinstance(value, str | float) or (isinstance(value, int) and not isinstance(value, bool)):
+        return str(value)
+    return json.dumps(list(value) if isinstance(value, tuple) else value, separators=(",", ":"))
 
 
 class _UnknownSetting(InvalidInputError):

@@ -45,9 +45,9 @@ def _setting(value: Any) -> str:
         return "auto"  # the model chooses: from its weights or its other settings
     if value is inspect.Parameter.empty:
         return "required"
-    if isinstance(value, str):
-        return value
-    return json.dumps(list(value) if isinstance(value, tuple) else value, separators=(",", ":"))
+    from audio_embed.registry import setting_text
+
+    return setting_text(value)
 
 
 def _settings_json(defaults: dict[str, Any] | None) -> dict[str, Any] | None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import inspect
 import json
 import os
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from audio_embed.evaluation import relative_name
 
@@ -44,21 +44,12 @@ def _postprocessing(scanner: Scanner) -> list[str]:
     return lines
 
 
-def _value(value: Any) -> str:
-    """A setting as ``--model-option`` takes it: numbers by ``:g``, text as is, else JSON."""
-    if isinstance(value, float):
-        return f"{value:g}"
-    if isinstance(value, str | int):
-        return str(value)
-    return json.dumps(value)
-
-
 def _model_settings(scanner: Scanner) -> list[str]:
     """The model's own settings that are not its defaults (``--model-option``), and its
     weights when they are not the default ones: nothing for a default model, or one not
     registered here (its defaults are unknown)."""
     from audio_embed.errors import UnknownEmbedderError
-    from audio_embed.registry import get_spec, setting_defaults
+    from audio_embed.registry import get_spec, setting_defaults, setting_text
 
     embedder = scanner.embedder
     try:
@@ -73,7 +64,7 @@ def _model_settings(scanner: Scanner) -> list[str]:
         if default is inspect.Parameter.empty or default is None:
             continue
         if json.dumps(value) != json.dumps(default) and value != default:
-            parts.append(f"{key}={_value(value)} (default {_value(default)})")
+            parts.append(f"{key}={setting_text(value)} (default {setting_text(default)})")
     lines = [f"Model settings (--model-option): {', '.join(parts)}."] if parts else []
     source = embedder.checkpoint
     if source is not None:
