@@ -1631,3 +1631,45 @@ def test_scan_into_a_folder_another_scan_holds_stops_at_once_and_says_so(
                             "--threshold", "0.999")  # fmt: skip
     assert rc == 0, err
     assert text.rstrip().endswith("(1 earlier result(s) of another threshold left out).")
+
+
+def test_a_plugin_adds_a_command(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``register_command``: a --plugin module adds its own subcommand, listed by --help and
+    run with the same session (echo, exit code) as the built-in ones; a name already taken
+    is a usage error naming the module, not a silently replaced command."""
+    from audio_embed import cli
+
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    monkeypatch.setattr(cli, "_ADDED", [])
+    body = (
+        "import sys\n"
+        "from audio_embed.cli import register_command\n"
+        "from audio_embed.cli.options import Formatter\n"
+        "def add_parser(subparsers):\n"
+        "    p = subparsers.add_parser({name!r}, formatter_class=Formatter, help='say hello')\n"
+        "    p.add_argument('who')\n"
+        "    return p\n"
+        "def run(run):\n"
+        "    run.echo('hello ' + run.args.who)\n"
+        "    return 3\n"
+        "register_command(sys.modules[__name__])\n"
+    )
+    (tmp_path / "hello_cmd.py").write_text(body.format(name="hello"))
+    (tmp_path / "scan_cmd.py").write_text(body.format(name="scan"))
+    (tmp_path / "no_run_cmd.py").write_text(
+        "import sys\nfrom audio_embed.cli import register_command\n"
+        "def add_parser(subparsers): ...\nregister_command(sys.modules[__name__])\n"
+    )
+    monkeypatch.chdir(tmp_path)
+    rc, out, _ = run_cli(capsys, "--plugin", "./hello_cmd.py", "hello", "you")
+    assert rc == 3 and out.strip() == "hello you"
+    rc, out, _ = run_cli(capsys, "--plugin", "./hello_cmd.py", "--help")
+    assert rc == 0 and "say hello" in out and "scan" in out
+    monkeypatch.setattr(cli, "_ADDED", [])
+    rc, _, err = run_cli(capsys, "--plugin", "./scan_cmd.py", "scan", "x")
+    assert rc == 2 and "'scan_cmd'" in err and "scan" in err and "Traceback" not in err
+    monkeypatch.setattr(cli, "_ADDED", [])
+    rc, _, err = run_cli(capsys, "--plugin", "./no_run_cmd.py", "models")
+    assert rc == 1 and "lacks run" in err, err

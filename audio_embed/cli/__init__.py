@@ -12,7 +12,8 @@ Subcommands::
     audio-embed demo [DIR]                            the whole workflow on synthetic data
 
 ``--plugin MODULE`` (before the command, or after it) imports a module of the
-user's first, so the models and result formats it registers can be named.
+user's first, so the models, result formats and commands it registers
+(:func:`register_command`) can be named.
 
 Exit codes: 0 success, 1 a failure (a file that could not be read, bad markers,
 a damaged scanner…), 2 a usage error (bad option, unknown model), 130 cancelled
@@ -36,9 +37,10 @@ import sys
 import traceback
 from collections.abc import Callable, Sequence
 from types import ModuleType
-from typing import cast
+from typing import Protocol, cast
 
 from audio_embed.cli import demo, embed, evaluate, index, models, scan, search, train
+from audio_embed.cli.options import Subparsers
 from audio_embed.cli.session import (
     EXIT_CANCELLED,
     EXIT_FAILURE,
@@ -52,11 +54,39 @@ from audio_embed.cli.session import (
 )
 from audio_embed.errors import AudioEmbedError, Cancelled, InvalidInputError, UnknownEmbedderError
 
-__all__ = ["COMMANDS", "build_parser", "main"]
+__all__ = ["COMMANDS", "build_parser", "main", "register_command"]
 
 #: The subcommands, in the order ``--help`` lists them: each module has
 #: ``add_parser(subparsers) -> ArgumentParser`` and ``run(run: Run) -> int``.
 COMMANDS: tuple[ModuleType, ...] = (models, embed, train, scan, evaluate, index, search, demo)
+
+#: Commands added by :func:`register_command` (a ``--plugin``'s), after the built-in ones.
+_ADDED: list[Command] = []
+
+
+class Command(Protocol):
+    """What a command is: a module (or any object) with these two functions."""
+
+    def add_parser(self, subparsers: Subparsers) -> argparse.ArgumentParser: ...
+
+    def run(self, run: Run) -> int: ...
+
+
+def register_command(command: Command | ModuleType) -> None:
+    """Add a command of your own to ``audio-embed``: ``command`` has
+    ``add_parser(subparsers)``, which adds its parser and returns it, and ``run(run) -> int``,
+    as every built-in command module has (README, "Adding a command"). A ``--plugin`` module
+    calls it on itself (``register_command(sys.modules[__name__])``) so the command can be
+    named on the same command line. Registering the same object again does nothing; a name
+    the command line already has is a usage error when the parser is built."""
+    missing = [f for f in ("add_parser", "run") if not callable(getattr(command, f, None))]
+    if missing:
+        raise InvalidInputError(
+            f"A command has add_parser(subparsers) and run(run) functions (README, 'Adding a "
+            f"command'); {_origin(command)} lacks {missing[0]}."
+        )
+    if not any(c is command for c in _ADDED):
+        _ADDED.append(cast(Command, command))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -96,7 +126,24 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for command in COMMANDS:
         command.add_parser(sub).set_defaults(func=command.run)
+    for added in _ADDED:
+        taken = set(sub.choices)
+        try:
+            added_parser = added.add_parser(sub)
+        except argparse.ArgumentError as exc:  # Python 3.11+: a name already there
+            raise UsageError(f"In {_origin(added)}: {exc}.") from exc
+        clash = [n for n in sub.choices if n in taken and sub.choices[n] is added_parser]
+        if clash:  # Python 3.10 replaces the command silently
+            raise UsageError(
+                f"In {_origin(added)}: conflicting subparser: {clash[0]}."
+            )
+        added_parser.set_defaults(func=added.run)
     return parser
+
+
+def _origin(command: object) -> str:
+    name = getattr(command, "__name__", None) or type(command).__module__
+    return f"the plug-in {name!r}"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
