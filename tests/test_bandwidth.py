@@ -11,9 +11,11 @@ import soundfile as sf
 
 import audio_embed.scanner.streaming as scanner_streaming
 from audio_embed import LogMelEmbedder
+from audio_embed.augment import MixAugmentation
 from audio_embed.bandwidth import BandEdge, band_edge
 from audio_embed.batch import scan_to_folder
 from audio_embed.cache import CachedEmbeddings, EmbeddingCache
+from audio_embed.errors import InvalidInputError
 from audio_embed.scanner import Recording, Scanner
 from audio_embed.windows import Markers
 
@@ -163,3 +165,22 @@ def test_the_cache_keeps_the_edge_and_reads_old_entries_without_it(tmp_path: Pat
     assert (got := cache.get("new")) is not None and got.band_edge == 6000.0
     np.savez(tmp_path / "old.npz", starts=np.zeros(2), embeddings=np.zeros((2, 3)), duration=9.0)
     assert (old := cache.get("old")) is not None and old.band_edge is None
+
+
+def test_mix_augmentation_lowpass_cuts_the_highs_of_some_copies() -> None:
+    rng = np.random.default_rng(0)
+    source = (_pink(SR * 10, rng) * 4, [5.0])
+    silent = (np.zeros(SR * 60, np.float32), [])  # the mix is the cut sound alone
+    aug = MixAugmentation(copies=20, lowpass_hz=(4000.0, 5000.0), min_distance=0.0)
+    edges = [band_edge(m.audio, SR) or 0.0 for m in aug.mix([source], [silent], SR)]
+    cut = [e for e in edges if e < 7000]
+    assert len(edges) == 20 and 4 <= len(cut) <= 16  # about half
+    assert all(3900 <= e <= 5100 for e in cut)
+    plain = MixAugmentation(copies=20, min_distance=0.0).mix([source], [silent], SR)
+    assert all(band_edge(m.audio, SR) == 8000.0 for m in plain)
+
+
+@pytest.mark.parametrize("bad", [(0.0, 5000.0), (6000.0, 5000.0), (float("nan"), 1.0)])
+def test_mix_augmentation_refuses_a_bad_lowpass_range(bad: tuple[float, float]) -> None:
+    with pytest.raises(InvalidInputError, match="'lowpass_hz' parameter"):
+        MixAugmentation(lowpass_hz=bad)
