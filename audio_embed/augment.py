@@ -27,7 +27,7 @@ import numbers
 from collections.abc import Sequence
 
 import numpy as np
-from attrs import field, frozen
+from attrs import converters, field, frozen
 
 from audio_embed.audio import resample
 from audio_embed.errors import InvalidInputError
@@ -91,6 +91,11 @@ class MixAugmentation:
             <audio_embed.CalibratedClassifier.fit_draws>`). One draw's copies
             are a lottery that averaging steadies (README, "Several draws
             averaged"); each draw costs a fit and its threshold's cross-validation.
+        lowpass_hz: a (low, high) range in Hz, or None (default): half of the
+            copies, chosen at random, have the cut sound low-passed (a brick
+            wall, as a lossy codec's) at a random cut-off in that range, so that
+            the classifier also learns the sound without its highs (README,
+            "Errors and limits": recordings whose codec cut the highs).
     """
 
     copies: int = 1
@@ -104,6 +109,9 @@ class MixAugmentation:
     step: float = 0.1
     seed: int = 0
     draws: int = 1
+    lowpass_hz: tuple[float, float] | None = field(
+        default=None, converter=converters.optional(_pair)
+    )
 
     def __attrs_post_init__(self) -> None:
         name = "MixAugmentation"
@@ -126,6 +134,9 @@ class MixAugmentation:
             ("step", self.step, self.step > 0, "> 0 seconds"),
             ("draws", self.draws, self.draws >= 1, ">= 1"),
         ]
+        if self.lowpass_hz is not None:
+            lo, hi = self.lowpass_hz
+            checks.append(("lowpass_hz", self.lowpass_hz, 0 < lo <= hi, "a (low, high) range > 0"))
         for key, value, ok, want in checks:
             if not (ok and np.isfinite(np.asarray(value, dtype=np.float64)).all()):
                 raise InvalidInputError(
@@ -201,6 +212,8 @@ class MixAugmentation:
             x = resample(x, round(1000 * speed), 1000)
         if self.eq_db > 0:
             x = self._equalise(x, rng, sr)
+        if self.lowpass_hz is not None and rng.random() < 0.5:
+            x = _lowpass(x, float(rng.uniform(*self.lowpass_hz)), sr)
         x = x * np.float32(10 ** (gain / 20))
         duration = len(background) / sr
         lo, hi = self.context[0] + 1.0, duration - self.context[1] - 1.0
@@ -228,6 +241,13 @@ class MixAugmentation:
             t = AF.equalizer_biquad(t, sr, hz, db, Q=1.0)
         out: np.ndarray = t.numpy()
         return out
+
+
+def _lowpass(x: np.ndarray, cutoff: float, sr: int) -> np.ndarray:
+    """``x`` with nothing above ``cutoff`` Hz (its spectrum's bins there set to 0)."""
+    spectrum = np.fft.rfft(x)
+    spectrum[np.fft.rfftfreq(len(x), 1 / sr) > cutoff] = 0
+    return np.fft.irfft(spectrum, len(x)).astype(np.float32)
 
 
 #: What ``Scanner(augmentation="auto")`` (the default) and ``train --augment auto`` run

@@ -498,6 +498,8 @@ def scan_to_folder(
                     )
                     _journal(out, key, threshold, stamp.made[key])
                     unrecorded = True
+                    for warning in result.warnings:  # once per recording, from any runner
+                        log.warning("%s", warning)
                     share = flagged_share(dets, result.duration)
                     if share > FLAGGED_WARNING_SHARE:
                         log.warning(

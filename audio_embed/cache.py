@@ -21,6 +21,7 @@ import logging
 import os
 import zipfile
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from attrs import frozen
@@ -38,11 +39,14 @@ CACHE_FORMAT_VERSION = 1
 
 @frozen
 class CachedEmbeddings:
-    """Sliding-window embeddings of one file."""
+    """Sliding-window embeddings of one file; ``band_edge``: its upper band edge in Hz
+    (:mod:`audio_embed.bandwidth`), None when unknown (silence; an entry cached before
+    the estimate existed)."""
 
     starts: np.ndarray
     embeddings: np.ndarray
     duration: float
+    band_edge: float | None = None
 
 
 def default_cache_dir() -> Path:
@@ -67,6 +71,7 @@ def read_entry(path: Path) -> tuple[CachedEmbeddings, str | None]:
             starts=np.asarray(data["starts"], dtype=np.float64),
             embeddings=np.asarray(data["embeddings"], dtype=np.float32),
             duration=float(data["duration"]),
+            band_edge=float(data["band_edge"]) if "band_edge" in data.files else None,
         )
         settings = str(data["settings"]) if "settings" in data.files else None
     shapes_ok = entry.embeddings.ndim == 2 and entry.starts.ndim == 1
@@ -140,13 +145,15 @@ class EmbeddingCache:
         if key is None:
             return False
         try:
+            arrays: dict[str, Any] = {
+                "starts": entry.starts,
+                "embeddings": entry.embeddings,
+                "duration": np.float64(entry.duration),
+            }
+            if entry.band_edge is not None:  # entries without it read as None
+                arrays["band_edge"] = np.float64(entry.band_edge)
             with atomic_writer(self._file(key)) as fh:
-                np.savez(
-                    fh,
-                    starts=entry.starts,
-                    embeddings=entry.embeddings,
-                    duration=np.float64(entry.duration),
-                )
+                np.savez(fh, **arrays)
             return True
         except OSError as exc:
             if not self._warned_unwritable:

@@ -46,6 +46,15 @@ subsampling (and its trees), to see how much a row moves with the seed alone.
 names as target; default ``wolf``), e.g. the horn bench of
 ``benchmarks/soundscape-horn.json``.
 
+``--test-dirs DIR[,DIR]`` also scans, with the same trained scanner, the test
+recordings of the same names found in each ``DIR/test`` (any suffix: the bench's
+``.wav`` encoded as MP3, say) and scores them against the bench's labels; each
+row of ``test_dirs`` names the files found, the bench's own scores on those same
+files, theirs, each recording's band edge and the warnings of the scan (README,
+"Errors and limits"). ``--augment-lowpass LO,HI`` sets ``MixAugmentation.lowpass_hz``
+on the augmentation that runs (with ``--augment auto``: ``AUTO_MANY_AUGMENTATION``,
+what the default runs for the bench's twenty markers).
+
 ``--random-weights`` builds the real-size architecture with random weights
 (benchmarks/models.py) instead of loading the checkpoint: its detection
 quality means nothing on its own, but comparing ``--encoding shared`` with
@@ -69,7 +78,7 @@ import attrs
 import numpy as np
 
 from audio_embed import create_embedder
-from audio_embed.augment import AUTO_AUGMENTATION
+from audio_embed.augment import AUTO_AUGMENTATION, AUTO_MANY_AUGMENTATION
 from audio_embed.cache import EmbeddingCache
 from audio_embed.classifier import CalibratedClassifier, make_base_estimator
 from audio_embed.embedders.base import Embedder
@@ -168,6 +177,8 @@ def _run(
     post_from_points: bool = True,
     scan_gains: tuple[float, ...] = (),
     breakdown: bool = False,
+    test_dirs: tuple[Path, ...] = (),
+    augment_lowpass: tuple[float, float] | None = None,
 ) -> tuple[dict[str, Any], dict[str, Any], dict[str, list[tuple[float, float]]]]:
     """Train, scan and score; ``holdout``: train on the other training recordings and
     score that one; ``train_on``: train on that training recording's markers only (the
@@ -215,6 +226,9 @@ def _run(
             if augment
             else None
         )
+    if augment_lowpass is not None:  # "auto" with the bench's 20 markers: AUTO_MANY
+        base = extra.get("augmentation", AUTO_MANY_AUGMENTATION)
+        extra["augmentation"] = attrs.evolve(base, lowpass_hz=augment_lowpass)
     scanner = Scanner(
         embedder,
         classifier=CalibratedClassifier(
@@ -321,7 +335,51 @@ def _run(
         out["scan_gains"] = _scan_gains(scanner, events, scan_gains)
     if breakdown:
         out.update(_breakdown(bench, results, events, target))
+    if test_dirs:
+        out["training_band_edge_hz"] = scanner.training_band_edge
+        out["test_dirs"] = _test_dirs(scanner, bench, results, events, test_dirs)
     return out, results, events
+
+
+def _test_dirs(
+    scanner: Scanner,
+    bench: Path,
+    results: dict[str, Any],
+    events: dict[str, list[tuple[float, float]]],
+    dirs: tuple[Path, ...],
+) -> dict[str, dict[str, Any]]:
+    """Scan the recordings of each of ``dirs`` named as the bench's scored ones (any
+    suffix) and score them against the bench's labels, beside the bench's own scores
+    on the same files; with each recording's band edge and scan warnings."""
+    keys = "iou_f1 lenient_f1 iou_precision iou_recall flagged_fraction n_detections"
+
+    def scores(res: dict[str, Any], evs: dict[str, list[tuple[float, float]]]) -> dict[str, Any]:
+        d = evaluate(res, evs).as_dict()
+        return {k: round(float(d[k]), 4) for k in keys.split()}
+
+    rows: dict[str, dict[str, Any]] = {}
+    for d in (bench, *dirs):
+        found: dict[str, str] = {}
+        for path in events:
+            rel = Path(path).relative_to(bench)
+            same = sorted((d / rel.parent).glob(rel.stem + ".*")) if d != bench else [Path(path)]
+            if same:
+                found[path] = str(same[0])
+        theirs, edges, warnings = {}, {}, []
+        for path, other in found.items():
+            entry = scanner.sliding_embeddings(other)
+            theirs[path] = scanner.score_embeddings(entry, source=other)
+            edges[Path(other).name] = entry.band_edge
+            warnings += theirs[path].warnings
+        evs = {p: events[p] for p in found}
+        rows[str(d)] = {
+            "files": len(found),
+            "bench_same_files": scores({p: results[p] for p in found}, evs),
+            "scores": scores(theirs, evs),
+            "band_edges_hz": edges,
+            "warnings": warnings,
+        }
+    return rows
 
 
 def _breakdown(
@@ -553,6 +611,19 @@ def main(argv: list[str] | None = None) -> int:
         help="with --augment N: K draws averaged (MixAugmentation.draws; default 1)",
     )
     ap.add_argument(
+        "--test-dirs",
+        type=lambda v: tuple(Path(x) for x in v.split(",")),
+        default=(),
+        metavar="DIR[,DIR]",
+        help="also scan DIR/test's recordings named as the bench's test ones (any suffix)",
+    )
+    ap.add_argument(
+        "--augment-lowpass",
+        type=lambda v: tuple(float(x) for x in v.split(",")),
+        metavar="LO,HI",
+        help="MixAugmentation.lowpass_hz of the augmentation that runs (auto: AUTO_MANY's)",
+    )
+    ap.add_argument(
         "--few-shot-k", default="1,2,3,5", help="the k values of --few-shot, e.g. 5 or 1,2,3,5"
     )
     ap.add_argument(
@@ -674,6 +745,10 @@ def main(argv: list[str] | None = None) -> int:
         common["scan_gains"] = args.scan_gains
     if args.breakdown:
         common["breakdown"] = True
+    if args.test_dirs:
+        common["test_dirs"] = args.test_dirs
+    if args.augment_lowpass is not None:
+        common["augment_lowpass"] = args.augment_lowpass
     common["augment"], common["augment_seed"] = args.augment, args.augment_seed
     if args.augment_gain is not None and args.augment in ("auto", 0):
         ap.error("--augment-gain needs --augment N (N > 0)")

@@ -1276,6 +1276,34 @@ def test_evaluate_names_a_file_it_could_not_scan_once(
     assert "no result" not in err and "alike" not in err
 
 
+def test_scan_and_evaluate_warn_once_of_a_recording_whose_highs_were_cut(
+    tmp_path: Path, demo: DemoSet, scanner_file: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A recording with nothing above 5 kHz, scanned with a scanner trained on full-band
+    ones, is named once on stderr (before: no word, and fewer occurrences found)."""
+    import soundfile as sf
+
+    from audio_embed import load_audio
+
+    audio = load_audio(demo.test_files[0])
+    spectrum = np.fft.rfft(audio)
+    spectrum[np.fft.rfftfreq(len(audio), 1 / 16000) > 5000] = 0
+    narrow = tmp_path / "narrow.wav"
+    sf.write(narrow, np.fft.irfft(spectrum, len(audio)).astype(np.float32), 16000)
+    files = [str(narrow), str(demo.test_files[1])]
+    rc, _, err = run_cli(capsys, "scan", str(scanner_file), *files, "--out", str(tmp_path / "o"))
+    assert rc == 0, err
+    assert err.count("no content above") == 1 and "narrow.wav has no content above 5.0" in err
+    labels = tmp_path / "labels.csv"
+    labels.write_text(f"split,file,onset,offset,label\ntest,{narrow},1,2,horn\n")
+    rc, _, err = run_cli(
+        capsys, "evaluate", str(scanner_file), "--labels", str(labels), "--target", "horn",
+        "--split", "test",
+    )  # fmt: skip
+    assert rc == 0, err
+    assert err.count("no content above") == 1 and "f_max=5000" in err
+
+
 def test_evaluate_plot_into_a_file_is_refused_before_any_scan(
     tmp_path: Path, demo: DemoSet, scanner_file: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -186,6 +186,35 @@ def test_scan_matches_local_and_reports_the_corrupt_file(
     assert {p: p.stat().st_mtime_ns for p in stamps} == stamps
 
 
+def test_a_narrow_band_recording_is_warned_of_on_ray_as_locally(
+    crash_marker: Path, tmp_path: Path, demo: DemoSet, scanner: Scanner
+) -> None:
+    """A scan's warnings (here: no content above 5 kHz, the training recordings
+    reach 8) come back from the workers with the result, and the batch logs them."""
+    import soundfile as sf
+
+    from audio_embed import load_audio
+
+    audio = load_audio(demo.test_files[0])
+    spectrum = np.fft.rfft(audio)
+    spectrum[np.fft.rfftfreq(len(audio), 1 / 16000) > 5000] = 0
+    narrow = tmp_path / "narrow.wav"
+    sf.write(narrow, np.fft.irfft(spectrum, len(audio)).astype(np.float32), 16000)
+    inputs = [str(narrow), str(demo.test_files[1])]
+    report = dist.scan_dataset(
+        scanner,
+        inputs,
+        tmp_path / "ray",
+        BatchSettings(keep_results=True),
+        options=dist.RayOptions(workers=2),
+        progress=False,
+    )
+    got = report.results()
+    assert got[str(narrow)].warnings == scanner.scan(narrow).warnings
+    assert "no content above 5.0 kHz" in got[str(narrow)].warnings[0]
+    assert got[str(demo.test_files[1])].warnings == ()
+
+
 def test_cli_scan_on_ray_survives_a_killed_worker(
     crash_marker: Path,
     tmp_path: Path,

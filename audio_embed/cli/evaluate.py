@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import json
+import logging
 import math
 from collections.abc import Mapping
 from pathlib import Path
@@ -31,6 +32,8 @@ if TYPE_CHECKING:
     from audio_embed.scanner import ScanResult
 
 __all__ = ["add_parser", "check_matplotlib", "print_report", "run", "show_report"]
+
+log = logging.getLogger(__name__)
 
 
 def add_parser(subparsers: Subparsers) -> argparse.ArgumentParser:
@@ -115,6 +118,8 @@ def run(run: Run) -> int:
             failed.append(str(inp.path))
         else:
             results[str(inp.path)] = result
+            for warning in result.warnings:  # once per recording (scan_to_folder's too)
+                log.warning("%s", warning)
     run.cancel.check()
     if not results:
         raise AudioEmbedError("No labelled file could be scanned; nothing to evaluate.")

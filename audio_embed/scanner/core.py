@@ -21,6 +21,7 @@ from attrs import Factory, define, field, frozen
 from sklearn.base import clone
 
 from audio_embed.audio import AudioStream, check_audio_stream, load_audio, probe_audio, resample
+from audio_embed.bandwidth import bandwidth_warning
 from audio_embed.cache import CachedEmbeddings, EmbeddingCache
 from audio_embed.classifier import CalibratedClassifier
 from audio_embed.detect import (
@@ -126,7 +127,10 @@ def _check_threshold(value: object) -> None:
 
 @define
 class ScanResult:
-    """Window start times and probabilities for one recording."""
+    """Window start times and probabilities for one recording; ``warnings``: what
+    the scan found wrong with the recording (a band narrower than the training
+    recordings', :mod:`audio_embed.bandwidth`), each a sentence; ``scan`` and batch
+    scans log them."""
 
     source: str
     starts: np.ndarray
@@ -135,6 +139,7 @@ class ScanResult:
     duration: float
     threshold: float = 0.5
     postprocessing: Postprocessing = field(factory=Postprocessing)
+    warnings: tuple[str, ...] = ()
 
     def detections(self, threshold: float | None = None) -> list[Detection]:
         """Occurrences at ``threshold`` (the scanner's when None); see :mod:`audio_embed.detect`."""
@@ -696,6 +701,7 @@ class Scanner(StreamingEmbeddings):
             per_file.append(
                 {"source": rec.label, "positive": int(y.sum()), "negative": int(len(y) - y.sum())}
                 | ({} if rec.complete else {"complete": False})
+                | ({} if entry.band_edge is None else {"band_edge_hz": entry.band_edge})
             )
             if progress is not None:
                 progress(ProgressEvent("train-files", rec.label, i + 1, len(recs), "files"))
@@ -859,6 +865,18 @@ class Scanner(StreamingEmbeddings):
     def is_fitted(self) -> bool:
         return hasattr(self.classifier, "estimator_")
 
+    @property
+    def training_band_edge(self) -> float | None:
+        """The lowest upper band edge (Hz) of the training recordings
+        (:mod:`audio_embed.bandwidth`), which scans compare each recording's with;
+        None when one of them has none (a scanner saved before the estimate existed,
+        an embedding-cache entry made before it, a silent recording): then no check."""
+        files = (self.training_summary or {}).get("files") or []
+        edges = [f.get("band_edge_hz") for f in files]
+        if not edges or any(e is None for e in edges):
+            return None
+        return float(min(edges))
+
     # ------------------------------------------------------------------ scanning
 
     def describe(self, root: str | os.PathLike[str] | None = None) -> str:
@@ -888,7 +906,10 @@ class Scanner(StreamingEmbeddings):
         if entry.duration < SHORT_FILE_SECONDS and self.normalization != "none":
             name = "<array>" if isinstance(source, np.ndarray) else str(source)
             log.warning("%s", short_file_advice(1, 1, name, entry.duration))
-        return self._score(source, entry)
+        result = self._score(source, entry)
+        for warning in result.warnings:
+            log.warning("%s", warning)
+        return result
 
     def scan_many(
         self,
@@ -901,6 +922,8 @@ class Scanner(StreamingEmbeddings):
 
         Yields ``(path, result)`` in order, or ``(path, error)`` for a file that
         cannot be decoded (the others are still scanned). Cancellation raises.
+        A result's :attr:`~ScanResult.warnings` are not logged here (batch scans
+        log them as each result is written).
         """
         self._check_fitted()
         for path, entry in self.sliding_embeddings_many(sources, progress=progress, cancel=cancel):
@@ -921,14 +944,19 @@ class Scanner(StreamingEmbeddings):
 
     def _score(self, source: Source, entry: CachedEmbeddings) -> ScanResult:
         proba = self.classifier.score_windows(self._scan_features(entry))
+        name = "<array>" if isinstance(source, np.ndarray) else str(source)
+        narrow = bandwidth_warning(
+            name, entry.band_edge, self.training_band_edge, "f_max" in self.embedder.settings()
+        )
         return ScanResult(
-            source="<array>" if isinstance(source, np.ndarray) else str(source),
+            source=name,
             starts=entry.starts,
             probabilities=proba,
             window=self.scan_windows.window,
             duration=entry.duration,
             threshold=self.scan_threshold,
             postprocessing=self.scan_postprocessing,
+            warnings=() if narrow is None else (narrow,),
         )
 
     # ------------------------------------------------------------------ persistence

@@ -14,6 +14,7 @@ from collections.abc import Iterable, Iterator
 import numpy as np
 
 from audio_embed.audio import AudioStream, resample, stream_audio
+from audio_embed.bandwidth import BandEdge
 from audio_embed.cache import CachedEmbeddings, EmbeddingCache
 from audio_embed.embedders.base import Embedder, as_waveform_batch
 from audio_embed.errors import AudioDecodeError, AudioEmbedError, InvalidInputError
@@ -245,6 +246,7 @@ class StreamingEmbeddings:
         next_k = 0
         starts_done: list[np.ndarray] = []
         embs: list[np.ndarray] = []
+        band = BandEdge(sr)  # the band edge, from the blocks decoded anyway
 
         def embed(starts: np.ndarray) -> None:
             if cancel is not None:
@@ -271,6 +273,7 @@ class StreamingEmbeddings:
         for block in blocks:
             buf = np.concatenate([buf, block]) if buf.size else block
             total += len(block)
+            band.add(block)
             ks = []
             while round(next_k * sw.hop * sr) + win + margin <= total:
                 ks.append(next_k)
@@ -294,4 +297,6 @@ class StreamingEmbeddings:
             raise AssertionError("internal error: streamed window grid differs from the grid")
         embeddings = np.concatenate(embs).astype(np.float32, copy=False)
         embs.clear()  # the blocks, once they are in one array
-        return CachedEmbeddings(starts=final, embeddings=embeddings, duration=duration)
+        return CachedEmbeddings(
+            starts=final, embeddings=embeddings, duration=duration, band_edge=band.edge()
+        )

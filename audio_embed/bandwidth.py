@@ -1,0 +1,100 @@
+"""How far up in frequency a recording reaches: its effective upper band edge.
+
+A lossy codec at a low bit rate (an MP3 at 64 kbps or less, a phone's AAC) cuts
+everything above a few kHz. A scanner trained on full-band recordings and scanning
+such a recording sees no energy where its training windows had some, and finds far
+fewer occurrences without a word (README, "Errors and limits"). The scanner
+therefore records each training recording's band edge at fit (in
+``training_summary["files"]``), estimates it again for every scanned recording, and
+:func:`bandwidth_warning` says so when the scanned one is clearly lower.
+
+The estimate (:class:`BandEdge`): the long-term power spectrum of the audio as the
+embedder receives it (its sample rate), the mean of Hann-windowed periodograms of
+``NPERSEG`` samples (31 Hz bins at 16 kHz) over at most ``MAX_FRAMES`` frames of
+each decoded block, spread evenly over it (about 10 ms per block of two minutes,
+against seconds to embed it); the edge is the highest frequency whose power is within ``DROP_DB`` dB
+of the spectrum's peak (the DC bin left out). A codec's low-pass leaves nothing
+above its cut-off (more than 100 dB down), while a full-band recording's noise
+floor stays within ``DROP_DB`` of the peak up to the top; silence has no edge.
+
+Measured on the wolf bench (README, "Errors and limits"): its four training and
+six test recordings (WAV, and the AAC of the two MP4s) all reach 8.0 kHz, their
+spectrum 21-35 dB below its peak at 7.95 kHz; the test WAVs as 16 kHz mono MP3
+(LAME) reach 7.3 kHz at 64 kbps and 5.8 kHz at 24 kbps, 100-110 dB down above
+that; white noise at 22.05-48 kHz resampled to 16 kHz reaches 8.0 kHz. The edges
+move by at most 0.2 kHz for drops of 40 to 80 dB. :data:`MARGIN_HZ` (500 Hz) lies
+between: full-band recordings differ by nothing, the 64 kbps cut is 0.7 kHz
+lower (a 10 % margin would miss it, though it cost occurrences there).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = ["DROP_DB", "MARGIN_HZ", "BandEdge", "band_edge", "bandwidth_warning"]
+
+#: Samples per periodogram (31.25 Hz bins at 16 kHz).
+NPERSEG = 512
+#: Periodogram frames read from each decoded block at most (evenly spread).
+MAX_FRAMES = 256
+#: How far below the spectrum's peak the edge lies (dB).
+DROP_DB = 60.0
+#: A scanned recording's edge this far below the lowest training edge is warned of.
+MARGIN_HZ = 500.0
+
+
+class BandEdge:
+    """The long-term spectrum of a recording, accumulated block by block;
+    :meth:`edge` is its upper band edge in Hz (None: silence, or nothing added)."""
+
+    def __init__(self, sample_rate: int) -> None:
+        self.sample_rate = int(sample_rate)
+        self._sum = np.zeros(NPERSEG // 2 + 1, dtype=np.float64)
+        self._frames = 0
+
+    def add(self, block: np.ndarray) -> None:
+        from scipy.signal import welch
+
+        n = len(block) // NPERSEG
+        if n == 0:
+            return
+        frames = np.asarray(block[: n * NPERSEG]).reshape(n, NPERSEG)
+        if n > MAX_FRAMES:
+            frames = frames[np.linspace(0, n - 1, MAX_FRAMES).round().astype(int)]
+        frames = frames.astype(np.float64)
+        _, psd = welch(frames, self.sample_rate, nperseg=NPERSEG, noverlap=0, axis=-1)
+        self._sum += psd.sum(axis=0)
+        self._frames += len(frames)
+
+    def edge(self) -> float | None:
+        if self._frames == 0:
+            return None
+        psd = self._sum / self._frames
+        peak = float(psd[1:].max())
+        if not peak > 0:
+            return None
+        above = np.flatnonzero(psd[1:] >= peak * 10 ** (-DROP_DB / 10)) + 1
+        return float(above[-1] * self.sample_rate / NPERSEG)
+
+
+def band_edge(audio: np.ndarray, sample_rate: int) -> float | None:
+    """The upper band edge (Hz) of ``audio`` (mono) as :class:`BandEdge` estimates it."""
+    acc = BandEdge(sample_rate)
+    acc.add(audio)
+    return acc.edge()
+
+
+def bandwidth_warning(
+    source: str, edge: float | None, trained: float | None, model_options: bool = False
+) -> str | None:
+    """The warning for a recording whose band edge ``edge`` lies more than
+    :data:`MARGIN_HZ` below ``trained``, the lowest edge of the training recordings;
+    None when it does not, or when either is unknown."""
+    if edge is None or trained is None or edge >= trained - MARGIN_HZ:
+        return None
+    hint = f", or with --model-option f_max={100 * (edge // 100):.0f}" if model_options else ""
+    return (
+        f"{source} has no content above {edge / 1000:.1f} kHz (a lossy codec?), the "
+        f"scanner's training recordings reach {trained / 1000:.1f} kHz: occurrences may be "
+        f"missed; train on recordings of the same kind{hint}"
+    )
