@@ -38,7 +38,7 @@ from typing import Any, Literal, Protocol, TypeAlias
 from attrs import frozen
 
 from audio_embed._io import atomic_writer
-from audio_embed._media import is_media_file
+from audio_embed._media import is_media_file, path_list
 from audio_embed.errors import InvalidInputError, MarkerError, ResultFileError
 from audio_embed.types import Detection
 from audio_embed.windows import MARKER_KINDS, Markers
@@ -978,7 +978,7 @@ def read_marker_files(
     Raises :class:`~audio_embed.errors.MarkerError` when a file is missing,
     when there are no markers at all, or when a marked recording does not exist.
     """
-    paths = [Path(f) for f in files]
+    paths = [Path(f) for f in path_list(files, "read_marker_files")]
     for path in paths:
         if path.is_dir():  # before: "Markers file not found", of a folder that is there
             raise MarkerError(

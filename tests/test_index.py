@@ -77,6 +77,14 @@ def test_vectors_are_the_scanners_normalised_embeddings(demo: DemoSet, built: Pa
     np.testing.assert_allclose(got, want, atol=2e-3 * scale)  # float16 storage
 
 
+def test_add_refuses_one_path_instead_of_reading_its_letters(demo: DemoSet, copy: Path) -> None:
+    # before: add("a.wav") took "a", ".", "w", ... and failed on "." with an IsADirectoryError
+    index = EmbeddingIndex.open(copy)
+    with pytest.raises(InvalidInputError, match=r"EmbeddingIndex.add takes a list of paths"):
+        index.add(str(wavs(demo)[0]))  # type: ignore[arg-type]
+    assert EmbeddingIndex.open(copy).files == index.files
+
+
 def test_round_trip_reopen_gives_identical_results(demo: DemoSet, built: Path) -> None:
     index = EmbeddingIndex.create(built.parent / "fresh.idx", LogMelEmbedder(), windows=WINDOWS)
     index.add(wavs(demo))

@@ -127,6 +127,17 @@ def test_scan_result_shape(demo: DemoSet, trained: Scanner) -> None:
         assert d.start <= d.peak <= d.end and d.score >= trained.scan_threshold
 
 
+def test_scan_many_refuses_one_path_instead_of_reading_its_letters(
+    demo: DemoSet, trained: Scanner
+) -> None:
+    # before: scan_many("rec.wav") yielded "r", "e", "c", ".", ... each "no such file"
+    one = str(demo.test_files[0])
+    with pytest.raises(InvalidInputError, match=r"Scanner.scan_many takes a list of paths"):
+        next(trained.scan_many(one))  # type: ignore[arg-type]
+    with pytest.raises(InvalidInputError, match="sliding_embeddings_many takes a list"):
+        next(trained.sliding_embeddings_many(Path(one)))  # type: ignore[arg-type]
+
+
 def test_array_input_at_another_rate_matches_file(demo: DemoSet, trained: Scanner) -> None:
     from audio_embed import resample
 

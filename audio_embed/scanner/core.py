@@ -20,6 +20,7 @@ import numpy as np
 from attrs import Factory, define, field, frozen
 from sklearn.base import clone
 
+from audio_embed._media import path_list
 from audio_embed.audio import AudioStream, check_audio_stream, load_audio, probe_audio, resample
 from audio_embed.cache import CachedEmbeddings, EmbeddingCache
 from audio_embed.classifier import CalibratedClassifier
@@ -903,6 +904,7 @@ class Scanner(StreamingEmbeddings):
         cannot be decoded (the others are still scanned). Cancellation raises.
         """
         self._check_fitted()
+        sources = path_list(sources, "Scanner.scan_many")
         for path, entry in self.sliding_embeddings_many(sources, progress=progress, cancel=cancel):
             yield path, entry if isinstance(entry, Exception) else self._score(path, entry)
 
