@@ -95,6 +95,26 @@ def test_evaluate_results_overall_and_per_file(labels: Path) -> None:
     json.dumps(data, allow_nan=False)  # NaN metrics are None
 
 
+def test_results_keyed_by_another_name_of_a_labelled_file_are_its_results(
+    labels: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Labels read by a relative path name t/a.wav; results keyed by the absolute
+    path (as result files and scan_to_folder name recordings) or ./t/a.wav are its
+    results (before: "no result" / "no labels", the horn missed and the detections
+    counted as false positives: F1 0)."""
+    monkeypatch.chdir(labels.parent)
+    ls = read_labelled_set("labels.csv", "horn", split="test")
+    assert str(ls.files[1]) == "t/a.wav"
+    probs = [0.1, 0.2, 0.9, 0.8, 0.1, 0.1, 0.1, 0.1]
+    same = evaluate_results({"t/a.wav": _result("t/a.wav", probs)}, ls, threshold=0.5)
+    for key in (str(labels.parent / "t/a.wav"), "./t/a.wav"):
+        report = evaluate_results({key: _result(key, probs)}, ls, threshold=0.5)
+        assert report.overall == same.overall and report.overall.n_found == 1
+        assert [name for name, _ in report.per_file] == ["t/a.wav"]
+    assert "have no result (/abs/c.wav, t/b.wav)" in caplog.text  # those are missing
+    assert "t/a.wav" not in caplog.text and "have no labels" not in caplog.text
+
+
 def test_a_labelled_file_without_the_target_raises_no_naming_warning(
     labels: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
