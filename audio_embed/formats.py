@@ -297,6 +297,13 @@ def csv_number(value: str, separator: str) -> str:
     return decimal_point(value) if separator in (";", "\t") else value
 
 
+def csv_blank_row(row: Mapping[str | None, object]) -> bool:
+    """A row of empty cells (``,,`` or ``;;``): what a spreadsheet exports for rows it
+    once held, or for the blank lines below a table."""
+    cells = [c for v in row.values() for c in (v if isinstance(v, list) else [v])]
+    return all(not str(c or "").strip() for c in cells)
+
+
 def csv_extra_fields(row: Mapping[str | None, object], where: str, separator: str) -> None:
     """Refuse a row with more fields than its header (``csv.DictReader`` files them
     under None): usually a name holding the separator, not quoted."""
@@ -420,6 +427,8 @@ def read_review_markers(
     skipped = 0
     for n, raw in enumerate(reader, start=2):
         where = f"{p}, line {n}"
+        if csv_blank_row(raw):  # before: "the file column is empty", of ",," rows
+            continue
         csv_extra_fields(raw, where, sep)
         row = {(k or "").strip().lower(): (v or "").strip() for k, v in raw.items()}
         if not row.get("file"):

@@ -295,6 +295,19 @@ def test_a_semicolon_labels_csv_with_decimal_commas_reads(tmp_path: Path) -> Non
     assert (event.file, event.onset, event.offset) == ("a, b.wav", 1.5, 2.25)
 
 
+def test_rows_of_empty_cells_in_labels_are_skipped(tmp_path: Path) -> None:
+    """``,,,,`` rows, as Excel exports rows that once held something (before: "line 3:
+    the file column is empty"); errors still name their own line."""
+    from audio_embed.evaluate import read_labels
+
+    path = tmp_path / "labels.csv"
+    path.write_text("file,onset,offset,label\r\na.wav,1,2,horn\r\n,,,\r\nb.wav,3,4,horn\r\n,,,\r\n")
+    assert [e.file for e in read_labels(path)] == ["a.wav", "b.wav"]
+    path.write_text("file,onset,offset,label\n,,,\na.wav,x,2,horn\n")
+    with pytest.raises(MarkerError, match="line 3: bad label row"):
+        read_labels(path)
+
+
 def test_an_unquoted_name_with_a_comma_in_labels_is_one_clear_error(tmp_path: Path) -> None:
     from audio_embed.errors import MarkerError
     from audio_embed.evaluate import read_labels

@@ -382,8 +382,11 @@ def test_one_recording_spelled_two_ways_is_one_recording(tmp_path: Path) -> None
         "\ufefffile;time;kind\nmy rec, take 1.wav;3.25;positive\nb.wav;7;negative\n",
         "file\ttime\tkind\nmy rec, take 1.wav\t3.25\tpositive\nb.wav\t7\tnegative\n",
         '\ufefffile,time,kind\r\n"my rec, take 1.wav",3.25,positive\r\nb.wav,7,negative\r\n',
+        # rows of empty cells, as Excel writes rows that once held something (before:
+        # "line 3: the file column is empty")
+        "file;time;kind\r\nmy rec, take 1.wav;3,25;positive\r\n;;\r\nb.wav;7;negative\r\n;;\r\n",
     ],
-    ids=["semicolon-decimal-comma-crlf", "semicolon-bom", "tab", "comma-bom-crlf"],
+    ids=["semicolon-decimal-comma-crlf", "semicolon-bom", "tab", "comma-bom-crlf", "blank-rows"],
 )
 def test_markers_csv_as_spreadsheets_export_it(tmp_path: Path, text: str) -> None:
     path = tmp_path / "m.csv"
