@@ -138,6 +138,16 @@ def test_scan_many_refuses_one_path_instead_of_reading_its_letters(
         next(trained.sliding_embeddings_many(Path(one)))  # type: ignore[arg-type]
 
 
+def test_scan_result_repr_summarises_its_arrays() -> None:
+    # before: every start and probability of a file under 100 s (numpy summarises
+    # arrays above 1,000 values only), so a batch report printed hundreds of lines
+    starts = np.arange(0.0, 90.0, 0.1)
+    probabilities = np.linspace(0.0, 0.75, starts.size)
+    text = repr(scanner_core.ScanResult("a.wav", starts, probabilities, 1.0, 91.0))
+    assert "starts=<900 values, 0 to 89.9>" in text
+    assert "probabilities=<900 values, 0 to 0.75>" in text and len(text) < 400
+
+
 def test_array_input_at_another_rate_matches_file(demo: DemoSet, trained: Scanner) -> None:
     from audio_embed import resample
 

@@ -125,13 +125,21 @@ def _check_threshold(value: object) -> None:
         )
 
 
+def _array_summary(values: np.ndarray) -> str:
+    """An array in a repr: its size and range (before: every value of a file under
+    100 s, so the repr of a batch report of such files ran to hundreds of lines)."""
+    if values.size == 0:
+        return "<0 values>"
+    return f"<{values.size} values, {values.min():.6g} to {values.max():.6g}>"
+
+
 @define
 class ScanResult:
     """Window start times and probabilities for one recording."""
 
     source: str
-    starts: np.ndarray
-    probabilities: np.ndarray
+    starts: np.ndarray = field(repr=_array_summary)
+    probabilities: np.ndarray = field(repr=_array_summary)
     window: float
     duration: float
     threshold: float = 0.5
