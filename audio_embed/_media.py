@@ -15,6 +15,7 @@ __all__ = [
     "VIDEO_EXTENSIONS",
     "is_media_file",
     "path_list",
+    "same_stem_hint",
 ]
 
 _P = TypeVar("_P")
@@ -54,3 +55,29 @@ def path_list(items: Iterable[_P], taker: str) -> list[_P]:
             f"{taker} takes a list of paths. Got the single path {one!r} instead: pass [{one!r}]."
         )
     return list(items)
+
+
+def same_stem_hint(path: str | os.PathLike[str]) -> str:
+    """For a file that is not there: the media files of its folder that differ from
+    it by their extension only, as " (did you mean 'rec.wav'?)", else "".
+
+    A markers or labels table often names ``rec`` or ``rec.mp3`` for ``rec.wav``
+    (before: "no such file" alone, with the right file beside it).
+    """
+    p = Path(path)
+    stems = {p.name.casefold(), p.stem.casefold()}
+    try:
+        with os.scandir(p.parent) as entries:
+            near = sorted(
+                e.name
+                for e in entries
+                if is_media_file(e.name)
+                and Path(e.name).stem.casefold() in stems
+                and e.name != p.name
+                and e.is_file()
+            )
+    except OSError:
+        return ""
+    if not near:
+        return ""
+    return f" (did you mean {' or '.join(repr(n) for n in near[:3])}?)"

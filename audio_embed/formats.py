@@ -38,7 +38,7 @@ from typing import Any, Literal, Protocol, TypeAlias
 from attrs import frozen
 
 from audio_embed._io import atomic_writer
-from audio_embed._media import is_media_file, path_list
+from audio_embed._media import is_media_file, path_list, same_stem_hint
 from audio_embed.errors import InvalidInputError, MarkerError, ResultFileError
 from audio_embed.types import Detection
 from audio_embed.windows import MARKER_KINDS, Markers
@@ -1019,7 +1019,7 @@ def read_marker_files(
     if missing:
         raise MarkerError(
             "The markers name recordings that do not exist: "
-            + ", ".join(missing[:5])
+            + ", ".join(m + same_stem_hint(m) for m in missing[:5])
             + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
             + " (relative names are read from the markers file's folder)."
         )

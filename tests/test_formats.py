@@ -341,8 +341,13 @@ def test_read_marker_files_errors(tmp_path: Path) -> None:
     with pytest.raises(MarkerError, match="No markers"):
         read_marker_files([tmp_path / "empty.csv"])
     (tmp_path / "m.csv").write_text("file,time\nghost.wav,1\n")
-    with pytest.raises(MarkerError, match=r"do not exist: .*ghost\.wav"):
+    with pytest.raises(MarkerError, match=r"do not exist: .*ghost\.wav \(relative"):
         read_marker_files([tmp_path / "m.csv"])
+    _touch(tmp_path, "ghost.flac")  # the name without its extension, or another one
+    for name in ("ghost", "ghost.wav"):
+        (tmp_path / "m.csv").write_text(f"file,time\n{name},1\n")
+        with pytest.raises(MarkerError, match=rf"{name} \(did you mean 'ghost.flac'\?\)"):
+            read_marker_files([tmp_path / "m.csv"])
     _touch(tmp_path, "rec.wav")
     (tmp_path / "rec.txt").write_text("1.0\t2.0\thorn\n")
     with pytest.raises(MarkerError, match="file,time"):  # an Audacity file read as CSV

@@ -20,7 +20,7 @@ import numpy as np
 from attrs import Factory, define, field, frozen
 from sklearn.base import clone
 
-from audio_embed._media import path_list
+from audio_embed._media import path_list, same_stem_hint
 from audio_embed.audio import AudioStream, check_audio_stream, load_audio, probe_audio, resample
 from audio_embed.cache import CachedEmbeddings, EmbeddingCache
 from audio_embed.classifier import CalibratedClassifier
@@ -248,7 +248,8 @@ def _check_files_exist(recs: list[Recording]) -> None:
         raise AudioFileNotFoundError(
             missing[0],
             f"no such file; {len(missing)} of the {len(recs)} training recordings are "
-            f"missing: {', '.join(missing[:5])}{' …' if len(missing) > 5 else ''}",
+            f"missing: {', '.join(m + same_stem_hint(m) for m in missing[:5])}"
+            f"{' …' if len(missing) > 5 else ''}",
         )
 
 
