@@ -392,6 +392,10 @@ def read_markers(
 ) -> dict[str, Markers]:
     """Read a ``file,time,kind`` CSV into ``{file: Markers}``.
 
+    Selections (a sound's start and end) are ``file,start,end,kind`` rows: the
+    marker is the selection's midpoint and a positive one gives its extent
+    (:attr:`Markers.spans`), as an Audacity label does.
+
     Comma-separated, or ``;``-separated with decimal commas (``3,25``) or
     tab-separated as spreadsheets export them (told apart by the header line).
 
@@ -417,13 +421,17 @@ def read_review_markers(
     sep = csv_separator(text)
     reader = csv.DictReader(io.StringIO(text), delimiter=sep)
     fields = {f.strip().lower() for f in reader.fieldnames or []}
-    if not {"file", "time"} <= fields:
-        hint = _looks_like_labels(text.partition("\n")[0])
+    hint = _looks_like_labels(text.partition("\n")[0])
+    # file,start,end: selections (before: refused); a review file's start and end
+    # (file,time,kind,start,end,score) are its hit's, and time its marker
+    selections = "time" not in fields and {"start", "end"} <= fields and not hint
+    if not ({"file", "time"} <= fields or ("file" in fields and selections)):
         raise MarkerError(
-            f"{p}: a markers CSV needs the columns file,time[,kind]. Found: "
-            f"{', '.join(sorted(fields)) or 'none'}.{hint}"
+            f"{p}: a markers CSV needs the columns file,time[,kind] (or file,start,end[,kind] "
+            f"for selections). Found: {', '.join(sorted(fields)) or 'none'}.{hint}"
         )
     rows = []
+    spans = []
     skipped = 0
     for n, raw in enumerate(reader, start=2):
         where = f"{p}, line {n}"
@@ -437,9 +445,17 @@ def read_review_markers(
             skipped += 1
             continue
         file = str(listed_file(row["file"], root))
-        time = _time(csv_number(row["time"], sep), where)
-        rows.append((file, time, _kind(row.get("kind") or "positive", where)))
-    return _collect(rows), skipped
+        kind = _kind(row.get("kind") or "positive", where)
+        if not selections:
+            rows.append((file, _time(csv_number(row["time"], sep), where), kind))
+            continue
+        start, end = (_time(csv_number(row[c], sep), where) for c in ("start", "end"))
+        if end < start:
+            raise MarkerError(f"{where}: the selection ends ({end:g} s) before it starts.")
+        rows.append((file, (start + end) / 2.0, kind))
+        if kind == "positive" and end > start:
+            spans.append((file, start, end))
+    return _collect(rows, spans), skipped
 
 
 def read_audacity_labels(path: str | os.PathLike[str], audio: str) -> dict[str, Markers]:
@@ -876,8 +892,9 @@ register_format("vtt", ".vtt", _write_vtt, _read_vtt)
 
 def guess_marker_format(path: str | os.PathLike[str]) -> MarkerFormat:
     """``csv`` for a ``.csv`` file, ``raven`` for a header with ``Begin Time (s)``,
-    ``csv`` for a header with ``file`` and ``time`` columns (a markers CSV saved as
-    ``.txt``: Excel's "Text (Tab delimited)" and "Unicode Text"; before: read as
+    ``csv`` for a header with ``file`` and ``time`` (or ``start`` and ``end``)
+    columns (a markers CSV saved as ``.txt``: Excel's "Text (Tab delimited)" and
+    "Unicode Text"; before: read as
     Audacity labels, "cannot tell which recording these labels mark"), else
     ``audacity``."""
     p = Path(path)
@@ -886,7 +903,9 @@ def guess_marker_format(path: str | os.PathLike[str]) -> MarkerFormat:
     head = read_text_file(p).partition("\n")[0]  # Windows-1252 too, as the readers
     if "Begin Time (s)" in head:
         return "raven"
-    return "csv" if {"file", "time"} <= _header_fields(head) else "audacity"
+    fields = _header_fields(head)
+    markers = {"file", "time"} <= fields or {"file", "start", "end"} <= fields
+    return "csv" if markers else "audacity"
 
 
 def _header_fields(header: str) -> set[str]:

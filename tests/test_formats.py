@@ -402,6 +402,33 @@ def test_markers_csv_as_spreadsheets_export_it(tmp_path: Path, text: str) -> Non
     }
 
 
+def test_a_markers_csv_of_selections_gives_spans(tmp_path: Path) -> None:
+    """file,start,end[,kind] rows: selections, the marker at their midpoint, as an
+    Audacity label (before: "a markers CSV needs the columns file,time[,kind]", so a
+    spreadsheet could not mark the extent of a sound longer than the window)."""
+    (tmp_path / "m.csv").write_text(
+        "file;start;end;kind\na.wav;1:02,5;1:06,5;positive\na.wav;10;12;negative\n"
+        "b.wav;3;3;positive\n"
+    )
+    assert read_markers(tmp_path / "m.csv") == {
+        str(tmp_path / "a.wav"): Markers(positive=(64.5,), negative=(11.0,), spans=((62.5, 66.5),)),
+        str(tmp_path / "b.wav"): Markers(positive=(3.0,)),  # no length: a point
+    }
+    (tmp_path / "sel.txt").write_text("file\tstart\tend\na.wav\t1\t4\n")  # Excel's tab text
+    assert guess_marker_format(tmp_path / "sel.txt") == "csv"
+    _touch(tmp_path, "a.wav")
+    assert read_marker_files([tmp_path / "sel.txt"]) == {
+        str(tmp_path / "a.wav"): Markers(positive=(2.5,), spans=((1.0, 4.0),))
+    }
+    (tmp_path / "m.csv").write_text("file,start,end\na.wav,6,5\n")
+    with pytest.raises(MarkerError, match=r"line 2: the selection ends \(5 s\) before it starts"):
+        read_markers(tmp_path / "m.csv")
+    # a scan's detections.csv (file,start,end,peak,score) is still refused, with its hint
+    (tmp_path / "m.csv").write_text("file,start,end,peak,score\na.wav,1,2,1.5,0.9\n")
+    with pytest.raises(MarkerError, match="It holds scan results"):
+        read_markers(tmp_path / "m.csv")
+
+
 @pytest.mark.parametrize("header", ["file,time,kind", "file,time"])
 def test_an_unquoted_name_with_a_comma_is_one_clear_error(tmp_path: Path, header: str) -> None:
     path = tmp_path / "m.csv"
