@@ -282,6 +282,13 @@ def test_fit_given_the_wrong_shape_of_markers_says_what_it_takes() -> None:
         scanner.fit({"a.wav": Markers(positive=[5.0])})  # type: ignore[arg-type]
     with pytest.raises(InvalidInputError, match=r"must be Markers \(e\.g\. Markers\(positive"):
         Recording("a.wav", [5.0])  # type: ignore[arg-type]
+    # an array without its rate (before: fit said "Scanning an array needs its
+    # sample_rate (e.g. scan(audio, sample_rate=16000))", of a Recording)
+    audio = np.zeros(SR * 30, np.float32)
+    with pytest.raises(InvalidInputError, match=r"Recording\(audio, markers, sample_rate=16000\)"):
+        Recording(audio, Markers(positive=[5.0]))
+    with pytest.raises(InvalidInputError, match=r"A Recording of an array needs its sample_rate"):
+        scanner.fit([(audio, Markers(positive=[5.0]))])
     assert not scanner.is_fitted
 
 

@@ -225,6 +225,12 @@ class Recording:
                 f"The markers of Recording {self.label!r:.80} must be Markers (e.g. "
                 f"Markers(positive=[12.5, 40.0])). Got a {type(self.markers).__name__}."
             )
+        if isinstance(self.source, np.ndarray) and self.sample_rate is None:
+            # before: fit said "Scanning an array needs its sample_rate (e.g. scan(...))"
+            raise InvalidInputError(
+                "A Recording of an array needs its sample_rate: Recording(audio, markers, "
+                "sample_rate=16000) (load_audio decodes at 16000 Hz)."
+            )
 
     @property
     def label(self) -> str:
