@@ -10,6 +10,7 @@ are :mod:`audio_embed.plot`'s.
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 from collections import defaultdict
@@ -20,11 +21,13 @@ from typing import TYPE_CHECKING, Any
 from attrs import frozen
 
 from audio_embed.errors import InvalidInputError
-from audio_embed.formats import listed_file
+from audio_embed.formats import listed_file, read_from_here_hint
 
 if TYPE_CHECKING:
     from audio_embed.evaluate import Evaluation, LabelledEvent
     from audio_embed.scanner import ScanResult
+
+log = logging.getLogger(__name__)
 
 __all__ = [
     "EvaluationReport",
@@ -99,6 +102,15 @@ def read_labelled_set(
         every[key].append(r)
         if r.label == target:
             events[key].append((r.onset, r.offset))
+    missing = [f for f in files.values() if not f.is_file()]
+    if hint := read_from_here_hint(missing, root, "a labels CSV"):
+        log.warning(  # before: "no such file" of each, then "nothing to evaluate"
+            "%s names %d file(s) that are not there, e.g. %s.%s",
+            path,
+            len(missing),
+            missing[0],
+            hint,
+        )
     return LabelledSet(
         root=root,
         target=target,

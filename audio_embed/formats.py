@@ -274,6 +274,26 @@ def listed_file(name: str, root: Path) -> Path:
     return full
 
 
+def read_from_here_hint(missing: Iterable[str | os.PathLike[str]], root: Path, what: str) -> str:
+    """For files a table names that are not there: when one is there read from the
+    current folder instead of the table's (``recordings/a.wav`` in
+    ``labels/markers.csv``, meant from the folder above), a sentence saying so;
+    else ""."""
+    for m in missing:
+        try:
+            rel = Path(m).relative_to(root)
+        except ValueError:
+            continue
+        if root != Path(".") and not rel.is_absolute() and rel.is_file():
+            fix = Path(os.path.relpath(rel, root))
+            return (
+                f" {rel} is there from the current folder, but the names in {what} are "
+                f"read from its own folder, {root}: write them relative to it ({fix}) "
+                "or as absolute paths."
+            )
+    return ""
+
+
 def csv_separator(text: str) -> str:
     """The separator of a CSV, from its header line: ``,``; else ``;`` (what a
     spreadsheet writes where the decimal mark is a comma) or a tab when the header
@@ -1019,9 +1039,11 @@ def read_marker_files(
     merged: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
     merged_spans: dict[str, list[tuple[float, float]]] = defaultdict(list)
     name = one_name_per_file()
+    csvs = []
     for path in paths:
         kind = fmt if fmt != "auto" else guess_marker_format(path)
         if kind == "csv":
+            csvs.append(path)
             read = read_markers(path)
         elif kind == "audacity":
             read = read_audacity_labels(path, str(pairs.get(path) or recording_next_to(path)))
@@ -1036,11 +1058,13 @@ def read_marker_files(
         raise MarkerError(f"No markers in {', '.join(map(str, paths))}.")
     missing = [f for f in merged if not Path(f).is_file()]
     if missing:
+        here = [read_from_here_hint(missing, p.parent, "a markers CSV") for p in csvs]
         raise MarkerError(
             "The markers name recordings that do not exist: "
             + ", ".join(m + same_stem_hint(m) for m in missing[:5])
             + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
             + " (relative names are read from the markers file's folder)."
+            + next((h for h in here if h), "")
         )
     return {
         f: Markers(**{k: tuple(v) for k, v in kinds.items()}, spans=tuple(merged_spans[f]))

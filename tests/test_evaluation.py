@@ -52,6 +52,26 @@ def test_one_recording_named_two_ways_in_the_labels_is_one_file(tmp_path: Path) 
     assert ls.events == {str(tmp_path / "a.wav"): ((1.0, 2.0), (5.0, 6.0), (8.0, 9.0))}
 
 
+def test_labels_naming_files_from_the_current_folder_are_warned_about(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """labels/labels.csv naming recordings/a.wav, meant from the folder above (before:
+    "skipped labels/recordings/a.wav: no such file", then "nothing to evaluate")."""
+    (tmp_path / "recordings").mkdir()
+    (tmp_path / "recordings" / "a.wav").write_bytes(b"")
+    labels = tmp_path / "labels" / "l.csv"
+    labels.parent.mkdir()
+    labels.write_text("file,onset,offset,label\nrecordings/a.wav,1,2,horn\n")
+    monkeypatch.chdir(tmp_path)
+    read_labelled_set("labels/l.csv", "horn")
+    assert "names 1 file(s) that are not there, e.g. labels/recordings/a.wav." in caplog.text
+    assert "write them relative to it (../recordings/a.wav)" in caplog.text
+    caplog.clear()
+    labels.write_text("file,onset,offset,label\n../recordings/a.wav,1,2,horn\n")
+    read_labelled_set("labels/l.csv", "horn")
+    assert "not there" not in caplog.text
+
+
 def test_read_labelled_set_names_what_there_is(labels: Path) -> None:
     with pytest.raises(InvalidInputError, match=r"'dev'.*'test', 'train'"):
         read_labelled_set(labels, "horn", split="dev")

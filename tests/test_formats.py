@@ -334,6 +334,23 @@ def test_read_marker_files_merges_every_format(tmp_path: Path) -> None:
     }
 
 
+def test_names_meant_from_the_current_folder_are_named_so(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """labels/markers.csv naming recordings/a.wav, meant from the folder above (before:
+    "do not exist: labels/recordings/a.wav" and the rule, not the fix)."""
+    _touch(tmp_path / "recordings", "a.wav")
+    (tmp_path / "labels").mkdir()
+    (tmp_path / "labels" / "m.csv").write_text("file,time\nrecordings/a.wav,1\n")
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(MarkerError, match=r"recordings/a.wav is there from the current folder.*"
+                       r"relative to it \(../recordings/a.wav\) or as absolute paths"):  # fmt: skip
+        read_marker_files([Path("labels/m.csv")])
+    (tmp_path / "labels" / "m.csv").write_text("file,time\nelsewhere/a.wav,1\n")
+    with pytest.raises(MarkerError, match=r"markers file's folder\)\.$"):
+        read_marker_files([Path("labels/m.csv")])
+
+
 def test_read_marker_files_errors(tmp_path: Path) -> None:
     with pytest.raises(MarkerError, match="not found"):
         read_marker_files([tmp_path / "none.csv"])
