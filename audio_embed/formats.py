@@ -336,6 +336,12 @@ def csv_extra_fields(row: Mapping[str | None, object], where: str, separator: st
         )
 
 
+#: How a zip file (Excel's .xlsx, LibreOffice's .ods) and an OLE2 compound file (Excel's
+#: older .xls) start.
+_ZIP_MAGIC = b"PK\x03\x04"
+_OLE_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
+
+
 def read_text_file(p: Path, what: str = "markers") -> str:
     """A markers or labels file's text: UTF-8 (with or without a BOM), UTF-16 with a
     BOM (Excel's "Unicode Text"), else Windows-1252, what Excel on Windows writes as
@@ -349,6 +355,12 @@ def read_text_file(p: Path, what: str = "markers") -> str:
         raw = p.read_bytes()
     except OSError as exc:
         raise MarkerError(f"Cannot read {what} file {p}: {exc}") from exc
+    if raw.startswith((_ZIP_MAGIC, _OLE_MAGIC)):  # before: "not a text file (NUL bytes)"
+        raise MarkerError(
+            f"Cannot read {what} file {p}: it is a workbook (Excel .xlsx or .xls, "
+            "LibreOffice .ods, …), not text. Save the sheet as CSV (Excel: File › Save As › "
+            "CSV UTF-8; LibreOffice: File › Save As › Text CSV) and give that file."
+        )
     try:
         # Excel's "Unicode Text" is UTF-16 with a byte-order mark
         text = raw.decode("utf-16" if raw[:2] in (b"\xff\xfe", b"\xfe\xff") else "utf-8-sig")

@@ -568,6 +568,22 @@ def test_a_markers_csv_saved_by_excel_on_windows_reads(tmp_path: Path) -> None:
         read_markers(path)
 
 
+def test_a_workbook_given_as_markers_or_labels_says_to_save_it_as_csv(tmp_path: Path) -> None:
+    """An .xlsx / .ods (zip) or .xls (OLE2) workbook: "not a text file (NUL bytes)"
+    before, which does not say what to do."""
+    import zipfile
+
+    from audio_embed.evaluate import read_labels
+
+    with zipfile.ZipFile(tmp_path / "markers.xlsx", "w") as z:
+        z.writestr("xl/workbook.xml", "<workbook/>")
+    (tmp_path / "labels.xls").write_bytes(b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + bytes(600))
+    with pytest.raises(MarkerError, match=r"markers.xlsx: it is a workbook .* Save the sheet as"):
+        read_marker_files([tmp_path / "markers.xlsx"])
+    with pytest.raises(MarkerError, match=r"labels file .*labels.xls: it is a workbook"):
+        read_labels(tmp_path / "labels.xls")
+
+
 def test_a_windows_1252_audacity_file_is_recognised_as_such(tmp_path: Path) -> None:
     """guess_marker_format reads the first line as the readers do (it raised
     UnicodeDecodeError on a Windows-1252 label file before)."""
