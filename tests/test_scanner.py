@@ -276,6 +276,18 @@ def test_load_refuses_truncated_and_foreign_files(tmp_path: Path, trained: Scann
         Scanner.load(tmp_path / "rec.wav")
 
 
+def test_load_says_a_text_file_is_not_a_scanner(tmp_path: Path) -> None:
+    """markers.csv where the scanner goes (scan markers.csv rec.wav): "not a readable
+    scanner file (truncated or corrupt: File is not a zip file)" before."""
+    (tmp_path / "markers.csv").write_text("file,time,kind\na.wav,3,positive\n")
+    said = r"markers.csv is a text file \(it starts 'file,time,kind': markers, labels or results"
+    with pytest.raises(ScannerFileError, match=said + r"\?\), not a scanner"):
+        Scanner.load(tmp_path / "markers.csv")
+    (tmp_path / "bin.scanner").write_bytes(bytes(range(256)))  # binary: the old message
+    with pytest.raises(ScannerFileError, match="truncated or corrupt"):
+        Scanner.load(tmp_path / "bin.scanner")
+
+
 def test_load_refuses_settings_it_does_not_know_with_a_scanner_file_error(
     tmp_path: Path, trained: Scanner
 ) -> None:
