@@ -282,6 +282,23 @@ def _check_files_readable(recs: list[Recording], audio_stream: AudioStream | Non
         )
 
 
+def _warn_contradicting_markers(recs: list[Recording]) -> None:
+    """A warning per recording with moments marked both positive and negative (a
+    review answer against a marker, one row of two files): the positive wins, as a
+    window holding a positive marker is a positive (before: without a word)."""
+    for rec in recs:
+        both = sorted(set(rec.markers.positive) & set(rec.markers.negative))
+        if both:
+            times = ", ".join(f"{t:g} s" for t in both[:5]) + (", …" if len(both) > 5 else "")
+            log.warning(
+                "%s: %d moment(s) are marked both positive and negative (%s): they are "
+                "trained as positive. Remove the marker that is wrong.",
+                rec.label,
+                len(both),
+                times,
+            )
+
+
 def _check_complete(recs: list[Recording]) -> None:
     """At least one recording must be complete (its unmarked windows are the negatives
     and the threshold's cross-validation scores it), and no file may be both."""
@@ -733,6 +750,7 @@ class Scanner(StreamingEmbeddings):
         :class:`FitData`; refuses one class only and recordings none of which is
         complete."""
         _check_complete(recs)
+        _warn_contradicting_markers(recs)
         X, y = stack_training_windows(xs, ys, self.embedder.dim)
         self._refuse_no_negatives(y)
         return FitData(tuple(recs), tuple(grids), X, y, tuple(per_file), setting)
