@@ -3,9 +3,22 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 from pathlib import Path
+from typing import TypeVar
 
-__all__ = ["AUDIO_EXTENSIONS", "MEDIA_EXTENSIONS", "VIDEO_EXTENSIONS", "is_media_file"]
+from audio_embed.errors import InvalidInputError
+
+__all__ = [
+    "AUDIO_EXTENSIONS",
+    "MEDIA_EXTENSIONS",
+    "VIDEO_EXTENSIONS",
+    "is_media_file",
+    "path_list",
+    "same_stem_hint",
+]
+
+_P = TypeVar("_P")
 
 # production sound and field recorders write Broadcast Wave (.bwf) and, past 4 GB, RF64 /
 # Sony Wave64: a folder scan skipped them without a word, as .au, .aifc, .m4b, .ape, .tta
@@ -25,3 +38,46 @@ MEDIA_EXTENSIONS = AUDIO_EXTENSIONS | VIDEO_EXTENSIONS
 def is_media_file(path: str | os.PathLike[str]) -> bool:
     """True when the extension is one of :data:`MEDIA_EXTENSIONS` (case-insensitive)."""
     return Path(path).suffix.lower() in MEDIA_EXTENSIONS
+
+
+def path_list(items: Iterable[_P], taker: str) -> list[_P]:
+    """``items`` as a list, refusing one path where ``taker`` takes several.
+
+    A string is iterable: before, ``scan_to_folder(scanner, "film.mp4", ...)`` took
+    its characters for files, and the ``.`` among them scanned the current folder.
+
+    Raises:
+        InvalidInputError: ``items`` is a ``str``, ``bytes`` or path object.
+    """
+    if isinstance(items, str | bytes | os.PathLike):
+        one = os.fsdecode(items)
+        raise InvalidInputError(
+            f"{taker} takes a list of paths. Got the single path {one!r} instead: pass [{one!r}]."
+        )
+    return list(items)
+
+
+def same_stem_hint(path: str | os.PathLike[str]) -> str:
+    """For a file that is not there: the media files of its folder that differ from
+    it by their extension only, as " (did you mean 'rec.wav'?)", else "".
+
+    A markers or labels table often names ``rec`` or ``rec.mp3`` for ``rec.wav``
+    (before: "no such file" alone, with the right file beside it).
+    """
+    p = Path(path)
+    stems = {p.name.casefold(), p.stem.casefold()}
+    try:
+        with os.scandir(p.parent) as entries:
+            near = sorted(
+                e.name
+                for e in entries
+                if is_media_file(e.name)
+                and Path(e.name).stem.casefold() in stems
+                and e.name != p.name
+                and e.is_file()
+            )
+    except OSError:
+        return ""
+    if not near:
+        return ""
+    return f" (did you mean {' or '.join(repr(n) for n in near[:3])}?)"

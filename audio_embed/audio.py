@@ -37,6 +37,7 @@ from audio_embed._media import (
     MEDIA_EXTENSIONS,
     VIDEO_EXTENSIONS,
     is_media_file,
+    same_stem_hint,
 )
 from audio_embed.errors import (
     AudioEmbedError,
@@ -151,7 +152,7 @@ def describe_audio_streams(path: str | os.PathLike[str]) -> list[str]:
 def _check_file(path: str | os.PathLike[str]) -> Path:
     p = Path(path)
     if not p.exists():
-        raise AudioFileNotFoundError(p, "no such file")
+        raise AudioFileNotFoundError(p, "no such file" + same_stem_hint(p))
     if p.is_dir():  # before: "not a regular file", of Scanner.scan("recordings/")
         raise AudioFileNotFoundError(
             p,

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeVar
 import attrs
 
 from audio_embed._io import check_output_folder
-from audio_embed._media import is_media_file
+from audio_embed._media import is_media_file, path_list
 from audio_embed.detect import SHORT_FILE_SECONDS, flagged_share, short_file_advice
 from audio_embed.errors import (
     AudioEmbedError,
@@ -120,6 +120,7 @@ def collect_inputs(
     Returns the inputs and ``(item, reason)`` for arguments that name nothing.
     Hidden files and folders (a leading dot) are skipped inside directories.
     """
+    items = path_list(items, "collect_inputs")
     found: list[Input] = []
     missing: list[tuple[str, str]] = []
     seen: set[Path] = set()
@@ -440,7 +441,7 @@ def scan_to_folder(
             outcomes.append(outcome if keep else attrs.evolve(outcome, result=None))
 
     with _own_folder(out) as hold:  # from the first look at the folder to its end
-        inputs, missing = collect_inputs(items)
+        inputs, missing = collect_inputs(path_list(items, "scan_to_folder"))
         for item, reason in missing:
             tell(FileOutcome("missing", item, reason=reason))
         targets = output_paths(

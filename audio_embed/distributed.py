@@ -410,9 +410,10 @@ def embed_dataset(
     first; see :func:`~audio_embed.audio.stream_audio`).
     """
     from audio_embed._io import atomic_writer
+    from audio_embed._media import path_list
     from audio_embed.batch import collect_inputs, output_paths
 
-    inputs, missing = collect_inputs([str(i) for i in items])
+    inputs, missing = collect_inputs([str(i) for i in path_list(items, "embed_dataset")])
     report = DatasetReport()
     report.failed.extend(FileFailure(item, reason) for item, reason in missing)
     targets: dict[str, Path] = {}

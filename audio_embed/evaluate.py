@@ -75,6 +75,7 @@ def read_labels(path: str | os.PathLike[str]) -> list[LabelledEvent]:
     :func:`~audio_embed.formats.read_markers` reads them."""
     from audio_embed.formats import (
         clock_seconds,
+        csv_blank_row,
         csv_extra_fields,
         csv_number,
         csv_separator,
@@ -88,8 +89,10 @@ def read_labels(path: str | os.PathLike[str]) -> list[LabelledEvent]:
         reader = csv.DictReader(io.StringIO(text), delimiter=sep)
         rows = []
         for n, raw in enumerate(reader, start=2):
+            if csv_blank_row(raw):  # before: "the file column is empty", of ",,," rows
+                continue
             csv_extra_fields(raw, f"{p}, line {n}", sep)
-            rows.append({(k or "").strip().lower(): v for k, v in raw.items()})
+            rows.append((n, {(k or "").strip().lower(): v for k, v in raw.items()}))
         header = [f.strip().lower() for f in reader.fieldnames or []]
     except csv.Error as exc:
         raise MarkerError(f"Cannot read labels file {p}: {exc}") from exc
@@ -100,7 +103,7 @@ def read_labels(path: str | os.PathLike[str]) -> list[LabelledEvent]:
             f"missing {', '.join(missing)}. Found: {', '.join(header) or 'none'}."
         )
     out = []
-    for n, row in enumerate(rows, start=2):
+    for n, row in rows:
         if not (row.get("file") or "").strip():  # else the labels' own folder is "scanned"
             raise MarkerError(f"{p}, line {n}: the file column is empty.")
         try:

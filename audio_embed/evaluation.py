@@ -10,6 +10,7 @@ are :mod:`audio_embed.plot`'s.
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 from collections import defaultdict
@@ -20,11 +21,13 @@ from typing import TYPE_CHECKING, Any
 from attrs import frozen
 
 from audio_embed.errors import InvalidInputError
-from audio_embed.formats import listed_file
+from audio_embed.formats import listed_file, read_from_here_hint
 
 if TYPE_CHECKING:
     from audio_embed.evaluate import Evaluation, LabelledEvent
     from audio_embed.scanner import ScanResult
+
+log = logging.getLogger(__name__)
 
 __all__ = [
     "EvaluationReport",
@@ -99,6 +102,15 @@ def read_labelled_set(
         every[key].append(r)
         if r.label == target:
             events[key].append((r.onset, r.offset))
+    missing = [f for f in files.values() if not f.is_file()]
+    if hint := read_from_here_hint(missing, root, "a labels CSV"):
+        log.warning(  # before: "no such file" of each, then "nothing to evaluate"
+            "%s names %d file(s) that are not there, e.g. %s.%s",
+            path,
+            len(missing),
+            missing[0],
+            hint,
+        )
     return LabelledSet(
         root=root,
         target=target,
@@ -107,6 +119,21 @@ def read_labelled_set(
         events={k: tuple(v) for k, v in events.items()},
         every={k: tuple(v) for k, v in every.items()},
     )
+
+
+def _keyed_like(results: Mapping[str, ScanResult], labelled: LabelledSet) -> dict[str, ScanResult]:
+    """``results`` keyed as ``labelled`` names its files: a key that names a labelled
+    file another way (relative or absolute, through a link) takes that file's name."""
+    names = {str(f) for f in labelled.files}
+    by_file: dict[str, str] = {}
+    for f in labelled.files:
+        by_file.setdefault(os.path.realpath(f), str(f))
+    keyed: dict[str, ScanResult] = {}
+    for key, result in results.items():
+        name = key if key in names else by_file.get(os.path.realpath(key), key)
+        taken = name in keyed or (name != key and name in results)  # another result is its own
+        keyed[key if taken else name] = result
+    return keyed
 
 
 def relative_name(path: str | os.PathLike[str], root: str | os.PathLike[str] | None) -> str:
@@ -170,12 +197,18 @@ def evaluate_results(
     """Score ``results`` (keyed like ``labelled.events``: the file path as a
     string) against the target events of ``labelled`` at ``threshold``.
 
+    A result keyed by another name of a labelled file (its absolute path, as
+    result files and ``detections.csv`` name recordings, or ``./a.wav``) is
+    that file's result (before: a labelled file "without a result", its events
+    left out, and a result "without labels", its detections false positives).
+
     A labelled file without a result is warned about (results and labels named
     differently), except those in ``unscanned``: files the caller could not scan and
     reports itself (``evaluate`` names each as skipped; before, it also warned that
     they "have no result" and to name results and labels alike)."""
     from audio_embed.evaluate import evaluate, score
 
+    results = _keyed_like(results, labelled)
     # every labelled file, those without a target event too: their results are not
     # "results without labels" (they count as recordings without the target either way)
     left_out = {str(f) for f in unscanned}

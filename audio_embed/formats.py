@@ -38,7 +38,7 @@ from typing import Any, Literal, Protocol, TypeAlias
 from attrs import frozen
 
 from audio_embed._io import atomic_writer
-from audio_embed._media import is_media_file
+from audio_embed._media import is_media_file, path_list, same_stem_hint
 from audio_embed.errors import InvalidInputError, MarkerError, ResultFileError
 from audio_embed.types import Detection
 from audio_embed.windows import MARKER_KINDS, Markers
@@ -274,6 +274,26 @@ def listed_file(name: str, root: Path) -> Path:
     return full
 
 
+def read_from_here_hint(missing: Iterable[str | os.PathLike[str]], root: Path, what: str) -> str:
+    """For files a table names that are not there: when one is there read from the
+    current folder instead of the table's (``recordings/a.wav`` in
+    ``labels/markers.csv``, meant from the folder above), a sentence saying so;
+    else ""."""
+    for m in missing:
+        try:
+            rel = Path(m).relative_to(root)
+        except ValueError:
+            continue
+        if root != Path(".") and not rel.is_absolute() and rel.is_file():
+            fix = Path(os.path.relpath(rel, root))
+            return (
+                f" {rel} is there from the current folder, but the names in {what} are "
+                f"read from its own folder, {root}: write them relative to it ({fix}) "
+                "or as absolute paths."
+            )
+    return ""
+
+
 def csv_separator(text: str) -> str:
     """The separator of a CSV, from its header line: ``,``; else ``;`` (what a
     spreadsheet writes where the decimal mark is a comma) or a tab when the header
@@ -297,6 +317,13 @@ def csv_number(value: str, separator: str) -> str:
     return decimal_point(value) if separator in (";", "\t") else value
 
 
+def csv_blank_row(row: Mapping[str | None, object]) -> bool:
+    """A row of empty cells (``,,`` or ``;;``): what a spreadsheet exports for rows it
+    once held, or for the blank lines below a table."""
+    cells = [c for v in row.values() for c in (v if isinstance(v, list) else [v])]
+    return all(not str(c or "").strip() for c in cells)
+
+
 def csv_extra_fields(row: Mapping[str | None, object], where: str, separator: str) -> None:
     """Refuse a row with more fields than its header (``csv.DictReader`` files them
     under None): usually a name holding the separator, not quoted."""
@@ -307,6 +334,12 @@ def csv_extra_fields(row: Mapping[str | None, object], where: str, separator: st
             f"{where}: {n} fields where the header has {len(row) - 1}. A name holding "
             f'{separator!r} must be in double quotes (e.g. "my rec{separator} take 1.wav").'
         )
+
+
+#: How a zip file (Excel's .xlsx, LibreOffice's .ods) and an OLE2 compound file (Excel's
+#: older .xls) start.
+_ZIP_MAGIC = b"PK\x03\x04"
+_OLE_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
 
 
 def read_text_file(p: Path, what: str = "markers") -> str:
@@ -322,6 +355,12 @@ def read_text_file(p: Path, what: str = "markers") -> str:
         raw = p.read_bytes()
     except OSError as exc:
         raise MarkerError(f"Cannot read {what} file {p}: {exc}") from exc
+    if raw.startswith((_ZIP_MAGIC, _OLE_MAGIC)):  # before: "not a text file (NUL bytes)"
+        raise MarkerError(
+            f"Cannot read {what} file {p}: it is a workbook (Excel .xlsx or .xls, "
+            "LibreOffice .ods, …), not text. Save the sheet as CSV (Excel: File › Save As › "
+            "CSV UTF-8; LibreOffice: File › Save As › Text CSV) and give that file."
+        )
     try:
         # Excel's "Unicode Text" is UTF-16 with a byte-order mark
         text = raw.decode("utf-16" if raw[:2] in (b"\xff\xfe", b"\xfe\xff") else "utf-8-sig")
@@ -385,6 +424,10 @@ def read_markers(
 ) -> dict[str, Markers]:
     """Read a ``file,time,kind`` CSV into ``{file: Markers}``.
 
+    Selections (a sound's start and end) are ``file,start,end,kind`` rows: the
+    marker is the selection's midpoint and a positive one gives its extent
+    (:attr:`Markers.spans`), as an Audacity label does.
+
     Comma-separated, or ``;``-separated with decimal commas (``3,25``) or
     tab-separated as spreadsheets export them (told apart by the header line).
 
@@ -410,16 +453,22 @@ def read_review_markers(
     sep = csv_separator(text)
     reader = csv.DictReader(io.StringIO(text), delimiter=sep)
     fields = {f.strip().lower() for f in reader.fieldnames or []}
-    if not {"file", "time"} <= fields:
-        hint = _looks_like_labels(text.partition("\n")[0])
+    hint = _looks_like_labels(text.partition("\n")[0])
+    # file,start,end: selections (before: refused); a review file's start and end
+    # (file,time,kind,start,end,score) are its hit's, and time its marker
+    selections = "time" not in fields and {"start", "end"} <= fields and not hint
+    if not ({"file", "time"} <= fields or ("file" in fields and selections)):
         raise MarkerError(
-            f"{p}: a markers CSV needs the columns file,time[,kind]. Found: "
-            f"{', '.join(sorted(fields)) or 'none'}.{hint}"
+            f"{p}: a markers CSV needs the columns file,time[,kind] (or file,start,end[,kind] "
+            f"for selections). Found: {', '.join(sorted(fields)) or 'none'}.{hint}"
         )
     rows = []
+    spans = []
     skipped = 0
     for n, raw in enumerate(reader, start=2):
         where = f"{p}, line {n}"
+        if csv_blank_row(raw):  # before: "the file column is empty", of ",," rows
+            continue
         csv_extra_fields(raw, where, sep)
         row = {(k or "").strip().lower(): (v or "").strip() for k, v in raw.items()}
         if not row.get("file"):
@@ -428,9 +477,17 @@ def read_review_markers(
             skipped += 1
             continue
         file = str(listed_file(row["file"], root))
-        time = _time(csv_number(row["time"], sep), where)
-        rows.append((file, time, _kind(row.get("kind") or "positive", where)))
-    return _collect(rows), skipped
+        kind = _kind(row.get("kind") or "positive", where)
+        if not selections:
+            rows.append((file, _time(csv_number(row["time"], sep), where), kind))
+            continue
+        start, end = (_time(csv_number(row[c], sep), where) for c in ("start", "end"))
+        if end < start:
+            raise MarkerError(f"{where}: the selection ends ({end:g} s) before it starts.")
+        rows.append((file, (start + end) / 2.0, kind))
+        if kind == "positive" and end > start:
+            spans.append((file, start, end))
+    return _collect(rows, spans), skipped
 
 
 def read_audacity_labels(path: str | os.PathLike[str], audio: str) -> dict[str, Markers]:
@@ -867,8 +924,9 @@ register_format("vtt", ".vtt", _write_vtt, _read_vtt)
 
 def guess_marker_format(path: str | os.PathLike[str]) -> MarkerFormat:
     """``csv`` for a ``.csv`` file, ``raven`` for a header with ``Begin Time (s)``,
-    ``csv`` for a header with ``file`` and ``time`` columns (a markers CSV saved as
-    ``.txt``: Excel's "Text (Tab delimited)" and "Unicode Text"; before: read as
+    ``csv`` for a header with ``file`` and ``time`` (or ``start`` and ``end``)
+    columns (a markers CSV saved as ``.txt``: Excel's "Text (Tab delimited)" and
+    "Unicode Text"; before: read as
     Audacity labels, "cannot tell which recording these labels mark"), else
     ``audacity``."""
     p = Path(path)
@@ -877,7 +935,9 @@ def guess_marker_format(path: str | os.PathLike[str]) -> MarkerFormat:
     head = read_text_file(p).partition("\n")[0]  # Windows-1252 too, as the readers
     if "Begin Time (s)" in head:
         return "raven"
-    return "csv" if {"file", "time"} <= _header_fields(head) else "audacity"
+    fields = _header_fields(head)
+    markers = {"file", "time"} <= fields or {"file", "start", "end"} <= fields
+    return "csv" if markers else "audacity"
 
 
 def _header_fields(header: str) -> set[str]:
@@ -978,7 +1038,7 @@ def read_marker_files(
     Raises :class:`~audio_embed.errors.MarkerError` when a file is missing,
     when there are no markers at all, or when a marked recording does not exist.
     """
-    paths = [Path(f) for f in files]
+    paths = [Path(f) for f in path_list(files, "read_marker_files")]
     for path in paths:
         if path.is_dir():  # before: "Markers file not found", of a folder that is there
             raise MarkerError(
@@ -991,9 +1051,11 @@ def read_marker_files(
     merged: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
     merged_spans: dict[str, list[tuple[float, float]]] = defaultdict(list)
     name = one_name_per_file()
+    csvs = []
     for path in paths:
         kind = fmt if fmt != "auto" else guess_marker_format(path)
         if kind == "csv":
+            csvs.append(path)
             read = read_markers(path)
         elif kind == "audacity":
             read = read_audacity_labels(path, str(pairs.get(path) or recording_next_to(path)))
@@ -1008,11 +1070,13 @@ def read_marker_files(
         raise MarkerError(f"No markers in {', '.join(map(str, paths))}.")
     missing = [f for f in merged if not Path(f).is_file()]
     if missing:
+        here = [read_from_here_hint(missing, p.parent, "a markers CSV") for p in csvs]
         raise MarkerError(
             "The markers name recordings that do not exist: "
-            + ", ".join(missing[:5])
+            + ", ".join(m + same_stem_hint(m) for m in missing[:5])
             + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
             + " (relative names are read from the markers file's folder)."
+            + next((h for h in here if h), "")
         )
     return {
         f: Markers(**{k: tuple(v) for k, v in kinds.items()}, spans=tuple(merged_spans[f]))

@@ -4,11 +4,12 @@ and how candidate windows become hits (torch-free)."""
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-from attrs import frozen
+from attrs import field, frozen
 
 from audio_embed.errors import InvalidInputError
 
@@ -17,15 +18,34 @@ __all__ = ["Example", "Hit", "merge_windows", "nearest_centre"]
 _EPS = 1e-6
 
 
+def _example_time(value: object) -> float:
+    """Seconds, from a number or a text as :meth:`Example.parse` reads it (``"12.5"``,
+    a clock time ``"1:23.5"``; before: ``TypeError: must be real number, not str``
+    when the search began)."""
+    from audio_embed.formats import clock_seconds
+
+    try:
+        t = clock_seconds(value) if isinstance(value, str) else float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        t = math.nan
+    if not math.isfinite(t) or t < 0:
+        raise InvalidInputError(
+            "An example's time is seconds from the start of its file (12.5) or a clock time "
+            f"('1:23.5'). Got {value!r} instead."
+        )
+    return t
+
+
 @frozen
 class Example:
     """A moment to search for: ``time`` seconds into ``source``.
 
-    The example is the sliding window whose centre is nearest ``time``.
+    The example is the sliding window whose centre is nearest ``time`` (a number,
+    or a text: ``"12.5"``, a clock time ``"1:23.5"``).
     """
 
-    source: str
-    time: float
+    source: str = field(converter=os.fspath)
+    time: float = field(converter=_example_time)
 
     @classmethod
     def parse(cls, text: str) -> Example:

@@ -54,6 +54,7 @@ from audio_embed._index_store import (
     write_sqlite,
 )
 from audio_embed._io import atomic_writer
+from audio_embed._media import path_list
 from audio_embed.audio import AudioStream, check_audio_stream, saved_audio_stream
 from audio_embed.cache import CachedEmbeddings, EmbeddingCache
 from audio_embed.embedders.base import Embedder
@@ -356,6 +357,7 @@ class EmbeddingIndex:
         ordered=True, audio_stream=index.audio_stream)``). Nothing is written
         until every file is embedded; a cancel leaves the index as it was.
         """
+        paths = path_list(paths, "EmbeddingIndex.add")
         report = AddReport()
         todo: list[tuple[Path, str, int, int, str]] = []  # path, key, size, mtime, sha
         known = {f.path: f for f in self._files}

@@ -101,6 +101,26 @@ def test_missing_file(tmp_path: Path) -> None:
         load_audio(tmp_path / "nope.wav")
 
 
+def test_a_missing_file_names_the_file_beside_it_that_differs_by_its_extension(
+    tmp_path: Path,
+) -> None:
+    """A markers or labels table naming ``rec`` or ``rec.wav`` for ``rec.mp4`` (before:
+    "no such file" alone, with the recording beside it)."""
+    from audio_embed import Markers, Recording, Scanner
+
+    (tmp_path / "rec.mp4").write_bytes(b"x")
+    (tmp_path / "rec.txt").write_text("labels, not media")
+    with pytest.raises(AudioFileNotFoundError, match=r"file \(did you mean 'rec.mp4'\?\)$"):
+        load_audio(tmp_path / "rec")
+    with pytest.raises(AudioFileNotFoundError, match=r"did you mean 'rec.mp4'"):
+        load_audio(tmp_path / "REC.wav")
+    with pytest.raises(AudioFileNotFoundError, match=r"training recordings are missing: .*rec "
+                       r"\(did you mean 'rec.mp4'\?\)"):  # fmt: skip
+        Scanner.from_name("LOGMEL").fit([Recording(tmp_path / "rec", Markers([3.0]))])
+    with pytest.raises(AudioFileNotFoundError, match=r"no such file$"):
+        load_audio(tmp_path / "other.wav")
+
+
 def test_empty_file(tmp_path: Path) -> None:
     (tmp_path / "e.wav").write_bytes(b"")
     with pytest.raises(EmptyAudioError, match="empty"):

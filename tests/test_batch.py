@@ -36,7 +36,7 @@ from audio_embed.errors import (
     CorruptAudioError,
     InvalidInputError,
 )
-from audio_embed.formats import read_detections
+from audio_embed.formats import read_detections, read_marker_files
 from audio_embed.progress import CancelToken, ProgressEvent
 from audio_embed.scanner import ScanResult
 
@@ -498,6 +498,25 @@ def test_scan_to_folder_keeps_results_uses_a_runner_and_checks_arguments(tmp_pat
     with pytest.raises(InvalidInputError, match="format"):
         BatchSettings(fmt="xml")  # type: ignore[arg-type]
     assert not (tmp_path / "x").exists()
+
+
+def test_one_path_given_where_a_list_is_taken_is_refused_not_read_letter_by_letter(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # before: "b.wav" was read as the files "b", ".", "w", "a", "v", and "." scanned the
+    # whole current folder (recursively) into the output folder
+    _touch(tmp_path / "a.wav", tmp_path / "b.wav")
+    monkeypatch.chdir(tmp_path)
+    scanner = FakeScanner()
+    with pytest.raises(InvalidInputError, match=r"takes a list of paths.*\['b.wav'\]"):
+        scan_to_folder(scanner, "b.wav", "out")  # type: ignore[arg-type]
+    assert scanner.calls == [] and not (tmp_path / "out" / "a.csv").exists()
+    with pytest.raises(InvalidInputError, match="collect_inputs takes a list"):
+        collect_inputs(Path("b.wav"))  # type: ignore[arg-type]
+    (tmp_path / "m.csv").write_text("file,time\na.wav,1\n")
+    with pytest.raises(InvalidInputError, match="read_marker_files takes a list"):
+        read_marker_files("m.csv")  # type: ignore[arg-type]
+    assert list(read_marker_files(["m.csv"])) == ["a.wav"]
 
 
 def test_scan_to_folder_writes_no_combined_file_when_nothing_was_scanned(tmp_path: Path) -> None:

@@ -1466,6 +1466,17 @@ def test_allow_mismatch_reaches_scanner_load(
     assert rc == 0 and "--allow-mismatch" in out
 
 
+def test_evaluate_help_names_the_three_ways_events_are_matched(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """evaluate prints IoU, collar and lenient F1; its --help described the lenient one
+    only, as if it were the F1 reported."""
+    rc, out, _ = run_cli(capsys, "evaluate", "--help")
+    text = " ".join(out.split())
+    assert rc == 0 and "F1 three ways (one-to-one matches at IoU >= 0.3 as DCASE task 5;" in text
+    assert "collars as sed_eval; lenient: a labelled event is found when" in text
+
+
 def test_trust_reaches_scanner_load(
     tmp_path: Path,
     demo: DemoSet,

@@ -52,6 +52,26 @@ def test_one_recording_named_two_ways_in_the_labels_is_one_file(tmp_path: Path) 
     assert ls.events == {str(tmp_path / "a.wav"): ((1.0, 2.0), (5.0, 6.0), (8.0, 9.0))}
 
 
+def test_labels_naming_files_from_the_current_folder_are_warned_about(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """labels/labels.csv naming recordings/a.wav, meant from the folder above (before:
+    "skipped labels/recordings/a.wav: no such file", then "nothing to evaluate")."""
+    (tmp_path / "recordings").mkdir()
+    (tmp_path / "recordings" / "a.wav").write_bytes(b"")
+    labels = tmp_path / "labels" / "l.csv"
+    labels.parent.mkdir()
+    labels.write_text("file,onset,offset,label\nrecordings/a.wav,1,2,horn\n")
+    monkeypatch.chdir(tmp_path)
+    read_labelled_set("labels/l.csv", "horn")
+    assert "names 1 file(s) that are not there, e.g. labels/recordings/a.wav." in caplog.text
+    assert "write them relative to it (../recordings/a.wav)" in caplog.text
+    caplog.clear()
+    labels.write_text("file,onset,offset,label\n../recordings/a.wav,1,2,horn\n")
+    read_labelled_set("labels/l.csv", "horn")
+    assert "not there" not in caplog.text
+
+
 def test_read_labelled_set_names_what_there_is(labels: Path) -> None:
     with pytest.raises(InvalidInputError, match=r"'dev'.*'test', 'train'"):
         read_labelled_set(labels, "horn", split="dev")
@@ -93,6 +113,26 @@ def test_evaluate_results_overall_and_per_file(labels: Path) -> None:
     assert data["per_file"][1] == {"file": "t/b.wav", "n_events": 0, "n_found": 0,
                                    "n_detections": 1, "n_false_positives": 1}  # fmt: skip
     json.dumps(data, allow_nan=False)  # NaN metrics are None
+
+
+def test_results_keyed_by_another_name_of_a_labelled_file_are_its_results(
+    labels: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Labels read by a relative path name t/a.wav; results keyed by the absolute
+    path (as result files and scan_to_folder name recordings) or ./t/a.wav are its
+    results (before: "no result" / "no labels", the horn missed and the detections
+    counted as false positives: F1 0)."""
+    monkeypatch.chdir(labels.parent)
+    ls = read_labelled_set("labels.csv", "horn", split="test")
+    assert str(ls.files[1]) == "t/a.wav"
+    probs = [0.1, 0.2, 0.9, 0.8, 0.1, 0.1, 0.1, 0.1]
+    same = evaluate_results({"t/a.wav": _result("t/a.wav", probs)}, ls, threshold=0.5)
+    for key in (str(labels.parent / "t/a.wav"), "./t/a.wav"):
+        report = evaluate_results({key: _result(key, probs)}, ls, threshold=0.5)
+        assert report.overall == same.overall and report.overall.n_found == 1
+        assert [name for name, _ in report.per_file] == ["t/a.wav"]
+    assert "have no result (/abs/c.wav, t/b.wav)" in caplog.text  # those are missing
+    assert "t/a.wav" not in caplog.text and "have no labels" not in caplog.text
 
 
 def test_a_labelled_file_without_the_target_raises_no_naming_warning(
@@ -273,6 +313,19 @@ def test_a_semicolon_labels_csv_with_decimal_commas_reads(tmp_path: Path) -> Non
     path.write_text("split;file;onset;offset;label\ntest;a, b.wav;1,5;2,25;horn\n")
     (event,) = read_labels(path)
     assert (event.file, event.onset, event.offset) == ("a, b.wav", 1.5, 2.25)
+
+
+def test_rows_of_empty_cells_in_labels_are_skipped(tmp_path: Path) -> None:
+    """``,,,,`` rows, as Excel exports rows that once held something (before: "line 3:
+    the file column is empty"); errors still name their own line."""
+    from audio_embed.evaluate import read_labels
+
+    path = tmp_path / "labels.csv"
+    path.write_text("file,onset,offset,label\r\na.wav,1,2,horn\r\n,,,\r\nb.wav,3,4,horn\r\n,,,\r\n")
+    assert [e.file for e in read_labels(path)] == ["a.wav", "b.wav"]
+    path.write_text("file,onset,offset,label\n,,,\na.wav,x,2,horn\n")
+    with pytest.raises(MarkerError, match="line 3: bad label row"):
+        read_labels(path)
 
 
 def test_an_unquoted_name_with_a_comma_in_labels_is_one_clear_error(tmp_path: Path) -> None:

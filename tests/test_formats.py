@@ -334,6 +334,23 @@ def test_read_marker_files_merges_every_format(tmp_path: Path) -> None:
     }
 
 
+def test_names_meant_from_the_current_folder_are_named_so(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """labels/markers.csv naming recordings/a.wav, meant from the folder above (before:
+    "do not exist: labels/recordings/a.wav" and the rule, not the fix)."""
+    _touch(tmp_path / "recordings", "a.wav")
+    (tmp_path / "labels").mkdir()
+    (tmp_path / "labels" / "m.csv").write_text("file,time\nrecordings/a.wav,1\n")
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(MarkerError, match=r"recordings/a.wav is there from the current folder.*"
+                       r"relative to it \(../recordings/a.wav\) or as absolute paths"):  # fmt: skip
+        read_marker_files([Path("labels/m.csv")])
+    (tmp_path / "labels" / "m.csv").write_text("file,time\nelsewhere/a.wav,1\n")
+    with pytest.raises(MarkerError, match=r"markers file's folder\)\.$"):
+        read_marker_files([Path("labels/m.csv")])
+
+
 def test_read_marker_files_errors(tmp_path: Path) -> None:
     with pytest.raises(MarkerError, match="not found"):
         read_marker_files([tmp_path / "none.csv"])
@@ -341,8 +358,13 @@ def test_read_marker_files_errors(tmp_path: Path) -> None:
     with pytest.raises(MarkerError, match="No markers"):
         read_marker_files([tmp_path / "empty.csv"])
     (tmp_path / "m.csv").write_text("file,time\nghost.wav,1\n")
-    with pytest.raises(MarkerError, match=r"do not exist: .*ghost\.wav"):
+    with pytest.raises(MarkerError, match=r"do not exist: .*ghost\.wav \(relative"):
         read_marker_files([tmp_path / "m.csv"])
+    _touch(tmp_path, "ghost.flac")  # the name without its extension, or another one
+    for name in ("ghost", "ghost.wav"):
+        (tmp_path / "m.csv").write_text(f"file,time\n{name},1\n")
+        with pytest.raises(MarkerError, match=rf"{name} \(did you mean 'ghost.flac'\?\)"):
+            read_marker_files([tmp_path / "m.csv"])
     _touch(tmp_path, "rec.wav")
     (tmp_path / "rec.txt").write_text("1.0\t2.0\thorn\n")
     with pytest.raises(MarkerError, match="file,time"):  # an Audacity file read as CSV
@@ -382,8 +404,11 @@ def test_one_recording_spelled_two_ways_is_one_recording(tmp_path: Path) -> None
         "\ufefffile;time;kind\nmy rec, take 1.wav;3.25;positive\nb.wav;7;negative\n",
         "file\ttime\tkind\nmy rec, take 1.wav\t3.25\tpositive\nb.wav\t7\tnegative\n",
         '\ufefffile,time,kind\r\n"my rec, take 1.wav",3.25,positive\r\nb.wav,7,negative\r\n',
+        # rows of empty cells, as Excel writes rows that once held something (before:
+        # "line 3: the file column is empty")
+        "file;time;kind\r\nmy rec, take 1.wav;3,25;positive\r\n;;\r\nb.wav;7;negative\r\n;;\r\n",
     ],
-    ids=["semicolon-decimal-comma-crlf", "semicolon-bom", "tab", "comma-bom-crlf"],
+    ids=["semicolon-decimal-comma-crlf", "semicolon-bom", "tab", "comma-bom-crlf", "blank-rows"],
 )
 def test_markers_csv_as_spreadsheets_export_it(tmp_path: Path, text: str) -> None:
     path = tmp_path / "m.csv"
@@ -392,6 +417,33 @@ def test_markers_csv_as_spreadsheets_export_it(tmp_path: Path, text: str) -> Non
         str(tmp_path / "my rec, take 1.wav"): Markers(positive=(3.25,)),
         str(tmp_path / "b.wav"): Markers(negative=(7.0,)),
     }
+
+
+def test_a_markers_csv_of_selections_gives_spans(tmp_path: Path) -> None:
+    """file,start,end[,kind] rows: selections, the marker at their midpoint, as an
+    Audacity label (before: "a markers CSV needs the columns file,time[,kind]", so a
+    spreadsheet could not mark the extent of a sound longer than the window)."""
+    (tmp_path / "m.csv").write_text(
+        "file;start;end;kind\na.wav;1:02,5;1:06,5;positive\na.wav;10;12;negative\n"
+        "b.wav;3;3;positive\n"
+    )
+    assert read_markers(tmp_path / "m.csv") == {
+        str(tmp_path / "a.wav"): Markers(positive=(64.5,), negative=(11.0,), spans=((62.5, 66.5),)),
+        str(tmp_path / "b.wav"): Markers(positive=(3.0,)),  # no length: a point
+    }
+    (tmp_path / "sel.txt").write_text("file\tstart\tend\na.wav\t1\t4\n")  # Excel's tab text
+    assert guess_marker_format(tmp_path / "sel.txt") == "csv"
+    _touch(tmp_path, "a.wav")
+    assert read_marker_files([tmp_path / "sel.txt"]) == {
+        str(tmp_path / "a.wav"): Markers(positive=(2.5,), spans=((1.0, 4.0),))
+    }
+    (tmp_path / "m.csv").write_text("file,start,end\na.wav,6,5\n")
+    with pytest.raises(MarkerError, match=r"line 2: the selection ends \(5 s\) before it starts"):
+        read_markers(tmp_path / "m.csv")
+    # a scan's detections.csv (file,start,end,peak,score) is still refused, with its hint
+    (tmp_path / "m.csv").write_text("file,start,end,peak,score\na.wav,1,2,1.5,0.9\n")
+    with pytest.raises(MarkerError, match="It holds scan results"):
+        read_markers(tmp_path / "m.csv")
 
 
 @pytest.mark.parametrize("header", ["file,time,kind", "file,time"])
@@ -514,6 +566,22 @@ def test_a_markers_csv_saved_by_excel_on_windows_reads(tmp_path: Path) -> None:
     path.write_bytes(b"file,time\x00\x00\n")
     with pytest.raises(MarkerError, match="not a text file"):
         read_markers(path)
+
+
+def test_a_workbook_given_as_markers_or_labels_says_to_save_it_as_csv(tmp_path: Path) -> None:
+    """An .xlsx / .ods (zip) or .xls (OLE2) workbook: "not a text file (NUL bytes)"
+    before, which does not say what to do."""
+    import zipfile
+
+    from audio_embed.evaluate import read_labels
+
+    with zipfile.ZipFile(tmp_path / "markers.xlsx", "w") as z:
+        z.writestr("xl/workbook.xml", "<workbook/>")
+    (tmp_path / "labels.xls").write_bytes(b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + bytes(600))
+    with pytest.raises(MarkerError, match=r"markers.xlsx: it is a workbook .* Save the sheet as"):
+        read_marker_files([tmp_path / "markers.xlsx"])
+    with pytest.raises(MarkerError, match=r"labels file .*labels.xls: it is a workbook"):
+        read_labels(tmp_path / "labels.xls")
 
 
 def test_a_windows_1252_audacity_file_is_recognised_as_such(tmp_path: Path) -> None:

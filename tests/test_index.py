@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import shutil
 from pathlib import Path
@@ -75,6 +76,14 @@ def test_vectors_are_the_scanners_normalised_embeddings(demo: DemoSet, built: Pa
     np.testing.assert_allclose(index.starts(f), entry.starts)
     scale = np.abs(want).max()
     np.testing.assert_allclose(got, want, atol=2e-3 * scale)  # float16 storage
+
+
+def test_add_refuses_one_path_instead_of_reading_its_letters(demo: DemoSet, copy: Path) -> None:
+    # before: add("a.wav") took "a", ".", "w", ... and failed on "." with an IsADirectoryError
+    index = EmbeddingIndex.open(copy)
+    with pytest.raises(InvalidInputError, match=r"EmbeddingIndex.add takes a list of paths"):
+        index.add(str(wavs(demo)[0]))  # type: ignore[arg-type]
+    assert EmbeddingIndex.open(copy).files == index.files
 
 
 def test_round_trip_reopen_gives_identical_results(demo: DemoSet, built: Path) -> None:
@@ -399,6 +408,17 @@ def test_bad_arguments(built: Path, tmp_path: Path) -> None:
     assert Example.parse(f"{film}:0:01:23.5") == Example(str(film), 83.5)
     assert Example.parse(f"{film}:83.5") == Example(str(film), 83.5)
     assert Example.parse("gone.mp4:1:23.5") == Example("gone.mp4:1", 23.5)  # as before
+
+
+def test_an_example_takes_its_time_as_text_or_a_clock_time_and_its_file_as_a_path() -> None:
+    """Example("a.wav", "1:23.5"), as the command line's a.wav:1:23.5 (before: TypeError
+    "must be real number, not str" once the search began)."""
+    assert Example("a.wav", "1:23.5") == Example("a.wav", 83.5)  # type: ignore[arg-type]
+    assert Example("a.wav", "12.5") == Example("a.wav", 12.5)  # type: ignore[arg-type]
+    assert Example(Path("a.wav"), 3) == Example("a.wav", 3.0)  # type: ignore[arg-type]
+    for bad in ("soon", -1.0, None, math.nan):
+        with pytest.raises(InvalidInputError, match=r"An example's time is seconds"):
+            Example("a.wav", bad)  # type: ignore[arg-type]
 
 
 def _gen(p: Path, stem: str, suffix: str) -> Path:

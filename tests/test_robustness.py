@@ -282,7 +282,33 @@ def test_fit_given_the_wrong_shape_of_markers_says_what_it_takes() -> None:
         scanner.fit({"a.wav": Markers(positive=[5.0])})  # type: ignore[arg-type]
     with pytest.raises(InvalidInputError, match=r"must be Markers \(e\.g\. Markers\(positive"):
         Recording("a.wav", [5.0])  # type: ignore[arg-type]
+    # an array without its rate (before: fit said "Scanning an array needs its
+    # sample_rate (e.g. scan(audio, sample_rate=16000))", of a Recording)
+    audio = np.zeros(SR * 30, np.float32)
+    with pytest.raises(InvalidInputError, match=r"Recording\(audio, markers, sample_rate=16000\)"):
+        Recording(audio, Markers(positive=[5.0]))
+    with pytest.raises(InvalidInputError, match=r"A Recording of an array needs its sample_rate"):
+        scanner.fit([(audio, Markers(positive=[5.0]))])
     assert not scanner.is_fitted
+
+
+def test_a_moment_marked_both_positive_and_negative_is_warned_about(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A review answer "negative" at a marker's time (train --markers m.csv --reviewed
+    r.csv): the positive wins, which was silent."""
+    from audio_embed.scanner import Recording, Scanner
+
+    rng = np.random.default_rng(0)
+    audio = (0.05 * rng.standard_normal(SR * 30)).astype(np.float32)
+    rec = Recording(audio, Markers(positive=[5.0, 20.0], negative=[5.0, 25.0]), SR)
+    with caplog.at_level("WARNING", logger="audio_embed"), contextlib.suppress(AudioEmbedError):
+        Scanner(LogMelEmbedder(), threshold=0.5, augmentation=None).fit([rec])
+    said = [m for r in caplog.records if "both positive and" in (m := r.getMessage())]
+    assert said == [
+        "<array>: 1 moment(s) are marked both positive and negative (5 s): they are trained "
+        "as positive. Remove the marker that is wrong."
+    ]
 
 
 def test_a_hop_longer_than_the_window_is_warned_about(caplog: pytest.LogCaptureFixture) -> None:

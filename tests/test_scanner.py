@@ -127,6 +127,27 @@ def test_scan_result_shape(demo: DemoSet, trained: Scanner) -> None:
         assert d.start <= d.peak <= d.end and d.score >= trained.scan_threshold
 
 
+def test_scan_many_refuses_one_path_instead_of_reading_its_letters(
+    demo: DemoSet, trained: Scanner
+) -> None:
+    # before: scan_many("rec.wav") yielded "r", "e", "c", ".", ... each "no such file"
+    one = str(demo.test_files[0])
+    with pytest.raises(InvalidInputError, match=r"Scanner.scan_many takes a list of paths"):
+        next(trained.scan_many(one))  # type: ignore[arg-type]
+    with pytest.raises(InvalidInputError, match="sliding_embeddings_many takes a list"):
+        next(trained.sliding_embeddings_many(Path(one)))  # type: ignore[arg-type]
+
+
+def test_scan_result_repr_summarises_its_arrays() -> None:
+    # before: every start and probability of a file under 100 s (numpy summarises
+    # arrays above 1,000 values only), so a batch report printed hundreds of lines
+    starts = np.arange(0.0, 90.0, 0.1)
+    probabilities = np.linspace(0.0, 0.75, starts.size)
+    text = repr(scanner_core.ScanResult("a.wav", starts, probabilities, 1.0, 91.0))
+    assert "starts=<900 values, 0 to 89.9>" in text
+    assert "probabilities=<900 values, 0 to 0.75>" in text and len(text) < 400
+
+
 def test_array_input_at_another_rate_matches_file(demo: DemoSet, trained: Scanner) -> None:
     from audio_embed import resample
 
@@ -253,6 +274,18 @@ def test_load_refuses_truncated_and_foreign_files(tmp_path: Path, trained: Scann
     (tmp_path / "rec.wav").write_bytes(b"RIFF")
     with pytest.raises(ScannerFileError, match="is an audio or video file, not a scanner"):
         Scanner.load(tmp_path / "rec.wav")
+
+
+def test_load_says_a_text_file_is_not_a_scanner(tmp_path: Path) -> None:
+    """markers.csv where the scanner goes (scan markers.csv rec.wav): "not a readable
+    scanner file (truncated or corrupt: File is not a zip file)" before."""
+    (tmp_path / "markers.csv").write_text("file,time,kind\na.wav,3,positive\n")
+    said = r"markers.csv is a text file \(it starts 'file,time,kind': markers, labels or results"
+    with pytest.raises(ScannerFileError, match=said + r"\?\), not a scanner"):
+        Scanner.load(tmp_path / "markers.csv")
+    (tmp_path / "bin.scanner").write_bytes(bytes(range(256)))  # binary: the old message
+    with pytest.raises(ScannerFileError, match="truncated or corrupt"):
+        Scanner.load(tmp_path / "bin.scanner")
 
 
 def test_load_refuses_settings_it_does_not_know_with_a_scanner_file_error(

@@ -48,11 +48,12 @@ def add_parser(subparsers: Subparsers) -> argparse.ArgumentParser:
         help="measure a scanner on labelled recordings",
         description=(
             "Scan the files of a labels CSV (split,file,onset,offset,label; file paths are\n"
-            "relative to the CSV's folder) and report: event precision, recall and F1 (a\n"
-            "labelled target event is found when a detection overlaps it; a detection that\n"
-            "overlaps none is a false positive), window ROC AUC and average precision (a\n"
-            "window is positive when it overlaps a target event), and calibration (Brier\n"
-            "score, expected calibration error)."
+            "relative to the CSV's folder) and report: event precision, recall and F1 three\n"
+            "ways (one-to-one matches at IoU >= 0.3 as DCASE task 5; onset/offset collars as\n"
+            "sed_eval; lenient: a labelled event is found when a detection overlaps it, and a\n"
+            "detection that overlaps none is a false positive), window ROC AUC and average\n"
+            "precision (a window is positive when it overlaps a target event), and\n"
+            "calibration (Brier score, expected calibration error)."
         ),
         epilog=(
             "example:\n"

@@ -20,6 +20,7 @@ import numpy as np
 from attrs import Factory, define, field, frozen
 from sklearn.base import clone
 
+from audio_embed._media import path_list, same_stem_hint
 from audio_embed.audio import AudioStream, check_audio_stream, load_audio, probe_audio, resample
 from audio_embed.bandwidth import bandwidth_warning
 from audio_embed.cache import CachedEmbeddings, EmbeddingCache
@@ -125,6 +126,14 @@ def _check_threshold(value: object) -> None:
         )
 
 
+def _array_summary(values: np.ndarray) -> str:
+    """An array in a repr: its size and range (before: every value of a file under
+    100 s, so the repr of a batch report of such files ran to hundreds of lines)."""
+    if values.size == 0:
+        return "<0 values>"
+    return f"<{values.size} values, {values.min():.6g} to {values.max():.6g}>"
+
+
 @define
 class ScanResult:
     """Window start times and probabilities for one recording; ``warnings``: what
@@ -133,8 +142,8 @@ class ScanResult:
     scans log them."""
 
     source: str
-    starts: np.ndarray
-    probabilities: np.ndarray
+    starts: np.ndarray = field(repr=_array_summary)
+    probabilities: np.ndarray = field(repr=_array_summary)
     window: float
     duration: float
     threshold: float = 0.5
@@ -221,6 +230,12 @@ class Recording:
                 f"The markers of Recording {self.label!r:.80} must be Markers (e.g. "
                 f"Markers(positive=[12.5, 40.0])). Got a {type(self.markers).__name__}."
             )
+        if isinstance(self.source, np.ndarray) and self.sample_rate is None:
+            # before: fit said "Scanning an array needs its sample_rate (e.g. scan(...))"
+            raise InvalidInputError(
+                "A Recording of an array needs its sample_rate: Recording(audio, markers, "
+                "sample_rate=16000) (load_audio decodes at 16000 Hz)."
+            )
 
     @property
     def label(self) -> str:
@@ -244,7 +259,8 @@ def _check_files_exist(recs: list[Recording]) -> None:
         raise AudioFileNotFoundError(
             missing[0],
             f"no such file; {len(missing)} of the {len(recs)} training recordings are "
-            f"missing: {', '.join(missing[:5])}{' …' if len(missing) > 5 else ''}",
+            f"missing: {', '.join(m + same_stem_hint(m) for m in missing[:5])}"
+            f"{' …' if len(missing) > 5 else ''}",
         )
 
 
@@ -269,6 +285,23 @@ def _check_files_readable(recs: list[Recording], audio_stream: AudioStream | Non
             f"{first.reason}; {len(more)} more of the {len(recs)} training recordings cannot "
             f"be read either: {listed}{' …' if len(more) > 5 else ''}",
         )
+
+
+def _warn_contradicting_markers(recs: list[Recording]) -> None:
+    """A warning per recording with moments marked both positive and negative (a
+    review answer against a marker, one row of two files): the positive wins, as a
+    window holding a positive marker is a positive (before: without a word)."""
+    for rec in recs:
+        both = sorted(set(rec.markers.positive) & set(rec.markers.negative))
+        if both:
+            times = ", ".join(f"{t:g} s" for t in both[:5]) + (", …" if len(both) > 5 else "")
+            log.warning(
+                "%s: %d moment(s) are marked both positive and negative (%s): they are "
+                "trained as positive. Remove the marker that is wrong.",
+                rec.label,
+                len(both),
+                times,
+            )
 
 
 def _check_complete(recs: list[Recording]) -> None:
@@ -723,6 +756,7 @@ class Scanner(StreamingEmbeddings):
         :class:`FitData`; refuses one class only and recordings none of which is
         complete."""
         _check_complete(recs)
+        _warn_contradicting_markers(recs)
         X, y = stack_training_windows(xs, ys, self.embedder.dim)
         self._refuse_no_negatives(y)
         return FitData(tuple(recs), tuple(grids), X, y, tuple(per_file), setting)
@@ -926,6 +960,7 @@ class Scanner(StreamingEmbeddings):
         log them as each result is written).
         """
         self._check_fitted()
+        sources = path_list(sources, "Scanner.scan_many")
         for path, entry in self.sliding_embeddings_many(sources, progress=progress, cancel=cancel):
             yield path, entry if isinstance(entry, Exception) else self._score(path, entry)
 

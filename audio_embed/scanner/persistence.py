@@ -415,7 +415,27 @@ def not_a_scanner(p: Path) -> str | None:
             f"{p} is an audio or video file, not a scanner file (the .scanner file that "
             "Scanner.save or audio-embed train writes)"
         )
+    if p.is_file() and (line := _first_text_line(p)) is not None:
+        # before: "not a readable scanner file (truncated or corrupt: File is not a zip
+        # file)", of markers.csv given where the scanner goes
+        return (
+            f"{p} is a text file (it starts {line!r}: markers, labels or results?), not a "
+            "scanner file (the .scanner file that Scanner.save or audio-embed train writes)"
+        )
     return None
+
+
+def _first_text_line(p: Path) -> str | None:
+    """The first line of ``p`` when its start reads as text (a scanner is a zip file)."""
+    try:
+        with p.open("rb") as f:
+            head = f.read(256)
+    except OSError:
+        return None
+    text = head.decode("utf-8-sig", errors="ignore")  # a character cut at byte 256
+    if not text.strip() or any(c < " " and c not in "\t\r\n" for c in text):
+        return None
+    return text.splitlines()[0][:40]
 
 
 def _read_scanner_file(p: Path) -> tuple[dict[str, Any], bytes]:

@@ -13,6 +13,7 @@ from collections.abc import Iterable, Iterator
 
 import numpy as np
 
+from audio_embed._media import path_list
 from audio_embed.audio import AudioStream, resample, stream_audio
 from audio_embed.bandwidth import BandEdge
 from audio_embed.cache import CachedEmbeddings, EmbeddingCache
@@ -217,7 +218,7 @@ class StreamingEmbeddings:
         that cannot be decoded (an :class:`AudioDecodeError`; the other files
         are still processed). Cancellation raises.
         """
-        paths = [str(p) for p in sources]
+        paths = [str(p) for p in path_list(sources, "Scanner.sliding_embeddings_many")]
         for i, entry in self._embeddings_many([(p, None) for p in paths], progress, cancel):
             yield paths[i], entry
 
