@@ -71,6 +71,26 @@ def test_index_names_a_file_it_cannot_read_once(
     assert line.count("empty.wav") == 1 and "the file is empty" in line, line
 
 
+def test_index_of_nothing_leaves_no_empty_archive(
+    tmp_path: Path, demo: DemoSet, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A new index to which no file could be added (an empty folder, files that all fail)
+    is not left behind empty (before: exit 1 and an empty ARCHIVE.idx); an existing one
+    is kept as it was."""
+    pytest.importorskip("faiss")
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "bad.wav").write_bytes(b"")
+    out = tmp_path / "a.idx"
+    for inputs in (["empty"], ["bad.wav"]):
+        rc, _, err = cli(capsys, "index", *(str(tmp_path / i) for i in inputs), "--model",
+                         "LOGMEL", "--out", str(out))  # fmt: skip
+        assert rc == 1 and "was not created" in err and not out.exists(), err
+    rc, _, _ = cli(capsys, "index", str(demo.test_files[0]), "--model", "LOGMEL", "--out", str(out))
+    assert rc == 0
+    rc, _, err = cli(capsys, "index", str(tmp_path / "empty"), "--out", str(out))
+    assert rc == 1 and "was not created" not in err and (out / "index.json").exists()
+
+
 def test_search_out_refuses_to_replace_a_file_that_is_not_earlier_hits(
     tmp_path: Path, demo: DemoSet, archive: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import shutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -232,19 +233,30 @@ def run(run: Run) -> int:
                 f"{path} exists: its windows are fixed; drop --window/--hop/--encoding."
             )
         index = open_index(run, path, model=args.model)
+        created = False
     else:
         index = _create(run, path)
-    many = _ray_runner(run, index)
-    show = run.show_progress and many is None  # a Ray runner draws its own bar
-    progress = Progress(run, len(inputs), "embed") if show else None
+        created = True
     try:
-        paths = [inp.path for inp in inputs]
-        report = index.add(paths, progress=progress, cancel=run.cancel, many=many)
-    finally:
-        if progress is not None:
-            progress.close()
+        many = _ray_runner(run, index)
+        show = run.show_progress and many is None  # a Ray runner draws its own bar
+        progress = Progress(run, len(inputs), "embed") if show else None
+        try:
+            paths = [inp.path for inp in inputs]
+            report = index.add(paths, progress=progress, cancel=run.cancel, many=many)
+        finally:
+            if progress is not None:
+                progress.close()
+    except BaseException:  # Ctrl-C, a failure: a new archive is not left behind empty
+        if created and not index.files:
+            shutil.rmtree(path, ignore_errors=True)
+        raise
     for file, reason in report.failed:
         run.skipped(file, reason)
+    if created and not index.files:
+        shutil.rmtree(path, ignore_errors=True)
+        run.warn(f"nothing was indexed, so {path} was not created.")
+        return EXIT_FAILURE
     sw = index.windows
     run.echo(
         f"Indexed {len(inputs)} input(s) into {path}: {len(report.added)} added, "
