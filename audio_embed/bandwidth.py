@@ -12,33 +12,39 @@ The estimate (:class:`BandEdge`): the long-term power spectrum of the audio as t
 embedder receives it (its sample rate), the mean of Hann-windowed periodograms of
 ``NPERSEG`` samples (31 Hz bins at 16 kHz) over at most ``MAX_FRAMES`` frames of
 each decoded block, spread evenly over it (about 10 ms per block of two minutes,
-against seconds to embed it); the edge is the highest frequency whose power is within ``DROP_DB`` dB
-of the spectrum's peak (the DC bin left out). A codec's low-pass leaves nothing
-above its cut-off (more than 100 dB down), while a full-band recording's noise
-floor stays within ``DROP_DB`` of the peak up to the top; silence has no edge.
+against seconds to embed it). A codec's low-pass is a cliff: everything above its
+cut-off lies far below the band just under it. So the edge is the lowest frequency
+above which no bin comes within ``DROP_DB`` dB of the median of the ``WIDTH`` bins
+(1 kHz at 16 kHz) just below it; with no such cliff it is the Nyquist frequency.
+Measured against the whole spectrum's peak instead (the first version), a steady
+hum or tone 60 dB above a quiet, full-band background read as "no content above
+0.9 kHz"; against the band just below, a spectrum that falls gradually (however
+far) has no cliff; silence has no edge.
 
-Measured on the wolf bench (README, "Errors and limits"): its four training and
-six test recordings (WAV, and the AAC of the two MP4s) all reach 8.0 kHz, their
-spectrum 21-35 dB below its peak at 7.95 kHz; the test WAVs as 16 kHz mono MP3
-(LAME) reach 7.3 kHz at 64 kbps and 5.8 kHz at 24 kbps, 100-110 dB down above
-that; white noise at 22.05-48 kHz resampled to 16 kHz reaches 8.0 kHz. The edges
-move by at most 0.2 kHz for drops of 40 to 80 dB. :data:`MARGIN_HZ` (500 Hz) lies
-between: full-band recordings differ by nothing, the 64 kbps cut is 0.7 kHz
-lower (a 10 % margin would miss it, though it cost occurrences there).
+Measured (:class:`BandEdge` over each decoded file, and ``tests/test_bandwidth.py``):
+the wolf bench's eight WAVs and the AAC of its two MP4s reach 8.0 kHz; its test WAVs as
+16 kHz mono MP3 (LAME, ``benchmarks/encode_mp3.py``) 7.34 kHz at 64 kbps and 5.84 kHz
+at 24 kbps; low-passed at 5 kHz, 5.06 kHz; white noise at 8 kHz resampled to 16 kHz,
+4.56 kHz (its resampler's transition band); a quiet pink background under a
+-23 dBFS 50 Hz hum, 8.0 kHz. :data:`MARGIN_HZ` (500 Hz) lies between: full-band
+recordings differ by nothing, the 64 kbps cut is 0.6 kHz lower (a 10 % margin
+would miss it, though it cost occurrences there).
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["DROP_DB", "MARGIN_HZ", "BandEdge", "band_edge", "bandwidth_warning"]
+__all__ = ["DROP_DB", "MARGIN_HZ", "WIDTH", "BandEdge", "band_edge", "bandwidth_warning"]
 
 #: Samples per periodogram (31.25 Hz bins at 16 kHz).
 NPERSEG = 512
 #: Periodogram frames read from each decoded block at most (evenly spread).
 MAX_FRAMES = 256
-#: How far below the spectrum's peak the edge lies (dB).
-DROP_DB = 60.0
+#: How far below the band just under it everything above the edge lies (dB).
+DROP_DB = 40.0
+#: Bins just below a candidate edge whose median stands for the band there.
+WIDTH = 32
 #: A scanned recording's edge this far below the lowest training edge is warned of.
 MARGIN_HZ = 500.0
 
@@ -69,12 +75,16 @@ class BandEdge:
     def edge(self) -> float | None:
         if self._frames == 0:
             return None
-        psd = self._sum / self._frames
-        peak = float(psd[1:].max())
-        if not peak > 0:
+        psd = self._sum[1:] / self._frames  # bin i + 1 of the spectrum, the DC bin left out
+        if not psd.max() > 0:
             return None
-        above = np.flatnonzero(psd[1:] >= peak * 10 ** (-DROP_DB / 10)) + 1
-        return float(above[-1] * self.sample_rate / NPERSEG)
+        db = 10 * np.log10(np.maximum(psd, 1e-30))
+        above = np.maximum.accumulate(db[::-1])[::-1]  # the loudest bin from each one up
+        below = np.median(np.lib.stride_tricks.sliding_window_view(db, WIDTH)[:-1], axis=1)
+        cliff = np.flatnonzero(above[WIDTH:] < below - DROP_DB)
+        if not cliff.size:
+            return self.sample_rate / 2
+        return float((cliff[0] + WIDTH) * self.sample_rate / NPERSEG)  # the last bin in band
 
 
 def band_edge(audio: np.ndarray, sample_rate: int) -> float | None:
@@ -85,16 +95,21 @@ def band_edge(audio: np.ndarray, sample_rate: int) -> float | None:
 
 
 def bandwidth_warning(
-    source: str, edge: float | None, trained: float | None, model_options: bool = False
+    source: str, edge: float | None, trained: float | None, f_max: float | None = None
 ) -> str | None:
     """The warning for a recording whose band edge ``edge`` lies more than
-    :data:`MARGIN_HZ` below ``trained``, the lowest edge of the training recordings;
-    None when it does not, or when either is unknown."""
-    if edge is None or trained is None or edge >= trained - MARGIN_HZ:
+    :data:`MARGIN_HZ` below ``trained``, the lowest edge of the training recordings,
+    both taken up to ``f_max`` (the top of the model's own bands, when it has that
+    setting: above it the model sees nothing either way); None when it does not, or
+    when either is unknown."""
+    if edge is None or trained is None:
         return None
-    hint = f", or with --model-option f_max={100 * (edge // 100):.0f}" if model_options else ""
+    top = float("inf") if f_max is None else f_max
+    if min(edge, top) >= min(trained, top) - MARGIN_HZ:
+        return None
+    hint = f", or with --model-option f_max={100 * (edge // 100):.0f}" if f_max else ""
     return (
         f"{source} has no content above {edge / 1000:.1f} kHz (a lossy codec?), the "
-        f"scanner's training recordings reach {trained / 1000:.1f} kHz: occurrences may be "
-        f"missed; train on recordings of the same kind{hint}"
+        f"scanner's training recordings reach {min(trained, top) / 1000:.1f} kHz: occurrences "
+        f"may be missed; train on recordings of the same kind{hint}"
     )

@@ -747,6 +747,8 @@ def main(argv: list[str] | None = None) -> int:
         common["breakdown"] = True
     if args.test_dirs:
         common["test_dirs"] = args.test_dirs
+    if args.augment_lowpass is not None and args.augment == 0:
+        ap.error("--augment-lowpass low-passes augmented copies: not with --augment 0")
     if args.augment_lowpass is not None:
         common["augment_lowpass"] = args.augment_lowpass
     common["augment"], common["augment_seed"] = args.augment, args.augment_seed

@@ -1704,6 +1704,8 @@ def test_a_plugin_adds_a_command(
     monkeypatch.chdir(tmp_path)
     rc, out, _ = run_cli(capsys, "--plugin", "./hello_cmd.py", "hello", "you")
     assert rc == 3 and out.strip() == "hello you"
+    rc, out, _ = run_cli(capsys, "hello", "you", "--plugin", "./hello_cmd.py")
+    assert rc == 3 and out.strip() == "hello you"  # after the command too, as for every command
     rc, out, _ = run_cli(capsys, "--plugin", "./hello_cmd.py", "--help")
     assert rc == 0 and "say hello" in out and "scan" in out
     monkeypatch.setattr(cli, "_ADDED", [])

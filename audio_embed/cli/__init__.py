@@ -137,6 +137,10 @@ def build_parser() -> argparse.ArgumentParser:
             raise UsageError(
                 f"In {_origin(added)}: conflicting subparser: {clash[0]}."
             )
+        if "--plugin" not in added_parser._option_string_actions:  # as every command takes it
+            added_parser.add_argument(
+                "--plugin", action="append", default=[], metavar="MODULE", help=argparse.SUPPRESS
+            )
         added_parser.set_defaults(func=added.run)
     return parser
 

@@ -233,8 +233,13 @@ def fold_kept(
 
 
 def augmentation_settings(aug: MixAugmentation) -> dict[str, Any]:
-    """The augmentation's fields as plain JSON values (saved in the training summary)."""
-    return {k: list(v) if isinstance(v, tuple) else v for k, v in attrs.asdict(aug).items()}
+    """The augmentation's fields as plain JSON values (saved in the training summary);
+    ``lowpass_hz`` only when set, so a scanner without it loads in releases before it."""
+    return {
+        k: list(v) if isinstance(v, tuple) else v
+        for k, v in attrs.asdict(aug).items()
+        if not (k == "lowpass_hz" and v is None)
+    }
 
 
 def _name(rec: Recording, i: int) -> str:

@@ -22,7 +22,7 @@ from sklearn.base import clone
 
 from audio_embed._media import path_list, same_stem_hint
 from audio_embed.audio import AudioStream, check_audio_stream, load_audio, probe_audio, resample
-from audio_embed.bandwidth import bandwidth_warning
+from audio_embed.bandwidth import MARGIN_HZ, bandwidth_warning
 from audio_embed.cache import CachedEmbeddings, EmbeddingCache
 from audio_embed.classifier import CalibratedClassifier
 from audio_embed.detect import (
@@ -738,6 +738,7 @@ class Scanner(StreamingEmbeddings):
             )
             if progress is not None:
                 progress(ProgressEvent("train-files", rec.label, i + 1, len(recs), "files"))
+        self._check_training_bands(per_file)
         data = self._training_data(recs, grids, xs, ys, per_file, setting)
         pools = augmented_pools(self, list(data.recordings), list(data.grids), cancel)
         self._fit_arrays(attrs.evolve(data, augmented=pools), cancel)
@@ -911,6 +912,45 @@ class Scanner(StreamingEmbeddings):
             return None
         return float(min(edges))
 
+    def _f_max(self) -> float | None:
+        """The top of the model's bands (its ``f_max`` setting), or None: the band check
+        looks no higher."""
+        f_max = self.embedder.settings().get("f_max")
+        return float(f_max) if isinstance(f_max, int | float) and f_max > 0 else None
+
+    def _check_training_bands(self, files: list[dict[str, Any]]) -> None:
+        """Warn when the training recordings' bands differ (a codec's cut in some of them:
+        the narrow ones lower the reference, so no scan would be warned of); say when the
+        check is off because a recording has no band edge."""
+        found = [f.get("band_edge_hz") for f in files]
+        edges = [float(e) for e in found if e is not None]
+        if len(edges) < len(found):
+            log.info(
+                "No band check for this scanner: %d training recording(s) have no band edge "
+                "(silent, or embedded into the cache by an earlier release; clear the cache "
+                "to have them measured).",
+                len(found) - len(edges),
+            )
+            return
+        f_max = self._f_max()
+        seen = [min(e, f_max or e) for e in edges]  # what the model's bands see of each
+        narrow = [i for i, e in enumerate(seen) if e < max(seen) - MARGIN_HZ]
+        if not narrow:
+            return
+        names = ", ".join(str(files[i]["source"]) for i in narrow[:3])
+        log.warning(
+            "%d of the %d training recordings reach only %.1f kHz or less, the others %.1f kHz "
+            "(a lossy codec?): %s%s. Scans are compared with the narrowest, and the classifier "
+            "learns from bands the narrow ones lack; train on recordings of one kind%s.",
+            len(narrow),
+            len(files),
+            max(seen[i] for i in narrow) / 1000,
+            max(seen) / 1000,
+            names,
+            " …" if len(narrow) > 3 else "",
+            f", or with --model-option f_max={100 * (min(seen) // 100):.0f}" if f_max else "",
+        )
+
     # ------------------------------------------------------------------ scanning
 
     def describe(self, root: str | os.PathLike[str] | None = None) -> str:
@@ -980,9 +1020,7 @@ class Scanner(StreamingEmbeddings):
     def _score(self, source: Source, entry: CachedEmbeddings) -> ScanResult:
         proba = self.classifier.score_windows(self._scan_features(entry))
         name = "<array>" if isinstance(source, np.ndarray) else str(source)
-        narrow = bandwidth_warning(
-            name, entry.band_edge, self.training_band_edge, "f_max" in self.embedder.settings()
-        )
+        narrow = bandwidth_warning(name, entry.band_edge, self.training_band_edge, self._f_max())
         return ScanResult(
             source=name,
             starts=entry.starts,
