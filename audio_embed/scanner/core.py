@@ -21,8 +21,15 @@ from attrs import Factory, define, field, frozen
 from sklearn.base import clone
 
 from audio_embed._media import path_list, same_stem_hint
-from audio_embed.audio import AudioStream, check_audio_stream, load_audio, probe_audio, resample
-from audio_embed.bandwidth import bandwidth_warning
+from audio_embed.audio import (
+    AudioStream,
+    check_audio_stream,
+    describe_audio_streams,
+    load_audio,
+    probe_audio,
+    resample,
+)
+from audio_embed.bandwidth import bandwidth_warning, is_silent, silence_warning
 from audio_embed.cache import CachedEmbeddings, EmbeddingCache
 from audio_embed.classifier import CalibratedClassifier
 from audio_embed.detect import (
@@ -137,9 +144,9 @@ def _array_summary(values: np.ndarray) -> str:
 @define
 class ScanResult:
     """Window start times and probabilities for one recording; ``warnings``: what
-    the scan found wrong with the recording (a band narrower than the training
-    recordings', :mod:`audio_embed.bandwidth`), each a sentence; ``scan`` and batch
-    scans log them."""
+    the scan found wrong with the recording (silence; a band narrower than the
+    training recordings', :mod:`audio_embed.bandwidth`), each a sentence; ``scan``
+    and batch scans log them."""
 
     source: str
     starts: np.ndarray = field(repr=_array_summary)
@@ -240,6 +247,18 @@ class Recording:
     @property
     def label(self) -> str:
         return "<array>" if isinstance(self.source, np.ndarray) else str(self.source)
+
+
+def _refuse_silence(silences: list[str], n: int) -> None:
+    """Training recordings that are silent (:func:`~audio_embed.bandwidth.is_silent`):
+    each warned of, or, when all ``n`` are, an error that says so (before: "only one
+    class was found", or a scanner that had learnt silence)."""
+    if silences and len(silences) == n:
+        raise TrainingDataError(
+            f"Every training recording is silent, nothing can be learnt: {'; '.join(silences)}"
+        )
+    for warning in silences:
+        log.warning("%s", warning)
 
 
 def _check_files_exist(recs: list[Recording]) -> None:
@@ -715,6 +734,7 @@ class Scanner(StreamingEmbeddings):
         _check_files_exist(recs)  # say so before any work, not after embedding others
         _check_files_readable(recs, self.audio_stream)
         xs, ys, per_file, grids = [], [], [], []
+        silences: list[str] = []
         # The next file is decoded while the current one is embedded.
         entries = self._embeddings_many(
             [(rec.source, rec.sample_rate) for rec in recs], progress, cancel
@@ -738,6 +758,12 @@ class Scanner(StreamingEmbeddings):
             )
             if progress is not None:
                 progress(ProgressEvent("train-files", rec.label, i + 1, len(recs), "files"))
+            silent = self._silence_warning(
+                rec.source, entry, "its windows teach the scanner nothing of the sound"
+            )
+            if silent is not None:
+                silences.append(silent)
+        _refuse_silence(silences, len(recs))
         data = self._training_data(recs, grids, xs, ys, per_file, setting)
         pools = augmented_pools(self, list(data.recordings), list(data.grids), cancel)
         self._fit_arrays(attrs.evolve(data, augmented=pools), cancel)
@@ -983,6 +1009,7 @@ class Scanner(StreamingEmbeddings):
         narrow = bandwidth_warning(
             name, entry.band_edge, self.training_band_edge, "f_max" in self.embedder.settings()
         )
+        silent = self._silence_warning(source, entry)
         return ScanResult(
             source=name,
             starts=entry.starts,
@@ -991,8 +1018,27 @@ class Scanner(StreamingEmbeddings):
             duration=entry.duration,
             threshold=self.scan_threshold,
             postprocessing=self.scan_postprocessing,
-            warnings=() if narrow is None else (narrow,),
+            warnings=tuple(w for w in (silent, narrow) if w is not None),
         )
+
+    def _silence_warning(
+        self,
+        source: Source,
+        entry: CachedEmbeddings,
+        consequence: str = "no occurrence can be found in it",
+    ) -> str | None:
+        """:func:`~audio_embed.bandwidth.silence_warning` of a recording: the file's
+        audio streams are listed (a second opening of its header) only when it is silent."""
+        if not is_silent(entry.peak):
+            return None
+        name = "<array>" if isinstance(source, np.ndarray) else str(source)
+        streams: list[str] = []
+        if not isinstance(source, np.ndarray):
+            try:
+                streams = describe_audio_streams(source)
+            except AudioEmbedError:  # gone since: the warning without the list
+                pass
+        return silence_warning(name, entry.peak, self.audio_stream, streams, consequence)
 
     # ------------------------------------------------------------------ persistence
 
