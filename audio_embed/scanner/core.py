@@ -306,21 +306,39 @@ def _check_files_readable(recs: list[Recording], audio_stream: AudioStream | Non
         )
 
 
-def _warn_contradicting_markers(recs: list[Recording]) -> None:
+def _warn_contradicting_markers(
+    recs: list[Recording], labellings: list[TargetedWindows], durations: list[float]
+) -> None:
     """A warning per recording with moments marked both positive and negative (a
     review answer against a marker, one row of two files): the positive wins, as a
-    window holding a positive marker is a positive (before: without a word)."""
-    for rec in recs:
+    window holding a positive marker is a positive (before: without a word); and one
+    with negative markers inside a positive (or soft) marker's windows, which label
+    no window negative for the same reason (before: without a word too)."""
+    for rec, labelling, duration in zip(recs, labellings, durations, strict=True):
         both = sorted(set(rec.markers.positive) & set(rec.markers.negative))
         if both:
-            times = ", ".join(f"{t:g} s" for t in both[:5]) + (", …" if len(both) > 5 else "")
             log.warning(
                 "%s: %d moment(s) are marked both positive and negative (%s): they are "
                 "trained as positive. Remove the marker that is wrong.",
                 rec.label,
                 len(both),
-                times,
+                _times(both),
             )
+        lost = sorted(set(labelling.lost_negatives(duration, rec.markers)) - set(both))
+        if lost:
+            log.warning(
+                "%s: %d negative marker(s) (%s) lie inside the training windows of a "
+                "positive or soft marker, which win: no window is trained as negative "
+                "there. Move each farther from the positive one, or remove the marker "
+                "that is wrong.",
+                rec.label,
+                len(lost),
+                _times(lost),
+            )
+
+
+def _times(times: list[float]) -> str:
+    return ", ".join(f"{t:g} s" for t in times[:5]) + (", …" if len(times) > 5 else "")
 
 
 def _check_complete(recs: list[Recording]) -> None:
@@ -782,7 +800,9 @@ class Scanner(StreamingEmbeddings):
         :class:`FitData`; refuses one class only and recordings none of which is
         complete."""
         _check_complete(recs)
-        _warn_contradicting_markers(recs)
+        _warn_contradicting_markers(
+            recs, [self.labelling_of(r) for r in recs], [g[0].duration for g in grids]
+        )
         X, y = stack_training_windows(xs, ys, self.embedder.dim)
         self._refuse_no_negatives(y)
         return FitData(tuple(recs), tuple(grids), X, y, tuple(per_file), setting)
