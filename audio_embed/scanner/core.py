@@ -251,8 +251,9 @@ class Recording:
 
 def _refuse_silence(silences: list[str], n: int) -> None:
     """Training recordings that are silent (:func:`~audio_embed.bandwidth.is_silent`):
-    each warned of, or, when all ``n`` are, an error that says so (before: "only one
-    class was found", or a scanner that had learnt silence)."""
+    each warned of, or, when all ``n`` are, an error that says so (before: "The
+    classifier gives every training window the same probability", or "only one
+    class"; one among others trained without a word)."""
     if silences and len(silences) == n:
         raise TrainingDataError(
             f"Every training recording is silent, nothing can be learnt: {'; '.join(silences)}"
