@@ -29,13 +29,31 @@ at 24 kbps; low-passed at 5 kHz, 5.06 kHz; white noise at 8 kHz resampled to 16 
 -23 dBFS 50 Hz hum, 8.0 kHz. :data:`MARGIN_HZ` (500 Hz) lies between: full-band
 recordings differ by nothing, the 64 kbps cut is 0.6 kHz lower (a 10 % margin
 would miss it, though it cost occurrences there).
+
+The same pass keeps the peak sample (:attr:`BandEdge.peak`): a recording whose
+peak lies below :data:`SILENCE_DBFS` (-80 dBFS, a sample of 1e-4 of full scale)
+over the whole decoded stream is silent (:func:`is_silent`; digital zero, or the
+dither of a silent 16-bit track, whose steps are -90 dBFS), and
+:func:`silence_warning` says so, naming the file's other audio streams (an OBS
+video whose chosen track was not recorded): a scan of it finds nothing, and
+windows of it teach a scanner nothing.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["DROP_DB", "MARGIN_HZ", "WIDTH", "BandEdge", "band_edge", "bandwidth_warning"]
+__all__ = [
+    "DROP_DB",
+    "MARGIN_HZ",
+    "SILENCE_DBFS",
+    "WIDTH",
+    "BandEdge",
+    "band_edge",
+    "bandwidth_warning",
+    "is_silent",
+    "silence_warning",
+]
 
 #: Samples per periodogram (31.25 Hz bins at 16 kHz).
 NPERSEG = 512
@@ -47,20 +65,28 @@ DROP_DB = 40.0
 WIDTH = 32
 #: A scanned recording's edge this far below the lowest training edge is warned of.
 MARGIN_HZ = 500.0
+#: A recording whose peak sample lies below this (dBFS) over its whole decoded
+#: stream is silent.
+SILENCE_DBFS = -80.0
 
 
 class BandEdge:
     """The long-term spectrum of a recording, accumulated block by block;
-    :meth:`edge` is its upper band edge in Hz (None: silence, or nothing added)."""
+    :meth:`edge` is its upper band edge in Hz (None: silence, or nothing added);
+    :attr:`peak` its largest absolute sample (of every sample, not only the
+    periodograms' frames; 0.0 when nothing was added)."""
 
     def __init__(self, sample_rate: int) -> None:
         self.sample_rate = int(sample_rate)
         self._sum = np.zeros(NPERSEG // 2 + 1, dtype=np.float64)
         self._frames = 0
+        self.peak = 0.0
 
     def add(self, block: np.ndarray) -> None:
         from scipy.signal import welch
 
+        if len(block):
+            self.peak = max(self.peak, float(np.max(np.abs(block))))
         n = len(block) // NPERSEG
         if n == 0:
             return
@@ -112,4 +138,40 @@ def bandwidth_warning(
         f"{source} has no content above {edge / 1000:.1f} kHz (a lossy codec?), the "
         f"scanner's training recordings reach {min(trained, top) / 1000:.1f} kHz: occurrences "
         f"may be missed; train on recordings of the same kind{hint}"
+    )
+
+
+def is_silent(peak: float | None) -> bool:
+    """Whether a recording whose largest absolute sample is ``peak`` is silent (below
+    :data:`SILENCE_DBFS`); False when ``peak`` is unknown (None: an embedding-cache
+    entry made before the peak was kept)."""
+    return peak is not None and not peak >= 10 ** (SILENCE_DBFS / 20)
+
+
+def silence_warning(
+    source: str,
+    peak: float | None,
+    audio_stream: int | str | None,
+    streams: list[str],
+    consequence: str = "no occurrence can be found in it",
+) -> str | None:
+    """The warning for a silent recording (:func:`is_silent`), None for any other.
+    ``audio_stream``: the stream decoded (None: the first; ``"mix"``: all of them);
+    ``streams``: the file's audio streams as :func:`audio_embed.audio.describe_audio_streams`
+    lists them (empty: an array, or unknown), named when there are several;
+    ``consequence``: what the silence means for the caller."""
+    if not is_silent(peak):
+        return None
+    assert peak is not None
+    level = "digital zero" if peak == 0 else f"peak {20 * np.log10(peak):.0f} dBFS"
+    below = f"({level}, below {SILENCE_DBFS:g} dBFS)"
+    if len(streams) <= 1:
+        return f"{source} is silent {below}: {consequence}"
+    if audio_stream == "mix":
+        n = len(streams)
+        return f"{source}: all {n} of its audio streams are silent {below}: {consequence}"
+    return (
+        f"{source}: audio stream {audio_stream or 0} is silent {below}: {consequence}; "
+        f"it has {len(streams)} audio streams ({'; '.join(streams)}): choose one with "
+        "--audio-stream K (Python: audio_stream=K)"
     )

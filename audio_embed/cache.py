@@ -41,12 +41,14 @@ CACHE_FORMAT_VERSION = 1
 class CachedEmbeddings:
     """Sliding-window embeddings of one file; ``band_edge``: its upper band edge in Hz
     (:mod:`audio_embed.bandwidth`), None when unknown (silence; an entry cached before
-    the estimate existed)."""
+    the estimate existed); ``peak``: its largest absolute sample as decoded, None when
+    unknown (an entry cached before it was kept: then no silence warning)."""
 
     starts: np.ndarray
     embeddings: np.ndarray
     duration: float
     band_edge: float | None = None
+    peak: float | None = None
 
 
 def default_cache_dir() -> Path:
@@ -72,6 +74,7 @@ def read_entry(path: Path) -> tuple[CachedEmbeddings, str | None]:
             embeddings=np.asarray(data["embeddings"], dtype=np.float32),
             duration=float(data["duration"]),
             band_edge=float(data["band_edge"]) if "band_edge" in data.files else None,
+            peak=float(data["peak"]) if "peak" in data.files else None,
         )
         settings = str(data["settings"]) if "settings" in data.files else None
     shapes_ok = entry.embeddings.ndim == 2 and entry.starts.ndim == 1
@@ -152,6 +155,8 @@ class EmbeddingCache:
             }
             if entry.band_edge is not None:  # entries without it read as None
                 arrays["band_edge"] = np.float64(entry.band_edge)
+            if entry.peak is not None:
+                arrays["peak"] = np.float64(entry.peak)
             with atomic_writer(self._file(key)) as fh:
                 np.savez(fh, **arrays)
             return True

@@ -19,6 +19,12 @@ __all__ = ["Detection", "ScanDefaults"]
 _KINDS = ("hgb", "logreg", "extratrees", "prototype")
 
 
+def _time_repr(seconds: float) -> str:
+    """A time in a repr: to the microsecond, without the float noise of a sum
+    of hops (``11.650000000000002``)."""
+    return repr(round(seconds, 6))
+
+
 @frozen
 class Detection:
     """A time region where the target sound scored at or above the threshold.
@@ -26,13 +32,15 @@ class Detection:
     ``start``/``end`` in seconds from the start of the file, ``score`` the
     highest window probability inside, ``peak`` the centre of that window
     (NaN when unknown: read back from Audacity or Raven). Plain floats (numpy
-    scalars are converted: ``start=55.15``, not ``start=np.float64(55.15)``).
+    scalars are converted: ``start=55.15``, not ``start=np.float64(55.15)``);
+    the repr shows the times to the microsecond (``start=11.65``, not
+    ``start=11.650000000000002``), the values themselves are not rounded.
     """
 
-    start: float = field(converter=float)
-    end: float = field(converter=float)
+    start: float = field(converter=float, repr=_time_repr)
+    end: float = field(converter=float, repr=_time_repr)
     score: float = field(converter=float)
-    peak: float = field(converter=float)
+    peak: float = field(converter=float, repr=_time_repr)
 
 
 def _positive_or_none(name: str) -> Any:

@@ -306,6 +306,28 @@ class TargetedWindows:
         order = np.argsort(starts, kind="stable")
         return LabelledWindows(starts=starts[order], labels=labels[order])
 
+    def lost_negatives(self, duration: float, markers: Markers) -> tuple[float, ...]:
+        """The negative markers that label no window negative: every window holding
+        one (``"overlap"``; within ``tolerance`` of it, ``"targeted"``) holds a
+        positive or soft marker too, which wins (a "negative" review answer a few
+        tenths of a second from a marker)."""
+        markers = markers.within(duration)
+        if not markers.negative:
+            return ()
+        labelled = self.windows(duration, markers)
+        neg = labelled.starts[labelled.labels == 0]
+        last = max(duration - self.window, 0.0)
+        lost = []
+        for t in markers.negative:
+            if self.labelling == "overlap":
+                mine = (neg <= t + _EPS) & (neg + self.window >= t - _EPS)
+            else:
+                around = np.array(sorted(self._around((t,), last)), dtype=np.float64)
+                mine = np.isin(np.round(neg, 6), np.round(around, 6))
+            if not mine.any():
+                lost.append(t)
+        return tuple(lost)
+
     def _around(self, times: tuple[float, ...], last: float) -> set[float]:
         starts: set[float] = set()
         for t in times:

@@ -66,6 +66,16 @@ def test_detections_are_plain_floats_and_json_has_no_float_noise(tmp_path: Path)
     assert back[0].start == 3.45 and math.isnan(back[1].peak)
 
 
+def test_a_detection_s_repr_shows_its_times_to_the_microsecond() -> None:
+    """``Detection(start=11.650000000000002, …)``: the repr rounds, the values do not."""
+    d = Detection(11.650000000000002, 12.650000000000002, 0.8101247311, 12.150000000000002)
+    assert repr(d) == "Detection(start=11.65, end=12.65, score=0.8101247311, peak=12.15)"
+    assert d.start == 11.650000000000002
+    assert repr(Detection(1.0000004, 2, 0.5, math.nan)).endswith(
+        "start=1.0, end=2.0, score=0.5, peak=nan)"
+    )
+
+
 @pytest.mark.parametrize(
     ("fmt", "text"),
     [

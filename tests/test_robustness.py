@@ -311,6 +311,28 @@ def test_a_moment_marked_both_positive_and_negative_is_warned_about(
     ]
 
 
+def test_a_negative_marker_inside_a_positive_s_windows_is_warned_about(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A "negative" inside a marked span (a selection 9.5-11.5 s): every window holding
+    it holds the span's half, so it labelled no window, without a word; one far away
+    is kept, one at a point marker's moment has its own warning."""
+    from audio_embed.scanner import Recording, Scanner
+
+    rng = np.random.default_rng(0)
+    audio = (0.05 * rng.standard_normal(SR * 30)).astype(np.float32)
+    markers = Markers(positive=[5.0], negative=[5.0, 10.3, 25.0], spans=[(9.5, 11.5)])
+    rec = Recording(audio, markers, SR)
+    with caplog.at_level("WARNING", logger="audio_embed"), contextlib.suppress(AudioEmbedError):
+        Scanner(LogMelEmbedder(), threshold=0.5, augmentation=None).fit([rec])
+    said = [m for r in caplog.records if "inside the training windows" in (m := r.getMessage())]
+    assert said == [
+        "<array>: 1 negative marker(s) (10.3 s) lie inside the training windows of a "
+        "positive or soft marker, which win: no window is trained as negative there. Move "
+        "each farther from the positive one, or remove the marker that is wrong."
+    ]
+
+
 def test_a_hop_longer_than_the_window_is_warned_about(caplog: pytest.LogCaptureFixture) -> None:
     """`train --window 1 --hop 2` trained and scanned silently with 1 s of every 2 s
     never looked at."""

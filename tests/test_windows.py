@@ -178,3 +178,24 @@ def test_one_span_given_as_a_pair_and_malformed_spans_refused() -> None:
     for bad in ([3, 5, 7], [(1.0,)], ["ab"]):
         with pytest.raises(MarkerError, match=r"\(start, end\) pairs"):
             Markers(spans=bad)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    "tw", [TargetedWindows(hop=0.5), TargetedWindows.original(1.0)], ids=["overlap", "targeted"]
+)
+def test_lost_negatives_are_those_that_label_no_window(tw: TargetedWindows) -> None:
+    m = Markers(positive=[10.0], negative=[10.3, 25.0])
+    labelled = tw.windows(40.0, m)
+    neg = labelled.starts[labelled.labels == 0]
+    assert not ((neg <= 10.3) & (neg + tw.window >= 10.3)).any()  # lost indeed
+    assert tw.lost_negatives(40.0, m) == (10.3,)
+    assert tw.lost_negatives(40.0, Markers(positive=[10.0], negative=[25.0])) == ()
+    assert tw.lost_negatives(40.0, Markers(positive=[10.0])) == ()
+
+
+def test_a_negative_inside_a_marked_span_is_lost_and_one_after_a_point_is_not() -> None:
+    tw = TargetedWindows(hop=0.1)
+    assert tw.lost_negatives(40.0, Markers(spans=[(9.5, 11.5)], negative=[10.3])) == (10.3,)
+    # windows starting 10.1-10.3 hold the negative and not the point at 10 s
+    assert tw.lost_negatives(40.0, Markers(positive=[10.0], negative=[10.3])) == ()
+    assert tw.lost_negatives(40.0, Markers(positive=[10.0], negative=[10.05])) == (10.05,)

@@ -21,8 +21,15 @@ from attrs import Factory, define, field, frozen
 from sklearn.base import clone
 
 from audio_embed._media import path_list, same_stem_hint
-from audio_embed.audio import AudioStream, check_audio_stream, load_audio, probe_audio, resample
-from audio_embed.bandwidth import MARGIN_HZ, bandwidth_warning
+from audio_embed.audio import (
+    AudioStream,
+    check_audio_stream,
+    describe_audio_streams,
+    load_audio,
+    probe_audio,
+    resample,
+)
+from audio_embed.bandwidth import MARGIN_HZ, bandwidth_warning, is_silent, silence_warning
 from audio_embed.cache import CachedEmbeddings, EmbeddingCache
 from audio_embed.classifier import CalibratedClassifier
 from audio_embed.detect import (
@@ -137,9 +144,9 @@ def _array_summary(values: np.ndarray) -> str:
 @define
 class ScanResult:
     """Window start times and probabilities for one recording; ``warnings``: what
-    the scan found wrong with the recording (a band narrower than the training
-    recordings', :mod:`audio_embed.bandwidth`), each a sentence; ``scan`` and batch
-    scans log them."""
+    the scan found wrong with the recording (silence; a band narrower than the
+    training recordings', :mod:`audio_embed.bandwidth`), each a sentence; ``scan``
+    and batch scans log them."""
 
     source: str
     starts: np.ndarray = field(repr=_array_summary)
@@ -242,6 +249,19 @@ class Recording:
         return "<array>" if isinstance(self.source, np.ndarray) else str(self.source)
 
 
+def _refuse_silence(silences: list[str], n: int) -> None:
+    """Training recordings that are silent (:func:`~audio_embed.bandwidth.is_silent`):
+    each warned of, or, when all ``n`` are, an error that says so (before: "The
+    classifier gives every training window the same probability", or "only one
+    class"; one among others trained without a word)."""
+    if silences and len(silences) == n:
+        raise TrainingDataError(
+            f"Every training recording is silent, nothing can be learnt: {'; '.join(silences)}"
+        )
+    for warning in silences:
+        log.warning("%s", warning)
+
+
 def _check_files_exist(recs: list[Recording]) -> None:
     missing = [
         str(r.source)
@@ -287,21 +307,39 @@ def _check_files_readable(recs: list[Recording], audio_stream: AudioStream | Non
         )
 
 
-def _warn_contradicting_markers(recs: list[Recording]) -> None:
+def _warn_contradicting_markers(
+    recs: list[Recording], labellings: list[TargetedWindows], durations: list[float]
+) -> None:
     """A warning per recording with moments marked both positive and negative (a
     review answer against a marker, one row of two files): the positive wins, as a
-    window holding a positive marker is a positive (before: without a word)."""
-    for rec in recs:
+    window holding a positive marker is a positive (before: without a word); and one
+    with negative markers inside a positive (or soft) marker's windows, which label
+    no window negative for the same reason (before: without a word too)."""
+    for rec, labelling, duration in zip(recs, labellings, durations, strict=True):
         both = sorted(set(rec.markers.positive) & set(rec.markers.negative))
         if both:
-            times = ", ".join(f"{t:g} s" for t in both[:5]) + (", …" if len(both) > 5 else "")
             log.warning(
                 "%s: %d moment(s) are marked both positive and negative (%s): they are "
                 "trained as positive. Remove the marker that is wrong.",
                 rec.label,
                 len(both),
-                times,
+                _times(both),
             )
+        lost = sorted(set(labelling.lost_negatives(duration, rec.markers)) - set(both))
+        if lost:
+            log.warning(
+                "%s: %d negative marker(s) (%s) lie inside the training windows of a "
+                "positive or soft marker, which win: no window is trained as negative "
+                "there. Move each farther from the positive one, or remove the marker "
+                "that is wrong.",
+                rec.label,
+                len(lost),
+                _times(lost),
+            )
+
+
+def _times(times: list[float]) -> str:
+    return ", ".join(f"{t:g} s" for t in times[:5]) + (", …" if len(times) > 5 else "")
 
 
 def _check_complete(recs: list[Recording]) -> None:
@@ -715,6 +753,7 @@ class Scanner(StreamingEmbeddings):
         _check_files_exist(recs)  # say so before any work, not after embedding others
         _check_files_readable(recs, self.audio_stream)
         xs, ys, per_file, grids = [], [], [], []
+        silences: list[str] = []
         # The next file is decoded while the current one is embedded.
         entries = self._embeddings_many(
             [(rec.source, rec.sample_rate) for rec in recs], progress, cancel
@@ -738,6 +777,12 @@ class Scanner(StreamingEmbeddings):
             )
             if progress is not None:
                 progress(ProgressEvent("train-files", rec.label, i + 1, len(recs), "files"))
+            silent = self._silence_warning(
+                rec.source, entry, "its windows teach the scanner nothing of the sound"
+            )
+            if silent is not None:
+                silences.append(silent)
+        _refuse_silence(silences, len(recs))
         self._check_training_bands(per_file)
         data = self._training_data(recs, grids, xs, ys, per_file, setting)
         pools = augmented_pools(self, list(data.recordings), list(data.grids), cancel)
@@ -757,7 +802,9 @@ class Scanner(StreamingEmbeddings):
         :class:`FitData`; refuses one class only and recordings none of which is
         complete."""
         _check_complete(recs)
-        _warn_contradicting_markers(recs)
+        _warn_contradicting_markers(
+            recs, [self.labelling_of(r) for r in recs], [g[0].duration for g in grids]
+        )
         X, y = stack_training_windows(xs, ys, self.embedder.dim)
         self._refuse_no_negatives(y)
         return FitData(tuple(recs), tuple(grids), X, y, tuple(per_file), setting)
@@ -1021,6 +1068,7 @@ class Scanner(StreamingEmbeddings):
         proba = self.classifier.score_windows(self._scan_features(entry))
         name = "<array>" if isinstance(source, np.ndarray) else str(source)
         narrow = bandwidth_warning(name, entry.band_edge, self.training_band_edge, self._f_max())
+        silent = self._silence_warning(source, entry)
         return ScanResult(
             source=name,
             starts=entry.starts,
@@ -1029,8 +1077,27 @@ class Scanner(StreamingEmbeddings):
             duration=entry.duration,
             threshold=self.scan_threshold,
             postprocessing=self.scan_postprocessing,
-            warnings=() if narrow is None else (narrow,),
+            warnings=tuple(w for w in (silent, narrow) if w is not None),
         )
+
+    def _silence_warning(
+        self,
+        source: Source,
+        entry: CachedEmbeddings,
+        consequence: str = "no occurrence can be found in it",
+    ) -> str | None:
+        """:func:`~audio_embed.bandwidth.silence_warning` of a recording: the file's
+        audio streams are listed (a second opening of its header) only when it is silent."""
+        if not is_silent(entry.peak):
+            return None
+        name = "<array>" if isinstance(source, np.ndarray) else str(source)
+        streams: list[str] = []
+        if not isinstance(source, np.ndarray):
+            try:
+                streams = describe_audio_streams(source)
+            except AudioEmbedError:  # gone since: the warning without the list
+                pass
+        return silence_warning(name, entry.peak, self.audio_stream, streams, consequence)
 
     # ------------------------------------------------------------------ persistence
 

@@ -247,7 +247,7 @@ class StreamingEmbeddings:
         next_k = 0
         starts_done: list[np.ndarray] = []
         embs: list[np.ndarray] = []
-        band = BandEdge(sr)  # the band edge, from the blocks decoded anyway
+        band = BandEdge(sr)  # the band edge and peak, from the blocks decoded anyway
 
         def embed(starts: np.ndarray) -> None:
             if cancel is not None:
@@ -299,5 +299,9 @@ class StreamingEmbeddings:
         embeddings = np.concatenate(embs).astype(np.float32, copy=False)
         embs.clear()  # the blocks, once they are in one array
         return CachedEmbeddings(
-            starts=final, embeddings=embeddings, duration=duration, band_edge=band.edge()
+            starts=final,
+            embeddings=embeddings,
+            duration=duration,
+            band_edge=band.edge(),
+            peak=band.peak,
         )
