@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -1293,7 +1294,8 @@ def test_scan_and_evaluate_warn_once_of_a_recording_whose_highs_were_cut(
     files = [str(narrow), str(demo.test_files[1])]
     rc, _, err = run_cli(capsys, "scan", str(scanner_file), *files, "--out", str(tmp_path / "o"))
     assert rc == 0, err
-    assert err.count("no content above") == 1 and "narrow.wav has no content above 5.0" in err
+    assert err.count("no content above") == 1
+    assert re.search(r"narrow.wav has no content above 5\.[01] kHz", err)
     labels = tmp_path / "labels.csv"
     labels.write_text(f"split,file,onset,offset,label\ntest,{narrow},1,2,horn\n")
     rc, _, err = run_cli(
