@@ -664,14 +664,16 @@ class EmbeddingIndex:
         return out
 
     def query_vector(
-        self, examples: Sequence[Example], negatives: Sequence[Example] = ()
+        self, examples: Sequence[ExampleLike], negatives: Sequence[ExampleLike] = ()
     ) -> np.ndarray:
         """Mean of the examples' unit vectors minus the mean of the negatives'.
 
         The inner product of a stored unit vector with it is the mean cosine
         similarity to the examples minus the mean cosine similarity to the
-        negatives.
+        negatives. Each example is an :class:`Example`, a ``(file, time)`` pair or a
+        ``"file:time"`` text (as ``search --example`` takes it).
         """
+        examples, negatives = _examples(examples), _examples(negatives)
         if not examples:
             raise InvalidInputError("A search needs at least one example (FILE:SECONDS).")
         q = np.mean([self.example_vector(e) for e in examples], axis=0)
@@ -702,9 +704,9 @@ class EmbeddingIndex:
 
     def search(
         self,
-        examples: Sequence[Example],
+        examples: Sequence[ExampleLike],
         *,
-        negatives: Sequence[Example] = (),
+        negatives: Sequence[ExampleLike] = (),
         top: int = 100,
         exact: bool = False,
     ) -> list[Hit]:
@@ -733,3 +735,32 @@ class EmbeddingIndex:
             if len(hits) >= top or k >= len(self):
                 return hits[:top]
             k *= 4
+
+
+#: What :meth:`EmbeddingIndex.search` takes as an example: an :class:`Example`, a
+#: ``(file, time)`` pair, or a ``"file:time"`` text.
+ExampleLike = Example | tuple[str | os.PathLike[str], float | str] | str
+
+
+def _examples(given: Sequence[ExampleLike] | ExampleLike) -> list[Example]:
+    """``given`` as Examples; one example given alone is taken as a list of one (before:
+    a pair failed with AttributeError 'tuple' object has no attribute 'source')."""
+    if isinstance(given, Example | str) or (
+        isinstance(given, tuple) and len(given) == 2 and not isinstance(given[1], Example | tuple)
+    ):
+        given = [given]  # type: ignore[list-item]
+    out = []
+    for e in given:
+        if isinstance(e, Example):
+            out.append(e)
+        elif isinstance(e, str):
+            out.append(Example.parse(e))
+        elif isinstance(e, tuple | list) and len(e) == 2:
+            source, time = e
+            out.append(Example(os.fspath(source), time))
+        else:
+            raise InvalidInputError(
+                "An example is an Example(file, time), a (file, time) pair or a 'file:time' "
+                f"text. Got {e!r} instead."
+            )
+    return out

@@ -447,3 +447,17 @@ def test_a_new_index_takes_the_models_scan_windows(tmp_path: Path) -> None:
         index = EmbeddingIndex.create(tmp_path / f"{type(embedder).__name__}.idx", embedder)
         assert index.windows == Scanner(embedder).scan_windows
     assert index.windows == SlidingWindows(0.5, 0.25, "shared")
+
+
+def test_search_takes_pairs_texts_and_one_example_alone(demo: DemoSet, built: Path) -> None:
+    """search([(file, time)]) failed with AttributeError ('tuple' object has no attribute
+    'source'), and one Example not in a list with TypeError; a 'file:time' text is what
+    search --example takes."""
+    index = EmbeddingIndex.open(built)
+    file, t = first_target(demo)
+    want = index.query_vector([Example(file, t)])
+    for given in ([(file, t)], [f"{file}:{t}"], Example(file, t), (file, t), f"{file}:{t}"):
+        np.testing.assert_array_equal(index.query_vector(given), want)  # type: ignore[arg-type]
+    assert index.search([(file, t)], top=2) == index.search([Example(file, t)], top=2)
+    with pytest.raises(InvalidInputError, match="a \\(file, time\\) pair"):
+        index.search([12.5], top=2)  # type: ignore[list-item]
