@@ -240,3 +240,23 @@ def test_lowpass_is_saved_only_when_set() -> None:
         5000,
         8000,
     ]
+
+
+def test_a_silent_training_recording_leaves_the_band_check_on(
+    files: dict[str, Path], tmp_path: Path
+) -> None:
+    """A silent recording has no band (it is warned of at fit on its own): before, its
+    missing edge turned the check off for the whole scanner."""
+    silent = tmp_path / "silent.wav"
+    sf.write(silent, np.zeros(SR * 60, np.float32), SR)
+    recs = [Recording(files[k], _marks(files[k])) for k in ("train_a", "train_b")]
+    scanner = Scanner(LogMelEmbedder(), threshold=0.5, augmentation=None).fit(
+        [*recs, Recording(silent, Markers(positive=[12.0]))]
+    )
+    assert [f.get("silent", False) for f in (scanner.training_summary or {})["files"]] == [
+        False,
+        False,
+        True,
+    ]
+    assert scanner.training_band_edge == 8000.0
+    assert len(scanner.scan(files["scan_lowpassed"]).warnings) == 1

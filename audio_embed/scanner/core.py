@@ -774,6 +774,7 @@ class Scanner(StreamingEmbeddings):
                 {"source": rec.label, "positive": int(y.sum()), "negative": int(len(y) - y.sum())}
                 | ({} if rec.complete else {"complete": False})
                 | ({} if entry.band_edge is None else {"band_edge_hz": entry.band_edge})
+                | ({"silent": True} if is_silent(entry.peak) else {})
             )
             if progress is not None:
                 progress(ProgressEvent("train-files", rec.label, i + 1, len(recs), "files"))
@@ -952,9 +953,10 @@ class Scanner(StreamingEmbeddings):
         """The lowest upper band edge (Hz) of the training recordings
         (:mod:`audio_embed.bandwidth`), which scans compare each recording's with;
         None when one of them has none (a scanner saved before the estimate existed,
-        an embedding-cache entry made before it, a silent recording): then no check."""
+        an embedding-cache entry made before it): then no check. Silent recordings
+        (warned of at fit) have no band and are left out."""
         files = (self.training_summary or {}).get("files") or []
-        edges = [f.get("band_edge_hz") for f in files]
+        edges = [f.get("band_edge_hz") for f in files if not f.get("silent")]
         if not edges or any(e is None for e in edges):
             return None
         return float(min(edges))
@@ -968,14 +970,16 @@ class Scanner(StreamingEmbeddings):
     def _check_training_bands(self, files: list[dict[str, Any]]) -> None:
         """Warn when the training recordings' bands differ (a codec's cut in some of them:
         the narrow ones lower the reference, so no scan would be warned of); say when the
-        check is off because a recording has no band edge."""
+        check is off because a recording has no band edge (silent ones, warned of
+        already, are left out)."""
+        files = [f for f in files if not f.get("silent")]
         found = [f.get("band_edge_hz") for f in files]
         edges = [float(e) for e in found if e is not None]
         if len(edges) < len(found):
             log.info(
                 "No band check for this scanner: %d training recording(s) have no band edge "
-                "(silent, or embedded into the cache by an earlier release; clear the cache "
-                "to have them measured).",
+                "(embedded into the cache by an earlier release; clear the cache to have "
+                "them measured).",
                 len(found) - len(edges),
             )
             return
