@@ -103,6 +103,23 @@ def shared_scanner(embedder: Embedder, **kwargs: Any) -> Scanner:
     return Scanner(embedder, scan_windows=SlidingWindows(8.0, 1.0, "shared"), **kwargs)
 
 
+def random_scanner(embedder: Embedder) -> Scanner:
+    """A default :class:`Scanner` of ``embedder`` whose classifier is fitted on random
+    vectors of its feature size (speed does not depend on what it learnt)."""
+    from audio_embed.classifier import CalibratedClassifier
+
+    scanner = Scanner(embedder)
+    # The classifier sees each window's embedding and, with context, its
+    # difference from the windows around it.
+    n_features = embedder.dim * (2 if scanner.context > 0 else 1)
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(200, n_features)).astype(np.float32)
+    y = np.r_[np.ones(40), np.zeros(160)].astype(int)
+    x[y == 1] += 0.5
+    scanner.classifier = CalibratedClassifier().fit(x, y)
+    return scanner
+
+
 def synth_audio(seconds: float, seed: int = 0) -> np.ndarray:
     """A recording-like signal: a fluctuating noise floor with tonal and noisy events."""
     from audio_embed.demo import synth_recording

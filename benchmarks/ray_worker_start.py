@@ -73,15 +73,12 @@ def main() -> None:
     ap.add_argument("--runs", type=int, default=3)
     args = ap.parse_args()
 
-    import numpy as np
     import psutil
     import ray
-    from models import logmel, write_recording
+    from models import logmel, random_scanner, write_recording
 
     import audio_embed._ray_pipeline as pipeline
-    from audio_embed.classifier import CalibratedClassifier
     from audio_embed.distributed import RayOptions, RayScanner
-    from audio_embed.scanner import Scanner
 
     tmp = Path(tempfile.mkdtemp(prefix="ray-worker-start-"))
     (tmp / "log").mkdir()
@@ -92,14 +89,7 @@ def main() -> None:
     files = [
         str(write_recording(tmp / f"rec_{i}.wav", args.seconds, seed=i)) for i in range(args.files)
     ]
-    embedder = logmel()
-    scanner = Scanner(embedder)
-    n_features = embedder.dim * (2 if scanner.context > 0 else 1)
-    rng = np.random.default_rng(0)
-    x = rng.normal(size=(200, n_features)).astype(np.float32)
-    y = np.r_[np.ones(40), np.zeros(160)].astype(int)
-    x[y == 1] += 0.5
-    scanner.classifier = CalibratedClassifier().fit(x, y)
+    scanner = random_scanner(logmel())
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
     try:
         warm = RayOptions(workers=2, threads=1, embedder_factory=logmel)

@@ -38,16 +38,14 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import psutil
 import pytest
 import torch
 from conftest import record, selected
-from models import hubert_base, logmel, write_recording
+from models import hubert_base, logmel, random_scanner, write_recording
 
 ray = pytest.importorskip("ray", reason="ray is not installed: pip install 'audio_embed[ray]'")
 
-from audio_embed.classifier import CalibratedClassifier  # noqa: E402
 from audio_embed.distributed import RayOptions, RayScanner  # noqa: E402
 from audio_embed.scanner import Scanner  # noqa: E402
 
@@ -100,17 +98,7 @@ _SCANNERS: dict[str, Scanner] = {}
 
 def _scanner(name: str) -> Scanner:
     if name not in _SCANNERS:
-        embedder = FACTORIES[name]()
-        scanner = Scanner(embedder)
-        # The classifier sees each window's embedding and, with context, its
-        # difference from the windows around it.
-        n_features = embedder.dim * (2 if scanner.context > 0 else 1)
-        rng = np.random.default_rng(0)
-        x = rng.normal(size=(200, n_features)).astype(np.float32)
-        y = np.r_[np.ones(40), np.zeros(160)].astype(int)
-        x[y == 1] += 0.5
-        scanner.classifier = CalibratedClassifier().fit(x, y)
-        _SCANNERS[name] = scanner
+        _SCANNERS[name] = random_scanner(FACTORIES[name]())
     return _SCANNERS[name]
 
 
