@@ -217,6 +217,12 @@ def test_save_load_round_trip(tmp_path: Path, demo: DemoSet, trained: Scanner) -
     assert not list(tmp_path.glob(".tmp-*"))
 
 
+def test_saving_onto_a_folder_names_a_file_to_give(tmp_path: Path, trained: Scanner) -> None:
+    with pytest.raises(InvalidInputError, match=r"is a folder; name the file.*my\.scanner"):
+        trained.save(tmp_path)
+    assert trained.save(tmp_path / "my.scanner").is_file()  # the trained scanner is kept
+
+
 def test_load_refuses_another_embedder(tmp_path: Path, trained: Scanner) -> None:
     path = trained.save(tmp_path / "horn.scanner")
     other = LogMelEmbedder(n_mels=32)

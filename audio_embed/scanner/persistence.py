@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from audio_embed._io import atomic_writer
+from audio_embed._io import atomic_writer, check_output_file
 from audio_embed.audio import saved_audio_stream
 from audio_embed.augment import MixAugmentation
 from audio_embed.cache import EmbeddingCache
@@ -136,6 +136,7 @@ def save(scanner: Scanner, path: str | os.PathLike[str]) -> Path:
     if not scanner.is_fitted:
         raise InvalidInputError("Only a trained scanner can be saved; call fit() first.")
     target = Path(path)
+    check_output_file(target, example="my.scanner")  # a folder: name a file in it
     payload = skops.io.dumps(scanner.classifier)
     own = _refused_types(skops.io.get_untrusted_types(data=payload), ())
     if own:
