@@ -6,6 +6,7 @@ import os
 import socket
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import av
 import numpy as np
@@ -164,3 +165,20 @@ def video_with_tracks(
 @pytest.fixture
 def tone_file(tmp_path: Path) -> Iterator[Path]:
     yield write_media(tmp_path / "tone.wav", tone(440.0, 3.0), SR)
+
+
+def marks_beside(path: Path) -> Any:
+    """The positive markers at the comma-separated times in the ``.txt`` beside ``path``."""
+    from audio_embed.windows import Markers
+
+    return Markers(positive=[float(v) for v in path.with_suffix(".txt").read_text().split(",")])
+
+
+def fit_on_marks_beside(files: dict[str, Path], names: tuple[str, ...]) -> Any:
+    """A LOGMEL scanner (threshold 0.5, no augmentation) fitted on ``files[name]`` for
+    each name, marked by :func:`marks_beside`."""
+    from audio_embed import LogMelEmbedder
+    from audio_embed.scanner import Recording, Scanner
+
+    scanner = Scanner(LogMelEmbedder(), threshold=0.5, augmentation=None)
+    return scanner.fit([Recording(files[n], marks_beside(files[n])) for n in names])

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
+from conftest import fit_on_marks_beside, marks_beside
 
 import audio_embed.scanner.streaming as scanner_streaming
 from audio_embed import LogMelEmbedder
@@ -65,14 +66,9 @@ def files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     return out
 
 
-def _marks(path: Path) -> Markers:
-    return Markers(positive=[float(v) for v in path.with_suffix(".txt").read_text().split(",")])
-
-
 @pytest.fixture(scope="module")
 def trained(files: dict[str, Path]) -> Scanner:
-    scanner = Scanner(LogMelEmbedder(), threshold=0.5, augmentation=None)
-    return scanner.fit([Recording(files[k], _marks(files[k])) for k in ("train_a", "train_b")])
+    return fit_on_marks_beside(files, ("train_a", "train_b"))
 
 
 def test_the_edge_of_full_band_low_passed_and_silent_audio() -> None:
@@ -205,7 +201,7 @@ def test_no_warning_where_the_models_own_bands_stop(files: dict[str, Path]) -> N
     """A scanner whose bands end below the scanned recording's edge (f_max=4500, the
     README's advice for codec-cut recordings) sees the same either way: no warning, and
     its hint never asks for a higher f_max."""
-    recs = [Recording(files[k], _marks(files[k])) for k in ("train_a", "train_b")]
+    recs = [Recording(files[k], marks_beside(files[k])) for k in ("train_a", "train_b")]
     narrow = Scanner(LogMelEmbedder(f_max=4500), threshold=0.5, augmentation=None).fit(recs)
     assert narrow.scan(files["scan_lowpassed"]).warnings == ()
     wide = Scanner(LogMelEmbedder(f_max=7000), threshold=0.5, augmentation=None).fit(recs)
@@ -219,8 +215,9 @@ def test_training_on_full_band_and_codec_cut_recordings_is_warned_of(
     """The narrow recording lowers the reference the scans are compared with, so no scan
     would say a word: training says it instead, naming the narrow recording."""
     recs = [
-        Recording(files["train_a"], _marks(files["train_a"])),
-        Recording(files["scan_lowpassed"], _marks(files["scan"])),  # the same calls, low-passed
+        Recording(files["train_a"], marks_beside(files["train_a"])),
+        # the same calls, low-passed
+        Recording(files["scan_lowpassed"], marks_beside(files["scan"])),
     ]
     with caplog.at_level(logging.WARNING, logger="audio_embed"):
         Scanner(LogMelEmbedder(), threshold=0.5, augmentation=None).fit(recs)
@@ -249,7 +246,7 @@ def test_a_silent_training_recording_leaves_the_band_check_on(
     missing edge turned the check off for the whole scanner."""
     silent = tmp_path / "silent.wav"
     sf.write(silent, np.zeros(SR * 60, np.float32), SR)
-    recs = [Recording(files[k], _marks(files[k])) for k in ("train_a", "train_b")]
+    recs = [Recording(files[k], marks_beside(files[k])) for k in ("train_a", "train_b")]
     scanner = Scanner(LogMelEmbedder(), threshold=0.5, augmentation=None).fit(
         [*recs, Recording(silent, Markers(positive=[12.0]))]
     )

@@ -10,7 +10,7 @@ import attrs
 import numpy as np
 import pytest
 import soundfile as sf
-from conftest import SR, video_with_tracks
+from conftest import SR, fit_on_marks_beside, marks_beside, video_with_tracks
 
 from audio_embed import LogMelEmbedder, TrainingDataError
 from audio_embed.bandwidth import SILENCE_DBFS, BandEdge, is_silent, silence_warning
@@ -67,14 +67,9 @@ def files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     return out
 
 
-def _marks(path: Path) -> Markers:
-    return Markers(positive=[float(v) for v in path.with_suffix(".txt").read_text().split(",")])
-
-
 @pytest.fixture(scope="module")
 def trained(files: dict[str, Path]) -> Scanner:
-    scanner = Scanner(LogMelEmbedder(), threshold=0.5, augmentation=None)
-    return scanner.fit([Recording(files[k], _marks(files[k])) for k in ("train_a", "train_b")])
+    return fit_on_marks_beside(files, ("train_a", "train_b"))
 
 
 def test_the_peak_is_of_every_sample_over_every_block() -> None:
@@ -155,7 +150,7 @@ def test_a_cache_entry_keeps_the_peak_and_one_without_it_gives_no_warning(
 def test_training_on_silence_only_says_so(files: dict[str, Path]) -> None:
     scanner = Scanner(LogMelEmbedder(), threshold=0.5, augmentation=None)
     with pytest.raises(TrainingDataError, match="Every training recording is silent") as info:
-        scanner.fit([Recording(files["silent"], _marks(files["silent"]))])
+        scanner.fit([Recording(files["silent"], marks_beside(files["silent"]))])
     assert f"{files['silent']} is silent" in str(info.value)
     assert "only one class" not in str(info.value)
 
@@ -164,7 +159,7 @@ def test_a_silent_stream_among_training_recordings_is_warned_of(
     files: dict[str, Path], caplog: pytest.LogCaptureFixture
 ) -> None:
     scanner = Scanner(LogMelEmbedder(), threshold=0.5, augmentation=None, audio_stream=0)
-    recs = [Recording(files[k], _marks(files[k])) for k in ("train_a", "train_b")]
+    recs = [Recording(files[k], marks_beside(files[k])) for k in ("train_a", "train_b")]
     with caplog.at_level(logging.WARNING):
         scanner.fit([*recs, Recording(files["obs"], Markers(positive=[12.0]))])
     assert caplog.text.count("is silent") == 1
