@@ -47,7 +47,9 @@ LOCK = ".lock"  # writers take turns (EmbeddingIndex._apply)
 
 @frozen
 class IndexedFile:
-    """One recording in an index: identity, duration and its rows."""
+    """One recording in an index: identity, duration and its rows; ``band_edge`` and
+    ``peak`` as :class:`~audio_embed.cache.CachedEmbeddings` has them (None in an
+    index written before they were kept, or when unknown)."""
 
     path: str
     size: int
@@ -56,6 +58,8 @@ class IndexedFile:
     duration: float
     first_row: int
     n_rows: int
+    band_edge: float | None = None
+    peak: float | None = None
 
 
 def file_identity(path: Path) -> tuple[str, int, int]:
@@ -111,8 +115,13 @@ def read_npy(path: Path, ndim: int) -> np.ndarray:
 _SCHEMA = (
     "CREATE TABLE files (id INTEGER PRIMARY KEY, path TEXT UNIQUE NOT NULL, size INTEGER, "
     "mtime_ns INTEGER, sha256 TEXT, duration REAL, first_row INTEGER, n_rows INTEGER, "
-    "starts BLOB)"
+    "starts BLOB, band_edge REAL, peak REAL)"
 )
+#: the file table's columns as read; ``band_edge`` and ``peak`` are absent from
+#: indexes written before them (read as None; a release before them reads these
+#: columns by name and ignores the new ones)
+_COLUMNS = ("path", "size", "mtime_ns", "sha256", "duration", "first_row", "n_rows", "starts")
+_OPTIONAL = ("band_edge", "peak")
 
 
 def write_sqlite(path: Path, files: list[IndexedFile], starts: list[np.ndarray]) -> None:
@@ -124,7 +133,7 @@ def write_sqlite(path: Path, files: list[IndexedFile], starts: list[np.ndarray])
             with con:
                 con.execute(_SCHEMA)
                 con.executemany(
-                    "INSERT INTO files VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    "INSERT INTO files VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     [
                         (
                             i,
@@ -136,6 +145,8 @@ def write_sqlite(path: Path, files: list[IndexedFile], starts: list[np.ndarray])
                             f.first_row,
                             f.n_rows,
                             s.astype("<f8").tobytes(),
+                            f.band_edge,
+                            f.peak,
                         )
                         for i, (f, s) in enumerate(zip(files, starts, strict=True))
                     ],
@@ -153,9 +164,10 @@ def read_sqlite(path: Path) -> tuple[list[IndexedFile], list[np.ndarray]]:
     try:
         con = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
         try:
+            have = {row[1] for row in con.execute("PRAGMA table_info(files)")}
+            columns = [*_COLUMNS, *(c if c in have else "NULL" for c in _OPTIONAL)]
             rows = con.execute(
-                "SELECT path, size, mtime_ns, sha256, duration, first_row, n_rows, starts "
-                "FROM files ORDER BY first_row"
+                f"SELECT {', '.join(columns)} FROM files ORDER BY first_row"
             ).fetchall()
         finally:
             con.close()
@@ -163,11 +175,23 @@ def read_sqlite(path: Path) -> tuple[list[IndexedFile], list[np.ndarray]]:
         raise IndexFileError(f"{path} is not a readable file table ({exc}); damaged.") from exc
     files, starts = [], []
     expected = 0
-    for path_, size, mtime, sha, dur, first, n, blob in rows:
+    for path_, size, mtime, sha, dur, first, n, blob, edge, peak in rows:
         s = np.frombuffer(blob, dtype="<f8").astype(np.float64)
         if first != expected or len(s) != n:
             raise IndexFileError(f"{path}: the file table is inconsistent; damaged.")
-        files.append(IndexedFile(str(path_), int(size), int(mtime), str(sha), float(dur), first, n))
+        files.append(
+            IndexedFile(
+                str(path_),
+                int(size),
+                int(mtime),
+                str(sha),
+                float(dur),
+                first,
+                n,
+                None if edge is None else float(edge),
+                None if peak is None else float(peak),
+            )
+        )
         starts.append(s)
         expected += n
     return files, starts
@@ -185,6 +209,9 @@ class AddReport:
     moved: list[tuple[str, str]] = field(factory=list)
     """(old path, new path): an indexed file no longer there, found again under a new
     name with the same content; its windows were kept, not embedded again."""
+    warnings: list[str] = field(factory=list)
+    """Said of the files added (a silent one: :func:`~audio_embed.bandwidth.silence_warning`),
+    also logged."""
 
 
 def unit_rows(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -41,6 +41,8 @@ windows of it teach a scanner nothing.
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 
 __all__ = [
@@ -52,6 +54,7 @@ __all__ = [
     "band_edge",
     "bandwidth_warning",
     "is_silent",
+    "recording_silence_warning",
     "silence_warning",
 ]
 
@@ -175,3 +178,26 @@ def silence_warning(
         f"it has {len(streams)} audio streams ({'; '.join(streams)}): choose one with "
         "--audio-stream K (Python: audio_stream=K)"
     )
+
+
+def recording_silence_warning(
+    source: str | os.PathLike[str] | np.ndarray,
+    peak: float | None,
+    audio_stream: int | str | None,
+    consequence: str = "no occurrence can be found in it",
+) -> str | None:
+    """:func:`silence_warning` of a file (or an array, ``<array>``) whose largest
+    absolute sample is ``peak``: the file's audio streams are listed (a second
+    opening of its header) only when it is silent."""
+    if not is_silent(peak):
+        return None
+    if isinstance(source, np.ndarray):
+        return silence_warning("<array>", peak, audio_stream, [], consequence)
+    from audio_embed.audio import describe_audio_streams
+    from audio_embed.errors import AudioEmbedError
+
+    try:
+        streams = describe_audio_streams(source)
+    except AudioEmbedError:  # gone since: the warning without the list
+        streams = []
+    return silence_warning(str(source), peak, audio_stream, streams, consequence)

@@ -34,6 +34,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+import attrs
 import numpy as np
 
 from audio_embed._ann import ANN_LIBRARY, AnnIndex
@@ -56,6 +57,7 @@ from audio_embed._index_store import (
 from audio_embed._io import atomic_writer
 from audio_embed._media import path_list
 from audio_embed.audio import AudioStream, check_audio_stream, saved_audio_stream
+from audio_embed.bandwidth import recording_silence_warning
 from audio_embed.cache import CachedEmbeddings, EmbeddingCache
 from audio_embed.embedders.base import Embedder
 from audio_embed.errors import AudioEmbedError, IndexFileError, InvalidInputError
@@ -406,7 +408,23 @@ class EmbeddingIndex:
                     report.failed.append((key, str(entry)))
                     continue
                 (report.updated if key in known else report.added).append(key)
-                info = IndexedFile(key, size, mtime, sha, entry.duration, 0, len(entry.starts))
+                info = IndexedFile(
+                    key,
+                    size,
+                    mtime,
+                    sha,
+                    entry.duration,
+                    0,
+                    len(entry.starts),
+                    entry.band_edge,
+                    entry.peak,
+                )
+                silent = recording_silence_warning(
+                    key, entry.peak, self.audio_stream, "a search finds nothing in it"
+                )
+                if silent is not None:
+                    log.warning("%s", silent)
+                    report.warnings.append(silent)
                 new.append((info, entry))
         if cancel is not None:
             cancel.check()
@@ -497,7 +515,7 @@ class EmbeddingIndex:
             unit_parts.append(np.asarray(self._unit[sl]))
             norm_parts.append(np.asarray(self._norms[sl]))
             path, mtime = renamed.get(f.path, (f.path, touched.get(f.path, f.mtime_ns)))
-            files.append(IndexedFile(path, f.size, mtime, f.sha256, f.duration, row, f.n_rows))
+            files.append(attrs.evolve(f, path=path, mtime_ns=mtime, first_row=row))
             starts.append(self._starts[i])
             row += f.n_rows
         appended_from = row
@@ -506,17 +524,7 @@ class EmbeddingIndex:
             unit, norms = unit_rows(recording_zscore(entry.embeddings))
             unit_parts.append(unit.astype(dtype))
             norm_parts.append(norms)
-            files.append(
-                IndexedFile(
-                    info.path,
-                    info.size,
-                    info.mtime_ns,
-                    info.sha256,
-                    info.duration,
-                    row,
-                    info.n_rows,
-                )
-            )
+            files.append(attrs.evolve(info, first_row=row))
             starts.append(np.asarray(entry.starts, dtype=np.float64))
             row += info.n_rows
         unit_all = np.concatenate(unit_parts) if unit_parts else self._unit[:0]

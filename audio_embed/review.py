@@ -224,7 +224,7 @@ def fit_from_index(
     unknown = sorted(partial - set(markers))
     if unknown:
         raise InvalidInputError(f"partial names {unknown[0]}, which has no markers.")
-    recs, grids, xs, ys, per_file = [], [], [], [], []
+    recs, grids, xs, ys = [], [], [], []
     for name in sorted(markers):
         entry = index.file(name)
         if entry is None:
@@ -249,15 +249,11 @@ def fit_from_index(
         vectors = index.vectors(slice(entry.first_row, entry.first_row + entry.n_rows))
         features = scanner.window_features(vectors, grid)
         recs.append(rec)
-        grids.append((CachedEmbeddings(grid, vectors, entry.duration), features))
+        embedded = CachedEmbeddings(grid, vectors, entry.duration, entry.band_edge, entry.peak)
+        grids.append((embedded, features))
         xs.append(features[pos])
         ys.append(labelled.labels)
-        n_pos = int(labelled.labels.sum())
-        per_file.append(
-            {"source": name, "positive": n_pos, "negative": len(labelled.labels) - n_pos}
-            | ({} if rec.complete else {"complete": False})
-        )
-    data = scanner._training_data(recs, grids, xs, ys, per_file, scanner.threshold)
+    data = scanner._training_data(recs, grids, xs, ys, scanner.threshold)
     scanner._fit_arrays(data, None)
     scanner.training_summary = {
         **(scanner.training_summary or {}),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import re
+import sqlite3
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +19,8 @@ from audio_embed.bandwidth import BandEdge, band_edge
 from audio_embed.batch import scan_to_folder
 from audio_embed.cache import CachedEmbeddings, EmbeddingCache
 from audio_embed.errors import InvalidInputError
+from audio_embed.index import EmbeddingIndex
+from audio_embed.review import fit_from_index
 from audio_embed.scanner import Recording, Scanner
 from audio_embed.windows import Markers
 
@@ -122,6 +125,27 @@ def test_a_low_passed_scan_is_warned_of_and_a_full_band_one_is_not(
     with caplog.at_level(logging.WARNING):
         full = trained.scan(files["scan"])
     assert full.warnings == () and "no content above" not in caplog.text
+
+
+def test_a_scanner_trained_from_an_index_keeps_the_check(
+    files: dict[str, Path], trained: Scanner, tmp_path: Path
+) -> None:
+    index = EmbeddingIndex.create(tmp_path / "a.idx", LogMelEmbedder())
+    index.add([files["train_a"], files["train_b"]])
+    reopened = EmbeddingIndex.open(tmp_path / "a.idx")  # the edges are stored, not held
+    marks = {str(files[k]): marks_beside(files[k]) for k in ("train_a", "train_b")}
+    scanner = fit_from_index(Scanner(LogMelEmbedder(), threshold=0.5), reopened, marks)
+    assert scanner.training_band_edge == trained.training_band_edge
+    assert len(scanner.scan(files["scan_lowpassed"]).warnings) == 1  # before: none
+    # an index written before the edges were kept: read as unknown, no check
+    (table,) = (tmp_path / "a.idx").glob("meta*.sqlite")
+    with sqlite3.connect(table) as con:
+        con.execute("ALTER TABLE files DROP COLUMN band_edge")
+    old = EmbeddingIndex.open(tmp_path / "a.idx")
+    assert [f.band_edge for f in old.files] == [None, None]
+    assert fit_from_index(Scanner(LogMelEmbedder(), threshold=0.5), old, marks).scan(
+        files["scan_lowpassed"]
+    ).warnings == ()
 
 
 def test_a_batch_scan_logs_the_warning_once_per_recording(

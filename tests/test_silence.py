@@ -16,6 +16,8 @@ from audio_embed import LogMelEmbedder, TrainingDataError
 from audio_embed.bandwidth import SILENCE_DBFS, BandEdge, is_silent, silence_warning
 from audio_embed.cache import EmbeddingCache
 from audio_embed.cli import main
+from audio_embed.index import EmbeddingIndex
+from audio_embed.review import fit_from_index
 from audio_embed.scanner import Recording, Scanner
 from audio_embed.windows import Markers
 
@@ -153,6 +155,23 @@ def test_training_on_silence_only_says_so(files: dict[str, Path]) -> None:
         scanner.fit([Recording(files["silent"], marks_beside(files["silent"]))])
     assert f"{files['silent']} is silent" in str(info.value)
     assert "only one class" not in str(info.value)
+
+
+def test_an_index_warns_of_a_silent_file_and_training_from_it_says_so(
+    files: dict[str, Path], tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    index = EmbeddingIndex.create(tmp_path / "a.idx", LogMelEmbedder())
+    with caplog.at_level(logging.WARNING):
+        report = index.add([files["train_a"], files["silent"]])
+    assert len(report.warnings) == 1 and caplog.text.count("is silent") == 1
+    assert f"{files['silent'].resolve()} is silent" in report.warnings[0]
+    assert "a search finds nothing in it" in report.warnings[0]
+    reopened = EmbeddingIndex.open(tmp_path / "a.idx")
+    peaks = {Path(f.path).name: f.peak for f in reopened.files}
+    assert peaks["silent.wav"] == 0 and (peaks["train_a.wav"] or 0) > 0.05
+    scanner = Scanner(LogMelEmbedder(), threshold=0.5)
+    with pytest.raises(TrainingDataError, match="Every training recording is silent"):
+        fit_from_index(scanner, reopened, {str(files["silent"]): marks_beside(files["silent"])})
 
 
 def test_a_silent_stream_among_training_recordings_is_warned_of(

@@ -24,12 +24,16 @@ from audio_embed._media import path_list, same_stem_hint
 from audio_embed.audio import (
     AudioStream,
     check_audio_stream,
-    describe_audio_streams,
     load_audio,
     probe_audio,
     resample,
 )
-from audio_embed.bandwidth import MARGIN_HZ, bandwidth_warning, is_silent, silence_warning
+from audio_embed.bandwidth import (
+    MARGIN_HZ,
+    bandwidth_warning,
+    is_silent,
+    recording_silence_warning,
+)
 from audio_embed.cache import CachedEmbeddings, EmbeddingCache
 from audio_embed.classifier import CalibratedClassifier
 from audio_embed.detect import (
@@ -247,6 +251,16 @@ class Recording:
     @property
     def label(self) -> str:
         return "<array>" if isinstance(self.source, np.ndarray) else str(self.source)
+
+
+def _file_summary(rec: Recording, entry: CachedEmbeddings, y: np.ndarray) -> dict[str, Any]:
+    """One recording's line of ``training_summary["files"]``."""
+    return (
+        {"source": rec.label, "positive": int(y.sum()), "negative": int(len(y) - y.sum())}
+        | ({} if rec.complete else {"complete": False})
+        | ({} if entry.band_edge is None else {"band_edge_hz": entry.band_edge})
+        | ({"silent": True} if is_silent(entry.peak) else {})
+    )
 
 
 def _refuse_silence(silences: list[str], n: int) -> None:
@@ -752,8 +766,7 @@ class Scanner(StreamingEmbeddings):
         _check_complete(recs)
         _check_files_exist(recs)  # say so before any work, not after embedding others
         _check_files_readable(recs, self.audio_stream)
-        xs, ys, per_file, grids = [], [], [], []
-        silences: list[str] = []
+        xs, ys, grids = [], [], []
         # The next file is decoded while the current one is embedded.
         entries = self._embeddings_many(
             [(rec.source, rec.sample_rate) for rec in recs], progress, cancel
@@ -770,22 +783,9 @@ class Scanner(StreamingEmbeddings):
             grids.append((entry, self._scan_features(entry)))
             xs.append(x)
             ys.append(y)
-            per_file.append(
-                {"source": rec.label, "positive": int(y.sum()), "negative": int(len(y) - y.sum())}
-                | ({} if rec.complete else {"complete": False})
-                | ({} if entry.band_edge is None else {"band_edge_hz": entry.band_edge})
-                | ({"silent": True} if is_silent(entry.peak) else {})
-            )
             if progress is not None:
                 progress(ProgressEvent("train-files", rec.label, i + 1, len(recs), "files"))
-            silent = self._silence_warning(
-                rec.source, entry, "its windows teach the scanner nothing of the sound"
-            )
-            if silent is not None:
-                silences.append(silent)
-        _refuse_silence(silences, len(recs))
-        self._check_training_bands(per_file)
-        data = self._training_data(recs, grids, xs, ys, per_file, setting)
+        data = self._training_data(recs, grids, xs, ys, setting)
         pools = augmented_pools(self, list(data.recordings), list(data.grids), cancel)
         self._fit_arrays(attrs.evolve(data, augmented=pools), cancel)
         return self
@@ -796,13 +796,27 @@ class Scanner(StreamingEmbeddings):
         grids: list[tuple[CachedEmbeddings, np.ndarray]],
         xs: list[np.ndarray],
         ys: list[np.ndarray],
-        per_file: list[dict[str, Any]],
         setting: float | Literal["auto"],
     ) -> FitData:
         """The training windows of ``recs`` (one entry each in the lists) as
-        :class:`FitData`; refuses one class only and recordings none of which is
-        complete."""
+        :class:`FitData`; refuses one class only, recordings none of which is
+        complete and recordings that are all silent; warns of silent ones and of
+        training bands that differ (:meth:`_check_training_bands`)."""
         _check_complete(recs)
+        per_file = [
+            _file_summary(rec, entry, y) for rec, (entry, _), y in zip(recs, grids, ys, strict=True)
+        ]
+        silences = [
+            recording_silence_warning(
+                rec.source,
+                entry.peak,
+                self.audio_stream,
+                "its windows teach the scanner nothing of the sound",
+            )
+            for rec, (entry, _) in zip(recs, grids, strict=True)
+        ]
+        _refuse_silence([w for w in silences if w is not None], len(recs))
+        self._check_training_bands(per_file)
         _warn_contradicting_markers(
             recs, [self.labelling_of(r) for r in recs], [g[0].duration for g in grids]
         )
@@ -1072,7 +1086,7 @@ class Scanner(StreamingEmbeddings):
         proba = self.classifier.score_windows(self._scan_features(entry))
         name = "<array>" if isinstance(source, np.ndarray) else str(source)
         narrow = bandwidth_warning(name, entry.band_edge, self.training_band_edge, self._f_max())
-        silent = self._silence_warning(source, entry)
+        silent = recording_silence_warning(source, entry.peak, self.audio_stream)
         return ScanResult(
             source=name,
             starts=entry.starts,
@@ -1083,25 +1097,6 @@ class Scanner(StreamingEmbeddings):
             postprocessing=self.scan_postprocessing,
             warnings=tuple(w for w in (silent, narrow) if w is not None),
         )
-
-    def _silence_warning(
-        self,
-        source: Source,
-        entry: CachedEmbeddings,
-        consequence: str = "no occurrence can be found in it",
-    ) -> str | None:
-        """:func:`~audio_embed.bandwidth.silence_warning` of a recording: the file's
-        audio streams are listed (a second opening of its header) only when it is silent."""
-        if not is_silent(entry.peak):
-            return None
-        name = "<array>" if isinstance(source, np.ndarray) else str(source)
-        streams: list[str] = []
-        if not isinstance(source, np.ndarray):
-            try:
-                streams = describe_audio_streams(source)
-            except AudioEmbedError:  # gone since: the warning without the list
-                pass
-        return silence_warning(name, entry.peak, self.audio_stream, streams, consequence)
 
     # ------------------------------------------------------------------ persistence
 
