@@ -49,6 +49,7 @@ __all__ = [
     "DROP_DB",
     "MARGIN_HZ",
     "SILENCE_DBFS",
+    "SILENT_EMBEDDING",
     "WIDTH",
     "BandEdge",
     "band_edge",
@@ -71,6 +72,8 @@ MARGIN_HZ = 500.0
 #: A recording whose peak sample lies below this (dBFS) over its whole decoded
 #: stream is silent.
 SILENCE_DBFS = -80.0
+#: What a silent recording's embeddings (``embed``, ``embed_dataset``) mean.
+SILENT_EMBEDDING = "its embeddings hold nothing of any sound"
 
 
 class BandEdge:

@@ -50,6 +50,20 @@ class CachedEmbeddings:
     band_edge: float | None = None
     peak: float | None = None
 
+    def arrays(self, prefix: str = "") -> dict[str, Any]:
+        """The arrays an ``.npz`` holds for it, each name after ``prefix``; ``band_edge``
+        and ``peak`` only when known (:func:`read_entry` reads them back as None)."""
+        arrays: dict[str, Any] = {
+            "starts": np.asarray(self.starts, dtype=np.float64),
+            "embeddings": np.asarray(self.embeddings, dtype=np.float32),
+            "duration": np.float64(self.duration),
+        }
+        if self.band_edge is not None:
+            arrays["band_edge"] = np.float64(self.band_edge)
+        if self.peak is not None:
+            arrays["peak"] = np.float64(self.peak)
+        return {prefix + k: v for k, v in arrays.items()}
+
 
 def default_cache_dir() -> Path:
     env = os.environ.get(CACHE_ENV)
@@ -148,17 +162,8 @@ class EmbeddingCache:
         if key is None:
             return False
         try:
-            arrays: dict[str, Any] = {
-                "starts": entry.starts,
-                "embeddings": entry.embeddings,
-                "duration": np.float64(entry.duration),
-            }
-            if entry.band_edge is not None:  # entries without it read as None
-                arrays["band_edge"] = np.float64(entry.band_edge)
-            if entry.peak is not None:
-                arrays["peak"] = np.float64(entry.peak)
             with atomic_writer(self._file(key)) as fh:
-                np.savez(fh, **arrays)
+                np.savez(fh, **entry.arrays())
             return True
         except OSError as exc:
             if not self._warned_unwritable:

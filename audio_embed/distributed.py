@@ -411,6 +411,7 @@ def embed_dataset(
     """
     from audio_embed._io import atomic_writer
     from audio_embed._media import path_list
+    from audio_embed.bandwidth import SILENT_EMBEDDING, recording_silence_warning
     from audio_embed.batch import collect_inputs, output_paths
 
     inputs, missing = collect_inputs([str(i) for i in path_list(items, "embed_dataset")])
@@ -458,13 +459,12 @@ def embed_dataset(
         if path in targets:
             with atomic_writer(targets[path]) as fh:
                 np.savez(
-                    fh,
-                    starts=entry.starts,
-                    embeddings=entry.embeddings,
-                    duration=np.float64(entry.duration),
-                    settings=np.array(json.dumps(settings, sort_keys=True)),
+                    fh, **entry.arrays(), settings=np.array(json.dumps(settings, sort_keys=True))
                 )
             report.outputs[path] = Path(targets[path])
+        silent = recording_silence_warning(path, entry.peak, audio_stream, SILENT_EMBEDDING)
+        if silent is not None:
+            log.warning("%s", silent)
         report.done.append(path)
         report.audio_seconds += runner.seconds.get(path, 0.0)
         if on_result is not None:

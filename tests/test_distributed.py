@@ -7,6 +7,7 @@ module and shut down at its end, with its session files in a temporary folder.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
 import shutil
@@ -564,6 +565,25 @@ def test_embed_dataset_skips_only_embeddings_of_its_own_model_and_windows(
     dist.embed_dataset("SEEDED", files, out, hop=1.0, skip_existing=True, audio_stream=1)
     assert embedded[3] == ["a.wav", "b.wav", "c.wav", "d.wav"]
     assert "audio_stream 0, now 1" in caplog.text
+
+
+def test_embed_dataset_keeps_each_file_s_band_edge_and_peak_and_warns_of_silence(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    from audio_embed.cache import CachedEmbeddings, read_entry
+
+    def fake(self: dist.RayScanner, sources: list[str], **_: object) -> Iterator[tuple[str, Any]]:
+        for s in sources:
+            peak = 0.0 if Path(s).stem == "s" else 0.5
+            yield s, CachedEmbeddings(np.arange(3.0), np.ones((3, 4), np.float32), 3.0, 8e3, peak)
+
+    monkeypatch.setattr(dist.RayScanner, "sliding_embeddings_many", fake)
+    with caplog.at_level(logging.WARNING):
+        dist.embed_dataset("LOGMEL", _empty_files(tmp_path, "as"), tmp_path / "out", hop=1)
+    entry, _ = read_entry(tmp_path / "out" / "a.npz")
+    assert (entry.band_edge, entry.peak) == (8e3, 0.5)
+    assert caplog.text.count("is silent") == 1
+    assert f"{tmp_path / 's.wav'} is silent (digital zero" in caplog.text
 
 
 def test_embed_dataset_skips_only_embeddings_of_the_same_model_settings_and_weights(

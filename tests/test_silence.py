@@ -174,6 +174,20 @@ def test_an_index_warns_of_a_silent_file_and_training_from_it_says_so(
         fit_from_index(scanner, reopened, {str(files["silent"]): marks_beside(files["silent"])})
 
 
+def test_the_embed_command_warns_of_a_silent_file_and_keeps_edges_and_peaks(
+    files: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "e.npz"
+    rc = main(["embed", str(files["train_a"]), str(files["silent"]), "--model", "LOGMEL",
+               "--out", str(out)])  # fmt: skip
+    err = capsys.readouterr().err
+    assert rc == 0 and err.count("is silent") == 1, err
+    assert f"{files['silent']} is silent (digital zero" in err
+    with np.load(out) as data:
+        assert float(data["1/peak"]) == 0 and float(data["0/peak"]) > 0.05
+        assert float(data["0/band_edge"]) == 8000 and "1/band_edge" not in data.files
+
+
 def test_a_silent_stream_among_training_recordings_is_warned_of(
     files: dict[str, Path], caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 
 from audio_embed._io import atomic_writer
+from audio_embed.bandwidth import SILENT_EMBEDDING, recording_silence_warning
 from audio_embed.batch import collect_inputs
 from audio_embed.cli.common import each, embedder_from_args, make_cache
 from audio_embed.cli.distributed import each_on_ray, ray_options, ray_settings, runner_kwargs
@@ -44,7 +45,8 @@ def add_parser(subparsers: Subparsers) -> argparse.ArgumentParser:
         description="Embed every sliding window of each file and write one .npz (no pickle): "
         "'files' (the input paths), and for the i-th file 'i/starts' (window start times, s), "
         "'i/embeddings' (float32 [windows, dim]) and 'i/duration'; plus 'model', 'window', "
-        "'hop', 'audio_stream' (the audio stream decoded: its number, or 'mix'). Files "
+        "'hop', 'audio_stream' (the audio stream decoded: its number, or 'mix'); 'i/band_edge' "
+        "(Hz) and 'i/peak' (largest absolute sample) where known. Files "
         "that cannot be read are reported and skipped (exit code 1).",
         epilog=f"example:\n  {PROG} embed a.wav b.mp4 --model LOGMEL --out emb.npz\n"
         "  python -c \"import numpy as np; print(np.load('emb.npz')['0/embeddings'].shape)\"",
@@ -107,9 +109,12 @@ def run(run: Run) -> int:
             continue
         i = len(files)
         files.append(str(inp.path))
-        arrays[f"{i}/starts"] = np.asarray(entry.starts, dtype=np.float64)
-        arrays[f"{i}/embeddings"] = np.asarray(entry.embeddings, dtype=np.float32)
-        arrays[f"{i}/duration"] = np.float64(entry.duration)
+        arrays.update(entry.arrays(f"{i}/"))
+        silent = recording_silence_warning(
+            inp.path, entry.peak, args.audio_stream, SILENT_EMBEDDING
+        )
+        if silent is not None:
+            run.warn(silent)
         run.echo(
             f"{inp.path}: {len(entry.starts)} windows × {entry.embeddings.shape[1]} "
             f"({entry.duration:.1f} s)"
@@ -126,7 +131,10 @@ def run(run: Run) -> int:
     )
     with atomic_writer(out) as fh:
         np.savez(fh, **arrays)
-    run.echo(f"Wrote {len(files)} file(s) to {out} (keys: files, <i>/starts, <i>/embeddings).")
+    run.echo(
+        f"Wrote {len(files)} file(s) to {out} (keys: files, <i>/starts, <i>/embeddings, "
+        "<i>/band_edge and <i>/peak where known)."
+    )
     if failed:
         run.warn(f"{len(failed)} of {len(failed) + len(files)} input(s) failed.")
         return EXIT_FAILURE
