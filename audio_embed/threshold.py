@@ -83,6 +83,7 @@ __all__ = [
     "f1_curve",
     "fold_plan",
     "fold_spread",
+    "held_out_counts",
     "mean_choice",
     "pick_threshold",
     "smoothed_f1",
@@ -136,7 +137,11 @@ class ThresholdChoice:
     """The chosen threshold, its cross-validated event F1, and how it was chosen.
 
     ``draws``: with several augmentation draws, each draw's own threshold (``value``
-    is their mean, :func:`mean_choice`); empty otherwise."""
+    is their mean, :func:`mean_choice`); empty otherwise. ``counts``: what the
+    folds' detections at ``value`` made of the held-out markers, pooled over the
+    folds - ``(found, held_out, unmatched)``: markers found, markers held out, and
+    detections that match none (false positives, or occurrences nobody marked) -
+    so that ``cv_f1`` can be read; None where no curve was scored (or draws averaged)."""
 
     value: float
     cv_f1: float | None
@@ -145,6 +150,7 @@ class ThresholdChoice:
     note: str = ""
     rule: str = ""
     draws: tuple[float, ...] = ()
+    counts: tuple[int, int, int] | None = None
 
     def as_dict(self) -> dict[str, object]:
         return {
@@ -155,6 +161,9 @@ class ThresholdChoice:
             "note": self.note,
             "rule": self.rule,
             "draws": list(self.draws),
+            "held_out": None
+            if self.counts is None
+            else dict(zip(("found", "markers", "unmatched"), self.counts, strict=True)),
         }
 
 
@@ -215,9 +224,38 @@ def threshold_warning(choice: ThresholdChoice) -> str:
         return (
             f"The detection threshold {choice.value:g} is unreliable: at it, cross-validation "
             f"({choice.method}) found the held-out markers with event F1 {choice.cv_f1:.2f} "
-            f"only (below {UNRELIABLE_CV_F1:g}). {_WHAT_TO_DO}"
+            f"only (below {UNRELIABLE_CV_F1:g}){_why_low(choice.counts)}. {_WHAT_TO_DO}"
         )
     return ""
+
+
+def held_out_counts(counts: tuple[int, int, int]) -> str:
+    """``counts`` of a :class:`ThresholdChoice` in words: "2 of 2 held-out markers
+    found, 16 detection(s) matching no marker"."""
+    found, held_out, unmatched = counts
+    return (
+        f"{found} of {held_out} held-out marker(s) found, "
+        f"{unmatched} detection(s) matching no marker"
+    )
+
+
+def _why_low(counts: tuple[int, int, int] | None) -> str:
+    """What a low cross-validated F1 was made of, and the likely cause when the
+    held-out markers were found among many detections that match no marker: an
+    occurrence nobody marked in a marked recording is such a detection (and was
+    trained as a negative), the usual case when a few moments of a long recording
+    are marked."""
+    if counts is None:
+        return ""
+    found, held_out, unmatched = counts
+    said = f": {held_out_counts(counts)}"
+    if found * 2 >= held_out and unmatched > found:
+        said += (
+            ". If the marked recordings hold occurrences you did not mark, they are among "
+            "those (and were trained as 'not the sound'): mark every occurrence in each "
+            "recording you mark"
+        )
+    return said
 
 
 def fold_plan(positives_per_recording: Sequence[int], seed: int) -> list[list[tuple[int, int]]]:
@@ -409,7 +447,10 @@ def choose_threshold(
     i, how = pick_threshold(curve, rule)
     f1s = curve.f1()
     note = "" if f1s.max() > 0 else "no held-out marker was found at any threshold"
-    return ThresholdChoice(float(curve.thresholds[i]), float(f1s[i]), method, n_folds, note, how)
+    tp, fp, fn = (int(a[:, i].sum()) for a in (curve.tp, curve.fp, curve.fn))
+    return ThresholdChoice(
+        float(curve.thresholds[i]), float(f1s[i]), method, n_folds, note, how, (), (tp, tp + fn, fp)
+    )
 
 
 def pick_threshold(curve: F1Curve, rule: Rule = "smoothed") -> tuple[int, str]:

@@ -110,6 +110,20 @@ def test_fit_and_scan_decode_the_scanners_stream(
     assert scanned.detections()  # the horns of the game track are found
 
 
+def test_fit_on_the_first_stream_warns_once_per_recording(
+    videos: dict[str, Path], caplog: pytest.LogCaptureFixture
+) -> None:
+    """The first stream of a file with several is used with one warning naming the
+    streams; the augmentation's second decoding of it says nothing more (before: the
+    warning twice per training recording)."""
+    with caplog.at_level("WARNING", logger="audio_embed"):
+        scanner = Scanner(LogMelEmbedder()).fit(_recordings(videos))
+    assert (scanner.training_summary or {})["augmentation"]["ran"]
+    said = [r.getMessage() for r in caplog.records if "audio streams; the first" in r.getMessage()]
+    for key in ("train0", "train1"):
+        assert sum(m.startswith(str(videos[key])) for m in said) == 1, said
+
+
 def test_a_scanner_saved_with_stream_1_scans_stream_1_after_load(
     tmp_path: Path, videos: dict[str, Path], on_track_1: Scanner
 ) -> None:

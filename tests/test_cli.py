@@ -1403,6 +1403,12 @@ def test_help_and_usage_errors(capsys: pytest.CaptureFixture[str]) -> None:
     rc, _, err = run_cli(capsys, "scan", "only-one-path", "--out", "o")
     assert rc == 2
     assert_one_line_error(err, "SCANNER FILES_OR_DIRS")
+    # --out is required: the usage line says so (before, it showed SCANNER and the
+    # inputs only, and the error under it named --out)
+    rc, _, err = run_cli(capsys, "scan", "x.scanner", "a.wav")
+    assert rc == 2 and "required: --out" in err
+    usage = err.split("error:")[0]
+    assert usage.count("--out DIR") == 2
 
 
 @pytest.fixture

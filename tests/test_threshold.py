@@ -223,3 +223,66 @@ def test_mean_choice_averages_the_draws_and_keeps_every_note() -> None:
     assert mean_choice([a]) is a
     fallback = ThresholdChoice(0.5, None, "fallback", 4, "too few")
     assert mean_choice([a, fallback]) is fallback
+
+
+def test_the_chosen_threshold_says_what_its_folds_found() -> None:
+    """A cross-validated F1 alone could not be read ("event F1 0.111 on held-out
+    markers"): the choice keeps the held-out markers found and the detections that
+    match none at its value, pooled over the folds."""
+    curve = _spike_and_plateau()
+    folds = [FoldScores(np.arange(10.0), np.zeros(10), 1.0, 10.0, ((2.0, 2.0),)) for _ in range(2)]
+    choice = choose_threshold(folds, Postprocessing(), "test", 2)
+    found, held_out, unmatched = choice.counts or (-1, -1, -1)
+    assert (found, held_out, unmatched) == (0, 2, 0)
+    assert choice.as_dict()["held_out"] == {"found": 0, "markers": 2, "unmatched": 0}
+    i, _ = pick_threshold(curve)
+    assert int(curve.tp[:, i].sum()) == 8  # the plateau: 8 of 10 found, 2 unmatched
+    assert ThresholdChoice(0.5, None, "fallback", 0).as_dict()["held_out"] is None
+
+
+def test_a_low_cross_validated_f1_with_the_markers_found_names_unmarked_occurrences() -> None:
+    """A few moments marked in a long recording that holds more of the sound (a video
+    editor's two gags of ten): the folds find the held-out markers, and the unmarked
+    occurrences are detections matching none, so the F1 is low. Before, the warning
+    said "mark more occurrences or in more recordings", not that the unmarked ones in
+    the marked recording were the cause (they are trained as negatives too)."""
+    crowded = threshold_warning(
+        ThresholdChoice(0.06, 0.111, "folds over markers", 2, counts=(2, 2, 32))
+    )
+    assert "2 of 2 held-out marker(s) found, 32 detection(s) matching no marker" in crowded
+    assert "mark every occurrence in each recording you mark" in crowded
+    assert "--threshold" in crowded
+    missed = threshold_warning(
+        ThresholdChoice(0.3, 0.2, "leave-one-recording-out", 4, counts=(2, 16, 2))
+    )
+    assert "2 of 16 held-out marker(s) found" in missed
+    assert "every occurrence" not in missed  # mostly missed: not the unmarked ones' doing
+
+
+def test_fit_on_a_recording_marked_in_part_warns_of_its_unmarked_occurrences(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """End to end: two of seven copies of one horn marked in a minute of noise. The
+    training summary and `train`'s text give the counts behind the F1, and the warning
+    names the cause."""
+    from audio_embed import LogMelEmbedder
+    from audio_embed.demo import horn
+    from audio_embed.scanner import Recording, Scanner
+    from audio_embed.windows import Markers
+
+    rng = np.random.default_rng(1)
+    audio = (rng.standard_normal(60 * 16000) * 0.02).astype(np.float32)
+    clip = horn(np.random.default_rng(0)) * 0.3
+    onsets = [3.0, 11.0, 19.5, 28.0, 36.5, 45.0, 53.0]
+    for t in onsets:
+        audio[int(t * 16000) : int(t * 16000) + len(clip)] += clip
+    rec = Recording(audio, Markers(positive=[t + 0.3 for t in onsets[:2]]), 16000)
+    with caplog.at_level("WARNING", logger="audio_embed"):
+        scanner = Scanner(LogMelEmbedder(), seed=0).fit([rec])
+    th = (scanner.training_summary or {})["threshold"]
+    assert th["method"] == "folds over markers" and th["cv_f1"] < 0.5
+    held = th["held_out"]
+    assert held["markers"] == 2 and held["found"] == 2 and held["unmatched"] > 2
+    assert "mark every occurrence in each recording you mark" in th["warning"]
+    counts = f"{held['found']} of 2 held-out marker(s) found, {held['unmatched']} detection(s)"
+    assert counts in scanner.describe()

@@ -45,8 +45,9 @@ def add_parser(subparsers: Subparsers) -> argparse.ArgumentParser:
         "scan",
         parents=scanner_command_options(),
         formatter_class=Formatter,
-        usage=f"{PROG} scan [options] SCANNER FILE_OR_DIR [FILE_OR_DIR ...]\n"
-        f"       {PROG} scan [options] --store DIR --profile NAME [--model M] FILE_OR_DIR ...",
+        usage=f"{PROG} scan [options] SCANNER FILE_OR_DIR [FILE_OR_DIR ...] --out DIR\n"
+        f"       {PROG} scan [options] --store DIR --profile NAME [--model M] FILE_OR_DIR ... "
+        "--out DIR",
         help="find the target sound in files and folders",
         description=(
             "Scan audio and video files (folders are searched recursively) and write one\n"

@@ -250,7 +250,9 @@ def _name(rec: Recording, i: int) -> str:
 def _audio(rec: Recording, sr: int, audio_stream: AudioStream | None) -> np.ndarray:
     if isinstance(rec.source, np.ndarray):
         return resample(mono_array(rec.source), int(rec.sample_rate or sr), sr)
-    return load_audio(rec.source, sr, audio_stream)
+    # None is the first stream, as the fit's own decoding, which already warned when
+    # the file has several (before: the same warning again, once per recording)
+    return load_audio(rec.source, sr, 0 if audio_stream is None else audio_stream)
 
 
 def augmented_pools(

@@ -9,6 +9,7 @@ import os
 from typing import TYPE_CHECKING
 
 from audio_embed.evaluation import relative_name
+from audio_embed.threshold import held_out_counts
 
 if TYPE_CHECKING:
     from audio_embed.scanner.core import Scanner
@@ -141,10 +142,16 @@ def describe(scanner: Scanner, root: str | os.PathLike[str] | None = None) -> st
     lines += _postprocessing(scanner)
     th = s.get("threshold") or {}
     if th.get("cv_f1") is not None:
+        held = th.get("held_out")  # summaries before it have none
+        counts = (
+            f": {held_out_counts((held['found'], held['markers'], held['unmatched']))}"
+            if held
+            else ""
+        )
         lines.append(
             f"Detection threshold: {scanner.scan_threshold:g}, chosen by cross-validation "
             f"({th['method']}, {th['folds']} folds; event F1 {th['cv_f1']:.3f} on held-out "
-            "markers)."
+            f"markers{counts})."
         )
         if th.get("rule"):
             lines.append(f"  Picked by: {th['rule']}.")
