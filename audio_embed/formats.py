@@ -774,7 +774,9 @@ def read_result(
     p = Path(path)
     names: set[str] = set()
     try:
-        rows = _parse_detections(p.read_text(encoding="utf-8"), fmt, names)
+        # a file name of other bytes than UTF-8 as atomic_writer wrote it
+        text = p.read_text(encoding="utf-8", errors="surrogateescape")
+        rows = _parse_detections(text, fmt, names)
     except (OSError, ValueError, KeyError, IndexError, TypeError, csv.Error) as exc:
         detail = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
         raise ResultFileError(f"{p} is unreadable ({detail})") from exc
