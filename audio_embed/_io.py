@@ -31,6 +31,11 @@ def atomic_writer(path: str | os.PathLike[str], *, text: bool = False) -> Iterat
     On any error (a full disk, a cancellation) the temporary file is removed and
     ``path`` keeps its previous content. The file gets the permissions an
     ordinary ``open()`` would give it (``0o666`` less the umask).
+
+    Text is UTF-8; a file name that is not (bytes Python holds as surrogates, e.g.
+    a Latin-1 ``caf\\xe9.wav`` on Linux) is written as its own bytes, so the text
+    names the file as the system does (before: ``UnicodeEncodeError``, which stopped
+    a batch scan).
     """
     target = Path(path)
     if target.is_dir():  # else the error names the temporary file, after all the work
@@ -38,7 +43,11 @@ def atomic_writer(path: str | os.PathLike[str], *, text: bool = False) -> Iterat
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=target.suffix, dir=target.parent)
     try:
-        opened = os.fdopen(fd, "w", encoding="utf-8", newline="") if text else os.fdopen(fd, "wb")
+        opened = (
+            os.fdopen(fd, "w", encoding="utf-8", errors="surrogateescape", newline="")
+            if text
+            else os.fdopen(fd, "wb")
+        )
         with opened as fh:
             yield fh
             fh.flush()

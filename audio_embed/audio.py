@@ -305,11 +305,15 @@ def _decoded_chunks(
                         yield chunk
                 frame.pts = None  # let the resampler count samples itself
                 for out in resampler.resample(frame):
-                    chunk = out.to_ndarray().mean(axis=0, dtype=np.float32)
+                    chunk = _finite(
+                        p, out.to_ndarray().mean(axis=0, dtype=np.float32), produced, sample_rate
+                    )
                     produced += chunk.size
                     yield chunk
         for out in resampler.resample(None):
-            chunk = out.to_ndarray().mean(axis=0, dtype=np.float32)
+            chunk = _finite(
+                p, out.to_ndarray().mean(axis=0, dtype=np.float32), produced, sample_rate
+            )
             produced += chunk.size
             yield chunk
     if produced == 0:
@@ -319,6 +323,22 @@ def _decoded_chunks(
         raise EmptyAudioError(p, f"{which} holds no samples")
     if errors:
         log.warning("%s: %d corrupt packet(s) skipped while decoding", p, errors)
+
+
+def _finite(p: Path, chunk: np.ndarray, before: int, sample_rate: int) -> np.ndarray:
+    """``chunk``, refused when it holds NaN or infinite samples (a damaged float WAV:
+    before, the embedder's ``got N NaN or infinite sample(s) … numpy.nan_to_num``,
+    naming no file)."""
+    bad = ~np.isfinite(chunk)
+    if bad.any():
+        at = (before + int(np.argmax(bad))) / sample_rate
+        raise CorruptAudioError(
+            p,
+            f"it holds NaN or infinite samples (the first {at:.3f} s in): a damaged "
+            "floating-point recording; repair the file (replace them with silence in an "
+            "audio editor) or export it again",
+        )
+    return chunk
 
 
 def _rebatched(chunks: Iterator[np.ndarray], block: int) -> Generator[np.ndarray, None, None]:

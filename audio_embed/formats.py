@@ -346,7 +346,8 @@ def read_text_file(p: Path, what: str = "markers") -> str:
     """A markers or labels file's text: UTF-8 (with or without a BOM), UTF-16 with a
     BOM (Excel's "Unicode Text"), else Windows-1252, what Excel on Windows writes as
     "CSV (Comma delimited)" (names that decode wrongly then name files that do not
-    exist, which training and evaluation report).
+    exist, which training and evaluation report). Line ends are ``\\n`` whatever
+    the file's (CRLF, or CR alone as Excel for Mac writes).
 
     Raises:
         MarkerError: unreadable, or not text (NUL bytes, or not Windows-1252 either).
@@ -374,7 +375,9 @@ def read_text_file(p: Path, what: str = "markers") -> str:
         log.info("%s is not UTF-8; read as Windows-1252", p)
     if "\x00" in text:
         raise MarkerError(f"Cannot read {what} file {p}: not a text file (NUL bytes).")
-    return text
+    # line ends as text mode reads them: CRLF (Windows) and CR alone (Excel for Mac's
+    # "CSV (Macintosh)"; before: "new-line character seen in unquoted field")
+    return text.replace("\r\n", "\n").replace("\r", "\n")
 
 
 def _read_text(p: Path) -> str:
@@ -771,7 +774,9 @@ def read_result(
     p = Path(path)
     names: set[str] = set()
     try:
-        rows = _parse_detections(p.read_text(encoding="utf-8"), fmt, names)
+        # a file name of other bytes than UTF-8 as atomic_writer wrote it
+        text = p.read_text(encoding="utf-8", errors="surrogateescape")
+        rows = _parse_detections(text, fmt, names)
     except (OSError, ValueError, KeyError, IndexError, TypeError, csv.Error) as exc:
         detail = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
         raise ResultFileError(f"{p} is unreadable ({detail})") from exc

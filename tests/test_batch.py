@@ -659,6 +659,33 @@ def test_results_name_their_recording_by_its_absolute_path(
         assert {r["file"] for r in _combined_rows(tmp_path / "out")} == {str(rec)}
 
 
+@pytest.mark.parametrize("fmt", ["csv", "json", "audacity"])
+def test_a_file_name_that_is_not_utf8_is_scanned_and_named_by_its_bytes(
+    tmp_path: Path, fmt: str
+) -> None:
+    """A Latin-1 name on Linux (``caf\\xe9.wav`` from an old camera card or zip), which
+    Python holds with a surrogate: writing its result or detections.csv raised
+    ``UnicodeEncodeError``, a traceback that stopped the batch (in CSV at the first
+    file, before the others were scanned). The name is written as its own bytes and
+    read back the same."""
+    name = os.fsdecode(b"caf\xe9.wav")
+    try:
+        cafe, ok = _recordings(tmp_path / "in" / name, tmp_path / "in" / "ok.wav")
+    except (OSError, UnicodeEncodeError):
+        pytest.skip("this file system takes UTF-8 names only")
+    out = tmp_path / "out"
+    settings = BatchSettings(fmt=fmt)  # type: ignore[arg-type]
+    report = scan_to_folder(FakeScanner(), [cafe, ok], out, settings)
+    assert report.ok and [o.item for o in report.done] == [str(cafe), str(ok)]
+    combined = (out / COMBINED_CSV).read_bytes()
+    assert os.fsencode(cafe) + b"," in combined and os.fsencode(ok) + b"," in combined
+    again = scan_to_folder(
+        FakeScanner(), [cafe, ok], out, attrs.evolve(settings, skip_existing=True)
+    )
+    assert [o.item for o in again.skipped] == [str(cafe), str(ok)]
+    assert again.skipped[0].detections == report.done[0].detections or fmt == "audacity"
+
+
 def test_a_folder_recorded_before_recordings_were_keeps_the_best_effort_check(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

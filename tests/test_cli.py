@@ -9,6 +9,7 @@ small synthetic set (LOGMEL everywhere: no weights, no network).
 from __future__ import annotations
 
 import csv
+import io
 import json
 import os
 import re
@@ -161,6 +162,38 @@ def test_scan_batch_with_corrupt_file(
         rows = list(csv.DictReader(fh))
     assert {Path(r["file"]).name for r in rows} <= {"good.wav", "other.wav"}
     assert not list(out.rglob(".tmp-*"))
+
+
+@pytest.mark.parametrize("encoding", ["utf-8", "cp1252"])
+def test_scan_prints_names_its_output_cannot_encode(
+    tmp_path: Path,
+    demo: DemoSet,
+    scanner_file: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    encoding: str,
+) -> None:
+    """stdout of a UTF-8 locale (strict, unlike C.UTF-8's) met a Latin-1 name on Linux,
+    ``caf\\xe9.wav``, held with a surrogate; a Windows code page met ``名前``:
+    ``UnicodeEncodeError``, a traceback in the middle of the scan. Now the name prints
+    as its own bytes (UTF-8), or escaped."""
+    names = ["名前.wav"] + ([os.fsdecode(b"caf\xe9.wav")] if encoding == "utf-8" else [])
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    try:
+        for name in names:
+            shutil.copy(demo.test_files[0], inputs / name)
+    except (OSError, UnicodeEncodeError):
+        pytest.skip("this file system takes UTF-8 names only")
+    raw = io.BytesIO()
+    stdout = io.TextIOWrapper(raw, encoding=encoding, errors="strict", write_through=True)
+    monkeypatch.setattr(sys, "stdout", stdout)
+    rc = main(["scan", str(scanner_file), str(inputs), "--out", str(tmp_path / "out"), "-q"])
+    assert rc == 0
+    printed = raw.getvalue()
+    if encoding == "utf-8":
+        assert b"caf\xe9.wav: " in printed and "名前.wav: ".encode() in printed
+    else:
+        assert b"\\u540d\\u524d.wav: " in printed
 
 
 def test_twenty_file_batch_with_two_corrupt_files(

@@ -328,6 +328,20 @@ def test_rows_of_empty_cells_in_labels_are_skipped(tmp_path: Path) -> None:
         read_labels(path)
 
 
+def test_labels_with_cr_line_ends_are_read(tmp_path: Path) -> None:
+    """CR alone ends the lines of Excel for Mac's "CSV (Macintosh)" (before:
+    ``Cannot read labels file …: new-line character seen in unquoted field``); error
+    lines are counted as before."""
+    from audio_embed.evaluate import read_labels
+
+    path = tmp_path / "labels.csv"
+    path.write_bytes(b"file,onset,offset,label\ra.wav,1,2,horn\rb.wav,3,4,horn\r")
+    assert [(e.file, e.onset) for e in read_labels(path)] == [("a.wav", 1.0), ("b.wav", 3.0)]
+    path.write_bytes(b"file,onset,offset,label\ra.wav,1,2,horn\rb.wav,x,4,horn\r")
+    with pytest.raises(MarkerError, match="line 3: bad label row"):
+        read_labels(path)
+
+
 def test_an_unquoted_name_with_a_comma_in_labels_is_one_clear_error(tmp_path: Path) -> None:
     from audio_embed.errors import MarkerError
     from audio_embed.evaluate import read_labels

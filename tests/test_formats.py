@@ -417,8 +417,18 @@ def test_one_recording_spelled_two_ways_is_one_recording(tmp_path: Path) -> None
         # rows of empty cells, as Excel writes rows that once held something (before:
         # "line 3: the file column is empty")
         "file;time;kind\r\nmy rec, take 1.wav;3,25;positive\r\n;;\r\nb.wav;7;negative\r\n;;\r\n",
+        # CR alone, as Excel for Mac's "CSV (Macintosh)" ends lines (before: "new-line
+        # character seen in unquoted field", csv's own error)
+        "file;time;kind\rmy rec, take 1.wav;3,25;positive\rb.wav;7;negative\r",
     ],
-    ids=["semicolon-decimal-comma-crlf", "semicolon-bom", "tab", "comma-bom-crlf", "blank-rows"],
+    ids=[
+        "semicolon-decimal-comma-crlf",
+        "semicolon-bom",
+        "tab",
+        "comma-bom-crlf",
+        "blank-rows",
+        "cr-mac",
+    ],
 )
 def test_markers_csv_as_spreadsheets_export_it(tmp_path: Path, text: str) -> None:
     path = tmp_path / "m.csv"

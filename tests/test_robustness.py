@@ -102,6 +102,25 @@ def test_arrays_with_nan_inf_and_int16() -> None:
     assert emb.embed((x * 32767).astype(np.int16)).shape == (1, 256)
 
 
+def test_a_float_wav_with_nan_or_inf_is_a_corrupt_file_naming_where(tmp_path: Path) -> None:
+    """A damaged 32-bit float WAV (before: the embedder's ``LogMelEmbedder got 2 NaN or
+    infinite sample(s) … numpy.nan_to_num``, naming no file, also beside it in a batch)."""
+    import soundfile as sf
+
+    from audio_embed import Scanner
+
+    x = tone(440.0, 3.0)
+    x[SR + 8], x[2 * SR] = np.nan, np.inf
+    path = tmp_path / "nan.wav"
+    sf.write(path, x, SR, subtype="FLOAT")
+    for read in (load_audio, lambda p: list(stream_audio(p, block_seconds=0.5))):
+        with pytest.raises(CorruptAudioError, match=r"nan\.wav: it holds NaN .* 1\.000 s in"):
+            read(path)
+    scanner = Scanner.from_name("LOGMEL")
+    with pytest.raises(CorruptAudioError, match=r"nan\.wav"):
+        scanner.sliding_embeddings(path)
+
+
 # ---------------------------------------------------------------- markers
 
 

@@ -32,6 +32,8 @@ loop.
 from __future__ import annotations
 
 import argparse
+import codecs
+import io
 import os
 import sys
 import traceback
@@ -134,9 +136,7 @@ def build_parser() -> argparse.ArgumentParser:
             raise UsageError(f"In {_origin(added)}: {exc}.") from exc
         clash = [n for n in sub.choices if n in taken and sub.choices[n] is added_parser]
         if clash:  # Python 3.10 replaces the command silently
-            raise UsageError(
-                f"In {_origin(added)}: conflicting subparser: {clash[0]}."
-            )
+            raise UsageError(f"In {_origin(added)}: conflicting subparser: {clash[0]}.")
         if "--plugin" not in added_parser._option_string_actions:  # as every command takes it
             added_parser.add_argument(
                 "--plugin", action="append", default=[], metavar="MODULE", help=argparse.SUPPRESS
@@ -150,6 +150,20 @@ def _origin(command: object) -> str:
     return f"the plug-in {name!r}"
 
 
+def _printable_names() -> None:
+    """Let stdout print any file name: one that is not UTF-8 (Linux, held with
+    surrogates: ``caf\\xe9.wav``) as its own bytes, as ``ls`` does, and a character
+    the output's encoding lacks (a Windows code page) as an escape (before:
+    ``UnicodeEncodeError``, a traceback in the middle of a scan)."""
+    out = sys.stdout
+    if isinstance(out, io.TextIOWrapper) and out.errors == "strict":
+        try:
+            utf8 = codecs.lookup(out.encoding).name == "utf-8"
+        except LookupError:
+            utf8 = False
+        out.reconfigure(errors="surrogateescape" if utf8 else "backslashreplace")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run ``audio-embed`` with ``argv`` (default: ``sys.argv[1:]``); returns the exit code.
 
@@ -159,6 +173,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     registers are valid choices everywhere (``scan --format``).
     """
     argv = list(sys.argv[1:] if argv is None else argv)
+    _printable_names()
     verbose = any(a in ("-v", "--verbose") for a in argv)  # until the arguments are parsed
     try:
         plugins = _plugins_named(argv)
