@@ -1409,6 +1409,10 @@ def test_help_and_usage_errors(capsys: pytest.CaptureFixture[str]) -> None:
     assert rc == 2 and "required: --out" in err
     usage = err.split("error:")[0]
     assert usage.count("--out DIR") == 2
+    # train says up front what a marked recording means (before: only the README's
+    # "Limits" said that unmarked occurrences are trained as negatives)
+    rc, out, _ = run_cli(capsys, "train", "--help")
+    assert rc == 0 and "Mark every occurrence in each recording you mark" in out
 
 
 @pytest.fixture
