@@ -135,6 +135,18 @@ def test_demo_runs_end_to_end(tmp_path: Path, cache_dir: Path) -> None:
     assert "Traceback" not in proc.stderr
 
 
+def test_the_demos_next_steps_say_to_mark_every_occurrence() -> None:
+    """Before: "Mark a few moments of the target sound", which in a recording holding
+    more of it trains the unmarked ones as negatives; and "results/rec.txt next to
+    rec.wav", where the results are in another folder."""
+    from audio_embed.cli.demo import _next_steps
+
+    text = " ".join(_next_steps(Path("d"), plots=False).split())
+    assert "every occurrence in each" in text and "Mark a few moments" not in text
+    assert "with rec.wav open: File > Import > Labels… results/rec.txt" in text
+    assert "--format srt" in text
+
+
 def test_scan_batch_with_corrupt_file(
     tmp_path: Path, demo: DemoSet, scanner_file: Path, cache_dir: Path
 ) -> None:
@@ -1442,6 +1454,10 @@ def test_help_and_usage_errors(capsys: pytest.CaptureFixture[str]) -> None:
     assert rc == 2 and "required: --out" in err
     usage = err.split("error:")[0]
     assert usage.count("--out DIR") == 2
+    # train says up front what a marked recording means (before: only the README's
+    # "Limits" said that unmarked occurrences are trained as negatives)
+    rc, out, _ = run_cli(capsys, "train", "--help")
+    assert rc == 0 and "Mark every occurrence in each recording you mark" in out
 
 
 @pytest.fixture

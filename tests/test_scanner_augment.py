@@ -234,6 +234,13 @@ def test_auto_decides_by_the_number_of_positive_markers_and_recordings() -> None
             assert d.augmentation is want and d.setting == "auto"
             assert f"{n} positive marker" in d.reason
             assert d.summary()["ran"] is (want is not None)
+    # many markers in too few recordings: says how many recordings it needs (before:
+    # "10 positive markers (more than 5 but in 2 recordings, fewer than 4)")
+    few_recs = decide_augmentation("auto", AUTO_MAX_MARKERS + 5, n_recordings=2)
+    assert few_recs.reason.endswith(
+        f"(more than {AUTO_MAX_MARKERS} but in 2 recordings; that many are mixed in only "
+        f"from {AUTO_MANY_MIN_RECORDINGS} recordings up)"
+    )
     # with the classifier's own estimator (BirdNET's logistic regression), not for many
     own = decide_augmentation(
         "auto", AUTO_MAX_MARKERS + 1, n_recordings=AUTO_MANY_MIN_RECORDINGS,

@@ -66,7 +66,11 @@ def add_parser(subparsers: Subparsers) -> argparse.ArgumentParser:
             "For Audacity and Raven files the recording is the media file beside the label\n"
             "file with the same stem (rec.wav for rec.txt, rec.selections.txt or\n"
             "rec.Table.1.selections.txt), or the file named by an --audio right after that\n"
-            "--markers."
+            "--markers.\n\n"
+            "Mark every occurrence in each recording you mark: its unmarked moments are\n"
+            "trained as 'not the sound' (moments reviewed in a recording marked only in\n"
+            "part go in --reviewed). Mark a sound longer than the window (1 s for\n"
+            "LOGMEL) as a selection (start and end), not a point."
         ),
         epilog=(
             "examples:\n"

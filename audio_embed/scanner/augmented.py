@@ -170,7 +170,10 @@ def decide_augmentation(
             "not automatic"
         )
     else:
-        why = f"more than {AUTO_MAX_MARKERS} but {where}, fewer than {AUTO_MANY_MIN_RECORDINGS}"
+        why = (
+            f"more than {AUTO_MAX_MARKERS} but {where}; that many are mixed in only from "
+            f"{AUTO_MANY_MIN_RECORDINGS} recordings up"
+        )
     return AugmentationDecision("auto", None, f"auto: not run, {counted} ({why})")
 
 
