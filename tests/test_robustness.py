@@ -373,6 +373,20 @@ def test_a_hop_longer_than_the_window_is_warned_about(caplog: pytest.LogCaptureF
     assert "unseen" not in caplog.text
 
 
+def test_a_hop_shorter_than_one_sample_is_refused_before_any_work() -> None:
+    """`train --hop 1e-9`: the window grid of a two-minute recording alone took 10 GB
+    and never finished; windows closer than one sample are the same window."""
+    from audio_embed import SlidingWindows, TargetedWindows
+    from audio_embed.scanner import Scanner
+
+    with pytest.raises(InvalidInputError, match=r"'hop' .* SlidingWindows .* one sample"):
+        Scanner(LogMelEmbedder(), scan_windows=SlidingWindows(1.0, 1e-9))
+    with pytest.raises(InvalidInputError, match=r"'hop' .* TargetedWindows .* one sample"):
+        Scanner(LogMelEmbedder(), train_windows=TargetedWindows(hop=1e-5))
+    one = Scanner(LogMelEmbedder(), scan_windows=SlidingWindows(1.0, 1.0 / SR))
+    assert one.scan_windows.hop == 1.0 / SR  # one sample is a hop
+
+
 def test_no_window_far_from_the_markers_names_the_negative_margin() -> None:
     """Three markers in 30 s leave no window 8 s from every marker: the error said
     "make sure the recordings also hold audio far from every marker", after mixing
