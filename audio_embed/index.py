@@ -664,12 +664,29 @@ class EmbeddingIndex:
             if size == entry.size and mtime == entry.mtime_ns:
                 row = self.nearest_row(entry, example.time)
                 stored: np.ndarray = self.unit_vectors(np.array([row]))[0]
-                return stored
+                return self._searchable(stored, example, entry.n_rows, entry.duration)
         emb = self.scanner().sliding_embeddings(p)
         i = nearest_centre(emb.starts, self.windows.window, emb.duration, example.time, str(p))
         unit, _ = unit_rows(recording_zscore(emb.embeddings)[i : i + 1])
-        out: np.ndarray = unit[0]
-        return out
+        return self._searchable(unit[0], example, len(emb.starts), emb.duration)
+
+    def _searchable(
+        self, vector: np.ndarray, example: Example, n_windows: int, duration: float
+    ) -> np.ndarray:
+        """``vector``, refused when it is zero: an example from a recording of one window
+        (a clip of the sound alone), whose window less its recording's mean is nothing
+        (before: every hit scored 0.0000, listed in file order, without a word)."""
+        if float(np.linalg.norm(np.asarray(vector, dtype=np.float32))) > 1e-6:
+            return vector
+        raise InvalidInputError(
+            f"{example.source}: the example at {example.time:g} s gives nothing to search "
+            f"with: its recording ({duration:.2f} s) holds {n_windows} window(s) of "
+            f"{self.windows.window:g} s, and each window is compared with the mean of its "
+            "own recording's windows (the per-recording normalisation), which leaves "
+            "nothing of a recording of one window (or of identical windows). Take the "
+            "example from a longer recording that holds the sound, or join the clip with "
+            "other audio into one file."
+        )
 
     def query_vector(
         self, examples: Sequence[ExampleLike], negatives: Sequence[ExampleLike] = ()

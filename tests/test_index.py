@@ -122,6 +122,27 @@ def test_example_outside_the_index_is_embedded_with_its_config(
     assert index.search([Example(str(outside), t)], top=1)[0].file == file
 
 
+def test_an_example_from_a_clip_of_one_window_is_refused(
+    demo: DemoSet, copy: Path, tmp_path: Path
+) -> None:
+    """A clip of the sound alone, shorter than the window: its one window less its
+    recording's mean is zero, so every hit scored 0.0000, listed in file order, without
+    a word. Refused, whether the clip is indexed or not."""
+    import soundfile as sf
+
+    file, t = first_target(demo)
+    audio, sr = sf.read(file, dtype="float32")
+    clip = tmp_path / "clip.wav"
+    sf.write(clip, audio[round((t - 0.7) * sr) : round((t + 0.7) * sr)], sr)  # 1.4 s < 2 s
+    index = EmbeddingIndex.open(copy)
+    refused = r"clip\.wav: .* holds 1 window\(s\) of 2 s"
+    with pytest.raises(InvalidInputError, match=refused):
+        index.search([Example(str(clip), 0.7)], top=3)
+    assert len(index.add([clip]).added) == 1 and index.file(clip) is not None
+    with pytest.raises(InvalidInputError, match=refused):
+        index.search([Example(str(clip), 0.7)], top=3)
+
+
 def test_hits_are_merged_and_match_exact_search(demo: DemoSet, built: Path) -> None:
     index = EmbeddingIndex.open(built)
     hits = index.search([Example(*first_target(demo))], top=10, exact=True)

@@ -373,6 +373,42 @@ def test_a_hop_longer_than_the_window_is_warned_about(caplog: pytest.LogCaptureF
     assert "unseen" not in caplog.text
 
 
+def test_a_hop_shorter_than_one_sample_is_refused_before_any_work() -> None:
+    """`train --hop 1e-9`: the window grid of a two-minute recording alone took 10 GB
+    and never finished; windows closer than one sample are the same window."""
+    from audio_embed import SlidingWindows, TargetedWindows
+    from audio_embed.scanner import Scanner
+
+    with pytest.raises(InvalidInputError, match=r"'hop' .* SlidingWindows .* one sample"):
+        Scanner(LogMelEmbedder(), scan_windows=SlidingWindows(1.0, 1e-9))
+    with pytest.raises(InvalidInputError, match=r"'hop' .* TargetedWindows .* one sample"):
+        Scanner(LogMelEmbedder(), train_windows=TargetedWindows(hop=1e-5))
+    one = Scanner(LogMelEmbedder(), scan_windows=SlidingWindows(1.0, 1.0 / SR))
+    assert one.scan_windows.hop == 1.0 / SR  # one sample is a hop
+
+
+def test_a_window_too_long_for_the_memory_is_refused_before_it_is_padded(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """`train --window 100000` (seconds for milliseconds) zero-padded a two-minute
+    recording to 28 hours: LOGMEL took 22 GB before the one-class error. The window
+    is measured against the free memory first (here made 1 MB: a quarter of it holds
+    3.9 s of 16 kHz float32 audio)."""
+    import audio_embed.embedders.base as base
+    from audio_embed import SlidingWindows
+    from audio_embed.scanner import Recording, Scanner
+
+    monkeypatch.setattr(base, "available_memory", lambda: 1_000_000)
+    emb = LogMelEmbedder()
+    audio = tone(440.0, 2.0)
+    assert emb.embed_windows(audio, np.zeros(1), 3.0).shape == (1, emb.dim)
+    with pytest.raises(InvalidInputError, match=r"A window of 5 s is 0.00032 GB .* a quarter"):
+        emb.embed_windows(audio, np.zeros(1), 5.0)
+    scanner = Scanner(emb, scan_windows=SlidingWindows(5.0, 1.0))
+    with pytest.raises(InvalidInputError, match="A window of 5 s"):
+        scanner.fit([Recording(np.zeros(SR * 30, np.float32), Markers(positive=[5.0]), SR)])
+
+
 def test_no_window_far_from_the_markers_names_the_negative_margin() -> None:
     """Three markers in 30 s leave no window 8 s from every marker: the error said
     "make sure the recordings also hold audio far from every marker", after mixing

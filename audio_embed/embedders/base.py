@@ -470,11 +470,27 @@ class Embedder(abc.ABC):
         :meth:`frame_geometry`); other embedders encode per window.
         """
         _check_encoding(encoding, type(self).__name__)
+        self._check_window_fits(window)
         if encoding == "shared" and self.frame_geometry() is not None:
             return shared_embed_windows(
                 self, audio, starts, window, batch_size=batch_size, on_batch=on_batch
             )
         return self._embed_each_window(audio, starts, window, batch_size, on_batch)
+
+    def _check_window_fits(self, window: float) -> None:
+        """Refuse a window whose audio alone takes more than a quarter of the free
+        memory (``--window 100000``, seconds typed for milliseconds): every window is
+        held whole, zero-padded past the end of the audio, and its features several
+        times over (before: LOGMEL took 22 GB for a two-minute recording)."""
+        need = 4 * round(float(window) * self.sample_rate)  # float32 samples
+        free = available_memory()
+        if need > free // 4:
+            raise InvalidInputError(
+                f"A window of {window:g} s is {need / 1e9:.2g} GB of audio at "
+                f"{self.sample_rate} Hz, more than a quarter of the {free / 1e9:.2g} GB of "
+                "memory free: it cannot be embedded. A window is about as long as the "
+                "sound to find (the default is 1 s; a song: a few minutes)."
+            )
 
     def _embed_each_window(
         self,

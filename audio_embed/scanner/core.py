@@ -523,6 +523,7 @@ class Scanner(StreamingEmbeddings):
             self.train_windows = attrs.evolve(self.train_windows, window=self.scan_windows.window)
         if self.train_windows.hop is None:
             self.train_windows = attrs.evolve(self.train_windows, hop=self.scan_windows.hop)
+        self._check_hops()
         if abs(self.train_windows.window - self.scan_windows.window) > 1e-9:
             raise InvalidInputError(
                 "The training and scanning windows must have the same length. Got "
@@ -543,6 +544,23 @@ class Scanner(StreamingEmbeddings):
             raise InvalidInputError(
                 f"The 'context' parameter of Scanner must be >= 0 seconds. Got {self.context!r}."
             )
+
+    def _check_hops(self) -> None:
+        """Refuse a hop shorter than one sample (``--hop 1e-9``): such windows are the
+        same window over and over, and their grid alone filled the memory (before: 10 GB
+        and no end for a two-minute recording)."""
+        rate = int(self.embedder.sample_rate)
+        for owner, hop in (
+            ("SlidingWindows", self.scan_windows.hop),
+            ("TargetedWindows", self.train_windows.hop),
+        ):
+            if hop is not None and hop * rate < 1.0 - 1e-6:
+                raise InvalidInputError(
+                    f"The 'hop' parameter of {owner} must be at least one sample of the "
+                    f"{rate} Hz audio {self.embedder.name} takes ({1.0 / rate:.3g} s): "
+                    f"windows closer together are the same window. Got {hop!r} instead "
+                    "(the default is 0.1 s; audio-embed train --hop)."
+                )
 
     def _check_parts(self) -> None:
         """Refuse parts of another type than the scanner can use, saying what to pass."""
