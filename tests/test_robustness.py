@@ -392,17 +392,17 @@ def test_a_window_too_long_for_the_memory_is_refused_before_it_is_padded(
 ) -> None:
     """`train --window 100000` (seconds for milliseconds) zero-padded a two-minute
     recording to 28 hours: LOGMEL took 22 GB before the one-class error. The window
-    is measured against the free memory first (here made 1 MB: a quarter of it holds
-    3.9 s of 16 kHz float32 audio)."""
+    is measured against the free memory first (here made 8 MB: it holds a window of
+    3.9 s, at 32 times its 16 kHz float32 samples)."""
     import audio_embed.embedders.base as base
     from audio_embed import SlidingWindows
     from audio_embed.scanner import Recording, Scanner
 
-    monkeypatch.setattr(base, "available_memory", lambda: 1_000_000)
+    monkeypatch.setattr(base, "available_memory", lambda: 8_000_000)
     emb = LogMelEmbedder()
     audio = tone(440.0, 2.0)
     assert emb.embed_windows(audio, np.zeros(1), 3.0).shape == (1, emb.dim)
-    with pytest.raises(InvalidInputError, match=r"A window of 5 s is 0.00032 GB .* a quarter"):
+    with pytest.raises(InvalidInputError, match=r"window of 5 s needs about 0.0102 GB .* 0.008 GB"):
         emb.embed_windows(audio, np.zeros(1), 5.0)
     scanner = Scanner(emb, scan_windows=SlidingWindows(5.0, 1.0))
     with pytest.raises(InvalidInputError, match="A window of 5 s"):

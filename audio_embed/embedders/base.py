@@ -171,6 +171,11 @@ def config_differences(saved: dict[str, Any], current: dict[str, Any]) -> list[s
     ]
 
 
+#: Memory a window takes, in multiples of its float32 samples: measured with LOGMEL
+#: (session 17 review: about 8 times on the shared path, 25 per window).
+WINDOW_MEMORY_FACTOR = 32
+
+
 class Embedder(abc.ABC):
     """Maps batches of mono waveforms to fixed-size vectors.
 
@@ -478,16 +483,18 @@ class Embedder(abc.ABC):
         return self._embed_each_window(audio, starts, window, batch_size, on_batch)
 
     def _check_window_fits(self, window: float) -> None:
-        """Refuse a window whose audio alone takes more than a quarter of the free
-        memory (``--window 100000``, seconds typed for milliseconds): every window is
-        held whole, zero-padded past the end of the audio, and its features several
-        times over (before: LOGMEL took 22 GB for a two-minute recording)."""
-        need = 4 * round(float(window) * self.sample_rate)  # float32 samples
+        """Refuse a window that would take more than the free memory (``--window
+        100000``, seconds typed for milliseconds): every window is held whole,
+        zero-padded past the end of the audio, and its features several times over,
+        about :data:`WINDOW_MEMORY_FACTOR` times its float32 samples (before: LOGMEL
+        took 22 GB for a two-minute recording)."""
+        need = WINDOW_MEMORY_FACTOR * 4 * round(float(window) * self.sample_rate)
         free = available_memory()
-        if need > free // 4:
+        if need > free:
             raise InvalidInputError(
-                f"A window of {window:g} s is {need / 1e9:.2g} GB of audio at "
-                f"{self.sample_rate} Hz, more than a quarter of the {free / 1e9:.2g} GB of "
+                f"A window of {window:g} s needs about {need / 1e9:.3g} GB at "
+                f"{self.sample_rate} Hz (its audio, zero-padded past the recording's end, "
+                f"and what is computed from it), more than the {free / 1e9:.2g} GB of "
                 "memory free: it cannot be embedded. A window is about as long as the "
                 "sound to find (the default is 1 s; a song: a few minutes)."
             )
