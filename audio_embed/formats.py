@@ -366,13 +366,19 @@ def read_text_file(p: Path, what: str = "markers") -> str:
         # Excel's "Unicode Text" is UTF-16 with a byte-order mark
         text = raw.decode("utf-16" if raw[:2] in (b"\xff\xfe", b"\xfe\xff") else "utf-8-sig")
     except UnicodeDecodeError as exc:
-        try:
-            text = raw.decode("cp1252")
-        except UnicodeDecodeError:
-            raise MarkerError(
-                f"Cannot read {what} file {p}: {exc}. Save it as UTF-8 text."
-            ) from exc
-        log.info("%s is not UTF-8; read as Windows-1252", p)
+        escaped = raw.decode("utf-8-sig", errors="surrogateescape")
+        if any(c > "\x7f" and not "\udc80" <= c <= "\udcff" for c in escaped):
+            # UTF-8 text holding a file name that is not (as this library writes one:
+            # its bytes escaped); Windows-1252 would garble the file's UTF-8 names
+            text = escaped
+        else:
+            try:
+                text = raw.decode("cp1252")
+            except UnicodeDecodeError:
+                raise MarkerError(
+                    f"Cannot read {what} file {p}: {exc}. Save it as UTF-8 text."
+                ) from exc
+            log.info("%s is not UTF-8; read as Windows-1252", p)
     if "\x00" in text:
         raise MarkerError(f"Cannot read {what} file {p}: not a text file (NUL bytes).")
     # line ends as text mode reads them: CRLF (Windows) and CR alone (Excel for Mac's

@@ -588,6 +588,22 @@ def test_a_markers_csv_saved_by_excel_on_windows_reads(tmp_path: Path) -> None:
         read_markers(path)
 
 
+def test_a_utf8_markers_csv_naming_a_file_that_is_not_utf8_keeps_every_name(
+    tmp_path: Path,
+) -> None:
+    """A review file this library wrote for a Latin-1 file name (its bytes as they are)
+    beside UTF-8 names was read as Windows-1252: 'naïve.wav' became 'naÃ¯ve.wav'."""
+    import os
+
+    path = tmp_path / "review.csv"
+    path.write_bytes(b"file,time,kind\ncaf\xe9.wav,1.0,positive\nna\xc3\xafve.wav,2.0,positive\n")
+    latin1 = os.fsdecode(b"caf\xe9.wav")  # the name as os.listdir gives it
+    assert read_markers(path) == {
+        str(tmp_path / latin1): Markers(positive=(1.0,)),
+        str(tmp_path / "naïve.wav"): Markers(positive=(2.0,)),
+    }
+
+
 def test_a_workbook_given_as_markers_or_labels_says_to_save_it_as_csv(tmp_path: Path) -> None:
     """An .xlsx / .ods (zip) or .xls (OLE2) workbook: "not a text file (NUL bytes)"
     before, which does not say what to do."""
