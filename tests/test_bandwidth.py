@@ -141,8 +141,9 @@ def test_a_scanner_trained_from_an_index_keeps_the_check(
     (table,) = (tmp_path / "a.idx").glob("meta*.sqlite")
     with sqlite3.connect(table) as con:
         con.execute("ALTER TABLE files DROP COLUMN band_edge")
+        con.execute("ALTER TABLE files DROP COLUMN peak")  # the table of 6598db4
     old = EmbeddingIndex.open(tmp_path / "a.idx")
-    assert [f.band_edge for f in old.files] == [None, None]
+    assert [(f.band_edge, f.peak) for f in old.files] == [(None, None), (None, None)]
     assert fit_from_index(Scanner(LogMelEmbedder(), threshold=0.5), old, marks).scan(
         files["scan_lowpassed"]
     ).warnings == ()

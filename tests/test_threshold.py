@@ -238,6 +238,23 @@ def test_the_chosen_threshold_says_what_its_folds_found() -> None:
     i, _ = pick_threshold(curve)
     assert int(curve.tp[:, i].sum()) == 8  # the plateau: 8 of 10 found, 2 unmatched
     assert ThresholdChoice(0.5, None, "fallback", 0).as_dict()["held_out"] is None
+    # folds where the counts depend on the threshold: they are those of the chosen one
+    starts = np.arange(0.0, 20.0, 0.1)
+
+    def fold(events: list[float], spots: list[tuple[float, float]]) -> FoldScores:
+        p = np.full(len(starts), 0.05)
+        for t, v in spots:
+            p[(starts >= t - 0.5) & (starts <= t + 0.3)] = v
+        return FoldScores(starts, p, 1.0, 20.0, tuple((e, e) for e in events))
+
+    folds = [
+        fold([2.0, 8.0], [(2.0, 0.9), (8.0, 0.9), (14.0, 0.9)]),
+        fold([5.0, 12.0], [(5.0, 0.9), (12.0, 0.2), (16.0, 0.6)]),
+    ]
+    choice = choose_threshold(folds, Postprocessing(), "test", 2)
+    found, held_out, unmatched = choice.counts or (-1, -1, -1)
+    assert held_out == 4 and unmatched > 0
+    assert 2 * found / (2 * found + unmatched + held_out - found) == pytest.approx(choice.cv_f1)
 
 
 def test_a_low_cross_validated_f1_with_the_markers_found_names_unmarked_occurrences() -> None:

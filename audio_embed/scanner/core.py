@@ -1010,8 +1010,8 @@ class Scanner(StreamingEmbeddings):
         if len(edges) < len(found):
             log.info(
                 "No band check for this scanner: %d training recording(s) have no band edge "
-                "(embedded into the cache by an earlier release; clear the cache to have "
-                "them measured).",
+                "(embedded by an earlier release, into the embedding cache or a search index: "
+                "clear the cache, or build the index again, to have them measured).",
                 len(found) - len(edges),
             )
             return
