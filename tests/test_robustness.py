@@ -121,6 +121,25 @@ def test_a_float_wav_with_nan_or_inf_is_a_corrupt_file_naming_where(tmp_path: Pa
         scanner.sliding_embeddings(path)
 
 
+def test_unsigned_pcm_is_centred_and_complex_or_bool_arrays_are_refused() -> None:
+    """8-bit WAV as scipy.io.wavfile.read gives it is uint8 with silence at 128: it was
+    scaled to [0, 1), half of full scale as DC offset; a complex array lost its
+    imaginary part with numpy's ComplexWarning; a bool array was read as 0/1 samples."""
+    from audio_embed.embedders.runtime import as_waveform_batch
+
+    x = tone(440.0, 1.0)
+    u8 = np.clip(np.round(x * 128 + 128), 0, 255).astype(np.uint8)
+    got = as_waveform_batch(u8)[0].numpy()
+    assert abs(float(got.mean())) < 1e-3 and float(np.abs(got - x).max()) < 1 / 128
+    u16 = np.round(x * 32768 + 32768).astype(np.uint16)
+    assert float(np.abs(as_waveform_batch(u16)[0].numpy() - x).max()) < 1e-4
+    emb = LogMelEmbedder()
+    np.testing.assert_allclose(emb.embed(u8), emb.embed((u8.astype(np.float32) - 128) / 128))
+    for bad in (x.astype(np.complex64), x > 0):
+        with pytest.raises(InvalidInputError, match=f"real sample values .* {bad.dtype}"):
+            emb.embed(bad)
+
+
 # ---------------------------------------------------------------- markers
 
 
