@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import os
 import tracemalloc
 import wave
 from pathlib import Path
@@ -328,6 +329,24 @@ def test_fit_given_the_wrong_shape_of_markers_says_what_it_takes() -> None:
     with pytest.raises(InvalidInputError, match=r"A Recording of an array needs its sample_rate"):
         scanner.fit([(audio, Markers(positive=[5.0]))])
     assert not scanner.is_fitted
+
+
+def test_a_source_that_is_neither_a_path_nor_an_array_is_named_as_such(tmp_path: Path) -> None:
+    """``scanner.scan(samples_list)``, ``scan(None)``, ``Recording(None, ...)``: before,
+    ``TypeError: expected str, bytes or os.PathLike object, not list`` from pathlib. A
+    ``bytes`` path is a path (as ``open`` takes it), named as text in the result."""
+    from audio_embed.scanner import Recording, Scanner
+
+    path = write_media(tmp_path / "a.wav", tone(440.0, 3.0), SR)
+    scanner = Scanner(LogMelEmbedder())
+    for bad, hint in (([0.0, 0.1], "numpy.asarray"), (None, "NoneType"), (3, "int")):
+        with pytest.raises(InvalidInputError, match=f"takes the path .* {hint}"):
+            scanner.sliding_embeddings(bad)  # type: ignore[arg-type]
+        with pytest.raises(InvalidInputError, match=f"Recording takes the path .* {hint}"):
+            Recording(bad, Markers(positive=[1.0]))  # type: ignore[arg-type]
+    assert Recording(os.fsencode(path), Markers()).source == str(path)  # type: ignore[arg-type]
+    entry = scanner.sliding_embeddings(os.fsencode(path))  # type: ignore[arg-type]
+    assert entry.duration == pytest.approx(3.0)
 
 
 def test_a_moment_marked_both_positive_and_negative_is_warned_about(
