@@ -76,6 +76,7 @@ def read_labels(path: str | os.PathLike[str]) -> list[LabelledEvent]:
     from audio_embed.formats import (
         clock_seconds,
         csv_blank_row,
+        csv_duplicate_columns,
         csv_extra_fields,
         csv_number,
         csv_separator,
@@ -87,6 +88,8 @@ def read_labels(path: str | os.PathLike[str]) -> list[LabelledEvent]:
         text = read_text_file(p, "labels")
         sep = csv_separator(text)
         reader = csv.DictReader(io.StringIO(text), delimiter=sep)
+        used = ("split", "file", "onset", "offset", "label")
+        csv_duplicate_columns(reader.fieldnames, str(p), used)
         rows = []
         for n, raw in enumerate(reader, start=2):
             if csv_blank_row(raw):  # before: "the file column is empty", of ",,," rows

@@ -336,6 +336,20 @@ def csv_extra_fields(row: Mapping[str | None, object], where: str, separator: st
         )
 
 
+def csv_duplicate_columns(
+    fieldnames: Sequence[str] | None, where: str, used: Iterable[str]
+) -> None:
+    """Refuse a header naming a column it reads twice (``file,time,time,kind``, or
+    ``Time`` and ``time``): ``csv.DictReader`` keeps the last one's values, silently."""
+    names = [(f or "").strip().lower() for f in fieldnames or []]
+    twice = sorted({n for n in used if names.count(n) > 1})
+    if twice:
+        raise MarkerError(
+            f"{where}: the header names the column {twice[0]!r} {names.count(twice[0])} "
+            "times, and only one can be read. Rename or delete the others."
+        )
+
+
 #: How a zip file (Excel's .xlsx, LibreOffice's .ods) and an OLE2 compound file (Excel's
 #: older .xls) start.
 _ZIP_MAGIC = b"PK\x03\x04"
@@ -465,6 +479,7 @@ def read_review_markers(
     hint = _looks_like_labels(text.partition("\n")[0])
     # file,start,end: selections (before: refused); a review file's start and end
     # (file,time,kind,start,end,score) are its hit's, and time its marker
+    csv_duplicate_columns(reader.fieldnames, str(p), ("file", "time", "kind", "start", "end"))
     selections = "time" not in fields and {"start", "end"} <= fields and not hint
     if not ({"file", "time"} <= fields or ("file" in fields and selections)):
         raise MarkerError(

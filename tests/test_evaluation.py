@@ -328,6 +328,16 @@ def test_rows_of_empty_cells_in_labels_are_skipped(tmp_path: Path) -> None:
         read_labels(path)
 
 
+def test_a_labels_csv_naming_a_column_twice_is_refused(tmp_path: Path) -> None:
+    """csv's DictReader kept the last ``onset`` column's values, silently."""
+    from audio_embed.evaluate import read_labels
+
+    path = tmp_path / "labels.csv"
+    path.write_text("file,onset,onset,offset,label\na.wav,1,9,2,horn\n")
+    with pytest.raises(MarkerError, match="names the column 'onset' 2 times"):
+        read_labels(path)
+
+
 def test_labels_with_cr_line_ends_are_read(tmp_path: Path) -> None:
     """CR alone ends the lines of Excel for Mac's "CSV (Macintosh)" (before:
     ``Cannot read labels file …: new-line character seen in unquoted field``); error

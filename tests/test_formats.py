@@ -439,6 +439,18 @@ def test_markers_csv_as_spreadsheets_export_it(tmp_path: Path, text: str) -> Non
     }
 
 
+def test_a_markers_csv_naming_a_column_twice_is_refused(tmp_path: Path) -> None:
+    """``file,time,time,kind`` (a column copied in a spreadsheet) or ``Time`` and
+    ``time``: csv's DictReader kept the last one's times, silently."""
+    path = tmp_path / "m.csv"
+    for header in ("file,time,time,kind", "file,Time,time ,kind"):
+        path.write_text(f"{header}\na.wav,5,6,positive\n")
+        with pytest.raises(MarkerError, match=r"m\.csv: the header names the column 'time' 2"):
+            read_markers(path)
+    path.write_text("file,time,kind,note,note\na.wav,5,positive,x,y\n")  # unread: no matter
+    assert read_markers(path) == {str(tmp_path / "a.wav"): Markers(positive=(5.0,))}
+
+
 def test_a_markers_csv_of_selections_gives_spans(tmp_path: Path) -> None:
     """file,start,end[,kind] rows: selections, the marker at their midpoint, as an
     Audacity label (before: "a markers CSV needs the columns file,time[,kind]", so a

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import os
 import tracemalloc
 import wave
 from pathlib import Path
@@ -119,6 +120,25 @@ def test_a_float_wav_with_nan_or_inf_is_a_corrupt_file_naming_where(tmp_path: Pa
     scanner = Scanner.from_name("LOGMEL")
     with pytest.raises(CorruptAudioError, match=r"nan\.wav"):
         scanner.sliding_embeddings(path)
+
+
+def test_unsigned_pcm_is_centred_and_complex_or_bool_arrays_are_refused() -> None:
+    """8-bit WAV as scipy.io.wavfile.read gives it is uint8 with silence at 128: it was
+    scaled to [0, 1), half of full scale as DC offset; a complex array lost its
+    imaginary part with numpy's ComplexWarning; a bool array was read as 0/1 samples."""
+    from audio_embed.embedders.runtime import as_waveform_batch
+
+    x = tone(440.0, 1.0)
+    u8 = np.clip(np.round(x * 128 + 128), 0, 255).astype(np.uint8)
+    got = as_waveform_batch(u8)[0].numpy()
+    assert abs(float(got.mean())) < 1e-3 and float(np.abs(got - x).max()) < 1 / 128
+    u16 = np.round(x * 32768 + 32768).astype(np.uint16)
+    assert float(np.abs(as_waveform_batch(u16)[0].numpy() - x).max()) < 1e-4
+    emb = LogMelEmbedder()
+    np.testing.assert_allclose(emb.embed(u8), emb.embed((u8.astype(np.float32) - 128) / 128))
+    for bad in (x.astype(np.complex64), x > 0):
+        with pytest.raises(InvalidInputError, match=f"real sample values .* {bad.dtype}"):
+            emb.embed(bad)
 
 
 # ---------------------------------------------------------------- markers
@@ -309,6 +329,24 @@ def test_fit_given_the_wrong_shape_of_markers_says_what_it_takes() -> None:
     with pytest.raises(InvalidInputError, match=r"A Recording of an array needs its sample_rate"):
         scanner.fit([(audio, Markers(positive=[5.0]))])
     assert not scanner.is_fitted
+
+
+def test_a_source_that_is_neither_a_path_nor_an_array_is_named_as_such(tmp_path: Path) -> None:
+    """``scanner.scan(samples_list)``, ``scan(None)``, ``Recording(None, ...)``: before,
+    ``TypeError: expected str, bytes or os.PathLike object, not list`` from pathlib. A
+    ``bytes`` path is a path (as ``open`` takes it), named as text in the result."""
+    from audio_embed.scanner import Recording, Scanner
+
+    path = write_media(tmp_path / "a.wav", tone(440.0, 3.0), SR)
+    scanner = Scanner(LogMelEmbedder())
+    for bad, hint in (([0.0, 0.1], "numpy.asarray"), (None, "NoneType"), (3, "int")):
+        with pytest.raises(InvalidInputError, match=f"takes the path .* {hint}"):
+            scanner.sliding_embeddings(bad)  # type: ignore[arg-type]
+        with pytest.raises(InvalidInputError, match=f"Recording takes the path .* {hint}"):
+            Recording(bad, Markers(positive=[1.0]))  # type: ignore[arg-type]
+    assert Recording(os.fsencode(path), Markers()).source == str(path)  # type: ignore[arg-type]
+    entry = scanner.sliding_embeddings(os.fsencode(path))  # type: ignore[arg-type]
+    assert entry.duration == pytest.approx(3.0)
 
 
 def test_a_moment_marked_both_positive_and_negative_is_warned_about(

@@ -107,12 +107,22 @@ def as_waveform_batch(
     """Return ``waveforms`` as a float32 ``[B, N]`` tensor, or raise a clear error.
 
     A 1-D input is treated as a batch of one. Integer PCM (int16, int32) is
-    scaled to [-1, 1). NaN and infinite values are refused: they would poison
-    every window they touch without any visible sign.
+    scaled to [-1, 1); unsigned PCM (uint8: 8-bit WAV as ``scipy.io.wavfile.read``
+    gives it, silence at 128) is centred first. NaN and infinite values are
+    refused: they would poison every window they touch without any visible sign;
+    so are complex and boolean arrays.
     """
     if isinstance(waveforms, np.ndarray):
         array = waveforms
-        if np.issubdtype(array.dtype, np.integer):
+        if array.dtype.kind in "cb":  # before: complex lost its imaginary part, bool 0/1
+            raise InvalidInputError(
+                f"{owner} expects real sample values (float, or integer PCM). Got an "
+                f"array of dtype {array.dtype}."
+            )
+        if np.issubdtype(array.dtype, np.unsignedinteger):  # before: scaled to [0, 1)
+            half = float(np.iinfo(array.dtype).max // 2 + 1)
+            array = (array.astype(np.float64) - half) / half
+        elif np.issubdtype(array.dtype, np.integer):
             array = array.astype(np.float32) / float(np.iinfo(array.dtype).max + 1)
         tensor = torch.from_numpy(np.ascontiguousarray(array, dtype=np.float32))
     elif isinstance(waveforms, torch.Tensor):

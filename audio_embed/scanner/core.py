@@ -72,7 +72,12 @@ from audio_embed.scanner.defaults import (
     span_postprocessing,
 )
 from audio_embed.scanner.point_duration import point_durations
-from audio_embed.scanner.streaming import Source, StreamingEmbeddings, mono_array
+from audio_embed.scanner.streaming import (
+    Source,
+    StreamingEmbeddings,
+    check_source,
+    mono_array,
+)
 from audio_embed.threshold import (
     FALLBACK_THRESHOLD,
     FEW_MATCHES,
@@ -236,6 +241,7 @@ class Recording:
     complete: bool = True
 
     def __attrs_post_init__(self) -> None:
+        object.__setattr__(self, "source", check_source(self.source, "Recording"))
         if not isinstance(self.markers, Markers):
             raise InvalidInputError(
                 f"The markers of Recording {self.label!r:.80} must be Markers (e.g. "
@@ -1057,6 +1063,7 @@ class Scanner(StreamingEmbeddings):
     ) -> ScanResult:
         """Score every sliding window of a file (or an array with ``sample_rate``)."""
         self._check_fitted()
+        source = check_source(source)
         entry = self.sliding_embeddings(
             source, sample_rate=sample_rate, progress=progress, cancel=cancel
         )

@@ -22,11 +22,34 @@ from audio_embed.errors import AudioDecodeError, AudioEmbedError, InvalidInputEr
 from audio_embed.progress import CancelToken, ProgressCallback, ProgressEvent, prefetch
 from audio_embed.windows import SlidingWindows
 
-__all__ = ["BLOCK_SECONDS", "Source", "StreamingEmbeddings", "mono_array"]
+__all__ = ["BLOCK_SECONDS", "Source", "StreamingEmbeddings", "check_source", "mono_array"]
 
 Source = str | os.PathLike[str] | np.ndarray
 #: Seconds of audio decoded per streamed block.
 BLOCK_SECONDS = 120.0
+
+
+def check_source(source: object, owner: str = "Scanner.scan") -> Source:
+    """``source`` as a path (``bytes`` decoded as the file system does) or an array.
+
+    Raises:
+        InvalidInputError: anything else (a list of samples, None, a number; before:
+            ``TypeError: expected str, bytes or os.PathLike object, not list`` from
+            inside pathlib).
+    """
+    if isinstance(source, bytes):
+        return os.fsdecode(source)
+    if isinstance(source, str | os.PathLike | np.ndarray):
+        return source
+    hint = (
+        " For samples, pass numpy.asarray(samples, dtype=numpy.float32) and their sample_rate."
+        if isinstance(source, list | tuple)
+        else ""
+    )
+    raise InvalidInputError(
+        f"{owner} takes the path of an audio or video file, or a numpy array of samples "
+        f"with its sample_rate. Got {type(source).__name__} instead.{hint}"
+    )
 
 
 def mono_array(source: np.ndarray, owner: str = "Scanner") -> np.ndarray:
@@ -198,6 +221,7 @@ class StreamingEmbeddings:
         Decodes in blocks in a background thread while the previous block is
         embedded; memory stays bounded by a block plus a window.
         """
+        source = check_source(source)
         for _, entry in self._embeddings_many([(source, sample_rate)], progress, cancel):
             if isinstance(entry, Exception):
                 raise entry
