@@ -88,10 +88,15 @@ _RELOADS = 3  # newer generations a reader follows before it gives up
 
 def recording_zscore(embeddings: np.ndarray) -> np.ndarray:
     """The scanner's per-recording normalisation: z-score over all of the recording's windows."""
-    mean = embeddings.mean(axis=0)
-    std = np.maximum(embeddings.std(axis=0), STD_FLOOR)
+    mean, std = recording_stats(embeddings)
     out: np.ndarray = ((embeddings - mean) / std).astype(np.float32)
     return out
+
+
+def recording_stats(embeddings: np.ndarray) -> np.ndarray:
+    """A recording's mean and standard deviation over its windows (the deviation
+    floored at ``STD_FLOOR``), as ``[2, dim]``."""
+    return np.stack([embeddings.mean(axis=0), np.maximum(embeddings.std(axis=0), STD_FLOOR)])
 
 
 class EmbeddingIndex:
@@ -119,6 +124,9 @@ class EmbeddingIndex:
         self._starts: list[np.ndarray] = []
         self._unit: np.ndarray = np.zeros((0, self.dim), np.float16)
         self._norms: np.ndarray = np.zeros(0, np.float32)
+        # each file's raw mean and standard deviation ([files, 2, dim], NaN: unknown);
+        # None: an index written before they were kept
+        self._stats: np.ndarray | None = None
         self._ann: AnnIndex | None = None
         self._load_newest()
 
@@ -186,7 +194,8 @@ class EmbeddingIndex:
         }
         p.mkdir(parents=True, exist_ok=True)
         index = cls(p, manifest, embedder=embedder, cache=cache, batch_size=batch_size)
-        index._commit(index._files, index._starts, index._unit, index._norms, None)
+        stats = np.zeros((0, 2, index.dim), np.float32)
+        index._commit(index._files, index._starts, index._unit, index._norms, stats, None)
         return index
 
     @classmethod
@@ -510,12 +519,18 @@ class EmbeddingIndex:
         starts: list[np.ndarray] = []
         unit_parts: list[np.ndarray] = []
         norm_parts: list[np.ndarray] = []
+        stats_parts: list[np.ndarray] = []
         row = 0
         for i in keep:
             f = self._files[i]
             sl = slice(f.first_row, f.first_row + f.n_rows)
             unit_parts.append(np.asarray(self._unit[sl]))
             norm_parts.append(np.asarray(self._norms[sl]))
+            stats_parts.append(
+                np.full((1, 2, self.dim), np.nan, np.float32)
+                if self._stats is None
+                else np.asarray(self._stats[i : i + 1])
+            )
             path, mtime = renamed.get(f.path, (f.path, touched.get(f.path, f.mtime_ns)))
             files.append(attrs.evolve(f, path=path, mtime_ns=mtime, first_row=row))
             starts.append(self._starts[i])
@@ -526,11 +541,15 @@ class EmbeddingIndex:
             unit, norms = unit_rows(recording_zscore(entry.embeddings))
             unit_parts.append(unit.astype(dtype))
             norm_parts.append(norms)
+            stats_parts.append(recording_stats(entry.embeddings)[None])
             files.append(attrs.evolve(info, first_row=row))
             starts.append(np.asarray(entry.starts, dtype=np.float64))
             row += info.n_rows
         unit_all = np.concatenate(unit_parts) if unit_parts else self._unit[:0]
         norms_all = np.concatenate(norm_parts) if norm_parts else self._norms[:0]
+        stats_all = (
+            np.concatenate(stats_parts) if stats_parts else np.zeros((0, 2, self.dim), np.float32)
+        )
         only_appended = len(keep) == len(self._files)
         ann: AnnIndex | None = None
         if only_appended and len(self._files) and appended_from == len(self):
@@ -540,7 +559,7 @@ class EmbeddingIndex:
             else:
                 ann.add(appended_from, unit_all[appended_from:])
         try:
-            self._commit(files, starts, unit_all, norms_all, ann)
+            self._commit(files, starts, unit_all, norms_all, stats_all, ann)
         except BaseException:
             self._ann = None  # it may hold the vectors that were not committed
             raise
@@ -556,6 +575,7 @@ class EmbeddingIndex:
         starts: list[np.ndarray],
         unit: np.ndarray,
         norms: np.ndarray,
+        stats: np.ndarray,
         ann: AnnIndex | None,
     ) -> None:
         """Write a new generation, then switch ``index.json`` to it in one rename."""
@@ -567,6 +587,8 @@ class EmbeddingIndex:
             np.save(fh, np.ascontiguousarray(unit), allow_pickle=False)
         with atomic_writer(self._gen_file("norms", gen, ".npy")) as fh:
             np.save(fh, norms.astype(np.float32), allow_pickle=False)
+        with atomic_writer(self._gen_file("stats", gen, ".npy")) as fh:
+            np.save(fh, stats.astype(np.float32), allow_pickle=False)
         write_sqlite(self._gen_file("meta", gen, ".sqlite"), files, starts)
         ann_path = self._gen_file("ann", gen, ".faiss")
         tmp = ann_path.with_name(".tmp-" + ann_path.name)
@@ -587,10 +609,12 @@ class EmbeddingIndex:
             fh.write(json.dumps(manifest, indent=2))
         self.manifest = manifest
         self._files, self._starts, self._unit, self._norms = files, starts, unit, norms
-        self._ann = ann
+        self._stats, self._ann = stats, ann
         for f in self.path.iterdir():  # the previous generation, and leftovers of crashes
             stem, _, rest = f.name.partition("-")
-            if stem in ("vectors", "norms", "meta", "ann") and not rest.startswith(f"{gen}."):
+            if stem in ("vectors", "norms", "stats", "meta", "ann") and not rest.startswith(
+                f"{gen}."
+            ):
                 try:
                     f.unlink(missing_ok=True)
                 except OSError:  # a reader holds it open (Windows): the next commit retries
@@ -635,6 +659,27 @@ class EmbeddingIndex:
                 f"{norms.shape}, {sum(f.n_rows for f in files)} rows, manifest {n}); damaged."
             )
         self._files, self._starts, self._unit, self._norms = files, starts, unit, norms
+        stats_file = self._gen_file("stats", gen, ".npy")  # absent: written before them
+        self._stats = read_npy(stats_file, 3) if stats_file.exists() else None
+        if self._stats is not None and self._stats.shape != (len(files), 2, self.dim):
+            raise IndexFileError(f"{stats_file} does not match the file table; damaged.")
+
+    def reference_stats(self) -> tuple[np.ndarray, np.ndarray] | None:
+        """The raw vectors' mean and standard deviation over the indexed files (each
+        file's weighted by its windows, the deviation pooled within files): how a clip
+        too short for its own statistics is normalised. None when no file has them (an
+        index written before they were kept: build it again)."""
+        if self._stats is None:
+            return None
+        known = ~np.isnan(self._stats[:, 0, 0])
+        if not known.any():
+            return None
+        stats = np.asarray(self._stats[known], dtype=np.float64)
+        weights = np.array([f.n_rows for f, k in zip(self._files, known, strict=True) if k])
+        weights = weights / weights.sum()
+        mean = (stats[:, 0] * weights[:, None]).sum(axis=0)
+        std = np.sqrt((stats[:, 1] ** 2 * weights[:, None]).sum(axis=0))
+        return mean.astype(np.float32), std.astype(np.float32)
 
     def _load_ann(self) -> AnnIndex:
         if self._ann is None:
@@ -655,10 +700,16 @@ class EmbeddingIndex:
 
     def example_vector(self, example: Example) -> np.ndarray:
         """The unit vector of ``example``: from the index when the file is there and
-        unchanged, else embedded now with the index's embedder (same normalisation)."""
+        unchanged, else embedded now with the index's embedder (same normalisation).
+        A recording shorter than :data:`SHORT_EXAMPLE_SECONDS` (a clip of the sound)
+        is embedded and normalised by the index's :meth:`reference_stats`: its own
+        mean would be mostly the sound itself."""
         p = Path(example.source)
         entry = self.file(p)
-        if entry is not None:
+        reference = None
+        if entry is None or entry.duration < SHORT_EXAMPLE_SECONDS:
+            reference = self.reference_stats() if p.is_file() else None
+        if entry is not None and reference is None:
             try:
                 _key, size, mtime = file_identity(p)
             except OSError:
@@ -669,26 +720,39 @@ class EmbeddingIndex:
                 return self._searchable(stored, example, entry.n_rows, entry.duration)
         emb = self.scanner().sliding_embeddings(p)
         i = nearest_centre(emb.starts, self.windows.window, emb.duration, example.time, str(p))
+        if reference is not None and emb.duration < SHORT_EXAMPLE_SECONDS:
+            mean, std = reference
+            unit, _ = unit_rows((emb.embeddings[i : i + 1] - mean) / std)
+            return self._searchable(unit[0], example, len(emb.starts), emb.duration, own=False)
         unit, _ = unit_rows(recording_zscore(emb.embeddings)[i : i + 1])
         return self._searchable(unit[0], example, len(emb.starts), emb.duration)
 
     def _searchable(
-        self, vector: np.ndarray, example: Example, n_windows: int, duration: float
+        self,
+        vector: np.ndarray,
+        example: Example,
+        n_windows: int,
+        duration: float,
+        *,
+        own: bool = True,
     ) -> np.ndarray:
-        """``vector``, refused when it is zero: an example from a recording of one window
-        (a clip of the sound alone), whose window less its recording's mean is nothing
-        (before: every hit scored 0.0000, listed in file order, without a word); from a
-        recording shorter than :data:`SHORT_EXAMPLE_SECONDS`, with a warning."""
+        """``vector`` normalised by its own recording (``own``; else by the index's
+        :meth:`reference_stats`): refused when it is zero, an example from a recording of
+        one window (before: every hit scored 0.0000, listed in file order, without a
+        word); from a recording shorter than :data:`SHORT_EXAMPLE_SECONDS`, with a
+        warning. Both only where the index has no statistics (written before them)."""
         if float(np.linalg.norm(np.asarray(vector, dtype=np.float32))) > 1e-6:
-            if duration < SHORT_EXAMPLE_SECONDS:
+            if own and duration < SHORT_EXAMPLE_SECONDS:
                 log.warning(
                     "%s is %.1f s long: its windows are normalised by its own mean, which "
                     "in a short clip is mostly the sound itself, so the search may miss "
                     "(on the wolf bench, clips of 1.5-10 s found a quarter to half as many "
-                    "calls as the whole recording). Take the example from a recording of "
-                    "%g s or more that holds the sound.",
+                    "calls as the whole recording). %s is an index built before the "
+                    "statistics that normalise a clip were kept: build it again, or take "
+                    "the example from a recording of %g s or more that holds the sound.",
                     example.source,
                     duration,
+                    self.path,
                     SHORT_EXAMPLE_SECONDS,
                 )
             return vector
@@ -696,10 +760,10 @@ class EmbeddingIndex:
             f"{example.source}: the example at {example.time:g} s gives nothing to search "
             f"with: its recording ({duration:.2f} s) holds {n_windows} window(s) of "
             f"{self.windows.window:g} s, and each window is compared with the mean of its "
-            "own recording's windows (the per-recording normalisation), which leaves "
-            "nothing of a recording of one window (or of identical windows). Take the "
-            "example from a longer recording that holds the sound, or join the clip with "
-            "other audio into one file."
+            f"own recording's windows, which leaves nothing of a recording of one window. "
+            f"{self.path} is an index built before the statistics that normalise a clip "
+            "were kept: build it again, or take the example from a longer recording that "
+            "holds the sound."
         )
 
     def query_vector(

@@ -17,7 +17,7 @@ from audio_embed import Cancelled, CancelToken, IndexFileError, InvalidInputErro
 from audio_embed._ann import AnnIndex
 from audio_embed.demo import DemoSet, make_demo_set
 from audio_embed.embedders import LogMelEmbedder
-from audio_embed.index import EmbeddingIndex, Example, merge_windows, recording_zscore
+from audio_embed.index import EmbeddingIndex, Example, Hit, merge_windows, recording_zscore
 from audio_embed.scanner import Scanner
 from audio_embed.windows import SlidingWindows, TargetedWindows
 
@@ -62,6 +62,18 @@ def first_target(demo: DemoSet) -> tuple[str, float]:
     return str((demo.root / row["file"]).resolve()), (
         float(row["onset"]) + float(row["offset"])
     ) / 2
+
+
+def on_a_horn(demo: DemoSet, hit: Hit) -> bool:
+    import csv
+
+    return any(
+        str((demo.root / r["file"]).resolve()) == hit.file
+        and hit.start < float(r["offset"])
+        and hit.end > float(r["onset"])
+        for r in csv.DictReader(demo.labels_csv.open())
+        if r["label"] == "horn"
+    )
 
 
 def test_vectors_are_the_scanners_normalised_embeddings(demo: DemoSet, built: Path) -> None:
@@ -122,49 +134,42 @@ def test_example_outside_the_index_is_embedded_with_its_config(
     assert index.search([Example(str(outside), t)], top=1)[0].file == file
 
 
-def test_an_example_from_a_clip_of_one_window_is_refused(
-    demo: DemoSet, copy: Path, tmp_path: Path
+def test_an_example_from_a_clip_is_normalised_by_the_index_s_statistics(
+    demo: DemoSet, copy: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    """A clip of the sound alone, shorter than the window: its one window less its
-    recording's mean is zero, so every hit scored 0.0000, listed in file order, without
-    a word. Refused, whether the clip is indexed or not."""
-    import soundfile as sf
-
-    file, t = first_target(demo)
-    audio, sr = sf.read(file, dtype="float32")
-    clip = tmp_path / "clip.wav"
-    sf.write(clip, audio[round((t - 0.7) * sr) : round((t + 0.7) * sr)], sr)  # 1.4 s < 2 s
-    index = EmbeddingIndex.open(copy)
-    refused = r"clip\.wav: .* holds 1 window\(s\) of 2 s"
-    with pytest.raises(InvalidInputError, match=refused):
-        index.search([Example(str(clip), 0.7)], top=3)
-    assert len(index.add([clip]).added) == 1 and index.file(clip) is not None
-    with pytest.raises(InvalidInputError, match=refused):
-        index.search([Example(str(clip), 0.7)], top=3)
-
-
-def test_an_example_from_a_short_clip_is_searched_with_a_warning(
-    demo: DemoSet, built: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
-) -> None:
-    """A clip of a few seconds is normalised by its own mean, mostly the sound itself:
-    searched, but said (on the wolf bench such clips found a quarter to half as many
-    calls)."""
+    """A clip of the sound alone, normalised by its own mean (mostly the sound), left
+    little to search with: one of a single window nothing (every hit 0.0000, in file
+    order), one of a few seconds a quarter to half the hits on the wolf bench. It is
+    normalised by the indexed files' statistics instead, indexed or not; an index
+    written before them refuses the one and warns of the other."""
     import logging
 
     import soundfile as sf
 
     file, t = first_target(demo)
     audio, sr = sf.read(file, dtype="float32")
-    clip = tmp_path / "clip.wav"
-    sf.write(clip, audio[round((t - 3) * sr) : round((t + 3) * sr)], sr)
-    index = EmbeddingIndex.open(built)
+    clips = {}
+    for name, half in (("one", 0.7), ("six", 3.0)):  # 1.4 s: one window of 2 s
+        clips[name] = tmp_path / f"{name}.wav"
+        sf.write(clips[name], audio[round((t - half) * sr) : round((t + half) * sr)], sr)
+    index = EmbeddingIndex.open(copy)
     with caplog.at_level(logging.WARNING):
-        assert len(index.search([Example(str(clip), 3.0)], top=3)) == 3
-    assert f"{clip} is 6.0 s long" in caplog.text and "30 s or more" in caplog.text
-    caplog.clear()
-    with caplog.at_level(logging.WARNING):
-        index.search([Example(file, t)], top=3)  # 40 s
+        for name, half in (("one", 0.7), ("six", 3.0)):
+            hits = index.search([Example(str(clips[name]), half)], top=3)
+            assert all(on_a_horn(demo, h) for h in hits), (name, hits)
+        assert len(index.add([clips["one"]]).added) == 1  # indexed: the same
+        hits = index.search([Example(str(clips["one"]), 0.7)], top=3)
+        assert all(on_a_horn(demo, h) or h.file == str(clips["one"].resolve()) for h in hits), hits
     assert "s long" not in caplog.text
+    (stats,) = copy.glob("stats-*.npy")
+    stats.unlink()  # an index from before the statistics
+    old = EmbeddingIndex.open(copy)
+    assert old.reference_stats() is None
+    with pytest.raises(InvalidInputError, match=r"one\.wav: .* holds 1 window\(s\) of 2 s"):
+        old.search([Example(str(clips["one"]), 0.7)], top=3)
+    with caplog.at_level(logging.WARNING):
+        assert len(old.search([Example(str(clips["six"]), 3.0)], top=3)) == 3
+    assert f"{clips['six']} is 6.0 s long" in caplog.text and "build it again" in caplog.text
 
 
 def test_hits_are_merged_and_match_exact_search(demo: DemoSet, built: Path) -> None:
@@ -241,7 +246,7 @@ def test_incremental_add_skips_unchanged_and_replaces_changed(
     assert sorted(p.name for p in copy.iterdir() if p.name not in ("index.json", ".lock")) == [
         f"{stem}-{reopened.manifest['generation']}{suffix}"
         for stem, suffix in (("ann", ".faiss"), ("meta", ".sqlite"), ("norms", ".npy"),
-                             ("vectors", ".npy"))
+                             ("stats", ".npy"), ("vectors", ".npy"))
     ]  # fmt: skip
 
 
