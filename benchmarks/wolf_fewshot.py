@@ -165,6 +165,24 @@ SETTINGS: dict[str, dict[str, Any]] = {
     "eq-3": {"augment_options": {"eq_db": 3.0}},
     "eq-6": {"augment_options": {"eq_db": 6.0}},
     "copies-2-eq-6": {"copies": 2, "augment_options": {"eq_db": 6.0}},
+    # the occurrence windows (defaults: LOGMEL's 1 s every 0.1 s), train and scan alike
+    "window-0.5-hop-0.05": {"window": 0.5, "hop": 0.05},
+    # 0.5 s every 0.1 s holds 5 windows per marker, 25 in all: fewer than the 30 for
+    # trees, so the automatic choice is the prototype scorer; "-trees" keeps the trees
+    "window-0.5": {"window": 0.5},
+    "window-0.5-trees": {
+        "window": 0.5,
+        "classifier_kwargs": {"estimator": make_base_estimator("extratrees")},
+    },
+    "window-0.75": {"window": 0.75},
+    "window-1.5": {"window": 1.5},
+    # LOGMEL's resolution (defaults: 64 mel bands, 50 Hz to 8 kHz)
+    # 128 bands over 512-sample frames leave some low bands empty (torchaudio warns);
+    # "-fft-1024" halves the FFT bin width (64 ms frames) so that none is
+    "n-mels-128": {"model_kwargs": {"n_mels": 128}},
+    "n-mels-128-fft-1024": {"model_kwargs": {"n_mels": 128, "n_fft": 1024}},
+    "n-mels-32": {"model_kwargs": {"n_mels": 32}},
+    "f-max-4000": {"model_kwargs": {"f_max": 4000.0}},
 }
 
 
