@@ -81,7 +81,8 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 _EPS = 1e-6
-#: An example from a shorter recording is warned of (:meth:`EmbeddingIndex.example_vector`).
+#: An example from a shorter recording (a clip of the sound) is normalised by the index's
+#: statistics, not its own (:meth:`EmbeddingIndex.example_vector`).
 SHORT_EXAMPLE_SECONDS = 30.0
 _RELOADS = 3  # newer generations a reader follows before it gives up
 
