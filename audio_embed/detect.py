@@ -77,6 +77,10 @@ EXTENTS: tuple[Extent, ...] = ("track", "intersection")
 
 
 def _check_range(name: str, value: float, lo: float, hi: float) -> float:
+    if not _is_number(value):  # before: a text such as "0.5" was kept, a TypeError later
+        raise InvalidInputError(
+            f"The {name!r} parameter of Postprocessing must be a number. Got {value!r} instead."
+        )
     value = float(value)
     if not (math.isfinite(value) and lo <= value <= hi):
         raise InvalidInputError(

@@ -38,8 +38,22 @@ MARKER_KINDS: tuple[MarkerKind, ...] = ("positive", "soft", "negative")
 _EPS = 1e-6
 
 
+def _check_number(owner: str, name: str, value: object) -> float:
+    """``value`` as a float, refusing what only looks like a number: a text (``"1"``,
+    from a config file), a bool, None (before: kept as given, a ``TypeError`` deep in
+    the first scan, or ``window=True`` taken as 1 s)."""
+    real = isinstance(value, numbers.Real) or (
+        isinstance(value, np.ndarray) and value.ndim == 0 and value.dtype.kind in "iuf"
+    )
+    if not real or isinstance(value, bool | np.bool_):
+        raise InvalidInputError(
+            f"The {name!r} parameter of {owner} must be a number of seconds. Got {value!r} instead."
+        )
+    return float(value)  # type: ignore[arg-type]
+
+
 def _check_positive(owner: str, name: str, value: float) -> float:
-    value = float(value)
+    value = _check_number(owner, name, value)
     if not math.isfinite(value) or value <= 0:
         raise InvalidInputError(
             f"The {name!r} parameter of {owner} must be > 0. Got {value!r} instead."
@@ -276,6 +290,8 @@ class TargetedWindows:
         _check_positive("TargetedWindows", "neg_stride", self.neg_stride)
         if self.hop is not None:
             _check_positive("TargetedWindows", "hop", self.hop)
+        for name in ("tolerance", "neg_margin"):
+            _check_number("TargetedWindows", name, getattr(self, name))
         if not math.isfinite(self.tolerance) or self.tolerance < 0:
             raise InvalidInputError(
                 "The 'tolerance' parameter of TargetedWindows must be >= 0. "

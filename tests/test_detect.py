@@ -101,6 +101,15 @@ def test_bad_parameters_raise() -> None:
     assert detect(np.zeros(0), np.zeros(0), 1.0, 0.5) == []
 
 
+def test_postprocessing_settings_that_only_look_like_numbers_are_refused() -> None:
+    """``Postprocessing(smooth="0.5")`` was kept as text, a ``TypeError`` in the first
+    scan."""
+    for name in ("smooth", "hysteresis", "valley", "min_gap", "min_duration"):
+        with pytest.raises(InvalidInputError, match=f"'{name}' .* must be a number. Got '0.5'"):
+            Postprocessing(**{name: "0.5"})  # type: ignore[arg-type]
+    assert Postprocessing(smooth=np.float64(0.5)).smooth == 0.5
+
+
 def test_a_threshold_that_is_not_a_number_says_which_number_to_use() -> None:
     """``evaluate_results(..., threshold=scanner.threshold)`` passed the setting 'auto'
     and failed deep inside with ``TypeError: must be real number, not str``."""

@@ -123,6 +123,24 @@ def test_bad_targeted_parameters() -> None:
         TargetedWindows(labelling="nearest")  # type: ignore[arg-type]
 
 
+def test_window_settings_that_only_look_like_numbers_are_refused() -> None:
+    """``SlidingWindows("1", 0.1)`` (a value from a config file) was kept as text and
+    failed in the first scan with ``TypeError: unsupported operand type(s) for -``;
+    ``SlidingWindows(True, 0.5)`` was a 1 s window; ``TargetedWindows(tolerance="1")``
+    was a ``TypeError``."""
+    for make, name in (
+        (lambda: SlidingWindows("1", 0.1), "'window' parameter of SlidingWindows"),
+        (lambda: SlidingWindows(1.0, "0.5"), "'hop' parameter of SlidingWindows"),
+        (lambda: SlidingWindows(True, 0.5), "'window' parameter of SlidingWindows"),
+        (lambda: TargetedWindows(window="2"), "'window' parameter of TargetedWindows"),
+        (lambda: TargetedWindows(tolerance="1"), "'tolerance' parameter of TargetedWindows"),
+        (lambda: TargetedWindows(neg_margin=None), "'neg_margin' parameter of TargetedWindows"),
+    ):
+        with pytest.raises(InvalidInputError, match=f"{name} must be a number of seconds"):
+            make()
+    assert SlidingWindows(np.float32(2.0), np.int64(1)).starts(3.0).tolist() == [0.0, 1.0]
+
+
 def test_original_settings() -> None:
     tw = TargetedWindows.original()
     assert (tw.tolerance, tw.neg_margin, tw.neg_stride, tw.labelling) == (
