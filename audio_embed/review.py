@@ -26,8 +26,8 @@ import numpy as np
 
 from audio_embed.augment import MixAugmentation
 from audio_embed.cache import CachedEmbeddings
-from audio_embed.errors import InvalidInputError, TrainingDataError
-from audio_embed.formats import atomic_write_text
+from audio_embed.errors import InvalidInputError, MarkerError, TrainingDataError
+from audio_embed.formats import atomic_write_text, read_text_file
 from audio_embed.index import EmbeddingIndex, Hit
 from audio_embed.scanner import Detection, Recording, Scanner, ScanResult
 from audio_embed.scanner.augmented import decide_augmentation
@@ -61,13 +61,13 @@ def check_review_target(path: str | os.PathLike[str]) -> None:
     if p.is_dir():
         raise InvalidInputError(f"{p} is a folder; name the markers CSV to write.")
     try:
-        text = p.read_text(encoding="utf-8-sig")
+        text = read_text_file(p, "review markers")  # as read back: a name's raw bytes kept
         if not text.strip():
             return
         reader = csv.DictReader(io.StringIO(text))
         fields = {(f or "").strip().lower(): f for f in reader.fieldnames or []}
         rows = list(reader)
-    except (OSError, UnicodeDecodeError, csv.Error):
+    except (MarkerError, csv.Error):
         fields, rows = {}, []
     if "file" not in fields or "time" not in fields:
         raise InvalidInputError(

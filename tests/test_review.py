@@ -331,4 +331,11 @@ def test_review_markers_never_overwrite_reviewed_work(tmp_path: Path) -> None:
         check_review_target(other)
     (tmp_path / "empty.csv").write_text("")
     check_review_target(tmp_path / "empty.csv")
+    # an earlier review file naming a file that is not UTF-8 (written with its bytes)
+    latin = tmp_path / "latin.csv"
+    latin.write_bytes(b"file,time,kind\ncaf\xe9.wav,1.0,\nna\xc3\xafve.wav,2.0,\n")
+    check_review_target(latin)  # before: "not a markers CSV"
+    latin.write_bytes(b"file,time,kind\ncaf\xe9.wav,1.0,positive\n")
+    with pytest.raises(InvalidInputError, match="already holds 1 reviewed marker"):
+        check_review_target(latin)  # before: "not a markers CSV", which it is
     check_review_target(tmp_path / "new.csv")
