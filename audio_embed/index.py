@@ -718,15 +718,17 @@ class EmbeddingIndex:
             if size == entry.size and mtime == entry.mtime_ns:
                 row = self.nearest_row(entry, example.time)
                 stored: np.ndarray = self.unit_vectors(np.array([row]))[0]
-                return self._searchable(stored, example, entry.n_rows, entry.duration)
+                return self._searchable(stored, example, entry.n_rows, entry.duration, entry.peak)
         emb = self.scanner().sliding_embeddings(p)
         i = nearest_centre(emb.starts, self.windows.window, emb.duration, example.time, str(p))
         if reference is not None and emb.duration < SHORT_EXAMPLE_SECONDS:
             mean, std = reference
             unit, _ = unit_rows((emb.embeddings[i : i + 1] - mean) / std)
-            return self._searchable(unit[0], example, len(emb.starts), emb.duration, own=False)
+            return self._searchable(
+                unit[0], example, len(emb.starts), emb.duration, emb.peak, own=False
+            )
         unit, _ = unit_rows(recording_zscore(emb.embeddings)[i : i + 1])
-        return self._searchable(unit[0], example, len(emb.starts), emb.duration)
+        return self._searchable(unit[0], example, len(emb.starts), emb.duration, emb.peak)
 
     def _searchable(
         self,
@@ -734,6 +736,7 @@ class EmbeddingIndex:
         example: Example,
         n_windows: int,
         duration: float,
+        peak: float | None,
         *,
         own: bool = True,
     ) -> np.ndarray:
@@ -741,7 +744,13 @@ class EmbeddingIndex:
         :meth:`reference_stats`): refused when it is zero, an example from a recording of
         one window (before: every hit scored 0.0000, listed in file order, without a
         word); from a recording shorter than :data:`SHORT_EXAMPLE_SECONDS`, with a
-        warning. Both only where the index has no statistics (written before them)."""
+        warning. Both only where the index has no statistics (written before them). An
+        example from a silent recording (``peak``) is warned of."""
+        silent = recording_silence_warning(
+            example.source, peak, self.audio_stream, "an example from it finds nothing of a sound"
+        )
+        if silent is not None:
+            log.warning("%s", silent)
         if float(np.linalg.norm(np.asarray(vector, dtype=np.float32))) > 1e-6:
             if own and duration < SHORT_EXAMPLE_SECONDS:
                 log.warning(

@@ -172,6 +172,12 @@ def test_an_index_warns_of_a_silent_file_and_training_from_it_says_so(
     scanner = Scanner(LogMelEmbedder(), threshold=0.5)
     with pytest.raises(TrainingDataError, match="Every training recording is silent"):
         fit_from_index(scanner, reopened, {str(files["silent"]): marks_beside(files["silent"])})
+    caplog.clear()
+    with caplog.at_level(logging.WARNING):  # as an example, indexed or not: said
+        reopened.search((str(files["silent"]), 12.0), top=3)
+        reopened.search((str(files["quiet"]), 12.0), top=3)
+        reopened.search((str(files["train_a"]), 12.0), top=3)
+    assert caplog.text.count("an example from it finds nothing of a sound") == 1
 
 
 def test_the_embed_command_warns_of_a_silent_file_and_keeps_edges_and_peaks(
