@@ -161,6 +161,7 @@ class RayScanner:
             threshold = scanner.scan_threshold
             own = scanner.audio_stream
             normalization: str = scanner.normalization
+            summary = scanner.training_summary or {}
             name = f"the {type(scanner).__name__} given to RayScanner.from_scanner"
         else:
             path = Path(os.fspath(scanner))
@@ -169,6 +170,7 @@ class RayScanner:
             threshold = float(meta["threshold"])
             own = meta.get("audio_stream")
             normalization = str(meta.get("normalization", "recording"))
+            summary = meta.get("training_summary") or {}
             # decoded at the model's rate (a plugin's may not be 16 kHz); files from
             # before the embedder's config was saved: the built-ins' rate
             config = meta["embedder"].get("config") or {}
@@ -186,6 +188,7 @@ class RayScanner:
             "threshold": threshold,
             "audio_stream": own,
             "normalization": normalization,
+            "label": summary.get("label"),  # the target's name, for the driver's results
         }
         return cls(job, options, ordered=ordered, progress_bar=progress_bar)
 

@@ -66,6 +66,7 @@ __all__ = [
     "recording_next_to",
     "register_format",
     "result_format",
+    "target_label",
     "write_detections",
     "write_markers",
 ]
@@ -536,7 +537,7 @@ def read_audacity_labels(path: str | os.PathLike[str], audio: str) -> dict[str, 
         if len(parts) < 2:
             raise MarkerError(f"{where}: expected start<TAB>end<TAB>label.")
         start, end = (_time(decimal_point(v), where) for v in parts[:2])
-        label = parts[2].strip() if len(parts) > 2 else ""
+        label = _audacity_label(parts)
         kind = _KIND_ALIASES.get(label.lower(), "positive")
         rows.append((audio, (start + end) / 2.0, kind))
         names.append(label)
@@ -546,11 +547,46 @@ def read_audacity_labels(path: str | os.PathLike[str], audio: str) -> dict[str, 
     return _collect(rows, spans)
 
 
+def _audacity_label(parts: Sequence[str]) -> str:
+    """The label text of an Audacity label line split at its tabs."""
+    return parts[2].strip() if len(parts) > 2 else ""
+
+
+def _raven_label(row: Mapping[str, str | None]) -> str:
+    """The label text of a Raven selection: its Annotation, Label or Kind column."""
+    return next((row[c] or "" for c in ("Annotation", "Label", "Kind") if row.get(c)), "").strip()
+
+
+def _target_names(labels: Iterable[str]) -> Counter[str]:
+    """The label texts that name the target (any but a kind name), counted."""
+    return Counter(t for t in labels if t and t.lower() not in _KIND_ALIASES)
+
+
+def target_label(
+    files: Sequence[str | os.PathLike[str]], *, fmt: MarkerFormat | Literal["auto"] = "auto"
+) -> str | None:
+    """The name the markers files give the target sound: the most common label text of
+    their Audacity labels and Raven selections that is not a kind name (``wolf`` in a
+    track of ``wolf`` and ``negative`` labels); None when they give none (a
+    ``file,time,kind`` CSV). ``fmt`` as :func:`read_marker_files` takes it."""
+    names: Counter[str] = Counter()
+    for path in map(Path, files):
+        kind = fmt if fmt != "auto" else guess_marker_format(path)
+        if kind == "audacity":
+            lines = _read_text(path).splitlines()
+            names += _target_names(
+                _audacity_label(line.split("\t")) for line in lines if not line.startswith("\\")
+            )
+        elif kind == "raven":
+            names += _target_names(_raven_label(row) for row in _raven_rows(path)[0])
+    return names.most_common(1)[0][0] if names else None
+
+
 def _warn_several_targets(path: Path, labels: Sequence[str]) -> None:
     """A warning when the labels of one file that count as the target (any text but a
     kind name) have several names: a track labelling every sound (wolf, dog, car) trains
     a scanner for all of them at once (before: without a word)."""
-    names = Counter(t for t in labels if t and t.lower() not in _KIND_ALIASES)
+    names = _target_names(labels)
     if len(names) < 2:
         return
     listed = ", ".join(f"{name!r} ×{n}" for name, n in names.most_common(4))
@@ -633,10 +669,10 @@ def read_raven_table(path: str | os.PathLike[str], audio: str | None = None) -> 
             offset = _time(decimal_point(row[_RAVEN_OFFSET] or ""), where)
             start, end = offset, offset + (end - start)
         file = audio if audio is not None else _raven_recording(row, p.parent)
-        label = next((row[c] or "" for c in ("Annotation", "Label", "Kind") if row.get(c)), "")
+        label = _raven_label(row)
         kind = _KIND_ALIASES.get(label.lower(), "positive")
         rows.append((file, (start + end) / 2.0, kind))
-        names.append(label.strip())
+        names.append(label)
         if kind == "positive" and end > start:
             spans.append((file, start, end))
     _warn_several_targets(p, names)

@@ -710,6 +710,33 @@ def test_train_from_audacity_and_raven_labels(
     assert Scanner.read_metadata(out)["training_summary"]["postprocessing"]["source"] == (
         "selections"
     )
+    # the labels' name for the target ('horn'; 'positive' and 'negative' are kinds) is
+    # saved and names the results (before: 'target' unless scan --label said otherwise)
+    assert Scanner.read_metadata(out)["training_summary"]["label"] == "horn"
+    assert "positive (horn)" in stdout
+    rc, _, err = run_cli(capsys, "scan", str(out), str(rec_a), "--format", "srt",
+                         "--out", str(tmp_path / "res"))  # fmt: skip
+    assert rc == 0, err
+    cues = (tmp_path / "res" / "a.srt").read_text()
+    assert "\nhorn 0." in cues or "\nhorn 1." in cues, cues
+    rc, _, err = run_cli(capsys, "scan", str(out), str(rec_a), "--format", "srt", "--label",
+                         "honk", "--out", str(tmp_path / "res2"))  # fmt: skip
+    assert rc == 0 and "\nhonk " in (tmp_path / "res2" / "a.srt").read_text()
+
+
+def test_target_label_is_the_labels_most_common_name_that_is_not_a_kind(tmp_path: Path) -> None:
+    from audio_embed.formats import target_label
+
+    aud = tmp_path / "a.txt"
+    aud.write_text("1\t2\tboing\n3\t4\tnegative\n5\t6\tboing\n7\t8\tcar\n\\ 100 200\n")
+    raven = tmp_path / "b.Table.1.selections.txt"
+    raven.write_text("\t".join(RAVEN_HEADER[:-1]) + "\n1\tSpectrogram 1\t1\t1\t2\t0\t8000\towl\n")
+    csv_file = tmp_path / "m.csv"
+    csv_file.write_text("file,time,kind\na.wav,1.0,positive\n")
+    assert target_label([aud]) == "boing"
+    assert target_label([raven]) == "owl"
+    assert target_label([csv_file]) is None
+    assert target_label([raven, aud]) == "boing"  # two boings against one owl
 
 
 def test_markers_takes_several_label_files_as_a_shell_glob_gives_them(

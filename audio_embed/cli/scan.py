@@ -7,6 +7,8 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import attrs
+
 from audio_embed.batch import (
     COMBINED_CSV,
     BatchCancelled,
@@ -95,8 +97,9 @@ def add_parser(subparsers: Subparsers) -> argparse.ArgumentParser:
     p.add_argument(
         "--label",
         metavar="TEXT",
-        help="label text in Audacity/Raven/subtitle output (default: the profile name with "
-        "--store, else 'target')",
+        help="label text in Audacity/Raven/subtitle output (default: the target's name "
+        "saved with the scanner (train --label, or its markers' label texts), else the "
+        "profile name with --store, else 'target')",
     )
     p.add_argument(
         "--skip-existing",
@@ -136,7 +139,6 @@ def run(run: Run) -> int:
         args.scanner = None
     if args.threshold is not None and not 0.0 <= args.threshold <= 1.0:
         raise UsageError(f"--threshold must be in [0, 1]. Got {args.threshold}.")
-    label = args.label or (args.profile if args.store is not None else "target")
     if args.markers_out and not args.suggest:
         raise UsageError("--markers-out goes with --suggest N.")
     if args.markers_out:  # before the scan: never over reviewed markers
@@ -145,12 +147,15 @@ def run(run: Run) -> int:
         check_review_target(args.markers_out)
     settings = BatchSettings(
         fmt=args.format,
-        label=label,
+        label=args.label or "target",
         threshold=args.threshold,
         skip_existing=args.skip_existing,
         keep_results=bool(args.suggest),
     )
     scanner = _scanner(run)
+    if not args.label:  # the name saved with the scanner, else the profile's
+        store = args.profile if args.store is not None else None
+        settings = attrs.evolve(settings, label=_saved_label(scanner) or store or "target")
     many = scanner.scan_many if args.ray else None  # a Ray runner draws its own bar
     rc, report = scan_and_print(run, scanner, items, Path(args.out), settings, many=many)
     if args.suggest:
@@ -162,6 +167,18 @@ def run(run: Run) -> int:
         if args.markers_out:
             run.echo(f"Markers to review: {write_review_markers(args.markers_out, picks)}")
     return rc
+
+
+def _saved_label(scanner: ScansMany) -> str | None:
+    """The target's name saved with the scanner (``train --label``, or its markers'
+    label texts); None for a scanner trained without one."""
+    from audio_embed.scanner import Scanner
+
+    if isinstance(scanner, Scanner):
+        label = (scanner.training_summary or {}).get("label")
+    else:  # a RayScanner: from its job
+        label = getattr(scanner, "job", {}).get("label")
+    return str(label) if label else None
 
 
 def _scanner(run: Run) -> ScansMany:

@@ -88,6 +88,13 @@ def add_parser(subparsers: Subparsers) -> argparse.ArgumentParser:
     g.add_argument("--store", metavar="DIR", help="save into a scanner store (with --profile)")
     g.add_argument("--profile", metavar="NAME", help="profile name in --store")
     p.add_argument(
+        "--label",
+        metavar="TEXT",
+        help="the target sound's name, saved with the scanner: scan labels its results "
+        "with it (default: the most common label text of the Audacity or Raven markers "
+        "that is not a kind name, e.g. 'boing'; none for a CSV: scan says 'target')",
+    )
+    p.add_argument(
         "--index",
         metavar="ARCHIVE.idx",
         help="train from this index's vectors (made by 'index' with the same --model) "
@@ -286,6 +293,14 @@ class _AudioAction(argparse.Action):
         specs[-1][1] = values
 
 
+def _markers_label(args: argparse.Namespace) -> str | None:
+    """The target's name in the ``--markers`` label files
+    (:func:`~audio_embed.formats.target_label`)."""
+    from audio_embed.formats import target_label
+
+    return target_label([Path(m) for m, _, r in args.markers if not r], fmt=args.markers_format)
+
+
 def _read_marker_files(args: argparse.Namespace) -> tuple[dict[str, Markers], set[str]]:
     """``--markers`` and ``--reviewed``: every recording's markers, and the recordings
     only ``--reviewed`` marks (not complete)."""
@@ -460,6 +475,9 @@ def run(run: Run) -> int:
         fit(run, scanner, markers, partial)
     if args.adapt:
         scanner = adapt(run, scanner, args.adapt, args.adapt_top)
+    label = args.label or _markers_label(args)
+    if label:
+        scanner.training_summary = {**(scanner.training_summary or {}), "label": label}
     if args.store is not None:
         path = ScannerStore(args.store).save(scanner, args.profile)
     else:

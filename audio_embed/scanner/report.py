@@ -109,8 +109,9 @@ def describe(scanner: Scanner, root: str | os.PathLike[str] | None = None) -> st
             f"  {name.ljust(width)}  {f['positive']:5d} positive  {f['negative']:5d} negative"
             + reviewed
         )
+    target = s.get("label") or "target"
     lines.append(
-        f"Windows per class: {s.get('windows_positive', 0)} positive (target), "
+        f"Windows per class: {s.get('windows_positive', 0)} positive ({target}), "
         f"{s.get('windows_negative', 0)} negative."
     )
     used_neg, avail = s.get("classifier_n_negative"), s.get("classifier_n_negative_available")
