@@ -84,6 +84,8 @@ _EPS = 1e-6
 #: An example from a shorter recording (a clip of the sound) is normalised by the index's
 #: statistics, not its own (:meth:`EmbeddingIndex.example_vector`).
 SHORT_EXAMPLE_SECONDS = 30.0
+#: The share of the windows whose files' statistics must be known to normalise a clip.
+STATS_COVERAGE = 0.9
 _RELOADS = 3  # newer generations a reader follows before it gives up
 
 
@@ -598,7 +600,15 @@ class EmbeddingIndex:
             os.replace(tmp, ann_path)
         finally:
             tmp.unlink(missing_ok=True)
-        manifest = {**self.manifest, "generation": gen, "count": len(norms), "n_files": len(files)}
+        manifest = {
+            **self.manifest,
+            "generation": gen,
+            "count": len(norms),
+            "n_files": len(files),
+            # the generation whose stats-G.npy was written (a release before it copies
+            # this key forward unchanged: another generation reads as "no statistics")
+            "stats_generation": gen,
+        }
         manifest["ann"] = {
             **manifest["ann"],
             "file": ann_path.name,
@@ -660,27 +670,41 @@ class EmbeddingIndex:
                 f"{norms.shape}, {sum(f.n_rows for f in files)} rows, manifest {n}); damaged."
             )
         self._files, self._starts, self._unit, self._norms = files, starts, unit, norms
-        stats_file = self._gen_file("stats", gen, ".npy")  # absent: written before them
-        self._stats = read_npy(stats_file, 3) if stats_file.exists() else None
+        stats_file = self._gen_file("stats", gen, ".npy")
+        if self.manifest.get("stats_generation") != gen:  # written by a release before them
+            self._stats = None
+        else:  # missing: damaged, or deleted by a writer since (the caller reads anew)
+            self._stats = read_npy(stats_file, 3)
         if self._stats is not None and self._stats.shape != (len(files), 2, self.dim):
             raise IndexFileError(f"{stats_file} does not match the file table; damaged.")
 
     def reference_stats(self) -> tuple[np.ndarray, np.ndarray] | None:
         """The raw vectors' mean and standard deviation over the indexed files (each
         file's weighted by its windows, the deviation pooled within files): how a clip
-        too short for its own statistics is normalised. None when no file has them (an
-        index written before they were kept: build it again)."""
-        if self._stats is None:
+        too short for its own statistics is normalised. None unless the files that
+        have them hold :data:`STATS_COVERAGE` of the windows (files added by a release
+        before they were kept have none: build the index again)."""
+        if self._stats is None or not len(self._stats):
             return None
         known = ~np.isnan(self._stats[:, 0, 0])
-        if not known.any():
+        rows = np.array([f.n_rows for f in self._files], dtype=np.float64)
+        if rows[known].sum() < STATS_COVERAGE * rows.sum() or not rows[known].sum():
             return None
         stats = np.asarray(self._stats[known], dtype=np.float64)
-        weights = np.array([f.n_rows for f, k in zip(self._files, known, strict=True) if k])
-        weights = weights / weights.sum()
+        weights = rows[known] / rows[known].sum()
         mean = (stats[:, 0] * weights[:, None]).sum(axis=0)
         std = np.sqrt((stats[:, 1] ** 2 * weights[:, None]).sum(axis=0))
         return mean.astype(np.float32), std.astype(np.float32)
+
+    def _no_reference(self) -> str:
+        """Why :meth:`reference_stats` is None, and what to do."""
+        if self._stats is None:
+            return f"{self.path} was built before the statistics that normalise a clip were kept"
+        known = int((~np.isnan(self._stats[:, 0, 0])).sum())
+        return (
+            f"{self.path} has the statistics that normalise a clip for {known} of its "
+            f"{len(self._files)} files (the others were added by an earlier release)"
+        )
 
     def _load_ann(self) -> AnnIndex:
         if self._ann is None:
@@ -701,16 +725,17 @@ class EmbeddingIndex:
 
     def example_vector(self, example: Example) -> np.ndarray:
         """The unit vector of ``example``: from the index when the file is there and
-        unchanged, else embedded now with the index's embedder (same normalisation).
-        A recording shorter than :data:`SHORT_EXAMPLE_SECONDS` (a clip of the sound)
-        is embedded and normalised by the index's :meth:`reference_stats`: its own
-        mean would be mostly the sound itself."""
+        unchanged (or gone), else embedded now with the index's embedder (same
+        normalisation). A recording shorter than :data:`SHORT_EXAMPLE_SECONDS` (a clip
+        of the sound) is normalised by the index's :meth:`reference_stats`, not its
+        own mean, which would be mostly the sound itself; an indexed one from its
+        stored row and statistics, without decoding it."""
         p = Path(example.source)
         entry = self.file(p)
         reference = None
         if entry is None or entry.duration < SHORT_EXAMPLE_SECONDS:
-            reference = self.reference_stats() if p.is_file() else None
-        if entry is not None and reference is None:
+            reference = self.reference_stats()
+        if entry is not None:
             try:
                 _key, size, mtime = file_identity(p)
             except OSError:
@@ -718,7 +743,17 @@ class EmbeddingIndex:
             if size == entry.size and mtime == entry.mtime_ns:
                 row = self.nearest_row(entry, example.time)
                 stored: np.ndarray = self.unit_vectors(np.array([row]))[0]
-                return self._searchable(stored, example, entry.n_rows, entry.duration, entry.peak)
+                raw = self._raw_row(entry, row)
+                if reference is not None and raw is not None:
+                    unit, _ = unit_rows(((raw - reference[0]) / reference[1])[None])
+                    stored, own = unit[0], False
+                else:
+                    own = True
+                if not own or reference is None or not p.is_file():
+                    return self._searchable(
+                        stored, example, entry.n_rows, entry.duration, entry.peak, own=own
+                    )
+                # a short file whose statistics are unknown: embedded again below
         emb = self.scanner().sliding_embeddings(p)
         i = nearest_centre(emb.starts, self.windows.window, emb.duration, example.time, str(p))
         if reference is not None and emb.duration < SHORT_EXAMPLE_SECONDS:
@@ -729,6 +764,18 @@ class EmbeddingIndex:
             )
         unit, _ = unit_rows(recording_zscore(emb.embeddings)[i : i + 1])
         return self._searchable(unit[0], example, len(emb.starts), emb.duration, emb.peak)
+
+    def _raw_row(self, entry: IndexedFile, row: int) -> np.ndarray | None:
+        """Row ``row`` of ``entry`` as the embedder gave it (``unit × norm × std + mean``
+        of its file's statistics), None when its statistics are unknown."""
+        if self._stats is None:
+            return None
+        stats = np.asarray(self._stats[self._files.index(entry)], dtype=np.float32)
+        if np.isnan(stats).any():
+            return None
+        z = np.asarray(self._unit[row], dtype=np.float32) * np.float32(self._norms[row])
+        raw: np.ndarray = z * stats[1] + stats[0]
+        return raw
 
     def _searchable(
         self,
@@ -757,12 +804,11 @@ class EmbeddingIndex:
                     "%s is %.1f s long: its windows are normalised by its own mean, which "
                     "in a short clip is mostly the sound itself, so the search may miss "
                     "(on the wolf bench, clips of 1.5-10 s found a quarter to half as many "
-                    "calls as the whole recording). %s is an index built before the "
-                    "statistics that normalise a clip were kept: build it again, or take "
-                    "the example from a recording of %g s or more that holds the sound.",
+                    "calls as the whole recording). %s: build it again, or take the example "
+                    "from a recording of %g s or more that holds the sound.",
                     example.source,
                     duration,
-                    self.path,
+                    self._no_reference(),
                     SHORT_EXAMPLE_SECONDS,
                 )
             return vector
@@ -771,9 +817,8 @@ class EmbeddingIndex:
             f"with: its recording ({duration:.2f} s) holds {n_windows} window(s) of "
             f"{self.windows.window:g} s, and each window is compared with the mean of its "
             f"own recording's windows, which leaves nothing of a recording of one window. "
-            f"{self.path} is an index built before the statistics that normalise a clip "
-            "were kept: build it again, or take the example from a longer recording that "
-            "holds the sound."
+            f"{self._no_reference()}: build it again, or take the example from a longer "
+            "recording that holds the sound."
         )
 
     def query_vector(

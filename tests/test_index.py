@@ -160,16 +160,35 @@ def test_an_example_from_a_clip_is_normalised_by_the_index_s_statistics(
         assert len(index.add([clips["one"]]).added) == 1  # indexed: the same
         hits = index.search([Example(str(clips["one"]), 0.7)], top=3)
         assert all(on_a_horn(demo, h) or h.file == str(clips["one"].resolve()) for h in hits), hits
+        # the indexed clip's vector comes from its stored row and statistics, also once
+        # the file is gone, and is the one a copy outside the index gets
+        outside = Path(shutil.copy(clips["one"], tmp_path / "outside.wav"))
+        want = index.example_vector(Example(str(outside), 0.7))
+        clips["one"].rename(tmp_path / "moved.wav")
+        np.testing.assert_allclose(index.example_vector(Example(str(clips["one"]), 0.7)), want,
+                                   atol=2e-3)  # fmt: skip
     assert "s long" not in caplog.text
+    # an index from before the statistics: no stats file, no "stats_generation"
     (stats,) = copy.glob("stats-*.npy")
-    stats.unlink()  # an index from before the statistics
+    stats.unlink()
+    manifest = json.loads((copy / "index.json").read_text())
+    del manifest["stats_generation"]
+    (copy / "index.json").write_text(json.dumps(manifest))
     old = EmbeddingIndex.open(copy)
     assert old.reference_stats() is None
     with pytest.raises(InvalidInputError, match=r"one\.wav: .* holds 1 window\(s\) of 2 s"):
         old.search([Example(str(clips["one"]), 0.7)], top=3)
     with caplog.at_level(logging.WARNING):
         assert len(old.search([Example(str(clips["six"]), 3.0)], top=3)) == 3
-    assert f"{clips['six']} is 6.0 s long" in caplog.text and "build it again" in caplog.text
+    assert f"{clips['six']} is 6.0 s long" in caplog.text and "built before" in caplog.text
+    # a file added since: too few files with statistics to stand for the index
+    ten = tmp_path / "ten.wav"
+    sf.write(ten, audio[: 10 * sr], sr)
+    report = old.add([ten])
+    assert report.added == [str(ten.resolve())], report
+    assert EmbeddingIndex.open(copy).reference_stats() is None
+    with pytest.raises(InvalidInputError, match=r"statistics .* for 1 of its 5 files"):
+        EmbeddingIndex.open(copy).search([Example(str(outside), 0.7)], top=3)
 
 
 def test_hits_are_merged_and_match_exact_search(demo: DemoSet, built: Path) -> None:
