@@ -557,9 +557,15 @@ def _raven_label(row: Mapping[str, str | None]) -> str:
     return next((row[c] or "" for c in ("Annotation", "Label", "Kind") if row.get(c)), "").strip()
 
 
+#: The score scan writes after the label in Audacity and Raven results (``boing 0.87``).
+_RESULT_SCORE = re.compile(r"\s+\d\.\d\d$")
+
+
 def _target_names(labels: Iterable[str]) -> Counter[str]:
-    """The label texts that name the target (any but a kind name), counted."""
-    return Counter(t for t in labels if t and t.lower() not in _KIND_ALIASES)
+    """The label texts that name the target (any but a kind name), counted; a scan
+    result's score after the name (its results corrected and marked again) left out."""
+    names = (_RESULT_SCORE.sub("", t) for t in labels)
+    return Counter(t for t in names if t and t.lower() not in _KIND_ALIASES)
 
 
 def target_label(

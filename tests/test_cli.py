@@ -722,6 +722,11 @@ def test_train_from_audacity_and_raven_labels(
     rc, _, err = run_cli(capsys, "scan", str(out), str(rec_a), "--format", "srt", "--label",
                          "honk", "--out", str(tmp_path / "res2"))  # fmt: skip
     assert rc == 0 and "\nhonk " in (tmp_path / "res2" / "a.srt").read_text()
+    from audio_embed.cli.scan import _saved_label
+    from audio_embed.distributed import RayScanner
+
+    for given in (out, Scanner.load(out)):  # --ray: the label travels in the job
+        assert _saved_label(RayScanner.from_scanner(given)) == "horn"
 
 
 def test_target_label_is_the_labels_most_common_name_that_is_not_a_kind(tmp_path: Path) -> None:
@@ -737,6 +742,10 @@ def test_target_label_is_the_labels_most_common_name_that_is_not_a_kind(tmp_path
     assert target_label([raven]) == "owl"
     assert target_label([csv_file]) is None
     assert target_label([raven, aud]) == "boing"  # two boings against one owl
+    # a scan's Audacity result, corrected and given back as markers: its scores left out
+    scanned = tmp_path / "scanned.txt"
+    scanned.write_text("1.0\t2.0\tboing 1.00\n3.0\t4.0\tboing 0.87\n5.0\t6.0\tnegative\n")
+    assert target_label([scanned]) == "boing"
 
 
 def test_markers_takes_several_label_files_as_a_shell_glob_gives_them(

@@ -4,6 +4,7 @@ is said, not scanned to 0 detections or trained on without a word."""
 from __future__ import annotations
 
 import logging
+import shutil
 from pathlib import Path
 
 import attrs
@@ -177,7 +178,10 @@ def test_an_index_warns_of_a_silent_file_and_training_from_it_says_so(
         reopened.search((str(files["silent"]), 12.0), top=3)
         reopened.search((str(files["quiet"]), 12.0), top=3)
         reopened.search((str(files["train_a"]), 12.0), top=3)
-    assert caplog.text.count("an example from it finds nothing of a sound") == 1
+        outside = Path(shutil.copy(files["silent"], tmp_path / "not-indexed.wav"))
+        reopened.search((str(outside), 12.0), top=3)
+    assert caplog.text.count("an example from it finds nothing of a sound") == 2
+    assert f"{outside} is silent" in caplog.text
 
 
 def test_the_embed_command_warns_of_a_silent_file_and_keeps_edges_and_peaks(

@@ -437,6 +437,7 @@ def run(run: Run) -> int:
         check_output_file(args.out, example="my.scanner")
         _refuse_replacing_other_files(Path(args.out))
     markers, partial = _read_marker_files(args)
+    label = args.label or _markers_label(args)  # before the fit: a bad file fails first
     index = None
     if args.index is not None:
         from audio_embed.cli.index import open_index
@@ -475,7 +476,6 @@ def run(run: Run) -> int:
         fit(run, scanner, markers, partial)
     if args.adapt:
         scanner = adapt(run, scanner, args.adapt, args.adapt_top)
-    label = args.label or _markers_label(args)
     if label:
         scanner.training_summary = {**(scanner.training_summary or {}), "label": label}
     if args.store is not None:
