@@ -1223,6 +1223,19 @@ def test_scan_store_profile(
     )  # fmt: skip
     assert rc == 1
     assert_one_line_error(err, "No scanner for profile 'owl'")
+    # a name saved with the scanner (train --label) comes before the profile's
+    rc, _, err = run_cli(
+        capsys, "train", "--markers", str(demo.markers_csv), "--model", "LOGMEL",
+        "--store", str(store), "--profile", "horn", "--classifier", "logreg", "--label", "honk",
+    )  # fmt: skip
+    assert rc == 0, err
+    rc, _, err = run_cli(
+        capsys, "scan", "--store", str(store), "--profile", "horn", str(demo.test_files[0]),
+        "--out", str(tmp_path / "out2"), "--format", "audacity", "--threshold", "0.1",
+    )  # fmt: skip
+    assert rc == 0, err
+    labels = (tmp_path / "out2" / "test_00.txt").read_text().splitlines()
+    assert labels and all(line.split("\t")[2].startswith("honk ") for line in labels)
 
 
 def test_scanner_for_another_model(
