@@ -812,13 +812,18 @@ class EmbeddingIndex:
                     SHORT_EXAMPLE_SECONDS,
                 )
             return vector
+        why = (
+            f"{self._no_reference()}: build it again, or take"
+            if self.reference_stats() is None
+            else "Take"  # a long recording of identical windows (digital silence)
+        )
         raise InvalidInputError(
             f"{example.source}: the example at {example.time:g} s gives nothing to search "
             f"with: its recording ({duration:.2f} s) holds {n_windows} window(s) of "
             f"{self.windows.window:g} s, and each window is compared with the mean of its "
-            f"own recording's windows, which leaves nothing of a recording of one window. "
-            f"{self._no_reference()}: build it again, or take the example from a longer "
-            "recording that holds the sound."
+            "own recording's windows, which leaves nothing of a recording of one window "
+            f"(or of identical ones). {why} the example from a longer recording that holds "
+            "the sound."
         )
 
     def query_vector(
