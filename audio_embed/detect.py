@@ -55,7 +55,7 @@ import numpy as np
 from attrs import frozen
 
 from audio_embed.errors import InvalidInputError
-from audio_embed.types import Detection
+from audio_embed.types import Detection, is_real_number
 
 __all__ = [
     "SHORT_FILE_SECONDS",
@@ -77,7 +77,7 @@ EXTENTS: tuple[Extent, ...] = ("track", "intersection")
 
 
 def _check_range(name: str, value: float, lo: float, hi: float) -> float:
-    if not _is_number(value):  # before: a text such as "0.5" was kept, a TypeError later
+    if not is_real_number(value):  # before: a text such as "0.5" was kept, a TypeError later
         raise InvalidInputError(
             f"The {name!r} parameter of Postprocessing must be a number. Got {value!r} instead."
         )
@@ -230,17 +230,6 @@ def _split(track: np.ndarray, i: int, j: int, high: float, valley: float) -> lis
     return cuts
 
 
-def _is_number(value: Any) -> bool:
-    """A real number (Python's or numpy's, a 0-d array too), not a bool or a string."""
-    if isinstance(value, (bool, np.bool_, str, bytes)) or np.ndim(value) != 0:
-        return False
-    try:
-        float(value)
-    except (TypeError, ValueError):
-        return False
-    return True
-
-
 def detect(
     starts: np.ndarray,
     probabilities: np.ndarray,
@@ -251,7 +240,7 @@ def detect(
 ) -> list[Detection]:
     """Detections from window scores: see the module docstring for each step
     (``post.detections``, a subclass's own when ``post`` is one)."""
-    if not _is_number(threshold):
+    if not is_real_number(threshold):
         hint = (
             " A scanner's 'threshold' setting can be 'auto'; the number it chose is "
             "Scanner.scan_threshold (or threshold_)."

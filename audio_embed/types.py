@@ -7,6 +7,7 @@ import math
 from typing import TYPE_CHECKING, Any, Literal
 
 import attrs
+import numpy as np
 from attrs import field, frozen
 
 from audio_embed.errors import InvalidInputError
@@ -14,9 +15,20 @@ from audio_embed.errors import InvalidInputError
 if TYPE_CHECKING:
     from audio_embed.classifier import BaseKind
 
-__all__ = ["Detection", "ScanDefaults"]
+__all__ = ["Detection", "ScanDefaults", "is_real_number"]
 
 _KINDS = ("hgb", "logreg", "extratrees", "prototype")
+
+
+def is_real_number(value: Any) -> bool:
+    """A real number (Python's or numpy's, a 0-d array too), not a bool or a string."""
+    if isinstance(value, (bool, np.bool_, str, bytes)) or np.ndim(value) != 0:
+        return False
+    try:
+        float(value)
+    except (TypeError, ValueError):
+        return False
+    return True
 
 
 def _time_repr(seconds: float) -> str:

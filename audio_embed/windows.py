@@ -21,6 +21,7 @@ import numpy as np
 from attrs import field, frozen
 
 from audio_embed.errors import InvalidInputError, MarkerError
+from audio_embed.types import is_real_number
 
 __all__ = [
     "LabelledWindows",
@@ -42,10 +43,7 @@ def _check_number(owner: str, name: str, value: object) -> float:
     """``value`` as a float, refusing what only looks like a number: a text (``"1"``,
     from a config file), a bool, None (before: kept as given, a ``TypeError`` deep in
     the first scan, or ``window=True`` taken as 1 s)."""
-    real = isinstance(value, numbers.Real) or (
-        isinstance(value, np.ndarray) and value.ndim == 0 and value.dtype.kind in "iuf"
-    )
-    if not real or isinstance(value, bool | np.bool_):
+    if not is_real_number(value):
         raise InvalidInputError(
             f"The {name!r} parameter of {owner} must be a number of seconds. Got {value!r} instead."
         )
