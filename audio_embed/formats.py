@@ -529,10 +529,7 @@ def read_audacity_labels(path: str | os.PathLike[str], audio: str) -> dict[str, 
     rows = []
     spans = []
     names: list[str] = []
-    for n, line in enumerate(_read_text(p).splitlines(), start=1):
-        if not line.strip() or line.startswith("\\"):  # "\\" lines hold frequency ranges
-            continue
-        parts = line.split("\t")
+    for n, parts in _audacity_lines(p):
         where = f"{p}, line {n}"
         if len(parts) < 2:
             raise MarkerError(f"{where}: expected start<TAB>end<TAB>label.")
@@ -545,6 +542,14 @@ def read_audacity_labels(path: str | os.PathLike[str], audio: str) -> dict[str, 
             spans.append((audio, start, end))
     _warn_several_targets(p, names)
     return _collect(rows, spans)
+
+
+def _audacity_lines(p: Path) -> Iterator[tuple[int, list[str]]]:
+    """An Audacity label file's label lines (number, tab-separated parts): blank lines
+    and those of frequency ranges (starting with a backslash) left out."""
+    for n, line in enumerate(_read_text(p).splitlines(), start=1):
+        if line.strip() and not line.startswith("\\"):
+            yield n, line.split("\t")
 
 
 def _audacity_label(parts: Sequence[str]) -> str:
@@ -579,10 +584,7 @@ def target_label(
     for path in map(Path, files):
         kind = fmt if fmt != "auto" else guess_marker_format(path)
         if kind == "audacity":
-            lines = _read_text(path).splitlines()
-            names += _target_names(
-                _audacity_label(line.split("\t")) for line in lines if not line.startswith("\\")
-            )
+            names += _target_names(_audacity_label(parts) for _, parts in _audacity_lines(path))
         elif kind == "raven":
             names += _target_names(_raven_label(row) for row in _raven_rows(path)[0])
     return names.most_common(1)[0][0] if names else None
