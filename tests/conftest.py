@@ -163,6 +163,15 @@ def video_with_tracks(
 
 
 @pytest.fixture
+def private_cache(
+    monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """An embedding cache of the test's own (``pytestmark = pytest.mark.usefixtures(
+    "private_cache")``): nothing read from, or left in, the user's."""
+    monkeypatch.setenv("AUDIO_EMBED_CACHE_DIR", str(tmp_path_factory.mktemp("cache")))
+
+
+@pytest.fixture
 def tone_file(tmp_path: Path) -> Iterator[Path]:
     yield write_media(tmp_path / "tone.wav", tone(440.0, 3.0), SR)
 

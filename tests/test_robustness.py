@@ -349,19 +349,27 @@ def test_a_source_that_is_neither_a_path_nor_an_array_is_named_as_such(tmp_path:
     assert entry.duration == pytest.approx(3.0)
 
 
+def _fit_warnings(markers: Markers, caplog: pytest.LogCaptureFixture, phrase: str) -> list[str]:
+    """The warnings holding ``phrase`` of a fit on 30 s of noise marked with ``markers``
+    (the fit may then fail: only its warnings count)."""
+    from audio_embed.scanner import Recording, Scanner
+
+    rng = np.random.default_rng(0)
+    audio = (0.05 * rng.standard_normal(SR * 30)).astype(np.float32)
+    with caplog.at_level("WARNING", logger="audio_embed"), contextlib.suppress(AudioEmbedError):
+        Scanner(LogMelEmbedder(), threshold=0.5, augmentation=None).fit(
+            [Recording(audio, markers, SR)]
+        )
+    return [m for r in caplog.records if phrase in (m := r.getMessage())]
+
+
 def test_a_moment_marked_both_positive_and_negative_is_warned_about(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     """A review answer "negative" at a marker's time (train --markers m.csv --reviewed
     r.csv): the positive wins, which was silent."""
-    from audio_embed.scanner import Recording, Scanner
-
-    rng = np.random.default_rng(0)
-    audio = (0.05 * rng.standard_normal(SR * 30)).astype(np.float32)
-    rec = Recording(audio, Markers(positive=[5.0, 20.0], negative=[5.0, 25.0]), SR)
-    with caplog.at_level("WARNING", logger="audio_embed"), contextlib.suppress(AudioEmbedError):
-        Scanner(LogMelEmbedder(), threshold=0.5, augmentation=None).fit([rec])
-    said = [m for r in caplog.records if "both positive and" in (m := r.getMessage())]
+    markers = Markers(positive=[5.0, 20.0], negative=[5.0, 25.0])
+    said = _fit_warnings(markers, caplog, "both positive and")
     assert said == [
         "<array>: 1 moment(s) are marked both positive and negative (5 s): they are trained "
         "as positive. Remove the marker that is wrong."
@@ -374,15 +382,8 @@ def test_a_negative_marker_inside_a_positive_s_windows_is_warned_about(
     """A "negative" inside a marked span (a selection 9.5-11.5 s): every window holding
     it holds the span's half, so it labelled no window, without a word; one far away
     is kept, one at a point marker's moment has its own warning."""
-    from audio_embed.scanner import Recording, Scanner
-
-    rng = np.random.default_rng(0)
-    audio = (0.05 * rng.standard_normal(SR * 30)).astype(np.float32)
     markers = Markers(positive=[5.0], negative=[5.0, 10.3, 25.0], spans=[(9.5, 11.5)])
-    rec = Recording(audio, markers, SR)
-    with caplog.at_level("WARNING", logger="audio_embed"), contextlib.suppress(AudioEmbedError):
-        Scanner(LogMelEmbedder(), threshold=0.5, augmentation=None).fit([rec])
-    said = [m for r in caplog.records if "inside the training windows" in (m := r.getMessage())]
+    said = _fit_warnings(markers, caplog, "inside the training windows")
     assert said == [
         "<array>: 1 negative marker(s) (10.3 s) lie inside the training windows of a "
         "positive or soft marker, which win: no window is trained as negative there. Move "

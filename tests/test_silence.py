@@ -25,11 +25,7 @@ from audio_embed.windows import Markers
 SECONDS = 30.0
 
 
-@pytest.fixture(autouse=True)
-def _private_cache(
-    monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory
-) -> None:
-    monkeypatch.setenv("AUDIO_EMBED_CACHE_DIR", str(tmp_path_factory.mktemp("cache")))
+pytestmark = pytest.mark.usefixtures("private_cache")
 
 
 def _recording(seed: int, level: float = 0.05) -> tuple[np.ndarray, list[float]]:
