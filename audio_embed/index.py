@@ -522,18 +522,17 @@ class EmbeddingIndex:
         starts: list[np.ndarray] = []
         unit_parts: list[np.ndarray] = []
         norm_parts: list[np.ndarray] = []
-        stats_parts: list[np.ndarray] = []
+        stats_parts = [  # the kept files' statistics, unknown for an index before them
+            np.full((len(keep), 2, self.dim), np.nan, np.float32)
+            if self._stats is None
+            else np.asarray(self._stats[keep])
+        ]
         row = 0
         for i in keep:
             f = self._files[i]
             sl = slice(f.first_row, f.first_row + f.n_rows)
             unit_parts.append(np.asarray(self._unit[sl]))
             norm_parts.append(np.asarray(self._norms[sl]))
-            stats_parts.append(
-                np.full((1, 2, self.dim), np.nan, np.float32)
-                if self._stats is None
-                else np.asarray(self._stats[i : i + 1])
-            )
             path, mtime = renamed.get(f.path, (f.path, touched.get(f.path, f.mtime_ns)))
             files.append(attrs.evolve(f, path=path, mtime_ns=mtime, first_row=row))
             starts.append(self._starts[i])
@@ -550,9 +549,7 @@ class EmbeddingIndex:
             row += info.n_rows
         unit_all = np.concatenate(unit_parts) if unit_parts else self._unit[:0]
         norms_all = np.concatenate(norm_parts) if norm_parts else self._norms[:0]
-        stats_all = (
-            np.concatenate(stats_parts) if stats_parts else np.zeros((0, 2, self.dim), np.float32)
-        )
+        stats_all = np.concatenate(stats_parts)
         only_appended = len(keep) == len(self._files)
         ann: AnnIndex | None = None
         if only_appended and len(self._files) and appended_from == len(self):
