@@ -80,18 +80,20 @@ def read_labels(path: str | os.PathLike[str]) -> list[LabelledEvent]:
         csv_extra_fields,
         csv_number,
         csv_separator,
+        csv_table,
         read_text_file,
     )
 
     p = Path(path)
     try:
-        text = read_text_file(p, "labels")
+        text, above, commented = csv_table(read_text_file(p, "labels"))
         sep = csv_separator(text)
         reader = csv.DictReader(io.StringIO(text), delimiter=sep)
         used = ("split", "file", "onset", "offset", "label")
         csv_duplicate_columns(reader.fieldnames, str(p), used)
         rows = []
-        for n, raw in enumerate(reader, start=2):
+        for raw in reader:
+            n = above + reader.line_num
             if csv_blank_row(raw):  # before: "the file column is empty", of ",,," rows
                 continue
             csv_extra_fields(raw, f"{p}, line {n}", sep)
@@ -103,7 +105,7 @@ def read_labels(path: str | os.PathLike[str]) -> list[LabelledEvent]:
     if missing:  # e.g. a markers CSV (file,time,kind) given as labels
         raise MarkerError(
             f"{p}: a labels CSV needs the columns [split,]file,onset,offset,label; "
-            f"missing {', '.join(missing)}. Found: {', '.join(header) or 'none'}."
+            f"missing {', '.join(missing)}. Found: {', '.join(header) or 'none'}.{commented}"
         )
     out = []
     for n, row in rows:

@@ -295,6 +295,32 @@ def read_from_here_hint(missing: Iterable[str | os.PathLike[str]], root: Path, w
     return ""
 
 
+def csv_table(text: str) -> tuple[str, int, str]:
+    """A CSV's text from its header line on, how many lines come before the header, and a
+    hint for the error of a file whose header is not found: blank lines (or rows of
+    empty cells, ``,,``) and comment lines (starting with ``#``, a note a script or
+    spreadsheet export writes) above the header are left out (before: the first of
+    them was taken for the header, so such a file was refused). Below the header,
+    every line is a row: a file named ``#1.wav`` is a file, never a comment."""
+    lines = text.split("\n")
+    n = 0
+    hint = ""
+    while n < len(lines) - 1:
+        line = lines[n].strip()
+        if line.startswith("#"):
+            commented = _header_fields(line.lstrip("#"))
+            if not hint and ({"file", "time"} <= commented or {"file", "onset"} <= commented):
+                hint = (
+                    f" Line {n + 1}, {line[:60]!r}, looks like the header written as a "
+                    "comment: delete its '#' (lines starting with '#' above the header "
+                    "are comments, left out)."
+                )
+        elif line.strip(",;\t "):
+            break
+        n += 1
+    return "\n".join(lines[n:]), n, hint
+
+
 def csv_separator(text: str) -> str:
     """The separator of a CSV, from its header line: ``,``; else ``;`` (what a
     spreadsheet writes where the decimal mark is a comma) or a tab when the header
@@ -454,6 +480,8 @@ def read_markers(
 
     Comma-separated, or ``;``-separated with decimal commas (``3,25``) or
     tab-separated as spreadsheets export them (told apart by the header line).
+    Blank lines and comment lines (starting with ``#``) above the header are left
+    out; below it, every line is a row (a file may be named ``#1.wav``).
 
     Relative file names are resolved against ``base`` (default: the CSV's
     folder). A missing ``kind`` column means every row is positive; a row
@@ -473,11 +501,11 @@ def read_review_markers(
     """:func:`read_markers`, also returning how many rows had an empty kind (skipped)."""
     p = Path(path)
     root = Path(base) if base is not None else p.parent
-    text = _read_text(p)
+    text, above, commented = csv_table(_read_text(p))
     sep = csv_separator(text)
     reader = csv.DictReader(io.StringIO(text), delimiter=sep)
     fields = {f.strip().lower() for f in reader.fieldnames or []}
-    hint = _looks_like_labels(text.partition("\n")[0])
+    hint = _looks_like_labels(text.partition("\n")[0]) or commented
     # file,start,end: selections (before: refused); a review file's start and end
     # (file,time,kind,start,end,score) are its hit's, and time its marker
     csv_duplicate_columns(reader.fieldnames, str(p), ("file", "time", "kind", "start", "end"))
@@ -490,8 +518,8 @@ def read_review_markers(
     rows = []
     spans = []
     skipped = 0
-    for n, raw in enumerate(reader, start=2):
-        where = f"{p}, line {n}"
+    for raw in reader:
+        where = f"{p}, line {above + reader.line_num}"
         if csv_blank_row(raw):  # before: "the file column is empty", of ",," rows
             continue
         csv_extra_fields(raw, where, sep)
@@ -1002,7 +1030,8 @@ def guess_marker_format(path: str | os.PathLike[str]) -> MarkerFormat:
     p = Path(path)
     if p.suffix.lower() == ".csv":
         return "csv"
-    head = read_text_file(p).partition("\n")[0]  # Windows-1252 too, as the readers
+    # Windows-1252 too, as the readers; comment lines above the header left out
+    head = csv_table(read_text_file(p))[0].partition("\n")[0]
     if "Begin Time (s)" in head:
         return "raven"
     fields = _header_fields(head)

@@ -27,7 +27,7 @@ import numpy as np
 from audio_embed.augment import MixAugmentation
 from audio_embed.cache import CachedEmbeddings
 from audio_embed.errors import InvalidInputError, MarkerError, TrainingDataError
-from audio_embed.formats import atomic_write_text, read_text_file
+from audio_embed.formats import atomic_write_text, csv_table, read_text_file
 from audio_embed.index import EmbeddingIndex, Hit
 from audio_embed.scanner import Detection, Recording, Scanner, ScanResult
 from audio_embed.scanner.augmented import decide_augmentation
@@ -61,7 +61,8 @@ def check_review_target(path: str | os.PathLike[str]) -> None:
     if p.is_dir():
         raise InvalidInputError(f"{p} is a folder; name the markers CSV to write.")
     try:
-        text = read_text_file(p, "review markers")  # as read back: a name's raw bytes kept
+        # as read back: a name's raw bytes kept, comment lines above the header left out
+        text = csv_table(read_text_file(p, "review markers"))[0]
         if not text.strip():
             return
         reader = csv.DictReader(io.StringIO(text))

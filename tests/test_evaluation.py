@@ -328,6 +328,21 @@ def test_rows_of_empty_cells_in_labels_are_skipped(tmp_path: Path) -> None:
         read_labels(path)
 
 
+def test_comment_lines_above_a_labels_header_are_left_out(tmp_path: Path) -> None:
+    """As for markers: ``#`` and blank lines above the header (before: "a labels CSV
+    needs the columns …; missing file, onset, offset, label"); below it, rows."""
+    from audio_embed.evaluate import read_labels
+
+    path = tmp_path / "labels.csv"
+    path.write_text(
+        "# annotator: kb\n\nfile,onset,offset,label\n#1.wav,1,2,horn\n\nb.wav,x,4,horn\n"
+    )
+    with pytest.raises(MarkerError, match="line 6: bad label row"):
+        read_labels(path)
+    path.write_text("# annotator: kb\n\nfile,onset,offset,label\n#1.wav,1,2,horn\n")
+    assert [(e.file, e.onset) for e in read_labels(path)] == [("#1.wav", 1.0)]
+
+
 def test_a_labels_csv_naming_a_column_twice_is_refused(tmp_path: Path) -> None:
     """csv's DictReader kept the last ``onset`` column's values, silently."""
     from audio_embed.evaluate import read_labels

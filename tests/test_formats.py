@@ -439,6 +439,40 @@ def test_markers_csv_as_spreadsheets_export_it(tmp_path: Path, text: str) -> Non
     }
 
 
+def test_comment_and_blank_lines_above_a_markers_header_are_left_out(tmp_path: Path) -> None:
+    """``# exported by …`` and blank lines above the header, as scripts and spreadsheets
+    write them (before: the first was taken for the header, "a markers CSV needs the
+    columns file,time[,kind]. Found: # exported by …"). Below the header a line
+    starting with ``#`` is a row: a recording named ``#1.wav`` is not dropped."""
+    path = tmp_path / "m.txt"  # a .txt too: told from an Audacity track past the comments
+    path.write_text(
+        "# exported by wolfwatch 2.1\n\n#   site: north ridge\n;;\n"
+        "file;time;kind\n\n#1.wav;3,5;positive\n\nb.wav;7;negative\n"
+    )
+    assert guess_marker_format(path) == "csv"
+    _touch(tmp_path, "#1.wav", "b.wav")
+    assert (
+        read_marker_files([path])
+        == read_markers(path)
+        == {
+            str(tmp_path / "#1.wav"): Markers(positive=(3.5,)),
+            str(tmp_path / "b.wav"): Markers(negative=(7.0,)),
+        }
+    )
+    # an error names the line of the file, the comments counted
+    path.write_text("# note\n\nfile,time,kind\na.wav,5,positive\n\na.wav,x,positive\n")
+    with pytest.raises(MarkerError, match=r"m\.txt, line 6: 'x' is not a time"):
+        read_markers(path)
+    # the header itself written as a comment (numpy.savetxt's header=): said so
+    path.write_text("# file,time,kind\na.wav,5,positive\n")
+    with pytest.raises(MarkerError, match=r"Line 1, '# file,time,kind', looks like the header"):
+        read_markers(path)
+    # a file of comments only: the columns are missing, as for an empty file
+    path.write_text("# nothing yet\n\n")
+    with pytest.raises(MarkerError, match=r"needs the columns file,time.*Found: none"):
+        read_markers(path)
+
+
 def test_a_markers_csv_naming_a_column_twice_is_refused(tmp_path: Path) -> None:
     """``file,time,time,kind`` (a column copied in a spreadsheet) or ``Time`` and
     ``time``: csv's DictReader kept the last one's times, silently."""

@@ -339,3 +339,8 @@ def test_review_markers_never_overwrite_reviewed_work(tmp_path: Path) -> None:
     with pytest.raises(InvalidInputError, match="already holds 1 reviewed marker"):
         check_review_target(latin)  # before: "not a markers CSV", which it is
     check_review_target(tmp_path / "new.csv")
+    # a markers CSV with comment lines above its header, as train reads it (before:
+    # refused as "not a markers CSV", which it is)
+    plain.write_text("# from the spreadsheet\n\nfile,time,kind\na.wav,2.0,positive\n")
+    with pytest.raises(InvalidInputError, match="already holds 1 reviewed marker"):
+        check_review_target(plain)
