@@ -51,6 +51,7 @@ from audio_embed.errors import (
 __all__ = [
     "AUDIO_EXTENSIONS",
     "MEDIA_EXTENSIONS",
+    "MIN_SAMPLE_RATE",
     "MIX",
     "VIDEO_EXTENSIONS",
     "AudioInfo",
@@ -69,6 +70,14 @@ log = logging.getLogger(__name__)
 
 _SILENCE_BLOCK = 1 << 20  # samples of lead-in silence per chunk (bounded memory)
 _MIX_BLOCK_SECONDS = 60.0  # load_audio's blocks when mixing streams
+
+#: The lowest sample rate a file is decoded at (Hz): below it a file holds nothing
+#: above half of it, under anything the models hear (telephone audio is 8000 Hz), and
+#: its header's rate is more likely wrong (a damaged or hand-written WAV header) than
+#: true. Such a file is a :class:`~audio_embed.errors.CorruptAudioError` naming its
+#: rate (before: at 1 Hz, ``the audio stream holds no samples`` below about 24
+#: samples, and above, seconds of samples upsampled 16000-fold, scanned silently).
+MIN_SAMPLE_RATE = 1000
 
 #: ``audio_stream="mix"``: every audio stream of the file, averaged.
 MIX: Literal["mix"] = "mix"
@@ -268,6 +277,8 @@ def _decoded_chunks(
         raise InvalidInputError(f"The 'sample_rate' must be > 0. Got {sample_rate} instead.")
     errors = 0
     produced = 0
+    decoded = 0  # the file's own samples (per channel), before resampling
+    rate = 0  # theirs
     lead: int | None = None
     with _open(p) as container:
         stream = _audio_stream(p, container, audio_stream)
@@ -291,6 +302,10 @@ def _decoded_chunks(
                 log.debug("%s: skipped an undecodable packet (%s)", p, _ffmpeg_reason(exc))
                 continue
             for frame in frames:
+                if frame.sample_rate < MIN_SAMPLE_RATE:
+                    raise CorruptAudioError(p, _low_rate_reason(frame.sample_rate, sample_rate))
+                decoded += frame.samples
+                rate = frame.sample_rate
                 if lead is None:  # the first frame: silence up to where the audio starts
                     lead = round(_lead_in(container, frame) * sample_rate)
                     if lead:
@@ -320,9 +335,27 @@ def _decoded_chunks(
         if errors:
             raise CorruptAudioError(p, "no audio could be decoded (the data is corrupt)")
         which = "the audio stream" if audio_stream is None else f"audio stream {audio_stream}"
+        if decoded:  # FFmpeg's resampler gives nothing for fewer than about 24 samples
+            raise EmptyAudioError(
+                p,
+                f"{which} holds only {decoded} sample(s) at {rate} Hz ({decoded / rate:.4f} s): "
+                f"too few to resample to {sample_rate} Hz",
+            )
         raise EmptyAudioError(p, f"{which} holds no samples")
     if errors:
         log.warning("%s: %d corrupt packet(s) skipped while decoding", p, errors)
+
+
+def _low_rate_reason(rate: int, sample_rate: int) -> str:
+    """Why a file at ``rate`` (below :data:`MIN_SAMPLE_RATE`) is not decoded."""
+    return (
+        f"its sample rate is {rate} Hz, below the lowest read ({MIN_SAMPLE_RATE} Hz; telephone "
+        f"audio is 8000 Hz): resampled to {sample_rate} Hz it would hold nothing above "
+        f"{rate / 2:g} Hz, so its header's rate is likely wrong. If the samples are right, "
+        "write their true rate without resampling them (ffmpeg -i IN -af asetrate=RATE "
+        f"OUT.wav); if it is true, resample the file first (ffmpeg -i IN -ar {sample_rate} "
+        "OUT.wav)"
+    )
 
 
 def _finite(p: Path, chunk: np.ndarray, before: int, sample_rate: int) -> np.ndarray:

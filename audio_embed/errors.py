@@ -56,7 +56,8 @@ class NoAudioStreamError(AudioDecodeError):
 
 
 class CorruptAudioError(AudioDecodeError):
-    """The data is not a container FFmpeg can read, or decoding broke off."""
+    """The data is not a container FFmpeg can read, decoding broke off, or what it holds
+    cannot be sound (NaN samples, a sample rate below ``audio.MIN_SAMPLE_RATE``)."""
 
 
 class EmptyAudioError(AudioDecodeError):

@@ -66,6 +66,41 @@ def test_sample_rates_are_resampled(tmp_path: Path, rate: int) -> None:
     assert dominant_frequency(audio) == pytest.approx(600.0, abs=2.0)
 
 
+def _pcm_wav(path: Path, rate: int, n: int) -> Path:
+    """A 16-bit mono WAV of ``n`` samples (a loud tone) at ``rate``, by the standard library
+    (which writes any rate, as a damaged or hand-made header may hold)."""
+    import wave
+
+    with wave.open(str(path), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(rate)
+        w.writeframes((np.sin(np.arange(1, n + 1)) * 10000).astype("<i2").tobytes())
+    return path
+
+
+@pytest.mark.parametrize("n", [16, 100])
+def test_an_absurdly_low_sample_rate_is_named(tmp_path: Path, n: int) -> None:
+    """A WAV at 1 Hz: with 16 samples "the audio stream holds no samples" (FFmpeg's
+    resampler gave nothing), with 100 a silent 1.6 million samples, each one upsampled
+    16000-fold. Now the rate is named, with what to do."""
+    path = _pcm_wav(tmp_path / "one-hertz.wav", 1, n)
+    reason = r"one-hertz\.wav: its sample rate is 1 Hz, below the lowest read \(1000 Hz.*asetrate"
+    with pytest.raises(CorruptAudioError, match=reason):
+        load_audio(path)
+    with pytest.raises(CorruptAudioError, match=reason):
+        list(stream_audio(path))
+    assert len(load_audio(_pcm_wav(tmp_path / "k.wav", 1000, 500))) == SR // 2  # the lowest
+
+
+def test_a_file_of_too_few_samples_to_resample_says_so(tmp_path: Path) -> None:
+    """Ten samples at 44.1 kHz: FFmpeg's resampler gives none (it needs about 24), which
+    read "holds no samples"; the same file at the rate asked for decodes."""
+    with pytest.raises(EmptyAudioError, match=r"holds only 10 sample\(s\) at 44100 Hz .*too few"):
+        load_audio(_pcm_wav(tmp_path / "tiny.wav", 44100, 10))
+    assert len(load_audio(_pcm_wav(tmp_path / "tiny16k.wav", SR, 10))) == 10
+
+
 def test_other_target_rate(tone_file: Path) -> None:
     assert len(load_audio(tone_file, sample_rate=8000)) == 3 * 8000
 
