@@ -32,7 +32,13 @@ from attrs import converters, field, frozen
 from audio_embed.audio import resample
 from audio_embed.errors import InvalidInputError
 
-__all__ = ["AUTO_AUGMENTATION", "AUTO_MANY_AUGMENTATION", "MixAugmentation", "MixedSound"]
+__all__ = [
+    "AUTO_AUGMENTATION",
+    "AUTO_MANY_AUGMENTATION",
+    "MixAugmentation",
+    "MixedSound",
+    "warn_skipped",
+]
 
 log = logging.getLogger(__name__)
 
@@ -161,6 +167,20 @@ class MixAugmentation:
         ``backgrounds[j]``, else its number). The same inputs and seed give the
         same result.
         """
+        out, skipped = self.mix_counted(sources, backgrounds, sample_rate)
+        tried = self.copies * sum(len(m) for _, m in sources)
+        warn_skipped(self, skipped, tried, backgrounds, sample_rate, names=names)
+        return out
+
+    def mix_counted(
+        self,
+        sources: Sequence[tuple[np.ndarray, Sequence[float]]],
+        backgrounds: Sequence[tuple[np.ndarray, Sequence[float]]],
+        sample_rate: int = 16000,
+    ) -> tuple[list[MixedSound], list[int]]:
+        """:meth:`mix` without its warning: the mixed sounds, and for each of
+        ``backgrounds`` how many copies found no place there (for one warning over
+        several draws, :func:`warn_skipped`)."""
         if sample_rate <= 0:
             raise InvalidInputError(f"sample_rate must be > 0. Got {sample_rate!r} instead.")
         rng = np.random.default_rng(self.seed)
@@ -179,15 +199,7 @@ class MixAugmentation:
                         out.append(MixedSound(audio=seg, start=start, marker=marker,
                                               source=(i, k), background=j, speed=speed,
                                               gain_db=gain))  # fmt: skip
-        tried = self.copies * sum(len(m) for _, m in sources)
-        for j, n in enumerate(skipped):  # one warning per recording, not one per copy
-            if n:
-                name = names[j] if names is not None else f"recording {j}"
-                seconds = len(backgrounds[j][0]) / sample_rate
-                log.warning("No place %.1f s from every marker in %s (%.1f s long): %d of %d "
-                            "copies skipped.", self.min_distance, name, seconds, n,
-                            tried)  # fmt: skip
-        return out
+        return out, skipped
 
     def _cut(self, audio: np.ndarray, t: float, sr: int) -> np.ndarray:
         lo, hi = round((t - self.before) * sr), round((t + self.after) * sr)
@@ -241,6 +253,29 @@ class MixAugmentation:
             t = AF.equalizer_biquad(t, sr, hz, db, Q=1.0)
         out: np.ndarray = t.numpy()
         return out
+
+
+def warn_skipped(
+    aug: MixAugmentation,
+    skipped: Sequence[int],
+    tried: int,
+    backgrounds: Sequence[tuple[np.ndarray, Sequence[float]]],
+    sample_rate: int,
+    *,
+    names: Sequence[str] | None = None,
+    draws: int = 1,
+) -> None:
+    """One warning per recording of ``backgrounds`` where copies found no place:
+    ``skipped[j]`` of the ``tried`` copies (over every draw: one warning per fit,
+    not one per draw)."""
+    over = f" over {draws} draws" if draws > 1 else ""
+    for j, n in enumerate(skipped):  # one warning per recording, not one per copy
+        if n:
+            name = names[j] if names is not None else f"recording {j}"
+            seconds = len(backgrounds[j][0]) / sample_rate
+            log.warning("No place %.1f s from every marker in %s (%.1f s long): %d of %d "
+                        "copies skipped%s.", aug.min_distance, name, seconds, n, tried,
+                        over)  # fmt: skip
 
 
 def _lowpass(x: np.ndarray, cutoff: float, sr: int) -> np.ndarray:

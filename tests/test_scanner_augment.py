@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import attrs
 import numpy as np
 import pytest
 
@@ -171,6 +172,29 @@ def test_a_recording_with_no_place_for_a_copy_is_named_in_the_warning(
         )
     said = [r.getMessage() for r in caplog.records if "No place" in r.getMessage()]
     assert said and all(f"in {short} (0.3 s long)" in m for m in said), said
+
+
+def test_no_place_is_warned_once_per_fit_over_every_draw(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """With three draws (the many-marker default's) the same "No place …" warning came
+    three times, one per draw, each with that draw's count; now once, with the fit's."""
+    import soundfile as sf
+
+    rec = _recording(41, n_targets=3)
+    short = tmp_path / "short take.wav"
+    sf.write(short, np.zeros(SR // 3, np.float32), SR)
+    aug = attrs.evolve(_aug(copies=1), draws=3)
+    with caplog.at_level("WARNING", logger="audio_embed"):
+        Scanner(LogMelEmbedder(), augmentation=aug, threshold=0.5).fit(
+            [rec, Recording(short, Markers(positive=[0.1]))]
+        )
+    said = [r.getMessage() for r in caplog.records if "No place" in r.getMessage()]
+    # 4 marked sounds x 1 copy x 3 draws, none placed in a 0.3 s take
+    assert said == [
+        f"No place 3.0 s from every marker in {short} (0.3 s long): 12 of 12 copies "
+        "skipped over 3 draws."
+    ], said
 
 
 def test_a_cancel_while_augmenting_leaves_the_scanner_unchanged(

@@ -36,6 +36,7 @@ from audio_embed.augment import (
     AUTO_MANY_AUGMENTATION,
     MixAugmentation,
     MixedSound,
+    warn_skipped,
 )
 from audio_embed.cache import CachedEmbeddings
 from audio_embed.errors import InvalidInputError
@@ -282,16 +283,15 @@ def augmented_pools(
     audio = [_audio(r, sr, scanner.audio_stream) for r in recs]
     normalised = [scanner._normalise(e.embeddings, e.embeddings) for e, _ in grids]
     given = decision.augmentation
+    sources = [(a, m.positive) for a, m in zip(audio, markers, strict=True)]
+    backgrounds = [(a, m.all) for a, m in zip(audio, markers, strict=True)]
+    skipped = np.zeros(len(recs), dtype=np.int64)
     pools = []
     for k in range(given.draws):
         # new places on the scan grid
         aug = attrs.evolve(given, step=scanner.scan_windows.hop, seed=given.seed + k)
-        mixed = aug.mix(
-            [(a, m.positive) for a, m in zip(audio, markers, strict=True)],
-            [(a, m.all) for a, m in zip(audio, markers, strict=True)],
-            sr,
-            names=[_name(r, i) for i, r in enumerate(recs)],
-        )
+        mixed, missed = aug.mix_counted(sources, backgrounds, sr)
+        skipped += missed
         units = []
         for m in mixed:
             if cancel is not None:
@@ -305,6 +305,11 @@ def augmented_pools(
             if len(feats):
                 units.append(AugmentedUnit(m.source, m.background, feats))
         pools.append(AugmentedPool(tuple(units), dim, decision))
+    # one warning per recording for the whole fit (before: one per draw, the same
+    # three times with the default's three draws)
+    tried = given.copies * given.draws * sum(len(m) for _, m in sources)
+    names = [_name(r, i) for i, r in enumerate(recs)]
+    warn_skipped(given, skipped.tolist(), tried, backgrounds, sr, names=names, draws=given.draws)
     return tuple(pools)
 
 
