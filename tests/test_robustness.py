@@ -62,6 +62,64 @@ def test_truncated_mp4(tmp_path: Path) -> None:
         load_audio(cut)
 
 
+def _mp3(path: Path, audio: np.ndarray, sr: int, *, xing: bool = True, vbr: bool = False) -> Path:
+    """A mono MP3 by LAME through PyAV: with its Xing/Info header (FFmpeg's default) or
+    without, at a constant or a variable bit rate."""
+    import av
+
+    with av.open(str(path), "w", options={} if xing else {"write_xing": "0"}) as out:
+        stream = out.add_stream("libmp3lame", rate=sr, layout="mono")
+        if vbr:  # as ffmpeg -q:a 2
+            stream.codec_context.options = {"flags": "+qscale", "global_quality": "236"}
+        for start in range(0, len(audio), 1152):
+            block = np.ascontiguousarray(audio[None, start : start + 1152], dtype=np.float32)
+            frame = av.AudioFrame.from_ndarray(block, format="fltp", layout="mono")
+            frame.sample_rate = sr
+            for packet in stream.encode(frame):
+                out.mux(packet)
+        for packet in stream.encode(None):
+            out.mux(packet)
+    return path
+
+
+def test_an_mp3_cut_short_is_warned_of(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """The first half of an MP3's bytes (a copy or download broken off) decoded to its
+    first half without a word. Its Xing/Info header counts the frames the encoder wrote:
+    a file decoding to clearly less is warned of. Without that header there is no
+    signal (FFmpeg's duration is then an estimate from the size and the first frame's
+    bit rate: as short as the cut file, and for a complete VBR file that starts quietly
+    far longer than it), so nothing is said, rather than a false alarm."""
+    rate = 44100
+    noise = 0.3 * np.random.default_rng(0).standard_normal(8 * rate).astype(np.float32)
+    full = _mp3(tmp_path / "full.mp3", noise, rate, vbr=True)
+    cut = tmp_path / "cut.mp3"
+    cut.write_bytes(full.read_bytes()[: full.stat().st_size // 2])
+    with caplog.at_level("WARNING", logger="audio_embed"):
+        assert len(load_audio(full)) == 8 * SR
+        assert not caplog.records
+        got = load_audio(cut)
+        assert 3.0 < len(got) / SR < 5.0  # what is there is decoded
+        assert caplog.records and all(r.name == "audio_embed.audio" for r in caplog.records)
+        (said,) = [r.getMessage() for r in caplog.records]
+        assert f"{cut}: {len(got) / SR:.1f} s decoded, but its MP3 header says 8.0 s" in said
+        caplog.clear()
+        assert sum(map(len, stream_audio(cut))) == len(got)  # the scan's decoding too
+        assert "the file's end is missing" in caplog.text
+        caplog.clear()
+        # no header: no warning, also where FFmpeg's duration is far longer than the file
+        quiet_start = np.concatenate([np.zeros(3 * rate, np.float32), noise])
+        plain = _mp3(tmp_path / "plain.mp3", quiet_start, rate, xing=False, vbr=True)
+        load_audio(plain)
+        no_header_cut = tmp_path / "plain-cut.mp3"
+        no_header_cut.write_bytes(plain.read_bytes()[: plain.stat().st_size // 2])
+        load_audio(no_header_cut)
+        assert not caplog.records
+    import av
+
+    with av.open(str(plain)) as c:  # the estimate that rules out comparing with it
+        assert c.duration is not None and c.duration / av.time_base > 1.5 * 11.0
+
+
 def test_silent_audio_scans_without_nan(tmp_path: Path) -> None:
     emb = LogMelEmbedder()
     out = emb.embed_windows(np.zeros(20 * SR, np.float32), np.arange(0.0, 13.0), 8.0)
