@@ -305,7 +305,7 @@ def csv_table(text: str) -> tuple[str, int, str]:
     lines = text.split("\n")
     n = 0
     hint = ""
-    while n < len(lines) - 1:
+    while n < len(lines):
         line = lines[n].strip()
         if line.startswith("#"):
             commented = _header_fields(line.lstrip("#"))
