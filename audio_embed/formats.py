@@ -307,9 +307,9 @@ def csv_table(text: str) -> tuple[str, int, str]:
     hint = ""
     while n < len(lines):
         line = lines[n].strip()
-        if line.startswith("#"):
-            commented = _header_fields(line.lstrip("#"))
-            if not hint and ({"file", "time"} <= commented or {"file", "onset"} <= commented):
+        if line.startswith("#") and not _names_a_table(_header_fields(line)):
+            # (a header whose first column is named '#', row numbers, is the header)
+            if not hint and _names_a_table(_header_fields(line.lstrip("#"))):
                 hint = (
                     f" Line {n + 1}, {line[:60]!r}, looks like the header written as a "
                     "comment: delete its '#' (lines starting with '#' above the header "
@@ -505,7 +505,7 @@ def read_review_markers(
     sep = csv_separator(text)
     reader = csv.DictReader(io.StringIO(text), delimiter=sep)
     fields = {f.strip().lower() for f in reader.fieldnames or []}
-    hint = _looks_like_labels(text.partition("\n")[0]) or commented
+    hint = commented or _looks_like_labels(text.partition("\n")[0])
     # file,start,end: selections (before: refused); a review file's start and end
     # (file,time,kind,start,end,score) are its hit's, and time its marker
     csv_duplicate_columns(reader.fieldnames, str(p), ("file", "time", "kind", "start", "end"))
@@ -1037,6 +1037,12 @@ def guess_marker_format(path: str | os.PathLike[str]) -> MarkerFormat:
     fields = _header_fields(head)
     markers = {"file", "time"} <= fields or {"file", "start", "end"} <= fields
     return "csv" if markers else "audacity"
+
+
+def _names_a_table(fields: set[str]) -> bool:
+    """Whether a header's columns are those of a markers or labels CSV: a file and a
+    time, a start or an onset."""
+    return "file" in fields and bool(fields & {"time", "start", "onset"})
 
 
 def _header_fields(header: str) -> set[str]:

@@ -341,6 +341,11 @@ def test_comment_lines_above_a_labels_header_are_left_out(tmp_path: Path) -> Non
         read_labels(path)
     path.write_text("# annotator: kb\n\nfile,onset,offset,label\n#1.wav,1,2,horn\n")
     assert [(e.file, e.onset) for e in read_labels(path)] == [("#1.wav", 1.0)]
+    path.write_text("#,file,onset,offset,label\n1,#1.wav,1,2,horn\n")  # a '#' column
+    assert [(e.file, e.onset) for e in read_labels(path)] == [("#1.wav", 1.0)]
+    path.write_text("# file,onset,offset,label\n#1.wav,1,2,horn\n")  # a commented header
+    with pytest.raises(MarkerError, match="looks like the header written as a comment"):
+        read_labels(path)
 
 
 def test_a_labels_csv_naming_a_column_twice_is_refused(tmp_path: Path) -> None:

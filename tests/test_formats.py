@@ -467,6 +467,17 @@ def test_comment_and_blank_lines_above_a_markers_header_are_left_out(tmp_path: P
     path.write_text("# file,time,kind\na.wav,5,positive\n")
     with pytest.raises(MarkerError, match=r"Line 1, '# file,time,kind', looks like the header"):
         read_markers(path)
+    path.write_text("# file,start,end,kind\na.wav,5,6,positive\n")  # and of selections
+    with pytest.raises(MarkerError, match=r"Line 1, '# file,start,end,kind', looks like the"):
+        read_markers(path)
+    # a header whose first column is named '#' (row numbers in a hand-made sheet) is the
+    # header, comma- or tab-separated (review: it was taken for a comment and refused)
+    for sep in (",", "\t"):
+        path.write_text(
+            sep.join(("#", "file", "time", "kind")) + f"\n1{sep}#1.wav{sep}3{sep}positive\n"
+        )
+        assert guess_marker_format(path) == "csv"
+        assert read_markers(path) == {str(tmp_path / "#1.wav"): Markers(positive=(3.0,))}
     # a file of comments only: the columns are missing, as for an empty file
     for text in ("# nothing yet\n\n", "# nothing yet"):
         path.write_text(text)
