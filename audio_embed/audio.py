@@ -72,13 +72,14 @@ log = logging.getLogger(__name__)
 _SILENCE_BLOCK = 1 << 20  # samples of lead-in silence per chunk (bounded memory)
 _MIX_BLOCK_SECONDS = 60.0  # load_audio's blocks when mixing streams
 
-#: The lowest sample rate a file is decoded at (Hz): below it a file holds nothing
-#: above half of it, under anything the models hear (telephone audio is 8000 Hz), and
-#: its header's rate is more likely wrong (a damaged or hand-written WAV header) than
-#: true. Such a file is a :class:`~audio_embed.errors.CorruptAudioError` naming its
-#: rate (before: at 1 Hz, ``the audio stream holds no samples`` below about 24
-#: samples, and above, seconds of samples upsampled 16000-fold, scanned silently).
-MIN_SAMPLE_RATE = 1000
+#: The lowest sample rate a file is decoded at (Hz): below it a file holds nothing above
+#: 50 Hz, where the lowest band of any model here starts (LOGMEL's ``f_min``), so its
+#: header's rate is wrong (a damaged or hand-written WAV header). Such a file is a
+#: :class:`~audio_embed.errors.CorruptAudioError` naming its rate (before: at 1 Hz,
+#: ``the audio stream holds no samples`` below a few dozen samples, and above them
+#: every sample upsampled 16000-fold, scanned silently). Real low-rate recordings
+#: (heart sounds, whale calls at a few hundred hertz) are read as before.
+MIN_SAMPLE_RATE = 100
 
 #: ``audio_stream="mix"``: every audio stream of the file, averaged.
 MIX: Literal["mix"] = "mix"
@@ -305,7 +306,7 @@ def _decoded_chunks(
                 continue
             for frame in frames:
                 if frame.sample_rate < MIN_SAMPLE_RATE:
-                    raise CorruptAudioError(p, _low_rate_reason(frame.sample_rate, sample_rate))
+                    raise CorruptAudioError(p, _low_rate_reason(frame.sample_rate))
                 decoded += frame.samples
                 rate = frame.sample_rate
                 if lead is None:  # the first frame: silence up to where the audio starts
@@ -337,7 +338,7 @@ def _decoded_chunks(
         if errors:
             raise CorruptAudioError(p, "no audio could be decoded (the data is corrupt)")
         which = "the audio stream" if audio_stream is None else f"audio stream {audio_stream}"
-        if decoded:  # FFmpeg's resampler gives nothing for fewer than about 24 samples
+        if decoded:  # FFmpeg's resampler gives nothing below a few dozen (22 to 133) samples
             raise EmptyAudioError(
                 p,
                 f"{which} holds only {decoded} sample(s) at {rate} Hz ({decoded / rate:.4f} s): "
@@ -351,8 +352,9 @@ def _decoded_chunks(
 
 
 #: A decoded MP3 is warned of as cut short when it is shorter than its header says by
-#: more than this share of it and more than ``_CUT_SHORT_SECONDS``.
-_CUT_SHORT_SHARE = 0.1
+#: more than this (complete files measured 0.03–0.21 s over their decoded length, the
+#: encoder's delay and padding; a share of the length would let an hour-long file lose
+#: minutes without a word).
 _CUT_SHORT_SECONDS = 1.0
 
 
@@ -364,7 +366,7 @@ def _warn_if_cut_short(p: Path, decoded: float) -> None:
     if declared is None:
         return
     missing = declared - decoded
-    if missing > _CUT_SHORT_SECONDS and missing > _CUT_SHORT_SHARE * declared:
+    if missing > _CUT_SHORT_SECONDS:
         log.warning(
             "%s: %.1f s decoded, but its MP3 header says %.1f s: the file's end is missing "
             "(a copy or download broken off?), so only its first %.1f s are used. Copy it "
@@ -392,7 +394,7 @@ def _mp3_header_seconds(path: str | os.PathLike[str]) -> float | None:
             if len(head) == 10 and head[:3] == b"ID3":  # an ID3v2 tag first: its size
                 size = (head[6] & 0x7F) << 21 | (head[7] & 0x7F) << 14
                 size |= (head[8] & 0x7F) << 7 | (head[9] & 0x7F)
-                start = 10 + size + (10 if head[5] & 0x10 else 0)  # a footer
+                start = 10 + size + (10 if head[3] == 4 and head[5] & 0x10 else 0)  # v2.4 footer
             f.seek(start)
             frame = f.read(64)
     except OSError:
@@ -417,15 +419,13 @@ def _mp3_header_seconds(path: str | os.PathLike[str]) -> float | None:
     return frames * (1152 if version == 3 else 576) / rate if frames else None
 
 
-def _low_rate_reason(rate: int, sample_rate: int) -> str:
+def _low_rate_reason(rate: int) -> str:
     """Why a file at ``rate`` (below :data:`MIN_SAMPLE_RATE`) is not decoded."""
     return (
-        f"its sample rate is {rate} Hz, below the lowest read ({MIN_SAMPLE_RATE} Hz; telephone "
-        f"audio is 8000 Hz): resampled to {sample_rate} Hz it would hold nothing above "
-        f"{rate / 2:g} Hz, so its header's rate is likely wrong. If the samples are right, "
-        "write their true rate without resampling them (ffmpeg -i IN -af asetrate=RATE "
-        f"OUT.wav); if it is true, resample the file first (ffmpeg -i IN -ar {sample_rate} "
-        "OUT.wav)"
+        f"its sample rate is {rate} Hz, below the lowest read ({MIN_SAMPLE_RATE} Hz): it "
+        f"would hold nothing above {rate / 2:g} Hz, below every model's band, so its "
+        "header's rate is likely wrong (a damaged or hand-written header). Give the samples "
+        "their true rate without resampling them: ffmpeg -i IN -af asetrate=RATE OUT.wav"
     )
 
 

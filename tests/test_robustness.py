@@ -106,6 +106,14 @@ def test_an_mp3_cut_short_is_warned_of(tmp_path: Path, caplog: pytest.LogCapture
         assert sum(map(len, stream_audio(cut))) == len(got)  # the scan's decoding too
         assert "the file's end is missing" in caplog.text
         caplog.clear()
+        # a longer file losing 1.5 s, under a tenth of it, is warned of too (review: a
+        # 10 % rule let an hour-long file lose six minutes without a word)
+        long = _mp3(tmp_path / "long.mp3", np.tile(noise, 3), rate, vbr=True)
+        tail = tmp_path / "long-cut.mp3"
+        tail.write_bytes(long.read_bytes()[: int(long.stat().st_size * 0.93)])
+        assert 22.0 < len(load_audio(tail)) / SR < 23.0
+        assert "its MP3 header says 24.0 s" in caplog.text
+        caplog.clear()
         # no header: no warning, also where FFmpeg's duration is far longer than the file
         quiet_start = np.concatenate([np.zeros(3 * rate, np.float32), noise])
         plain = _mp3(tmp_path / "plain.mp3", quiet_start, rate, xing=False, vbr=True)
