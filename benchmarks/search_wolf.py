@@ -2,7 +2,7 @@ r"""Search by example and review rounds on the wolf benchmark (the README's tabl
 
     .venv/bin/python benchmarks/search_wolf.py /work/wolf-bench [--model LOGMEL]
         [--start example|first5] [--rounds 2] [--per-round 10] [--partial] [--from-index]
-        [--search-only]
+        [--search-only] [--ask-again]
 
 1. Index the 4 training recordings with the model's scan windows (as
    ``audio-embed index`` does; LOGMEL: 1 s every 0.1 s).
@@ -21,7 +21,10 @@ r"""Search by example and review rounds on the wolf benchmark (the README's tabl
    train_00, as ``wolf.py --few-shot --few-shot-k 5``). Then ``--rounds`` rounds
    of ``--per-round`` suggestions (``review.suggest_windows`` over
    ``review.score_index``: the windows of the index the scanner is least sure
-   about, what ``audio-embed search --scanner S --suggest N`` lists), reviewed.
+   about, what ``audio-embed search --scanner S --suggest N`` lists: none at a
+   moment the scanner was trained on; ``--ask-again``: as before, when they could
+   be), reviewed; ``asked_again`` counts those overlapping an answered moment
+   (widened by a window).
    Last, all 20 markers for reference.
 4. Each stage trains a scanner with the library's defaults from the files
    (``Scanner.fit``, as ``audio-embed train --markers review.csv``; with
@@ -95,6 +98,15 @@ def extents(hits: list[Hit], calls: Calls) -> dict[str, float]:
     }
 
 
+def asked_again(hits: list[Hit], reviewed: Reviewed, window: float) -> int:
+    """How many of ``hits`` overlap a moment already answered, widened by a window."""
+    return sum(
+        any(h.start < t + window and h.end > t - window for ts in reviewed[h.file].values()
+            for t in ts)
+        for h in hits
+    )  # fmt: skip
+
+
 def as_markers(reviewed: Reviewed) -> dict[str, Markers]:
     return {
         f: Markers(positive=sorted(k["positive"]), negative=sorted(k["negative"]))
@@ -121,6 +133,11 @@ def main(argv: list[str] | None = None) -> int:
         "(train --reviewed); default: every marked recording is complete (train --markers)",
     )
     ap.add_argument("--seed", type=int, default=0, help="Scanner(seed=...): the threshold folds")
+    ap.add_argument(
+        "--ask-again",
+        action="store_true",
+        help="suggestions as before they left out the scanner's training markers",
+    )
     ap.add_argument(
         "--search-only", action="store_true", help="only the search line: no review rounds"
     )
@@ -201,8 +218,11 @@ def main(argv: list[str] | None = None) -> int:
             answers = review(hits, calls, reviewed)
         elif "suggestions" in name:
             assert scanner is not None
-            hits = suggest_windows(score_index(scanner, index), args.per_round)
+            known = None if args.ask_again else scanner.training_markers
+            hits = suggest_windows(score_index(scanner, index), args.per_round, exclude=known)
+            again = asked_again(hits, reviewed, index.windows.window)
             answers = review(hits, calls, reviewed)
+            answers["asked_again"] = again
         reference = name.startswith("all 20")
         marks = all_markers if reference else as_markers(reviewed)
         # --partial: only the example's recording is complete (every call marked: true
