@@ -361,6 +361,9 @@ def test_suggestions_leave_out_the_moments_the_scanner_was_trained_on(
     assert sc.training_markers == markers
     loaded = Scanner.load(sc.save(tmp_path / "s.scanner"))
     assert loaded.training_markers == markers  # kept in the saved scanner
+    from audio_embed.distributed import RayScanner  # scan --ray --suggest: from its file
+
+    assert RayScanner.from_scanner(tmp_path / "s.scanner").training_markers == markers
     results = score_index(loaded, index)
     before = suggest_windows(results, 30)
     assert any(_near_a_marker(h, markers, 2.0) for h in before)  # the defect, measured
