@@ -50,6 +50,7 @@ if TYPE_CHECKING:
     from audio_embed.batch import BatchReport, BatchSettings, FileOutcome
     from audio_embed.cache import CachedEmbeddings
     from audio_embed.scanner import Scanner, ScanResult
+    from audio_embed.windows import Markers
 
 __all__ = [
     "DatasetReport",
@@ -189,6 +190,7 @@ class RayScanner:
             "audio_stream": own,
             "normalization": normalization,
             "label": summary.get("label"),  # the target's name, for the driver's results
+            "training_files": summary.get("files"),  # their markers, for --suggest
         }
         return cls(job, options, ordered=ordered, progress_bar=progress_bar)
 
@@ -244,6 +246,13 @@ class RayScanner:
         result."""
         stream: AudioStream | None = self.job.get("audio_stream")  # checked when built
         return stream
+
+    @property
+    def training_markers(self) -> dict[str, Markers] | None:
+        """The scanner's :attr:`Scanner.training_markers` (None: it does not keep them)."""
+        from audio_embed.scanner.core import summary_markers
+
+        return summary_markers({"files": self.job.get("training_files")})
 
     @property
     def scan_threshold(self) -> float:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -13,7 +13,7 @@ from attrs import field, frozen
 
 from audio_embed.errors import InvalidInputError
 
-__all__ = ["Example", "Hit", "merge_windows", "nearest_centre"]
+__all__ = ["HIT_LEVEL", "Example", "Hit", "hit_extent", "merge_windows", "nearest_centre"]
 
 _EPS = 1e-6
 
@@ -79,9 +79,9 @@ class Example:
 
 @frozen
 class Hit:
-    """One search result: neighbouring windows of one occurrence, merged.
+    """One search result: one occurrence, around its best window.
 
-    ``start``/``end`` in seconds; ``peak`` the centre of the best window,
+    ``start``/``end`` in seconds (see :func:`hit_extent`); ``peak`` the centre of the best window,
     ``score`` its similarity to the query; ``row`` that window's row.
     """
 
@@ -93,6 +93,47 @@ class Hit:
     row: int
 
 
+#: How far a hit reaches from its best window: over the windows around it whose
+#: score stays at or above this share of the best's ("half maximum": a
+#: recording's windows score about 0 on average, being normalised by its mean).
+HIT_LEVEL = 0.5
+
+
+def hit_extent(
+    starts: np.ndarray,
+    scores: np.ndarray,
+    best: int,
+    window: float,
+    duration: float,
+    level: float = HIT_LEVEL,
+) -> tuple[float, float]:
+    """Start and end of the hit whose best window is ``starts[best]``.
+
+    ``starts``/``scores``: windows of one file in time order, around the best. The
+    hit reaches from the best window over its neighbours, both ways, while their
+    score stays at or above ``level`` times the best's (only the best window when
+    its score is not above 0). Each window stands for the moment at its centre, as
+    in :func:`audio_embed.detect.detect`'s track: the hit spans from half a hop
+    before the first centre to half a hop after the last, clipped to the file.
+    """
+    starts = np.asarray(starts, dtype=np.float64)
+    scores = np.asarray(scores, dtype=np.float64)
+    peak = float(scores[best])
+    low = level * peak if peak > 0 else peak
+    i = j = best
+    while i > 0 and scores[i - 1] >= low:
+        i -= 1
+    while j + 1 < len(scores) and scores[j + 1] >= low:
+        j += 1
+    steps = np.diff(starts)
+    steps = steps[steps > _EPS]
+    half = (float(np.median(steps)) if len(steps) else window) / 2.0
+    centre = starts + window / 2.0
+    lo = max(0.0, float(centre[i]) - half)
+    hi = min(max(duration, lo), float(centre[j]) + half)
+    return lo, hi
+
+
 def merge_windows(
     files: Sequence[str],
     starts: np.ndarray,
@@ -100,30 +141,33 @@ def merge_windows(
     rows: np.ndarray,
     window: float,
     durations: Sequence[float],
+    extent: Callable[[int], tuple[float, float]] | None = None,
 ) -> list[Hit]:
     """Candidate windows → one hit per occurrence, best first (non-maximum suppression).
 
-    In order of score, a window that overlaps no hit of its file starts a new
-    hit; one that overlaps the best window of exactly one hit widens that hit
-    (unless the widened hit would overlap another); any other is dropped. Hits
-    of one file never overlap, and a hit spans at most its best window plus
-    the overlapping windows around it, whatever the number of candidates.
+    In order of score, a window that overlaps the best window of no hit of its
+    file starts a new hit; any other is dropped. The hit's start and end are
+    ``extent(i)`` for candidate ``i`` (:func:`hit_extent` over the file's stored
+    windows around it; the best window alone when None), cut where an earlier
+    hit of its file is: hits of one file never overlap. A hit's extent never
+    depends on the other candidates, so asking for more hits changes none of the
+    first ones (before: a hit widened over the neighbouring windows that happened
+    to be candidates, so a larger ``top`` made the same hits longer).
     """
     per_file: dict[str, list[list[Any]]] = {}  # start, end, peak, score, row, best start
     for i in np.argsort(-np.asarray(scores), kind="stable"):
         f, s = files[i], float(starts[i])
         e = min(s + window, max(float(durations[i]), s))
         hits = per_file.setdefault(f, [])
-        owners = [h for h in hits if s < h[1] - _EPS and e > h[0] + _EPS]
-        if not owners:
-            hits.append([s, e, (s + e) / 2.0, float(scores[i]), int(rows[i]), s])
+        if any(abs(s - h[5]) < window - _EPS for h in hits):
             continue
-        h = owners[0]
-        if len(owners) > 1 or abs(s - h[5]) >= window - _EPS:
-            continue
-        lo, hi = min(h[0], s), max(h[1], e)
-        if not any(o is not h and lo < o[1] - _EPS and hi > o[0] + _EPS for o in hits):
-            h[0], h[1] = lo, hi
+        peak = (s + e) / 2.0
+        if any(h[0] + _EPS < peak < h[1] - _EPS for h in hits):
+            continue  # an earlier hit reaches over its centre
+        lo, hi = (s, e) if extent is None else extent(int(i))
+        for h in hits:  # an earlier hit keeps the moments both would reach
+            lo, hi = (max(lo, h[1]), hi) if h[2] < peak else (lo, min(hi, h[0]))
+        hits.append([lo, hi, peak, float(scores[i]), int(rows[i]), s])
     out = [Hit(f, *h[:5]) for f, hits in per_file.items() for h in hits]
     out.sort(key=lambda h: (-h.score, h.file, h.start))
     return out

@@ -26,6 +26,7 @@ interrupted ``add`` leaves the previous archive intact.
 
 from __future__ import annotations
 
+import bisect
 import json
 import logging
 import math
@@ -61,7 +62,7 @@ from audio_embed.bandwidth import recording_silence_warning
 from audio_embed.cache import CachedEmbeddings, EmbeddingCache
 from audio_embed.embedders.base import Embedder
 from audio_embed.errors import AudioEmbedError, IndexFileError, InvalidInputError
-from audio_embed.hits import Example, Hit, merge_windows, nearest_centre
+from audio_embed.hits import Example, Hit, hit_extent, merge_windows, nearest_centre
 from audio_embed.progress import CancelToken, ProgressCallback
 from audio_embed.scanner import STD_FLOOR, Scanner
 from audio_embed.scanner.defaults import model_scan_windows
@@ -346,6 +347,20 @@ class EmbeddingIndex:
         return file.first_row + nearest_centre(
             self.starts(file), self.windows.window, file.duration, time, file.path
         )
+
+    def hit_extent(self, row: int, query: np.ndarray) -> tuple[float, float]:
+        """Start and end of a search hit whose best window is ``row``: from the windows
+        of its file that overlap it, scored against ``query``
+        (:func:`~audio_embed.hits.hit_extent`)."""
+        firsts = [f.first_row for f in self._files]
+        k = bisect.bisect_right(firsts, int(row)) - 1
+        entry, grid = self._files[k], self._starts[k]
+        best, window = int(row) - entry.first_row, self.windows.window
+        a = int(np.searchsorted(grid, grid[best] - window + _EPS))
+        z = int(np.searchsorted(grid, grid[best] + window - _EPS))
+        unit = self._unit[entry.first_row + a : entry.first_row + z].astype(np.float32)
+        q = np.asarray(query, dtype=np.float32)
+        return hit_extent(grid[a:z], unit @ q, best - a, window, entry.duration)
 
     # ------------------------------------------------------------------ adding
 
@@ -888,10 +903,15 @@ class EmbeddingIndex:
         sw = self.windows
         per_hit = 2 * math.ceil(sw.window / sw.hop) + 1
         k = top * per_hit
+        q = np.asarray(query, dtype=np.float32)
         while True:
-            rows, scores = self.nearest(query, k, exact=exact)
+            rows, scores = self.nearest(q, k, exact=exact)
             files, starts, durations = self.locate(rows)
-            hits = merge_windows(files, starts, scores, rows, sw.window, durations)
+
+            def extent(i: int, rows: np.ndarray = rows) -> tuple[float, float]:
+                return self.hit_extent(int(rows[i]), q)
+
+            hits = merge_windows(files, starts, scores, rows, sw.window, durations, extent)
             if len(hits) >= top or k >= len(self):
                 return hits[:top]
             k *= 4

@@ -19,7 +19,7 @@ import json
 import math
 import os
 from collections import Counter
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -27,7 +27,7 @@ import numpy as np
 from audio_embed.augment import MixAugmentation
 from audio_embed.cache import CachedEmbeddings
 from audio_embed.errors import InvalidInputError, MarkerError, TrainingDataError
-from audio_embed.formats import atomic_write_text, csv_table, read_text_file
+from audio_embed.formats import atomic_write_text, csv_table, file_key, read_text_file
 from audio_embed.index import EmbeddingIndex, Hit
 from audio_embed.scanner import Detection, Recording, Scanner, ScanResult
 from audio_embed.scanner.augmented import decide_augmentation
@@ -288,21 +288,29 @@ def score_index(scanner: Scanner, index: EmbeddingIndex) -> list[ScanResult]:
 
 
 def suggest_windows(
-    results: Iterable[ScanResult], n: int, *, threshold: float | None = None
+    results: Iterable[ScanResult],
+    n: int,
+    *,
+    threshold: float | None = None,
+    exclude: Mapping[str, Markers] | None = None,
 ) -> list[Hit]:
     """The ``n`` windows whose probability is nearest the threshold, spread over files.
 
     At most ``ceil(n / files)`` per file until every file has had its share,
     then the rest by uncertainty alone; never two overlapping windows of one
-    file. ``threshold`` defaults to each result's own. Returned as hits (the
-    window, its centre as ``peak``, the probability as ``score``; ``row`` -1),
-    most uncertain first.
+    file. ``threshold`` defaults to each result's own. ``exclude``: moments
+    already answered, per recording (any spelling of its path), e.g. the
+    scanner's :attr:`~audio_embed.Scanner.training_markers`: no window is
+    suggested that overlaps a marker of any kind or a marked selection, widened
+    by one window on each side. Returned as hits (the window, its centre as
+    ``peak``, the probability as ``score``; ``row`` -1), most uncertain first.
     """
     if n < 1:
         raise InvalidInputError(f"The number of suggestions must be >= 1. Got {n!r}.")
     res = list(results)
     if not res:
         return []
+    answered = _answered(res, exclude or {})
     files = np.concatenate([np.full(len(r.starts), i) for i, r in enumerate(res)])
     starts = np.concatenate([r.starts for r in res])
     probs = np.concatenate([r.probabilities for r in res]).astype(np.float64)
@@ -320,7 +328,7 @@ def suggest_windows(
             if len(picked) >= n:
                 break
             f, s = int(files[i]), float(starts[i])
-            if per_file[f] >= limit or int(i) in chosen:
+            if per_file[f] >= limit or int(i) in chosen or answered[i]:
                 continue
             if any(abs(s - t) < res[f].window - _TOL for t in taken.get(f, ())):
                 continue
@@ -335,3 +343,22 @@ def suggest_windows(
         e = min(s + r.window, max(r.duration, s))
         hits.append(Hit(r.source, s, e, (s + e) / 2.0, float(probs[i]), -1))
     return hits
+
+
+def _answered(results: list[ScanResult], exclude: Mapping[str, Markers]) -> np.ndarray:
+    """For every window of ``results`` (in order), whether it overlaps a moment of
+    ``exclude`` widened by one window on each side."""
+    moments = {file_key(k): _moments(m) for k, m in exclude.items()}
+    out = []
+    for r in results:
+        spans = moments.get(file_key(r.source), np.zeros((0, 2))) if moments else np.zeros((0, 2))
+        s = np.asarray(r.starts, dtype=np.float64)[:, None]
+        near = (s < spans[:, 1] + r.window - _TOL) & (s + r.window > spans[:, 0] - r.window + _TOL)
+        out.append(near.any(axis=1))
+    return np.concatenate(out)
+
+
+def _moments(markers: Markers) -> np.ndarray:
+    """The marked moments as ``(start, end)`` rows: a marker ``(t, t)``, a selection its span."""
+    rows = [(t, t) for t in markers.all] + list(markers.spans)
+    return np.array(rows, dtype=np.float64).reshape(-1, 2)

@@ -2,12 +2,17 @@ r"""Search by example and review rounds on the wolf benchmark (the README's tabl
 
     .venv/bin/python benchmarks/search_wolf.py /work/wolf-bench [--model LOGMEL]
         [--start example|first5] [--rounds 2] [--per-round 10] [--partial] [--from-index]
+        [--search-only] [--ask-again]
 
 1. Index the 4 training recordings with the model's scan windows (as
    ``audio-embed index`` does; LOGMEL: 1 s every 0.1 s).
 2. Search with ONE wolf example (the first marker of markers.csv): precision of
    the top 10 / 30 hits = the share of hits overlapping a labelled wolf call (the
-   example's own call left out; 19 other calls, so 19/30 is the best @30).
+   example's own call left out; 19 other calls, so 19/30 is the best @30). How the
+   hits' extents fit the calls (of the top 30: mean hit length, mean IoU of a hit
+   on a call with the call, mean share of the call covered), and how many of the
+   first 10 hits have another extent when 10 are asked for than among 31.
+   ``--search-only`` stops here.
 3. A simulated reviewer answers from labels.csv: a window or hit that overlaps a
    wolf call is marked positive at that call's onset (as markers.csv marks), any
    other is marked negative at its peak. The markers grow round by round:
@@ -16,7 +21,10 @@ r"""Search by example and review rounds on the wolf benchmark (the README's tabl
    train_00, as ``wolf.py --few-shot --few-shot-k 5``). Then ``--rounds`` rounds
    of ``--per-round`` suggestions (``review.suggest_windows`` over
    ``review.score_index``: the windows of the index the scanner is least sure
-   about, what ``audio-embed search --scanner S --suggest N`` lists), reviewed.
+   about, what ``audio-embed search --scanner S --suggest N`` lists: none at a
+   moment the scanner was trained on; ``--ask-again``: as before, when they could
+   be), reviewed; ``asked_again`` counts those overlapping an answered moment
+   (widened by a window).
    Last, all 20 markers for reference.
 4. Each stage trains a scanner with the library's defaults from the files
    (``Scanner.fit``, as ``audio-embed train --markers review.csv``; with
@@ -72,6 +80,33 @@ def review(hits: list[Hit], calls: Calls, into: Reviewed) -> dict[str, int]:
     return n
 
 
+def extents(hits: list[Hit], calls: Calls) -> dict[str, float]:
+    """How the hits' extents fit the calls: mean hit length, and over the hits on a
+    call, the mean IoU of hit and call and the share of the call the hit covers."""
+    ious, covered = [], []
+    for h in hits:
+        call = call_of(h.start, h.end, calls[h.file])
+        if call is not None:
+            inter = min(h.end, call[1]) - max(h.start, call[0])
+            ious.append(inter / (max(h.end, call[1]) - min(h.start, call[0])))
+            covered.append(inter / (call[1] - call[0]))
+    n = max(len(ious), 1)
+    return {
+        "mean_hit_s": round(sum(h.end - h.start for h in hits) / max(len(hits), 1), 3),
+        "mean_iou_on_call": round(sum(ious) / n, 3),
+        "mean_call_covered": round(sum(covered) / n, 3),
+    }
+
+
+def asked_again(hits: list[Hit], reviewed: Reviewed, window: float) -> int:
+    """How many of ``hits`` overlap a moment already answered, widened by a window."""
+    return sum(
+        any(h.start < t + window and h.end > t - window for ts in reviewed[h.file].values()
+            for t in ts)
+        for h in hits
+    )  # fmt: skip
+
+
 def as_markers(reviewed: Reviewed) -> dict[str, Markers]:
     return {
         f: Markers(positive=sorted(k["positive"]), negative=sorted(k["negative"]))
@@ -98,6 +133,14 @@ def main(argv: list[str] | None = None) -> int:
         "(train --reviewed); default: every marked recording is complete (train --markers)",
     )
     ap.add_argument("--seed", type=int, default=0, help="Scanner(seed=...): the threshold folds")
+    ap.add_argument(
+        "--ask-again",
+        action="store_true",
+        help="suggestions as before they left out the scanner's training markers",
+    )
+    ap.add_argument(
+        "--search-only", action="store_true", help="only the search line: no review rounds"
+    )
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.ERROR)
     bench = args.bench.resolve()
@@ -139,11 +182,23 @@ def main(argv: list[str] | None = None) -> int:
 
     head["example"] = f"{Path(ex_file).name}:{ex_time}"
     for exact in (False, True):
+        mode = "exact" if exact else "ann"
         hits = others(index.search([example], top=31, exact=exact))
         for k in (10, 30):
             good = sum(call_of(h.start, h.end, calls[h.file]) is not None for h in hits[:k])
-            head[f"precision@{k}_{'exact' if exact else 'ann'}"] = round(good / k, 3)
+            head[f"precision@{k}_{mode}"] = round(good / k, 3)
+        head.update({f"{k}_{mode}": v for k, v in extents(hits[:30], calls).items()})
+        # the first 10 hits asked alone (as the review round asks them) and among 31
+        alone = others(index.search([example], top=11, exact=exact))[:10]
+        good = sum(call_of(h.start, h.end, calls[h.file]) is not None for h in alone)
+        head[f"precision@10_asked_10_{mode}"] = round(good / 10, 3)
+        head[f"extents_changed_10_vs_31_{mode}"] = sum(
+            (a.file, a.start, a.end) != (b.file, b.start, b.end)
+            for a, b in zip(alone, hits[:10], strict=False)
+        )
     print(json.dumps(head), flush=True)
+    if args.search_only:
+        return 0
 
     reviewed: Reviewed = defaultdict(lambda: defaultdict(set))
     if args.start == "example":
@@ -163,8 +218,11 @@ def main(argv: list[str] | None = None) -> int:
             answers = review(hits, calls, reviewed)
         elif "suggestions" in name:
             assert scanner is not None
-            hits = suggest_windows(score_index(scanner, index), args.per_round)
+            known = None if args.ask_again else scanner.training_markers
+            hits = suggest_windows(score_index(scanner, index), args.per_round, exclude=known)
+            again = asked_again(hits, reviewed, index.windows.window)
             answers = review(hits, calls, reviewed)
+            answers["asked_again"] = again
         reference = name.startswith("all 20")
         marks = all_markers if reference else as_markers(reviewed)
         # --partial: only the example's recording is complete (every call marked: true

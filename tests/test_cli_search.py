@@ -305,6 +305,36 @@ def test_review_loop_markers_train_from_index_and_suggest(
     rc, out, _ = cli(capsys, "scan", str(scanner), str(demo.root / "test"), "--out",
                      str(tmp_path / "res"), "--suggest", "3")  # fmt: skip
     assert rc == 0 and "3 window(s) the scanner is least sure about" in out
+    assert "does not keep the markers" not in out
+    # Neither suggests a window at a moment already answered (the window 2 s, each side);
+    # before: the next round asked about the reviewed hits' neighbours again.
+    answered = [(r["file"], float(r["time"])) for r in rows[:6]]
+    nxt.unlink()
+    for command in (
+        ["search", str(archive), "--scanner", str(scanner)],
+        ["scan", str(scanner), str(demo.root), "--out", str(tmp_path / "all")],
+    ):
+        rc, out, _ = cli(capsys, *command, "--suggest", "30", "--markers-out", str(nxt))
+        assert rc == 0, out
+        picks = [(str(Path(r["file"]).resolve()), float(r["start"]))
+                 for r in csv.DictReader(nxt.open())]  # fmt: skip
+        assert picks and not [(f, s) for f, s in picks for g, t in answered
+                              if f == g and t - 4.0 < s < t + 2.0]  # fmt: skip
+        nxt.unlink()
+    # A scanner saved before scanners kept their markers suggests as before, with a note.
+    import zipfile
+
+    with zipfile.ZipFile(scanner) as zf:
+        meta, payload = json.loads(zf.read("scanner.json")), zf.read("classifier.skops")
+    for entry in meta["training_summary"]["files"]:
+        del entry["markers"], entry["path"]
+    old = tmp_path / "old.scanner"
+    with zipfile.ZipFile(old, "w") as zf:
+        zf.writestr("scanner.json", json.dumps(meta))
+        zf.writestr("classifier.skops", payload)
+    rc, out, _ = cli(capsys, "search", str(archive), "--scanner", str(old), "--suggest", "3")
+    assert rc == 0 and "does not keep the markers it was trained on" in out
+    assert "3 window(s) the scanner is least sure about" in out
 
 
 def test_index_help_names_the_ann_library_it_uses(capsys: pytest.CaptureFixture[str]) -> None:

@@ -17,6 +17,7 @@ from audio_embed import Cancelled, CancelToken, IndexFileError, InvalidInputErro
 from audio_embed._ann import AnnIndex
 from audio_embed.demo import DemoSet, make_demo_set
 from audio_embed.embedders import LogMelEmbedder
+from audio_embed.hits import hit_extent
 from audio_embed.index import EmbeddingIndex, Example, Hit, merge_windows, recording_zscore
 from audio_embed.scanner import Scanner
 from audio_embed.windows import SlidingWindows, TargetedWindows
@@ -218,7 +219,7 @@ def test_negatives_subtract_their_similarity(demo: DemoSet, built: Path) -> None
     assert hit.score == pytest.approx(float(v @ p - v @ n), abs=1e-4)
 
 
-def test_merge_windows_joins_overlapping_windows_only() -> None:
+def test_merge_windows_one_hit_per_best_window() -> None:
     hits = merge_windows(
         ["a", "a", "a", "b"],
         np.array([0.0, 1.0, 10.0, 1.0]),
@@ -226,12 +227,44 @@ def test_merge_windows_joins_overlapping_windows_only() -> None:
         np.arange(4),
         2.0,
         [20.0] * 4,
-    )
+    )  # no extent: the best window alone; a window overlapping a hit's best one is dropped
     assert [(h.file, h.start, h.end, h.peak, h.score) for h in hits] == [
-        ("a", 0.0, 3.0, 2.0, 0.9),
+        ("a", 1.0, 3.0, 2.0, 0.9),
         ("b", 1.0, 3.0, 2.0, 0.8),
         ("a", 10.0, 12.0, 11.0, 0.7),
     ]
+    # an extent reaching over an earlier hit is cut where that hit is
+    wide = {0: (0.0, 5.0), 1: (2.5, 9.0), 2: (7.0, 8.0)}
+    hits = merge_windows(
+        ["a"] * 3, np.array([1.0, 5.0, 7.0]), np.array([0.9, 0.8, 0.7]), np.arange(3), 2.0,
+        [20.0] * 3, extent=wide.__getitem__,
+    )  # fmt: skip
+    assert [(h.start, h.end) for h in hits] == [(0.0, 5.0), (5.0, 9.0)]  # 7.0: inside a hit
+
+
+def test_hit_extent_reaches_while_above_half_the_best() -> None:
+    starts = np.arange(6) * 0.5
+    scores = np.array([0.1, 0.6, 0.9, 1.0, 0.4, 0.8])
+    # windows 1..3 (centres 1.5, 2.0, 2.5), half a hop (0.25 s) beyond the outer centres
+    assert hit_extent(starts, scores, 3, 2.0, 20.0) == pytest.approx((1.25, 2.75))
+    assert hit_extent(starts, scores, 3, 2.0, 20.0, level=0.95) == pytest.approx((2.25, 2.75))
+    assert hit_extent(starts, -scores, 0, 2.0, 20.0) == pytest.approx((0.75, 1.25))
+    assert hit_extent(np.zeros(1), np.ones(1), 0, 2.0, 1.5) == (0.0, 1.5)  # a short file
+
+
+def test_hit_extents_do_not_depend_on_top(demo: DemoSet, built: Path) -> None:
+    # before: a hit widened over the neighbouring windows among the candidates, and a
+    # larger top asks for more candidates: the same hits came out longer
+    index = EmbeddingIndex.open(built)
+    ex = [Example(*first_target(demo))]
+    for exact in (False, True):
+        few, many = index.search(ex, top=5, exact=exact), index.search(ex, top=50, exact=exact)
+        assert len(few) == 5 and len(many) > 5
+        assert [(h.file, h.row, h.start, h.end) for h in few] == [
+            (h.file, h.row, h.start, h.end) for h in many[:5]
+        ]
+        q = index.query_vector(ex)
+        assert [(h.start, h.end) for h in few] == [index.hit_extent(h.row, q) for h in few]
 
 
 def test_incremental_add_skips_unchanged_and_replaces_changed(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import os
 from pathlib import Path
 
 import numpy as np
@@ -344,3 +345,56 @@ def test_review_markers_never_overwrite_reviewed_work(tmp_path: Path) -> None:
     plain.write_text("# from the spreadsheet\n\nfile,time,kind\na.wav,2.0,positive\n")
     with pytest.raises(InvalidInputError, match="already holds 1 reviewed marker"):
         check_review_target(plain)
+
+
+def _near_a_marker(hit: Hit, marked: dict[str, Markers], window: float) -> bool:
+    m = marked.get(str(Path(hit.file).resolve()))
+    return m is not None and any(
+        hit.start < t + window and hit.start + window > t - window for t in m.all
+    )
+
+
+def test_suggestions_leave_out_the_moments_the_scanner_was_trained_on(
+    demo: DemoSet, index: EmbeddingIndex, tmp_path: Path
+) -> None:
+    # before: the scanner kept no markers, so the next round asked again about windows
+    # at the moments already marked (or reviewed) in the training recordings
+    markers = {str(Path(f).resolve()): m for f, m in read_markers(demo.markers_csv).items()}
+    first = sorted(markers)[0]
+    markers[first] = Markers(positive=markers[first].positive, negative=[20.0])
+    sc = fit_from_index(scanner(), index, markers)
+    assert sc.training_markers == markers
+    loaded = Scanner.load(sc.save(tmp_path / "s.scanner"))
+    assert loaded.training_markers == markers  # kept in the saved scanner
+    from audio_embed.distributed import RayScanner  # scan --ray --suggest: from its file
+
+    assert RayScanner.from_scanner(tmp_path / "s.scanner").training_markers == markers
+    results = score_index(loaded, index)
+    before = suggest_windows(results, 30)
+    assert any(_near_a_marker(h, markers, 2.0) for h in before)  # the defect, measured
+    picks = suggest_windows(results, 30, exclude=loaded.training_markers)
+    assert len(picks) == 30 and not any(_near_a_marker(h, markers, 2.0) for h in picks)
+    # any spelling of a recording's path; a selection is left out over its whole span
+    relative = {os.path.relpath(k): m for k, m in markers.items()}
+    assert suggest_windows(results, 30, exclude=relative) == picks
+    span = {first: Markers(spans=[(5.0, 15.0)])}
+    for h in suggest_windows(results, 30, exclude=span):
+        assert h.file != first or h.start >= 17.0 - 1e-9 or h.start + 2.0 <= 3.0 + 1e-9
+    # a scanner saved before the markers were kept: loaded, and suggesting as before
+    old = Scanner.load(tmp_path / "s.scanner")
+    assert old.training_summary is not None
+    for f in old.training_summary["files"]:
+        del f["markers"]
+    assert old.training_markers is None
+    assert suggest_windows(score_index(old, index), 30, exclude=old.training_markers) == before
+
+
+def test_scanner_fit_from_files_keeps_its_markers(demo: DemoSet) -> None:
+    markers = read_markers(demo.markers_csv)  # the names as given, relative or not
+    recs = [Recording(f, m) for f, m in sorted(markers.items())]
+    recs.append(Recording(np.zeros(16000 * 5, np.float32), Markers(negative=[1.0]), 16000))
+    sc = scanner().fit(recs)
+    assert sc.training_markers == {str(Path(f).resolve()): m for f, m in markers.items()}
+    results = [sc.scan(f) for f in sorted(markers)]
+    picks = suggest_windows(results, 30, exclude=sc.training_markers)
+    assert picks and not any(_near_a_marker(h, sc.training_markers, 2.0) for h in picks)

@@ -22,8 +22,9 @@ from audio_embed.formats import list_formats
 
 if TYPE_CHECKING:
     from audio_embed.index import EmbeddingIndex, Hit
+    from audio_embed.windows import Markers
 
-__all__ = ["add_parser", "print_suggestions", "run"]
+__all__ = ["add_parser", "answered", "print_suggestions", "run"]
 
 
 def add_parser(subparsers: Subparsers) -> argparse.ArgumentParser:
@@ -38,8 +39,9 @@ def add_parser(subparsers: Subparsers) -> argparse.ArgumentParser:
             "examples, FILE:SECONDS; an example's file need not be in the index (it is\n"
             "embedded with the index's model). Scores are cosine similarities of the\n"
             "per-recording normalised vectors: the mean over the examples, minus the mean\n"
-            "over the --negative examples. Overlapping windows of one occurrence are merged\n"
-            "into one hit (file, start, end, peak, score), best first.\n\n"
+            "over the --negative examples. One hit per occurrence (file, start, end, peak,\n"
+            "score), best first; it reaches from its best window over the windows around it\n"
+            "that score at least half as high (whatever --top).\n\n"
             "Review loop: --markers-out writes the hits as a markers CSV with an empty kind\n"
             "column; fill it with positive / negative / soft and give it to 'train\n"
             "--markers' (rows left empty are ignored), with --index to train from the\n"
@@ -212,12 +214,27 @@ def _suggest(run: Run) -> int:
         raise UsageError("--suggest lists uncertain windows; it takes no --example.")
     index: EmbeddingIndex = open_index(run, Path(args.archive), model=args.model)
     scanner = Scanner.load(args.scanner, embedder=index.embedder(), cache=make_cache(args))
-    picks = suggest_windows(score_index(scanner, index), args.suggest)
+    picks = suggest_windows(
+        score_index(scanner, index), args.suggest, exclude=answered(run, scanner)
+    )
     print_suggestions(run, picks, scanner.scan_threshold)
     if args.markers_out:
         path = write_review_markers(args.markers_out, picks)
         run.echo(f"Markers to review: {path} (fill the kind column, then train --markers)")
     return 0
+
+
+def answered(run: Run, scanner: object) -> dict[str, Markers] | None:
+    """The markers ``scanner`` was trained on, which suggestions leave out; a note
+    where it does not keep them (saved before scanners kept them)."""
+    marked: dict[str, Markers] | None = getattr(scanner, "training_markers", None)
+    if marked is None:
+        run.echo(
+            "(This scanner does not keep the markers it was trained on (saved before "
+            "scanners kept them): a suggestion may be a moment already marked. Train it "
+            "again to have those left out.)"
+        )
+    return marked
 
 
 def print_suggestions(run: Run, picks: list[Hit], threshold: float) -> None:

@@ -87,7 +87,13 @@ from audio_embed.threshold import (
     training_threshold,
 )
 from audio_embed.types import Detection
-from audio_embed.windows import Markers, SlidingWindows, TargetedWindows, nearest_index
+from audio_embed.windows import (
+    MARKER_KINDS,
+    Markers,
+    SlidingWindows,
+    TargetedWindows,
+    nearest_index,
+)
 
 __all__ = [
     "STD_FLOOR",
@@ -260,13 +266,38 @@ class Recording:
 
 
 def _file_summary(rec: Recording, entry: CachedEmbeddings, y: np.ndarray) -> dict[str, Any]:
-    """One recording's line of ``training_summary["files"]``."""
+    """One recording's line of ``training_summary["files"]``: its name, windows per
+    class, ``path`` (:func:`~audio_embed.formats.file_key`, a file only) and
+    ``markers`` (the times of each kind, the selections as ``spans``)."""
+    m = rec.markers
+    marked: dict[str, Any] = {k: list(getattr(m, k)) for k in MARKER_KINDS if getattr(m, k)}
     return (
         {"source": rec.label, "positive": int(y.sum()), "negative": int(len(y) - y.sum())}
+        | ({} if isinstance(rec.source, np.ndarray) else {"path": file_key(rec.source)})
+        | {"markers": marked | ({"spans": [list(s) for s in m.spans]} if m.spans else {})}
         | ({} if rec.complete else {"complete": False})
         | ({} if entry.band_edge is None else {"band_edge_hz": entry.band_edge})
         | ({"silent": True} if is_silent(entry.peak) else {})
     )
+
+
+def summary_markers(summary: dict[str, Any] | None) -> dict[str, Markers] | None:
+    """The markers a scanner was trained on, from its ``training_summary``, per
+    recording (:func:`~audio_embed.formats.file_key`; arrays left out); None when the
+    summary does not keep them (a scanner trained before they were kept, or not
+    trained)."""
+    files = (summary or {}).get("files") or []
+    if not files or any("markers" not in f for f in files):
+        return None
+    out: dict[str, Markers] = {}
+    for f in files:
+        if "path" in f:
+            m = f["markers"]
+            out[f["path"]] = Markers(
+                **{k: m.get(k, ()) for k in MARKER_KINDS},
+                spans=[tuple(s) for s in m.get("spans", ())],
+            )
+    return out
 
 
 def _refuse_silence(silences: list[str], n: int) -> None:
@@ -985,6 +1016,14 @@ class Scanner(StreamingEmbeddings):
     @property
     def is_fitted(self) -> bool:
         return hasattr(self.classifier, "estimator_")
+
+    @property
+    def training_markers(self) -> dict[str, Markers] | None:
+        """The markers it was trained on, per recording (its resolved path,
+        :func:`~audio_embed.formats.file_key`), kept in ``training_summary["files"]``
+        and so in a saved scanner; None for a scanner trained before they were kept
+        (or not trained). :func:`audio_embed.review.suggest_windows` leaves them out."""
+        return summary_markers(self.training_summary)
 
     @property
     def training_band_edge(self) -> float | None:
