@@ -17,9 +17,13 @@ which is what ``benchmarks/wolf.py --few-shot`` measures on the test split.
 
 One JSON line per fit, then one summary line per setting: the mean, standard
 deviation, minimum and maximum of the IoU F1 over the fits, the mean lenient
-F1 and share of audio flagged, and the mean per seed and per training recording.
+F1 and share of audio flagged, and the mean per seed and per training recording;
+for a setting run after ``defaults`` in the same invocation, also its paired
+difference to the defaults' same fits (``paired_vs_defaults``: mean, sample
+standard deviation, standard error, fits won and lost).
 The settings are named in ``SETTINGS`` (``--list`` prints them); each is what it
-changes from the library's defaults.
+changes from the library's defaults. A ``fuse`` setting reuses the fits of the
+settings it names (each fitted once per process).
 """
 
 from __future__ import annotations
@@ -29,9 +33,13 @@ import json
 import logging
 import statistics
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import attrs
+import numpy as np
+import torch
 from sklearn.base import clone
 from sklearn.ensemble import (
     ExtraTreesClassifier,
@@ -51,6 +59,8 @@ from audio_embed import threshold
 from audio_embed.augment import AUTO_AUGMENTATION
 from audio_embed.cache import EmbeddingCache
 from audio_embed.classifier import PrototypeClassifier, make_base_estimator
+from audio_embed.embedders.base import Embedder
+from audio_embed.embedders.logmel import LogMelEmbedder
 from audio_embed.evaluate import evaluate, read_labels
 from audio_embed.scanner import defaults
 from audio_embed.scanner.augmented import AUTO_MAX_MARKERS, AUTO_MIN_MARKERS
@@ -78,6 +88,58 @@ def _svm(c: float = 1.0) -> Any:
 
 def _knn(n: int = 15) -> Any:
     return make_pipeline(StandardScaler(), KNeighborsClassifier(n, weights="distance"))
+
+
+class _CentreLogMel(Embedder):
+    """Benchmark only (``centre-S``): LOGMEL's vector of each window, then the vector
+    of its central ``centre`` seconds (the same frames pooled twice; ``kwargs`` go to
+    :class:`LogMelEmbedder`). A window no longer than ``centre`` gives its own vector
+    twice."""
+
+    name = "LOGMEL"
+
+    def __init__(self, centre: float, **kwargs: Any) -> None:
+        self.base = LogMelEmbedder(**kwargs)
+        self.centre = float(centre)
+        self.dim = 2 * self.base.dim
+        self.min_samples = self.base.min_samples
+        self.lead_in = self.base.lead_in
+
+    def settings(self) -> dict[str, Any]:  # in config(), so in the cache key too
+        return {**self.base.settings(), "centre": self.centre}
+
+    def _part(self, window: float) -> tuple[float, float]:
+        """The central part of a window: its offset and length in seconds, on the
+        10 ms frame grid (so that an aligned window's part is aligned too)."""
+        length = min(self.centre, window)
+        step = self.base.hop_length / self.sample_rate
+        offset = round((window - length) / 2 / step) * step
+        return offset, length
+
+    def _embed_batch(self, waveforms: torch.Tensor) -> torch.Tensor:
+        frames = self.base.frames(waveforms)
+        offset, length = self._part(waveforms.shape[1] / self.sample_rate)
+        first = round(offset * self.sample_rate / self.base.hop_length)
+        n_fft = self.base.melspec.spectrogram.n_fft
+        count = max(1, (round(length * self.sample_rate) - n_fft) // self.base.hop_length + 1)
+        centre = frames[:, first : first + count]
+        return torch.cat([self.base.statistics(frames), self.base.statistics(centre)], dim=-1)
+
+    def _embed_each_window(
+        self,
+        audio: np.ndarray,
+        starts: np.ndarray,
+        window: float,
+        batch_size: int | None,
+        on_batch: Callable[[int], None] | None,
+    ) -> np.ndarray:
+        whole = self.base.embed_windows(
+            audio, starts, window, batch_size=batch_size, on_batch=on_batch
+        )
+        offset, length = self._part(window)
+        at = np.asarray(starts, dtype=np.float64) + offset
+        centre = self.base.embed_windows(audio, at, length, batch_size=batch_size)
+        return np.hstack([whole, centre])
 
 
 #: name -> the keywords of ``wolf._run`` it changes (``copies``: augmentation copies,
@@ -183,6 +245,18 @@ SETTINGS: dict[str, dict[str, Any]] = {
     "n-mels-128-fft-1024": {"model_kwargs": {"n_mels": 128, "n_fft": 1024}},
     "n-mels-32": {"model_kwargs": {"n_mels": 32}},
     "f-max-4000": {"model_kwargs": {"f_max": 4000.0}},
+    # several window lengths (issue 13). Late fusion: the named settings are fitted
+    # as they are (each its own scanner and cross-validated threshold); their window
+    # probabilities are averaged on the first one's grid (windows matched by their
+    # centres, linear interpolation) and the threshold is chosen again, by the
+    # library's rule, on the folds' averaged held-out probabilities (the same fold
+    # plan for every part: it follows the markers and the scanner's seed); the first
+    # setting's post-processing (sized from its points) scans and scores
+    "fuse-1-0.5": {"fuse": ("defaults", "window-0.5-trees")},
+    "fuse-1-0.75-0.5": {"fuse": ("defaults", "window-0.75", "window-0.5-trees")},
+    # early fusion: each 1 s window's LOGMEL vector with that of its central 0.5 s
+    # appended (the same frames pooled twice: twice the dimensions)
+    "centre-0.5": {"centre": 0.5},
 }
 
 
@@ -271,6 +345,8 @@ def _seeded(name: str, k: int, classifier_seed: int, augment_seed: int) -> dict[
         kw["augment_draws"] = draws
     # else "auto", which does not run for this k
     kw["classifier_seed"] = classifier_seed
+    if "centre" in kw:  # LOGMEL with its central part appended (early fusion)
+        kw["embedder"] = _CentreLogMel(kw.pop("centre"), **kw.pop("model_kwargs", {}))
     est = kw.get("classifier_kwargs", {}).get("estimator")
     if est is not None:  # the trees' own seed follows the classifier's
         est = clone(est)
@@ -278,6 +354,129 @@ def _seeded(name: str, k: int, classifier_seed: int, augment_seed: int) -> dict[
         est.set_params(**seeds)
         kw["classifier_kwargs"] = {**kw["classifier_kwargs"], "estimator": est}
     return kw
+
+
+#: The fits of this process: (setting, k, classifier seed, augmentation seed, training
+#: recording) -> ``wolf._run``'s output, results and events, and the threshold's
+#: cross-validation call (None when fit made none, or more than one); a late fusion
+#: reuses its parts' fits, and the paired differences use the defaults'.
+Fit = tuple[dict[str, Any], dict[str, Any], dict[str, list[tuple[float, float]]], Call | None]
+_FITS: dict[tuple[str, int, int, int, str], Fit] = {}
+
+_OUT_KEYS = (
+    "iou_f1 iou_precision iou_recall collar_f1 lenient_f1 precision recall "
+    "flagged_fraction n_detections mean_detection_seconds mean_event_seconds "
+    "window_auc window_ap"
+).split()
+
+
+def _patch(name: str, seen: list[Call]) -> None:
+    """The library patches setting ``name`` runs under (module-level: set before each fit)."""
+    setting = SETTINGS[name]
+    _force_rule(setting.get("rule"), seen)  # the setting's rule, or the library's
+    defaults.MIN_POINT_MARKERS = setting.get("min_point_markers", MIN_POINT_MARKERS)
+    _quartile_gate(setting.get("few_quartile", False))
+    _point_shift(setting.get("point_shift", 0.0), setting.get("point_widen", False))
+
+
+def _fit(name: str, args: argparse.Namespace, cache: Any, f: str, cseed: int, aseed: int) -> Fit:
+    """Setting ``name`` trained on recording ``f``'s first ``args.k`` markers, scored on
+    the other training recordings (memoised in ``_FITS``)."""
+    key = (name, args.k, cseed, aseed, f)
+    if key not in _FITS:
+        if "fuse" in SETTINGS[name]:
+            parts = [_fit(p, args, cache, f, cseed, aseed) for p in SETTINGS[name]["fuse"]]
+            _FITS[key] = _fused(parts)
+        else:
+            seen: list[Call] = []
+            _patch(name, seen)
+            out, results, events = _run(
+                args.bench,
+                "LOGMEL",
+                cache,
+                train_on=f,
+                first_k=args.k,
+                target=args.target,
+                spans=args.spans,
+                **_seeded(name, args.k, cseed, aseed),
+            )
+            _FITS[key] = (out, results, events, seen[0] if len(seen) == 1 else None)
+    return _FITS[key]
+
+
+def _on_grid(starts: np.ndarray, window: float, other: Any) -> np.ndarray:
+    """``other``'s probabilities (a ScanResult or FoldScores) at the centres of the
+    windows ``starts`` of length ``window`` (linear interpolation between its own
+    windows' centres; the nearest one past either end)."""
+    centres = np.asarray(other.starts) + other.window / 2
+    return np.interp(starts + window / 2, centres, np.asarray(other.probabilities))
+
+
+def _fused(parts: list[Fit]) -> Fit:
+    """Late fusion of several fits of the same markers (``fuse`` settings): the mean of
+    their window probabilities on the first one's windows, a threshold chosen by the
+    library's rule on the folds' averaged held-out probabilities (the mean of the
+    parts' thresholds where that falls back, or where a part made no such choice),
+    and the first part's post-processing."""
+    first_out, first_results, events, _ = parts[0]
+    calls = [p[3] for p in parts]
+    choice = None
+    if all(c is not None for c in calls):
+        fold_sets = [c[0] for c in calls if c is not None]
+        held = [[fold.references for fold in fs] for fs in fold_sets]
+        if any(h != held[0] for h in held):
+            raise SystemExit("the parts of a fused setting did not hold out the same markers")
+        folds = [
+            attrs.evolve(
+                base,
+                probabilities=np.mean(
+                    [_on_grid(base.starts, base.window, fs[j]) for fs in fold_sets], axis=0
+                ),
+            )
+            for j, base in enumerate(fold_sets[0])
+        ]
+        _, post, a, kw = calls[0]  # type: ignore[misc]
+        choice = threshold.choose_threshold(folds, post, *a, **kw)
+        fused_call: Call | None = (folds, post, a, kw)
+    else:
+        fused_call = None
+    if choice is None or choice.method == "fallback":
+        value = round(float(np.mean([p[0]["threshold"] for p in parts])), 4)
+        cv_f1 = None
+    else:
+        value, cv_f1 = round(choice.value, 4), choice.cv_f1
+    results = {}
+    for path, base in first_results.items():
+        probs = [_on_grid(base.starts, base.window, p[1][path]) for p in parts]
+        results[path] = attrs.evolve(base, probabilities=np.mean(probs, axis=0), threshold=value)
+    d = evaluate(results, events).as_dict()
+    out = {k: round(float(d[k]), 4) for k in _OUT_KEYS}
+    out.update(
+        threshold=value,
+        threshold_cv_f1=cv_f1,
+        threshold_method="fused folds" if cv_f1 is not None else "mean of the parts'",
+        parts_threshold=[p[0]["threshold"] for p in parts],
+        estimator=[p[0]["estimator"] for p in parts],
+        fit_s=round(sum(p[0]["fit_s"] for p in parts), 1),
+        **{k: first_out[k] for k in ("post_source", "post_duration", "augment_draws")},
+    )
+    return out, results, events, fused_call
+
+
+def _paired(cells: list[dict[str, Any]], base: list[dict[str, Any]]) -> dict[str, Any]:
+    """IoU F1 of ``cells`` minus that of the same fits of ``base`` (same recording and
+    seeds): the mean, its sample standard deviation and standard error (sd / sqrt(n)),
+    and the fits won and lost."""
+    by = {(c["train_on"], c["classifier_seed"], c["augment_seed"]): c["iou_f1"] for c in base}
+    d = [c["iou_f1"] - by[(c["train_on"], c["classifier_seed"], c["augment_seed"])] for c in cells]
+    sd = statistics.stdev(d) if len(d) > 1 else 0.0
+    return {
+        "delta_mean": round(statistics.mean(d), 4),
+        "delta_sd": round(sd, 4),
+        "delta_se": round(sd / len(d) ** 0.5, 4),
+        "won": sum(x > 0 for x in d),
+        "lost": sum(x < 0 for x in d),
+    }
 
 
 def _rules_offline(
@@ -347,27 +546,12 @@ def main(argv: list[str] | None = None) -> int:
     rules = [r for r in args.rules.split(",") if r]
     seeds = [tuple(int(v) for v in pair.split(":")) for pair in args.seeds.split(",")]
     files = sorted({e.file for e in read_labels(args.bench / "labels.csv") if e.split == "train"})
+    done: dict[str, list[dict[str, Any]]] = {}
     for name in args.settings:
         cells: list[dict[str, Any]] = []
-        seen: list[Call] = []
-        _force_rule(SETTINGS[name].get("rule"), seen)  # the setting's rule, or the library's
-        defaults.MIN_POINT_MARKERS = SETTINGS[name].get("min_point_markers", MIN_POINT_MARKERS)
-        _quartile_gate(SETTINGS[name].get("few_quartile", False))
-        _point_shift(
-            SETTINGS[name].get("point_shift", 0.0), SETTINGS[name].get("point_widen", False)
-        )
         for cseed, aseed in seeds:
             for f in files:
-                out, results, events = _run(
-                    args.bench,
-                    "LOGMEL",
-                    cache,
-                    train_on=f,
-                    first_k=args.k,
-                    target=args.target,
-                    spans=args.spans,
-                    **_seeded(name, args.k, cseed, aseed),
-                )
+                out, results, events, call = _fit(name, args, cache, f, cseed, aseed)
                 cell = {
                     "setting": name,
                     "k": args.k,
@@ -384,9 +568,12 @@ def main(argv: list[str] | None = None) -> int:
                     },
                 }
                 if rules:
-                    cell["rules"] = _rules_offline(rules, seen, results, events)
+                    if call is None:
+                        raise SystemExit(f"{name}: no threshold cross-validation to rescore")
+                    cell["rules"] = _rules_offline(rules, [call], results, events)
                 cells.append(cell)
                 print(json.dumps(cell), flush=True)
+        done[name] = cells
         f1 = [c["iou_f1"] for c in cells]
         row = {
             "setting": name,
@@ -409,6 +596,8 @@ def main(argv: list[str] | None = None) -> int:
                 for f in files
             ],
         }
+        if name != "defaults" and "defaults" in done:
+            row["paired_vs_defaults"] = _paired(cells, done["defaults"])
         if rules:
             row["rules_iou_f1_mean"] = {
                 r: round(statistics.mean(c["rules"][r] for c in cells), 4)
