@@ -153,7 +153,8 @@ class Postprocessing:
         return _detections(starts, probabilities, window, threshold, duration, self)
 
 
-def _hop(centres: np.ndarray, window: float) -> float:
+def median_hop(centres: np.ndarray, window: float) -> float:
+    """The step between window centres (or starts): their median, the window without one."""
     if len(centres) < 2:
         return float(window)
     steps = np.diff(centres)
@@ -178,7 +179,7 @@ def score_track(
     centres, raw = starts[order] + window / 2.0, p[order]
     track = raw
     if smooth > 0 and len(raw) > 2:
-        size = max(1, round(smooth / _hop(centres, window)))
+        size = max(1, round(smooth / median_hop(centres, window)))
         if size > 1:
             size += 1 - size % 2  # odd, centred
             track = median_filter(raw, size=size, mode="nearest")
@@ -269,7 +270,7 @@ def _detections(
     if len(centres) == 0:
         return []
     end_of_file = float(duration) if duration is not None else float(centres[-1] + window / 2)
-    half = _hop(centres, window) / 2.0
+    half = median_hop(centres, window) / 2.0
     spans: list[list[float]] = []  # start, end, score, peak
     regions = _regions(track, threshold, threshold * post.hysteresis)
     for i, j in _merge_close(regions, centres, 2 * half, post.min_gap):

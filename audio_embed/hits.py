@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 from attrs import field, frozen
 
+from audio_embed.detect import median_hop
 from audio_embed.errors import InvalidInputError
 
 __all__ = ["HIT_LEVEL", "Example", "Hit", "hit_extent", "merge_windows", "nearest_centre"]
@@ -119,15 +120,13 @@ def hit_extent(
     starts = np.asarray(starts, dtype=np.float64)
     scores = np.asarray(scores, dtype=np.float64)
     peak = float(scores[best])
-    low = level * peak if peak > 0 else peak
+    low = level * peak if peak > 0 else math.inf  # (review: a peak <= 0 took neighbours)
     i = j = best
     while i > 0 and scores[i - 1] >= low:
         i -= 1
     while j + 1 < len(scores) and scores[j + 1] >= low:
         j += 1
-    steps = np.diff(starts)
-    steps = steps[steps > _EPS]
-    half = (float(np.median(steps)) if len(steps) else window) / 2.0
+    half = median_hop(starts, window) / 2.0
     centre = starts + window / 2.0
     lo = max(0.0, float(centre[i]) - half)
     hi = min(max(duration, lo), float(centre[j]) + half)
@@ -142,8 +141,11 @@ def merge_windows(
     window: float,
     durations: Sequence[float],
     extent: Callable[[int], tuple[float, float]] | None = None,
+    limit: int | None = None,
 ) -> list[Hit]:
-    """Candidate windows → one hit per occurrence, best first (non-maximum suppression).
+    """Candidate windows → one hit per occurrence, best first (non-maximum suppression);
+    the first ``limit`` hits only, when given (hits are made in order of score, and a
+    later one never changes an earlier one, so these are the first of all of them).
 
     In order of score, a window that overlaps the best window of no hit of its
     file starts a new hit; any other is dropped. The hit's start and end are
@@ -155,7 +157,10 @@ def merge_windows(
     to be candidates, so a larger ``top`` made the same hits longer).
     """
     per_file: dict[str, list[list[Any]]] = {}  # start, end, peak, score, row, best start
+    made = 0
     for i in np.argsort(-np.asarray(scores), kind="stable"):
+        if made == limit:
+            break
         f, s = files[i], float(starts[i])
         e = min(s + window, max(float(durations[i]), s))
         hits = per_file.setdefault(f, [])
@@ -168,6 +173,7 @@ def merge_windows(
         for h in hits:  # an earlier hit keeps the moments both would reach
             lo, hi = (max(lo, h[1]), hi) if h[2] < peak else (lo, min(hi, h[0]))
         hits.append([lo, hi, peak, float(scores[i]), int(rows[i]), s])
+        made += 1
     out = [Hit(f, *h[:5]) for f, hits in per_file.items() for h in hits]
     out.sort(key=lambda h: (-h.score, h.file, h.start))
     return out

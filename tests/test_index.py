@@ -240,6 +240,18 @@ def test_merge_windows_one_hit_per_best_window() -> None:
         [20.0] * 3, extent=wide.__getitem__,
     )  # fmt: skip
     assert [(h.start, h.end) for h in hits] == [(0.0, 5.0), (5.0, 9.0)]  # 7.0: inside a hit
+    # limit: the first hits of all, and only theirs get an extent (review: every
+    # candidate's extent was read, about 30 times the time of a top-1000 search)
+    asked: list[int] = []
+
+    def counted(i: int) -> tuple[float, float]:
+        asked.append(i)
+        return (float(i) * 3.0, float(i) * 3.0 + 2.0)
+
+    args = (["a"] * 5, np.arange(5) * 3.0, np.arange(5.0), np.arange(5), 2.0, [20.0] * 5)
+    every = merge_windows(*args, extent=counted)
+    asked.clear()
+    assert merge_windows(*args, extent=counted, limit=2) == every[:2] and asked == [4, 3]
 
 
 def test_hit_extent_reaches_while_above_half_the_best() -> None:
@@ -250,6 +262,11 @@ def test_hit_extent_reaches_while_above_half_the_best() -> None:
     assert hit_extent(starts, scores, 3, 2.0, 20.0, level=0.95) == pytest.approx((2.25, 2.75))
     assert hit_extent(starts, -scores, 0, 2.0, 20.0) == pytest.approx((0.75, 1.25))
     assert hit_extent(np.zeros(1), np.ones(1), 0, 2.0, 1.5) == (0.0, 1.5)  # a short file
+    # a best score <= 0 (a zero query): the best window alone, even beside equal scores
+    # (review: neighbours at or above it were taken, tiling a file with 2 s hits)
+    flat = np.full(5, -0.3)
+    assert hit_extent(starts[:5], flat, 2, 2.0, 20.0) == pytest.approx((1.75, 2.25))
+    assert hit_extent(starts[:5], 0 * flat, 2, 2.0, 20.0) == pytest.approx((1.75, 2.25))
 
 
 def test_hit_extents_do_not_depend_on_top(demo: DemoSet, built: Path) -> None:
