@@ -305,7 +305,7 @@ def test_review_loop_markers_train_from_index_and_suggest(
     rc, out, _ = cli(capsys, "scan", str(scanner), str(demo.root / "test"), "--out",
                      str(tmp_path / "res"), "--suggest", "3")  # fmt: skip
     assert rc == 0 and "3 window(s) the scanner is least sure about" in out
-    assert "does not keep the markers" not in out
+    assert "saved before scanners kept their training markers" not in out
     # Neither suggests a window at a moment already answered (the window 2 s, each side);
     # before: the next round asked about the reviewed hits' neighbours again.
     answered = [(r["file"], float(r["time"])) for r in rows[:6]]
@@ -333,7 +333,7 @@ def test_review_loop_markers_train_from_index_and_suggest(
         zf.writestr("scanner.json", json.dumps(meta))
         zf.writestr("classifier.skops", payload)
     rc, out, _ = cli(capsys, "search", str(archive), "--scanner", str(old), "--suggest", "3")
-    assert rc == 0 and "does not keep the markers it was trained on" in out
+    assert rc == 0 and "saved before scanners kept their training markers" in out
     assert "3 window(s) the scanner is least sure about" in out
 
 
@@ -357,3 +357,18 @@ def test_index_without_window_options_uses_the_models_scan_windows(
     from audio_embed.index import EmbeddingIndex
 
     assert EmbeddingIndex.open(out).windows == Scanner.from_name("LOGMEL").scan_windows
+
+
+def test_no_suggestion_left_says_why() -> None:
+    """Every window near a moment the scanner was trained on (review: "0 window(s) the
+    scanner is least sure about", without why)."""
+    import argparse
+    import io
+
+    from audio_embed.cli.search import print_suggestions
+    from audio_embed.cli.session import Run
+    from audio_embed.progress import CancelToken
+
+    out = io.StringIO()
+    print_suggestions(Run(argparse.Namespace(), CancelToken(), False, out), [], 0.5)
+    assert out.getvalue().startswith("No window to suggest: every scanned window lies near")

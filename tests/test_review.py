@@ -389,6 +389,20 @@ def test_suggestions_leave_out_the_moments_the_scanner_was_trained_on(
     assert suggest_windows(score_index(old, index), 30, exclude=old.training_markers) == before
 
 
+def test_training_markers_of_one_file_given_twice_are_both_kept() -> None:
+    """Two spellings of one recording in ``Scanner.fit`` (review: the last one's
+    markers replaced the first's)."""
+    from audio_embed.scanner.core import summary_markers
+
+    files = [
+        {"path": "/a.wav", "markers": {"positive": [1.0]}},
+        {"path": "/a.wav", "markers": {"negative": [5.0], "spans": [[7.0, 8.0]]}},
+    ]
+    assert summary_markers({"files": files}) == {
+        "/a.wav": Markers(positive=[1.0], negative=[5.0], spans=[(7.0, 8.0)])
+    }
+
+
 def test_scanner_fit_from_files_keeps_its_markers(demo: DemoSet) -> None:
     markers = read_markers(demo.markers_csv)  # the names as given, relative or not
     recs = [Recording(f, m) for f, m in sorted(markers.items())]

@@ -230,15 +230,21 @@ def answered(run: Run, scanner: object) -> dict[str, Markers] | None:
     marked: dict[str, Markers] | None = getattr(scanner, "training_markers", None)
     if marked is None:
         run.echo(
-            "(This scanner does not keep the markers it was trained on (saved before "
-            "scanners kept them): a suggestion may be a moment already marked. Train it "
-            "again to have those left out.)"
+            "(This scanner was saved before scanners kept their training markers, so a "
+            "suggestion may be a moment already marked. Train it again to have those "
+            "left out.)"
         )
     return marked
 
 
 def print_suggestions(run: Run, picks: list[Hit], threshold: float) -> None:
     """The suggested windows, most uncertain first."""
+    if not picks:  # (review: "0 window(s) … least sure about", without why)
+        run.echo(
+            "No window to suggest: every scanned window lies near a moment the scanner "
+            "was trained on."
+        )
+        return
     run.echo(
         f"{len(picks)} window(s) the scanner is least sure about (probability nearest "
         f"{threshold:g}):"

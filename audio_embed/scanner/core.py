@@ -292,10 +292,11 @@ def summary_markers(summary: dict[str, Any] | None) -> dict[str, Markers] | None
     out: dict[str, Markers] = {}
     for f in files:
         if "path" in f:
-            m = f["markers"]
+            m, had = f["markers"], out.get(f["path"], Markers())
+            # one file given twice (two spellings): both's markers (review: the last's only)
             out[f["path"]] = Markers(
-                **{k: m.get(k, ()) for k in MARKER_KINDS},
-                spans=[tuple(s) for s in m.get("spans", ())],
+                **{k: (*getattr(had, k), *m.get(k, ())) for k in MARKER_KINDS},
+                spans=[*had.spans, *(tuple(s) for s in m.get("spans", ()))],
             )
     return out
 
