@@ -16,15 +16,15 @@ without naming it logs a warning that lists them.
 
 :func:`stream_audio` yields fixed-size blocks so an hours-long file is decoded
 once, block by block, and never held in memory twice; :func:`load_audio`
-returns the whole file. An MP3 that decodes clearly shorter than its Xing/Info or VBRI
-header says (its end cut off) is decoded as far as it goes, with a warning.
+returns the whole file. An MP3 or PCM WAV that decodes clearly shorter than its header
+says (its end cut off) is decoded as far as it goes, with a warning.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Generator, Iterator
+from collections.abc import Callable, Generator, Iterator
 from itertools import zip_longest
 from pathlib import Path
 from typing import Literal, TypeAlias
@@ -284,7 +284,7 @@ def _decoded_chunks(
     lead: int | None = None
     with _open(p) as container:
         stream = _audio_stream(p, container, audio_stream)
-        is_mp3 = container.format.name == "mp3"
+        declared = _HEADER_LENGTHS.get(container.format.name)
         # layout=None keeps the source channels; they are averaged below, exactly,
         # rather than with FFmpeg's downmix matrix (which drops LFE, weights surrounds).
         resampler = av.AudioResampler(format="fltp", layout=None, rate=sample_rate)
@@ -347,8 +347,8 @@ def _decoded_chunks(
         raise EmptyAudioError(p, f"{which} holds no samples")
     if errors:
         log.warning("%s: %d corrupt packet(s) skipped while decoding", p, errors)
-    if is_mp3:
-        _warn_if_cut_short(p, decoded / rate)
+    if declared is not None:
+        _warn_if_cut_short(p, decoded / rate, *declared)
 
 
 #: A decoded MP3 is warned of as cut short when it is shorter than its header says by
@@ -358,24 +358,44 @@ def _decoded_chunks(
 _CUT_SHORT_SECONDS = 1.0
 
 
-def _warn_if_cut_short(p: Path, decoded: float) -> None:
-    """A warning when an MP3 decoded to clearly less than its Xing/Info or VBRI header's
-    length (:func:`_mp3_header_seconds`): the first part of a file whose end is missing
-    (a copy or download broken off) decodes without an error (before: without a word)."""
-    declared = _mp3_header_seconds(p)
+def _warn_if_cut_short(
+    p: Path, decoded: float, kind: str, length: Callable[[Path], float | None]
+) -> None:
+    """A warning when a file decoded to clearly less than its header's length
+    (``length``, e.g. :func:`_mp3_header_seconds`): the first part of a file whose end is
+    missing (a copy or download broken off) decodes without an error (before: without
+    a word)."""
+    declared = length(p)
     if declared is None:
         return
     missing = declared - decoded
     if missing > _CUT_SHORT_SECONDS:
         log.warning(
-            "%s: %.1f s decoded, but its MP3 header says %.1f s: the file's end is missing "
+            "%s: %.1f s decoded, but its %s header says %.1f s: the file's end is missing "
             "(a copy or download broken off?), so only its first %.1f s are used. Copy it "
             "again from the source.",
             p,
             decoded,
+            kind,
             declared,
             decoded,
         )
+
+
+def _wav_header_seconds(path: Path) -> float | None:
+    """The length a PCM WAV's header gives (its ``data`` chunk's size), in seconds, by the
+    standard library's reader; None for a WAV it does not read (float or extensible
+    samples) or whose size was left unknown (0 or about 2³² bytes: written to a pipe).
+    FFmpeg gives a cut WAV's duration from the bytes that are there, not from this."""
+    import wave
+
+    try:
+        with wave.open(str(path), "rb") as w:
+            frames, rate = w.getnframes(), w.getframerate()
+            size = frames * w.getsampwidth() * w.getnchannels()
+    except (wave.Error, OSError, EOFError):
+        return None
+    return frames / rate if rate and 0 < size < 0xFFFFFFFF - 64 else None
 
 
 def _mp3_header_seconds(path: str | os.PathLike[str]) -> float | None:
@@ -417,6 +437,14 @@ def _mp3_header_seconds(path: str | os.PathLike[str]) -> float | None:
     else:
         return None
     return frames * (1152 if version == 3 else 576) / rate if frames else None
+
+
+#: The containers whose header says how long the file is, with that header's name and
+#: reader (FFmpeg's duration is no help: for a cut file it is the length that is there).
+_HEADER_LENGTHS: dict[str, tuple[str, Callable[[Path], float | None]]] = {
+    "mp3": ("MP3", _mp3_header_seconds),
+    "wav": ("WAV", _wav_header_seconds),
+}
 
 
 def _low_rate_reason(rate: int) -> str:

@@ -128,6 +128,39 @@ def test_an_mp3_cut_short_is_warned_of(tmp_path: Path, caplog: pytest.LogCapture
         assert c.duration is not None and c.duration / av.time_base > 1.5 * 11.0
 
 
+def test_a_wav_cut_short_is_warned_of(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """A PCM WAV's header gives its data's size; FFmpeg gives a cut one's duration from
+    the bytes there, so its first half decoded without a word. A size left unknown (a
+    WAV written to a pipe) or a float WAV (not read by the standard library) is not
+    compared: no false alarm."""
+    import wave
+
+    import soundfile as sf
+
+    full = tmp_path / "full.wav"
+    with wave.open(str(full), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(SR)
+        w.writeframes((np.sin(np.arange(8 * SR) * 0.05) * 8000).astype("<i2").tobytes())
+    data = full.read_bytes()
+    cut = tmp_path / "cut.wav"
+    cut.write_bytes(data[: len(data) // 2])
+    piped = tmp_path / "piped.wav"
+    at = data.index(b"data") + 4  # the data chunk's size: unknown, as a pipe leaves it
+    piped.write_bytes(data[:at] + b"\xff\xff\xff\xff" + data[at + 4 :])
+    floats = tmp_path / "float.wav"
+    sf.write(floats, np.zeros(4 * SR, np.float32), SR, subtype="FLOAT")
+    with caplog.at_level("WARNING", logger="audio_embed"):
+        for ok in (full, piped):
+            assert len(load_audio(ok)) == 8 * SR
+        floats.write_bytes(floats.read_bytes()[: floats.stat().st_size // 2])
+        load_audio(floats)
+        assert not caplog.records
+        assert 4 * SR - 64 < len(load_audio(cut)) < 4 * SR  # what is there
+        assert f"{cut}: 4.0 s decoded, but its WAV header says 8.0 s" in caplog.text
+
+
 def test_silent_audio_scans_without_nan(tmp_path: Path) -> None:
     emb = LogMelEmbedder()
     out = emb.embed_windows(np.zeros(20 * SR, np.float32), np.arange(0.0, 13.0), 8.0)
