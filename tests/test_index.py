@@ -510,6 +510,10 @@ def test_bad_arguments(built: Path, tmp_path: Path) -> None:
     assert Example.parse(f"{film}:0:01:23.5") == Example(str(film), 83.5)
     assert Example.parse(f"{film}:83.5") == Example(str(film), 83.5)
     assert Example.parse("gone.mp4:1:23.5") == Example("gone.mp4:1", 23.5)  # as before
+    # an editor's timecode with frames: said so (before: "film.mp4:01:00:03: no such file")
+    for text in (f"{film}:01:00:03:12", "gone.mp4:00:00:03:04"):
+        with pytest.raises(InvalidInputError, match=r"timecode with frames.*frame rate"):
+            Example.parse(text)
 
 
 def test_an_example_takes_its_time_as_text_or_a_clock_time_and_its_file_as_a_path() -> None:
