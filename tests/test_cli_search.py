@@ -357,3 +357,24 @@ def test_index_without_window_options_uses_the_models_scan_windows(
     from audio_embed.index import EmbeddingIndex
 
     assert EmbeddingIndex.open(out).windows == Scanner.from_name("LOGMEL").scan_windows
+
+
+def test_train_from_an_index_takes_its_model_when_model_is_left_out(
+    demo: DemoSet, archive: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`train --index` said "drop --model or give --model LOGMEL" of a wrong --model,
+    yet dropping it was "the following arguments are required: --model"."""
+    f, t, _ = horn(demo)
+    markers = tmp_path / "m.csv"
+    markers.write_text(f"file,time,kind\n{f},{t},positive\n{f},{t + 6},negative\n")
+    out = tmp_path / "s.scanner"
+    rc, text, err = cli(capsys, "train", "--markers", str(markers), "--index", str(archive),
+                        "--classifier", "logreg", "--out", str(out))  # fmt: skip
+    assert rc == 0, err
+    assert "Trained a LOGMEL scanner" in text and out.is_file()
+    # without either, the error says what to give (before: argparse's bare "required")
+    rc, _, err = cli(capsys, "train", "--markers", str(markers), "--out", str(out))
+    assert rc == 2 and "train needs --model M" in err and "--index" in err
+    rc, _, err = cli(capsys, "train", "--markers", str(markers), "--index",
+                     str(tmp_path / "none.idx"), "--out", str(out))  # fmt: skip
+    assert rc == 1 and "Index not found" in err

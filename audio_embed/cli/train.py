@@ -82,7 +82,11 @@ def add_parser(subparsers: Subparsers) -> argparse.ArgumentParser:
         ),
     )
     _add_marker_options(p)
-    p.add_argument("--model", required=True, metavar="M", help="embedder name (see models)")
+    p.add_argument(
+        "--model",
+        metavar="M",
+        help="embedder name (see models); with --index, the index's unless given",
+    )
     g = p.add_argument_group("output (one of)")
     g.add_argument("--out", metavar="SCANNER", help="write the scanner to this file")
     g.add_argument("--store", metavar="DIR", help="save into a scanner store (with --profile)")
@@ -421,6 +425,15 @@ def run(run: Run) -> int:
             )
     if args.augment_draws != 1 and not explicit_augment:
         raise UsageError("--augment-draws needs --augment N (N > 0).")
+    if args.model is None:  # before: required even with --index, whose model it must be
+        if args.index is None:
+            raise UsageError(
+                "train needs --model M (see `audio-embed models`; LOGMEL needs no "
+                "download), or --index ARCHIVE.idx to train with the index's model."
+            )
+        from audio_embed._index_store import read_manifest
+
+        args.model = str(read_manifest(Path(args.index))["embedder"]["name"])
     get_spec(args.model)  # an unknown name fails before any work
     if args.adapt:  # so does an --adapt path that is not there (before: after the fit)
         _adapt_inputs(args.adapt)
