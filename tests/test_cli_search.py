@@ -378,3 +378,29 @@ def test_train_from_an_index_takes_its_model_when_model_is_left_out(
     rc, _, err = cli(capsys, "train", "--markers", str(markers), "--index",
                      str(tmp_path / "none.idx"), "--out", str(out))  # fmt: skip
     assert rc == 1 and "Index not found" in err
+
+
+def test_train_from_an_index_refuses_other_windows(
+    demo: DemoSet, archive: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`train --index A.idx --window 1 --hop 0.1` trained on the index's 2 s windows,
+    the options left out in silence."""
+    f, t, _ = horn(demo)
+    markers = tmp_path / "m.csv"
+    markers.write_text(f"file,time,kind\n{f},{t},positive\n{f},{t + 6},negative\n")
+    out = tmp_path / "s.scanner"
+    for options, named in (
+        (["--window", "1", "--hop", "0.1"], "--window 1 --hop 0.1: "),
+        (["--hop", "0.25"], "--hop 0.25: "),
+        (["--encoding", "per_window"], "--encoding per_window: "),
+    ):
+        rc, _, err = cli(capsys, "train", "--markers", str(markers), "--model", "LOGMEL",
+                         "--index", str(archive), *options, "--out", str(out))  # fmt: skip
+        assert rc == 2 and named in err and "holds windows of 2 s every 0.5 s" in err, err
+        assert not out.exists()
+    # the index's own, given, train as before
+    rc, text, err = cli(capsys, "train", "--markers", str(markers), "--model", "LOGMEL",
+                        "--index", str(archive), "--window", "2", "--hop", "0.5",
+                        "--classifier", "logreg", "--out", str(out))  # fmt: skip
+    assert rc == 0, err
+    assert "window 2 s, hop 0.5 s" in text and out.is_file()

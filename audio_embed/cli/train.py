@@ -457,6 +457,7 @@ def run(run: Run) -> int:
 
         index = open_index(run, Path(args.index), model=args.model)  # and its audio stream
         sw = index.windows
+        _refuse_other_windows(args, sw, args.index)
         run.echo(f"Using the index's windows: {sw.window:g} s every {sw.hop:g} s, {sw.encoding}.")
         embedder = index.embedder()
     else:
@@ -498,6 +499,28 @@ def run(run: Run) -> int:
     print_training(run, scanner)
     run.echo(f"Saved: {path}")
     return 0
+
+
+def _refuse_other_windows(args: argparse.Namespace, sw: SlidingWindows, index: str) -> None:
+    """--window/--hop/--encoding with --index must be the index's: its vectors are of
+    its windows (before: others were left out in silence, the scanner of the index's)."""
+    given = {
+        "--window": (args.window, sw.window),
+        "--hop": (args.hop, sw.hop),
+        "--encoding": (args.encoding, sw.encoding),
+    }
+    other = [
+        f"{option} {asked:g}" if isinstance(asked, float) else f"{option} {asked}"
+        for option, (asked, held) in given.items()
+        if asked is not None
+        and (asked != held if isinstance(asked, str) else abs(asked - held) > 1e-9)
+    ]
+    if other:
+        raise UsageError(
+            f"{' '.join(other)}: {index} holds windows of {sw.window:g} s every {sw.hop:g} s "
+            f"({sw.encoding}), which a scanner trained from it uses; leave "
+            "--window/--hop/--encoding out, or index the files again with them."
+        )
 
 
 def _refuse_replacing_other_files(out: Path) -> None:
