@@ -193,6 +193,7 @@ _KIND_ALIASES = {
     "p": "positive",
     "target": "positive",
     "yes": "positive",
+    "y": "positive",  # as "n" is negative (before: "unknown marker kind 'y'")
     "1": "positive",
     "soft": "soft",
     "maybe": "soft",
@@ -210,7 +211,8 @@ def _kind(value: str, where: str) -> str:
     kind = _KIND_ALIASES.get(value.strip().lower())
     if kind is None:
         raise MarkerError(
-            f"{where}: unknown marker kind {value!r}; use positive, soft or negative."
+            f"{where}: unknown marker kind {value!r}; use positive, soft or negative "
+            "(or yes/no/maybe, y/n/?, 1/0)."
         )
     return kind
 

@@ -756,3 +756,16 @@ def test_a_registered_format_is_written_and_read_like_the_built_ins(
         register_format("csv", ".csv", starts)
     register_format("csv", ".csv", starts, overwrite=True)
     assert format_detections(DETECTIONS, "csv", label="x") == "x 0.5\nx 10\n"
+
+
+def test_a_review_answered_y_and_n_reads_as_positive_and_negative(tmp_path: Path) -> None:
+    """A reviewer typing y / n in the kind column: n was negative, y "unknown marker
+    kind 'y'"; the error names the short answers taken."""
+    p = tmp_path / "review.csv"
+    p.write_text("file,time,kind\nrec.wav,3,y\nrec.wav,9,N\nrec.wav,12,Yes\nrec.wav,15,?\n")
+    (markers,) = read_markers(p).values()
+    assert markers.positive == (3.0, 12.0) and markers.negative == (9.0,)
+    assert markers.soft == (15.0,)
+    p.write_text("file,time,kind\nrec.wav,3,x\n")
+    with pytest.raises(MarkerError, match=r"unknown marker kind 'x'.*yes/no/maybe, y/n/\?, 1/0"):
+        read_markers(p)
