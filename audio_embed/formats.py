@@ -1154,6 +1154,20 @@ def read_marker_files(
             )
         if not path.is_file():
             raise MarkerError(f"Markers file not found: {path}")
+        if is_media_file(path):  # before: "not a text file (NUL bytes)"
+            beside = sorted(
+                q.name
+                for q in path.parent.iterdir()
+                if q.stem.casefold() == path.stem.casefold()
+                and q.suffix.lower() in (".txt", ".csv", ".tsv")
+            )
+            raise MarkerError(
+                f"{path} is a recording, not a markers file: give the file that marks it "
+                "(its Audacity labels rec.txt beside it, a Raven selection table, or a "
+                "file,time,kind CSV)"
+                + (f"; beside it: {', '.join(repr(n) for n in beside[:3])}" if beside else "")
+                + "."
+            )
     pairs = {Path(m): Path(a) for m, a in (recordings or {}).items()}
     merged: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
     merged_spans: dict[str, list[tuple[float, float]]] = defaultdict(list)

@@ -769,3 +769,18 @@ def test_a_review_answered_y_and_n_reads_as_positive_and_negative(tmp_path: Path
     p.write_text("file,time,kind\nrec.wav,3,x\n")
     with pytest.raises(MarkerError, match=r"unknown marker kind 'x'.*yes/no/maybe, y/n/\?, 1/0"):
         read_markers(p)
+
+
+def test_a_recording_given_as_markers_says_so_and_names_its_labels(tmp_path: Path) -> None:
+    """`train --markers rec.mp4` (the video, not its labels) said "not a text file
+    (NUL bytes)"."""
+    from audio_embed.formats import read_marker_files
+
+    video = tmp_path / "rec.mp4"
+    video.write_bytes(b"\x00\x00\x00\x18ftypmp42")
+    with pytest.raises(MarkerError, match=r"rec\.mp4 is a recording, not a markers file") as e:
+        read_marker_files([video])
+    assert "; beside it:" not in str(e.value)
+    (tmp_path / "rec.txt").write_text("1.0\t2.0\tgag\n")
+    with pytest.raises(MarkerError, match=r"is a recording.*; beside it: 'rec\.txt'\."):
+        read_marker_files([video])
