@@ -395,6 +395,10 @@ def read_text_file(p: Path, what: str = "markers") -> str:
     Raises:
         MarkerError: unreadable, or not text (NUL bytes, or not Windows-1252 either).
     """
+    if is_media_file(p) and p.is_file():  # before: the whole video read, "NUL bytes"
+        raise MarkerError(
+            f"Cannot read {what} file {p}: it is a recording (audio or video), not a {what} file."
+        )
     try:
         raw = p.read_bytes()
     except OSError as exc:
