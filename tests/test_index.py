@@ -509,9 +509,13 @@ def test_damaged_ann_graph_is_refused_at_search(copy: Path, content: bytes | Non
 
 
 def test_other_embedder_is_refused(built: Path) -> None:
-    with pytest.raises(IndexFileError, match="LOGMEL"):
+    # naming the settings that differ (before: "LOGMEL (256 dims) … LOGMEL (128 dims)",
+    # and a fingerprint alone)
+    with pytest.raises(IndexFileError, match=r"LOGMEL.*n_mels: saved 64, this embedder 32\."):
         EmbeddingIndex.open(built, embedder=LogMelEmbedder(n_mels=32))
-    with pytest.raises(IndexFileError, match="other weights or settings"):
+    with pytest.raises(
+        IndexFileError, match=r"other weights or settings.*f_max: saved 8000.0, this embedder 4000"
+    ):
         EmbeddingIndex.open(built, embedder=LogMelEmbedder(f_max=4000.0))
 
 

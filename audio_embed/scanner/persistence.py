@@ -368,7 +368,12 @@ def _saved_embedder(
     allow_mismatch: bool,
 ) -> Embedder:
     """The embedder a saved scanner was trained with: given and checked, or rebuilt."""
-    from audio_embed.registry import create_embedder, embedder_from_config, with_saved_defaults
+    from audio_embed.registry import (
+        create_embedder,
+        embedder_from_config,
+        setting_differences,
+        with_saved_defaults,
+    )
 
     want = meta["embedder"]
     saved = want.get("config")
@@ -383,15 +388,7 @@ def _saved_embedder(
     if embedder.name != want["name"] or embedder.dim != int(meta["feature_dim"]):
         # one model with other settings (LOGMEL n_mels=32, a scanner, against an index of
         # the default): which ones (before: "LOGMEL (128 features) … LOGMEL (256 features)")
-        settings = [
-            line.removeprefix("settings.")
-            for line in (
-                config_differences(saved, with_saved_defaults(embedder.config()))
-                if saved is not None and embedder.name == want["name"]
-                else []
-            )
-            if line.startswith("settings.")
-        ]
+        settings = setting_differences(saved, embedder)
         raise ScannerFileError(
             f"{p} was trained with embedder {want['name']} ({meta['feature_dim']} features); "
             f"it cannot be used with {embedder.name} ({embedder.dim} features)"
