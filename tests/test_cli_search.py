@@ -303,8 +303,11 @@ def test_review_loop_markers_train_from_index_and_suggest(
     assert rc == 0 and "4 window(s) the scanner is least sure about" in out
     assert len(list(csv.DictReader(nxt.open()))) == 4
     rc, out, _ = cli(capsys, "scan", str(scanner), str(demo.root / "test"), "--out",
-                     str(tmp_path / "res"), "--suggest", "3")  # fmt: skip
+                     str(tmp_path / "res"), "--suggest", "3", "--markers-out",
+                     str(tmp_path / "s.csv"))  # fmt: skip
     assert rc == 0 and "3 window(s) the scanner is least sure about" in out
+    # what to do with the file, as search says it (before: "Markers to review: s.csv")
+    assert f"Markers to review: {tmp_path / 's.csv'} (fill the kind column, then train" in out
     assert "does not keep the markers" not in out
     # Neither suggests a window at a moment already answered (the window 2 s, each side);
     # before: the next round asked about the reviewed hits' neighbours again.
