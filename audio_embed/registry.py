@@ -71,6 +71,7 @@ __all__ = [
     "register_embedder",
     "register_layer_selector",
     "setting_defaults",
+    "setting_differences",
 ]
 
 log = logging.getLogger(__name__)
