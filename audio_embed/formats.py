@@ -1177,11 +1177,17 @@ def read_marker_files(
     merged_spans: dict[str, list[tuple[float, float]]] = defaultdict(list)
     name = one_name_per_file()
     csvs = []
+    unanswered = 0
     for path in paths:
         kind = fmt if fmt != "auto" else guess_marker_format(path)
         if kind == "csv":
             csvs.append(path)
-            read = read_markers(path)
+            read, skipped = read_review_markers(path)
+            if skipped:
+                log.warning(
+                    "%s: %d row(s) with an empty kind were ignored (not reviewed).", path, skipped
+                )
+                unanswered += skipped
         elif kind == "audacity":
             read = read_audacity_labels(path, str(pairs.get(path) or recording_next_to(path)))
         else:
@@ -1192,7 +1198,15 @@ def read_marker_files(
                 merged[name(file)][k].extend(getattr(m, k))
             merged_spans[name(file)].extend(m.spans)
     if not merged:
-        raise MarkerError(f"No markers in {', '.join(map(str, paths))}.")
+        raise MarkerError(
+            f"No markers in {', '.join(map(str, paths))}."
+            + (  # a review file not filled in yet (before: "No markers" alone)
+                f" Its {unanswered} row(s) have an empty kind column: answer each with "
+                "positive, negative or soft (yes/no/maybe) first."
+                if unanswered
+                else ""
+            )
+        )
     missing = [f for f in merged if not Path(f).is_file()]
     if missing:
         here = [read_from_here_hint(missing, p.parent, "a markers CSV") for p in csvs]

@@ -784,3 +784,16 @@ def test_a_recording_given_as_markers_says_so_and_names_its_labels(tmp_path: Pat
     (tmp_path / "rec.txt").write_text("1.0\t2.0\tgag\n")
     with pytest.raises(MarkerError, match=r"is a recording.*; beside it: 'rec\.txt'\."):
         read_marker_files([video])
+
+
+def test_a_review_file_not_filled_in_says_so(tmp_path: Path) -> None:
+    """`train --markers review.csv` before answering: "No markers in review.csv" alone."""
+    from audio_embed.formats import read_marker_files
+
+    p = tmp_path / "review.csv"
+    p.write_text("file,time,kind,start,end,score\na.wav,3.1,,2.6,3.6,0.9\na.wav,9,,8.5,9.5,0.8\n")
+    with pytest.raises(MarkerError, match=r"No markers in .*Its 2 row\(s\) have an empty kind"):
+        read_marker_files([p])
+    p.write_text("file,time,kind\n")
+    with pytest.raises(MarkerError, match=r"No markers in [^.]*review\.csv\.$"):
+        read_marker_files([p])
