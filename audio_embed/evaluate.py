@@ -69,6 +69,21 @@ class LabelledEvent:
     split: str = ""
 
 
+def _label_track_hint(header: list[str]) -> str:
+    """For a "header" that is an Audacity label line (start, end, label: no header)."""
+    from audio_embed.formats import decimal_point
+
+    try:
+        float(decimal_point(header[0]))
+    except (IndexError, ValueError):
+        return ""
+    return (
+        " It looks like an Audacity label track (start, end, label; no header): the "
+        "labels are one CSV for every labelled recording, a row per event "
+        "(split,file,onset,offset,label: test,rec.mp4,3.85,4.30,gag)."
+    )
+
+
 def read_labels(path: str | os.PathLike[str]) -> list[LabelledEvent]:
     """Read a labels CSV with columns ``file,onset,offset,label`` (and optionally ``split``):
     comma-, ``;``- (decimal commas) or tab-separated, as
@@ -106,6 +121,7 @@ def read_labels(path: str | os.PathLike[str]) -> list[LabelledEvent]:
         raise MarkerError(
             f"{p}: a labels CSV needs the columns [split,]file,onset,offset,label; "
             f"missing {', '.join(missing)}. Found: {', '.join(header) or 'none'}.{commented}"
+            + _label_track_hint(header)
         )
     out = []
     for n, row in rows:

@@ -193,6 +193,7 @@ _KIND_ALIASES = {
     "p": "positive",
     "target": "positive",
     "yes": "positive",
+    "y": "positive",  # as "n" is negative (before: "unknown marker kind 'y'")
     "1": "positive",
     "soft": "soft",
     "maybe": "soft",
@@ -210,7 +211,8 @@ def _kind(value: str, where: str) -> str:
     kind = _KIND_ALIASES.get(value.strip().lower())
     if kind is None:
         raise MarkerError(
-            f"{where}: unknown marker kind {value!r}; use positive, soft or negative."
+            f"{where}: unknown marker kind {value!r}; use positive, soft or negative "
+            "(or yes/no/maybe, y/n/?, 1/0)."
         )
     return kind
 
@@ -393,6 +395,10 @@ def read_text_file(p: Path, what: str = "markers") -> str:
     Raises:
         MarkerError: unreadable, or not text (NUL bytes, or not Windows-1252 either).
     """
+    if is_media_file(p) and p.is_file():  # before: the whole video read, "NUL bytes"
+        raise MarkerError(
+            f"Cannot read {what} file {p}: it is a recording (audio or video), not a {what} file."
+        )
     try:
         raw = p.read_bytes()
     except OSError as exc:
@@ -1152,16 +1158,36 @@ def read_marker_files(
             )
         if not path.is_file():
             raise MarkerError(f"Markers file not found: {path}")
+        if is_media_file(path):  # before: "not a text file (NUL bytes)"
+            beside = sorted(
+                q.name
+                for q in path.parent.iterdir()
+                if q.stem.casefold() == path.stem.casefold()
+                and q.suffix.lower() in (".txt", ".csv", ".tsv")
+            )
+            raise MarkerError(
+                f"{path} is a recording, not a markers file: give the file that marks it "
+                "(its Audacity labels rec.txt beside it, a Raven selection table, or a "
+                "file,time,kind CSV)"
+                + (f"; beside it: {', '.join(repr(n) for n in beside[:3])}" if beside else "")
+                + "."
+            )
     pairs = {Path(m): Path(a) for m, a in (recordings or {}).items()}
     merged: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
     merged_spans: dict[str, list[tuple[float, float]]] = defaultdict(list)
     name = one_name_per_file()
     csvs = []
+    unanswered = 0
     for path in paths:
         kind = fmt if fmt != "auto" else guess_marker_format(path)
         if kind == "csv":
             csvs.append(path)
-            read = read_markers(path)
+            read, skipped = read_review_markers(path)
+            if skipped:
+                log.warning(
+                    "%s: %d row(s) with an empty kind were ignored (not reviewed).", path, skipped
+                )
+                unanswered += skipped
         elif kind == "audacity":
             read = read_audacity_labels(path, str(pairs.get(path) or recording_next_to(path)))
         else:
@@ -1172,7 +1198,15 @@ def read_marker_files(
                 merged[name(file)][k].extend(getattr(m, k))
             merged_spans[name(file)].extend(m.spans)
     if not merged:
-        raise MarkerError(f"No markers in {', '.join(map(str, paths))}.")
+        raise MarkerError(
+            f"No markers in {', '.join(map(str, paths))}."
+            + (  # a review file not filled in yet (before: "No markers" alone)
+                f" Its {unanswered} row(s) have an empty kind column: answer each with "
+                "positive, negative or soft (yes/no/maybe) first."
+                if unanswered
+                else ""
+            )
+        )
     missing = [f for f in merged if not Path(f).is_file()]
     if missing:
         here = [read_from_here_hint(missing, p.parent, "a markers CSV") for p in csvs]

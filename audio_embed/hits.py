@@ -57,8 +57,15 @@ class Example:
 
         from audio_embed.formats import clock_seconds
 
+        parts = text.split(":")
+        if len(parts) > 4 and all(p.strip().isdigit() for p in parts[-4:]):
+            # an editor's timecode HH:MM:SS:FF (before: "film.mp4:01:00:03: no such
+            # file", its last field taken for seconds)
+            try:
+                clock_seconds(":".join(parts[-4:]))
+            except ValueError as exc:
+                raise InvalidInputError(f"{text!r}: {exc}.") from exc
         for k in (3, 2):  # H:MM:SS.s, M:SS.s: only where the name before them is a file
-            parts = text.split(":")
             if len(parts) > k and os.path.isfile(":".join(parts[:-k])):
                 try:
                     clock = clock_seconds(":".join(parts[-k:]))

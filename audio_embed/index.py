@@ -279,17 +279,23 @@ class EmbeddingIndex:
         return self._embedder
 
     def _check_embedder(self, emb: Embedder) -> None:
+        from audio_embed.registry import setting_differences
+
         want = self.manifest["embedder"]
+        # the same model with other settings names them (before: "LOGMEL (256 dims) …
+        # LOGMEL (128 dims)", or a fingerprint alone)
+        settings = setting_differences(want.get("config"), emb)
+        named = f" Settings that differ: {'; '.join(settings)}." if settings else ""
         if emb.name != want["name"] or emb.dim != int(want["dim"]):
             raise IndexFileError(
                 f"{self.path} holds {want['name']} vectors ({want['dim']} dims); the embedder "
-                f"given is {emb.name} ({emb.dim} dims). Use the index's embedder."
+                f"given is {emb.name} ({emb.dim} dims).{named} Use the index's embedder."
             )
         if emb.cache_id() != want["cache_id"]:
             raise IndexFileError(
                 f"{self.path} was built with other weights or settings of {want['name']} "
-                f"(fingerprint {want['cache_id']}; this embedder's is {emb.cache_id()}). Load "
-                "the checkpoint it was built with, or build a new index."
+                f"(fingerprint {want['cache_id']}; this embedder's is {emb.cache_id()}).{named} "
+                "Load the checkpoint it was built with, or build a new index."
             )
 
     def scanner(self) -> Scanner:
@@ -817,6 +823,18 @@ class EmbeddingIndex:
         )
         if silent is not None:
             log.warning("%s", silent)
+        if duration < self.windows.window:  # before: searched without a word
+            log.warning(
+                "%s is %.2f s long, shorter than the index's %g s window: the example's "
+                "window is padded with silence, which the archive's windows do not hold, so "
+                "the search may miss (on the wolf bench, clips of 0.6-0.8 s found about "
+                "two thirds as many calls as clips of 1-1.5 s). Cut the clip %g s long or "
+                "more, with some of what surrounds the sound.",
+                example.source,
+                duration,
+                self.windows.window,
+                self.windows.window,
+            )
         if float(np.linalg.norm(np.asarray(vector, dtype=np.float32))) > 1e-6:
             if own and duration < SHORT_EXAMPLE_SECONDS:
                 log.warning(

@@ -6,6 +6,7 @@ centred on the call and from the whole recording (neither in the index), and pri
 the share of the top 30 hits that overlap a labelled test wolf call.
 
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/search_clip.py /work/wolf-bench OUT
+    (--lengths 0.6,1,1.5: clips shorter than the 1 s window too)
 """
 
 from __future__ import annotations
@@ -27,6 +28,12 @@ def main() -> None:
     ap.add_argument("bench", type=Path)
     ap.add_argument("out", type=Path, help="a folder for the index and the clips")
     ap.add_argument("--top", type=int, default=30)
+    ap.add_argument(
+        "--lengths",
+        type=lambda text: tuple(float(v) for v in text.split(",")),
+        default=LENGTHS,
+        help="clip lengths in seconds, comma-separated (default: 1.5,3,10,30,60)",
+    )
     args = ap.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     idx_path = args.out / "wolf-test.idx"
@@ -56,7 +63,7 @@ def main() -> None:
     table: dict[str, list[float]] = {}
     for onset, offset in calls:
         t = (onset + offset) / 2
-        for length in (*LENGTHS, None):
+        for length in (*args.lengths, None):
             if length is None:
                 name, example = "whole recording", Example(str(source), t)
             else:

@@ -303,8 +303,11 @@ def test_review_loop_markers_train_from_index_and_suggest(
     assert rc == 0 and "4 window(s) the scanner is least sure about" in out
     assert len(list(csv.DictReader(nxt.open()))) == 4
     rc, out, _ = cli(capsys, "scan", str(scanner), str(demo.root / "test"), "--out",
-                     str(tmp_path / "res"), "--suggest", "3")  # fmt: skip
+                     str(tmp_path / "res"), "--suggest", "3", "--markers-out",
+                     str(tmp_path / "s.csv"))  # fmt: skip
     assert rc == 0 and "3 window(s) the scanner is least sure about" in out
+    # what to do with the file, as search says it (before: "Markers to review: s.csv")
+    assert f"Markers to review: {tmp_path / 's.csv'} (fill the kind column, then train" in out
     assert "saved before scanners kept their training markers" not in out
     # Neither suggests a window at a moment already answered (the window 2 s, each side);
     # before: the next round asked about the reviewed hits' neighbours again.
@@ -372,3 +375,50 @@ def test_no_suggestion_left_says_why() -> None:
     out = io.StringIO()
     print_suggestions(Run(argparse.Namespace(), CancelToken(), False, out), [], 0.5)
     assert out.getvalue().startswith("No window to suggest: every scanned window lies near")
+
+
+def test_train_from_an_index_takes_its_model_when_model_is_left_out(
+    demo: DemoSet, archive: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`train --index` said "drop --model or give --model LOGMEL" of a wrong --model,
+    yet dropping it was "the following arguments are required: --model"."""
+    f, t, _ = horn(demo)
+    markers = tmp_path / "m.csv"
+    markers.write_text(f"file,time,kind\n{f},{t},positive\n{f},{t + 6},negative\n")
+    out = tmp_path / "s.scanner"
+    rc, text, err = cli(capsys, "train", "--markers", str(markers), "--index", str(archive),
+                        "--classifier", "logreg", "--out", str(out))  # fmt: skip
+    assert rc == 0, err
+    assert "Trained a LOGMEL scanner" in text and out.is_file()
+    # without either, the error says what to give (before: argparse's bare "required")
+    rc, _, err = cli(capsys, "train", "--markers", str(markers), "--out", str(out))
+    assert rc == 2 and "train needs --model M" in err and "--index" in err
+    rc, _, err = cli(capsys, "train", "--markers", str(markers), "--index",
+                     str(tmp_path / "none.idx"), "--out", str(out))  # fmt: skip
+    assert rc == 1 and "Index not found" in err
+
+
+def test_train_from_an_index_refuses_other_windows(
+    demo: DemoSet, archive: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`train --index A.idx --window 1 --hop 0.1` trained on the index's 2 s windows,
+    the options left out in silence."""
+    f, t, _ = horn(demo)
+    markers = tmp_path / "m.csv"
+    markers.write_text(f"file,time,kind\n{f},{t},positive\n{f},{t + 6},negative\n")
+    out = tmp_path / "s.scanner"
+    for options, named in (
+        (["--window", "1", "--hop", "0.1"], "--window 1 --hop 0.1: "),
+        (["--hop", "0.25"], "--hop 0.25: "),
+        (["--encoding", "per_window"], "--encoding per_window: "),
+    ):
+        rc, _, err = cli(capsys, "train", "--markers", str(markers), "--model", "LOGMEL",
+                         "--index", str(archive), *options, "--out", str(out))  # fmt: skip
+        assert rc == 2 and named in err and "holds windows of 2 s every 0.5 s" in err, err
+        assert not out.exists()
+    # the index's own, given, train as before
+    rc, text, err = cli(capsys, "train", "--markers", str(markers), "--model", "LOGMEL",
+                        "--index", str(archive), "--window", "2", "--hop", "0.5",
+                        "--classifier", "logreg", "--out", str(out))  # fmt: skip
+    assert rc == 0, err
+    assert "window 2 s, hop 0.5 s" in text and out.is_file()

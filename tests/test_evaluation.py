@@ -410,3 +410,23 @@ def test_a_tab_separated_utf16_labels_file_with_decimal_commas_reads(tmp_path: P
     path.write_bytes(text.encode("utf-16"))
     (event,) = read_labels(path)
     assert (event.file, event.onset, event.offset, event.label) == ("été.wav", 1.5, 2.25, "cloche")
+
+
+def test_labels_that_are_a_recording_or_an_audacity_track_say_so(tmp_path: Path) -> None:
+    """`evaluate --labels rec.mp4` read the whole video to say "not a text file (NUL
+    bytes)"; `--labels rec.txt` (Audacity labels) listed the first label's numbers as
+    the columns found, without a word on what the file is."""
+    from audio_embed.evaluate import read_labels
+
+    video = tmp_path / "rec.mp4"
+    video.write_bytes(b"\x00\x00\x00\x18ftypmp42")
+    with pytest.raises(MarkerError, match=r"rec\.mp4: it is a recording .*not a labels file"):
+        read_labels(video)
+    track = tmp_path / "rec.txt"
+    track.write_text("3.852\t4.302\tgag\n10.5\t11\tgag\n")
+    with pytest.raises(MarkerError, match=r"looks like an Audacity label track"):
+        read_labels(track)
+    track.write_text("file,time,kind\nrec.mp4,3,positive\n")  # a markers CSV: no such hint
+    with pytest.raises(MarkerError, match=r"missing onset") as e:
+        read_labels(track)
+    assert "Audacity" not in str(e.value)

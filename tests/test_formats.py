@@ -756,3 +756,44 @@ def test_a_registered_format_is_written_and_read_like_the_built_ins(
         register_format("csv", ".csv", starts)
     register_format("csv", ".csv", starts, overwrite=True)
     assert format_detections(DETECTIONS, "csv", label="x") == "x 0.5\nx 10\n"
+
+
+def test_a_review_answered_y_and_n_reads_as_positive_and_negative(tmp_path: Path) -> None:
+    """A reviewer typing y / n in the kind column: n was negative, y "unknown marker
+    kind 'y'"; the error names the short answers taken."""
+    p = tmp_path / "review.csv"
+    p.write_text("file,time,kind\nrec.wav,3,y\nrec.wav,9,N\nrec.wav,12,Yes\nrec.wav,15,?\n")
+    (markers,) = read_markers(p).values()
+    assert markers.positive == (3.0, 12.0) and markers.negative == (9.0,)
+    assert markers.soft == (15.0,)
+    p.write_text("file,time,kind\nrec.wav,3,x\n")
+    with pytest.raises(MarkerError, match=r"unknown marker kind 'x'.*yes/no/maybe, y/n/\?, 1/0"):
+        read_markers(p)
+
+
+def test_a_recording_given_as_markers_says_so_and_names_its_labels(tmp_path: Path) -> None:
+    """`train --markers rec.mp4` (the video, not its labels) said "not a text file
+    (NUL bytes)"."""
+    from audio_embed.formats import read_marker_files
+
+    video = tmp_path / "rec.mp4"
+    video.write_bytes(b"\x00\x00\x00\x18ftypmp42")
+    with pytest.raises(MarkerError, match=r"rec\.mp4 is a recording, not a markers file") as e:
+        read_marker_files([video])
+    assert "; beside it:" not in str(e.value)
+    (tmp_path / "rec.txt").write_text("1.0\t2.0\tgag\n")
+    with pytest.raises(MarkerError, match=r"is a recording.*; beside it: 'rec\.txt'\."):
+        read_marker_files([video])
+
+
+def test_a_review_file_not_filled_in_says_so(tmp_path: Path) -> None:
+    """`train --markers review.csv` before answering: "No markers in review.csv" alone."""
+    from audio_embed.formats import read_marker_files
+
+    p = tmp_path / "review.csv"
+    p.write_text("file,time,kind,start,end,score\na.wav,3.1,,2.6,3.6,0.9\na.wav,9,,8.5,9.5,0.8\n")
+    with pytest.raises(MarkerError, match=r"No markers in .*Its 2 row\(s\) have an empty kind"):
+        read_marker_files([p])
+    p.write_text("file,time,kind\n")
+    with pytest.raises(MarkerError, match=r"No markers in [^.]*review\.csv\.$"):
+        read_marker_files([p])

@@ -226,8 +226,12 @@ def test_saving_onto_a_folder_names_a_file_to_give(tmp_path: Path, trained: Scan
 def test_load_refuses_another_embedder(tmp_path: Path, trained: Scanner) -> None:
     path = trained.save(tmp_path / "horn.scanner")
     other = LogMelEmbedder(n_mels=32)
-    with pytest.raises(ScannerFileError, match="256 features"):
+    with pytest.raises(ScannerFileError, match="256 features") as caught:
         Scanner.load(path, embedder=other)
+    # one model with another setting says which (before: "LOGMEL (256 features) …
+    # cannot be used with LOGMEL (128 features)", the same name twice)
+    assert "whose settings differ: n_mels: saved 64, this embedder 32." in str(caught.value)
+    assert "fingerprint" not in str(caught.value)
 
 
 def test_load_refuses_other_weights_unless_allowed(

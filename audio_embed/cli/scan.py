@@ -170,7 +170,8 @@ def run(run: Run) -> int:
         )
         print_suggestions(run, picks, report.threshold)
         if args.markers_out:
-            run.echo(f"Markers to review: {write_review_markers(args.markers_out, picks)}")
+            path = write_review_markers(args.markers_out, picks)  # as search says it
+            run.echo(f"Markers to review: {path} (fill the kind column, then train --markers)")
     return rc
 
 

@@ -82,7 +82,11 @@ def add_parser(subparsers: Subparsers) -> argparse.ArgumentParser:
         ),
     )
     _add_marker_options(p)
-    p.add_argument("--model", required=True, metavar="M", help="embedder name (see models)")
+    p.add_argument(
+        "--model",
+        metavar="M",
+        help="embedder name (see models); with --index, the index's unless given",
+    )
     g = p.add_argument_group("output (one of)")
     g.add_argument("--out", metavar="SCANNER", help="write the scanner to this file")
     g.add_argument("--store", metavar="DIR", help="save into a scanner store (with --profile)")
@@ -421,6 +425,15 @@ def run(run: Run) -> int:
             )
     if args.augment_draws != 1 and not explicit_augment:
         raise UsageError("--augment-draws needs --augment N (N > 0).")
+    if args.model is None:  # before: required even with --index, whose model it must be
+        if args.index is None:
+            raise UsageError(
+                "train needs --model M (see `audio-embed models`; LOGMEL needs no "
+                "download), or --index ARCHIVE.idx to train with the index's model."
+            )
+        from audio_embed._index_store import read_manifest
+
+        args.model = str(read_manifest(Path(args.index))["embedder"]["name"])
     get_spec(args.model)  # an unknown name fails before any work
     if args.adapt:  # so does an --adapt path that is not there (before: after the fit)
         _adapt_inputs(args.adapt)
@@ -444,6 +457,7 @@ def run(run: Run) -> int:
 
         index = open_index(run, Path(args.index), model=args.model)  # and its audio stream
         sw = index.windows
+        _refuse_other_windows(args, sw, args.index)
         run.echo(f"Using the index's windows: {sw.window:g} s every {sw.hop:g} s, {sw.encoding}.")
         embedder = index.embedder()
     else:
@@ -485,6 +499,28 @@ def run(run: Run) -> int:
     print_training(run, scanner)
     run.echo(f"Saved: {path}")
     return 0
+
+
+def _refuse_other_windows(args: argparse.Namespace, sw: SlidingWindows, index: str) -> None:
+    """--window/--hop/--encoding with --index must be the index's: its vectors are of
+    its windows (before: others were left out in silence, the scanner of the index's)."""
+    given = {
+        "--window": (args.window, sw.window),
+        "--hop": (args.hop, sw.hop),
+        "--encoding": (args.encoding, sw.encoding),
+    }
+    other = [
+        f"{option} {asked:g}" if isinstance(asked, float) else f"{option} {asked}"
+        for option, (asked, held) in given.items()
+        if asked is not None
+        and (asked != held if isinstance(asked, str) else abs(asked - held) > 1e-9)
+    ]
+    if other:
+        raise UsageError(
+            f"{' '.join(other)}: {index} holds windows of {sw.window:g} s every {sw.hop:g} s "
+            f"({sw.encoding}), which a scanner trained from it uses; leave "
+            "--window/--hop/--encoding out, or index the files again with them."
+        )
 
 
 def _refuse_replacing_other_files(out: Path) -> None:

@@ -368,7 +368,12 @@ def _saved_embedder(
     allow_mismatch: bool,
 ) -> Embedder:
     """The embedder a saved scanner was trained with: given and checked, or rebuilt."""
-    from audio_embed.registry import create_embedder, embedder_from_config, with_saved_defaults
+    from audio_embed.registry import (
+        create_embedder,
+        embedder_from_config,
+        setting_differences,
+        with_saved_defaults,
+    )
 
     want = meta["embedder"]
     saved = want.get("config")
@@ -381,10 +386,14 @@ def _saved_embedder(
             old = with_saved_defaults({"name": want["name"]})["settings"]
             embedder = create_embedder(str(want["name"]), **{**old, **kwargs})
     if embedder.name != want["name"] or embedder.dim != int(meta["feature_dim"]):
+        # one model with other settings (LOGMEL n_mels=32, a scanner, against an index of
+        # the default): which ones (before: "LOGMEL (128 features) … LOGMEL (256 features)")
+        settings = setting_differences(saved, embedder)
         raise ScannerFileError(
             f"{p} was trained with embedder {want['name']} ({meta['feature_dim']} features); "
-            f"it cannot be used with {embedder.name} ({embedder.dim} features). Scan with "
-            f"the same embedder, or train a new scanner for {embedder.name}."
+            f"it cannot be used with {embedder.name} ({embedder.dim} features)"
+            + (f", whose settings differ: {'; '.join(settings)}" if settings else "")
+            + f". Scan with the same embedder, or train a new scanner for {embedder.name}."
         )
     if saved is not None:
         # a setting at the value a config without it means (saved_defaults) may be left out
