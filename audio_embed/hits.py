@@ -58,13 +58,6 @@ class Example:
         from audio_embed.formats import clock_seconds
 
         parts = text.split(":")
-        if len(parts) > 4 and all(p.strip().isdigit() for p in parts[-4:]):
-            # an editor's timecode HH:MM:SS:FF (before: "film.mp4:01:00:03: no such
-            # file", its last field taken for seconds)
-            try:
-                clock_seconds(":".join(parts[-4:]))
-            except ValueError as exc:
-                raise InvalidInputError(f"{text!r}: {exc}.") from exc
         for k in (3, 2):  # H:MM:SS.s, M:SS.s: only where the name before them is a file
             if len(parts) > k and os.path.isfile(":".join(parts[:-k])):
                 try:
@@ -72,6 +65,14 @@ class Example:
                 except ValueError:
                     continue
                 return cls(":".join(parts[:-k]), clock)
+        if len(parts) > 4 and all(p.strip().isdigit() for p in parts[-4:]):
+            # an editor's timecode HH:MM:SS:FF (before: "film.mp4:01:00:03: no such
+            # file", its last field taken for seconds); checked after a file named
+            # "take:01" with a clock time "0:00:05" (review)
+            try:
+                clock_seconds(":".join(parts[-4:]))
+            except ValueError as exc:
+                raise InvalidInputError(f"{text!r}: {exc}.") from exc
         path, sep, t = text.rpartition(":")
         try:
             value = float(t)
@@ -165,7 +166,9 @@ def merge_windows(
     """
     per_file: dict[str, list[list[Any]]] = {}  # start, end, peak, score, row, best start
     made = 0
-    for i in np.argsort(-np.asarray(scores), kind="stable"):
+    # best first; ties by file and start, the order of the hits returned, so the first
+    # `limit` are the first of all (review: ties came in candidate order)
+    for i in np.lexsort((np.asarray(starts), np.asarray(files), -np.asarray(scores))):
         if made == limit:
             break
         f, s = files[i], float(starts[i])

@@ -276,6 +276,9 @@ def test_merge_windows_one_hit_per_best_window() -> None:
     every = merge_windows(*args, extent=counted)
     asked.clear()
     assert merge_windows(*args, extent=counted, limit=2) == every[:2] and asked == [4, 3]
+    # tied scores (identical windows: silence, a file indexed twice): the same first hit
+    tied = (["b", "a"], np.array([5.0, 5.0]), np.array([0.9, 0.9]), np.array([10, 2]), 2.0)
+    assert merge_windows(*tied, [20.0] * 2, limit=1) == merge_windows(*tied, [20.0] * 2)[:1]
 
 
 def test_hit_extent_reaches_while_above_half_the_best() -> None:
@@ -559,6 +562,9 @@ def test_bad_arguments(built: Path, tmp_path: Path) -> None:
     for text in (f"{film}:01:00:03:12", "gone.mp4:00:00:03:04"):
         with pytest.raises(InvalidInputError, match=r"timecode with frames.*frame rate"):
             Example.parse(text)
+    take = tmp_path / "take:01"  # a name with a colon, then a clock time H:MM:SS (review)
+    take.write_bytes(b"")
+    assert Example.parse(f"{take}:0:00:05") == Example(str(take), 5.0)
 
 
 def test_an_example_takes_its_time_as_text_or_a_clock_time_and_its_file_as_a_path() -> None:
