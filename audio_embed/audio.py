@@ -382,20 +382,29 @@ def _warn_if_cut_short(
         )
 
 
+#: ``data`` chunk sizes that writers leave when the length is unknown (a pipe): FFmpeg
+#: 0xFFFFFFFF, sox 0x7FFFF000, arecord 0x7FFFFFFF and 0x80000000 (and 0, soundfile).
+_WAV_UNKNOWN_SIZES = (0xFFFFFFFF, 0x7FFFF000, 0x7FFFFFFF, 0x80000000)
+
+
 def _wav_header_seconds(path: Path) -> float | None:
     """The length a PCM WAV's header gives (its ``data`` chunk's size), in seconds, by the
-    standard library's reader; None for a WAV it does not read (float or extensible
-    samples) or whose size was left unknown (0 or about 2³² bytes: written to a pipe).
-    FFmpeg gives a cut WAV's duration from the bytes that are there, not from this."""
+    standard library's reader; None for a WAV it does not read (float samples, and
+    before Python 3.12 extensible ones) or whose size was left unknown
+    (:data:`_WAV_UNKNOWN_SIZES`, 0). FFmpeg gives a cut WAV's duration from the bytes
+    that are there, not from this."""
     import wave
 
     try:
         with wave.open(str(path), "rb") as w:
             frames, rate = w.getnframes(), w.getframerate()
-            size = frames * w.getsampwidth() * w.getnchannels()
+            block = w.getsampwidth() * w.getnchannels()
     except (wave.Error, OSError, EOFError):
         return None
-    return frames / rate if rate and 0 < size < 0xFFFFFFFF - 64 else None
+    size = frames * block  # the chunk's size, rounded down to whole frames
+    if not rate or not size or any(0 <= v - size < block for v in _WAV_UNKNOWN_SIZES):
+        return None
+    return frames / rate
 
 
 def _mp3_header_seconds(path: str | os.PathLike[str]) -> float | None:

@@ -146,13 +146,15 @@ def test_a_wav_cut_short_is_warned_of(tmp_path: Path, caplog: pytest.LogCaptureF
     data = full.read_bytes()
     cut = tmp_path / "cut.wav"
     cut.write_bytes(data[: len(data) // 2])
-    piped = tmp_path / "piped.wav"
     at = data.index(b"data") + 4  # the data chunk's size: unknown, as a pipe leaves it
-    piped.write_bytes(data[:at] + b"\xff\xff\xff\xff" + data[at + 4 :])
+    piped = []  # FFmpeg's, sox's and arecord's (review: sox's and arecord's were warned of)
+    for size in (0xFFFFFFFF, 0x7FFFF000, 0x7FFFFFFF, 0x80000000):
+        piped.append(tmp_path / f"piped-{size:x}.wav")
+        piped[-1].write_bytes(data[:at] + size.to_bytes(4, "little") + data[at + 4 :])
     floats = tmp_path / "float.wav"
     sf.write(floats, np.zeros(4 * SR, np.float32), SR, subtype="FLOAT")
     with caplog.at_level("WARNING", logger="audio_embed"):
-        for ok in (full, piped):
+        for ok in (full, *piped):
             assert len(load_audio(ok)) == 8 * SR
         floats.write_bytes(floats.read_bytes()[: floats.stat().st_size // 2])
         load_audio(floats)
