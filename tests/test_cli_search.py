@@ -362,19 +362,36 @@ def test_index_without_window_options_uses_the_models_scan_windows(
     assert EmbeddingIndex.open(out).windows == Scanner.from_name("LOGMEL").scan_windows
 
 
-def test_no_suggestion_left_says_why() -> None:
-    """Every window near a moment the scanner was trained on (review: "0 window(s) the
-    scanner is least sure about", without why)."""
+def test_no_suggestion_left_says_why(tmp_path: Path) -> None:
+    """Nothing scanned (every file skipped or failed), or every window near a moment the
+    scanner was trained on: said which, and no review file written (review: "0
+    window(s) the scanner is least sure about", or the second reason for the first)."""
     import argparse
     import io
+    from types import SimpleNamespace
 
-    from audio_embed.cli.search import print_suggestions
+    import numpy as np
+
+    from audio_embed import Markers
+    from audio_embed.cli.search import suggest
     from audio_embed.cli.session import Run
     from audio_embed.progress import CancelToken
+    from audio_embed.scanner import ScanResult
 
     out = io.StringIO()
-    print_suggestions(Run(argparse.Namespace(), CancelToken(), False, out), [], 0.5)
+    review = tmp_path / "next.csv"
+    run = Run(argparse.Namespace(suggest=3, markers_out=str(review)), CancelToken(), False, out)
+    trained = SimpleNamespace(training_markers={"a.wav": Markers(spans=[(0.0, 10.0)])})
+    suggest(run, [], trained, 0.5)
+    assert out.getvalue().startswith("No window to suggest: no recording was scanned")
+    out.truncate(0)
+    out.seek(0)
+    res = ScanResult("a.wav", np.arange(9.0), np.full(9, 0.5), 2.0, 10.0)
+    suggest(run, [res], trained, 0.5)
     assert out.getvalue().startswith("No window to suggest: every scanned window lies near")
+    assert not review.exists()
+    suggest(run, [res], SimpleNamespace(training_markers={}), 0.5)  # none trained there
+    assert "3 window(s) the scanner is least sure about" in out.getvalue() and review.is_file()
 
 
 def test_train_from_an_index_takes_its_model_when_model_is_left_out(

@@ -159,19 +159,10 @@ def run(run: Run) -> int:
     many = scanner.scan_many if args.ray else None  # a Ray runner draws its own bar
     rc, report = scan_and_print(run, scanner, items, Path(args.out), settings, many=many)
     if args.suggest:
-        from audio_embed.cli.search import answered, print_suggestions
-        from audio_embed.review import suggest_windows, write_review_markers
+        from audio_embed.cli.search import suggest
 
-        picks = suggest_windows(
-            report.results().values(),
-            args.suggest,
-            threshold=report.threshold,
-            exclude=answered(run, scanner),
-        )
-        print_suggestions(run, picks, report.threshold)
-        if args.markers_out:
-            path = write_review_markers(args.markers_out, picks)  # as search says it
-            run.echo(f"Markers to review: {path} (fill the kind column, then train --markers)")
+        results = list(report.results().values())
+        suggest(run, results, scanner, report.threshold, threshold=report.threshold)
     return rc
 
 

@@ -21,10 +21,13 @@ from audio_embed.cli.session import PROG, Run, UsageError, write_stderr
 from audio_embed.formats import list_formats
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from audio_embed.index import EmbeddingIndex, Hit
+    from audio_embed.scanner import ScanResult
     from audio_embed.windows import Markers
 
-__all__ = ["add_parser", "answered", "print_suggestions", "run"]
+__all__ = ["add_parser", "answered", "review_file_note", "run", "suggest"]
 
 
 def add_parser(subparsers: Subparsers) -> argparse.ArgumentParser:
@@ -138,8 +141,7 @@ def run(run: Run) -> int:
     if args.markers_out:
         from audio_embed.review import write_review_markers
 
-        path = write_review_markers(args.markers_out, hits)
-        text = f"Markers to review: {path} (fill the kind column, then train --markers)"
+        text = review_file_note(write_review_markers(args.markers_out, hits))
         if args.out:
             run.echo(text)
         else:  # stdout holds the hits
@@ -204,7 +206,7 @@ def _write_hits(run: Run, hits: list[Hit], args: argparse.Namespace) -> None:
 
 
 def _suggest(run: Run) -> int:
-    from audio_embed.review import score_index, suggest_windows, write_review_markers
+    from audio_embed.review import score_index
     from audio_embed.scanner import Scanner
 
     args = run.args
@@ -214,14 +216,47 @@ def _suggest(run: Run) -> int:
         raise UsageError("--suggest lists uncertain windows; it takes no --example.")
     index: EmbeddingIndex = open_index(run, Path(args.archive), model=args.model)
     scanner = Scanner.load(args.scanner, embedder=index.embedder(), cache=make_cache(args))
-    picks = suggest_windows(
-        score_index(scanner, index), args.suggest, exclude=answered(run, scanner)
-    )
-    print_suggestions(run, picks, scanner.scan_threshold)
-    if args.markers_out:
-        path = write_review_markers(args.markers_out, picks)
-        run.echo(f"Markers to review: {path} (fill the kind column, then train --markers)")
+    suggest(run, score_index(scanner, index), scanner, scanner.scan_threshold)
     return 0
+
+
+def review_file_note(path: Path) -> str:
+    """What to do with a review markers file just written."""
+    return f"Markers to review: {path} (fill the kind column, then train --markers)"
+
+
+def suggest(
+    run: Run,
+    results: Sequence[ScanResult],
+    scanner: object,
+    shown: float,
+    threshold: float | None = None,
+) -> None:
+    """``--suggest N [--markers-out F]`` of ``search`` and ``scan``: the ``N`` windows
+    of ``results`` the scanner is least sure about (``threshold``: each result's own
+    when None; ``shown`` in the heading), leaving out the moments it was trained on,
+    and written to F to review. When there is none, why is said and nothing written."""
+    from audio_embed.review import suggest_windows, write_review_markers
+
+    if not results:  # (review: "every scanned window lies near …" of no file scanned)
+        run.echo("No window to suggest: no recording was scanned (each skipped or failed).")
+        return
+    exclude = answered(run, scanner)
+    picks = suggest_windows(results, run.args.suggest, threshold=threshold, exclude=exclude)
+    if not picks:  # (review: "0 window(s) … least sure about", without why)
+        run.echo(
+            "No window to suggest: every scanned window lies near a moment the scanner "
+            "was trained on."
+        )
+        return
+    run.echo(
+        f"{len(picks)} window(s) the scanner is least sure about (probability nearest "
+        f"{shown:g}):"
+    )
+    for h in picks:
+        run.echo(f"  {h.file}  {h.start:9.2f}-{h.end:<9.2f}  p={h.score:.3f}")
+    if run.args.markers_out:
+        run.echo(review_file_note(write_review_markers(run.args.markers_out, picks)))
 
 
 def answered(run: Run, scanner: object) -> dict[str, Markers] | None:
@@ -236,18 +271,3 @@ def answered(run: Run, scanner: object) -> dict[str, Markers] | None:
         )
     return marked
 
-
-def print_suggestions(run: Run, picks: list[Hit], threshold: float) -> None:
-    """The suggested windows, most uncertain first."""
-    if not picks:  # (review: "0 window(s) … least sure about", without why)
-        run.echo(
-            "No window to suggest: every scanned window lies near a moment the scanner "
-            "was trained on."
-        )
-        return
-    run.echo(
-        f"{len(picks)} window(s) the scanner is least sure about (probability nearest "
-        f"{threshold:g}):"
-    )
-    for h in picks:
-        run.echo(f"  {h.file}  {h.start:9.2f}-{h.end:<9.2f}  p={h.score:.3f}")
