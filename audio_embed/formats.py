@@ -496,9 +496,14 @@ def read_markers(
     counts them.
     """
     markers, skipped = read_review_markers(path, base=base)
+    _warn_unanswered(path, skipped)
+    return markers
+
+
+def _warn_unanswered(path: Path | str | os.PathLike[str], skipped: int) -> None:
+    """The warning of a markers CSV's rows left with an empty kind (not reviewed)."""
     if skipped:
         log.warning("%s: %d row(s) with an empty kind were ignored (not reviewed).", path, skipped)
-    return markers
 
 
 def read_review_markers(
@@ -1167,8 +1172,8 @@ def read_marker_files(
             )
             raise MarkerError(
                 f"{path} is a recording, not a markers file: give the file that marks it "
-                "(its Audacity labels rec.txt beside it, a Raven selection table, or a "
-                "file,time,kind CSV)"
+                f"(its Audacity labels {path.with_suffix('.txt').name} beside it, a Raven "
+                "selection table, or a file,time,kind CSV)"
                 + (f"; beside it: {', '.join(repr(n) for n in beside[:3])}" if beside else "")
                 + "."
             )
@@ -1177,17 +1182,12 @@ def read_marker_files(
     merged_spans: dict[str, list[tuple[float, float]]] = defaultdict(list)
     name = one_name_per_file()
     csvs = []
-    unanswered = 0
+    unanswered: dict[Path, int] = {}
     for path in paths:
         kind = fmt if fmt != "auto" else guess_marker_format(path)
         if kind == "csv":
             csvs.append(path)
-            read, skipped = read_review_markers(path)
-            if skipped:
-                log.warning(
-                    "%s: %d row(s) with an empty kind were ignored (not reviewed).", path, skipped
-                )
-                unanswered += skipped
+            read, unanswered[path] = read_review_markers(path)
         elif kind == "audacity":
             read = read_audacity_labels(path, str(pairs.get(path) or recording_next_to(path)))
         else:
@@ -1201,12 +1201,14 @@ def read_marker_files(
         raise MarkerError(
             f"No markers in {', '.join(map(str, paths))}."
             + (  # a review file not filled in yet (before: "No markers" alone)
-                f" Its {unanswered} row(s) have an empty kind column: answer each with "
-                "positive, negative or soft (yes/no/maybe) first."
-                if unanswered
+                f" {sum(unanswered.values())} row(s) have an empty kind column: answer "
+                "each with positive, negative or soft (yes/no/maybe) first."
+                if any(unanswered.values())
                 else ""
             )
         )
+    for path, skipped in unanswered.items():  # (review: warned of, then the error again)
+        _warn_unanswered(path, skipped)
     missing = [f for f in merged if not Path(f).is_file()]
     if missing:
         here = [read_from_here_hint(missing, p.parent, "a markers CSV") for p in csvs]

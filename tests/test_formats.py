@@ -780,20 +780,33 @@ def test_a_recording_given_as_markers_says_so_and_names_its_labels(tmp_path: Pat
     video.write_bytes(b"\x00\x00\x00\x18ftypmp42")
     with pytest.raises(MarkerError, match=r"rec\.mp4 is a recording, not a markers file") as e:
         read_marker_files([video])
-    assert "; beside it:" not in str(e.value)
+    assert "; beside it:" not in str(e.value) and "Audacity labels rec.txt" in str(e.value)
+    take = tmp_path / "take.wav"
+    take.write_bytes(b"RIFF")
+    with pytest.raises(MarkerError, match=r"Audacity labels take\.txt beside it"):
+        read_marker_files([take])  # (review: always 'rec.txt')
     (tmp_path / "rec.txt").write_text("1.0\t2.0\tgag\n")
     with pytest.raises(MarkerError, match=r"is a recording.*; beside it: 'rec\.txt'\."):
         read_marker_files([video])
 
 
-def test_a_review_file_not_filled_in_says_so(tmp_path: Path) -> None:
+def test_a_review_file_not_filled_in_says_so(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     """`train --markers review.csv` before answering: "No markers in review.csv" alone."""
     from audio_embed.formats import read_marker_files
 
     p = tmp_path / "review.csv"
     p.write_text("file,time,kind,start,end,score\na.wav,3.1,,2.6,3.6,0.9\na.wav,9,,8.5,9.5,0.8\n")
-    with pytest.raises(MarkerError, match=r"No markers in .*Its 2 row\(s\) have an empty kind"):
+    with pytest.raises(MarkerError, match=r"No markers in .*\. 2 row\(s\) have an empty kind"):
         read_marker_files([p])
+    # two files: the rows of both counted; no warning repeats what the error says (review)
+    q = tmp_path / "next.csv"
+    q.write_text("file,time,kind\na.wav,12,\n")
+    with caplog.at_level("WARNING", logger="audio_embed"):
+        with pytest.raises(MarkerError, match=r"\. 3 row\(s\) have an empty kind"):
+            read_marker_files([p, q])
+    assert not caplog.records
     p.write_text("file,time,kind\n")
     with pytest.raises(MarkerError, match=r"No markers in [^.]*review\.csv\.$"):
         read_marker_files([p])
