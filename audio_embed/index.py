@@ -282,20 +282,23 @@ class EmbeddingIndex:
         from audio_embed.registry import setting_differences
 
         want = self.manifest["embedder"]
-        # the same model with other settings names them (before: "LOGMEL (256 dims) …
-        # LOGMEL (128 dims)", or a fingerprint alone)
-        settings = setting_differences(want.get("config"), emb)
-        named = f" Settings that differ: {'; '.join(settings)}." if settings else ""
+
+        def named() -> str:
+            # the same model with other settings names them (before: "LOGMEL (256 dims)
+            # … LOGMEL (128 dims)", or a fingerprint alone); only for an error (review)
+            settings = setting_differences(want.get("config"), emb)
+            return f" Settings that differ: {'; '.join(settings)}." if settings else ""
+
         if emb.name != want["name"] or emb.dim != int(want["dim"]):
             raise IndexFileError(
                 f"{self.path} holds {want['name']} vectors ({want['dim']} dims); the embedder "
-                f"given is {emb.name} ({emb.dim} dims).{named} Use the index's embedder."
+                f"given is {emb.name} ({emb.dim} dims).{named()} Use the index's embedder."
             )
         if emb.cache_id() != want["cache_id"]:
             raise IndexFileError(
                 f"{self.path} was built with other weights or settings of {want['name']} "
-                f"(fingerprint {want['cache_id']}; this embedder's is {emb.cache_id()}).{named} "
-                "Load the checkpoint it was built with, or build a new index."
+                f"(fingerprint {want['cache_id']}; this embedder's is {emb.cache_id()})."
+                f"{named()} Load the checkpoint it was built with, or build a new index."
             )
 
     def scanner(self) -> Scanner:

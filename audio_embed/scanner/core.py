@@ -51,7 +51,7 @@ from audio_embed.errors import (
     InvalidInputError,
     TrainingDataError,
 )
-from audio_embed.formats import file_key
+from audio_embed.formats import file_key, merge_markers
 from audio_embed.progress import CancelToken, ProgressCallback, ProgressEvent
 from audio_embed.scanner import persistence
 from audio_embed.scanner.adapt import FitData, adapt_scanner
@@ -292,12 +292,14 @@ def summary_markers(summary: dict[str, Any] | None) -> dict[str, Markers] | None
     out: dict[str, Markers] = {}
     for f in files:
         if "path" in f:
-            m, had = f["markers"], out.get(f["path"], Markers())
-            # one file given twice (two spellings): both's markers (review: the last's only)
-            out[f["path"]] = Markers(
-                **{k: (*getattr(had, k), *m.get(k, ())) for k in MARKER_KINDS},
-                spans=[*had.spans, *(tuple(s) for s in m.get("spans", ()))],
+            m = f["markers"]
+            kept = Markers(
+                **{k: m.get(k, ()) for k in MARKER_KINDS},
+                spans=[tuple(s) for s in m.get("spans", ())],
             )
+            # one file given twice (two spellings): both's markers (review: the last's only)
+            had = out.get(f["path"])
+            out[f["path"]] = kept if had is None else merge_markers(had, kept)
     return out
 
 
