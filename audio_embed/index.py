@@ -279,7 +279,7 @@ class EmbeddingIndex:
         return self._embedder
 
     def _check_embedder(self, emb: Embedder) -> None:
-        from audio_embed.registry import setting_differences
+        from audio_embed.embedders.base import setting_differences
 
         want = self.manifest["embedder"]
 

@@ -71,7 +71,6 @@ __all__ = [
     "register_embedder",
     "register_layer_selector",
     "setting_defaults",
-    "setting_differences",
 ]
 
 log = logging.getLogger(__name__)
@@ -630,18 +629,6 @@ def with_saved_defaults(config: Mapping[str, Any]) -> dict[str, Any]:
         settings.setdefault(key, value)
     out["settings"] = settings
     return out
-
-
-def setting_differences(saved: Mapping[str, Any] | None, embedder: Embedder) -> list[str]:
-    """The settings (``--model-option``) in which ``embedder`` differs from the saved
-    config of the same model, one ``"n_mels: saved 64, this embedder 32"`` each (none
-    for another model or no saved config)."""
-    from audio_embed.embedders.base import config_differences
-
-    if saved is None or str(saved.get("name")) != embedder.name:
-        return []
-    lines = config_differences(with_saved_defaults(saved), with_saved_defaults(embedder.config()))
-    return [line.removeprefix("settings.") for line in lines if line.startswith("settings.")]
 
 
 def specs(pattern: str | None = None) -> Iterable[EmbedderSpec]:

@@ -40,7 +40,7 @@ import hashlib
 import json
 import logging
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Literal, final
 
 import numpy as np
@@ -81,6 +81,7 @@ __all__ = [
     "config_differences",
     "default_device",
     "fingerprint_files",
+    "setting_differences",
 ]
 
 log = logging.getLogger(__name__)
@@ -174,6 +175,18 @@ def config_differences(saved: dict[str, Any], current: dict[str, Any]) -> list[s
 #: Memory a window takes, in multiples of its float32 samples: measured with LOGMEL
 #: (session 17 review: about 8 times on the shared path, 25 per window).
 WINDOW_MEMORY_FACTOR = 32
+
+
+def setting_differences(saved: Mapping[str, Any] | None, embedder: Embedder) -> list[str]:
+    """The settings (``--model-option``) in which ``embedder`` differs from the saved
+    config of the same model, one ``"n_mels: saved 64, this embedder 32"`` each (none
+    for another model or no saved config): named where a scanner or index refuses it."""
+    from audio_embed.registry import with_saved_defaults
+
+    if saved is None or str(saved.get("name")) != embedder.name:
+        return []
+    lines = config_differences(with_saved_defaults(saved), with_saved_defaults(embedder.config()))
+    return [line.removeprefix("settings.") for line in lines if line.startswith("settings.")]
 
 
 class Embedder(abc.ABC):

@@ -368,12 +368,8 @@ def _saved_embedder(
     allow_mismatch: bool,
 ) -> Embedder:
     """The embedder a saved scanner was trained with: given and checked, or rebuilt."""
-    from audio_embed.registry import (
-        create_embedder,
-        embedder_from_config,
-        setting_differences,
-        with_saved_defaults,
-    )
+    from audio_embed.embedders.base import setting_differences
+    from audio_embed.registry import create_embedder, embedder_from_config, with_saved_defaults
 
     want = meta["embedder"]
     saved = want.get("config")
