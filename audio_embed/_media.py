@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import TypeVar
 
@@ -15,6 +15,7 @@ __all__ = [
     "VIDEO_EXTENSIONS",
     "is_media_file",
     "path_list",
+    "same_stem_files",
     "same_stem_hint",
 ]
 
@@ -64,20 +65,27 @@ def same_stem_hint(path: str | os.PathLike[str]) -> str:
     A markers or labels table often names ``rec`` or ``rec.mp3`` for ``rec.wav``
     (before: "no such file" alone, with the right file beside it).
     """
+    near = same_stem_files(path, is_media_file)
+    if not near:
+        return ""
+    return f" (did you mean {' or '.join(repr(n) for n in near[:3])}?)"
+
+
+def same_stem_files(path: str | os.PathLike[str], keep: Callable[[str], bool]) -> list[str]:
+    """The names of the files beside ``path`` that differ from it by their extension
+    only (or add one to it) and that ``keep`` takes, sorted; none when its folder
+    cannot be read."""
     p = Path(path)
     stems = {p.name.casefold(), p.stem.casefold()}
     try:
         with os.scandir(p.parent) as entries:
-            near = sorted(
+            return sorted(
                 e.name
                 for e in entries
-                if is_media_file(e.name)
+                if keep(e.name)
                 and Path(e.name).stem.casefold() in stems
                 and e.name != p.name
                 and e.is_file()
             )
     except OSError:
-        return ""
-    if not near:
-        return ""
-    return f" (did you mean {' or '.join(repr(n) for n in near[:3])}?)"
+        return []

@@ -38,7 +38,7 @@ from typing import Any, Literal, Protocol, TypeAlias
 from attrs import frozen
 
 from audio_embed._io import atomic_writer
-from audio_embed._media import is_media_file, path_list, same_stem_hint
+from audio_embed._media import is_media_file, path_list, same_stem_files, same_stem_hint
 from audio_embed.errors import InvalidInputError, MarkerError, ResultFileError
 from audio_embed.types import Detection
 from audio_embed.windows import MARKER_KINDS, Markers
@@ -1050,6 +1050,11 @@ def guess_marker_format(path: str | os.PathLike[str]) -> MarkerFormat:
     return "csv" if markers else "audacity"
 
 
+def _is_table_name(name: str) -> bool:
+    """Whether a file name's extension is one a markers file has (.txt, .csv, .tsv)."""
+    return Path(name).suffix.lower() in (".txt", ".csv", ".tsv")
+
+
 def _names_a_table(fields: set[str]) -> bool:
     """Whether a header's columns are those of a markers or labels CSV: a file and a
     time, a start or an onset."""
@@ -1164,12 +1169,7 @@ def read_marker_files(
         if not path.is_file():
             raise MarkerError(f"Markers file not found: {path}")
         if is_media_file(path):  # before: "not a text file (NUL bytes)"
-            beside = sorted(
-                q.name
-                for q in path.parent.iterdir()
-                if q.stem.casefold() == path.stem.casefold()
-                and q.suffix.lower() in (".txt", ".csv", ".tsv")
-            )
+            beside = same_stem_files(path, _is_table_name)
             raise MarkerError(
                 f"{path} is a recording, not a markers file: give the file that marks it "
                 f"(its Audacity labels {path.with_suffix('.txt').name} beside it, a Raven "
