@@ -26,7 +26,6 @@ interrupted ``add`` leaves the previous archive intact.
 
 from __future__ import annotations
 
-import bisect
 import json
 import logging
 import math
@@ -346,11 +345,13 @@ class EmbeddingIndex:
     def _locate(self, rows: np.ndarray) -> tuple[list[str], np.ndarray, list[float], np.ndarray]:
         """:meth:`locate`, and the position of each row's file among the files."""
         rows = np.asarray(rows, dtype=np.int64)
-        firsts = np.array([f.first_row for f in self._files], dtype=np.int64)
-        which = np.searchsorted(firsts, rows, side="right") - 1
+        which = self._file_positions(rows)
         files = [self._files[i].path for i in which]
         starts = np.array(
-            [self._starts[i][r - firsts[i]] for i, r in zip(which, rows, strict=True)],
+            [
+                self._starts[i][r - self._files[i].first_row]
+                for i, r in zip(which, rows, strict=True)
+            ],
             dtype=np.float64,
         )
         return files, starts, [self._files[i].duration for i in which], which
@@ -361,12 +362,17 @@ class EmbeddingIndex:
             self.starts(file), self.windows.window, file.duration, time, file.path
         )
 
+    def _file_positions(self, rows: np.ndarray) -> np.ndarray:
+        """The position among the files of each row's file."""
+        firsts = np.array([f.first_row for f in self._files], dtype=np.int64)
+        out: np.ndarray = np.searchsorted(firsts, np.asarray(rows, np.int64), side="right") - 1
+        return out
+
     def hit_extent(self, row: int, query: np.ndarray) -> tuple[float, float]:
         """Start and end of a search hit whose best window is ``row``: from the windows
         of its file that overlap it, scored against ``query``
         (:func:`~audio_embed.hits.hit_extent`)."""
-        firsts = [f.first_row for f in self._files]
-        return self._hit_extent(bisect.bisect_right(firsts, int(row)) - 1, row, query)
+        return self._hit_extent(int(self._file_positions(np.array([row]))[0]), row, query)
 
     def _hit_extent(self, k: int, row: int, query: np.ndarray) -> tuple[float, float]:
         """:meth:`hit_extent` of a row of the ``k``-th file."""
