@@ -23,12 +23,17 @@ detection systems post-process frame probabilities:
    intersection of its windows that reach the threshold: centred where their
    centres are, ``window`` minus the spread of those centres long (at least one
    hop), and never wider than the track region of step 1.
-6. **Gaps and durations.** Occurrences closer than ``min_gap`` seconds are
-   merged; those shorter than ``min_duration`` are widened around their
-   middle (never dropped, never over a neighbour or the file's ends).
+6. **Gaps and durations.** Regions closer than ``min_gap`` seconds are one
+   occurrence (step 4 cuts inside a region, never in such a gap; before, it
+   cut every bridged gap again); occurrences shorter than ``min_duration``
+   are widened around their middle (never dropped, never over a neighbour or
+   the file's ends).
 
 Boundaries: a region of track points ``i..j`` spans from half a hop before
-centre ``i`` to half a hop after centre ``j``, clipped to the file. ``score`` is
+centre ``i`` to half a hop after centre ``j``, clipped to the file; a region
+that holds the first (last) window starts (ends) where that window does, as a
+sound in the file's first or last half-window is never at a window's centre
+(before: a sound in the first 0.45 s of a file got a detection after it). ``score`` is
 the best window score inside and ``peak`` the centre of that window (the best
 moment to jump to); where smoothing lifted the track over the threshold with
 no raw window inside reaching it (windows above it on both sides of a dip),
@@ -273,13 +278,21 @@ def _detections(
     half = median_hop(centres, window) / 2.0
     spans: list[list[float]] = []  # start, end, score, peak
     regions = _regions(track, threshold, threshold * post.hysteresis)
-    for i, j in _merge_close(regions, centres, 2 * half, post.min_gap):
-        bounds = [i, *_split(track, i, j, threshold, post.valley), j + 1]
-        for a, b in itertools.pairwise(bounds):
+    for group in _merge_close(regions, centres, 2 * half, post.min_gap):
+        # cut inside each region at its valleys, never in a gap that min_gap bridged
+        i, j = group[0][0], group[-1][1]
+        cuts = [c for a, b in group for c in _split(track, a, b, threshold, post.valley)]
+        for a, b in itertools.pairwise([i, *cuts, j + 1]):
             last = b - 1
             best = a + int(np.argmax(raw[a : last + 1]))
             lo = centres[a] - half if a == i else centres[a]
             hi = centres[last] + half if last == j else centres[b]
+            # a sound in the file's first (last) half-window is never at a window's
+            # centre: a region holding the first (last) window reaches the file's edge
+            if a == 0:
+                lo = centres[0] - window / 2.0
+            if last == len(centres) - 1:
+                hi = centres[-1] + window / 2.0
             if post.extent == "intersection":
                 lo, hi = _intersection(
                     centres[a : last + 1], track[a : last + 1], threshold, window, half, lo, hi
@@ -357,14 +370,15 @@ def _intersection(
 
 def _merge_close(
     regions: list[tuple[int, int]], centres: np.ndarray, hop: float, gap: float
-) -> list[tuple[int, int]]:
-    """Merge regions whose silence between them (in seconds) is shorter than ``gap``."""
-    out: list[tuple[int, int]] = []
+) -> list[list[tuple[int, int]]]:
+    """Regions in groups: those whose silence between them (in seconds) is shorter
+    than ``gap`` are one group, one occurrence."""
+    out: list[list[tuple[int, int]]] = []
     for i, j in regions:
-        if out and gap > 0 and centres[i] - centres[out[-1][1]] - hop < gap - 1e-9:
-            out[-1] = (out[-1][0], j)
+        if out and gap > 0 and centres[i] - centres[out[-1][-1][1]] - hop < gap - 1e-9:
+            out[-1].append((i, j))
         else:
-            out.append((i, j))
+            out.append([(i, j)])
     return out
 
 

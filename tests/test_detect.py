@@ -63,6 +63,38 @@ def test_min_gap_merges_and_min_duration_widens() -> None:
     assert [(d.start, d.end) for d in wide] == [(1.0, 3.0), (3.0, 5.0)]  # never overlapping
 
 
+def test_min_gap_merges_with_the_default_valley_too() -> None:
+    # before: the valley step cut the bridged gap again, two touching detections
+    starts = _grid(30, 0.1)
+    p = np.full(30, 0.05)
+    p[5:10] = p[14:19] = 0.9
+    merged = detect(starts, p, 1.0, 0.5, 3.9, Postprocessing(min_gap=1.0, valley=0.5))
+    assert [(d.start, d.end) for d in merged] == [pytest.approx((0.95, 2.35))]
+    # a valley inside one region is still cut when min_gap merges another region
+    p = np.full(40, 0.05)
+    p[5:9], p[9:11], p[11:15], p[18:22] = 0.9, 0.2, 0.9, 0.9
+    post = Postprocessing(hysteresis=0.2, min_gap=1.0, valley=0.5)
+    parts = detect(_grid(40, 0.1), p, 1.0, 0.5, 4.9, post)
+    assert [(d.start, d.end) for d in parts] == [
+        pytest.approx((0.95, 1.4)),  # cut at the valley (0.2 against peaks of 0.9)
+        pytest.approx((1.4, 2.65)),  # the region 0.3 s later merged by min_gap
+    ]
+
+
+def test_a_sound_at_a_file_edge_lies_inside_its_detection() -> None:
+    # 1 s windows every 0.1 s over 3 s: the first and the last four windows score
+    # high, as a sound in the first or last 0.4 s makes them (before: detections at
+    # 0.45-0.85 s and 2.15-2.55 s, IoU 0 with the sounds)
+    starts = _grid(21, 0.1)
+    p = np.zeros(21)
+    p[:4] = p[-4:] = 0.95
+    dets = detect(starts, p, 1.0, 0.5, 3.0)
+    assert [(d.start, d.end) for d in dets] == [
+        pytest.approx((0.0, 0.85)),
+        pytest.approx((2.15, 3.0)),
+    ]
+
+
 def test_smoothing_removes_a_one_hop_spike() -> None:
     starts = _grid(11, 0.1)
     p = np.zeros(11)
