@@ -229,12 +229,17 @@ class SlidingWindows:
                 f"'shared'. Got {self.encoding!r} instead."
             )
 
+    def whole(self, duration: float) -> int:
+        """How many windows of the hop grid (``k * hop``) lie whole inside the first
+        ``duration`` seconds: :meth:`starts` before its end-aligned last window, and
+        what a streamed scan embeds of the audio decoded so far."""
+        return max(math.floor((duration - self.window) / self.hop + _EPS) + 1, 0)
+
     def starts(self, duration: float) -> np.ndarray:
         """Window start times, in seconds, for a recording of ``duration`` seconds."""
         if duration <= self.window + _EPS:
             return np.zeros(1)
-        n = math.floor((duration - self.window) / self.hop + _EPS) + 1
-        starts = np.arange(n, dtype=np.float64) * self.hop
+        starts = np.arange(self.whole(duration), dtype=np.float64) * self.hop
         if starts[-1] + self.window < duration - _EPS:
             starts = np.append(starts, duration - self.window)
         return starts

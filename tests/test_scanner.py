@@ -10,6 +10,7 @@ import zipfile
 from collections import defaultdict
 from pathlib import Path
 
+import attrs
 import numpy as np
 import pytest
 import torch
@@ -873,3 +874,18 @@ def test_a_targeted_windows_subclass_comes_back_from_a_saved_scanner(
     with caplog.at_level("WARNING", logger="audio_embed"):
         assert type(Scanner.load(path).train_windows) is TargetedWindows
     assert "trained with training windows of class" in caplog.text and ".Local" in caplog.text
+
+
+@pytest.mark.parametrize(
+    ("hop", "n_samples"),
+    [(1 / 3, 21333), (0.3333, 31998), (0.0333, 17600), (0.0333, 32533), (0.1, 16001)],
+)
+def test_a_hop_of_no_whole_number_of_samples_streams_the_grid(hop: float, n_samples: int) -> None:
+    """The streamed windows are SlidingWindows.starts' grid for any hop (before: hop
+    1/3 s over 21,333 samples was 'internal error: streamed window grid differs')."""
+    windows = SlidingWindows(1.0, hop)
+    x = np.random.default_rng(0).normal(0, 0.1, n_samples).astype(np.float32)
+    for encoding in ("shared", "per_window"):
+        scanner = Scanner(LogMelEmbedder(), scan_windows=attrs.evolve(windows, encoding=encoding))
+        got = scanner.sliding_embeddings(x, sample_rate=16000)
+        np.testing.assert_array_equal(got.starts, windows.starts(n_samples / 16000))

@@ -300,7 +300,11 @@ class StreamingEmbeddings:
             total += len(block)
             band.add(block)
             ks = []
-            while round(next_k * sw.hop * sr) + win + margin <= total:
+            # the grid's own rule (in seconds), so a hop of no whole number of samples
+            # never embeds a window that starts() replaces by an end-aligned one
+            # (before: an internal error on some file lengths, e.g. hop 1/3 s)
+            ready = sw.whole((total - margin) / sr)
+            while next_k < ready and round(next_k * sw.hop * sr) + win + margin <= total:
                 ks.append(next_k)
                 next_k += 1
             if ks:
