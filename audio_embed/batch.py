@@ -16,7 +16,7 @@ import logging
 import os
 import time
 from collections import defaultdict
-from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeVar
 
@@ -152,7 +152,11 @@ def collect_inputs(
 
 
 def output_paths(
-    inputs: Sequence[Input], out_dir: Path, suffix: str, reserved: Sequence[str] = ()
+    inputs: Sequence[Input],
+    out_dir: Path,
+    suffix: str,
+    reserved: Sequence[str] = (),
+    known: Mapping[str, str] | None = None,
 ) -> dict[Path, Path]:
     """``out_dir/<relative folder>/<stem><suffix>`` per input, unique.
 
@@ -160,7 +164,11 @@ def output_paths(
     name (``a.wav.csv``, ``a.mp4.csv``), and a number is added if still needed.
     Names are compared regardless of case (:func:`_fold`): ``day1/Clip.wav`` and
     ``day2/clip.wav`` give ``Clip.wav.csv`` and ``clip.wav-2.csv``, never two results
-    written to one file on a case-insensitive file system.
+    written to one file on a case-insensitive file system. ``known`` (a recording's
+    resolved path, :func:`os.path.normcase`-d, to a name in ``out_dir``): the names an
+    earlier batch gave, kept for those recordings whatever the order or company they
+    come in now (before: ``[day2/x.wav, day1/x.wav]`` after ``[day1/x.wav,
+    day2/x.wav]`` swapped the names, and ``--skip-existing`` refused the batch).
     """
 
     def safe(rel: Path) -> Path:  # never write outside out_dir
@@ -173,6 +181,13 @@ def output_paths(
     taken = {_fold(Path(r)) for r in reserved}
     out: dict[Path, Path] = {}
     for inp in inputs:
+        name = (known or {}).get(os.path.normcase(os.path.realpath(inp.path)))
+        if name is not None and _fold(name) not in taken:
+            taken.add(_fold(name))
+            out[inp.path] = out_dir / safe(Path(name))
+    for inp in inputs:
+        if inp.path in out:
+            continue
         rel = inp.rel.parent / (inp.rel.stem + suffix)
         if stems[_fold(rel)] > 1 or _fold(rel) in taken:
             rel = inp.rel.parent / (inp.rel.name + suffix)
@@ -444,13 +459,14 @@ def scan_to_folder(
         inputs, missing = collect_inputs(path_list(items, "scan_to_folder"))
         for item, reason in missing:
             tell(FileOutcome("missing", item, reason=reason))
+        stamp = _read_stamp(out)
         targets = output_paths(
             inputs,
             out,
             FORMAT_SUFFIXES[fmt],
             reserved=(COMBINED_CSV, SCAN_STAMP, SCAN_JOURNAL, SCAN_LOCK),
+            known=_names_given(out, stamp, fmt),
         )
-        stamp = _read_stamp(out)
         _one_key_per_file(out, stamp, targets.values())
         earlier = _read_earlier(targets.values(), fmt)  # each existing result read once
         _refuse_beside(inputs, targets, earlier)
@@ -661,6 +677,18 @@ class _Stamp:
 
     thresholds: dict[str, float]
     made: dict[str, _Made]
+
+
+def _names_given(out: Path, stamp: _Stamp, fmt: str) -> dict[str, str]:
+    """The result name (in ``fmt``) that :data:`SCAN_STAMP` records for each recording
+    whose result is still in ``out`` (the one written last, if several), for
+    :func:`output_paths`."""
+    names: dict[str, tuple[float, str]] = {}
+    for key, made in stamp.made.items():
+        who = os.path.normcase(made.recording)
+        if made.fmt == fmt and (out / key).is_file() and made.written >= names.get(who, (-1.0,))[0]:
+            names[who] = (made.written, key)
+    return {who: key for who, (_, key) in names.items()}
 
 
 def _stamp_key(out: Path, target: Path) -> str:

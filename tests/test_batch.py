@@ -461,6 +461,29 @@ def test_a_result_of_another_recording_of_the_same_name_stops_the_batch(
     scan_to_folder(FakeScanner(), ["."], out, BatchSettings(fmt="json"))  # rescanned
 
 
+def test_a_recording_keeps_its_result_name_in_any_order_or_company(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Names that clash are numbered once; a later batch gives each recording the name
+    the folder's record gives it (before: [day2, day1] after [day1, day2] swapped the
+    names and --skip-existing refused the batch; day2 alone got a second result)."""
+    _touch(tmp_path / "day1" / "x.wav", tmp_path / "day2" / "x.wav")
+    monkeypatch.chdir(tmp_path)
+    out = tmp_path / "out"
+    scan_to_folder(FakeScanner(), ["day1/x.wav", "day2/x.wav"], out)
+    named = {p.name for p in out.glob("x*.csv")}
+    assert named == {"x.wav.csv", "x.wav-2.csv"}
+    for batch in (["day2/x.wav", "day1/x.wav"], ["day2/x.wav"], ["day1/x.wav"]):
+        heard: list[FileOutcome] = []
+        settings = BatchSettings(skip_existing=True)
+        scan_to_folder(FakeScanner(), batch, out, settings, on_file=heard.append)
+        assert [o.kind for o in heard] == ["skipped"] * len(batch)
+    assert {p.name for p in out.glob("x*.csv")} == named
+    scan_to_folder(FakeScanner(), ["day2/x.wav"], out)  # rescanned into its own result
+    assert {p.name for p in out.glob("x*.csv")} == named
+    assert str(tmp_path / "day2" / "x.wav") in (out / "x.wav-2.csv").read_text()
+
+
 def test_a_detections_csv_that_is_not_a_combined_result_stops_the_batch(tmp_path: Path) -> None:
     """Another tool's detections.csv in the output folder is kept and nothing is scanned
     (before: replaced by the combined CSV); an earlier batch's is replaced."""
