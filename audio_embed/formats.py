@@ -240,7 +240,11 @@ def clock_seconds(value: str) -> float:
         units = [int(p) for p in whole]
     except ValueError:
         raise bad from None
-    if not 0 <= seconds < 60 or any(u < 0 for u in units) or (len(units) == 2 and units[1] >= 60):
+    if (
+        not 0 <= seconds < 60
+        or any(p.strip().startswith("-") for p in whole)  # "-0:30" (before: +30 s)
+        or (len(units) == 2 and units[1] >= 60)
+    ):
         raise bad
     for i, u in enumerate(reversed(units)):
         seconds += u * 60 ** (i + 1)

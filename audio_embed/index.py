@@ -959,12 +959,28 @@ class EmbeddingIndex:
 ExampleLike = Example | tuple[str | os.PathLike[str], float | str] | str
 
 
+def _is_pair(given: object) -> bool:
+    """``(file, time)``: a 2-tuple whose second item is a time (a number, or a text
+    :func:`~audio_embed.formats.clock_seconds` reads), not two examples (before:
+    ``("a.wav:8.3", "b.wav:38.3")`` was taken for a file and a time)."""
+    from audio_embed.formats import clock_seconds
+
+    if not (isinstance(given, tuple) and len(given) == 2):
+        return False
+    time = given[1]
+    if isinstance(time, str):
+        try:
+            clock_seconds(time)
+        except ValueError:
+            return False
+        return True
+    return not isinstance(time, Example | tuple)
+
+
 def _examples(given: Sequence[ExampleLike] | ExampleLike) -> list[Example]:
     """``given`` as Examples; one example given alone is taken as a list of one (before:
     a pair failed with AttributeError 'tuple' object has no attribute 'source')."""
-    if isinstance(given, Example | str) or (
-        isinstance(given, tuple) and len(given) == 2 and not isinstance(given[1], Example | tuple)
-    ):
+    if isinstance(given, Example | str) or _is_pair(given):
         given = [given]  # type: ignore[list-item]
     out = []
     for e in given:

@@ -694,7 +694,7 @@ def test_marker_times_as_clock_times_video_editors_write(tmp_path: Path) -> None
 
     assert clock_seconds("1:23.5") == 83.5 and clock_seconds("0:01:23.5") == 83.5
     assert clock_seconds("1:02:03") == 3723.0 and clock_seconds("90:00") == 5400.0
-    for bad in ("1:75", "1:-2", "a:10", "1:nan", "1:2:75"):
+    for bad in ("1:75", "1:-2", "a:10", "1:nan", "1:2:75", "-0:30", "-1:00", "0:-0:05"):
         with pytest.raises(ValueError, match="not a clock time"):
             clock_seconds(bad)
     csv_text = "file,time,kind\nrec.wav,1:23.5,positive\nrec.wav,0:02:05,negative\nrec.wav,7,soft\n"

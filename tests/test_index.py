@@ -616,5 +616,10 @@ def test_search_takes_pairs_texts_and_one_example_alone(demo: DemoSet, built: Pa
     for given in ([(file, t)], [f"{file}:{t}"], Example(file, t), (file, t), f"{file}:{t}"):
         np.testing.assert_array_equal(index.query_vector(given), want)  # type: ignore[arg-type]
     assert index.search([(file, t)], top=2) == index.search([Example(file, t)], top=2)
+    # a tuple of two 'file:time' texts is two examples, not a file and a time
+    two = [Example(file, t), Example(file, t + 1.0)]
+    texts = (f"{file}:{t}", f"{file}:{t + 1.0}")
+    np.testing.assert_array_equal(index.query_vector(texts), index.query_vector(two))
+    assert index.query_vector((file, str(t))).tolist() == want.tolist()
     with pytest.raises(InvalidInputError, match="a \\(file, time\\) pair"):
         index.search([12.5], top=2)  # type: ignore[list-item]
