@@ -898,6 +898,29 @@ def test_scanner_and_inputs_swapped_is_a_usage_error_saying_which_comes_first(
     assert not (tmp_path / "r").exists()
 
 
+def test_inputs_may_follow_an_option(
+    tmp_path: Path, demo: DemoSet, scanner_file: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``scan my.scanner --threshold 0.5 day2/ --out r`` (an option between the scanner
+    and the inputs, or inputs after it) was "unrecognized arguments: day2/" under the
+    top-level usage line, exit code 2; each command now takes its positionals among its
+    options, as ``cp``/``ls`` do."""
+    a, b = (str(f) for f in demo.test_files)
+    out = tmp_path / "r"
+    rc, _, err = run_cli(
+        capsys, "scan", str(scanner_file), a, "--threshold", "0.5", b, "--out", str(out), "-q"
+    )  # fmt: skip
+    assert rc == 0, err
+    assert {p.name for p in out.glob("test_*.csv")} == {"test_00.csv", "test_01.csv"}
+    npz = tmp_path / "e.npz"
+    rc, _, err = run_cli(capsys, "embed", a, "--model", "LOGMEL", b, "--out", str(npz), "-q")
+    assert rc == 0, err
+    with np.load(npz, allow_pickle=False) as data:
+        assert list(data["files"]) == [a, b]
+    rc, _, err = run_cli(capsys, "scan", "--out", str(out), "-q")  # still required
+    assert rc == 2 and "required: SCANNER FILE_OR_DIR" in err, err
+
+
 def test_scan_never_replaces_a_label_file_next_to_its_recording(
     tmp_path: Path, demo: DemoSet, scanner_file: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
