@@ -1246,6 +1246,21 @@ def test_scan_store_profile(
     )  # fmt: skip
     assert rc == 1
     assert_one_line_error(err, "No scanner for profile 'owl'")
+    # without --model, a profile not stored (a typing error, another case) or a store
+    # folder not there: said so (before: "Name the model of profile 'Horn' with --model
+    # (stored for it: none)", as if --model were what was missing)
+    rc, _, err = run_cli(
+        capsys, "scan", "--store", str(store), "--profile", "Horn",
+        str(demo.test_files[1]), "--out", str(out),
+    )  # fmt: skip
+    assert rc == 1
+    assert_one_line_error(err, "No scanner for profile 'Horn' in", "Stored: horn (LOGMEL).")
+    rc, _, err = run_cli(
+        capsys, "scan", "--store", str(tmp_path / "stor"), "--profile", "horn",
+        str(demo.test_files[1]), "--out", str(out),
+    )  # fmt: skip
+    assert rc == 1
+    assert_one_line_error(err, "No scanner for profile 'horn' in", "stor is not a folder")
     # a name saved with the scanner (train --label) comes before the profile's
     rc, _, err = run_cli(
         capsys, "train", "--markers", str(demo.markers_csv), "--model", "LOGMEL",
