@@ -93,6 +93,7 @@ def read_labels(path: str | os.PathLike[str]) -> list[LabelledEvent]:
         csv_blank_row,
         csv_duplicate_columns,
         csv_extra_fields,
+        csv_headerless_hint,
         csv_number,
         csv_separator,
         csv_table,
@@ -121,7 +122,14 @@ def read_labels(path: str | os.PathLike[str]) -> list[LabelledEvent]:
         raise MarkerError(
             f"{p}: a labels CSV needs the columns [split,]file,onset,offset,label; "
             f"missing {', '.join(missing)}. Found: {', '.join(header) or 'none'}.{commented}"
-            + _label_track_hint(header)
+            + (
+                _label_track_hint(header)
+                or csv_headerless_hint(
+                    reader.fieldnames,
+                    sep,
+                    ("split,file,onset,offset,label", "file,onset,offset,label"),
+                )
+            )
         )
     out = []
     for n, row in rows:

@@ -346,6 +346,30 @@ def csv_number(value: str, separator: str) -> str:
     return decimal_point(value) if separator in (";", "\t") else value
 
 
+#: The header lines of a markers CSV, to name the one a table without its header lacks.
+_MARKER_HEADERS = ("file,time,kind", "file,time", "file,start,end,kind")
+
+
+def csv_headerless_hint(
+    names: Sequence[str | None] | None, separator: str, headers: Sequence[str]
+) -> str:
+    """A hint for a CSV whose first line is a row of values (a time among them), not
+    its column names: a table exported without its header. It names the one of
+    ``headers`` with as many columns as the line, else the first."""
+    cells = [(n or "").strip() for n in names or ()]
+    for cell in cells:
+        try:
+            clock_seconds(csv_number(cell, separator))
+        except ValueError:
+            continue
+        fits = [h for h in headers if h.count(",") + 1 == len(cells)]
+        return (
+            f" Its first line ({separator.join(cells)}) holds values, not column names: "
+            f"add the line {(fits or list(headers))[0]} above it."
+        )
+    return ""
+
+
 def csv_blank_row(row: Mapping[str | None, object]) -> bool:
     """A row of empty cells (``,,`` or ``;;``): what a spreadsheet exports for rows it
     once held, or for the blank lines below a table."""
@@ -525,6 +549,7 @@ def read_review_markers(
         raise MarkerError(
             f"{p}: a markers CSV needs the columns file,time[,kind] (or file,start,end[,kind] "
             f"for selections). Found: {', '.join(sorted(fields)) or 'none'}.{hint}"
+            + ("" if hint else csv_headerless_hint(reader.fieldnames, sep, _MARKER_HEADERS))
         )
     rows = []
     spans = []

@@ -269,6 +269,10 @@ def test_a_labels_file_of_the_wrong_kind_is_one_clear_error(tmp_path: Path) -> N
     markers.write_text("file,time,kind\na.wav,5.1,positive\n")
     with pytest.raises(MarkerError, match=r"missing onset, offset, label\. Found: file, time"):
         read_labelled_set(markers, "horn")
+    headless = tmp_path / "headless.csv"  # exported without its header line
+    headless.write_text("test,t/a.wav,3.5,4.25,horn\n")
+    with pytest.raises(MarkerError, match=r"add the line split,file,onset,offset,label above"):
+        read_labelled_set(headless, "horn")
     binary = tmp_path / "labels.csv"
     binary.write_bytes(b"\x00\xfe\x00garbage")  # no BOM (\xff\xfe: UTF-16)
     with pytest.raises(MarkerError, match="Cannot read labels file"):

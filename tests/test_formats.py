@@ -497,6 +497,28 @@ def test_a_markers_csv_naming_a_column_twice_is_refused(tmp_path: Path) -> None:
     assert read_markers(path) == {str(tmp_path / "a.wav"): Markers(positive=(5.0,))}
 
 
+def test_a_markers_csv_without_its_header_says_to_add_it(tmp_path: Path) -> None:
+    """A table exported without its header line (``a.wav,26.5,positive``) was refused
+    with its values as if column names ("Found: 26.5, a.wav, positive") and no word of
+    the header that is missing."""
+    path = tmp_path / "m.csv"
+    for row, header in [
+        ("a.wav,26.5,positive", "file,time,kind"),
+        ("a.wav,0:26.5", "file,time"),
+        ("a.wav,26,27,positive", "file,start,end,kind"),
+    ]:
+        path.write_text(f"{row}\na.wav,34,positive\n")
+        with pytest.raises(MarkerError) as err:
+            read_markers(path)
+        assert f"Its first line ({row}) holds values, not column names: add the line " in str(
+            err.value
+        ) and str(err.value).endswith(f"add the line {header} above it.")
+    path.write_text("file,tme,kind\na.wav,26.5,positive\n")  # a header, misspelt: no hint
+    with pytest.raises(MarkerError) as err:
+        read_markers(path)
+    assert "holds values" not in str(err.value)
+
+
 def test_a_markers_csv_of_selections_gives_spans(tmp_path: Path) -> None:
     """file,start,end[,kind] rows: selections, the marker at their midpoint, as an
     Audacity label (before: "a markers CSV needs the columns file,time[,kind]", so a
