@@ -1368,6 +1368,28 @@ def test_evaluate_json(
     assert sum(f["n_found"] for f in report["per_file"]) == report["n_found"]
 
 
+def test_evaluate_warns_of_labelled_files_the_scanner_was_trained_on(
+    demo: DemoSet, scanner_file: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``evaluate`` without ``--split`` scored the scanner on its own training
+    recordings with the others, without a word: an optimistic F1."""
+    rc, out, err = run_cli(
+        capsys, "evaluate", str(scanner_file), "--labels", str(demo.labels_csv),
+        "--target", "horn", "--json",
+    )  # fmt: skip
+    assert rc == 0, err
+    assert json.loads(out)["trained_on"] == ["train/train_00.wav", "train/train_01.wav"]
+    assert (
+        "warning: 2 of the 4 labelled file(s) are recordings the scanner was trained on "
+        "(train/train_00.wav, train/train_01.wav): it has learnt their marked sounds" in err
+    ), err
+    rc, out, err = run_cli(
+        capsys, "evaluate", str(scanner_file), "--labels", str(demo.labels_csv),
+        "--target", "horn", "--split", "test", "--json",
+    )  # fmt: skip
+    assert rc == 0 and "trained on" not in err and json.loads(out)["trained_on"] == []
+
+
 def test_evaluate_text_and_plot(
     tmp_path: Path, demo: DemoSet, scanner_file: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -434,3 +434,20 @@ def test_labels_that_are_a_recording_or_an_audacity_track_say_so(tmp_path: Path)
     with pytest.raises(MarkerError, match=r"missing onset") as e:
         read_labels(track)
     assert "Audacity" not in str(e.value)
+
+
+def test_trained_on_names_the_labelled_files_a_scanner_was_trained_on(tmp_path: Path) -> None:
+    """Each spelling of a training recording (relative, through a link) is known."""
+    from audio_embed.evaluation import trained_on
+    from audio_embed.formats import file_key
+
+    (tmp_path / "t").mkdir()
+    for name in ("a.wav", "b.wav"):
+        (tmp_path / "t" / name).write_bytes(b"")
+    (tmp_path / "link.wav").symlink_to(tmp_path / "t" / "b.wav")
+    labels = tmp_path / "labels.csv"
+    labels.write_text("file,onset,offset,label\nt/a.wav,1,2,horn\nlink.wav,1,2,horn\n")
+    labelled = read_labelled_set(labels, "horn")
+    summary = {"files": [{"source": "x", "path": file_key(tmp_path / "t" / "b.wav")}]}
+    assert trained_on(labelled, summary) == (tmp_path / "link.wav",)
+    assert trained_on(labelled, None) == () == trained_on(labelled, {"files": [{"source": "y"}]})
