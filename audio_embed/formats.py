@@ -253,8 +253,14 @@ def _time(value: str, where: str) -> float:
     except ValueError as exc:
         if "frames" in str(exc):
             raise MarkerError(f"{where}: {exc}.") from None
+        comma = (
+            " A decimal comma is read only in a CSV whose columns are separated by ';' or "
+            "tabs: write the time with a point (26.5), or separate the columns with ';'."
+            if "," in value
+            else ""
+        )
         raise MarkerError(
-            f"{where}: {value!r} is not a time in seconds (or M:SS.s, H:MM:SS.s)."
+            f"{where}: {value!r} is not a time in seconds (or M:SS.s, H:MM:SS.s).{comma}"
         ) from None
     except TypeError:
         raise MarkerError(f"{where}: {value!r} is not a time in seconds.") from None

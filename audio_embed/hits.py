@@ -79,9 +79,10 @@ class Example:
         except ValueError:
             value = math.nan
         if not sep or not path or not math.isfinite(value) or value < 0:
+            comma = " (seconds with a decimal point: 12.5, not 12,5)" if "," in t else ""
             raise InvalidInputError(
                 f"An example is FILE:SECONDS, e.g. rec.wav:12.5 (or rec.wav:1:23.5). Got {text!r} "
-                "instead."
+                f"instead{comma}."
             )
         return cls(path, value)
 

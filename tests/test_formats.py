@@ -732,6 +732,11 @@ def test_marker_times_as_clock_times_video_editors_write(tmp_path: Path) -> None
     (tmp_path / "m.csv").write_text("file,time,kind\nrec.wav,1h23,positive\n")
     with pytest.raises(MarkerError, match=r"line 2: '1h23' is not a time in seconds"):
         read_markers(tmp_path / "m.csv")
+    # a decimal comma, quoted, in a comma-separated CSV: said what to do (before: only
+    # "is not a time in seconds", as if the comma were not the matter)
+    (tmp_path / "m.csv").write_text('file,time,kind\nrec.wav,"1:23,5",positive\n')
+    with pytest.raises(MarkerError, match=r"'1:23,5' is not a time .* decimal comma is read"):
+        read_markers(tmp_path / "m.csv")
 
 
 def test_a_markers_csv_written_on_windows_names_its_files_with_backslashes(
