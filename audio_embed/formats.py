@@ -272,9 +272,16 @@ def _time(value: str, where: str) -> float:
 def listed_file(name: str, root: Path) -> Path:
     """The file a markers or labels CSV names: relative names against ``root``. A
     name written on Windows (``train\\rec.wav``) that does not exist here, where
-    ``\\`` is not a separator, is read with ``/`` when that file exists."""
+    ``\\`` is not a separator, is read with ``/`` when that file exists; one starting
+    with ``~`` (``~/rec.wav``, as a shell reads it) from the home folder, unless the
+    CSV's folder holds a folder named ``~`` with it (before: ``m/~/rec.wav``, no such
+    file)."""
     p = Path(name)
     full = p if p.is_absolute() else root / p
+    if name.startswith("~") and not full.exists():
+        home = p.expanduser()
+        if home != p:
+            return home
     if os.sep == "/" and "\\" in name and not full.exists():
         alt = Path(name.replace("\\", "/"))
         alt_full = alt if alt.is_absolute() else root / alt

@@ -739,6 +739,28 @@ def test_marker_times_as_clock_times_video_editors_write(tmp_path: Path) -> None
         read_markers(tmp_path / "m.csv")
 
 
+def test_a_csv_naming_a_file_in_the_home_folder_with_a_tilde(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``~/rec.wav`` in a markers or labels CSV was read from the CSV's folder
+    (``m/~/rec.wav``: "recordings that do not exist"); it is the home folder's, as a
+    shell reads it, unless the CSV's folder holds a ``~`` folder with that file."""
+    from audio_embed.evaluation import read_labelled_set
+
+    home, here = tmp_path / "home", tmp_path / "m"
+    (home / "rec").mkdir(parents=True)
+    here.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    (home / "rec" / "a.wav").write_bytes(b"")
+    (here / "m.csv").write_text("file,time,kind\n~/rec/a.wav,3,positive\n")
+    assert read_markers(here / "m.csv") == {str(home / "rec" / "a.wav"): Markers(positive=(3.0,))}
+    (here / "l.csv").write_text("file,onset,offset,label\n~/rec/a.wav,1,2,horn\n")
+    assert read_labelled_set(here / "l.csv", "horn").files == (home / "rec" / "a.wav",)
+    (here / "~" / "rec").mkdir(parents=True)  # a folder named ~ beside the CSV: its file
+    (here / "~" / "rec" / "a.wav").write_bytes(b"")
+    assert read_markers(here / "m.csv") == {str(here / "~/rec/a.wav"): Markers(positive=(3.0,))}
+
+
 def test_a_markers_csv_written_on_windows_names_its_files_with_backslashes(
     tmp_path: Path,
 ) -> None:
