@@ -74,6 +74,10 @@ def test_a_detection_s_repr_shows_its_times_to_the_microsecond() -> None:
     assert repr(Detection(1.0000004, 2, 0.5, math.nan)).endswith(
         "start=1.0, end=2.0, score=0.5, peak=nan)"
     )
+    from audio_embed import Hit  # a search hit's the same (before: start=12.150000000000002)
+
+    hit = Hit("a.wav", 12.150000000000002, 13.350000000000001, 12.5, 0.48, 120)
+    assert repr(hit) == "Hit(file='a.wav', start=12.15, end=13.35, peak=12.5, score=0.48, row=120)"
 
 
 @pytest.mark.parametrize(
