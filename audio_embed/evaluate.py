@@ -142,13 +142,13 @@ def read_labels(path: str | os.PathLike[str]) -> list[LabelledEvent]:
                 raise ValueError("onset/offset must be finite with offset >= onset")
             if onset < 0:  # as marker times: before the recording, never found
                 raise ValueError("onset must be >= 0 (seconds from the recording's start)")
-            out.append(
-                LabelledEvent(
-                    file=row["file"],
+            out.append(  # cells stripped, as a markers CSV's (before: "wolf " of a
+                LabelledEvent(  # spreadsheet was another label than "wolf", left out)
+                    file=row["file"].strip(),
                     onset=onset,
                     offset=offset,
-                    label=row["label"],
-                    split=row.get("split") or "",
+                    label=(row["label"] or "").strip(),
+                    split=(row.get("split") or "").strip(),
                 )
             )
         except (KeyError, TypeError, ValueError) as exc:

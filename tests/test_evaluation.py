@@ -451,3 +451,19 @@ def test_trained_on_names_the_labelled_files_a_scanner_was_trained_on(tmp_path: 
     summary = {"files": [{"source": "x", "path": file_key(tmp_path / "t" / "b.wav")}]}
     assert trained_on(labelled, summary) == (tmp_path / "link.wav",)
     assert trained_on(labelled, None) == () == trained_on(labelled, {"files": [{"source": "y"}]})
+
+
+def test_a_labels_csv_s_cells_are_read_without_their_spaces(tmp_path: Path) -> None:
+    """``wolf `` (a spreadsheet's trailing space) was another label than ``wolf``: its
+    event was left out of the target's, silently (recall over fewer events, the
+    detection of it a false positive); split and file cells the same."""
+    (tmp_path / "t").mkdir()
+    (tmp_path / "t" / "a.wav").write_bytes(b"")
+    labels = tmp_path / "labels.csv"
+    labels.write_text(
+        "split,file,onset,offset,label\ntest,t/a.wav,1,2,wolf\n"
+        "test , t/a.wav,3,4,wolf \ntest,t/a.wav ,5,6, wolf\n"
+    )
+    labelled = read_labelled_set(labels, "wolf", split="test")
+    assert labelled.files == (tmp_path / "t" / "a.wav",)
+    assert labelled.events == {str(tmp_path / "t" / "a.wav"): ((1, 2), (3, 4), (5, 6))}
