@@ -74,6 +74,7 @@ __all__ = [
     "max_matching",
     "score_track",
     "short_file_advice",
+    "short_training_advice",
 ]
 
 #: How far a detection reaches: the track region, or the windows' intersection.
@@ -467,4 +468,19 @@ def short_file_advice(n_short: int, n_files: int, example: str, seconds: float) 
         "target sound dominates them and is often missed. For short clips train with "
         "normalization='none' (--normalization none) and scan clips of a loudness like the "
         "training recordings', or join the clips into one file."
+    )
+
+
+def short_training_advice(n_short: int, n_files: int, example: str, seconds: float) -> str:
+    """The warning for training recordings shorter than two windows (normalised by
+    their own few windows: a clip of one window becomes a vector of zeros, the mean
+    that every recording's background lies near; README, "Errors and limits")."""
+    return (
+        f"{n_short} of the {n_files} training recording(s) are shorter than two windows "
+        f"(e.g. {example}, {seconds:.1f} s): the scanner normalises each recording by its own "
+        "windows, which in a clip that short are little more than the marked sound, so they "
+        "teach the scanner little of it (a clip of one window: nothing, its normalised "
+        "window is all zeros, which every recording's background lies near). Cut clips of "
+        "3 s or more, with some of what surrounds the sound, or mark the sound in the "
+        "recordings they were cut from."
     )

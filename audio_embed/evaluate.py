@@ -93,6 +93,7 @@ def read_labels(path: str | os.PathLike[str]) -> list[LabelledEvent]:
         csv_blank_row,
         csv_duplicate_columns,
         csv_extra_fields,
+        csv_headerless_hint,
         csv_number,
         csv_separator,
         csv_table,
@@ -121,7 +122,14 @@ def read_labels(path: str | os.PathLike[str]) -> list[LabelledEvent]:
         raise MarkerError(
             f"{p}: a labels CSV needs the columns [split,]file,onset,offset,label; "
             f"missing {', '.join(missing)}. Found: {', '.join(header) or 'none'}.{commented}"
-            + _label_track_hint(header)
+            + (
+                _label_track_hint(header)
+                or csv_headerless_hint(
+                    reader.fieldnames,
+                    sep,
+                    ("split,file,onset,offset,label", "file,onset,offset,label"),
+                )
+            )
         )
     out = []
     for n, row in rows:
@@ -134,13 +142,13 @@ def read_labels(path: str | os.PathLike[str]) -> list[LabelledEvent]:
                 raise ValueError("onset/offset must be finite with offset >= onset")
             if onset < 0:  # as marker times: before the recording, never found
                 raise ValueError("onset must be >= 0 (seconds from the recording's start)")
-            out.append(
-                LabelledEvent(
-                    file=row["file"],
+            out.append(  # cells stripped, as a markers CSV's (before: "wolf " of a
+                LabelledEvent(  # spreadsheet was another label than "wolf", left out)
+                    file=row["file"].strip(),
                     onset=onset,
                     offset=offset,
-                    label=row["label"],
-                    split=row.get("split") or "",
+                    label=(row["label"] or "").strip(),
+                    split=(row.get("split") or "").strip(),
                 )
             )
         except (KeyError, TypeError, ValueError) as exc:

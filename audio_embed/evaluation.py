@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 from attrs import frozen
 
 from audio_embed.errors import InvalidInputError
-from audio_embed.formats import listed_file, read_from_here_hint
+from audio_embed.formats import file_key, listed_file, read_from_here_hint
 
 if TYPE_CHECKING:
     from audio_embed.evaluate import Evaluation, LabelledEvent
@@ -35,6 +35,7 @@ __all__ = [
     "evaluate_results",
     "read_labelled_set",
     "relative_name",
+    "trained_on",
 ]
 
 
@@ -119,6 +120,17 @@ def read_labelled_set(
         events={k: tuple(v) for k, v in events.items()},
         every={k: tuple(v) for k, v in every.items()},
     )
+
+
+def trained_on(
+    labelled: LabelledSet, training_summary: Mapping[str, Any] | None
+) -> tuple[Path, ...]:
+    """The labelled files that are recordings a scanner was trained on (its
+    ``training_summary["files"]``, by :func:`~audio_embed.formats.file_key`): its
+    scores on them are optimistic, having learnt their marked sounds."""
+    files = (training_summary or {}).get("files") or ()
+    seen = {f["path"] for f in files if isinstance(f, Mapping) and "path" in f}
+    return tuple(f for f in labelled.files if file_key(f) in seen)
 
 
 def _keyed_like(results: Mapping[str, ScanResult], labelled: LabelledSet) -> dict[str, ScanResult]:

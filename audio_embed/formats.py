@@ -257,8 +257,14 @@ def _time(value: str, where: str) -> float:
     except ValueError as exc:
         if "frames" in str(exc):
             raise MarkerError(f"{where}: {exc}.") from None
+        comma = (
+            " A decimal comma is read only in a CSV whose columns are separated by ';' or "
+            "tabs: write the time with a point (26.5), or separate the columns with ';'."
+            if "," in value
+            else ""
+        )
         raise MarkerError(
-            f"{where}: {value!r} is not a time in seconds (or M:SS.s, H:MM:SS.s)."
+            f"{where}: {value!r} is not a time in seconds (or M:SS.s, H:MM:SS.s).{comma}"
         ) from None
     except TypeError:
         raise MarkerError(f"{where}: {value!r} is not a time in seconds.") from None
@@ -270,9 +276,16 @@ def _time(value: str, where: str) -> float:
 def listed_file(name: str, root: Path) -> Path:
     """The file a markers or labels CSV names: relative names against ``root``. A
     name written on Windows (``train\\rec.wav``) that does not exist here, where
-    ``\\`` is not a separator, is read with ``/`` when that file exists."""
+    ``\\`` is not a separator, is read with ``/`` when that file exists; one starting
+    with ``~`` (``~/rec.wav``, as a shell reads it) from the home folder, unless the
+    CSV's folder holds a folder named ``~`` with it (before: ``m/~/rec.wav``, no such
+    file)."""
     p = Path(name)
     full = p if p.is_absolute() else root / p
+    if name.startswith("~") and not full.exists():
+        home = p.expanduser()
+        if home != p:
+            return home
     if os.sep == "/" and "\\" in name and not full.exists():
         alt = Path(name.replace("\\", "/"))
         alt_full = alt if alt.is_absolute() else root / alt
@@ -348,6 +361,30 @@ def csv_number(value: str, separator: str) -> str:
     """``value`` with a decimal comma read as a point in a ``;``- or tab-separated CSV
     (in a comma-separated one a comma cannot be inside a number)."""
     return decimal_point(value) if separator in (";", "\t") else value
+
+
+#: The header lines of a markers CSV, to name the one a table without its header lacks.
+_MARKER_HEADERS = ("file,time,kind", "file,time", "file,start,end,kind")
+
+
+def csv_headerless_hint(
+    names: Sequence[str | None] | None, separator: str, headers: Sequence[str]
+) -> str:
+    """A hint for a CSV whose first line is a row of values (a time among them), not
+    its column names: a table exported without its header. It names the one of
+    ``headers`` with as many columns as the line, else the first."""
+    cells = [(n or "").strip() for n in names or ()]
+    for cell in cells:
+        try:
+            clock_seconds(csv_number(cell, separator))
+        except ValueError:
+            continue
+        fits = [h for h in headers if h.count(",") + 1 == len(cells)]
+        return (
+            f" Its first line ({separator.join(cells)}) holds values, not column names: "
+            f"add the line {(fits or list(headers))[0]} above it."
+        )
+    return ""
 
 
 def csv_blank_row(row: Mapping[str | None, object]) -> bool:
@@ -529,6 +566,7 @@ def read_review_markers(
         raise MarkerError(
             f"{p}: a markers CSV needs the columns file,time[,kind] (or file,start,end[,kind] "
             f"for selections). Found: {', '.join(sorted(fields)) or 'none'}.{hint}"
+            + ("" if hint else csv_headerless_hint(reader.fieldnames, sep, _MARKER_HEADERS))
         )
     rows = []
     spans = []

@@ -13,6 +13,7 @@ from attrs import field, frozen
 
 from audio_embed.detect import median_hop
 from audio_embed.errors import InvalidInputError
+from audio_embed.types import time_repr
 
 __all__ = ["HIT_LEVEL", "Example", "Hit", "hit_extent", "merge_windows", "nearest_centre"]
 
@@ -79,9 +80,10 @@ class Example:
         except ValueError:
             value = math.nan
         if not sep or not path or not math.isfinite(value) or value < 0:
+            comma = " (seconds with a decimal point: 12.5, not 12,5)" if "," in t else ""
             raise InvalidInputError(
                 f"An example is FILE:SECONDS, e.g. rec.wav:12.5 (or rec.wav:1:23.5). Got {text!r} "
-                "instead."
+                f"instead{comma}."
             )
         return cls(path, value)
 
@@ -91,13 +93,15 @@ class Hit:
     """One search result: one occurrence, around its best window.
 
     ``start``/``end`` in seconds (see :func:`hit_extent`); ``peak`` the centre of the best window,
-    ``score`` its similarity to the query; ``row`` that window's row.
+    ``score`` its similarity to the query; ``row`` that window's row. The repr shows the
+    times to the microsecond, as a :class:`~audio_embed.types.Detection`'s (``start=12.15``,
+    not ``start=12.150000000000002``).
     """
 
     file: str
-    start: float
-    end: float
-    peak: float
+    start: float = field(repr=time_repr)
+    end: float = field(repr=time_repr)
+    peak: float = field(repr=time_repr)
     score: float
     row: int
 

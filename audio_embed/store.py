@@ -113,12 +113,21 @@ class ScannerStore:
         """Load the current version (``kwargs`` go to :meth:`Scanner.load`)."""
         path = self.path(profile, embedder)
         if not path.exists():
-            known = ", ".join(f"{e.profile} ({e.embedder})" for e in self.list()) or "none"
-            raise ScannerFileError(
-                f"No scanner for profile {profile!r} with {embedder.upper()} in "
-                f"{self.directory}. Stored: {known}."
-            )
+            raise self.missing(profile, embedder)
         return Scanner.load(path, **kwargs)  # type: ignore[arg-type]
+
+    def missing(self, profile: str, embedder: str | None = None) -> ScannerFileError:
+        """The error for a profile (with ``embedder``, or with any) the store does not
+        hold: it names the scanners it holds, or that the folder is not there."""
+        with_model = f" with {embedder.upper()}" if embedder else ""
+        if not self.directory.is_dir():
+            held = f"{self.directory} is not a folder (a typing error in --store?)"
+        else:
+            known = ", ".join(f"{e.profile} ({e.embedder})" for e in self.list()) or "none"
+            held = f"Stored: {known}"
+        return ScannerFileError(
+            f"No scanner for profile {profile!r}{with_model} in {self.directory}. {held}."
+        )
 
     def versions(self, profile: str, embedder: str) -> list[str]:
         """Earlier versions, oldest first (names to pass to :meth:`restore`)."""

@@ -15,7 +15,7 @@ from audio_embed.errors import InvalidInputError
 if TYPE_CHECKING:
     from audio_embed.classifier import BaseKind
 
-__all__ = ["Detection", "ScanDefaults", "is_real_number"]
+__all__ = ["Detection", "ScanDefaults", "is_real_number", "time_repr"]
 
 _KINDS = ("hgb", "logreg", "extratrees", "prototype")
 
@@ -31,7 +31,7 @@ def is_real_number(value: Any) -> bool:
     return True
 
 
-def _time_repr(seconds: float) -> str:
+def time_repr(seconds: float) -> str:
     """A time in a repr: to the microsecond, without the float noise of a sum
     of hops (``11.650000000000002``)."""
     return repr(round(seconds, 6))
@@ -49,10 +49,10 @@ class Detection:
     ``start=11.650000000000002``), the values themselves are not rounded.
     """
 
-    start: float = field(converter=float, repr=_time_repr)
-    end: float = field(converter=float, repr=_time_repr)
+    start: float = field(converter=float, repr=time_repr)
+    end: float = field(converter=float, repr=time_repr)
     score: float = field(converter=float)
-    peak: float = field(converter=float, repr=_time_repr)
+    peak: float = field(converter=float, repr=time_repr)
 
 
 def _positive_or_none(name: str) -> Any:

@@ -898,6 +898,29 @@ def test_scanner_and_inputs_swapped_is_a_usage_error_saying_which_comes_first(
     assert not (tmp_path / "r").exists()
 
 
+def test_inputs_may_follow_an_option(
+    tmp_path: Path, demo: DemoSet, scanner_file: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``scan my.scanner --threshold 0.5 day2/ --out r`` (an option between the scanner
+    and the inputs, or inputs after it) was "unrecognized arguments: day2/" under the
+    top-level usage line, exit code 2; each command now takes its positionals among its
+    options, as ``cp``/``ls`` do."""
+    a, b = (str(f) for f in demo.test_files)
+    out = tmp_path / "r"
+    rc, _, err = run_cli(
+        capsys, "scan", str(scanner_file), a, "--threshold", "0.5", b, "--out", str(out), "-q"
+    )  # fmt: skip
+    assert rc == 0, err
+    assert {p.name for p in out.glob("test_*.csv")} == {"test_00.csv", "test_01.csv"}
+    npz = tmp_path / "e.npz"
+    rc, _, err = run_cli(capsys, "embed", a, "--model", "LOGMEL", b, "--out", str(npz), "-q")
+    assert rc == 0, err
+    with np.load(npz, allow_pickle=False) as data:
+        assert list(data["files"]) == [a, b]
+    rc, _, err = run_cli(capsys, "scan", "--out", str(out), "-q")  # still required
+    assert rc == 2 and "required: SCANNER FILE_OR_DIR" in err, err
+
+
 def test_scan_never_replaces_a_label_file_next_to_its_recording(
     tmp_path: Path, demo: DemoSet, scanner_file: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -1223,6 +1246,21 @@ def test_scan_store_profile(
     )  # fmt: skip
     assert rc == 1
     assert_one_line_error(err, "No scanner for profile 'owl'")
+    # without --model, a profile not stored (a typing error, another case) or a store
+    # folder not there: said so (before: "Name the model of profile 'Horn' with --model
+    # (stored for it: none)", as if --model were what was missing)
+    rc, _, err = run_cli(
+        capsys, "scan", "--store", str(store), "--profile", "Horn",
+        str(demo.test_files[1]), "--out", str(out),
+    )  # fmt: skip
+    assert rc == 1
+    assert_one_line_error(err, "No scanner for profile 'Horn' in", "Stored: horn (LOGMEL).")
+    rc, _, err = run_cli(
+        capsys, "scan", "--store", str(tmp_path / "stor"), "--profile", "horn",
+        str(demo.test_files[1]), "--out", str(out),
+    )  # fmt: skip
+    assert rc == 1
+    assert_one_line_error(err, "No scanner for profile 'horn' in", "stor is not a folder")
     # a name saved with the scanner (train --label) comes before the profile's
     rc, _, err = run_cli(
         capsys, "train", "--markers", str(demo.markers_csv), "--model", "LOGMEL",
@@ -1328,6 +1366,28 @@ def test_evaluate_json(
     assert report["minutes"] == pytest.approx(2.0)
     assert [f["file"] for f in report["per_file"]] == ["test/test_00.wav", "test/test_01.wav"]
     assert sum(f["n_found"] for f in report["per_file"]) == report["n_found"]
+
+
+def test_evaluate_warns_of_labelled_files_the_scanner_was_trained_on(
+    demo: DemoSet, scanner_file: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``evaluate`` without ``--split`` scored the scanner on its own training
+    recordings with the others, without a word: an optimistic F1."""
+    rc, out, err = run_cli(
+        capsys, "evaluate", str(scanner_file), "--labels", str(demo.labels_csv),
+        "--target", "horn", "--json",
+    )  # fmt: skip
+    assert rc == 0, err
+    assert json.loads(out)["trained_on"] == ["train/train_00.wav", "train/train_01.wav"]
+    assert (
+        "warning: 2 of the 4 labelled file(s) are recordings the scanner was trained on "
+        "(train/train_00.wav, train/train_01.wav): it has learnt their marked sounds" in err
+    ), err
+    rc, out, err = run_cli(
+        capsys, "evaluate", str(scanner_file), "--labels", str(demo.labels_csv),
+        "--target", "horn", "--split", "test", "--json",
+    )  # fmt: skip
+    assert rc == 0 and "trained on" not in err and json.loads(out)["trained_on"] == []
 
 
 def test_evaluate_text_and_plot(

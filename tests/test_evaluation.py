@@ -269,6 +269,10 @@ def test_a_labels_file_of_the_wrong_kind_is_one_clear_error(tmp_path: Path) -> N
     markers.write_text("file,time,kind\na.wav,5.1,positive\n")
     with pytest.raises(MarkerError, match=r"missing onset, offset, label\. Found: file, time"):
         read_labelled_set(markers, "horn")
+    headless = tmp_path / "headless.csv"  # exported without its header line
+    headless.write_text("test,t/a.wav,3.5,4.25,horn\n")
+    with pytest.raises(MarkerError, match=r"add the line split,file,onset,offset,label above"):
+        read_labelled_set(headless, "horn")
     binary = tmp_path / "labels.csv"
     binary.write_bytes(b"\x00\xfe\x00garbage")  # no BOM (\xff\xfe: UTF-16)
     with pytest.raises(MarkerError, match="Cannot read labels file"):
@@ -430,3 +434,36 @@ def test_labels_that_are_a_recording_or_an_audacity_track_say_so(tmp_path: Path)
     with pytest.raises(MarkerError, match=r"missing onset") as e:
         read_labels(track)
     assert "Audacity" not in str(e.value)
+
+
+def test_trained_on_names_the_labelled_files_a_scanner_was_trained_on(tmp_path: Path) -> None:
+    """Each spelling of a training recording (relative, through a link) is known."""
+    from audio_embed.evaluation import trained_on
+    from audio_embed.formats import file_key
+
+    (tmp_path / "t").mkdir()
+    for name in ("a.wav", "b.wav"):
+        (tmp_path / "t" / name).write_bytes(b"")
+    (tmp_path / "link.wav").symlink_to(tmp_path / "t" / "b.wav")
+    labels = tmp_path / "labels.csv"
+    labels.write_text("file,onset,offset,label\nt/a.wav,1,2,horn\nlink.wav,1,2,horn\n")
+    labelled = read_labelled_set(labels, "horn")
+    summary = {"files": [{"source": "x", "path": file_key(tmp_path / "t" / "b.wav")}]}
+    assert trained_on(labelled, summary) == (tmp_path / "link.wav",)
+    assert trained_on(labelled, None) == () == trained_on(labelled, {"files": [{"source": "y"}]})
+
+
+def test_a_labels_csv_s_cells_are_read_without_their_spaces(tmp_path: Path) -> None:
+    """``wolf `` (a spreadsheet's trailing space) was another label than ``wolf``: its
+    event was left out of the target's, silently (recall over fewer events, the
+    detection of it a false positive); split and file cells the same."""
+    (tmp_path / "t").mkdir()
+    (tmp_path / "t" / "a.wav").write_bytes(b"")
+    labels = tmp_path / "labels.csv"
+    labels.write_text(
+        "split,file,onset,offset,label\ntest,t/a.wav,1,2,wolf\n"
+        "test , t/a.wav,3,4,wolf \ntest,t/a.wav ,5,6, wolf\n"
+    )
+    labelled = read_labelled_set(labels, "wolf", split="test")
+    assert labelled.files == (tmp_path / "t" / "a.wav",)
+    assert labelled.events == {str(tmp_path / "t" / "a.wav"): ((1, 2), (3, 4), (5, 6))}

@@ -74,6 +74,10 @@ def test_a_detection_s_repr_shows_its_times_to_the_microsecond() -> None:
     assert repr(Detection(1.0000004, 2, 0.5, math.nan)).endswith(
         "start=1.0, end=2.0, score=0.5, peak=nan)"
     )
+    from audio_embed import Hit  # a search hit's the same (before: start=12.150000000000002)
+
+    hit = Hit("a.wav", 12.150000000000002, 13.350000000000001, 12.5, 0.48, 120)
+    assert repr(hit) == "Hit(file='a.wav', start=12.15, end=13.35, peak=12.5, score=0.48, row=120)"
 
 
 @pytest.mark.parametrize(
@@ -497,6 +501,28 @@ def test_a_markers_csv_naming_a_column_twice_is_refused(tmp_path: Path) -> None:
     assert read_markers(path) == {str(tmp_path / "a.wav"): Markers(positive=(5.0,))}
 
 
+def test_a_markers_csv_without_its_header_says_to_add_it(tmp_path: Path) -> None:
+    """A table exported without its header line (``a.wav,26.5,positive``) was refused
+    with its values as if column names ("Found: 26.5, a.wav, positive") and no word of
+    the header that is missing."""
+    path = tmp_path / "m.csv"
+    for row, header in [
+        ("a.wav,26.5,positive", "file,time,kind"),
+        ("a.wav,0:26.5", "file,time"),
+        ("a.wav,26,27,positive", "file,start,end,kind"),
+    ]:
+        path.write_text(f"{row}\na.wav,34,positive\n")
+        with pytest.raises(MarkerError) as err:
+            read_markers(path)
+        assert f"Its first line ({row}) holds values, not column names: add the line " in str(
+            err.value
+        ) and str(err.value).endswith(f"add the line {header} above it.")
+    path.write_text("file,tme,kind\na.wav,26.5,positive\n")  # a header, misspelt: no hint
+    with pytest.raises(MarkerError) as err:
+        read_markers(path)
+    assert "holds values" not in str(err.value)
+
+
 def test_a_markers_csv_of_selections_gives_spans(tmp_path: Path) -> None:
     """file,start,end[,kind] rows: selections, the marker at their midpoint, as an
     Audacity label (before: "a markers CSV needs the columns file,time[,kind]", so a
@@ -710,6 +736,33 @@ def test_marker_times_as_clock_times_video_editors_write(tmp_path: Path) -> None
     (tmp_path / "m.csv").write_text("file,time,kind\nrec.wav,1h23,positive\n")
     with pytest.raises(MarkerError, match=r"line 2: '1h23' is not a time in seconds"):
         read_markers(tmp_path / "m.csv")
+    # a decimal comma, quoted, in a comma-separated CSV: said what to do (before: only
+    # "is not a time in seconds", as if the comma were not the matter)
+    (tmp_path / "m.csv").write_text('file,time,kind\nrec.wav,"1:23,5",positive\n')
+    with pytest.raises(MarkerError, match=r"'1:23,5' is not a time .* decimal comma is read"):
+        read_markers(tmp_path / "m.csv")
+
+
+def test_a_csv_naming_a_file_in_the_home_folder_with_a_tilde(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``~/rec.wav`` in a markers or labels CSV was read from the CSV's folder
+    (``m/~/rec.wav``: "recordings that do not exist"); it is the home folder's, as a
+    shell reads it, unless the CSV's folder holds a ``~`` folder with that file."""
+    from audio_embed.evaluation import read_labelled_set
+
+    home, here = tmp_path / "home", tmp_path / "m"
+    (home / "rec").mkdir(parents=True)
+    here.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    (home / "rec" / "a.wav").write_bytes(b"")
+    (here / "m.csv").write_text("file,time,kind\n~/rec/a.wav,3,positive\n")
+    assert read_markers(here / "m.csv") == {str(home / "rec" / "a.wav"): Markers(positive=(3.0,))}
+    (here / "l.csv").write_text("file,onset,offset,label\n~/rec/a.wav,1,2,horn\n")
+    assert read_labelled_set(here / "l.csv", "horn").files == (home / "rec" / "a.wav",)
+    (here / "~" / "rec").mkdir(parents=True)  # a folder named ~ beside the CSV: its file
+    (here / "~" / "rec" / "a.wav").write_bytes(b"")
+    assert read_markers(here / "m.csv") == {str(here / "~/rec/a.wav"): Markers(positive=(3.0,))}
 
 
 def test_a_markers_csv_written_on_windows_names_its_files_with_backslashes(

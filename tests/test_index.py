@@ -550,6 +550,8 @@ def test_bad_arguments(built: Path, tmp_path: Path) -> None:
     for text in ("rec.wav", "rec.wav:", ":3", "rec.wav:-1", "rec.wav:abc"):
         with pytest.raises(InvalidInputError, match="FILE:SECONDS"):
             Example.parse(text)
+    with pytest.raises(InvalidInputError, match=r"decimal point: 12\.5, not 12,5"):
+        Example.parse("rec.wav:3,6")  # before: only "An example is FILE:SECONDS"
     assert Example.parse("C:/a:b.wav:12.5") == Example("C:/a:b.wav", 12.5)
     # a player's clock time, when the file before it exists ("film.mp4:1" did not)
     film = tmp_path / "film.mp4"

@@ -876,3 +876,22 @@ def test_tests_the_readme_names_exist() -> None:
     defined |= set(re.findall(r"def (test_\w+)", text))  # the README's own examples
     assert len(cited) > 8
     assert cited <= defined, sorted(cited - defined)
+
+
+def test_a_plugin_the_readme_writes_is_named_by_its_path() -> None:
+    """A ``--plugin`` module the README writes out (a Python block starting ``# NAME.py``)
+    is named by its file's path in the code blocks that load it: ``audio-embed`` does not
+    look in the current folder, so ``--plugin my_formats`` beside ``my_formats.py`` was
+    "No module named 'my_formats'" (before: the format example's comment said so)."""
+    lines = _readme_lines()
+    heads = [re.match(r"# (\w+)\.py\b", body[0]) for _, _, body in _fenced(lines) if body]
+    written = {m.group(1) for m in heads if m}
+    assert {"my_formats", "my_cmds", "my_models"} <= written  # the extraction itself works
+    wrong = [
+        f"README.md:{number}: {m.group(0)}"
+        for _, start, body in _fenced(lines)
+        for number, line in enumerate(body, start)
+        for m in re.finditer(r"--plugin[ =](\w+)\b(?!\.py)", line)
+        if m.group(1) in written
+    ]
+    assert not wrong, "\n".join(wrong)

@@ -641,6 +641,31 @@ def test_scanning_a_clip_shorter_than_ten_seconds_warns(
     assert "shorter than" not in caplog.text
 
 
+def test_training_on_a_clip_shorter_than_two_windows_warns(
+    demo: DemoSet, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A clip of the sound among the training recordings is normalised by its own
+    windows (a clip of one window: to zeros), so it teaches little of the sound; fit
+    said nothing."""
+    import soundfile as sf
+
+    markers = read_markers(demo.markers_csv)
+    first = str(demo.train_files[0])
+    audio, rate = sf.read(first, dtype="float32")
+    at = markers[first].positive[0]
+    clip = tmp_path / "clip.wav"
+    sf.write(clip, audio[int((at - 0.25) * rate) : int((at + 0.25) * rate)], rate)
+    recs = [Recording(first, markers[first]), Recording(clip, Markers(positive=[0.25]))]
+    for normalization, warned in (("recording", True), ("none", False)):
+        caplog.clear()
+        with caplog.at_level("WARNING", logger="audio_embed"):
+            Scanner(
+                LogMelEmbedder(), normalization=normalization, augmentation=None, threshold=0.5
+            ).fit(recs)
+        said = f"1 of the 2 training recording(s) are shorter than two windows (e.g. {clip}, 0.5 s)"
+        assert (said in caplog.text) == warned, caplog.text
+
+
 def test_scanner_refuses_parts_it_cannot_use_saying_what_to_pass() -> None:
     """A plain estimator failed later in fit with "'LogisticRegression' object has no
     attribute 'estimator'"; SlidingWindows with its own starts() crashed in scan with a

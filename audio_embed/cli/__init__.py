@@ -125,7 +125,12 @@ def build_parser() -> argparse.ArgumentParser:
         "formats it registers can be named by every command (repeatable; a module on the "
         "Python path, or a .py file's path; the same as a command's own --plugin)",
     )
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    sub = cast(
+        Subparsers,
+        parser.add_subparsers(
+            dest="command", metavar="COMMAND", required=True, parser_class=CommandParser
+        ),
+    )
     for command in COMMANDS:
         command.add_parser(sub).set_defaults(func=command.run)
     for added in _ADDED:
@@ -143,6 +148,33 @@ def build_parser() -> argparse.ArgumentParser:
             )
         added_parser.set_defaults(func=added.run)
     return parser
+
+
+class CommandParser(argparse.ArgumentParser):
+    """A command's parser: its positionals may stand among its options, as ``cp`` and ``ls``
+    take them (``scan my.scanner --threshold 0.5 day2/ --out r``; before: "unrecognized
+    arguments: day2/"). A plug-in's parser that argparse cannot parse so (a ``REMAINDER``
+    positional) is parsed as before."""
+
+    _intermixing = False
+
+    def parse_known_args(  # type: ignore[override]
+        self, args: Sequence[str] | None = None, namespace: argparse.Namespace | None = None
+    ) -> tuple[argparse.Namespace, list[str]]:
+        positionals = self._get_positional_actions()
+        if (
+            self._intermixing  # the two passes parse_known_intermixed_args makes
+            or any(a.nargs in (argparse.PARSER, argparse.REMAINDER) for a in positionals)
+            or any(
+                a in positionals for g in self._mutually_exclusive_groups for a in g._group_actions
+            )
+        ):
+            return super().parse_known_args(args, namespace)
+        self._intermixing = True
+        try:
+            return self.parse_known_intermixed_args(args, namespace)
+        finally:
+            self._intermixing = False
 
 
 def _origin(command: object) -> str:

@@ -83,6 +83,8 @@ def load_scanner(run: Run, *, cache: EmbeddingCache | None) -> tuple[Scanner, st
         model = args.model
         if model is None:
             stored = [s for s in store.list() if s.profile == args.profile]
+            if not stored:  # before: "Name the model of profile … (stored for it: none)"
+                raise store.missing(args.profile)
             if len(stored) != 1:
                 have = ", ".join(s.embedder for s in stored) or "none"
                 raise UsageError(

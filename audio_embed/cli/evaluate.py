@@ -91,7 +91,12 @@ def check_matplotlib() -> None:
 
 
 def run(run: Run) -> int:
-    from audio_embed.evaluation import evaluate_results, read_labelled_set
+    from audio_embed.evaluation import (
+        evaluate_results,
+        read_labelled_set,
+        relative_name,
+        trained_on,
+    )
 
     args = run.args
     if args.threshold is not None and not 0.0 <= args.threshold <= 1.0:
@@ -105,6 +110,14 @@ def run(run: Run) -> int:
     scanner, _name = load_scanner(run, cache=make_cache(args))
     apply_overrides(scanner, args)
     threshold = scanner.scan_threshold if args.threshold is None else args.threshold
+    seen = [relative_name(f, labelled.root) for f in trained_on(labelled, scanner.training_summary)]
+    if seen:  # before: scored with the others, without a word
+        log.warning(
+            f"{len(seen)} of the {len(labelled.files)} labelled file(s) are recordings the "
+            f"scanner was trained on ({', '.join(seen[:3])}{', …' if len(seen) > 3 else ''})"
+            ": it has learnt their marked sounds, so its scores on them are optimistic. "
+            "Measure it on recordings it was not trained on (e.g. --split test)."
+        )
     results: dict[str, ScanResult] = {}
     failed: list[str] = []
     inputs = [Input(p, Path(p.name)) for p in labelled.files]
@@ -132,7 +145,7 @@ def run(run: Run) -> int:
         labelled,
         plot_dir=Path(args.plot) if args.plot is not None else None,
         as_json=args.json,
-        extra={"split": args.split, "failed": failed},
+        extra={"split": args.split, "failed": failed, "trained_on": seen},
     )
     if failed:
         run.warn(f"{len(failed)} labelled file(s) could not be scanned and are not counted.")

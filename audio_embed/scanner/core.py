@@ -42,6 +42,7 @@ from audio_embed.detect import (
     detect,
     flagged_share,
     short_file_advice,
+    short_training_advice,
 )
 from audio_embed.embedders.base import Embedder
 from audio_embed.errors import (
@@ -874,6 +875,10 @@ class Scanner(StreamingEmbeddings):
             for rec, (entry, _) in zip(recs, grids, strict=True)
         ]
         _refuse_silence([w for w in silences if w is not None], len(recs))
+        short = [(r.label, e.duration) for r, (e, _) in zip(recs, grids, strict=True)]
+        short = [s for s in short if s[1] < 2 * self.scan_windows.window]
+        if short and self.normalization != "none":  # before: trained without a word
+            log.warning("%s", short_training_advice(len(short), len(recs), *short[0]))
         self._check_training_bands(per_file)
         _warn_contradicting_markers(
             recs, [self.labelling_of(r) for r in recs], [g[0].duration for g in grids]
