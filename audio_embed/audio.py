@@ -442,9 +442,28 @@ def _mp3_header_seconds(path: str | os.PathLike[str]) -> float | None:
     return frames * (1152 if version == 3 else 576) / rate if frames else None
 
 
+def _flac_header_seconds(path: Path) -> float | None:
+    """The length a FLAC file's STREAMINFO block gives (its total sample count over its
+    sample rate), in seconds, as FFmpeg's FLAC demuxer reads it into the stream's
+    duration; None when the encoder left the count 0 (unknown: a stream written to a
+    pipe). Unlike WAV and MP3 this is FFmpeg's own duration: for FLAC it is the header's,
+    whatever part of the file is there."""
+    try:
+        with av.open(str(path), mode="r", metadata_errors="ignore") as container:
+            streams = container.streams.audio
+            if not streams or not streams[0].duration or streams[0].time_base is None:
+                return None
+            return float(streams[0].duration * streams[0].time_base)
+    except (av.error.FFmpegError, OSError, UnicodeDecodeError, ValueError):
+        return None
+
+
 #: The containers whose header says how long the file is, with that header's name and
-#: reader (FFmpeg's duration is no help: for a cut file it is the length that is there).
+#: reader (FFmpeg's duration is no help for WAV and MP3: for a cut file it is the length
+#: that is there). Ogg (Vorbis, Opus) has no such header: FFmpeg takes its length from
+#: the last page's granule position, so a cut file's is the length that is left.
 _HEADER_LENGTHS: dict[str, tuple[str, Callable[[Path], float | None]]] = {
+    "flac": ("FLAC STREAMINFO", _flac_header_seconds),
     "mp3": ("MP3", _mp3_header_seconds),
     "wav": ("WAV", _wav_header_seconds),
 }

@@ -166,6 +166,42 @@ def test_a_wav_cut_short_is_warned_of(tmp_path: Path, caplog: pytest.LogCaptureF
         assert f"{cut}: 4.0 s decoded, but its WAV header says 8.0 s" in caplog.text
 
 
+def test_a_flac_cut_short_is_warned_of_and_a_cut_ogg_cannot_be_told(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A FLAC's STREAMINFO holds its sample count, which FFmpeg gives as the stream's
+    duration whatever part of the file is there: a cut one is warned of as a cut WAV or
+    MP3 is (before: only "1 corrupt packet(s) skipped"). A count left 0 (unknown) is not
+    compared. An Ogg file has no such count: FFmpeg's length is the last page's, so a
+    cut Opus file decodes as a shorter one, without a word (README: cut files)."""
+    rng = np.random.default_rng(0)
+    x = 0.3 * np.sin(np.arange(20 * SR) * 0.17) + 0.05 * rng.standard_normal(20 * SR)
+    full, ogg = write_media(tmp_path / "full.flac", x, SR), write_media(tmp_path / "o.ogg", x, SR)
+    data = bytearray(full.read_bytes())
+    cut = tmp_path / "cut.flac"
+    cut.write_bytes(data[: len(data) // 2])
+    # STREAMINFO's 36-bit sample count, 0: unknown (bytes 18-25: rate, channels, bits, count)
+    fields = int.from_bytes(data[18:26], "big")
+    assert fields & (1 << 36) - 1 == 20 * SR
+    data[18:26] = (fields & ~((1 << 36) - 1)).to_bytes(8, "big")
+    unknown = tmp_path / "unknown.flac"
+    unknown.write_bytes(data[: len(data) // 2])
+    cut_ogg = tmp_path / "cut.ogg"
+    cut_ogg.write_bytes(ogg.read_bytes()[: ogg.stat().st_size // 2])
+    with caplog.at_level("WARNING", logger="audio_embed"):
+        assert len(load_audio(full)) == 20 * SR
+        assert "header says" not in caplog.text
+        n = len(load_audio(cut))
+        assert 5 * SR < n < 15 * SR  # what is there
+        assert f"{cut}: {n / SR:.1f} s decoded, but its FLAC STREAMINFO header says 20.0 s" in (
+            caplog.text
+        )
+        caplog.clear()
+        load_audio(unknown)
+        assert 5 * SR < len(load_audio(cut_ogg)) < 15 * SR
+        assert "header says" not in caplog.text
+
+
 def test_silent_audio_scans_without_nan(tmp_path: Path) -> None:
     emb = LogMelEmbedder()
     out = emb.embed_windows(np.zeros(20 * SR, np.float32), np.arange(0.0, 13.0), 8.0)
