@@ -48,9 +48,11 @@ from audio_embed.errors import (
     InvalidInputError,
     NoAudioStreamError,
 )
+from audio_embed.types import MAX_SAMPLE_RATE, MIN_SAMPLE_RATE, check_sample_rate
 
 __all__ = [
     "AUDIO_EXTENSIONS",
+    "MAX_SAMPLE_RATE",
     "MEDIA_EXTENSIONS",
     "MIN_SAMPLE_RATE",
     "MIX",
@@ -72,14 +74,6 @@ log = logging.getLogger(__name__)
 _SILENCE_BLOCK = 1 << 20  # samples of lead-in silence per chunk (bounded memory)
 _MIX_BLOCK_SECONDS = 60.0  # load_audio's blocks when mixing streams
 
-#: The lowest sample rate a file is decoded at (Hz): below it a file holds nothing above
-#: 50 Hz, where the lowest band of any model here starts (LOGMEL's ``f_min``), so its
-#: header's rate is wrong (a damaged or hand-written WAV header). Such a file is a
-#: :class:`~audio_embed.errors.CorruptAudioError` naming its rate (before: at 1 Hz,
-#: ``the audio stream holds no samples`` below a few dozen samples, and above them
-#: every sample upsampled 16000-fold, scanned silently). Real low-rate recordings
-#: (heart sounds, whale calls at a few hundred hertz) are read as before.
-MIN_SAMPLE_RATE = 100
 
 #: ``audio_stream="mix"``: every audio stream of the file, averaged.
 MIX: Literal["mix"] = "mix"
@@ -448,9 +442,28 @@ def _mp3_header_seconds(path: str | os.PathLike[str]) -> float | None:
     return frames * (1152 if version == 3 else 576) / rate if frames else None
 
 
+def _flac_header_seconds(path: Path) -> float | None:
+    """The length a FLAC file's STREAMINFO block gives (its total sample count over its
+    sample rate), in seconds, as FFmpeg's FLAC demuxer reads it into the stream's
+    duration; None when the encoder left the count 0 (unknown: a stream written to a
+    pipe). Unlike WAV and MP3 this is FFmpeg's own duration: for FLAC it is the header's,
+    whatever part of the file is there."""
+    try:
+        with av.open(str(path), mode="r", metadata_errors="ignore") as container:
+            streams = container.streams.audio
+            if not streams or not streams[0].duration or streams[0].time_base is None:
+                return None
+            return float(streams[0].duration * streams[0].time_base)
+    except (av.error.FFmpegError, OSError, UnicodeDecodeError, ValueError):
+        return None
+
+
 #: The containers whose header says how long the file is, with that header's name and
-#: reader (FFmpeg's duration is no help: for a cut file it is the length that is there).
+#: reader (FFmpeg's duration is no help for WAV and MP3: for a cut file it is the length
+#: that is there). Ogg (Vorbis, Opus) has no such header: FFmpeg takes its length from
+#: the last page's granule position, so a cut file's is the length that is left.
 _HEADER_LENGTHS: dict[str, tuple[str, Callable[[Path], float | None]]] = {
+    "flac": ("FLAC STREAMINFO", _flac_header_seconds),
     "mp3": ("MP3", _mp3_header_seconds),
     "wav": ("WAV", _wav_header_seconds),
 }
@@ -568,6 +581,7 @@ def stream_audio(
     """
     p = _check_file(path)
     n = None if audio_stream is None else check_audio_stream(audio_stream)
+    sample_rate = check_sample_rate(sample_rate, "stream_audio")
     block = round(block_seconds * sample_rate)
     if block <= 0:
         raise InvalidInputError(
@@ -592,6 +606,7 @@ def load_audio(
     """
     p = _check_file(path)
     n = None if audio_stream is None else check_audio_stream(audio_stream)
+    sample_rate = check_sample_rate(sample_rate, "load_audio")
     if n == MIX:
         chunks = list(_mixed_blocks(p, sample_rate, round(_MIX_BLOCK_SECONDS * sample_rate)))
     else:
@@ -600,9 +615,15 @@ def load_audio(
 
 
 def resample(audio: np.ndarray, orig_sr: int, new_sr: int) -> np.ndarray:
-    """Resample a mono (or ``[channels, N]``) float array with torchaudio's sinc filter."""
-    if orig_sr <= 0 or new_sr <= 0:
-        raise InvalidInputError(f"Sample rates must be > 0. Got {orig_sr} -> {new_sr}.")
+    """Resample a mono (or ``[channels, N]``) float array with torchaudio's sinc filter.
+
+    Raises:
+        InvalidInputError: a rate that is not a whole number of hertz in
+            [:data:`MIN_SAMPLE_RATE`, :data:`MAX_SAMPLE_RATE`]
+            (:func:`~audio_embed.types.check_sample_rate`).
+    """
+    orig_sr = check_sample_rate(orig_sr, "resample", "orig_sr")
+    new_sr = check_sample_rate(new_sr, "resample", "new_sr")
     if orig_sr == new_sr:
         return np.asarray(audio, dtype=np.float32)
     import torch  # here: decoding alone (a Ray decode task) never imports torch

@@ -29,8 +29,8 @@ from collections.abc import Sequence
 import numpy as np
 from attrs import converters, field, frozen
 
-from audio_embed.audio import resample
 from audio_embed.errors import InvalidInputError
+from audio_embed.types import check_sample_rate
 
 __all__ = [
     "AUTO_AUGMENTATION",
@@ -181,8 +181,7 @@ class MixAugmentation:
         """:meth:`mix` without its warning: the mixed sounds, and for each of
         ``backgrounds`` how many copies found no place there (for one warning over
         several draws, :func:`warn_skipped`)."""
-        if sample_rate <= 0:
-            raise InvalidInputError(f"sample_rate must be > 0. Got {sample_rate!r} instead.")
+        sample_rate = check_sample_rate(sample_rate, "MixAugmentation.mix")
         rng = np.random.default_rng(self.seed)
         out: list[MixedSound] = []
         skipped = [0] * len(backgrounds)
@@ -221,7 +220,7 @@ class MixAugmentation:
         gain = float(rng.uniform(*self.gain_db))
         x = cut
         if abs(speed - 1) > 1e-3:  # played `speed` times faster: resampled to 1/speed
-            x = resample(x, round(1000 * speed), 1000)
+            x = _speed_change(x, speed)
         if self.eq_db > 0:
             x = self._equalise(x, rng, sr)
         if self.lowpass_hz is not None and rng.random() < 0.5:
@@ -276,6 +275,18 @@ def warn_skipped(
             log.warning("No place %.1f s from every marker in %s (%.1f s long): %d of %d "
                         "copies skipped%s.", aug.min_distance, name, seconds, n, tried,
                         over)  # fmt: skip
+
+
+def _speed_change(x: np.ndarray, speed: float) -> np.ndarray:
+    """``x`` played ``speed`` times faster: resampled by 1000 / round(1000 · speed) with
+    torchaudio's sinc filter (as :func:`audio_embed.audio.resample`, whose rates are
+    those of recordings, not a ratio)."""
+    import torch
+    import torchaudio.functional as AF
+
+    tensor = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
+    out: np.ndarray = AF.resample(tensor, round(1000 * speed), 1000).numpy()
+    return out
 
 
 def _lowpass(x: np.ndarray, cutoff: float, sr: int) -> np.ndarray:

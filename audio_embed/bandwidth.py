@@ -45,6 +45,8 @@ import os
 
 import numpy as np
 
+from audio_embed.types import check_sample_rate
+
 __all__ = [
     "DROP_DB",
     "MARGIN_HZ",
@@ -83,7 +85,7 @@ class BandEdge:
     periodograms' frames; 0.0 when nothing was added)."""
 
     def __init__(self, sample_rate: int) -> None:
-        self.sample_rate = int(sample_rate)
+        self.sample_rate = check_sample_rate(sample_rate, "BandEdge")
         self._sum = np.zeros(NPERSEG // 2 + 1, dtype=np.float64)
         self._frames = 0
         self.peak = 0.0

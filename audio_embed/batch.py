@@ -24,7 +24,12 @@ import attrs
 
 from audio_embed._io import check_output_folder
 from audio_embed._media import is_media_file, path_list
-from audio_embed.detect import SHORT_FILE_SECONDS, flagged_share, short_file_advice
+from audio_embed.detect import (
+    SHORT_FILE_SECONDS,
+    flagged_share,
+    format_threshold,
+    short_file_advice,
+)
 from audio_embed.errors import (
     AudioEmbedError,
     Cancelled,
@@ -520,13 +525,13 @@ def scan_to_folder(
                     share = flagged_share(dets, result.duration)
                     if share > FLAGGED_WARNING_SHARE:
                         log.warning(
-                            "%s: the detections cover %.0f%% of the audio at threshold %g. "
+                            "%s: the detections cover %.0f%% of the audio at threshold %s. "
                             "The threshold is probably too low for these recordings (with "
                             "few markers the cross-validated threshold is unreliable): mark "
                             "more examples, or use a higher threshold (--threshold).",
                             inp.path,
                             100 * share,
-                            threshold,
+                            format_threshold(threshold),
                         )
                     if result.duration < SHORT_FILE_SECONDS and normalises:
                         short.append((str(inp.path), result.duration))
@@ -893,15 +898,15 @@ def _warn_other_thresholds(
     if not other:
         return
     first, was = next(iter(other.items()))
-    values = ", ".join(f"{t:g}" for t in sorted(set(other.values())))
+    values = ", ".join(format_threshold(t) for t in sorted(set(other.values())))
     log.warning(
         "%d of the %d result(s) kept (skip_existing) were written at threshold %s, this "
-        "scan uses %g (another scanner or --threshold), e.g. %s: %s mixes them. Scan "
+        "scan uses %s (another scanner or --threshold), e.g. %s: %s mixes them. Scan "
         "again without skip_existing (--skip-existing) to redo them all at one threshold.",
         len(other),
         len(kept),
         values,
-        threshold,
+        format_threshold(threshold),
         first,
         COMBINED_CSV,
     )
@@ -1206,16 +1211,18 @@ def _write_combined(
         parts.append(rows(detections, was.file))
     if other:
         first = next(iter(other))
-        values = ", ".join(sorted({"unknown" if t is None else f"{t:g}" for t in other.values()}))
+        values = ", ".join(
+            sorted({"unknown" if t is None else format_threshold(t) for t in other.values()})
+        )
         log.warning(
             "%s leaves out %d earlier result(s) in %s written at another threshold (%s; this "
-            "scan: %g), e.g. %s: scan their recordings again at %g to list them.",
+            "scan: %s), e.g. %s: scan their recordings again at %s to list them.",
             COMBINED_CSV,
             len(other),
             out,
             values,
-            threshold,
+            format_threshold(threshold),
             first,
-            threshold,
+            format_threshold(threshold),
         )
     return atomic_write_text(out / COMBINED_CSV, "".join(parts)), len(other)

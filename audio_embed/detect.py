@@ -69,6 +69,7 @@ __all__ = [
     "as_spans",
     "detect",
     "flagged_share",
+    "format_threshold",
     "fuse_windows",
     "iou_matrix",
     "max_matching",
@@ -80,6 +81,15 @@ __all__ = [
 #: How far a detection reaches: the track region, or the windows' intersection.
 Extent = Literal["track", "intersection"]
 EXTENTS: tuple[Extent, ...] = ("track", "intersection")
+
+
+def format_threshold(value: float) -> str:
+    """A detection threshold as every message and summary shows it: four significant
+    digits (``0.66``, ``0.6575``, ``0.0357``, ``0.3333`` for 1/3), so a threshold
+    :func:`~audio_embed.threshold.choose_threshold` picked (rounded to 4 decimals in
+    (0.01, 0.99)) is shown exactly. JSON output keeps the full value. (Before: ``%g``,
+    six digits, written out in each place.)"""
+    return f"{value:.4g}"
 
 
 def _check_range(name: str, value: float, lo: float, hi: float) -> float:

@@ -91,6 +91,7 @@ def read_labels(path: str | os.PathLike[str]) -> list[LabelledEvent]:
     from audio_embed.formats import (
         clock_seconds,
         csv_blank_row,
+        csv_comment_row,
         csv_duplicate_columns,
         csv_extra_fields,
         csv_headerless_hint,
@@ -112,6 +113,8 @@ def read_labels(path: str | os.PathLike[str]) -> list[LabelledEvent]:
             n = above + reader.line_num
             if csv_blank_row(raw):  # before: "the file column is empty", of ",,," rows
                 continue
+            if csv_comment_row(raw, reader.fieldnames or [], ("onset", "offset"), sep):
+                continue  # before: "bad label row"
             csv_extra_fields(raw, f"{p}, line {n}", sep)
             rows.append((n, {(k or "").strip().lower(): v for k, v in raw.items()}))
         header = [f.strip().lower() for f in reader.fieldnames or []]

@@ -31,7 +31,7 @@ import os
 import re
 import shlex
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path, PureWindowsPath
 from typing import Any, Literal, Protocol, TypeAlias
 
@@ -320,7 +320,7 @@ def csv_table(text: str) -> tuple[str, int, str]:
     empty cells, ``,,``) and comment lines (starting with ``#``, a note a script or
     spreadsheet export writes) above the header are left out (before: the first of
     them was taken for the header, so such a file was refused). Below the header,
-    every line is a row: a file named ``#1.wav`` is a file, never a comment."""
+    a line is a row unless it is a comment (:func:`csv_comment_row`)."""
     lines = text.split("\n")
     n = 0
     hint = ""
@@ -392,6 +392,31 @@ def csv_blank_row(row: Mapping[str | None, object]) -> bool:
     once held, or for the blank lines below a table."""
     cells = [c for v in row.values() for c in (v if isinstance(v, list) else [v])]
     return all(not str(c or "").strip() for c in cells)
+
+
+def csv_comment_row(
+    row: Mapping[str | None, object],
+    fieldnames: Sequence[str],
+    times: Collection[str],
+    separator: str,
+) -> bool:
+    """Whether a row below a CSV's header is a comment: its first cell starts with ``#``
+    and none of its ``times`` columns (lower-case names: ``time``, ``start``, ``onset``…)
+    holds a time (``# reviewed up to here``, ``# take 2, from 1:00``). A file named
+    ``#1.wav`` with its time is a row (before: every ``#`` line below the header was a
+    row, so a review file's comment counted as a row left unanswered, and a markers or
+    labels CSV's was refused)."""
+    if not fieldnames or not str(row.get(fieldnames[0]) or "").lstrip().startswith("#"):
+        return False
+    for name in fieldnames:
+        value = row.get(name)
+        if name.strip().lower() in times and isinstance(value, str) and value.strip():
+            try:
+                clock_seconds(csv_number(value, separator))
+            except ValueError:
+                continue
+            return False
+    return True
 
 
 def csv_extra_fields(row: Mapping[str | None, object], where: str, separator: str) -> None:
@@ -527,8 +552,9 @@ def read_markers(
 
     Comma-separated, or ``;``-separated with decimal commas (``3,25``) or
     tab-separated as spreadsheets export them (told apart by the header line).
-    Blank lines and comment lines (starting with ``#``) above the header are left
-    out; below it, every line is a row (a file may be named ``#1.wav``).
+    Blank lines and comment lines (starting with ``#``) are left out, above the
+    header and below it, where a ``#`` line with a time is a row (a file may be
+    named ``#1.wav``).
 
     Relative file names are resolved against ``base`` (default: the CSV's
     folder). A missing ``kind`` column means every row is positive; a row
@@ -575,6 +601,8 @@ def read_review_markers(
         where = f"{p}, line {above + reader.line_num}"
         if csv_blank_row(raw):  # before: "the file column is empty", of ",," rows
             continue
+        if csv_comment_row(raw, reader.fieldnames or [], ("time", "start", "end"), sep):
+            continue  # before: a row, counted as unanswered in a review file
         csv_extra_fields(raw, where, sep)
         row = {(k or "").strip().lower(): (v or "").strip() for k, v in raw.items()}
         if not row.get("file"):

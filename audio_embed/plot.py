@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 
 from audio_embed._io import atomic_writer
 from audio_embed.batch import Input, output_paths
+from audio_embed.detect import format_threshold
 from audio_embed.evaluation import relative_name
 
 if TYPE_CHECKING:
@@ -55,7 +56,13 @@ def plot_result(
         ax.axvspan(d.start, d.end, ymin=0.92, ymax=1.0, color="tab:red", alpha=0.8, lw=0)
     centres = result.starts + result.window / 2.0
     ax.plot(centres, result.probabilities, color="tab:blue", lw=1.0, label="score")
-    ax.axhline(threshold, color="tab:red", ls="--", lw=0.8, label=f"threshold {threshold:g}")
+    ax.axhline(
+        threshold,
+        color="tab:red",
+        ls="--",
+        lw=0.8,
+        label=f"threshold {format_threshold(threshold)}",
+    )
     ax.set_xlim(0, max(result.duration, 1e-3))
     ax.set_ylim(0, 1.08)
     ax.set_xlabel("time (s)")

@@ -27,7 +27,13 @@ import numpy as np
 from audio_embed.augment import MixAugmentation
 from audio_embed.cache import CachedEmbeddings
 from audio_embed.errors import InvalidInputError, MarkerError, TrainingDataError
-from audio_embed.formats import atomic_write_text, csv_table, file_key, read_text_file
+from audio_embed.formats import (
+    atomic_write_text,
+    csv_comment_row,
+    csv_table,
+    file_key,
+    read_text_file,
+)
 from audio_embed.index import EmbeddingIndex, Hit
 from audio_embed.scanner import Detection, Recording, Scanner, ScanResult
 from audio_embed.scanner.augmented import decide_augmentation
@@ -66,16 +72,22 @@ def check_review_target(path: str | os.PathLike[str]) -> None:
         if not text.strip():
             return
         reader = csv.DictReader(io.StringIO(text))
-        fields = {(f or "").strip().lower(): f for f in reader.fieldnames or []}
+        names = list(reader.fieldnames or [])
+        fields = {(f or "").strip().lower(): f for f in names}
         rows = list(reader)
     except (MarkerError, csv.Error):
-        fields, rows = {}, []
+        names, fields, rows = [], {}, []
     if "file" not in fields or "time" not in fields:
         raise InvalidInputError(
             f"{p} exists and is not a markers CSV; choose another file for the review markers."
         )
     kind = fields.get("kind")
-    done = sum(1 for r in rows if kind is None or (r.get(kind) or "").strip())
+    done = sum(
+        1
+        for r in rows
+        if (kind is None or (r.get(kind) or "").strip())
+        and not csv_comment_row(r, names, ("time", "start", "end"), ",")
+    )
     if done:
         raise InvalidInputError(
             f"{p} already holds {done} reviewed marker(s) (a filled kind column); writing "

@@ -67,7 +67,14 @@ from typing import Literal
 import numpy as np
 from attrs import frozen
 
-from audio_embed.detect import Detection, Postprocessing, detect, iou_matrix, max_matching
+from audio_embed.detect import (
+    Detection,
+    Postprocessing,
+    detect,
+    format_threshold,
+    iou_matrix,
+    max_matching,
+)
 from audio_embed.errors import InvalidInputError
 
 __all__ = [
@@ -217,14 +224,15 @@ def threshold_warning(choice: ThresholdChoice) -> str:
             else "the training scores (in-sample, optimistic)"
         )
         return (
-            f"The detection threshold {choice.value:g} is not cross-validated ({why}); "
-            f"it comes from {source}. {_WHAT_TO_DO}"
+            f"The detection threshold {format_threshold(choice.value)} is not "
+            f"cross-validated ({why}); it comes from {source}. {_WHAT_TO_DO}"
         )
     if choice.cv_f1 < UNRELIABLE_CV_F1:
         return (
-            f"The detection threshold {choice.value:g} is unreliable: at it, cross-validation "
-            f"({choice.method}) found the held-out markers with event F1 {choice.cv_f1:.2f} "
-            f"only (below {UNRELIABLE_CV_F1:g}){_why_low(choice.counts)}. {_WHAT_TO_DO}"
+            f"The detection threshold {format_threshold(choice.value)} is unreliable: at "
+            f"it, cross-validation ({choice.method}) found the held-out markers with event "
+            f"F1 {choice.cv_f1:.2f} only (below {UNRELIABLE_CV_F1:g})"
+            f"{_why_low(choice.counts)}. {_WHAT_TO_DO}"
         )
     return ""
 
@@ -439,7 +447,8 @@ def choose_threshold(
             None,
             "fallback",
             0,
-            f"cross-validation needs two positive markers or more; using {FALLBACK_THRESHOLD:g}",
+            "cross-validation needs two positive markers or more; using "
+            + format_threshold(FALLBACK_THRESHOLD),
         )
     curve = f1_curve(folds, post)
     if curve.tp.sum(0).max() < min_matches:

@@ -15,7 +15,15 @@ from audio_embed.errors import InvalidInputError
 if TYPE_CHECKING:
     from audio_embed.classifier import BaseKind
 
-__all__ = ["Detection", "ScanDefaults", "is_real_number", "time_repr"]
+__all__ = [
+    "MAX_SAMPLE_RATE",
+    "MIN_SAMPLE_RATE",
+    "Detection",
+    "ScanDefaults",
+    "check_sample_rate",
+    "is_real_number",
+    "time_repr",
+]
 
 _KINDS = ("hgb", "logreg", "extratrees", "prototype")
 
@@ -29,6 +37,54 @@ def is_real_number(value: Any) -> bool:
     except (TypeError, ValueError):
         return False
     return True
+
+
+#: The lowest sample rate a file is decoded at, or an array taken at (Hz): below it a
+#: recording holds nothing above 50 Hz, where the lowest band of any model here starts
+#: (LOGMEL's ``f_min``), so its rate is wrong (a damaged or hand-written WAV header, an
+#: array's rate in kHz). Such a file is a :class:`~audio_embed.errors.CorruptAudioError`
+#: naming its rate (before: at 1 Hz, ``the audio stream holds no samples`` below a few
+#: dozen samples, and above them every sample upsampled 16000-fold, scanned silently).
+#: Real low-rate recordings (heart sounds, whale calls at a few hundred hertz) are read.
+MIN_SAMPLE_RATE = 100
+#: The highest sample rate an array is taken at (Hz): 768 kHz, the highest rate
+#: recording hardware offers (sound cards and USB converters top out at 768 kHz;
+#: ultrasonic bat recorders record at 250 to 500 kHz). Above it the rate is a slip (a
+#: rate in mHz, the number of samples given as the rate), which would resample the
+#: array to almost nothing.
+MAX_SAMPLE_RATE = 768_000
+
+
+def check_sample_rate(value: object, owner: str, name: str = "sample_rate") -> int:
+    """A sample rate given with an array (or asked of a decoder), as an int; where
+    arrays enter the library (``Scanner.scan``, ``Recording``, ``Embedder.embed``,
+    ``resample``, ``load_audio``, …): ``owner`` and ``name`` name it in the error.
+
+    Raises:
+        InvalidInputError: not a whole number of hertz (NaN, 16000.5, "16000"), or
+            outside [:data:`MIN_SAMPLE_RATE`, :data:`MAX_SAMPLE_RATE`] (0, -16000,
+            16 for 16 kHz, 10**9). (Before: 0 and negative rates were refused by
+            resampling, NaN was ``ValueError: cannot convert float NaN to integer``, 10
+            Hz was upsampled 1600-fold and 10**9 Hz resampled to one sample, silently.)
+    """
+    what = f"The {name!r} of {owner}"
+    number = float(value) if is_real_number(value) else math.nan  # type: ignore[arg-type]
+    if not (math.isfinite(number) and number == int(number)):
+        raise InvalidInputError(f"{what} must be a whole number of hertz. Got {value!r} instead.")
+    rate = int(number)
+    if rate < MIN_SAMPLE_RATE:
+        raise InvalidInputError(
+            f"{what} must be at least {MIN_SAMPLE_RATE} Hz (below it the audio holds "
+            f"nothing above {MIN_SAMPLE_RATE // 2} Hz, below every model's band; give the "
+            f"rate in hertz: 16000, not 16). Got {value!r} instead."
+        )
+    if rate > MAX_SAMPLE_RATE:
+        raise InvalidInputError(
+            f"{what} must be at most {MAX_SAMPLE_RATE} Hz, the highest rate recording "
+            f"hardware uses (give the rate in hertz, not the number of samples). Got "
+            f"{value!r} instead."
+        )
+    return rate
 
 
 def time_repr(seconds: float) -> str:

@@ -1390,6 +1390,21 @@ def test_evaluate_warns_of_labelled_files_the_scanner_was_trained_on(
     assert rc == 0 and "trained on" not in err and json.loads(out)["trained_on"] == []
 
 
+def test_a_threshold_is_shown_with_four_digits_and_kept_whole_in_json(
+    demo: DemoSet, scanner_file: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Every message shows a threshold with format_threshold (before: %g, six digits,
+    0.123457, written out in each place); --json keeps the value given."""
+    args = ("evaluate", str(scanner_file), "--labels", str(demo.labels_csv), "--target",
+            "horn", "--split", "test", "--threshold", "0.123456789")  # fmt: skip
+    rc, out, err = run_cli(capsys, *args)
+    assert rc == 0, err
+    assert "Target 'horn' at threshold 0.1235: 2 file(s)" in out
+    rc, out, err = run_cli(capsys, *args, "--json")
+    assert rc == 0, err
+    assert json.loads(out)["threshold"] == 0.123456789
+
+
 def test_evaluate_text_and_plot(
     tmp_path: Path, demo: DemoSet, scanner_file: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

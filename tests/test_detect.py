@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from audio_embed.detect import Detection, Postprocessing, detect, score_track
+from audio_embed.detect import Detection, Postprocessing, detect, format_threshold, score_track
 from audio_embed.errors import InvalidInputError
 
 
@@ -227,3 +227,11 @@ def test_a_detection_made_by_smoothing_scores_at_least_the_threshold() -> None:
     (d,) = detect(starts, np.array(raw), 1.0, 0.2117, None, post)
     assert d.start == pytest.approx(58.45) and d.end == pytest.approx(58.55)
     assert d.score == pytest.approx(0.232)
+
+
+def test_format_threshold_shows_four_significant_digits() -> None:
+    """One format for every message (before: %g, so 1/3 was 0.333333); a threshold
+    choose_threshold picks (4 decimals) is shown exactly."""
+    assert [format_threshold(t) for t in (0.66, 0.6575, 0.0357, 1 / 3, 0.5, 1.0)] == [
+        "0.66", "0.6575", "0.0357", "0.3333", "0.5", "1",
+    ]  # fmt: skip

@@ -350,6 +350,10 @@ def test_comment_lines_above_a_labels_header_are_left_out(tmp_path: Path) -> Non
     path.write_text("# file,onset,offset,label\n#1.wav,1,2,horn\n")  # a commented header
     with pytest.raises(MarkerError, match="looks like the header written as a comment"):
         read_labels(path)
+    # below the header, a '#' line without times is a note, left out (before: "line 3:
+    # bad label row"); a '#1.wav' row with its times is a row
+    path.write_text("file,onset,offset,label\n#1.wav,1,2,horn\n# checked, all\n\n")
+    assert [(e.file, e.onset) for e in read_labels(path)] == [("#1.wav", 1.0)]
 
 
 def test_a_labels_csv_naming_a_column_twice_is_refused(tmp_path: Path) -> None:

@@ -489,6 +489,38 @@ def test_comment_and_blank_lines_above_a_markers_header_are_left_out(tmp_path: P
             read_markers(path)
 
 
+def test_comment_and_blank_lines_below_a_markers_header_are_left_out(tmp_path: Path) -> None:
+    """A ``#`` line without a time below the header is a note, left out: a review file's
+    ``# reviewed up to here`` was counted as a row left unanswered (and a markers CSV's
+    refused, ``'' is not a time``); a ``#1.wav`` row with its time is still a row."""
+    from audio_embed.formats import read_review_markers
+
+    _touch(tmp_path, "a.wav", "b.wav", "#1.wav")
+    path = tmp_path / "review.csv"
+    path.write_text(
+        "file,time,kind,start,end,score\n# reviewed by Ann, up to b.wav\n"
+        "a.wav,1.0,positive,0.5,1.5,0.9\n\n   \n#1.wav,4.0,,3.5,4.5,0.6\n"
+        "b.wav,2.0,,1.5,2.5,0.5\n# to do: the rest\n"
+    )
+    markers, unanswered = read_review_markers(path)
+    assert markers == {str(tmp_path / "a.wav"): Markers(positive=(1.0,))}
+    assert unanswered == 2  # #1.wav and b.wav (before: 4)
+    for text in (  # a plain markers CSV, and selections
+        "file,time,kind\n# first take\na.wav,1.0,positive\n#1.wav,1:02,negative\n",
+        "file,start,end,kind\na.wav,0.5,1.5,positive\n# a, b, c, d, e, f\n"
+        "#1.wav,61.5,62.5,negative\n",
+    ):
+        path.write_text(text)
+        read = read_markers(path)
+        assert sorted(read) == [str(tmp_path / "#1.wav"), str(tmp_path / "a.wav")]
+        assert read[str(tmp_path / "a.wav")].positive == (1.0,)
+        assert read[str(tmp_path / "#1.wav")].negative == (62.0,)
+    # a '#' row with a time in one of its time columns is a row, its bad time refused
+    path.write_text("file,start,end,kind\n#1.wav,x,2,positive\n")
+    with pytest.raises(MarkerError, match="line 2: 'x' is not a time"):
+        read_markers(path)
+
+
 def test_a_markers_csv_naming_a_column_twice_is_refused(tmp_path: Path) -> None:
     """``file,time,time,kind`` (a column copied in a spreadsheet) or ``Time`` and
     ``time``: csv's DictReader kept the last one's times, silently."""

@@ -345,6 +345,9 @@ def test_review_markers_never_overwrite_reviewed_work(tmp_path: Path) -> None:
     plain.write_text("# from the spreadsheet\n\nfile,time,kind\na.wav,2.0,positive\n")
     with pytest.raises(InvalidInputError, match="already holds 1 reviewed marker"):
         check_review_target(plain)
+    # a comment below the header is no reviewed marker (before: "already holds 1")
+    plain.write_text("file,time\n# nothing marked yet\n")
+    check_review_target(plain)
 
 
 def _near_a_marker(hit: Hit, marked: dict[str, Markers], window: float) -> bool:

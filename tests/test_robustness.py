@@ -6,9 +6,12 @@ from __future__ import annotations
 import contextlib
 import math
 import os
+import re
 import tracemalloc
 import wave
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import attrs
 import numpy as np
@@ -161,6 +164,42 @@ def test_a_wav_cut_short_is_warned_of(tmp_path: Path, caplog: pytest.LogCaptureF
         assert not caplog.records
         assert 4 * SR - 64 < len(load_audio(cut)) < 4 * SR  # what is there
         assert f"{cut}: 4.0 s decoded, but its WAV header says 8.0 s" in caplog.text
+
+
+def test_a_flac_cut_short_is_warned_of_and_a_cut_ogg_cannot_be_told(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A FLAC's STREAMINFO holds its sample count, which FFmpeg gives as the stream's
+    duration whatever part of the file is there: a cut one is warned of as a cut WAV or
+    MP3 is (before: only "1 corrupt packet(s) skipped"). A count left 0 (unknown) is not
+    compared. An Ogg file has no such count: FFmpeg's length is the last page's, so a
+    cut Opus file decodes as a shorter one, without a word (README: cut files)."""
+    rng = np.random.default_rng(0)
+    x = 0.3 * np.sin(np.arange(20 * SR) * 0.17) + 0.05 * rng.standard_normal(20 * SR)
+    full, ogg = write_media(tmp_path / "full.flac", x, SR), write_media(tmp_path / "o.ogg", x, SR)
+    data = bytearray(full.read_bytes())
+    cut = tmp_path / "cut.flac"
+    cut.write_bytes(data[: len(data) // 2])
+    # STREAMINFO's 36-bit sample count, 0: unknown (bytes 18-25: rate, channels, bits, count)
+    fields = int.from_bytes(data[18:26], "big")
+    assert fields & (1 << 36) - 1 == 20 * SR
+    data[18:26] = (fields & ~((1 << 36) - 1)).to_bytes(8, "big")
+    unknown = tmp_path / "unknown.flac"
+    unknown.write_bytes(data[: len(data) // 2])
+    cut_ogg = tmp_path / "cut.ogg"
+    cut_ogg.write_bytes(ogg.read_bytes()[: ogg.stat().st_size // 2])
+    with caplog.at_level("WARNING", logger="audio_embed"):
+        assert len(load_audio(full)) == 20 * SR
+        assert "header says" not in caplog.text
+        n = len(load_audio(cut))
+        assert 5 * SR < n < 15 * SR  # what is there
+        assert f"{cut}: {n / SR:.1f} s decoded, but its FLAC STREAMINFO header says 20.0 s" in (
+            caplog.text
+        )
+        caplog.clear()
+        load_audio(unknown)
+        assert 5 * SR < len(load_audio(cut_ogg)) < 15 * SR
+        assert "header says" not in caplog.text
 
 
 def test_silent_audio_scans_without_nan(tmp_path: Path) -> None:
@@ -581,3 +620,55 @@ def test_a_two_channel_array_is_averaged_and_samples_by_channels_is_refused() ->
     np.testing.assert_allclose(both.embeddings, mono.embeddings, atol=1e-5)
     with pytest.raises(InvalidInputError, match=r"\[samples, channels\]: pass audio\.T"):
         scanner.sliding_embeddings(stereo.T, sample_rate=SR)
+
+
+@pytest.mark.parametrize("rate", [0, -16000, math.nan, math.inf, 10, 99, 768_001, 10**9, 16000.5])
+def test_an_array_at_an_absurd_sample_rate_is_refused_where_it_enters(
+    rate: float, tmp_path: Path
+) -> None:
+    """Arrays are refused below the files' lowest rate (MIN_SAMPLE_RATE, 100 Hz) and above
+    MAX_SAMPLE_RATE (768 kHz), as are NaN and fractional rates (before: 10 Hz upsampled
+    1600-fold and 10**9 Hz resampled to one sample, silently; NaN a ValueError)."""
+    from audio_embed import InvalidInputError, resample
+    from audio_embed.audio import load_audio
+    from audio_embed.augment import MixAugmentation
+    from audio_embed.bandwidth import band_edge
+    from audio_embed.scanner import Recording, Scanner
+
+    x = tone(440.0, 2.0)
+    write_wav(tmp_path / "a.wav", x, SR)
+    r: Any = rate
+    calls: dict[str, Callable[[], object]] = {
+        "embed": lambda: LogMelEmbedder().embed(x, sample_rate=r),
+        "resample": lambda: resample(x, r, SR),
+        "Recording": lambda: Recording(x, Markers(positive=[1.0]), sample_rate=r),
+        "scan": lambda: Scanner(LogMelEmbedder()).sliding_embeddings(x, sample_rate=r),
+        "mix": lambda: MixAugmentation().mix([(x, [1.0])], [(x, [])], r),
+        "band_edge": lambda: band_edge(x, r),
+        "load_audio": lambda: load_audio(tmp_path / "a.wav", r),
+    }
+    said = {}
+    for name, call in calls.items():
+        try:
+            call()
+        except InvalidInputError as exc:
+            said[name] = str(exc)
+    assert sorted(said) == sorted(calls)
+    for message in said.values():
+        assert re.search(
+            r"^The '(sample_rate|orig_sr)' of \S+ must be (a whole number of hertz|at least "
+            r"100 Hz|at most 768000 Hz)",
+            message,
+        ), message
+
+
+def test_arrays_at_the_edge_rates_and_whole_float_rates_are_taken() -> None:
+    from audio_embed import resample
+    from audio_embed.scanner import Recording
+
+    x = tone(440.0, 1.0)
+    assert LogMelEmbedder().embed(x, sample_rate=16000.0).shape == (1, 256)  # type: ignore[arg-type]
+    assert LogMelEmbedder().embed(x, sample_rate=np.int64(16000)).shape == (1, 256)  # type: ignore[arg-type]
+    rec = Recording(x, Markers(positive=[0.5]), sample_rate=44100.0)  # type: ignore[arg-type]
+    assert rec.sample_rate == 44100 and type(rec.sample_rate) is int
+    assert resample(x[:7680], 768_000, 100).shape == (1,)

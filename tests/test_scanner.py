@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import itertools
 import json
 import os
@@ -73,6 +74,9 @@ def test_describe_is_the_training_summary_as_text(demo: DemoSet, trained: Scanne
     assert f"{summary['windows_positive']} positive (target)" in text
     assert f"Detection threshold: {trained.scan_threshold:g}, chosen by cross-validation" in text
     assert "train_00.wav" in text and str(demo.root) not in text  # relative to the root
+    other = copy.copy(trained)  # a threshold of more digits (before: 0.333333)
+    other.threshold_ = 1 / 3
+    assert "Detection threshold: 0.3333, chosen by cross-validation" in other.describe()
     from sklearn.exceptions import NotFittedError
 
     with pytest.raises(NotFittedError):

@@ -25,6 +25,7 @@ from audio_embed.cli.options import (
     probability,
 )
 from audio_embed.cli.session import EXIT_FAILURE, PROG, Run, UsageError
+from audio_embed.detect import format_threshold
 from audio_embed.errors import AudioEmbedError
 
 if TYPE_CHECKING:
@@ -191,7 +192,7 @@ def print_report(run: Run, report: EvaluationReport) -> None:
         return "n/a" if not math.isfinite(x) else f"{x:.{digits}f}"
 
     run.echo(
-        f"Target {target!r} at threshold {threshold:g}: {len(per_file)} file(s), "
+        f"Target {target!r} at threshold {format_threshold(threshold)}: {len(per_file)} file(s), "
         f"{ev.minutes:.1f} min of audio."
     )
     if per_file:

@@ -32,6 +32,7 @@ from audio_embed.cli.options import (
     probability,
 )
 from audio_embed.cli.session import EXIT_FAILURE, PROG, Progress, Run, UsageError
+from audio_embed.detect import format_threshold
 from audio_embed.formats import list_formats
 
 if TYPE_CHECKING:
@@ -266,7 +267,7 @@ def _print_summary(run: Run, report: BatchReport, out_dir: Path) -> None:
     failed, skipped = len(report.failed), len(report.skipped)
     run.echo(
         f"Scanned {len(report.done)} of {report.total} input(s) at threshold "
-        f"{report.threshold:g}: {report.n_detections} detection(s)"
+        f"{format_threshold(report.threshold)}: {report.n_detections} detection(s)"
         + (f"; {skipped} skipped (result exists)" if skipped else "")
         + (f"; {failed} failed" if failed else "")
         + (f". Combined: {out_dir / COMBINED_CSV}" if report.combined is not None else "")

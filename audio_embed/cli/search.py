@@ -236,6 +236,7 @@ def suggest(
     of ``results`` the scanner is least sure about (``threshold``: each result's own
     when None; ``shown`` in the heading), leaving out the moments it was trained on,
     and written to F to review. When there is none, why is said and nothing written."""
+    from audio_embed.detect import format_threshold
     from audio_embed.review import suggest_windows, write_review_markers
 
     if not results:  # (review: "every scanned window lies near …" of no file scanned)
@@ -251,7 +252,7 @@ def suggest(
         return
     run.echo(
         f"{len(picks)} window(s) the scanner is least sure about (probability nearest "
-        f"{shown:g}):"
+        f"{format_threshold(shown)}):"
     )
     for h in picks:
         run.echo(f"  {h.file}  {h.start:9.2f}-{h.end:<9.2f}  p={h.score:.3f}")

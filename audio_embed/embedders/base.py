@@ -63,7 +63,7 @@ from audio_embed.embedders.shared import (
     shared_embed_windows,
 )
 from audio_embed.errors import InvalidInputError
-from audio_embed.types import ScanDefaults
+from audio_embed.types import ScanDefaults, check_sample_rate
 
 __all__ = [
     "CONFIG_VERSION",
@@ -301,7 +301,9 @@ class Embedder(abc.ABC):
         scales integer PCM and zero-pads inputs shorter than :attr:`min_samples`.
         """
         owner = type(self).__name__
-        if sample_rate is not None and int(sample_rate) != self.sample_rate:
+        if sample_rate is not None:
+            sample_rate = check_sample_rate(sample_rate, f"{owner}.embed")
+        if sample_rate is not None and sample_rate != self.sample_rate:
             raise InvalidInputError(
                 f"{owner} ({self.name}) expects audio at {self.sample_rate} Hz. Got "
                 f"{sample_rate} Hz instead; resample with audio_embed.resample(audio, "

@@ -31,6 +31,7 @@ from audio_embed.cache import CachedEmbeddings
 from audio_embed.detect import Postprocessing, detect
 from audio_embed.errors import InvalidInputError, TrainingDataError
 from audio_embed.progress import CancelToken, ProgressCallback, ProgressEvent
+from audio_embed.types import check_sample_rate
 from audio_embed.windows import Markers, TargetedWindows, nearest_index
 
 if TYPE_CHECKING:
@@ -160,7 +161,8 @@ def adapt_scanner(
             "adapt() refits on the training windows, which only a scanner trained by "
             "fit() in this session holds (a loaded scanner does not): fit it first."
         )
-    items = [(s, sample_rate if isinstance(s, np.ndarray) else None) for s in sources]
+    rate = None if sample_rate is None else check_sample_rate(sample_rate, "Scanner.adapt")
+    items = [(s, rate if isinstance(s, np.ndarray) else None) for s in sources]
     if not items:
         raise InvalidInputError("adapt() needs at least one recording to adapt to.")
     files = [Path(s) for s, _ in items if not isinstance(s, np.ndarray)]

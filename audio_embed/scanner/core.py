@@ -87,7 +87,7 @@ from audio_embed.threshold import (
     threshold_warning,
     training_threshold,
 )
-from audio_embed.types import Detection
+from audio_embed.types import Detection, check_sample_rate
 from audio_embed.windows import (
     MARKER_KINDS,
     Markers,
@@ -260,6 +260,9 @@ class Recording:
                 "A Recording of an array needs its sample_rate: Recording(audio, markers, "
                 "sample_rate=16000) (load_audio decodes at 16000 Hz)."
             )
+        if isinstance(self.source, np.ndarray):
+            rate = check_sample_rate(self.sample_rate, "Recording")
+            object.__setattr__(self, "sample_rate", rate)
 
     @property
     def label(self) -> str:

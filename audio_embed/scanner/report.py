@@ -8,6 +8,7 @@ import json
 import os
 from typing import TYPE_CHECKING
 
+from audio_embed.detect import format_threshold
 from audio_embed.evaluation import relative_name
 from audio_embed.threshold import held_out_counts
 
@@ -150,15 +151,17 @@ def describe(scanner: Scanner, root: str | os.PathLike[str] | None = None) -> st
             else ""
         )
         lines.append(
-            f"Detection threshold: {scanner.scan_threshold:g}, chosen by cross-validation "
-            f"({th['method']}, {th['folds']} folds; event F1 {th['cv_f1']:.3f} on held-out "
-            f"markers{counts})."
+            f"Detection threshold: {format_threshold(scanner.scan_threshold)}, chosen by "
+            f"cross-validation ({th['method']}, {th['folds']} folds; event F1 "
+            f"{th['cv_f1']:.3f} on held-out markers{counts})."
         )
         if th.get("rule"):
             lines.append(f"  Picked by: {th['rule']}.")
         if th.get("draws"):
-            lines.append(f"  The draws' thresholds: {', '.join(f'{v:g}' for v in th['draws'])}.")
+            lines.append(
+                f"  The draws' thresholds: {', '.join(map(format_threshold, th['draws']))}."
+            )
     else:
         note = f" ({th['note']})" if th.get("note") else ""
-        lines.append(f"Detection threshold: {scanner.scan_threshold:g}{note}.")
+        lines.append(f"Detection threshold: {format_threshold(scanner.scan_threshold)}{note}.")
     return "\n".join(lines)

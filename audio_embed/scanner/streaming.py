@@ -20,6 +20,7 @@ from audio_embed.cache import CachedEmbeddings, EmbeddingCache
 from audio_embed.embedders.base import Embedder, as_waveform_batch
 from audio_embed.errors import AudioDecodeError, AudioEmbedError, InvalidInputError
 from audio_embed.progress import CancelToken, ProgressCallback, ProgressEvent, prefetch
+from audio_embed.types import check_sample_rate
 from audio_embed.windows import SlidingWindows
 
 __all__ = ["BLOCK_SECONDS", "Source", "StreamingEmbeddings", "check_source", "mono_array"]
@@ -222,6 +223,8 @@ class StreamingEmbeddings:
         embedded; memory stays bounded by a block plus a window.
         """
         source = check_source(source)
+        if isinstance(source, np.ndarray) and sample_rate is not None:
+            sample_rate = check_sample_rate(sample_rate, "Scanner.scan")
         for _, entry in self._embeddings_many([(source, sample_rate)], progress, cancel):
             if isinstance(entry, Exception):
                 raise entry
