@@ -31,9 +31,10 @@ detection systems post-process frame probabilities:
 
 Boundaries: a region of track points ``i..j`` spans from half a hop before
 centre ``i`` to half a hop after centre ``j``, clipped to the file; a region
-that holds the first (last) window starts (ends) where that window does, as a
-sound in the file's first or last half-window is never at a window's centre
-(before: a sound in the first 0.45 s of a file got a detection after it). ``score`` is
+whose best window is the file's first (last) starts (ends) where that window
+does, as a sound in the file's first or last half-window is never at a
+window's centre (before: a sound in the first 0.45 s of a file got a
+detection after it). ``score`` is
 the best window score inside and ``peak`` the centre of that window (the best
 moment to jump to); where smoothing lifted the track over the threshold with
 no raw window inside reaching it (windows above it on both sides of a dip),
@@ -299,15 +300,24 @@ def _detections(
             lo = centres[a] - half if a == i else centres[a]
             hi = centres[last] + half if last == j else centres[b]
             # a sound in the file's first (last) half-window is never at a window's
-            # centre: a region holding the first (last) window reaches the file's edge
-            if a == 0:
+            # centre: a region whose scores fall from the first (last) window on
+            # reaches the file's edge
+            top = raw[a : last + 1].max()
+            if a == 0 and raw[0] >= top:
                 lo = centres[0] - window / 2.0
-            if last == len(centres) - 1:
+            if last == len(centres) - 1 and raw[last] >= top:
                 hi = centres[-1] + window / 2.0
             if post.extent == "intersection":
-                lo, hi = _intersection(
-                    centres[a : last + 1], track[a : last + 1], threshold, window, half, lo, hi
-                )
+                # each region of a min_gap group on its own (review: across the group,
+                # the silence between two sounds)
+                parts = [
+                    _intersection(
+                        centres[x : y + 1], track[x : y + 1], threshold, window, half, lo, hi
+                    )
+                    for x, y in ((max(a, r), min(last, q)) for r, q in group)
+                    if x <= y and (track[x : y + 1] >= threshold).any()
+                ]
+                lo, hi = parts[0][0], parts[-1][1]
             # the smoothed score that made it a detection, when no raw window inside
             # reaches it (a median over neighbours): never below the threshold
             score = max(float(raw[best]), float(track[a : last + 1].max()))

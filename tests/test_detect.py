@@ -93,6 +93,21 @@ def test_a_sound_at_a_file_edge_lies_inside_its_detection() -> None:
         pytest.approx((0.0, 0.85)),
         pytest.approx((2.15, 3.0)),
     ]
+    # a sound centred in the first window (its scores peak after it): not moved to 0
+    p = np.array([0.6, 0.7, 0.9, 0.95, 0.9, 0.7] + [0.0] * 15)
+    assert [(d.start, d.end) for d in detect(starts, p, 1.0, 0.5, 3.0)] == [
+        pytest.approx((0.45, 1.05))
+    ]
+
+
+def test_intersection_with_min_gap_spans_the_sounds_not_the_silence_between() -> None:
+    # review: the group's intersection was one hop in the silence between two sounds
+    starts = _grid(91, 0.1)
+    p = np.zeros(91)
+    p[20:24] = p[50:54] = 0.9
+    post = Postprocessing(min_gap=4.0, extent="intersection")
+    (det,) = detect(starts, p, 1.0, 0.5, 10.0, post)
+    assert det.start == pytest.approx(2.45) and det.end == pytest.approx(5.85)
 
 
 def test_smoothing_removes_a_one_hop_spike() -> None:
