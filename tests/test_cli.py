@@ -899,7 +899,11 @@ def test_scanner_and_inputs_swapped_is_a_usage_error_saying_which_comes_first(
 
 
 def test_inputs_may_follow_an_option(
-    tmp_path: Path, demo: DemoSet, scanner_file: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path,
+    demo: DemoSet,
+    scanner_file: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """``scan my.scanner --threshold 0.5 day2/ --out r`` (an option between the scanner
     and the inputs, or inputs after it) was "unrecognized arguments: day2/" under the
@@ -919,6 +923,16 @@ def test_inputs_may_follow_an_option(
         assert list(data["files"]) == [a, b]
     rc, _, err = run_cli(capsys, "scan", "--out", str(out), "-q")  # still required
     assert rc == 2 and "required: SCANNER FILE_OR_DIR" in err, err
+    # "--" still ends the options: an input that begins with "-" (review: the
+    # intermixed parse dropped it, "unrecognized arguments: -b.wav")
+    dash = tmp_path / "-b.wav"
+    dash.write_bytes(Path(b).read_bytes())
+    monkeypatch.chdir(tmp_path)
+    rc, _, err = run_cli(
+        capsys, "scan", "--out", str(out), "-q", "--", str(scanner_file), "-b.wav"
+    )  # fmt: skip
+    assert rc == 0, err
+    assert (out / "-b.csv").exists()
 
 
 def test_scan_never_replaces_a_label_file_next_to_its_recording(

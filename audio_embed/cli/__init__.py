@@ -162,17 +162,20 @@ class CommandParser(argparse.ArgumentParser):
         self, args: Sequence[str] | None = None, namespace: argparse.Namespace | None = None
     ) -> tuple[argparse.Namespace, list[str]]:
         positionals = self._get_positional_actions()
+        given = sys.argv[1:] if args is None else list(args)
         if (
             self._intermixing  # the two passes parse_known_intermixed_args makes
+            # "--" (inputs that begin with "-"): the intermixed parse drops it (review)
+            or "--" in given
             or any(a.nargs in (argparse.PARSER, argparse.REMAINDER) for a in positionals)
             or any(
                 a in positionals for g in self._mutually_exclusive_groups for a in g._group_actions
             )
         ):
-            return super().parse_known_args(args, namespace)
+            return super().parse_known_args(given, namespace)
         self._intermixing = True
         try:
-            return self.parse_known_intermixed_args(args, namespace)
+            return self.parse_known_intermixed_args(given, namespace)
         finally:
             self._intermixing = False
 
