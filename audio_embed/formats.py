@@ -282,10 +282,10 @@ def listed_file(name: str, root: Path) -> Path:
     file)."""
     p = Path(name)
     full = p if p.is_absolute() else root / p
-    if name.startswith("~") and not full.exists():
-        home = p.expanduser()
-        if home != p:
-            return home
+    if (name == "~" or name.startswith(("~/", "~" + os.sep))) and not full.exists():
+        # only the home folder's "~/": "~rec.wav" (an Office lock or backup file) is
+        # a name, and another user's "~name" made expanduser fail (review)
+        return p.expanduser()
     if os.sep == "/" and "\\" in name and not full.exists():
         alt = Path(name.replace("\\", "/"))
         alt_full = alt if alt.is_absolute() else root / alt
@@ -363,8 +363,17 @@ def csv_number(value: str, separator: str) -> str:
     return decimal_point(value) if separator in (";", "\t") else value
 
 
-#: The header lines of a markers CSV, to name the one a table without its header lacks.
-_MARKER_HEADERS = ("file,time,kind", "file,time", "file,start,end,kind")
+#: The header lines of a markers CSV, to name the one a table without its header lacks
+#: (three cells ending in a number: a selection without its kind, ``file,start,end``).
+_MARKER_HEADERS = ("file,time,kind", "file,time", "file,start,end,kind", "file,start,end")
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
 
 
 def csv_headerless_hint(
@@ -380,9 +389,12 @@ def csv_headerless_hint(
         except ValueError:
             continue
         fits = [h for h in headers if h.count(",") + 1 == len(cells)]
+        if _is_number(csv_number(cells[-1], separator)):  # no kind: times at the end
+            fits = [h for h in fits if not h.endswith("kind")] or fits
+        header = (fits or list(headers))[0].replace(",", separator)
         return (
             f" Its first line ({separator.join(cells)}) holds values, not column names: "
-            f"add the line {(fits or list(headers))[0]} above it."
+            f"add the line {header} above it."
         )
     return ""
 

@@ -542,6 +542,8 @@ def test_a_markers_csv_without_its_header_says_to_add_it(tmp_path: Path) -> None
         ("a.wav,26.5,positive", "file,time,kind"),
         ("a.wav,0:26.5", "file,time"),
         ("a.wav,26,27,positive", "file,start,end,kind"),
+        ("a.wav,26,27", "file,start,end"),  # review: was told file,time,kind
+        ("a.wav;26;positive", "file;time;kind"),  # its own separator (review: commas)
     ]:
         path.write_text(f"{row}\na.wav,34,positive\n")
         with pytest.raises(MarkerError) as err:
@@ -795,6 +797,11 @@ def test_a_csv_naming_a_file_in_the_home_folder_with_a_tilde(
     (here / "~" / "rec").mkdir(parents=True)  # a folder named ~ beside the CSV: its file
     (here / "~" / "rec" / "a.wav").write_bytes(b"")
     assert read_markers(here / "m.csv") == {str(here / "~/rec/a.wav"): Markers(positive=(3.0,))}
+    # "~rec.wav" (an Office lock or backup file's name) is a name here, not a user's
+    # home: the CSV's folder's file (review: RuntimeError "Could not determine home
+    # directory" when it was missing)
+    (here / "m.csv").write_text("file,time,kind\n~rec.wav,3,positive\n")
+    assert read_markers(here / "m.csv") == {str(here / "~rec.wav"): Markers(positive=(3.0,))}
 
 
 def test_a_markers_csv_written_on_windows_names_its_files_with_backslashes(
