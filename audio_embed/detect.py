@@ -53,7 +53,7 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any, Literal
 
 import attrs
@@ -79,18 +79,29 @@ __all__ = [
     "short_training_advice",
 ]
 
+#: A region whose first (last) window scores within this of its best reaches the
+#: file's start (end): neighbouring windows that hold one sound score alike, and a
+#: difference this small is noise, not the sound's place (review: a strict maximum
+#: left a sound in the first 0.3 s outside its detection for 0.86 against 0.87).
+EDGE_SLACK = 0.05
+
 #: How far a detection reaches: the track region, or the windows' intersection.
 Extent = Literal["track", "intersection"]
 EXTENTS: tuple[Extent, ...] = ("track", "intersection")
 
 
-def format_threshold(value: float) -> str:
+def format_threshold(value: float, against: Iterable[float] = ()) -> str:
     """A detection threshold as every message and summary shows it: four significant
     digits (``0.66``, ``0.6575``, ``0.0357``, ``0.3333`` for 1/3), so a threshold
     :func:`~audio_embed.threshold.choose_threshold` picked (rounded to 4 decimals in
     (0.01, 0.99)) is shown exactly. JSON output keeps the full value. (Before: ``%g``,
-    six digits, written out in each place.)"""
-    return f"{value:.4g}"
+    six digits, written out in each place.) ``against``: thresholds shown beside it
+    (a warning that two differ); one that four digits cannot tell from it shows both
+    with ten."""
+    text = f"{value:.4g}"
+    if any(other != value and f"{other:.4g}" == text for other in against):
+        return f"{value:.10g}"
+    return text
 
 
 def _check_range(name: str, value: float, lo: float, hi: float) -> float:
@@ -299,25 +310,29 @@ def _detections(
             best = a + int(np.argmax(raw[a : last + 1]))
             lo = centres[a] - half if a == i else centres[a]
             hi = centres[last] + half if last == j else centres[b]
+            # the regions of a min_gap group inside this occurrence, each on its own
+            parts = [
+                (x, y)
+                for x, y in ((max(a, r), min(last, q)) for r, q in group)
+                if x <= y and (track[x : y + 1] >= threshold).any()
+            ]
             # a sound in the file's first (last) half-window is never at a window's
-            # centre: a region whose scores fall from the first (last) window on
-            # reaches the file's edge
-            top = raw[a : last + 1].max()
-            if a == 0 and raw[0] >= top:
+            # centre: a region whose first (last) window scores as high as any of it
+            # (within EDGE_SLACK) reaches the file's edge
+            (x0, y0), (x1, y1) = parts[0], parts[-1]
+            if a == 0 and raw[0] >= raw[x0 : y0 + 1].max() - EDGE_SLACK:
                 lo = centres[0] - window / 2.0
-            if last == len(centres) - 1 and raw[last] >= top:
+            if last == len(centres) - 1 and raw[last] >= raw[x1 : y1 + 1].max() - EDGE_SLACK:
                 hi = centres[-1] + window / 2.0
             if post.extent == "intersection":
-                # each region of a min_gap group on its own (review: across the group,
-                # the silence between two sounds)
-                parts = [
+                # (review: across a min_gap group, the silence between two sounds)
+                ends = [
                     _intersection(
                         centres[x : y + 1], track[x : y + 1], threshold, window, half, lo, hi
                     )
-                    for x, y in ((max(a, r), min(last, q)) for r, q in group)
-                    if x <= y and (track[x : y + 1] >= threshold).any()
+                    for x, y in parts
                 ]
-                lo, hi = parts[0][0], parts[-1][1]
+                lo, hi = ends[0][0], ends[-1][1]
             # the smoothed score that made it a detection, when no raw window inside
             # reaches it (a median over neighbours): never below the threshold
             score = max(float(raw[best]), float(track[a : last + 1].max()))

@@ -93,6 +93,16 @@ def test_a_sound_at_a_file_edge_lies_inside_its_detection() -> None:
         pytest.approx((0.0, 0.85)),
         pytest.approx((2.15, 3.0)),
     ]
+    # the first window a hair below the next (score noise): still the file's start
+    # (review: 0.86 against 0.87 put the detection after a sound in the first 0.3 s)
+    p = np.zeros(21)
+    p[:3] = [0.86, 0.87, 0.6]
+    assert detect(starts, p, 1.0, 0.5, 3.0)[0].start == 0.0
+    # merged by min_gap with a louder sound later: still the file's start
+    p = np.zeros(60)
+    p[:3], p[20:25] = [0.8, 0.7, 0.55], 0.95
+    merged = detect(_grid(60, 0.1), p, 1.0, 0.5, 6.9, Postprocessing(min_gap=2.0))
+    assert [(d.start, d.end) for d in merged] == [pytest.approx((0.0, 2.95))]
     # a sound centred in the first window (its scores peak after it): not moved to 0
     p = np.array([0.6, 0.7, 0.9, 0.95, 0.9, 0.7] + [0.0] * 15)
     assert [(d.start, d.end) for d in detect(starts, p, 1.0, 0.5, 3.0)] == [
@@ -250,3 +260,7 @@ def test_format_threshold_shows_four_significant_digits() -> None:
     assert [format_threshold(t) for t in (0.66, 0.6575, 0.0357, 1 / 3, 0.5, 1.0)] == [
         "0.66", "0.6575", "0.0357", "0.3333", "0.5", "1",
     ]  # fmt: skip
+    # beside another threshold that four digits show alike: ten (review: "written at
+    # threshold 0.6667, this scan uses 0.6667")
+    assert format_threshold(0.66666, [0.66667]) == "0.66666"
+    assert format_threshold(0.66, [0.5, 0.66]) == "0.66"
