@@ -898,7 +898,7 @@ def _warn_other_thresholds(
     if not other:
         return
     first, was = next(iter(other.items()))
-    values = ", ".join(format_threshold(t) for t in sorted(set(other.values())))
+    values = ", ".join(format_threshold(t, [threshold]) for t in sorted(set(other.values())))
     log.warning(
         "%d of the %d result(s) kept (skip_existing) were written at threshold %s, this "
         "scan uses %s (another scanner or --threshold), e.g. %s: %s mixes them. Scan "
@@ -906,7 +906,7 @@ def _warn_other_thresholds(
         len(other),
         len(kept),
         values,
-        format_threshold(threshold),
+        format_threshold(threshold, other.values()),
         first,
         COMBINED_CSV,
     )
@@ -1211,9 +1211,10 @@ def _write_combined(
         parts.append(rows(detections, was.file))
     if other:
         first = next(iter(other))
-        values = ", ".join(
-            sorted({"unknown" if t is None else format_threshold(t) for t in other.values()})
-        )
+        shown = {
+            "unknown" if t is None else format_threshold(t, [threshold]) for t in other.values()
+        }
+        values = ", ".join(sorted(shown))
         log.warning(
             "%s leaves out %d earlier result(s) in %s written at another threshold (%s; this "
             "scan: %s), e.g. %s: scan their recordings again at %s to list them.",
@@ -1221,8 +1222,8 @@ def _write_combined(
             len(other),
             out,
             values,
-            format_threshold(threshold),
+            format_threshold(threshold, known := [t for t in other.values() if t is not None]),
             first,
-            format_threshold(threshold),
+            format_threshold(threshold, known),
         )
     return atomic_write_text(out / COMBINED_CSV, "".join(parts)), len(other)
