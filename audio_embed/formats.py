@@ -282,10 +282,14 @@ def listed_file(name: str, root: Path) -> Path:
     file)."""
     p = Path(name)
     full = p if p.is_absolute() else root / p
-    if (name == "~" or name.startswith(("~/", "~" + os.sep))) and not full.exists():
-        # only the home folder's "~/": "~rec.wav" (an Office lock or backup file) is
-        # a name, and another user's "~name" made expanduser fail (review)
-        return p.expanduser()
+    if name.startswith("~") and len(p.parts) > 1 and not full.exists():
+        # "~/rec.wav", "~alice/rec.wav": a home folder; "~rec.wav" (an Office lock or
+        # backup file) is a name, and a user not known here is one too (review:
+        # expanduser's RuntimeError "Could not determine home directory")
+        try:
+            return p.expanduser()
+        except RuntimeError:
+            pass
     if os.sep == "/" and "\\" in name and not full.exists():
         alt = Path(name.replace("\\", "/"))
         alt_full = alt if alt.is_absolute() else root / alt
@@ -368,9 +372,9 @@ def csv_number(value: str, separator: str) -> str:
 _MARKER_HEADERS = ("file,time,kind", "file,time", "file,start,end,kind", "file,start,end")
 
 
-def _is_number(text: str) -> bool:
+def _is_time(text: str) -> bool:
     try:
-        float(text)
+        clock_seconds(text)
     except ValueError:
         return False
     return True
@@ -389,7 +393,7 @@ def csv_headerless_hint(
         except ValueError:
             continue
         fits = [h for h in headers if h.count(",") + 1 == len(cells)]
-        if _is_number(csv_number(cells[-1], separator)):  # no kind: times at the end
+        if _is_time(csv_number(cells[-1], separator)):  # no kind: times at the end
             fits = [h for h in fits if not h.endswith("kind")] or fits
         header = (fits or list(headers))[0].replace(",", separator)
         return (
@@ -423,11 +427,10 @@ def csv_comment_row(
     for name in fieldnames:
         value = row.get(name)
         if name.strip().lower() in times and isinstance(value, str) and value.strip():
-            try:
-                clock_seconds(csv_number(value, separator))
-            except ValueError:
-                continue
-            return False
+            # a time, or what was meant for one ("1:75", "12 s", a timecode): a row, to
+            # be refused with its reason (review: "#take.wav,1:75" was left out silently)
+            if value.strip()[0].isdigit() or _is_time(csv_number(value, separator)):
+                return False
     return True
 
 

@@ -519,6 +519,11 @@ def test_comment_and_blank_lines_below_a_markers_header_are_left_out(tmp_path: P
     path.write_text("file,start,end,kind\n#1.wav,x,2,positive\n")
     with pytest.raises(MarkerError, match="line 2: 'x' is not a time"):
         read_markers(path)
+    # and one whose time is meant as one but cannot be read (review: left out silently)
+    for bad in ("1:75", "12 s", "0:01:02:12"):
+        path.write_text(f"file,time,kind\n#1.wav,{bad},positive\n")
+        with pytest.raises(MarkerError, match="line 2"):
+            read_markers(path)
 
 
 def test_a_markers_csv_naming_a_column_twice_is_refused(tmp_path: Path) -> None:
@@ -543,6 +548,7 @@ def test_a_markers_csv_without_its_header_says_to_add_it(tmp_path: Path) -> None
         ("a.wav,0:26.5", "file,time"),
         ("a.wav,26,27,positive", "file,start,end,kind"),
         ("a.wav,26,27", "file,start,end"),  # review: was told file,time,kind
+        ("a.wav,1:00,1:30", "file,start,end"),  # clock times too
         ("a.wav;26;positive", "file;time;kind"),  # its own separator (review: commas)
     ]:
         path.write_text(f"{row}\na.wav,34,positive\n")
@@ -802,6 +808,15 @@ def test_a_csv_naming_a_file_in_the_home_folder_with_a_tilde(
     # directory" when it was missing)
     (here / "m.csv").write_text("file,time,kind\n~rec.wav,3,positive\n")
     assert read_markers(here / "m.csv") == {str(here / "~rec.wav"): Markers(positive=(3.0,))}
+    # another user's home as a shell reads it; a user not known here: the CSV's folder's
+    import os
+    import pwd
+
+    me = pwd.getpwuid(os.getuid())
+    (here / "m.csv").write_text(f"file,time,kind\n~{me.pw_name}/x.wav,3,positive\n")
+    assert list(read_markers(here / "m.csv")) == [str(Path(me.pw_dir) / "x.wav")]
+    (here / "m.csv").write_text("file,time,kind\n~no_such_user_here/x.wav,3,positive\n")
+    assert list(read_markers(here / "m.csv")) == [str(here / "~no_such_user_here/x.wav")]
 
 
 def test_a_markers_csv_written_on_windows_names_its_files_with_backslashes(
