@@ -47,12 +47,13 @@ def is_real_number(value: Any) -> bool:
 #: dozen samples, and above them every sample upsampled 16000-fold, scanned silently).
 #: Real low-rate recordings (heart sounds, whale calls at a few hundred hertz) are read.
 MIN_SAMPLE_RATE = 100
-#: The highest sample rate an array is taken at (Hz): 768 kHz, the highest rate
-#: recording hardware offers (sound cards and USB converters top out at 768 kHz;
-#: ultrasonic bat recorders record at 250 to 500 kHz). Above it the rate is a slip (a
-#: rate in mHz, the number of samples given as the rate), which would resample the
-#: array to almost nothing.
-MAX_SAMPLE_RATE = 768_000
+#: The highest sample rate an array is taken at (Hz): 4 MHz, above every audio and
+#: ultrasound recorder's rate (sound cards top out at 768 kHz, ultrasound recorders for
+#: bats and rodents run at a few hundred kHz to about 1 MHz; review: 768 kHz refused an
+#: array that the same recording as a file was scanned from). Above it the rate is a
+#: slip (a rate in mHz, the number of samples given as the rate), which would resample
+#: the array to almost nothing.
+MAX_SAMPLE_RATE = 4_000_000
 
 
 def check_sample_rate(value: object, owner: str, name: str = "sample_rate") -> int:
@@ -80,8 +81,8 @@ def check_sample_rate(value: object, owner: str, name: str = "sample_rate") -> i
         )
     if rate > MAX_SAMPLE_RATE:
         raise InvalidInputError(
-            f"{what} must be at most {MAX_SAMPLE_RATE} Hz, the highest rate recording "
-            f"hardware uses (give the rate in hertz, not the number of samples). Got "
+            f"{what} must be at most {MAX_SAMPLE_RATE} Hz, above any recorder's rate "
+            f"(give the rate in hertz, not the number of samples). Got "
             f"{value!r} instead."
         )
     return rate
