@@ -387,20 +387,16 @@ def csv_headerless_hint(
     its column names: a table exported without its header. It names the one of
     ``headers`` with as many columns as the line, else the first."""
     cells = [(n or "").strip() for n in names or ()]
-    for cell in cells:
-        try:
-            clock_seconds(csv_number(cell, separator))
-        except ValueError:
-            continue
-        fits = [h for h in headers if h.count(",") + 1 == len(cells)]
-        if _is_time(csv_number(cells[-1], separator)):  # no kind: times at the end
-            fits = [h for h in fits if not h.endswith("kind")] or fits
-        header = (fits or list(headers))[0].replace(",", separator)
-        return (
-            f" Its first line ({separator.join(cells)}) holds values, not column names: "
-            f"add the line {header} above it."
-        )
-    return ""
+    if not any(_is_time(csv_number(cell, separator)) for cell in cells):
+        return ""
+    fits = [h for h in headers if h.count(",") + 1 == len(cells)]
+    if _is_time(csv_number(cells[-1], separator)):  # no kind: times at the end
+        fits = [h for h in fits if not h.endswith("kind")] or fits
+    header = (fits or list(headers))[0].replace(",", separator)
+    return (
+        f" Its first line ({separator.join(cells)}) holds values, not column names: "
+        f"add the line {header} above it."
+    )
 
 
 def csv_blank_row(row: Mapping[str | None, object]) -> bool:
