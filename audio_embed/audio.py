@@ -278,7 +278,8 @@ def _decoded_chunks(
     lead: int | None = None
     with _open(p) as container:
         stream = _audio_stream(p, container, audio_stream)
-        declared = _HEADER_LENGTHS.get(container.format.name)
+        header = _HEADER_LENGTHS.get(container.format.name)
+        declared = None if header is None else (header[0], header[1](p, stream))
         # layout=None keeps the source channels; they are averaged below, exactly,
         # rather than with FFmpeg's downmix matrix (which drops LFE, weights surrounds).
         resampler = av.AudioResampler(format="fltp", layout=None, rate=sample_rate)
@@ -352,14 +353,11 @@ def _decoded_chunks(
 _CUT_SHORT_SECONDS = 1.0
 
 
-def _warn_if_cut_short(
-    p: Path, decoded: float, kind: str, length: Callable[[Path], float | None]
-) -> None:
+def _warn_if_cut_short(p: Path, decoded: float, kind: str, declared: float | None) -> None:
     """A warning when a file decoded to clearly less than its header's length
-    (``length``, e.g. :func:`_mp3_header_seconds`): the first part of a file whose end is
-    missing (a copy or download broken off) decodes without an error (before: without
-    a word)."""
-    declared = length(p)
+    (``declared`` seconds, e.g. :func:`_mp3_header_seconds`'s; None: unknown): the first
+    part of a file whose end is missing (a copy or download broken off) decodes without
+    an error (before: without a word)."""
     if declared is None:
         return
     missing = declared - decoded
@@ -442,30 +440,28 @@ def _mp3_header_seconds(path: str | os.PathLike[str]) -> float | None:
     return frames * (1152 if version == 3 else 576) / rate if frames else None
 
 
-def _flac_header_seconds(path: Path) -> float | None:
+def _flac_header_seconds(stream: av.audio.stream.AudioStream) -> float | None:
     """The length a FLAC file's STREAMINFO block gives (its total sample count over its
-    sample rate), in seconds, as FFmpeg's FLAC demuxer reads it into the stream's
+    sample rate), in seconds, as FFmpeg's FLAC demuxer reads it into the open stream's
     duration; None when the encoder left the count 0 (unknown: a stream written to a
     pipe). Unlike WAV and MP3 this is FFmpeg's own duration: for FLAC it is the header's,
     whatever part of the file is there."""
-    try:
-        with av.open(str(path), mode="r", metadata_errors="ignore") as container:
-            streams = container.streams.audio
-            if not streams or not streams[0].duration or streams[0].time_base is None:
-                return None
-            return float(streams[0].duration * streams[0].time_base)
-    except (av.error.FFmpegError, OSError, UnicodeDecodeError, ValueError):
+    if not stream.duration or stream.time_base is None:
         return None
+    return float(stream.duration * stream.time_base)
 
 
 #: The containers whose header says how long the file is, with that header's name and
-#: reader (FFmpeg's duration is no help for WAV and MP3: for a cut file it is the length
-#: that is there). Ogg (Vorbis, Opus) has no such header: FFmpeg takes its length from
-#: the last page's granule position, so a cut file's is the length that is left.
-_HEADER_LENGTHS: dict[str, tuple[str, Callable[[Path], float | None]]] = {
-    "flac": ("FLAC STREAMINFO", _flac_header_seconds),
-    "mp3": ("MP3", _mp3_header_seconds),
-    "wav": ("WAV", _wav_header_seconds),
+#: reader (of the file's path and its open audio stream; FFmpeg's duration is no help
+#: for WAV and MP3: for a cut file it is the length that is there). Ogg (Vorbis, Opus)
+#: has no such header: FFmpeg takes its length from the last page's granule position,
+#: so a cut file's is the length that is left.
+_HEADER_LENGTHS: dict[
+    str, tuple[str, Callable[[Path, av.audio.stream.AudioStream], float | None]]
+] = {
+    "flac": ("FLAC STREAMINFO", lambda _path, stream: _flac_header_seconds(stream)),
+    "mp3": ("MP3", lambda path, _stream: _mp3_header_seconds(path)),
+    "wav": ("WAV", lambda path, _stream: _wav_header_seconds(path)),
 }
 
 
