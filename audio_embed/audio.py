@@ -268,9 +268,8 @@ def probe_audio(path: str | os.PathLike[str], audio_stream: AudioStream | None =
 def _decoded_chunks(
     p: Path, sample_rate: int, audio_stream: int | None = None
 ) -> Iterator[np.ndarray]:
-    """Mono float32 chunks at ``sample_rate``, in file order, as FFmpeg decodes them."""
-    if sample_rate <= 0:
-        raise InvalidInputError(f"The 'sample_rate' must be > 0. Got {sample_rate} instead.")
+    """Mono float32 chunks at ``sample_rate`` (checked by :func:`stream_audio` and
+    :func:`load_audio`, its callers), in file order, as FFmpeg decodes them."""
     errors = 0
     produced = 0
     decoded = 0  # the file's own samples (per channel), before resampling
